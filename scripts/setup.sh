@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs ssmkit (editable) and its test tools into the current Python.
+# An installed torch is kept as is (a CUDA build on a GPU machine); only where none is importable do we ask pip for
+# the CPU build 2.13.0, which pip finds locally on the project's machines instead of downloading CUDA wheels.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if ! "$PY" -c "import torch" >/dev/null 2>&1; then
+    "$PY" -m pip install -q torch==2.13.0
+fi
+"$PY" -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v "Running pip as the 'root' user" || true
+"$PY" -c "import ssmkit" # fail loudly here rather than in the first test

@@ -1,0 +1,10 @@
+"""ssmkit: structured state space sequence models (S4 and its 2022 family) for PyTorch.
+
+Layers take u (B, L, H) and return (y (B, L, H), next_state); see ssmkit.layers.SSMConv for the contract.
+"""
+from . import functional, hippo, kernels, ops
+from .layers import DLR, DSS, LAYERS, S4, S4D, SSMConv, layer, register_layer
+
+__version__ = "0.1.0"
+__all__ = ["S4", "S4D", "DSS", "DLR", "SSMConv", "layer", "register_layer", "LAYERS", "functional", "hippo",
+           "kernels", "ops"]

@@ -1,0 +1,168 @@
+"""HiPPO transition matrices, their low-rank corrections, and the NPLR -> DPLR decomposition.
+
+Everything here is stateless float64 math on small N x N matrices, computed once at initialization.
+
+Conventions: ``transition(measure, N)`` returns (A, B) of the continuous SSM x' = A x + B u, with A (N, N) and B (N,);
+``rank_correction(measure, N)`` returns P (R, N) such that A + Σ_r P_r P_rᵀ is normal; ``nplr(measure, N)`` returns the
+diagonal-plus-low-rank form in the eigenbasis of that normal part, keeping one eigenvalue of each conjugate pair.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+MEASURES = ("legs", "legt", "fout")
+
+
+def _check_measure(measure: str) -> None:
+    if measure not in MEASURES:
+        raise ValueError(f"measure: expected one of {MEASURES}, got {measure!r}")
+
+
+def _check_even(N: int) -> None:
+    if not isinstance(N, int) or N < 2 or N % 2:
+        raise ValueError(f"N: expected an even integer >= 2 (the state is stored as N/2 conjugate pairs), got {N!r}")
+
+
+def transition(measure: str, N: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The HiPPO (A, B) of ``measure`` with state size N, float64.
+
+    LegS: A_nk = -√(2n+1)√(2k+1) (n > k), -(n+1) (n = k), 0 (n < k);  B_n = √(2n+1).
+    LegT: A_nk = -½√(2n+1)√(2k+1)·(1 if n >= k else (-1)^(n-k));    B_n = ½√(2n+1).
+    FouT: frequencies f_n = ⌈n/2⌉ (0, 1, 1, 2, 2, ...): odd n is the sine and even n > 0 the cosine of frequency f;
+          each (sine 2f-1, cosine 2f) pair rotates at 2πf; A = rotations - B Bᵀ, B_0 = 1, B_n = √2 for even n > 0
+          and 0 for odd n. For even N the last sine has no cosine partner and its row of A is zero.
+    """
+    _check_measure(measure)
+    if not isinstance(N, int) or N < 1:
+        raise ValueError(f"N: expected a positive integer, got {N!r}")
+    n = torch.arange(N, dtype=torch.float64)
+    r = torch.sqrt(2 * n + 1)
+    if measure == "legs":
+        A = -torch.tril(r[:, None] * r[None, :], diagonal=-1) - torch.diag(n + 1)
+        return A, r.clone()
+    if measure == "legt":
+        sign = torch.where(n[:, None] >= n[None, :], 1.0, (-1.0) ** (n[:, None] - n[None, :]))
+        return -0.5 * r[:, None] * r[None, :] * sign, 0.5 * r
+    B = torch.zeros(N, dtype=torch.float64)
+    B[0] = 1.0
+    B[2::2] = math.sqrt(2.0)
+    A = torch.zeros(N, N, dtype=torch.float64)
+    for f in range(1, N // 2 + 1):
+        s, c = 2 * f - 1, 2 * f
+        if c < N:
+            A[s, c] = -2 * math.pi * f
+            A[c, s] = 2 * math.pi * f
+    return A - B[:, None] * B[None, :], B
+
+
+def rank_correction(measure: str, N: int) -> torch.Tensor:
+    """P (R, N) with A + Σ_r P_r P_rᵀ normal (a multiple of I plus a skew-symmetric matrix).
+
+    LegS: rank 1, P_n = √(n + ½).  LegT: rank 2, P⁽⁰⁾_n = √((2n+1)/2) for odd n, P⁽¹⁾_n the same for even n.
+    FouT: rank 1, P = B.
+    """
+    _check_measure(measure)
+    n = torch.arange(N, dtype=torch.float64)
+    if measure == "legs":
+        return torch.sqrt(n + 0.5)[None]
+    if measure == "legt":
+        p = torch.sqrt((2 * n + 1) / 2)
+        odd = (n % 2 == 1).to(torch.float64)
+        return torch.stack([p * odd, p * (1 - odd)])
+    return transition("fout", N)[1][None]
+
+
+@dataclass
+class NPLR:
+    """A = V_f (diag(Λ_f) - P̃_f P̃_f*) V_f*, with V_f = [V, V̄] unitary and Λ_f = [Λ, Λ̄].
+
+    Lambda (N/2,) complex, P (R, N/2), B (N/2,) and V (N, N/2): one member of each conjugate pair. The transformed
+    B̃ = V* B and P̃ = V* P; for a real input the second half of the state is the conjugate of the first.
+    """
+
+    Lambda: torch.Tensor
+    P: torch.Tensor
+    B: torch.Tensor
+    V: torch.Tensor
+
+
+def _conjugate_pair_basis(S_skew: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigen-decompose a real skew-symmetric matrix as S = V_f diag(i μ_f) V_f*, keeping μ >= 0.
+
+    Returns (mu (N/2,), V (N, N/2)) with [V, V̄] unitary. The eigenvectors of -iS (Hermitian) for +μ and -μ are
+    conjugates of each other, so the half with μ > 0 determines the rest. Zero eigenvalues (FouT has a pair) have a
+    real null space: there we pair real basis vectors u1, u2 into v = (u1 + i u2)/√2, whose conjugate spans the rest.
+    """
+    N = S_skew.shape[0]
+    mu, W = torch.linalg.eigh(-1j * S_skew.to(torch.complex128))
+    tol = 1e-9 * max(1.0, mu.abs().max().item())
+    zero = mu.abs() <= tol
+    n_zero = int(zero.sum())
+    if n_zero % 2:
+        raise ValueError(f"a real skew-symmetric matrix of even size {N} has an odd number ({n_zero}) of zero eigenvalues")
+    pos = mu > tol
+    mus, vecs = [mu[pos]], [W[:, pos]]
+    if n_zero:
+        null = W[:, zero]
+        U, _, _ = torch.linalg.svd(torch.cat([null.real, null.imag], dim=1))
+        real_basis = U[:, :n_zero]
+        vecs.append((real_basis[:, 0::2] + 1j * real_basis[:, 1::2]) / math.sqrt(2.0))
+        mus.append(torch.zeros(n_zero // 2, dtype=mu.dtype))
+    mu, V = torch.cat(mus), torch.cat(vecs, dim=1)
+    order = torch.argsort(mu)
+    return mu[order], V[:, order]
+
+
+def nplr(measure: str, N: int) -> NPLR:
+    """Decompose the HiPPO matrix of ``measure`` as normal plus low rank, in the eigenbasis of the normal part.
+
+    S = A + P Pᵀ = σ I + S_skew with σ the mean of diag(S); S_skew is diagonalized by a Hermitian eigensolver in
+    float64 (stable, unlike a general eigensolver on A). Λ = σ + i μ for the eigenvalues with Im >= 0.
+    """
+    _check_measure(measure)
+    _check_even(N)
+    A, B = transition(measure, N)
+    P = rank_correction(measure, N)
+    S = A + P.T @ P
+    sigma = torch.diagonal(S).mean()
+    S_skew = S - sigma * torch.eye(N, dtype=torch.float64)
+    if not torch.allclose(S_skew, -S_skew.T, atol=1e-9):
+        raise AssertionError(f"HiPPO-{measure}: A + PPᵀ is not (multiple of I) + skew-symmetric")  # a bug, not input
+    mu, V = _conjugate_pair_basis(S_skew)
+    Vh = V.conj().T
+    return NPLR(Lambda=sigma + 1j * mu, P=P.to(torch.complex128) @ V.conj(), B=Vh @ B.to(torch.complex128), V=V)
+
+
+def reconstruct(dplr: NPLR) -> torch.Tensor:
+    """The dense real A = V_f (diag(Λ_f) - P̃_f P̃_f*) V_f* of an NPLR decomposition (for checks)."""
+    Vf = torch.cat([dplr.V, dplr.V.conj()], dim=1)
+    Lf = torch.cat([dplr.Lambda, dplr.Lambda.conj()])
+    Pf = torch.cat([dplr.P, dplr.P.conj()], dim=1)  # (R, N)
+    A = Vf @ (torch.diag(Lf) - Pf.T @ Pf.conj()) @ Vf.conj().T
+    return A
+
+
+def diagonal_init(init: str, N: int) -> torch.Tensor:
+    """Λ (N/2,) complex128 of a diagonal SSM (S4D), one member of each conjugate pair.
+
+    lin:  λ_n = -½ + iπn                      inv: λ_n = -½ + i(N/π)(N/(2n+1) - 1)
+    legs: Λ of the DPLR form of HiPPO-LegS    real: λ_n = -(n+1)
+    random: λ_n = -½ + i·π·(N/2)·U(0, 1)     (draws from torch's global generator)
+    """
+    _check_even(N)
+    n = torch.arange(N // 2, dtype=torch.float64)
+    half = torch.full_like(n, -0.5)
+    if init == "lin":
+        return torch.complex(half, math.pi * n)
+    if init == "inv":
+        return torch.complex(half, (N / math.pi) * (N / (2 * n + 1) - 1))
+    if init == "legs":
+        return nplr("legs", N).Lambda
+    if init == "real":
+        return torch.complex(-(n + 1), torch.zeros_like(n))
+    if init == "random":
+        return torch.complex(half, math.pi * (N / 2) * torch.rand(N // 2, dtype=torch.float64))
+    raise ValueError(f"init: expected one of ('lin', 'inv', 'legs', 'real', 'random'), got {init!r}")

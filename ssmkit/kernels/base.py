@@ -1,0 +1,99 @@
+"""What every SSM kernel module shares: the Δ parameter, tagged SSM parameters, state shape, and the contract.
+
+A kernel module owns the parameters of H independent SSMs (one per input channel, each with Cch output channels)
+and provides their three views:
+    forward(L, rate)           -> K (Cch, H, L) real: the convolution kernel of length L
+    recurrence(rate)           -> an object with step(x, u) and forward_state(u, x0) (see diag.DiagonalSystem)
+    default_state(batch)       -> zeros (batch, H, N/2) complex: one member of each conjugate pair of the state
+``rate`` samples the same continuous system at step Δ·rate (rate 0.5: twice the resolution).
+
+Every kernel has an output parameter ``C`` (complex, (Cch, H, N/2)); most have log Δ (``init_dt``).
+SSM parameters (Λ, P, B, Δ) are registered with ``register_ssm``: they carry ``_optim = {"lr": ssm_lr,
+"weight_decay": 0.0}``, which ssmkit.train.optim.param_groups turns into their own optimizer group (the S4 recipe);
+with ssm_lr == 0 they are buffers and stay fixed. Complex parameters are stored as real tensors (..., 2) so that
+every optimizer, DDP and safetensors handle them.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def complex_dtype(dtype: torch.dtype) -> torch.dtype:
+    """complex128 for float64 parameters, complex64 otherwise (bf16/fp16 never reach the complex math)."""
+    return torch.complex128 if dtype == torch.float64 else torch.complex64
+
+
+class SSMKernel(nn.Module):
+    def __init__(self, d_model: int, d_state: int, channels: int = 1, ssm_lr: float | None = 1e-3):
+        super().__init__()
+        if not isinstance(d_model, int) or d_model < 1:
+            raise ValueError(f"d_model: expected a positive integer, got {d_model!r}")
+        if not isinstance(d_state, int) or d_state < 2 or d_state % 2:
+            raise ValueError(f"d_state: expected an even integer >= 2 (stored as d_state/2 conjugate pairs), "
+                             f"got {d_state!r}")
+        if not isinstance(channels, int) or channels < 1:
+            raise ValueError(f"channels: expected a positive integer, got {channels!r}")
+        if ssm_lr is not None and ssm_lr < 0:
+            raise ValueError(f"ssm_lr: expected None or >= 0, got {ssm_lr}")
+        self.H, self.N2, self.channels = d_model, d_state // 2, channels
+        self.ssm_lr = ssm_lr
+
+    def init_dt(self, dt_min: float, dt_max: float, trainable: bool = True) -> torch.Tensor:
+        """Register log Δ (H,) drawn uniformly in [log dt_min, log dt_max]; returns the Δ drawn (float64)."""
+        if not 0 < dt_min <= dt_max:
+            raise ValueError(f"dt_min, dt_max: expected 0 < dt_min <= dt_max, got {dt_min}, {dt_max}")
+        log_dt = torch.rand(self.H, dtype=torch.float64) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
+        self.register_ssm("log_dt", log_dt, trainable=trainable)
+        return log_dt.exp()
+
+    # -- parameters ------------------------------------------------------------------------------------------------
+    def register_ssm(self, name: str, value: torch.Tensor, trainable: bool = True) -> None:
+        """Register an SSM parameter (complex values stored as real (..., 2)), tagged for its optimizer group."""
+        if value.is_complex():
+            value = torch.view_as_real(value)
+        value = value.to(torch.get_default_dtype()).contiguous()
+        if not trainable or self.ssm_lr == 0:
+            self.register_buffer(name, value)
+            return
+        param = nn.Parameter(value)
+        optim = {"weight_decay": 0.0}
+        if self.ssm_lr is not None:
+            optim["lr"] = self.ssm_lr
+        param._optim = optim
+        self.register_parameter(name, param)
+
+    def register_output(self, name: str, value: torch.Tensor) -> None:
+        """Register C (or another output-side parameter): ordinary optimizer group, stored as real (..., 2)."""
+        self.register_parameter(name, nn.Parameter(torch.view_as_real(value).to(torch.get_default_dtype()).contiguous()))
+
+    def cplx(self, name: str) -> torch.Tensor:
+        """A complex parameter in the compute dtype (complex128 for float64 modules, else complex64)."""
+        t = getattr(self, name)
+        if t.dtype not in (torch.float32, torch.float64):
+            t = t.float()
+        return torch.view_as_complex(t)
+
+    @property
+    def real_dtype(self) -> torch.dtype:
+        return torch.float64 if self.C.dtype == torch.float64 else torch.float32
+
+    def dt(self, rate: float = 1.0) -> torch.Tensor:
+        """Δ·rate, (H,)."""
+        return torch.exp(self.log_dt.to(self.real_dtype)) * rate
+
+    # -- contract --------------------------------------------------------------------------------------------------
+    @property
+    def state_shape(self) -> tuple[int, int]:
+        return (self.H, self.N2)
+
+    def default_state(self, batch_size: int) -> torch.Tensor:
+        return torch.zeros(batch_size, self.H, self.N2, dtype=complex_dtype(self.real_dtype), device=self.C.device)
+
+    def forward(self, L: int, rate: float = 1.0) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def recurrence(self, rate: float = 1.0):  # pragma: no cover - abstract
+        raise NotImplementedError

@@ -1,0 +1,114 @@
+"""Diagonal SSMs: the shared discrete system (kernel, step, chunk) and the S4D kernel (Gu, Gupta et al. 2022).
+
+A diagonal SSM with conjugate pairs, discretized: x_k = Ā ⊙ x_{k−1} + B̄ u_k, y_k = s·Re(C x_k), with s = 2 when the
+conjugate half of the state is implied (S4D) and s = 1 for models that take the real part of a half sum (DSS, DLR).
+Its convolution kernel is the Vandermonde product K_l = s·Re Σ_n C_n B̄_n Ā_n^l.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .. import hippo
+from ..discretize import discretize
+from ..ops import vandermonde
+from .base import SSMKernel
+
+
+@dataclass
+class DiagonalSystem:
+    """The discretized diagonal SSM. log_dA, dB (H, N2); C (Cch, H, N2) complex; scale s."""
+
+    log_dA: torch.Tensor
+    dB: torch.Tensor
+    C: torch.Tensor
+    scale: float
+
+    def kernel(self, L: int) -> torch.Tensor:
+        """K_l = s·Re Σ_n C_n B̄_n Ā_n^l, l < L: (Cch, H, L)."""
+        return self.scale * vandermonde(self.C * self.dB, self.log_dA, L).real
+
+    def step(self, x: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, H, N2), u (B, H) -> y (B, Cch, H), x'.  x' = Ā x + B̄ u, y = s·Re(C x')."""
+        x = torch.exp(self.log_dA) * x + self.dB * u[..., None]
+        return self.scale * torch.einsum("chn,bhn->bch", self.C, x).real, x
+
+    def forward_state(self, u: torch.Tensor, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What a carried state adds to a chunk, and the state at its end. u (B, H, L), x0 (B, H, N2).
+
+        y_k += s·Re Σ_n C_n Ā_n^{k+1} x0_n      x_L = Ā^L x0 + B̄ Σ_j Ā^{L−1−j} u_j
+        """
+        L = u.shape[-1]
+        dA = torch.exp(self.log_dA)
+        y = self.scale * vandermonde(self.C * (dA * x0)[:, None], self.log_dA, L).real  # (B, Cch, H, L)
+        powers = torch.exp(self.log_dA[..., None] * torch.arange(L, device=u.device, dtype=u.dtype))  # (H, N2, L)
+        drive = torch.einsum("bhl,hnl->bhn", u.flip(-1).to(powers.dtype), powers)
+        return y, torch.exp(L * self.log_dA) * x0 + self.dB * drive
+
+
+def diag_kernel(Lambda, B, C, dt, L: int, disc: str = "zoh") -> torch.Tensor:
+    """K_k = 2·Re Σ_n C_n B̄_n Ā_n^k of the diagonal SSM (diag(Λ, Λ̄), [B, B̄], [C, C̄]) discretized with ``disc``.
+
+    Lambda (H, N2), B (H, N2), C (Cch, H, N2) complex; dt (H,) > 0 -> (Cch, H, L) real.
+    """
+    log_dA, dB = discretize(disc, Lambda * dt[:, None], dt[:, None], B)
+    return DiagonalSystem(log_dA, dB, C, 2.0).kernel(L)
+
+
+REAL_TRANSFORMS = ("exp", "relu", "none")
+
+
+def real_part(raw: torch.Tensor, transform: str) -> torch.Tensor:
+    """Re λ = −f(raw) with f = exp | relu | identity: exp and relu keep the SSM stable whatever the optimizer does."""
+    if transform == "exp":
+        return -torch.exp(raw)
+    if transform == "relu":
+        return -torch.relu(raw)
+    return -raw
+
+
+def real_part_inverse(re: torch.Tensor, transform: str) -> torch.Tensor:
+    """raw with real_part(raw) == re; for exp, Re λ >= 0 (FouT, LegT: exactly 0) is clamped to −1e-4."""
+    if transform not in REAL_TRANSFORMS:
+        raise ValueError(f"real_transform: expected one of {REAL_TRANSFORMS}, got {transform!r}")
+    if transform == "exp":
+        return torch.log(torch.clamp(-re, min=1e-4))
+    return -re
+
+
+class S4DKernel(SSMKernel):
+    """S4D: A = diag(λ), λ_n = −f(a_n) + i b_n; B, C complex; Δ per channel; K by Vandermonde product.
+
+    init: lin | inv | legs | real | random (hippo.diagonal_init); disc: zoh | bilinear;
+    real_transform: exp | relu | none. B starts at 1 (the HiPPO B̃ for legs), C ~ complex normal with E|C|² = 1.
+    """
+
+    def __init__(self, d_model: int, d_state: int = 64, channels: int = 1, init: str = "legs", disc: str = "zoh",
+                 real_transform: str = "exp", dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3):
+        super().__init__(d_model, d_state, channels, ssm_lr)
+        self.init_dt(dt_min, dt_max)
+        if disc not in ("zoh", "bilinear"):
+            raise ValueError(f"disc: expected 'zoh' or 'bilinear', got {disc!r}")
+        self.disc, self.real_transform = disc, real_transform
+        Lambda = hippo.diagonal_init(init, d_state).expand(d_model, -1)
+        B = hippo.nplr("legs", d_state).B if init == "legs" else torch.ones(self.N2, dtype=torch.complex128)
+        self.register_ssm("A_real", real_part_inverse(Lambda.real, real_transform))
+        self.register_ssm("A_imag", Lambda.imag.clone())
+        self.register_ssm("B", B.expand(d_model, -1).clone())
+        self.register_output("C", torch.randn(channels, d_model, self.N2, dtype=torch.complex128))
+
+    def Lambda(self) -> torch.Tensor:
+        dtype = self.real_dtype
+        return torch.complex(real_part(self.A_real.to(dtype), self.real_transform), self.A_imag.to(dtype))
+
+    def system(self, rate: float = 1.0) -> DiagonalSystem:
+        dt = self.dt(rate)[:, None]
+        log_dA, dB = discretize(self.disc, self.Lambda() * dt, dt, self.cplx("B"))
+        return DiagonalSystem(log_dA, dB, self.cplx("C"), 2.0)
+
+    def forward(self, L: int, rate: float = 1.0) -> torch.Tensor:
+        return self.system(rate).kernel(L)
+
+    def recurrence(self, rate: float = 1.0) -> DiagonalSystem:
+        return self.system(rate)

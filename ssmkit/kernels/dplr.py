@@ -1,0 +1,181 @@
+"""S4: the diagonal-plus-low-rank (DPLR) SSM kernel (Gu, Goel, Ré 2022; S4 v2 "How to Train Your HiPPO").
+
+State matrix A = diag(Λ, Λ̄) − P_f P_f* (rank R, P_f = [P, P̄]), bilinear discretization, B_f = [B, B̄], C_f = [C, C̄].
+The kernel K_k = C_f Ā^k B̄_f (k < L) is computed from its truncated generating function at the roots of unity:
+
+    K̂(ω) = Σ_{k<L} K_k ω^k = C̃ (I − Ā ω)^{-1} B̄ = 2/(1+ω) · [k00 − k01 (I + k11)^{-1} k10],     C̃ = C_f (I − Ā^L)
+    k_ab(ω) = Σ_n a_n b_n / (g(ω) − λ_n),   g(ω) = (2/Δ)(1−ω)/(1+ω),   (a, b) ∈ {C̃, P*} × {B, P}
+
+(Woodbury on (gI − A)^{-1}; each k_ab is a Cauchy sum over conjugate pairs), then K = IFFT(K̂). With z = Δg the sums
+are Δ·cauchy(a·b, z, Δλ) with the dt-free points z_j = 2i·tan(πj/L). At ω = −1 (even L), g = ∞ and the bracket is
+0 while 2/(1+ω) is infinite; the limit is K̂(−1) = Δ·Re Σ_n C̃_n B_n, used there directly.
+
+C̃ and lengths: the layer's parameter ``C`` is C̃ for the kernel length ``l_kernel`` (= l_max), as S4 trains it. A
+kernel of length L <= l_kernel is the first L values of the length-l_kernel kernel. Any other length or rate goes
+through the plain C = C̃_f (I − Ā^{l_kernel})^{-1} and C̃' = C_f (I − Ā'^{L}) (dense N×N solves and powers per channel;
+no parameter is rewritten). With l_max=None, ``C`` is the plain C (C̃ at infinite length) and C̃ is formed per call.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import hippo
+from ..dense import apply_half, conj_full, dense_discretize, dense_reduce, dplr_A
+from ..ops import cauchy
+from .base import SSMKernel
+from .diag import real_part, real_part_inverse
+
+
+def _unit_circle_points(L: int, dtype: torch.dtype, device) -> torch.Tensor:
+    """z_j = 2(1 − ω_j)/(1 + ω_j) = 2i·tan(πj/L) at ω_j = e^{−2πij/L}, j = 0 .. ⌈L/2⌉ − 1 (ω ≠ −1)."""
+    j = torch.arange((L + 1) // 2, dtype=torch.float64)
+    return (2j * torch.tan(math.pi * j / L)).to(dtype=dtype, device=device)
+
+
+def dplr_generating_kernel(Lambda, P, B, C_tilde, dt, L: int) -> torch.Tensor:
+    """K (..., Cch, H, L) from C̃ via the generating function (module docstring).
+
+    Lambda (H, N2), P (R, H, N2), B (..., H, N2) (leading dims: e.g. a batch of states), C_tilde (Cch, H, N2)
+    complex; dt (H,) real.
+    """
+    z = _unit_circle_points(L, Lambda.dtype, Lambda.device)
+    w = Lambda * dt[:, None]
+    dtc = dt[:, None].to(Lambda.dtype)
+    Bc = B[..., None, :, :]  # (..., 1, H, N2): broadcasts against the Cch axis
+    Pc = P.conj()
+    k00 = dtc * cauchy(C_tilde * Bc, z, w)  # (..., Cch, H, Lz)
+    k01 = dtc * cauchy(C_tilde[:, None] * P, z, w)  # (Cch, R, H, Lz)
+    k10 = dtc * cauchy(Pc * Bc, z, w)  # (..., R, H, Lz)
+    k11 = dtc * cauchy(Pc[:, None] * P, z, w)  # (R, R, H, Lz)
+    R = P.shape[0]
+    M = torch.eye(R, dtype=k11.dtype, device=k11.device) + k11.permute(2, 3, 0, 1)  # (H, Lz, R, R)
+    X = torch.linalg.solve(M, k10.movedim(-3, -1)[..., None])[..., 0].movedim(-1, -3)  # (..., R, H, Lz)
+    corrected = k00 - (k01 * X[..., None, :, :, :]).sum(-3)
+    omega = torch.exp(-2j * math.pi * torch.arange(z.shape[0], dtype=torch.float64) / L).to(z)
+    K_hat = 2 / (1 + omega) * corrected
+    if L % 2 == 0:
+        nyquist = dt * (C_tilde * Bc).sum(-1).real
+        K_hat = torch.cat([K_hat, nyquist[..., None].to(K_hat.dtype)], dim=-1)
+    return torch.fft.irfft(K_hat, n=L)
+
+
+def dplr_transition(Lambda, P, dt):
+    """Dense bilinear Ā (H, N, N) of the full DPLR system."""
+    A = dplr_A(Lambda, P)
+    return dense_discretize(A, A.new_zeros(A.shape[:2]), dt, "bilinear")[0]
+
+
+def ctilde_from_c(C, dA, L: int):
+    """C̃ = C_f (I − Ā^L), returned as its first half (the second is its conjugate). C (Cch, H, N2), dA (H, N, N)."""
+    Cf = conj_full(C)
+    return (Cf - torch.einsum("chi,hij->chj", Cf, torch.linalg.matrix_power(dA, L)))[..., :C.shape[-1]]
+
+
+def c_from_ctilde(C_tilde, dA, L: int):
+    """C = C̃_f (I − Ā^L)^{-1} (first half): solves (I − Ā^L)ᵀ C_fᵀ = C̃_fᵀ."""
+    N = dA.shape[-1]
+    M = (torch.eye(N, dtype=dA.dtype, device=dA.device) - torch.linalg.matrix_power(dA, L)).transpose(-1, -2)
+    return torch.linalg.solve(M, conj_full(C_tilde)[..., None])[..., 0][..., :C_tilde.shape[-1]]
+
+
+def dplr_kernel(Lambda, P, B, C, dt, L: int, disc: str = "bilinear") -> torch.Tensor:
+    """K_k = C_f Ā^k B̄_f, k < L, of the full real DPLR system (C is the plain C, not C̃): (Cch, H, L)."""
+    if disc != "bilinear":
+        raise ValueError(f"disc: the DPLR kernel is computed for the bilinear discretization only, got {disc!r}")
+    return dplr_generating_kernel(Lambda, P, B, ctilde_from_c(C, dplr_transition(Lambda, P, dt), L), dt, L)
+
+
+def _hippo_dplr(init: str, d_state: int, d_model: int):
+    """Λ (H, N2), P (R, H, N2), B (H, N2) for ``init``: a measure or a mixture 'legs+fout' (channels round-robin)."""
+    measures = init.split("+")
+    for m in measures:
+        if m not in hippo.MEASURES:
+            raise ValueError(f"init: expected measures from {hippo.MEASURES} joined by '+', got {init!r}")
+    parts = [hippo.nplr(m, d_state) for m in measures]
+    R = max(p.P.shape[0] for p in parts)
+    pick = [parts[h % len(parts)] for h in range(d_model)]
+    Lambda = torch.stack([p.Lambda for p in pick])
+    P = torch.stack([torch.cat([p.P, p.P.new_zeros(R - p.P.shape[0], p.P.shape[1])]) for p in pick], dim=1)
+    B = torch.stack([p.B for p in pick])
+    return Lambda, P, B
+
+
+class DPLRKernel(SSMKernel):
+    """The S4 kernel. init: legs (default) | legt (rank 2) | fout | a mixture such as 'legs+fout'.
+
+    l_max: the length C̃ is trained for (None: any length, C is the plain C). real_transform as in S4D.
+    """
+
+    def __init__(self, d_model: int, d_state: int = 64, channels: int = 1, init: str = "legs",
+                 l_max: int | None = None, real_transform: str = "exp", dt_min: float = 1e-3, dt_max: float = 1e-1,
+                 ssm_lr: float | None = 1e-3):
+        super().__init__(d_model, d_state, channels, ssm_lr)
+        self.init_dt(dt_min, dt_max)
+        if l_max is not None and (not isinstance(l_max, int) or l_max < 1):
+            raise ValueError(f"l_max: expected None or a positive integer, got {l_max!r}")
+        self.l_kernel = l_max or 0
+        self.real_transform = real_transform
+        Lambda, P, B = _hippo_dplr(init, d_state, d_model)
+        self.register_ssm("A_real", real_part_inverse(Lambda.real, real_transform))
+        self.register_ssm("A_imag", Lambda.imag.clone())
+        self.register_ssm("P", P)
+        self.register_ssm("B", B)
+        self.register_output("C", torch.randn(channels, d_model, self.N2, dtype=torch.complex128))
+
+    def Lambda(self) -> torch.Tensor:
+        dtype = self.real_dtype
+        return torch.complex(real_part(self.A_real.to(dtype), self.real_transform), self.A_imag.to(dtype))
+
+    def transition(self, rate: float = 1.0) -> torch.Tensor:
+        return dplr_transition(self.Lambda(), self.cplx("P"), self.dt(rate))
+
+    def plain_C(self) -> torch.Tensor:
+        """The output matrix C (Cch, H, N2) of the recurrence (the parameter is C̃ when l_max is set)."""
+        C = self.cplx("C")
+        return c_from_ctilde(C, self.transition(), self.l_kernel) if self.l_kernel else C
+
+    def c_tilde(self, L: int, rate: float = 1.0) -> tuple[torch.Tensor, int]:
+        """(C̃, L_eval): the C̃ for generating-function length L_eval >= L whose first L values are the kernel."""
+        if self.l_kernel and rate == 1.0 and L <= self.l_kernel:
+            return self.cplx("C"), self.l_kernel
+        return ctilde_from_c(self.plain_C(), self.transition(rate), L), L
+
+    def forward(self, L: int, rate: float = 1.0) -> torch.Tensor:
+        C_tilde, L_eval = self.c_tilde(L, rate)
+        K = dplr_generating_kernel(self.Lambda(), self.cplx("P"), self.cplx("B"), C_tilde, self.dt(rate), L_eval)
+        return K[..., :L]
+
+    def recurrence(self, rate: float = 1.0) -> "DPLRRecurrence":
+        dA = self.transition(rate)
+        dt = self.dt(rate)[:, None]
+        Lambda, P, B = self.Lambda(), self.cplx("P"), self.cplx("B")
+        # B̄ = (I − Δ/2·A)^{-1} Δ B_f; its top half drives the half state
+        A = dplr_A(Lambda, P)
+        I = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
+        dB = torch.linalg.solve(I - dt[..., None] / 2 * A, dt * conj_full(B))[..., :self.N2]
+        return DPLRRecurrence(self, rate, dA, dB, self.plain_C())
+
+
+class DPLRRecurrence:
+    """The discrete DPLR system on half states: x' = top(Ā [x; x̄]) + B̄ u, y = 2·Re(C x) (dense Ā, N×N per channel)."""
+
+    def __init__(self, kernel: DPLRKernel, rate: float, dA, dB, C):
+        self.kernel, self.rate, self.dA, self.dB, self.C = kernel, rate, dA, dB, C
+
+    def step(self, x: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = apply_half(self.dA, x[..., None, :])[..., 0, :] + self.dB * u[..., None]
+        return 2 * torch.einsum("chn,bhn->bch", self.C, x).real, x
+
+    def forward_state(self, u: torch.Tensor, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """y_k += C_f Ā^{k+1} x0 (a generating function with B := (I + Δ/2·A) x0 / Δ); x_L by dense_reduce."""
+        k, L = self.kernel, u.shape[-1]
+        Lambda, P, dt = k.Lambda(), k.cplx("P"), k.dt(self.rate)
+        Px = 2 * torch.einsum("rhn,bhn->rbh", P.conj(), x0).real  # P_f* x0_f, real
+        Ax = Lambda * x0 - torch.einsum("rhn,rbh->bhn", P, Px.to(P.dtype))
+        B_eff = (x0 + dt[:, None] / 2 * Ax) / dt[:, None]
+        C_tilde = ctilde_from_c(self.C, self.dA, L)
+        y = dplr_generating_kernel(Lambda, P, B_eff, C_tilde, dt, L)
+        v = torch.cat([x0[:, :, None], self.dB[:, None] * u[..., None].to(x0.dtype)], dim=2)
+        return y, dense_reduce(self.dA, v)

@@ -1,0 +1,90 @@
+"""DSS: diagonal state spaces (Gupta, Gu, Berant 2022), ZOH with B folded into w ∈ C^{N/2}.
+
+DSS-exp:     λ = −exp(a) + i b;   K_k = Re Σ_n w_n λ_n^{-1} (e^{λ_nΔ} − 1) e^{kλ_nΔ}
+DSS-softmax: λ unconstrained;     K_k = Re Σ_n w_n λ_n^{-1} e^{kλ_nΔ} / S_n,   S_n = Σ_{j<L'} e^{jλ_nΔ}
+
+For softmax the normalizing length L' is l_max when given (needed for the recurrent and chunked views, whose kernel
+must not depend on the chunk) and the input length otherwise. The normalizer is summed in closed form,
+S = expm1(L'x)/expm1(x) with x = λΔ, and is evaluated relative to the largest term so that either sign of Re λ is
+stable: for Re x > 0, e^{kx}/S = e^{−(L'−1−k)x}/S' with S' = expm1(−L'x)/expm1(−x), a decaying power read backwards.
+The recurrent view of a growing mode (Re x > 0) is the forward recurrence x_k = e^{x} x_{k−1} + u_k, whose state
+grows like e^{k·Re x}: it is exact, but only representable while L'·Re x stays within the float range, and step()
+raises a ValueError beyond that instead of producing inf/NaN.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import hippo
+from .base import SSMKernel
+from .diag import DiagonalSystem, real_part, real_part_inverse
+from ..ops import vandermonde
+
+VARIANTS = ("exp", "softmax")
+
+
+class DSSKernel(SSMKernel):
+    def __init__(self, d_model: int, d_state: int = 64, channels: int = 1, variant: str = "exp",
+                 l_max: int | None = None, dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3,
+                 learn_dt: bool = True):
+        super().__init__(d_model, d_state, channels, ssm_lr)
+        if variant not in VARIANTS:
+            raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
+        if l_max is not None and (not isinstance(l_max, int) or l_max < 1):
+            raise ValueError(f"l_max: expected None or a positive integer, got {l_max!r}")
+        self.variant, self.l_max = variant, l_max
+        self.real_transform = "exp" if variant == "exp" else "none"
+        self.init_dt(dt_min, dt_max, trainable=learn_dt)
+        Lambda = hippo.nplr("legs", d_state).Lambda.expand(d_model, -1)  # the skew (diagonal) HiPPO-LegS spectrum
+        self.register_ssm("A_real", real_part_inverse(Lambda.real, self.real_transform))
+        self.register_ssm("A_imag", Lambda.imag.clone())
+        self.register_output("C", torch.randn(channels, d_model, self.N2, dtype=torch.complex128))  # w
+
+    def Lambda(self) -> torch.Tensor:
+        dtype = self.real_dtype
+        return torch.complex(real_part(self.A_real.to(dtype), self.real_transform), self.A_imag.to(dtype))
+
+    def _norm_length(self, L: int) -> int:
+        return self.l_max if self.l_max is not None else L
+
+    def _softmax_terms(self, L_norm: int, rate: float):
+        """x = λΔ, grow = Re x > 0, and the coefficient of the normalized power for each mode."""
+        Lambda = self.Lambda()
+        x = Lambda * self.dt(rate)[:, None]
+        grow = x.real > 0
+        xs = torch.where(grow, -x, x)  # the decaying direction of each mode
+        S = torch.expm1(L_norm * xs) / torch.expm1(xs)
+        return x, grow, self.cplx("C") / (Lambda * S)
+
+    def forward(self, L: int, rate: float = 1.0) -> torch.Tensor:
+        if self.variant == "exp":
+            return self.recurrence(rate).kernel(L)
+        L_norm = self._norm_length(L)
+        if L > L_norm:
+            raise ValueError(f"L: the DSS-softmax kernel is normalized over l_max={L_norm}, got length {L}")
+        x, grow, coef = self._softmax_terms(L_norm, rate)
+        zero = torch.zeros_like(coef)
+        K = vandermonde(torch.where(grow, zero, coef), x, L).real
+        if bool(grow.any()):
+            K = K + vandermonde(torch.where(grow, coef, zero), -x, L_norm).real.flip(-1)[..., :L]
+        return K
+
+    def recurrence(self, rate: float = 1.0) -> DiagonalSystem:
+        if self.variant == "exp":
+            Lambda = self.Lambda()
+            x = Lambda * self.dt(rate)[:, None]
+            return DiagonalSystem(x, torch.expm1(x) / Lambda, self.cplx("C"), 1.0)
+        if self.l_max is None:
+            raise ValueError("l_max: the DSS-softmax recurrence is normalized over a fixed length; "
+                             "construct the layer with l_max to step it or carry state")
+        x, grow, coef = self._softmax_terms(self.l_max, rate)
+        worst = float((x.real.detach().clamp(min=0) * self.l_max).max())
+        limit = 0.5 * math.log(torch.finfo(self.real_dtype).max)
+        if worst > limit:
+            raise ValueError(f"DSS-softmax: a mode grows by e^{worst:.0f} over l_max={self.l_max} steps, beyond the "
+                             f"{self.real_dtype} range of the recurrent view (limit e^{limit:.0f}); use the "
+                             f"convolutional view (forward without state) or float64")
+        coef = torch.where(grow, coef * torch.exp(-(self.l_max - 1) * x), coef)
+        return DiagonalSystem(x, torch.ones_like(x), coef, 1.0)

@@ -1,0 +1,7 @@
+"""Sequence layers to drop into a model: (B, L, H) -> (B, L, H), with step() for recurrent use."""
+from .conv import SSMConv
+from .diagonal import DLR, DSS, S4D
+from .registry import LAYERS, layer, register_layer
+from .s4 import S4
+
+__all__ = ["SSMConv", "S4", "S4D", "DSS", "DLR", "LAYERS", "layer", "register_layer"]

@@ -1,0 +1,155 @@
+"""SSMConv: the sequence layer around any SSM kernel — convolutional, recurrent and chunked views.
+
+    y = Linear_out( Dropout( act( K ∗ u + D ⊙ u ) ) )        u, y: (B, L, H)
+
+K (C, H, L) comes from the kernel module (C output channels per input channel; a bidirectional layer uses a second set
+of C channels as the anti-causal half, see ops.fftconv). The output map is ``glu`` (Linear(C·H → 2H) then GLU, the
+S4 block's default), ``linear`` (Linear(C·H → H)) or ``none`` (identity, needs C = 1).
+
+Views, which agree to rounding:
+- forward(u)                         the FFT convolution over the whole sequence;
+- forward(u, state) -> (y, state')   the same on one chunk, with the state of the previous chunks carried in;
+- step(u_t, state)  -> (y_t, state') one sample of the recurrence (cached discretization, see setup_step).
+The SSM math runs in float32 (complex64) even under bf16/fp16 autocast, or in float64 when the module is float64.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..kernels.base import SSMKernel, complex_dtype
+from ..ops import fftconv
+
+ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "relu": nn.ReLU, "id": nn.Identity}
+OUTPUTS = ("glu", "linear", "none")
+
+
+def kernel_channels(channels: int, bidirectional: bool) -> int:
+    """Kernel output channels a layer needs: C, or 2C for a bidirectional layer (causal + anti-causal halves)."""
+    return channels * (2 if bidirectional else 1)
+
+
+class SSMConv(nn.Module):
+    def __init__(self, kernel: SSMKernel, *, channels: int = 1, bidirectional: bool = False,
+                 activation: str = "gelu", output: str = "glu", dropout: float = 0.0, l_max: int | None = None):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation: expected one of {tuple(ACTIVATIONS)}, got {activation!r}")
+        if output not in OUTPUTS:
+            raise ValueError(f"output: expected one of {OUTPUTS}, got {output!r}")
+        if output == "none" and channels != 1:
+            raise ValueError(f"output='none' keeps C·H features, so it needs channels=1, got channels={channels}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout}")
+        if l_max is not None and (not isinstance(l_max, int) or l_max < 1):
+            raise ValueError(f"l_max: expected None or a positive integer, got {l_max!r}")
+        if kernel.channels != kernel_channels(channels, bidirectional):
+            raise ValueError(f"kernel.channels: expected {kernel_channels(channels, bidirectional)} for channels="
+                             f"{channels}, bidirectional={bidirectional}; got {kernel.channels}")
+        self.kernel, self.H, self.channels = kernel, kernel.H, channels
+        self.bidirectional, self.l_max = bidirectional, l_max
+        self.D = nn.Parameter(torch.randn(channels, self.H))
+        self.activation = ACTIVATIONS[activation]()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        if output == "glu":
+            self.output = nn.Sequential(nn.Linear(channels * self.H, 2 * self.H), nn.GLU(dim=-1))
+        elif output == "linear":
+            self.output = nn.Linear(channels * self.H, self.H)
+        else:
+            self.output = nn.Identity()
+        self._step_cache: tuple | None = None
+
+    # -- input checks ----------------------------------------------------------------------------------------------
+    def _check_input(self, u) -> None:
+        if not isinstance(u, torch.Tensor):
+            raise ValueError(f"u: expected a tensor of shape (B, L, H={self.H}), got {type(u).__name__}")
+        if not u.is_floating_point():
+            raise ValueError(f"u: expected a floating-point dtype, got {u.dtype}")
+        if u.dim() != 3 or u.shape[-1] != self.H:
+            raise ValueError(f"u: expected shape (B, L, H={self.H}), got {tuple(u.shape)}")
+        if u.shape[1] < 1:
+            raise ValueError("u: expected a length L >= 1, got L=0")
+        if self.l_max is not None and u.shape[1] > self.l_max:
+            raise ValueError(f"u: length L={u.shape[1]} exceeds l_max={self.l_max}")
+
+    def _check_state(self, state, batch: int) -> None:
+        if self.bidirectional:
+            raise ValueError("state: a bidirectional layer has no recurrent view (its kernel reads future inputs); "
+                             "call forward(u) without state")
+        expected = (batch,) + self.kernel.state_shape
+        if not isinstance(state, torch.Tensor) or tuple(state.shape) != expected or not state.is_complex():
+            got = f"{tuple(state.shape)} {state.dtype}" if isinstance(state, torch.Tensor) else type(state).__name__
+            raise ValueError(f"state: expected a complex tensor of shape {expected} (see default_state), got {got}")
+
+    @staticmethod
+    def _check_rate(rate: float) -> None:
+        if not rate > 0:
+            raise ValueError(f"rate: expected a positive number, got {rate}")
+
+    # -- views -----------------------------------------------------------------------------------------------------
+    def forward(self, u: torch.Tensor, state: torch.Tensor | None = None, rate: float = 1.0):
+        """u (B, L, H) -> (y (B, L, H), next_state or None). With ``state``, u is a chunk continuing that state."""
+        self._check_input(u)
+        self._check_rate(rate)
+        B, L, _ = u.shape
+        if state is not None:
+            self._check_state(state, B)
+        next_state = None
+        with torch.autocast(device_type=u.device.type, enabled=False):
+            x = u.transpose(1, 2).to(self.kernel.real_dtype)  # (B, H, L)
+            K = self.kernel(L, rate)
+            C = self.channels
+            k, k_rev = (K[:C], K[C:]) if self.bidirectional else (K, None)
+            y = fftconv(x, k, k_rev) + self.D.to(x.dtype)[..., None] * x[:, None]  # (B, C, H, L)
+            if state is not None:
+                y_state, next_state = self.kernel.recurrence(rate).forward_state(x, state.to(y.dtype.to_complex()))
+                y = y + y_state
+        return self._output(y), next_state
+
+    def _output(self, y: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, L) -> (B, L, H): activation, dropout, output map."""
+        B, C, H, L = y.shape
+        y = y.permute(0, 3, 1, 2).reshape(B, L, C * H)
+        return self.output(self.dropout(self.activation(y)))
+
+    def default_state(self, batch_size: int) -> torch.Tensor:
+        """The zero state: (batch, H, N/2) complex."""
+        if self.bidirectional:
+            raise ValueError("default_state: a bidirectional layer has no recurrent view (its kernel reads future "
+                             "inputs)")
+        return self.kernel.default_state(batch_size)
+
+    def setup_step(self, rate: float = 1.0) -> None:
+        """Discretize once for stepping. step() reuses it until a kernel parameter changes (in place, by an optimizer,
+        by load_state_dict, or by a move to another device or dtype), and then discretizes again."""
+        self._check_rate(rate)
+        if self.bidirectional:
+            raise ValueError("setup_step: a bidirectional layer has no recurrent view")
+        with torch.no_grad():
+            self._step_cache = (self._parameter_key(rate), self.kernel.recurrence(rate))
+
+    def _parameter_key(self, rate: float) -> tuple:
+        tensors = list(self.kernel.parameters()) + list(self.kernel.buffers())
+        return (rate,) + tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
+
+    def _recurrence(self, rate: float):
+        if torch.is_grad_enabled() and any(p.requires_grad for p in self.kernel.parameters()):
+            return self.kernel.recurrence(rate)  # a fresh graph: gradients flow through the steps
+        if self._step_cache is None or self._step_cache[0] != self._parameter_key(rate):
+            self.setup_step(rate)
+        return self._step_cache[1]
+
+    def step(self, u: torch.Tensor, state: torch.Tensor, rate: float = 1.0):
+        """One sample of the recurrence: u (B, H), state (B, H, N/2) -> (y (B, H), next state)."""
+        if self.bidirectional:
+            raise ValueError("step: a bidirectional layer has no recurrent view (its kernel reads future inputs)")
+        if not isinstance(u, torch.Tensor) or u.dim() != 2 or u.shape[-1] != self.H or not u.is_floating_point():
+            got = f"{tuple(u.shape)} {u.dtype}" if isinstance(u, torch.Tensor) else type(u).__name__
+            raise ValueError(f"u: expected a floating-point tensor of shape (B, H={self.H}), got {got}")
+        self._check_state(state, u.shape[0])
+        self._check_rate(rate)
+        with torch.autocast(device_type=u.device.type, enabled=False):
+            x = u.to(self.kernel.real_dtype)
+            y, next_state = self._recurrence(rate).step(state.to(complex_dtype(x.dtype)), x)
+            y = y + self.D.to(x.dtype) * x[:, None]  # (B, C, H)
+        return self._output(y[..., None])[:, 0], next_state

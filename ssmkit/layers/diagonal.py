@@ -1,0 +1,50 @@
+"""Diagonal SSM layers: S4D, DSS and DLR kernels inside SSMConv."""
+from __future__ import annotations
+
+from ..kernels.diag import S4DKernel
+from ..kernels.dlr import DLRKernel
+from ..kernels.dss import DSSKernel
+from .conv import SSMConv, kernel_channels
+from .registry import register_layer
+
+
+@register_layer("s4d")
+class S4D(SSMConv):
+    """S4D: diagonal A, Vandermonde kernel. init lin | inv | legs | real | random; disc zoh | bilinear;
+    real_transform exp | relu | none. Block options as SSMConv."""
+
+    def __init__(self, d_model: int, d_state: int = 64, *, channels: int = 1, bidirectional: bool = False,
+                 init: str = "legs", disc: str = "zoh", real_transform: str = "exp", l_max: int | None = None,
+                 dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3, activation: str = "gelu",
+                 output: str = "glu", dropout: float = 0.0):
+        kernel = S4DKernel(d_model, d_state, kernel_channels(channels, bidirectional), init, disc, real_transform,
+                           dt_min, dt_max, ssm_lr)
+        super().__init__(kernel, channels=channels, bidirectional=bidirectional, activation=activation,
+                         output=output, dropout=dropout, l_max=l_max)
+
+
+@register_layer("dss")
+class DSS(SSMConv):
+    """DSS: diagonal state spaces, variant exp | softmax (softmax normalizes over l_max, or over the input length
+    when l_max is None; its recurrent views need l_max). learn_dt=False keeps Δ at its initial value."""
+
+    def __init__(self, d_model: int, d_state: int = 64, *, channels: int = 1, bidirectional: bool = False,
+                 variant: str = "exp", l_max: int | None = None, dt_min: float = 1e-3, dt_max: float = 1e-1,
+                 learn_dt: bool = True, ssm_lr: float | None = 1e-3, activation: str = "gelu", output: str = "glu",
+                 dropout: float = 0.0):
+        kernel = DSSKernel(d_model, d_state, kernel_channels(channels, bidirectional), variant, l_max, dt_min,
+                           dt_max, ssm_lr, learn_dt)
+        super().__init__(kernel, channels=channels, bidirectional=bidirectional, activation=activation,
+                         output=output, dropout=dropout, l_max=l_max)
+
+
+@register_layer("dlr")
+class DLR(SSMConv):
+    """DLR: diagonal linear RNN x_k = Λ x_{k−1} + u_k with |Λ| < 1 parameterized directly (no Δ)."""
+
+    def __init__(self, d_model: int, d_state: int = 64, *, channels: int = 1, bidirectional: bool = False,
+                 l_max: int | None = None, dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3,
+                 activation: str = "gelu", output: str = "glu", dropout: float = 0.0):
+        kernel = DLRKernel(d_model, d_state, kernel_channels(channels, bidirectional), dt_min, dt_max, ssm_lr)
+        super().__init__(kernel, channels=channels, bidirectional=bidirectional, activation=activation,
+                         output=output, dropout=dropout, l_max=l_max)

@@ -1,0 +1,25 @@
+"""Layers by name, so that configs and the command line can name them: ``ssmkit.layer("s4d", d_model=64)``."""
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+LAYERS: dict[str, type[nn.Module]] = {}
+
+
+def register_layer(name: str) -> Callable[[type], type]:
+    def wrap(cls: type) -> type:
+        if name in LAYERS:
+            raise ValueError(f"layer name {name!r} is already registered to {LAYERS[name].__name__}")
+        LAYERS[name] = cls
+        return cls
+
+    return wrap
+
+
+def layer(name: str, **options) -> nn.Module:
+    """Build the layer registered as ``name``; unknown options are errors (the layer's signature is strict)."""
+    if name not in LAYERS:
+        raise ValueError(f"layer: unknown name {name!r}; registered: {sorted(LAYERS)}")
+    return LAYERS[name](**options)

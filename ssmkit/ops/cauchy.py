@@ -1,0 +1,68 @@
+"""Cauchy kernel over conjugate pairs — the inner sum of the S4 (DPLR) kernel.
+
+    cauchy(v, z, w)[..., l] = Σ_n  v_n / (z_l − w_n)  +  v̄_n / (z_l − w̄_n)
+
+v (..., N) and w (..., N) complex, broadcastable against each other; z (L,) complex evaluation points (constants).
+The torch reference walks the L axis in chunks and recomputes the (..., N, chunk) reciprocals in backward, so memory
+is O(numel(w)·chunk + output) forward and backward instead of the O(numel(w)·L) of the broadcast expression.
+"""
+from __future__ import annotations
+
+import torch
+
+from ._chunks import chunk_length, sum_to_shape
+from .dispatch import implementation, register
+
+
+def _reciprocals(z: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    # 1/(z − w) and 1/(z − w̄) for one chunk of z: each (..., N, chunk)
+    return 1.0 / (z - w[..., None]), 1.0 / (z - w.conj()[..., None])
+
+
+class _Cauchy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, v, z, w):
+        L = z.shape[-1]
+        batch = torch.broadcast_shapes(v.shape[:-1], w.shape[:-1])
+        out = torch.empty(*batch, L, dtype=torch.result_type(v, w), device=v.device)
+        step = chunk_length(w.numel(), L)
+        vr, vc = v[..., None, :], v.conj()[..., None, :]
+        for s in range(0, L, step):
+            r1, r2 = _reciprocals(z[s:s + step], w)
+            out[..., s:s + step] = (vr @ r1 + vc @ r2).squeeze(-2)
+        ctx.save_for_backward(v, z, w)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        # PyTorch's complex convention: grad_x = conj(∂out/∂x)·g + (∂out/∂x̄)·conj(g).
+        v, z, w = ctx.saved_tensors
+        L = z.shape[-1]
+        step = chunk_length(w.numel(), L)
+        sv = sw = 0
+        for s in range(0, L, step):
+            r1, r2 = _reciprocals(z[s:s + step], w)
+            gc = g[..., s:s + step, None]
+            sv = sv + r1.conj() @ gc + r2 @ gc.conj()
+            sw = sw + (r1 * r1).conj() @ gc + (r2 * r2) @ gc.conj()
+        grad_v = sum_to_shape(sv.squeeze(-1), v.shape) if ctx.needs_input_grad[0] else None
+        grad_w = sum_to_shape(v.conj() * sw.squeeze(-1), w.shape) if ctx.needs_input_grad[2] else None
+        return grad_v, None, grad_w
+
+
+@register("cauchy", "torch")
+def cauchy_torch(v: torch.Tensor, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    return _Cauchy.apply(v, z, w)
+
+
+def cauchy(v: torch.Tensor, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Σ_n v_n/(z_l − w_n) + v̄_n/(z_l − w̄_n): v, w (..., N) complex; z (L,) complex constants -> (..., L)."""
+    if not (v.is_complex() and w.is_complex() and z.is_complex()):
+        raise ValueError(f"cauchy: expected complex v, z, w, got {v.dtype}, {z.dtype}, {w.dtype}")
+    if z.dim() != 1:
+        raise ValueError(f"z: expected shape (L,), got {tuple(z.shape)}")
+    if z.requires_grad:
+        raise ValueError("z: the evaluation points are constants; a z that requires grad would get no gradient")
+    if v.shape[-1] != w.shape[-1]:
+        raise ValueError(f"v, w: expected the same last dimension N, got {v.shape[-1]} and {w.shape[-1]}")
+    return implementation("cauchy", v.device)(v, z, w)

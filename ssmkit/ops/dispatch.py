@@ -1,0 +1,49 @@
+"""One signature, several backends: pick the implementation of an op for the tensors at hand.
+
+The torch reference is registered for every op and is the truth in tests. A GPU backend registers itself under the
+name "triton". Choice: ``SSMKIT_BACKEND=torch|triton`` forces one (asking for a backend that the op lacks, or that
+cannot run on the tensors' device, is an error: no slow path is taken without a word); unset, an op takes "triton"
+when its tensors are on CUDA and a Triton version is registered, else "torch".
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import torch
+
+BACKENDS = ("torch", "triton")
+_registry: dict[str, dict[str, Callable]] = {}
+
+
+def register(op: str, backend: str) -> Callable[[Callable], Callable]:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+
+    def wrap(fn: Callable) -> Callable:
+        _registry.setdefault(op, {})[backend] = fn
+        return fn
+
+    return wrap
+
+
+def implementation(op: str, device: torch.device) -> Callable:
+    """The function that runs ``op`` for tensors on ``device``."""
+    impls = _registry[op]
+    forced = os.environ.get("SSMKIT_BACKEND")
+    if forced:
+        if forced not in BACKENDS:
+            raise ValueError(f"SSMKIT_BACKEND: expected one of {BACKENDS}, got {forced!r}")
+        if forced not in impls:
+            raise RuntimeError(f"SSMKIT_BACKEND={forced}: op {op!r} has no {forced} implementation "
+                               f"(it has {sorted(impls)})")
+        if forced == "triton" and device.type != "cuda":
+            raise RuntimeError(f"SSMKIT_BACKEND=triton: op {op!r} got tensors on {device}, Triton needs CUDA")
+        return impls[forced]
+    if device.type == "cuda" and "triton" in impls:
+        return impls["triton"]
+    return impls["torch"]
+
+
+def available(op: str) -> list[str]:
+    return sorted(_registry.get(op, {}))

@@ -1,0 +1,67 @@
+"""Vandermonde product — the kernel of every diagonal SSM (S4D, DSS, DLR, the Mega EMA).
+
+    vandermonde(v, x, L)[..., l] = Σ_n v_n · exp(l · x_n),   l = 0 .. L−1
+
+i.e. Σ_n v_n Ā_n^l with x = log Ā (for ZOH, x = Δλ exactly, so no logarithm is taken). v (..., N) and x (..., N)
+complex, broadcastable. The torch reference walks L in chunks and recomputes the powers in backward: memory
+O(numel(x)·chunk + output), forward and backward.
+"""
+from __future__ import annotations
+
+import torch
+
+from ._chunks import chunk_length, sum_to_shape
+from .dispatch import implementation, register
+
+
+def _powers(x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    # exp(l·x) for l in [start, stop): (..., N, stop − start)
+    l = torch.arange(start, stop, device=x.device, dtype=x.real.dtype)
+    return torch.exp(x[..., None] * l)
+
+
+class _Vandermonde(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, v, x, L):
+        batch = torch.broadcast_shapes(v.shape[:-1], x.shape[:-1])
+        out = torch.empty(*batch, L, dtype=torch.result_type(v, x), device=v.device)
+        step = chunk_length(x.numel(), L)
+        vr = v[..., None, :]
+        for s in range(0, L, step):
+            out[..., s:s + step] = (vr @ _powers(x, s, min(L, s + step))).squeeze(-2)
+        ctx.save_for_backward(v, x)
+        ctx.L = L
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        v, x = ctx.saved_tensors
+        L = ctx.L
+        step = chunk_length(x.numel(), L)
+        sv = sx = 0
+        for s in range(0, L, step):
+            e = step if s + step <= L else L - s
+            E = _powers(x, s, s + e).conj()
+            gc = g[..., s:s + e, None]
+            l = torch.arange(s, s + e, device=g.device, dtype=x.real.dtype)[:, None]
+            sv = sv + E @ gc
+            sx = sx + E @ (l * gc)
+        grad_v = sum_to_shape(sv.squeeze(-1), v.shape) if ctx.needs_input_grad[0] else None
+        grad_x = sum_to_shape(v.conj() * sx.squeeze(-1), x.shape) if ctx.needs_input_grad[1] else None
+        return grad_v, grad_x, None
+
+
+@register("vandermonde", "torch")
+def vandermonde_torch(v: torch.Tensor, x: torch.Tensor, L: int) -> torch.Tensor:
+    return _Vandermonde.apply(v, x, L)
+
+
+def vandermonde(v: torch.Tensor, x: torch.Tensor, L: int) -> torch.Tensor:
+    """Σ_n v_n exp(l·x_n) for l < L: v, x (..., N) complex -> (..., L) complex."""
+    if not (v.is_complex() and x.is_complex()):
+        raise ValueError(f"vandermonde: expected complex v and x, got {v.dtype} and {x.dtype}")
+    if v.shape[-1] != x.shape[-1]:
+        raise ValueError(f"v, x: expected the same last dimension N, got {v.shape[-1]} and {x.shape[-1]}")
+    if not isinstance(L, int) or L < 1:
+        raise ValueError(f"L: expected a positive integer, got {L!r}")
+    return implementation("vandermonde", v.device)(v, x, L)
