@@ -7,7 +7,7 @@ The kernel K_k = C_f Ā^k B̄_f (k < L) is computed from its truncated generatin
     k_ab(ω) = Σ_n a_n b_n / (g(ω) − λ_n),   g(ω) = (2/Δ)(1−ω)/(1+ω),   (a, b) ∈ {C̃, P*} × {B, P}
 
 (Woodbury on (gI − A)^{-1}; each k_ab is a Cauchy sum over conjugate pairs), then K = IFFT(K̂). With z = Δg the sums
-are Δ·cauchy(a·b, z, Δλ) with the dt-free points z_j = 2i·tan(πj/L). At ω = −1 (even L), g = ∞ and the bracket is
+are Δ·cauchy(a·b, z, Δλ) with the dt-free points z_j = 2i·tan(πj/L) (no λ may equal 0, which is z_0). At ω = −1 (even L), g = ∞ and the bracket is
 0 while 2/(1+ω) is infinite; the limit is K̂(−1) = Δ·Re Σ_n C̃_n B_n, used there directly.
 
 C̃ and lengths: the layer's parameter ``C`` is C̃ for the kernel length ``l_kernel`` (= l_max), as S4 trains it. A
@@ -42,6 +42,10 @@ def dplr_generating_kernel(Lambda, P, B, C_tilde, dt, L: int) -> torch.Tensor:
     """
     z = _unit_circle_points(L, Lambda.dtype, Lambda.device)
     w = Lambda * dt[:, None]
+    if bool((w == 0).any()):
+        raise ValueError("Lambda: an eigenvalue is exactly 0 (the normal part of HiPPO-FouT has a zero pair); it sits "
+                         "on the sample point z = 0 of the Cauchy sums. Shift it into the left half-plane (the S4 "
+                         "layer floors Re λ at -1e-4)")
     dtc = dt[:, None].to(Lambda.dtype)
     Bc = B[..., None, :, :]  # (..., 1, H, N2): broadcasts against the Cch axis
     Pc = P.conj()

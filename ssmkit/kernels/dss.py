@@ -50,13 +50,13 @@ class DSSKernel(SSMKernel):
         return self.l_max if self.l_max is not None else L
 
     def _softmax_terms(self, L_norm: int, rate: float):
-        """x = λΔ, grow = Re x > 0, and the coefficient of the normalized power for each mode."""
+        """(x = λΔ, grow = Re x > 0, xs = the decaying direction ±x, coefficient w/(λ·S) of each normalized power)."""
         Lambda = self.Lambda()
         x = Lambda * self.dt(rate)[:, None]
         grow = x.real > 0
-        xs = torch.where(grow, -x, x)  # the decaying direction of each mode
+        xs = torch.where(grow, -x, x)
         S = torch.expm1(L_norm * xs) / torch.expm1(xs)
-        return x, grow, self.cplx("C") / (Lambda * S)
+        return x, grow, xs, self.cplx("C") / (Lambda * S)
 
     def forward(self, L: int, rate: float = 1.0) -> torch.Tensor:
         if self.variant == "exp":
@@ -64,11 +64,12 @@ class DSSKernel(SSMKernel):
         L_norm = self._norm_length(L)
         if L > L_norm:
             raise ValueError(f"L: the DSS-softmax kernel is normalized over l_max={L_norm}, got length {L}")
-        x, grow, coef = self._softmax_terms(L_norm, rate)
+        _, grow, xs, coef = self._softmax_terms(L_norm, rate)
         zero = torch.zeros_like(coef)
-        K = vandermonde(torch.where(grow, zero, coef), x, L).real
+        # powers are only ever taken in the decaying direction xs, so nothing overflows (masked terms included)
+        K = vandermonde(torch.where(grow, zero, coef), xs, L).real
         if bool(grow.any()):
-            K = K + vandermonde(torch.where(grow, coef, zero), -x, L_norm).real.flip(-1)[..., :L]
+            K = K + vandermonde(torch.where(grow, coef, zero), xs, L_norm).real.flip(-1)[..., :L]
         return K
 
     def recurrence(self, rate: float = 1.0) -> DiagonalSystem:
@@ -79,12 +80,13 @@ class DSSKernel(SSMKernel):
         if self.l_max is None:
             raise ValueError("l_max: the DSS-softmax recurrence is normalized over a fixed length; "
                              "construct the layer with l_max to step it or carry state")
-        x, grow, coef = self._softmax_terms(self.l_max, rate)
+        x, grow, xs, coef = self._softmax_terms(self.l_max, rate)
         worst = float((x.real.detach().clamp(min=0) * self.l_max).max())
         limit = 0.5 * math.log(torch.finfo(self.real_dtype).max)
         if worst > limit:
             raise ValueError(f"DSS-softmax: a mode grows by e^{worst:.0f} over l_max={self.l_max} steps, beyond the "
                              f"{self.real_dtype} range of the recurrent view (limit e^{limit:.0f}); use the "
                              f"convolutional view (forward without state) or float64")
-        coef = torch.where(grow, coef * torch.exp(-(self.l_max - 1) * x), coef)
+        # a growing mode's weight e^{−(L'−1−k)x} = e^{−(L'−1)x}·e^{kx}: fold e^{(L'−1)·xs} into its coefficient
+        coef = coef * torch.exp((self.l_max - 1) * torch.where(grow, xs, torch.zeros_like(xs)))
         return DiagonalSystem(x, torch.ones_like(x), coef, 1.0)

@@ -1,6 +1,7 @@
 """Layers by name, so that configs and the command line can name them: ``ssmkit.layer("s4d", d_model=64)``."""
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 from torch import nn
@@ -22,4 +23,10 @@ def layer(name: str, **options) -> nn.Module:
     """Build the layer registered as ``name``; unknown options are errors (the layer's signature is strict)."""
     if name not in LAYERS:
         raise ValueError(f"layer: unknown name {name!r}; registered: {sorted(LAYERS)}")
-    return LAYERS[name](**options)
+    cls = LAYERS[name]
+    try:
+        inspect.signature(cls).bind(**options)
+    except TypeError as e:
+        allowed = [p for p in inspect.signature(cls).parameters]
+        raise ValueError(f"layer {name!r}: {e}; its options are {allowed}") from None
+    return cls(**options)

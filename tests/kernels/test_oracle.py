@@ -1,0 +1,67 @@
+"""Every kernel against the dense float64 oracle: materialized Ā, B̄ (matrix exponential / solve), K_k = C Ā^k B̄."""
+import pytest
+import torch
+
+from conftest import random_stable, rel_err
+from ssmkit import functional as F
+from ssmkit.kernels import DPLRKernel
+from ssmkit.kernels.dplr import _hippo_dplr
+
+LENGTHS = [1, 2, 3, 5, 16, 17, 100, 257, 1024]
+
+
+def _oracle(A, Bf, Cf, dt, L, disc):
+    dA, dB = F.dense_discretize(A, Bf, dt, disc)
+    K = F.dense_kernel(dA, dB, Cf, L)
+    assert K.imag.abs().max() <= 1e-9 * K.abs().max()  # the full conjugate-symmetric system is real
+    return K.real
+
+
+@pytest.mark.parametrize("L", LENGTHS)
+@pytest.mark.parametrize("rank", [1, 2])
+def test_dplr_kernel_matches_dense_oracle_random(L, rank):
+    Lambda, P, B, C, dt = random_stable(3, 4, R=rank, Cch=2)
+    K = F.dplr_kernel(Lambda, P, B, C, dt, L)
+    assert K.shape == (2, 3, L)
+    assert rel_err(K, _oracle(*F.dplr_dense(Lambda, P, B, C), dt, L, "bilinear")) < 1e-9
+
+
+@pytest.mark.parametrize("init", ["legs", "legt", "fout", "legs+fout+legt"])
+@pytest.mark.parametrize("L", [1, 64, 333, 4096])
+def test_dplr_kernel_matches_dense_oracle_hippo(init, L):
+    """The HiPPO inits as the S4 layer parameterizes them (Re λ floored at -1e-4, which moves FouT's zero pair)."""
+    H, N = 3, 16
+    k = DPLRKernel(H, N, init=init).double()
+    Lambda, P, B = k.Lambda(), k.cplx("P"), k.cplx("B")
+    C = torch.randn(1, H, N // 2, dtype=torch.complex128)
+    dt = torch.tensor([1e-3, 1e-2, 1e-1], dtype=torch.float64)
+    K = F.dplr_kernel(Lambda, P, B, C, dt, L)
+    assert rel_err(K, _oracle(*F.dplr_dense(Lambda, P, B, C), dt, L, "bilinear")) < 1e-9
+
+
+@pytest.mark.parametrize("disc", ["zoh", "bilinear"])
+@pytest.mark.parametrize("L", LENGTHS + [4096])
+def test_diag_kernel_matches_dense_oracle(disc, L):
+    Lambda, _, B, C, dt = random_stable(3, 4, Cch=2)
+    K = F.diag_kernel(Lambda, B, C, dt, L, disc)
+    assert rel_err(K, _oracle(*F.diag_dense(Lambda, B, C), dt, L, disc)) < 1e-9
+
+
+def test_ctilde_round_trip():
+    Lambda, P, B, C, dt = random_stable(2, 4, R=2, Cch=3)
+    from ssmkit.kernels.dplr import dplr_transition
+    dA = dplr_transition(Lambda, P, dt)
+    assert rel_err(F.c_from_ctilde(F.ctilde_from_c(C, dA, 50), dA, 50), C) < 1e-10
+
+
+def test_an_exactly_zero_eigenvalue_is_refused_not_turned_into_nan():
+    Lambda, P, B = _hippo_dplr("fout", 8, 1)
+    C = torch.randn(1, 1, 4, dtype=torch.complex128)
+    with pytest.raises(ValueError, match="Lambda: an eigenvalue is exactly 0"):
+        F.dplr_kernel(Lambda, P, B, C, torch.tensor([0.01], dtype=torch.float64), 16)
+
+
+def test_dplr_unknown_discretization_is_an_error():
+    Lambda, P, B, C, dt = random_stable(1, 2)
+    with pytest.raises(ValueError, match="disc"):
+        F.dplr_kernel(Lambda, P, B, C, dt, 4, disc="zoh")

@@ -1,0 +1,95 @@
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+from torch.autograd import gradcheck
+
+from ssmkit.ops import _chunks, cauchy, vandermonde
+
+
+def _cauchy_reference(v, z, w):
+    return (v[..., None] / (z - w[..., None]) + v.conj()[..., None] / (z - w.conj()[..., None])).sum(-2)
+
+
+def _vandermonde_reference(v, x, L):
+    return (v[..., None] * torch.exp(x[..., None] * torch.arange(L, dtype=torch.float64))).sum(-2)
+
+
+def _poles(*shape):
+    return torch.complex(-torch.rand(*shape, dtype=torch.float64) - 0.1, torch.randn(*shape, dtype=torch.float64))
+
+
+@pytest.fixture
+def tiny_chunks(monkeypatch):
+    """Force several chunks along L even for tiny inputs."""
+    monkeypatch.setattr(_chunks, "MAX_TEMP_ELEMENTS", 7)
+
+
+@settings(max_examples=25, deadline=None)
+@given(batch=st.integers(1, 3), H=st.integers(1, 3), N=st.integers(1, 6), L=st.integers(1, 40))
+def test_cauchy_matches_the_broadcast_sum(batch, H, N, L):
+    v = torch.randn(batch, H, N, dtype=torch.complex128)
+    w = _poles(H, N)
+    z = 1j * torch.randn(L, dtype=torch.float64)
+    assert torch.allclose(cauchy(v, z, w), _cauchy_reference(v, z, w), rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(batch=st.integers(1, 3), H=st.integers(1, 3), N=st.integers(1, 6), L=st.integers(1, 40))
+def test_vandermonde_matches_the_broadcast_sum(batch, H, N, L):
+    v = torch.randn(batch, H, N, dtype=torch.complex128)
+    x = _poles(H, N)
+    assert torch.allclose(vandermonde(v, x, L), _vandermonde_reference(v, x, L), rtol=1e-12, atol=1e-12)
+
+
+def test_chunked_cauchy_equals_unchunked(tiny_chunks):
+    v, w, z = torch.randn(2, 3, 5, dtype=torch.complex128), _poles(3, 5), 1j * torch.randn(23, dtype=torch.float64)
+    assert torch.allclose(cauchy(v, z, w), _cauchy_reference(v, z, w), rtol=1e-12, atol=1e-12)
+
+
+def test_chunked_vandermonde_equals_unchunked(tiny_chunks):
+    v, x = torch.randn(2, 3, 5, dtype=torch.complex128), _poles(3, 5)
+    assert torch.allclose(vandermonde(v, x, 23), _vandermonde_reference(v, x, 23), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_cauchy_gradcheck_with_broadcast(chunked, monkeypatch):
+    if chunked:
+        monkeypatch.setattr(_chunks, "MAX_TEMP_ELEMENTS", 7)
+    v = torch.randn(2, 3, 4, dtype=torch.complex128, requires_grad=True)
+    w = _poles(3, 4).requires_grad_()
+    z = 1j * torch.randn(9, dtype=torch.float64)
+    assert gradcheck(lambda v, w: cauchy(v, z, w), (v, w))
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_vandermonde_gradcheck_with_broadcast(chunked, monkeypatch):
+    if chunked:
+        monkeypatch.setattr(_chunks, "MAX_TEMP_ELEMENTS", 7)
+    v = torch.randn(2, 3, 4, dtype=torch.complex128, requires_grad=True)
+    x = _poles(3, 4).requires_grad_()
+    assert gradcheck(lambda v, x: vandermonde(v, x, 11), (v, x))
+
+
+def test_saved_tensors_do_not_grow_with_N_times_L(monkeypatch):
+    """Backward recomputes the (.., N, chunk) temporaries: nothing of size H·N·L is kept for it."""
+    monkeypatch.setattr(_chunks, "MAX_TEMP_ELEMENTS", 1 << 12)
+    H, N, L = 8, 16, 2048
+    sizes = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: sizes.append(t.numel()) or t, lambda t: t):
+        v = torch.randn(H, N, dtype=torch.complex64, requires_grad=True)
+        x = _poles(H, N).to(torch.complex64).requires_grad_()
+        z = 1j * torch.randn(L)
+        (vandermonde(v, x, L).real.sum() + cauchy(v, z, x).real.sum()).backward()
+    assert max(sizes) < H * N * L // 8
+
+
+def test_complex_dtypes_and_shapes_are_checked():
+    v, w = torch.randn(2, 3, dtype=torch.complex128), _poles(2, 3)
+    with pytest.raises(ValueError, match="complex"):
+        cauchy(v.real, 1j * torch.randn(4, dtype=torch.float64), w)
+    with pytest.raises(ValueError, match="z: expected shape"):
+        cauchy(v, 1j * torch.randn(2, 4, dtype=torch.float64), w)
+    with pytest.raises(ValueError, match="same last dimension"):
+        vandermonde(v, _poles(2, 4), 5)
+    with pytest.raises(ValueError, match="L: expected a positive integer"):
+        vandermonde(v, w, 0)

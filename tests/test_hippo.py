@@ -1,0 +1,73 @@
+import math
+
+import pytest
+import torch
+
+from ssmkit import hippo
+
+
+@pytest.mark.parametrize("measure", hippo.MEASURES)
+@pytest.mark.parametrize("N", [2, 4, 8, 16, 64])
+def test_nplr_reconstructs_the_hippo_matrix(measure, N):
+    dplr = hippo.nplr(measure, N)
+    A, B = hippo.transition(measure, N)
+    A_rec = hippo.reconstruct(dplr)
+    assert (A_rec.real - A).abs().max() < 1e-11 * max(1.0, A.abs().max().item())
+    assert A_rec.imag.abs().max() < 1e-11 * max(1.0, A.abs().max().item())
+    Vf = torch.cat([dplr.V, dplr.V.conj()], dim=1)
+    assert (Vf.conj().T @ Vf - torch.eye(N, dtype=torch.complex128)).abs().max() < 1e-12  # unitary
+    Bf = Vf @ torch.cat([dplr.B, dplr.B.conj()])
+    assert (Bf.real - B).abs().max() < 1e-11 and Bf.imag.abs().max() < 1e-11
+
+
+@pytest.mark.parametrize("measure", hippo.MEASURES)
+def test_normal_part_is_a_multiple_of_identity_plus_skew(measure):
+    A, _ = hippo.transition(measure, 12)
+    P = hippo.rank_correction(measure, 12)
+    S = A + P.T @ P
+    sigma = torch.diagonal(S).mean()
+    S0 = S - sigma * torch.eye(12, dtype=torch.float64)
+    assert torch.allclose(S0, -S0.T, atol=1e-12)
+
+
+def test_legs_entries_follow_the_definition():
+    A, B = hippo.transition("legs", 3)
+    s = math.sqrt
+    expected = torch.tensor([[-1, 0, 0], [-s(3), -2, 0], [-s(5), -s(15), -3]], dtype=torch.float64)
+    assert torch.allclose(A, expected) and torch.allclose(B, torch.tensor([1, s(3), s(5)], dtype=torch.float64))
+    assert torch.allclose(hippo.rank_correction("legs", 3)[0], torch.tensor([s(0.5), s(1.5), s(2.5)]).double())
+
+
+def test_legt_needs_rank_two():
+    assert hippo.rank_correction("legt", 8).shape == (2, 8)
+    assert hippo.nplr("legt", 8).P.shape == (2, 4)
+
+
+def test_fout_zero_eigenvalue_pair_is_kept_once_as_a_conjugate_pair():
+    dplr = hippo.nplr("fout", 16)
+    assert (dplr.Lambda.abs() < 1e-12).sum() == 1  # one member of the zero pair
+    assert torch.allclose(dplr.Lambda.real, torch.zeros(8, dtype=torch.float64), atol=1e-12)
+    freqs = sorted(dplr.Lambda.imag.tolist())
+    assert freqs[1:] == pytest.approx([2 * math.pi * f for f in range(1, 8)])
+
+
+def test_diagonal_inits_follow_their_formulas():
+    N = 8
+    n = torch.arange(4, dtype=torch.float64)
+    assert torch.allclose(hippo.diagonal_init("lin", N), torch.complex(-0.5 * torch.ones(4).double(), math.pi * n))
+    inv = hippo.diagonal_init("inv", N)
+    assert torch.allclose(inv.imag, (N / math.pi) * (N / (2 * n + 1) - 1))
+    assert torch.allclose(hippo.diagonal_init("real", N).real, -(n + 1))
+    assert torch.allclose(hippo.diagonal_init("legs", N), hippo.nplr("legs", N).Lambda)
+    rnd = hippo.diagonal_init("random", N)
+    assert (rnd.real == -0.5).all() and (rnd.imag >= 0).all() and (rnd.imag <= math.pi * N / 2).all()
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: hippo.transition("legx", 4), "measure"),
+    (lambda: hippo.nplr("legs", 5), "N: expected an even"),
+    (lambda: hippo.diagonal_init("nope", 4), "init"),
+])
+def test_bad_arguments_are_named(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
