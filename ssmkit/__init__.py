@@ -4,7 +4,8 @@ Layers take u (B, L, H) and return (y (B, L, H), next_state); see ssmkit.layers.
 """
 from . import functional, hippo, kernels, ops
 from .layers import DLR, DSS, LAYERS, S4, S4D, SSMConv, layer, register_layer
+from .train import load_model as load
 
 __version__ = "0.1.0"
-__all__ = ["S4", "S4D", "DSS", "DLR", "SSMConv", "layer", "register_layer", "LAYERS", "functional", "hippo",
-           "kernels", "ops"]
+__all__ = ["S4", "S4D", "DSS", "DLR", "SSMConv", "layer", "register_layer", "LAYERS", "load", "functional",
+           "hippo", "kernels", "ops"]

@@ -13,6 +13,7 @@ import torch
 from .. import hippo
 from ..discretize import discretize
 from ..ops import vandermonde
+from ..ops.vandermonde import powers as vandermonde_powers
 from .base import SSMKernel
 
 
@@ -42,7 +43,7 @@ class DiagonalSystem:
         L = u.shape[-1]
         dA = torch.exp(self.log_dA)
         y = self.scale * vandermonde(self.C * (dA * x0)[:, None], self.log_dA, L).real  # (B, Cch, H, L)
-        powers = torch.exp(self.log_dA[..., None] * torch.arange(L, device=u.device, dtype=u.dtype))  # (H, N2, L)
+        powers = vandermonde_powers(self.log_dA, L)  # (H, N2, L)
         drive = torch.einsum("bhl,hnl->bhn", u.flip(-1).to(powers.dtype), powers)
         return y, torch.exp(L * self.log_dA) * x0 + self.dB * drive
 

@@ -1,0 +1,37 @@
+"""Datasets by name: ``ssmkit.data.build(name, data_dir, split, **options)`` returns a torch Dataset of (x, y).
+
+Every registered builder returns a dataset with the attributes the model needs: ``d_input`` (features per step),
+``n_classes`` (or d_output), ``l_max`` (longest sequence).
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Callable
+
+DATASETS: dict[str, Callable] = {}
+SPLITS = ("train", "val", "test")
+
+
+def register_dataset(name: str, summary: str) -> Callable[[Callable], Callable]:
+    def wrap(builder: Callable) -> Callable:
+        if name in DATASETS:
+            raise ValueError(f"dataset name {name!r} is already registered")
+        builder.summary = summary
+        DATASETS[name] = builder
+        return builder
+
+    return wrap
+
+
+def build(name: str, data_dir: str | None, split: str, **options):
+    if name not in DATASETS:
+        raise ValueError(f"dataset: unknown name {name!r}; registered: {sorted(DATASETS)}")
+    if split not in SPLITS:
+        raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
+    builder = DATASETS[name]
+    try:
+        inspect.signature(builder).bind(data_dir, split, **options)
+    except TypeError as e:
+        raise ValueError(f"dataset {name!r}: {e}; its options are "
+                         f"{list(inspect.signature(builder).parameters)[2:]}") from None
+    return builder(data_dir, split, **options)

@@ -1,0 +1,199 @@
+"""The training loop: data -> model -> AdamW (SSM group) -> epochs of steps -> eval -> checkpoints and metrics.
+
+A run directory holds config.yaml (resolved), metrics.csv, checkpoints/last.pt (everything needed to resume: weights,
+optimizer, scheduler, RNG states, history) and checkpoints/best.pt (weights of the best validation epoch), and
+results.json (test metrics of the best checkpoint). Resuming from last.pt replays the remaining epochs exactly: the
+shuffle order of each epoch is a function of (seed, epoch) and the RNG state is restored.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from datetime import datetime
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import yaml
+from torch.utils.data import DataLoader
+
+from .. import data
+from ..models import SequenceModel
+from .checkpoint import load_checkpoint, load_weights, save_atomic, write_text_atomic
+from .config import TrainConfig, make_config
+from .optim import param_groups
+
+METRIC_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def build_model(config: TrainConfig, d_input: int, n_classes: int, l_max: int) -> SequenceModel:
+    options = {"d_state": config.d_state, "ssm_lr": config.ssm_lr, "l_max": l_max, **config.layer_options}
+    return SequenceModel(d_input, n_classes, layer=config.layer, d_model=config.d_model, n_layers=config.n_layers,
+                         layer_options=options, prenorm=config.prenorm, norm=config.norm, dropout=config.dropout,
+                         pool=config.pool)
+
+
+def lr_factor(step: int, warmup: int, total: int, schedule: str) -> float:
+    """Linear warmup over `warmup` steps, then constant or cosine decay to 0 at `total`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+
+@torch.no_grad()
+def evaluate(model, dataset, batch_size: int, device) -> dict:
+    model.eval()
+    total_loss, correct, n = 0.0, 0, 0
+    for x, y in DataLoader(dataset, batch_size=batch_size):
+        x, y = x.to(device), y.to(device)
+        logits = model(x)
+        total_loss += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(-1) == y).sum().item()
+        n += len(y)
+    return {"loss": total_loss / n, "acc": correct / n}
+
+
+def _rng_state(device) -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, device) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _write_metrics(history: list[dict], path: Path) -> None:
+    lines = [",".join(METRIC_COLUMNS)] + [",".join(f"{row[c]:.6g}" if isinstance(row[c], float) else str(row[c])
+                                                   for c in METRIC_COLUMNS) for row in history]
+    write_text_atomic("\n".join(lines) + "\n", path)
+
+
+def new_run_dir(config: TrainConfig) -> Path:
+    name = config.run_name or f"{config.dataset}-{config.layer}-{datetime.now():%Y%m%d-%H%M%S}"
+    run_dir = Path(config.out_dir) / name
+    if (run_dir / "checkpoints" / "last.pt").exists():
+        raise ValueError(f"run_name: {run_dir} already holds a run; resume it with --resume {run_dir} or pick "
+                         f"another run_name")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False), run_dir / "config.yaml")
+    return run_dir
+
+
+def read_run_config(run_dir: Path) -> TrainConfig:
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"run directory {run_dir}: no config.yaml (is it an ssmkit run?)")
+    return make_config([], base=yaml.safe_load(path.read_text()))
+
+
+def train(config: TrainConfig | None = None, resume: str | Path | None = None, log=print) -> dict:
+    """Train (or resume) a run; returns the test metrics of the best checkpoint."""
+    if resume is not None:
+        run_dir = Path(resume)
+        config = read_run_config(run_dir)
+    else:
+        config = config or TrainConfig()
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    splits = {s: data.build(config.dataset, config.data_dir, s, **config.dataset_options)
+              for s in ("train", "val", "test")}
+    train_set = splits["train"]
+    model = build_model(config, train_set.d_input, train_set.n_classes, train_set.l_max).to(device)
+    optimizer = torch.optim.AdamW(param_groups(model, config.lr, config.weight_decay))
+    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
+    total, warmup = config.epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, warmup, total, config.schedule))
+    start_epoch, best_val, history = 0, -1.0, []
+    if resume is not None:
+        ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+        load_weights(model, ckpt["model"], run_dir / "checkpoints" / "last.pt")
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        _set_rng_state(ckpt["rng"], device)
+        start_epoch, best_val, history = ckpt["epoch"] + 1, ckpt["best_val"], ckpt["history"]
+        log(f"resuming {run_dir} after epoch {ckpt['epoch'] + 1}/{config.epochs}")
+    else:
+        run_dir = new_run_dir(config)
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"run {run_dir}: {config.layer} x{config.n_layers}, d_model={config.d_model}, {n_params:,} parameters, "
+        f"{config.dataset} ({len(train_set)} train), {device}")
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+    for epoch in range(start_epoch, config.epochs):
+        model.train()
+        started, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
+        order = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        for x, y in DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=order):
+            x, y = x.to(device), y.to(device)
+            with amp:
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"epoch {epoch + 1}: the loss became {loss.item()}; lower lr or ssm_lr")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            seen += len(y)
+            loss_sum += loss.item() * len(y)
+            correct += (logits.argmax(-1) == y).sum().item()
+        val = evaluate(model, splits["val"], config.batch_size, device)
+        seconds = time.perf_counter() - started
+        row = {"epoch": epoch + 1, "step": (epoch + 1) * steps_per_epoch, "lr": scheduler.get_last_lr()[0],
+               "train_loss": loss_sum / seen, "train_acc": correct / seen, "val_loss": val["loss"],
+               "val_acc": val["acc"], "seconds": seconds}
+        history.append(row)
+        if val["acc"] > best_val:
+            best_val = val["acc"]
+            save_atomic({"model": model.state_dict(), "epoch": epoch, "val_acc": best_val},
+                        run_dir / "checkpoints" / "best.pt")
+        save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "rng": _rng_state(device), "epoch": epoch,
+                     "best_val": best_val, "history": history}, run_dir / "checkpoints" / "last.pt")
+        _write_metrics(history, run_dir / "metrics.csv")
+        log(f"epoch {epoch + 1:3d}/{config.epochs}  train loss {row['train_loss']:.3f} acc {row['train_acc']:6.1%}  "
+            f"val loss {val['loss']:.3f} acc {val['acc']:6.1%}  {seen / seconds:,.0f} samples/s")
+    model = load_model(run_dir, "best", device=device)
+    test = evaluate(model, splits["test"], config.batch_size, device)
+    results = {"test_loss": test["loss"], "test_acc": test["acc"], "best_val_acc": best_val, "run_dir": str(run_dir)}
+    write_text_atomic(json.dumps(results, indent=2) + "\n", run_dir / "results.json")
+    log(f"test accuracy {test['acc']:.2%} (loss {test['loss']:.3f}) with the best validation checkpoint "
+        f"(val {best_val:.2%}); run directory {run_dir}")
+    return results
+
+
+def load_model(run_dir: str | Path, checkpoint: str = "best", device="cpu") -> SequenceModel:
+    """The trained model of a run directory, in eval mode: ``ssmkit.load(run_dir)``."""
+    run_dir = Path(run_dir)
+    if checkpoint not in ("best", "last"):
+        raise ValueError(f"checkpoint: expected 'best' or 'last', got {checkpoint!r}")
+    config = read_run_config(run_dir)
+    ds = data.build(config.dataset, config.data_dir, "val", **config.dataset_options)
+    model = build_model(config, ds.d_input, ds.n_classes, ds.l_max)
+    path = run_dir / "checkpoints" / f"{checkpoint}.pt"
+    load_weights(model, load_checkpoint(path)["model"], path)
+    return model.to(device).eval()
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "best", device: str = "auto") -> dict:
+    config = read_run_config(Path(run_dir))
+    dev = resolve_device(device)
+    model = load_model(run_dir, checkpoint, device=dev)
+    return evaluate(model, data.build(config.dataset, config.data_dir, split, **config.dataset_options),
+                    config.batch_size, dev)
