@@ -3,7 +3,12 @@
 A run directory holds config.yaml (resolved), metrics.csv, checkpoints/last.pt (everything needed to resume: weights,
 optimizer, scheduler, RNG states, history) and checkpoints/best.pt (weights of the best validation epoch), and
 results.json (test metrics of the best checkpoint). Resuming from last.pt replays the remaining epochs exactly: the
-shuffle order of each epoch is a function of (seed, epoch) and the RNG state is restored.
+order of each epoch is a function of (seed, epoch) and the RNG states are restored.
+
+Distributed (torchrun): each global batch of that order is split across the ranks, and each rank's summed loss is
+scaled by world_size / global batch, so that DDP's gradient average is the single-process gradient (up to the order
+of floating-point reduction; dropout masks are drawn per rank, so runs with dropout differ in their random draws).
+Metrics are summed over ranks; rank 0 alone writes files.
 """
 from __future__ import annotations
 
@@ -20,18 +25,13 @@ import yaml
 from torch.utils.data import DataLoader
 
 from .. import data
+from . import distributed as dist
 from ..models import SequenceModel
 from .checkpoint import load_checkpoint, load_weights, save_atomic, write_text_atomic
 from .config import TrainConfig, make_config
 from .optim import param_groups
 
 METRIC_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def build_model(config: TrainConfig, d_input: int, n_classes: int, l_max: int) -> SequenceModel:
@@ -51,19 +51,28 @@ def lr_factor(step: int, warmup: int, total: int, schedule: str) -> float:
 
 
 @torch.no_grad()
-def evaluate(model, dataset, batch_size: int, device) -> dict:
+def evaluate(model, dataset, batch_size: int, device, rank: int = 0, world: int = 1) -> dict:
+    """Loss and accuracy over ``dataset``; with several ranks each takes every world-th sample and sums are reduced."""
     model.eval()
+    shard = torch.utils.data.Subset(dataset, range(rank, len(dataset), world)) if world > 1 else dataset
     total_loss, correct, n = 0.0, 0, 0
-    for x, y in DataLoader(dataset, batch_size=batch_size):
+    for x, y in DataLoader(shard, batch_size=batch_size):
         x, y = x.to(device), y.to(device)
         logits = model(x)
-        total_loss += F.cross_entropy(logits, y, reduction="sum").item()
+        total_loss += F.cross_entropy(logits.float(), y, reduction="sum").item()
         correct += (logits.argmax(-1) == y).sum().item()
         n += len(y)
+    total_loss, correct, n = dist.all_reduce_sum([total_loss, correct, n], device)
     return {"loss": total_loss / n, "acc": correct / n}
 
 
-def _rng_state(device) -> dict:
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
+    """The global batches of one epoch: a permutation that depends on (seed, epoch) only, cut into batch_size."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    return list(order.split(batch_size))
+
+
+def _rng_state(device) -> dict:  # this rank's; the checkpoint keeps every rank's
     state = {"torch": torch.get_rng_state()}
     if device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state(device)
@@ -100,79 +109,115 @@ def read_run_config(run_dir: Path) -> TrainConfig:
     return make_config([], base=yaml.safe_load(path.read_text()))
 
 
-def train(config: TrainConfig | None = None, resume: str | Path | None = None, log=print) -> dict:
-    """Train (or resume) a run; returns the test metrics of the best checkpoint."""
+def _check_batching(n: int, batch_size: int, world: int) -> None:
+    last = n % batch_size
+    if batch_size < world or 0 < last < world:
+        raise ValueError(f"batch_size: every global batch must give each of the {world} processes a sample; "
+                         f"batch_size={batch_size} leaves {last or batch_size} for the last one of {n} samples")
+
+
+def _prepare(config: TrainConfig, resume, log):
+    """Config, rank/world/device, datasets, model (DDP-wrapped when distributed), optimizer, scheduler."""
     if resume is not None:
-        run_dir = Path(resume)
-        config = read_run_config(run_dir)
-    else:
-        config = config or TrainConfig()
-    device = resolve_device(config.device)
-    torch.manual_seed(config.seed)
+        config = read_run_config(Path(resume))
+    config = config or TrainConfig()
+    rank, world, device = dist.setup(config.device)
+    torch.manual_seed(config.seed + rank)
     splits = {s: data.build(config.dataset, config.data_dir, s, **config.dataset_options)
               for s in ("train", "val", "test")}
-    train_set = splits["train"]
-    model = build_model(config, train_set.d_input, train_set.n_classes, train_set.l_max).to(device)
+    _check_batching(len(splits["train"]), config.batch_size, world)
+    torch.manual_seed(config.seed)  # the same initial weights on every rank
+    model = build_model(config, splits["train"].d_input, splits["train"].n_classes, splits["train"].l_max).to(device)
+    torch.manual_seed(config.seed + rank)
     optimizer = torch.optim.AdamW(param_groups(model, config.lr, config.weight_decay))
-    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
-    total, warmup = config.epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, warmup, total, config.schedule))
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(
+            torch.nn.SyncBatchNorm.convert_sync_batchnorm(model) if config.norm == "batch" else model,
+            device_ids=[device] if device.type == "cuda" else None)
+    steps = math.ceil(len(splits["train"]) / config.batch_size)
+    total, warmup = config.epochs * steps, config.warmup_epochs * steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup, total, config.schedule))
+    return config, rank, world, device, splits, model, optimizer, scheduler, steps
+
+
+def _train_epoch(config, model, optimizer, scheduler, train_set, epoch, rank, world, device) -> list[float]:
+    """One epoch; returns [summed loss, correct, samples] over all ranks."""
+    model.train()
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+    batches = epoch_batches(len(train_set), config.batch_size, config.seed, epoch)
+    loader = DataLoader(train_set, batch_sampler=[b[rank::world].tolist() for b in batches])
+    loss_sum, correct, seen = 0.0, 0, 0
+    for (x, y), batch in zip(loader, batches):
+        x, y = x.to(device), y.to(device)
+        with amp:
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y, reduction="sum")
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"epoch {epoch + 1}: the loss became {loss.item()}; lower lr or ssm_lr")
+        optimizer.zero_grad(set_to_none=True)
+        (loss * (world / len(batch))).backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        loss_sum += loss.item()
+        correct += (logits.argmax(-1) == y).sum().item()
+        seen += len(y)
+    return dist.all_reduce_sum([loss_sum, correct, seen], device)
+
+
+def train(config: TrainConfig | None = None, resume: str | Path | None = None, log=print) -> dict:
+    """Train (or resume) a run; returns the test metrics of the best checkpoint."""
+    config, rank, world, device, splits, model, optimizer, scheduler, steps = _prepare(config, resume, log)
+    plain = model.module if world > 1 else model
+    log = log if rank == 0 else (lambda *_: None)
     start_epoch, best_val, history = 0, -1.0, []
     if resume is not None:
-        ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
-        load_weights(model, ckpt["model"], run_dir / "checkpoints" / "last.pt")
+        run_dir = Path(resume)
+        path = run_dir / "checkpoints" / "last.pt"
+        ckpt = load_checkpoint(path)
+        if len(ckpt["rng"]) != world:
+            raise ValueError(f"resume: {path} was written by {len(ckpt['rng'])} processes; resume it with as many "
+                             f"(got {world})")
+        load_weights(plain, ckpt["model"], path)
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
-        _set_rng_state(ckpt["rng"], device)
+        _set_rng_state(ckpt["rng"][rank], device)
         start_epoch, best_val, history = ckpt["epoch"] + 1, ckpt["best_val"], ckpt["history"]
         log(f"resuming {run_dir} after epoch {ckpt['epoch'] + 1}/{config.epochs}")
     else:
-        run_dir = new_run_dir(config)
-    n_params = sum(p.numel() for p in model.parameters())
+        run_dir = Path(dist.broadcast(str(new_run_dir(config)) if rank == 0 else None))
+    n_params = sum(p.numel() for p in plain.parameters())
     log(f"run {run_dir}: {config.layer} x{config.n_layers}, d_model={config.d_model}, {n_params:,} parameters, "
-        f"{config.dataset} ({len(train_set)} train), {device}")
-    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+        f"{config.dataset} ({len(splits['train'])} train), {device} x{world}")
     for epoch in range(start_epoch, config.epochs):
-        model.train()
-        started, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
-        order = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        for x, y in DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=order):
-            x, y = x.to(device), y.to(device)
-            with amp:
-                logits = model(x)
-            loss = F.cross_entropy(logits.float(), y)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"epoch {epoch + 1}: the loss became {loss.item()}; lower lr or ssm_lr")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            seen += len(y)
-            loss_sum += loss.item() * len(y)
-            correct += (logits.argmax(-1) == y).sum().item()
-        val = evaluate(model, splits["val"], config.batch_size, device)
+        started = time.perf_counter()
+        loss_sum, correct, seen = _train_epoch(config, model, optimizer, scheduler, splits["train"], epoch, rank,
+                                               world, device)
+        val = evaluate(model, splits["val"], config.batch_size, device, rank, world)
         seconds = time.perf_counter() - started
-        row = {"epoch": epoch + 1, "step": (epoch + 1) * steps_per_epoch, "lr": scheduler.get_last_lr()[0],
+        row = {"epoch": epoch + 1, "step": (epoch + 1) * steps, "lr": scheduler.get_last_lr()[0],
                "train_loss": loss_sum / seen, "train_acc": correct / seen, "val_loss": val["loss"],
                "val_acc": val["acc"], "seconds": seconds}
         history.append(row)
-        if val["acc"] > best_val:
-            best_val = val["acc"]
-            save_atomic({"model": model.state_dict(), "epoch": epoch, "val_acc": best_val},
-                        run_dir / "checkpoints" / "best.pt")
-        save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "rng": _rng_state(device), "epoch": epoch,
-                     "best_val": best_val, "history": history}, run_dir / "checkpoints" / "last.pt")
-        _write_metrics(history, run_dir / "metrics.csv")
+        rng = dist.gather(_rng_state(device))
+        if rank == 0:
+            if val["acc"] > best_val:
+                save_atomic({"model": plain.state_dict(), "epoch": epoch, "val_acc": val["acc"]},
+                            run_dir / "checkpoints" / "best.pt")
+            save_atomic({"model": plain.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict(), "rng": rng, "epoch": epoch,
+                         "best_val": max(best_val, val["acc"]), "history": history}, run_dir / "checkpoints" / "last.pt")
+            _write_metrics(history, run_dir / "metrics.csv")
+        best_val = max(best_val, val["acc"])
         log(f"epoch {epoch + 1:3d}/{config.epochs}  train loss {row['train_loss']:.3f} acc {row['train_acc']:6.1%}  "
             f"val loss {val['loss']:.3f} acc {val['acc']:6.1%}  {seen / seconds:,.0f} samples/s")
-    model = load_model(run_dir, "best", device=device)
-    test = evaluate(model, splits["test"], config.batch_size, device)
+        dist.barrier()
+    best = load_model(run_dir, "best", device=device)
+    test = evaluate(best, splits["test"], config.batch_size, device, rank, world)
     results = {"test_loss": test["loss"], "test_acc": test["acc"], "best_val_acc": best_val, "run_dir": str(run_dir)}
-    write_text_atomic(json.dumps(results, indent=2) + "\n", run_dir / "results.json")
+    if rank == 0:
+        write_text_atomic(json.dumps(results, indent=2) + "\n", run_dir / "results.json")
     log(f"test accuracy {test['acc']:.2%} (loss {test['loss']:.3f}) with the best validation checkpoint "
         f"(val {best_val:.2%}); run directory {run_dir}")
     return results
@@ -193,7 +238,7 @@ def load_model(run_dir: str | Path, checkpoint: str = "best", device="cpu") -> S
 
 def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "best", device: str = "auto") -> dict:
     config = read_run_config(Path(run_dir))
-    dev = resolve_device(device)
+    dev = dist.setup(device)[2]
     model = load_model(run_dir, checkpoint, device=dev)
     return evaluate(model, data.build(config.dataset, config.data_dir, split, **config.dataset_options),
                     config.batch_size, dev)

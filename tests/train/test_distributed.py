@@ -1,0 +1,31 @@
+"""DDP through torchrun: 2 processes on CPU (gloo) train the same model as one process, up to reduction order."""
+import csv
+import subprocess
+import sys
+
+import pytest
+
+from ssmkit.train import make_config, train
+
+ARGS = ["d_model=32", "n_layers=1", "d_state=8", "epochs=2", "batch_size=32", "warmup_epochs=0", "dropout=0"]
+
+
+def _metrics(path):
+    with open(path) as f:
+        return [{k: float(v) for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_agree_with_one(tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ssmkit",
+           "train", *ARGS, f"out_dir={tmp_path}", "run_name=ddp"]
+    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=300)
+    single = train(make_config(ARGS + [f"out_dir={tmp_path}", "run_name=one"]), log=lambda *_: None)
+    ddp, one = _metrics(tmp_path / "ddp" / "metrics.csv"), _metrics(tmp_path / "one" / "metrics.csv")
+    assert len(ddp) == len(one) == 2
+    for a, b in zip(ddp, one):
+        for key in b:
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), key
+    with pytest.raises(ValueError, match="written by 2 processes"):
+        train(resume=tmp_path / "ddp", log=lambda *_: None)
+    assert single["test_acc"] > 0
