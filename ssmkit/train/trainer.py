@@ -1,9 +1,9 @@
 """The training loop: data -> model -> AdamW (SSM group) -> epochs of steps -> eval -> checkpoints and metrics.
 
-A run directory holds config.yaml (resolved), metrics.csv, checkpoints/last.pt (everything needed to resume: weights,
-optimizer, scheduler, RNG states, history) and checkpoints/best.pt (weights of the best validation epoch), and
-results.json (test metrics of the best checkpoint). Resuming from last.pt replays the remaining epochs exactly: the
-order of each epoch is a function of (seed, epoch) and the RNG states are restored.
+A run directory holds config.yaml (resolved), metrics.csv, checkpoints/ (see checkpoint.py: the last epoch with
+everything needed to resume — weights, optimizer, scheduler, RNG states, history — and the best validation epoch), and
+results.json (test metrics of the best checkpoint). Resuming replays the remaining epochs exactly: the order of each
+epoch is a function of (seed, epoch) and the RNG states are restored.
 
 Distributed (torchrun): each global batch of that order is split across the ranks, and each rank's summed loss is
 scaled by world_size / global batch, so that DDP's gradient average is the single-process gradient (up to the order
@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from .. import data
 from . import distributed as dist
 from ..models import SequenceModel
-from .checkpoint import load_checkpoint, load_weights, save_atomic, write_text_atomic
+from .checkpoint import load_weights, read_state, read_weights, save_checkpoint, write_text_atomic
 from .config import TrainConfig, make_config
 from .optim import param_groups
 
@@ -94,7 +94,7 @@ def _write_metrics(history: list[dict], path: Path) -> None:
 def new_run_dir(config: TrainConfig) -> Path:
     name = config.run_name or f"{config.dataset}-{config.layer}-{datetime.now():%Y%m%d-%H%M%S}"
     run_dir = Path(config.out_dir) / name
-    if (run_dir / "checkpoints" / "last.pt").exists():
+    if (run_dir / "checkpoints" / "last").exists():
         raise ValueError(f"run_name: {run_dir} already holds a run; resume it with --resume {run_dir} or pick "
                          f"another run_name")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -174,12 +174,12 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
     start_epoch, best_val, history = 0, -1.0, []
     if resume is not None:
         run_dir = Path(resume)
-        path = run_dir / "checkpoints" / "last.pt"
-        ckpt = load_checkpoint(path)
+        folder = run_dir / "checkpoints"
+        ckpt = read_state(folder, "last")
         if len(ckpt["rng"]) != world:
-            raise ValueError(f"resume: {path} was written by {len(ckpt['rng'])} processes; resume it with as many "
+            raise ValueError(f"resume: {run_dir} was written by {len(ckpt['rng'])} processes; resume it with as many "
                              f"(got {world})")
-        load_weights(plain, ckpt["model"], path)
+        load_weights(plain, read_weights(folder, "last"), folder)
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         _set_rng_state(ckpt["rng"][rank], device)
@@ -202,12 +202,9 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
         history.append(row)
         rng = dist.gather(_rng_state(device))
         if rank == 0:
-            if val["acc"] > best_val:
-                save_atomic({"model": plain.state_dict(), "epoch": epoch, "val_acc": val["acc"]},
-                            run_dir / "checkpoints" / "best.pt")
-            save_atomic({"model": plain.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scheduler": scheduler.state_dict(), "rng": rng, "epoch": epoch,
-                         "best_val": max(best_val, val["acc"]), "history": history}, run_dir / "checkpoints" / "last.pt")
+            state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng,
+                     "epoch": epoch, "best_val": max(best_val, val["acc"]), "history": history}
+            save_checkpoint(run_dir / "checkpoints", epoch, plain.state_dict(), state, best=val["acc"] > best_val)
             _write_metrics(history, run_dir / "metrics.csv")
         best_val = max(best_val, val["acc"])
         log(f"epoch {epoch + 1:3d}/{config.epochs}  train loss {row['train_loss']:.3f} acc {row['train_acc']:6.1%}  "
@@ -231,8 +228,7 @@ def load_model(run_dir: str | Path, checkpoint: str = "best", device="cpu") -> S
     config = read_run_config(run_dir)
     ds = data.build(config.dataset, config.data_dir, "val", **config.dataset_options)
     model = build_model(config, ds.d_input, ds.n_classes, ds.l_max)
-    path = run_dir / "checkpoints" / f"{checkpoint}.pt"
-    load_weights(model, load_checkpoint(path)["model"], path)
+    load_weights(model, read_weights(run_dir / "checkpoints", checkpoint), run_dir / "checkpoints" / checkpoint)
     return model.to(device).eval()
 
 

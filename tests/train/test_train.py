@@ -3,13 +3,14 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 import ssmkit
 from ssmkit.train import TrainConfig, evaluate_run, make_config, train
-from ssmkit.train.checkpoint import load_checkpoint
+from ssmkit.train.checkpoint import read_state, read_weights
 
 TINY = ["d_model=64", "n_layers=1", "d_state=16", "epochs=3", "batch_size=32", "warmup_epochs=0"]
 
@@ -26,8 +27,12 @@ def _rows(run_dir):
 def test_tiny_run_learns_and_leaves_its_files(tmp_path):
     results = train(_config(tmp_path, "a"), log=lambda *_: None)
     run = tmp_path / "a"
-    for f in ["config.yaml", "metrics.csv", "results.json", "checkpoints/last.pt", "checkpoints/best.pt"]:
+    for f in ["config.yaml", "metrics.csv", "results.json", "checkpoints/last", "checkpoints/best",
+              "checkpoints/epoch-0003/model.safetensors", "checkpoints/epoch-0003/state.pt"]:
         assert (run / f).is_file(), f
+    kept = sorted(p.name for p in (run / "checkpoints").iterdir())
+    best = (run / "checkpoints" / "best").read_text().strip()
+    assert kept == sorted({"best", "last", "epoch-0003", best})  # older epochs are pruned
     rows = _rows(run)
     assert len(rows) == 3 and float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
     assert results["test_acc"] > 0.3  # 10 classes: chance is 0.1
@@ -53,28 +58,65 @@ def test_resume_after_an_interrupt_reproduces_the_uninterrupted_run(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         train(_config(tmp_path, "cut"), log=interrupt_after_epoch_2)
-    assert load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")["epoch"] == 1
+    assert read_state(tmp_path / "cut" / "checkpoints")["epoch"] == 1
     resumed = train(resume=tmp_path / "cut", log=lambda *_: None)
     assert _rows(tmp_path / "cut") == _rows(tmp_path / "full")
     assert resumed["test_acc"] == full["test_acc"] and resumed["test_loss"] == full["test_loss"]
-    a = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.pt")["model"]
-    b = load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")["model"]
+    a = read_weights(tmp_path / "full" / "checkpoints")
+    b = read_weights(tmp_path / "cut" / "checkpoints")
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_corrupt_and_foreign_checkpoints_get_clear_errors(tmp_path):
     train(_config(tmp_path, "a", ["epochs=1"]), log=lambda *_: None)
-    last = tmp_path / "a" / "checkpoints" / "last.pt"
-    last.write_bytes(last.read_bytes()[:1000])  # a truncated write
+    folder = tmp_path / "a" / "checkpoints"
+    weights, state = folder / "epoch-0001" / "model.safetensors", folder / "epoch-0001" / "state.pt"
+    state_bytes = state.read_bytes()
+    state.write_bytes(state_bytes[:1000])  # a truncated file
     with pytest.raises(ValueError, match="corrupt or not an ssmkit checkpoint"):
         train(resume=tmp_path / "a", log=lambda *_: None)
-    torch.save({"weights": torch.zeros(1)}, last)
+    torch.save({"weights": torch.zeros(1)}, state)
     with pytest.raises(ValueError, match="not an ssmkit checkpoint"):
-        load_checkpoint(last)
+        read_state(folder)
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ValueError, match="corrupt or not an ssmkit checkpoint"):
+        read_weights(folder)
+    (folder / "last").write_text("epoch-0042\n")
+    with pytest.raises(ValueError, match="holds no model.safetensors"):
+        read_weights(folder)
+
+
+
+def test_a_checkpoint_from_another_model_is_refused(tmp_path):
+    train(_config(tmp_path, "a", ["epochs=1"]), log=lambda *_: None)
     (tmp_path / "a" / "config.yaml").write_text((tmp_path / "a" / "config.yaml").read_text()
                                                 .replace("d_model: 64", "d_model: 32"))
     with pytest.raises(ValueError, match="does not fit the model"):
         ssmkit.load(tmp_path / "a")
+
+
+def test_an_interrupted_checkpoint_write_leaves_the_previous_one_loadable(tmp_path, monkeypatch):
+    """A crash while epoch 2 is being written: the pointers still name epoch 1, which loads and resumes."""
+    from ssmkit.train import checkpoint
+
+    calls = {"n": 0}
+    real_save = checkpoint.torch.save
+
+    def dying_save(obj, path, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            Path(path).write_bytes(b"half a file")
+            raise KeyboardInterrupt
+        return real_save(obj, path, *a, **k)
+
+    monkeypatch.setattr(checkpoint.torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(tmp_path, "a", ["epochs=2"]), log=lambda *_: None)
+    monkeypatch.undo()
+    folder = tmp_path / "a" / "checkpoints"
+    assert (folder / "last").read_text().strip() == "epoch-0001" and read_state(folder)["epoch"] == 0
+    train(resume=tmp_path / "a", log=lambda *_: None)
+    assert read_state(folder)["epoch"] == 1
 
 
 def test_an_existing_run_is_not_overwritten(tmp_path):
