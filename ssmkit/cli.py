@@ -1,4 +1,5 @@
-"""The command line: ``ssmkit train [key=value ...] | train --resume RUN_DIR | eval RUN_DIR | layers | datasets``.
+"""The command line: ``ssmkit train [EXPERIMENT] [key=value ...] | train --resume RUN_DIR | eval RUN_DIR | layers |
+datasets | experiments``.
 
 Thin: parse, then call the library.
 """
@@ -12,7 +13,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ssmkit", description="Structured state space sequence models.")
     sub = parser.add_subparsers(dest="command", required=True)
     p_train = sub.add_parser("train", help="train a model (default: S4D on sequential digits, ~1 min on a CPU)")
-    p_train.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. layer=s4 lr=3e-3")
+    p_train.add_argument("overrides", nargs="*", metavar="[EXPERIMENT] key=value",
+                         help="an experiment (shipped name or YAML path), then config overrides, e.g. layer=s4 lr=3e-3")
     p_train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly")
     p_eval = sub.add_parser("eval", help="evaluate a run's checkpoint")
     p_eval.add_argument("run_dir")
@@ -21,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     p_eval.add_argument("--device", default="auto")
     sub.add_parser("layers", help="list the registered layers")
     sub.add_parser("datasets", help="list the registered datasets")
+    sub.add_parser("experiments", help="list the shipped experiments")
     args = parser.parse_args(argv)
 
     from . import data, layers, train as training  # after parsing, so that --help is instant
@@ -29,7 +32,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             if args.resume and args.overrides:
                 raise ValueError("--resume continues a run with its saved config; it takes no key=value overrides")
-            config = None if args.resume else training.make_config(args.overrides)
+            words = args.overrides
+            named = bool(words) and "=" not in words[0]
+            experiment = words[0] if named else "digits"  # the embedded default
+            config = None if args.resume else training.make_config(
+                words[1:] if named else words, training.load_experiment(experiment), source=f"experiment {experiment}")
             training.train(config, resume=args.resume)
         elif args.command == "eval":
             m = training.evaluate_run(args.run_dir, args.split, args.checkpoint, args.device)
@@ -37,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "layers":
             for name, cls in sorted(layers.LAYERS.items()):
                 print(f"{name:8} {cls.__name__}: {(cls.__doc__ or '').strip().splitlines()[0]}")
+        elif args.command == "experiments":
+            for name in training.experiment_names():
+                first = training.load_experiment(name)
+                print(f"{name:18} {first.get('dataset', 'digits')} with {first.get('layer', 's4d')}")
         elif args.command == "datasets":
             for name, builder in sorted(data.DATASETS.items()):
                 print(f"{name:8} {builder.summary}")

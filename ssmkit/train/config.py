@@ -1,6 +1,7 @@
 """The training configuration: one dataclass with every default in one place, overridden by ``key=value`` strings.
 
-Values are parsed as YAML scalars (``lr=3e-3``, ``prenorm=false``, ``data_dir=null``) and checked against the field's
+An experiment is a YAML mapping of the same keys (a file shipped in ssmkit/experiments/, named without .yaml, or a
+path); it replaces the defaults it names, and key=value strings come last. Values are parsed as YAML scalars (``lr=3e-3``, ``prenorm=false``, ``data_dir=null``) and checked against the field's
 type; dict fields take dotted keys (``layer_options.init=lin``). Unknown keys and wrong types are errors that name the
 key and what it accepts, raised before anything is built.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import yaml
 
@@ -74,29 +76,48 @@ def _check_type(key: str, value, hint):
     raise ValueError(f"{key}: expected {names}, got {value!r}")
 
 
-def apply_overrides(base: dict, overrides: list[str]) -> dict:
-    """Apply ``key=value`` strings to a config dict (a copy), checking keys and types."""
-    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+def _set(out: dict, key: str, value, source: str) -> None:
+    """out[key] = value for a (possibly dotted) key, checking the key and the value's type."""
+    top, _, sub = key.partition(".")
+    if top not in _HINTS:
+        raise ValueError(f"{source}: unknown config key {top!r}; keys: {sorted(_HINTS)}")
+    if sub:
+        if _HINTS[top] is not dict:
+            raise ValueError(f"{source}: {key}: {top!r} is not a dict field, so it takes no '.{sub}'")
+        out[top] = {**out[top], sub: value}
+    else:
+        out[top] = _check_type(key, value, _HINTS[top])
+
+
+def make_config(overrides: list[str], base: dict | None = None, source: str = "config") -> TrainConfig:
+    """TrainConfig from the defaults, updated by ``base`` (e.g. an experiment's YAML), then by key=value strings."""
+    out = dataclasses.asdict(TrainConfig())
+    for key, value in (base or {}).items():
+        _set(out, key, value, source)
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ValueError(f"override {item!r}: expected key=value")
-        value = yaml.safe_load(text) if text else ""
-        top, _, sub = key.partition(".")
-        if top not in _HINTS:
-            raise ValueError(f"unknown config key {top!r}; keys: {sorted(_HINTS)}")
-        if sub:
-            if _HINTS[top] is not dict:
-                raise ValueError(f"{key}: {top!r} is not a dict field, so it takes no '.{sub}'")
-            out[top][sub] = value
-        else:
-            out[top] = _check_type(key, value, _HINTS[top])
-    return out
+        _set(out, key, yaml.safe_load(text) if text else "", "override")
+    return TrainConfig(**out)
 
 
-def make_config(overrides: list[str], base: dict | None = None) -> TrainConfig:
-    start = base if base is not None else dataclasses.asdict(TrainConfig())
-    unknown = set(start) - set(_HINTS)
-    if unknown:
-        raise ValueError(f"unknown config keys {sorted(unknown)}; keys: {sorted(_HINTS)}")
-    return TrainConfig(**apply_overrides(start, overrides))
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
+
+
+def experiment_names() -> list[str]:
+    return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
+
+
+def load_experiment(name_or_path: str) -> dict:
+    """The mapping of a shipped experiment (by name) or of a YAML file (by path)."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        path = EXPERIMENTS_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise ValueError(f"experiment: {name_or_path!r} is neither a file nor a shipped experiment; shipped: "
+                             f"{experiment_names()}")
+    mapping = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(mapping, dict):
+        raise ValueError(f"experiment {path}: expected a mapping of config keys, got {type(mapping).__name__}")
+    return mapping

@@ -106,7 +106,7 @@ def read_run_config(run_dir: Path) -> TrainConfig:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"run directory {run_dir}: no config.yaml (is it an ssmkit run?)")
-    return make_config([], base=yaml.safe_load(path.read_text()))
+    return make_config([], base=yaml.safe_load(path.read_text()), source=str(path))
 
 
 def _check_batching(n: int, batch_size: int, world: int) -> None:

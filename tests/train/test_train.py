@@ -158,3 +158,34 @@ def test_cli_reports_config_errors_without_a_traceback():
     assert out.returncode == 2 and "unknown config key 'd_modle'" in out.stderr and "Traceback" not in out.stderr
     out = subprocess.run([sys.executable, "-m", "ssmkit", "layers"], capture_output=True, text=True, check=True)
     assert {"s4", "s4d", "dss", "dlr"} <= {line.split()[0] for line in out.stdout.splitlines()}
+
+
+def test_shipped_experiments_are_valid_configs():
+    from ssmkit.train import experiment_names, load_experiment
+    assert {"digits", "digits-permuted-s4"} <= set(experiment_names())
+    for name in experiment_names():
+        make_config([], load_experiment(name), source=name)
+    config = make_config(["epochs=2"], load_experiment("digits-permuted-s4"))
+    assert config.layer == "s4" and config.dataset_options == {"permute": True, "seed": 0} and config.epochs == 2
+
+
+def test_experiment_files_are_checked_like_overrides(tmp_path):
+    from ssmkit.train import load_experiment
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("layer: s4\nd_modle: 8\n")
+    with pytest.raises(ValueError, match=r"bad.yaml: unknown config key 'd_modle'"):
+        make_config([], load_experiment(str(bad)), source=str(bad))
+    with pytest.raises(ValueError, match="neither a file nor a shipped experiment"):
+        load_experiment("lra-nope")
+
+
+def test_cli_trains_an_experiment_file_with_overrides(tmp_path):
+    exp = tmp_path / "tiny.yaml"
+    exp.write_text("d_model: 64\nn_layers: 1\nd_state: 16\nbatch_size: 32\nwarmup_epochs: 0\n")
+    out = subprocess.run([sys.executable, "-m", "ssmkit", "train", str(exp), "epochs=1", f"out_dir={tmp_path}",
+                          "run_name=cli"], capture_output=True, text=True, check=True)
+    assert "test accuracy" in out.stdout
+    assert "d_model: 64" in (tmp_path / "cli" / "config.yaml").read_text()
+    out = subprocess.run([sys.executable, "-m", "ssmkit", "eval", str(tmp_path / "cli")], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.startswith("test: accuracy")
