@@ -1,5 +1,5 @@
-"""The command line: ``ssmkit train [EXPERIMENT] [key=value ...] | train --resume RUN_DIR | eval RUN_DIR | layers |
-datasets | experiments``.
+"""The command line: ``ssmkit train [EXPERIMENT] [key=value ...] | train --resume RUN_DIR | eval RUN_DIR |
+generate RUN_DIR | layers | datasets | experiments``.
 
 Thin: parse, then call the library.
 """
@@ -21,6 +21,16 @@ def main(argv: list[str] | None = None) -> int:
     p_eval.add_argument("--split", default="test", choices=["train", "val", "test"])
     p_eval.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p_eval.add_argument("--device", default="auto")
+    p_gen = sub.add_parser("generate", help="sample from a run's per-step (language) model in recurrent mode")
+    p_gen.add_argument("run_dir")
+    p_gen.add_argument("--prompt", default="\n", help="text to continue (bytes for byte-level models)")
+    p_gen.add_argument("--length", type=int, default=200, help="tokens to generate")
+    p_gen.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
+    p_gen.add_argument("--top-k", type=int, default=None)
+    p_gen.add_argument("--batch", type=int, default=1, help="samples generated together")
+    p_gen.add_argument("--seed", type=int, default=0)
+    p_gen.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    p_gen.add_argument("--device", default="auto")
     sub.add_parser("layers", help="list the registered layers")
     sub.add_parser("datasets", help="list the registered datasets")
     sub.add_parser("experiments", help="list the shipped experiments")
@@ -44,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "layers":
             for name, cls in sorted(layers.LAYERS.items()):
                 print(f"{name:8} {cls.__name__}: {(cls.__doc__ or '').strip().splitlines()[0]}")
+        elif args.command == "generate":
+            _generate(args, training)
         elif args.command == "experiments":
             for name in training.experiment_names():
                 first = training.load_experiment(name)
@@ -55,6 +67,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ssmkit {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _generate(args, training) -> None:
+    import time
+
+    import torch
+
+    from .models import generate
+    from .train.distributed import setup
+
+    device = setup(args.device)[2]
+    model = training.load_model(args.run_dir, args.checkpoint, device=device)
+    prompt = torch.tensor(list(args.prompt.encode()), device=device).repeat(args.batch, 1)
+    generator = torch.Generator(device=device).manual_seed(args.seed)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    tokens, _ = generate(model, prompt, args.length, args.temperature, args.top_k, generator)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    for row in tokens.tolist():
+        print(bytes(row).decode("utf-8", errors="replace"))
+    print(f"\n{args.batch * args.length} tokens in {seconds:.2f} s: {args.batch * args.length / seconds:,.0f} tokens/s "
+          f"(recurrent mode, {device}; prompt of {prompt.shape[1]} tokens by the chunked view)")
 
 
 if __name__ == "__main__":

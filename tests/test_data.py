@@ -28,3 +28,31 @@ def test_bad_dataset_arguments_are_named():
         data.build("digits", None, "dev")
     with pytest.raises(ValueError, match="permuted"):
         data.build("digits", None, "train", permuted=True)
+
+
+def test_text_folder_is_read_as_bytes_with_next_byte_targets(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.txt").write_bytes(bytes(range(200)) * 5)
+    (tmp_path / "sub" / "b.txt").write_text("héllo wörld " * 50)
+    (tmp_path / "skip.bin").write_bytes(b"\x00" * 999)
+    train = data.build("text", str(tmp_path), "train", seq_len=32)
+    x, y = train[0]
+    assert x.shape == y.shape == (32,) and x.dtype == torch.int64
+    assert torch.equal(x[1:], y[:-1])  # y is x shifted by one byte
+    stream = bytes(range(200)) * 5 + b"\n" + ("héllo wörld " * 50).encode()
+    assert bytes(train.tensors[0][0].tolist()) == stream[:32]
+    sizes = {s: len(data.build("text", str(tmp_path), s, seq_len=8)) for s in ("train", "val", "test")}
+    assert sizes["train"] > 8 * sizes["val"] and sizes["val"] > 0 and sizes["test"] > 0
+    assert train.vocab_size == 256 and train.task == "lm"
+
+
+def test_text_loader_errors_say_what_is_missing(tmp_path):
+    with pytest.raises(ValueError, match="set data_dir"):
+        data.build("text", None, "train")
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        data.build("text", str(tmp_path / "nope"), "train")
+    with pytest.raises(FileNotFoundError, match="matches pattern"):
+        data.build("text", str(tmp_path), "train")
+    (tmp_path / "tiny.txt").write_text("abc")
+    with pytest.raises(ValueError, match="fewer than seq_len"):
+        data.build("text", str(tmp_path), "test", seq_len=64)

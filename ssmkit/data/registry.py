@@ -1,7 +1,8 @@
 """Datasets by name: ``ssmkit.data.build(name, data_dir, split, **options)`` returns a torch Dataset of (x, y).
 
 Every registered builder returns a dataset with the attributes the model needs: ``d_input`` (features per step),
-``n_classes`` (or d_output), ``l_max`` (longest sequence).
+``n_classes`` (or d_output), ``l_max`` (longest sequence); token datasets add ``vocab_size`` (inputs are token ids)
+and per-step tasks ``task = "lm"`` (y holds a target at every position; the default task is classification).
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
 """Whole networks built from ssmkit layers."""
 from .backbone import SequenceModel
+from .generate import generate, sample
 
-__all__ = ["SequenceModel"]
+__all__ = ["SequenceModel", "generate", "sample"]

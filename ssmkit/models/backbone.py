@@ -1,8 +1,11 @@
 """The sequence backbone: encoder, residual blocks of any registered layer, pooling, decoder.
 
-    h = Linear_in(x)                                      x: (B, L, d_input)
+    h = Linear_in(x)   or   Embedding(x) for token ids    x: (B, L, d_input) or (B, L) ints
     h = h + Dropout(layer(Norm(h)))     (prenorm)   or    h = Norm(h + Dropout(layer(h)))   (postnorm), n_layers times
     out = Linear_out(pool(Norm_final(h)))                 pool: mean over valid steps | last valid step | none
+
+A per-step model (pool='none', causal layers) also runs recurrently: ``default_state``, ``prefill`` (the chunked view
+over a prompt) and ``step`` (one position) give the outputs of ``forward`` one position at a time.
 """
 from __future__ import annotations
 
@@ -23,13 +26,13 @@ class _BatchNorm(nn.Module):
         self.norm = nn.BatchNorm1d(d)
 
     def forward(self, x):
-        return self.norm(x.transpose(1, 2)).transpose(1, 2)
+        return self.norm(x) if x.dim() == 2 else self.norm(x.transpose(1, 2)).transpose(1, 2)
 
 
 class SequenceModel(nn.Module):
     def __init__(self, d_input: int, d_output: int, *, layer: str = "s4d", d_model: int = 64, n_layers: int = 4,
                  layer_options: dict | None = None, prenorm: bool = True, norm: str = "layer", dropout: float = 0.0,
-                 pool: str = "mean"):
+                 pool: str = "mean", vocab_size: int | None = None):
         super().__init__()
         if pool not in POOLS:
             raise ValueError(f"pool: expected one of {POOLS}, got {pool!r}")
@@ -37,7 +40,7 @@ class SequenceModel(nn.Module):
             raise ValueError(f"norm: expected one of {NORMS}, got {norm!r}")
         make_norm = nn.LayerNorm if norm == "layer" else _BatchNorm
         self.prenorm, self.pool = prenorm, pool
-        self.encoder = nn.Linear(d_input, d_model)
+        self.encoder = nn.Embedding(vocab_size, d_model) if vocab_size else nn.Linear(d_input, d_model)
         self.layers = nn.ModuleList(build_layer(layer, d_model=d_model, **(layer_options or {}))
                                     for _ in range(n_layers))
         self.norms = nn.ModuleList(make_norm(d_model) for _ in range(n_layers))
@@ -45,14 +48,23 @@ class SequenceModel(nn.Module):
         self.final_norm = make_norm(d_model) if prenorm else nn.Identity()
         self.decoder = nn.Linear(d_model, d_output)
 
+    def _blocks(self, h: torch.Tensor, states: list, stepping: bool) -> tuple[torch.Tensor, list]:
+        """The residual blocks over h (B, L, H), or over one position h (B, H) with stepping=True."""
+        new_states = []
+        for layer, norm, state in zip(self.layers, self.norms, states):
+            run = layer.step if stepping else layer
+            if self.prenorm:
+                y, state = run(norm(h), state)
+                h = h + self.dropout(y)
+            else:
+                y, state = run(h, state)
+                h = norm(h + self.dropout(y))
+            new_states.append(state)
+        return h, new_states
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, L, d_input) -> (B, d_output), or (B, L, d_output) with pool='none'. lengths (B,) masks padding."""
-        h = self.encoder(x)
-        for layer, norm in zip(self.layers, self.norms):
-            if self.prenorm:
-                h = h + self.dropout(layer(norm(h))[0])
-            else:
-                h = norm(h + self.dropout(layer(h)[0]))
+        h, _ = self._blocks(self.encoder(x), [None] * len(self.layers), stepping=False)
         h = self.final_norm(h)
         if self.pool == "none":
             return self.decoder(h)
@@ -63,3 +75,24 @@ class SequenceModel(nn.Module):
             return self.decoder(h[torch.arange(h.shape[0], device=h.device), lengths - 1])
         mask = (torch.arange(L, device=h.device)[None] < lengths[:, None]).to(h.dtype)[..., None]
         return self.decoder((h * mask).sum(1) / lengths[:, None].to(h.dtype))
+
+    # -- recurrent use (per-step models) -------------------------------------------------------------------------------
+    def _check_per_step(self) -> None:
+        if self.pool != "none":
+            raise ValueError(f"pool: recurrent use needs a per-step model (pool='none'), this one pools {self.pool!r}")
+
+    def default_state(self, batch_size: int) -> list:
+        self._check_per_step()
+        return [layer.default_state(batch_size) for layer in self.layers]
+
+    def prefill(self, x: torch.Tensor, states: list) -> tuple[torch.Tensor, list]:
+        """Outputs (B, L, d_output) of a chunk x continuing ``states``, and the states after it (chunked view)."""
+        self._check_per_step()
+        h, states = self._blocks(self.encoder(x), states, stepping=False)
+        return self.decoder(self.final_norm(h)), states
+
+    def step(self, x_t: torch.Tensor, states: list) -> tuple[torch.Tensor, list]:
+        """One position: x_t (B,) token ids or (B, d_input) -> output (B, d_output), next states."""
+        self._check_per_step()
+        h, states = self._blocks(self.encoder(x_t), states, stepping=True)
+        return self.decoder(self.final_norm(h)), states

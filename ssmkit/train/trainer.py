@@ -34,11 +34,20 @@ from .optim import param_groups
 METRIC_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
 
 
-def build_model(config: TrainConfig, d_input: int, n_classes: int, l_max: int) -> SequenceModel:
-    options = {"d_state": config.d_state, "ssm_lr": config.ssm_lr, "l_max": l_max, **config.layer_options}
-    return SequenceModel(d_input, n_classes, layer=config.layer, d_model=config.d_model, n_layers=config.n_layers,
-                         layer_options=options, prenorm=config.prenorm, norm=config.norm, dropout=config.dropout,
-                         pool=config.pool)
+def build_model(config: TrainConfig, dataset) -> SequenceModel:
+    """The model for ``dataset``: token embedding when it has a vocabulary, per-step outputs for task 'lm'."""
+    options = {"d_state": config.d_state, "ssm_lr": config.ssm_lr, "l_max": dataset.l_max, **config.layer_options}
+    per_step = getattr(dataset, "task", "classify") == "lm"
+    return SequenceModel(dataset.d_input, dataset.n_classes, layer=config.layer, d_model=config.d_model,
+                         n_layers=config.n_layers, layer_options=options, prenorm=config.prenorm, norm=config.norm,
+                         dropout=config.dropout, pool="none" if per_step else config.pool,
+                         vocab_size=getattr(dataset, "vocab_size", None))
+
+
+def loss_and_correct(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy and number of correct argmax predictions, over samples or over every position."""
+    logits, y = logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1)
+    return F.cross_entropy(logits, y, reduction="sum"), (logits.argmax(-1) == y).sum()
 
 
 def lr_factor(step: int, warmup: int, total: int, schedule: str) -> float:
@@ -58,10 +67,10 @@ def evaluate(model, dataset, batch_size: int, device, rank: int = 0, world: int 
     total_loss, correct, n = 0.0, 0, 0
     for x, y in DataLoader(shard, batch_size=batch_size):
         x, y = x.to(device), y.to(device)
-        logits = model(x)
-        total_loss += F.cross_entropy(logits.float(), y, reduction="sum").item()
-        correct += (logits.argmax(-1) == y).sum().item()
-        n += len(y)
+        loss, right = loss_and_correct(model(x), y)
+        total_loss += loss.item()
+        correct += right.item()
+        n += y.numel()
     total_loss, correct, n = dist.all_reduce_sum([total_loss, correct, n], device)
     return {"loss": total_loss / n, "acc": correct / n}
 
@@ -127,7 +136,7 @@ def _prepare(config: TrainConfig, resume, log):
               for s in ("train", "val", "test")}
     _check_batching(len(splits["train"]), config.batch_size, world)
     torch.manual_seed(config.seed)  # the same initial weights on every rank
-    model = build_model(config, splits["train"].d_input, splits["train"].n_classes, splits["train"].l_max).to(device)
+    model = build_model(config, splits["train"]).to(device)
     torch.manual_seed(config.seed + rank)
     optimizer = torch.optim.AdamW(param_groups(model, config.lr, config.weight_decay))
     if world > 1:
@@ -141,7 +150,7 @@ def _prepare(config: TrainConfig, resume, log):
 
 
 def _train_epoch(config, model, optimizer, scheduler, train_set, epoch, rank, world, device) -> list[float]:
-    """One epoch; returns [summed loss, correct, samples] over all ranks."""
+    """One epoch; returns [summed loss, correct, targets] over all ranks (a target: a sample, or a position)."""
     model.train()
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
     batches = epoch_batches(len(train_set), config.batch_size, config.seed, epoch)
@@ -151,18 +160,18 @@ def _train_epoch(config, model, optimizer, scheduler, train_set, epoch, rank, wo
         x, y = x.to(device), y.to(device)
         with amp:
             logits = model(x)
-        loss = F.cross_entropy(logits.float(), y, reduction="sum")
+        loss, right = loss_and_correct(logits, y)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"epoch {epoch + 1}: the loss became {loss.item()}; lower lr or ssm_lr")
         optimizer.zero_grad(set_to_none=True)
-        (loss * (world / len(batch))).backward()
+        (loss * (world / (len(batch) * y[0].numel()))).backward()
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         scheduler.step()
         loss_sum += loss.item()
-        correct += (logits.argmax(-1) == y).sum().item()
-        seen += len(y)
+        correct += right.item()
+        seen += y.numel()
     return dist.all_reduce_sum([loss_sum, correct, seen], device)
 
 
@@ -188,6 +197,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
     else:
         run_dir = Path(dist.broadcast(str(new_run_dir(config)) if rank == 0 else None))
     n_params = sum(p.numel() for p in plain.parameters())
+    unit = "tokens" if getattr(splits["train"], "task", "classify") == "lm" else "samples"
     log(f"run {run_dir}: {config.layer} x{config.n_layers}, d_model={config.d_model}, {n_params:,} parameters, "
         f"{config.dataset} ({len(splits['train'])} train), {device} x{world}")
     for epoch in range(start_epoch, config.epochs):
@@ -208,7 +218,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
             _write_metrics(history, run_dir / "metrics.csv")
         best_val = max(best_val, val["acc"])
         log(f"epoch {epoch + 1:3d}/{config.epochs}  train loss {row['train_loss']:.3f} acc {row['train_acc']:6.1%}  "
-            f"val loss {val['loss']:.3f} acc {val['acc']:6.1%}  {seen / seconds:,.0f} samples/s")
+            f"val loss {val['loss']:.3f} acc {val['acc']:6.1%}  {seen / seconds:,.0f} {unit}/s")
         dist.barrier()
     best = load_model(run_dir, "best", device=device)
     test = evaluate(best, splits["test"], config.batch_size, device, rank, world)
@@ -226,8 +236,7 @@ def load_model(run_dir: str | Path, checkpoint: str = "best", device="cpu") -> S
     if checkpoint not in ("best", "last"):
         raise ValueError(f"checkpoint: expected 'best' or 'last', got {checkpoint!r}")
     config = read_run_config(run_dir)
-    ds = data.build(config.dataset, config.data_dir, "val", **config.dataset_options)
-    model = build_model(config, ds.d_input, ds.n_classes, ds.l_max)
+    model = build_model(config, data.build(config.dataset, config.data_dir, "val", **config.dataset_options))
     load_weights(model, read_weights(run_dir / "checkpoints", checkpoint), run_dir / "checkpoints" / checkpoint)
     return model.to(device).eval()
 
