@@ -1,5 +1,5 @@
 """The command line: ``ssmkit train [EXPERIMENT] [key=value ...] | train --resume RUN_DIR | eval RUN_DIR |
-generate RUN_DIR | layers | datasets | experiments``.
+generate RUN_DIR | plot RUN_DIR | layers | datasets | experiments``.
 
 Thin: parse, then call the library.
 """
@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     p_gen.add_argument("--seed", type=int, default=0)
     p_gen.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p_gen.add_argument("--device", default="auto")
+    p_plot = sub.add_parser("plot", help="training curves and learned kernels of a run, as PNG (needs matplotlib)")
+    p_plot.add_argument("run_dir")
     sub.add_parser("layers", help="list the registered layers")
     sub.add_parser("datasets", help="list the registered datasets")
     sub.add_parser("experiments", help="list the shipped experiments")
@@ -54,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "layers":
             for name, cls in sorted(layers.LAYERS.items()):
                 print(f"{name:8} {cls.__name__}: {(cls.__doc__ or '').strip().splitlines()[0]}")
+        elif args.command == "plot":
+            from .train.plots import plot_run
+            for path in plot_run(args.run_dir):
+                print(path)
         elif args.command == "generate":
             _generate(args, training)
         elif args.command == "experiments":

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from .. import data
 from . import distributed as dist
@@ -155,8 +157,10 @@ def _train_epoch(config, model, optimizer, scheduler, train_set, epoch, rank, wo
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
     batches = epoch_batches(len(train_set), config.batch_size, config.seed, epoch)
     loader = DataLoader(train_set, batch_sampler=[b[rank::world].tolist() for b in batches])
+    bar = tqdm(zip(loader, batches), total=len(batches), desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
+               disable=rank != 0 or not sys.stderr.isatty(), dynamic_ncols=True)
     loss_sum, correct, seen = 0.0, 0, 0
-    for (x, y), batch in zip(loader, batches):
+    for (x, y), batch in bar:
         x, y = x.to(device), y.to(device)
         with amp:
             logits = model(x)
@@ -172,7 +176,29 @@ def _train_epoch(config, model, optimizer, scheduler, train_set, epoch, rank, wo
         loss_sum += loss.item()
         correct += right.item()
         seen += y.numel()
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.1%}")
     return dist.all_reduce_sum([loss_sum, correct, seen], device)
+
+
+def _tensorboard(run_dir: Path, rank: int):
+    """A SummaryWriter under run_dir/tensorboard when tensorboard is installed (rank 0), else None."""
+    if rank != 0:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+def _summary(history: list[dict], results: dict, n_params: int) -> str:
+    best = max(history, key=lambda r: r["val_acc"]) if history else None
+    rows = [("parameters", f"{n_params:,}"), ("epochs", str(len(history))),
+            ("best validation", f"{best['val_acc']:.2%} (epoch {best['epoch']})" if best else "-"),
+            ("test accuracy", f"{results['test_acc']:.2%}"), ("test loss", f"{results['test_loss']:.4f}"),
+            ("training time", f"{sum(r['seconds'] for r in history):.1f} s"), ("run directory", results["run_dir"])]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
 
 
 def train(config: TrainConfig | None = None, resume: str | Path | None = None, log=print) -> dict:
@@ -197,6 +223,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
     else:
         run_dir = Path(dist.broadcast(str(new_run_dir(config)) if rank == 0 else None))
     n_params = sum(p.numel() for p in plain.parameters())
+    board = _tensorboard(run_dir, rank)
     unit = "tokens" if getattr(splits["train"], "task", "classify") == "lm" else "samples"
     log(f"run {run_dir}: {config.layer} x{config.n_layers}, d_model={config.d_model}, {n_params:,} parameters, "
         f"{config.dataset} ({len(splits['train'])} train), {device} x{world}")
@@ -216,6 +243,9 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
                      "epoch": epoch, "best_val": max(best_val, val["acc"]), "history": history}
             save_checkpoint(run_dir / "checkpoints", epoch, plain.state_dict(), state, best=val["acc"] > best_val)
             _write_metrics(history, run_dir / "metrics.csv")
+        if board is not None:
+            for key in METRIC_COLUMNS[2:]:
+                board.add_scalar(key, row[key], row["step"])
         best_val = max(best_val, val["acc"])
         log(f"epoch {epoch + 1:3d}/{config.epochs}  train loss {row['train_loss']:.3f} acc {row['train_acc']:6.1%}  "
             f"val loss {val['loss']:.3f} acc {val['acc']:6.1%}  {seen / seconds:,.0f} {unit}/s")
@@ -225,8 +255,11 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
     results = {"test_loss": test["loss"], "test_acc": test["acc"], "best_val_acc": best_val, "run_dir": str(run_dir)}
     if rank == 0:
         write_text_atomic(json.dumps(results, indent=2) + "\n", run_dir / "results.json")
+    if board is not None:
+        board.close()
     log(f"test accuracy {test['acc']:.2%} (loss {test['loss']:.3f}) with the best validation checkpoint "
         f"(val {best_val:.2%}); run directory {run_dir}")
+    log(_summary(history, results, n_params))
     return results
 
 

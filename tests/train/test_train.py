@@ -189,3 +189,13 @@ def test_cli_trains_an_experiment_file_with_overrides(tmp_path):
     out = subprocess.run([sys.executable, "-m", "ssmkit", "eval", str(tmp_path / "cli")], capture_output=True,
                          text=True, check=True)
     assert out.stdout.startswith("test: accuracy")
+
+
+def test_plot_writes_curves_and_kernels(tmp_path):
+    pytest.importorskip("matplotlib")
+    train(_config(tmp_path, "p", ["epochs=2", "n_layers=2"]), log=lambda *_: None)
+    out = subprocess.run([sys.executable, "-m", "ssmkit", "plot", str(tmp_path / "p")], capture_output=True,
+                         text=True, check=True)
+    for name in ("curves.png", "kernels.png"):
+        png = tmp_path / "p" / "plots" / name
+        assert str(png) in out.stdout and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
