@@ -2,6 +2,7 @@
 
     h = Linear_in(x)   or   Embedding(x) for token ids    x: (B, L, d_input) or (B, L) ints
     h = h + Dropout(layer(Norm(h)))     (prenorm)   or    h = Norm(h + Dropout(layer(h)))   (postnorm), n_layers times
+        each optionally followed by the same residual around an FFN: Linear(H -> ffn_mult·H), GELU, Linear(-> H)
     out = Linear_out(pool(Norm_final(h)))                 pool: mean over valid steps | last valid step | none
 
 A per-step model (pool='none', causal layers) also runs recurrently: ``default_state``, ``prefill`` (the chunked view
@@ -32,7 +33,7 @@ class _BatchNorm(nn.Module):
 class SequenceModel(nn.Module):
     def __init__(self, d_input: int, d_output: int, *, layer: str = "s4d", d_model: int = 64, n_layers: int = 4,
                  layer_options: dict | None = None, prenorm: bool = True, norm: str = "layer", dropout: float = 0.0,
-                 pool: str = "mean", vocab_size: int | None = None):
+                 pool: str = "mean", vocab_size: int | None = None, ffn_mult: int = 0):
         super().__init__()
         if pool not in POOLS:
             raise ValueError(f"pool: expected one of {POOLS}, got {pool!r}")
@@ -44,21 +45,32 @@ class SequenceModel(nn.Module):
         self.layers = nn.ModuleList(build_layer(layer, d_model=d_model, **(layer_options or {}))
                                     for _ in range(n_layers))
         self.norms = nn.ModuleList(make_norm(d_model) for _ in range(n_layers))
+        if ffn_mult < 0:
+            raise ValueError(f"ffn_mult: expected 0 (no FFN) or a positive integer, got {ffn_mult}")
+        self.ffns = nn.ModuleList(nn.Sequential(nn.Linear(d_model, ffn_mult * d_model), nn.GELU(),
+                                                nn.Linear(ffn_mult * d_model, d_model)) for _ in range(n_layers)
+                                  ) if ffn_mult else None
+        self.ffn_norms = nn.ModuleList(make_norm(d_model) for _ in range(n_layers)) if ffn_mult else None
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.final_norm = make_norm(d_model) if prenorm else nn.Identity()
         self.decoder = nn.Linear(d_model, d_output)
 
+    def _residual(self, h: torch.Tensor, norm: nn.Module, sublayer) -> tuple[torch.Tensor, object]:
+        """h + Dropout(sublayer(Norm(h))) (prenorm) or Norm(h + Dropout(sublayer(h))); sublayer returns (y, extra)."""
+        if self.prenorm:
+            y, extra = sublayer(norm(h))
+            return h + self.dropout(y), extra
+        y, extra = sublayer(h)
+        return norm(h + self.dropout(y)), extra
+
     def _blocks(self, h: torch.Tensor, states: list, stepping: bool) -> tuple[torch.Tensor, list]:
         """The residual blocks over h (B, L, H), or over one position h (B, H) with stepping=True."""
         new_states = []
-        for layer, norm, state in zip(self.layers, self.norms, states):
+        for i, (layer, state) in enumerate(zip(self.layers, states)):
             run = layer.step if stepping else layer
-            if self.prenorm:
-                y, state = run(norm(h), state)
-                h = h + self.dropout(y)
-            else:
-                y, state = run(h, state)
-                h = norm(h + self.dropout(y))
+            h, state = self._residual(h, self.norms[i], lambda x: run(x, state))
+            if self.ffns is not None:
+                h, _ = self._residual(h, self.ffn_norms[i], lambda x: (self.ffns[i](x), None))
             new_states.append(state)
         return h, new_states
 

@@ -31,7 +31,10 @@ class TrainConfig:
     norm: str = "layer"
     dropout: float = 0.1
     pool: str = "mean"
-    # optimization: AdamW; the SSM parameters get ssm_lr and no weight decay
+    ffn_mult: int = 0
+    # optimization: AdamW; the SSM parameters get ssm_lr and no weight decay. batch_size is the global batch of one
+    # optimizer step (over all processes), taken in `accumulate` sequential micro-batches. schedule: cosine to 0,
+    # constant, or plateau (times plateau_factor after plateau_patience epochs without a better val accuracy)
     epochs: int = 20
     batch_size: int = 64
     lr: float = 0.01
@@ -39,7 +42,10 @@ class TrainConfig:
     weight_decay: float = 0.05
     schedule: str = "cosine"
     warmup_epochs: int = 1
+    plateau_patience: int = 3
+    plateau_factor: float = 0.5
     grad_clip: float = 0.0
+    accumulate: int = 1
     precision: str = "fp32"
     seed: int = 0
     device: str = "auto"
@@ -48,14 +54,19 @@ class TrainConfig:
     run_name: str | None = None
 
     def __post_init__(self):
-        choices = {"schedule": ("cosine", "constant"), "precision": ("fp32", "bf16"), "norm": ("layer", "batch"),
+        choices = {"schedule": ("cosine", "constant", "plateau"), "precision": ("fp32", "bf16"), "norm": ("layer", "batch"),
                    "pool": ("mean", "last")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key}: expected one of {allowed}, got {getattr(self, key)!r}")
-        for key in ("d_model", "n_layers", "d_state", "epochs", "batch_size"):
+        for key in ("d_model", "n_layers", "d_state", "epochs", "batch_size", "accumulate", "plateau_patience"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key}: expected a positive integer, got {getattr(self, key)}")
+        if self.batch_size % self.accumulate:
+            raise ValueError(f"accumulate: must divide batch_size={self.batch_size} (micro-batches of equal size), "
+                             f"got {self.accumulate}")
+        if not 0 < self.plateau_factor < 1:
+            raise ValueError(f"plateau_factor: expected a factor in (0, 1), got {self.plateau_factor}")
         if self.lr <= 0 or self.ssm_lr < 0:
             raise ValueError(f"lr, ssm_lr: expected lr > 0 and ssm_lr >= 0, got {self.lr}, {self.ssm_lr}")
 

@@ -12,6 +12,7 @@ Metrics are summed over ranks; rank 0 alone writes files.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -43,7 +44,7 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel:
     return SequenceModel(dataset.d_input, dataset.n_classes, layer=config.layer, d_model=config.d_model,
                          n_layers=config.n_layers, layer_options=options, prenorm=config.prenorm, norm=config.norm,
                          dropout=config.dropout, pool="none" if per_step else config.pool,
-                         vocab_size=getattr(dataset, "vocab_size", None))
+                         vocab_size=getattr(dataset, "vocab_size", None), ffn_mult=config.ffn_mult)
 
 
 def loss_and_correct(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,13 +53,33 @@ def loss_and_correct(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tenso
     return F.cross_entropy(logits, y, reduction="sum"), (logits.argmax(-1) == y).sum()
 
 
-def lr_factor(step: int, warmup: int, total: int, schedule: str) -> float:
-    """Linear warmup over `warmup` steps, then constant or cosine decay to 0 at `total`."""
-    if step < warmup:
-        return (step + 1) / warmup
-    if schedule == "constant":
-        return 1.0
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+class Schedule:
+    """The lr factor of each step: linear warmup over `warmup` steps, then cosine decay to 0 at `total`, constant, or
+    constant times `factor` for every `patience` epochs in a row without a better validation accuracy (plateau).
+
+    A callable object rather than a function: LambdaLR checkpoints its attributes, so a plateau resumes exactly.
+    """
+
+    def __init__(self, kind: str, warmup: int, total: int, patience: int, factor: float):
+        self.kind, self.warmup, self.total, self.patience, self.factor = kind, warmup, total, patience, factor
+        self.scale, self.best, self.bad_epochs = 1.0, -math.inf, 0
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        if self.kind == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))))
+        return self.scale
+
+    def end_epoch(self, val_acc: float) -> None:
+        if self.kind != "plateau":
+            return
+        if val_acc > self.best:
+            self.best, self.bad_epochs = val_acc, 0
+            return
+        self.bad_epochs += 1
+        if self.bad_epochs >= self.patience:
+            self.scale, self.bad_epochs = self.scale * self.factor, 0
 
 
 @torch.no_grad()
@@ -147,7 +168,8 @@ def _prepare(config: TrainConfig, resume, log):
             device_ids=[device] if device.type == "cuda" else None)
     steps = math.ceil(len(splits["train"]) / config.batch_size)
     total, warmup = config.epochs * steps, config.warmup_epochs * steps
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup, total, config.schedule))
+    schedule = Schedule(config.schedule, warmup, total, config.plateau_patience, config.plateau_factor)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     return config, rank, world, device, splits, model, optimizer, scheduler, steps
 
 
@@ -162,20 +184,26 @@ def _train_epoch(config, model, optimizer, scheduler, train_set, epoch, rank, wo
     loss_sum, correct, seen = 0.0, 0, 0
     for (x, y), batch in bar:
         x, y = x.to(device), y.to(device)
-        with amp:
-            logits = model(x)
-        loss, right = loss_and_correct(logits, y)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"epoch {epoch + 1}: the loss became {loss.item()}; lower lr or ssm_lr")
         optimizer.zero_grad(set_to_none=True)
-        (loss * (world / (len(batch) * y[0].numel()))).backward()
+        scale = world / (len(batch) * y[0].numel())  # per target of the global batch, times DDP's 1/world
+        size = math.ceil(len(y) / config.accumulate)
+        parts = list(zip(x.split(size), y.split(size)))
+        for j, (xm, ym) in enumerate(parts):
+            last = j == len(parts) - 1
+            with contextlib.nullcontext() if last or world == 1 else model.no_sync():  # all-reduce once per step
+                with amp:
+                    logits = model(xm)
+                loss, right = loss_and_correct(logits, ym)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"epoch {epoch + 1}: the loss became {loss.item()}; lower lr or ssm_lr")
+                (loss * scale).backward()
+            loss_sum += loss.item()
+            correct += right.item()
+            seen += ym.numel()
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         scheduler.step()
-        loss_sum += loss.item()
-        correct += right.item()
-        seen += y.numel()
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.1%}")
     return dist.all_reduce_sum([loss_sum, correct, seen], device)
 
@@ -237,6 +265,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
                "train_loss": loss_sum / seen, "train_acc": correct / seen, "val_loss": val["loss"],
                "val_acc": val["acc"], "seconds": seconds}
         history.append(row)
+        scheduler.lr_lambdas[0].end_epoch(val["acc"])
         rng = dist.gather(_rng_state(device))
         if rank == 0:
             state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng,

@@ -199,3 +199,32 @@ def test_plot_writes_curves_and_kernels(tmp_path):
     for name in ("curves.png", "kernels.png"):
         png = tmp_path / "p" / "plots" / name
         assert str(png) in out.stdout and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_gradient_accumulation_equals_the_whole_batch(tmp_path):
+    base = ["epochs=2", "dropout=0"]
+    train(_config(tmp_path, "whole", base), log=lambda *_: None)
+    train(_config(tmp_path, "micro", base + ["accumulate=4"]), log=lambda *_: None)
+    for a, b in zip(_rows(tmp_path / "whole"), _rows(tmp_path / "micro")):
+        for key in ("train_loss", "val_loss", "val_acc"):
+            assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-4), key
+
+
+def test_plateau_schedule_reduces_after_patience_and_resumes_its_state():
+    from ssmkit.train.trainer import Schedule
+    s = Schedule("plateau", warmup=2, total=100, patience=2, factor=0.5)
+    assert [s(0), s(1), s(2)] == [0.5, 1.0, 1.0]
+    for acc in (0.5, 0.6, 0.6, 0.55):  # two epochs without improvement
+        s.end_epoch(acc)
+    assert s(10) == 0.5
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, s)
+    fresh = Schedule("plateau", 2, 100, 2, 0.5)
+    torch.optim.lr_scheduler.LambdaLR(opt, fresh).load_state_dict(sched.state_dict())
+    assert fresh.scale == 0.5 and fresh.best == 0.6
+
+
+def test_an_ffn_after_each_layer_trains(tmp_path):
+    train(_config(tmp_path, "ffn", ["ffn_mult=2", "epochs=1"]), log=lambda *_: None)
+    model = ssmkit.load(tmp_path / "ffn")
+    assert model.ffns is not None and model.ffns[0][0].out_features == 128
