@@ -120,7 +120,6 @@ def generation_timings():
                 lay.setup_step()
 
             def one_token():
-                nonlocal x
                 with torch.no_grad():
                     h = x
                     for i, lay in enumerate(layers):
