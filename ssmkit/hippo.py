@@ -166,3 +166,16 @@ def diagonal_init(init: str, N: int) -> torch.Tensor:
     if init == "random":
         return torch.complex(half, math.pi * (N / 2) * torch.rand(N // 2, dtype=torch.float64))
     raise ValueError(f"init: expected one of ('lin', 'inv', 'legs', 'real', 'random'), got {init!r}")
+
+
+def hippo_n_blocks(P: int, blocks: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """S5's init: Λ (P/2,) and V (P, P/2) of the HiPPO-N matrix (the normal part A + PPᵀ of LegS) in ``blocks``
+    diagonal blocks, each the size-P/blocks HiPPO-N; V is block-diagonal, and [V, V̄] is unitary."""
+    if not isinstance(blocks, int) or blocks < 1 or P % (2 * blocks):
+        raise ValueError(f"blocks: expected a positive integer with d_state={P} divisible by 2·blocks, got {blocks!r}")
+    part = nplr("legs", P // blocks)
+    n, n2 = P // blocks, P // (2 * blocks)
+    V = torch.zeros(P, P // 2, dtype=torch.complex128)
+    for j in range(blocks):
+        V[j * n:(j + 1) * n, j * n2:(j + 1) * n2] = part.V
+    return part.Lambda.repeat(blocks), V

@@ -21,6 +21,27 @@ import torch
 from torch import nn
 
 
+def register_ssm(module: nn.Module, name: str, value: torch.Tensor, ssm_lr: float | None, trainable: bool = True):
+    """Register an SSM parameter on ``module``: complex values stored as real (..., 2); tagged with
+    ``_optim = {"lr": ssm_lr, "weight_decay": 0.0}``; a buffer (fixed) when not trainable or ssm_lr == 0."""
+    if value.is_complex():
+        value = torch.view_as_real(value)
+    value = value.to(torch.get_default_dtype()).contiguous()
+    if not trainable or ssm_lr == 0:
+        module.register_buffer(name, value)
+        return
+    param = nn.Parameter(value)
+    param._optim = {"weight_decay": 0.0} if ssm_lr is None else {"lr": ssm_lr, "weight_decay": 0.0}
+    module.register_parameter(name, param)
+
+
+def as_complex(t: torch.Tensor) -> torch.Tensor:
+    """A complex parameter stored as real (..., 2), in float32/float64 (half precisions are widened)."""
+    if t.dtype not in (torch.float32, torch.float64):
+        t = t.float()
+    return torch.view_as_complex(t)
+
+
 def complex_dtype(dtype: torch.dtype) -> torch.dtype:
     """complex128 for float64 parameters, complex64 otherwise (bf16/fp16 never reach the complex math)."""
     return torch.complex128 if dtype == torch.float64 else torch.complex64
@@ -51,19 +72,8 @@ class SSMKernel(nn.Module):
 
     # -- parameters ------------------------------------------------------------------------------------------------
     def register_ssm(self, name: str, value: torch.Tensor, trainable: bool = True) -> None:
-        """Register an SSM parameter (complex values stored as real (..., 2)), tagged for its optimizer group."""
-        if value.is_complex():
-            value = torch.view_as_real(value)
-        value = value.to(torch.get_default_dtype()).contiguous()
-        if not trainable or self.ssm_lr == 0:
-            self.register_buffer(name, value)
-            return
-        param = nn.Parameter(value)
-        optim = {"weight_decay": 0.0}
-        if self.ssm_lr is not None:
-            optim["lr"] = self.ssm_lr
-        param._optim = optim
-        self.register_parameter(name, param)
+        """Register an SSM parameter, tagged for its optimizer group (see the module function register_ssm)."""
+        register_ssm(self, name, value, self.ssm_lr, trainable)
 
     def register_output(self, name: str, value: torch.Tensor) -> None:
         """Register C (or another output-side parameter): ordinary optimizer group, stored as real (..., 2)."""
@@ -71,10 +81,7 @@ class SSMKernel(nn.Module):
 
     def cplx(self, name: str) -> torch.Tensor:
         """A complex parameter in the compute dtype (complex128 for float64 modules, else complex64)."""
-        t = getattr(self, name)
-        if t.dtype not in (torch.float32, torch.float64):
-            t = t.float()
-        return torch.view_as_complex(t)
+        return as_complex(getattr(self, name))
 
     @property
     def real_dtype(self) -> torch.dtype:

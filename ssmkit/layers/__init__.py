@@ -3,5 +3,6 @@ from .conv import SSMConv
 from .diagonal import DLR, DSS, S4D
 from .registry import LAYERS, layer, register_layer
 from .s4 import S4
+from .s5 import S5
 
-__all__ = ["SSMConv", "S4", "S4D", "DSS", "DLR", "LAYERS", "layer", "register_layer"]
+__all__ = ["SSMConv", "S4", "S4D", "DSS", "DLR", "S5", "LAYERS", "layer", "register_layer"]

@@ -19,6 +19,7 @@ from torch import nn
 
 from ..kernels.base import SSMKernel, complex_dtype
 from ..ops import fftconv
+from .checks import check_input, check_rate, check_state, check_step_input
 
 ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "relu": nn.ReLU, "id": nn.Identity}
 OUTPUTS = ("glu", "linear", "none")
@@ -61,30 +62,12 @@ class SSMConv(nn.Module):
 
     # -- input checks ----------------------------------------------------------------------------------------------
     def _check_input(self, u) -> None:
-        if not isinstance(u, torch.Tensor):
-            raise ValueError(f"u: expected a tensor of shape (B, L, H={self.H}), got {type(u).__name__}")
-        if not u.is_floating_point():
-            raise ValueError(f"u: expected a floating-point dtype, got {u.dtype}")
-        if u.dim() != 3 or u.shape[-1] != self.H:
-            raise ValueError(f"u: expected shape (B, L, H={self.H}), got {tuple(u.shape)}")
-        if u.shape[1] < 1:
-            raise ValueError("u: expected a length L >= 1, got L=0")
-        if self.l_max is not None and u.shape[1] > self.l_max:
-            raise ValueError(f"u: length L={u.shape[1]} exceeds l_max={self.l_max}")
+        check_input(u, self.H, self.l_max)
 
     def _check_state(self, state, batch: int) -> None:
-        if self.bidirectional:
-            raise ValueError("state: a bidirectional layer has no recurrent view (its kernel reads future inputs); "
-                             "call forward(u) without state")
-        expected = (batch,) + self.kernel.state_shape
-        if not isinstance(state, torch.Tensor) or tuple(state.shape) != expected or not state.is_complex():
-            got = f"{tuple(state.shape)} {state.dtype}" if isinstance(state, torch.Tensor) else type(state).__name__
-            raise ValueError(f"state: expected a complex tensor of shape {expected} (see default_state), got {got}")
+        check_state(state, (batch,) + self.kernel.state_shape, self.bidirectional)
 
-    @staticmethod
-    def _check_rate(rate: float) -> None:
-        if not rate > 0:
-            raise ValueError(f"rate: expected a positive number, got {rate}")
+    _check_rate = staticmethod(check_rate)
 
     # -- views -----------------------------------------------------------------------------------------------------
     def forward(self, u: torch.Tensor, state: torch.Tensor | None = None, rate: float = 1.0):
@@ -143,9 +126,7 @@ class SSMConv(nn.Module):
         """One sample of the recurrence: u (B, H), state (B, H, N/2) -> (y (B, H), next state)."""
         if self.bidirectional:
             raise ValueError("step: a bidirectional layer has no recurrent view (its kernel reads future inputs)")
-        if not isinstance(u, torch.Tensor) or u.dim() != 2 or u.shape[-1] != self.H or not u.is_floating_point():
-            got = f"{tuple(u.shape)} {u.dtype}" if isinstance(u, torch.Tensor) else type(u).__name__
-            raise ValueError(f"u: expected a floating-point tensor of shape (B, H={self.H}), got {got}")
+        check_step_input(u, self.H)
         self._check_state(state, u.shape[0])
         self._check_rate(rate)
         with torch.autocast(device_type=u.device.type, enabled=False):

@@ -1,0 +1,148 @@
+"""S5: the simplified state space layer (Smith, Warrington, Linderman 2022) — one MIMO diagonal SSM over all H.
+
+    x_k = Λ̄_k ⊙ x_{k−1} + B̄_k u_k,   y_k = 2·Re(C̃ x_k) + D ⊙ u_k         x_k ∈ C^{P/2}, u_k, y_k ∈ R^H
+
+Λ (P/2,) from HiPPO-N (``blocks`` diagonal blocks), B̃ = V* B₀ (P/2, H), C̃ = C₀ V (H, P/2), Δ (P/2,) one per state.
+Discretization per state: ZOH Λ̄ = e^{ΛΔ}, B̄ = (Λ̄ − 1)/Λ · B̃; bilinear Λ̄ = (1 + ΛΔ/2)/(1 − ΛΔ/2), B̄ = Δ/(1 − ΛΔ/2)·B̃.
+Since the discretization scales each state's row of B̃, B̄_k u_k = q_k ⊙ (B̃ u_k) with q_k the per-state factor, so a
+per-position Δ_k = Δ·dt_scale_k (irregular sampling) costs O(P) per position, not O(P·H).
+The sequence is computed by ops.scan (parallel, log depth); bidirectional adds a second scan over the reversed
+sequence, read out by its own C̃₂. Output: activation gelu | full_glu (GELU then W₁y ⊙ σ(W₂y)) | half_glu
+(GELU then y ⊙ σ(W y)), then dropout.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .. import hippo
+from ..discretize import DISCRETIZATIONS, discretize
+from ..kernels.base import as_complex, complex_dtype, register_ssm
+from ..ops import scan
+from .checks import check_input, check_rate, check_state, check_step_input
+from .registry import register_layer
+
+ACTIVATIONS = ("gelu", "full_glu", "half_glu")
+C_INITS = ("lecun", "trunc_normal", "complex_normal")
+
+
+@register_layer("s5")
+class S5(nn.Module):
+    """S5. d_state P (P/2 conjugate pairs), blocks J, disc zoh | bilinear, C_init lecun | trunc_normal |
+    complex_normal, clip_eigs (keep Re Λ <= −1e-4), bidirectional, activation gelu | full_glu | half_glu.
+    forward/step take dt_scale (B, L) / (B,): per-position multipliers of Δ for irregularly sampled series."""
+
+    def __init__(self, d_model: int, d_state: int = 64, *, blocks: int = 1, disc: str = "zoh",
+                 bidirectional: bool = False, C_init: str = "lecun", clip_eigs: bool = False, dt_min: float = 1e-3,
+                 dt_max: float = 1e-1, ssm_lr: float | None = 1e-3, activation: str = "gelu", dropout: float = 0.0,
+                 l_max: int | None = None):
+        super().__init__()
+        if disc not in DISCRETIZATIONS:
+            raise ValueError(f"disc: expected one of {DISCRETIZATIONS}, got {disc!r}")
+        if C_init not in C_INITS:
+            raise ValueError(f"C_init: expected one of {C_INITS}, got {C_init!r}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
+        if not 0 < dt_min <= dt_max:
+            raise ValueError(f"dt_min, dt_max: expected 0 < dt_min <= dt_max, got {dt_min}, {dt_max}")
+        Lambda, V = hippo.hippo_n_blocks(d_state, blocks)
+        H, P2 = d_model, d_state // 2
+        self.H, self.P2, self.disc, self.clip_eigs = H, P2, disc, clip_eigs
+        self.bidirectional, self.l_max, self.activation = bidirectional, l_max, activation
+        B0 = torch.randn(d_state, H, dtype=torch.float64) / math.sqrt(H)  # LeCun normal
+        register_ssm(self, "A_real", Lambda.real.clone(), ssm_lr)
+        register_ssm(self, "A_imag", Lambda.imag.clone(), ssm_lr)
+        register_ssm(self, "B", V.conj().T @ B0.to(torch.complex128), ssm_lr)
+        log_dt = torch.rand(P2, dtype=torch.float64) * math.log(dt_max / dt_min) + math.log(dt_min)
+        register_ssm(self, "log_dt", log_dt, ssm_lr)
+        n_dir = 2 if bidirectional else 1
+        if C_init == "complex_normal":
+            C = torch.randn(n_dir, H, P2, dtype=torch.complex128) * math.sqrt(0.5 / P2)
+        else:
+            C0 = torch.randn(n_dir, H, d_state, dtype=torch.float64)
+            if C_init == "trunc_normal":
+                C0 = torch.nn.init.trunc_normal_(C0, std=1.0, a=-2.0, b=2.0)
+            C = (C0 / math.sqrt(d_state)).to(torch.complex128) @ V
+        self.C = nn.Parameter(torch.view_as_real(C).to(torch.get_default_dtype()).contiguous())
+        self.D = nn.Parameter(torch.randn(H))
+        self.out1 = nn.Linear(H, H) if activation != "gelu" else None
+        self.out2 = nn.Linear(H, H) if activation == "full_glu" else None
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    @property
+    def real_dtype(self) -> torch.dtype:
+        return torch.float64 if self.C.dtype == torch.float64 else torch.float32
+
+    def Lambda(self) -> torch.Tensor:
+        re = self.A_real.to(self.real_dtype)
+        if self.clip_eigs:
+            re = torch.clamp(re, max=-1e-4)
+        return torch.complex(re, self.A_imag.to(self.real_dtype))
+
+    def discrete(self, rate: float = 1.0, dt_scale: torch.Tensor | None = None):
+        """(Λ̄, q): (P2,) or, with dt_scale (...,), (..., P2) each; B̄ u = q ⊙ (B̃ u)."""
+        dt = torch.exp(self.log_dt.to(self.real_dtype)) * rate
+        if dt_scale is not None:
+            dt = dt_scale.to(self.real_dtype)[..., None] * dt
+        Lambda = self.Lambda()
+        log_dA, q = discretize(self.disc, Lambda * dt, dt, torch.ones_like(Lambda))
+        return torch.exp(log_dA), q
+
+    def default_state(self, batch_size: int) -> torch.Tensor:
+        if self.bidirectional:
+            raise ValueError("default_state: a bidirectional layer has no recurrent view (it reads future inputs)")
+        return torch.zeros(batch_size, self.P2, dtype=complex_dtype(self.real_dtype), device=self.C.device)
+
+    def _output(self, y: torch.Tensor) -> torch.Tensor:
+        y = nn.functional.gelu(y)
+        if self.activation == "full_glu":
+            y = self.out1(y) * torch.sigmoid(self.out2(y))
+        elif self.activation == "half_glu":
+            y = y * torch.sigmoid(self.out1(y))
+        return self.dropout(y)
+
+    def _check_dt_scale(self, dt_scale, shape: tuple) -> None:
+        if dt_scale is not None and (not isinstance(dt_scale, torch.Tensor) or tuple(dt_scale.shape) != shape):
+            got = tuple(dt_scale.shape) if isinstance(dt_scale, torch.Tensor) else type(dt_scale).__name__
+            raise ValueError(f"dt_scale: expected a tensor of shape {shape} (a multiplier of Δ per position), got {got}")
+
+    def forward(self, u: torch.Tensor, state: torch.Tensor | None = None, rate: float = 1.0,
+                dt_scale: torch.Tensor | None = None):
+        """u (B, L, H) -> (y (B, L, H), next state or None); ``state`` continues a previous chunk."""
+        check_input(u, self.H, self.l_max)
+        check_rate(rate)
+        Bt, L, _ = u.shape
+        self._check_dt_scale(dt_scale, (Bt, L))
+        if state is not None:
+            check_state(state, (Bt, self.P2), self.bidirectional)
+        with torch.autocast(device_type=u.device.type, enabled=False):
+            x_in = u.to(self.real_dtype)
+            dA, q = self.discrete(rate, dt_scale)
+            a = dA.expand(1, L, -1) if dA.dim() == 1 else dA
+            Bu = q * (x_in.to(complex_dtype(self.real_dtype)) @ as_complex(self.B).T)  # (B, L, P2)
+            if state is not None:
+                Bu = torch.cat([Bu[:, :1] + a[:, :1] * state.to(Bu.dtype)[:, None], Bu[:, 1:]], dim=1)
+            xs = scan(a, Bu)
+            C = as_complex(self.C)
+            y = 2 * (xs @ C[0].T).real
+            if self.bidirectional:
+                y = y + 2 * (scan(a.flip(1), Bu.flip(1)).flip(1) @ C[1].T).real
+            y = y + self.D.to(y.dtype) * x_in
+        return self._output(y), (xs[:, -1] if state is not None else None)
+
+    def step(self, u: torch.Tensor, state: torch.Tensor, rate: float = 1.0, dt_scale: torch.Tensor | None = None):
+        """One sample: u (B, H), state (B, P2) -> (y (B, H), next state)."""
+        if self.bidirectional:
+            raise ValueError("step: a bidirectional layer has no recurrent view (it reads future inputs)")
+        check_step_input(u, self.H)
+        check_state(state, (u.shape[0], self.P2), False)
+        check_rate(rate)
+        self._check_dt_scale(dt_scale, (u.shape[0],))
+        with torch.autocast(device_type=u.device.type, enabled=False):
+            x_in = u.to(self.real_dtype)
+            dA, q = self.discrete(rate, dt_scale)
+            x = dA * state.to(complex_dtype(self.real_dtype)) + q * (x_in.to(state.dtype) @ as_complex(self.B).T)
+            y = 2 * (x @ as_complex(self.C)[0].T).real + self.D.to(x_in.dtype) * x_in
+        return self._output(y), x

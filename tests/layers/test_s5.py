@@ -1,0 +1,123 @@
+"""S5: the MIMO diagonal SSM against a dense oracle, its three views (variable Δ included), bidirectional, errors."""
+import pytest
+import torch
+
+from conftest import rel_err
+import ssmkit
+from ssmkit import hippo
+from ssmkit.ops import scan
+
+OPTIONS = [{}, {"disc": "bilinear", "blocks": 4, "activation": "full_glu"},
+           {"C_init": "complex_normal", "activation": "half_glu", "clip_eigs": True},
+           {"C_init": "trunc_normal", "blocks": 2}]
+CHUNKS = [(0, 5), (5, 6), (6, 37)]
+
+
+def _dense_zoh_output(layer, u):
+    """Pre-activation y of the full P-state system, discretized with a block matrix exponential per state."""
+    Lam = layer.Lambda()
+    dt = torch.exp(layer.log_dt)
+    B, C = torch.view_as_complex(layer.B), torch.view_as_complex(layer.C)[0]
+    Lf, dtf = torch.cat([Lam, Lam.conj()]), torch.cat([dt, dt])
+    Bf, Cf = torch.cat([B, B.conj()]), torch.cat([C, C.conj()], dim=1)
+    P, H = Bf.shape
+    M = torch.zeros(P + H, P + H, dtype=torch.complex128)
+    M[:P, :P] = torch.diag(dtf * Lf)
+    M[:P, P:] = dtf[:, None] * Bf
+    E = torch.linalg.matrix_exp(M)
+    dA, dB = E[:P, :P], E[:P, P:]
+    x, ys = torch.zeros(u.shape[0], P, dtype=torch.complex128), []
+    for k in range(u.shape[1]):
+        x = x @ dA.T + u[:, k].to(torch.complex128) @ dB.T
+        ys.append((x @ Cf.T).real + layer.D * u[:, k])
+    return torch.stack(ys, 1)
+
+
+def test_s5_matches_the_dense_oracle():
+    layer = ssmkit.S5(3, 8, blocks=2).double()
+    u = torch.randn(2, 30, 3, dtype=torch.float64)
+    y, _ = layer(u)
+    assert rel_err(y, torch.nn.functional.gelu(_dense_zoh_output(layer, u))) < 1e-10
+
+
+def test_hippo_n_blocks_are_block_diagonal_hippo_n():
+    Lam, V = hippo.hippo_n_blocks(16, 4)
+    small = hippo.nplr("legs", 4)
+    assert torch.allclose(Lam, small.Lambda.repeat(4))
+    Vf = torch.cat([V, V.conj()], dim=1)
+    assert torch.allclose(Vf.conj().T @ Vf, torch.eye(16, dtype=torch.complex128), atol=1e-12)
+    assert V[4:, :2].abs().max() == 0  # off-diagonal blocks are zero
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=str)
+@pytest.mark.parametrize("variable_dt", [False, True])
+def test_s5_forward_step_and_chunks_agree(options, variable_dt):
+    layer = ssmkit.S5(3, 16, **options).double().eval()
+    u = torch.randn(2, 37, 3, dtype=torch.float64)
+    scale = torch.rand(2, 37, dtype=torch.float64) + 0.5 if variable_dt else None
+    pick = (lambda a, b: None) if scale is None else (lambda a, b: scale[:, a:b])
+    y, _ = layer(u, dt_scale=scale)
+    state, steps = layer.default_state(2), []
+    for t in range(37):
+        y_t, state = layer.step(u[:, t], state, dt_scale=None if scale is None else scale[:, t])
+        steps.append(y_t)
+    state, chunks = layer.default_state(2), []
+    for a, b in CHUNKS:
+        y_c, state = layer(u[:, a:b], state, dt_scale=pick(a, b))
+        chunks.append(y_c)
+    assert rel_err(torch.stack(steps, 1), y) < 1e-9 and rel_err(torch.cat(chunks, 1), y) < 1e-9
+
+
+def test_variable_dt_of_ones_is_the_fixed_step_and_scales_time():
+    layer = ssmkit.S5(3, 8).double()
+    u = torch.randn(1, 20, 3, dtype=torch.float64)
+    assert rel_err(layer(u, dt_scale=torch.ones(1, 20, dtype=torch.float64))[0], layer(u)[0]) < 1e-14
+    assert rel_err(layer(u, dt_scale=torch.full((1, 20), 0.5, dtype=torch.float64))[0], layer(u, rate=0.5)[0]) < 1e-14
+
+
+def test_bidirectional_s5_adds_a_reversed_scan_read_by_its_own_C():
+    layer = ssmkit.S5(2, 8, bidirectional=True).double()
+    u = torch.randn(1, 12, 2, dtype=torch.float64)
+    dA, q = layer.discrete()
+    Bu = q * (u.to(torch.complex128) @ torch.view_as_complex(layer.B).T)
+    a = dA.expand(1, 12, -1)
+    C = torch.view_as_complex(layer.C)
+    fwd = 2 * (scan(a, Bu) @ C[0].T).real
+    bwd = 2 * (scan(a, Bu.flip(1)).flip(1) @ C[1].T).real
+    expected = torch.nn.functional.gelu(fwd + bwd + layer.D * u)
+    assert rel_err(layer(u)[0], expected) < 1e-12
+    for call in (lambda: layer.default_state(1), lambda: layer.step(u[:, 0], torch.zeros(1, 4, dtype=torch.complex128))):
+        with pytest.raises(ValueError, match="bidirectional"):
+            call()
+
+
+def test_s5_gradients_reach_every_parameter_and_ssm_group_is_tagged():
+    layer = ssmkit.S5(4, 8, activation="full_glu", bidirectional=True)
+    layer(torch.randn(2, 16, 4))[0].square().mean().backward()
+    for name, p in layer.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    tagged = {n for n, p in layer.named_parameters() if hasattr(p, "_optim")}
+    assert tagged == {"A_real", "A_imag", "B", "log_dt"}
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: ssmkit.S5(4, 10, blocks=2), "blocks"),
+    (lambda: ssmkit.S5(4, 8, disc="euler"), "disc"),
+    (lambda: ssmkit.S5(4, 8, C_init="zeros"), "C_init"),
+    (lambda: ssmkit.S5(4, 8, activation="relu"), "activation"),
+])
+def test_bad_s5_options_are_named(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_bad_s5_inputs_are_named():
+    layer = ssmkit.S5(4, 8, l_max=10)
+    with pytest.raises(ValueError, match=r"u: expected shape \(B, L, H=4\)"):
+        layer(torch.randn(2, 5, 3))
+    with pytest.raises(ValueError, match="exceeds l_max=10"):
+        layer(torch.randn(2, 11, 4))
+    with pytest.raises(ValueError, match=r"dt_scale: expected a tensor of shape \(2, 5\)"):
+        layer(torch.randn(2, 5, 4), dt_scale=torch.ones(5))
+    with pytest.raises(ValueError, match=r"state: expected a complex tensor of shape \(2, 4\)"):
+        layer.step(torch.randn(2, 4), torch.zeros(2, 8, dtype=torch.complex64))
