@@ -1,8 +1,10 @@
 """Sequence layers to drop into a model: (B, L, H) -> (B, L, H), with step() for recurrent use."""
+from .attention import MultiHeadAttention
 from .conv import SSMConv
 from .diagonal import DLR, DSS, S4D
+from .gss import GSS
 from .registry import LAYERS, layer, register_layer
 from .s4 import S4
 from .s5 import S5
 
-__all__ = ["SSMConv", "S4", "S4D", "DSS", "DLR", "S5", "LAYERS", "layer", "register_layer"]
+__all__ = ["SSMConv", "S4", "S4D", "DSS", "DLR", "S5", "GSS", "MultiHeadAttention", "LAYERS", "layer", "register_layer"]

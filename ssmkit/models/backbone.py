@@ -2,7 +2,8 @@
 
     h = Linear_in(x)   or   Embedding(x) for token ids    x: (B, L, d_input) or (B, L) ints
     h = h + Dropout(layer(Norm(h)))     (prenorm)   or    h = Norm(h + Dropout(layer(h)))   (postnorm), n_layers times
-        each optionally followed by the same residual around an FFN: Linear(H -> ffn_mult·H), GELU, Linear(-> H)
+        each optionally followed by the same residual around an FFN: Linear(H -> ffn_mult·H), GELU, Linear(-> H);
+        with attention_every = k, every k-th block is multi-head attention instead (e.g. the GSS-Transformer hybrid)
     out = Linear_out(pool(Norm_final(h)))                 pool: mean over valid steps | last valid step | none
 
 A per-step model (pool='none', causal layers) also runs recurrently: ``default_state``, ``prefill`` (the chunked view
@@ -33,7 +34,8 @@ class _BatchNorm(nn.Module):
 class SequenceModel(nn.Module):
     def __init__(self, d_input: int, d_output: int, *, layer: str = "s4d", d_model: int = 64, n_layers: int = 4,
                  layer_options: dict | None = None, prenorm: bool = True, norm: str = "layer", dropout: float = 0.0,
-                 pool: str = "mean", vocab_size: int | None = None, ffn_mult: int = 0):
+                 pool: str = "mean", vocab_size: int | None = None, ffn_mult: int = 0, attention_every: int = 0,
+                 attention_heads: int = 4):
         super().__init__()
         if pool not in POOLS:
             raise ValueError(f"pool: expected one of {POOLS}, got {pool!r}")
@@ -42,8 +44,15 @@ class SequenceModel(nn.Module):
         make_norm = nn.LayerNorm if norm == "layer" else _BatchNorm
         self.prenorm, self.pool = prenorm, pool
         self.encoder = nn.Embedding(vocab_size, d_model) if vocab_size else nn.Linear(d_input, d_model)
-        self.layers = nn.ModuleList(build_layer(layer, d_model=d_model, **(layer_options or {}))
-                                    for _ in range(n_layers))
+        if attention_every < 0:
+            raise ValueError(f"attention_every: expected 0 (none) or a positive integer, got {attention_every}")
+
+        def block(i: int) -> nn.Module:  # a hybrid puts attention at every attention_every-th block (1-based)
+            if attention_every and (i + 1) % attention_every == 0:
+                return build_layer("attention", d_model=d_model, n_heads=attention_heads, dropout=dropout)
+            return build_layer(layer, d_model=d_model, **(layer_options or {}))
+
+        self.layers = nn.ModuleList(block(i) for i in range(n_layers))
         self.norms = nn.ModuleList(make_norm(d_model) for _ in range(n_layers))
         if ffn_mult < 0:
             raise ValueError(f"ffn_mult: expected 0 (no FFN) or a positive integer, got {ffn_mult}")

@@ -32,6 +32,8 @@ class TrainConfig:
     dropout: float = 0.1
     pool: str = "mean"
     ffn_mult: int = 0
+    attention_every: int = 0
+    attention_heads: int = 4
     # optimization: AdamW; the SSM parameters get ssm_lr and no weight decay. batch_size is the global batch of one
     # optimizer step (over all processes), taken in `accumulate` sequential micro-batches. schedule: cosine to 0,
     # constant, or plateau (times plateau_factor after plateau_patience epochs without a better val accuracy)

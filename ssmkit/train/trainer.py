@@ -44,7 +44,8 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel:
     return SequenceModel(dataset.d_input, dataset.n_classes, layer=config.layer, d_model=config.d_model,
                          n_layers=config.n_layers, layer_options=options, prenorm=config.prenorm, norm=config.norm,
                          dropout=config.dropout, pool="none" if per_step else config.pool,
-                         vocab_size=getattr(dataset, "vocab_size", None), ffn_mult=config.ffn_mult)
+                         vocab_size=getattr(dataset, "vocab_size", None), ffn_mult=config.ffn_mult,
+                         attention_every=config.attention_every, attention_heads=config.attention_heads)
 
 
 def loss_and_correct(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,73 @@
+"""Multi-head causal self-attention with a key/value cache — the baseline that hybrids and comparisons need.
+
+    y = softmax(Q Kᵀ / √d + causal mask) V,   Q, K, V = u W_q, u W_k, u W_v  (per head),   out = y W_o
+
+Same contract as the SSM layers: forward(u, state) with state the (keys, values) cache of the positions before u
+(B, heads, T, d) each; step(u_t, cache) appends one position. The layer has no positional encoding of its own: inside
+an SSM hybrid (ssmkit.models.SequenceModel with attention_every) the SSM layers give the order. causal=False makes a
+bidirectional layer without recurrent use.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .checks import check_input, check_step_input
+from .registry import register_layer
+
+
+@register_layer("attention")
+class MultiHeadAttention(nn.Module):
+    def __init__(self, d_model: int, n_heads: int = 4, *, causal: bool = True, dropout: float = 0.0,
+                 l_max: int | None = None):
+        super().__init__()
+        if n_heads < 1 or d_model % n_heads:
+            raise ValueError(f"n_heads: expected a positive divisor of d_model={d_model}, got {n_heads}")
+        self.H, self.heads, self.causal, self.l_max, self.p = d_model, n_heads, causal, l_max, dropout
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+
+    def _split(self, x: torch.Tensor):
+        B, L, _ = x.shape
+        q, k, v = self.qkv(x).view(B, L, 3, self.heads, self.H // self.heads).permute(2, 0, 3, 1, 4)
+        return q, k, v  # (B, heads, L, d) each
+
+    def default_state(self, batch_size: int):
+        if not self.causal:
+            raise ValueError("default_state: a non-causal attention layer has no recurrent view")
+        p = self.qkv.weight
+        empty = torch.zeros(batch_size, self.heads, 0, self.H // self.heads, dtype=p.dtype, device=p.device)
+        return empty, empty.clone()
+
+    def _check_cache(self, state, batch: int):
+        if not self.causal:
+            raise ValueError("state: a non-causal attention layer has no recurrent view (it reads future positions)")
+        shape = (batch, self.heads)
+        if (not isinstance(state, tuple) or len(state) != 2 or any(not isinstance(t, torch.Tensor) or t.dim() != 4
+                                                                    or tuple(t.shape[:2]) != shape for t in state)):
+            raise ValueError(f"state: expected a (keys, values) cache of shape ({batch}, {self.heads}, T, "
+                             f"{self.H // self.heads}) each (see default_state)")
+
+    def forward(self, u: torch.Tensor, state=None):
+        """u (B, L, H) -> (y, cache after u or None). With a cache, u continues the positions it holds."""
+        check_input(u, self.H, self.l_max)
+        q, k, v = self._split(u)
+        if state is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal,
+                                               dropout_p=self.p if self.training else 0.0)
+            cache = None
+        else:
+            self._check_cache(state, u.shape[0])
+            k, v = torch.cat([state[0], k], 2), torch.cat([state[1], v], 2)
+            T, L = state[0].shape[2], u.shape[1]
+            allowed = torch.arange(T + L, device=u.device)[None] <= T + torch.arange(L, device=u.device)[:, None]
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=self.p if self.training else 0.0)
+            cache = (k, v)
+        B, _, L, _ = y.shape
+        return self.out(y.transpose(1, 2).reshape(B, L, self.H)), cache
+
+    def step(self, u: torch.Tensor, state):
+        check_step_input(u, self.H)
+        y, cache = self.forward(u[:, None], state)
+        return y[:, 0], cache
