@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.split}: accuracy {m['acc']:.2%}, loss {m['loss']:.4f}")
         elif args.command == "layers":
             for name, cls in sorted(layers.LAYERS.items()):
-                print(f"{name:8} {cls.__name__}: {(cls.__doc__ or '').strip().splitlines()[0]}")
+                summary = (cls.__doc__ or "").strip().splitlines() or [""]
+                print(f"{name:10} {cls.__name__}: {summary[0]}")
         elif args.command == "plot":
             from .train.plots import plot_run
             for path in plot_run(args.run_dir):

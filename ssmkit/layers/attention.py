@@ -19,6 +19,8 @@ from .registry import register_layer
 
 @register_layer("attention")
 class MultiHeadAttention(nn.Module):
+    """Multi-head causal self-attention with a key/value cache (n_heads; causal=False: bidirectional, no step)."""
+
     def __init__(self, d_model: int, n_heads: int = 4, *, causal: bool = True, dropout: float = 0.0,
                  l_max: int | None = None):
         super().__init__()
