@@ -6,5 +6,6 @@ from .gss import GSS
 from .registry import LAYERS, layer, register_layer
 from .s4 import S4
 from .s5 import S5
+from .sgconv import SGConv
 
-__all__ = ["SSMConv", "S4", "S4D", "DSS", "DLR", "S5", "GSS", "MultiHeadAttention", "LAYERS", "layer", "register_layer"]
+__all__ = ["SSMConv", "S4", "S4D", "DSS", "DLR", "S5", "GSS", "MultiHeadAttention", "SGConv", "LAYERS", "layer", "register_layer"]

@@ -2,7 +2,8 @@
 
     y = Linear_out( Dropout( act( K ∗ u + D ⊙ u ) ) )        u, y: (B, L, H)
 
-K (C, H, L) comes from the kernel module (C output channels per input channel; a bidirectional layer uses a second set
+K (C, H, L) comes from the kernel module (an SSMKernel, or any module with the same contract such as SGConv's,
+whose recurrent methods raise; C output channels per input channel; a bidirectional layer uses a second set
 of C channels as the anti-causal half, see ops.fftconv). The output map is ``glu`` (Linear(C·H → 2H) then GLU, the
 S4 block's default), ``linear`` (Linear(C·H → H)) or ``none`` (identity, needs C = 1).
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..kernels.base import SSMKernel, complex_dtype
+from ..kernels.base import complex_dtype
 from ..ops import fftconv
 from .checks import check_input, check_rate, check_state, check_step_input
 
@@ -31,7 +32,7 @@ def kernel_channels(channels: int, bidirectional: bool) -> int:
 
 
 class SSMConv(nn.Module):
-    def __init__(self, kernel: SSMKernel, *, channels: int = 1, bidirectional: bool = False,
+    def __init__(self, kernel: nn.Module, *, channels: int = 1, bidirectional: bool = False,
                  activation: str = "gelu", output: str = "glu", dropout: float = 0.0, l_max: int | None = None):
         super().__init__()
         if activation not in ACTIVATIONS:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import json
 import math
 import sys
@@ -28,6 +29,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .. import data
+from ..layers import LAYERS
 from . import distributed as dist
 from ..models import SequenceModel
 from .checkpoint import load_weights, read_state, read_weights, save_checkpoint, write_text_atomic
@@ -38,8 +40,16 @@ METRIC_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_acc", "val_loss", 
 
 
 def build_model(config: TrainConfig, dataset) -> SequenceModel:
-    """The model for ``dataset``: token embedding when it has a vocabulary, per-step outputs for task 'lm'."""
-    options = {"d_state": config.d_state, "ssm_lr": config.ssm_lr, "l_max": dataset.l_max, **config.layer_options}
+    """The model for ``dataset``: token embedding when it has a vocabulary, per-step outputs for task 'lm'.
+
+    d_state, ssm_lr and the dataset's l_max go to the layer when its signature takes them (SGConv has no d_state);
+    layer_options are passed as given, so a misspelled one is an error.
+    """
+    if config.layer not in LAYERS:
+        raise ValueError(f"layer: unknown name {config.layer!r}; registered: {sorted(LAYERS)}")
+    accepted = inspect.signature(LAYERS[config.layer]).parameters
+    shared = {"d_state": config.d_state, "ssm_lr": config.ssm_lr, "l_max": dataset.l_max}
+    options = {**{k: v for k, v in shared.items() if k in accepted}, **config.layer_options}
     per_step = getattr(dataset, "task", "classify") == "lm"
     return SequenceModel(dataset.d_input, dataset.n_classes, layer=config.layer, d_model=config.d_model,
                          n_layers=config.n_layers, layer_options=options, prenorm=config.prenorm, norm=config.norm,

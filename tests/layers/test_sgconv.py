@@ -1,0 +1,63 @@
+"""SGConv: kernel length and scales, decay between scales, O(d log L) parameters, convolution only."""
+import math
+
+import pytest
+import torch
+
+from conftest import rel_err
+import ssmkit
+from ssmkit.kernels.sgconv import SGConvKernel
+from ssmkit.ops import fftconv
+
+
+@pytest.mark.parametrize("l_max, d, scales", [(64, 64, 1), (65, 64, 2), (1000, 16, 7), (4096, 64, 7)])
+def test_number_of_scales_covers_l_max(l_max, d, scales):
+    k = SGConvKernel(2, l_max, kernel_dim=d)
+    assert k.n_scales == scales == math.ceil(math.log2(l_max / d)) + 1 if l_max > d else k.n_scales == 1
+    assert d * 2 ** (k.n_scales - 1) >= l_max
+    assert k(l_max).shape == (1, 2, l_max)
+
+
+def test_each_scale_is_the_previous_one_times_decay():
+    k = SGConvKernel(1, 512, kernel_dim=8, decay=0.5).double()
+    with torch.no_grad():
+        for p in k.pieces:
+            p.fill_(3.0)  # constant sub-kernels: interpolation keeps them constant, so only the decay separates scales
+    K = k(512)[0, 0]
+    starts = [0, 8] + [8 * 2 ** (i - 1) for i in range(2, k.n_scales)]
+    levels = [K[s].item() for s in starts]
+    assert levels[0] == pytest.approx(1 / math.sqrt(8))  # normalized by the first piece's norm
+    assert all(b / a == pytest.approx(0.5) for a, b in zip(levels, levels[1:]))
+    for i in range(2, k.n_scales):
+        length = 8 * 2 ** (i - 1)
+        assert torch.allclose(K[starts[i]:starts[i] + length], torch.full((length,), levels[i], dtype=torch.float64))
+
+
+def test_parameters_grow_with_log_length():
+    counts = [sum(p.numel() for p in SGConvKernel(4, 2 ** e, kernel_dim=32).parameters()) for e in (10, 15, 20)]
+    assert counts == [4 * 32 * (e - 5 + 1) for e in (10, 15, 20)]
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_sgconv_layer_is_the_fft_convolution_with_its_kernel(bidirectional):
+    layer = ssmkit.SGConv(3, 100, kernel_dim=16, bidirectional=bidirectional, activation="id", output="none").double()
+    u = torch.randn(2, 100, 3, dtype=torch.float64)
+    K = layer.kernel(100)
+    k, k_rev = (K[:1], K[1:]) if bidirectional else (K, None)
+    x = u.transpose(1, 2)
+    expected = (fftconv(x, k, k_rev) + layer.D[..., None] * x[:, None])[:, 0].transpose(1, 2)
+    assert rel_err(layer(u)[0], expected) < 1e-12
+
+
+def test_sgconv_has_no_recurrent_view_and_checks_its_options():
+    layer = ssmkit.SGConv(3, 32)
+    for call in (lambda: layer.default_state(1), lambda: layer.step(torch.randn(1, 3), torch.zeros(1, 3, 4)),
+                 lambda: layer(torch.randn(1, 8, 3), torch.zeros(1, 3, 4, dtype=torch.complex64))):
+        with pytest.raises(ValueError, match="no recurrent view"):
+            call()
+    with pytest.raises(ValueError, match="l_max"):
+        ssmkit.SGConv(3, None)
+    with pytest.raises(ValueError, match="decay"):
+        ssmkit.SGConv(3, 32, decay=1.5)
+    with pytest.raises(ValueError, match="exceeds l_max=32"):
+        layer(torch.randn(1, 33, 3))
