@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..kernels.diag import S4DKernel
 from ..kernels.dlr import DLRKernel
 from ..kernels.dss import DSSKernel
+from ..kernels.ema import EMAKernel
 from .conv import SSMConv, kernel_channels
 from .registry import register_layer
 
@@ -48,3 +49,15 @@ class DLR(SSMConv):
         kernel = DLRKernel(d_model, d_state, kernel_channels(channels, bidirectional), dt_min, dt_max, ssm_lr)
         super().__init__(kernel, channels=channels, bidirectional=bidirectional, activation=activation,
                          output=output, dropout=dropout, l_max=l_max)
+
+
+@register_layer("ema")
+class EMA(SSMConv):
+    """Mega's damped EMA alone: y = act(EMA(u) + ω ⊙ u) with ω = D; defaults give Mega's X' = SiLU(EMA(X) + ωX).
+    ndim: the EMA expansion h; bidirectional adds a second EMA read backwards."""
+
+    def __init__(self, d_model: int, ndim: int = 16, *, bidirectional: bool = False, l_max: int | None = None,
+                 ssm_lr: float | None = None, activation: str = "silu", output: str = "none", dropout: float = 0.0):
+        kernel = EMAKernel(d_model, ndim, kernel_channels(1, bidirectional), ssm_lr)
+        super().__init__(kernel, channels=1, bidirectional=bidirectional, activation=activation, output=output,
+                         dropout=dropout, l_max=l_max)

@@ -56,3 +56,10 @@ def test_train_then_generate_from_the_command_line(tmp_path):
     import csv
     rows = list(csv.DictReader(open(tmp_path / "lm" / "metrics.csv")))
     assert float(rows[-1]["train_loss"]) < 0.5 * float(rows[0]["train_loss"])  # it learned the two sentences
+
+
+def test_mega_chunk_language_model_generates_what_it_computes():
+    model = SequenceModel(256, 256, layer="mega", d_model=16, n_layers=2, vocab_size=256, pool="none",
+                          layer_options={"chunk_size": 4, "ndim": 4}).double()
+    tokens, logits = generate(model, torch.randint(0, 256, (2, 6)), 11)
+    assert rel_err(logits, model(tokens[:, :-1])[:, 5:]) < 1e-9

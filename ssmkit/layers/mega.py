@@ -1,0 +1,142 @@
+"""Mega: moving-average equipped gated attention (Ma, Zhou, Kong, He, Gui, Neubig, May, Zettlemoyer 2022).
+
+    X' = SiLU(EMA(X̂) + ω ⊙ X̂)                        X̂ = LayerNorm(X); the damped EMA of layers.EMA
+    Z = SiLU(X' W_z);  Q = κ_q ⊙ Z + μ_q;  K = κ_k ⊙ Z + μ_k;  V = SiLU(X̂ W_v)
+    A = f(Q Kᵀ / s + b_rel)      f: softmax (s = √z_dim) | laplace | relu² (s = n_i, the number of keys position i sees)
+    O = A V;  γ = SiLU(X' W_γ);  φ = σ(X' W_φ);  Ĥ = SiLU(X' W_h + (γ ⊙ O) U_h)
+    Y = φ ⊙ Ĥ + (1 − φ) ⊙ X,   then Y + FFN(LayerNorm(Y))          (the normalized FFN)
+
+laplace(x) = ½[1 + erf((x − √½)/(√(1/4π)·√2))]. b_rel is a learned bias per relative position i − j.
+chunk_size = c gives Mega-chunk: attention only inside aligned chunks of c positions (linear cost), while the EMA
+still spans chunk boundaries. causal=False: a bidirectional EMA and unmasked attention, no recurrent use.
+For laplace and relu² the scale is the number of keys each query sees (the paper divides by the sequence or chunk
+length); counting visible keys keeps step-by-step use identical to the whole sequence.
+Recurrent state: (EMA state, keys, values, position): the cache holds the keys/values of the current chunk (or of
+every earlier position without chunking) and resets at chunk boundaries.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .checks import check_input, check_step_input
+from .diagonal import EMA
+from .registry import register_layer
+
+ATTENTIONS = ("softmax", "laplace", "relu2")
+
+
+def laplace(x: torch.Tensor) -> torch.Tensor:
+    mu, sigma = math.sqrt(0.5), math.sqrt(0.25 / math.pi)
+    return 0.5 * (1 + torch.erf((x - mu) / (sigma * math.sqrt(2))))
+
+
+@register_layer("mega")
+class Mega(nn.Module):
+    """Mega layer: EMA + single-head gated attention (softmax | laplace | relu2) + normalized FFN. ndim: EMA
+    expansion; z_dim, v_dim; chunk_size for Mega-chunk; causal; l_max (needed without chunk_size: it bounds the
+    relative position bias)."""
+
+    def __init__(self, d_model: int, ndim: int = 16, *, z_dim: int | None = None, v_dim: int | None = None,
+                 attention: str = "softmax", chunk_size: int | None = None, causal: bool = True,
+                 l_max: int | None = None, ffn_mult: int = 2, dropout: float = 0.0, ssm_lr: float | None = None):
+        super().__init__()
+        if attention not in ATTENTIONS:
+            raise ValueError(f"attention: expected one of {ATTENTIONS}, got {attention!r}")
+        if chunk_size is None and l_max is None:
+            raise ValueError("l_max: Mega without chunk_size needs l_max (it bounds the relative position bias)")
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size: expected None or a positive integer, got {chunk_size}")
+        d = d_model
+        self.H, self.z, self.v = d, z_dim or max(1, d // 4), v_dim or 2 * d
+        self.attention, self.chunk, self.causal, self.l_max = attention, chunk_size, causal, l_max
+        self.norm = nn.LayerNorm(d)
+        self.ema = EMA(d, ndim, bidirectional=not causal, ssm_lr=ssm_lr)
+        self.to_v = nn.Linear(d, self.v)
+        self.mix = nn.Linear(d, self.z + self.v + 2 * d)  # X' -> [Z, γ, φ, X' W_h]
+        self.qk_scale = nn.Parameter(0.02 * torch.randn(2, self.z) + 1)
+        self.qk_shift = nn.Parameter(torch.zeros(2, self.z))
+        span = chunk_size or l_max
+        self.rel_bias = nn.Parameter(0.02 * torch.randn(2 * span - 1))
+        self.to_h = nn.Linear(self.v, d)
+        self.ffn_norm = nn.LayerNorm(d)
+        self.ffn = nn.Sequential(nn.Linear(d, ffn_mult * d), nn.SiLU(), nn.Linear(ffn_mult * d, d))
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    # -- attention over one block of queries and their keys --------------------------------------------------------
+    def _attend(self, q, k, v, q_pos, k_pos):
+        """q (B, Lq, z), k (B, Lk, z), v (B, Lk, v); absolute positions q_pos (Lq,), k_pos (Lk,) -> (B, Lq, v)."""
+        rel = q_pos[:, None] - k_pos[None, :]
+        allowed = torch.ones_like(rel, dtype=torch.bool)
+        if self.causal:
+            allowed &= rel >= 0
+        if self.chunk:
+            allowed &= (q_pos[:, None] // self.chunk) == (k_pos[None, :] // self.chunk)
+        span = (self.rel_bias.shape[0] + 1) // 2
+        bias = self.rel_bias[(rel.clamp(-(span - 1), span - 1) + span - 1)]
+        scores = q @ k.transpose(1, 2)
+        if self.attention == "softmax":
+            A = torch.softmax((scores / math.sqrt(self.z) + bias).masked_fill(~allowed, float("-inf")), dim=-1)
+        else:
+            n = allowed.sum(-1, keepdim=True).clamp(min=1).to(scores.dtype)
+            f = laplace if self.attention == "laplace" else (lambda x: torch.relu(x) ** 2)
+            A = f(scores / n + bias) * allowed
+        return self.dropout(A) @ v
+
+    def _check_span(self, end: int) -> None:
+        if self.chunk is None and end > self.l_max:
+            raise ValueError(f"u: position {end} exceeds l_max={self.l_max} (the relative bias span of unchunked Mega)")
+
+    def forward(self, u: torch.Tensor, state=None):
+        """u (B, L, H) -> (y, next state or None); with ``state`` u continues the positions before it."""
+        check_input(u, self.H, None)
+        B, L, _ = u.shape
+        start = 0 if state is None else self._check_state(state, B)
+        self._check_span(start + L)
+        x = self.norm(u)
+        x_ema, ema_state = self.ema(x, None if state is None else state[0])
+        z, gamma, phi, hx = self.mix(x_ema).split([self.z, self.v, self.H, self.H], dim=-1)
+        z, gamma, phi = F.silu(z), F.silu(gamma), torch.sigmoid(phi)
+        q = z * self.qk_scale[0] + self.qk_shift[0]
+        k = z * self.qk_scale[1] + self.qk_shift[1]
+        v = F.silu(self.to_v(x))
+        pos = torch.arange(start, start + L, device=u.device)
+        if state is not None:
+            k_all, v_all = torch.cat([state[1], k], 1), torch.cat([state[2], v], 1)
+            k_pos = torch.arange(start - state[1].shape[1], start + L, device=u.device)
+        else:
+            k_all, v_all, k_pos = k, v, pos
+        o = self._attend(q, k_all, v_all, pos, k_pos)
+        h = F.silu(hx + self.to_h(gamma * o))
+        y = phi * h + (1 - phi) * u
+        y = y + self.dropout(self.ffn(self.ffn_norm(y)))
+        if state is None:
+            return y, None
+        end = start + L
+        keep = k_pos >= (end // self.chunk) * self.chunk if self.chunk else torch.ones_like(k_pos, dtype=torch.bool)
+        return y, (ema_state, k_all[:, keep], v_all[:, keep], end)
+
+    def default_state(self, batch_size: int):
+        if not self.causal:
+            raise ValueError("default_state: a non-causal Mega layer has no recurrent view")
+        p = self.qk_scale
+        return (self.ema.default_state(batch_size), p.new_zeros(batch_size, 0, self.z),
+                p.new_zeros(batch_size, 0, self.v), 0)
+
+    def _check_state(self, state, batch: int) -> int:
+        if not self.causal:
+            raise ValueError("state: a non-causal Mega layer has no recurrent view (it reads future positions)")
+        if not isinstance(state, tuple) or len(state) != 4 or not isinstance(state[3], int):
+            raise ValueError("state: expected (ema_state, keys, values, position) as given by default_state")
+        if state[1].shape[0] != batch or state[1].shape[-1] != self.z or state[2].shape[-1] != self.v:
+            raise ValueError(f"state: expected caches (B={batch}, T, {self.z}) and (B={batch}, T, {self.v}), got "
+                             f"{tuple(state[1].shape)} and {tuple(state[2].shape)}")
+        return state[3]
+
+    def step(self, u: torch.Tensor, state):
+        check_step_input(u, self.H)
+        y, state = self.forward(u[:, None], state)
+        return y[:, 0], state

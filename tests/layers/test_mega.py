@@ -1,0 +1,102 @@
+"""Mega: the EMA alone, the gated attention's views, chunk isolation, attention functions, errors."""
+import math
+
+import pytest
+import torch
+
+from conftest import rel_err
+import ssmkit
+from ssmkit.layers.mega import laplace
+
+CHUNKS = [(0, 5), (5, 6), (6, 37)]
+
+
+def test_ema_follows_the_damped_recurrence_and_has_three_views():
+    layer = ssmkit.EMA(3, 4).double().eval()
+    u = torch.randn(2, 30, 3, dtype=torch.float64)
+    y, _ = layer(u)
+    k = layer.kernel
+    a, d, b, eta = torch.sigmoid(k.alpha), torch.sigmoid(k.delta), k.beta, k.C[0]
+    z, direct = torch.zeros(2, 3, 4, dtype=torch.float64), []
+    for t in range(30):
+        z = a * (b * u[:, t, :, None]) + (1 - a * d) * z
+        direct.append((z * eta).sum(-1))
+    assert rel_err(y, torch.nn.functional.silu(torch.stack(direct, 1) + layer.D[0] * u)) < 1e-12
+    state, steps = layer.default_state(2), []
+    for t in range(30):
+        y_t, state = layer.step(u[:, t], state)
+        steps.append(y_t)
+    assert rel_err(torch.stack(steps, 1), y) < 1e-12 and state.shape == (2, 3, 4)
+
+
+CASES = [dict(l_max=40), dict(chunk_size=8), dict(attention="laplace", chunk_size=8), dict(attention="relu2", l_max=40),
+         dict(attention="laplace", l_max=40, z_dim=3, v_dim=5)]
+
+
+@pytest.mark.parametrize("options", CASES, ids=str)
+def test_mega_forward_step_and_chunks_agree(options):
+    layer = ssmkit.Mega(8, 4, **options).double().eval()
+    u = torch.randn(2, 37, 8, dtype=torch.float64)
+    y, _ = layer(u)
+    state, steps = layer.default_state(2), []
+    for t in range(37):
+        y_t, state = layer.step(u[:, t], state)
+        steps.append(y_t)
+    state, chunks = layer.default_state(2), []
+    for a, b in CHUNKS:
+        y_c, state = layer(u[:, a:b], state)
+        chunks.append(y_c)
+    assert rel_err(torch.stack(steps, 1), y) < 1e-9 and rel_err(torch.cat(chunks, 1), y) < 1e-9
+    if options.get("chunk_size"):
+        assert state[1].shape[1] == 37 % options["chunk_size"]  # the cache holds only the open chunk
+
+
+@pytest.mark.parametrize("attention", ["softmax", "laplace", "relu2"])
+def test_chunked_attention_never_reads_another_chunk(attention):
+    layer = ssmkit.Mega(8, 4, chunk_size=4, attention=attention).double()
+    q, k, v = (torch.randn(1, 12, n, dtype=torch.float64) for n in (2, 2, 16))
+    pos = torch.arange(12)
+    o = layer._attend(q, k, v, pos, pos)
+    v2 = v.clone()
+    v2[:, 4:] += 100.0  # change every value outside the first chunk
+    assert torch.allclose(layer._attend(q, k, v2, pos, pos)[:, :4], o[:, :4])
+    k2 = k.clone()
+    k2[:, :3] += 100.0  # and causality: the last key of a chunk is unseen by its earlier queries
+    o3 = layer._attend(q, k, v, pos, pos)
+    v3 = v.clone()
+    v3[:, 3] += 100.0
+    assert torch.allclose(layer._attend(q, k, v3, pos, pos)[:, :3], o3[:, :3])
+
+
+def test_laplace_is_the_papers_erf_form():
+    assert laplace(torch.tensor(math.sqrt(0.5))).item() == pytest.approx(0.5)
+    x = torch.linspace(-2, 3, 11, dtype=torch.float64)
+    expected = 0.5 * (1 + torch.erf((x - math.sqrt(0.5)) / (math.sqrt(1 / (4 * math.pi)) * math.sqrt(2))))
+    assert torch.allclose(laplace(x), expected)
+
+
+def test_bidirectional_mega_runs_and_refuses_state():
+    layer = ssmkit.Mega(8, 4, causal=False, chunk_size=8)
+    y, _ = layer(torch.randn(2, 20, 8))
+    assert y.shape == (2, 20, 8)
+    with pytest.raises(ValueError, match="non-causal"):
+        layer.default_state(2)
+
+
+def test_gradients_reach_every_mega_parameter():
+    layer = ssmkit.Mega(8, 4, chunk_size=4)
+    layer(torch.randn(2, 12, 8))[0].square().mean().backward()
+    for name, p in layer.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_mega_options_and_inputs_are_checked():
+    with pytest.raises(ValueError, match="attention"):
+        ssmkit.Mega(8, attention="sigmoid", l_max=8)
+    with pytest.raises(ValueError, match="needs l_max"):
+        ssmkit.Mega(8)
+    layer = ssmkit.Mega(8, l_max=10)
+    with pytest.raises(ValueError, match="exceeds l_max=10"):
+        layer(torch.randn(1, 11, 8))
+    with pytest.raises(ValueError, match="state: expected"):
+        layer(torch.randn(1, 3, 8), (None, None))
