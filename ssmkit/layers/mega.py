@@ -67,14 +67,17 @@ class Mega(nn.Module):
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     # -- attention over one block of queries and their keys --------------------------------------------------------
-    def _attend(self, q, k, v, q_pos, k_pos):
-        """q (B, Lq, z), k (B, Lk, z), v (B, Lk, v); absolute positions q_pos (Lq,), k_pos (Lk,) -> (B, Lq, v)."""
+    def _attend(self, q, k, v, q_pos, k_pos, k_valid=None):
+        """q (B, Lq, z), k (B, Lk, z), v (B, Lk, v); absolute positions q_pos (Lq,), k_pos (Lk,) -> (B, Lq, v).
+        k_valid (B, Lk) marks real keys where padding was added."""
         rel = q_pos[:, None] - k_pos[None, :]
         allowed = torch.ones_like(rel, dtype=torch.bool)
+        if k_valid is not None:
+            allowed = allowed & k_valid[:, None, :]
         if self.causal:
-            allowed &= rel >= 0
+            allowed = allowed & (rel >= 0)
         if self.chunk:
-            allowed &= (q_pos[:, None] // self.chunk) == (k_pos[None, :] // self.chunk)
+            allowed = allowed & ((q_pos[:, None] // self.chunk) == (k_pos[None, :] // self.chunk))
         span = (self.rel_bias.shape[0] + 1) // 2
         bias = self.rel_bias[(rel.clamp(-(span - 1), span - 1) + span - 1)]
         scores = q @ k.transpose(1, 2)
@@ -85,6 +88,18 @@ class Mega(nn.Module):
             f = laplace if self.attention == "laplace" else (lambda x: torch.relu(x) ** 2)
             A = f(scores / n + bias) * allowed
         return self.dropout(A) @ v
+
+    def _attend_blocked(self, q, k, v):
+        """Mega-chunk over a whole sequence in O(L·c): pad to whole chunks, attend inside each (padded keys masked)."""
+        B, L, _ = q.shape
+        c = self.chunk
+        n = -(-L // c)
+        pad = n * c - L
+        blocks = [F.pad(t, (0, 0, 0, pad)).reshape(B * n, c, t.shape[-1]) for t in (q, k, v)]
+        valid = (torch.arange(n * c, device=q.device) < L).reshape(1, n, c).expand(B, n, c).reshape(B * n, c)
+        local = torch.arange(c, device=q.device)
+        o = self._attend(*blocks, local, local, valid)
+        return o.reshape(B, n * c, -1)[:, :L]
 
     def _check_span(self, end: int) -> None:
         if self.chunk is None and end > self.l_max:
@@ -107,9 +122,11 @@ class Mega(nn.Module):
         if state is not None:
             k_all, v_all = torch.cat([state[1], k], 1), torch.cat([state[2], v], 1)
             k_pos = torch.arange(start - state[1].shape[1], start + L, device=u.device)
+            o = self._attend(q, k_all, v_all, pos, k_pos)
+        elif self.chunk:
+            o = self._attend_blocked(q, k, v)
         else:
-            k_all, v_all, k_pos = k, v, pos
-        o = self._attend(q, k_all, v_all, pos, k_pos)
+            o = self._attend(q, k, v, pos, pos)
         h = F.silu(hx + self.to_h(gamma * o))
         y = phi * h + (1 - phi) * u
         y = y + self.dropout(self.ffn(self.ffn_norm(y)))

@@ -100,3 +100,13 @@ def test_mega_options_and_inputs_are_checked():
         layer(torch.randn(1, 11, 8))
     with pytest.raises(ValueError, match="state: expected"):
         layer(torch.randn(1, 3, 8), (None, None))
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("attention", ["softmax", "relu2"])
+def test_blocked_chunk_attention_equals_the_masked_whole_sequence(causal, attention):
+    """The O(L·c) path (whole chunks, padded keys masked) against one L×L mask, for a length that is not a multiple."""
+    layer = ssmkit.Mega(8, 4, chunk_size=8, causal=causal, attention=attention).double()
+    q, k, v = (torch.randn(2, 37, n, dtype=torch.float64) for n in (2, 2, 16))
+    pos = torch.arange(37)
+    assert rel_err(layer._attend_blocked(q, k, v), layer._attend(q, k, v, pos, pos)) < 1e-12
