@@ -151,15 +151,29 @@ class DPLRKernel(SSMKernel):
         K = dplr_generating_kernel(self.Lambda(), self.cplx("P"), self.cplx("B"), C_tilde, self.dt(rate), L_eval)
         return K[..., :L]
 
-    def recurrence(self, rate: float = 1.0) -> "DPLRRecurrence":
-        dA = self.transition(rate)
+    def apply_A(self, x: torch.Tensor) -> torch.Tensor:
+        """top(A [x; x̄]) = Λ x − Σ_r P_r · 2Re(P_r* x) for half states x (..., H, N2): O(N·R), no dense A."""
+        P = self.cplx("P")
+        Px = 2 * torch.einsum("rhn,...hn->r...h", P.conj(), x).real.to(P.dtype)
+        return self.Lambda() * x - torch.einsum("rhn,r...h->...hn", P, Px)
+
+    def discrete_B(self, rate: float = 1.0) -> torch.Tensor:
+        """B̄ = (I − Δ/2·A)^{-1} Δ B_f, its top half (H, N2)."""
         dt = self.dt(rate)[:, None]
-        Lambda, P, B = self.Lambda(), self.cplx("P"), self.cplx("B")
-        # B̄ = (I − Δ/2·A)^{-1} Δ B_f; its top half drives the half state
-        A = dplr_A(Lambda, P)
+        A = dplr_A(self.Lambda(), self.cplx("P"))
         I = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
-        dB = torch.linalg.solve(I - dt[..., None] / 2 * A, dt * conj_full(B))[..., :self.N2]
-        return DPLRRecurrence(self, rate, dA, dB, self.plain_C())
+        return torch.linalg.solve(I - dt[..., None] / 2 * A, dt * conj_full(self.cplx("B")))[..., :self.N2]
+
+    def kernel_of_discrete_B(self, dB: torch.Tensor, L: int, rate: float = 1.0) -> torch.Tensor:
+        """K_k = C_f Ā^k b̄_f for a discrete input vector b̄ (..., H, N2): the generating function with the continuous
+        B = (I − Δ/2·A) b̄ / Δ, since (I − Āz)^{-1} b̄ = 2/(1+z)·(gI − A)^{-1}(I − Δ/2·A) b̄/Δ."""
+        dt = self.dt(rate)[:, None]
+        B = (dB - dt / 2 * self.apply_A(dB)) / dt
+        C_tilde, L_eval = self.c_tilde(L, rate)
+        return dplr_generating_kernel(self.Lambda(), self.cplx("P"), B, C_tilde, self.dt(rate), L_eval)[..., :L]
+
+    def recurrence(self, rate: float = 1.0) -> "DPLRRecurrence":
+        return DPLRRecurrence(self, rate, self.transition(rate), self.discrete_B(rate), self.plain_C())
 
 
 class DPLRRecurrence:
@@ -172,14 +186,16 @@ class DPLRRecurrence:
         x = apply_half(self.dA, x[..., None, :])[..., 0, :] + self.dB * u[..., None]
         return 2 * torch.einsum("chn,bhn->bch", self.C, x).real, x
 
-    def forward_state(self, u: torch.Tensor, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """y_k += C_f Ā^{k+1} x0 (a generating function with B := (I + Δ/2·A) x0 / Δ); x_L by dense_reduce."""
+    def forward_state(self, u: torch.Tensor, x0: torch.Tensor,
+                      drive: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """y_k += C_f Ā^{k+1} x0 (a generating function with B := (I + Δ/2·A) x0 / Δ); x_L by dense_reduce.
+
+        drive (B, H, L, N2), when given, replaces B̄ u_j as the input of the state (Liquid-S4's several orders)."""
         k, L = self.kernel, u.shape[-1]
         Lambda, P, dt = k.Lambda(), k.cplx("P"), k.dt(self.rate)
-        Px = 2 * torch.einsum("rhn,bhn->rbh", P.conj(), x0).real  # P_f* x0_f, real
-        Ax = Lambda * x0 - torch.einsum("rhn,rbh->bhn", P, Px.to(P.dtype))
-        B_eff = (x0 + dt[:, None] / 2 * Ax) / dt[:, None]
+        B_eff = (x0 + dt[:, None] / 2 * k.apply_A(x0)) / dt[:, None]
         C_tilde = ctilde_from_c(self.C, self.dA, L)
         y = dplr_generating_kernel(Lambda, P, B_eff, C_tilde, dt, L)
-        v = torch.cat([x0[:, :, None], self.dB[:, None] * u[..., None].to(x0.dtype)], dim=2)
-        return y, dense_reduce(self.dA, v)
+        if drive is None:
+            drive = self.dB[:, None] * u[..., None].to(x0.dtype)
+        return y, dense_reduce(self.dA, torch.cat([x0[:, :, None], drive], dim=2))

@@ -3,10 +3,11 @@ from .attention import MultiHeadAttention
 from .conv import SSMConv
 from .diagonal import DLR, DSS, EMA, S4D
 from .gss import GSS
+from .liquid import LiquidS4
 from .mega import Mega
 from .registry import LAYERS, layer, register_layer
 from .s4 import S4
 from .s5 import S5
 from .sgconv import SGConv
 
-__all__ = ["SSMConv", "S4", "S4D", "DSS", "DLR", "S5", "GSS", "MultiHeadAttention", "SGConv", "EMA", "Mega", "LAYERS", "layer", "register_layer"]
+__all__ = ["SSMConv", "S4", "S4D", "DSS", "DLR", "S5", "GSS", "MultiHeadAttention", "SGConv", "EMA", "Mega", "LiquidS4", "LAYERS", "layer", "register_layer"]

@@ -9,7 +9,7 @@ from conftest import rel_err
 from ssmkit.models import SequenceModel, generate
 
 
-@pytest.mark.parametrize("layer", ["s4", "s4d", "dss", "dlr", "s5"])
+@pytest.mark.parametrize("layer", ["s4", "s4d", "dss", "dlr", "s5", "liquid_s4"])
 @pytest.mark.parametrize("prenorm", [True, False])
 def test_sampling_logits_equal_the_forward_pass_over_the_sample(layer, prenorm):
     model = SequenceModel(256, 256, layer=layer, d_model=16, n_layers=2, vocab_size=256, pool="none",

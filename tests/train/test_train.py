@@ -42,7 +42,7 @@ def test_tiny_run_learns_and_leaves_its_files(tmp_path):
     assert isinstance(model, torch.nn.Module) and not model.training
 
 
-@pytest.mark.parametrize("layer", ["s4", "dss", "dlr", "s5", "gss", "sgconv", "mega", "ema"])
+@pytest.mark.parametrize("layer", ["s4", "dss", "dlr", "s5", "gss", "sgconv", "mega", "ema", "liquid_s4"])
 def test_every_core_layer_trains_in_the_backbone(tmp_path, layer):
     train(_config(tmp_path, layer, [f"layer={layer}"]), log=lambda *_: None)
     rows = _rows(tmp_path / layer)
