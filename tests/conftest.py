@@ -21,3 +21,26 @@ def random_stable(H: int, N2: int, R: int = 1, Cch: int = 1, dtype=torch.complex
     C = torch.randn(Cch, H, N2, dtype=dtype)
     dt = torch.exp(torch.empty(H, dtype=real).uniform_(-5, -1))
     return Lambda, P, B, C, dt
+
+
+CHUNKS = [(0, 5), (5, 6), (6, 37)]  # three uneven chunks, one of length 1
+
+
+def three_views(layer, u, chunks=CHUNKS, per_position=None):
+    """(forward over u, step by step, forward over chunks with the state carried), each (B, L, H).
+
+    per_position(a, b) -> dict of per-position keyword tensors (B, b − a) for positions [a, b) (e.g. S5's dt_scale);
+    a step gets their column at its position.
+    """
+    kw = per_position or (lambda a, b: {})
+    y, _ = layer(u, **kw(0, u.shape[1]))
+    state, steps = layer.default_state(u.shape[0]), []
+    with torch.no_grad():
+        for t in range(u.shape[1]):
+            y_t, state = layer.step(u[:, t], state, **{k: v[:, 0] for k, v in kw(t, t + 1).items()})
+            steps.append(y_t)
+    state, parts = layer.default_state(u.shape[0]), []
+    for a, b in chunks:
+        y_c, state = layer(u[:, a:b], state, **kw(a, b))
+        parts.append(y_c)
+    return y, torch.stack(steps, 1), torch.cat(parts, 1)

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import rel_err
+from conftest import rel_err, three_views
 import ssmkit
 from ssmkit.models import SequenceModel, generate
 
@@ -13,18 +13,8 @@ CHUNKS = [(0, 5), (5, 6), (6, 20)]
 
 
 def _views(layer, H):
-    layer = layer.double().eval()
     u = torch.randn(2, 20, H, dtype=torch.float64)
-    y, _ = layer(u)
-    state, steps = layer.default_state(2), []
-    for t in range(20):
-        y_t, state = layer.step(u[:, t], state)
-        steps.append(y_t)
-    state, chunks = layer.default_state(2), []
-    for a, b in CHUNKS:
-        y_c, state = layer(u[:, a:b], state)
-        chunks.append(y_c)
-    return u, y, torch.stack(steps, 1), torch.cat(chunks, 1)
+    return (u, *three_views(layer.double().eval(), u, CHUNKS))
 
 
 @pytest.mark.parametrize("options", [{}, {"dt": None, "variant": "softmax", "l_max": 20}], ids=str)

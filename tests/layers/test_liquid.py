@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import rel_err
+from conftest import rel_err, three_views
 import ssmkit
 from ssmkit import functional as F
 
@@ -45,18 +45,8 @@ def test_liquid_terms_equal_a_naive_sum_over_input_products(mode, order):
                                      {"liquid_order": 3, "init": "legt", "channels": 2, "output": "linear"}], ids=str)
 def test_liquid_s4_forward_step_and_chunks_agree(options):
     layer = ssmkit.LiquidS4(3, 8, **options).double().eval()
-    u = torch.randn(2, 37, 3, dtype=torch.float64)
-    y, _ = layer(u)
-    state, steps = layer.default_state(2), []
-    with torch.no_grad():
-        for t in range(37):
-            y_t, state = layer.step(u[:, t], state)
-            steps.append(y_t)
-    state, chunks = layer.default_state(2), []
-    for a, b in [(0, 5), (5, 6), (6, 37)]:
-        y_c, state = layer(u[:, a:b], state)
-        chunks.append(y_c)
-    assert rel_err(torch.stack(steps, 1), y) < 1e-9 and rel_err(torch.cat(chunks, 1), y) < 1e-9
+    y, y_step, y_chunk = three_views(layer, torch.randn(2, 37, 3, dtype=torch.float64))
+    assert rel_err(y_step, y) < 1e-9 and rel_err(y_chunk, y) < 1e-9
 
 
 def test_liquid_s4_options_and_state_are_checked():

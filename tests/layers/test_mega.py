@@ -4,17 +4,16 @@ import math
 import pytest
 import torch
 
-from conftest import rel_err
+from conftest import rel_err, three_views
 import ssmkit
 from ssmkit.layers.mega import laplace
 
-CHUNKS = [(0, 5), (5, 6), (6, 37)]
 
 
 def test_ema_follows_the_damped_recurrence_and_has_three_views():
     layer = ssmkit.EMA(3, 4).double().eval()
     u = torch.randn(2, 30, 3, dtype=torch.float64)
-    y, _ = layer(u)
+    y, y_step, y_chunk = three_views(layer, u, [(0, 5), (5, 6), (6, 30)])
     k = layer.kernel
     a, d, b, eta = torch.sigmoid(k.alpha), torch.sigmoid(k.delta), k.beta, k.C[0]
     z, direct = torch.zeros(2, 3, 4, dtype=torch.float64), []
@@ -22,11 +21,8 @@ def test_ema_follows_the_damped_recurrence_and_has_three_views():
         z = a * (b * u[:, t, :, None]) + (1 - a * d) * z
         direct.append((z * eta).sum(-1))
     assert rel_err(y, torch.nn.functional.silu(torch.stack(direct, 1) + layer.D[0] * u)) < 1e-12
-    state, steps = layer.default_state(2), []
-    for t in range(30):
-        y_t, state = layer.step(u[:, t], state)
-        steps.append(y_t)
-    assert rel_err(torch.stack(steps, 1), y) < 1e-12 and state.shape == (2, 3, 4)
+    assert rel_err(y_step, y) < 1e-12 and rel_err(y_chunk, y) < 1e-12
+    assert layer.default_state(2).shape == (2, 3, 4)
 
 
 CASES = [dict(l_max=40), dict(chunk_size=8), dict(attention="laplace", chunk_size=8), dict(attention="relu2", l_max=40),
@@ -37,17 +33,10 @@ CASES = [dict(l_max=40), dict(chunk_size=8), dict(attention="laplace", chunk_siz
 def test_mega_forward_step_and_chunks_agree(options):
     layer = ssmkit.Mega(8, 4, **options).double().eval()
     u = torch.randn(2, 37, 8, dtype=torch.float64)
-    y, _ = layer(u)
-    state, steps = layer.default_state(2), []
-    for t in range(37):
-        y_t, state = layer.step(u[:, t], state)
-        steps.append(y_t)
-    state, chunks = layer.default_state(2), []
-    for a, b in CHUNKS:
-        y_c, state = layer(u[:, a:b], state)
-        chunks.append(y_c)
-    assert rel_err(torch.stack(steps, 1), y) < 1e-9 and rel_err(torch.cat(chunks, 1), y) < 1e-9
+    y, y_step, y_chunk = three_views(layer, u)
+    assert rel_err(y_step, y) < 1e-9 and rel_err(y_chunk, y) < 1e-9
     if options.get("chunk_size"):
+        _, state = layer(u, layer.default_state(2))
         assert state[1].shape[1] == 37 % options["chunk_size"]  # the cache holds only the open chunk
 
 

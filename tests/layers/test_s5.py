@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import rel_err
+from conftest import rel_err, three_views
 import ssmkit
 from ssmkit import hippo
 from ssmkit.ops import scan
@@ -10,7 +10,6 @@ from ssmkit.ops import scan
 OPTIONS = [{}, {"disc": "bilinear", "blocks": 4, "activation": "full_glu"},
            {"C_init": "complex_normal", "activation": "half_glu", "clip_eigs": True},
            {"C_init": "trunc_normal", "blocks": 2}]
-CHUNKS = [(0, 5), (5, 6), (6, 37)]
 
 
 def _dense_zoh_output(layer, u):
@@ -54,18 +53,10 @@ def test_hippo_n_blocks_are_block_diagonal_hippo_n():
 def test_s5_forward_step_and_chunks_agree(options, variable_dt):
     layer = ssmkit.S5(3, 16, **options).double().eval()
     u = torch.randn(2, 37, 3, dtype=torch.float64)
-    scale = torch.rand(2, 37, dtype=torch.float64) + 0.5 if variable_dt else None
-    pick = (lambda a, b: None) if scale is None else (lambda a, b: scale[:, a:b])
-    y, _ = layer(u, dt_scale=scale)
-    state, steps = layer.default_state(2), []
-    for t in range(37):
-        y_t, state = layer.step(u[:, t], state, dt_scale=None if scale is None else scale[:, t])
-        steps.append(y_t)
-    state, chunks = layer.default_state(2), []
-    for a, b in CHUNKS:
-        y_c, state = layer(u[:, a:b], state, dt_scale=pick(a, b))
-        chunks.append(y_c)
-    assert rel_err(torch.stack(steps, 1), y) < 1e-9 and rel_err(torch.cat(chunks, 1), y) < 1e-9
+    scale = torch.rand(2, 37, dtype=torch.float64) + 0.5
+    per_position = (lambda a, b: {"dt_scale": scale[:, a:b]}) if variable_dt else None
+    y, y_step, y_chunk = three_views(layer, u, per_position=per_position)
+    assert rel_err(y_step, y) < 1e-9 and rel_err(y_chunk, y) < 1e-9
 
 
 def test_variable_dt_of_ones_is_the_fixed_step_and_scales_time():

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import rel_err
+from conftest import CHUNKS, rel_err, three_views
 import ssmkit
 
 CASES = [
@@ -23,7 +23,6 @@ CASES = [
     ("dlr", {}),
     ("dlr", {"channels": 2, "activation": "tanh"}),
 ]
-CHUNKS = [(0, 5), (5, 6), (6, 37)]  # three uneven chunks, one of length 1
 
 
 def _three_views(layer, dtype, growing_dss=False):
@@ -31,20 +30,10 @@ def _three_views(layer, dtype, growing_dss=False):
     if growing_dss:
         with torch.no_grad():
             layer.kernel.A_real[:, :1] = -0.05  # Re λ = 0.05 > 0: a growing mode in every channel
-    B, L = 2, CHUNKS[-1][1]
-    u = torch.randn(B, L, layer.H, dtype=dtype)
+    u = torch.randn(2, CHUNKS[-1][1], layer.H, dtype=dtype)
     y, none = layer(u)
     assert none is None and y.shape == u.shape
-    state, steps = layer.default_state(B), []
-    with torch.no_grad():
-        for t in range(L):
-            y_t, state = layer.step(u[:, t], state)
-            steps.append(y_t)
-    state, chunks = layer.default_state(B), []
-    for a, b in CHUNKS:
-        y_c, state = layer(u[:, a:b], state)
-        chunks.append(y_c)
-    return y, torch.stack(steps, 1), torch.cat(chunks, 1)
+    return three_views(layer, u)
 
 
 @pytest.mark.parametrize("name, options", CASES, ids=[f"{n}-{o}" for n, o in CASES])
