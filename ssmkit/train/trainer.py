@@ -159,7 +159,7 @@ def _check_batching(n: int, batch_size: int, world: int) -> None:
                          f"batch_size={batch_size} leaves {last or batch_size} for the last one of {n} samples")
 
 
-def _prepare(config: TrainConfig, resume, log):
+def _prepare(config: TrainConfig, resume):
     """Config, rank/world/device, datasets, model (DDP-wrapped when distributed), optimizer, scheduler."""
     if resume is not None:
         config = read_run_config(Path(resume))
@@ -242,7 +242,7 @@ def _summary(history: list[dict], results: dict, n_params: int) -> str:
 
 def train(config: TrainConfig | None = None, resume: str | Path | None = None, log=print) -> dict:
     """Train (or resume) a run; returns the test metrics of the best checkpoint."""
-    config, rank, world, device, splits, model, optimizer, scheduler, steps = _prepare(config, resume, log)
+    config, rank, world, device, splits, model, optimizer, scheduler, steps = _prepare(config, resume)
     plain = model.module if world > 1 else model
     log = log if rank == 0 else (lambda *_: None)
     start_epoch, best_val, history = 0, -1.0, []
