@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
             training.train(config, resume=args.resume)
         elif args.command == "eval":
             m = training.evaluate_run(args.run_dir, args.split, args.checkpoint, args.device)
-            print(f"{args.split}: accuracy {m['acc']:.2%}, loss {m['loss']:.4f}")
+            shown = f"accuracy {m['acc']:.2%}" if "acc" in m else f"rmse {m['rmse']:.4f}"
+            print(f"{args.split}: {shown}, loss {m['loss']:.4f}")
         elif args.command == "layers":
             for name, cls in sorted(layers.LAYERS.items()):
                 summary = (cls.__doc__ or "").strip().splitlines() or [""]

@@ -56,3 +56,28 @@ def test_text_loader_errors_say_what_is_missing(tmp_path):
     (tmp_path / "tiny.txt").write_text("abc")
     with pytest.raises(ValueError, match="fewer than seq_len"):
         data.build("text", str(tmp_path), "test", seq_len=64)
+
+
+def test_adding_problem_targets_are_the_sum_of_the_two_marked_values():
+    ds = data.build("adding", None, "val", length=40, n_eval=64)
+    x, y = ds.tensors
+    assert x.shape == (64, 40, 2) and y.shape == (64, 1) and ds.task == "regress"
+    marks = x[..., 1]
+    assert torch.equal(marks.sum(1), torch.full((64,), 2.0))
+    assert (marks[:, :20].sum(1) == 1).all() and (marks[:, 20:].sum(1) == 1).all()  # one in each half
+    assert torch.allclose((x[..., 0] * marks).sum(1, keepdim=True), y)
+    other = data.build("adding", None, "test", length=40, n_eval=64)
+    assert not torch.equal(other.tensors[0], x)  # splits are different draws
+    with pytest.raises(ValueError, match="length"):
+        data.build("adding", None, "train", length=1)
+
+
+def test_digit_pairs_label_same_digit_pairs():
+    ds = data.build("digits-pairs", None, "test", n_pairs=200)
+    x, label = ds.tensors
+    assert x.shape == (200, 2, 64, 1) and ds.pair
+    images = data.build("digits", None, "test")
+    lookup = {tuple(img.flatten().tolist()): int(c) for img, c in zip(*images.tensors)}
+    classes = [(lookup[tuple(a.flatten().tolist())], lookup[tuple(b.flatten().tolist())]) for a, b in x]
+    assert [int(a == b) for a, b in classes] == label.tolist()
+    assert 0.4 < label.float().mean() < 0.7

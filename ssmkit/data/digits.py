@@ -1,5 +1,8 @@
 """Sequential handwritten digits: each 8×8 image of the bundled UCI digits read pixel by pixel (L = 64, 1 feature).
 
+digits-pairs is a two-tower task on the same images: two sequences, label 1 when they show the same digit
+(half the pairs), drawn within one split, so that a pair model (SequenceModel(pair=True)) reads each separately.
+
 The permuted variant applies one fixed, seeded permutation to the pixel order (like psMNIST), which removes locality
 and makes the task about long-range memory. Splits are a fixed seeded partition of the 1,797 images: 1,257 train,
 180 val, 360 test. Pixels are scaled to [0, 1].
@@ -35,4 +38,23 @@ def sequential_digits(data_dir: str | None, split: str, permute: bool = False, s
         x = x[:, torch.from_numpy(np.random.default_rng(seed).permutation(64))]
     ds = TensorDataset(x, torch.from_numpy(labels[idx].astype(np.int64)))
     ds.d_input, ds.n_classes, ds.l_max = 1, 10, 64
+    return ds
+
+
+@register_dataset("digits-pairs", "pairs of sequential digits, label 1 if they show the same digit (two-tower task)")
+def digit_pairs(data_dir: str | None, split: str, n_pairs: int | None = None, seed: int = 0) -> TensorDataset:
+    base = sequential_digits(data_dir, split)
+    x, y = base.tensors
+    n = n_pairs or len(y)
+    g = torch.Generator().manual_seed(seed * 1000 + {"train": 0, "val": 1, "test": 2}[split])
+    first = torch.randint(0, len(y), (n,), generator=g)
+    same = torch.rand(n, generator=g) < 0.5
+    by_class = [torch.nonzero(y == c)[:, 0] for c in range(10)]
+    second = torch.randint(0, len(y), (n,), generator=g)
+    for i in torch.nonzero(same)[:, 0].tolist():
+        pool = by_class[int(y[first[i]])]
+        second[i] = pool[torch.randint(0, len(pool), (1,), generator=g)]
+    label = (y[first] == y[second]).long()
+    ds = TensorDataset(torch.stack([x[first], x[second]], dim=1), label)  # x: (n, 2, 64, 1)
+    ds.d_input, ds.n_classes, ds.l_max, ds.pair = 1, 2, 64, True
     return ds

@@ -2,7 +2,9 @@
 
 Every registered builder returns a dataset with the attributes the model needs: ``d_input`` (features per step),
 ``n_classes`` (or d_output), ``l_max`` (longest sequence); token datasets add ``vocab_size`` (inputs are token ids)
-and per-step tasks ``task = "lm"`` (y holds a target at every position; the default task is classification).
+per-step tasks ``task = "lm"`` (y holds a target at every position), regression ``task = "regress"`` (y float
+(n, d_output), d_output given as n_classes); the default task is classification. Two-tower datasets set
+``pair = True``: x holds two sequences, (n, 2, L, ...).
 """
 from __future__ import annotations
 

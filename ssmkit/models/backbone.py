@@ -5,6 +5,8 @@
         each optionally followed by the same residual around an FFN: Linear(H -> ffn_mult·H), GELU, Linear(-> H);
         with attention_every = k, every k-th block is multi-head attention instead (e.g. the GSS-Transformer hybrid)
     out = Linear_out(pool(Norm_final(h)))                 pool: mean over valid steps | last valid step | none
+    pair=True (two-tower): x (B, 2, L, ...) — both sequences through the same blocks and pooling to a, b, then
+    out = MLP([a, b, a ⊙ b, a − b])  (Linear(4H -> H), GELU, Linear(H -> d_output)), as for LRA Retrieval
 
 A per-step model (pool='none', causal layers) also runs recurrently: ``default_state``, ``prefill`` (the chunked view
 over a prompt) and ``step`` (one position) give the outputs of ``forward`` one position at a time.
@@ -35,7 +37,7 @@ class SequenceModel(nn.Module):
     def __init__(self, d_input: int, d_output: int, *, layer: str = "s4d", d_model: int = 64, n_layers: int = 4,
                  layer_options: dict | None = None, prenorm: bool = True, norm: str = "layer", dropout: float = 0.0,
                  pool: str = "mean", vocab_size: int | None = None, ffn_mult: int = 0, attention_every: int = 0,
-                 attention_heads: int = 4):
+                 attention_heads: int = 4, pair: bool = False):
         super().__init__()
         if pool not in POOLS:
             raise ValueError(f"pool: expected one of {POOLS}, got {pool!r}")
@@ -62,7 +64,11 @@ class SequenceModel(nn.Module):
         self.ffn_norms = nn.ModuleList(make_norm(d_model) for _ in range(n_layers)) if ffn_mult else None
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.final_norm = make_norm(d_model) if prenorm else nn.Identity()
-        self.decoder = nn.Linear(d_model, d_output)
+        if pair and pool == "none":
+            raise ValueError("pair: a two-tower model compares pooled sequences; pool='none' has nothing to compare")
+        self.pair = pair
+        self.decoder = (nn.Sequential(nn.Linear(4 * d_model, d_model), nn.GELU(), nn.Linear(d_model, d_output))
+                        if pair else nn.Linear(d_model, d_output))
 
     def _residual(self, h: torch.Tensor, norm: nn.Module, sublayer) -> tuple[torch.Tensor, object]:
         """h + Dropout(sublayer(Norm(h))) (prenorm) or Norm(h + Dropout(sublayer(h))); sublayer returns (y, extra)."""
@@ -84,18 +90,33 @@ class SequenceModel(nn.Module):
         return h, new_states
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, L, d_input) -> (B, d_output), or (B, L, d_output) with pool='none'. lengths (B,) masks padding."""
-        h, _ = self._blocks(self.encoder(x), [None] * len(self.layers), stepping=False)
-        h = self.final_norm(h)
+        """x (B, L, d_input) -> (B, d_output), or (B, L, d_output) with pool='none'. lengths (B,) masks padding.
+        A pair model takes x (B, 2, L, ...) (and lengths (B, 2))."""
+        if self.pair:
+            if x.dim() < 3 or x.shape[1] != 2:
+                raise ValueError(f"x: a pair model expects (B, 2, L, ...), got {tuple(x.shape)}")
+            B = x.shape[0]
+            a, b = self._pooled(x.flatten(0, 1), None if lengths is None else lengths.flatten()).view(B, 2, -1).unbind(1)
+            return self.decoder(torch.cat([a, b, a * b, a - b], dim=-1))
         if self.pool == "none":
-            return self.decoder(h)
+            return self.decoder(self._features(x))
+        return self.decoder(self._pooled(x, lengths))
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, H): encoder, blocks, final norm."""
+        h, _ = self._blocks(self.encoder(x), [None] * len(self.layers), stepping=False)
+        return self.final_norm(h)
+
+    def _pooled(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        """(B, H): the features pooled over valid positions."""
+        h = self._features(x)
         L = h.shape[1]
         if lengths is None:
             lengths = torch.full((h.shape[0],), L, device=h.device)
         if self.pool == "last":
-            return self.decoder(h[torch.arange(h.shape[0], device=h.device), lengths - 1])
+            return h[torch.arange(h.shape[0], device=h.device), lengths - 1]
         mask = (torch.arange(L, device=h.device)[None] < lengths[:, None]).to(h.dtype)[..., None]
-        return self.decoder((h * mask).sum(1) / lengths[:, None].to(h.dtype))
+        return (h * mask).sum(1) / lengths[:, None].to(h.dtype)
 
     # -- recurrent use (per-step models) -------------------------------------------------------------------------------
     def _check_per_step(self) -> None:

@@ -26,12 +26,14 @@ def plot_curves(run_dir: Path, plt) -> Path:
     if not rows:
         raise ValueError(f"plot: {run_dir}/metrics.csv has no epochs yet")
     epoch = [int(r["epoch"]) for r in rows]
+    score = "acc" if "val_acc" in rows[0] else "rmse"
+    labels = {"loss": "loss", "acc": "accuracy", "rmse": "RMSE"}
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, metric in zip(axes, ("loss", "acc")):
+    for ax, metric in zip(axes, ("loss", score)):
         for split in ("train", "val"):
             ax.plot(epoch, [float(r[f"{split}_{metric}"]) for r in rows], marker="o", ms=3, label=split)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("accuracy" if metric == "acc" else "cross-entropy")
+        ax.set_ylabel(labels[metric])
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(run_dir.name)

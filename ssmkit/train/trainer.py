@@ -36,11 +36,38 @@ from .checkpoint import load_weights, read_state, read_weights, save_checkpoint,
 from .config import TrainConfig, make_config
 from .optim import param_groups
 
-METRIC_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
+
+
+class Task:
+    """How a dataset is scored. classify / lm: cross-entropy, accuracy (higher is better); regress: squared error,
+    RMSE (lower is better). Sums are over targets (a sample's label, a position's token, or a regression value)."""
+
+    def __init__(self, dataset):
+        self.kind = getattr(dataset, "task", "classify")
+        self.metric = "rmse" if self.kind == "regress" else "acc"
+        self.label = "RMSE" if self.kind == "regress" else "accuracy"
+
+    def sums(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(summed loss, summed metric numerator): correct predictions, or squared errors."""
+        if self.kind == "regress":
+            sse = (out.float() - y.float()).square().sum()
+            return sse, sse.detach()
+        logits, y = out.float().reshape(-1, out.shape[-1]), y.reshape(-1)
+        return F.cross_entropy(logits, y, reduction="sum"), (logits.argmax(-1) == y).sum()
+
+    def value(self, metric_sum: float, n: float) -> float:
+        return math.sqrt(metric_sum / n) if self.metric == "rmse" else metric_sum / n
+
+    def better(self, a: float, b: float | None) -> bool:
+        return b is None or (a < b if self.metric == "rmse" else a > b)
+
+    def format(self, v: float) -> str:
+        return f"{v:.4f}" if self.metric == "rmse" else f"{v:6.1%}"
 
 
 def build_model(config: TrainConfig, dataset) -> SequenceModel:
-    """The model for ``dataset``: token embedding when it has a vocabulary, per-step outputs for task 'lm'.
+    """The model for ``dataset``: token embedding when it has a vocabulary, per-step outputs for task 'lm', a
+    two-tower head for pair datasets.
 
     d_state, ssm_lr and the dataset's l_max go to the layer when its signature takes them (SGConv has no d_state);
     layer_options are passed as given, so a misspelled one is an error.
@@ -55,13 +82,8 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel:
                          n_layers=config.n_layers, layer_options=options, prenorm=config.prenorm, norm=config.norm,
                          dropout=config.dropout, pool="none" if per_step else config.pool,
                          vocab_size=getattr(dataset, "vocab_size", None), ffn_mult=config.ffn_mult,
-                         attention_every=config.attention_every, attention_heads=config.attention_heads)
-
-
-def loss_and_correct(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed cross-entropy and number of correct argmax predictions, over samples or over every position."""
-    logits, y = logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1)
-    return F.cross_entropy(logits, y, reduction="sum"), (logits.argmax(-1) == y).sum()
+                         attention_every=config.attention_every, attention_heads=config.attention_heads,
+                         pair=getattr(dataset, "pair", False))
 
 
 class Schedule:
@@ -95,18 +117,20 @@ class Schedule:
 
 @torch.no_grad()
 def evaluate(model, dataset, batch_size: int, device, rank: int = 0, world: int = 1) -> dict:
-    """Loss and accuracy over ``dataset``; with several ranks each takes every world-th sample and sums are reduced."""
+    """{"loss", metric} over ``dataset`` (metric: acc or rmse, see Task); with several ranks each takes every
+    world-th sample and the sums are reduced."""
     model.eval()
+    task = Task(dataset)
     shard = torch.utils.data.Subset(dataset, range(rank, len(dataset), world)) if world > 1 else dataset
-    total_loss, correct, n = 0.0, 0, 0
+    total_loss, total_metric, n = 0.0, 0.0, 0
     for x, y in DataLoader(shard, batch_size=batch_size):
         x, y = x.to(device), y.to(device)
-        loss, right = loss_and_correct(model(x), y)
+        loss, metric = task.sums(model(x), y)
         total_loss += loss.item()
-        correct += right.item()
+        total_metric += metric.item()
         n += y.numel()
-    total_loss, correct, n = dist.all_reduce_sum([total_loss, correct, n], device)
-    return {"loss": total_loss / n, "acc": correct / n}
+    total_loss, total_metric, n = dist.all_reduce_sum([total_loss, total_metric, n], device)
+    return {"loss": total_loss / n, task.metric: task.value(total_metric, n)}
 
 
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
@@ -129,8 +153,9 @@ def _set_rng_state(state: dict, device) -> None:
 
 
 def _write_metrics(history: list[dict], path: Path) -> None:
-    lines = [",".join(METRIC_COLUMNS)] + [",".join(f"{row[c]:.6g}" if isinstance(row[c], float) else str(row[c])
-                                                   for c in METRIC_COLUMNS) for row in history]
+    columns = list(history[0])
+    lines = [",".join(columns)] + [",".join(f"{row[c]:.6g}" if isinstance(row[c], float) else str(row[c])
+                                            for c in columns) for row in history]
     write_text_atomic("\n".join(lines) + "\n", path)
 
 
@@ -185,14 +210,15 @@ def _prepare(config: TrainConfig, resume):
 
 
 def _train_epoch(config, model, optimizer, scheduler, train_set, epoch, rank, world, device) -> list[float]:
-    """One epoch; returns [summed loss, correct, targets] over all ranks (a target: a sample, or a position)."""
+    """One epoch; returns [summed loss, summed metric, targets] over all ranks (see Task)."""
+    task = Task(train_set)
     model.train()
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
     batches = epoch_batches(len(train_set), config.batch_size, config.seed, epoch)
     loader = DataLoader(train_set, batch_sampler=[b[rank::world].tolist() for b in batches])
     bar = tqdm(zip(loader, batches), total=len(batches), desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
                disable=rank != 0 or not sys.stderr.isatty(), dynamic_ncols=True)
-    loss_sum, correct, seen = 0.0, 0, 0
+    loss_sum, metric_sum, seen = 0.0, 0.0, 0
     for (x, y), batch in bar:
         x, y = x.to(device), y.to(device)
         optimizer.zero_grad(set_to_none=True)
@@ -204,19 +230,19 @@ def _train_epoch(config, model, optimizer, scheduler, train_set, epoch, rank, wo
             with contextlib.nullcontext() if last or world == 1 else model.no_sync():  # all-reduce once per step
                 with amp:
                     logits = model(xm)
-                loss, right = loss_and_correct(logits, ym)
+                loss, metric = task.sums(logits, ym)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"epoch {epoch + 1}: the loss became {loss.item()}; lower lr or ssm_lr")
                 (loss * scale).backward()
             loss_sum += loss.item()
-            correct += right.item()
+            metric_sum += metric.item()
             seen += ym.numel()
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         scheduler.step()
-        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.1%}")
-    return dist.all_reduce_sum([loss_sum, correct, seen], device)
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", **{task.metric: task.format(task.value(metric_sum, seen))})
+    return dist.all_reduce_sum([loss_sum, metric_sum, seen], device)
 
 
 def _tensorboard(run_dir: Path, rank: int):
@@ -230,11 +256,15 @@ def _tensorboard(run_dir: Path, rank: int):
     return SummaryWriter(str(run_dir / "tensorboard"))
 
 
-def _summary(history: list[dict], results: dict, n_params: int) -> str:
-    best = max(history, key=lambda r: r["val_acc"]) if history else None
+def _summary(history: list[dict], results: dict, n_params: int, task: Task) -> str:
+    m = task.metric
+    best = None
+    for row in history:
+        best = row if best is None or task.better(row[f"val_{m}"], best[f"val_{m}"]) else best
     rows = [("parameters", f"{n_params:,}"), ("epochs", str(len(history))),
-            ("best validation", f"{best['val_acc']:.2%} (epoch {best['epoch']})" if best else "-"),
-            ("test accuracy", f"{results['test_acc']:.2%}"), ("test loss", f"{results['test_loss']:.4f}"),
+            ("best validation", f"{task.format(best[f'val_{m}']).strip()} (epoch {best['epoch']})" if best else "-"),
+            (f"test {task.label}", task.format(results[f"test_{m}"]).strip()),
+            ("test loss", f"{results['test_loss']:.4f}"),
             ("training time", f"{sum(r['seconds'] for r in history):.1f} s"), ("run directory", results["run_dir"])]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
@@ -245,7 +275,9 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
     config, rank, world, device, splits, model, optimizer, scheduler, steps = _prepare(config, resume)
     plain = model.module if world > 1 else model
     log = log if rank == 0 else (lambda *_: None)
-    start_epoch, best_val, history = 0, -1.0, []
+    task = Task(splits["train"])
+    m = task.metric
+    start_epoch, best_val, history = 0, None, []
     if resume is not None:
         run_dir = Path(resume)
         folder = run_dir / "checkpoints"
@@ -263,43 +295,45 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
         run_dir = Path(dist.broadcast(str(new_run_dir(config)) if rank == 0 else None))
     n_params = sum(p.numel() for p in plain.parameters())
     board = _tensorboard(run_dir, rank)
-    unit = "tokens" if getattr(splits["train"], "task", "classify") == "lm" else "samples"
+    unit = "tokens" if task.kind == "lm" else "samples"
     log(f"run {run_dir}: {config.layer} x{config.n_layers}, d_model={config.d_model}, {n_params:,} parameters, "
         f"{config.dataset} ({len(splits['train'])} train), {device} x{world}")
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
-        loss_sum, correct, seen = _train_epoch(config, model, optimizer, scheduler, splits["train"], epoch, rank,
-                                               world, device)
+        loss_sum, metric_sum, seen = _train_epoch(config, model, optimizer, scheduler, splits["train"], epoch, rank,
+                                                  world, device)
         val = evaluate(model, splits["val"], config.batch_size, device, rank, world)
         seconds = time.perf_counter() - started
         row = {"epoch": epoch + 1, "step": (epoch + 1) * steps, "lr": scheduler.get_last_lr()[0],
-               "train_loss": loss_sum / seen, "train_acc": correct / seen, "val_loss": val["loss"],
-               "val_acc": val["acc"], "seconds": seconds}
+               "train_loss": loss_sum / seen, f"train_{m}": task.value(metric_sum, seen), "val_loss": val["loss"],
+               f"val_{m}": val[m], "seconds": seconds}
         history.append(row)
-        scheduler.lr_lambdas[0].end_epoch(val["acc"])
+        scheduler.lr_lambdas[0].end_epoch(val[m] if m == "acc" else -val[m])  # the plateau schedule maximizes
+        improved = task.better(val[m], best_val)
+        best_val = val[m] if improved else best_val
         rng = dist.gather(_rng_state(device))
         if rank == 0:
             state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng,
-                     "epoch": epoch, "best_val": max(best_val, val["acc"]), "history": history}
-            save_checkpoint(run_dir / "checkpoints", epoch, plain.state_dict(), state, best=val["acc"] > best_val)
+                     "epoch": epoch, "best_val": best_val, "history": history}
+            save_checkpoint(run_dir / "checkpoints", epoch, plain.state_dict(), state, best=improved)
             _write_metrics(history, run_dir / "metrics.csv")
         if board is not None:
-            for key in METRIC_COLUMNS[2:]:
+            for key in list(row)[2:-1]:
                 board.add_scalar(key, row[key], row["step"])
-        best_val = max(best_val, val["acc"])
-        log(f"epoch {epoch + 1:3d}/{config.epochs}  train loss {row['train_loss']:.3f} acc {row['train_acc']:6.1%}  "
-            f"val loss {val['loss']:.3f} acc {val['acc']:6.1%}  {seen / seconds:,.0f} {unit}/s")
+        log(f"epoch {epoch + 1:3d}/{config.epochs}  train loss {row['train_loss']:.3f} {m} "
+            f"{task.format(row[f'train_{m}'])}  val loss {val['loss']:.3f} {m} {task.format(val[m])}  "
+            f"{seen / seconds:,.0f} {unit}/s")
         dist.barrier()
     best = load_model(run_dir, "best", device=device)
     test = evaluate(best, splits["test"], config.batch_size, device, rank, world)
-    results = {"test_loss": test["loss"], "test_acc": test["acc"], "best_val_acc": best_val, "run_dir": str(run_dir)}
+    results = {"test_loss": test["loss"], f"test_{m}": test[m], f"best_val_{m}": best_val, "run_dir": str(run_dir)}
     if rank == 0:
         write_text_atomic(json.dumps(results, indent=2) + "\n", run_dir / "results.json")
     if board is not None:
         board.close()
-    log(f"test accuracy {test['acc']:.2%} (loss {test['loss']:.3f}) with the best validation checkpoint "
-        f"(val {best_val:.2%}); run directory {run_dir}")
-    log(_summary(history, results, n_params))
+    log(f"test {task.label} {task.format(test[m]).strip()} (loss {test['loss']:.3f}) with the best validation checkpoint "
+        f"(val {task.format(best_val).strip()}); run directory {run_dir}")
+    log(_summary(history, results, n_params, task))
     return results
 
 

@@ -63,3 +63,17 @@ def test_mega_chunk_language_model_generates_what_it_computes():
                           layer_options={"chunk_size": 4, "ndim": 4}).double()
     tokens, logits = generate(model, torch.randint(0, 256, (2, 6)), 11)
     assert rel_err(logits, model(tokens[:, :-1])[:, 5:]) < 1e-9
+
+
+def test_pair_model_compares_two_independently_encoded_sequences():
+    model = SequenceModel(1, 3, d_model=8, n_layers=2, pair=True, layer_options={"d_state": 8}).double()
+    single = SequenceModel(1, 3, d_model=8, n_layers=2, layer_options={"d_state": 8}).double()
+    x = torch.randn(4, 2, 20, 1, dtype=torch.float64)
+    a, b = model._pooled(x[:, 0], None), model._pooled(x[:, 1], None)
+    expected = model.decoder(torch.cat([a, b, a * b, a - b], -1))
+    assert rel_err(model(x), expected) < 1e-12
+    with pytest.raises(ValueError, match="pair model expects"):
+        model(torch.randn(4, 20, 1, dtype=torch.float64))
+    with pytest.raises(ValueError, match="pool='none'"):
+        SequenceModel(1, 3, pair=True, pool="none")
+    assert single(x[:, 0]).shape == (4, 3)

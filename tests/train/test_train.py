@@ -1,5 +1,6 @@
 """End to end: a tiny run trains, writes its files, evaluates, resumes exactly, and refuses bad configs."""
 import csv
+import math
 import json
 import subprocess
 import sys
@@ -228,3 +229,23 @@ def test_an_ffn_after_each_layer_trains(tmp_path):
     train(_config(tmp_path, "ffn", ["ffn_mult=2", "epochs=1"]), log=lambda *_: None)
     model = ssmkit.load(tmp_path / "ffn")
     assert model.ffns is not None and model.ffns[0][0].out_features == 128
+
+
+def test_regression_task_trains_with_mse_and_reports_rmse(tmp_path):
+    results = train(make_config(["dataset=adding", "dataset_options.length=32", "dataset_options.n_train=256",
+                                 "dataset_options.n_eval=64", "d_model=32", "n_layers=1", "d_state=16", "epochs=3",
+                                 "batch_size=32", "warmup_epochs=0", f"out_dir={tmp_path}", "run_name=r"]),
+                    log=lambda *_: None)
+    rows = _rows(tmp_path / "r")
+    assert "val_rmse" in rows[0] and "val_acc" not in rows[0]
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    assert results["test_rmse"] == pytest.approx(math.sqrt(results["test_loss"]))  # loss is the MSE per value
+    assert evaluate_run(tmp_path / "r")["rmse"] == pytest.approx(results["test_rmse"])
+
+
+def test_pair_task_trains_a_two_tower_model(tmp_path):
+    train(make_config(["dataset=digits-pairs", "dataset_options.n_pairs=256", "d_model=32", "n_layers=1",
+                       "d_state=16", "epochs=2", "batch_size=32", "warmup_epochs=0", f"out_dir={tmp_path}",
+                       "run_name=p"]), log=lambda *_: None)
+    model = ssmkit.load(tmp_path / "p")
+    assert model.pair and model.decoder[0].in_features == 4 * 32
