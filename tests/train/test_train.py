@@ -249,3 +249,12 @@ def test_pair_task_trains_a_two_tower_model(tmp_path):
                        "run_name=p"]), log=lambda *_: None)
     model = ssmkit.load(tmp_path / "p")
     assert model.pair and model.decoder[0].in_features == 4 * 32
+
+
+def test_listops_trains_from_generated_lra_files(tmp_path):
+    from ssmkit.data.listops import write_listops
+    write_listops(tmp_path / "lo", 128, 32, 32, min_length=10, max_length=100, max_depth=5)
+    results = train(make_config([f"data_dir={tmp_path / 'lo'}", "dataset=listops", "dataset_options.max_length=100",
+                                 "d_model=32", "n_layers=1", "d_state=16", "epochs=1", "batch_size=32",
+                                 "warmup_epochs=0", f"out_dir={tmp_path}", "run_name=lo"]), log=lambda *_: None)
+    assert 0.0 <= results["test_acc"] <= 1.0 and ssmkit.load(tmp_path / "lo").encoder.num_embeddings == 16

@@ -1,0 +1,122 @@
+"""ListOps (Long Range Arena): a generator following the LRA rules, and the loader of the LRA TSV files.
+
+An expression is a tree of operators over digits: [MIN, [MAX, [MED (the median, truncated to an int) and [SM (sum
+mod 10), each closed by "]". Generation, as in LRA: below max_depth a node is an operator with probability 0.25
+(else a digit 0-9), with 2..max_args arguments; at max_depth it is a digit; a tree's length counts its digits and,
+for each operator, the operator token and its "]"; trees with min_length < length < max_length are kept (LRA: 500,
+2000, depth 10, 10 arguments). Files: {task}_train.tsv, {task}_val.tsv, {task}_test.tsv, tab-separated with a
+"Source\tTarget" header; Source writes each operator application as left-nested pairs in parentheses, e.g.
+"( ( ( [MAX 2 ) 9 ) ] )". The loader drops the parentheses (as LRA's tokenizer does) and maps the 15 symbols to ids
+1..15 (0 pads to max_length).
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import TensorDataset
+
+from .registry import register_dataset
+
+OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
+END = "]"
+VOCAB = {tok: i + 1 for i, tok in enumerate([str(d) for d in range(10)] + list(OPERATORS) + [END])}  # 0: padding
+
+
+def generate_tree(rng: np.random.Generator, max_depth: int, max_args: int, depth: int = 1):
+    """A random expression: an int, or (operator, [children]); returns (tree, length in tokens)."""
+    if depth >= max_depth or rng.random() > 0.25:
+        return int(rng.integers(10)), 1
+    children, length = [], 2
+    for _ in range(int(rng.integers(2, max_args + 1))):
+        child, n = generate_tree(rng, max_depth, max_args, depth + 1)
+        children.append(child)
+        length += n
+    return (OPERATORS[int(rng.integers(len(OPERATORS)))], children), length
+
+
+def evaluate(tree) -> int:
+    if isinstance(tree, int):
+        return tree
+    op, children = tree
+    values = [evaluate(c) for c in children]
+    if op == "[MIN":
+        return min(values)
+    if op == "[MAX":
+        return max(values)
+    if op == "[MED":
+        return int(np.median(values))
+    return sum(values) % 10
+
+
+def to_source(tree) -> str:
+    """The LRA string: ((op c0) c1) ... END, each pair in parentheses."""
+    if isinstance(tree, int):
+        return str(tree)
+    op, children = tree
+    text = f"( {op} {to_source(children[0])} )"
+    for child in children[1:]:
+        text = f"( {text} {to_source(child)} )"
+    return f"( {text} {END} )"
+
+
+def write_listops(out_dir: str | Path, n_train: int, n_val: int, n_test: int, seed: int = 0, task: str = "basic",
+                  min_length: int = 500, max_length: int = 2000, max_depth: int = 10, max_args: int = 10) -> Path:
+    """Generate distinct expressions and write the three LRA TSV files into out_dir."""
+    rng = np.random.default_rng(seed)
+    seen, rows = set(), []
+    while len(rows) < n_train + n_val + n_test:
+        tree, length = generate_tree(rng, max_depth, max_args)
+        if min_length < length < max_length:
+            source = to_source(tree)
+            if source not in seen:
+                seen.add(source)
+                rows.append((source, evaluate(tree)))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, len(rows))}
+    for split, (a, b) in bounds.items():
+        with open(out / f"{task}_{split}.tsv", "w", newline="") as f:
+            writer = csv.writer(f, delimiter="\t")
+            writer.writerow(["Source", "Target"])
+            writer.writerows(rows[a:b])
+    return out
+
+
+def tokenize(source: str) -> list[str]:
+    return source.replace("(", " ").replace(")", " ").split()
+
+
+@register_dataset("listops", "LRA ListOps from {task}_{split}.tsv in data_dir (generate with "
+                             "ssmkit.data.listops.write_listops); 10 classes, padded to max_length")
+def listops(data_dir: str | None, split: str, task: str = "basic", max_length: int = 2000) -> TensorDataset:
+    if data_dir is None:
+        raise ValueError("data_dir: set it to the folder with the LRA ListOps files (basic_train.tsv, ...); "
+                         "ssmkit.data.listops.write_listops makes them")
+    path = Path(data_dir) / f"{task}_{split}.tsv"
+    if not path.is_file():
+        raise FileNotFoundError(f"data_dir: no {path.name} in {data_dir} (the LRA release's listops-1000 folder, or "
+                                f"write_listops)")
+    with open(path, newline="") as f:
+        reader = csv.reader(f, delimiter="\t")
+        header = next(reader, None)
+        if header != ["Source", "Target"]:
+            raise ValueError(f"{path}: expected the header 'Source<TAB>Target', got {header}")
+        rows = list(reader)
+    x = torch.zeros(len(rows), max_length, dtype=torch.long)
+    y = torch.empty(len(rows), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if len(row) != 2:
+            raise ValueError(f"{path}: line {i + 2} has {len(row)} fields, expected 2 (Source, Target)")
+        tokens = tokenize(row[0])
+        unknown = {t for t in tokens if t not in VOCAB}
+        if unknown:
+            raise ValueError(f"{path}: line {i + 2} has tokens outside the ListOps vocabulary: {sorted(unknown)[:5]}")
+        ids = [VOCAB[t] for t in tokens[:max_length]]
+        x[i, :len(ids)] = torch.tensor(ids)
+        y[i] = int(row[1])
+    ds = TensorDataset(x, y)
+    ds.d_input, ds.n_classes, ds.l_max, ds.vocab_size = len(VOCAB) + 1, 10, max_length, len(VOCAB) + 1
+    return ds
