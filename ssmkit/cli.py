@@ -1,5 +1,5 @@
 """The command line: ``ssmkit train [EXPERIMENT] [key=value ...] | train --resume RUN_DIR | eval RUN_DIR |
-generate RUN_DIR | plot RUN_DIR | layers | datasets | experiments``.
+generate RUN_DIR | plot RUN_DIR | data listops OUT_DIR | layers | datasets | experiments``.
 
 Thin: parse, then call the library.
 """
@@ -33,6 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     p_gen.add_argument("--device", default="auto")
     p_plot = sub.add_parser("plot", help="training curves and learned kernels of a run, as PNG (needs matplotlib)")
     p_plot.add_argument("run_dir")
+    p_data = sub.add_parser("data", help="generate a synthetic dataset's files: listops OUT_DIR")
+    p_data.add_argument("name", choices=["listops"])
+    p_data.add_argument("out_dir")
+    p_data.add_argument("--size", choices=["small", "lra"], default="small",
+                        help="small: 5000/500/500 expressions of 50-300 tokens; lra: the LRA release's 96000/2000/2000 "
+                             "of 500-2000 tokens")
+    p_data.add_argument("--seed", type=int, default=0)
     sub.add_parser("layers", help="list the registered layers")
     sub.add_parser("datasets", help="list the registered datasets")
     sub.add_parser("experiments", help="list the shipped experiments")
@@ -58,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
             for name, cls in sorted(layers.LAYERS.items()):
                 summary = (cls.__doc__ or "").strip().splitlines() or [""]
                 print(f"{name:10} {cls.__name__}: {summary[0]}")
+        elif args.command == "data":
+            from .data.listops import write_listops
+            sizes = {"small": dict(n_train=5000, n_val=500, n_test=500, min_length=50, max_length=300),
+                     "lra": dict(n_train=96000, n_val=2000, n_test=2000, min_length=500, max_length=2000)}
+            print(write_listops(args.out_dir, seed=args.seed, **sizes[args.size]))
         elif args.command == "plot":
             from .train.plots import plot_run
             for path in plot_run(args.run_dir):
