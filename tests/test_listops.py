@@ -42,7 +42,7 @@ def test_generator_files_are_read_by_the_loader_with_evaluated_labels(tmp_path):
     train = data.build("listops", str(tmp_path), "train", max_length=200)
     assert len(train) == 30 and train.tensors[0].shape == (30, 200) and train.vocab_size == 16
     inverse = {i: t for t, i in VOCAB.items()}
-    for (src, target), (x, y) in zip(rows[1:], zip(*train.tensors)):
+    for (src, target), (x, y) in zip(rows[1:], zip(*train.tensors[:2])):
         assert [inverse[i] for i in x.tolist() if i] == tokenize(src) and int(y) == int(target)
     sources = {r[0] for r in rows[1:]}
     with open(tmp_path / "basic_test.tsv", newline="") as f:
@@ -60,3 +60,10 @@ def test_listops_loader_errors(tmp_path):
     (tmp_path / "basic_val.tsv").write_text("Source\tTarget\n( [FIRST 1 2 ] )\t1\n")
     with pytest.raises(ValueError, match="outside the ListOps vocabulary"):
         data.build("listops", str(tmp_path), "val")
+
+
+def test_listops_items_carry_their_length_for_pooling(tmp_path):
+    write_listops(tmp_path, 8, 2, 2, seed=3, min_length=10, max_length=60, max_depth=4)
+    ds = data.build("listops", str(tmp_path), "train", max_length=60)
+    x, y, lengths = ds.tensors
+    assert torch.equal(lengths, (x > 0).sum(1))  # tokens are ids >= 1, padding is 0

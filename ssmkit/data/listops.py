@@ -7,7 +7,7 @@ for each operator, the operator token and its "]"; trees with min_length < lengt
 2000, depth 10, 10 arguments). Files: {task}_train.tsv, {task}_val.tsv, {task}_test.tsv, tab-separated with a
 "Source\tTarget" header; Source writes each operator application as left-nested pairs in parentheses, e.g.
 "( ( ( [MAX 2 ) 9 ) ] )". The loader drops the parentheses (as LRA's tokenizer does) and maps the 15 symbols to ids
-1..15 (0 pads to max_length).
+1..15 (0 pads to max_length); items are (x, label, length), and the model pools over the first `length` positions.
 """
 from __future__ import annotations
 
@@ -107,6 +107,7 @@ def listops(data_dir: str | None, split: str, task: str = "basic", max_length: i
         rows = list(reader)
     x = torch.zeros(len(rows), max_length, dtype=torch.long)
     y = torch.empty(len(rows), dtype=torch.long)
+    lengths = torch.empty(len(rows), dtype=torch.long)
     for i, row in enumerate(rows):
         if len(row) != 2:
             raise ValueError(f"{path}: line {i + 2} has {len(row)} fields, expected 2 (Source, Target)")
@@ -117,6 +118,7 @@ def listops(data_dir: str | None, split: str, task: str = "basic", max_length: i
         ids = [VOCAB[t] for t in tokens[:max_length]]
         x[i, :len(ids)] = torch.tensor(ids)
         y[i] = int(row[1])
-    ds = TensorDataset(x, y)
+        lengths[i] = max(1, len(ids))
+    ds = TensorDataset(x, y, lengths)
     ds.d_input, ds.n_classes, ds.l_max, ds.vocab_size = len(VOCAB) + 1, 10, max_length, len(VOCAB) + 1
     return ds

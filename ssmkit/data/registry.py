@@ -4,7 +4,8 @@ Every registered builder returns a dataset with the attributes the model needs: 
 ``n_classes`` (or d_output), ``l_max`` (longest sequence); token datasets add ``vocab_size`` (inputs are token ids)
 per-step tasks ``task = "lm"`` (y holds a target at every position), regression ``task = "regress"`` (y float
 (n, d_output), d_output given as n_classes); the default task is classification. Two-tower datasets set
-``pair = True``: x holds two sequences, (n, 2, L, ...).
+``pair = True``: x holds two sequences, (n, 2, L, ...). Padded datasets give (x, y, lengths): the model pools over
+the first `length` positions of each sequence.
 """
 from __future__ import annotations
 

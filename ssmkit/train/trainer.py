@@ -123,9 +123,9 @@ def evaluate(model, dataset, batch_size: int, device, rank: int = 0, world: int 
     task = Task(dataset)
     shard = torch.utils.data.Subset(dataset, range(rank, len(dataset), world)) if world > 1 else dataset
     total_loss, total_metric, n = 0.0, 0.0, 0
-    for x, y in DataLoader(shard, batch_size=batch_size):
+    for x, y, *lengths in DataLoader(shard, batch_size=batch_size):
         x, y = x.to(device), y.to(device)
-        loss, metric = task.sums(model(x), y)
+        loss, metric = task.sums(model(x, lengths[0].to(device) if lengths else None), y)
         total_loss += loss.item()
         total_metric += metric.item()
         n += y.numel()
@@ -219,17 +219,18 @@ def _train_epoch(config, model, optimizer, scheduler, train_set, epoch, rank, wo
     bar = tqdm(zip(loader, batches), total=len(batches), desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
                disable=rank != 0 or not sys.stderr.isatty(), dynamic_ncols=True)
     loss_sum, metric_sum, seen = 0.0, 0.0, 0
-    for (x, y), batch in bar:
+    for (x, y, *lengths), batch in bar:
         x, y = x.to(device), y.to(device)
         optimizer.zero_grad(set_to_none=True)
         scale = world / (len(batch) * y[0].numel())  # per target of the global batch, times DDP's 1/world
         size = math.ceil(len(y) / config.accumulate)
-        parts = list(zip(x.split(size), y.split(size)))
-        for j, (xm, ym) in enumerate(parts):
+        lengths = lengths[0].to(device).split(size) if lengths else [None] * len(y.split(size))
+        parts = list(zip(x.split(size), y.split(size), lengths))
+        for j, (xm, ym, lm) in enumerate(parts):
             last = j == len(parts) - 1
             with contextlib.nullcontext() if last or world == 1 else model.no_sync():  # all-reduce once per step
                 with amp:
-                    logits = model(xm)
+                    logits = model(xm, lm)
                 loss, metric = task.sums(logits, ym)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"epoch {epoch + 1}: the loss became {loss.item()}; lower lr or ssm_lr")

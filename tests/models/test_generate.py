@@ -77,3 +77,12 @@ def test_pair_model_compares_two_independently_encoded_sequences():
     with pytest.raises(ValueError, match="pool='none'"):
         SequenceModel(1, 3, pair=True, pool="none")
     assert single(x[:, 0]).shape == (4, 3)
+
+
+def test_mean_pooling_ignores_padding_beyond_each_length():
+    model = SequenceModel(16, 3, d_model=8, n_layers=2, vocab_size=16, layer_options={"d_state": 8}).double()
+    x = torch.randint(1, 16, (2, 12))
+    padded = x.clone()
+    padded[0, 7:] = 0
+    out = model(padded, torch.tensor([7, 12]))
+    assert rel_err(out[0], model(x[:1, :7])[0]) < 1e-12  # causal layers: the padding cannot reach the first 7
