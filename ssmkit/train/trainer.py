@@ -23,7 +23,6 @@ from datetime import datetime
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 import yaml
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -35,34 +34,7 @@ from ..models import SequenceModel
 from .checkpoint import load_weights, read_state, read_weights, save_checkpoint, write_text_atomic
 from .config import TrainConfig, make_config
 from .optim import param_groups
-
-
-
-class Task:
-    """How a dataset is scored. classify / lm: cross-entropy, accuracy (higher is better); regress: squared error,
-    RMSE (lower is better). Sums are over targets (a sample's label, a position's token, or a regression value)."""
-
-    def __init__(self, dataset):
-        self.kind = getattr(dataset, "task", "classify")
-        self.metric = "rmse" if self.kind == "regress" else "acc"
-        self.label = "RMSE" if self.kind == "regress" else "accuracy"
-
-    def sums(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(summed loss, summed metric numerator): correct predictions, or squared errors."""
-        if self.kind == "regress":
-            sse = (out.float() - y.float()).square().sum()
-            return sse, sse.detach()
-        logits, y = out.float().reshape(-1, out.shape[-1]), y.reshape(-1)
-        return F.cross_entropy(logits, y, reduction="sum"), (logits.argmax(-1) == y).sum()
-
-    def value(self, metric_sum: float, n: float) -> float:
-        return math.sqrt(metric_sum / n) if self.metric == "rmse" else metric_sum / n
-
-    def better(self, a: float, b: float | None) -> bool:
-        return b is None or (a < b if self.metric == "rmse" else a > b)
-
-    def format(self, v: float) -> str:
-        return f"{v:.4f}" if self.metric == "rmse" else f"{v:6.1%}"
+from .task import Task
 
 
 def build_model(config: TrainConfig, dataset) -> SequenceModel:
