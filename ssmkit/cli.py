@@ -6,10 +6,13 @@ Thin: parse, then call the library.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    if hasattr(signal, "SIGPIPE"):  # `ssmkit layers | head` ends quietly, like other command-line tools
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = argparse.ArgumentParser(prog="ssmkit", description="Structured state space sequence models.")
     sub = parser.add_subparsers(dest="command", required=True)
     p_train = sub.add_parser("train", help="train a model (default: S4D on sequential digits, ~1 min on a CPU)")
@@ -64,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "layers":
             for name, cls in sorted(layers.LAYERS.items()):
                 summary = (cls.__doc__ or "").strip().splitlines() or [""]
-                print(f"{name:10} {cls.__name__}: {summary[0]}")
+                print(f"{name:10} ssmkit.{cls.__name__:18} {summary[0]}")
         elif args.command == "data":
             from .data.listops import write_listops
             sizes = {"small": dict(n_train=5000, n_val=500, n_test=500, min_length=50, max_length=300),
