@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from .registry import register_dataset
+from .registry import register_dataset, split_generator
 
 _SPLIT_SIZES = {"train": 1257, "val": 180, "test": 360}
 
@@ -46,7 +46,7 @@ def digit_pairs(data_dir: str | None, split: str, n_pairs: int | None = None, se
     base = sequential_digits(data_dir, split)
     x, y = base.tensors
     n = n_pairs or len(y)
-    g = torch.Generator().manual_seed(seed * 1000 + {"train": 0, "val": 1, "test": 2}[split])
+    g = split_generator(seed, split)
     first = torch.randint(0, len(y), (n,), generator=g)
     same = torch.rand(n, generator=g) < 0.5
     by_class = [torch.nonzero(y == c)[:, 0] for c in range(10)]

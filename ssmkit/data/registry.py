@@ -12,8 +12,15 @@ from __future__ import annotations
 import inspect
 from typing import Callable
 
+import torch
+
 DATASETS: dict[str, Callable] = {}
 SPLITS = ("train", "val", "test")
+
+
+def split_generator(seed: int, split: str) -> torch.Generator:
+    """The generator of a generated split: different draws for train, val and test, reproducible from the seed."""
+    return torch.Generator().manual_seed(seed * 1000 + SPLITS.index(split))
 
 
 def register_dataset(name: str, summary: str) -> Callable[[Callable], Callable]:

@@ -9,10 +9,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import TensorDataset
 
-from .registry import register_dataset
-
-_SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
-
+from .registry import register_dataset, split_generator
 
 @register_dataset("adding", "the adding problem: regress the sum of the two marked values (length and size as options)")
 def adding_problem(data_dir: str | None, split: str, length: int = 200, n_train: int = 4000, n_eval: int = 500,
@@ -20,7 +17,7 @@ def adding_problem(data_dir: str | None, split: str, length: int = 200, n_train:
     if not isinstance(length, int) or length < 2:
         raise ValueError(f"length: expected an integer >= 2, got {length!r}")
     n = n_train if split == "train" else n_eval
-    g = torch.Generator().manual_seed(seed * 1000 + _SPLIT_SEEDS[split])
+    g = split_generator(seed, split)
     values = torch.rand(n, length, generator=g)
     first = torch.randint(0, length // 2, (n,), generator=g)
     second = torch.randint(length // 2, length, (n,), generator=g)
