@@ -60,14 +60,15 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel:
 
 class Schedule:
     """The lr factor of each step: linear warmup over `warmup` steps, then cosine decay to 0 at `total`, constant, or
-    constant times `factor` for every `patience` epochs in a row without a better validation accuracy (plateau).
+    constant times `factor` for every `patience` epochs in a row without a better validation score (plateau; "better"
+    is the task's, see Task.better).
 
     A callable object rather than a function: LambdaLR checkpoints its attributes, so a plateau resumes exactly.
     """
 
     def __init__(self, kind: str, warmup: int, total: int, patience: int, factor: float):
         self.kind, self.warmup, self.total, self.patience, self.factor = kind, warmup, total, patience, factor
-        self.scale, self.best, self.bad_epochs = 1.0, -math.inf, 0
+        self.scale, self.bad_epochs = 1.0, 0
 
     def __call__(self, step: int) -> float:
         if step < self.warmup:
@@ -76,11 +77,11 @@ class Schedule:
             return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))))
         return self.scale
 
-    def end_epoch(self, val_acc: float) -> None:
+    def end_epoch(self, improved: bool) -> None:
         if self.kind != "plateau":
             return
-        if val_acc > self.best:
-            self.best, self.bad_epochs = val_acc, 0
+        if improved:
+            self.bad_epochs = 0
             return
         self.bad_epochs += 1
         if self.bad_epochs >= self.patience:
@@ -281,9 +282,9 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
                "train_loss": loss_sum / seen, f"train_{m}": task.value(metric_sum, seen), "val_loss": val["loss"],
                f"val_{m}": val[m], "seconds": seconds}
         history.append(row)
-        scheduler.lr_lambdas[0].end_epoch(val[m] if m == "acc" else -val[m])  # the plateau schedule maximizes
         improved = task.better(val[m], best_val)
         best_val = val[m] if improved else best_val
+        scheduler.lr_lambdas[0].end_epoch(improved)
         rng = dist.gather(_rng_state(device))
         if rank == 0:
             state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng,

@@ -215,14 +215,15 @@ def test_plateau_schedule_reduces_after_patience_and_resumes_its_state():
     from ssmkit.train.trainer import Schedule
     s = Schedule("plateau", warmup=2, total=100, patience=2, factor=0.5)
     assert [s(0), s(1), s(2)] == [0.5, 1.0, 1.0]
-    for acc in (0.5, 0.6, 0.6, 0.55):  # two epochs without improvement
-        s.end_epoch(acc)
+    for improved in (True, True, False, False):  # two epochs without improvement
+        s.end_epoch(improved)
     assert s(10) == 0.5
+    s.end_epoch(False)  # one more epoch without improvement, pending
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, s)
     fresh = Schedule("plateau", 2, 100, 2, 0.5)
     torch.optim.lr_scheduler.LambdaLR(opt, fresh).load_state_dict(sched.state_dict())
-    assert fresh.scale == 0.5 and fresh.best == 0.6
+    assert fresh.scale == 0.5 and fresh.bad_epochs == 1
 
 
 def test_an_ffn_after_each_layer_trains(tmp_path):
