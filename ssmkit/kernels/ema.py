@@ -25,10 +25,6 @@ class EMAKernel(SSMKernel):
         self.register_parameter("C", torch.nn.Parameter(torch.randn(channels, d_model, ndim).to(
             torch.get_default_dtype())))  # η, real
 
-    @property
-    def real_dtype(self) -> torch.dtype:
-        return torch.float64 if self.C.dtype == torch.float64 else torch.float32
-
     def recurrence(self, rate: float = 1.0) -> DiagonalSystem:
         """rate resamples the decay: Ā^rate (the EMA read as a sampled continuous decay)."""
         dtype = self.real_dtype
