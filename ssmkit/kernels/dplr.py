@@ -7,8 +7,8 @@ The kernel K_k = C_f Ā^k B̄_f (k < L) is computed from its truncated generatin
     k_ab(ω) = Σ_n a_n b_n / (g(ω) − λ_n),   g(ω) = (2/Δ)(1−ω)/(1+ω),   (a, b) ∈ {C̃, P*} × {B, P}
 
 (Woodbury on (gI − A)^{-1}; each k_ab is a Cauchy sum over conjugate pairs), then K = IFFT(K̂). With z = Δg the sums
-are Δ·cauchy(a·b, z, Δλ) with the dt-free points z_j = 2i·tan(πj/L) (no λ may equal 0, which is z_0). At ω = −1 (even L), g = ∞ and the bracket is
-0 while 2/(1+ω) is infinite; the limit is K̂(−1) = Δ·Re Σ_n C̃_n B_n, used there directly.
+are Δ·cauchy(a·b, z, Δλ) with the dt-free points z_j = 2i·tan(πj/L) (no λ may equal 0, which is z_0). At ω = −1
+(even L), g = ∞ and the bracket is 0 while 2/(1+ω) is infinite; the limit is K̂(−1) = Δ·Re Σ_n C̃_n B_n, used there.
 
 C̃ and lengths: the layer's parameter ``C`` is C̃ for the kernel length ``l_kernel`` (= l_max), as S4 trains it. A
 kernel of length L <= l_kernel is the first L values of the length-l_kernel kernel. Any other length or rate goes
