@@ -5,7 +5,7 @@ Every registered builder returns a dataset with the attributes the model needs: 
 per-step tasks ``task = "lm"`` (y holds a target at every position), regression ``task = "regress"`` (y float
 (n, d_output), d_output given as n_classes); the default task is classification. Two-tower datasets set
 ``pair = True``: x holds two sequences, (n, 2, L, ...). Padded datasets give (x, y, lengths): the model pools over
-the first `length` positions of each sequence.
+the first `length` positions of each sequence. Per-step targets equal to IGNORE are not scored.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import torch
 
 DATASETS: dict[str, Callable] = {}
 SPLITS = ("train", "val", "test")
+IGNORE = -100  # a per-position target left out of the loss and the metric (the copying task's input half)
 
 
 def split_generator(seed: int, split: str) -> torch.Generator:

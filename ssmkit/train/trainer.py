@@ -98,10 +98,10 @@ def evaluate(model, dataset, batch_size: int, device, rank: int = 0, world: int 
     total_loss, total_metric, n = 0.0, 0.0, 0
     for x, y, *lengths in DataLoader(shard, batch_size=batch_size):
         x, y = x.to(device), y.to(device)
-        loss, metric = task.sums(model(x, lengths[0].to(device) if lengths else None), y)
+        loss, metric, count = task.sums(model(x, lengths[0].to(device) if lengths else None), y)
         total_loss += loss.item()
         total_metric += metric.item()
-        n += y.numel()
+        n += count.item()
     total_loss, total_metric, n = dist.all_reduce_sum([total_loss, total_metric, n], device)
     return {"loss": total_loss / n, task.metric: task.value(total_metric, n)}
 
@@ -195,7 +195,9 @@ def _train_epoch(config, model, optimizer, scheduler, train_set, epoch, rank, wo
     for (x, y, *lengths), batch in bar:
         x, y = x.to(device), y.to(device)
         optimizer.zero_grad(set_to_none=True)
-        scale = world / (len(batch) * y[0].numel())  # per target of the global batch, times DDP's 1/world
+        # per target position of the global batch, times DDP's 1/world (positions a task leaves unscored count too:
+        # a constant factor for the tasks that have them, the same number per sample)
+        scale = world / (len(batch) * y[0].numel())
         size = math.ceil(len(y) / config.accumulate)
         lengths = lengths[0].to(device).split(size) if lengths else [None] * len(y.split(size))
         parts = list(zip(x.split(size), y.split(size), lengths))
@@ -204,13 +206,13 @@ def _train_epoch(config, model, optimizer, scheduler, train_set, epoch, rank, wo
             with contextlib.nullcontext() if last or world == 1 else model.no_sync():  # all-reduce once per step
                 with amp:
                     logits = model(xm, lm)
-                loss, metric = task.sums(logits, ym)
+                loss, metric, count = task.sums(logits, ym)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"epoch {epoch + 1}: the loss became {loss.item()}; lower lr or ssm_lr")
                 (loss * scale).backward()
             loss_sum += loss.item()
             metric_sum += metric.item()
-            seen += ym.numel()
+            seen += count.item()
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
