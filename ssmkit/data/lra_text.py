@@ -1,0 +1,101 @@
+"""The LRA text tasks at byte level (see byte_tokens.py): Text (IMDB sentiment) and Retrieval (AAN citation pairs).
+
+lra-text: the Large Movie Review Dataset as released (aclImdb_v1.tar.gz, extracted): data_dir is aclImdb/ (or the
+    folder holding it), with train/{pos,neg}/*.txt and test/{pos,neg}/*.txt (train/unsup is not used); label 1 for
+    pos, 0 for neg; each review cut to l_max = 4096 tokens (LRA). Validation is a seeded val_fraction of the training
+    reviews; test is the official test set.
+lra-retrieval: the LRA release's tsv_data/new_aan_pairs.{train,eval,test}.tsv (eval is our val): tab-separated,
+    no header, columns label, id of paper 1, id of paper 2, text 1, text 2; label 1 when one paper cites the other.
+    Each text is cut to l_max = 4000 tokens; items are two-tower pairs, x (2, l_max) with lengths (2,).
+The LRA release is lra_release.gz from github.com/google-research/long-range-arena.
+"""
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .byte_tokens import TokenDataset, encode_bytes
+from .registry import register_dataset
+
+_IMDB_CLASSES = {"neg": 0, "pos": 1}
+_AAN_SPLITS = {"train": "train", "val": "eval", "test": "test"}
+
+
+def _imdb_root(data_dir) -> Path:
+    if data_dir is None:
+        raise ValueError("data_dir: set it to the aclImdb folder of the Large Movie Review Dataset (aclImdb_v1.tar.gz "
+                         "from ai.stanford.edu/~amaas/data/sentiment, extracted)")
+    root = Path(data_dir)
+    if (root / "aclImdb").is_dir():
+        root = root / "aclImdb"
+    if not root.is_dir():
+        raise FileNotFoundError(f"data_dir: {root} is not a folder (expected aclImdb/ with train/ and test/)")
+    return root
+
+
+@register_dataset("lra-text", "LRA Text: IMDB sentiment at byte level, 4096 tokens (the aclImdb folder in data_dir)")
+def lra_text(data_dir: str | None, split: str, l_max: int = 4096, val_fraction: float = 0.1,
+             seed: int = 0) -> TokenDataset:
+    root = _imdb_root(data_dir)
+    part = "test" if split == "test" else "train"
+    docs, labels = [], []
+    for name, label in _IMDB_CLASSES.items():
+        folder = root / part / name
+        files = sorted(folder.glob("*.txt")) if folder.is_dir() else []
+        if not files:
+            raise FileNotFoundError(f"data_dir: no reviews in {folder} (expected aclImdb/{part}/{name}/<id>_<rating>.txt)")
+        docs += [f.read_bytes() for f in files]
+        labels += [label] * len(files)
+    if split != "test":
+        order = np.random.default_rng(seed).permutation(len(docs))
+        n_val = int(round(len(docs) * val_fraction))
+        keep = order[:n_val] if split == "val" else order[n_val:]
+        docs, labels = [docs[i] for i in keep], [labels[i] for i in keep]
+    tokens, lengths = encode_bytes(docs, l_max)
+    return TokenDataset(tokens, torch.tensor(labels), lengths, n_classes=2)
+
+
+def read_aan(path: Path) -> tuple[list[int], list[bytes], list[bytes]]:
+    """(labels, texts 1, texts 2) of an AAN pairs TSV."""
+    if not path.is_file():
+        raise FileNotFoundError(f"data_dir: no {path.name} in {path.parent} (the tsv_data folder of the LRA release, "
+                                f"lra_release.gz)")
+    labels, first, second = [], [], []
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # a paper's text is far longer than csv's 128 KiB default
+    with open(path, newline="", encoding="utf-8") as f:
+        for line, row in enumerate(csv.reader(f, delimiter="\t"), start=1):
+            if len(row) != 5:
+                raise ValueError(f"{path}: row {line} has {len(row)} tab-separated fields, expected 5 (label, id 1, "
+                                 f"id 2, text 1, text 2)")
+            try:
+                label = float(row[0])
+            except ValueError:
+                raise ValueError(f"{path}: row {line}: the label {row[0]!r} is not a number") from None
+            if label not in (0.0, 1.0):
+                raise ValueError(f"{path}: row {line}: the label is {row[0]!r}, expected 0 or 1")
+            labels.append(int(label))
+            first.append(row[3].encode())
+            second.append(row[4].encode())
+    if not labels:
+        raise ValueError(f"{path}: the file has no rows")
+    return labels, first, second
+
+
+@register_dataset("lra-retrieval", "LRA Retrieval: AAN citation pairs at byte level, 4000 tokens each, two-tower "
+                                   "(tsv_data/new_aan_pairs.*.tsv in data_dir)")
+def lra_retrieval(data_dir: str | None, split: str, l_max: int = 4000) -> TokenDataset:
+    if data_dir is None:
+        raise ValueError("data_dir: set it to the LRA release's tsv_data folder (new_aan_pairs.train.tsv, ...)")
+    root = Path(data_dir)
+    if (root / "tsv_data").is_dir():
+        root = root / "tsv_data"
+    labels, first, second = read_aan(root / f"new_aan_pairs.{_AAN_SPLITS[split]}.tsv")
+    t1, n1 = encode_bytes(first, l_max)
+    t2, n2 = encode_bytes(second, l_max)
+    ds = TokenDataset(torch.stack([t1, t2], 1), torch.tensor(labels), torch.stack([n1, n2], 1), n_classes=2)
+    ds.pair = True
+    return ds

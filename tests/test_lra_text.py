@@ -1,0 +1,83 @@
+import csv
+
+import pytest
+import torch
+
+from ssmkit import data
+from ssmkit.data.byte_tokens import EOS, VOCAB_SIZE
+
+
+def write_imdb(root, n_per_class=10):
+    """aclImdb as released: {train,test}/{pos,neg}/<id>_<rating>.txt, plus the unused train/unsup."""
+    reviews = {}
+    for part in ("train", "test"):
+        for name, rating in (("pos", 9), ("neg", 2)):
+            folder = root / "aclImdb" / part / name
+            folder.mkdir(parents=True)
+            for i in range(n_per_class):
+                text = f"{name} review {i} of {part}: caf\u00e9 " + "so good<br /><br />" * (i * 40 if name == "pos" else 1)
+                (folder / f"{i}_{rating}.txt").write_text(text, encoding="utf-8")
+                reviews[(part, name, i)] = text.encode()
+    (root / "aclImdb" / "train" / "unsup").mkdir()
+    (root / "aclImdb" / "train" / "unsup" / "0_0.txt").write_text("unlabeled")
+    return reviews
+
+
+def test_imdb_reads_the_release_folders_at_byte_level(tmp_path):
+    reviews = write_imdb(tmp_path)
+    test = data.build("lra-text", str(tmp_path), "test", l_max=64)
+    assert len(test) == 20 and test.vocab_size == VOCAB_SIZE and test.n_classes == 2 and test.l_max == 64
+    assert sorted(test.labels.tolist()) == [0] * 10 + [1] * 10
+    for x, y, length in (test[i] for i in range(len(test))):
+        assert x.dtype == torch.int64 and x.shape == (64,)
+        assert x[length - 1] == EOS and (x[length:] == 0).all() and (x[:length - 1] > 0).all()
+        body = bytes((x[:length - 1] - 1).tolist())
+        matches = [k for k, v in reviews.items() if k[0] == "test" and v[:63] == body]
+        assert len(matches) == 1 and (matches[0][1] == "pos") == bool(y)
+    assert max(test.lengths) == 64  # long reviews are cut to l_max, EOS included
+    train, val = (data.build("lra-text", str(tmp_path / "aclImdb"), s, l_max=64, val_fraction=0.25) for s in ("train", "val"))
+    assert (len(train), len(val)) == (15, 5)
+    both = torch.cat([train.tokens, val.tokens])
+    assert len(torch.unique(both, dim=0)) == 20  # train and val split the 20 training reviews
+
+
+def test_imdb_errors_say_where_the_data_comes_from(tmp_path):
+    with pytest.raises(ValueError, match="aclImdb"):
+        data.build("lra-text", None, "train")
+    (tmp_path / "aclImdb" / "test" / "pos").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="no reviews in .*neg"):
+        data.build("lra-text", str(tmp_path), "test")
+
+
+def write_aan(folder, rows_by_split):
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, rows in rows_by_split.items():
+        with open(folder / f"new_aan_pairs.{split}.tsv", "w", newline="", encoding="utf-8") as f:
+            csv.writer(f, delimiter="\t").writerows(rows)
+
+
+def test_aan_pairs_are_two_tower_byte_sequences(tmp_path):
+    long_text = "x" * 5000
+    rows = [["1.0", "P10-1001", "W05-0201", "we cite \"them\" here", long_text],
+            ["0.0", "D09-1234", "J93-2003", "abstract one", "abstract two"]]
+    write_aan(tmp_path / "lra_release" / "tsv_data", {"train": rows, "eval": rows[:1], "test": rows[1:]})
+    train = data.build("lra-retrieval", str(tmp_path / "lra_release"), "train")
+    assert train.pair and len(train) == 2 and train.l_max == 4000 and train.n_classes == 2
+    x, y, lengths = train[0]
+    assert x.shape == (2, 4000) and lengths.tolist() == [len(rows[0][3]) + 1, 4000] and y == 1
+    assert bytes((x[0, :lengths[0] - 1] - 1).tolist()).decode() == rows[0][3]
+    assert train[1][1] == 0
+    assert len(data.build("lra-retrieval", str(tmp_path / "lra_release" / "tsv_data"), "val")) == 1
+
+
+def test_aan_rejects_malformed_rows_by_file_and_row(tmp_path):
+    write_aan(tmp_path, {"train": [["1", "a", "b", "only four"]], "eval": [["yes", "a", "b", "c", "d"]],
+                         "test": [["2", "a", "b", "c", "d"]]})
+    with pytest.raises(ValueError, match=r"new_aan_pairs.train.tsv: row 1 has 4 .* expected 5"):
+        data.build("lra-retrieval", str(tmp_path), "train")
+    with pytest.raises(ValueError, match="not a number"):
+        data.build("lra-retrieval", str(tmp_path), "val")
+    with pytest.raises(ValueError, match="expected 0 or 1"):
+        data.build("lra-retrieval", str(tmp_path), "test")
+    with pytest.raises(FileNotFoundError, match="lra_release"):
+        data.build("lra-retrieval", str(tmp_path / "missing"), "test")
