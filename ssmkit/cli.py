@@ -1,5 +1,5 @@
 """The command line: ``ssmkit train [EXPERIMENT] [key=value ...] | train --resume RUN_DIR | eval RUN_DIR |
-generate RUN_DIR | plot RUN_DIR | data listops OUT_DIR | layers | datasets | experiments``.
+generate RUN_DIR | plot RUN_DIR | data listops|pathfinder OUT_DIR | layers | datasets | experiments``.
 
 Thin: parse, then call the library.
 """
@@ -36,12 +36,16 @@ def main(argv: list[str] | None = None) -> int:
     p_gen.add_argument("--device", default="auto")
     p_plot = sub.add_parser("plot", help="training curves and learned kernels of a run, as PNG (needs matplotlib)")
     p_plot.add_argument("run_dir")
-    p_data = sub.add_parser("data", help="generate a synthetic dataset's files: listops OUT_DIR")
-    p_data.add_argument("name", choices=["listops"])
+    p_data = sub.add_parser("data", help="generate a synthetic dataset's files in the LRA release's format: "
+                                         "listops OUT_DIR | pathfinder OUT_DIR")
+    p_data.add_argument("name", choices=["listops", "pathfinder"])
     p_data.add_argument("out_dir")
     p_data.add_argument("--size", choices=["small", "lra"], default="small",
-                        help="small: 5000/500/500 expressions of 50-300 tokens; lra: the LRA release's 96000/2000/2000 "
-                             "of 500-2000 tokens")
+                        help="listops small: 5000/500/500 expressions of 50-300 tokens; lra: the release's "
+                             "96000/2000/2000 of 500-2000 tokens. pathfinder small: 4000 images; lra: 200000")
+    p_data.add_argument("--resolution", type=int, default=32, help="pathfinder: 32, 64, 128 (Path-X) or 256")
+    p_data.add_argument("--level", default="hard", help="pathfinder: easy, intermediate or hard (LRA's)")
+    p_data.add_argument("--workers", type=int, default=1, help="pathfinder: processes writing folders")
     p_data.add_argument("--seed", type=int, default=0)
     sub.add_parser("layers", help="list the registered layers")
     sub.add_parser("datasets", help="list the registered datasets")
@@ -68,11 +72,16 @@ def main(argv: list[str] | None = None) -> int:
             for name, cls in sorted(layers.LAYERS.items()):
                 summary = (cls.__doc__ or "").strip().splitlines() or [""]
                 print(f"{name:10} ssmkit.{cls.__name__:18} {summary[0]}")
-        elif args.command == "data":
+        elif args.command == "data" and args.name == "listops":
             from .data.listops import write_listops
             sizes = {"small": dict(n_train=5000, n_val=500, n_test=500, min_length=50, max_length=300),
                      "lra": dict(n_train=96000, n_val=2000, n_test=2000, min_length=500, max_length=2000)}
             print(write_listops(args.out_dir, seed=args.seed, **sizes[args.size]))
+        elif args.command == "data":
+            from .data.pathfinder_gen import write_pathfinder
+            n_images = {"small": 4000, "lra": 200_000}[args.size]
+            print(write_pathfinder(args.out_dir, n_images, args.resolution, args.level, args.seed,
+                                   workers=args.workers))
         elif args.command == "plot":
             from .train.plots import plot_run
             for path in plot_run(args.run_dir):

@@ -1,0 +1,104 @@
+"""LRA Pathfinder (32×32, L = 1024) and Path-X (128×128, L = 16384), read from the release's image folders.
+
+data_dir is the folder holding pathfinder{R}/ (lra_release/ of lra_release.gz, or what write_pathfinder wrote), or
+pathfinder{R}/ itself. Each difficulty level has imgs/{b}/sample_{i}.png (8-bit grayscale) and metadata/{b}.npy: a
+text file, one line per image, "imgs/{b} sample_{i}.png {i} {label} ...". Levels: easy (curv_baseline),
+intermediate (curv_contour_length_9), hard (curv_contour_length_14, the one LRA evaluates, for Path-X too).
+
+Images are read on demand (Path-X's 200,000 images would take 3.3 GB in memory) as pixels in row-major order, one
+feature, scaled to [-1, 1]. The release holds one empty image file (pathfinder32/curv_baseline/imgs/0/sample_172.png);
+empty files are left out when the index is built. Splits: a seeded permutation of the level's images, the last
+val_fraction and test_fraction of it for validation and test (the release has no official split).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .pathfinder_gen import LEVELS
+from .registry import register_dataset
+
+
+def _level_root(data_dir, resolution: int, level: str) -> Path:
+    if level not in LEVELS:
+        raise ValueError(f"level: expected one of {sorted(LEVELS)}, got {level!r}")
+    if data_dir is None:
+        raise ValueError(f"data_dir: set it to the folder holding pathfinder{resolution}/ (lra_release.gz from "
+                         f"github.com/google-research/long-range-arena, or ssmkit data pathfinder OUT)")
+    root = Path(data_dir)
+    if (root / f"pathfinder{resolution}").is_dir():
+        root = root / f"pathfinder{resolution}"
+    folder = root / LEVELS[level][0]
+    if not (folder / "metadata").is_dir():
+        raise FileNotFoundError(f"data_dir: no {LEVELS[level][0]}/metadata in {root} (expected "
+                                f"pathfinder{resolution}/{LEVELS[level][0]}/metadata/*.npy and imgs/)")
+    return folder
+
+
+def read_index(folder: Path) -> list[tuple[Path, int]]:
+    """(image path, label) for every line of the metadata files (numeric order), leaving out empty image files."""
+    files = sorted(folder.glob("metadata/*.npy"), key=lambda p: int(p.stem) if p.stem.isdigit() else -1)
+    samples = []
+    for meta in files:
+        for n, line in enumerate(meta.read_text().splitlines(), start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) < 4 or fields[3] not in ("0", "1"):
+                raise ValueError(f"{meta}: line {n} is {line!r}; expected 'imgs/<b> sample_<i>.png <i> <label 0|1> ...'")
+            path = folder / fields[0] / fields[1]
+            if not path.is_file():
+                raise FileNotFoundError(f"{meta}: line {n} names {path}, which does not exist")
+            if path.stat().st_size > 0:
+                samples.append((path, int(fields[3])))
+    if not samples:
+        raise ValueError(f"data_dir: the metadata files in {folder / 'metadata'} list no images")
+    return samples
+
+
+class PathfinderImages(Dataset):
+    """Items (pixels (R·R, 1) in [-1, 1], label) read from PNG files on demand."""
+
+    def __init__(self, samples: list[tuple[Path, int]], resolution: int):
+        self.samples, self.resolution = samples, resolution
+        self.d_input, self.n_classes, self.l_max = 1, 2, resolution * resolution
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        path, label = self.samples[i]
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert("L"), dtype=np.float32)
+        if pixels.shape != (self.resolution, self.resolution):
+            raise ValueError(f"{path}: image of {pixels.shape[1]}x{pixels.shape[0]} pixels, expected "
+                             f"{self.resolution}x{self.resolution}")
+        x = torch.from_numpy(pixels.reshape(-1, 1) / 127.5 - 1.0)
+        return x, torch.tensor(label)
+
+
+def _pathfinder(data_dir, split, resolution, level, val_fraction, test_fraction, seed) -> PathfinderImages:
+    samples = read_index(_level_root(data_dir, resolution, level))
+    order = np.random.default_rng(seed).permutation(len(samples))
+    n_val, n_test = int(len(samples) * val_fraction), int(len(samples) * test_fraction)
+    n_train = len(samples) - n_val - n_test
+    bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, len(samples))}[split]
+    return PathfinderImages([samples[i] for i in order[bounds[0]:bounds[1]]], resolution)
+
+
+@register_dataset("lra-pathfinder", "LRA Pathfinder: are the two dots connected? 32x32 = 1024 pixels (pathfinder32 "
+                                    "folders in data_dir; resolution=64/128/256 for the others)")
+def lra_pathfinder(data_dir: str | None, split: str, resolution: int = 32, level: str = "hard",
+                   val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 42) -> PathfinderImages:
+    return _pathfinder(data_dir, split, resolution, level, val_fraction, test_fraction, seed)
+
+
+@register_dataset("lra-pathx", "LRA Path-X: Pathfinder at 128x128 = 16384 pixels (pathfinder128 folders in data_dir)")
+def lra_pathx(data_dir: str | None, split: str, level: str = "hard", val_fraction: float = 0.1,
+              test_fraction: float = 0.1, seed: int = 42) -> PathfinderImages:
+    return _pathfinder(data_dir, split, 128, level, val_fraction, test_fraction, seed)
