@@ -1,0 +1,70 @@
+"""Audio features in torch: WAV reading (PCM 16-bit, stdlib wave) and MFCCs.
+
+mfcc (HTK mel scale, as torchaudio's MFCC with log_mels=True, which the S4 Speech Commands setup used):
+    power spectrogram |STFT|² (Hann window of n_fft, hop n_fft // 2, centered with reflect padding),
+    mel energies M = F·|X|² with F the n_mels triangular filters between 0 and sample_rate / 2 on
+    mel(f) = 2595 log10(1 + f / 700), log-mel ℓ = log(M + 1e-6), and the orthonormal DCT-II of ℓ over the mel
+    axis, keeping the first n_mfcc coefficients: c_k = s_k Σ_n ℓ_n cos(π k (n + ½) / n_mels), s_0 = √(1/n_mels),
+    s_k = √(2/n_mels).
+"""
+from __future__ import annotations
+
+import math
+import wave
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    """(int16 samples of the first channel, sample rate) of a PCM 16-bit WAV file."""
+    try:
+        with wave.open(str(path), "rb") as f:
+            width, channels, rate = f.getsampwidth(), f.getnchannels(), f.getframerate()
+            frames = f.readframes(f.getnframes())
+    except (wave.Error, EOFError) as e:
+        raise ValueError(f"{path}: not a readable WAV file ({e})") from None
+    if width != 2:
+        raise ValueError(f"{path}: {8 * width}-bit samples; expected 16-bit PCM (Speech Commands' format)")
+    return np.frombuffer(frames, dtype="<i2")[::channels].copy(), rate
+
+
+def hz_to_mel(f):
+    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(m):
+    return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def mel_filterbank(n_fft: int, n_mels: int, sample_rate: int) -> torch.Tensor:
+    """(n_fft // 2 + 1, n_mels): triangular filters on the HTK mel scale, peaks at n_mels points evenly spaced in mel
+    between 0 and sample_rate / 2, each reaching 0 at its neighbours' peaks."""
+    freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
+    edges = mel_to_hz(np.linspace(0.0, hz_to_mel(sample_rate / 2), n_mels + 2))
+    lower, center, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising, falling = (freqs - lower) / (center - lower), (upper - freqs) / (upper - center)
+    return torch.from_numpy(np.clip(np.minimum(rising, falling), 0.0, None).T.astype(np.float32))
+
+
+def dct_matrix(n_out: int, n_in: int) -> torch.Tensor:
+    """(n_out, n_in) orthonormal DCT-II rows: D[k, n] = s_k cos(π k (n + ½) / n_in)."""
+    k, n = np.arange(n_out)[:, None], np.arange(n_in)[None]
+    d = np.cos(math.pi * k * (n + 0.5) / n_in) * math.sqrt(2.0 / n_in)
+    d[0] /= math.sqrt(2.0)
+    return torch.from_numpy(d.astype(np.float32))
+
+
+def log_mel(wave_: torch.Tensor, sample_rate: int, n_fft: int = 200, n_mels: int = 64) -> torch.Tensor:
+    """(..., T) -> (..., frames, n_mels), frames = T // (n_fft // 2) + 1."""
+    spec = torch.stft(wave_.reshape(-1, wave_.shape[-1]).float(), n_fft, hop_length=n_fft // 2,
+                      window=torch.hann_window(n_fft, device=wave_.device), center=True, pad_mode="reflect",
+                      return_complex=True).abs().square()  # (B, n_fft // 2 + 1, frames)
+    mel = spec.transpose(1, 2) @ mel_filterbank(n_fft, n_mels, sample_rate).to(spec.device)
+    return torch.log(mel + 1e-6).reshape(*wave_.shape[:-1], *mel.shape[1:])
+
+
+def mfcc(wave_: torch.Tensor, sample_rate: int, n_mfcc: int = 20, n_fft: int = 200, n_mels: int = 64) -> torch.Tensor:
+    """(..., T) -> (..., frames, n_mfcc); see the module docstring."""
+    return log_mel(wave_, sample_rate, n_fft, n_mels) @ dct_matrix(n_mfcc, n_mels).to(wave_.device).T
