@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     p_eval.add_argument("--split", default="test", choices=["train", "val", "test"])
     p_eval.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p_eval.add_argument("--device", default="auto")
+    p_eval.add_argument("--rate", type=float, default=1.0,
+                        help="sample the SSM kernels at rate·Δ: 2 evaluates a model trained at 16 kHz on 8 kHz audio")
+    p_eval.add_argument("dataset_options", nargs="*", metavar="key=value",
+                        help="dataset options replacing the run's, e.g. sample_rate=8000")
     p_gen = sub.add_parser("generate", help="sample from a run's per-step (language) model in recurrent mode")
     p_gen.add_argument("run_dir")
     p_gen.add_argument("--prompt", default="\n", help="text to continue (bytes for byte-level models)")
@@ -65,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
                 words[1:] if named else words, training.load_experiment(experiment), source=f"experiment {experiment}")
             training.train(config, resume=args.resume)
         elif args.command == "eval":
-            m = training.evaluate_run(args.run_dir, args.split, args.checkpoint, args.device)
+            m = training.evaluate_run(args.run_dir, args.split, args.checkpoint, args.device, args.rate,
+                                      _options(args.dataset_options))
             shown = f"accuracy {m['acc']:.2%}" if "acc" in m else f"rmse {m['rmse']:.4f}"
             print(f"{args.split}: {shown}, loss {m['loss']:.4f}")
         elif args.command == "layers":
@@ -99,6 +104,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ssmkit {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _options(words: list[str]) -> dict:
+    """{key: YAML value} of key=value words."""
+    import yaml
+
+    options = {}
+    for word in words:
+        key, sep, text = word.partition("=")
+        if not sep or not key:
+            raise ValueError(f"dataset option {word!r}: expected key=value")
+        options[key] = yaml.safe_load(text)
+    return options
 
 
 def _generate(args, training) -> None:

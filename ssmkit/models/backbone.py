@@ -13,6 +13,9 @@ over a prompt) and ``step`` (one position) give the outputs of ``forward`` one p
 """
 from __future__ import annotations
 
+import functools
+import inspect
+
 import torch
 from torch import nn
 
@@ -78,38 +81,46 @@ class SequenceModel(nn.Module):
         y, extra = sublayer(h)
         return norm(h + self.dropout(y)), extra
 
-    def _blocks(self, h: torch.Tensor, states: list, stepping: bool) -> tuple[torch.Tensor, list]:
-        """The residual blocks over h (B, L, H), or over one position h (B, H) with stepping=True."""
+    def _blocks(self, h: torch.Tensor, states: list, stepping: bool, rate: float = 1.0) -> tuple[torch.Tensor, list]:
+        """The residual blocks over h (B, L, H), or over one position h (B, H) with stepping=True; rate ≠ 1 samples
+        every SSM's continuous kernel at Δ·rate (a resolution change: rate 2 for input sampled half as often)."""
         new_states = []
         for i, (layer, state) in enumerate(zip(self.layers, states)):
             run = layer.step if stepping else layer
+            if rate != 1.0:
+                if "rate" not in inspect.signature(layer.step if stepping else layer.forward).parameters:
+                    raise ValueError(f"rate: block {i} ({type(layer).__name__}) has no continuous-time kernel to "
+                                     f"resample; rate={rate} needs SSM layers in every block")
+                run = functools.partial(run, rate=rate)
             h, state = self._residual(h, self.norms[i], lambda x: run(x, state))
             if self.ffns is not None:
                 h, _ = self._residual(h, self.ffn_norms[i], lambda x: (self.ffns[i](x), None))
             new_states.append(state)
         return h, new_states
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None, rate: float = 1.0) -> torch.Tensor:
         """x (B, L, d_input) -> (B, d_output), or (B, L, d_output) with pool='none'. lengths (B,) masks padding.
-        A pair model takes x (B, 2, L, ...) (and lengths (B, 2))."""
+        A pair model takes x (B, 2, L, ...) (and lengths (B, 2)). rate: see _blocks (e.g. 2 for a model trained at
+        16 kHz run on 8 kHz audio)."""
         if self.pair:
             if x.dim() < 3 or x.shape[1] != 2:
                 raise ValueError(f"x: a pair model expects (B, 2, L, ...), got {tuple(x.shape)}")
             B = x.shape[0]
-            a, b = self._pooled(x.flatten(0, 1), None if lengths is None else lengths.flatten()).view(B, 2, -1).unbind(1)
+            flat = None if lengths is None else lengths.flatten()
+            a, b = self._pooled(x.flatten(0, 1), flat, rate).view(B, 2, -1).unbind(1)
             return self.decoder(torch.cat([a, b, a * b, a - b], dim=-1))
         if self.pool == "none":
-            return self.decoder(self._features(x))
-        return self.decoder(self._pooled(x, lengths))
+            return self.decoder(self._features(x, rate))
+        return self.decoder(self._pooled(x, lengths, rate))
 
-    def _features(self, x: torch.Tensor) -> torch.Tensor:
+    def _features(self, x: torch.Tensor, rate: float = 1.0) -> torch.Tensor:
         """(B, L, H): encoder, blocks, final norm."""
-        h, _ = self._blocks(self.encoder(x), [None] * len(self.layers), stepping=False)
+        h, _ = self._blocks(self.encoder(x), [None] * len(self.layers), stepping=False, rate=rate)
         return self.final_norm(h)
 
-    def _pooled(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    def _pooled(self, x: torch.Tensor, lengths: torch.Tensor | None, rate: float = 1.0) -> torch.Tensor:
         """(B, H): the features pooled over valid positions."""
-        h = self._features(x)
+        h = self._features(x, rate)
         L = h.shape[1]
         if lengths is None:
             lengths = torch.full((h.shape[0],), L, device=h.device)

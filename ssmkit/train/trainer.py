@@ -89,16 +89,16 @@ class Schedule:
 
 
 @torch.no_grad()
-def evaluate(model, dataset, batch_size: int, device, rank: int = 0, world: int = 1) -> dict:
+def evaluate(model, dataset, batch_size: int, device, rank: int = 0, world: int = 1, rate: float = 1.0) -> dict:
     """{"loss", metric} over ``dataset`` (metric: acc or rmse, see Task); with several ranks each takes every
-    world-th sample and the sums are reduced."""
+    world-th sample and the sums are reduced. rate: the model's SSM step multiplier (SequenceModel.forward)."""
     model.eval()
     task = Task(dataset)
     shard = torch.utils.data.Subset(dataset, range(rank, len(dataset), world)) if world > 1 else dataset
     total_loss, total_metric, n = 0.0, 0.0, 0
     for x, y, *lengths in DataLoader(shard, batch_size=batch_size):
         x, y = x.to(device), y.to(device)
-        loss, metric, count = task.sums(model(x, lengths[0].to(device) if lengths else None), y)
+        loss, metric, count = task.sums(model(x, lengths[0].to(device) if lengths else None, rate=rate), y)
         total_loss += loss.item()
         total_metric += metric.item()
         n += count.item()
@@ -324,9 +324,13 @@ def load_model(run_dir: str | Path, checkpoint: str = "best", device="cpu") -> S
     return model.to(device).eval()
 
 
-def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "best", device: str = "auto") -> dict:
+def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "best", device: str = "auto",
+                 rate: float = 1.0, dataset_options: dict | None = None) -> dict:
+    """Metrics of a run's checkpoint on a split; dataset_options update the run's (e.g. sample_rate=8000 with rate=2
+    for the zero-shot resolution change)."""
     config = read_run_config(Path(run_dir))
     dev = dist.setup(device)[2]
     model = load_model(run_dir, checkpoint, device=dev)
-    return evaluate(model, data.build(config.dataset, config.data_dir, split, **config.dataset_options),
-                    config.batch_size, dev)
+    options = {**config.dataset_options, **(dataset_options or {})}
+    return evaluate(model, data.build(config.dataset, config.data_dir, split, **options), config.batch_size, dev,
+                    rate=rate)
