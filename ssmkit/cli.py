@@ -94,12 +94,14 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "generate":
             _generate(args, training)
         elif args.command == "experiments":
-            for name in training.experiment_names():
+            names = training.experiment_names()
+            for name in names:
                 first = training.load_experiment(name)
-                print(f"{name:18} {first.get('dataset', 'digits')} with {first.get('layer', 's4d')}")
+                print(f"{name:{max(map(len, names))}}  {first.get('dataset', 'digits')} with {first.get('layer', 's4d')}")
         elif args.command == "datasets":
+            width = max(map(len, data.DATASETS))
             for name, builder in sorted(data.DATASETS.items()):
-                print(f"{name:8} {builder.summary}")
+                print(f"{name:{width}}  {builder.summary}")
     except (ValueError, FileNotFoundError) as e:
         print(f"ssmkit {args.command}: error: {e}", file=sys.stderr)
         return 2

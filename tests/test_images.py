@@ -1,7 +1,6 @@
 """Sequential-image loaders on tiny files written in exactly the release formats (MNIST IDX, CIFAR-10 python)."""
 import gzip
 import pickle
-import struct
 
 import numpy as np
 import pytest
@@ -9,26 +8,12 @@ import torch
 
 from ssmkit import data
 
-
-def _write_idx(path, array: np.ndarray, gz: bool):
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    payload = header + array.astype(np.uint8).tobytes()
-    if gz:
-        with gzip.open(str(path) + ".gz", "wb") as f:
-            f.write(payload)
-    else:
-        path.write_bytes(payload)
+from datafiles import write_cifar, write_idx, write_mnist
 
 
 @pytest.fixture
 def mnist_dir(tmp_path):
-    rng = np.random.default_rng(0)
-    for prefix, n in (("train", 50), ("t10k", 20)):
-        images = rng.integers(0, 256, (n, 28, 28))
-        labels = np.arange(n) % 10
-        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", images, gz=prefix == "train")
-        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", labels, gz=False)
-    return tmp_path
+    return write_mnist(tmp_path)
 
 
 def test_smnist_reads_idx_files_plain_and_gzipped(mnist_dir):
@@ -58,22 +43,14 @@ def test_mnist_errors_say_what_file_is_wrong(mnist_dir, tmp_path_factory):
     (mnist_dir / "t10k-labels-idx1-ubyte").write_bytes(b"\x00\x00\x0d\x01" + b"\x00" * 8)
     with pytest.raises(ValueError, match="not an unsigned-byte IDX file"):
         data.build("smnist", str(mnist_dir), "test")
-    _write_idx(mnist_dir / "t10k-labels-idx1-ubyte", np.arange(7), gz=False)
+    write_idx(mnist_dir / "t10k-labels-idx1-ubyte", np.arange(7), gz=False)
     with pytest.raises(ValueError, match="do not match"):
         data.build("smnist", str(mnist_dir), "test")
 
 
 @pytest.fixture
 def cifar_dir(tmp_path):
-    folder = tmp_path / "cifar-10-batches-py"
-    folder.mkdir()
-    rng = np.random.default_rng(1)
-    for name, n in [(f"data_batch_{i}", 4) for i in range(1, 6)] + [("test_batch", 6)]:
-        batch = {b"data": rng.integers(0, 256, (n, 3072)).astype(np.uint8), b"labels": list(rng.integers(0, 10, n)),
-                 b"batch_label": name.encode()}
-        with open(folder / name, "wb") as f:
-            pickle.dump(batch, f)
-    return tmp_path
+    return write_cifar(tmp_path)
 
 
 def test_scifar_reads_python_batches_as_rgb_pixel_sequences(cifar_dir):

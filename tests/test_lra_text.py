@@ -1,4 +1,3 @@
-import csv
 
 import pytest
 import torch
@@ -6,21 +5,7 @@ import torch
 from ssmkit import data
 from ssmkit.data.byte_tokens import EOS, VOCAB_SIZE
 
-
-def write_imdb(root, n_per_class=10):
-    """aclImdb as released: {train,test}/{pos,neg}/<id>_<rating>.txt, plus the unused train/unsup."""
-    reviews = {}
-    for part in ("train", "test"):
-        for name, rating in (("pos", 9), ("neg", 2)):
-            folder = root / "aclImdb" / part / name
-            folder.mkdir(parents=True)
-            for i in range(n_per_class):
-                text = f"{name} review {i} of {part}: caf\u00e9 " + "so good<br /><br />" * (i * 40 if name == "pos" else 1)
-                (folder / f"{i}_{rating}.txt").write_text(text, encoding="utf-8")
-                reviews[(part, name, i)] = text.encode()
-    (root / "aclImdb" / "train" / "unsup").mkdir()
-    (root / "aclImdb" / "train" / "unsup" / "0_0.txt").write_text("unlabeled")
-    return reviews
+from datafiles import write_aan, write_imdb
 
 
 def test_imdb_reads_the_release_folders_at_byte_level(tmp_path):
@@ -47,13 +32,6 @@ def test_imdb_errors_say_where_the_data_comes_from(tmp_path):
     (tmp_path / "aclImdb" / "test" / "pos").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="no reviews in .*neg"):
         data.build("lra-text", str(tmp_path), "test")
-
-
-def write_aan(folder, rows_by_split):
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, rows in rows_by_split.items():
-        with open(folder / f"new_aan_pairs.{split}.tsv", "w", newline="", encoding="utf-8") as f:
-            csv.writer(f, delimiter="\t").writerows(rows)
 
 
 def test_aan_pairs_are_two_tower_byte_sequences(tmp_path):

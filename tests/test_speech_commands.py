@@ -1,5 +1,4 @@
 import math
-import wave
 
 import numpy as np
 import pytest
@@ -9,33 +8,7 @@ from ssmkit import data
 from ssmkit.data.audio import dct_matrix, log_mel, mel_filterbank, mfcc, read_wav
 from ssmkit.data.speech_commands import WORDS_10, WORDS_35
 
-
-def write_wav(path, samples, rate=16000, width=2):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(1)
-        f.setsampwidth(width)
-        f.setframerate(rate)
-        f.writeframes(np.asarray(samples, dtype="<i2" if width == 2 else np.uint8).tobytes())
-
-
-def write_speech_commands(root, words, per_word=3, seed=0):
-    """The v0.02 layout: <word>/<speaker>_nohash_<n>.wav, _background_noise_/, and the two lists."""
-    rng = np.random.default_rng(seed)
-    val, test, clips = [], [], {}
-    for w, word in enumerate(words):
-        for n in range(per_word):
-            rel = f"{word}/{w:04x}beef_nohash_{n}.wav"
-            length = 16000 if n else 12000  # some clips are shorter than a second
-            samples = (3000 * np.sin(2 * math.pi * (200 + 50 * w) * np.arange(length) / 16000)
-                       + rng.normal(0, 100, length)).astype(np.int16)
-            write_wav(root / rel, samples)
-            clips[rel] = samples
-            (val if n == 1 else test if n == 2 else []).append(rel)
-    write_wav(root / "_background_noise_" / "white_noise.wav", rng.normal(0, 1000, 16000 * 3).astype(np.int16))
-    (root / "validation_list.txt").write_text("\n".join(val) + "\n")
-    (root / "testing_list.txt").write_text("\n".join(test) + "\n")
-    return clips
+from datafiles import write_speech_commands, write_wav
 
 
 def test_speech_commands_splits_labels_and_raw_audio(tmp_path):

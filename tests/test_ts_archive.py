@@ -5,38 +5,7 @@ import torch
 from ssmkit import data
 from ssmkit.data.ts_archive import read_ts
 
-UEA_HEADER = """#Example of a multivariate, unequal-length UEA file, as the archive writes them
-@problemName Toy
-@timeStamps false
-@missing true
-@univariate false
-@dimensions 2
-@equalLength false
-@classLabel true up down flat
-@data
-"""
-
-
-def write_uea(folder, name, cases):
-    folder.mkdir(parents=True, exist_ok=True)
-    for part, rows in cases.items():
-        lines = [":".join(",".join(v for v in dim) for dim in dims) + f":{label}" for dims, label in rows]
-        (folder / f"{name}_{part}.ts").write_text(UEA_HEADER + "\n".join(lines) + "\n")
-
-
-def toy_cases(rng, n, labels=("up", "down", "flat")):
-    rows = []
-    for i in range(n):
-        label = labels[i % len(labels)]
-        length = int(rng.integers(5, 9))
-        slope = {"up": 1.0, "down": -1.0, "flat": 0.0}[label]
-        a = [f"{slope * t + rng.normal():.3f}" for t in range(length)]
-        b = [f"{rng.normal():.3f}" for _ in range(length)]
-        if i == 1:
-            b[2] = "?"
-        rows.append(((a, b), label))
-    return rows
-
+from datafiles import UEA_HEADER, toy_cases, write_bidmc, write_uea
 
 def test_uea_multivariate_unequal_lengths_labels_and_normalization(tmp_path):
     rng = np.random.default_rng(0)
@@ -78,34 +47,6 @@ def test_ts_reader_rejects_malformed_files_by_line(tmp_path):
         data.build("ucr-uea", str(tmp_path), "train", problem="Nope")
     with pytest.raises(ValueError, match="problem"):
         data.build("ucr-uea", str(tmp_path), "train")
-
-
-BIDMC_HEADER = """@problemName BIDMC32{target}
-@timeStamps false
-@missing false
-@univariate false
-@dimensions 2
-@equalLength true
-@seriesLength {length}
-@classLabel false
-@targetLabel true
-@data
-"""
-
-
-def write_bidmc(folder, target, n_train, n_test, length=40, seed=0):
-    rng = np.random.default_rng(seed)
-    values = {}
-    for part, n in (("TRAIN", n_train), ("TEST", n_test)):
-        lines = []
-        for i in range(n):
-            ppg, ecg = rng.normal(size=length), rng.normal(size=length)
-            y = float(rng.uniform(10, 30))
-            values[(part, i)] = y
-            lines.append(",".join(f"{v:.5f}" for v in ppg) + ":" + ",".join(f"{v:.5f}" for v in ecg) + f":{y:.4f}")
-        (folder / f"BIDMC32{target}_{part}.ts").write_text(BIDMC_HEADER.format(target=target, length=length) +
-                                                          "\n".join(lines) + "\n")
-    return values
 
 
 def test_bidmc_regression_targets_and_both_split_modes(tmp_path):

@@ -1,6 +1,6 @@
 """Datasets and tasks, by name (see registry.py)."""
 from . import (digits, images, listops, lra_text, pathfinder, speech_commands, synthetic, text,  # noqa: F401
                ts_archive)  # (each registers its datasets)
-from .registry import DATASETS, build, register_dataset
+from .registry import DATASETS, build, register_dataset, take
 
-__all__ = ["DATASETS", "build", "register_dataset"]
+__all__ = ["DATASETS", "build", "register_dataset", "take"]

@@ -24,6 +24,21 @@ def split_generator(seed: int, split: str) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1000 + SPLITS.index(split))
 
 
+ATTRIBUTES = ("d_input", "n_classes", "l_max", "vocab_size", "task", "pair")
+
+
+def take(dataset, n: int, seed: int = 0):
+    """A fixed seeded subset of n items (all of them when n is 0 or at least len), with the dataset's attributes."""
+    if not n or n >= len(dataset):
+        return dataset
+    part = torch.utils.data.Subset(dataset, torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
+                                   [:n].sort().values.tolist())
+    for key in ATTRIBUTES:
+        if hasattr(dataset, key):
+            setattr(part, key, getattr(dataset, key))
+    return part
+
+
 def register_dataset(name: str, summary: str) -> Callable[[Callable], Callable]:
     def wrap(builder: Callable) -> Callable:
         if name in DATASETS:

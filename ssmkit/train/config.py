@@ -21,6 +21,8 @@ class TrainConfig:
     dataset: str = "digits"
     data_dir: str | None = None
     dataset_options: dict = field(default_factory=dict)
+    train_subset: int = 0  # train on a fixed seeded subset of this many samples (0: all); CPU-sized runs
+    eval_subset: int = 0  # the same for validation and test
     # model: SequenceModel with `layer` blocks; d_state and ssm_lr go to every layer, layer_options too
     layer: str = "s4d"
     d_model: int = 64
@@ -61,6 +63,9 @@ class TrainConfig:
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key}: expected one of {allowed}, got {getattr(self, key)!r}")
+        if self.train_subset < 0 or self.eval_subset < 0:
+            raise ValueError(f"train_subset, eval_subset: expected counts >= 0 (0: all), got {self.train_subset}, "
+                             f"{self.eval_subset}")
         for key in ("d_model", "n_layers", "d_state", "epochs", "batch_size", "accumulate", "plateau_patience"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key}: expected a positive integer, got {getattr(self, key)}")

@@ -164,7 +164,8 @@ def _prepare(config: TrainConfig, resume):
     config = config or TrainConfig()
     rank, world, device = dist.setup(config.device)
     torch.manual_seed(config.seed + rank)
-    splits = {s: data.build(config.dataset, config.data_dir, s, **config.dataset_options)
+    splits = {s: data.take(data.build(config.dataset, config.data_dir, s, **config.dataset_options),
+                           config.train_subset if s == "train" else config.eval_subset, config.seed)
               for s in ("train", "val", "test")}
     _check_batching(len(splits["train"]), config.batch_size, world)
     torch.manual_seed(config.seed)  # the same initial weights on every rank
