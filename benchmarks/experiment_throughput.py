@@ -1,0 +1,99 @@
+"""Training throughput of the shipped benchmark experiments at their published sizes, on random inputs of the right
+shape (no data needed): parameters, ms per optimizer step, samples/s, peak memory, and the epoch time that implies.
+
+Usage: python benchmarks/experiment_throughput.py [--precision fp32|bf16] [NAME ...]   (default: the LRA six, sCIFAR,
+Speech Commands, BIDMC). Needs a GPU for meaningful numbers; prints a table last.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from types import SimpleNamespace
+
+import torch
+
+from ssmkit.train import load_experiment, make_config
+from ssmkit.train.optim import param_groups
+from ssmkit.train.task import Task
+from ssmkit.train.trainer import build_model
+
+# dataset shape (what build_model reads) and training-set size of the real release
+SHAPES = {
+    "lra-listops": (dict(d_input=17, vocab_size=17, n_classes=10, l_max=2000), 96_000),
+    "lra-text": (dict(d_input=258, vocab_size=258, n_classes=2, l_max=4096), 22_500),
+    "lra-retrieval": (dict(d_input=258, vocab_size=258, n_classes=2, l_max=4000, pair=True), 147_086),
+    "lra-image": (dict(d_input=1, n_classes=10, l_max=1024), 45_000),
+    "lra-pathfinder": (dict(d_input=1, n_classes=2, l_max=1024), 160_000),
+    "lra-pathx": (dict(d_input=1, n_classes=2, l_max=16384), 160_000),
+    "scifar": (dict(d_input=3, n_classes=10, l_max=1024), 45_000),
+    "speech-commands": (dict(d_input=1, n_classes=35, l_max=16000), 84_843),
+    "bidmc": (dict(d_input=2, n_classes=1, l_max=4000, task="regress"), 5_550),
+}
+
+
+def batch_for(ds, batch: int, device):
+    shape = (batch, 2, ds.l_max) if getattr(ds, "pair", False) else (batch, ds.l_max)
+    if getattr(ds, "vocab_size", None):
+        x = torch.randint(1, ds.vocab_size, shape, device=device)
+    else:
+        x = torch.randn(*shape, ds.d_input, device=device)
+    if getattr(ds, "task", None) == "regress":
+        return x, torch.randn(batch, 1, device=device)
+    return x, torch.randint(0, ds.n_classes, (batch,), device=device)
+
+
+def measure(name: str, precision: str, steps: int, device) -> dict:
+    config = make_config([f"precision={precision}"], load_experiment(name), source=name)
+    shape, n_train = SHAPES[name]
+    ds = SimpleNamespace(**{"pair": False, **shape})
+    torch.manual_seed(0)
+    model = build_model(config, ds).to(device)
+    optimizer = torch.optim.AdamW(param_groups(model, config.lr, config.weight_decay))
+    task = Task(ds)
+    x, y = batch_for(ds, config.batch_size, device)
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    torch.cuda.reset_peak_memory_stats(device)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        with amp:
+            out = model(x)
+        loss = task.sums(out, y)[0] / len(y)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(3):
+        step()
+    torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    torch.cuda.synchronize(device)
+    ms = 1000 * (time.perf_counter() - start) / steps
+    return {"name": name, "params": sum(p.numel() for p in model.parameters()), "batch": config.batch_size,
+            "L": ds.l_max, "ms": ms, "samples_s": config.batch_size / ms * 1000,
+            "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30,
+            "epoch_min": n_train / (config.batch_size / ms * 1000) / 60, "epochs": config.epochs}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("names", nargs="*", default=list(SHAPES))
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--steps", type=int, default=10)
+    args = parser.parse_args()
+    device = torch.device("cuda")
+    rows = []
+    for name in args.names:
+        rows.append(measure(name, args.precision, args.steps, device))
+        print(rows[-1], flush=True)
+    print(f"\n{torch.cuda.get_device_name()}, {args.precision}, {args.steps} steps after 3 warm-up steps")
+    print("| experiment | params | batch | L | ms/step | samples/s | peak GiB | min/epoch | epochs |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['name']} | {r['params'] / 1e6:.2f} M | {r['batch']} | {r['L']} | {r['ms']:.0f} | "
+              f"{r['samples_s']:.0f} | {r['peak_gib']:.1f} | {r['epoch_min']:.1f} | {r['epochs']} |")
+
+
+if __name__ == "__main__":
+    main()
