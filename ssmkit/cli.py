@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                              "96000/2000/2000 of 500-2000 tokens. pathfinder small: 4000 images; lra: 200000")
     p_data.add_argument("--resolution", type=int, default=32, help="pathfinder: 32, 64, 128 (Path-X) or 256")
     p_data.add_argument("--level", default="hard", help="pathfinder: easy, intermediate or hard (LRA's)")
+    p_data.add_argument("--images", type=int, default=None, help="pathfinder: how many images (instead of --size)")
     p_data.add_argument("--workers", type=int, default=1, help="pathfinder: processes writing folders")
     p_data.add_argument("--seed", type=int, default=0)
     sub.add_parser("layers", help="list the registered layers")
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             print(write_listops(args.out_dir, seed=args.seed, **sizes[args.size]))
         elif args.command == "data":
             from .data.pathfinder_gen import write_pathfinder
-            n_images = {"small": 4000, "lra": 200_000}[args.size]
+            n_images = args.images or {"small": 4000, "lra": 200_000}[args.size]
             print(write_pathfinder(args.out_dir, n_images, args.resolution, args.level, args.seed,
                                    workers=args.workers))
         elif args.command == "plot":
