@@ -96,9 +96,10 @@ def main(argv: list[str] | None = None) -> int:
             _generate(args, training)
         elif args.command == "experiments":
             names = training.experiment_names()
+            width = max(map(len, names))
             for name in names:
                 first = training.load_experiment(name)
-                print(f"{name:{max(map(len, names))}}  {first.get('dataset', 'digits')} with {first.get('layer', 's4d')}")
+                print(f"{name:{width}}  {first.get('dataset', 'digits')} with {first.get('layer', 's4d')}")
         elif args.command == "datasets":
             width = max(map(len, data.DATASETS))
             for name, builder in sorted(data.DATASETS.items()):

@@ -51,7 +51,8 @@ def write_imdb(root, n_per_class=10):
             folder = root / "aclImdb" / part / name
             folder.mkdir(parents=True)
             for i in range(n_per_class):
-                text = f"{name} review {i} of {part}: caf\u00e9 " + "so good<br /><br />" * (i * 40 if name == "pos" else 1)
+                repeats = i * 40 if name == "pos" else 1
+                text = f"{name} review {i} of {part}: caf\u00e9 " + "so good<br /><br />" * repeats
                 (folder / f"{i}_{rating}.txt").write_text(text, encoding="utf-8")
                 reviews[(part, name, i)] = text.encode()
     (root / "aclImdb" / "train" / "unsup").mkdir()

@@ -20,7 +20,8 @@ def test_imdb_reads_the_release_folders_at_byte_level(tmp_path):
         matches = [k for k, v in reviews.items() if k[0] == "test" and v[:63] == body]
         assert len(matches) == 1 and (matches[0][1] == "pos") == bool(y)
     assert max(test.lengths) == 64  # long reviews are cut to l_max, EOS included
-    train, val = (data.build("lra-text", str(tmp_path / "aclImdb"), s, l_max=64, val_fraction=0.25) for s in ("train", "val"))
+    train, val = (data.build("lra-text", str(tmp_path / "aclImdb"), s, l_max=64, val_fraction=0.25)
+                  for s in ("train", "val"))
     assert (len(train), len(val)) == (15, 5)
     both = torch.cat([train.tokens, val.tokens])
     assert len(torch.unique(both, dim=0)) == 20  # train and val split the 20 training reviews

@@ -47,7 +47,8 @@ def lra_text(data_dir: str | None, split: str, l_max: int = 4096, val_fraction: 
         folder = root / part / name
         files = sorted(folder.glob("*.txt")) if folder.is_dir() else []
         if not files:
-            raise FileNotFoundError(f"data_dir: no reviews in {folder} (expected aclImdb/{part}/{name}/<id>_<rating>.txt)")
+            raise FileNotFoundError(f"data_dir: no reviews in {folder} (expected "
+                                    f"aclImdb/{part}/{name}/<id>_<rating>.txt)")
         docs += [f.read_bytes() for f in files]
         labels += [label] * len(files)
     if split != "test":

@@ -48,7 +48,8 @@ def read_index(folder: Path) -> list[tuple[Path, int]]:
             if not fields:
                 continue
             if len(fields) < 4 or fields[3] not in ("0", "1"):
-                raise ValueError(f"{meta}: line {n} is {line!r}; expected 'imgs/<b> sample_<i>.png <i> <label 0|1> ...'")
+                raise ValueError(f"{meta}: line {n} is {line!r}; expected "
+                                 f"'imgs/<b> sample_<i>.png <i> <label 0|1> ...'")
             path = folder / fields[0] / fields[1]
             if not path.is_file():
                 raise FileNotFoundError(f"{meta}: line {n} names {path}, which does not exist")
