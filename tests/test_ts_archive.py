@@ -63,3 +63,13 @@ def test_bidmc_regression_targets_and_both_split_modes(tmp_path):
         data.build("bidmc", str(tmp_path), "val", target="BP")
     with pytest.raises(FileNotFoundError, match="BIDMC32RR_TRAIN.ts"):
         data.build("bidmc", str(tmp_path), "val", target="RR")
+
+
+def test_bundled_archive_of_aeon_or_sktime_is_read_when_installed():
+    from ssmkit.data.ts_archive import bundled_archive
+
+    root = bundled_archive()
+    if root is None or not (root / "BasicMotions").is_dir():
+        pytest.skip("neither aeon nor sktime (with BasicMotions) is installed")
+    ds = data.build("ucr-uea", None, "test", problem="BasicMotions")
+    assert ds.d_input == 6 and ds.n_classes == 4 and ds.l_max == 100 and len(ds) == 40
