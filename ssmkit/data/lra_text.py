@@ -19,19 +19,15 @@ import numpy as np
 import torch
 
 from .byte_tokens import TokenDataset, encode_bytes
-from .registry import register_dataset
+from .registry import data_folder, register_dataset
 
 _IMDB_CLASSES = {"neg": 0, "pos": 1}
 _AAN_SPLITS = {"train": "train", "val": "eval", "test": "test"}
 
 
 def _imdb_root(data_dir) -> Path:
-    if data_dir is None:
-        raise ValueError("data_dir: set it to the aclImdb folder of the Large Movie Review Dataset (aclImdb_v1.tar.gz "
-                         "from ai.stanford.edu/~amaas/data/sentiment, extracted)")
-    root = Path(data_dir)
-    if (root / "aclImdb").is_dir():
-        root = root / "aclImdb"
+    root = data_folder(data_dir, "the aclImdb folder of the Large Movie Review Dataset (aclImdb_v1.tar.gz from "
+                                 "ai.stanford.edu/~amaas/data/sentiment, extracted)", inner="aclImdb")
     if not root.is_dir():
         raise FileNotFoundError(f"data_dir: {root} is not a folder (expected aclImdb/ with train/ and test/)")
     return root
@@ -89,11 +85,7 @@ def read_aan(path: Path) -> tuple[list[int], list[bytes], list[bytes]]:
 @register_dataset("lra-retrieval", "LRA Retrieval: AAN citation pairs at byte level, 4000 tokens each, two-tower "
                                    "(tsv_data/new_aan_pairs.*.tsv in data_dir)")
 def lra_retrieval(data_dir: str | None, split: str, l_max: int = 4000) -> TokenDataset:
-    if data_dir is None:
-        raise ValueError("data_dir: set it to the LRA release's tsv_data folder (new_aan_pairs.train.tsv, ...)")
-    root = Path(data_dir)
-    if (root / "tsv_data").is_dir():
-        root = root / "tsv_data"
+    root = data_folder(data_dir, "the LRA release's tsv_data folder (new_aan_pairs.train.tsv, ...)", inner="tsv_data")
     labels, first, second = read_aan(root / f"new_aan_pairs.{_AAN_SPLITS[split]}.tsv")
     t1, n1 = encode_bytes(first, l_max)
     t2, n2 = encode_bytes(second, l_max)

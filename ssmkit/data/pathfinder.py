@@ -19,18 +19,15 @@ import torch
 from torch.utils.data import Dataset
 
 from .pathfinder_gen import LEVELS
-from .registry import register_dataset
+from .registry import data_folder, register_dataset
 
 
 def _level_root(data_dir, resolution: int, level: str) -> Path:
     if level not in LEVELS:
         raise ValueError(f"level: expected one of {sorted(LEVELS)}, got {level!r}")
-    if data_dir is None:
-        raise ValueError(f"data_dir: set it to the folder holding pathfinder{resolution}/ (lra_release.gz from "
-                         f"github.com/google-research/long-range-arena, or ssmkit data pathfinder OUT)")
-    root = Path(data_dir)
-    if (root / f"pathfinder{resolution}").is_dir():
-        root = root / f"pathfinder{resolution}"
+    root = data_folder(data_dir, f"the folder holding pathfinder{resolution}/ (lra_release.gz from github.com/"
+                                 f"google-research/long-range-arena, or ssmkit data pathfinder OUT)",
+                       inner=f"pathfinder{resolution}")
     folder = root / LEVELS[level][0]
     if not (folder / "metadata").is_dir():
         raise FileNotFoundError(f"data_dir: no {LEVELS[level][0]}/metadata in {root} (expected "

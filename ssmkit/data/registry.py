@@ -10,6 +10,7 @@ the first `length` positions of each sequence. Per-step targets equal to IGNORE 
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -37,6 +38,16 @@ def take(dataset, n: int, seed: int = 0):
         if hasattr(dataset, key):
             setattr(part, key, getattr(dataset, key))
     return part
+
+
+def data_folder(data_dir, what: str, inner: str | None = None) -> Path:
+    """The folder a loader reads: data_dir, or data_dir/inner when that exists (a release's top folder or the one
+    inside it both work). `what` says what the folder holds and where to get it, for the error when data_dir is
+    unset."""
+    if data_dir is None:
+        raise ValueError(f"data_dir: set it to {what}")
+    root = Path(data_dir)
+    return root / inner if inner is not None and (root / inner).is_dir() else root
 
 
 def register_dataset(name: str, summary: str) -> Callable[[Callable], Callable]:

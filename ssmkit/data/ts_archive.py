@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from .registry import register_dataset
+from .registry import data_folder, register_dataset
 
 @dataclass
 class TsFile:
@@ -173,11 +173,8 @@ def bidmc(data_dir: str | None, split: str, target: str = "RR", shuffle: bool = 
     split 70 / 15 / 15 by a seeded permutation; shuffle=False: the files' split, the last 1/7 of train for val."""
     if target not in _BIDMC_TARGETS:
         raise ValueError(f"target: expected one of {_BIDMC_TARGETS}, got {target!r}")
-    if data_dir is None:
-        raise ValueError(f"data_dir: set it to the folder holding BIDMC32{target}_TRAIN.ts and _TEST.ts (Monash TSER "
-                         f"archive, zenodo.org records 4001463 RR, 4001456 HR, 4001464 SpO2)")
-    root = Path(data_dir)
-    root = root / target if (root / target / f"BIDMC32{target}_TRAIN.ts").is_file() else root
+    root = data_folder(data_dir, f"the folder holding BIDMC32{target}_TRAIN.ts and _TEST.ts (Monash TSER archive, "
+                                 f"zenodo.org records 4001463 RR, 4001456 HR, 4001464 SpO2)", inner=target)
     files = [read_ts(root / f"BIDMC32{target}_{part}.ts") for part in ("TRAIN", "TEST")]
     for f in files:
         if f.class_labels is not None:
