@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from .pathfinder_gen import LEVELS
@@ -68,8 +69,6 @@ class PathfinderImages(Dataset):
         return len(self.samples)
 
     def __getitem__(self, i):
-        from PIL import Image
-
         path, label = self.samples[i]
         with Image.open(path) as image:
             pixels = np.asarray(image.convert("L"), dtype=np.float32)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from PIL import Image
 
 LEVELS = {"easy": ("curv_baseline", 6), "intermediate": ("curv_contour_length_9", 9),
           "hard": ("curv_contour_length_14", 14)}
@@ -137,8 +138,6 @@ def pathfinder_image(rng: np.random.Generator, size: int = 32, n_paddles: int = 
 def _write_folder(root: Path, b: int, indices: range, labels: np.ndarray, resolution: int, n_paddles: int,
                   seed: int) -> None:
     """Folder b: its images and its metadata file, from a generator of its own (folders are independent)."""
-    from PIL import Image
-
     rng = np.random.default_rng([seed, b])
     (root / "imgs" / str(b)).mkdir(parents=True, exist_ok=True)
     lines = []
