@@ -26,8 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     p_eval.add_argument("--device", default="auto")
     p_eval.add_argument("--rate", type=float, default=1.0,
                         help="sample the SSM kernels at rate·Δ: 2 evaluates a model trained at 16 kHz on 8 kHz audio")
-    p_eval.add_argument("dataset_options", nargs="*", metavar="key=value",
-                        help="dataset options replacing the run's, e.g. sample_rate=8000")
+    p_eval.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="dataset_options",
+                        help="dataset options replacing the run's, e.g. --set sample_rate=8000")
     p_gen = sub.add_parser("generate", help="sample from a run's per-step (language) model in recurrent mode")
     p_gen.add_argument("run_dir")
     p_gen.add_argument("--prompt", default="\n", help="text to continue (bytes for byte-level models)")

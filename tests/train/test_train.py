@@ -190,6 +190,13 @@ def test_cli_trains_an_experiment_file_with_overrides(tmp_path):
     out = subprocess.run([sys.executable, "-m", "ssmkit", "eval", str(tmp_path / "cli")], capture_output=True,
                          text=True, check=True)
     assert out.stdout.startswith("test: accuracy")
+    # eval at another resolution with changed dataset options: the permuted pixels and a doubled step both tell
+    changed = subprocess.run([sys.executable, "-m", "ssmkit", "eval", str(tmp_path / "cli"), "--rate", "2",
+                              "--set", "permute=true"], capture_output=True, text=True, check=True)
+    assert changed.stdout.startswith("test: accuracy") and changed.stdout != out.stdout
+    bad = subprocess.run([sys.executable, "-m", "ssmkit", "eval", str(tmp_path / "cli"), "--set", "permuted=true"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "permuted" in bad.stderr
 
 
 def test_plot_writes_curves_and_kernels(tmp_path):
