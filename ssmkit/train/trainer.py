@@ -272,7 +272,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
         run_dir = Path(dist.broadcast(str(new_run_dir(config)) if rank == 0 else None))
     n_params = sum(p.numel() for p in plain.parameters())
     board = _tensorboard(run_dir, rank)
-    unit = "tokens" if task.kind == "lm" else "samples"
+    unit = "scored tokens" if task.kind == "lm" else "samples"  # per-position tasks may leave positions unscored
     log(f"run {run_dir}: {config.layer} x{config.n_layers}, d_model={config.d_model}, {n_params:,} parameters, "
         f"{config.dataset} ({len(splits['train'])} train), {device} x{world}")
     for epoch in range(start_epoch, config.epochs):
