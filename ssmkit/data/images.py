@@ -20,21 +20,12 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from .registry import register_dataset
+from .registry import data_folder, register_dataset
 
 _MNIST = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
           "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 WHERE = {"mnist": "the four IDX files of MNIST (train-images-idx3-ubyte[.gz], ...)",
          "cifar": "cifar-10-batches-py/ from the CIFAR-10 python release (cifar-10-python.tar.gz, extracted)"}
-
-
-def _need_dir(data_dir, what: str) -> Path:
-    if data_dir is None:
-        raise ValueError(f"data_dir: set it to the folder holding {WHERE[what]}")
-    root = Path(data_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"data_dir: {root} is not a folder (expected {WHERE[what]})")
-    return root
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -74,7 +65,7 @@ def _dataset(x: np.ndarray, y: np.ndarray, d_input: int) -> TensorDataset:
 
 
 def _mnist(data_dir, split: str, permute: bool, seed: int, val_fraction: float) -> TensorDataset:
-    root = _need_dir(data_dir, "mnist")
+    root = data_folder(data_dir, f"the folder holding {WHERE['mnist']}")
     images_name, labels_name = _MNIST["test" if split == "test" else "train"]
     images, labels = read_idx(_idx_file(root, images_name)), read_idx(_idx_file(root, labels_name))
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
@@ -114,8 +105,7 @@ def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 @register_dataset("scifar", "sequential CIFAR-10, 1024 pixels x RGB, or grayscale=True for LRA Image "
                             "(cifar-10-batches-py in data_dir)")
 def scifar(data_dir: str | None, split: str, grayscale: bool = False, val_fraction: float = 0.1) -> TensorDataset:
-    root = _need_dir(data_dir, "cifar")
-    folder = root / "cifar-10-batches-py" if (root / "cifar-10-batches-py").is_dir() else root
+    folder = data_folder(data_dir, f"the folder holding {WHERE['cifar']}", inner="cifar-10-batches-py")
     names = ["test_batch"] if split == "test" else [f"data_batch_{i}" for i in range(1, 6)]
     parts = [_cifar_batch(folder / name) for name in names]
     data, labels = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

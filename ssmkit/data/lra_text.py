@@ -15,28 +15,20 @@ import csv
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .byte_tokens import TokenDataset, encode_bytes
-from .registry import data_folder, register_dataset
+from .registry import data_folder, holdout, register_dataset
 
 _IMDB_CLASSES = {"neg": 0, "pos": 1}
 _AAN_SPLITS = {"train": "train", "val": "eval", "test": "test"}
 
 
-def _imdb_root(data_dir) -> Path:
-    root = data_folder(data_dir, "the aclImdb folder of the Large Movie Review Dataset (aclImdb_v1.tar.gz from "
-                                 "ai.stanford.edu/~amaas/data/sentiment, extracted)", inner="aclImdb")
-    if not root.is_dir():
-        raise FileNotFoundError(f"data_dir: {root} is not a folder (expected aclImdb/ with train/ and test/)")
-    return root
-
-
 @register_dataset("lra-text", "LRA Text: IMDB sentiment at byte level, 4096 tokens (the aclImdb folder in data_dir)")
 def lra_text(data_dir: str | None, split: str, l_max: int = 4096, val_fraction: float = 0.1,
              seed: int = 0) -> TokenDataset:
-    root = _imdb_root(data_dir)
+    root = data_folder(data_dir, "the aclImdb folder of the Large Movie Review Dataset (aclImdb_v1.tar.gz from "
+                                 "ai.stanford.edu/~amaas/data/sentiment, extracted)", inner="aclImdb")
     part = "test" if split == "test" else "train"
     docs, labels = [], []
     for name, label in _IMDB_CLASSES.items():
@@ -48,9 +40,7 @@ def lra_text(data_dir: str | None, split: str, l_max: int = 4096, val_fraction: 
         docs += [f.read_bytes() for f in files]
         labels += [label] * len(files)
     if split != "test":
-        order = np.random.default_rng(seed).permutation(len(docs))
-        n_val = int(round(len(docs) * val_fraction))
-        keep = order[:n_val] if split == "val" else order[n_val:]
+        keep = holdout(len(docs), split, val_fraction, seed)
         docs, labels = [docs[i] for i in keep], [labels[i] for i in keep]
     tokens, lengths = encode_bytes(docs, l_max)
     return TokenDataset(tokens, torch.tensor(labels), lengths, n_classes=2)
@@ -85,7 +75,8 @@ def read_aan(path: Path) -> tuple[list[int], list[bytes], list[bytes]]:
 @register_dataset("lra-retrieval", "LRA Retrieval: AAN citation pairs at byte level, 4000 tokens each, two-tower "
                                    "(tsv_data/new_aan_pairs.*.tsv in data_dir)")
 def lra_retrieval(data_dir: str | None, split: str, l_max: int = 4000) -> TokenDataset:
-    root = data_folder(data_dir, "the LRA release's tsv_data folder (new_aan_pairs.train.tsv, ...)", inner="tsv_data")
+    root = data_folder(data_dir, "the LRA release's tsv_data folder (new_aan_pairs.train.tsv, ...; lra_release.gz)",
+                       inner="tsv_data")
     labels, first, second = read_aan(root / f"new_aan_pairs.{_AAN_SPLITS[split]}.tsv")
     t1, n1 = encode_bytes(first, l_max)
     t2, n2 = encode_bytes(second, l_max)

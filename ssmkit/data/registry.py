@@ -13,6 +13,7 @@ import inspect
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 DATASETS: dict[str, Callable] = {}
@@ -40,13 +41,23 @@ def take(dataset, n: int, seed: int = 0):
     return part
 
 
+def holdout(n: int, split: str, val_fraction: float, seed: int) -> np.ndarray:
+    """Indices of a split carved from a training set of n items: a seeded permutation, whose first
+    round(n · val_fraction) are val and the rest train."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(n * val_fraction))
+    return order[:n_val] if split == "val" else order[n_val:]
+
+
 def data_folder(data_dir, what: str, inner: str | None = None) -> Path:
     """The folder a loader reads: data_dir, or data_dir/inner when that exists (a release's top folder or the one
-    inside it both work). `what` says what the folder holds and where to get it, for the error when data_dir is
-    unset."""
+    inside it both work). `what` says what the folder holds and where to get it, for the errors when data_dir is
+    unset or not a folder."""
     if data_dir is None:
         raise ValueError(f"data_dir: set it to {what}")
     root = Path(data_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"data_dir: {root} is not a folder (expected {what})")
     return root / inner if inner is not None and (root / inner).is_dir() else root
 
 

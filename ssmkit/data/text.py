@@ -6,23 +6,18 @@ x = window[:-1], y = window[1:] (the next byte at each position). Vocabulary: th
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch.utils.data import TensorDataset
 
-from .registry import register_dataset
+from .registry import data_folder, register_dataset
 
 _SPLITS = {"train": (0.0, 0.9), "val": (0.9, 0.95), "test": (0.95, 1.0)}
 
 
 @register_dataset("text", "byte-level language modeling on a folder of text files (data_dir, pattern='**/*.txt')")
 def byte_text(data_dir: str | None, split: str, seq_len: int = 256, pattern: str = "**/*.txt") -> TensorDataset:
-    if data_dir is None:
-        raise ValueError("data_dir: the text dataset reads a folder of text files; set data_dir=PATH")
-    root = Path(data_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"data_dir: {root} is not a folder")
+    root = data_folder(data_dir, "a folder of text files (the text dataset reads every file matching pattern; "
+                                 "set data_dir=PATH)")
     files = sorted(p for p in root.glob(pattern) if p.is_file())
     if not files:
         raise FileNotFoundError(f"data_dir: no file under {root} matches pattern {pattern!r}")

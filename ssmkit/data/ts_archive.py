@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from .registry import data_folder, register_dataset
+from .registry import data_folder, holdout, register_dataset
 
 @dataclass
 class TsFile:
@@ -92,7 +92,7 @@ def _pad(series: list[np.ndarray], mean: np.ndarray, std: np.ndarray) -> tuple[t
 
 
 def _stats(series: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    values = np.concatenate([s for s in series], axis=1)  # (dims, all steps)
+    values = np.concatenate(series, axis=1)  # (dims, all steps)
     mean, std = np.nanmean(values, axis=1), np.nanstd(values, axis=1)
     return mean, np.where(std > 0, std, 1.0)
 
@@ -108,12 +108,6 @@ def _dataset(series: list[np.ndarray], train_series: list[np.ndarray], targets: 
         ds = TensorDataset(x, torch.tensor(targets), lengths)
     ds.d_input, ds.n_classes, ds.l_max = x.shape[-1], n_out, x.shape[1]
     return ds
-
-
-def _split(n: int, split: str, val_fraction: float, seed: int) -> np.ndarray:
-    order = np.random.default_rng(seed).permutation(n)
-    n_val = int(round(n * val_fraction))
-    return order[:n_val] if split == "val" else order[n_val:]
 
 
 def bundled_archive() -> Path | None:
@@ -154,11 +148,11 @@ def ucr_uea(data_dir: str | None, split: str, problem: str = "", val_fraction: f
     if train.class_labels is None:
         raise ValueError(f"{train_path}: a regression file (@targetLabel); ucr-uea is for classification")
     part = read_ts(test_path) if split == "test" else train
-    keep = np.arange(len(part.series)) if split == "test" else _split(len(part.series), split, val_fraction, seed)
+    keep = np.arange(len(part.series)) if split == "test" else holdout(len(part.series), split, val_fraction, seed)
     index = {label: i for i, label in enumerate(train.class_labels)}
     if part.class_labels is not None and set(part.class_labels) - set(index):
         raise ValueError(f"{test_path}: declares labels {part.class_labels}, the training file {train.class_labels}")
-    fit = [train.series[i] for i in _split(len(train.series), "train", val_fraction, seed)]
+    fit = [train.series[i] for i in holdout(len(train.series), "train", val_fraction, seed)]
     return _dataset([part.series[i] for i in keep], fit, [index[part.targets[i]] for i in keep],
                     len(train.class_labels), regress=False)
 
