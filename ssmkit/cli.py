@@ -70,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
                 words[1:] if named else words, training.load_experiment(experiment), source=f"experiment {experiment}")
             training.train(config, resume=args.resume)
         elif args.command == "eval":
-            m = training.evaluate_run(args.run_dir, args.split, args.checkpoint, args.device, args.rate,
-                                      _options(args.dataset_options))
+            from .train.config import parse_assignments
+            options = dict(parse_assignments(args.dataset_options, "dataset option"))
+            m = training.evaluate_run(args.run_dir, args.split, args.checkpoint, args.device, args.rate, options)
             shown = f"accuracy {m['acc']:.2%}" if "acc" in m else f"rmse {m['rmse']:.4f}"
             print(f"{args.split}: {shown}, loss {m['loss']:.4f}")
         elif args.command == "layers":
@@ -108,19 +109,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ssmkit {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0
-
-
-def _options(words: list[str]) -> dict:
-    """{key: YAML value} of key=value words."""
-    import yaml
-
-    options = {}
-    for word in words:
-        key, sep, text = word.partition("=")
-        if not sep or not key:
-            raise ValueError(f"dataset option {word!r}: expected key=value")
-        options[key] = yaml.safe_load(text)
-    return options
 
 
 def _generate(args, training) -> None:

@@ -107,16 +107,24 @@ def _set(out: dict, key: str, value, source: str) -> None:
         out[top] = _check_type(key, value, _HINTS[top])
 
 
+def parse_assignments(items: list[str], what: str = "override") -> list[tuple[str, object]]:
+    """(key, value) of each key=value string, the value parsed as a YAML scalar (an empty value is "")."""
+    pairs = []
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{what} {item!r}: expected key=value")
+        pairs.append((key, yaml.safe_load(text) if text else ""))
+    return pairs
+
+
 def make_config(overrides: list[str], base: dict | None = None, source: str = "config") -> TrainConfig:
     """TrainConfig from the defaults, updated by ``base`` (e.g. an experiment's YAML), then by key=value strings."""
     out = dataclasses.asdict(TrainConfig())
     for key, value in (base or {}).items():
         _set(out, key, value, source)
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"override {item!r}: expected key=value")
-        _set(out, key, yaml.safe_load(text) if text else "", "override")
+    for key, value in parse_assignments(overrides):
+        _set(out, key, value, "override")
     return TrainConfig(**out)
 
 
