@@ -106,9 +106,10 @@ def speech_commands(data_dir: str | None, split: str, classes: int = 35, feature
     words = WORDS_35 if classes == 35 else WORDS_10
     clips = list_split(root, words, split)
     data = _features(np.stack([_load(root, rel) for rel, _ in clips]), features, sample_rate)
-    train = list_split(root, words, "train")
-    pick = np.random.default_rng(seed).permutation(len(train))[:n_stats]
-    sample = _features(np.stack([_load(root, train[i][0]) for i in sorted(pick)]), features, sample_rate).float()
+    train = clips if split == "train" else list_split(root, words, "train")
+    pick = sorted(np.random.default_rng(seed).permutation(len(train))[:n_stats])
+    sample = (data[pick] if split == "train" else
+              _features(np.stack([_load(root, train[i][0]) for i in pick]), features, sample_rate)).float()
     dims = tuple(range(sample.dim() - 1)) if features == "mfcc" else tuple(range(sample.dim()))
     mean, std = sample.mean(dims), sample.std(dims).clamp_min(1e-5)
     return AudioClips(data, torch.tensor([label for _, label in clips]), mean, std, classes)
