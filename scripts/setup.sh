@@ -8,5 +8,10 @@ PY=${PYTHON:-python3}
 if ! "$PY" -c "import torch" >/dev/null 2>&1; then
     "$PY" -m pip install -q torch==2.13.0
 fi
+# Triton: the GPU kernels' compiler, and on a CPU the interpreter the tests run those kernels through. A CUDA torch
+# brings its own; only where none is importable do we add the version of the project's GPU machines.
+if ! "$PY" -c "import triton" >/dev/null 2>&1; then
+    "$PY" -m pip install -q triton==3.6.0 || echo "setup: triton not installed; the Triton kernel tests will be skipped"
+fi
 "$PY" -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v "Running pip as the 'root' user" || true
 "$PY" -c "import ssmkit" # fail loudly here rather than in the first test

@@ -33,7 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     p_gen.add_argument("--prompt", default="\n", help="text to continue (bytes for byte-level models)")
     p_gen.add_argument("--length", type=int, default=200, help="tokens to generate")
     p_gen.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
-    p_gen.add_argument("--top-k", type=int, default=None)
+    p_gen.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens")
+    p_gen.add_argument("--top-p", type=float, default=1.0, help="sample among the most likely tokens of mass p")
+    p_gen.add_argument("--repetition-penalty", type=float, default=1.0,
+                       help="divide a seen token's positive logit by this (multiply a negative one)")
+    p_gen.add_argument("--eos", default=None, help="a character (byte) that ends a sample")
+    p_gen.add_argument("--no-graph", action="store_true",
+                       help="step in a plain Python loop instead of replaying a CUDA graph (for debugging)")
     p_gen.add_argument("--batch", type=int, default=1, help="samples generated together")
     p_gen.add_argument("--seed", type=int, default=0)
     p_gen.add_argument("--checkpoint", default="best", choices=["best", "last"])
@@ -119,20 +125,31 @@ def _generate(args, training) -> None:
     from .models import generate
     from .train.distributed import setup
 
+    if args.length < 0 or args.batch < 1:
+        raise ValueError(f"--length, --batch: expected >= 0 and >= 1, got {args.length} and {args.batch}")
+    eos = None
+    if args.eos is not None:
+        if len(args.eos.encode()) != 1:
+            raise ValueError(f"--eos: expected one single-byte character, got {args.eos!r}")
+        eos = args.eos.encode()[0]
     device = setup(args.device)[2]
     model = training.load_model(args.run_dir, args.checkpoint, device=device)
     prompt = torch.tensor(list(args.prompt.encode()), device=device).repeat(args.batch, 1)
-    generator = torch.Generator(device=device).manual_seed(args.seed)
+    if prompt.shape[1] == 0:
+        raise ValueError("--prompt: expected at least one character")
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    tokens, _ = generate(model, prompt, args.length, args.temperature, args.top_k, generator)
+    tokens, _ = generate(model, prompt, args.length, args.temperature, args.top_k, top_p=args.top_p,
+                         repetition_penalty=args.repetition_penalty, eos=eos, seed=args.seed,
+                         cuda_graph=not args.no_graph)
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     for row in tokens.tolist():
         print(bytes(row).decode("utf-8", errors="replace"))
-    print(f"\n{args.batch * args.length} tokens in {seconds:.2f} s: {args.batch * args.length / seconds:,.0f} tokens/s "
+    made = args.batch * (tokens.shape[1] - prompt.shape[1])
+    print(f"\n{made} tokens in {seconds:.2f} s: {made / seconds:,.0f} tokens/s "
           f"(recurrent mode, {device}; prompt of {prompt.shape[1]} tokens by the chunked view)")
 
 

@@ -48,6 +48,10 @@ def complex_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 class SSMKernel(nn.Module):
+    # recurrence(rate) reproduces forward(L, rate) at every length L, so the convolution may run in chunked form
+    # (ops.chunkconv); a kernel normalized over a fixed length says False
+    chunkable = True
+
     def __init__(self, d_model: int, d_state: int, channels: int = 1, ssm_lr: float | None = 1e-3):
         super().__init__()
         if not isinstance(d_model, int) or d_model < 1:

@@ -15,6 +15,8 @@ from ..discretize import discretize
 from ..ops import vandermonde
 from ..ops.vandermonde import powers as vandermonde_powers
 from .base import SSMKernel
+from ..dense import conj_full
+from .chunked import ChunkSystem, diagonal_chunks, interleave, real_form
 
 
 @dataclass
@@ -46,6 +48,16 @@ class DiagonalSystem:
         powers = vandermonde_powers(self.log_dA, L)  # (H, N2, L)
         drive = torch.einsum("bhl,hnl->bhn", u.flip(-1).to(powers.dtype), powers)
         return y, torch.exp(L * self.log_dA) * x0 + self.dB * drive
+
+    def chunks(self, T: int, channels: slice = slice(None), delay: bool = False) -> ChunkSystem:
+        """The chunked form (kernels/chunked.py) of output channels ``channels``: B̄ and s folded into C."""
+        return diagonal_chunks(self.log_dA, self.scale * self.C[channels] * self.dB, T, delay)
+
+    def real_step_form(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(M, b, c) of ops.ssm_step on the interleaved state: M block-diagonal rotations-and-decays, b = B̄,
+        c = s·conj(C) (so that c · z = s·Re(C x))."""
+        M = real_form(torch.diag_embed(conj_full(torch.exp(self.log_dA))))
+        return M, interleave(self.dB), interleave(self.scale * self.C.conj())
 
 
 def diag_kernel(Lambda, B, C, dt, L: int, disc: str = "zoh") -> torch.Tensor:

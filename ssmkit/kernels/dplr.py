@@ -22,9 +22,10 @@ import math
 import torch
 
 from .. import hippo
-from ..dense import apply_half, conj_full, dense_discretize, dense_reduce, dplr_A
+from ..dense import apply_half, conj_full, dense_reduce
 from ..ops import cauchy
 from .base import SSMKernel
+from .chunked import ChunkSystem, dense_chunks, interleave, real_form
 from .diag import real_part, real_part_inverse
 
 
@@ -65,10 +66,37 @@ def dplr_generating_kernel(Lambda, P, B, C_tilde, dt, L: int) -> torch.Tensor:
     return torch.fft.irfft(K_hat, n=L)
 
 
+def _small_inverse(M: torch.Tensor) -> torch.Tensor:
+    """Inverse of (..., R, R) for the low rank R: closed forms for R <= 2 (no batched LU launch)."""
+    R = M.shape[-1]
+    if R == 1:
+        return 1 / M
+    if R == 2:
+        a, b, c, d = M[..., 0, 0], M[..., 0, 1], M[..., 1, 0], M[..., 1, 1]
+        adj = torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], -2)
+        return adj / (a * d - b * c)[..., None, None]
+    return torch.linalg.inv(M)
+
+
+def bilinear_resolvent(Lambda, P, dt):
+    """(I − Δ/2·A)^{-1} (H, N, N) of A = diag(Λ_f) − P_f P_f* by Woodbury, with no N × N solve:
+
+        (D + Δ/2·P_f P_f*)^{-1} = D^{-1} − Δ/2·D^{-1} P_f (I_R + Δ/2·P_f* D^{-1} P_f)^{-1} P_f* D^{-1},
+        D = diag(1 − Δ/2·Λ_f).
+    """
+    Pf = conj_full(P)  # (R, H, N)
+    half = (dt / 2).to(Lambda.dtype)[:, None]
+    d = 1 / (1 - half * conj_full(Lambda))  # D^{-1}: (H, N)
+    left, right = d * Pf, Pf.conj() * d  # D^{-1} P_f and P_f* D^{-1}
+    eye = torch.eye(P.shape[0], dtype=Lambda.dtype, device=Lambda.device)
+    cap = _small_inverse(eye + half[..., None] * torch.einsum("rhn,shn->hrs", Pf.conj(), left))  # (H, R, R)
+    return torch.diag_embed(d) - half[..., None] * torch.einsum("rhi,hrs,shj->hij", left, cap, right)
+
+
 def dplr_transition(Lambda, P, dt):
-    """Dense bilinear Ā (H, N, N) of the full DPLR system."""
-    A = dplr_A(Lambda, P)
-    return dense_discretize(A, A.new_zeros(A.shape[:2]), dt, "bilinear")[0]
+    """Dense bilinear Ā = (I − Δ/2·A)^{-1}(I + Δ/2·A) = 2(I − Δ/2·A)^{-1} − I (H, N, N) of the full DPLR system."""
+    R = bilinear_resolvent(Lambda, P, dt)
+    return 2 * R - torch.eye(R.shape[-1], dtype=R.dtype, device=R.device)
 
 
 def ctilde_from_c(C, dA, L: int):
@@ -157,12 +185,12 @@ class DPLRKernel(SSMKernel):
         Px = 2 * torch.einsum("rhn,...hn->r...h", P.conj(), x).real.to(P.dtype)
         return self.Lambda() * x - torch.einsum("rhn,r...h->...hn", P, Px)
 
-    def discrete_B(self, rate: float = 1.0) -> torch.Tensor:
-        """B̄ = (I − Δ/2·A)^{-1} Δ B_f, its top half (H, N2)."""
-        dt = self.dt(rate)[:, None]
-        A = dplr_A(self.Lambda(), self.cplx("P"))
-        I = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
-        return torch.linalg.solve(I - dt[..., None] / 2 * A, dt * conj_full(self.cplx("B")))[..., :self.N2]
+    def discrete_B(self, rate: float = 1.0, resolvent: torch.Tensor | None = None) -> torch.Tensor:
+        """B̄ = (I − Δ/2·A)^{-1} Δ B_f, its top half (H, N2). ``resolvent``: (I − Δ/2·A)^{-1} if already formed."""
+        dt = self.dt(rate)
+        if resolvent is None:
+            resolvent = bilinear_resolvent(self.Lambda(), self.cplx("P"), dt)
+        return torch.einsum("hij,hj->hi", resolvent[:, :self.N2], dt[:, None] * conj_full(self.cplx("B")))
 
     def kernel_of_discrete_B(self, dB: torch.Tensor, L: int, rate: float = 1.0) -> torch.Tensor:
         """K_k = C_f Ā^k b̄_f for a discrete input vector b̄ (..., H, N2): the generating function with the continuous
@@ -173,7 +201,12 @@ class DPLRKernel(SSMKernel):
         return dplr_generating_kernel(self.Lambda(), self.cplx("P"), B, C_tilde, self.dt(rate), L_eval)[..., :L]
 
     def recurrence(self, rate: float = 1.0) -> "DPLRRecurrence":
-        return DPLRRecurrence(self, rate, self.transition(rate), self.discrete_B(rate), self.plain_C())
+        resolvent = bilinear_resolvent(self.Lambda(), self.cplx("P"), self.dt(rate))
+        dA = 2 * resolvent - torch.eye(resolvent.shape[-1], dtype=resolvent.dtype, device=resolvent.device)
+        C = self.cplx("C")
+        if self.l_kernel:
+            C = c_from_ctilde(C, dA if rate == 1.0 else self.transition(), self.l_kernel)
+        return DPLRRecurrence(self, rate, dA, self.discrete_B(rate, resolvent), C)
 
 
 class DPLRRecurrence:
@@ -199,3 +232,11 @@ class DPLRRecurrence:
         if drive is None:
             drive = self.dB[:, None] * u[..., None].to(x0.dtype)
         return y, dense_reduce(self.dA, torch.cat([x0[:, :, None], drive], dim=2))
+
+    def real_step_form(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(M, b, c) of ops.ssm_step on the interleaved half state: y = 2·Re(C x) = c · z."""
+        return real_form(self.dA), interleave(self.dB), interleave(2 * self.C.conj())
+
+    def chunks(self, T: int, channels: slice = slice(None), delay: bool = False) -> ChunkSystem:
+        """The chunked form (kernels/chunked.py): the real S × S matrix of the half-state map, y = 2·Re(C x)."""
+        return dense_chunks(real_form(self.dA), interleave(self.dB), interleave(2 * self.C[channels].conj()), T, delay)

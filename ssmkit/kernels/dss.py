@@ -58,6 +58,11 @@ class DSSKernel(SSMKernel):
         S = torch.expm1(L_norm * xs) / torch.expm1(xs)
         return x, grow, xs, self.cplx("C") / (Lambda * S)
 
+    @property
+    def chunkable(self) -> bool:
+        """The exp variant's recurrence is its kernel; softmax normalizes over a length (and may grow)."""
+        return self.variant == "exp"
+
     def forward(self, L: int, rate: float = 1.0) -> torch.Tensor:
         if self.variant == "exp":
             return self.recurrence(rate).kernel(L)

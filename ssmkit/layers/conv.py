@@ -8,7 +8,8 @@ of C channels as the anti-causal half, see ops.fftconv). The output map is ``glu
 S4 block's default), ``linear`` (Linear(C·H → H)) or ``none`` (identity, needs C = 1).
 
 Views, which agree to rounding:
-- forward(u)                         the FFT convolution over the whole sequence;
+- forward(u)                         the convolution over the whole sequence: on CUDA with Triton, by chunked state
+                                     passing (ops.chunkconv, kernels that can, see SSMKernel.chunkable), else by FFT;
 - forward(u, state) -> (y, state')   the same on one chunk, with the state of the previous chunks carried in;
 - step(u_t, state)  -> (y_t, state') one sample of the recurrence (cached discretization, see setup_step).
 The SSM math runs in float32 (complex64) even under bf16/fp16 autocast, or in float64 when the module is float64.
@@ -19,11 +20,13 @@ import torch
 from torch import nn
 
 from ..kernels.base import complex_dtype
-from ..ops import fftconv
+from ..ops import backend, chunkconv, chunkconv_act, fftconv, ssm_step
+from ..ops.chunkconv_act import ACTIVATIONS as FUSED_ACTIVATIONS
 from .checks import check_input, check_rate, check_state, check_step_input
 
 ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "relu": nn.ReLU, "id": nn.Identity}
 OUTPUTS = ("glu", "linear", "none")
+CHUNK = 64  # steps per chunk of the chunked convolution: T + 2N multiply-adds per sample, N²/T for the scan
 
 
 def kernel_channels(channels: int, bidirectional: bool) -> int:
@@ -51,7 +54,7 @@ class SSMConv(nn.Module):
         self.kernel, self.H, self.channels = kernel, kernel.H, channels
         self.bidirectional, self.l_max = bidirectional, l_max
         self.D = nn.Parameter(torch.randn(channels, self.H))
-        self.activation = ACTIVATIONS[activation]()
+        self.activation, self.activation_name = ACTIVATIONS[activation](), activation
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         if output == "glu":
             self.output = nn.Sequential(nn.Linear(channels * self.H, 2 * self.H), nn.GLU(dim=-1))
@@ -60,6 +63,7 @@ class SSMConv(nn.Module):
         else:
             self.output = nn.Identity()
         self._step_cache: tuple | None = None
+        self._step_form: tuple | None = None  # (recurrence, its (M, b, c) for ops.ssm_step)
 
     # -- input checks ----------------------------------------------------------------------------------------------
     def _check_input(self, u) -> None:
@@ -78,6 +82,10 @@ class SSMConv(nn.Module):
         B, L, _ = u.shape
         if state is not None:
             self._check_state(state, B)
+        if state is None and self._chunked(u):
+            if self.channels == 1 and self.activation_name in FUSED_ACTIVATIONS:
+                return self.output(self.dropout(self._chunked_activations(u, rate))), None
+            return self._output_features(self._chunked_convolution(u, rate)), None
         next_state = None
         with torch.autocast(device_type=u.device.type, enabled=False):
             x = u.transpose(1, 2).to(self.kernel.real_dtype)  # (B, H, L)
@@ -90,10 +98,42 @@ class SSMConv(nn.Module):
                 y = y + y_state
         return self._output(y), next_state
 
+    def _chunked(self, u: torch.Tensor) -> bool:
+        """Whether forward takes the chunked convolution: a kernel whose recurrence is its convolution, in float32,
+        where the chunk scan runs in Triton (CUDA); elsewhere the FFT is the faster path."""
+        return (getattr(self.kernel, "chunkable", False) and self.kernel.real_dtype == torch.float32
+                and backend("chunk_scan", u.device) == "triton")
+
+    def _chunked_activations(self, u: torch.Tensor, rate: float) -> torch.Tensor:
+        """act(K ∗ u + D u) for one output channel, batch-first in one fused op: u (B, L, H) -> (B, L, H)."""
+        with torch.autocast(device_type=u.device.type, enabled=False):
+            system = self.kernel.recurrence(rate)
+            parts = [system.chunks(CHUNK, slice(0, 1)).part(self.D.to(self.kernel.real_dtype))]
+            if self.bidirectional:
+                parts.append(system.chunks(CHUNK, slice(1, 2), delay=True).part(reverse=True))
+            return chunkconv_act(u, parts, self.activation_name)
+
+    def _chunked_convolution(self, u: torch.Tensor, rate: float) -> torch.Tensor:
+        """K ∗ u + D u (plus the anti-causal half) by chunked state passing: u (B, L, H) -> features (B, L, C·H)."""
+        B, L, H = u.shape
+        C = self.channels
+        with torch.autocast(device_type=u.device.type, enabled=False):
+            x = u.permute(2, 0, 1).to(self.kernel.real_dtype).contiguous()  # (H, B, L)
+            system = self.kernel.recurrence(rate)
+            fwd = system.chunks(CHUNK, slice(0, C))
+            y = chunkconv(x, fwd.Kt, fwd.Win, fwd.Wout, fwd.A, self.D.to(x.dtype))  # (H, B, L, C)
+            if self.bidirectional:  # the anti-causal half: a strictly causal SSM read backwards
+                bwd = system.chunks(CHUNK, slice(C, 2 * C), delay=True)
+                y = y + chunkconv(x.flip(-1), bwd.Kt, bwd.Win, bwd.Wout, bwd.A).flip(2)
+        return y.permute(1, 2, 3, 0).reshape(B, L, C * H)
+
     def _output(self, y: torch.Tensor) -> torch.Tensor:
         """(B, C, H, L) -> (B, L, H): activation, dropout, output map."""
         B, C, H, L = y.shape
-        y = y.permute(0, 3, 1, 2).reshape(B, L, C * H)
+        return self._output_features(y.permute(0, 3, 1, 2).reshape(B, L, C * H))
+
+    def _output_features(self, y: torch.Tensor) -> torch.Tensor:
+        """(B, L, C·H) -> (B, L, H): activation, dropout, output map."""
         return self.output(self.dropout(self.activation(y)))
 
     def default_state(self, batch_size: int) -> torch.Tensor:
@@ -130,8 +170,28 @@ class SSMConv(nn.Module):
         check_step_input(u, self.H)
         self._check_state(state, u.shape[0])
         self._check_rate(rate)
+        if self._fused_step(u):
+            return self._step_fused(u, state, rate)
         with torch.autocast(device_type=u.device.type, enabled=False):
             x = u.to(self.kernel.real_dtype)
             y, next_state = self._recurrence(rate).step(state.to(complex_dtype(x.dtype)), x)
             y = y + self.D.to(x.dtype) * x[:, None]  # (B, C, H)
         return self._output(y[..., None])[:, 0], next_state
+
+    def _fused_step(self, u: torch.Tensor) -> bool:
+        """Whether step takes ops.ssm_step: one output channel, an activation it fuses, float32, no gradient to the
+        kernel (generation), and a Triton backend for it (CUDA)."""
+        training = torch.is_grad_enabled() and any(p.requires_grad for p in self.kernel.parameters())
+        return (self.channels == 1 and self.activation_name in FUSED_ACTIVATIONS and not training
+                and self.kernel.real_dtype == torch.float32 and backend("ssm_step", u.device) == "triton")
+
+    def _step_fused(self, u: torch.Tensor, state: torch.Tensor, rate: float):
+        rec = self._recurrence(rate)
+        if self._step_form is None or self._step_form[0] is not rec:
+            with torch.no_grad():
+                M, b, c = rec.real_step_form()
+                self._step_form = (rec, (M, b, c[0]))
+        with torch.autocast(device_type=u.device.type, enabled=False):
+            z = torch.view_as_real(state.to(torch.complex64)).flatten(-2)  # (B, H, N) interleaved, no copy
+            y, z = ssm_step(z, u.float(), *self._step_form[1], self.D[0].float(), self.activation_name)
+        return self.output(self.dropout(y)), torch.view_as_complex(z.unflatten(-1, (-1, 2)))

@@ -1,5 +1,6 @@
 """Whole networks built from ssmkit layers."""
 from .backbone import SequenceModel
-from .generate import generate, sample
+from .generate import generate
+from .sampling import Sampler, SamplingOptions
 
-__all__ = ["SequenceModel", "generate", "sample"]
+__all__ = ["SequenceModel", "generate", "Sampler", "SamplingOptions"]

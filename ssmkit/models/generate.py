@@ -1,42 +1,154 @@
 """Autoregressive sampling in the recurrent view: the prompt through the chunked (FFT) view, then one step per token.
 
 Each new token costs one step of every layer (O(N) or O(N²) per channel, independent of the position), where a
-Transformer's step grows with the number of tokens before it.
+Transformer's step grows with the number of tokens before it. On CUDA the whole token step (every layer's step, the
+head, the sampler) is captured once as a CUDA graph over static buffers and replayed per token: one launch per token
+instead of dozens, and no host synchronization. The graph replays exactly the kernels of the plain loop, so both
+give the same tokens for the same seed (tested). The random numbers are drawn before the loop (models/sampling.py).
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 
+from .sampling import Sampler, SamplingOptions
 
-def sample(logits: torch.Tensor, temperature: float, top_k: int | None, generator=None) -> torch.Tensor:
-    """A token id per row of logits (B, V): argmax for temperature 0, else softmax(logits / T) over the top k."""
-    if temperature == 0:
-        return logits.argmax(-1)
-    logits = logits / temperature
-    if top_k is not None:
-        kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    return torch.multinomial(torch.softmax(logits.float(), -1), 1, generator=generator)[:, 0]
+
+def _tree_map(fn, *trees):
+    """fn over the leaves of nested lists/tuples: layer states are tensors, tuples of tensors and ints, or None."""
+    first = trees[0]
+    if isinstance(first, (list, tuple)):
+        return type(first)(_tree_map(fn, *parts) for parts in zip(*trees))
+    return fn(*trees)
+
+
+def _clone(leaf):
+    return leaf.clone() if isinstance(leaf, torch.Tensor) else leaf
+
+
+def _assign(old, new):
+    """new into old's buffer when it fits (what a CUDA graph replays), else new itself."""
+    if isinstance(old, torch.Tensor) and isinstance(new, torch.Tensor) and old.shape == new.shape and \
+            old.dtype == new.dtype:
+        return old.copy_(new)
+    return new
+
+
+def _shapes(tree):
+    return _tree_map(lambda t: (tuple(t.shape), t.dtype) if isinstance(t, torch.Tensor) else t, tree)
+
+
+def _tensors(tree) -> list[torch.Tensor]:
+    found = []
+    _tree_map(lambda t: found.append(t) if isinstance(t, torch.Tensor) else None, tree)
+    return found
+
+
+class _Loop:
+    """The token loop over device buffers: x (B,) the last token, states, and the outputs written at position t."""
+
+    def __init__(self, model, x, states, sampler: Sampler, uniforms: torch.Tensor, vocab: int):
+        n, B = uniforms.shape
+        self.model, self.sampler, self.uniforms = model, sampler, uniforms
+        self.x, self.states = x.clone(), _tree_map(_clone, states)
+        self.t = torch.zeros(1, dtype=torch.long, device=x.device)
+        self.tokens = torch.empty(n, B, dtype=torch.long, device=x.device)
+        self.logits = torch.empty(n, B, vocab, dtype=model.decoder.weight.dtype, device=x.device)
+
+    def step(self) -> None:
+        logits, states = self.model.step(self.x, self.states)
+        self.states = _tree_map(_assign, self.states, states)
+        token = self.sampler(logits, self.uniforms.index_select(0, self.t)[0])
+        self.x.copy_(token)
+        self.tokens.index_copy_(0, self.t, token[None])
+        self.logits.index_copy_(0, self.t, logits[None].to(self.logits.dtype))
+        self.t += 1
+
+    def snapshot(self) -> tuple:
+        return self.states, [t.clone() for t in _tensors([self.x, self.states, self.t] + self.sampler.buffers())]
+
+    def restore(self, saved: tuple) -> None:
+        self.states = saved[0]
+        for t, s in zip(_tensors([self.x, self.states, self.t] + self.sampler.buffers()), saved[1]):
+            t.copy_(s)
+
+
+def _capture(loop: _Loop) -> torch.cuda.CUDAGraph | None:
+    """One token step captured as a CUDA graph (buffers restored after warm-up); None, with a warning, where the
+    step cannot be replayed by a graph."""
+    saved = loop.snapshot()
+    before = _shapes(loop.states)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):  # warm-up outside the graph: Triton compilation, cuBLAS workspaces
+        for _ in range(2):
+            loop.step()
+    torch.cuda.current_stream().wait_stream(stream)
+    if _shapes(loop.states) != before:
+        loop.restore(saved)
+        warnings.warn("generate: a layer's state changes shape from step to step (a growing cache), which a CUDA "
+                      "graph cannot replay; stepping without a graph", stacklevel=3)
+        return None
+    graph = torch.cuda.CUDAGraph()
+    try:
+        with torch.cuda.graph(graph):
+            loop.step()
+    except RuntimeError as e:
+        warnings.warn(f"generate: the token step could not be captured as a CUDA graph ({e}); stepping without "
+                      "a graph", stacklevel=3)
+        graph = None
+    loop.restore(saved)
+    return graph
+
+
+def _run(loop: _Loop, n_tokens: int, graph: torch.cuda.CUDAGraph | None, eos: int | None) -> int:
+    """Steps in blocks of 64 tokens; with eos, stops after the block in which every row has finished. -> steps run."""
+    done = 0
+    while done < n_tokens:
+        for _ in range(min(64, n_tokens - done)):
+            graph.replay() if graph is not None else loop.step()
+            done += 1
+        if eos is not None and bool(loop.sampler.finished.all()):
+            break
+    return done
 
 
 @torch.no_grad()
 def generate(model, prompt: torch.Tensor, n_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-             generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """prompt (B, P >= 1) token ids -> (tokens (B, P + n_tokens), the logits each new token was drawn from)."""
+             generator: torch.Generator | None = None, *, top_p: float = 1.0, repetition_penalty: float = 1.0,
+             eos: int | None = None, seed: int | None = None, cuda_graph: bool = True
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """prompt (B, P >= 1) token ids -> (tokens (B, P + n), the logits each new token was drawn from (B, n, V)).
+
+    n = n_tokens, or fewer with ``eos`` when every row has emitted it (a row that emits eos emits only eos after).
+    Sampling: temperature (0: greedy), top_k, top_p, repetition_penalty; the randomness comes from ``generator`` or
+    ``seed``. cuda_graph: on CUDA, replay one captured graph per token (False: the plain loop, for debugging).
+    """
     if prompt.dim() != 2 or prompt.shape[1] < 1 or prompt.is_floating_point():
         raise ValueError(f"prompt: expected integer token ids of shape (B, P >= 1), got {tuple(prompt.shape)} "
                          f"{prompt.dtype}")
-    if temperature < 0:
-        raise ValueError(f"temperature: expected >= 0, got {temperature}")
+    if not isinstance(n_tokens, int) or n_tokens < 0:
+        raise ValueError(f"n_tokens: expected an integer >= 0, got {n_tokens!r}")
+    options = SamplingOptions(temperature, top_k, top_p, repetition_penalty, eos)
+    options.check()
+    if generator is None and seed is not None:
+        generator = torch.Generator(device=prompt.device).manual_seed(seed)
     model.eval()
-    states = model.default_state(prompt.shape[0])
+    B = prompt.shape[0]
+    uniforms = torch.rand(n_tokens, B, generator=generator, device=prompt.device)
+    states = model.default_state(B)
     if prompt.shape[1] > 1:
         _, states = model.prefill(prompt[:, :-1], states)
-    x, tokens, logits_seen = prompt[:, -1], [prompt], []
-    for _ in range(n_tokens):
-        logits, states = model.step(x, states)
-        x = sample(logits, temperature, top_k, generator)
-        tokens.append(x[:, None])
-        logits_seen.append(logits)
-    logits = torch.stack(logits_seen, 1) if logits_seen else prompt.new_zeros(prompt.shape[0], 0, 0).float()
-    return torch.cat(tokens, 1), logits
+    if n_tokens == 0:
+        return prompt, torch.zeros(B, 0, 0, device=prompt.device)
+    vocab = model.decoder.out_features
+    sampler = Sampler(options, B, vocab, prompt.device, prompt)
+    loop = _Loop(model, prompt[:, -1], states, sampler, uniforms, vocab)
+    graph = _capture(loop) if prompt.is_cuda and cuda_graph else None
+    n = _run(loop, n_tokens, graph, eos)
+    tokens, logits = loop.tokens[:n].T, loop.logits[:n].transpose(0, 1)
+    if eos is not None and bool(loop.sampler.finished.all()):  # cut after the step where the last row finished
+        n = int((tokens == eos).int().argmax(1).max()) + 1
+        tokens, logits = tokens[:, :n], logits[:, :n]
+    return torch.cat([prompt, tokens], 1), logits

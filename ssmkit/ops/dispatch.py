@@ -3,7 +3,8 @@
 The torch reference is registered for every op and is the truth in tests. A GPU backend registers itself under the
 name "triton". Choice: ``SSMKIT_BACKEND=torch|triton`` forces one (asking for a backend that the op lacks, or that
 cannot run on the tensors' device, is an error: no slow path is taken without a word); unset, an op takes "triton"
-when its tensors are on CUDA and a Triton version is registered, else "torch".
+when its tensors are on CUDA and a Triton version is registered, else "torch". Triton versions register themselves
+when the triton package is importable (ops/__init__.py).
 """
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ def register(op: str, backend: str) -> Callable[[Callable], Callable]:
     return wrap
 
 
-def implementation(op: str, device: torch.device) -> Callable:
-    """The function that runs ``op`` for tensors on ``device``."""
+def backend(op: str, device: torch.device) -> str:
+    """The name of the backend that runs ``op`` for tensors on ``device`` (see the module docstring)."""
     impls = _registry[op]
     forced = os.environ.get("SSMKIT_BACKEND")
     if forced:
@@ -39,10 +40,13 @@ def implementation(op: str, device: torch.device) -> Callable:
                                f"(it has {sorted(impls)})")
         if forced == "triton" and device.type != "cuda":
             raise RuntimeError(f"SSMKIT_BACKEND=triton: op {op!r} got tensors on {device}, Triton needs CUDA")
-        return impls[forced]
-    if device.type == "cuda" and "triton" in impls:
-        return impls["triton"]
-    return impls["torch"]
+        return forced
+    return "triton" if device.type == "cuda" and "triton" in impls else "torch"
+
+
+def implementation(op: str, device: torch.device) -> Callable:
+    """The function that runs ``op`` for tensors on ``device``."""
+    return _registry[op][backend(op, device)]
 
 
 def available(op: str) -> list[str]:

@@ -86,3 +86,61 @@ def test_mean_pooling_ignores_padding_beyond_each_length():
     padded[0, 7:] = 0
     out = model(padded, torch.tensor([7, 12]))
     assert rel_err(out[0], model(x[:1, :7])[0]) < 1e-12  # causal layers: the padding cannot reach the first 7
+
+
+def test_filters_keep_what_top_k_and_top_p_promise():
+    from ssmkit.models.sampling import SamplingOptions, filter_logits
+    logits = torch.log(torch.tensor([[0.5, 0.25, 0.15, 0.1]]))
+    kept = lambda **kw: torch.isfinite(filter_logits(logits, SamplingOptions(**kw), None))[0].tolist()  # noqa: E731
+    assert kept(top_k=2) == [True, True, False, False]
+    assert kept(top_p=0.5) == [True, False, False, False]  # the first token alone reaches 0.5
+    assert kept(top_p=0.7) == [True, True, False, False]
+    assert kept(top_p=1.0) == [True, True, True, True]
+    seen = torch.tensor([[True, False, False, False]])
+    penalized = filter_logits(torch.tensor([[2.0, 1.0, -1.0, 0.0]]), SamplingOptions(repetition_penalty=2.0), seen)
+    assert penalized.tolist() == [[1.0, 1.0, -1.0, 0.0]]
+
+
+def test_inverse_cdf_sampling_is_exact():
+    """token = first i with cdf_i > U: each token takes exactly its probability's share of [0, 1)."""
+    from ssmkit.models.sampling import Sampler, SamplingOptions
+    p = torch.tensor([0.1, 0.0, 0.6, 0.3])
+    u = (torch.arange(1000) + 0.5) / 1000
+    sampler = Sampler(SamplingOptions(), 1000, 4, "cpu", torch.zeros(1000, 1, dtype=torch.long))
+    counts = torch.bincount(sampler(p.log().expand(1000, 4), u), minlength=4)
+    assert counts.tolist() == [100, 0, 600, 300]
+
+
+def test_eos_ends_each_row_and_the_seed_fixes_the_sample():
+    model = SequenceModel(8, 8, d_model=16, n_layers=1, vocab_size=8, pool="none")
+    with torch.no_grad():
+        model.decoder.bias[3] = 4.0  # token 3 likely: every row soon emits it
+    prompt = torch.zeros(4, 2, dtype=torch.long)
+    a, logits = generate(model, prompt, 500, seed=1, eos=3)
+    b, _ = generate(model, prompt, 500, seed=1, eos=3)
+    assert torch.equal(a, b) and a.shape[1] < 502 and logits.shape[1] == a.shape[1] - 2
+    for row in a[:, 2:]:
+        first = int((row == 3).int().argmax())
+        assert (row[first:] == 3).all()
+    assert (a[:, -1] == 3).all() and not (a[:, -2] == 3).all()  # cut right after the last row finished
+
+
+@pytest.mark.parametrize("bad", [dict(top_k=0), dict(temperature=float("nan")), dict(top_p=0.0),
+                                 dict(repetition_penalty=0.0), dict(eos=300)])
+def test_sampling_options_are_checked(bad):
+    model = SequenceModel(256, 256, d_model=8, n_layers=1, vocab_size=256, pool="none")
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        generate(model, torch.zeros(1, 2, dtype=torch.long), 3, **bad)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("layer", ["s4", "s4d", "mega"])
+def test_cuda_graph_generation_equals_the_plain_loop(layer):
+    """Same seed, same tokens and logits: the graph replays the plain loop's kernels (mega: a growing cache, which
+    falls back to the plain loop with a warning)."""
+    model = SequenceModel(256, 256, layer=layer, d_model=64, n_layers=2, vocab_size=256, pool="none").cuda()
+    prompt = torch.randint(0, 256, (4, 9), device="cuda")
+    kw = dict(temperature=0.9, top_p=0.95, seed=3)
+    plain = generate(model, prompt, 50, cuda_graph=False, **kw)
+    graphed = generate(model, prompt, 50, **kw)
+    assert torch.equal(plain[0], graphed[0]) and torch.equal(plain[1], graphed[1])

@@ -1,0 +1,50 @@
+"""Where a layer's forward+backward spends its time on the GPU: torch.profiler's top kernels and CPU ops.
+
+    python benchmarks/profile_layer.py s4:1024:triton s4d:65536:triton ...   (layer:L:backend, B=16, H=256, N=64)
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+import ssmkit
+
+B, H, N = 16, 256, 64
+
+
+def build(kind: str, L: int):
+    return (ssmkit.S4(d_model=H, d_state=N, l_max=L) if kind == "s4" else
+            ssmkit.S4D(d_model=H, d_state=N, init="lin")).cuda()
+
+
+def main() -> None:
+    torch.backends.cuda.matmul.allow_tf32 = False
+    for spec in sys.argv[1:]:
+        kind, L, be = spec.split(":")
+        L = int(L)
+        os.environ["SSMKIT_BACKEND"] = be
+        layer = build(kind, L)
+        u = torch.randn(B, L, H, device="cuda", requires_grad=True)
+        g = torch.randn(B, L, H, device="cuda")
+
+        def run():
+            layer(u)[0].backward(g)
+        for _ in range(3):
+            run()
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            for _ in range(5):
+                run()
+            torch.cuda.synchronize()
+        events = prof.key_averages()
+        cuda_total = sum(e.self_device_time_total for e in events) / 5 / 1e3
+        launches = sum(e.count for e in events if e.device_type == torch.autograd.DeviceType.CUDA) / 5
+        print(f"\n=== {spec}: GPU busy {cuda_total:.2f} ms/iter, {launches:.0f} kernels/iter ===")
+        print(events.table(sort_by="self_device_time_total", row_limit=14, max_name_column_width=60))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""An SSM layer's convolution and activation in one op, batch-first: act(Σ_parts K_part ∗ u), u and output (B, L, H).
+
+Each part is a causal SSM in chunked form (kernels/chunked.py) given as the three matrices of its chunk products,
+    ToepT (H, T, T): Toep(Kt + D δ)ᵀ,  Win (H, T, S),  WoutT (H, S, T),  and A (H, S, S) real or (H, S/2) complex,
+and a ``reverse`` flag: a reversed part reads u backwards and writes its output backwards (the anti-causal half of a
+bidirectional layer, whose kernel then has K_0 = 0). The parts are summed before the activation.
+
+The torch reference composes ops.chunkconv (channel-major) with transposes; the Triton version
+(ops/triton_chunkconv.py) reads u and writes the output in the batch-first layout directly, fuses the activation and
+its derivative, and never materializes a transposed copy. Activations: gelu (erf), silu, relu, id.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .chunkconv import products
+from .dispatch import implementation, register
+
+ACTIVATIONS = ("gelu", "silu", "relu", "id")
+
+
+@dataclass
+class ChunkPart:
+    ToepT: torch.Tensor
+    Win: torch.Tensor
+    WoutT: torch.Tensor
+    A: torch.Tensor
+    reverse: bool = False
+
+
+def activate(y: torch.Tensor, activation: str) -> torch.Tensor:
+    if activation == "gelu":
+        return F.gelu(y)
+    if activation == "silu":
+        return F.silu(y)
+    if activation == "relu":
+        return torch.relu(y)
+    return y
+
+
+@register("chunkconv_act", "torch")
+def chunkconv_act_torch(u: torch.Tensor, parts: list[ChunkPart], activation: str) -> torch.Tensor:
+    x = u.permute(2, 0, 1).to(parts[0].Win.dtype)  # (H, B, L)
+    y = 0
+    for p in parts:
+        y_p = products(x.flip(-1) if p.reverse else x, p.ToepT, p.Win, p.WoutT, p.A)[..., 0]
+        y = y + (y_p.flip(-1) if p.reverse else y_p)
+    return activate(y.permute(1, 2, 0), activation)
+
+
+def chunkconv_act(u: torch.Tensor, parts: list[ChunkPart], activation: str = "gelu") -> torch.Tensor:
+    """u (B, L, H) -> act(Σ_parts K_part ∗ u) (B, L, H), in the parts' dtype (float32 or float64)."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
+    if u.dim() != 3 or u.shape[-1] != parts[0].Win.shape[0]:
+        raise ValueError(f"u: expected shape (B, L, H={parts[0].Win.shape[0]}), got {tuple(u.shape)}")
+    return implementation("chunkconv_act", u.device)(u, parts, activation)

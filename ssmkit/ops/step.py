@@ -1,0 +1,32 @@
+"""One recurrent step of a real LTI SSM with its skip and activation — the hot path of generation.
+
+    z' = M z + b u,    y = act(c · z' + D u)        z (B, H, S), u (B, H); M (H, S, S), b, c (H, S), D (H,)
+
+Every SSMConv layer with one output channel steps this way on the GPU: its discretized recurrence written as a real
+S × S matrix per channel on interleaved (Re, Im) state pairs (kernels/chunked.py real_form; a diagonal system gives a
+block-diagonal M). The torch reference is the truth in tests; the Triton version (ops/triton_step.py) does the whole
+step of a channel in one program.
+"""
+from __future__ import annotations
+
+import torch
+
+from .chunkconv_act import ACTIVATIONS, activate
+from .dispatch import implementation, register
+
+
+@register("ssm_step", "torch")
+def ssm_step_torch(z, u, M, b, c, D, activation: str):
+    z = torch.einsum("hij,bhj->bhi", M, z) + b * u[..., None]
+    return activate((c * z).sum(-1) + D * u, activation), z
+
+
+def ssm_step(z: torch.Tensor, u: torch.Tensor, M: torch.Tensor, b: torch.Tensor, c: torch.Tensor, D: torch.Tensor,
+             activation: str = "gelu") -> tuple[torch.Tensor, torch.Tensor]:
+    """(act(y) (B, H), z' (B, H, S)) for state z (B, H, S) and input u (B, H), all real of one dtype."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
+    H, S = b.shape
+    if z.dim() != 3 or z.shape[1:] != (H, S) or u.shape != z.shape[:2]:
+        raise ValueError(f"z, u: expected (B, H={H}, S={S}) and (B, H), got {tuple(z.shape)} and {tuple(u.shape)}")
+    return implementation("ssm_step", z.device)(z, u, M, b, c, D, activation)

@@ -1,0 +1,57 @@
+"""The chunked convolution path of SSMConv (taken on CUDA with Triton) equals the FFT path: values and gradients."""
+import pytest
+import torch
+
+import ssmkit
+from tests.conftest import rel_err
+
+LAYERS = [
+    ("s4", dict(l_max=160)),
+    ("s4", dict(l_max=None, init="legt")),
+    ("s4", dict(l_max=160, channels=2, bidirectional=True)),
+    ("s4d", dict(init="lin")),
+    ("s4d", dict(init="legs", disc="bilinear", channels=2)),
+    ("s4d", dict(bidirectional=True)),
+    ("dss", dict(variant="exp")),
+    ("dlr", dict()),
+    ("ema", dict(bidirectional=True, ndim=4)),
+]
+
+
+def _features_and_grads(layer, u, chunked: bool, rate: float):
+    """The layer's output through the FFT path (forward on the CPU) or the chunked one (what CUDA takes)."""
+    layer.zero_grad()
+    if not chunked:
+        y = layer(u, rate=rate)[0]
+    elif layer.channels == 1:
+        y = layer.output(layer._chunked_activations(u, rate))
+    else:
+        y = layer._output_features(layer._chunked_convolution(u, rate))
+    (y * torch.linspace(-1, 1, y.numel(), dtype=y.dtype).view_as(y)).sum().backward()
+    return y.detach(), {n: p.grad.clone() for n, p in layer.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("name,options", LAYERS)
+@pytest.mark.parametrize("L", [70, 128])
+def test_chunked_convolution_matches_fft_float64(name, options, L):
+    size = {} if name == "ema" else {"d_state": 8}
+    layer = ssmkit.layer(name, d_model=3, **size, **options).double()
+    u = torch.randn(2, L, 3, dtype=torch.float64)
+    rate = 1.0 if name == "s4" and options.get("l_max") else 0.7
+    y_fft, g_fft = _features_and_grads(layer, u, False, rate)
+    y_chk, g_chk = _features_and_grads(layer, u, True, rate)
+    assert rel_err(y_chk, y_fft) < 1e-9
+    assert g_chk.keys() == g_fft.keys()
+    for n in g_fft:
+        assert rel_err(g_chk[n], g_fft[n]) < 1e-7, n
+
+
+def test_only_kernels_whose_recurrence_is_the_kernel_are_chunkable():
+    assert ssmkit.layer("dss", d_model=2, variant="exp").kernel.chunkable
+    assert not ssmkit.layer("dss", d_model=2, variant="softmax").kernel.chunkable
+    assert not getattr(ssmkit.layer("sgconv", d_model=2, l_max=16).kernel, "chunkable", False)
+
+
+def test_cpu_forward_keeps_the_fft_path():
+    layer = ssmkit.layer("s4d", d_model=2)
+    assert not layer._chunked(torch.randn(1, 4, 2))

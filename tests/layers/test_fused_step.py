@@ -1,0 +1,37 @@
+"""The fused recurrent step (ops.ssm_step, what SSMConv.step takes on CUDA) equals the layer's plain step."""
+import pytest
+import torch
+
+import ssmkit
+from ssmkit.ops.step import ssm_step_torch
+from tests.conftest import rel_err
+
+LAYERS = [("s4", dict(l_max=32)), ("s4", dict(init="legt")), ("s4d", dict(init="lin")), ("s4d", dict(disc="bilinear")),
+          ("dss", dict(variant="exp")), ("dlr", dict()), ("ema", dict(ndim=4))]
+
+
+@pytest.mark.parametrize("name,options", LAYERS)
+def test_fused_step_equals_the_plain_step(name, options):
+    size = {} if name == "ema" else {"d_state": 8}
+    layer = ssmkit.layer(name, d_model=5, **size, **options).eval()
+    u = torch.randn(3, 6, 5)
+    state_plain = state_fused = layer.default_state(3)
+    with torch.no_grad():
+        for t in range(6):
+            y_plain, state_plain = layer.step(u[:, t], state_plain)
+            y_fused, state_fused = layer._step_fused(u[:, t], state_fused, 1.0)
+            assert rel_err(y_fused, y_plain) < 1e-5 and rel_err(state_fused, state_plain) < 1e-5
+
+
+@pytest.mark.parametrize("activation", ["gelu", "silu", "relu", "id"])
+@pytest.mark.parametrize("B", [1, 19])  # one row, and two blocks of 16 rows
+def test_triton_step_matches_the_reference(activation, B):
+    """float32, rel < 1e-6: on the GPU when there is one, else in Triton's CPU interpreter."""
+    triton_step = pytest.importorskip("ssmkit.ops.triton_step")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    H, S = 3, 6  # S padded to 16 inside the kernel
+    z, M = torch.randn(B, H, S, device=device), 0.3 * torch.randn(H, S, S, device=device)
+    u, b, c, D = (torch.randn(*shape, device=device) for shape in [(B, H), (H, S), (H, S), (H,)])
+    y, z2 = triton_step.ssm_step_triton(z, u, M, b, c, D, activation)
+    y_ref, z_ref = ssm_step_torch(z, u, M, b, c, D, activation)
+    assert rel_err(y, y_ref) < 1e-6 and rel_err(z2, z_ref) < 1e-6

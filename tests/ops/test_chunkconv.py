@@ -1,0 +1,116 @@
+"""The chunked state-passing convolution equals the FFT convolution with the same SSM kernel (float64)."""
+import pytest
+import torch
+
+from ssmkit.dense import dense_discretize, dense_kernel, dplr_dense
+from ssmkit.kernels.chunked import dense_chunks, diagonal_chunks, interleave, real_form
+from ssmkit.ops import chunk_scan, chunkconv, fftconv
+from ssmkit.ops.chunk_scan import scan_reference
+from tests.conftest import random_stable, rel_err
+
+
+def _diag_system(H=3, N2=4, Cch=2):
+    Lambda, _, B, C, dt = random_stable(H, N2, Cch=Cch)
+    log_dA = Lambda * dt[:, None]
+    W = C * B  # B folded into the output weights: x_t = Ā x_{t−1} + u_t
+    return log_dA, W
+
+
+def _diag_kernel(log_dA, W, L):
+    l = torch.arange(L, dtype=torch.float64)
+    return torch.einsum("chn,hnl->chl", W, torch.exp(log_dA[..., None] * l)).real
+
+
+@pytest.mark.parametrize("L", [1, 7, 16, 45])
+@pytest.mark.parametrize("T", [4, 8])
+def test_diagonal_chunkconv_matches_fft_convolution(L, T):
+    log_dA, W = _diag_system()
+    system = diagonal_chunks(log_dA, W, T)
+    u = torch.randn(3, 2, L, dtype=torch.float64)  # (H, B, L)
+    D = torch.randn(2, 3, dtype=torch.float64)
+    y = chunkconv(u, system.Kt, system.Win, system.Wout, system.A, D)  # (H, B, L, Cch)
+    K = _diag_kernel(log_dA, W, L)
+    ref = fftconv(u.transpose(0, 1), K) + D[..., None] * u.transpose(0, 1)[:, None]  # (B, Cch, H, L)
+    assert y.shape == (3, 2, L, 2)
+    assert rel_err(y.permute(1, 3, 0, 2), ref) < 1e-12
+
+
+def test_delayed_chunks_give_the_strictly_causal_kernel():
+    log_dA, W = _diag_system()
+    L, T = 21, 4
+    s = diagonal_chunks(log_dA, W, T, delay=True)
+    u = torch.randn(3, 2, L, dtype=torch.float64)
+    K = _diag_kernel(log_dA, W, L)
+    K_delayed = torch.cat([torch.zeros_like(K[..., :1]), K[..., :-1]], dim=-1)
+    ref = fftconv(u.transpose(0, 1), K_delayed)
+    assert rel_err(chunkconv(u, s.Kt, s.Win, s.Wout, s.A).permute(1, 3, 0, 2), ref) < 1e-12
+
+
+@pytest.mark.parametrize("delay", [False, True])
+def test_dense_chunks_of_a_dplr_system_match_the_dense_kernel(delay):
+    H, N2, L, T = 2, 3, 30, 8
+    Lambda, P, B, C, dt = random_stable(H, N2, Cch=2)
+    A, Bf, Cf = dplr_dense(Lambda, P, B, C)
+    dA, dB = dense_discretize(A, Bf, dt, "bilinear")
+    M = real_form(dA)
+    s = dense_chunks(M, interleave(dB[:, :N2]), interleave(2 * C.conj()), T, delay)
+    K = dense_kernel(dA, dB, Cf, L).real  # (Cch, H, L)
+    if delay:
+        K = torch.cat([torch.zeros_like(K[..., :1]), K[..., :-1]], dim=-1)
+    u = torch.randn(H, 2, L, dtype=torch.float64)
+    ref = fftconv(u.transpose(0, 1), K)
+    assert rel_err(chunkconv(u, s.Kt, s.Win, s.Wout, s.A).permute(1, 3, 0, 2), ref) < 1e-11
+
+
+def test_real_form_is_the_half_state_map():
+    H, N2 = 2, 3
+    dA = torch.randn(H, 2 * N2, 2 * N2, dtype=torch.complex128)
+    x = torch.randn(H, N2, dtype=torch.complex128)
+    top = torch.einsum("hij,hj->hi", dA, torch.cat([x, x.conj()], -1))[:, :N2]
+    assert torch.allclose(torch.einsum("hij,hj->hi", real_form(dA), interleave(x)), interleave(top), atol=1e-13)
+
+
+@pytest.mark.parametrize("complex_A", [False, True])
+def test_chunk_scan_gradient(complex_A):
+    H, B, n, D = 2, 3, 5, 4
+    A = (0.5 * torch.randn(H, D // 2, dtype=torch.complex128) if complex_A
+         else 0.5 * torch.randn(H, D, D, dtype=torch.float64)).requires_grad_()
+    S = torch.randn(H, B, n, D, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(chunk_scan, (A, S))
+
+
+def test_reverse_scan_is_the_adjoint():
+    """<scan(A, S), G> = <S, reverse scan(Aᵀ, G)>: what the GPU backward relies on."""
+    H, B, n, D = 2, 3, 6, 4
+    A = torch.randn(H, D, D, dtype=torch.float64)
+    S, G = torch.randn(2, H, B, n, D, dtype=torch.float64)
+    lhs = (scan_reference(A, S) * G).sum()
+    rhs = (S * scan_reference(A.transpose(-1, -2), G, reverse=True)).sum()
+    assert torch.allclose(lhs, rhs, atol=1e-12)
+
+
+def test_chunkconv_checks_shapes():
+    log_dA, W = _diag_system()
+    s = diagonal_chunks(log_dA, W, 4)
+    with pytest.raises(ValueError, match="u: expected shape"):
+        chunkconv(torch.randn(2, 2, 8, dtype=torch.float64), s.Kt, s.Win, s.Wout, s.A)
+    with pytest.raises(ValueError, match="A: expected shape"):
+        chunk_scan(torch.randn(3, 4, 4), torch.randn(3, 2, 5, 6))
+
+
+@pytest.mark.parametrize("complex_A", [False, True])
+@pytest.mark.parametrize("shape", [(2, 3, 5, 8), (3, 17, 4, 6)])  # 17 rows: two batch blocks; D = 6: padded to 16
+def test_triton_chunk_scan_matches_the_reference(complex_A, shape):
+    """Values and gradients, float32, rel < 1e-5: on the GPU when there is one, else in Triton's CPU interpreter."""
+    triton_scan = pytest.importorskip("ssmkit.ops.triton_chunk_scan")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    H, B, n, D = shape
+    A = (0.5 * torch.randn(H, D // 2, dtype=torch.complex64) if complex_A else 0.3 * torch.randn(H, D, D)).to(device)
+    S = torch.randn(H, B, n, D, device=device)
+    G = torch.randn(H, B, n, D, device=device)
+    A.requires_grad_(), S.requires_grad_()
+    X = triton_scan.chunk_scan_triton(A, S)
+    gA, gS = torch.autograd.grad((X * G).sum(), (A, S))
+    X_ref = scan_reference(A, S)
+    rA, rS = torch.autograd.grad((X_ref * G).sum(), (A, S))
+    assert rel_err(X, X_ref) < 1e-5 and rel_err(gA, rA) < 1e-5 and rel_err(gS, rS) < 1e-5

@@ -1,0 +1,73 @@
+"""chunkconv_act: the batch-first chunked convolution + activation; its Triton version equals the torch reference."""
+import pytest
+import torch
+
+from ssmkit.dense import dense_discretize, dplr_dense
+from ssmkit.kernels.chunked import dense_chunks, diagonal_chunks, interleave, real_form
+from ssmkit.ops import ChunkPart, chunkconv, chunkconv_act, fftconv
+from ssmkit.ops.chunkconv_act import activate, chunkconv_act_torch
+from tests.conftest import random_stable, rel_err
+
+
+def _part(system, D=None, reverse=False) -> ChunkPart:
+    return system.part(D, reverse)
+
+
+def _diag(H, N2, T, dtype, delay=False):
+    Lambda, _, B, C, dt = random_stable(H, N2)
+    return diagonal_chunks((Lambda * dt[:, None]).to(dtype), (C * B).to(dtype), T, delay)
+
+
+def _dense(H, N2, T, dtype):
+    Lambda, P, B, C, dt = random_stable(H, N2)
+    A, Bf, _ = dplr_dense(Lambda, P, B, C)
+    dA, dB = dense_discretize(A, Bf, dt, "bilinear")
+    s = dense_chunks(real_form(dA), interleave(dB[:, :N2]), interleave(2 * C.conj()), T)
+    return type(s)(*(t.to(dtype if not t.is_complex() else t.dtype) for t in (s.Kt, s.Win, s.Wout, s.A)))
+
+
+def test_reference_is_the_fft_convolution_plus_activation():
+    H, N2, T, L = 3, 4, 8, 29
+    fwd, bwd = _diag(H, N2, T, torch.complex128), _diag(H, N2, T, torch.complex128, delay=True)
+    D = torch.randn(1, H, dtype=torch.float64)
+    u = torch.randn(2, L, H, dtype=torch.float64)
+    y = chunkconv_act(u, [_part(fwd, D), _part(bwd, reverse=True)], "gelu")
+    # each kernel as the chunked convolution's impulse response (that path is held to the FFT in test_chunkconv.py)
+    impulse = torch.eye(1, L, dtype=torch.float64).expand(H, 1, L)
+    k_fwd = chunkconv(impulse, fwd.Kt, fwd.Win, fwd.Wout, fwd.A)[:, 0, :, 0]
+    k_bwd = chunkconv(impulse, bwd.Kt, bwd.Win, bwd.Wout, bwd.A)[:, 0, :, 0]
+    x = u.transpose(1, 2)
+    ref = fftconv(x, k_fwd[None]) + fftconv(x.flip(-1), k_bwd[None]).flip(-1) + D[..., None] * x[:, None]
+    assert rel_err(y, activate(ref[:, 0].transpose(1, 2), "gelu")) < 1e-12
+
+
+CASES = [
+    ("diag", False, "gelu", 45),
+    ("diag", True, "silu", 64),
+    ("dense", False, "relu", 37),
+    ("dense", True, "id", 40),
+]
+
+
+@pytest.mark.parametrize("kind,bidirectional,activation,L", CASES)
+def test_triton_chunkconv_act_matches_the_reference(kind, bidirectional, activation, L):
+    """float32 values and gradients, rel < 1e-5: on the GPU when there is one, else in Triton's CPU interpreter."""
+    tc = pytest.importorskip("ssmkit.ops.triton_chunkconv")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    H, N2, T, B = 2, 4, 16, 3
+    make = (lambda delay=False: _diag(H, N2, T, torch.complex64, delay)) if kind == "diag" else (
+        lambda delay=False: _dense(H, N2, T, torch.float32))
+    parts = [_part(make(), 0.5 * torch.randn(1, H))]
+    if bidirectional:
+        parts.append(_part(make(True) if kind == "diag" else make(), reverse=True))
+    leaves = [t.detach().to(device).requires_grad_() for p in parts for t in (p.ToepT, p.Win, p.WoutT, p.A)]
+    parts = [ChunkPart(*leaves[4 * k:4 * k + 4], reverse=p.reverse) for k, p in enumerate(parts)]
+    u = torch.randn(B, L, 2 * H, device=device)[..., ::2].requires_grad_()  # a strided (non-contiguous) input
+    g = torch.randn(B, L, H, device=device)
+    y = tc.chunkconv_act_triton(u, parts, activation)
+    grads = torch.autograd.grad((y * g).sum(), [u] + leaves)
+    y_ref = chunkconv_act_torch(u, parts, activation)
+    refs = torch.autograd.grad((y_ref * g).sum(), [u] + leaves)
+    assert rel_err(y, y_ref) < 1e-5
+    for got, want in zip(grads, refs):
+        assert rel_err(got, want) < 1e-5
