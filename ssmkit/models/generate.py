@@ -145,7 +145,8 @@ def generate(model, prompt: torch.Tensor, n_tokens: int, temperature: float = 1.
     vocab = model.decoder.out_features
     sampler = Sampler(options, B, vocab, prompt.device, prompt)
     loop = _Loop(model, prompt[:, -1], states, sampler, uniforms, vocab)
-    graph = _capture(loop) if prompt.is_cuda and cuda_graph else None
+    # a graph pays off over a few tokens; its warm-up takes two steps, which the buffers must hold
+    graph = _capture(loop) if prompt.is_cuda and cuda_graph and n_tokens >= 3 else None
     n = _run(loop, n_tokens, graph, eos)
     tokens, logits = loop.tokens[:n].T, loop.logits[:n].transpose(0, 1)
     if eos is not None and bool(loop.sampler.finished.all()):  # cut after the step where the last row finished
