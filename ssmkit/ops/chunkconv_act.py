@@ -5,9 +5,9 @@ Each part is a causal SSM in chunked form (kernels/chunked.py) given as the thre
 and a ``reverse`` flag: a reversed part reads u backwards and writes its output backwards (the anti-causal half of a
 bidirectional layer, whose kernel then has K_0 = 0). The parts are summed before the activation.
 
-The torch reference composes ops.chunkconv (channel-major) with transposes; the Triton version
-(ops/triton_chunkconv.py) reads u and writes the output in the batch-first layout directly, fuses the activation and
-its derivative, and never materializes a transposed copy. Activations: gelu (erf), silu, relu, id.
+The torch reference composes ops.chunkconv's products (channel-major) with transposes; the Triton version
+(ops/triton_chunkconv.py) fuses the chunk products with the activation and its derivative. Activations: gelu (erf),
+silu, relu, id.
 """
 from __future__ import annotations
 
@@ -39,6 +39,18 @@ def activate(y: torch.Tensor, activation: str) -> torch.Tensor:
     if activation == "relu":
         return torch.relu(y)
     return y
+
+
+def activation_grad(y: torch.Tensor, activation: str) -> torch.Tensor:
+    """act'(y), elementwise."""
+    if activation == "gelu":
+        return 0.5 * (1 + torch.erf(y * 0.5 ** 0.5)) + y * torch.exp(-0.5 * y * y) * (2 * torch.pi) ** -0.5
+    if activation == "silu":
+        s = torch.sigmoid(y)
+        return s * (1 + y * (1 - s))
+    if activation == "relu":
+        return (y > 0).to(y.dtype)
+    return torch.ones_like(y)
 
 
 @register("chunkconv_act", "torch")

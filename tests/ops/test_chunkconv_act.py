@@ -71,3 +71,11 @@ def test_triton_chunkconv_act_matches_the_reference(kind, bidirectional, activat
     assert rel_err(y, y_ref) < 1e-5
     for got, want in zip(grads, refs):
         assert rel_err(got, want) < 1e-5
+
+
+def test_activation_grad_is_the_derivative():
+    from ssmkit.ops.chunkconv_act import activation_grad
+    y = torch.linspace(-4, 4, 101, dtype=torch.float64, requires_grad=True)
+    for name in ("gelu", "silu", "relu", "id"):
+        (d,) = torch.autograd.grad(activate(y, name).sum(), y)
+        assert torch.allclose(activation_grad(y.detach(), name), d, atol=1e-12), name
