@@ -35,7 +35,7 @@ def main() -> None:
         for _ in range(3):
             run()
         torch.cuda.synchronize()
-        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=True) as prof:
             for _ in range(5):
                 run()
             torch.cuda.synchronize()
@@ -44,6 +44,11 @@ def main() -> None:
         launches = sum(e.count for e in events if e.device_type == torch.autograd.DeviceType.CUDA) / 5
         print(f"\n=== {spec}: GPU busy {cuda_total:.2f} ms/iter, {launches:.0f} kernels/iter ===")
         print(events.table(sort_by="self_device_time_total", row_limit=14, max_name_column_width=60))
+        by_shape = sorted((e for e in prof.key_averages(group_by_input_shape=True) if e.self_device_time_total > 0
+                           and e.key.startswith("aten::")), key=lambda e: -e.self_device_time_total)[:14]
+        print("aten ops by input shape (ms/iter, calls/iter):")
+        for e in by_shape:
+            print(f"  {e.self_device_time_total / 5e3:7.2f} {e.count / 5:5.1f}  {e.key:28} {str(e.input_shapes)[:90]}")
 
 
 if __name__ == "__main__":

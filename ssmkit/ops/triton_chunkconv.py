@@ -1,6 +1,7 @@
 """Triton version of ops.chunkconv_act: the chunked SSM convolution with the activation fused.
 
-The input is copied once into the channel-major layout (H, B, L') (L' = L front-padded to whole chunks of T), where
+The input is copied once (a tiled transpose) into the channel-major layout (H, B, L') (L' = L front-padded to whole
+chunks of T), where
 each channel's chunks are the rows of one contiguous matrix: every tile a kernel reads is contiguous, and the products
 whose reduction runs over batch and chunks are single batched GEMMs. Per part (a reversed part works on a reversed
 copy):
@@ -94,6 +95,42 @@ def _gate_kernel(G, PRE, GD, WOUTT, R, n, SR, ACT: tl.constexpr, BC: tl.constexp
     tl.store(R + (row * n + rows[:, None]) * SR + rs[None, :], r, mask=rmask[:, None] & smask[None, :])
 
 
+@triton.jit
+def _transpose_kernel(SRC, DST, L, H, pad, s0, s1, s2, TO_CHANNEL_MAJOR: tl.constexpr, BL: tl.constexpr,
+                      BH: tl.constexpr):
+    """(B, L, H) <-> (H, B, pad + L) through a (BL, BH) tile: coalesced on both sides (the compiler stages the tile
+    through shared memory); casts to the destination's dtype. s0..s2: the strides of the batch-first side."""
+    b, rl, rh = tl.program_id(0), tl.program_id(1) * BL + tl.arange(0, BL), tl.program_id(2) * BH + tl.arange(0, BH)
+    B = tl.num_programs(0)
+    mask = (rl < L)[:, None] & (rh < H)[None, :]
+    batch_first = b * s0 + rl[:, None] * s1 + rh[None, :] * s2
+    channel_major = (rh[None, :] * B + b) * (L + pad) + pad + rl[:, None]
+    if TO_CHANNEL_MAJOR:
+        tile = tl.load(SRC + batch_first, mask=mask)
+        tl.store(DST + channel_major, tile.to(DST.dtype.element_ty), mask=mask)
+    else:
+        tile = tl.load(SRC + channel_major, mask=mask)
+        tl.store(DST + batch_first, tile.to(DST.dtype.element_ty), mask=mask)
+
+
+def to_channel_major(u: torch.Tensor, pad: int) -> torch.Tensor:
+    """u (B, L, H), any float dtype and strides -> float32 (H, B, pad + L), zeros in front."""
+    B, L, H = u.shape
+    x = (torch.zeros if pad else torch.empty)(H, B, pad + L, device=u.device, dtype=torch.float32)
+    _transpose_kernel[(B, triton.cdiv(L, 64), triton.cdiv(H, 64))](u, x, L, H, pad, *u.stride(),
+                                                                   TO_CHANNEL_MAJOR=True, BL=64, BH=64)
+    return x
+
+
+def to_batch_first(x: torch.Tensor, pad: int, dtype: torch.dtype) -> torch.Tensor:
+    """x (H, B, pad + L) -> contiguous (B, L, H) of ``dtype``, the padding dropped."""
+    H, B, Lp = x.shape
+    u = torch.empty(B, Lp - pad, H, device=x.device, dtype=dtype)
+    _transpose_kernel[(B, triton.cdiv(Lp - pad, 64), triton.cdiv(H, 64))](x, u, Lp - pad, H, pad, *u.stride(),
+                                                                           TO_CHANNEL_MAJOR=False, BL=64, BH=64)
+    return u
+
+
 def _tiles(H: int, B: int, n: int) -> tuple[tuple, int]:
     BC = max(16, min(64, triton.next_power_of_2(n)))
     return (H, B, triton.cdiv(n, BC)), BC
@@ -127,9 +164,7 @@ class _ChunkConvAct(torch.autograd.Function):
         T = parts[0].ToepT.shape[-1]
         n = triton.cdiv(L, T)
         pad = n * T - L
-        x = torch.zeros(H, B, n * T, device=u.device, dtype=torch.float32) if pad else \
-            torch.empty(H, B, L, device=u.device, dtype=torch.float32)
-        x[..., pad:] = u.permute(2, 0, 1)
+        x = to_channel_major(u, pad)
         act = ACT_CODE[activation]
         fused = len(parts) == 1 and not parts[0].reverse
         inputs, states, pre = [], [], None
@@ -161,9 +196,7 @@ class _ChunkConvAct(torch.autograd.Function):
         H, B, Lp = inputs[0].shape
         T = parts[0].ToepT.shape[-1]
         n = Lp // T
-        g = torch.zeros(H, B, Lp, device=grad.device, dtype=torch.float32) if pad else \
-            torch.empty(H, B, Lp, device=grad.device, dtype=torch.float32)
-        g[..., pad:] = grad.permute(2, 0, 1)
+        g = to_channel_major(grad, pad)
         R = None
         if k == 1 and not parts[0].reverse and act != ACT_CODE["id"]:
             gd = torch.empty_like(g)
@@ -184,7 +217,7 @@ class _ChunkConvAct(torch.autograd.Function):
             U, G2, X2, S2 = (t.view(H, B * n, -1) for t in (xp, gp, X, dS))
             grads += [U.transpose(1, 2) @ G2, U.transpose(1, 2) @ S2, X2.transpose(1, 2) @ G2,
                       scan_grad_A(p.A, dS, X)]
-        return (du[..., pad:].permute(1, 2, 0).to(ctx.dtype), None, None, *grads)
+        return (to_batch_first(du, pad, ctx.dtype), None, None, *grads)
 
 
 @register("chunkconv_act", "triton")

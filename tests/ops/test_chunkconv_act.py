@@ -79,3 +79,14 @@ def test_activation_grad_is_the_derivative():
     for name in ("gelu", "silu", "relu", "id"):
         (d,) = torch.autograd.grad(activate(y, name).sum(), y)
         assert torch.allclose(activation_grad(y.detach(), name), d, atol=1e-12), name
+
+
+@pytest.mark.parametrize("pad", [0, 5])
+def test_triton_transposes_between_the_layouts(pad):
+    tc = pytest.importorskip("ssmkit.ops.triton_chunkconv")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    u = torch.randn(3, 70, 2 * 67, device=device)[..., ::2]  # strided, H = 67 and L = 70: partial tiles
+    x = tc.to_channel_major(u, pad)
+    assert x.dtype == torch.float32 and torch.equal(x[..., pad:], u.permute(2, 0, 1)) and not x[..., :pad].any()
+    back = tc.to_batch_first(x, pad, torch.float64)
+    assert back.is_contiguous() and torch.equal(back, u.double())
