@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..kernels.base import complex_dtype
-from ..ops import backend, chunkconv, chunkconv_act, fftconv, ssm_step
+from ..ops import backend, chunkconv, chunkconv_act, fftconv, linear_glu, ssm_step
 from ..ops.chunkconv_act import ACTIVATIONS as FUSED_ACTIVATIONS
 from .checks import check_input, check_rate, check_state, check_step_input
 
@@ -54,7 +54,7 @@ class SSMConv(nn.Module):
         self.kernel, self.H, self.channels = kernel, kernel.H, channels
         self.bidirectional, self.l_max = bidirectional, l_max
         self.D = nn.Parameter(torch.randn(channels, self.H))
-        self.activation, self.activation_name = ACTIVATIONS[activation](), activation
+        self.activation, self.activation_name, self.output_kind = ACTIVATIONS[activation](), activation, output
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         if output == "glu":
             self.output = nn.Sequential(nn.Linear(channels * self.H, 2 * self.H), nn.GLU(dim=-1))
@@ -194,4 +194,9 @@ class SSMConv(nn.Module):
         with torch.autocast(device_type=u.device.type, enabled=False):
             z = torch.view_as_real(state.to(torch.complex64)).flatten(-2)  # (B, H, N) interleaved, no copy
             y, z = ssm_step(z, u.float(), *self._step_form[1], self.D[0].float(), self.activation_name)
-        return self.output(self.dropout(y)), torch.view_as_complex(z.unflatten(-1, (-1, 2)))
+        y = self.dropout(y)
+        if self.output_kind == "glu" and not torch.is_autocast_enabled(u.device.type):
+            y = linear_glu(y, self.output[0].weight, self.output[0].bias)
+        else:
+            y = self.output(y)
+        return y, torch.view_as_complex(z.unflatten(-1, (-1, 2)))
