@@ -64,6 +64,9 @@ class SSMConv(nn.Module):
             self.output = nn.Identity()
         self._step_cache: tuple | None = None
         self._step_form: tuple | None = None  # (recurrence, its (M, b, c) for ops.ssm_step)
+        # step() on the GPU path writes the next state into the state given and returns that tensor: for loops that
+        # own their states (models.generate sets it while it runs), saving a copy per layer and token
+        self.step_in_place = False
 
     # -- input checks ----------------------------------------------------------------------------------------------
     def _check_input(self, u) -> None:
@@ -193,7 +196,8 @@ class SSMConv(nn.Module):
                 self._step_form = (rec, (M, b, c[0]))
         with torch.autocast(device_type=u.device.type, enabled=False):
             z = torch.view_as_real(state.to(torch.complex64)).flatten(-2)  # (B, H, N) interleaved, no copy
-            y, z = ssm_step(z, u.float(), *self._step_form[1], self.D[0].float(), self.activation_name)
+            out = z if self.step_in_place and state.dtype == torch.complex64 else None
+            y, z = ssm_step(z, u.float(), *self._step_form[1], self.D[0].float(), self.activation_name, out)
         y = self.dropout(y)
         if self.output_kind == "glu" and not torch.is_autocast_enabled(u.device.type):
             y = linear_glu(y, self.output[0].weight, self.output[0].bias)

@@ -8,6 +8,7 @@ give the same tokens for the same seed (tested). The random numbers are drawn be
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import torch
@@ -59,10 +60,7 @@ class _Loop:
     def step(self) -> None:
         logits, states = self.model.step(self.x, self.states)
         self.states = _tree_map(_assign, self.states, states)
-        token = self.sampler(logits, self.uniforms.index_select(0, self.t)[0])
-        self.x.copy_(token)
-        self.tokens.index_copy_(0, self.t, token[None])
-        self.logits.index_copy_(0, self.t, logits[None].to(self.logits.dtype))
+        self.sampler.draw(logits, self.uniforms, self.t, self.x, self.tokens, self.logits)
         self.t += 1
 
     def snapshot(self) -> tuple:
@@ -72,6 +70,20 @@ class _Loop:
         self.states = saved[0]
         for t, s in zip(_tensors([self.x, self.states, self.t] + self.sampler.buffers()), saved[1]):
             t.copy_(s)
+
+
+@contextlib.contextmanager
+def _states_in_place(model):
+    """Layers that can (SSMConv.step_in_place) update the loop's own state buffers in place while it runs."""
+    layers = [m for m in model.modules() if hasattr(m, "step_in_place")]
+    before = [m.step_in_place for m in layers]
+    for m in layers:
+        m.step_in_place = True
+    try:
+        yield
+    finally:
+        for m, b in zip(layers, before):
+            m.step_in_place = b
 
 
 def _capture(loop: _Loop) -> torch.cuda.CUDAGraph | None:
@@ -146,8 +158,9 @@ def generate(model, prompt: torch.Tensor, n_tokens: int, temperature: float = 1.
     sampler = Sampler(options, B, vocab, prompt.device, prompt)
     loop = _Loop(model, prompt[:, -1], states, sampler, uniforms, vocab)
     # a graph pays off over a few tokens; its warm-up takes two steps, which the buffers must hold
-    graph = _capture(loop) if prompt.is_cuda and cuda_graph and n_tokens >= 3 else None
-    n = _run(loop, n_tokens, graph, eos)
+    with _states_in_place(model):
+        graph = _capture(loop) if prompt.is_cuda and cuda_graph and n_tokens >= 3 else None
+        n = _run(loop, n_tokens, graph, eos)
     tokens, logits = loop.tokens[:n].T, loop.logits[:n].transpose(0, 1)
     if eos is not None and bool(loop.sampler.finished.all()):  # cut after the step where the last row finished
         n = int((tokens == eos).int().argmax(1).max()) + 1

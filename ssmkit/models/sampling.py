@@ -7,14 +7,16 @@ A token is drawn by inverse-CDF sampling with one uniform number per row, all dr
 which is an exact draw from p. Filters: top-k (keep the k largest), top-p (keep the smallest head of the sorted
 distribution whose mass reaches p), and the CTRL repetition penalty (a logit of a token already seen is divided by
 the penalty when positive, multiplied when negative). Temperature 0 is greedy. A row that has emitted ``eos`` emits
-``eos`` from then on.
+``eos`` from then on. The draw itself, with the writes of a step, is ops.draw (one Triton kernel on the GPU).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
+
+from ..ops import draw
 
 
 @dataclass
@@ -57,7 +59,8 @@ def filter_logits(logits: torch.Tensor, options: SamplingOptions, seen: torch.Te
 
 
 class Sampler:
-    """Draws tokens for a batch, keeping the seen-token mask and the finished rows as device tensors."""
+    """Draws each step's tokens into the loop's buffers (ops.draw), keeping the seen-token mask and the finished rows
+    as device tensors; the filters run first when any is set."""
 
     def __init__(self, options: SamplingOptions, batch: int, vocab: int, device, prompt: torch.Tensor):
         options.check(vocab)
@@ -67,22 +70,21 @@ class Sampler:
             self.seen = torch.zeros(batch, vocab, dtype=torch.bool, device=device)
             self.seen.scatter_(1, prompt, True)
         self.finished = torch.zeros(batch, dtype=torch.bool, device=device)
+        self.filtered = options.top_k is not None or options.top_p < 1.0 or self.seen is not None
 
-    def __call__(self, logits: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
-        """logits (B, V), uniform (B,) in [0, 1) -> token ids (B,)."""
-        if self.options.temperature == 0:
-            token = logits.argmax(-1)
-        else:
-            p = filter_logits(logits, self.options, self.seen).softmax(-1)
-            cdf = p.cumsum(-1)
-            token = torch.searchsorted(cdf, (uniform * cdf[:, -1])[:, None], right=True)[:, 0]
-            token = token.clamp(max=logits.shape[-1] - 1)
-        if self.options.eos is not None:
-            token = torch.where(self.finished, torch.full_like(token, self.options.eos), token)
-            self.finished |= token == self.options.eos
+    def draw(self, logits: torch.Tensor, uniforms: torch.Tensor, t: torch.Tensor, x: torch.Tensor,
+             tokens: torch.Tensor, logits_out: torch.Tensor) -> None:
+        """The tokens of step t from logits (B, V): into x, tokens[t]; the logits into logits_out[t]."""
+        o = self.options
+        weights, temperature = logits, o.temperature
+        if self.filtered:  # the filters apply the temperature themselves (greedy: argmax of the filtered logits)
+            weights = filter_logits(logits, replace(o, temperature=o.temperature or 1.0), self.seen)
+            temperature = 1.0 if o.temperature else 0.0
+        draw(weights, uniforms, t, x, tokens, logits_out, self.finished, temperature, o.eos)
+        if self.filtered:
+            logits_out.index_copy_(0, t, logits[None].to(logits_out.dtype))
         if self.seen is not None:
-            self.seen.scatter_(1, token[:, None], True)
-        return token
+            self.seen.scatter_(1, x[:, None], True)
 
     def buffers(self) -> list[torch.Tensor]:
         return [t for t in (self.seen, self.finished) if t is not None]

@@ -16,17 +16,21 @@ from .dispatch import implementation, register
 
 
 @register("ssm_step", "torch")
-def ssm_step_torch(z, u, M, b, c, D, activation: str):
-    z = torch.einsum("hij,bhj->bhi", M, z) + b * u[..., None]
-    return activate((c * z).sum(-1) + D * u, activation), z
+def ssm_step_torch(z, u, M, b, c, D, activation: str, out=None):
+    z2 = torch.einsum("hij,bhj->bhi", M, z) + b * u[..., None]
+    if out is not None:
+        z2 = out.copy_(z2)
+    return activate((c * z2).sum(-1) + D * u, activation), z2
 
 
 def ssm_step(z: torch.Tensor, u: torch.Tensor, M: torch.Tensor, b: torch.Tensor, c: torch.Tensor, D: torch.Tensor,
-             activation: str = "gelu") -> tuple[torch.Tensor, torch.Tensor]:
-    """(act(y) (B, H), z' (B, H, S)) for state z (B, H, S) and input u (B, H), all real of one dtype."""
+             activation: str = "gelu", out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(act(y) (B, H), z' (B, H, S)) for state z (B, H, S) and input u (B, H), all real of one dtype.
+
+    out: where z' is written (z itself for an update in place), else a new tensor."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
     H, S = b.shape
     if z.dim() != 3 or z.shape[1:] != (H, S) or u.shape != z.shape[:2]:
         raise ValueError(f"z, u: expected (B, H={H}, S={S}) and (B, H), got {tuple(z.shape)} and {tuple(u.shape)}")
-    return implementation("ssm_step", z.device)(z, u, M, b, c, D, activation)
+    return implementation("ssm_step", z.device)(z, u, M, b, c, D, activation, out)

@@ -1,5 +1,5 @@
-"""Triton version of ops.linear_glu for generation steps (up to 64 rows): a program computes a (16 rows × 64 outputs)
-tile of both halves over K in blocks of 64 and applies the gate. Larger batches and float64 take the reference
+"""Triton version of ops.linear_glu for generation steps (up to 64 rows): a program computes a (16 rows × 16
+outputs) tile of both halves over K in blocks of 64 and applies the gate (narrow tiles: many programs share W). Larger batches and float64 take the reference
 (cuBLAS is the better GEMM there)."""
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def linear_glu_triton(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
     NO = weight.shape[0] // 2
     y = torch.empty(B, NO, device=x.device, dtype=torch.float32)
     weight = weight.contiguous()
-    _linear_glu_kernel[(triton.cdiv(B, 16), triton.cdiv(NO, 64))](
+    _linear_glu_kernel[(triton.cdiv(B, 16), triton.cdiv(NO, 16))](
         x, weight, bias if bias is not None else weight, y, B, K, NO, *x.stride(), HAS_BIAS=bias is not None,
-        BB=16, BN=64, BK=64, num_warps=4)
+        BB=16, BN=16, BK=64, num_warps=2)
     return y

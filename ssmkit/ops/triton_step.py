@@ -1,6 +1,6 @@
 """Triton version of ops.ssm_step: one program per (channel, block of 16 batch rows) does the state update
-z' = z Mᵀ + u b (tl.dot, IEEE float32), the output c · z' + D u and the activation. Float32 only (float64 takes the
-reference)."""
+z' = z Mᵀ + u b (tl.dot, IEEE float32), the output c · z' + D u and the activation. A program reads its whole tile
+of z before writing z', so out may be z itself. Float32 only (float64 takes the reference)."""
 from __future__ import annotations
 
 import torch
@@ -33,12 +33,12 @@ def _step_kernel(Z, U, M, BV, CV, D, Y, Z2, B, S, szb, szh, sub, suh,
 
 
 @register("ssm_step", "triton")
-def ssm_step_triton(z, u, M, b, c, D, activation: str):
-    if z.dtype != torch.float32:
-        return ssm_step_torch(z, u, M, b, c, D, activation)
+def ssm_step_triton(z, u, M, b, c, D, activation: str, out=None):
+    if z.dtype != torch.float32 or (out is not None and not out.is_contiguous()):
+        return ssm_step_torch(z, u, M, b, c, D, activation, out)
     B, H, S = z.shape
     y = torch.empty(B, H, device=z.device, dtype=torch.float32)
-    z2 = torch.empty(B, H, S, device=z.device, dtype=torch.float32)
+    z2 = torch.empty(B, H, S, device=z.device, dtype=torch.float32) if out is None else out
     BB, SD = 16, max(16, triton.next_power_of_2(S))
     _step_kernel[(H, triton.cdiv(B, BB))](z, u, M.contiguous(), b.contiguous(), c.contiguous(), D.contiguous(), y, z2,
                                           B, S, z.stride(0), z.stride(1), u.stride(0), u.stride(1),

@@ -46,3 +46,13 @@ def test_triton_linear_glu_matches_the_reference(B, bias):
     x, w = torch.randn(B, 70, device=device), torch.randn(2 * 67, 70, device=device)  # partial tiles everywhere
     b = torch.randn(2 * 67, device=device) if bias else None
     assert rel_err(tl_glu.linear_glu_triton(x, w, b), linear_glu_torch(x, w, b)) < 1e-6
+
+
+def test_step_in_place_writes_the_given_state():
+    layer = ssmkit.layer("s4d", d_model=5, d_state=8).eval()
+    u, state = torch.randn(2, 5), layer.default_state(2) + 0.5j
+    with torch.no_grad():
+        _, expected = layer._step_fused(u, state.clone(), 1.0)
+        layer.step_in_place = True
+        y, new = layer._step_fused(u, state, 1.0)
+    assert new.data_ptr() == state.data_ptr() and torch.equal(new, expected)

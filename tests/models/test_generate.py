@@ -101,14 +101,25 @@ def test_filters_keep_what_top_k_and_top_p_promise():
     assert penalized.tolist() == [[1.0, 1.0, -1.0, 0.0]]
 
 
-def test_inverse_cdf_sampling_is_exact():
-    """token = first i with cdf_i > U: each token takes exactly its probability's share of [0, 1)."""
-    from ssmkit.models.sampling import Sampler, SamplingOptions
-    p = torch.tensor([0.1, 0.0, 0.6, 0.3])
-    u = (torch.arange(1000) + 0.5) / 1000
-    sampler = Sampler(SamplingOptions(), 1000, 4, "cpu", torch.zeros(1000, 1, dtype=torch.long))
-    counts = torch.bincount(sampler(p.log().expand(1000, 4), u), minlength=4)
-    assert counts.tolist() == [100, 0, 600, 300]
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+def test_inverse_cdf_sampling_is_exact(backend):
+    """token = first i with cdf_i > U: each token takes exactly its probability's share of [0, 1); the op also writes
+    the token and the logits at step t (on the GPU, or in Triton's CPU interpreter)."""
+    from ssmkit.ops import draw as draw_module  # noqa: F401
+    impl = pytest.importorskip(f"ssmkit.ops.{'draw' if backend == 'torch' else 'triton_draw'}")
+    device = "cuda" if backend == "triton" and torch.cuda.is_available() else "cpu"
+    p = torch.tensor([0.1, 0.0, 0.6, 0.3], device=device)
+    B = 1000
+    uniforms = ((torch.arange(B, device=device) + 0.5) / B).expand(3, B).contiguous()
+    t = torch.tensor([1], device=device)
+    x = torch.zeros(B, dtype=torch.long, device=device)
+    tokens = torch.zeros(3, B, dtype=torch.long, device=device)
+    out = torch.zeros(3, B, 4, device=device)
+    logits = p.log().expand(B, 4).contiguous()
+    fn = impl.draw_torch if backend == "torch" else impl.draw_triton
+    fn(logits, uniforms, t, x, tokens, out, torch.zeros(B, dtype=torch.bool, device=device), 1.0, None)
+    assert torch.bincount(x, minlength=4).tolist() == [100, 0, 600, 300]
+    assert torch.equal(tokens[1], x) and not tokens[0].any() and torch.equal(out[1], logits)
 
 
 def test_eos_ends_each_row_and_the_seed_fixes_the_sample():

@@ -1,0 +1,38 @@
+"""Drawing the next token of every row and writing it where a generation loop keeps it — one op per token step.
+
+    p = softmax(logits / temperature),  token = #{ i : Σ_{j<=i} p_j <= U_t · Σ_j p_j }   (inverse CDF; argmax if greedy)
+
+then, for each row b: x[b] = token, tokens[t, b] = token, logits_out[t, b] = logits[b], and with ``eos`` a finished row
+emits eos (finished[b] |= token == eos). t is a one-element device tensor (the step), so the op runs without a host
+synchronization inside a CUDA graph. uniforms (n, B) were drawn before the loop. The filters (top-k, top-p, repetition
+penalty) live in models/sampling.py, which calls this op only without them.
+"""
+from __future__ import annotations
+
+import torch
+
+from .dispatch import implementation, register
+
+
+@register("draw", "torch")
+def draw_torch(logits, uniforms, t, x, tokens, logits_out, finished, temperature: float, eos: int | None):
+    if temperature == 0:
+        token = logits.argmax(-1)
+    else:
+        p = (logits.float() / temperature).softmax(-1)
+        cdf = p.cumsum(-1)
+        u = uniforms.index_select(0, t)[0]
+        token = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True)[:, 0].clamp(max=logits.shape[-1] - 1)
+    if eos is not None:
+        token = torch.where(finished, torch.full_like(token, eos), token)
+        finished |= token == eos
+    x.copy_(token)
+    tokens.index_copy_(0, t, token[None])
+    logits_out.index_copy_(0, t, logits[None].to(logits_out.dtype))
+
+
+def draw(logits: torch.Tensor, uniforms: torch.Tensor, t: torch.Tensor, x: torch.Tensor, tokens: torch.Tensor,
+         logits_out: torch.Tensor, finished: torch.Tensor, temperature: float, eos: int | None) -> None:
+    """logits (B, V); uniforms (n, B); t (1,) long; x (B,) long; tokens (n, B) long; logits_out (n, B, V);
+    finished (B,) bool. Writes x, tokens[t], logits_out[t] (and finished)."""
+    implementation("draw", logits.device)(logits, uniforms, t, x, tokens, logits_out, finished, temperature, eos)
