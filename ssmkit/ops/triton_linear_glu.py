@@ -1,6 +1,6 @@
 """Triton version of ops.linear_glu for generation steps (up to 64 rows): a program computes a (16 rows × 16
-outputs) tile of both halves over K in blocks of 64 and applies the gate (narrow tiles: many programs share W). Larger batches and float64 take the reference
-(cuBLAS is the better GEMM there)."""
+outputs) tile of both halves over K in blocks of 64 and applies the gate (narrow tiles: many programs share W).
+Larger batches and float64 take the reference (cuBLAS is the better GEMM there)."""
 from __future__ import annotations
 
 import torch
