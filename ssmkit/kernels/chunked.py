@@ -68,24 +68,36 @@ def diagonal_chunks(log_dA: torch.Tensor, W: torch.Tensor, T: int, delay: bool =
     return ChunkSystem(Kt, Win, Wout, P[..., T])
 
 
-def _stack_powers(v: torch.Tensor, M: torch.Tensor, n: int) -> torch.Tensor:
-    """[v, vM, vM², …, vM^{n−1}] for row vectors v (..., H, S) and M (H, S, S), by doubling: (..., H, n, S)."""
-    out, P = v[..., None, :], M
-    while out.shape[-2] < n:
+def _powers_of_block(rows: torch.Tensor, M: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """[rows, rows M, …, rows M^{n−1}] (..., H, n, D) for rows (..., H, D), M (H, D, D), by doubling (log2 n levels of
+    three batched ops), and the last power used, M^m with m the largest power of two below n."""
+    out, P = rows[..., None, :], M
+    while True:
         out = torch.cat([out, out @ P], dim=-2)
+        if out.shape[-2] >= n:
+            return out[..., :n, :], P
         P = P @ P
-    return out[..., :n, :]
 
 
 def dense_chunks(M: torch.Tensor, b: torch.Tensor, c: torch.Tensor, T: int, delay: bool = False) -> ChunkSystem:
-    """Chunked form of the real system (M (H, S, S), b (H, S), c (Cch, H, S))."""
-    V = _stack_powers(b, M.transpose(-1, -2), T + 1)  # (H, T+1, S): M^j b as rows
-    R = _stack_powers(c, M, T + 1)  # (Cch, H, T+1, S): c M^j
+    """Chunked form of the real system (M (H, S, S), b (H, S), c (Cch, H, S)); T a power of two.
+
+    The rows M^j b (as bᵀ (Mᵀ)^j) and c M^j come from one doubling over the block matrix diag(Mᵀ, M) acting on the
+    rows [bᵀ, 0] and [0, c]; its last power, diag(Mᵀ, M)^T, holds the chunk transition M^T in the second block."""
+    if T & (T - 1):
+        raise ValueError(f"T: expected a power of two, got {T}")
+    Cch, H, S = c.shape
+    zeros = torch.zeros_like(M)
+    big = torch.cat([torch.cat([M.transpose(-1, -2), zeros], -1), torch.cat([zeros, M], -1)], -2)  # (H, 2S, 2S)
+    rows = torch.cat([torch.cat([b, torch.zeros_like(b)], -1)[None],
+                      torch.cat([torch.zeros_like(c), c], -1)], 0)  # (1 + Cch, H, 2S)
+    powers, P = _powers_of_block(rows, big, T + 1)  # P = big^T
+    V, R = powers[0, :, :, :S], powers[1:, :, :, S:]  # (H, T+1, S) and (Cch, H, T+1, S)
     Kt = torch.einsum("chs,hjs->chj", c, V[:, :T])
     if delay:
         Kt = torch.cat([torch.zeros_like(Kt[..., :1]), Kt[..., :-1]], dim=-1)
     Wout = R[..., :T, :] if delay else R[..., 1:, :]
-    return ChunkSystem(Kt, V[:, :T].flip(1), Wout, torch.linalg.matrix_power(M, T))
+    return ChunkSystem(Kt, V[:, :T].flip(1), Wout, P[:, S:, S:])
 
 
 def real_form(dA: torch.Tensor) -> torch.Tensor:

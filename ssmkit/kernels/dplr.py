@@ -35,6 +35,18 @@ def _unit_circle_points(L: int, dtype: torch.dtype, device) -> torch.Tensor:
     return (2j * torch.tan(math.pi * j / L)).to(dtype=dtype, device=device)
 
 
+def _small_inverse(M: torch.Tensor) -> torch.Tensor:
+    """Inverse of (..., R, R) for the low rank R: closed forms for R <= 2 (no batched LU launch)."""
+    R = M.shape[-1]
+    if R == 1:
+        return 1 / M
+    if R == 2:
+        a, b, c, d = M[..., 0, 0], M[..., 0, 1], M[..., 1, 0], M[..., 1, 1]
+        adj = torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], -2)
+        return adj / (a * d - b * c)[..., None, None]
+    return torch.linalg.inv(M)
+
+
 def dplr_generating_kernel(Lambda, P, B, C_tilde, dt, L: int) -> torch.Tensor:
     """K (..., Cch, H, L) from C̃ via the generating function (module docstring).
 
@@ -56,7 +68,7 @@ def dplr_generating_kernel(Lambda, P, B, C_tilde, dt, L: int) -> torch.Tensor:
     k11 = dtc * cauchy(Pc[:, None] * P, z, w)  # (R, R, H, Lz)
     R = P.shape[0]
     M = torch.eye(R, dtype=k11.dtype, device=k11.device) + k11.permute(2, 3, 0, 1)  # (H, Lz, R, R)
-    X = torch.linalg.solve(M, k10.movedim(-3, -1)[..., None])[..., 0].movedim(-1, -3)  # (..., R, H, Lz)
+    X = (_small_inverse(M) @ k10.movedim(-3, -1)[..., None])[..., 0].movedim(-1, -3)  # (..., R, H, Lz)
     corrected = k00 - (k01 * X[..., None, :, :, :]).sum(-3)
     omega = torch.exp(-2j * math.pi * torch.arange(z.shape[0], dtype=torch.float64) / L).to(z)
     K_hat = 2 / (1 + omega) * corrected
@@ -64,18 +76,6 @@ def dplr_generating_kernel(Lambda, P, B, C_tilde, dt, L: int) -> torch.Tensor:
         nyquist = dt * (C_tilde * Bc).sum(-1).real
         K_hat = torch.cat([K_hat, nyquist[..., None].to(K_hat.dtype)], dim=-1)
     return torch.fft.irfft(K_hat, n=L)
-
-
-def _small_inverse(M: torch.Tensor) -> torch.Tensor:
-    """Inverse of (..., R, R) for the low rank R: closed forms for R <= 2 (no batched LU launch)."""
-    R = M.shape[-1]
-    if R == 1:
-        return 1 / M
-    if R == 2:
-        a, b, c, d = M[..., 0, 0], M[..., 0, 1], M[..., 1, 0], M[..., 1, 1]
-        adj = torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], -2)
-        return adj / (a * d - b * c)[..., None, None]
-    return torch.linalg.inv(M)
 
 
 def bilinear_resolvent(Lambda, P, dt):
@@ -109,7 +109,8 @@ def c_from_ctilde(C_tilde, dA, L: int):
     """C = C̃_f (I − Ā^L)^{-1} (first half): solves (I − Ā^L)ᵀ C_fᵀ = C̃_fᵀ."""
     N = dA.shape[-1]
     M = (torch.eye(N, dtype=dA.dtype, device=dA.device) - torch.linalg.matrix_power(dA, L)).transpose(-1, -2)
-    return torch.linalg.solve(M, conj_full(C_tilde)[..., None])[..., 0][..., :C_tilde.shape[-1]]
+    # solve_ex: no host synchronization for the error check (I − Ā^L is invertible for a stable Ā)
+    return torch.linalg.solve_ex(M, conj_full(C_tilde)[..., None])[0][..., 0][..., :C_tilde.shape[-1]]
 
 
 def dplr_kernel(Lambda, P, B, C, dt, L: int, disc: str = "bilinear") -> torch.Tensor:
