@@ -144,6 +144,7 @@ def test_sampling_options_are_checked(bad):
         generate(model, torch.zeros(1, 2, dtype=torch.long), 3, **bad)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("layer", ["s4", "s4d", "mega"])
 def test_cuda_graph_generation_equals_the_plain_loop(layer):
