@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..kernels.base import complex_dtype
-from ..ops import backend, chunkconv, chunkconv_act, fftconv, linear_glu, ssm_step
+from ..ops import backend, chunkconv, chunkconv_act, fftconv, ssm_step
 from ..ops.chunkconv_act import ACTIVATIONS as FUSED_ACTIVATIONS
 from .checks import check_input, check_rate, check_state, check_step_input
 
@@ -54,7 +54,7 @@ class SSMConv(nn.Module):
         self.kernel, self.H, self.channels = kernel, kernel.H, channels
         self.bidirectional, self.l_max = bidirectional, l_max
         self.D = nn.Parameter(torch.randn(channels, self.H))
-        self.activation, self.activation_name, self.output_kind = ACTIVATIONS[activation](), activation, output
+        self.activation, self.activation_name = ACTIVATIONS[activation](), activation
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         if output == "glu":
             self.output = nn.Sequential(nn.Linear(channels * self.H, 2 * self.H), nn.GLU(dim=-1))
@@ -86,9 +86,7 @@ class SSMConv(nn.Module):
         if state is not None:
             self._check_state(state, B)
         if state is None and self._chunked(u):
-            if self.channels == 1 and self.activation_name in FUSED_ACTIVATIONS:
-                return self.output(self.dropout(self._chunked_activations(u, rate))), None
-            return self._output_features(self._chunked_convolution(u, rate)), None
+            return self._chunked_forward(u, rate), None
         next_state = None
         with torch.autocast(device_type=u.device.type, enabled=False):
             x = u.transpose(1, 2).to(self.kernel.real_dtype)  # (B, H, L)
@@ -106,6 +104,15 @@ class SSMConv(nn.Module):
         where the chunk scan runs in Triton (CUDA); elsewhere the FFT is the faster path."""
         return (getattr(self.kernel, "chunkable", False) and self.kernel.real_dtype == torch.float32
                 and backend("chunk_scan", u.device) == "triton")
+
+    def _chunked_forward(self, u: torch.Tensor, rate: float) -> torch.Tensor:
+        """forward(u) by the chunked convolution: u (B, L, H) -> y (B, L, H)."""
+        B, L, _ = u.shape
+        if self.channels == 1 and self.activation_name in FUSED_ACTIVATIONS:
+            # the output map on the (B·L, H) view of the channel-major result: one GEMM with its bias fused
+            y = self._chunked_activations(u, rate).reshape(B * L, -1)
+            return self.output(self.dropout(y)).reshape(B, L, -1)
+        return self._output_features(self._chunked_convolution(u, rate))
 
     def _chunked_activations(self, u: torch.Tensor, rate: float) -> torch.Tensor:
         """act(K ∗ u + D u) for one output channel, batch-first in one fused op: u (B, L, H) -> (B, L, H)."""
@@ -198,9 +205,4 @@ class SSMConv(nn.Module):
             z = torch.view_as_real(state.to(torch.complex64)).flatten(-2)  # (B, H, N) interleaved, no copy
             out = z if self.step_in_place and state.dtype == torch.complex64 else None
             y, z = ssm_step(z, u.float(), *self._step_form[1], self.D[0].float(), self.activation_name, out)
-        y = self.dropout(y)
-        if self.output_kind == "glu" and not torch.is_autocast_enabled(u.device.type):
-            y = linear_glu(y, self.output[0].weight, self.output[0].bias)
-        else:
-            y = self.output(y)
-        return y, torch.view_as_complex(z.unflatten(-1, (-1, 2)))
+        return self.output(self.dropout(y)), torch.view_as_complex(z.unflatten(-1, (-1, 2)))

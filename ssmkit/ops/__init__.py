@@ -5,7 +5,7 @@ fftconv: the long causal / two-sided convolution.
 scan: the linear recurrence x_k = a_k x_{k−1} + b_k by a parallel associative scan (S5).
 chunkconv, chunk_scan: the causal convolution with a state-space kernel by chunked state passing (no FFT);
 chunkconv_act: the same, batch-first, with the layer's activation fused. ssm_step: one fused recurrent step;
-linear_glu: the block's output map in one op (for generation steps); draw: the next token, written in place.
+draw: the next token, written in place.
 """
 from .cauchy import cauchy
 from .chunk_scan import chunk_scan
@@ -14,7 +14,6 @@ from .chunkconv_act import ChunkPart, chunkconv_act
 from .draw import draw
 from .dispatch import available, backend, implementation, register
 from .fftconv import fftconv
-from .linear_glu import linear_glu
 from .scan import scan
 from .step import ssm_step
 from .vandermonde import vandermonde
@@ -24,7 +23,7 @@ try:  # the GPU kernels: optional, JIT-compiled by Triton on first use
 except ImportError:
     triton = None
 if triton is not None:
-    from . import triton_chunk_scan, triton_chunkconv, triton_draw, triton_linear_glu, triton_step  # noqa: F401
+    from . import triton_chunk_scan, triton_chunkconv, triton_draw, triton_step  # noqa: F401  (registered)
 
 __all__ = ["cauchy", "vandermonde", "fftconv", "scan", "chunkconv", "chunk_scan", "chunkconv_act", "ChunkPart",
-           "ssm_step", "linear_glu", "draw", "register", "implementation", "backend", "available"]
+           "ssm_step", "draw", "register", "implementation", "backend", "available"]

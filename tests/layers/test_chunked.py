@@ -21,12 +21,7 @@ LAYERS = [
 def _features_and_grads(layer, u, chunked: bool, rate: float):
     """The layer's output through the FFT path (forward on the CPU) or the chunked one (what CUDA takes)."""
     layer.zero_grad()
-    if not chunked:
-        y = layer(u, rate=rate)[0]
-    elif layer.channels == 1:
-        y = layer.output(layer._chunked_activations(u, rate))
-    else:
-        y = layer._output_features(layer._chunked_convolution(u, rate))
+    y = layer._chunked_forward(u, rate) if chunked else layer(u, rate=rate)[0]
     (y * torch.linspace(-1, 1, y.numel(), dtype=y.dtype).view_as(y)).sum().backward()
     return y.detach(), {n: p.grad.clone() for n, p in layer.named_parameters() if p.grad is not None}
 

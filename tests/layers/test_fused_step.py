@@ -37,17 +37,6 @@ def test_triton_step_matches_the_reference(activation, B):
     assert rel_err(y, y_ref) < 1e-6 and rel_err(z2, z_ref) < 1e-6
 
 
-@pytest.mark.parametrize("B", [1, 20])
-@pytest.mark.parametrize("bias", [True, False])
-def test_triton_linear_glu_matches_the_reference(B, bias):
-    tl_glu = pytest.importorskip("ssmkit.ops.triton_linear_glu")
-    from ssmkit.ops.linear_glu import linear_glu_torch
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    x, w = torch.randn(B, 70, device=device), torch.randn(2 * 67, 70, device=device)  # partial tiles everywhere
-    b = torch.randn(2 * 67, device=device) if bias else None
-    assert rel_err(tl_glu.linear_glu_triton(x, w, b), linear_glu_torch(x, w, b)) < 1e-6
-
-
 def test_step_in_place_writes_the_given_state():
     layer = ssmkit.layer("s4d", d_model=5, d_state=8).eval()
     u, state = torch.randn(2, 5), layer.default_state(2) + 0.5j
