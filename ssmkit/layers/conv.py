@@ -20,13 +20,13 @@ import torch
 from torch import nn
 
 from ..kernels.base import complex_dtype
-from ..ops import backend, chunkconv, chunkconv_act, fftconv, ssm_step
+from ..ops import ChunkPart, backend, chunkconv, chunkconv_act, fftconv, ssm_step
 from ..ops.chunkconv_act import ACTIVATIONS as FUSED_ACTIVATIONS
+from .chunk_parts import CHUNK, GraphedParts, build_parts
 from .checks import check_input, check_rate, check_state, check_step_input
 
 ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "relu": nn.ReLU, "id": nn.Identity}
 OUTPUTS = ("glu", "linear", "none")
-CHUNK = 64  # steps per chunk of the chunked convolution: T + 2N multiply-adds per sample, N²/T for the scan
 
 
 def kernel_channels(channels: int, bidirectional: bool) -> int:
@@ -64,6 +64,7 @@ class SSMConv(nn.Module):
             self.output = nn.Identity()
         self._step_cache: tuple | None = None
         self._step_form: tuple | None = None  # (recurrence, its (M, b, c) for ops.ssm_step)
+        self._graphed_parts = GraphedParts()
         # step() on the GPU path writes the next state into the state given and returns that tensor: for loops that
         # own their states (models.generate sets it while it runs), saving a copy per layer and token
         self.step_in_place = False
@@ -117,10 +118,9 @@ class SSMConv(nn.Module):
     def _chunked_activations(self, u: torch.Tensor, rate: float) -> torch.Tensor:
         """act(K ∗ u + D u) for one output channel, batch-first in one fused op: u (B, L, H) -> (B, L, H)."""
         with torch.autocast(device_type=u.device.type, enabled=False):
-            system = self.kernel.recurrence(rate)
-            parts = [system.chunks(CHUNK, slice(0, 1)).part(self.D.to(self.kernel.real_dtype))]
-            if self.bidirectional:
-                parts.append(system.chunks(CHUNK, slice(1, 2), delay=True).part(reverse=True))
+            make = self._graphed_parts if GraphedParts.usable(self.kernel, self.D) else build_parts
+            mats = make(self.kernel, self.D, self.bidirectional, rate)
+            parts = [ChunkPart(*mats[4 * k:4 * k + 4], reverse=k == 1) for k in range(len(mats) // 4)]
             return chunkconv_act(u, parts, self.activation_name)
 
     def _chunked_convolution(self, u: torch.Tensor, rate: float) -> torch.Tensor:

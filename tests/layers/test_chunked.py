@@ -50,3 +50,28 @@ def test_only_kernels_whose_recurrence_is_the_kernel_are_chunkable():
 def test_cpu_forward_keeps_the_fft_path():
     layer = ssmkit.layer("s4d", d_model=2)
     assert not layer._chunked(torch.randn(1, 4, 2))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name,options", [("s4", dict(l_max=256)), ("s4d", dict(bidirectional=True))])
+def test_graphed_chunk_matrices_train_like_the_eager_ones(name, options):
+    """Three AdamW steps with the matrices from CUDA graphs and formed eagerly: the same parameters; and a layer
+    moved away and back (new storage) captures again."""
+    import copy
+    graphed = ssmkit.layer(name, d_model=32, **options).cuda()
+    eager = copy.deepcopy(graphed)
+    eager._graphed_parts.failed = True  # the eager path
+    opts = [torch.optim.AdamW(m.parameters(), lr=1e-2) for m in (graphed, eager)]
+    for step in range(3):
+        if step == 2:
+            graphed.cpu().cuda()
+            opts[0] = torch.optim.AdamW(graphed.parameters(), lr=1e-2)
+        u = torch.randn(4, 200, 32, device="cuda")
+        for m, opt in zip((graphed, eager), opts):
+            m(u)[0].square().mean().backward()
+            opt.step()
+            opt.zero_grad()
+    for (n, p), q in zip(graphed.named_parameters(), eager.parameters()):
+        assert rel_err(p, q) < 1e-5, n
+    assert graphed._graphed_parts.builder is not None

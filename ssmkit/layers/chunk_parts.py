@@ -1,0 +1,85 @@
+"""The matrices of a layer's chunked convolution (ops.ChunkPart: Toep(K)ᵀ, Win, Woutᵀ, A per part) from its
+parameters — in GPU training replayed as two CUDA graphs (forward and backward) instead of a few hundred launches.
+
+The matrices depend on the SSM parameters, D and the rate only (not on the input), and forming them is many small
+batched operations (S4: discretization by Woodbury, C from C̃ by a solve, powers of Ā by doubling): at short lengths
+their launches and Python overhead cost more than the convolution. torch.cuda.make_graphed_callables captures that
+function once per (rate, parameter storage); an optimizer's in-place updates are read by the replays, and a new storage
+(a move to another device or dtype, a reassigned parameter) captures again. Where capture fails the eager function is
+used, with one warning.
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+CHUNK = 64  # steps per chunk: T + 2N multiply-adds per sample for the products, N²/T for the scan
+
+
+def build_parts(kernel: nn.Module, D: torch.Tensor, bidirectional: bool, rate: float) -> tuple[torch.Tensor, ...]:
+    """(ToepT, Win, WoutT, A) of the causal part, then those of the anti-causal part for a bidirectional layer."""
+    system = kernel.recurrence(rate)
+    parts = [system.chunks(CHUNK, slice(0, 1)).part(D.to(kernel.real_dtype))]
+    if bidirectional:
+        parts.append(system.chunks(CHUNK, slice(1, 2), delay=True).part(reverse=True))
+    return tuple(t for p in parts for t in (p.ToepT, p.Win, p.WoutT, p.A))
+
+
+class _Builder(nn.Module):
+    """build_parts as a module over the layer's own kernel and D (shared, not copied), for make_graphed_callables."""
+
+    def __init__(self, kernel: nn.Module, D: nn.Parameter, bidirectional: bool, rate: float):
+        super().__init__()
+        self.kernel, self.D, self.bidirectional, self.rate = kernel, D, bidirectional, rate
+
+    def forward(self, _token: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return build_parts(self.kernel, self.D, self.bidirectional, self.rate)
+
+
+class GraphedParts:
+    """Per layer: the graphed builder for the current (rate, parameter storage), captured on first use."""
+
+    def __init__(self):
+        self.key, self.builder, self.failed = None, None, False
+
+    def __deepcopy__(self, memo):  # a copied layer captures its own graphs (these read the original's parameters)
+        return GraphedParts()
+
+    def __getstate__(self):
+        return {}
+
+    def __setstate__(self, state):
+        self.__init__()
+
+    @staticmethod
+    def usable(kernel: nn.Module, D: torch.Tensor) -> bool:
+        """CUDA training outside another capture or a compiler trace."""
+        tensors = list(kernel.parameters()) + [D]
+        return (D.is_cuda and torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+                and not torch.cuda.is_current_stream_capturing() and not torch.compiler.is_compiling())
+
+    def __call__(self, kernel: nn.Module, D: nn.Parameter, bidirectional: bool, rate: float):
+        if self.failed:
+            return build_parts(kernel, D, bidirectional, rate)
+        tensors = list(kernel.parameters()) + list(kernel.buffers()) + [D]
+        key = (rate, bidirectional) + tuple((t.data_ptr(), t.dtype, t.device, t.requires_grad) for t in tensors)
+        if key != self.key:
+            self.builder = self._capture(kernel, D, bidirectional, rate)
+            self.key = key
+        if self.builder is None:
+            return build_parts(kernel, D, bidirectional, rate)
+        return self.builder(self._token)
+
+    def _capture(self, kernel, D, bidirectional, rate):
+        builder = _Builder(kernel, D, bidirectional, rate)
+        self._token = torch.zeros(1, device=D.device)
+        try:
+            with torch.autocast("cuda", enabled=False):
+                return torch.cuda.make_graphed_callables(builder, (self._token,))
+        except RuntimeError as e:
+            self.failed = True
+            warnings.warn(f"SSM layer: the chunk matrices could not be captured as a CUDA graph ({e}); forming them "
+                          "eagerly", stacklevel=4)
+            return None
