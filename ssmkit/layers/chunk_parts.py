@@ -75,6 +75,10 @@ class GraphedParts:
     def _capture(self, kernel, D, bidirectional, rate):
         builder = _Builder(kernel, D, bidirectional, rate)
         self._token = torch.zeros(1, device=D.device)
+        # S4's C̃ -> C solve: MAGMA's batched LU (PyTorch's default for these sizes) synchronizes and would invalidate
+        # the capture; cuSOLVER's is stream-ordered (measured on an H100: the one fails, the other captures)
+        library = torch.backends.cuda.preferred_linalg_library()
+        torch.backends.cuda.preferred_linalg_library("cusolver")
         try:
             with torch.autocast("cuda", enabled=False):
                 return torch.cuda.make_graphed_callables(builder, (self._token,))
@@ -83,3 +87,5 @@ class GraphedParts:
             warnings.warn(f"SSM layer: the chunk matrices could not be captured as a CUDA graph ({e}); forming them "
                           "eagerly", stacklevel=4)
             return None
+        finally:
+            torch.backends.cuda.preferred_linalg_library(library)
