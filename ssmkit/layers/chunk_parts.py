@@ -28,7 +28,8 @@ def build_parts(kernel: nn.Module, D: torch.Tensor, bidirectional: bool, rate: f
 
 
 class _Builder(nn.Module):
-    """build_parts as a module over the layer's own kernel and D (shared, not copied), for make_graphed_callables."""
+    """build_parts as a module over the layer's own kernel and D (shared, not copied), called through
+    torch.func.functional_call with placeholder parameters while captured."""
 
     def __init__(self, kernel: nn.Module, D: nn.Parameter, bidirectional: bool, rate: float):
         super().__init__()
@@ -42,7 +43,7 @@ class GraphedParts:
     """Per layer: the graphed builder for the current (rate, parameter storage), captured on first use."""
 
     def __init__(self):
-        self.key, self.builder, self.failed = None, None, False
+        self.key, self.builder, self.failed, self._module = None, None, False, None
 
     def __deepcopy__(self, memo):  # a copied layer captures its own graphs (these read the original's parameters)
         return GraphedParts()
@@ -70,18 +71,26 @@ class GraphedParts:
             self.key = key
         if self.builder is None:
             return build_parts(kernel, D, bidirectional, rate)
-        return self.builder(self._token)
+        return self.builder(*(p for _, p in self._module.named_parameters()))
 
     def _capture(self, kernel, D, bidirectional, rate):
-        builder = _Builder(kernel, D, bidirectional, rate)
-        self._token = torch.zeros(1, device=D.device)
+        """Graphs of build_parts over placeholder copies of the parameters: calls copy the parameters in and return
+        gradients for them. (Capturing over the parameters themselves fails once an earlier backward has left their
+        gradient accumulators on another stream.)"""
+        self._module = builder = _Builder(kernel, D, bidirectional, rate)
+        names = [n for n, _ in builder.named_parameters()]
+        token = torch.zeros(1, device=D.device)
+
+        def function(*params):
+            return torch.func.functional_call(builder, dict(zip(names, params)), (token,))
+        placeholders = tuple(p.detach().clone().requires_grad_(p.requires_grad) for _, p in builder.named_parameters())
         # S4's C̃ -> C solve: MAGMA's batched LU (PyTorch's default for these sizes) synchronizes and would invalidate
         # the capture; cuSOLVER's is stream-ordered (measured on an H100: the one fails, the other captures)
         library = torch.backends.cuda.preferred_linalg_library()
         torch.backends.cuda.preferred_linalg_library("cusolver")
         try:
             with torch.autocast("cuda", enabled=False):
-                return torch.cuda.make_graphed_callables(builder, (self._token,))
+                return torch.cuda.make_graphed_callables(function, placeholders)
         except RuntimeError as e:
             self.failed = True
             warnings.warn(f"SSM layer: the chunk matrices could not be captured as a CUDA graph ({e}); forming them "

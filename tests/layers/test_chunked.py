@@ -56,8 +56,8 @@ def test_cpu_forward_keeps_the_fft_path():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("name,options", [("s4", dict(l_max=256)), ("s4d", dict(bidirectional=True))])
 def test_graphed_chunk_matrices_train_like_the_eager_ones(name, options):
-    """Three AdamW steps with the matrices from CUDA graphs and formed eagerly: the same parameters; and a layer
-    moved away and back (new storage) captures again."""
+    """Three AdamW steps with the matrices from CUDA graphs and formed eagerly: the same parameters; a layer moved away
+    and back (new storage) captures again, also after earlier backward passes."""
     import copy
     graphed = ssmkit.layer(name, d_model=32, **options).cuda()
     eager = copy.deepcopy(graphed)
@@ -65,8 +65,7 @@ def test_graphed_chunk_matrices_train_like_the_eager_ones(name, options):
     opts = [torch.optim.AdamW(m.parameters(), lr=1e-2) for m in (graphed, eager)]
     for step in range(3):
         if step == 2:
-            graphed.cpu().cuda()
-            opts[0] = torch.optim.AdamW(graphed.parameters(), lr=1e-2)
+            graphed.cpu().cuda()  # new storage for the same Parameter objects (the optimizer keeps its state)
         u = torch.randn(4, 200, 32, device="cuda")
         for m, opt in zip((graphed, eager), opts):
             m(u)[0].square().mean().backward()
