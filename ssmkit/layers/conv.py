@@ -102,9 +102,10 @@ class SSMConv(nn.Module):
 
     def _chunked(self, u: torch.Tensor) -> bool:
         """Whether forward takes the chunked convolution: a kernel whose recurrence is its convolution, in float32,
-        where the chunk scan runs in Triton (CUDA); elsewhere the FFT is the faster path."""
+        with at most 128 real state dimensions (its matrices fit the kernels' tiles), where the chunk scan runs in
+        Triton (CUDA); elsewhere the FFT is the faster path."""
         return (getattr(self.kernel, "chunkable", False) and self.kernel.real_dtype == torch.float32
-                and backend("chunk_scan", u.device) == "triton")
+                and 2 * self.kernel.N2 <= 128 and backend("chunk_scan", u.device) == "triton")
 
     def _chunked_forward(self, u: torch.Tensor, rate: float) -> torch.Tensor:
         """forward(u) by the chunked convolution: u (B, L, H) -> y (B, L, H)."""
