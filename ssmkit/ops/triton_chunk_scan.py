@@ -15,7 +15,7 @@ from .chunk_scan import scan_reference
 from .dispatch import register
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["B", "n"])  # one compilation for every batch size and length
 def _dense_scan_kernel(A, S, X, B, n, D, stride_k, stride_j, REVERSE: tl.constexpr, BB: tl.constexpr,
                        BD: tl.constexpr):
     h = tl.program_id(0)
@@ -37,7 +37,7 @@ def _dense_scan_kernel(A, S, X, B, n, D, stride_k, stride_j, REVERSE: tl.constex
         i += 1
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["rows", "B", "n"])
 def _diag_scan_kernel(A, S, X, rows, B, n, N2, REVERSE: tl.constexpr, CONJ: tl.constexpr, BR: tl.constexpr,
                       BK: tl.constexpr):
     r = tl.program_id(0) * BR + tl.arange(0, BR)

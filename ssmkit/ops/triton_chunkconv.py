@@ -56,7 +56,7 @@ def _act_grad(y, ACT: tl.constexpr):
     return d
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n"])
 def _outputs_kernel(V, M1, X, M2, PRE, OUT, n, SR, s1h, s1r, s1c, s2h, s2r, s2c,
                     ACT: tl.constexpr, STORE_PRE: tl.constexpr, BC: tl.constexpr, T: tl.constexpr,
                     SD: tl.constexpr, PREC: tl.constexpr):
@@ -77,7 +77,7 @@ def _outputs_kernel(V, M1, X, M2, PRE, OUT, n, SR, s1h, s1r, s1c, s2h, s2r, s2c,
     tl.store(OUT + offs, _act(y, ACT), mask=rmask[:, None])
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n"])
 def _gate_kernel(G, PRE, GD, WOUTT, R, n, SR, ACT: tl.constexpr, BC: tl.constexpr, T: tl.constexpr,
                  SD: tl.constexpr, PREC: tl.constexpr):
     """GD = G ⊙ act'(PRE) and R = GD Wout (Wout[i, s] = WoutT[h, s, i]) over a tile of BC chunks."""
@@ -95,7 +95,7 @@ def _gate_kernel(G, PRE, GD, WOUTT, R, n, SR, ACT: tl.constexpr, BC: tl.constexp
     tl.store(R + (row * n + rows[:, None]) * SR + rs[None, :], r, mask=rmask[:, None] & smask[None, :])
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["L", "pad", "s0"])  # one compilation for every length
 def _transpose_kernel(SRC, DST, L, H, pad, s0, s1, s2, TO_CHANNEL_MAJOR: tl.constexpr, BL: tl.constexpr,
                       BH: tl.constexpr):
     """(B, L, H) <-> (H, B, pad + L) through a (BL, BH) tile: coalesced on both sides (the compiler stages the tile

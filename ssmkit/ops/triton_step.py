@@ -12,7 +12,7 @@ from .step import ssm_step_torch
 from .triton_chunkconv import ACT_CODE, _act
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["B"])  # one compilation for every batch size
 def _step_kernel(Z, U, M, BV, CV, D, Y, Z2, B, S, szb, szh, sub, suh,
                  ACT: tl.constexpr, BB: tl.constexpr, SD: tl.constexpr):
     h = tl.program_id(0)
