@@ -3,7 +3,8 @@ official state-spaces/s4 S4Block, with the floors each time is measured against.
 
     python benchmarks/speed.py [--lengths 1024,4096,16384,65536] [--official DIR] [--million] [--out FILE]
 
-Layer rows: one layer with GELU + Linear(H→2H) + GLU output, B=16, H=256, N=64, forward+backward, float32 with TF32
+Layer rows: one layer with GELU + Linear(H→2H) + GLU output (S5: its own output), B=16, H=256, N=64, forward+backward,
+float32 with TF32
 off (and under bf16 autocast with --bf16), each library in this process on this GPU. --official DIR: a checkout of
 github:state-spaces/s4 whose extensions/kernels were built (python setup.py build_ext --inplace). --million: a
 4-layer S4D model of width 256 trains one step (forward, backward, AdamW) at L = 2^20, batch 1.
@@ -72,6 +73,8 @@ def measure(run) -> tuple[float, float]:
 def ours(kind: str, L: int):
     if kind == "S4":
         return ssmkit.S4(d_model=H, d_state=N, l_max=L)
+    if kind == "S5":
+        return ssmkit.S5(d_model=H, d_state=N)
     return ssmkit.S4D(d_model=H, d_state=N, init="lin")
 
 
@@ -106,14 +109,14 @@ def check_correctness(L: int = 4096, batch: int = 4) -> list[str]:
 def layer_rows(lengths, official_dir, bf16, bw, flops):
     rows = []
     for L in lengths:
-        for kind in ("S4", "S4D"):
+        for kind in ("S4", "S4D", "S5"):
             u = torch.randn(B, L, H, device="cuda", requires_grad=True)
             g = torch.randn(B, L, H, device="cuda")
             row = {"layer": kind, "L": L, "precision": "bf16" if bf16 else "fp32"}
             for label, be in (("torch", "torch"), ("triton", "triton")):
                 with backend(be):
                     row[label] = measure(fwd_bwd(ours(kind, L).cuda(), u, g, bf16))
-            if official_dir:
+            if official_dir and kind != "S5":  # S5's official code is JAX
                 row["official"] = measure(fwd_bwd(official(kind, L, official_dir).cuda(), u, g, bf16))
             # floor: u, y, ∂y, ∂u once each, and the three GEMMs of the output Linear (H -> 2H)
             row["floor"] = max(4 * B * L * H * 4 / bw, 3 * 2 * B * L * H * 2 * H / flops) * 1e3

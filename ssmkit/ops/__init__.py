@@ -23,7 +23,7 @@ try:  # the GPU kernels: optional, JIT-compiled by Triton on first use
 except ImportError:
     triton = None
 if triton is not None:
-    from . import triton_chunk_scan, triton_chunkconv, triton_draw, triton_step  # noqa: F401  (registered)
+    from . import triton_chunk_scan, triton_chunkconv, triton_draw, triton_scan, triton_step  # noqa: F401
 
 __all__ = ["cauchy", "vandermonde", "fftconv", "scan", "chunkconv", "chunk_scan", "chunkconv_act", "ChunkPart",
            "ssm_step", "draw", "register", "implementation", "backend", "available"]

@@ -49,3 +49,23 @@ def test_scan_checks_shapes():
         scan(torch.ones(4, 3), torch.ones(4, 3))
     with pytest.raises(ValueError, match="a: expected shape"):
         scan(torch.ones(1, 5, 2), torch.ones(1, 4, 2))
+
+
+@pytest.mark.parametrize("complex_", [True, False])
+@pytest.mark.parametrize("L", [1, 5, 64, 150])
+def test_triton_scan_matches_the_reference(complex_, L):
+    """float32 / complex64 values and gradients, a broadcast over the batch: on the GPU when there is one, else in
+    Triton's CPU interpreter."""
+    triton_scan = pytest.importorskip("ssmkit.ops.triton_scan")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.complex64 if complex_ else torch.float32
+    a = _decaying(1, L, 3, dtype=dtype).to(device, dtype).requires_grad_()
+    b = torch.randn(2, L, 3, dtype=dtype, device=device, requires_grad=True)
+    g = torch.randn(2, L, 3, dtype=dtype, device=device)
+    x = triton_scan.scan_triton(a.expand_as(b), b)
+    ref = _loop(a.expand_as(b), b)
+    grads = torch.autograd.grad((x * g.conj()).real.sum(), (a, b))
+    refs = torch.autograd.grad((ref * g.conj()).real.sum(), (a, b))
+    assert torch.allclose(x, ref, rtol=1e-5, atol=1e-5)
+    for got, want in zip(grads, refs):
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-5)
