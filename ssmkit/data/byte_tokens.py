@@ -34,6 +34,7 @@ class TokenDataset(Dataset):
     def __init__(self, tokens: torch.Tensor, labels: torch.Tensor, lengths: torch.Tensor, n_classes: int):
         self.tokens, self.labels, self.lengths = tokens, labels, lengths
         self.d_input = self.vocab_size = VOCAB_SIZE
+        self.padding_idx = 0
         self.n_classes, self.l_max = n_classes, tokens.shape[-1]
 
     def __len__(self) -> int:

@@ -121,4 +121,5 @@ def listops(data_dir: str | None, split: str, task: str = "basic", max_length: i
         lengths[i] = max(1, len(ids))
     ds = TensorDataset(x, y, lengths)
     ds.d_input, ds.n_classes, ds.l_max, ds.vocab_size = len(VOCAB) + 1, 10, max_length, len(VOCAB) + 1
+    ds.padding_idx = 0
     return ds

@@ -2,10 +2,11 @@
 
 Every registered builder returns a dataset with the attributes the model needs: ``d_input`` (features per step),
 ``n_classes`` (or d_output), ``l_max`` (longest sequence); token datasets add ``vocab_size`` (inputs are token ids)
-per-step tasks ``task = "lm"`` (y holds a target at every position), regression ``task = "regress"`` (y float
-(n, d_output), d_output given as n_classes); the default task is classification. Two-tower datasets set
-``pair = True``: x holds two sequences, (n, 2, L, ...). Padded datasets give (x, y, lengths): the model pools over
-the first `length` positions of each sequence. Per-step targets equal to IGNORE are not scored.
+and, when padded, ``padding_idx`` (the id that pads); per-step tasks ``task = "lm"`` (y holds a target at every
+position), regression ``task = "regress"`` (y float (n, d_output), d_output given as n_classes); the default task is
+classification. Two-tower datasets set ``pair = True``: x holds two sequences, (n, 2, L, ...). Padded datasets give
+(x, y, lengths): the model reads and pools only the first `length` positions of each sequence. Per-step targets
+equal to IGNORE are not scored.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def split_generator(seed: int, split: str) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1000 + SPLITS.index(split))
 
 
-ATTRIBUTES = ("d_input", "n_classes", "l_max", "vocab_size", "task", "pair")
+ATTRIBUTES = ("d_input", "n_classes", "l_max", "vocab_size", "padding_idx", "task", "pair")
 
 
 def take(dataset, n: int, seed: int = 0):

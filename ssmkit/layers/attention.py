@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import check_input, check_step_input
+from .checks import check_input, check_step_input, valid_positions
 from .registry import register_layer
 
 
@@ -51,12 +51,15 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"state: expected a (keys, values) cache of shape ({batch}, {self.heads}, T, "
                              f"{self.H // self.heads}) each (see default_state)")
 
-    def forward(self, u: torch.Tensor, state=None):
-        """u (B, L, H) -> (y, cache after u or None). With a cache, u continues the positions it holds."""
+    def forward(self, u: torch.Tensor, state=None, lengths=None):
+        """u (B, L, H) -> (y, cache after u or None). With a cache, u continues the positions it holds. lengths (B,):
+        a suffix-padded batch; a non-causal layer's queries do not read the keys beyond each length."""
         check_input(u, self.H, self.l_max)
+        real = valid_positions(lengths, u.shape[0], u.shape[1], state is not None)
         q, k, v = self._split(u)
         if state is None:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal,
+            keys = None if real is None or self.causal else real[:, None, None, :]  # causal: padding comes after
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=keys, is_causal=self.causal,
                                                dropout_p=self.p if self.training else 0.0)
             cache = None
         else:

@@ -36,3 +36,29 @@ def check_state(state, expected: tuple, bidirectional: bool) -> None:
 def check_rate(rate: float) -> None:
     if not rate > 0:
         raise ValueError(f"rate: expected a positive number, got {rate}")
+
+
+def valid_positions(lengths, batch: int, L: int, with_state: bool = False) -> torch.Tensor | None:
+    """(B, L) bool, True at the real positions t < lengths[b] of a suffix-padded batch; None when lengths is None.
+
+    lengths: (B,) integers in [1, L]. Padding applies to whole sequences, so it cannot be combined with a carried
+    state (the state after a chunk would be the state after its padding)."""
+    if lengths is None:
+        return None
+    if with_state:
+        raise ValueError("lengths: a padded batch is a batch of whole sequences; pass lengths without state")
+    if (not isinstance(lengths, torch.Tensor) or lengths.shape != (batch,) or lengths.is_floating_point()
+            or lengths.is_complex()):
+        got = f"{tuple(lengths.shape)} {lengths.dtype}" if isinstance(lengths, torch.Tensor) else type(lengths).__name__
+        raise ValueError(f"lengths: expected an integer tensor of shape (B={batch},), got {got}")
+    if bool(((lengths < 1) | (lengths > L)).any()):
+        raise ValueError(f"lengths: expected every length in [1, L={L}], got lengths from {int(lengths.min())} to "
+                         f"{int(lengths.max())}")
+    return torch.arange(L, device=lengths.device)[None] < lengths[:, None]
+
+
+def mask_padding(u: torch.Tensor, lengths, with_state: bool = False) -> torch.Tensor:
+    """u (B, L, H) with the positions beyond each length set to 0, so that no kernel reads padding (a bidirectional
+    kernel reads every later position). lengths None: u unchanged."""
+    valid = valid_positions(lengths, u.shape[0], u.shape[1], with_state)
+    return u if valid is None else u * valid[..., None].to(device=u.device, dtype=u.dtype)

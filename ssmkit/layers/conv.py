@@ -23,7 +23,7 @@ from ..kernels.base import complex_dtype
 from ..ops import ChunkPart, backend, chunkconv, chunkconv_act, fftconv, ssm_step
 from ..ops.chunkconv_act import ACTIVATIONS as FUSED_ACTIVATIONS
 from .chunk_parts import CHUNK, GraphedParts, build_parts
-from .checks import check_input, check_rate, check_state, check_step_input
+from .checks import check_input, check_rate, check_state, check_step_input, mask_padding
 
 ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "relu": nn.ReLU, "id": nn.Identity}
 OUTPUTS = ("glu", "linear", "none")
@@ -79,10 +79,12 @@ class SSMConv(nn.Module):
     _check_rate = staticmethod(check_rate)
 
     # -- views -----------------------------------------------------------------------------------------------------
-    def forward(self, u: torch.Tensor, state: torch.Tensor | None = None, rate: float = 1.0):
-        """u (B, L, H) -> (y (B, L, H), next_state or None). With ``state``, u is a chunk continuing that state."""
+    def forward(self, u: torch.Tensor, state: torch.Tensor | None = None, rate: float = 1.0, lengths=None):
+        """u (B, L, H) -> (y (B, L, H), next_state or None). With ``state``, u is a chunk continuing that state.
+        lengths (B,): a suffix-padded batch; the input beyond each length is zeroed, so no kernel reads padding."""
         self._check_input(u)
         self._check_rate(rate)
+        u = mask_padding(u, lengths, state is not None)
         B, L, _ = u.shape
         if state is not None:
             self._check_state(state, B)

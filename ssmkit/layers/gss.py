@@ -50,9 +50,11 @@ class GSS(nn.Module):
         y, state = ssm(self.act(self.to_u(h)))
         return x + self.dropout(self.to_out(self.to_c(y) * v)), state
 
-    def forward(self, u: torch.Tensor, state=None):
+    def forward(self, u: torch.Tensor, state=None, lengths=None):
+        """u (B, L, H) -> (y, next state or None). lengths (B,): a suffix-padded batch; the DSS input is zeroed
+        beyond each length (its own norm and projections would otherwise make padding nonzero)."""
         check_input(u, self.H, self.l_max)
-        return self._gate(u, lambda z: self.ssm(z, state))
+        return self._gate(u, lambda z: self.ssm(z, state, lengths=lengths))
 
     def default_state(self, batch_size: int) -> torch.Tensor:
         return self.ssm.default_state(batch_size)

@@ -15,7 +15,7 @@ import torch
 
 from ..kernels.base import complex_dtype
 from ..ops import fftconv
-from .checks import check_step_input
+from .checks import check_step_input, mask_padding
 from .registry import register_layer
 from .s4 import S4
 
@@ -64,9 +64,10 @@ class LiquidS4(S4):
             raise ValueError(f"state: expected an input history of shape {(batch, self.H, self.order - 1)}, got "
                              f"{tuple(state[1].shape)}")
 
-    def forward(self, u: torch.Tensor, state=None, rate: float = 1.0):
+    def forward(self, u: torch.Tensor, state=None, rate: float = 1.0, lengths=None):
         self._check_input(u)
         self._check_rate(rate)
+        u = mask_padding(u, lengths, state is not None)
         B, L, _ = u.shape
         if state is not None:
             self._check_liquid_state(state, B)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import check_input, check_step_input
+from .checks import check_input, check_step_input, valid_positions
 from .diagonal import EMA
 from .registry import register_layer
 
@@ -67,13 +67,13 @@ class Mega(nn.Module):
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     # -- attention over one block of queries and their keys --------------------------------------------------------
-    def _attend(self, q, k, v, q_pos, k_pos, k_valid=None):
+    def _attend(self, q, k, v, q_pos, k_pos, reads=None):
         """q (B, Lq, z), k (B, Lk, z), v (B, Lk, v); absolute positions q_pos (Lq,), k_pos (Lk,) -> (B, Lq, v).
-        k_valid (B, Lk) marks real keys where padding was added."""
+        reads (B, Lq, Lk) bool, where padding was added: which keys each query may read (see _padding_reads)."""
         rel = q_pos[:, None] - k_pos[None, :]
         allowed = torch.ones_like(rel, dtype=torch.bool)
-        if k_valid is not None:
-            allowed = allowed & k_valid[:, None, :]
+        if reads is not None:
+            allowed = allowed & reads
         if self.causal:
             allowed = allowed & (rel >= 0)
         if self.chunk:
@@ -89,30 +89,41 @@ class Mega(nn.Module):
             A = f(scores / n + bias) * allowed
         return self.dropout(A) @ v
 
-    def _attend_blocked(self, q, k, v):
-        """Mega-chunk over a whole sequence in O(L·c): pad to whole chunks, attend inside each (padded keys masked)."""
+    @staticmethod
+    def _padding_reads(real: torch.Tensor) -> torch.Tensor:
+        """(B, L, L): a real query reads only real keys; a padding query reads any (its output is discarded, and a
+        chunk of padding alone must not leave a softmax with no key)."""
+        return real[:, None, :] | ~real[:, :, None]
+
+    def _attend_blocked(self, q, k, v, real=None):
+        """Mega-chunk over a whole sequence in O(L·c): pad to whole chunks, attend inside each (the added keys and
+        the keys beyond each length, ``real`` (B, L), are not read by real queries)."""
         B, L, _ = q.shape
         c = self.chunk
         n = -(-L // c)
         pad = n * c - L
         blocks = [F.pad(t, (0, 0, 0, pad)).reshape(B * n, c, t.shape[-1]) for t in (q, k, v)]
-        valid = (torch.arange(n * c, device=q.device) < L).reshape(1, n, c).expand(B, n, c).reshape(B * n, c)
+        real = torch.ones(B, L, dtype=torch.bool, device=q.device) if real is None else real.to(q.device)
+        real = F.pad(real, (0, pad), value=False).reshape(B * n, c)
         local = torch.arange(c, device=q.device)
-        o = self._attend(*blocks, local, local, valid)
+        o = self._attend(*blocks, local, local, self._padding_reads(real))
         return o.reshape(B, n * c, -1)[:, :L]
 
     def _check_span(self, end: int) -> None:
         if self.chunk is None and end > self.l_max:
             raise ValueError(f"u: position {end} exceeds l_max={self.l_max} (the relative bias span of unchunked Mega)")
 
-    def forward(self, u: torch.Tensor, state=None):
-        """u (B, L, H) -> (y, next state or None); with ``state`` u continues the positions before it."""
+    def forward(self, u: torch.Tensor, state=None, lengths=None):
+        """u (B, L, H) -> (y, next state or None); with ``state`` u continues the positions before it. lengths (B,):
+        a suffix-padded batch, read by neither the EMA nor (non-causal) the attention of the real positions."""
         check_input(u, self.H, None)
         B, L, _ = u.shape
+        real = valid_positions(lengths, B, L, state is not None)
+        real = None if self.causal else real  # causal: the padding comes after every real position
         start = 0 if state is None else self._check_state(state, B)
         self._check_span(start + L)
         x = self.norm(u)
-        x_ema, ema_state = self.ema(x, None if state is None else state[0])
+        x_ema, ema_state = self.ema(x, None if state is None else state[0], lengths=lengths)
         z, gamma, phi, hx = self.mix(x_ema).split([self.z, self.v, self.H, self.H], dim=-1)
         z, gamma, phi = F.silu(z), F.silu(gamma), torch.sigmoid(phi)
         q = z * self.qk_scale[0] + self.qk_shift[0]
@@ -124,9 +135,9 @@ class Mega(nn.Module):
             k_pos = torch.arange(start - state[1].shape[1], start + L, device=u.device)
             o = self._attend(q, k_all, v_all, pos, k_pos)
         elif self.chunk:
-            o = self._attend_blocked(q, k, v)
+            o = self._attend_blocked(q, k, v, real)
         else:
-            o = self._attend(q, k, v, pos, pos)
+            o = self._attend(q, k, v, pos, pos, None if real is None else self._padding_reads(real))
         h = F.silu(hx + self.to_h(gamma * o))
         y = phi * h + (1 - phi) * u
         y = y + self.dropout(self.ffn(self.ffn_norm(y)))

@@ -21,7 +21,7 @@ from .. import hippo
 from ..discretize import DISCRETIZATIONS, discretize
 from ..kernels.base import as_complex, complex_dtype, register_ssm
 from ..ops import scan
-from .checks import check_input, check_rate, check_state, check_step_input
+from .checks import check_input, check_rate, check_state, check_step_input, mask_padding
 from .registry import register_layer
 
 ACTIVATIONS = ("gelu", "full_glu", "half_glu")
@@ -109,10 +109,12 @@ class S5(nn.Module):
             raise ValueError(f"dt_scale: expected a tensor of shape {shape} (a multiplier of Δ per position), got {got}")
 
     def forward(self, u: torch.Tensor, state: torch.Tensor | None = None, rate: float = 1.0,
-                dt_scale: torch.Tensor | None = None):
-        """u (B, L, H) -> (y (B, L, H), next state or None); ``state`` continues a previous chunk."""
+                dt_scale: torch.Tensor | None = None, lengths=None):
+        """u (B, L, H) -> (y (B, L, H), next state or None); ``state`` continues a previous chunk. lengths (B,):
+        a suffix-padded batch, whose input beyond each length is zeroed (the backward scan never reads padding)."""
         check_input(u, self.H, self.l_max)
         check_rate(rate)
+        u = mask_padding(u, lengths, state is not None)
         Bt, L, _ = u.shape
         self._check_dt_scale(dt_scale, (Bt, L))
         if state is not None:

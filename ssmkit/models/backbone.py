@@ -5,6 +5,10 @@
         each optionally followed by the same residual around an FFN: Linear(H -> ffn_mult·H), GELU, Linear(-> H);
         with attention_every = k, every k-th block is multi-head attention instead (e.g. the GSS-Transformer hybrid)
     out = Linear_out(pool(Norm_final(h)))                 pool: mean over valid steps | last valid step | none
+    lengths (B,) for a suffix-padded batch: every block's layer sees its input zeroed beyond each length (as the
+    official S4Block does), attention reads no padding key, BatchNorm takes its batch statistics over the real
+    positions only, and token id ``padding_idx`` embeds to 0 — the outputs at real positions are those of the
+    unpadded sequences.
     pair=True (two-tower): x (B, 2, L, ...) — both sequences through the same blocks and pooling to a, b, then
     out = MLP([a, b, a ⊙ b, a − b])  (Linear(4H -> H), GELU, Linear(H -> d_output)), as for LRA Retrieval
 
@@ -20,27 +24,41 @@ import torch
 from torch import nn
 
 from ..layers import layer as build_layer
+from ..layers.checks import valid_positions
 
 POOLS = ("mean", "last", "none")
+LAYER_ARGUMENTS = {"rate": "rate ≠ 1 resamples a continuous-time kernel and needs SSM layers in every block",
+                   "lengths": "a padded batch needs every block's layer to mask its padding"}
 NORMS = ("layer", "batch")
 
 
 class _BatchNorm(nn.Module):
-    """BatchNorm over channels of (B, L, H)."""
+    """BatchNorm over channels of (B, L, H); with real (B, L) in training, the statistics (and the running averages)
+    come from the real positions only, and the padding positions are set to 0."""
 
     def __init__(self, d: int):
         super().__init__()
         self.norm = nn.BatchNorm1d(d)
 
-    def forward(self, x):
-        return self.norm(x) if x.dim() == 2 else self.norm(x.transpose(1, 2)).transpose(1, 2)
+    def forward(self, x, real=None):
+        if x.dim() == 2:
+            return self.norm(x)
+        if real is None or not self.training:
+            return self.norm(x.transpose(1, 2)).transpose(1, 2)
+        out = torch.zeros_like(x)
+        out[real] = self.norm(x[real])
+        return out
+
+
+def _norm(norm: nn.Module, h: torch.Tensor, real) -> torch.Tensor:
+    return norm(h, real) if isinstance(norm, _BatchNorm) else norm(h)
 
 
 class SequenceModel(nn.Module):
     def __init__(self, d_input: int, d_output: int, *, layer: str = "s4d", d_model: int = 64, n_layers: int = 4,
                  layer_options: dict | None = None, prenorm: bool = True, norm: str = "layer", dropout: float = 0.0,
                  pool: str = "mean", vocab_size: int | None = None, ffn_mult: int = 0, attention_every: int = 0,
-                 attention_heads: int = 4, pair: bool = False):
+                 attention_heads: int = 4, pair: bool = False, padding_idx: int | None = None):
         super().__init__()
         if pool not in POOLS:
             raise ValueError(f"pool: expected one of {POOLS}, got {pool!r}")
@@ -48,7 +66,11 @@ class SequenceModel(nn.Module):
             raise ValueError(f"norm: expected one of {NORMS}, got {norm!r}")
         make_norm = nn.LayerNorm if norm == "layer" else _BatchNorm
         self.prenorm, self.pool = prenorm, pool
-        self.encoder = nn.Embedding(vocab_size, d_model) if vocab_size else nn.Linear(d_input, d_model)
+        if padding_idx is not None and not (vocab_size and 0 <= padding_idx < vocab_size):
+            raise ValueError(f"padding_idx: expected None or a token id in [0, vocab_size={vocab_size}), got "
+                             f"{padding_idx}")
+        self.encoder = (nn.Embedding(vocab_size, d_model, padding_idx=padding_idx) if vocab_size
+                        else nn.Linear(d_input, d_model))
         if attention_every < 0:
             raise ValueError(f"attention_every: expected 0 (none) or a positive integer, got {attention_every}")
 
@@ -73,28 +95,33 @@ class SequenceModel(nn.Module):
         self.decoder = (nn.Sequential(nn.Linear(4 * d_model, d_model), nn.GELU(), nn.Linear(d_model, d_output))
                         if pair else nn.Linear(d_model, d_output))
 
-    def _residual(self, h: torch.Tensor, norm: nn.Module, sublayer) -> tuple[torch.Tensor, object]:
-        """h + Dropout(sublayer(Norm(h))) (prenorm) or Norm(h + Dropout(sublayer(h))); sublayer returns (y, extra)."""
+    def _residual(self, h: torch.Tensor, norm: nn.Module, sublayer, real=None) -> tuple[torch.Tensor, object]:
+        """h + Dropout(sublayer(Norm(h))) (prenorm) or Norm(h + Dropout(sublayer(h))); sublayer returns (y, extra).
+        real (B, L): the real positions of a padded batch (for BatchNorm's statistics)."""
         if self.prenorm:
-            y, extra = sublayer(norm(h))
+            y, extra = sublayer(_norm(norm, h, real))
             return h + self.dropout(y), extra
         y, extra = sublayer(h)
-        return norm(h + self.dropout(y)), extra
+        return _norm(norm, h + self.dropout(y), real), extra
 
-    def _blocks(self, h: torch.Tensor, states: list, stepping: bool, rate: float = 1.0) -> tuple[torch.Tensor, list]:
+    def _blocks(self, h: torch.Tensor, states: list, stepping: bool, rate: float = 1.0,
+                lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, list]:
         """The residual blocks over h (B, L, H), or over one position h (B, H) with stepping=True; rate ≠ 1 samples
-        every SSM's continuous kernel at Δ·rate (a resolution change: rate 2 for input sampled half as often)."""
+        every SSM's continuous kernel at Δ·rate (a resolution change: rate 2 for input sampled half as often);
+        lengths (B,) marks a suffix-padded batch (module docstring)."""
+        real = None if stepping else valid_positions(lengths, h.shape[0], h.shape[1])
+        options = {**({"rate": rate} if rate != 1.0 else {}), **({"lengths": lengths} if real is not None else {})}
         new_states = []
         for i, (layer, state) in enumerate(zip(self.layers, states)):
-            run = layer.step if stepping else layer
-            if rate != 1.0:
-                if "rate" not in inspect.signature(layer.step if stepping else layer.forward).parameters:
-                    raise ValueError(f"rate: block {i} ({type(layer).__name__}) has no continuous-time kernel to "
-                                     f"resample; rate={rate} needs SSM layers in every block")
-                run = functools.partial(run, rate=rate)
-            h, state = self._residual(h, self.norms[i], lambda x: run(x, state))
+            accepted = inspect.signature(layer.step if stepping else layer.forward).parameters
+            for name in options:
+                if name not in accepted:
+                    raise ValueError(f"{name}: block {i} ({type(layer).__name__}) does not take {name}; "
+                                     f"{LAYER_ARGUMENTS[name]}")
+            run = functools.partial(layer.step if stepping else layer, **options)
+            h, state = self._residual(h, self.norms[i], lambda x: run(x, state), real)
             if self.ffns is not None:
-                h, _ = self._residual(h, self.ffn_norms[i], lambda x: (self.ffns[i](x), None))
+                h, _ = self._residual(h, self.ffn_norms[i], lambda x: (self.ffns[i](x), None), real)
             new_states.append(state)
         return h, new_states
 
@@ -110,17 +137,17 @@ class SequenceModel(nn.Module):
             a, b = self._pooled(x.flatten(0, 1), flat, rate).view(B, 2, -1).unbind(1)
             return self.decoder(torch.cat([a, b, a * b, a - b], dim=-1))
         if self.pool == "none":
-            return self.decoder(self._features(x, rate))
+            return self.decoder(self._features(x, rate, lengths))
         return self.decoder(self._pooled(x, lengths, rate))
 
-    def _features(self, x: torch.Tensor, rate: float = 1.0) -> torch.Tensor:
+    def _features(self, x: torch.Tensor, rate: float = 1.0, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """(B, L, H): encoder, blocks, final norm."""
-        h, _ = self._blocks(self.encoder(x), [None] * len(self.layers), stepping=False, rate=rate)
-        return self.final_norm(h)
+        h, _ = self._blocks(self.encoder(x), [None] * len(self.layers), stepping=False, rate=rate, lengths=lengths)
+        return _norm(self.final_norm, h, valid_positions(lengths, h.shape[0], h.shape[1]))
 
     def _pooled(self, x: torch.Tensor, lengths: torch.Tensor | None, rate: float = 1.0) -> torch.Tensor:
         """(B, H): the features pooled over valid positions."""
-        h = self._features(x, rate)
+        h = self._features(x, rate, lengths)
         L = h.shape[1]
         if lengths is None:
             lengths = torch.full((h.shape[0],), L, device=h.device)

@@ -55,7 +55,7 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel:
                          dropout=config.dropout, pool="none" if per_step else config.pool,
                          vocab_size=getattr(dataset, "vocab_size", None), ffn_mult=config.ffn_mult,
                          attention_every=config.attention_every, attention_heads=config.attention_heads,
-                         pair=getattr(dataset, "pair", False))
+                         pair=getattr(dataset, "pair", False), padding_idx=getattr(dataset, "padding_idx", None))
 
 
 class Schedule:

@@ -1,0 +1,112 @@
+"""Padding: with lengths, the outputs at the real positions are those of the unpadded sequences, whatever the padding
+holds — through every non-causal layer (which would otherwise read it) and through the backbone."""
+import inspect
+
+import pytest
+import torch
+
+from conftest import rel_err
+import ssmkit
+from ssmkit.models import SequenceModel
+
+L, LENGTHS = 12, [7, 12]
+
+NON_CAUSAL = {
+    "s4": lambda: ssmkit.S4(4, 8, bidirectional=True),
+    "s4d": lambda: ssmkit.S4D(4, 8, bidirectional=True),
+    "dss": lambda: ssmkit.DSS(4, 8, bidirectional=True, variant="softmax", l_max=L),
+    "dlr": lambda: ssmkit.DLR(4, 8, bidirectional=True),
+    "s5": lambda: ssmkit.S5(4, 8, bidirectional=True),
+    "sgconv": lambda: ssmkit.SGConv(4, L, kernel_dim=4, bidirectional=True),
+    "ema": lambda: ssmkit.EMA(4, 4, bidirectional=True),
+    "mega": lambda: ssmkit.Mega(4, 4, causal=False, l_max=L, attention="softmax"),
+    "mega-chunk": lambda: ssmkit.Mega(4, 4, causal=False, chunk_size=4, attention="laplace"),
+    "attention": lambda: ssmkit.MultiHeadAttention(4, 2, causal=False),
+}
+
+
+def _padded_and_alone(layer, H=4):
+    """(layer over the padded batch at the real positions, layer over each sequence alone) for padding of noise."""
+    u = torch.randn(len(LENGTHS), L, H, dtype=torch.float64)
+    y, _ = layer(u, lengths=torch.tensor(LENGTHS))
+    got = torch.cat([y[b, :n] for b, n in enumerate(LENGTHS)])
+    alone = torch.cat([layer(u[b:b + 1, :n])[0][0] for b, n in enumerate(LENGTHS)])
+    return got, alone
+
+
+@pytest.mark.parametrize("name", NON_CAUSAL)
+def test_non_causal_layers_read_no_padding(name):
+    got, alone = _padded_and_alone(NON_CAUSAL[name]().double().eval())
+    assert rel_err(got, alone) < 1e-12
+
+
+def test_every_registered_layer_takes_lengths():
+    for name, cls in ssmkit.LAYERS.items():
+        assert "lengths" in inspect.signature(cls.forward).parameters, name
+
+
+def test_a_chunk_of_padding_alone_stays_finite_in_mega_chunk():
+    layer = ssmkit.Mega(4, 4, causal=False, chunk_size=4).double()
+    y, _ = layer(torch.randn(2, L, 4, dtype=torch.float64), lengths=torch.tensor([3, 12]))  # chunks 1, 2 all padding
+    assert torch.isfinite(y).all()
+
+
+def test_lengths_are_checked():
+    layer = ssmkit.S4D(4, 8)
+    u = torch.randn(2, L, 4)
+    for lengths, match in [(torch.tensor([3]), r"shape \(B=2,\)"), (torch.tensor([0, 3]), r"in \[1, L=12\]"),
+                           (torch.tensor([3.0, 4.0]), "integer"), (torch.tensor([3, 13]), "from 3 to 13")]:
+        with pytest.raises(ValueError, match=match):
+            layer(u, lengths=lengths)
+    with pytest.raises(ValueError, match="without state"):
+        layer(u, layer.default_state(2), lengths=torch.tensor([3, 4]))
+
+
+def _model(**options):
+    return SequenceModel(16, 3, d_model=8, n_layers=2, vocab_size=16, padding_idx=0, **options).double()
+
+
+@pytest.mark.parametrize("pool", ["mean", "last"])
+@pytest.mark.parametrize("norm,prenorm,training", [("layer", True, False), ("batch", True, True),
+                                                   ("batch", False, True), ("batch", False, False)])
+def test_a_padded_batch_gives_the_outputs_of_its_sequences(pool, norm, prenorm, training):
+    """Bidirectional S4D blocks with an FFN; BatchNorm in training takes its statistics over real positions only."""
+    model = _model(layer_options={"d_state": 8, "bidirectional": True}, ffn_mult=2, pool=pool, norm=norm,
+                   prenorm=prenorm).train(training)
+    x = torch.randint(1, 16, (1, L))
+    padded = torch.cat([x, torch.randint(1, 16, (1, 5))], dim=1)  # padding of real tokens: the hardest case
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    alone = model(x)
+    after_alone = model.state_dict()
+    model.load_state_dict(before)
+    assert rel_err(model(padded, torch.tensor([L])), alone) < 1e-12
+    for key, value in model.state_dict().items():  # BatchNorm's running statistics too
+        assert torch.allclose(value.double(), after_alone[key].double(), atol=1e-15), key
+
+
+def test_a_padded_pair_model_and_a_non_causal_attention_hybrid_read_no_padding():
+    model = _model(layer="mega", layer_options={"ndim": 4, "causal": False, "chunk_size": 4}, pair=True).eval()
+    x = torch.randint(1, 16, (2, 2, L))
+    lengths = torch.tensor([[5, 12], [12, 9]])
+    other = x.clone()
+    other[0, 0, 5:], other[1, 1, 9:] = torch.randint(1, 16, (7,)), torch.randint(1, 16, (3,))
+    assert rel_err(model(other, lengths), model(x, lengths)) < 1e-12
+    hybrid = _model(layer_options={"d_state": 8, "bidirectional": True}, attention_every=2).eval()
+    hybrid.layers[1].causal = False
+    assert rel_err(hybrid(x[:, 0], lengths[:, 0])[0], hybrid(x[:1, 0, :5])[0]) < 1e-12
+
+
+def test_the_padding_token_embeds_to_zero_and_gets_no_gradient():
+    model = _model(layer_options={"d_state": 8})
+    assert model.encoder.weight[0].abs().sum() == 0
+    model(torch.randint(0, 16, (2, L)), torch.tensor([4, 12])).sum().backward()
+    assert model.encoder.weight.grad[0].abs().sum() == 0
+    with pytest.raises(ValueError, match="padding_idx"):
+        SequenceModel(16, 3, vocab_size=16, padding_idx=16)
+
+
+def test_a_block_that_cannot_mask_padding_is_an_error():
+    model = _model(layer_options={"d_state": 8})
+    model.layers[0].forward = lambda u, state=None: (u, None)
+    with pytest.raises(ValueError, match="lengths: block 0"):
+        model(torch.randint(0, 16, (2, L)), torch.tensor([4, 12]))
