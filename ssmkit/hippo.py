@@ -31,9 +31,10 @@ def transition(measure: str, N: int) -> tuple[torch.Tensor, torch.Tensor]:
 
     LegS: A_nk = -√(2n+1)√(2k+1) (n > k), -(n+1) (n = k), 0 (n < k);  B_n = √(2n+1).
     LegT: A_nk = -½√(2n+1)√(2k+1)·(1 if n >= k else (-1)^(n-k));    B_n = ½√(2n+1).
-    FouT: frequencies f_n = ⌈n/2⌉ (0, 1, 1, 2, 2, ...): odd n is the sine and even n > 0 the cosine of frequency f;
-          each (sine 2f-1, cosine 2f) pair rotates at 2πf; A = rotations - B Bᵀ, B_0 = 1, B_n = √2 for even n > 0
-          and 0 for odd n. For even N the last sine has no cosine partner and its row of A is zero.
+    FouT: the pair (cosine 2k, sine 2k+1) rotates at rate πk, k = 1 .. N/2 − 1 (A_{2k+1,2k} = πk = −A_{2k,2k+1});
+          A = rotations − B Bᵀ with B_0 = 1, B_n = √2 for even n > 0 and 0 for odd n. State 1 is never driven (its
+          row and column of A are zero, B_1 = 0), as in the official code (state-spaces/s4, src/models/hippo/
+          hippo.py, transition 'fout': d = (0, 0, 1, 0, 2, 0, 3, ...) on the sub/superdiagonals times π).
     """
     _check_measure(measure)
     if not isinstance(N, int) or N < 1:
@@ -50,11 +51,9 @@ def transition(measure: str, N: int) -> tuple[torch.Tensor, torch.Tensor]:
     B[0] = 1.0
     B[2::2] = math.sqrt(2.0)
     A = torch.zeros(N, N, dtype=torch.float64)
-    for f in range(1, N // 2 + 1):
-        s, c = 2 * f - 1, 2 * f
-        if c < N:
-            A[s, c] = -2 * math.pi * f
-            A[c, s] = 2 * math.pi * f
+    for k in range(1, N // 2):
+        A[2 * k + 1, 2 * k] = math.pi * k
+        A[2 * k, 2 * k + 1] = -math.pi * k
     return A - B[:, None] * B[None, :], B
 
 
@@ -95,6 +94,11 @@ def _conjugate_pair_basis(S_skew: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     Returns (mu (N/2,), V (N, N/2)) with [V, V̄] unitary. The eigenvectors of -iS (Hermitian) for +μ and -μ are
     conjugates of each other, so the half with μ > 0 determines the rest. Zero eigenvalues (FouT has a pair) have a
     real null space: there we pair real basis vectors u1, u2 into v = (u1 + i u2)/√2, whose conjugate spans the rest.
+
+    Phase: each eigenvector is scaled so that its first component is real and positive (when it is not negligible),
+    the convention of LAPACK's Hermitian solver up to sign, which the official S4 code inherits. The phase does not
+    change the system (a diagonal unitary change of basis) but it does change which entries the B̃ clip of ``nplr``
+    cuts, so it is fixed here.
     """
     N = S_skew.shape[0]
     mu, W = torch.linalg.eigh(-1j * S_skew.to(torch.complex128))
@@ -112,18 +116,25 @@ def _conjugate_pair_basis(S_skew: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
         vecs.append((real_basis[:, 0::2] + 1j * real_basis[:, 1::2]) / math.sqrt(2.0))
         mus.append(torch.zeros(n_zero // 2, dtype=mu.dtype))
     mu, V = torch.cat(mus), torch.cat(vecs, dim=1)
+    first = V[0]
+    phase = torch.where(first.abs() > 1e-6, first.abs() / first, torch.ones_like(first))
     order = torch.argsort(mu)
-    return mu[order], V[:, order]
+    return mu[order], (V * phase)[:, order]
 
 
-def nplr(measure: str, N: int) -> NPLR:
+def nplr(measure: str, N: int, B_clip: float | None = None) -> NPLR:
     """Decompose the HiPPO matrix of ``measure`` as normal plus low rank, in the eigenbasis of the normal part.
 
     S = A + P Pᵀ = σ I + S_skew with σ the mean of diag(S); S_skew is diagonalized by a Hermitian eigensolver in
     float64 (stable, unlike a general eigensolver on A). Λ = σ + i μ for the eigenvalues with Im >= 0.
+    B_clip: clip Im B̃ to [−B_clip, B_clip] (None: B̃ = V* B exactly). The official S4 code clips at 2 for its S4
+    and S4D-LegS inits (state-spaces/s4, src/models/hippo/hippo.py, nplr(..., B_clip=2.0)); with the phase of
+    _conjugate_pair_basis the clipped entries are the official ones, up to conjugation and sign.
     """
     _check_measure(measure)
     _check_even(N)
+    if B_clip is not None and not B_clip > 0:
+        raise ValueError(f"B_clip: expected None or a positive bound, got {B_clip}")
     A, B = transition(measure, N)
     P = rank_correction(measure, N)
     S = A + P.T @ P
@@ -132,8 +143,10 @@ def nplr(measure: str, N: int) -> NPLR:
     if not torch.allclose(S_skew, -S_skew.T, atol=1e-9):
         raise AssertionError(f"HiPPO-{measure}: A + PPᵀ is not (multiple of I) + skew-symmetric")  # a bug, not input
     mu, V = _conjugate_pair_basis(S_skew)
-    Vh = V.conj().T
-    return NPLR(Lambda=sigma + 1j * mu, P=P.to(torch.complex128) @ V.conj(), B=Vh @ B.to(torch.complex128), V=V)
+    B_tilde = V.conj().T @ B.to(torch.complex128)
+    if B_clip is not None:
+        B_tilde = torch.complex(B_tilde.real, B_tilde.imag.clamp(-B_clip, B_clip))
+    return NPLR(Lambda=sigma + 1j * mu, P=P.to(torch.complex128) @ V.conj(), B=B_tilde, V=V)
 
 
 def reconstruct(dplr: NPLR) -> torch.Tensor:

@@ -48,7 +48,41 @@ def test_fout_zero_eigenvalue_pair_is_kept_once_as_a_conjugate_pair():
     assert (dplr.Lambda.abs() < 1e-12).sum() == 1  # one member of the zero pair
     assert torch.allclose(dplr.Lambda.real, torch.zeros(8, dtype=torch.float64), atol=1e-12)
     freqs = sorted(dplr.Lambda.imag.tolist())
-    assert freqs[1:] == pytest.approx([2 * math.pi * f for f in range(1, 8)])
+    assert freqs[1:] == pytest.approx([math.pi * k for k in range(1, 8)])  # πk, as the official code (not 2πk)
+
+
+def test_fout_rotates_the_pair_of_states_2k_2k_plus_1_at_pi_k():
+    A, B = hippo.transition("fout", 8)
+    rotation = A + B[:, None] * B[None, :]
+    expected = torch.zeros(8, 8, dtype=torch.float64)
+    for k in (1, 2, 3):
+        expected[2 * k + 1, 2 * k], expected[2 * k, 2 * k + 1] = math.pi * k, -math.pi * k
+    assert torch.equal(rotation, expected)
+    assert torch.equal(B, torch.tensor([1, 0, 2 ** 0.5, 0, 2 ** 0.5, 0, 2 ** 0.5, 0], dtype=torch.float64))
+
+
+def test_clipped_legs_B_for_N8_is_the_official_one():
+    """The official nplr('legs', 8) (B_clip=2) gives, per eigenvalue −0.5 − iμ, B̃ = the conjugates of these, up to
+    the sign of each mode; its last entry is clipped from −5.154 to −2."""
+    dplr = hippo.nplr("legs", 8, B_clip=2.0)
+    assert torch.allclose(dplr.Lambda.imag, torch.tensor([0.427489, 1.957794, 5.354209, 19.857410]).double(),
+                          atol=1e-6)
+    expected = torch.tensor([0.607648 - 0.519525j, 0.290741 - 1.138420j, 0.171443 - 1.835881j, 0.129775 - 2.0j])
+    assert torch.allclose(dplr.B, expected.to(torch.complex128), atol=1e-6)
+    assert hippo.nplr("legs", 8).B[3].imag == pytest.approx(-5.153992, abs=1e-6)
+
+
+def test_the_B_clip_cuts_11_of_32_entries_at_N64():
+    clipped, exact = hippo.nplr("legs", 64, B_clip=2.0).B, hippo.nplr("legs", 64).B
+    assert int((clipped != exact).sum()) == 11 and clipped.imag.abs().max() == 2.0
+    assert torch.equal(clipped.real, exact.real)
+
+
+@pytest.mark.parametrize("measure", hippo.MEASURES)
+def test_each_eigenvector_has_a_real_positive_first_component(measure):
+    V = hippo.nplr(measure, 16).V
+    first = V[0][V[0].abs() > 1e-6]
+    assert first.imag.abs().max() < 1e-15 and (first.real > 0).all()
 
 
 def test_diagonal_inits_follow_their_formulas():
@@ -67,6 +101,7 @@ def test_diagonal_inits_follow_their_formulas():
     (lambda: hippo.transition("legx", 4), "measure"),
     (lambda: hippo.nplr("legs", 5), "N: expected an even"),
     (lambda: hippo.diagonal_init("nope", 4), "init"),
+    (lambda: hippo.nplr("legs", 4, B_clip=0.0), "B_clip"),
 ])
 def test_bad_arguments_are_named(call, match):
     with pytest.raises(ValueError, match=match):

@@ -94,18 +94,20 @@ class S4DKernel(SSMKernel):
     """S4D: A = diag(λ), λ_n = −f(a_n) + i b_n; B, C complex; Δ per channel; K by Vandermonde product.
 
     init: lin | inv | legs | real | random (hippo.diagonal_init); disc: zoh | bilinear;
-    real_transform: exp | relu | none. B starts at 1 (the HiPPO B̃ for legs), C ~ complex normal with E|C|² = 1.
+    real_transform: exp | relu | none. B starts at 1 (for legs: the HiPPO B̃, Im clipped to [−B_clip, B_clip] as in
+    the official S4D-LegS init), C ~ complex normal with E|C|² = 1.
     """
 
     def __init__(self, d_model: int, d_state: int = 64, channels: int = 1, init: str = "legs", disc: str = "zoh",
-                 real_transform: str = "exp", dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3):
+                 real_transform: str = "exp", dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3,
+                 B_clip: float | None = 2.0):
         super().__init__(d_model, d_state, channels, ssm_lr)
         self.init_dt(dt_min, dt_max)
         if disc not in ("zoh", "bilinear"):
             raise ValueError(f"disc: expected 'zoh' or 'bilinear', got {disc!r}")
         self.disc, self.real_transform = disc, real_transform
         Lambda = hippo.diagonal_init(init, d_state).expand(d_model, -1)
-        B = hippo.nplr("legs", d_state).B if init == "legs" else torch.ones(self.N2, dtype=torch.complex128)
+        B = hippo.nplr("legs", d_state, B_clip).B if init == "legs" else torch.ones(self.N2, dtype=torch.complex128)
         self.register_ssm("A_real", real_part_inverse(Lambda.real, real_transform))
         self.register_ssm("A_imag", Lambda.imag.clone())
         self.register_ssm("B", B.expand(d_model, -1).clone())

@@ -120,13 +120,14 @@ def dplr_kernel(Lambda, P, B, C, dt, L: int, disc: str = "bilinear") -> torch.Te
     return dplr_generating_kernel(Lambda, P, B, ctilde_from_c(C, dplr_transition(Lambda, P, dt), L), dt, L)
 
 
-def _hippo_dplr(init: str, d_state: int, d_model: int):
-    """Λ (H, N2), P (R, H, N2), B (H, N2) for ``init``: a measure or a mixture 'legs+fout' (channels round-robin)."""
+def _hippo_dplr(init: str, d_state: int, d_model: int, B_clip: float | None):
+    """Λ (H, N2), P (R, H, N2), B (H, N2) for ``init``: a measure or a mixture 'legs+fout' (channels round-robin);
+    Im B̃ clipped to [−B_clip, B_clip] (hippo.nplr)."""
     measures = init.split("+")
     for m in measures:
         if m not in hippo.MEASURES:
             raise ValueError(f"init: expected measures from {hippo.MEASURES} joined by '+', got {init!r}")
-    parts = [hippo.nplr(m, d_state) for m in measures]
+    parts = [hippo.nplr(m, d_state, B_clip) for m in measures]
     R = max(p.P.shape[0] for p in parts)
     pick = [parts[h % len(parts)] for h in range(d_model)]
     Lambda = torch.stack([p.Lambda for p in pick])
@@ -139,18 +140,19 @@ class DPLRKernel(SSMKernel):
     """The S4 kernel. init: legs (default) | legt (rank 2) | fout | a mixture such as 'legs+fout'.
 
     l_max: the length C̃ is trained for (None: any length, C is the plain C). real_transform as in S4D.
+    B_clip: Im B̃ clipped to [−B_clip, B_clip] at init (2, the official S4 init; None: the exact HiPPO B̃).
     """
 
     def __init__(self, d_model: int, d_state: int = 64, channels: int = 1, init: str = "legs",
                  l_max: int | None = None, real_transform: str = "exp", dt_min: float = 1e-3, dt_max: float = 1e-1,
-                 ssm_lr: float | None = 1e-3):
+                 ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0):
         super().__init__(d_model, d_state, channels, ssm_lr)
         self.init_dt(dt_min, dt_max)
         if l_max is not None and (not isinstance(l_max, int) or l_max < 1):
             raise ValueError(f"l_max: expected None or a positive integer, got {l_max!r}")
         self.l_kernel = l_max or 0
         self.real_transform = real_transform
-        Lambda, P, B = _hippo_dplr(init, d_state, d_model)
+        Lambda, P, B = _hippo_dplr(init, d_state, d_model, B_clip)
         self.register_ssm("A_real", real_part_inverse(Lambda.real, real_transform))
         self.register_ssm("A_imag", Lambda.imag.clone())
         self.register_ssm("P", P)

@@ -55,7 +55,7 @@ def test_ctilde_round_trip():
 
 
 def test_an_exactly_zero_eigenvalue_is_refused_not_turned_into_nan():
-    Lambda, P, B = _hippo_dplr("fout", 8, 1)
+    Lambda, P, B = _hippo_dplr("fout", 8, 1, None)
     C = torch.randn(1, 1, 4, dtype=torch.complex128)
     with pytest.raises(ValueError, match="Lambda: an eigenvalue is exactly 0"):
         F.dplr_kernel(Lambda, P, B, C, torch.tensor([0.01], dtype=torch.float64), 16)
