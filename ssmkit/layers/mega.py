@@ -13,6 +13,9 @@ For laplace and relu² the scale is the number of keys each query sees (the pape
 length); counting visible keys keeps step-by-step use identical to the whole sequence.
 Recurrent state: (EMA state, keys, values, position): the cache holds the keys/values of the current chunk (or of
 every earlier position without chunking) and resets at chunk boundaries.
+Init as the official Mega (facebookresearch/mega, fairseq/modules/moving_average_gated_attention.py and
+normalized_feedforward_network.py, reset_parameters): every linear map N(0, 0.02²) with zero bias, κ ~ N(0, 0.02²),
+μ = 0, b_rel ~ N(0, 0.02²); the EMA as kernels.ema.
 """
 from __future__ import annotations
 
@@ -57,7 +60,7 @@ class Mega(nn.Module):
         self.ema = EMA(d, ndim, bidirectional=not causal, ssm_lr=ssm_lr)
         self.to_v = nn.Linear(d, self.v)
         self.mix = nn.Linear(d, self.z + self.v + 2 * d)  # X' -> [Z, γ, φ, X' W_h]
-        self.qk_scale = nn.Parameter(0.02 * torch.randn(2, self.z) + 1)
+        self.qk_scale = nn.Parameter(0.02 * torch.randn(2, self.z))
         self.qk_shift = nn.Parameter(torch.zeros(2, self.z))
         span = chunk_size or l_max
         self.rel_bias = nn.Parameter(0.02 * torch.randn(2 * span - 1))
@@ -65,6 +68,9 @@ class Mega(nn.Module):
         self.ffn_norm = nn.LayerNorm(d)
         self.ffn = nn.Sequential(nn.Linear(d, ffn_mult * d), nn.SiLU(), nn.Linear(ffn_mult * d, d))
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        for linear in (self.to_v, self.mix, self.to_h, self.ffn[0], self.ffn[2]):
+            nn.init.normal_(linear.weight, std=0.02)
+            nn.init.zeros_(linear.bias)
 
     # -- attention over one block of queries and their keys --------------------------------------------------------
     def _attend(self, q, k, v, q_pos, k_pos, reads=None):

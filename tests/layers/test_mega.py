@@ -7,6 +7,7 @@ import torch
 from conftest import rel_err, three_views
 import ssmkit
 from ssmkit.layers.mega import laplace
+from ssmkit.train import param_groups
 
 
 
@@ -15,7 +16,7 @@ def test_ema_follows_the_damped_recurrence_and_has_three_views():
     u = torch.randn(2, 30, 3, dtype=torch.float64)
     y, y_step, y_chunk = three_views(layer, u, [(0, 5), (5, 6), (6, 30)])
     k = layer.kernel
-    a, d, b, eta = torch.sigmoid(k.alpha), torch.sigmoid(k.delta), k.beta, k.C[0]
+    a, d, b, eta = torch.sigmoid(k.alpha[0]), torch.sigmoid(k.delta[0]), k.beta[0], k.C[0] / 2  # η·√(1/ndim)
     z, direct = torch.zeros(2, 3, 4, dtype=torch.float64), []
     for t in range(30):
         z = a * (b * u[:, t, :, None]) + (1 - a * d) * z
@@ -99,3 +100,40 @@ def test_blocked_chunk_attention_equals_the_masked_whole_sequence(causal, attent
     q, k, v = (torch.randn(2, 37, n, dtype=torch.float64) for n in (2, 2, 16))
     pos = torch.arange(37)
     assert rel_err(layer._attend_blocked(q, k, v), layer._attend(q, k, v, pos, pos)) < 1e-12
+
+
+def test_bidirectional_ema_adds_a_backward_ema_with_its_own_parameters_from_lag_0():
+    """y_t = SiLU(Σ_{k>=0} K_k u_{t−k} + Σ_{k>=0} K'_k u_{t+k} + ω u_t), K' from the second set of a, d, β, η
+    (the official MultiHeadEMA's bidirectional kernel)."""
+    layer = ssmkit.EMA(3, 4, bidirectional=True).double()
+    k, L = layer.kernel, 9
+    u = torch.randn(2, L, 3, dtype=torch.float64)
+
+    def kernel(d):  # (H, L): s Σ_i η_i α_i β_i (1 − α_i δ_i)^l
+        a, dl = torch.sigmoid(k.alpha[d]), torch.sigmoid(k.delta[d])
+        powers = (1 - a * dl)[..., None] ** torch.arange(L, dtype=torch.float64)
+        return ((k.C[d] / 2 * a * k.beta[d])[..., None] * powers).sum(1)
+
+    fwd, back = kernel(0), kernel(1)
+    expected = torch.zeros_like(u)
+    for t in range(L):
+        for s in range(L):
+            expected[:, t] += fwd[:, t - s] * u[:, s] if s <= t else 0
+            expected[:, t] += back[:, s - t] * u[:, s] if s >= t else 0
+    y, _ = layer(u)
+    assert rel_err(y, torch.nn.functional.silu(expected + layer.D[0] * u)) < 1e-12
+    assert not torch.equal(k.alpha[0], k.alpha[1])
+
+
+def test_mega_starts_as_the_official_init():
+    torch.manual_seed(0)
+    layer = ssmkit.Mega(256, 16, l_max=64)
+    for linear in (layer.to_v, layer.mix, layer.to_h, layer.ffn[0], layer.ffn[2]):
+        assert linear.weight.std().item() == pytest.approx(0.02, rel=0.05) and not linear.bias.any()
+    assert layer.qk_scale.std().item() == pytest.approx(0.02, rel=0.1) and layer.qk_scale.mean().abs() < 0.002
+    ema = layer.ema.kernel
+    assert ema.scale == 0.25 and ema.C.std().item() == pytest.approx(1.0, rel=0.05)  # η ~ N(0, 1), used as η/4
+    alone = ssmkit.EMA(4, 16)
+    decayed = {id(p) for g in param_groups(alone, lr=1e-2, weight_decay=0.1) if g["weight_decay"] == 0.1
+               for p in g["params"]}
+    assert all(id(getattr(alone.kernel, n)) in decayed for n in ("alpha", "delta", "beta", "C"))  # as fairseq's AdamW
