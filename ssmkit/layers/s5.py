@@ -8,7 +8,12 @@ Since the discretization scales each state's row of B̃, B̄_k u_k = q_k ⊙ (B�
 per-position Δ_k = Δ·dt_scale_k (irregular sampling) costs O(P) per position, not O(P·H).
 The sequence is computed by ops.scan (parallel, log depth); bidirectional adds a second scan over the reversed
 sequence, read out by its own C̃₂. Output: activation gelu | full_glu (GELU then W₁y ⊙ σ(W₂y)) | half_glu
-(GELU then y ⊙ σ(W y)), then dropout.
+(GELU then y ⊙ σ(W y), the official half_glu1), then dropout.
+
+Init and defaults as the official S5 (lindermanlab/S5, s5/ssm.py S5SSM.setup, s5/ssm_init.py, run_train.py): J = 8
+blocks, B₀ LeCun normal over its fan-in P (std 1/√P, JAX's truncated normal), C_init trunc_normal (the official
+trunc_standard_normal: C₀ complex, real and imaginary parts LeCun normal over P), activation half_glu, and the
+output maps LeCun normal with zero bias (flax Dense).
 """
 from __future__ import annotations
 
@@ -26,18 +31,45 @@ from .registry import register_layer
 
 ACTIVATIONS = ("gelu", "full_glu", "half_glu")
 C_INITS = ("lecun", "trunc_normal", "complex_normal")
+MAX_BLOCKS = 8  # the official default
+
+
+def lecun_normal(*shape: int, fan_in: int) -> torch.Tensor:
+    """JAX's lecun_normal: a normal truncated at ±2 standard deviations, rescaled to variance 1/fan_in (float64)."""
+    t = torch.nn.init.trunc_normal_(torch.empty(shape, dtype=torch.float64), a=-2.0, b=2.0)
+    return t / (0.87962566103423978 * math.sqrt(fan_in))
+
+
+def initial_C(C_init: str, n_dir: int, H: int, V: torch.Tensor) -> torch.Tensor:
+    """C̃ (n_dir, H, P/2) complex128 as the official S5SSM draws it (V: (P, P/2) eigenvectors).
+
+    trunc_normal: C₀ = C_re + i C_im, each LeCun normal over P (the official 'trunc_standard_normal'); C̃ = C₀ V.
+    lecun: the same with JAX's fan-in of an (H, P, 2) array, P·H (the official 'lecun_normal'); C̃ = C₀ V.
+    complex_normal: C̃ drawn directly, real and imaginary parts N(0, ½).
+    """
+    P = V.shape[0]
+    if C_init == "complex_normal":
+        return torch.complex(*torch.randn(2, n_dir, H, P // 2, dtype=torch.float64)) * math.sqrt(0.5)
+    C0 = lecun_normal(2, n_dir, H, P, fan_in=P if C_init == "trunc_normal" else P * H)
+    return torch.complex(C0[0], C0[1]) @ V
+
+
+def default_blocks(d_state: int) -> int:
+    """The official 8 HiPPO-N blocks, or the most (fewer) that split d_state into blocks of even size."""
+    return max(j for j in range(1, MAX_BLOCKS + 1) if d_state % (2 * j) == 0)
 
 
 @register_layer("s5")
 class S5(nn.Module):
-    """S5. d_state P (P/2 conjugate pairs), blocks J, disc zoh | bilinear, C_init lecun | trunc_normal |
-    complex_normal, clip_eigs (keep Re Λ <= −1e-4), bidirectional, activation gelu | full_glu | half_glu.
+    """S5. d_state P (P/2 conjugate pairs), blocks J (None: default_blocks), disc zoh | bilinear, C_init lecun |
+    trunc_normal | complex_normal, clip_eigs (keep Re Λ <= −1e-4), bidirectional, activation gelu | full_glu |
+    half_glu.
     forward/step take dt_scale (B, L) / (B,): per-position multipliers of Δ for irregularly sampled series."""
 
-    def __init__(self, d_model: int, d_state: int = 64, *, blocks: int = 1, disc: str = "zoh",
-                 bidirectional: bool = False, C_init: str = "lecun", clip_eigs: bool = False, dt_min: float = 1e-3,
-                 dt_max: float = 1e-1, ssm_lr: float | None = 1e-3, activation: str = "gelu", dropout: float = 0.0,
-                 l_max: int | None = None):
+    def __init__(self, d_model: int, d_state: int = 64, *, blocks: int | None = None, disc: str = "zoh",
+                 bidirectional: bool = False, C_init: str = "trunc_normal", clip_eigs: bool = False,
+                 dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3,
+                 activation: str = "half_glu", dropout: float = 0.0, l_max: int | None = None):
         super().__init__()
         if disc not in DISCRETIZATIONS:
             raise ValueError(f"disc: expected one of {DISCRETIZATIONS}, got {disc!r}")
@@ -47,28 +79,26 @@ class S5(nn.Module):
             raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
         if not 0 < dt_min <= dt_max:
             raise ValueError(f"dt_min, dt_max: expected 0 < dt_min <= dt_max, got {dt_min}, {dt_max}")
-        Lambda, V = hippo.hippo_n_blocks(d_state, blocks)
+        Lambda, V = hippo.hippo_n_blocks(d_state, default_blocks(d_state) if blocks is None else blocks)
         H, P2 = d_model, d_state // 2
         self.H, self.P2, self.disc, self.clip_eigs = H, P2, disc, clip_eigs
         self.bidirectional, self.l_max, self.activation = bidirectional, l_max, activation
-        B0 = torch.randn(d_state, H, dtype=torch.float64) / math.sqrt(H)  # LeCun normal
+        B0 = lecun_normal(d_state, H, fan_in=d_state)
         register_ssm(self, "A_real", Lambda.real.clone(), ssm_lr)
         register_ssm(self, "A_imag", Lambda.imag.clone(), ssm_lr)
         register_ssm(self, "B", V.conj().T @ B0.to(torch.complex128), ssm_lr)
         log_dt = torch.rand(P2, dtype=torch.float64) * math.log(dt_max / dt_min) + math.log(dt_min)
         register_ssm(self, "log_dt", log_dt, ssm_lr)
-        n_dir = 2 if bidirectional else 1
-        if C_init == "complex_normal":
-            C = torch.randn(n_dir, H, P2, dtype=torch.complex128) * math.sqrt(0.5 / P2)
-        else:
-            C0 = torch.randn(n_dir, H, d_state, dtype=torch.float64)
-            if C_init == "trunc_normal":
-                C0 = torch.nn.init.trunc_normal_(C0, std=1.0, a=-2.0, b=2.0)
-            C = (C0 / math.sqrt(d_state)).to(torch.complex128) @ V
+        C = initial_C(C_init, 2 if bidirectional else 1, H, V)
         self.C = nn.Parameter(torch.view_as_real(C).to(torch.get_default_dtype()).contiguous())
         self.D = nn.Parameter(torch.randn(H))
         self.out1 = nn.Linear(H, H) if activation != "gelu" else None
         self.out2 = nn.Linear(H, H) if activation == "full_glu" else None
+        for linear in (self.out1, self.out2):
+            if linear is not None:
+                with torch.no_grad():
+                    linear.weight.copy_(lecun_normal(H, H, fan_in=H))
+                nn.init.zeros_(linear.bias)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     @property

@@ -5,6 +5,7 @@ import torch
 from conftest import rel_err, three_views
 import ssmkit
 from ssmkit import hippo
+from ssmkit.layers.s5 import default_blocks
 from ssmkit.ops import scan
 
 OPTIONS = [{}, {"disc": "bilinear", "blocks": 4, "activation": "full_glu"},
@@ -33,7 +34,7 @@ def _dense_zoh_output(layer, u):
 
 
 def test_s5_matches_the_dense_oracle():
-    layer = ssmkit.S5(3, 8, blocks=2).double()
+    layer = ssmkit.S5(3, 8, blocks=2, activation="gelu").double()
     u = torch.randn(2, 30, 3, dtype=torch.float64)
     y, _ = layer(u)
     assert rel_err(y, torch.nn.functional.gelu(_dense_zoh_output(layer, u))) < 1e-10
@@ -67,7 +68,7 @@ def test_variable_dt_of_ones_is_the_fixed_step_and_scales_time():
 
 
 def test_bidirectional_s5_adds_a_reversed_scan_read_by_its_own_C():
-    layer = ssmkit.S5(2, 8, bidirectional=True).double()
+    layer = ssmkit.S5(2, 8, bidirectional=True, activation="gelu").double()
     u = torch.randn(1, 12, 2, dtype=torch.float64)
     dA, q = layer.discrete()
     Bu = q * (u.to(torch.complex128) @ torch.view_as_complex(layer.B).T)
@@ -112,3 +113,20 @@ def test_bad_s5_inputs_are_named():
         layer(torch.randn(2, 5, 4), dt_scale=torch.ones(5))
     with pytest.raises(ValueError, match=r"state: expected a complex tensor of shape \(2, 4\)"):
         layer.step(torch.randn(2, 4), torch.zeros(2, 8, dtype=torch.complex64))
+
+
+def test_s5_starts_as_the_official_init():
+    """lindermanlab/S5 defaults: 8 HiPPO-N blocks, B₀ LeCun over its fan-in P, C₀ complex LeCun over P
+    ('trunc_standard_normal'), half_glu1 with a LeCun Dense."""
+    torch.manual_seed(0)
+    layer = ssmkit.S5(128, 256)
+    Lam, _ = hippo.hippo_n_blocks(256, 8)
+    assert torch.allclose(layer.Lambda().to(torch.complex128), Lam, atol=1e-5)
+    B, C = torch.view_as_complex(layer.B), torch.view_as_complex(layer.C)
+    assert B.abs().square().mean().item() == pytest.approx(1 / 256, rel=0.03)  # E|B̃|² = 1/P
+    assert C.abs().square().mean().item() == pytest.approx(2 / 256, rel=0.03)  # E|C̃|² = 2/P
+    assert layer.activation == "half_glu" and layer.out2 is None and not layer.out1.bias.any()
+    assert layer.out1.weight.std().item() == pytest.approx(128 ** -0.5, rel=0.03)
+    direct = torch.view_as_complex(ssmkit.S5(128, 256, C_init="complex_normal").C)
+    assert direct.abs().square().mean().item() == pytest.approx(1.0, rel=0.03)  # complex_normal: E|C̃|² = 1
+    assert [default_blocks(n) for n in (256, 64, 8, 24, 2)] == [8, 8, 4, 6, 1]

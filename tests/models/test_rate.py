@@ -15,8 +15,10 @@ def test_rate_two_on_half_rate_input_reproduces_the_full_rate_model(layer):
     t = torch.linspace(0, 1, 2048, dtype=torch.float64)
     x = torch.stack([torch.sin(2 * math.pi * 3 * t + phase) for phase in (0.0, 1.0, 2.0)])[..., None]
     full, half, naive = model(x), model(x[:, ::2], rate=2.0), model(x[:, ::2])
-    assert (half - full).norm() / full.norm() < 5e-3
-    assert (naive - full).norm() / full.norm() > 5 * (half - full).norm() / full.norm()
+    # Liquid-S4's input products u_k u_{k−1} span one sample, twice the time at half rate: only its S4 part resamples
+    tol, gain = (1e-2, 3) if layer == "liquid_s4" else (5e-3, 5)
+    assert (half - full).norm() / full.norm() < tol
+    assert (naive - full).norm() / full.norm() > gain * (half - full).norm() / full.norm()
     assert torch.equal(model(x, rate=1.0), full)
 
 
