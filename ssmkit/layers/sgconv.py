@@ -9,11 +9,13 @@ from .registry import register_layer
 
 @register_layer("sgconv")
 class SGConv(SSMConv):
-    """SGConv: multi-scale kernel with parameters O(kernel_dim · log l_max); l_max required; decay α; causal or
-    bidirectional. It has no step(): the kernel is not a state space model's."""
+    """SGConv: multi-scale kernel with parameters O(kernel_dim · log l_max); l_max required; decay α; kernel_lr (the
+    sub-kernels' learning rate, None: the model's); causal or bidirectional. Output map Linear by default, as the
+    official GConv. It has no step(): the kernel is not a state space model's."""
 
-    def __init__(self, d_model: int, l_max: int, *, kernel_dim: int = 64, decay: float = 0.5, channels: int = 1,
-                 bidirectional: bool = False, activation: str = "gelu", output: str = "glu", dropout: float = 0.0):
-        kernel = SGConvKernel(d_model, l_max, kernel_channels(channels, bidirectional), kernel_dim, decay)
+    def __init__(self, d_model: int, l_max: int, *, kernel_dim: int = 64, decay: float = 0.5,
+                 kernel_lr: float | None = 1e-3, channels: int = 1, bidirectional: bool = False,
+                 activation: str = "gelu", output: str = "linear", dropout: float = 0.0):
+        kernel = SGConvKernel(d_model, l_max, kernel_channels(channels, bidirectional), kernel_dim, decay, kernel_lr)
         super().__init__(kernel, channels=channels, bidirectional=bidirectional, activation=activation,
                          output=output, dropout=dropout, l_max=l_max)

@@ -8,6 +8,7 @@ from conftest import rel_err
 import ssmkit
 from ssmkit.kernels.sgconv import SGConvKernel
 from ssmkit.ops import fftconv
+from ssmkit.train import param_groups
 
 
 @pytest.mark.parametrize("l_max, d, scales", [(64, 64, 1), (65, 64, 2), (1000, 16, 7), (4096, 64, 7)])
@@ -26,7 +27,7 @@ def test_each_scale_is_the_previous_one_times_decay():
     K = k(512)[0, 0]
     starts = [0, 8] + [8 * 2 ** (i - 1) for i in range(2, k.n_scales)]
     levels = [K[s].item() for s in starts]
-    assert levels[0] == pytest.approx(1 / math.sqrt(8))  # normalized by the first piece's norm
+    assert levels[0] == pytest.approx(3 / k.norm[0, 0, 0].item())  # normalized by the initial kernel's norm
     assert all(b / a == pytest.approx(0.5) for a, b in zip(levels, levels[1:]))
     for i in range(2, k.n_scales):
         length = 8 * 2 ** (i - 1)
@@ -61,3 +62,23 @@ def test_sgconv_has_no_recurrent_view_and_checks_its_options():
         ssmkit.SGConv(3, 32, decay=1.5)
     with pytest.raises(ValueError, match="exceeds l_max=32"):
         layer(torch.randn(1, 33, 3))
+
+
+def test_the_normalizer_is_the_norm_of_the_whole_initial_kernel_and_stays_fixed():
+    """As the official GConv's kernel_norm: the norm of the full concatenated kernel (all S scales, not truncated to
+    L), per channel, a buffer without gradient that training does not move."""
+    torch.manual_seed(0)
+    layer = ssmkit.SGConv(4, 300, kernel_dim=16).double()
+    k = layer.kernel
+    full = k.full_kernel()
+    assert full.shape[-1] == 16 * 2 ** (k.n_scales - 1) == 512
+    nu = k.norm.clone()
+    assert torch.allclose(nu, full.norm(dim=-1, keepdim=True)) and "norm" in dict(k.named_buffers())
+    assert rel_err(k(300), full[..., :300] / nu) < 1e-15
+    opt = torch.optim.AdamW(param_groups(layer, lr=1e-2, weight_decay=0.1))
+    layer(torch.randn(2, 300, 4, dtype=torch.float64))[0].square().sum().backward()
+    opt.step()
+    assert torch.equal(k.norm, nu)
+    kernel_group = [g for g in opt.param_groups if any(p is k.pieces[0] for p in g["params"])][0]
+    assert kernel_group["lr"] == 1e-3 and kernel_group["weight_decay"] == 0.1  # official: lr 1e-3, ordinary decay
+    assert isinstance(layer.output, torch.nn.Linear)  # the official output map: Linear, no GLU
