@@ -12,6 +12,11 @@ SSM parameters (Λ, P, B, Δ) are registered with ``register_ssm``: they carry `
 "weight_decay": 0.0}``, which ssmkit.train.optim.param_groups turns into their own optimizer group (the S4 recipe);
 with ssm_lr == 0 they are buffers and stay fixed. Complex parameters are stored as real tensors (..., 2) so that
 every optimizer, DDP and safetensors handle them.
+
+n_ssm: the number of independent SSMs (Λ, P, B) behind the H channels; None or H: one per channel, 1: one shared
+by all (the official S4 configs' n_ssm: 1 for LRA; DSS and DLR always share Λ). A shared parameter has n_ssm rows
+where a per-channel one has H (at dim −2 of its complex form); channel h uses copy h mod n_ssm, as the official code
+tiles them. Δ and C stay per channel.
 """
 from __future__ import annotations
 
@@ -52,7 +57,8 @@ class SSMKernel(nn.Module):
     # (ops.chunkconv); a kernel normalized over a fixed length says False
     chunkable = True
 
-    def __init__(self, d_model: int, d_state: int, channels: int = 1, ssm_lr: float | None = 1e-3):
+    def __init__(self, d_model: int, d_state: int, channels: int = 1, ssm_lr: float | None = 1e-3,
+                 n_ssm: int | None = None):
         super().__init__()
         if not isinstance(d_model, int) or d_model < 1:
             raise ValueError(f"d_model: expected a positive integer, got {d_model!r}")
@@ -63,15 +69,20 @@ class SSMKernel(nn.Module):
             raise ValueError(f"channels: expected a positive integer, got {channels!r}")
         if ssm_lr is not None and ssm_lr < 0:
             raise ValueError(f"ssm_lr: expected None or >= 0, got {ssm_lr}")
+        if n_ssm is not None and (not isinstance(n_ssm, int) or n_ssm < 1 or d_model % n_ssm):
+            raise ValueError(f"n_ssm: expected None (one SSM per channel) or a positive divisor of d_model={d_model}, "
+                             f"got {n_ssm!r}")
         self.H, self.N2, self.channels = d_model, d_state // 2, channels
+        self.n_ssm = d_model if n_ssm is None else n_ssm
         self.ssm_lr = ssm_lr
 
-    def init_dt(self, dt_min: float, dt_max: float, trainable: bool = True) -> torch.Tensor:
-        """Register log Δ (H,) drawn uniformly in [log dt_min, log dt_max]; returns the Δ drawn (float64)."""
+    def init_dt(self, dt_min: float, dt_max: float, trainable: bool = True, pair: bool = False) -> torch.Tensor:
+        """Register log Δ (H,) drawn uniformly in [log dt_min, log dt_max]; returns the Δ drawn (float64).
+        pair: (H, 2), one Δ for the real and one for the imaginary part of λ (DSS), drawn equal."""
         if not 0 < dt_min <= dt_max:
             raise ValueError(f"dt_min, dt_max: expected 0 < dt_min <= dt_max, got {dt_min}, {dt_max}")
         log_dt = torch.rand(self.H, dtype=torch.float64) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
-        self.register_ssm("log_dt", log_dt, trainable=trainable)
+        self.register_ssm("log_dt", log_dt[:, None].repeat(1, 2) if pair else log_dt, trainable=trainable)
         return log_dt.exp()
 
     # -- parameters ------------------------------------------------------------------------------------------------
@@ -79,20 +90,34 @@ class SSMKernel(nn.Module):
         """Register an SSM parameter, tagged for its optimizer group (see the module function register_ssm)."""
         register_ssm(self, name, value, self.ssm_lr, trainable)
 
-    def register_output(self, name: str, value: torch.Tensor) -> None:
-        """Register C (or another output-side parameter): ordinary optimizer group, stored as real (..., 2)."""
-        self.register_parameter(name, nn.Parameter(torch.view_as_real(value).to(torch.get_default_dtype()).contiguous()))
+    def register_output(self, name: str, value: torch.Tensor, ssm_group: bool = False) -> None:
+        """Register C (or another output-side parameter), stored as real (..., 2): ordinary optimizer group, or with
+        ssm_group the SSM parameters' lr (the model's when ssm_lr is None or 0) and no weight decay (DSS's and DLR's W)."""
+        param = nn.Parameter(torch.view_as_real(value).to(torch.get_default_dtype()).contiguous())
+        if ssm_group:
+            param._optim = {"weight_decay": 0.0, **({"lr": self.ssm_lr} if self.ssm_lr else {})}
+        self.register_parameter(name, param)
 
     def cplx(self, name: str) -> torch.Tensor:
-        """A complex parameter in the compute dtype (complex128 for float64 modules, else complex64)."""
-        return as_complex(getattr(self, name))
+        """A complex parameter in the compute dtype (complex128 for float64 modules, else complex64), over the H
+        channels (a shared one repeated, see n_ssm)."""
+        return self.over_channels(as_complex(getattr(self, name)))
+
+    def real(self, name: str) -> torch.Tensor:
+        """A real SSM parameter in the compute dtype, over the H channels (a shared one repeated, see n_ssm)."""
+        return self.over_channels(getattr(self, name).to(self.real_dtype))
+
+    def over_channels(self, t: torch.Tensor) -> torch.Tensor:
+        """t with n_ssm or H rows at dim −2 -> H rows: channel h takes row h mod n_ssm."""
+        n = t.shape[-2]
+        return t if n == self.H else t.repeat(*([1] * (t.dim() - 2)), self.H // n, 1)
 
     @property
     def real_dtype(self) -> torch.dtype:
         return torch.float64 if self.C.dtype == torch.float64 else torch.float32
 
     def dt(self, rate: float = 1.0) -> torch.Tensor:
-        """Δ·rate, (H,)."""
+        """Δ·rate, (H,) (or (H, 2), see init_dt)."""
         return torch.exp(self.log_dt.to(self.real_dtype)) * rate
 
     # -- contract --------------------------------------------------------------------------------------------------

@@ -100,22 +100,21 @@ class S4DKernel(SSMKernel):
 
     def __init__(self, d_model: int, d_state: int = 64, channels: int = 1, init: str = "legs", disc: str = "zoh",
                  real_transform: str = "exp", dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3,
-                 B_clip: float | None = 2.0):
-        super().__init__(d_model, d_state, channels, ssm_lr)
+                 B_clip: float | None = 2.0, n_ssm: int | None = None):
+        super().__init__(d_model, d_state, channels, ssm_lr, n_ssm)
         self.init_dt(dt_min, dt_max)
         if disc not in ("zoh", "bilinear"):
             raise ValueError(f"disc: expected 'zoh' or 'bilinear', got {disc!r}")
         self.disc, self.real_transform = disc, real_transform
-        Lambda = hippo.diagonal_init(init, d_state).expand(d_model, -1)
+        Lambda = hippo.diagonal_init(init, d_state).expand(self.n_ssm, -1)
         B = hippo.nplr("legs", d_state, B_clip).B if init == "legs" else torch.ones(self.N2, dtype=torch.complex128)
         self.register_ssm("A_real", real_part_inverse(Lambda.real, real_transform))
         self.register_ssm("A_imag", Lambda.imag.clone())
-        self.register_ssm("B", B.expand(d_model, -1).clone())
+        self.register_ssm("B", B.expand(self.n_ssm, -1).clone())
         self.register_output("C", torch.randn(channels, d_model, self.N2, dtype=torch.complex128))
 
     def Lambda(self) -> torch.Tensor:
-        dtype = self.real_dtype
-        return torch.complex(real_part(self.A_real.to(dtype), self.real_transform), self.A_imag.to(dtype))
+        return torch.complex(real_part(self.real("A_real"), self.real_transform), self.real("A_imag"))
 
     def system(self, rate: float = 1.0) -> DiagonalSystem:
         dt = self.dt(rate)[:, None]

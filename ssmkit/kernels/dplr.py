@@ -120,16 +120,16 @@ def dplr_kernel(Lambda, P, B, C, dt, L: int, disc: str = "bilinear") -> torch.Te
     return dplr_generating_kernel(Lambda, P, B, ctilde_from_c(C, dplr_transition(Lambda, P, dt), L), dt, L)
 
 
-def _hippo_dplr(init: str, d_state: int, d_model: int, B_clip: float | None):
-    """Λ (H, N2), P (R, H, N2), B (H, N2) for ``init``: a measure or a mixture 'legs+fout' (channels round-robin);
-    Im B̃ clipped to [−B_clip, B_clip] (hippo.nplr)."""
+def _hippo_dplr(init: str, d_state: int, copies: int, B_clip: float | None):
+    """Λ (S, N2), P (R, S, N2), B (S, N2) for S = ``copies`` SSMs of ``init``: a measure or a mixture 'legs+fout'
+    (copies round-robin); Im B̃ clipped to [−B_clip, B_clip] (hippo.nplr)."""
     measures = init.split("+")
     for m in measures:
         if m not in hippo.MEASURES:
             raise ValueError(f"init: expected measures from {hippo.MEASURES} joined by '+', got {init!r}")
     parts = [hippo.nplr(m, d_state, B_clip) for m in measures]
     R = max(p.P.shape[0] for p in parts)
-    pick = [parts[h % len(parts)] for h in range(d_model)]
+    pick = [parts[h % len(parts)] for h in range(copies)]
     Lambda = torch.stack([p.Lambda for p in pick])
     P = torch.stack([torch.cat([p.P, p.P.new_zeros(R - p.P.shape[0], p.P.shape[1])]) for p in pick], dim=1)
     B = torch.stack([p.B for p in pick])
@@ -141,18 +141,19 @@ class DPLRKernel(SSMKernel):
 
     l_max: the length C̃ is trained for (None: any length, C is the plain C). real_transform as in S4D.
     B_clip: Im B̃ clipped to [−B_clip, B_clip] at init (2, the official S4 init; None: the exact HiPPO B̃).
+    n_ssm: independent (Λ, P, B) copies behind the H channels (base module docstring).
     """
 
     def __init__(self, d_model: int, d_state: int = 64, channels: int = 1, init: str = "legs",
                  l_max: int | None = None, real_transform: str = "exp", dt_min: float = 1e-3, dt_max: float = 1e-1,
-                 ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0):
-        super().__init__(d_model, d_state, channels, ssm_lr)
+                 ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0, n_ssm: int | None = None):
+        super().__init__(d_model, d_state, channels, ssm_lr, n_ssm)
         self.init_dt(dt_min, dt_max)
         if l_max is not None and (not isinstance(l_max, int) or l_max < 1):
             raise ValueError(f"l_max: expected None or a positive integer, got {l_max!r}")
         self.l_kernel = l_max or 0
         self.real_transform = real_transform
-        Lambda, P, B = _hippo_dplr(init, d_state, d_model, B_clip)
+        Lambda, P, B = _hippo_dplr(init, d_state, self.n_ssm, B_clip)
         self.register_ssm("A_real", real_part_inverse(Lambda.real, real_transform))
         self.register_ssm("A_imag", Lambda.imag.clone())
         self.register_ssm("P", P)
@@ -160,8 +161,7 @@ class DPLRKernel(SSMKernel):
         self.register_output("C", torch.randn(channels, d_model, self.N2, dtype=torch.complex128))
 
     def Lambda(self) -> torch.Tensor:
-        dtype = self.real_dtype
-        return torch.complex(real_part(self.A_real.to(dtype), self.real_transform), self.A_imag.to(dtype))
+        return torch.complex(real_part(self.real("A_real"), self.real_transform), self.real("A_imag"))
 
     def transition(self, rate: float = 1.0) -> torch.Tensor:
         return dplr_transition(self.Lambda(), self.cplx("P"), self.dt(rate))

@@ -1,15 +1,21 @@
-"""DSS: diagonal state spaces (Gupta, Gu, Berant 2022), ZOH with B folded into w ∈ C^{N/2}.
+"""DSS: diagonal state spaces (Gupta, Gu, Berant 2022), ZOH with B folded into w ∈ C^N.
 
-DSS-exp:     λ = −exp(a) + i b;   K_k = Re Σ_n w_n λ_n^{-1} (e^{λ_nΔ} − 1) e^{kλ_nΔ}
-DSS-softmax: λ unconstrained;     K_k = Re Σ_n w_n λ_n^{-1} e^{kλ_nΔ} / S_n,   S_n = Σ_{j<L'} e^{jλ_nΔ}
+DSS-exp:     λ = −exp(a) + i b;   K_k = Re Σ_n w_n λ_n^{-1} (e^{x_n} − 1) e^{k x_n}
+DSS-softmax: λ unconstrained;     K_k = Re Σ_n w_n λ_n^{-1} e^{k x_n} / S_n,   S_n = Σ_{j<L'} e^{j x_n}
+with x_n = Re λ_n·Δ_re + i Im λ_n·Δ_im (one Δ for each part, per channel; sep_dt=False ties them).
+
+As the official code (ag1988/dss, src/models/sequence/ss/standalone/dss.py, DSSKernel): d_state N counts complex
+modes (the output is Re Σ over all N, no conjugate half), Λ is the N eigenvalues with Im > 0 of the skew part of the
+size-2N HiPPO-LegS matrix, minus ½, shared by the channels (n_ssm = 1); w has E|w|² = 2 and trains with the SSM
+parameters (lr 1e-3, no weight decay); softmax is the default variant.
 
 For softmax the normalizing length L' is l_max when given (needed for the recurrent and chunked views, whose kernel
-must not depend on the chunk) and the input length otherwise. The normalizer is summed in closed form,
-S = expm1(L'x)/expm1(x) with x = λΔ, and is evaluated relative to the largest term so that either sign of Re λ is
-stable: for Re x > 0, e^{kx}/S = e^{−(L'−1−k)x}/S' with S' = expm1(−L'x)/expm1(−x), a decaying power read backwards.
-The recurrent view of a growing mode (Re x > 0) is the forward recurrence x_k = e^{x} x_{k−1} + u_k, whose state
-grows like e^{k·Re x}: it is exact, but only representable while L'·Re x stays within the float range, and step()
-raises a ValueError beyond that instead of producing inf/NaN.
+must not depend on the chunk) and the input length otherwise (the official code: always the input length). The
+normalizer is summed in closed form, S = expm1(L'x)/expm1(x), and is evaluated relative to the largest term so that
+either sign of Re λ is stable: for Re x > 0, e^{kx}/S = e^{−(L'−1−k)x}/S' with S' = expm1(−L'x)/expm1(−x), a decaying
+power read backwards. The recurrent view of a growing mode (Re x > 0) is the forward recurrence x_k = e^{x} x_{k−1} +
+u_k, whose state grows like e^{k·Re x}: it is exact, but only representable while L'·Re x stays within the float range,
+and step() raises a ValueError beyond that instead of producing inf/NaN.
 """
 from __future__ import annotations
 
@@ -26,25 +32,34 @@ VARIANTS = ("exp", "softmax")
 
 
 class DSSKernel(SSMKernel):
-    def __init__(self, d_model: int, d_state: int = 64, channels: int = 1, variant: str = "exp",
+    def __init__(self, d_model: int, d_state: int = 64, channels: int = 1, variant: str = "softmax",
                  l_max: int | None = None, dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3,
-                 learn_dt: bool = True):
-        super().__init__(d_model, d_state, channels, ssm_lr)
+                 learn_dt: bool = True, sep_dt: bool = True, n_ssm: int | None = 1):
+        if not isinstance(d_state, int) or d_state < 1:
+            raise ValueError(f"d_state: expected a positive integer (the number of complex modes), got {d_state!r}")
+        super().__init__(d_model, 2 * d_state, channels, ssm_lr, n_ssm)  # N2 = d_state modes
         if variant not in VARIANTS:
             raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
         if l_max is not None and (not isinstance(l_max, int) or l_max < 1):
             raise ValueError(f"l_max: expected None or a positive integer, got {l_max!r}")
         self.variant, self.l_max = variant, l_max
         self.real_transform = "exp" if variant == "exp" else "none"
-        self.init_dt(dt_min, dt_max, trainable=learn_dt)
-        Lambda = hippo.nplr("legs", d_state).Lambda.expand(d_model, -1)  # the skew (diagonal) HiPPO-LegS spectrum
+        self.init_dt(dt_min, dt_max, trainable=learn_dt, pair=sep_dt)
+        Lambda = hippo.nplr("legs", 2 * d_state).Lambda.expand(self.n_ssm, -1)  # the skew HiPPO-LegS spectrum
         self.register_ssm("A_real", real_part_inverse(Lambda.real, self.real_transform))
         self.register_ssm("A_imag", Lambda.imag.clone())
-        self.register_output("C", torch.randn(channels, d_model, self.N2, dtype=torch.complex128))  # w
+        w = torch.randn(channels, d_model, self.N2, dtype=torch.complex128) * math.sqrt(2)
+        self.register_output("C", w, ssm_group=True)  # w
 
     def Lambda(self) -> torch.Tensor:
-        dtype = self.real_dtype
-        return torch.complex(real_part(self.A_real.to(dtype), self.real_transform), self.A_imag.to(dtype))
+        return torch.complex(real_part(self.real("A_real"), self.real_transform), self.real("A_imag"))
+
+    def _x(self, Lambda: torch.Tensor, rate: float) -> torch.Tensor:
+        """x = λΔ (H, N2): Re λ·Δ_re + i Im λ·Δ_im with separate steps, λΔ with one."""
+        dt = self.dt(rate)
+        if dt.dim() == 1:
+            return Lambda * dt[:, None]
+        return torch.complex(Lambda.real * dt[:, :1], Lambda.imag * dt[:, 1:])
 
     def _norm_length(self, L: int) -> int:
         return self.l_max if self.l_max is not None else L
@@ -52,7 +67,7 @@ class DSSKernel(SSMKernel):
     def _softmax_terms(self, L_norm: int, rate: float):
         """(x = λΔ, grow = Re x > 0, xs = the decaying direction ±x, coefficient w/(λ·S) of each normalized power)."""
         Lambda = self.Lambda()
-        x = Lambda * self.dt(rate)[:, None]
+        x = self._x(Lambda, rate)
         grow = x.real > 0
         xs = torch.where(grow, -x, x)
         S = torch.expm1(L_norm * xs) / torch.expm1(xs)
@@ -80,7 +95,7 @@ class DSSKernel(SSMKernel):
     def recurrence(self, rate: float = 1.0) -> DiagonalSystem:
         if self.variant == "exp":
             Lambda = self.Lambda()
-            x = Lambda * self.dt(rate)[:, None]
+            x = self._x(Lambda, rate)
             return DiagonalSystem(x, torch.expm1(x) / Lambda, self.cplx("C"), 1.0)
         if self.l_max is None:
             raise ValueError("l_max: the DSS-softmax recurrence is normalized over a fixed length; "

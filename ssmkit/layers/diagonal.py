@@ -12,42 +12,45 @@ from .registry import register_layer
 @register_layer("s4d")
 class S4D(SSMConv):
     """S4D: diagonal A, Vandermonde kernel. init lin | inv | legs | real | random; disc zoh | bilinear;
-    real_transform exp | relu | none; B_clip (legs init: Im B̃ clipped, 2 as the official code). Block options as
-    SSMConv."""
+    real_transform exp | relu | none; B_clip (legs init: Im B̃ clipped, 2 as the official code); n_ssm as S4.
+    Block options as SSMConv."""
 
     def __init__(self, d_model: int, d_state: int = 64, *, channels: int = 1, bidirectional: bool = False,
                  init: str = "legs", disc: str = "zoh", real_transform: str = "exp", l_max: int | None = None,
                  dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0,
-                 activation: str = "gelu", output: str = "glu", dropout: float = 0.0):
+                 n_ssm: int | None = None, activation: str = "gelu", output: str = "glu", dropout: float = 0.0):
         kernel = S4DKernel(d_model, d_state, kernel_channels(channels, bidirectional), init, disc, real_transform,
-                           dt_min, dt_max, ssm_lr, B_clip)
+                           dt_min, dt_max, ssm_lr, B_clip, n_ssm)
         super().__init__(kernel, channels=channels, bidirectional=bidirectional, activation=activation,
                          output=output, dropout=dropout, l_max=l_max)
 
 
 @register_layer("dss")
 class DSS(SSMConv):
-    """DSS: diagonal state spaces, variant exp | softmax (softmax normalizes over l_max, or over the input length
-    when l_max is None; its recurrent views need l_max). learn_dt=False keeps Δ at its initial value."""
+    """DSS: diagonal state spaces with d_state complex modes, variant softmax | exp (softmax normalizes over l_max,
+    or over the input length when l_max is None; its recurrent views need l_max). learn_dt=False keeps Δ at its
+    initial value; sep_dt: separate Δ for Re and Im of λ; n_ssm: Λ shared by the channels (1) or not (None).
+    Defaults and output map (Linear) as the official DSS."""
 
     def __init__(self, d_model: int, d_state: int = 64, *, channels: int = 1, bidirectional: bool = False,
-                 variant: str = "exp", l_max: int | None = None, dt_min: float = 1e-3, dt_max: float = 1e-1,
-                 learn_dt: bool = True, ssm_lr: float | None = 1e-3, activation: str = "gelu", output: str = "glu",
-                 dropout: float = 0.0):
+                 variant: str = "softmax", l_max: int | None = None, dt_min: float = 1e-3, dt_max: float = 1e-1,
+                 learn_dt: bool = True, sep_dt: bool = True, n_ssm: int | None = 1, ssm_lr: float | None = 1e-3,
+                 activation: str = "gelu", output: str = "linear", dropout: float = 0.0):
         kernel = DSSKernel(d_model, d_state, kernel_channels(channels, bidirectional), variant, l_max, dt_min,
-                           dt_max, ssm_lr, learn_dt)
+                           dt_max, ssm_lr, learn_dt, sep_dt, n_ssm)
         super().__init__(kernel, channels=channels, bidirectional=bidirectional, activation=activation,
                          output=output, dropout=dropout, l_max=l_max)
 
 
 @register_layer("dlr")
 class DLR(SSMConv):
-    """DLR: diagonal linear RNN x_k = Λ x_{k−1} + u_k with |Λ| < 1 parameterized directly (no Δ)."""
+    """DLR: diagonal linear RNN x_k = Λ x_{k−1} + u_k with |Λ| <= 1 parameterized directly (no Δ); d_state complex
+    modes; n_ssm: Λ shared by the channels (1) or not (None). Defaults and output map (Linear) as the official DLR."""
 
-    def __init__(self, d_model: int, d_state: int = 64, *, channels: int = 1, bidirectional: bool = False,
-                 l_max: int | None = None, dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3,
-                 activation: str = "gelu", output: str = "glu", dropout: float = 0.0):
-        kernel = DLRKernel(d_model, d_state, kernel_channels(channels, bidirectional), dt_min, dt_max, ssm_lr)
+    def __init__(self, d_model: int, d_state: int = 1024, *, channels: int = 1, bidirectional: bool = False,
+                 l_max: int | None = None, dt_min: float = 1e-4, dt_max: float = 1e-1, n_ssm: int | None = 1,
+                 ssm_lr: float | None = 1e-4, activation: str = "gelu", output: str = "linear", dropout: float = 0.0):
+        kernel = DLRKernel(d_model, d_state, kernel_channels(channels, bidirectional), dt_min, dt_max, ssm_lr, n_ssm)
         super().__init__(kernel, channels=channels, bidirectional=bidirectional, activation=activation,
                          output=output, dropout=dropout, l_max=l_max)
 

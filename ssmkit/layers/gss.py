@@ -3,7 +3,7 @@
     shortcut = x;  x = LayerNorm(x)
     v = GELU(x W_v)            (E -> F = expand·E)
     u = GELU(x W_u)            (E -> H = E / reduce)
-    y = DSS(u)                 (H channels, state size d_state (large, e.g. 512), Δ fixed to dt (1 in the paper))
+    y = DSS(u)                 (H channels, d_state complex modes (large, e.g. 512), Δ fixed to dt (1 in the paper))
     o = ((y W_c) ⊙ v) W_o      (H -> F, then F -> E)
     return o + shortcut
 
@@ -36,7 +36,7 @@ class GSS(nn.Module):
         self.to_v = nn.Linear(d_model, wide)
         self.to_u = nn.Linear(d_model, inner)
         fixed = dt is not None
-        self.ssm = DSS(inner, d_state, variant=variant, l_max=l_max, learn_dt=not fixed,
+        self.ssm = DSS(inner, d_state, variant=variant, l_max=l_max, learn_dt=not fixed, sep_dt=False,
                        dt_min=dt if fixed else dt_min, dt_max=dt if fixed else dt_max, ssm_lr=ssm_lr,
                        activation="id", output="none")
         self.to_c = nn.Linear(inner, wide)

@@ -29,14 +29,14 @@ class LiquidS4(S4):
     def __init__(self, d_model: int, d_state: int = 64, *, liquid_order: int = 2, liquid_kernel: str = "kb",
                  channels: int = 1, init: str = "legs", l_max: int | None = None, real_transform: str = "exp",
                  dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0,
-                 activation: str = "gelu", output: str = "glu", dropout: float = 0.0):
+                 n_ssm: int | None = None, activation: str = "gelu", output: str = "glu", dropout: float = 0.0):
         if not isinstance(liquid_order, int) or not 2 <= liquid_order <= 4:
             raise ValueError(f"liquid_order: expected 2, 3 or 4, got {liquid_order!r}")
         if liquid_kernel not in LIQUID_KERNELS:
             raise ValueError(f"liquid_kernel: expected one of {LIQUID_KERNELS}, got {liquid_kernel!r}")
         super().__init__(d_model, d_state, channels=channels, init=init, l_max=l_max, real_transform=real_transform,
-                         dt_min=dt_min, dt_max=dt_max, ssm_lr=ssm_lr, B_clip=B_clip, activation=activation,
-                         output=output, dropout=dropout)
+                         dt_min=dt_min, dt_max=dt_max, ssm_lr=ssm_lr, B_clip=B_clip, n_ssm=n_ssm,
+                         activation=activation, output=output, dropout=dropout)
         self.order, self.liquid_kernel = liquid_order, liquid_kernel
 
     def _products(self, x: torch.Tensor, history: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from conftest import rel_err
+import ssmkit
 from ssmkit import functional as F
 from ssmkit.kernels import DLRKernel, DPLRKernel, DSSKernel, S4DKernel
 
@@ -57,11 +58,31 @@ def test_s4d_real_transforms_reproduce_the_init(transform):
 
 
 def test_dss_exp_kernel_follows_its_formula():
+    """x = Re λ·Δ_re + i Im λ·Δ_im (the official separate steps); K_k = Re Σ_n w_n λ_n^{-1}(e^{x_n} − 1) e^{k x_n}."""
     k = DSSKernel(2, 8, channels=1, variant="exp").double()
-    lam, w, dt = k.Lambda(), k.cplx("C")[0], k.dt()[:, None]
+    with torch.no_grad():
+        k.log_dt[:, 1] += 0.7  # the two steps apart
+    lam, w, dt = k.Lambda(), k.cplx("C")[0], k.dt()
+    x = torch.complex(lam.real * dt[:, :1], lam.imag * dt[:, 1:])
     j = torch.arange(30, dtype=torch.float64)
-    K = ((w / lam * (torch.exp(lam * dt) - 1))[..., None] * torch.exp(lam[..., None] * dt[..., None] * j)).sum(-2)
+    K = ((w / lam * (torch.exp(x) - 1))[..., None] * torch.exp(x[..., None] * j)).sum(-2)
     assert rel_err(k(30)[0], K.real) < 1e-12
+
+
+def test_dss_starts_as_the_official_init():
+    """ag1988/dss: N complex modes, the Im > 0 eigenvalues of the size-2N skew HiPPO-LegS minus ½, shared by the
+    channels; one Δ each for Re and Im, drawn equal; E|w|² = 2 with the SSM parameters' lr and no weight decay."""
+    torch.manual_seed(0)
+    k = DSSKernel(64, 4)
+    assert torch.allclose(k.Lambda().imag, torch.tensor([0.427489, 1.957794, 5.354209, 19.857410]).expand(64, 4),
+                          atol=1e-5)  # = the size-8 HiPPO-LegS spectrum, 4 modes
+    assert (k.Lambda().real == -0.5).all() and k.A_real.shape == (1, 4)
+    assert k.log_dt.shape == (64, 2) and torch.equal(k.log_dt[:, 0], k.log_dt[:, 1])
+    big = DSSKernel(64, 256)
+    assert big.cplx("C").abs().square().mean().item() == pytest.approx(2.0, rel=0.02)
+    assert big.C._optim == {"weight_decay": 0.0, "lr": 1e-3} and big.variant == "softmax"
+    layer = ssmkit.DSS(8, 4)
+    assert isinstance(layer.output, torch.nn.Linear) and layer.kernel.state_shape == (8, 4)
 
 
 def _softmax_reference(lam, w, dt, L, L_norm):
@@ -72,7 +93,7 @@ def _softmax_reference(lam, w, dt, L, L_norm):
 
 @pytest.mark.parametrize("l_max", [None, 64])
 def test_dss_softmax_matches_a_direct_softmax_for_mixed_signs(l_max):
-    k = DSSKernel(2, 8, variant="softmax", l_max=l_max).double()
+    k = DSSKernel(2, 8, variant="softmax", l_max=l_max, sep_dt=False, n_ssm=None).double()
     with torch.no_grad():
         k.A_real[0, :2] = -0.3  # Re λ = −A_real: two growing modes in channel 0
     L = 40
@@ -101,11 +122,19 @@ def test_dlr_kernel_follows_its_formula_and_is_stable():
     assert rel_err(k(25, rate=2.0), (k.cplx("C")[..., None] * torch.exp(2 * log_L[..., None] * l)).sum(-2).real) < 1e-12
 
 
-def test_dlr_init_is_s4d_lin_discretized():
-    k = DLRKernel(3, 8).double()
-    dt = torch.exp(k.nu[:, :1]) * 2
-    n = torch.arange(4, dtype=torch.float64)
-    assert torch.allclose(k.log_Lambda(), torch.complex(-0.5 * dt.expand(-1, 4), dt * math.pi * n))
+def test_dlr_starts_as_the_official_omega_init():
+    """ag1988/dlr: N modes shared by the channels, θ_n = 2πn/N over the circle, Re log Λ = −Δ_n/2 with Δ_n log-uniform
+    per mode in [1e-4, 0.1], W with real and imaginary parts N(0, 1/N²)."""
+    torch.manual_seed(0)
+    k = DLRKernel(64, 512).double()
+    log_L = k.log_Lambda()
+    assert log_L.shape == (64, 512) and torch.equal(log_L[0], log_L[63])  # one Λ for every channel
+    assert torch.allclose(log_L.imag[0], 2 * math.pi * torch.arange(512, dtype=torch.float64) / 512)
+    dt = -2 * log_L.real[0]
+    assert dt.min() >= 1e-4 and dt.max() <= 0.1 and dt.log().mean().item() == pytest.approx(
+        (math.log(1e-4) + math.log(0.1)) / 2, abs=0.3)
+    assert k.cplx("C").abs().square().mean().item() == pytest.approx(2 / 512 ** 2, rel=0.02)
+    assert k.C._optim == {"weight_decay": 0.0, "lr": 1e-4}
 
 
 @pytest.mark.parametrize("make, match", [
@@ -121,3 +150,19 @@ def test_dlr_init_is_s4d_lin_discretized():
 def test_bad_kernel_options_are_named(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+@pytest.mark.parametrize("make", [lambda n: DPLRKernel(6, 8, n_ssm=n, l_max=20), lambda n: S4DKernel(6, 8, n_ssm=n),
+                                  lambda n: DSSKernel(6, 4, n_ssm=n, variant="exp"), lambda n: DLRKernel(6, 4, n_ssm=n)])
+def test_n_ssm_copies_are_tiled_over_the_channels(make):
+    """n_ssm = 2 over H = 6: channel h has SSM copy h mod 2 (the official tiling); a per-channel kernel holding the
+    tiled copies gives the same kernel, Δ and C staying per channel."""
+    shared, per_channel = make(2).double(), make(None).double()
+    for name, p in shared.named_parameters():
+        q = getattr(per_channel, name)
+        with torch.no_grad():
+            q.copy_(p if q.shape == p.shape else p.repeat(*[a // b for a, b in zip(q.shape, p.shape)]))
+    assert rel_err(shared(20), per_channel(20)) < 1e-12
+    assert sum(p.numel() for p in shared.parameters()) < sum(p.numel() for p in per_channel.parameters())
+    with pytest.raises(ValueError, match="n_ssm"):
+        make(4)

@@ -75,7 +75,7 @@ def test_bad_inputs_get_errors_that_name_the_argument(name):
     for u, match in bad:
         with pytest.raises(ValueError, match=match):
             layer(u)
-    with pytest.raises(ValueError, match=r"state: expected a complex tensor of shape \(2, 4, 4\)"):
+    with pytest.raises(ValueError, match=rf"state: expected a complex tensor of shape \(2, 4, {layer.kernel.N2}\)"):
         layer(torch.randn(2, 8, 4), torch.zeros(3, 4, 4, dtype=torch.complex64))
     with pytest.raises(ValueError, match="state: expected a complex tensor"):
         layer.step(torch.randn(2, 4), torch.zeros(2, 4, 4))

@@ -17,9 +17,9 @@ CASES = [
     ("s4d", {"init": "inv", "real_transform": "relu", "channels": 3}),
     ("s4d", {"init": "real", "real_transform": "none", "activation": "silu"}),
     ("s4d", {"init": "random", "l_max": 40}),
-    ("dss", {}),
+    ("dss", {"variant": "exp"}),
     ("dss", {"variant": "softmax", "l_max": 40}),
-    ("dss", {"learn_dt": False, "channels": 2}),
+    ("dss", {"variant": "exp", "learn_dt": False, "channels": 2, "n_ssm": None}),
     ("dlr", {}),
     ("dlr", {"channels": 2, "activation": "tanh"}),
 ]
