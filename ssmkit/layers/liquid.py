@@ -8,6 +8,10 @@ liquid_kernel = pb ("powers of B"): K^(p) = δ_0 · 2Re Σ_n C_n B̄_n^p — Ā 
     applied to U^(p) at lag 0 (the official implementation's cheap mode).
 Every order shares Ā and C, so the recurrent view keeps one SSM state, driven by B̄ u_k + Σ_p B̄^p U^(p)_k (kb), and
 the last P − 1 inputs to form the products: state = (SSM state, history (B, H, P−1)).
+
+liquid_form = causal (default) is the paper's formula above. liquid_form = official computes the liquid terms as the
+official code does (layers.liquid_official: non-causal products, coefficients frozen at initialization), to
+reproduce its published numbers; it has no recurrent view.
 """
 from __future__ import annotations
 
@@ -16,28 +20,46 @@ import torch
 from ..kernels.base import complex_dtype
 from ..ops import fftconv
 from .checks import check_step_input, mask_padding
+from .liquid_official import official_liquid
 from .registry import register_layer
 from .s4 import S4
 
 LIQUID_KERNELS = ("kb", "pb")
+LIQUID_FORMS = ("causal", "official")
 
 
 @register_layer("liquid_s4")
 class LiquidS4(S4):
-    """Liquid-S4: S4 options plus liquid_order P (2..4: products of up to P inputs) and liquid_kernel kb | pb."""
+    """Liquid-S4: S4 options plus liquid_order P (2..4: products of up to P inputs), liquid_kernel kb | pb and
+    liquid_form causal | official (module docstring)."""
 
     def __init__(self, d_model: int, d_state: int = 64, *, liquid_order: int = 2, liquid_kernel: str = "kb",
-                 channels: int = 1, init: str = "legs", l_max: int | None = None, real_transform: str = "exp",
+                 liquid_form: str = "causal", channels: int = 1, init: str = "legs", l_max: int | None = None,
+                 real_transform: str = "exp",
                  dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0,
                  n_ssm: int | None = None, activation: str = "gelu", output: str = "glu", dropout: float = 0.0):
         if not isinstance(liquid_order, int) or not 2 <= liquid_order <= 4:
             raise ValueError(f"liquid_order: expected 2, 3 or 4, got {liquid_order!r}")
         if liquid_kernel not in LIQUID_KERNELS:
             raise ValueError(f"liquid_kernel: expected one of {LIQUID_KERNELS}, got {liquid_kernel!r}")
+        if liquid_form not in LIQUID_FORMS:
+            raise ValueError(f"liquid_form: expected one of {LIQUID_FORMS}, got {liquid_form!r}")
         super().__init__(d_model, d_state, channels=channels, init=init, l_max=l_max, real_transform=real_transform,
                          dt_min=dt_min, dt_max=dt_max, ssm_lr=ssm_lr, B_clip=B_clip, n_ssm=n_ssm,
                          activation=activation, output=output, dropout=dropout)
-        self.order, self.liquid_kernel = liquid_order, liquid_kernel
+        self.order, self.liquid_kernel, self.liquid_form = liquid_order, liquid_kernel, liquid_form
+        if liquid_form == "official":
+            self._freeze_official_coefficients()
+
+    def _freeze_official_coefficients(self) -> None:
+        """S = Σ_n B̄_n and c = Re Σ_n C_n B̄_n over both halves of each pair, B̄ = Δ (1 − Δ/2·λ)^{-1} B with the
+        initial (diagonal-only) parameters, as buffers that training does not move."""
+        k = self.kernel
+        with torch.no_grad():
+            dt = k.dt()[:, None]
+            dB = dt / (1 - dt / 2 * k.Lambda()) * k.cplx("B")  # (H, N2)
+            self.register_buffer("liquid_sum_dB", 2 * dB.sum(-1).real)
+            self.register_buffer("liquid_CB", 2 * (k.cplx("C") * dB).sum(-1).real)
 
     def _products(self, x: torch.Tensor, history: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """[U^(2), ..., U^(P)] for x (B, H, L) after ``history`` (B, H, P−1), and the new history."""
@@ -52,11 +74,18 @@ class LiquidS4(S4):
     def _powers(self, dB: torch.Tensor) -> torch.Tensor:
         return torch.stack([dB ** p for p in range(2, self.order + 1)])  # (P−1, H, N2)
 
+    def _no_official_recurrence(self) -> None:
+        if self.liquid_form == "official":
+            raise ValueError("state: liquid_form='official' has no recurrent view (its products read later inputs); "
+                             "use forward(u) without state, or liquid_form='causal'")
+
     def default_state(self, batch_size: int):
+        self._no_official_recurrence()
         ssm = super().default_state(batch_size)
         return ssm, torch.zeros(batch_size, self.H, self.order - 1, dtype=ssm.real.dtype, device=ssm.device)
 
     def _check_liquid_state(self, state, batch: int):
+        self._no_official_recurrence()
         if not isinstance(state, tuple) or len(state) != 2:
             raise ValueError("state: expected (SSM state, input history) as given by default_state")
         self._check_state(state[0], batch)
@@ -73,6 +102,12 @@ class LiquidS4(S4):
             self._check_liquid_state(state, B)
         with torch.autocast(device_type=u.device.type, enabled=False):
             x = u.transpose(1, 2).to(self.kernel.real_dtype)
+            if self.liquid_form == "official":
+                K = self.kernel(L, rate)
+                y = fftconv(x, K) + self.D.to(x.dtype)[..., None] * x[:, None]
+                y = y + official_liquid(x, K, self.liquid_sum_dB.to(x.dtype), self.liquid_CB.to(x.dtype), self.order,
+                                        self.liquid_kernel)
+                return self._output(y), None
             history = state[1] if state is not None else x.new_zeros(B, self.H, self.order - 1)
             products, history = self._products(x, history)
             y = fftconv(x, self.kernel(L, rate)) + self.D.to(x.dtype)[..., None] * x[:, None]

@@ -5,6 +5,7 @@ import torch
 from conftest import rel_err, three_views
 import ssmkit
 from ssmkit import functional as F
+from ssmkit.layers.liquid_official import combination_indices
 
 
 def _naive_liquid(layer, u, order, mode):
@@ -59,3 +60,42 @@ def test_liquid_s4_options_and_state_are_checked():
         layer.step(torch.randn(1, 2), layer.default_state(2)[0][:1])
     layer(torch.randn(2, 16, 2))[0].square().mean().backward()
     assert all(p.grad is not None for p in layer.parameters())
+
+
+def test_official_products_multiply_combinations_of_the_last_positions():
+    """raminmh/liquid-s4 allcombs: for L = 10 and p = 2, the 10 pairs of positions 5..9 (C(5, 2) = 10), in
+    lexicographic order; for p = 3 the 10 triples of 5..9; for L = 12 and p = 2, the last 12 of the 15 pairs of 6..11."""
+    assert combination_indices(10, 2).tolist() == [[5, 6], [5, 7], [5, 8], [5, 9], [6, 7], [6, 8], [6, 9], [7, 8],
+                                                   [7, 9], [8, 9]]
+    assert combination_indices(10, 3).shape == (10, 3) and combination_indices(10, 3)[0].tolist() == [5, 6, 7]
+    assert combination_indices(12, 2)[0].tolist() == [6, 10] and combination_indices(12, 2).shape == (12, 2)
+
+
+def test_official_form_pb_adds_frozen_weights_times_reversed_products():
+    """y += c·S^(2^(p−1)−1) · U_rev with S = Σ B̄, c = Re Σ C B̄ (both halves of each pair, B̄ = Δ(1 − Δλ/2)^{-1} B,
+    diagonal only) frozen at init; the products read later inputs (non-causal)."""
+    layer = ssmkit.LiquidS4(3, 8, liquid_order=3, liquid_kernel="pb", liquid_form="official", l_max=12,
+                            activation="id", output="none").double()
+    k = layer.kernel
+    dt = k.dt()[:, None]
+    dB = dt / (1 - dt / 2 * k.Lambda()) * k.cplx("B")
+    S, c = layer.liquid_sum_dB, layer.liquid_CB[0]  # computed at construction, in float32
+    assert rel_err(S, 2 * dB.sum(-1).real) < 1e-6 and rel_err(c, 2 * (k.cplx("C")[0] * dB).sum(-1).real) < 1e-6
+    u = torch.randn(1, 12, 3, dtype=torch.float64)
+    y, _ = layer(u)
+    plain = ssmkit.S4(3, 8, l_max=12, activation="id", output="none").double()
+    plain.load_state_dict({n: t for n, t in layer.state_dict().items() if not n.startswith("liquid")})
+    expected = plain(u)[0][0].T.clone()  # (H, L)
+    x = u[0].T
+    for p, factor in ((2, S), (3, S ** 3)):
+        idx = combination_indices(12, p)
+        U = torch.stack([x[:, list(row)].prod(-1) for row in idx.tolist()], -1)  # (H, L)
+        expected += (c * factor)[:, None] * U.flip(-1)
+    assert rel_err(y[0].T, expected) < 1e-12
+    liquid = y - plain(u)[0]
+    with torch.no_grad():
+        k.B.mul_(2)
+    plain.load_state_dict({n: t for n, t in layer.state_dict().items() if not n.startswith("liquid")})
+    assert rel_err(layer(u)[0] - plain(u)[0], liquid) < 1e-12  # the liquid weights do not follow B: frozen at init
+    with pytest.raises(ValueError, match="no recurrent view"):
+        layer.default_state(1)
