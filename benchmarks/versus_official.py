@@ -1,0 +1,392 @@
+"""ssmkit beside the official research code: initializations side by side, and kernels/outputs with copied weights.
+
+    python3 benchmarks/versus_official.py --official DIR [--markdown docs/versus_official.md]
+
+DIR holds checkouts of the official repositories, each in a folder named as on GitHub: s4 (state-spaces/s4),
+mega (facebookresearch/mega), SGConv (ctlllll/SGConv), dss (ag1988/dss), dlr (ag1988/dlr), liquid-s4
+(raminmh/liquid-s4); a missing one is skipped. S5 (lindermanlab/S5) is JAX: its rows compare our init with the
+official formulas. Runs on CPU (the official code falls back to its naive kernels); needs numpy, scipy, einops and
+opt_einsum, and stubs the few framework imports (pytorch_lightning's rank_zero_only, omegaconf's DictConfig, fairseq's
+incremental-state decorator) that the modules import but these checks never use. Not part of the test suite.
+
+Each family is built both ways with the same seed: the "init" rows are statistics of the fresh modules (the random
+draws differ, the distributions should not), the "copied" rows copy the official module's weights into ours (complex
+parameters conjugated where the official code keeps the Im < 0 half) and give ‖ours − official‖ / ‖official‖ of the
+kernel or the layer output, in float64.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import math
+import sys
+import types
+from pathlib import Path
+
+import torch
+
+import ssmkit
+from ssmkit import hippo
+
+ROWS: list[tuple[str, str, str, str]] = []  # (family, quantity, official, ours)
+
+
+def row(family: str, quantity: str, official, ours) -> None:
+    fmt = lambda v: v if isinstance(v, str) else f"{v:.4g}"  # noqa: E731
+    ROWS.append((family, quantity, fmt(official), fmt(ours)))
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+def agree(family: str, quantity: str, ours: torch.Tensor, official: torch.Tensor) -> None:
+    row(family, quantity + " (copied weights): rel. difference", "—", f"{rel(ours.detach(), official.detach()):.1e}")
+
+
+# -- loading the official modules -------------------------------------------------------------------------------------
+class _AttrDict(dict):
+    """Enough of omegaconf.DictConfig for the DSS/DLR kernels: a dict with attribute access."""
+
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __setattr__(self, key, value):
+        self[key] = value
+
+
+def _stub(name: str, **attributes) -> types.ModuleType:
+    module = types.ModuleType(name)
+    module.__dict__.update(attributes)
+    sys.modules[name] = module
+    return module
+
+
+def _package(name: str, path: Path) -> types.ModuleType:
+    """A package that points at the folder without running its __init__ (which imports the training framework)."""
+    module = _stub(name, __path__=[str(path)])
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, module)
+    return module
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def install_stubs() -> None:
+    utilities = _stub("pytorch_lightning.utilities", rank_zero_only=lambda f: f)
+    _stub("pytorch_lightning", utilities=utilities)
+    _stub("omegaconf", DictConfig=_AttrDict)
+
+
+def _quiet(call):
+    """Run a constructor or forward of the official code with its prints and warnings silenced."""
+    import contextlib
+    import io
+    import warnings
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return call()
+
+
+# -- S4 and S4D (state-spaces/s4, models/s4/s4.py) ---------------------------------------------------------------------
+def copy_dplr(ours_kernel, official_kernel) -> None:
+    """Official SSMKernelDPLR/Diag (Λ with Im < 0, stored as A_imag = −Im) into ours (Im > 0): conjugate P, B, C."""
+    c = lambda t: torch.view_as_real(torch.view_as_complex(t.detach().contiguous()).conj().resolve_conj())  # noqa: E731
+    with torch.no_grad():
+        ours_kernel.log_dt.copy_(official_kernel.inv_dt[:, 0])
+        ours_kernel.A_real.copy_(official_kernel.A_real)
+        ours_kernel.A_imag.copy_(official_kernel.A_imag)
+        ours_kernel.B.copy_(c(official_kernel.B)[0])
+        ours_kernel.C.copy_(c(official_kernel.C))
+        if hasattr(official_kernel, "P"):
+            ours_kernel.P.copy_(c(official_kernel.P))
+
+
+def copy_block(ours, official) -> None:
+    with torch.no_grad():
+        ours.D.copy_(official.layer.D)
+        ours.output[0].weight.copy_(official.output_linear[0].weight)
+        ours.output[0].bias.copy_(official.output_linear[0].bias)
+
+
+def kernel_norm(K: torch.Tensor) -> float:
+    return float(K.detach().norm(dim=-1).mean())
+
+
+def compare_s4(s4, seed: int, H: int, N: int, L: int) -> None:
+    fam = f"S4 (legs, N={N})"
+    torch.manual_seed(seed)
+    official = _quiet(lambda: s4.S4Block(H, d_state=N, l_max=L, transposed=False)).double()
+    K_off = _quiet(lambda: official.layer.kernel(L=L)[0])  # the first call turns C into C̃ for L, as ours stores it
+    torch.manual_seed(seed)
+    ours = ssmkit.S4(H, N, l_max=L).double()
+    B_off = torch.view_as_complex(official.layer.kernel.B.detach())[0, 0]
+    B_ours = torch.view_as_complex(ours.kernel.B.detach())[0]
+    row(fam, "init: entries of Im B̃ clipped at ±2", int((B_off.imag.abs() >= 2 - 1e-9).sum()),
+        int((B_ours.imag.abs() >= 2 - 1e-9).sum()))
+    mirrored = B_ours.flip(0).conj()  # the official keeps Im λ < 0, most negative first
+    sign = torch.sign((mirrored.conj() * B_off).real)
+    row(fam, "init: clipped B̃, max |ours − official| (conjugated, per-mode sign)", "—",
+        f"{float((mirrored * sign - B_off).abs().max()):.1e}")
+    row(fam, "init: mean ‖K‖ over channels", kernel_norm(K_off), kernel_norm(ours.kernel(L)))
+    unclipped = ssmkit.S4(H, N, l_max=L, B_clip=None).double()
+    unclipped.load_state_dict({k: v for k, v in ours.state_dict().items() if k != "kernel.B"}, strict=False)
+    row(fam, "init: kernel change from the clip, rel.", "—", rel(unclipped.kernel(L).detach(), ours.kernel(L).detach()))
+    copy_dplr(ours.kernel, official.layer.kernel)
+    copy_block(ours, official)
+    agree(fam, "kernel", ours.kernel(L), K_off)
+    u = torch.randn(2, L, H, dtype=torch.float64)
+    agree(fam, "layer output", ours(u)[0], _quiet(lambda: official(u)[0]))
+
+
+def compare_s4_fout(s4, seed: int, H: int, N: int, L: int) -> None:
+    fam = f"S4 (fout, N={N})"
+    torch.manual_seed(seed)
+    official = _quiet(lambda: s4.S4Block(H, d_state=N, l_max=L, transposed=False, init="fout")).double()
+    K_off = _quiet(lambda: official.layer.kernel(L=L)[0])
+    ours = ssmkit.S4(H, N, l_max=L, init="fout").double()
+    im_off = official.layer.kernel.A_imag.detach()[0].sort().values
+    im_ours = ours.kernel.A_imag.detach()[0].sort().values
+    row(fam, "init: largest |Im λ| (π·(N/2 − 1))", float(im_off[-1]), float(im_ours[-1]))
+    row(fam, "init: max |Im λ_ours − Im λ_official|", "—", f"{float((im_ours - im_off).abs().max()):.1e}")
+    copy_dplr(ours.kernel, official.layer.kernel)
+    agree(fam, "kernel", ours.kernel(L), K_off)
+
+
+def compare_s4d(s4, seed: int, H: int, N: int, L: int) -> None:
+    for off_init, our_init in (("diag-lin", "lin"), ("diag-legs", "legs")):
+        fam = f"S4D ({our_init}, N={N})"
+        torch.manual_seed(seed)
+        official = _quiet(lambda: s4.S4Block(H, d_state=N, l_max=L, transposed=False, mode="diag",
+                                             init=off_init)).double()
+        K_off = _quiet(lambda: official.layer.kernel(L=L)[0])
+        torch.manual_seed(seed)
+        ours = ssmkit.S4D(H, N, init=our_init).double()
+        row(fam, "init: mean ‖K‖ over channels", kernel_norm(K_off), kernel_norm(ours.kernel(L)))
+        if our_init == "legs":
+            unclipped = ssmkit.S4D(H, N, init="legs", B_clip=None).double()
+            unclipped.load_state_dict({k: v for k, v in ours.state_dict().items() if k != "kernel.B"}, strict=False)
+            with torch.no_grad():
+                for m in (ours, unclipped):
+                    m.kernel.log_dt.fill_(math.log(1e-3))
+            ratio = unclipped.kernel(L).detach().norm(dim=-1) / ours.kernel(L).detach().norm(dim=-1)
+            row(fam, "init: ‖K unclipped‖ / ‖K clipped‖ at Δ = 1e-3, max over channels", "—", float(ratio.max()))
+            torch.manual_seed(seed)
+            ours = ssmkit.S4D(H, N, init=our_init).double()
+        copy_dplr(ours.kernel, official.layer.kernel)
+        copy_block(ours, official)
+        agree(fam, "kernel", ours.kernel(L), K_off)
+        u = torch.randn(2, L, H, dtype=torch.float64)
+        agree(fam, "layer output", ours(u)[0], _quiet(lambda: official(u)[0]))
+
+
+# -- DSS and DLR (ag1988/dss, ag1988/dlr: src/models/sequence/ss/standalone/dss.py) ----------------------------------
+def compare_dss(dss, seed: int, H: int, N: int, L: int) -> None:
+    for version in ("softmax", "exp"):
+        fam = f"DSS ({version}, N={N})"
+        torch.manual_seed(seed)
+        official = _quiet(lambda: dss.DSSKernel(H, N, version=version)).double()
+        torch.manual_seed(seed)
+        ours = ssmkit.kernels.DSSKernel(H, N, variant=version).double()
+        Lam = official._Lambda().detach()
+        if version == "softmax":
+            im = ours.Lambda().detach()[0].imag.sort().values
+            row(fam, "init: max |Im λ_ours − Im λ_official| (N modes of the size-2N skew HiPPO)", "—",
+                f"{float((im - Lam.imag.sort().values).abs().max()):.1e}")
+            row(fam, "init: E|w|²", float(torch.view_as_complex(official.W.detach()).abs().square().mean()),
+                float(ours.cplx("C").detach().abs().square().mean()))
+            row(fam, "init: Λ parameters (shared by channels)", official.Lambda.numel() // 2, ours.A_imag.numel())
+        with torch.no_grad():
+            ours.log_dt.copy_(official.log_dt)
+            ours.A_real.copy_((-Lam.real if version == "softmax" else official.Lambda_log_neg_re)[None])
+            ours.A_imag.copy_(Lam.imag[None])
+            ours.C.copy_(official.W)
+        agree(fam, "kernel", ours(L), _quiet(lambda: official(L)[0]))
+
+
+def compare_dlr(dlr, seed: int, H: int, N: int, L: int) -> None:
+    fam = f"DLR (N={N})"
+    lr = _AttrDict(Lambda=1e-4, Lambda_re=None, W=1e-4)
+    torch.manual_seed(seed)
+    official = _quiet(lambda: dlr.DLRKernel(H, N, lr=lr, pykeops=False)).double()
+    torch.manual_seed(seed)
+    ours = ssmkit.kernels.DLRKernel(H, N).double()
+    row(fam, "init: θ spacing (2π/N)", float(official.Lambda_im.detach()[1] - official.Lambda_im.detach()[0]),
+        float(ours.theta[0, 1] - ours.theta[0, 0]))
+    row(fam, "init: mean log(2 r²) = mean log Δ", float((2 * official.Lambda_log_neg_re.detach() ** 2).log().mean()),
+        float((2 * ours.r.detach() ** 2).log().mean()))
+    row(fam, "init: E|W|² · N²", float(torch.view_as_complex(official.W.detach()).abs().square().mean()) * N ** 2,
+        float(ours.cplx("C").detach().abs().square().mean()) * N ** 2)
+    with torch.no_grad():
+        ours.r.copy_(official.Lambda_log_neg_re[None])
+        ours.theta.copy_(official.Lambda_im[None])
+        ours.C.copy_(official.W)
+    agree(fam, "kernel", ours(L), _quiet(lambda: official(L)[0]))
+
+
+# -- SGConv (ctlllll/SGConv, gconv_standalone.py) ----------------------------------------------------------------------
+def compare_sgconv(sg, seed: int, H: int, L: int, d: int) -> None:
+    fam = f"SGConv (L={L}, d={d})"
+    torch.manual_seed(seed)
+    official = _quiet(lambda: sg.GConv(H, l_max=L, kernel_dim=d, transposed=False)).double()
+    u = torch.randn(2, L, H, dtype=torch.float64)
+    y_off = _quiet(lambda: official(u)[0])  # sets its kernel_norm from the initial kernel
+    torch.manual_seed(seed)
+    ours = ssmkit.SGConv(H, L, kernel_dim=d).double()
+    scale = 2.0 ** (len(official.kernel_list) - 1)  # the official weighs piece i by 2^(S−1−i), ours by 2^(−i)
+    row(fam, "init: normalizer ν / 2^(S−1), mean over channels", float(official.kernel_norm.mean()) / scale,
+        float(ours.kernel.norm.mean()))
+    piece0 = official.kernel_list[0].detach().norm(dim=-1, keepdim=True) * scale
+    ratio = piece0 / official.kernel_norm
+    row(fam, "init: the old normalizer ‖piece₀‖ / ν (min–max)", "—", f"{float(ratio.min()):.2f}–{float(ratio.max()):.2f}")
+    with torch.no_grad():
+        for p, q in zip(ours.kernel.pieces, official.kernel_list):
+            p.copy_(q)
+        ours.kernel.norm.copy_(ours.kernel.full_kernel().norm(dim=-1, keepdim=True))
+        ours.D.copy_(official.D)
+        ours.output.weight.copy_(official.output_linear.weight)
+        ours.output.bias.copy_(official.output_linear.bias)
+    agree(fam, "normalizer ν", ours.kernel.norm * scale, official.kernel_norm)
+    agree(fam, "layer output", ours(u)[0], y_off)
+
+
+# -- Mega (facebookresearch/mega, fairseq/modules) ---------------------------------------------------------------------
+def load_mega(root: Path):
+    _stub("fairseq.incremental_decoding_utils", with_incremental_state=lambda cls: cls)
+    ema = _load("official_mega_ema", root / "fairseq/modules/exponential_moving_average.py")
+    return ema
+
+
+def compare_mega(ema, seed: int, H: int, ndim: int, L: int) -> None:
+    for bidirectional in (False, True):
+        fam = f"Mega EMA ({'bidirectional' if bidirectional else 'causal'}, ndim={ndim})"
+        torch.manual_seed(seed)
+        official = ema.MultiHeadEMA(H, ndim=ndim, bidirectional=bidirectional).double()
+        torch.manual_seed(seed)
+        ours = ssmkit.EMA(H, ndim, bidirectional=bidirectional).double()
+        u = torch.randn(L, 2, H, dtype=torch.float64)
+        y_off = official(u)
+        row(fam, "init: output std on N(0, 1) input", float(y_off.std()), float(ours(u.transpose(0, 1))[0].std()))
+        n_dir = 2 if bidirectional else 1
+        with torch.no_grad():  # official p = σ(delta) is our α (input weight), σ(alpha) our δ
+            ours.kernel.alpha.copy_(official.delta.view(n_dir, H, ndim))
+            ours.kernel.delta.copy_(official.alpha.view(n_dir, H, ndim))
+            ours.kernel.beta.copy_(official.beta.view(n_dir, H, ndim))
+            ours.kernel.C.copy_(official.gamma.view(n_dir, H, ndim))
+            ours.D.copy_(official.omega[None])
+        agree(fam, "layer output", ours(u.transpose(0, 1))[0], y_off.transpose(0, 1))
+    torch.manual_seed(seed)
+    layer = ssmkit.Mega(H, ndim, l_max=L)
+    row("Mega (gated attention)", "init: projection weight std (official reset_parameters: 0.02)", 0.02,
+        float(torch.cat([layer.to_v.weight.flatten(), layer.mix.weight.flatten(), layer.to_h.weight.flatten()]).std()))
+    row("Mega (gated attention)", "init: Q/K scale γ mean, std (official N(0, 0.02²))", "0, 0.02",
+        f"{float(layer.qk_scale.mean()):.3f}, {float(layer.qk_scale.std()):.3f}")
+
+
+# -- Liquid-S4 (raminmh/liquid-s4, src/models/sequence/ss/s4.py) ---------------------------------------------------
+def load_liquid(root: Path):
+    for name in ("src", "src.utils", "src.models", "src.models.sequence", "src.models.sequence.ss"):
+        _package(name, root / name.replace(".", "/"))
+    train = _stub("src.utils.train", get_logger=lambda name=None, level=None: logging.getLogger(name))
+    sys.modules["src.utils"].train = train
+    sys.path.insert(0, str(root))
+    return importlib.import_module("src.models.sequence.ss.s4")
+
+
+def compare_liquid(liquid, seed: int, H: int, N: int, L: int) -> None:
+    for kernel, degree in (("kb", 2), ("pb", 3)):
+        fam = f"Liquid-S4 ({kernel}, order {degree}, N={N})"
+        torch.manual_seed(seed)
+        official = _quiet(lambda: liquid.S4(H, d_state=N, l_max=L, transposed=False, liquid_degree=degree,
+                                            liquid_kernel="polyb" if kernel == "pb" else kernel)).double()
+        u = 3 * torch.randn(2, L, H, dtype=torch.float64)  # large enough that the order-p terms matter
+        y_off = _quiet(lambda: official(u)[0])
+        ours = ssmkit.LiquidS4(H, N, l_max=L, liquid_order=degree, liquid_kernel=kernel, liquid_form="official")
+        ours = ours.double()
+        k, c = official.kernel.kernel, lambda t: torch.view_as_real(torch.view_as_complex(t.detach()).conj().resolve_conj())
+        frozen = official.kernel
+        with torch.no_grad():
+            ours.kernel.log_dt.copy_(k.log_dt)
+            ours.kernel.A_real.copy_(k.inv_w_real)
+            ours.kernel.A_imag.copy_(-k.w_imag)
+            ours.kernel.P.copy_(c(k.P))
+            ours.kernel.B.copy_(c(k.B)[0])
+            ours.kernel.C.copy_(c(k.C))
+            dt = frozen.log_dt.double().exp()[:, None]
+            dB = dt / (1 - dt / 2 * frozen.w.to(torch.complex128)) * frozen.B.to(torch.complex128)
+            ours.liquid_sum_dB.copy_(2 * dB.sum(-1).real)
+            ours.liquid_CB.copy_(2 * (frozen.C.to(torch.complex128) * dB).sum(-1).real)
+            ours.D.copy_(official.D)
+            ours.output[0].weight.copy_(official.output_linear[0].weight)
+            ours.output[0].bias.copy_(official.output_linear[0].bias)
+        agree(fam, "layer output (official liquid_form)", ours(u)[0], y_off)
+        causal = ssmkit.LiquidS4(H, N, l_max=L, liquid_order=degree, liquid_kernel=kernel).double()
+        causal.load_state_dict({k: v for k, v in ours.state_dict().items() if not k.startswith("liquid")})
+        row(fam, "the paper's causal form vs the official computation, rel. output difference", "—",
+            rel(causal(u)[0].detach(), y_off.detach()))
+
+
+# -- S5 (lindermanlab/S5, JAX): our init against the official formulas ------------------------------------------------
+def compare_s5(seed: int, H: int, P: int) -> None:
+    fam = f"S5 (P={P}, H={H})"
+    torch.manual_seed(seed)
+    layer = ssmkit.S5(H, P)
+    B, C = torch.view_as_complex(layer.B.detach()), torch.view_as_complex(layer.C.detach())
+    row(fam, "init: E|B̃|² (official: LeCun over fan-in P → 1/P)", 1 / P, float(B.abs().square().mean()))
+    row(fam, "init: E|C̃|² (official trunc_standard_normal: 2/P)", 2 / P, float(C.abs().square().mean()))
+    row(fam, "init: blocks J (official default 8)", 8, int((layer.A_imag == layer.A_imag[0]).sum()))
+    Lam, _ = hippo.hippo_n_blocks(P, 8)
+    row(fam, "init: max |Λ − HiPPO-N blocks|", 0.0, float((layer.Lambda().to(torch.complex128) - Lam).abs().max()))
+    row(fam, "defaults: activation, C_init", "half_glu1, trunc_standard_normal", f"{layer.activation}, trunc_normal")
+
+
+# -- driver -----------------------------------------------------------------------------------------------------------
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--official", type=Path, required=True, help="folder with the official checkouts")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--markdown", type=Path, help="also write the table to this file")
+    args = parser.parse_args()
+    install_stubs()
+    logging.disable(logging.WARNING)
+    repo = lambda name: args.official / name  # noqa: E731
+    jobs = [
+        ("s4", lambda: _load("official_s4", repo("s4") / "models/s4/s4.py"), lambda m: (
+            compare_s4(m, args.seed, 64, 64, 256), compare_s4(m, args.seed, 64, 8, 256),
+            compare_s4_fout(m, args.seed, 16, 16, 128), compare_s4d(m, args.seed, 64, 64, 256))),
+        ("dss", lambda: _load("official_dss", repo("dss") / "src/models/sequence/ss/standalone/dss.py"),
+         lambda m: compare_dss(m, args.seed, 32, 32, 256)),
+        ("dlr", lambda: (_package("official_dlr", repo("dlr") / "src/models/sequence/ss/standalone"),
+                         _load("official_dlr.dss", repo("dlr") / "src/models/sequence/ss/standalone/dss.py"))[1],
+         lambda m: compare_dlr(m, args.seed, 16, 256, 512)),
+        ("SGConv", lambda: _load("official_sgconv", repo("SGConv") / "gconv_standalone.py"),
+         lambda m: compare_sgconv(m, args.seed, 32, 1000, 16)),
+        ("mega", lambda: load_mega(repo("mega")), lambda m: compare_mega(m, args.seed, 256, 16, 128)),
+        ("liquid-s4", lambda: load_liquid(repo("liquid-s4")), lambda m: compare_liquid(m, args.seed, 8, 16, 64)),
+    ]
+    for name, load, compare in jobs:
+        if not repo(name).is_dir():
+            print(f"skipped {name}: no folder {repo(name)}", file=sys.stderr)
+            continue
+        compare(_quiet(load))
+    compare_s5(args.seed, 128, 256)
+    lines = ["| family | quantity | official | ssmkit |", "|---|---|---|---|"]
+    lines += [f"| {f} | {q} | {o} | {s} |" for f, q, o, s in ROWS]
+    print("\n".join(lines))
+    if args.markdown:
+        args.markdown.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
