@@ -26,6 +26,7 @@ class EMAKernel(SSMKernel):
         n_dir = 2 if bidirectional else 1
         super().__init__(d_model, 2 * ndim, n_dir, ssm_lr)  # N2 = ndim state entries per channel
         self.bidirectional, self.scale = bidirectional, ndim ** -0.5
+        self.chunkable = not bidirectional  # the backward EMA has its own parameters and lag 0: no shared recurrence
         sign = torch.ones(ndim, dtype=torch.float64)
         sign[1::2] = -1
         shape = (n_dir, d_model, ndim)

