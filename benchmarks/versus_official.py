@@ -87,6 +87,8 @@ def install_stubs() -> None:
     utilities = _stub("pytorch_lightning.utilities", rank_zero_only=lambda f: f)
     _stub("pytorch_lightning", utilities=utilities)
     _stub("omegaconf", DictConfig=_AttrDict)
+    if importlib.util.find_spec("scipy") is None:  # the official S4 imports scipy.special for inits not used here
+        _stub("scipy", special=_stub("scipy.special"))
 
 
 def _quiet(call):
