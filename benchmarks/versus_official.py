@@ -384,7 +384,7 @@ def main() -> None:
         compare(_quiet(load))
     compare_s5(args.seed, 128, 256)
     lines = ["| family | quantity | official | ssmkit |", "|---|---|---|---|"]
-    lines += [f"| {f} | {q} | {o} | {s} |" for f, q, o, s in ROWS]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in r) + " |" for r in ROWS]
     print("\n".join(lines))
     if args.markdown:
         args.markdown.write_text("\n".join(lines) + "\n")
