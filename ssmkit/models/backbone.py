@@ -161,9 +161,13 @@ class SequenceModel(nn.Module):
         if self.pool != "none":
             raise ValueError(f"pool: recurrent use needs a per-step model (pool='none'), this one pools {self.pool!r}")
 
-    def default_state(self, batch_size: int) -> list:
+    def default_state(self, batch_size: int, max_length: int | None = None) -> list:
+        """Every block's zero state. max_length: the most positions the states will see; layers with a cache then
+        allocate it whole (attention's static cache), which keeps the shapes fixed for CUDA graphs."""
         self._check_per_step()
-        return [layer.default_state(batch_size) for layer in self.layers]
+        return [layer.default_state(batch_size, max_length)
+                if max_length is not None and "max_length" in inspect.signature(layer.default_state).parameters
+                else layer.default_state(batch_size) for layer in self.layers]
 
     def prefill(self, x: torch.Tensor, states: list) -> tuple[torch.Tensor, list]:
         """Outputs (B, L, d_output) of a chunk x continuing ``states``, and the states after it (chunked view)."""

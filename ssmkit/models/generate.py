@@ -9,6 +9,7 @@ give the same tokens for the same seed (tested). The random numbers are drawn be
 from __future__ import annotations
 
 import contextlib
+import inspect
 import warnings
 
 import torch
@@ -149,7 +150,10 @@ def generate(model, prompt: torch.Tensor, n_tokens: int, temperature: float = 1.
     model.eval()
     B = prompt.shape[0]
     uniforms = torch.rand(n_tokens, B, generator=generator, device=prompt.device)
-    states = model.default_state(B)
+    if "max_length" in inspect.signature(model.default_state).parameters:  # caches allocated whole: fixed shapes
+        states = model.default_state(B, max_length=prompt.shape[1] + n_tokens)
+    else:
+        states = model.default_state(B)
     if prompt.shape[1] > 1:
         _, states = model.prefill(prompt[:, :-1], states)
     if n_tokens == 0:

@@ -5,6 +5,7 @@ import sys
 import pytest
 import torch
 
+import ssmkit
 from conftest import rel_err
 from ssmkit.models import SequenceModel, generate
 
@@ -147,15 +148,37 @@ def test_sampling_options_are_checked(bad):
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("layer", ["s4", "s4d", "mega"])
+@pytest.mark.parametrize("layer", ["s4", "s4d", "mega", "s5"])
 def test_cuda_graph_generation_equals_the_plain_loop(layer):
     """Same seed, same tokens and logits: the graph replays the plain loop's kernels (mega: a growing cache, which
     falls back to the plain loop with a warning)."""
     options = {"chunk_size": 8} if layer == "mega" else {}
     model = SequenceModel(256, 256, layer=layer, d_model=64, n_layers=2, vocab_size=256, pool="none",
-                          layer_options=options).cuda()
+                          layer_options=options, attention_every=2 if layer == "s4d" else 0).cuda()
     prompt = torch.randint(0, 256, (4, 9), device="cuda")
     kw = dict(temperature=0.9, top_p=0.95, seed=3)
     plain = generate(model, prompt, 50, cuda_graph=False, **kw)
     graphed = generate(model, prompt, 50, **kw)
     assert torch.equal(plain[0], graphed[0]) and torch.equal(plain[1], graphed[1])
+
+
+def test_attention_hybrid_generates_what_it_computes_with_a_static_cache():
+    model = SequenceModel(256, 256, d_model=16, n_layers=2, vocab_size=256, pool="none", attention_every=2,
+                          layer_options={"d_state": 8}).double()
+    states = model.default_state(2, max_length=30)
+    assert states[1][0].shape == (2, 4, 30, 4) and states[1][2].tolist() == [0]
+    tokens, logits = generate(model, torch.randint(0, 256, (2, 6)), 11, seed=0)
+    assert rel_err(logits, model(tokens[:, :-1])[:, 5:]) < 1e-9
+
+
+def test_static_attention_cache_steps_like_the_growing_one():
+    layer = ssmkit.layer("attention", d_model=8, n_heads=2).double()
+    u = torch.randn(3, 7, 8, dtype=torch.float64)
+    grow, static = layer.default_state(3), layer.default_state(3, max_length=7)
+    y_static, static = layer(u[:, :4], static)  # a chunk, then steps
+    y_grow, grow = layer(u[:, :4], grow)
+    for t in range(4, 7):
+        a, grow = layer.step(u[:, t], grow)
+        b, static = layer.step(u[:, t], static)
+        assert torch.allclose(a, b, atol=1e-12)
+    assert torch.allclose(y_static, y_grow, atol=1e-12) and static[2].tolist() == [7]
