@@ -22,9 +22,13 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
     try:
         with wave.open(str(path), "rb") as f:
             width, channels, rate = f.getsampwidth(), f.getnchannels(), f.getframerate()
-            frames = f.readframes(f.getnframes())
+            declared = f.getnframes()
+            frames = f.readframes(declared)
     except (wave.Error, EOFError) as e:
         raise ValueError(f"{path}: not a readable WAV file ({e})") from None
+    if len(frames) != declared * width * channels:
+        raise ValueError(f"{path}: truncated: the header declares {declared} frames, the file holds "
+                         f"{len(frames) // (width * channels)}")
     if width != 2:
         raise ValueError(f"{path}: {8 * width}-bit samples; expected 16-bit PCM (Speech Commands' format)")
     return np.frombuffer(frames, dtype="<i2")[::channels].copy(), rate

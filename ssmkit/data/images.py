@@ -7,7 +7,8 @@ scifar: CIFAR-10 as 1024 pixels with 3 features (R, G, B in [0, 1]); grayscale=T
     task: 0.299 R + 0.587 G + 0.114 B). Files: the python version's folder cifar-10-batches-py/ (data_batch_1..5,
     test_batch: pickled dicts with b"data" (10000, 3072) uint8, channel planes, and b"labels").
 Validation is the last val_fraction of the official training set (a fixed split); test is the official test set.
-The CIFAR-10 python release is a pickle, and unpickling runs code: point data_dir only at files you trust.
+The CIFAR-10 python release is a pickle; it is read with an unpickler that builds only dicts, lists, bytes and numpy
+arrays, so a file with anything else (code to run) is refused with an error naming it.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from .registry import data_folder, register_dataset
+from .registry import check_fraction, check_labels, data_folder, register_dataset
 
 _MNIST = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
           "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
@@ -31,13 +32,18 @@ WHERE = {"mnist": "the four IDX files of MNIST (train-images-idx3-ubyte[.gz], ..
 def read_idx(path: Path) -> np.ndarray:
     """An IDX file (unsigned bytes): big-endian magic 0x00000800 + ndim, the dims as uint32, then the data."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError; a truncated stream is an EOFError
+        raise ValueError(f"{path}: unreadable ({e}); a .gz must be a complete gzip file") from None
     if len(raw) < 4:
         raise ValueError(f"{path}: too short for an IDX file ({len(raw)} bytes)")
     zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
     if zero != 0 or dtype != 0x08:
         raise ValueError(f"{path}: not an unsigned-byte IDX file (magic {raw[:4].hex()}, expected 0000 08 0n)")
+    if len(raw) < 4 + 4 * ndim:
+        raise ValueError(f"{path}: the header is cut short ({len(raw)} bytes; {ndim} dimensions need {4 + 4 * ndim})")
     dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
@@ -53,6 +59,7 @@ def _idx_file(root: Path, name: str) -> Path:
 
 
 def _split_train(x: np.ndarray, y: np.ndarray, split: str, val_fraction: float):
+    check_fraction("val_fraction", val_fraction)
     n_val = int(round(len(y) * val_fraction))
     return (x[:-n_val], y[:-n_val]) if split == "train" else (x[-n_val:], y[-n_val:])
 
@@ -67,7 +74,9 @@ def _dataset(x: np.ndarray, y: np.ndarray, d_input: int) -> TensorDataset:
 def _mnist(data_dir, split: str, permute: bool, seed: int, val_fraction: float) -> TensorDataset:
     root = data_folder(data_dir, f"the folder holding {WHERE['mnist']}")
     images_name, labels_name = _MNIST["test" if split == "test" else "train"]
-    images, labels = read_idx(_idx_file(root, images_name)), read_idx(_idx_file(root, labels_name))
+    images_path, labels_path = _idx_file(root, images_name), _idx_file(root, labels_name)
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    check_labels(labels, 10, labels_path)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise ValueError(f"data_dir: {root}: images {images.shape} and labels {labels.shape} do not match "
                          f"(expected (n, 28, 28) and (n,))")
@@ -89,17 +98,47 @@ def psmnist(data_dir: str | None, split: str, seed: int = 0, val_fraction: float
     return _mnist(data_dir, split, True, seed, val_fraction)
 
 
+class _Refused(pickle.UnpicklingError):
+    pass
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """An unpickler that builds only what a CIFAR-10 python batch holds: dicts, lists, bytes, numbers and numpy arrays
+    (of numbers: checked after loading). Any other global, such as a planted os.system, is refused, never called."""
+
+    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+               *((module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+                 for name in ("_reconstruct", "scalar"))}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise _Refused(f"refused to load {module}.{name}: a CIFAR-10 batch holds only dicts, lists, "
+                                         f"bytes and numpy arrays")
+        return super().find_class(module, name)
+
+
 def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"data_dir: no {path.name} in {path.parent} ({WHERE['cifar']})")
-    with open(path, "rb") as f:
-        batch = pickle.load(f, encoding="bytes")
+    try:
+        with open(path, "rb") as f:
+            batch = _BatchUnpickler(f, encoding="bytes").load()
+    except _Refused as e:
+        raise ValueError(f"{path}: not a CIFAR-10 python batch ({e})") from None
+    except Exception as e:  # a truncated or corrupt pickle raises many types (EOFError, ValueError, KeyError, ...)
+        raise ValueError(f"{path}: not a readable CIFAR-10 python batch, corrupt or truncated "
+                         f"({type(e).__name__}: {e})") from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise ValueError(f"{path}: not a CIFAR-10 python batch (expected a dict with b'data' and b'labels')")
-    data = np.asarray(batch[b"data"], dtype=np.uint8)
-    if data.ndim != 2 or data.shape[1] != 3072:
-        raise ValueError(f"{path}: b'data' has shape {data.shape}, expected (n, 3072)")
-    return data, np.asarray(batch[b"labels"])
+    data, labels = batch[b"data"], np.asarray(batch[b"labels"])
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        shown = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise ValueError(f"{path}: b'data' is {shown}, expected uint8 (n, 3072)")
+    if labels.shape != (len(data),) or labels.dtype.kind not in "iu":
+        raise ValueError(f"{path}: b'labels' holds {labels.shape} {labels.dtype} values for {len(data)} images, "
+                         f"expected {len(data)} integers")
+    check_labels(labels, 10, path)
+    return data, labels
 
 
 @register_dataset("scifar", "sequential CIFAR-10, 1024 pixels x RGB, or grayscale=True for LRA Image "

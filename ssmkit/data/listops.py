@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from .registry import register_dataset
+from .registry import check_labels, output_folder, register_dataset
 
 OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
 END = "]"
@@ -65,6 +65,10 @@ def to_source(tree) -> str:
 def write_listops(out_dir: str | Path, n_train: int, n_val: int, n_test: int, seed: int = 0, task: str = "basic",
                   min_length: int = 500, max_length: int = 2000, max_depth: int = 10, max_args: int = 10) -> Path:
     """Generate distinct expressions and write the three LRA TSV files into out_dir."""
+    for key, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{key}: expected a positive integer, got {value!r}")
+    out = output_folder(out_dir)
     rng = np.random.default_rng(seed)
     seen, rows = set(), []
     while len(rows) < n_train + n_val + n_test:
@@ -74,8 +78,6 @@ def write_listops(out_dir: str | Path, n_train: int, n_val: int, n_test: int, se
             if source not in seen:
                 seen.add(source)
                 rows.append((source, evaluate(tree)))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, len(rows))}
     for split, (a, b) in bounds.items():
         with open(out / f"{task}_{split}.tsv", "w", newline="") as f:
@@ -89,36 +91,57 @@ def tokenize(source: str) -> list[str]:
     return source.replace("(", " ").replace(")", " ").split()
 
 
+def _read_row(row: list[str], max_length: int, where: str) -> tuple[torch.Tensor, int, int]:
+    """(token ids padded to max_length, label, length) of one TSV row."""
+    if len(row) != 2:
+        raise ValueError(f"{where} has {len(row)} fields, expected 2 (Source, Target)")
+    tokens = tokenize(row[0])
+    if not tokens:
+        raise ValueError(f"{where}: the expression is empty")
+    unknown = {t for t in tokens if t not in VOCAB}
+    if unknown:
+        raise ValueError(f"{where} has tokens outside the ListOps vocabulary: {sorted(unknown)[:5]}")
+    try:
+        label = int(row[1])
+    except ValueError:
+        raise ValueError(f"{where}: the label {row[1]!r} is not an integer") from None
+    check_labels([label], 10, where)
+    ids = torch.zeros(max_length, dtype=torch.long)
+    kept = [VOCAB[t] for t in tokens[:max_length]]
+    ids[:len(kept)] = torch.tensor(kept)
+    return ids, label, len(kept)
+
+
 @register_dataset("listops", "LRA ListOps from {task}_{split}.tsv in data_dir (generate with "
                              "ssmkit.data.listops.write_listops); 10 classes, padded to max_length")
 def listops(data_dir: str | None, split: str, task: str = "basic", max_length: int = 2000) -> TensorDataset:
     if data_dir is None:
         raise ValueError("data_dir: set it to the folder with the LRA ListOps files (basic_train.tsv, ...); "
                          "ssmkit.data.listops.write_listops makes them")
+    if max_length < 1:
+        raise ValueError(f"max_length: expected a positive integer, got {max_length}")
     path = Path(data_dir) / f"{task}_{split}.tsv"
     if not path.is_file():
         raise FileNotFoundError(f"data_dir: no {path.name} in {data_dir} (the LRA release's listops-1000 folder, or "
                                 f"write_listops)")
-    with open(path, newline="") as f:
-        reader = csv.reader(f, delimiter="\t")
-        header = next(reader, None)
-        if header != ["Source", "Target"]:
-            raise ValueError(f"{path}: expected the header 'Source<TAB>Target', got {header}")
-        rows = list(reader)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f, delimiter="\t")
+            header = next(reader, None)
+            if header != ["Source", "Target"]:
+                raise ValueError(f"{path}: expected the header 'Source<TAB>Target', got {header}")
+            rows = list(reader)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
+    except csv.Error as e:
+        raise ValueError(f"{path}: not a readable TSV file ({e})") from None
+    if not rows:
+        raise ValueError(f"{path}: no expressions after the header")
     x = torch.zeros(len(rows), max_length, dtype=torch.long)
     y = torch.empty(len(rows), dtype=torch.long)
     lengths = torch.empty(len(rows), dtype=torch.long)
     for i, row in enumerate(rows):
-        if len(row) != 2:
-            raise ValueError(f"{path}: line {i + 2} has {len(row)} fields, expected 2 (Source, Target)")
-        tokens = tokenize(row[0])
-        unknown = {t for t in tokens if t not in VOCAB}
-        if unknown:
-            raise ValueError(f"{path}: line {i + 2} has tokens outside the ListOps vocabulary: {sorted(unknown)[:5]}")
-        ids = [VOCAB[t] for t in tokens[:max_length]]
-        x[i, :len(ids)] = torch.tensor(ids)
-        y[i] = int(row[1])
-        lengths[i] = max(1, len(ids))
+        x[i], y[i], lengths[i] = _read_row(row, max_length, f"{path}: line {i + 2}")
     ds = TensorDataset(x, y, lengths)
     ds.d_input, ds.n_classes, ds.l_max, ds.vocab_size = len(VOCAB) + 1, 10, max_length, len(VOCAB) + 1
     ds.padding_idx = 0

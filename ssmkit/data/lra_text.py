@@ -46,6 +46,18 @@ def lra_text(data_dir: str | None, split: str, l_max: int = 4096, val_fraction: 
     return TokenDataset(tokens, torch.tensor(labels), lengths, n_classes=2)
 
 
+def _aan_label(row: list[str], where: str) -> int:
+    if len(row) != 5:
+        raise ValueError(f"{where} has {len(row)} tab-separated fields, expected 5 (label, id 1, id 2, text 1, text 2)")
+    try:
+        label = float(row[0])
+    except ValueError:
+        raise ValueError(f"{where}: the label {row[0]!r} is not a number") from None
+    if label not in (0.0, 1.0):
+        raise ValueError(f"{where}: the label is {row[0]!r}, expected 0 or 1")
+    return int(label)
+
+
 def read_aan(path: Path) -> tuple[list[int], list[bytes], list[bytes]]:
     """(labels, texts 1, texts 2) of an AAN pairs TSV."""
     if not path.is_file():
@@ -53,20 +65,14 @@ def read_aan(path: Path) -> tuple[list[int], list[bytes], list[bytes]]:
                                 f"lra_release.gz)")
     labels, first, second = [], [], []
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # a paper's text is far longer than csv's 128 KiB default
-    with open(path, newline="", encoding="utf-8") as f:
-        for line, row in enumerate(csv.reader(f, delimiter="\t"), start=1):
-            if len(row) != 5:
-                raise ValueError(f"{path}: row {line} has {len(row)} tab-separated fields, expected 5 (label, id 1, "
-                                 f"id 2, text 1, text 2)")
-            try:
-                label = float(row[0])
-            except ValueError:
-                raise ValueError(f"{path}: row {line}: the label {row[0]!r} is not a number") from None
-            if label not in (0.0, 1.0):
-                raise ValueError(f"{path}: row {line}: the label is {row[0]!r}, expected 0 or 1")
-            labels.append(int(label))
-            first.append(row[3].encode())
-            second.append(row[4].encode())
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            for line, row in enumerate(csv.reader(f, delimiter="\t"), start=1):
+                labels.append(_aan_label(row, f"{path}: row {line}"))
+                first.append(row[3].encode())
+                second.append(row[4].encode())
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
     if not labels:
         raise ValueError(f"{path}: the file has no rows")
     return labels, first, second

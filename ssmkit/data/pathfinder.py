@@ -20,7 +20,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from .pathfinder_gen import LEVELS
-from .registry import data_folder, register_dataset
+from .registry import data_folder, read_text, register_dataset
 
 
 def _level_root(data_dir, resolution: int, level: str) -> Path:
@@ -41,7 +41,7 @@ def read_index(folder: Path) -> list[tuple[Path, int]]:
     files = sorted(folder.glob("metadata/*.npy"), key=lambda p: int(p.stem) if p.stem.isdigit() else -1)
     samples = []
     for meta in files:
-        for n, line in enumerate(meta.read_text().splitlines(), start=1):
+        for n, line in enumerate(read_text(meta).splitlines(), start=1):
             fields = line.split()
             if not fields:
                 continue
@@ -70,8 +70,11 @@ class PathfinderImages(Dataset):
 
     def __getitem__(self, i):
         path, label = self.samples[i]
-        with Image.open(path) as image:
-            pixels = np.asarray(image.convert("L"), dtype=np.float32)
+        try:
+            with Image.open(path) as image:
+                pixels = np.asarray(image.convert("L"), dtype=np.float32)
+        except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError and "image file is truncated" are OSErrors
+            raise ValueError(f"{path}: not a readable PNG image ({e})") from None
         if pixels.shape != (self.resolution, self.resolution):
             raise ValueError(f"{path}: image of {pixels.shape[1]}x{pixels.shape[0]} pixels, expected "
                              f"{self.resolution}x{self.resolution}")
@@ -80,6 +83,9 @@ class PathfinderImages(Dataset):
 
 
 def _pathfinder(data_dir, split, resolution, level, val_fraction, test_fraction, seed) -> PathfinderImages:
+    if not (0 <= val_fraction and 0 <= test_fraction and val_fraction + test_fraction < 1):
+        raise ValueError(f"val_fraction, test_fraction: expected shares >= 0 that leave images for training, got "
+                         f"{val_fraction} and {test_fraction}")
     samples = read_index(_level_root(data_dir, resolution, level))
     order = np.random.default_rng(seed).permutation(len(samples))
     n_val, n_test = int(len(samples) * val_fraction), int(len(samples) * test_fraction)

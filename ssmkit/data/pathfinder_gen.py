@@ -26,6 +26,8 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
+from .registry import output_folder
+
 LEVELS = {"easy": ("curv_baseline", 6), "intermediate": ("curv_contour_length_9", 9),
           "hard": ("curv_contour_length_14", 14)}
 RESOLUTIONS = (32, 64, 128, 256)
@@ -156,8 +158,11 @@ def write_pathfinder(out_dir: str | Path, n_images: int, resolution: int = 32, l
         raise ValueError(f"resolution: expected one of {RESOLUTIONS}, got {resolution!r}")
     if level not in LEVELS:
         raise ValueError(f"level: expected one of {sorted(LEVELS)}, got {level!r}")
+    for key, value in (("n_images", n_images), ("per_folder", per_folder), ("workers", workers)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{key}: expected a positive integer, got {value!r}")
     folder, n_paddles = LEVELS[level]
-    root = Path(out_dir) / f"pathfinder{resolution}" / folder
+    root = output_folder(out_dir) / f"pathfinder{resolution}" / folder
     (root / "metadata").mkdir(parents=True, exist_ok=True)
     labels = np.random.default_rng(seed).permutation(np.arange(n_images) % 2)
     jobs = [(root, b, range(b * per_folder, min(n_images, (b + 1) * per_folder)), labels, resolution, n_paddles, seed)

@@ -11,11 +11,14 @@ equal to IGNORE are not scored.
 from __future__ import annotations
 
 import inspect
+import typing
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+
+from ..options import check_type
 
 DATASETS: dict[str, Callable] = {}
 SPLITS = ("train", "val", "test")
@@ -42,9 +45,24 @@ def take(dataset, n: int, seed: int = 0):
     return part
 
 
+def check_labels(labels, n_classes: int, where) -> None:
+    """Class labels must lie in 0 .. n_classes − 1 (checked at load time, not as an IndexError mid-training)."""
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        bad = labels[(labels < 0) | (labels >= n_classes)]
+        raise ValueError(f"{where}: label {int(bad[0])} is outside 0..{n_classes - 1} ({bad.size} such labels)")
+
+
+def check_fraction(key: str, value: float) -> None:
+    """A share of a set carved out as a split: strictly between 0 and 1, so that both parts have samples."""
+    if not 0 < value < 1:
+        raise ValueError(f"{key}: expected a fraction strictly between 0 and 1, got {value!r}")
+
+
 def holdout(n: int, split: str, val_fraction: float, seed: int) -> np.ndarray:
     """Indices of a split carved from a training set of n items: a seeded permutation, whose first
     round(n · val_fraction) are val and the rest train."""
+    check_fraction("val_fraction", val_fraction)
     order = np.random.default_rng(seed).permutation(n)
     n_val = int(round(n * val_fraction))
     return order[:n_val] if split == "val" else order[n_val:]
@@ -60,6 +78,26 @@ def data_folder(data_dir, what: str, inner: str | None = None) -> Path:
     if not root.is_dir():
         raise FileNotFoundError(f"data_dir: {root} is not a folder (expected {what})")
     return root / inner if inner is not None and (root / inner).is_dir() else root
+
+
+def read_text(path: Path) -> str:
+    """A UTF-8 text file's contents; other bytes are an error naming the file."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
+
+
+def output_folder(out_dir) -> Path:
+    """The folder a data generator writes into, created if missing; a path that is a file is an error."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out_dir: {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"out_dir: cannot create {out} ({e.strerror or e})") from None
+    return out
 
 
 def register_dataset(name: str, summary: str) -> Callable[[Callable], Callable]:
@@ -84,4 +122,7 @@ def build(name: str, data_dir: str | None, split: str, **options):
     except TypeError as e:
         raise ValueError(f"dataset {name!r}: {e}; its options are "
                          f"{list(inspect.signature(builder).parameters)[2:]}") from None
+    hints = typing.get_type_hints(builder)
+    options = {key: check_type(f"dataset {name!r} option {key}", value, hints[key]) if key in hints else value
+               for key, value in options.items()}
     return builder(data_dir, split, **options)

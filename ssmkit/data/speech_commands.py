@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .audio import mfcc, read_wav
-from .registry import register_dataset
+from .registry import read_text, register_dataset
 
 WORDS_35 = ("backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward", "four", "go",
             "happy", "house", "learn", "left", "marvin", "nine", "no", "off", "on", "one", "right", "seven", "sheila",
@@ -36,7 +36,7 @@ def list_split(root: Path, words: tuple[str, ...], split: str) -> list[tuple[str
         path = root / name
         if not path.is_file():
             raise FileNotFoundError(f"data_dir: no {name} in {root} (the extracted speech_commands_v0.02.tar.gz)")
-        lists[name] = set(path.read_text().split())
+        lists[name] = set(read_text(path).split())
     clips = []
     for label, word in enumerate(words):
         folder = root / word

@@ -7,8 +7,9 @@ A .ts file: comment lines ('#' or '%'), then a header of @tags (@problemName, @t
 missing), and last the class label or regression target. Time-stamped series ((t, v) tuples) are not supported.
 
 Series become (L, dimensions) sequences, z-scored per dimension with the training split's statistics; a missing
-value becomes 0 after that (the training mean), and series shorter than the longest are zero-padded, with their
-lengths given so that the model pools over the real steps only.
+value becomes 0 after that (the training mean), and series shorter than the longest of the train and test files are
+zero-padded (so every split has the same l_max), with their lengths given so that the model pools over the real steps
+only.
 """
 from __future__ import annotations
 
@@ -74,6 +75,9 @@ def read_ts(path: str | Path) -> TsFile:
     if not in_data or not series:
         raise ValueError(f"{path}: no cases (expected @data followed by one case per line)")
     label_tag = header.get("classlabel", ["false"])
+    if not label_tag or label_tag[0].lower() not in ("true", "false") or label_tag == ["true"]:
+        raise ValueError(f"{path}: @classLabel {' '.join(label_tag)!r}: expected 'true <label> <label> ...' or "
+                         f"'false'")
     class_labels = label_tag[1:] if label_tag[0].lower() == "true" else None
     if class_labels is not None:
         unknown = sorted(set(targets) - set(class_labels))
@@ -82,10 +86,10 @@ def read_ts(path: str | Path) -> TsFile:
     return TsFile(series, targets, class_labels, path)
 
 
-def _pad(series: list[np.ndarray], mean: np.ndarray, std: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x (n, L_max, dims) float32, z-scored, missing and padding 0; lengths (n,))."""
+def _pad(series: list[np.ndarray], mean: np.ndarray, std: np.ndarray, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x (n, length, dims) float32, z-scored, missing and padding 0; lengths (n,))."""
     lengths = [s.shape[1] for s in series]
-    x = np.zeros((len(series), max(lengths), series[0].shape[0]), dtype=np.float32)
+    x = np.zeros((len(series), length, series[0].shape[0]), dtype=np.float32)
     for i, s in enumerate(series):
         x[i, :s.shape[1]] = np.nan_to_num((s.T - mean) / std, nan=0.0)
     return torch.from_numpy(x), torch.tensor(lengths)
@@ -97,10 +101,16 @@ def _stats(series: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(std > 0, std, 1.0)
 
 
-def _dataset(series: list[np.ndarray], train_series: list[np.ndarray], targets: list, n_out: int,
-             regress: bool) -> TensorDataset:
-    """(x, y, lengths) of `series`, normalized with the statistics of `train_series`."""
-    x, lengths = _pad(series, *_stats(train_series))
+def _dataset(series: list[np.ndarray], train_series: list[np.ndarray], targets: list, n_out: int, regress: bool,
+             files: list[TsFile]) -> TensorDataset:
+    """(x, y, lengths) of `series`, normalized with the statistics of `train_series`, padded to the longest series
+    of all `files` (every split has the same l_max, so a model built from the training split reads the test split)."""
+    dims = {f.series[0].shape[0] for f in files}
+    if len(dims) > 1:
+        raise ValueError(f"{files[1].path}: series of {files[1].series[0].shape[0]} dimensions, "
+                         f"{files[0].path} has {files[0].series[0].shape[0]}")
+    length = max(s.shape[1] for f in files for s in f.series)
+    x, lengths = _pad(series, *_stats(train_series), length)
     if regress:
         ds = TensorDataset(x, torch.tensor(targets, dtype=torch.float32)[:, None], lengths)
         ds.task = "regress"
@@ -147,14 +157,15 @@ def ucr_uea(data_dir: str | None, split: str, problem: str = "", val_fraction: f
     train = read_ts(train_path)
     if train.class_labels is None:
         raise ValueError(f"{train_path}: a regression file (@targetLabel); ucr-uea is for classification")
-    part = read_ts(test_path) if split == "test" else train
+    test = read_ts(test_path)
+    part = test if split == "test" else train
     keep = np.arange(len(part.series)) if split == "test" else holdout(len(part.series), split, val_fraction, seed)
     index = {label: i for i, label in enumerate(train.class_labels)}
-    if part.class_labels is not None and set(part.class_labels) - set(index):
-        raise ValueError(f"{test_path}: declares labels {part.class_labels}, the training file {train.class_labels}")
+    if test.class_labels is None or set(test.class_labels) - set(index):
+        raise ValueError(f"{test_path}: declares labels {test.class_labels}, the training file {train.class_labels}")
     fit = [train.series[i] for i in holdout(len(train.series), "train", val_fraction, seed)]
     return _dataset([part.series[i] for i in keep], fit, [index[part.targets[i]] for i in keep],
-                    len(train.class_labels), regress=False)
+                    len(train.class_labels), regress=False, files=[train, test])
 
 
 _BIDMC_TARGETS = ("RR", "HR", "SpO2")
@@ -187,4 +198,5 @@ def bidmc(data_dir: str | None, split: str, target: str = "RR", shuffle: bool = 
         values = [float(targets[i]) for i in parts[split]]
     except ValueError as e:
         raise ValueError(f"{root}: a regression target is not a number ({e})") from None
-    return _dataset([series[i] for i in parts[split]], [series[i] for i in parts["train"]], values, 1, regress=True)
+    return _dataset([series[i] for i in parts[split]], [series[i] for i in parts["train"]], values, 1, regress=True,
+                    files=files)
