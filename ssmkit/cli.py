@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="sample the SSM kernels at rate·Δ: 2 evaluates a model trained at 16 kHz on 8 kHz audio")
     p_eval.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="dataset_options",
                         help="dataset options replacing the run's, e.g. --set sample_rate=8000")
+    p_eval.add_argument("--subset", type=int, default=None, metavar="N",
+                        help="score a seeded subset of N samples (default: the run's train_subset / eval_subset, "
+                             "as in its results.json; 0: the whole split)")
     p_gen = sub.add_parser("generate", help="sample from a run's per-step (language) model in recurrent mode")
     p_gen.add_argument("run_dir")
     p_gen.add_argument("--prompt", default="\n", help="text to continue (bytes for byte-level models)")
@@ -78,9 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "eval":
             from .train.config import parse_assignments
             options = dict(parse_assignments(args.dataset_options, "dataset option"))
-            m = training.evaluate_run(args.run_dir, args.split, args.checkpoint, args.device, args.rate, options)
+            m = training.evaluate_run(args.run_dir, args.split, args.checkpoint, args.device, args.rate, options,
+                                      args.subset)
             shown = f"accuracy {m['acc']:.2%}" if "acc" in m else f"rmse {m['rmse']:.4f}"
-            print(f"{args.split}: {shown}, loss {m['loss']:.4f}")
+            print(f"{args.split}: {shown}, loss {m['loss']:.4f} ({m['samples']} samples)")
         elif args.command == "layers":
             for name, cls in sorted(layers.LAYERS.items()):
                 summary = (cls.__doc__ or "").strip().splitlines() or [""]
@@ -92,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             print(write_listops(args.out_dir, seed=args.seed, **sizes[args.size]))
         elif args.command == "data":
             from .data.pathfinder_gen import write_pathfinder
-            n_images = args.images or {"small": 4000, "lra": 200_000}[args.size]
+            n_images = {"small": 4000, "lra": 200_000}[args.size] if args.images is None else args.images
             print(write_pathfinder(args.out_dir, n_images, args.resolution, args.level, args.seed,
                                    workers=args.workers))
         elif args.command == "plot":
@@ -111,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             width = max(map(len, data.DATASETS))
             for name, builder in sorted(data.DATASETS.items()):
                 print(f"{name:{width}}  {builder.summary}")
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError, FloatingPointError) as e:  # bad input, a file or disk problem, a diverging run
         print(f"ssmkit {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -5,12 +5,15 @@ Layout of a run's checkpoints/ folder:
     epoch-0007/state.pt            optimizer, scheduler, RNG states, epoch, history (torch, weights_only loadable)
     last, best                     one line each: the name of the epoch folder they point at
 An epoch folder is written under a temporary name, its files fsynced, then renamed into place (atomic); the pointer
-files are replaced atomically after it; folders no pointer names are then removed. A crash at any moment leaves both
-pointers on complete folders. A folder that is corrupt or from another model gets a clear error, not a traceback.
+files are replaced atomically after it; folders no pointer names, and leftovers of interrupted writes, are then
+removed. A crash at any moment leaves both pointers on complete folders; a pointer names a folder of its own
+checkpoints/ only. A folder that is corrupt or from another model gets a clear error, not a traceback.
 """
 from __future__ import annotations
 
+import errno
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -33,28 +36,55 @@ def write_text_atomic(text: str, path: Path) -> None:
 
 
 def save_checkpoint(folder: Path, epoch: int, weights: dict, state: dict, best: bool) -> None:
-    """Write epoch ``epoch`` (0-based) and move the ``last`` pointer (and ``best`` when asked) onto it."""
+    """Write epoch ``epoch`` (0-based) and move the ``last`` pointer (and ``best`` when asked) onto it.
+
+    A write that fails (a full disk, say) removes its temporary folder and raises an OSError that says so; the
+    pointers still name the previous complete checkpoint."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     name = f"epoch-{epoch + 1:04d}"
     tmp = folder / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, tmp / "model.safetensors",
-              metadata={"format": FORMAT})
-    torch.save({"format": FORMAT, **state}, tmp / "state.pt")
-    for f in tmp.iterdir():
-        with open(f, "rb") as handle:
-            os.fsync(handle.fileno())
+    weights = {k: v.detach().contiguous().cpu() for k, v in weights.items()}
+    try:
+        save_file(weights, tmp / "model.safetensors", metadata={"format": FORMAT})
+        torch.save({"format": FORMAT, **state}, tmp / "state.pt")
+        for f in tmp.iterdir():
+            with open(f, "rb") as handle:
+                os.fsync(handle.fileno())
+    except (OSError, RuntimeError, SafetensorError) as e:  # torch.save on a full disk: RuntimeError "unexpected pos"
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _write_error(folder, tmp, e, 3 * sum(v.numel() * v.element_size() for v in weights.values())) from None
     shutil.rmtree(folder / name, ignore_errors=True)  # a leftover of a crash after a rename: rewrite it whole
     os.replace(tmp, folder / name)
     if best:
         write_text_atomic(name + "\n", folder / "best")
     write_text_atomic(name + "\n", folder / "last")
-    keep = {(folder / p).read_text().strip() for p in POINTERS if (folder / p).exists()}
+    prune(folder)
+
+
+def _write_error(folder: Path, tmp: Path, error: Exception, needed: int) -> OSError:
+    """The error of a failed checkpoint write: says whether the disk is full and which checkpoint is kept."""
+    free = shutil.disk_usage(folder).free
+    full = (isinstance(error, OSError) and error.errno == errno.ENOSPC) or free < needed
+    last = folder / "last"
+    kept = f"the last complete checkpoint, {last.read_text().strip()}, is kept" if last.is_file() else \
+        "no earlier checkpoint exists"
+    cause = f"the disk is full ({free:,} bytes free, about {needed:,} needed)" if full else \
+        f"{type(error).__name__}: {error}"
+    return OSError(errno.ENOSPC if full else errno.EIO, f"checkpoint: writing {tmp.name} failed: {cause}; {kept}")
+
+
+def prune(folder: Path) -> None:
+    """Remove the epoch folders no pointer names and the temporary leftovers of interrupted writes."""
+    folder = Path(folder)
+    keep = {(folder / p).read_text().strip() for p in POINTERS if (folder / p).is_file()}
     for old in folder.glob("epoch-*"):
         if old.name not in keep:
             shutil.rmtree(old, ignore_errors=True)
+    for tmp in folder.glob(".*.tmp"):
+        shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
 
 
 def _target(folder: Path, which: str) -> Path:
@@ -63,7 +93,11 @@ def _target(folder: Path, which: str) -> Path:
     pointer = Path(folder) / which
     if not pointer.is_file():
         raise FileNotFoundError(f"checkpoint: no {which!r} checkpoint in {folder} (no pointer file {pointer})")
-    target = Path(folder) / pointer.read_text().strip()
+    name = pointer.read_text().strip()
+    if not re.fullmatch(r"epoch-\d+", name):
+        raise ValueError(f"checkpoint {pointer}: names {name[:80]!r}, expected an epoch folder of this run such as "
+                         f"epoch-0003; the run directory is corrupt")
+    target = Path(folder) / name
     if not (target / "model.safetensors").is_file():
         raise ValueError(f"checkpoint {pointer}: points at {target}, which holds no model.safetensors; the run "
                          f"directory is corrupt")

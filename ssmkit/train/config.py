@@ -8,11 +8,14 @@ key and what it accepts, raised before anything is built.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import yaml
+
+from ..options import check_type
 
 
 @dataclass
@@ -74,24 +77,26 @@ class TrainConfig:
                              f"got {self.accumulate}")
         if not 0 < self.plateau_factor < 1:
             raise ValueError(f"plateau_factor: expected a factor in (0, 1), got {self.plateau_factor}")
+        for key in ("lr", "ssm_lr", "weight_decay", "dropout", "grad_clip", "plateau_factor"):
+            if not math.isfinite(getattr(self, key)):
+                raise ValueError(f"{key}: expected a finite number, got {getattr(self, key)}")
         if self.lr <= 0 or self.ssm_lr < 0:
             raise ValueError(f"lr, ssm_lr: expected lr > 0 and ssm_lr >= 0, got {self.lr}, {self.ssm_lr}")
+        for key in ("weight_decay", "grad_clip", "warmup_epochs", "attention_every", "ffn_mult"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key}: expected a number >= 0 (0: off), got {getattr(self, key)}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout: expected a probability in [0, 1), got {self.dropout}")
+        if self.attention_heads < 1:
+            raise ValueError(f"attention_heads: expected a positive integer, got {self.attention_heads}")
+        name = self.run_name
+        if name is not None and (not PurePath(name).parts or PurePath(name).is_absolute() or PurePath(name).anchor
+                                 or ".." in PurePath(name).parts):
+            raise ValueError(f"run_name: expected a folder name inside out_dir (a relative path, no '..'), got "
+                             f"{name!r}")
 
 
 _HINTS = typing.get_type_hints(TrainConfig)
-
-
-def _check_type(key: str, value, hint):
-    allowed = typing.get_args(hint) or (hint,)
-    if value is None and type(None) in allowed:
-        return None
-    if float in allowed and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    for t in allowed:
-        if t is not type(None) and isinstance(value, t) and not (t is int and isinstance(value, bool)):
-            return value
-    names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
-    raise ValueError(f"{key}: expected {names}, got {value!r}")
 
 
 def _set(out: dict, key: str, value, source: str) -> None:
@@ -104,7 +109,7 @@ def _set(out: dict, key: str, value, source: str) -> None:
             raise ValueError(f"{source}: {key}: {top!r} is not a dict field, so it takes no '.{sub}'")
         out[top] = {**out[top], sub: value}
     else:
-        out[top] = _check_type(key, value, _HINTS[top])
+        out[top] = check_type(key, value, _HINTS[top])
 
 
 def parse_assignments(items: list[str], what: str = "override") -> list[tuple[str, object]]:
@@ -114,7 +119,10 @@ def parse_assignments(items: list[str], what: str = "override") -> list[tuple[st
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ValueError(f"{what} {item!r}: expected key=value")
-        pairs.append((key, yaml.safe_load(text) if text else ""))
+        try:
+            pairs.append((key, yaml.safe_load(text) if text else ""))
+        except yaml.YAMLError as e:
+            raise ValueError(f"{what} {item!r}: the value is not a YAML scalar ({getattr(e, 'problem', e)})") from None
     return pairs
 
 
@@ -143,7 +151,22 @@ def load_experiment(name_or_path: str) -> dict:
         if not path.is_file():
             raise ValueError(f"experiment: {name_or_path!r} is neither a file nor a shipped experiment; shipped: "
                              f"{experiment_names()}")
-    mapping = yaml.safe_load(path.read_text()) or {}
+    return read_yaml(path)
+
+
+def read_yaml(path: Path) -> dict:
+    """The mapping of config keys in a YAML file ({} when empty); malformed YAML or another type is an error naming
+    the file and the line."""
+    try:
+        mapping = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ValueError(f"{path}:{where} not valid YAML ({getattr(e, 'problem', None) or e})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file (expected UTF-8 YAML)") from None
+    if mapping is None:
+        return {}
     if not isinstance(mapping, dict):
-        raise ValueError(f"experiment {path}: expected a mapping of config keys, got {type(mapping).__name__}")
+        raise ValueError(f"{path}: expected a mapping of config keys, got {type(mapping).__name__}")
     return mapping

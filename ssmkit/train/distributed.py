@@ -26,11 +26,26 @@ def setup(device_name: str) -> tuple[int, int, torch.device]:
 
 
 def _device(name: str, local_rank: int) -> torch.device:
+    """'auto' (CUDA when torch sees a GPU, else CPU), 'cpu', 'cuda' (this process's local GPU), 'cuda:N' or 'mps';
+    a device torch does not have is an error that says so."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        return torch.device("cuda", local_rank)
-    return torch.device(name)
+    try:
+        device = torch.device("cuda", local_rank) if name == "cuda" else torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device: expected auto, cpu, cuda, cuda:N or mps, got {name!r}")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device: 'mps' asked for, but torch sees no Apple GPU; use device=cpu or device=auto")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device: {name!r} asked for, but torch sees no CUDA GPU (torch {torch.__version__}); "
+                             f"use device=cpu or device=auto")
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"device: {name!r} asked for, but torch sees {count} GPU(s) (cuda:0..cuda:{count - 1})")
+    return device
 
 
 def active() -> bool:

@@ -13,17 +13,14 @@ Metrics are summed over ranks; rank 0 alone writes files.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import inspect
 import json
 import math
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 import torch
-import yaml
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -32,8 +29,9 @@ from ..layers import LAYERS
 from . import distributed as dist
 from ..models import SequenceModel
 from .checkpoint import load_weights, read_state, read_weights, save_checkpoint, write_text_atomic
-from .config import TrainConfig, make_config
+from .config import TrainConfig
 from .optim import param_groups
+from .run_dir import new_run_dir, read_run_config, tidy, write_metrics
 from .task import Task
 
 
@@ -50,12 +48,24 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel:
     shared = {"d_state": config.d_state, "ssm_lr": config.ssm_lr, "l_max": dataset.l_max}
     options = {**{k: v for k, v in shared.items() if k in accepted}, **config.layer_options}
     per_step = getattr(dataset, "task", "classify") == "lm"
-    return SequenceModel(dataset.d_input, dataset.n_classes, layer=config.layer, d_model=config.d_model,
+    model = SequenceModel(dataset.d_input, dataset.n_classes, layer=config.layer, d_model=config.d_model,
                          n_layers=config.n_layers, layer_options=options, prenorm=config.prenorm, norm=config.norm,
                          dropout=config.dropout, pool="none" if per_step else config.pool,
                          vocab_size=getattr(dataset, "vocab_size", None), ffn_mult=config.ffn_mult,
                          attention_every=config.attention_every, attention_heads=config.attention_heads,
                          pair=getattr(dataset, "pair", False), padding_idx=getattr(dataset, "padding_idx", None))
+    if per_step:
+        _check_causal(model)
+    return model
+
+
+def _check_causal(model: SequenceModel) -> None:
+    """A language model predicts each token from the ones before: a layer that reads ahead would see the answer."""
+    for i, block in enumerate(model.layers):
+        if getattr(block, "bidirectional", False) or not getattr(block, "causal", True):
+            option = "bidirectional=true" if getattr(block, "bidirectional", False) else "causal=false"
+            raise ValueError(f"layer_options: {option} makes block {i} ({type(block).__name__}) read future tokens, "
+                             f"which a language-model task predicts; drop the option")
 
 
 class Schedule:
@@ -92,6 +102,8 @@ class Schedule:
 def evaluate(model, dataset, batch_size: int, device, rank: int = 0, world: int = 1, rate: float = 1.0) -> dict:
     """{"loss", metric} over ``dataset`` (metric: acc or rmse, see Task); with several ranks each takes every
     world-th sample and the sums are reduced. rate: the model's SSM step multiplier (SequenceModel.forward)."""
+    if len(dataset) == 0:
+        raise ValueError("evaluate: the dataset has no samples")
     model.eval()
     task = Task(dataset)
     shard = torch.utils.data.Subset(dataset, range(rank, len(dataset), world)) if world > 1 else dataset
@@ -125,31 +137,6 @@ def _set_rng_state(state: dict, device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def _write_metrics(history: list[dict], path: Path) -> None:
-    columns = list(history[0])
-    lines = [",".join(columns)] + [",".join(f"{row[c]:.6g}" if isinstance(row[c], float) else str(row[c])
-                                            for c in columns) for row in history]
-    write_text_atomic("\n".join(lines) + "\n", path)
-
-
-def new_run_dir(config: TrainConfig) -> Path:
-    name = config.run_name or f"{config.dataset}-{config.layer}-{datetime.now():%Y%m%d-%H%M%S}"
-    run_dir = Path(config.out_dir) / name
-    if (run_dir / "checkpoints" / "last").exists():
-        raise ValueError(f"run_name: {run_dir} already holds a run; resume it with --resume {run_dir} or pick "
-                         f"another run_name")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False), run_dir / "config.yaml")
-    return run_dir
-
-
-def read_run_config(run_dir: Path) -> TrainConfig:
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"run directory {run_dir}: no config.yaml (is it an ssmkit run?)")
-    return make_config([], base=yaml.safe_load(path.read_text()), source=str(path))
-
-
 def _check_batching(n: int, batch_size: int, world: int) -> None:
     last = n % batch_size
     if batch_size < world or 0 < last < world:
@@ -167,6 +154,10 @@ def _prepare(config: TrainConfig, resume):
     splits = {s: data.take(data.build(config.dataset, config.data_dir, s, **config.dataset_options),
                            config.train_subset if s == "train" else config.eval_subset, config.seed)
               for s in ("train", "val", "test")}
+    for split, dataset in splits.items():
+        if len(dataset) == 0:
+            raise ValueError(f"dataset {config.dataset!r}: the {split} split has no samples (dataset_options "
+                             f"{config.dataset_options})")
     _check_batching(len(splits["train"]), config.batch_size, world)
     torch.manual_seed(config.seed)  # the same initial weights on every rank
     model = build_model(config, splits["train"]).to(device)
@@ -267,6 +258,8 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
         scheduler.load_state_dict(ckpt["scheduler"])
         _set_rng_state(ckpt["rng"][rank], device)
         start_epoch, best_val, history = ckpt["epoch"] + 1, ckpt["best_val"], ckpt["history"]
+        if rank == 0:  # a crash between the checkpoint and the CSV left it behind the history
+            write_metrics(history, run_dir / "metrics.csv")
         log(f"resuming {run_dir} after epoch {ckpt['epoch'] + 1}/{config.epochs}")
     else:
         run_dir = Path(dist.broadcast(str(new_run_dir(config)) if rank == 0 else None))
@@ -293,7 +286,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
             state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng,
                      "epoch": epoch, "best_val": best_val, "history": history}
             save_checkpoint(run_dir / "checkpoints", epoch, plain.state_dict(), state, best=improved)
-            _write_metrics(history, run_dir / "metrics.csv")
+            write_metrics(history, run_dir / "metrics.csv")
         if board is not None:
             for key in list(row)[2:-1]:
                 board.add_scalar(key, row[key], row["step"])
@@ -306,6 +299,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
     results = {"test_loss": test["loss"], f"test_{m}": test[m], f"best_val_{m}": best_val, "run_dir": str(run_dir)}
     if rank == 0:
         write_text_atomic(json.dumps(results, indent=2) + "\n", run_dir / "results.json")
+        tidy(run_dir)
     if board is not None:
         board.close()
     log(f"test {task.label} {task.format(test[m]).strip()} (loss {test['loss']:.3f}) with the best validation checkpoint "
@@ -326,12 +320,17 @@ def load_model(run_dir: str | Path, checkpoint: str = "best", device="cpu") -> S
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "best", device: str = "auto",
-                 rate: float = 1.0, dataset_options: dict | None = None) -> dict:
-    """Metrics of a run's checkpoint on a split; dataset_options update the run's (e.g. sample_rate=8000 with rate=2
-    for the zero-shot resolution change)."""
+                 rate: float = 1.0, dataset_options: dict | None = None, subset: int | None = None) -> dict:
+    """Metrics of a run's checkpoint on a split, and "samples": how many it scored. dataset_options update the run's
+    (e.g. sample_rate=8000 with rate=2 for the zero-shot resolution change). subset: the seeded subset the run used
+    (train_subset or eval_subset) when None, so that the numbers match results.json; 0 for the whole split."""
     config = read_run_config(Path(run_dir))
     dev = dist.setup(device)[2]
+    if subset is None:
+        subset = config.train_subset if split == "train" else config.eval_subset
+    if not isinstance(subset, int) or subset < 0:
+        raise ValueError(f"subset: expected a count >= 0 (0: the whole split), got {subset!r}")
     model = load_model(run_dir, checkpoint, device=dev)
     options = {**config.dataset_options, **(dataset_options or {})}
-    return evaluate(model, data.build(config.dataset, config.data_dir, split, **options), config.batch_size, dev,
-                    rate=rate)
+    dataset = data.take(data.build(config.dataset, config.data_dir, split, **options), subset, config.seed)
+    return {**evaluate(model, dataset, config.batch_size, dev, rate=rate), "samples": len(dataset)}

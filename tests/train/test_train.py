@@ -264,5 +264,5 @@ def test_listops_trains_from_generated_lra_files(tmp_path):
     write_listops(tmp_path / "lo", 128, 32, 32, min_length=10, max_length=100, max_depth=5)
     results = train(make_config([f"data_dir={tmp_path / 'lo'}", "dataset=listops", "dataset_options.max_length=100",
                                  "d_model=32", "n_layers=1", "d_state=16", "epochs=1", "batch_size=32",
-                                 "warmup_epochs=0", f"out_dir={tmp_path}", "run_name=lo"]), log=lambda *_: None)
-    assert 0.0 <= results["test_acc"] <= 1.0 and ssmkit.load(tmp_path / "lo").encoder.num_embeddings == 16
+                                 "warmup_epochs=0", f"out_dir={tmp_path}", "run_name=run"]), log=lambda *_: None)
+    assert 0.0 <= results["test_acc"] <= 1.0 and ssmkit.load(tmp_path / "run").encoder.num_embeddings == 16
