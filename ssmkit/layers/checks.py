@@ -1,17 +1,21 @@
 """Input checks shared by every layer: a ValueError that names the argument, the expected and the received."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 
 def check_input(u, H: int, l_max: int | None) -> None:
-    """u must be a floating tensor (B, L >= 1, H) with L <= l_max."""
+    """u must be a floating tensor (B >= 1, L >= 1, H) with L <= l_max."""
     if not isinstance(u, torch.Tensor):
         raise ValueError(f"u: expected a tensor of shape (B, L, H={H}), got {type(u).__name__}")
     if not u.is_floating_point():
         raise ValueError(f"u: expected a floating-point dtype, got {u.dtype}")
     if u.dim() != 3 or u.shape[-1] != H:
         raise ValueError(f"u: expected shape (B, L, H={H}), got {tuple(u.shape)}")
+    if u.shape[0] < 1:
+        raise ValueError("u: expected a batch of B >= 1 sequences, got B=0")
     if u.shape[1] < 1:
         raise ValueError("u: expected a length L >= 1, got L=0")
     if l_max is not None and u.shape[1] > l_max:
@@ -34,8 +38,8 @@ def check_state(state, expected: tuple, bidirectional: bool) -> None:
 
 
 def check_rate(rate: float) -> None:
-    if not rate > 0:
-        raise ValueError(f"rate: expected a positive number, got {rate}")
+    if not (isinstance(rate, (int, float)) and 0 < rate < math.inf):
+        raise ValueError(f"rate: expected a positive finite number, got {rate!r}")
 
 
 def valid_positions(lengths, batch: int, L: int, with_state: bool = False) -> torch.Tensor | None:
