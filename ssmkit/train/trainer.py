@@ -238,6 +238,27 @@ def _summary(history: list[dict], results: dict, n_params: int, task: Task) -> s
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
 
 
+def _restore(run_dir: Path, model, optimizer, scheduler, rank: int, world: int, device, log) -> tuple:
+    """Load the last checkpoint of run_dir into model, optimizer, scheduler and the RNG; returns (start_epoch,
+    best_val, history). A run stopped before its first checkpoint starts over (its config.yaml is all it has)."""
+    folder = run_dir / "checkpoints"
+    if not (folder / "last").is_file():
+        log(f"resuming {run_dir}: no epoch was finished, so it starts from the beginning")
+        return 0, None, []
+    ckpt = read_state(folder, "last")
+    if len(ckpt["rng"]) != world:
+        raise ValueError(f"resume: {run_dir} was written by {len(ckpt['rng'])} processes; resume it with as many "
+                         f"(got {world})")
+    load_weights(model, read_weights(folder, "last"), folder)
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    _set_rng_state(ckpt["rng"][rank], device)
+    if rank == 0:  # a crash between the checkpoint and the CSV left it behind the history
+        write_metrics(ckpt["history"], run_dir / "metrics.csv")
+    log(f"resuming {run_dir} after epoch {ckpt['epoch'] + 1}")
+    return ckpt["epoch"] + 1, ckpt["best_val"], ckpt["history"]
+
+
 def train(config: TrainConfig | None = None, resume: str | Path | None = None, log=print) -> dict:
     """Train (or resume) a run; returns the test metrics of the best checkpoint."""
     config, rank, world, device, splits, model, optimizer, scheduler, steps = _prepare(config, resume)
@@ -245,24 +266,12 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
     log = log if rank == 0 else (lambda *_: None)
     task = Task(splits["train"])
     m = task.metric
-    start_epoch, best_val, history = 0, None, []
     if resume is not None:
         run_dir = Path(resume)
-        folder = run_dir / "checkpoints"
-        ckpt = read_state(folder, "last")
-        if len(ckpt["rng"]) != world:
-            raise ValueError(f"resume: {run_dir} was written by {len(ckpt['rng'])} processes; resume it with as many "
-                             f"(got {world})")
-        load_weights(plain, read_weights(folder, "last"), folder)
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        _set_rng_state(ckpt["rng"][rank], device)
-        start_epoch, best_val, history = ckpt["epoch"] + 1, ckpt["best_val"], ckpt["history"]
-        if rank == 0:  # a crash between the checkpoint and the CSV left it behind the history
-            write_metrics(history, run_dir / "metrics.csv")
-        log(f"resuming {run_dir} after epoch {ckpt['epoch'] + 1}/{config.epochs}")
+        start_epoch, best_val, history = _restore(run_dir, plain, optimizer, scheduler, rank, world, device, log)
     else:
         run_dir = Path(dist.broadcast(str(new_run_dir(config)) if rank == 0 else None))
+        start_epoch, best_val, history = 0, None, []
     n_params = sum(p.numel() for p in plain.parameters())
     board = _tensorboard(run_dir, rank)
     unit = "scored tokens" if task.kind == "lm" else "samples"  # per-position tasks may leave positions unscored

@@ -100,6 +100,14 @@ def test_a_crash_between_the_last_checkpoint_and_the_csv_is_repaired_on_resume(t
     assert not list(run.glob(".*.tmp")) and (run / "results.json").is_file()
 
 
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(tmp_path):
+    from ssmkit.train.trainer import new_run_dir
+    full = train(_config(tmp_path, "full"), log=_quiet)
+    new_run_dir(_config(tmp_path, "cut"))  # killed after claiming its folder, before epoch 1 was saved
+    resumed = train(resume=tmp_path / "cut", log=_quiet)
+    assert resumed["test_acc"] == full["test_acc"] and len(_csv_rows(tmp_path / "cut")) == 2
+
+
 def test_a_full_disk_while_saving_says_so_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     real = checkpoint.torch.save
     calls = {"n": 0}
