@@ -49,9 +49,9 @@ def new_run_dir(config: TrainConfig) -> Path:
     if config.run_name is not None:
         run_dir = out / config.run_name
         if not _claim(run_dir):
-            what = ("already holds a run; resume it with --resume {0}" if (run_dir / "config.yaml").is_file() else
-                    "already exists and is not an ssmkit run (no config.yaml); ssmkit does not write into it")
-            raise ValueError(f"run_name: {run_dir} {what.format(run_dir)}, or pick another run_name")
+            what = (f"already holds a run; resume it with --resume {run_dir}" if (run_dir / "config.yaml").is_file()
+                    else "already exists and is not an ssmkit run (no config.yaml); ssmkit does not write into it")
+            raise ValueError(f"run_name: {run_dir} {what}, or pick another run_name")
     else:
         base = f"{config.dataset}-{config.layer}-{datetime.now():%Y%m%d-%H%M%S}"
         suffix = 1
