@@ -1,6 +1,6 @@
 """Kill a training run with SIGKILL at random moments, resume it each time, and check that nothing was lost.
 
-    python benchmarks/kill_resume.py --kills 70          # about 5 minutes on 2 CPU cores
+    python benchmarks/kill_resume.py --kills 70          # 21 minutes on our shared 2-core CPU
     python benchmarks/kill_resume.py --kills 3 --seed 1  # what the test suite runs (tests/train/test_kill_resume.py)
 
 A reference run trains uninterrupted. Another run of the same config is started with `ssmkit train`, killed (kill -9)

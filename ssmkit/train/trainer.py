@@ -49,11 +49,12 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel:
     options = {**{k: v for k, v in shared.items() if k in accepted}, **config.layer_options}
     per_step = getattr(dataset, "task", "classify") == "lm"
     model = SequenceModel(dataset.d_input, dataset.n_classes, layer=config.layer, d_model=config.d_model,
-                         n_layers=config.n_layers, layer_options=options, prenorm=config.prenorm, norm=config.norm,
-                         dropout=config.dropout, pool="none" if per_step else config.pool,
-                         vocab_size=getattr(dataset, "vocab_size", None), ffn_mult=config.ffn_mult,
-                         attention_every=config.attention_every, attention_heads=config.attention_heads,
-                         pair=getattr(dataset, "pair", False), padding_idx=getattr(dataset, "padding_idx", None))
+                          n_layers=config.n_layers, layer_options=options, prenorm=config.prenorm, norm=config.norm,
+                          dropout=config.dropout, pool="none" if per_step else config.pool,
+                          vocab_size=getattr(dataset, "vocab_size", None), ffn_mult=config.ffn_mult,
+                          attention_every=config.attention_every, attention_heads=config.attention_heads,
+                          pair=getattr(dataset, "pair", False),
+                          padding_idx=getattr(dataset, "padding_idx", None))
     if per_step:
         _check_causal(model)
     return model
