@@ -175,6 +175,7 @@ class S5(nn.Module):
         with torch.autocast(device_type=u.device.type, enabled=False):
             x_in = u.to(self.real_dtype)
             dA, q = self.discrete(rate, dt_scale)
-            x = dA * state.to(complex_dtype(self.real_dtype)) + q * (x_in.to(complex_dtype(self.real_dtype)) @ as_complex(self.B).T)
+            cdtype = complex_dtype(self.real_dtype)
+            x = dA * state.to(cdtype) + q * (x_in.to(cdtype) @ as_complex(self.B).T)
             y = 2 * (x @ as_complex(self.C)[0].T).real + self.D.to(x_in.dtype) * x_in
         return self._output(y), x

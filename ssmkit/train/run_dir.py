@@ -1,9 +1,10 @@
 """The run directory: created exclusively inside out_dir, marked by its config.yaml, its metrics.csv the history.
 
-A run directory is ``out_dir/run_name`` (run_name: a relative path with no '..'), or ``out_dir/<dataset>-<layer>-<time>``
-by default. It is created with an exclusive mkdir, so two runs never share one: an explicit run_name that exists is an
-error (resume that run with --resume, or pick another name), and a default name that another run took in the same
-second gets the suffix -2, -3, ... config.yaml, written first, marks the folder as an ssmkit run.
+A run directory is ``out_dir/run_name`` (run_name: a relative path with no '..'), or
+``out_dir/<dataset>-<layer>-<time>`` by default. It is created with an exclusive mkdir, so two runs never share one:
+an explicit run_name that exists is an error (resume that run with --resume, or pick another name), and a default
+name that another run took in the same second gets the suffix -2, -3, ... config.yaml, written first, marks the
+folder as an ssmkit run.
 
 metrics.csv is a view of the history kept in the checkpoint: it is written after every epoch and again when a run is
 resumed, so a crash between the checkpoint and the CSV leaves nothing missing.

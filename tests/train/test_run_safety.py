@@ -141,7 +141,8 @@ def test_a_checkpoint_pointer_naming_a_folder_outside_its_run_is_refused(tmp_pat
     outside = tmp_path / "elsewhere"
     (outside / "checkpoints").mkdir(parents=True)
     for name in ("model.safetensors", "state.pt"):
-        (outside / "checkpoints" / name).write_bytes((tmp_path / "a" / "checkpoints" / "epoch-0001" / name).read_bytes())
+        source = tmp_path / "a" / "checkpoints" / "epoch-0001" / name
+        (outside / "checkpoints" / name).write_bytes(source.read_bytes())
     for target in ("../../elsewhere/checkpoints", str(outside / "checkpoints")):
         (tmp_path / "a" / "checkpoints" / "last").write_text(target + "\n")
         with pytest.raises(ValueError, match="expected an epoch folder of this run"):
