@@ -11,14 +11,13 @@ equal to IGNORE are not scored.
 from __future__ import annotations
 
 import inspect
-import typing
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from ..options import check_type
+from ..options import check_options, did_you_mean
 
 DATASETS: dict[str, Callable] = {}
 SPLITS = ("train", "val", "test")
@@ -113,16 +112,15 @@ def register_dataset(name: str, summary: str) -> Callable[[Callable], Callable]:
 
 def build(name: str, data_dir: str | None, split: str, **options):
     if name not in DATASETS:
-        raise ValueError(f"dataset: unknown name {name!r}; registered: {sorted(DATASETS)}")
+        raise ValueError(f"dataset: unknown name {name!r}{did_you_mean(name, DATASETS)}; registered: "
+                         f"{sorted(DATASETS)}")
     if split not in SPLITS:
         raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
     builder = DATASETS[name]
+    options = check_options(builder, options, f"dataset {name!r}", prefix=f"dataset {name!r} option ")
     try:
         inspect.signature(builder).bind(data_dir, split, **options)
-    except TypeError as e:
+    except TypeError as e:  # data_dir or split given again as an option
         raise ValueError(f"dataset {name!r}: {e}; its options are "
                          f"{list(inspect.signature(builder).parameters)[2:]}") from None
-    hints = typing.get_type_hints(builder)
-    options = {key: check_type(f"dataset {name!r} option {key}", value, hints[key]) if key in hints else value
-               for key, value in options.items()}
     return builder(data_dir, split, **options)

@@ -6,6 +6,8 @@ from typing import Callable
 
 from torch import nn
 
+from ..options import check_names, did_you_mean, keyword_names
+
 LAYERS: dict[str, type[nn.Module]] = {}
 
 
@@ -22,11 +24,11 @@ def register_layer(name: str) -> Callable[[type], type]:
 def layer(name: str, **options) -> nn.Module:
     """Build the layer registered as ``name``; unknown options are errors (the layer's signature is strict)."""
     if name not in LAYERS:
-        raise ValueError(f"layer: unknown name {name!r}; registered: {sorted(LAYERS)}")
+        raise ValueError(f"layer: unknown name {name!r}{did_you_mean(name, LAYERS)}; registered: {sorted(LAYERS)}")
     cls = LAYERS[name]
+    check_names(cls, options, f"layer {name!r}")
     try:
         inspect.signature(cls).bind(**options)
-    except TypeError as e:
-        allowed = [p for p in inspect.signature(cls).parameters]
-        raise ValueError(f"layer {name!r}: {e}; its options are {allowed}") from None
+    except TypeError as e:  # a required option missing
+        raise ValueError(f"layer {name!r}: {e}; its options are {keyword_names(cls)}") from None
     return cls(**options)

@@ -1,9 +1,10 @@
 """The training configuration: one dataclass with every default in one place, overridden by ``key=value`` strings.
 
 An experiment is a YAML mapping of the same keys (a file shipped in ssmkit/experiments/, named without .yaml, or a
-path); it replaces the defaults it names, and key=value strings come last. Values are parsed as YAML scalars (``lr=3e-3``, ``prenorm=false``, ``data_dir=null``) and checked against the field's
-type; dict fields take dotted keys (``layer_options.init=lin``). Unknown keys and wrong types are errors that name the
-key and what it accepts, raised before anything is built.
+path); it replaces the defaults it names, and key=value strings come last. Values are parsed as YAML scalars
+(``lr=3e-3``, ``prenorm=false``, ``data_dir=null``) and checked against the field's type; dict fields take dotted keys
+(``layer_options.init=lin``), checked against the layer's or the dataset's signature. Unknown keys and wrong types
+are errors that name the key, what it accepts and the nearest real key, raised before any data is read.
 """
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from pathlib import Path, PurePath
 
 import yaml
 
-from ..options import check_type
+from ..data import DATASETS
+from ..layers import LAYERS
+from ..options import check_options, check_type, did_you_mean, load_yaml
 
 
 @dataclass
@@ -65,7 +68,9 @@ class TrainConfig:
                    "pool": ("mean", "last")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
-                raise ValueError(f"{key}: expected one of {allowed}, got {getattr(self, key)!r}")
+                raise ValueError(f"{key}: expected one of {allowed}, got {getattr(self, key)!r}"
+                                 f"{did_you_mean(getattr(self, key), allowed)}")
+        self.layer_options, self.dataset_options = _checked_options(self)
         if self.train_subset < 0 or self.eval_subset < 0:
             raise ValueError(f"train_subset, eval_subset: expected counts >= 0 (0: all), got {self.train_subset}, "
                              f"{self.eval_subset}")
@@ -97,13 +102,32 @@ class TrainConfig:
 
 
 _HINTS = typing.get_type_hints(TrainConfig)
+TRAINER_SETS = {"layer_options.d_model": "set it with the config key d_model",
+                "dataset_options.data_dir": "set it with the config key data_dir",
+                "dataset_options.split": "the trainer builds every split"}
+
+
+def _checked_options(config: TrainConfig) -> tuple[dict, dict]:
+    """(layer_options, dataset_options) checked against the layer's and the dataset builder's signatures (names,
+    with the nearest one for a typo, and value types), so that a bad option fails before any data is read."""
+    checked = []
+    for key, registry in (("layer", LAYERS), ("dataset", DATASETS)):
+        name, options = getattr(config, key), getattr(config, f"{key}_options")
+        if name not in registry:
+            raise ValueError(f"{key}: unknown name {name!r}{did_you_mean(name, registry)}; registered: "
+                             f"{sorted(registry)}")
+        for key_option in (f"{key}_options.{option}" for option in options):
+            if key_option in TRAINER_SETS:
+                raise ValueError(f"{key_option}: not an option here; {TRAINER_SETS[key_option]}")
+        checked.append(check_options(registry[name], options, f"{key}_options"))
+    return checked[0], checked[1]
 
 
 def _set(out: dict, key: str, value, source: str) -> None:
     """out[key] = value for a (possibly dotted) key, checking the key and the value's type."""
     top, _, sub = key.partition(".")
     if top not in _HINTS:
-        raise ValueError(f"{source}: unknown config key {top!r}; keys: {sorted(_HINTS)}")
+        raise ValueError(f"{source}: unknown config key {top!r}{did_you_mean(top, _HINTS)}; keys: {sorted(_HINTS)}")
     if sub:
         if _HINTS[top] is not dict:
             raise ValueError(f"{source}: {key}: {top!r} is not a dict field, so it takes no '.{sub}'")
@@ -113,14 +137,15 @@ def _set(out: dict, key: str, value, source: str) -> None:
 
 
 def parse_assignments(items: list[str], what: str = "override") -> list[tuple[str, object]]:
-    """(key, value) of each key=value string, the value parsed as a YAML scalar (an empty value is "")."""
+    """(key, value) of each key=value string, the value parsed as a YAML scalar (an empty value is ""; 3e-3 is a
+    float, see options.load_yaml)."""
     pairs = []
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ValueError(f"{what} {item!r}: expected key=value")
         try:
-            pairs.append((key, yaml.safe_load(text) if text else ""))
+            pairs.append((key, load_yaml(text) if text else ""))
         except yaml.YAMLError as e:
             raise ValueError(f"{what} {item!r}: the value is not a YAML scalar ({getattr(e, 'problem', e)})") from None
     return pairs
@@ -158,7 +183,7 @@ def read_yaml(path: Path) -> dict:
     """The mapping of config keys in a YAML file ({} when empty); malformed YAML or another type is an error naming
     the file and the line."""
     try:
-        mapping = yaml.safe_load(path.read_text(encoding="utf-8"))
+        mapping = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

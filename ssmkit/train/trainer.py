@@ -40,10 +40,8 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel:
     two-tower head for pair datasets.
 
     d_state, ssm_lr and the dataset's l_max go to the layer when its signature takes them (SGConv has no d_state);
-    layer_options are passed as given, so a misspelled one is an error.
+    layer_options were checked against the layer's signature by TrainConfig.
     """
-    if config.layer not in LAYERS:
-        raise ValueError(f"layer: unknown name {config.layer!r}; registered: {sorted(LAYERS)}")
     accepted = inspect.signature(LAYERS[config.layer]).parameters
     shared = {"d_state": config.d_state, "ssm_lr": config.ssm_lr, "l_max": dataset.l_max}
     options = {**{k: v for k, v in shared.items() if k in accepted}, **config.layer_options}
