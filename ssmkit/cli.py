@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="score a seeded subset of N samples (default: the run's train_subset / eval_subset, "
                              "as in its results.json; 0: the whole split)")
     p_gen = sub.add_parser("generate", help="sample from a run's per-step (language) model in recurrent mode")
-    p_gen.add_argument("run_dir")
+    p_gen.add_argument("run_dir", metavar="MODEL", help="a run directory, a folder with config.json and "
+                                                        "model.safetensors, or a Hub id owner/name")
     p_gen.add_argument("--prompt", default="\n", help="text to continue (bytes for byte-level models)")
     p_gen.add_argument("--length", type=int, default=200, help="tokens to generate")
     p_gen.add_argument("--temperature", type=float, default=1.0, help="0: greedy")

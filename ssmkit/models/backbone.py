@@ -14,17 +14,23 @@
 
 A per-step model (pool='none', causal layers) also runs recurrently: ``default_state``, ``prefill`` (the chunked view
 over a prompt) and ``step`` (one position) give the outputs of ``forward`` one position at a time.
+
+``model.config`` holds the constructor's arguments; ``save_pretrained(dir)`` writes them as config.json beside
+model.safetensors, and ``SequenceModel.from_pretrained(dir)`` (or ``ssmkit.load(dir)``) rebuilds the model from that
+folder alone (see pretrained.py).
 """
 from __future__ import annotations
 
 import functools
 import inspect
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..layers import layer as build_layer
 from ..layers.checks import valid_positions
+from .pretrained import CONFIG, WEIGHTS, load_weights, push_folder, read_folder, resolve_folder, save_folder
 
 POOLS = ("mean", "last", "none")
 LAYER_ARGUMENTS = {"rate": "rate ≠ 1 resamples a continuous-time kernel and needs SSM layers in every block",
@@ -60,6 +66,10 @@ class SequenceModel(nn.Module):
                  pool: str = "mean", vocab_size: int | None = None, ffn_mult: int = 0, attention_every: int = 0,
                  attention_heads: int = 4, pair: bool = False, padding_idx: int | None = None):
         super().__init__()
+        self.config = dict(d_input=d_input, d_output=d_output, layer=layer, d_model=d_model, n_layers=n_layers,
+                           layer_options=dict(layer_options or {}), prenorm=prenorm, norm=norm, dropout=dropout,
+                           pool=pool, vocab_size=vocab_size, ffn_mult=ffn_mult, attention_every=attention_every,
+                           attention_heads=attention_heads, pair=pair, padding_idx=padding_idx)
         if pool not in POOLS:
             raise ValueError(f"pool: expected one of {POOLS}, got {pool!r}")
         if norm not in NORMS:
@@ -94,6 +104,31 @@ class SequenceModel(nn.Module):
         self.pair = pair
         self.decoder = (nn.Sequential(nn.Linear(4 * d_model, d_model), nn.GELU(), nn.Linear(d_model, d_output))
                         if pair else nn.Linear(d_model, d_output))
+
+    # -- a model in a folder (config.json + model.safetensors) -------------------------------------------------------
+    def save_pretrained(self, directory) -> Path:
+        """Write config.json (self.config) and model.safetensors into ``directory``; returns its path."""
+        return save_folder(self, self.config, directory)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path, *, device=None, dtype: torch.dtype | None = None,
+                        revision: str | None = None) -> "SequenceModel":
+        """The model of a folder written by save_pretrained (or a run's checkpoint folder), or of a Hub id
+        'owner/name' (needs ``pip install 'ssmkit[hub]'``); in eval mode, on ``device`` in ``dtype``."""
+        folder = resolve_folder(name_or_path, revision)
+        config, weights = read_folder(folder, cls.__name__)
+        try:
+            model = cls(**config)
+        except TypeError as e:
+            raise ValueError(f"{folder / CONFIG}: {e}") from None
+        load_weights(model, weights, folder / WEIGHTS)
+        return model.to(device=device, dtype=dtype).eval()
+
+    def push_to_hub(self, repo_id: str, *, private: bool | None = None,
+                    commit_message: str = "Upload ssmkit SequenceModel") -> str:
+        """save_pretrained into the Hugging Face Hub model repository ``repo_id`` (created if missing); returns the
+        commit's URL. Needs ``pip install 'ssmkit[hub]'`` and a login (``huggingface-cli login``)."""
+        return push_folder(self.save_pretrained, repo_id, private, commit_message)
 
     def _residual(self, h: torch.Tensor, norm: nn.Module, sublayer, real=None) -> tuple[torch.Tensor, object]:
         """h + Dropout(sublayer(Norm(h))) (prenorm) or Norm(h + Dropout(sublayer(h))); sublayer returns (y, extra).

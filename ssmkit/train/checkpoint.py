@@ -2,6 +2,8 @@
 
 Layout of a run's checkpoints/ folder:
     epoch-0007/model.safetensors   the weights (safetensors: no code in the file, loadable anywhere)
+    epoch-0007/config.json         the model's constructor arguments: with the weights, a folder that
+                                   SequenceModel.from_pretrained (and ssmkit.load) reads without the dataset
     epoch-0007/state.pt            optimizer, scheduler, RNG states, epoch, history (torch, weights_only loadable)
     last, best                     one line each: the name of the epoch folder they point at
 An epoch folder is written under a temporary name, its files fsynced, then renamed into place (atomic); the pointer
@@ -35,8 +37,9 @@ def write_text_atomic(text: str, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def save_checkpoint(folder: Path, epoch: int, weights: dict, state: dict, best: bool) -> None:
+def save_checkpoint(folder: Path, epoch: int, weights: dict, state: dict, best: bool, model_config: str) -> None:
     """Write epoch ``epoch`` (0-based) and move the ``last`` pointer (and ``best`` when asked) onto it.
+    model_config: the text of the model's config.json (models.pretrained.config_json).
 
     A write that fails (a full disk, say) removes its temporary folder and raises an OSError that says so; the
     pointers still name the previous complete checkpoint."""
@@ -50,6 +53,7 @@ def save_checkpoint(folder: Path, epoch: int, weights: dict, state: dict, best: 
     try:
         save_file(weights, tmp / "model.safetensors", metadata={"format": FORMAT})
         torch.save({"format": FORMAT, **state}, tmp / "state.pt")
+        (tmp / "config.json").write_text(model_config)
         for f in tmp.iterdir():
             with open(f, "rb") as handle:
                 os.fsync(handle.fileno())
@@ -87,7 +91,8 @@ def prune(folder: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
 
 
-def _target(folder: Path, which: str) -> Path:
+def checkpoint_folder(folder: Path, which: str) -> Path:
+    """The epoch folder that the pointer ``which`` (last | best) of a run's checkpoints/ names."""
     if which not in POINTERS:
         raise ValueError(f"checkpoint: expected one of {POINTERS}, got {which!r}")
     pointer = Path(folder) / which
@@ -105,7 +110,7 @@ def _target(folder: Path, which: str) -> Path:
 
 
 def read_weights(folder: Path, which: str = "last") -> dict:
-    path = _target(folder, which) / "model.safetensors"
+    path = checkpoint_folder(folder, which) / "model.safetensors"
     try:
         return load_file(path)
     except (SafetensorError, OSError, ValueError) as e:
@@ -113,7 +118,7 @@ def read_weights(folder: Path, which: str = "last") -> dict:
 
 
 def read_state(folder: Path, which: str = "last") -> dict:
-    path = _target(folder, which) / "state.pt"
+    path = checkpoint_folder(folder, which) / "state.pt"
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for truncated or foreign files
@@ -122,16 +127,3 @@ def read_state(folder: Path, which: str = "last") -> dict:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"checkpoint {path}: not an ssmkit checkpoint (expected format {FORMAT!r})")
     return state
-
-
-def load_weights(model: torch.nn.Module, state: dict, path: Path) -> None:
-    """load_state_dict with an error that says which checkpoint does not fit which model."""
-    try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as e:  # shape mismatches
-        lines = str(e).splitlines()
-        raise ValueError(f"checkpoint {path}: does not fit the model built from the run's config: "
-                         f"{lines[1].strip() if len(lines) > 1 else e}") from None
-    if missing or unexpected:
-        raise ValueError(f"checkpoint {path}: does not fit the model built from the run's config "
-                         f"(missing {missing[:5]}, unexpected {unexpected[:5]})")

@@ -28,7 +28,8 @@ from .. import data
 from ..layers import LAYERS
 from . import distributed as dist
 from ..models import SequenceModel
-from .checkpoint import load_weights, read_state, read_weights, save_checkpoint, write_text_atomic
+from ..models.pretrained import CONFIG, config_json, load_weights
+from .checkpoint import checkpoint_folder, read_state, read_weights, save_checkpoint, write_text_atomic
 from .config import TrainConfig
 from .optim import param_groups
 from .run_dir import new_run_dir, read_run_config, tidy, write_metrics
@@ -293,7 +294,8 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
         if rank == 0:
             state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng,
                      "epoch": epoch, "best_val": best_val, "history": history}
-            save_checkpoint(run_dir / "checkpoints", epoch, plain.state_dict(), state, best=improved)
+            save_checkpoint(run_dir / "checkpoints", epoch, plain.state_dict(), state, best=improved,
+                            model_config=config_json(type(plain).__name__, plain.config))
             write_metrics(history, run_dir / "metrics.csv")
         if board is not None:
             for key in list(row)[2:-1]:
@@ -316,14 +318,22 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
     return results
 
 
-def load_model(run_dir: str | Path, checkpoint: str = "best", device="cpu") -> SequenceModel:
-    """The trained model of a run directory, in eval mode: ``ssmkit.load(run_dir)``."""
-    run_dir = Path(run_dir)
+def load_model(path: str | Path, checkpoint: str = "best", device="cpu") -> SequenceModel:
+    """The trained model, in eval mode: ``ssmkit.load(path)``. path: a run directory (its ``checkpoint``, best or
+    last), a folder with config.json and model.safetensors (a run's checkpoint folder, or one written by
+    save_pretrained), or a Hub id 'owner/name'. The dataset is not needed (runs written before config.json was saved
+    beside the weights rebuild it, to learn the model's shape)."""
+    path = Path(path)
     if checkpoint not in ("best", "last"):
         raise ValueError(f"checkpoint: expected 'best' or 'last', got {checkpoint!r}")
-    config = read_run_config(run_dir)
+    if not (path / "config.yaml").is_file():
+        return SequenceModel.from_pretrained(path, device=device)
+    folder = checkpoint_folder(path / "checkpoints", checkpoint)
+    if (folder / CONFIG).is_file():
+        return SequenceModel.from_pretrained(folder, device=device)
+    config = read_run_config(path)
     model = build_model(config, data.build(config.dataset, config.data_dir, "val", **config.dataset_options))
-    load_weights(model, read_weights(run_dir / "checkpoints", checkpoint), run_dir / "checkpoints" / checkpoint)
+    load_weights(model, read_weights(path / "checkpoints", checkpoint), folder)
     return model.to(device).eval()
 
 

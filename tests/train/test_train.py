@@ -90,8 +90,8 @@ def test_corrupt_and_foreign_checkpoints_get_clear_errors(tmp_path):
 
 def test_a_checkpoint_from_another_model_is_refused(tmp_path):
     train(_config(tmp_path, "a", ["epochs=1"]), log=lambda *_: None)
-    (tmp_path / "a" / "config.yaml").write_text((tmp_path / "a" / "config.yaml").read_text()
-                                                .replace("d_model: 64", "d_model: 32"))
+    config = tmp_path / "a" / "checkpoints" / "epoch-0001" / "config.json"
+    config.write_text(config.read_text().replace('"d_model": 64', '"d_model": 32'))
     with pytest.raises(ValueError, match="does not fit the model"):
         ssmkit.load(tmp_path / "a")
 

@@ -1,0 +1,105 @@
+"""A model in a folder (config.json + model.safetensors): saved, loaded, pushed and pulled without the dataset."""
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import types
+
+import pytest
+import torch
+
+import ssmkit
+from ssmkit.models import SequenceModel
+from ssmkit.train import make_config, train
+
+
+def test_save_pretrained_then_from_pretrained_gives_the_same_model(tmp_path):
+    model = SequenceModel(16, 3, layer="s4", d_model=8, n_layers=2, vocab_size=16, pair=True, ffn_mult=2,
+                          layer_options={"d_state": 8, "l_max": 32, "bidirectional": True}).eval()
+    folder = model.save_pretrained(tmp_path / "m")
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    config = json.loads((folder / "config.json").read_text())
+    assert config["architecture"] == "SequenceModel" and config["layer_options"]["l_max"] == 32
+    again = SequenceModel.from_pretrained(folder)
+    assert not again.training and again.config == model.config
+    x = torch.randint(0, 16, (2, 2, 32))
+    assert torch.equal(again(x), model(x))
+    assert torch.equal(ssmkit.load(folder)(x), model(x))
+
+
+def test_pretrained_folders_with_bad_contents_get_errors_naming_the_file(tmp_path):
+    SequenceModel(1, 2, d_model=8, n_layers=1).save_pretrained(tmp_path / "m")
+    config = tmp_path / "m" / "config.json"
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        SequenceModel.from_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError, match="nor a Hub id"):
+        ssmkit.load(tmp_path / "missing" / "deeper")
+    config.write_text(config.read_text().replace('"pool"', '"pooling"'))
+    with pytest.raises(ValueError, match="config.json: .*pooling"):
+        SequenceModel.from_pretrained(tmp_path / "m")
+    config.write_text("{not json")
+    with pytest.raises(ValueError, match="config.json: unreadable"):
+        SequenceModel.from_pretrained(tmp_path / "m")
+
+
+def test_a_run_loads_generates_and_plots_after_its_data_folder_is_gone(tmp_path):
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    (texts / "a.txt").write_text("the quick brown fox jumps over the lazy dog. " * 40)
+    train(make_config(["dataset=text", f"data_dir={texts}", "dataset_options.seq_len=32", "d_model=16",
+                       "n_layers=1", "d_state=8", "epochs=1", "batch_size=8", "warmup_epochs=0",
+                       f"out_dir={tmp_path}", "run_name=lm"]), log=lambda *_: None)
+    shutil.rmtree(texts)
+    run = tmp_path / "lm"
+    model = ssmkit.load(run)
+    assert model.config["vocab_size"] == 256 and model.config["pool"] == "none"
+    assert isinstance(SequenceModel.from_pretrained(run / "checkpoints" / "epoch-0001"), SequenceModel)
+    out = subprocess.run([sys.executable, "-m", "ssmkit", "generate", str(run), "--prompt", "the ", "--length", "8"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "tokens/s" in out.stdout, out.stderr
+    if importlib.util.find_spec("matplotlib"):  # the figures need it; loading the model does not
+        out = subprocess.run([sys.executable, "-m", "ssmkit", "plot", str(run)], capture_output=True, text=True)
+        assert out.returncode == 0 and "kernels.png" in out.stdout, out.stderr
+
+
+class _FakeHub:
+    """huggingface_hub's two entry points that ssmkit uses, over a local folder standing in for the Hub."""
+
+    def __init__(self, root):
+        self.root = root
+
+    def module(self):
+        hub = types.ModuleType("huggingface_hub")
+        root = self.root
+
+        class HfApi:
+            def create_repo(self, repo_id, private=None, exist_ok=False):
+                (root / repo_id).mkdir(parents=True, exist_ok=exist_ok)
+
+            def upload_folder(self, repo_id, folder_path, commit_message):
+                shutil.copytree(folder_path, root / repo_id, dirs_exist_ok=True)
+                return types.SimpleNamespace(commit_url=f"https://hub/{repo_id}/commit/1")
+
+        def snapshot_download(repo_id, revision=None, allow_patterns=None):
+            return str(root / repo_id)
+
+        hub.HfApi, hub.snapshot_download = HfApi, snapshot_download
+        return hub
+
+
+def test_push_to_hub_and_from_pretrained_by_hub_id(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "huggingface_hub", _FakeHub(tmp_path / "hub").module())
+    model = SequenceModel(1, 2, d_model=8, n_layers=1).eval()
+    assert model.push_to_hub("me/tiny") == "https://hub/me/tiny/commit/1"
+    pulled = SequenceModel.from_pretrained("me/tiny")
+    x = torch.randn(2, 5, 1)
+    assert torch.equal(pulled(x), model(x)) and torch.equal(ssmkit.load("me/tiny")(x), model(x))
+
+
+def test_the_hub_without_huggingface_hub_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # import fails
+    with pytest.raises(ValueError, match=r"pip install 'ssmkit\[hub\]'"):
+        SequenceModel.from_pretrained("me/tiny")
+    with pytest.raises(ValueError, match=r"pip install 'ssmkit\[hub\]'"):
+        SequenceModel(1, 2).push_to_hub("me/tiny")
