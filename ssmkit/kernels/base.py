@@ -8,9 +8,11 @@ and provides their three views:
 ``rate`` samples the same continuous system at step Δ·rate (rate 0.5: twice the resolution).
 
 Every kernel has an output parameter ``C`` (complex, (Cch, H, N/2)); most have log Δ (``init_dt``).
-SSM parameters (Λ, P, B, Δ) are registered with ``register_ssm``: they carry ``_optim = {"lr": ssm_lr,
-"weight_decay": 0.0}``, which ssmkit.train.optim.param_groups turns into their own optimizer group (the S4 recipe);
-with ssm_lr == 0 they are buffers and stay fixed. Complex parameters are stored as real tensors (..., 2) so that
+SSM parameters (Λ, P, B, Δ) are registered with ``register_ssm``: their optimizer settings {"lr": ssm_lr,
+"weight_decay": 0.0} are recorded by ``set_optim``, which ssmkit.train.optim.param_groups turns into their own
+optimizer group (the S4 recipe); with ssm_lr == 0 they are buffers and stay fixed. The record is kept by the module,
+not by the tensor, so it survives what replaces parameter tensors (moves from the meta device, to_empty,
+load_state_dict(assign=True)). Complex parameters are stored as real tensors (..., 2) so that
 every optimizer, DDP and safetensors handle them.
 
 n_ssm: the number of independent SSMs (Λ, P, B) behind the H channels; None or H: one per channel, 1: one shared
@@ -26,18 +28,24 @@ import torch
 from torch import nn
 
 
+def set_optim(module: nn.Module, name: str, settings: dict) -> None:
+    """Record optimizer settings (lr, weight_decay) of ``module``'s parameter ``name``, for param_groups: kept in the
+    module's ``_optim_settings``, so that they outlive the parameter tensor."""
+    module.__dict__.setdefault("_optim_settings", {})[name] = settings
+
+
 def register_ssm(module: nn.Module, name: str, value: torch.Tensor, ssm_lr: float | None, trainable: bool = True):
-    """Register an SSM parameter on ``module``: complex values stored as real (..., 2); tagged with
-    ``_optim = {"lr": ssm_lr, "weight_decay": 0.0}``; a buffer (fixed) when not trainable or ssm_lr == 0."""
+    """Register an SSM parameter on ``module``: complex values stored as real (..., 2); its optimizer settings
+    ``{"lr": ssm_lr, "weight_decay": 0.0}`` recorded by set_optim; a buffer (fixed) when not trainable or
+    ssm_lr == 0."""
     if value.is_complex():
         value = torch.view_as_real(value)
     value = value.to(torch.get_default_dtype()).contiguous()
     if not trainable or ssm_lr == 0:
         module.register_buffer(name, value)
         return
-    param = nn.Parameter(value)
-    param._optim = {"weight_decay": 0.0} if ssm_lr is None else {"lr": ssm_lr, "weight_decay": 0.0}
-    module.register_parameter(name, param)
+    module.register_parameter(name, nn.Parameter(value))
+    set_optim(module, name, {"weight_decay": 0.0} if ssm_lr is None else {"lr": ssm_lr, "weight_decay": 0.0})
 
 
 def as_complex(t: torch.Tensor) -> torch.Tensor:
@@ -93,10 +101,9 @@ class SSMKernel(nn.Module):
     def register_output(self, name: str, value: torch.Tensor, ssm_group: bool = False) -> None:
         """Register C (or another output-side parameter), stored as real (..., 2): ordinary optimizer group, or with
         ssm_group the SSM parameters' lr (the model's when ssm_lr is None or 0) and no weight decay (DSS's and DLR's W)."""
-        param = nn.Parameter(torch.view_as_real(value).to(torch.get_default_dtype()).contiguous())
+        self.register_parameter(name, nn.Parameter(torch.view_as_real(value).to(torch.get_default_dtype()).contiguous()))
         if ssm_group:
-            param._optim = {"weight_decay": 0.0, **({"lr": self.ssm_lr} if self.ssm_lr else {})}
-        self.register_parameter(name, param)
+            set_optim(self, name, {"weight_decay": 0.0, **({"lr": self.ssm_lr} if self.ssm_lr else {})})
 
     def cplx(self, name: str) -> torch.Tensor:
         """A complex parameter in the compute dtype (complex128 for float64 modules, else complex64), over the H

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import set_optim
+
 
 class SGConvKernel(nn.Module):
     def __init__(self, d_model: int, l_max: int, channels: int = 1, kernel_dim: int = 64, decay: float = 0.5,
@@ -38,9 +40,9 @@ class SGConvKernel(nn.Module):
         self.n_scales = max(0, math.ceil(math.log2(l_max / kernel_dim))) + 1
         self.pieces = nn.ParameterList(nn.Parameter(torch.randn(channels, d_model, kernel_dim))
                                        for _ in range(self.n_scales))
-        for p in self.pieces:
-            if kernel_lr is not None:
-                p._optim = {"lr": kernel_lr}
+        if kernel_lr is not None:
+            for i in range(self.n_scales):
+                set_optim(self.pieces, str(i), {"lr": kernel_lr})
         with torch.no_grad():
             self.register_buffer("norm", self.full_kernel().norm(dim=-1, keepdim=True))
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import check_input, check_step_input, valid_positions
+from .factory import factory_kwargs
 from .registry import register_layer
 
 
@@ -23,6 +24,7 @@ from .registry import register_layer
 class MultiHeadAttention(nn.Module):
     """Multi-head causal self-attention with a key/value cache (n_heads; causal=False: bidirectional, no step)."""
 
+    @factory_kwargs
     def __init__(self, d_model: int, n_heads: int = 4, *, causal: bool = True, dropout: float = 0.0,
                  l_max: int | None = None):
         super().__init__()
@@ -85,7 +87,7 @@ class MultiHeadAttention(nn.Module):
     def forward(self, u: torch.Tensor, state=None, lengths=None):
         """u (B, L, H) -> (y, cache after u or None). With a cache, u continues the positions it holds. lengths (B,):
         a suffix-padded batch; a non-causal layer's queries do not read the keys beyond each length."""
-        check_input(u, self.H, self.l_max)
+        check_input(u, self.H, self.l_max, self.qkv.weight.dtype)
         real = valid_positions(lengths, u.shape[0], u.shape[1], state is not None)
         q, k, v = self._split(u)
         if state is None:
@@ -100,6 +102,6 @@ class MultiHeadAttention(nn.Module):
         return self.out(y.transpose(1, 2).reshape(B, L, self.H)), cache
 
     def step(self, u: torch.Tensor, state):
-        check_step_input(u, self.H)
+        check_step_input(u, self.H, self.qkv.weight.dtype)
         y, cache = self.forward(u[:, None], state)
         return y[:, 0], cache

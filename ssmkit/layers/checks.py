@@ -1,4 +1,10 @@
-"""Input checks shared by every layer: a ValueError that names the argument, the expected and the received."""
+"""Input checks shared by every layer: a ValueError that names the argument, the expected and the received.
+
+The dtype rule, the same for every layer: the input has the dtype of the layer's parameters, as for torch.nn layers
+(under torch.autocast any floating dtype is accepted, and autocast casts per operation). Inside, the SSM math runs
+in float32 / complex64 for float32, bfloat16 and float16 layers, and in float64 / complex128 for float64 layers; its
+result is cast back to the input's dtype, so that y has the dtype of u.
+"""
 from __future__ import annotations
 
 import math
@@ -6,8 +12,15 @@ import math
 import torch
 
 
-def check_input(u, H: int, l_max: int | None) -> None:
-    """u must be a floating tensor (B >= 1, L >= 1, H) with L <= l_max."""
+def check_dtype(u: torch.Tensor, dtype: torch.dtype) -> None:
+    """u's dtype is the layer's ``dtype``, unless autocast is on for u's device (module docstring)."""
+    if u.dtype != dtype and not torch.is_autocast_enabled(u.device.type):
+        raise ValueError(f"u: expected dtype {dtype} (the layer's parameters), got {u.dtype}; cast the input "
+                         f"(u.to({dtype})) or the layer (layer.to({u.dtype})), or run under torch.autocast")
+
+
+def check_input(u, H: int, l_max: int | None, dtype: torch.dtype) -> None:
+    """u must be a floating tensor (B >= 1, L >= 1, H) of the layer's dtype with L <= l_max."""
     if not isinstance(u, torch.Tensor):
         raise ValueError(f"u: expected a tensor of shape (B, L, H={H}), got {type(u).__name__}")
     if not u.is_floating_point():
@@ -20,12 +33,14 @@ def check_input(u, H: int, l_max: int | None) -> None:
         raise ValueError("u: expected a length L >= 1, got L=0")
     if l_max is not None and u.shape[1] > l_max:
         raise ValueError(f"u: length L={u.shape[1]} exceeds l_max={l_max}")
+    check_dtype(u, dtype)
 
 
-def check_step_input(u, H: int) -> None:
+def check_step_input(u, H: int, dtype: torch.dtype) -> None:
     if not isinstance(u, torch.Tensor) or u.dim() != 2 or u.shape[-1] != H or not u.is_floating_point():
         got = f"{tuple(u.shape)} {u.dtype}" if isinstance(u, torch.Tensor) else type(u).__name__
         raise ValueError(f"u: expected a floating-point tensor of shape (B, H={H}), got {got}")
+    check_dtype(u, dtype)
 
 
 def check_state(state, expected: tuple, bidirectional: bool) -> None:

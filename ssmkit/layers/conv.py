@@ -12,7 +12,8 @@ Views, which agree to rounding:
                                      passing (ops.chunkconv, kernels that can, see SSMKernel.chunkable), else by FFT;
 - forward(u, state) -> (y, state')   the same on one chunk, with the state of the previous chunks carried in;
 - step(u_t, state)  -> (y_t, state') one sample of the recurrence (cached discretization, see setup_step).
-The SSM math runs in float32 (complex64) even under bf16/fp16 autocast, or in float64 when the module is float64.
+The SSM math runs in float32 (complex64) for float32, bf16 and fp16 layers and under autocast, or in float64 when the
+layer is float64; its result is cast back to u's dtype (the rule of layers.checks).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from ..ops import ChunkPart, backend, chunkconv, chunkconv_act, fftconv, ssm_ste
 from ..ops.chunkconv_act import ACTIVATIONS as FUSED_ACTIVATIONS
 from .chunk_parts import CHUNK, GraphedParts, build_parts
 from .checks import check_input, check_rate, check_state, check_step_input, mask_padding
+from .factory import factory_kwargs
 
 ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "relu": nn.ReLU, "id": nn.Identity}
 OUTPUTS = ("glu", "linear", "none")
@@ -35,6 +37,7 @@ def kernel_channels(channels: int, bidirectional: bool) -> int:
 
 
 class SSMConv(nn.Module):
+    @factory_kwargs
     def __init__(self, kernel: nn.Module, *, channels: int = 1, bidirectional: bool = False,
                  activation: str = "gelu", output: str = "glu", dropout: float = 0.0, l_max: int | None = None):
         super().__init__()
@@ -71,7 +74,7 @@ class SSMConv(nn.Module):
 
     # -- input checks ----------------------------------------------------------------------------------------------
     def _check_input(self, u) -> None:
-        check_input(u, self.H, self.l_max)
+        check_input(u, self.H, self.l_max, self.D.dtype)
 
     def _check_state(self, state, batch: int) -> None:
         check_state(state, (batch,) + self.kernel.state_shape, self.bidirectional)
@@ -100,7 +103,7 @@ class SSMConv(nn.Module):
             if state is not None:
                 y_state, next_state = self.kernel.recurrence(rate).forward_state(x, state.to(y.dtype.to_complex()))
                 y = y + y_state
-        return self._output(y), next_state
+        return self._output(y.to(u.dtype)), next_state
 
     def _chunked(self, u: torch.Tensor) -> bool:
         """Whether forward takes the chunked convolution: a kernel whose recurrence is its convolution, in float32,
@@ -114,9 +117,9 @@ class SSMConv(nn.Module):
         B, L, _ = u.shape
         if self.channels == 1 and self.activation_name in FUSED_ACTIVATIONS:
             # the output map on the (B·L, H) view of the channel-major result: one GEMM with its bias fused
-            y = self._chunked_activations(u, rate).reshape(B * L, -1)
+            y = self._chunked_activations(u, rate).to(u.dtype).reshape(B * L, -1)
             return self.output(self.dropout(y)).reshape(B, L, -1)
-        return self._output_features(self._chunked_convolution(u, rate))
+        return self._output_features(self._chunked_convolution(u, rate).to(u.dtype))
 
     def _chunked_activations(self, u: torch.Tensor, rate: float) -> torch.Tensor:
         """act(K ∗ u + D u) for one output channel, batch-first in one fused op: u (B, L, H) -> (B, L, H)."""
@@ -180,7 +183,7 @@ class SSMConv(nn.Module):
         """One sample of the recurrence: u (B, H), state (B, H, N/2) -> (y (B, H), next state)."""
         if self.bidirectional:
             raise ValueError("step: a bidirectional layer has no recurrent view (its kernel reads future inputs)")
-        check_step_input(u, self.H)
+        check_step_input(u, self.H, self.D.dtype)
         self._check_state(state, u.shape[0])
         self._check_rate(rate)
         if self._fused_step(u):
@@ -189,7 +192,7 @@ class SSMConv(nn.Module):
             x = u.to(self.kernel.real_dtype)
             y, next_state = self._recurrence(rate).step(state.to(complex_dtype(x.dtype)), x)
             y = y + self.D.to(x.dtype) * x[:, None]  # (B, C, H)
-        return self._output(y[..., None])[:, 0], next_state
+        return self._output(y[..., None].to(u.dtype))[:, 0], next_state
 
     def _fused_step(self, u: torch.Tensor) -> bool:
         """Whether step takes ops.ssm_step: one output channel, an activation it fuses, float32, no gradient to the
@@ -208,4 +211,4 @@ class SSMConv(nn.Module):
             z = torch.view_as_real(state.to(torch.complex64)).flatten(-2)  # (B, H, N) interleaved, no copy
             out = z if self.step_in_place and state.dtype == torch.complex64 else None
             y, z = ssm_step(z, u.float(), *self._step_form[1], self.D[0].float(), self.activation_name, out)
-        return self.output(self.dropout(y)), torch.view_as_complex(z.unflatten(-1, (-1, 2)))
+        return self.output(self.dropout(y.to(u.dtype))), torch.view_as_complex(z.unflatten(-1, (-1, 2)))

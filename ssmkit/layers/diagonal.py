@@ -6,6 +6,7 @@ from ..kernels.dlr import DLRKernel
 from ..kernels.dss import DSSKernel
 from ..kernels.ema import EMAKernel
 from .conv import SSMConv, kernel_channels
+from .factory import factory_kwargs
 from .registry import register_layer
 
 
@@ -15,6 +16,7 @@ class S4D(SSMConv):
     real_transform exp | relu | none; B_clip (legs init: Im B̃ clipped, 2 as the official code); n_ssm as S4.
     Block options as SSMConv."""
 
+    @factory_kwargs
     def __init__(self, d_model: int, d_state: int = 64, *, channels: int = 1, bidirectional: bool = False,
                  init: str = "legs", disc: str = "zoh", real_transform: str = "exp", l_max: int | None = None,
                  dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0,
@@ -32,6 +34,7 @@ class DSS(SSMConv):
     initial value; sep_dt: separate Δ for Re and Im of λ; n_ssm: Λ shared by the channels (1) or not (None).
     Defaults and output map (Linear) as the official DSS."""
 
+    @factory_kwargs
     def __init__(self, d_model: int, d_state: int = 64, *, channels: int = 1, bidirectional: bool = False,
                  variant: str = "softmax", l_max: int | None = None, dt_min: float = 1e-3, dt_max: float = 1e-1,
                  learn_dt: bool = True, sep_dt: bool = True, n_ssm: int | None = 1, ssm_lr: float | None = 1e-3,
@@ -47,6 +50,7 @@ class DLR(SSMConv):
     """DLR: diagonal linear RNN x_k = Λ x_{k−1} + u_k with |Λ| <= 1 parameterized directly (no Δ); d_state complex
     modes; n_ssm: Λ shared by the channels (1) or not (None). Defaults and output map (Linear) as the official DLR."""
 
+    @factory_kwargs
     def __init__(self, d_model: int, d_state: int = 1024, *, channels: int = 1, bidirectional: bool = False,
                  l_max: int | None = None, dt_min: float = 1e-4, dt_max: float = 1e-1, n_ssm: int | None = 1,
                  ssm_lr: float | None = 1e-4, activation: str = "gelu", output: str = "linear", dropout: float = 0.0):
@@ -60,6 +64,7 @@ class EMA(SSMConv):
     """Mega's damped EMA alone: y = act(EMA(u) + ω ⊙ u) with ω = D; defaults give Mega's X' = SiLU(EMA(X) + ωX).
     ndim: the EMA expansion h; bidirectional adds a second EMA, with its own parameters, read backwards from lag 0."""
 
+    @factory_kwargs
     def __init__(self, d_model: int, ndim: int = 16, *, bidirectional: bool = False, l_max: int | None = None,
                  ssm_lr: float | None = None, activation: str = "silu", output: str = "none", dropout: float = 0.0):
         kernel = EMAKernel(d_model, ndim, bidirectional, ssm_lr)

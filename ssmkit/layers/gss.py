@@ -16,6 +16,7 @@ from torch import nn
 
 from .checks import check_input, check_step_input
 from .diagonal import DSS
+from .factory import factory_kwargs
 from .registry import register_layer
 
 
@@ -24,6 +25,7 @@ class GSS(nn.Module):
     """GSS block. expand F/E (4), reduce E/H (4), d_state of the DSS (512 in the paper), dt: the fixed Δ (None:
     learned, log-uniform in [dt_min, dt_max]), variant of the DSS (exp | softmax)."""
 
+    @factory_kwargs
     def __init__(self, d_model: int, d_state: int = 512, *, expand: int = 4, reduce: int = 4, dt: float | None = 1.0,
                  dt_min: float = 1e-3, dt_max: float = 1e-1, variant: str = "exp", l_max: int | None = None,
                  ssm_lr: float | None = 1e-3, dropout: float = 0.0):
@@ -53,12 +55,12 @@ class GSS(nn.Module):
     def forward(self, u: torch.Tensor, state=None, lengths=None):
         """u (B, L, H) -> (y, next state or None). lengths (B,): a suffix-padded batch; the DSS input is zeroed
         beyond each length (its own norm and projections would otherwise make padding nonzero)."""
-        check_input(u, self.H, self.l_max)
+        check_input(u, self.H, self.l_max, self.norm.weight.dtype)
         return self._gate(u, lambda z: self.ssm(z, state, lengths=lengths))
 
     def default_state(self, batch_size: int) -> torch.Tensor:
         return self.ssm.default_state(batch_size)
 
     def step(self, u: torch.Tensor, state: torch.Tensor):
-        check_step_input(u, self.H)
+        check_step_input(u, self.H, self.norm.weight.dtype)
         return self._gate(u, lambda z: self.ssm.step(z, state))

@@ -20,6 +20,7 @@ import torch
 from ..kernels.base import complex_dtype
 from ..ops import fftconv
 from .checks import check_step_input, mask_padding
+from .factory import factory_kwargs
 from .liquid_official import official_liquid
 from .registry import register_layer
 from .s4 import S4
@@ -33,6 +34,7 @@ class LiquidS4(S4):
     """Liquid-S4: S4 options plus liquid_order P (2..4: products of up to P inputs), liquid_kernel kb | pb and
     liquid_form causal | official (module docstring)."""
 
+    @factory_kwargs
     def __init__(self, d_model: int, d_state: int = 64, *, liquid_order: int = 2, liquid_kernel: str = "kb",
                  liquid_form: str = "causal", channels: int = 1, init: str = "legs", l_max: int | None = None,
                  real_transform: str = "exp",
@@ -107,7 +109,7 @@ class LiquidS4(S4):
                 y = fftconv(x, K) + self.D.to(x.dtype)[..., None] * x[:, None]
                 y = y + official_liquid(x, K, self.liquid_sum_dB.to(x.dtype), self.liquid_CB.to(x.dtype), self.order,
                                         self.liquid_kernel)
-                return self._output(y), None
+                return self._output(y.to(u.dtype)), None
             history = state[1] if state is not None else x.new_zeros(B, self.H, self.order - 1)
             products, history = self._products(x, history)
             y = fftconv(x, self.kernel(L, rate)) + self.D.to(x.dtype)[..., None] * x[:, None]
@@ -131,10 +133,10 @@ class LiquidS4(S4):
                 y_state, ssm = rec.forward_state(x, state[0].to(cdt), drive)
                 y = y + y_state
                 next_state = (ssm, history)
-        return self._output(y), next_state
+        return self._output(y.to(u.dtype)), next_state
 
     def step(self, u: torch.Tensor, state, rate: float = 1.0):
-        check_step_input(u, self.H)
+        check_step_input(u, self.H, self.D.dtype)
         self._check_liquid_state(state, u.shape[0])
         y, next_state = self.forward(u[:, None], state, rate)
         return y[:, 0], next_state

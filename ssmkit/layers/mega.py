@@ -27,6 +27,7 @@ from torch import nn
 
 from .checks import check_input, check_step_input, valid_positions
 from .diagonal import EMA
+from .factory import factory_kwargs
 from .registry import register_layer
 
 ATTENTIONS = ("softmax", "laplace", "relu2")
@@ -43,6 +44,7 @@ class Mega(nn.Module):
     expansion; z_dim, v_dim; chunk_size for Mega-chunk; causal; l_max (needed without chunk_size: it bounds the
     relative position bias)."""
 
+    @factory_kwargs
     def __init__(self, d_model: int, ndim: int = 16, *, z_dim: int | None = None, v_dim: int | None = None,
                  attention: str = "softmax", chunk_size: int | None = None, causal: bool = True,
                  l_max: int | None = None, ffn_mult: int = 2, dropout: float = 0.0, ssm_lr: float | None = None):
@@ -122,7 +124,7 @@ class Mega(nn.Module):
     def forward(self, u: torch.Tensor, state=None, lengths=None):
         """u (B, L, H) -> (y, next state or None); with ``state`` u continues the positions before it. lengths (B,):
         a suffix-padded batch, read by neither the EMA nor (non-causal) the attention of the real positions."""
-        check_input(u, self.H, None)
+        check_input(u, self.H, None, self.norm.weight.dtype)
         B, L, _ = u.shape
         real = valid_positions(lengths, B, L, state is not None)
         real = None if self.causal else real  # causal: the padding comes after every real position
@@ -171,6 +173,6 @@ class Mega(nn.Module):
         return state[3]
 
     def step(self, u: torch.Tensor, state):
-        check_step_input(u, self.H)
+        check_step_input(u, self.H, self.norm.weight.dtype)
         y, state = self.forward(u[:, None], state)
         return y[:, 0], state

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..kernels.dplr import DPLRKernel
 from .conv import SSMConv, kernel_channels
+from .factory import factory_kwargs
 from .registry import register_layer
 
 
@@ -17,6 +18,7 @@ class S4(SSMConv):
     Block options (channels, bidirectional, activation, output, dropout) as SSMConv.
     """
 
+    @factory_kwargs
     def __init__(self, d_model: int, d_state: int = 64, *, channels: int = 1, bidirectional: bool = False,
                  init: str = "legs", l_max: int | None = None, real_transform: str = "exp", dt_min: float = 1e-3,
                  dt_max: float = 1e-1, ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0,

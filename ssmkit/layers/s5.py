@@ -27,6 +27,7 @@ from ..discretize import DISCRETIZATIONS, discretize
 from ..kernels.base import as_complex, complex_dtype, register_ssm
 from ..ops import scan
 from .checks import check_input, check_rate, check_state, check_step_input, mask_padding
+from .factory import factory_kwargs
 from .registry import register_layer
 
 ACTIVATIONS = ("gelu", "full_glu", "half_glu")
@@ -66,6 +67,7 @@ class S5(nn.Module):
     half_glu.
     forward/step take dt_scale (B, L) / (B,): per-position multipliers of Δ for irregularly sampled series."""
 
+    @factory_kwargs
     def __init__(self, d_model: int, d_state: int = 64, *, blocks: int | None = None, disc: str = "zoh",
                  bidirectional: bool = False, C_init: str = "trunc_normal", clip_eigs: bool = False,
                  dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3,
@@ -142,7 +144,7 @@ class S5(nn.Module):
                 dt_scale: torch.Tensor | None = None, lengths=None):
         """u (B, L, H) -> (y (B, L, H), next state or None); ``state`` continues a previous chunk. lengths (B,):
         a suffix-padded batch, whose input beyond each length is zeroed (the backward scan never reads padding)."""
-        check_input(u, self.H, self.l_max)
+        check_input(u, self.H, self.l_max, self.D.dtype)
         check_rate(rate)
         u = mask_padding(u, lengths, state is not None)
         Bt, L, _ = u.shape
@@ -162,13 +164,13 @@ class S5(nn.Module):
             if self.bidirectional:
                 y = y + 2 * (scan(a.flip(1), Bu.flip(1)).flip(1) @ C[1].T).real
             y = y + self.D.to(y.dtype) * x_in
-        return self._output(y), (xs[:, -1] if state is not None else None)
+        return self._output(y.to(u.dtype)), (xs[:, -1] if state is not None else None)
 
     def step(self, u: torch.Tensor, state: torch.Tensor, rate: float = 1.0, dt_scale: torch.Tensor | None = None):
         """One sample: u (B, H), state (B, P2) -> (y (B, H), next state)."""
         if self.bidirectional:
             raise ValueError("step: a bidirectional layer has no recurrent view (it reads future inputs)")
-        check_step_input(u, self.H)
+        check_step_input(u, self.H, self.D.dtype)
         check_state(state, (u.shape[0], self.P2), False)
         check_rate(rate)
         self._check_dt_scale(dt_scale, (u.shape[0],))
@@ -178,4 +180,4 @@ class S5(nn.Module):
             cdtype = complex_dtype(self.real_dtype)
             x = dA * state.to(cdtype) + q * (x_in.to(cdtype) @ as_complex(self.B).T)
             y = 2 * (x @ as_complex(self.C)[0].T).real + self.D.to(x_in.dtype) * x_in
-        return self._output(y), x
+        return self._output(y.to(u.dtype)), x

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..kernels.sgconv import SGConvKernel
 from .conv import SSMConv, kernel_channels
+from .factory import factory_kwargs
 from .registry import register_layer
 
 
@@ -13,6 +14,7 @@ class SGConv(SSMConv):
     sub-kernels' learning rate, None: the model's); causal or bidirectional. Output map Linear by default, as the
     official GConv. It has no step(): the kernel is not a state space model's."""
 
+    @factory_kwargs
     def __init__(self, d_model: int, l_max: int, *, kernel_dim: int = 64, decay: float = 0.5,
                  kernel_lr: float | None = 1e-3, channels: int = 1, bidirectional: bool = False,
                  activation: str = "gelu", output: str = "linear", dropout: float = 0.0):

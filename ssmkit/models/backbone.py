@@ -30,6 +30,7 @@ from torch import nn
 
 from ..layers import layer as build_layer
 from ..layers.checks import valid_positions
+from ..layers.factory import factory_kwargs
 from .pretrained import CONFIG, WEIGHTS, load_weights, push_folder, read_folder, resolve_folder, save_folder
 
 POOLS = ("mean", "last", "none")
@@ -61,6 +62,7 @@ def _norm(norm: nn.Module, h: torch.Tensor, real) -> torch.Tensor:
 
 
 class SequenceModel(nn.Module):
+    @factory_kwargs
     def __init__(self, d_input: int, d_output: int, *, layer: str = "s4d", d_model: int = 64, n_layers: int = 4,
                  layer_options: dict | None = None, prenorm: bool = True, norm: str = "layer", dropout: float = 0.0,
                  pool: str = "mean", vocab_size: int | None = None, ffn_mult: int = 0, attention_every: int = 0,

@@ -1,20 +1,28 @@
 """Optimizer parameter groups: SSM parameters (Λ, P, B, Δ) get their own lr and no weight decay (the S4 recipe).
 
-Kernels tag those parameters with ``_optim = {"lr": ..., "weight_decay": 0.0}`` (kernels.base.register_ssm). Of the
-rest, biases and normalization weights (1-D tensors) get no weight decay either, as is usual for AdamW.
+Kernels record those parameters' settings with kernels.base.set_optim (register_ssm does), as SGConv does for its
+kernel lr. Of the rest, biases and normalization weights (1-D tensors) get no weight decay either, as is usual for
+AdamW.
 """
 from __future__ import annotations
 
 from torch import nn
 
 
+def optim_settings(model: nn.Module) -> dict[str, dict]:
+    """{parameter name: its own optimizer settings} for the parameters of ``model`` that have them (set_optim)."""
+    return {f"{prefix}.{name}" if prefix else name: optim for prefix, module in model.named_modules()
+            for name, optim in getattr(module, "_optim_settings", {}).items() if name in module._parameters}
+
+
 def param_groups(model: nn.Module, lr: float, weight_decay: float) -> list[dict]:
     """Groups for torch.optim: [decayed, not decayed, one group per distinct SSM setting]."""
     decay, no_decay, special = [], [], {}
-    for _, p in model.named_parameters():
+    settings = optim_settings(model)
+    for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        optim = getattr(p, "_optim", None)
+        optim = settings.get(name)
         if optim is not None:
             key = tuple(sorted(optim.items()))
             special.setdefault(key, []).append(p)

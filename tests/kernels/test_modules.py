@@ -8,6 +8,7 @@ from conftest import rel_err
 import ssmkit
 from ssmkit import functional as F
 from ssmkit.kernels import DLRKernel, DPLRKernel, DSSKernel, S4DKernel
+from ssmkit.train.optim import optim_settings
 
 
 def _dplr_params(k: DPLRKernel, rate=1.0):
@@ -80,7 +81,7 @@ def test_dss_starts_as_the_official_init():
     assert k.log_dt.shape == (64, 2) and torch.equal(k.log_dt[:, 0], k.log_dt[:, 1])
     big = DSSKernel(64, 256)
     assert big.cplx("C").abs().square().mean().item() == pytest.approx(2.0, rel=0.02)
-    assert big.C._optim == {"weight_decay": 0.0, "lr": 1e-3} and big.variant == "softmax"
+    assert optim_settings(big)["C"] == {"weight_decay": 0.0, "lr": 1e-3} and big.variant == "softmax"
     layer = ssmkit.DSS(8, 4)
     assert isinstance(layer.output, torch.nn.Linear) and layer.kernel.state_shape == (8, 4)
 
@@ -134,7 +135,7 @@ def test_dlr_starts_as_the_official_omega_init():
     assert dt.min() >= 1e-4 and dt.max() <= 0.1 and dt.log().mean().item() == pytest.approx(
         (math.log(1e-4) + math.log(0.1)) / 2, abs=0.3)
     assert k.cplx("C").abs().square().mean().item() == pytest.approx(2 / 512 ** 2, rel=0.02)
-    assert k.C._optim == {"weight_decay": 0.0, "lr": 1e-4}
+    assert optim_settings(k)["C"] == {"weight_decay": 0.0, "lr": 1e-4}
 
 
 @pytest.mark.parametrize("make, match", [

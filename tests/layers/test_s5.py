@@ -7,6 +7,7 @@ import ssmkit
 from ssmkit import hippo
 from ssmkit.layers.s5 import default_blocks
 from ssmkit.ops import scan
+from ssmkit.train.optim import optim_settings
 
 OPTIONS = [{}, {"disc": "bilinear", "blocks": 4, "activation": "full_glu"},
            {"C_init": "complex_normal", "activation": "half_glu", "clip_eigs": True},
@@ -88,8 +89,7 @@ def test_s5_gradients_reach_every_parameter_and_ssm_group_is_tagged():
     layer(torch.randn(2, 16, 4))[0].square().mean().backward()
     for name, p in layer.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
-    tagged = {n for n, p in layer.named_parameters() if hasattr(p, "_optim")}
-    assert tagged == {"A_real", "A_imag", "B", "log_dt"}
+    assert set(optim_settings(layer)) == {"A_real", "A_imag", "B", "log_dt"}
 
 
 @pytest.mark.parametrize("make, match", [
