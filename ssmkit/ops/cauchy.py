@@ -24,7 +24,7 @@ class _Cauchy(torch.autograd.Function):
     def forward(ctx, v, z, w):
         L = z.shape[-1]
         batch = torch.broadcast_shapes(v.shape[:-1], w.shape[:-1])
-        out = torch.empty(*batch, L, dtype=torch.result_type(v, w), device=v.device)
+        out = torch.empty(*batch, L, dtype=torch.promote_types(v.dtype, w.dtype), device=v.device)
         step = chunk_length(w.numel(), L)
         vr, vc = v[..., None, :], v.conj()[..., None, :]
         for s in range(0, L, step):

@@ -25,7 +25,7 @@ class _Vandermonde(torch.autograd.Function):
     @staticmethod
     def forward(ctx, v, x, L):
         batch = torch.broadcast_shapes(v.shape[:-1], x.shape[:-1])
-        out = torch.empty(*batch, L, dtype=torch.result_type(v, x), device=v.device)
+        out = torch.empty(*batch, L, dtype=torch.promote_types(v.dtype, x.dtype), device=v.device)
         step = chunk_length(x.numel(), L)
         vr = v[..., None, :]
         for s in range(0, L, step):
