@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from ..progress import progress
 from .byte_tokens import TokenDataset, encode_bytes
 from .registry import data_folder, holdout, register_dataset
 
@@ -37,7 +38,7 @@ def lra_text(data_dir: str | None, split: str, l_max: int = 4096, val_fraction: 
         if not files:
             raise FileNotFoundError(f"data_dir: no reviews in {folder} (expected "
                                     f"aclImdb/{part}/{name}/<id>_<rating>.txt)")
-        docs += [f.read_bytes() for f in files]
+        docs += [f.read_bytes() for f in progress(files, f"reading aclImdb/{part}/{name}")]
         labels += [label] * len(files)
     if split != "test":
         keep = holdout(len(docs), split, val_fraction, seed)

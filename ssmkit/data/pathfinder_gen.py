@@ -17,6 +17,7 @@ grayscale) and metadata/{b}.npy — despite the name, a text file with one line 
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import multiprocessing
@@ -26,6 +27,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
+from ..progress import progress
 from .registry import output_folder
 
 LEVELS = {"easy": ("curv_baseline", 6), "intermediate": ("curv_contour_length_9", 9),
@@ -150,6 +152,10 @@ def _write_folder(root: Path, b: int, indices: range, labels: np.ndarray, resolu
     (root / "metadata" / f"{b}.npy").write_text("".join(lines))
 
 
+def _write_job(job: tuple) -> None:
+    _write_folder(*job)
+
+
 def write_pathfinder(out_dir: str | Path, n_images: int, resolution: int = 32, level: str = "hard", seed: int = 0,
                      per_folder: int = 1000, workers: int = 1) -> Path:
     """Write n_images (half positive, in random order) in the LRA layout, folders in `workers` processes; returns
@@ -167,10 +173,8 @@ def write_pathfinder(out_dir: str | Path, n_images: int, resolution: int = 32, l
     labels = np.random.default_rng(seed).permutation(np.arange(n_images) % 2)
     jobs = [(root, b, range(b * per_folder, min(n_images, (b + 1) * per_folder)), labels, resolution, n_paddles, seed)
             for b in range(math.ceil(n_images / per_folder))]
-    if workers > 1:
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            pool.starmap(_write_folder, jobs)
-    else:
-        for job in jobs:
-            _write_folder(*job)
+    with multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
+        done = pool.imap_unordered(_write_job, jobs) if pool else map(_write_job, jobs)
+        for _ in progress(done, f"writing pathfinder{resolution} folders", total=len(jobs), leave=True):
+            pass
     return root

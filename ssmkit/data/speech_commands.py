@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..progress import progress
 from .audio import mfcc, read_wav
 from .registry import read_text, register_dataset
 
@@ -105,7 +106,8 @@ def speech_commands(data_dir: str | None, split: str, classes: int = 35, feature
     root = Path(data_dir)
     words = WORDS_35 if classes == 35 else WORDS_10
     clips = list_split(root, words, split)
-    data = _features(np.stack([_load(root, rel) for rel, _ in clips]), features, sample_rate)
+    data = _features(np.stack([_load(root, rel) for rel, _ in progress(clips, f"reading {split} clips")]), features,
+                     sample_rate)
     train = clips if split == "train" else list_split(root, words, "train")
     pick = sorted(np.random.default_rng(seed).permutation(len(train))[:n_stats])
     sample = (data[pick] if split == "train" else

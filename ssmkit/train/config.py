@@ -56,21 +56,26 @@ class TrainConfig:
     plateau_factor: float = 0.5
     grad_clip: float = 0.0
     accumulate: int = 1
+    # fp32; bf16 autocast; fp16 autocast with loss scaling (GPUs without bf16). compile: torch.compile the model
     precision: str = "fp32"
+    compile: bool = False
     seed: int = 0
     device: str = "auto"
+    num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
     # output
     out_dir: str = "runs"
     run_name: str | None = None
 
     def __post_init__(self):
-        choices = {"schedule": ("cosine", "constant", "plateau"), "precision": ("fp32", "bf16"), "norm": ("layer", "batch"),
-                   "pool": ("mean", "last")}
+        choices = {"schedule": ("cosine", "constant", "plateau"), "precision": ("fp32", "bf16", "fp16"),
+                   "norm": ("layer", "batch"), "pool": ("mean", "last")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key}: expected one of {allowed}, got {getattr(self, key)!r}"
                                  f"{did_you_mean(getattr(self, key), allowed)}")
         self.layer_options, self.dataset_options = _checked_options(self)
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers: expected a count >= 0, got {self.num_workers}")
         if self.train_subset < 0 or self.eval_subset < 0:
             raise ValueError(f"train_subset, eval_subset: expected counts >= 0 (0: all), got {self.train_subset}, "
                              f"{self.eval_subset}")

@@ -20,24 +20,43 @@ def _pyplot():
     return plt
 
 
-def plot_curves(run_dir: Path, plt) -> Path:
-    with open(run_dir / "metrics.csv") as f:
-        rows = list(csv.DictReader(f))
+def _read_csv(path: Path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def curves_figure(run_dir: Path, plt):
+    """Loss and score per epoch (train, val) on whole-number epoch ticks; behind the training loss, the loss of every
+    optimizer step (steps.csv) at its fractional epoch."""
+    from matplotlib.ticker import MaxNLocator
+
+    rows = _read_csv(run_dir / "metrics.csv")
     if not rows:
         raise ValueError(f"plot: {run_dir}/metrics.csv has no epochs yet")
     epoch = [int(r["epoch"]) for r in rows]
     score = "acc" if "val_acc" in rows[0] else "rmse"
     labels = {"loss": "loss", "acc": "accuracy", "rmse": "RMSE"}
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    steps = _read_csv(run_dir / "steps.csv") if (run_dir / "steps.csv").is_file() else []
+    if steps:
+        per_epoch = int(rows[0]["step"])  # optimizer steps in one epoch
+        axes[0].plot([int(r["step"]) / per_epoch for r in steps], [float(r["train_loss"]) for r in steps], lw=0.7,
+                     alpha=0.35, color="C0", label="train (per step)")
     for ax, metric in zip(axes, ("loss", score)):
         for split in ("train", "val"):
             ax.plot(epoch, [float(r[f"{split}_{metric}"]) for r in rows], marker="o", ms=3, label=split)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(labels[metric])
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(run_dir.name)
     fig.tight_layout()
+    return fig
+
+
+def plot_curves(run_dir: Path, plt) -> Path:
+    fig = curves_figure(run_dir, plt)
     path = run_dir / "plots" / "curves.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -16,13 +16,11 @@ import contextlib
 import inspect
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from .. import data
 from ..layers import LAYERS
@@ -30,7 +28,9 @@ from . import distributed as dist
 from ..models import SequenceModel
 from ..models.pretrained import CONFIG, config_json, load_weights
 from .checkpoint import checkpoint_folder, read_state, read_weights, save_checkpoint, write_text_atomic
+from ..progress import progress
 from .config import TrainConfig
+from .logs import tensorboard, write_steps
 from .optim import param_groups
 from .run_dir import new_run_dir, read_run_config, tidy, write_metrics
 from .task import Task
@@ -99,7 +99,8 @@ class Schedule:
 
 
 @torch.no_grad()
-def evaluate(model, dataset, batch_size: int, device, rank: int = 0, world: int = 1, rate: float = 1.0) -> dict:
+def evaluate(model, dataset, batch_size: int, device, rank: int = 0, world: int = 1, rate: float = 1.0,
+             num_workers: int = 0, desc: str = "evaluation") -> dict:
     """{"loss", metric} over ``dataset`` (metric: acc or rmse, see Task); with several ranks each takes every
     world-th sample and the sums are reduced. rate: the model's SSM step multiplier (SequenceModel.forward)."""
     if len(dataset) == 0:
@@ -108,7 +109,8 @@ def evaluate(model, dataset, batch_size: int, device, rank: int = 0, world: int 
     task = Task(dataset)
     shard = torch.utils.data.Subset(dataset, range(rank, len(dataset), world)) if world > 1 else dataset
     total_loss, total_metric, n = 0.0, 0.0, 0
-    for x, y, *lengths in DataLoader(shard, batch_size=batch_size):
+    batches = _loader(shard, device, num_workers, batch_size=batch_size)
+    for x, y, *lengths in progress(batches, desc, enabled=rank == 0):
         x, y = x.to(device), y.to(device)
         loss, metric, count = task.sums(model(x, lengths[0].to(device) if lengths else None, rate=rate), y)
         total_loss += loss.item()
@@ -145,7 +147,8 @@ def _check_batching(n: int, batch_size: int, world: int) -> None:
 
 
 def _prepare(config: TrainConfig, resume):
-    """Config, rank/world/device, datasets, model (DDP-wrapped when distributed), optimizer, scheduler."""
+    """Config, rank/world/device, datasets, model (DDP-wrapped when distributed, then compiled with compile=true),
+    optimizer, scheduler."""
     if resume is not None:
         config = read_run_config(Path(resume))
     config = config or TrainConfig()
@@ -167,6 +170,8 @@ def _prepare(config: TrainConfig, resume):
         model = torch.nn.parallel.DistributedDataParallel(
             torch.nn.SyncBatchNorm.convert_sync_batchnorm(model) if config.norm == "batch" else model,
             device_ids=[device] if device.type == "cuda" else None)
+    if config.compile:
+        model = torch.compile(model)
     steps = math.ceil(len(splits["train"]) / config.batch_size)
     total, warmup = config.epochs * steps, config.warmup_epochs * steps
     schedule = Schedule(config.schedule, warmup, total, config.plateau_patience, config.plateau_factor)
@@ -174,17 +179,26 @@ def _prepare(config: TrainConfig, resume):
     return config, rank, world, device, splits, model, optimizer, scheduler, steps
 
 
-def _train_epoch(config, model, optimizer, scheduler, train_set, epoch, rank, world, device) -> list[float]:
-    """One epoch; returns [summed loss, summed metric, targets] over all ranks (see Task)."""
+AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _loader(dataset, device, num_workers: int, **kw) -> DataLoader:
+    return DataLoader(dataset, num_workers=num_workers, pin_memory=device.type == "cuda", **kw)
+
+
+def _train_epoch(config, model, optimizer, scheduler, scaler, train_set, epoch, rank, world, device):
+    """One epoch; returns ([summed loss, summed metric, targets] over all ranks (see Task), and per optimizer step
+    (step, epoch, lr, loss per target of this rank)). fp16 scales the loss (scaler, a GradScaler) against
+    underflowing gradients; bf16 needs no scaling."""
     task = Task(train_set)
     model.train()
-    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+    amp = torch.autocast(device.type, dtype=AUTOCAST[config.precision] or torch.float32,
+                         enabled=AUTOCAST[config.precision] is not None)
     batches = epoch_batches(len(train_set), config.batch_size, config.seed, epoch)
-    loader = DataLoader(train_set, batch_sampler=[b[rank::world].tolist() for b in batches])
-    bar = tqdm(zip(loader, batches), total=len(batches), desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
-               disable=rank != 0 or not sys.stderr.isatty(), dynamic_ncols=True)
-    loss_sum, metric_sum, seen = 0.0, 0.0, 0
-    for (x, y, *lengths), batch in bar:
+    loader = _loader(train_set, device, config.num_workers, batch_sampler=[b[rank::world].tolist() for b in batches])
+    bar = progress(zip(loader, batches), f"epoch {epoch + 1}/{config.epochs}", len(batches), enabled=rank == 0)
+    loss_sum, metric_sum, seen, steps = 0.0, 0.0, 0, []
+    for i, ((x, y, *lengths), batch) in enumerate(bar):
         x, y = x.to(device), y.to(device)
         optimizer.zero_grad(set_to_none=True)
         # per target position of the global batch, times DDP's 1/world (positions a task leaves unscored count too:
@@ -193,6 +207,7 @@ def _train_epoch(config, model, optimizer, scheduler, train_set, epoch, rank, wo
         size = math.ceil(len(y) / config.accumulate)
         lengths = lengths[0].to(device).split(size) if lengths else [None] * len(y.split(size))
         parts = list(zip(x.split(size), y.split(size), lengths))
+        step_loss, step_seen = 0.0, 0
         for j, (xm, ym, lm) in enumerate(parts):
             last = j == len(parts) - 1
             with contextlib.nullcontext() if last or world == 1 else model.no_sync():  # all-reduce once per step
@@ -201,27 +216,26 @@ def _train_epoch(config, model, optimizer, scheduler, train_set, epoch, rank, wo
                 loss, metric, count = task.sums(logits, ym)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"epoch {epoch + 1}: the loss became {loss.item()}; lower lr or ssm_lr")
-                (loss * scale).backward()
-            loss_sum += loss.item()
+                scaler.scale(loss * scale).backward()
+            step_loss += loss.item()
             metric_sum += metric.item()
-            seen += count.item()
+            step_seen += count.item()
         if config.grad_clip > 0:
+            scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
+        steps.append((epoch * len(batches) + i + 1, epoch + 1, scheduler.get_last_lr()[0], step_loss / step_seen))
+        scaler.step(optimizer)
+        scaler.update()
         scheduler.step()
+        loss_sum, seen = loss_sum + step_loss, seen + step_seen
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", **{task.metric: task.format(task.value(metric_sum, seen))})
-    return dist.all_reduce_sum([loss_sum, metric_sum, seen], device)
+    return dist.all_reduce_sum([loss_sum, metric_sum, seen], device), steps
 
 
-def _tensorboard(run_dir: Path, rank: int):
-    """A SummaryWriter under run_dir/tensorboard when tensorboard is installed (rank 0), else None."""
-    if rank != 0:
-        return None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(str(run_dir / "tensorboard"))
+def _unwrap(model: torch.nn.Module) -> SequenceModel:
+    """The SequenceModel inside torch.compile's and DDP's wrappers."""
+    model = getattr(model, "_orig_mod", model)
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
 
 def _summary(history: list[dict], results: dict, n_params: int, task: Task) -> str:
@@ -238,9 +252,10 @@ def _summary(history: list[dict], results: dict, n_params: int, task: Task) -> s
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
 
 
-def _restore(run_dir: Path, model, optimizer, scheduler, rank: int, world: int, device, log) -> tuple:
-    """Load the last checkpoint of run_dir into model, optimizer, scheduler and the RNG; returns (start_epoch,
-    best_val, history). A run stopped before its first checkpoint starts over (its config.yaml is all it has)."""
+def _restore(run_dir: Path, model, optimizer, scheduler, scaler, rank: int, world: int, device, log) -> tuple:
+    """Load the last checkpoint of run_dir into model, optimizer, scheduler, loss scaler and the RNG; returns
+    (start_epoch, best_val, history). A run stopped before its first checkpoint starts over (its config.yaml is all
+    it has)."""
     folder = run_dir / "checkpoints"
     if not (folder / "last").is_file():
         log(f"resuming {run_dir}: no epoch was finished, so it starts from the beginning")
@@ -252,6 +267,8 @@ def _restore(run_dir: Path, model, optimizer, scheduler, rank: int, world: int, 
     load_weights(model, read_weights(folder, "last"), folder)
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
+    if "scaler" in ckpt:  # fp16 runs; checkpoints from before it was saved have none
+        scaler.load_state_dict(ckpt["scaler"])
     _set_rng_state(ckpt["rng"][rank], device)
     if rank == 0:  # a crash between the checkpoint and the CSV left it behind the history
         write_metrics(ckpt["history"], run_dir / "metrics.csv")
@@ -262,26 +279,29 @@ def _restore(run_dir: Path, model, optimizer, scheduler, rank: int, world: int, 
 def train(config: TrainConfig | None = None, resume: str | Path | None = None, log=print) -> dict:
     """Train (or resume) a run; returns the test metrics of the best checkpoint."""
     config, rank, world, device, splits, model, optimizer, scheduler, steps = _prepare(config, resume)
-    plain = model.module if world > 1 else model
+    plain = _unwrap(model)
+    scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
     log = log if rank == 0 else (lambda *_: None)
     task = Task(splits["train"])
     m = task.metric
     if resume is not None:
         run_dir = Path(resume)
-        start_epoch, best_val, history = _restore(run_dir, plain, optimizer, scheduler, rank, world, device, log)
+        start_epoch, best_val, history = _restore(run_dir, plain, optimizer, scheduler, scaler, rank, world, device,
+                                                  log)
     else:
         run_dir = Path(dist.broadcast(str(new_run_dir(config)) if rank == 0 else None))
         start_epoch, best_val, history = 0, None, []
     n_params = sum(p.numel() for p in plain.parameters())
-    board = _tensorboard(run_dir, rank)
     unit = "scored tokens" if task.kind == "lm" else "samples"  # per-position tasks may leave positions unscored
     log(f"run {run_dir}: {config.layer} x{config.n_layers}, d_model={config.d_model}, {n_params:,} parameters, "
         f"{config.dataset} ({len(splits['train'])} train), {device} x{world}")
+    board = tensorboard(run_dir, rank, log)
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
-        loss_sum, metric_sum, seen = _train_epoch(config, model, optimizer, scheduler, splits["train"], epoch, rank,
-                                                  world, device)
-        val = evaluate(model, splits["val"], config.batch_size, device, rank, world)
+        (loss_sum, metric_sum, seen), step_rows = _train_epoch(config, model, optimizer, scheduler, scaler,
+                                                               splits["train"], epoch, rank, world, device)
+        val = evaluate(model, splits["val"], config.batch_size, device, rank, world, num_workers=config.num_workers,
+                       desc="validation")
         seconds = time.perf_counter() - started
         row = {"epoch": epoch + 1, "step": (epoch + 1) * steps, "lr": scheduler.get_last_lr()[0],
                "train_loss": loss_sum / seen, f"train_{m}": task.value(metric_sum, seen), "val_loss": val["loss"],
@@ -292,20 +312,24 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
         scheduler.lr_lambdas[0].end_epoch(improved)
         rng = dist.gather(_rng_state(device))
         if rank == 0:
+            write_steps(run_dir / "steps.csv", step_rows, after=epoch * steps)
             state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng,
-                     "epoch": epoch, "best_val": best_val, "history": history}
+                     "scaler": scaler.state_dict(), "epoch": epoch, "best_val": best_val, "history": history}
             save_checkpoint(run_dir / "checkpoints", epoch, plain.state_dict(), state, best=improved,
                             model_config=config_json(type(plain).__name__, plain.config))
             write_metrics(history, run_dir / "metrics.csv")
         if board is not None:
             for key in list(row)[2:-1]:
                 board.add_scalar(key, row[key], row["step"])
+            for step, _, _, loss in step_rows:
+                board.add_scalar("train_loss_step", loss, step)
         log(f"epoch {epoch + 1:3d}/{config.epochs}  train loss {row['train_loss']:.3f} {m} "
             f"{task.format(row[f'train_{m}'])}  val loss {val['loss']:.3f} {m} {task.format(val[m])}  "
             f"{seen / seconds:,.0f} {unit}/s")
         dist.barrier()
     best = load_model(run_dir, "best", device=device)
-    test = evaluate(best, splits["test"], config.batch_size, device, rank, world)
+    test = evaluate(best, splits["test"], config.batch_size, device, rank, world, num_workers=config.num_workers,
+                    desc="test")
     results = {"test_loss": test["loss"], f"test_{m}": test[m], f"best_val_{m}": best_val, "run_dir": str(run_dir)}
     if rank == 0:
         write_text_atomic(json.dumps(results, indent=2) + "\n", run_dir / "results.json")
@@ -351,4 +375,5 @@ def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "be
     model = load_model(run_dir, checkpoint, device=dev)
     options = {**config.dataset_options, **(dataset_options or {})}
     dataset = data.take(data.build(config.dataset, config.data_dir, split, **options), subset, config.seed)
-    return {**evaluate(model, dataset, config.batch_size, dev, rate=rate), "samples": len(dataset)}
+    return {**evaluate(model, dataset, config.batch_size, dev, rate=rate, num_workers=config.num_workers, desc=split),
+            "samples": len(dataset)}
