@@ -1,0 +1,237 @@
+"""Inference forms that export (torch.export, ONNX) and run anywhere: real tensors only, no FFT, no complex numbers.
+
+``freeze(model, L)`` returns a copy of ``model`` in which every SSM convolution layer (S4, S4D, DSS, DLR, EMA, SGConv,
+also inside GSS and Mega) is a ``FrozenConv``, and every S5 a ``FrozenS5``: its kernel K (C, H, L) computed once,
+stored real, and applied by a direct convolution (conv1d),
+
+    y_t = Σ_{k=0}^{t} K_k u_{t−k}  [+ Σ_{k≥0} K^rev_k u_{t+1+k}, bidirectional]  + D ⊙ u_t,   then act, output map,
+
+which costs O(L²·H·C) per sequence instead of the FFT's O(L log L·H·C), and matches the layer to float rounding for
+inputs up to length L. Its ``step`` is the layer's discretized recurrence in real arithmetic on the state
+(B, H, N/2, 2) = (Re x, Im x):
+
+    x' = Ā x + B̄ u_t,   y_t = s·Re(C x') + D u_t      Ā elementwise (diagonal SSMs) or a real 2N/2 × 2N/2 matrix (S4)
+
+``Stepper(frozen)`` wraps a frozen per-step model (or layer) as ``forward(x_t, *states) -> (y_t, *next_states)``,
+a module of tensors in and tensors out, for streaming inference after export.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .kernels.base import as_complex
+from .kernels.diag import DiagonalSystem
+from .kernels.dss import DSSKernel
+from .layers import S5, LiquidS4, SSMConv
+from .layers.checks import check_input, check_step_input
+
+
+def _complex_mul(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """(a·x) for complex numbers stored as real (..., 2) pairs."""
+    return torch.stack([a[..., 0] * x[..., 0] - a[..., 1] * x[..., 1], a[..., 1] * x[..., 0] + a[..., 0] * x[..., 1]],
+                       -1)
+
+
+def _real_transition(recurrence) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(diagonal Ā as (H, N2, 2), None) for a diagonal system; (None, Ā as a real (H, 2N2, 2N2) matrix on the
+    interleaved state (Re x_0, Im x_0, Re x_1, ...)) for S4's dense Ā acting on half states: top(Ā [x; x̄]) =
+    A11 x + A12 x̄, so Re x' = (A11r + A12r) Re x + (A12i − A11i) Im x and Im x' = (A11i + A12i) Re x + (A11r − A12r)
+    Im x."""
+    if isinstance(recurrence, DiagonalSystem):
+        return torch.view_as_real(torch.exp(recurrence.log_dA)), None
+    N2 = recurrence.dB.shape[-1]
+    A11, A12 = recurrence.dA[:, :N2, :N2], recurrence.dA[:, :N2, N2:]
+    to_re = torch.stack([A11.real + A12.real, A12.imag - A11.imag], -1)  # (H, N2, N2, 2): onto Re x'
+    to_im = torch.stack([A11.imag + A12.imag, A11.real - A12.real], -1)  # onto Im x'
+    M = torch.stack([to_re, to_im], 2)  # (H, N2 (out), 2 (out re/im), N2 (in), 2 (in re/im))
+    H = M.shape[0]
+    return None, M.reshape(H, 2 * N2, 2 * N2)
+
+
+class FrozenConv(nn.Module):
+    """An SSMConv layer with its kernel of length L computed once (module docstring); forward(u) and step(u_t, state)
+    in real arithmetic; eval only."""
+
+    _output = SSMConv._output  # activation, dropout, output map: the same code as the layer's
+
+    def __init__(self, layer: SSMConv, L: int, rate: float = 1.0):
+        super().__init__()
+        if isinstance(layer, LiquidS4):
+            raise ValueError("freeze: Liquid-S4 adds kernels on products of inputs; it has no frozen form")
+        kernel = layer.kernel
+        if isinstance(kernel, DSSKernel) and kernel.variant == "softmax" and kernel.l_max is None:
+            raise ValueError("freeze: a DSS-softmax kernel without l_max is normalized over each input's own length; "
+                             "build the layer with l_max to freeze it")
+        if layer.l_max is not None and L > layer.l_max:
+            raise ValueError(f"L: the layer takes inputs up to l_max={layer.l_max}, got {L}")
+        self.H, self.channels, self.bidirectional, self.l_max = layer.H, layer.channels, layer.bidirectional, L
+        self.activation, self.dropout, self.output = layer.activation, layer.dropout, layer.output
+        dtype = layer.D.dtype
+        with torch.no_grad():
+            K = kernel(L, rate)  # (C or 2C, H, L)
+            causal, rev = (K[:self.channels], K[self.channels:]) if self.bidirectional else (K, None)
+            # conv1d correlates: the causal taps reversed, then the anti-causal ones (lags -1, -2, ...)
+            taps = causal.flip(-1) if rev is None else torch.cat([causal.flip(-1), rev[..., :L - 1]], -1)
+            self.register_buffer("weight", taps.transpose(0, 1).reshape(self.H * self.channels, 1, -1).to(dtype))
+            self.register_buffer("D", layer.D.detach().clone())
+            self._register_recurrence(layer, rate, dtype)
+
+    def _register_recurrence(self, layer: SSMConv, rate: float, dtype: torch.dtype) -> None:
+        """Buffers of the real step (A_diag or A_dense, B̄, readout), or none for layers without a recurrent view."""
+        try:
+            recurrence = layer.kernel.recurrence(rate) if not self.bidirectional else None
+        except ValueError:  # SGConv: a kernel that no state space model generates
+            recurrence = None
+        self.has_step = recurrence is not None
+        if not self.has_step:
+            return
+        A_diag, A_dense = _real_transition(recurrence)
+        scale = recurrence.scale if isinstance(recurrence, DiagonalSystem) else 2.0  # S4: y = 2·Re(C x)
+        readout = scale * torch.stack([recurrence.C.real, -recurrence.C.imag], -1)  # (Cch, H, N2, 2)
+        for name, t in (("A_diag", A_diag), ("A_dense", A_dense), ("B_bar", torch.view_as_real(recurrence.dB)),
+                        ("readout", readout.flatten(-2))):
+            self.register_buffer(name, None if t is None else t.to(dtype))
+
+    def forward(self, u: torch.Tensor, state=None):
+        """u (B, L' <= L, H) -> (y (B, L', H), None)."""
+        if state is not None:
+            raise ValueError("state: a frozen layer computes whole sequences from a zero state; stream with step()")
+        check_input(u, self.H, self.l_max, self.weight.dtype)
+        Bt, Lu, _ = u.shape
+        x = u.transpose(1, 2)  # (B, H, L')
+        taps = self.l_max - 1
+        padded = F.pad(x, (taps, taps if self.bidirectional else 0))
+        y = F.conv1d(padded, self.weight, groups=self.H).view(Bt, self.H, self.channels, Lu).transpose(1, 2)
+        y = y + self.D[..., None] * x[:, None]  # (B, C, H, L')
+        return self._output(y), None
+
+    def default_state(self, batch_size: int) -> torch.Tensor:
+        """The zero state: (batch, H, N/2, 2) real, (Re x, Im x)."""
+        self._check_step()
+        return self.B_bar.new_zeros(batch_size, *self.B_bar.shape)
+
+    def _check_step(self) -> None:
+        if not self.has_step:
+            raise ValueError("step: this layer has no recurrent view (bidirectional, or SGConv's kernel)")
+
+    def step(self, u: torch.Tensor, state: torch.Tensor):
+        """u (B, H), state (B, H, N/2, 2) -> (y (B, H), next state)."""
+        self._check_step()
+        check_step_input(u, self.H, self.weight.dtype)
+        if tuple(state.shape) != (u.shape[0],) + tuple(self.B_bar.shape) or state.dtype != u.dtype:
+            raise ValueError(f"state: expected a {u.dtype} tensor of shape {(u.shape[0],) + tuple(self.B_bar.shape)}"
+                             f" (see default_state), got {tuple(state.shape)} {state.dtype}")
+        if self.A_diag is not None:
+            x = _complex_mul(self.A_diag, state)
+        else:
+            x = torch.einsum("hij,bhj->bhi", self.A_dense, state.flatten(-2)).view_as(state)
+        x = x + self.B_bar * u[..., None, None]
+        y = torch.einsum("chk,bhk->bch", self.readout, x.flatten(-2)) + self.D * u[:, None]  # (B, C, H)
+        return self._output(y[..., None])[:, 0], x
+
+
+class FrozenS5(nn.Module):
+    """S5 with its discretization computed once, in real arithmetic (module docstring). The whole-sequence form
+    convolves each state's input with Λ̄^k: x_t = Σ_{k<=t} Λ̄^k B̄ u_{t−k} (a conv1d over (Re, Im) pairs, one group
+    per state), y_t = 2·Re(C x_t) + D u_t; the reverse direction of a bidirectional layer is the same over the
+    time-reversed input, read by its own C. No dt_scale (the discretization is fixed)."""
+
+    _output = S5._output  # activation (gelu / glu variants) and dropout: the same code as the layer's
+
+    def __init__(self, layer: S5, L: int, rate: float = 1.0):
+        super().__init__()
+        if layer.l_max is not None and L > layer.l_max:
+            raise ValueError(f"L: the layer takes inputs up to l_max={layer.l_max}, got {L}")
+        self.H, self.P2, self.bidirectional, self.l_max = layer.H, layer.P2, layer.bidirectional, L
+        self.activation, self.out1, self.out2, self.dropout = layer.activation, layer.out1, layer.out2, layer.dropout
+        dtype = layer.D.dtype
+        with torch.no_grad():
+            dA, q = layer.discrete(rate)  # (P2,) each
+            B_bar = q[:, None] * as_complex(layer.B)  # (P2, H); stored as (H, P2, 2)
+            powers = dA[:, None] ** torch.arange(L, device=dA.device)  # (P2, L): Λ̄^k
+            re, im = powers.real.flip(-1), powers.imag.flip(-1)  # conv1d correlates: taps reversed
+            taps = torch.stack([torch.stack([re, -im], 1), torch.stack([im, re], 1)], 1)  # (P2, 2 out, 2 in, L)
+            C = as_complex(layer.C)  # (directions, H, P2)
+            for name, t in (("A", torch.view_as_real(dA)), ("B_bar", torch.view_as_real(B_bar.T.contiguous())),
+                            ("weight", taps.reshape(2 * self.P2, 2, L)), ("D", layer.D.detach()),
+                            ("readout", 2 * torch.stack([C.real, -C.imag], -1).flatten(-2))):  # (dirs, H, 2 P2)
+                self.register_buffer(name, t.to(dtype).contiguous())
+
+    def _convolve(self, Bu: torch.Tensor) -> torch.Tensor:
+        """x_t = Σ_k Λ̄^k Bu_{t−k}: Bu (B, 2 P2, L) interleaved (Re, Im) -> the same shape."""
+        return F.conv1d(F.pad(Bu, (self.l_max - 1, 0)), self.weight, groups=self.P2)
+
+    def forward(self, u: torch.Tensor, state=None):
+        """u (B, L' <= L, H) -> (y (B, L', H), None)."""
+        if state is not None:
+            raise ValueError("state: a frozen layer computes whole sequences from a zero state; stream with step()")
+        check_input(u, self.H, self.l_max, self.weight.dtype)
+        Bu = torch.einsum("bth,hpk->bpkt", u, self.B_bar).flatten(1, 2)  # (B, 2 P2, L'): interleaved Re, Im
+        y = torch.einsum("hk,bkt->bth", self.readout[0], self._convolve(Bu))
+        if self.bidirectional:
+            y = y + torch.einsum("hk,bkt->bth", self.readout[1], self._convolve(Bu.flip(-1)).flip(-1))
+        return self._output(y + self.D * u), None
+
+    def default_state(self, batch_size: int) -> torch.Tensor:
+        """The zero state: (batch, P/2, 2) real, (Re x, Im x)."""
+        if self.bidirectional:
+            raise ValueError("default_state: a bidirectional layer has no recurrent view (it reads future inputs)")
+        return self.A.new_zeros(batch_size, self.P2, 2)
+
+    def step(self, u: torch.Tensor, state: torch.Tensor):
+        """u (B, H), state (B, P/2, 2) -> (y (B, H), next state)."""
+        if self.bidirectional:
+            raise ValueError("step: a bidirectional layer has no recurrent view (it reads future inputs)")
+        check_step_input(u, self.H, self.weight.dtype)
+        if tuple(state.shape) != (u.shape[0], self.P2, 2) or state.dtype != u.dtype:
+            raise ValueError(f"state: expected a {u.dtype} tensor of shape {(u.shape[0], self.P2, 2)} (see "
+                             f"default_state), got {tuple(state.shape)} {state.dtype}")
+        x = _complex_mul(self.A, state) + torch.einsum("bh,hpk->bpk", u, self.B_bar)
+        return self._output(x.flatten(1) @ self.readout[0].T + self.D * u), x
+
+
+def freeze(model: nn.Module, L: int, rate: float = 1.0) -> nn.Module:
+    """A copy of ``model`` (a layer or a whole model) in eval mode, with every SSMConv and S5 inside replaced by its
+    frozen form (FrozenConv, FrozenS5) for inputs up to length L (sampled at Δ·rate); ``model`` is left as it is."""
+    if not isinstance(L, int) or L < 1:
+        raise ValueError(f"L: expected a positive integer (the longest input), got {L!r}")
+    frozen = copy.deepcopy(model).eval()
+    if isinstance(frozen, FROZEN_FORMS):
+        return _frozen_form(frozen, L, rate)
+    layers = [(parent, name, child) for parent in frozen.modules() for name, child in parent.named_children()
+              if isinstance(child, FROZEN_FORMS)]
+    for parent, name, child in layers:
+        setattr(parent, name, _frozen_form(child, L, rate))
+    return frozen
+
+
+FROZEN_FORMS = (SSMConv, S5)
+
+
+def _frozen_form(layer: nn.Module, L: int, rate: float) -> nn.Module:
+    return (FrozenS5(layer, L, rate) if isinstance(layer, S5) else FrozenConv(layer, L, rate)).eval()
+
+
+class Stepper(nn.Module):
+    """One recurrent step of a frozen per-step SequenceModel (or of one frozen layer) with tensors in and out:
+    forward(x_t, *states) -> (y_t, *next_states); ``initial_states(batch)`` gives the zero states."""
+
+    def __init__(self, frozen: nn.Module):
+        super().__init__()
+        self.model = frozen.eval()
+        self.single = isinstance(frozen, (FrozenConv, FrozenS5))
+
+    def initial_states(self, batch_size: int) -> tuple:
+        states = self.model.default_state(batch_size)
+        return (states,) if self.single else tuple(states)
+
+    def forward(self, x_t: torch.Tensor, *states: torch.Tensor) -> tuple:
+        if self.single:
+            y, state = self.model.step(x_t, states[0])
+            return y, state
+        y, next_states = self.model.step(x_t, list(states))
+        return (y, *next_states)
