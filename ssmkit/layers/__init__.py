@@ -5,9 +5,11 @@ from .diagonal import DLR, DSS, EMA, S4D
 from .gss import GSS
 from .liquid import LiquidS4
 from .mega import Mega
+from .output_only import OutputOnly
 from .registry import LAYERS, layer, register_layer
 from .s4 import S4
 from .s5 import S5
 from .sgconv import SGConv
 
-__all__ = ["SSMConv", "S4", "S4D", "DSS", "DLR", "S5", "GSS", "MultiHeadAttention", "SGConv", "EMA", "Mega", "LiquidS4", "LAYERS", "layer", "register_layer"]
+__all__ = ["SSMConv", "S4", "S4D", "DSS", "DLR", "S5", "GSS", "MultiHeadAttention", "SGConv", "EMA", "Mega", "LiquidS4",
+           "OutputOnly", "LAYERS", "layer", "register_layer"]

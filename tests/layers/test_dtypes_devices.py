@@ -48,7 +48,8 @@ def test_a_whole_model_runs_after_to_half_precision(dtype):
 def test_an_input_of_another_dtype_is_named_outside_autocast_and_accepted_inside(name):
     layer = _layer(name)
     for dtype in (torch.float64, torch.bfloat16):
-        with pytest.raises(ValueError, match=rf"u: expected dtype torch.float32 \(the layer's parameters\), got {dtype}"):
+        expected = rf"u: expected dtype torch.float32 \(the layer's parameters\), got {dtype}"
+        with pytest.raises(ValueError, match=expected):
             layer(torch.randn(2, 16, 8, dtype=dtype))
         if name != "sgconv":
             with pytest.raises(ValueError, match="u: expected dtype torch.float32"):
