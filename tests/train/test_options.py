@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from ssmkit.options import load_yaml
-from ssmkit.train import load_experiment, make_config
+from ssmkit.train import load_experiment, make_config, train
 from ssmkit.train.config import parse_assignments
 
 
@@ -52,3 +52,13 @@ def test_layer_options_fail_before_any_data_is_read(tmp_path):
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines() == ["ssmkit train: error: layer_options.dt_min: expected float, got 'abc'"]
     assert not (tmp_path / "none").exists() and not any(tmp_path.iterdir())
+
+
+def test_eval_set_options_are_checked_and_typos_get_the_nearest_name(tmp_path):
+    from ssmkit.train import evaluate_run
+    train(make_config(["d_model=8", "n_layers=1", "d_state=4", "epochs=1", "train_subset=64", "eval_subset=32",
+                       "warmup_epochs=0", f"out_dir={tmp_path}", "run_name=r"]), log=lambda *_: None)
+    with pytest.raises(ValueError, match="option permute: expected bool, got 'maybe'"):
+        evaluate_run(tmp_path / "r", dataset_options={"permute": "maybe"})
+    with pytest.raises(ValueError, match=r"unknown option 'permuted' \(did you mean 'permute'\?\)"):
+        evaluate_run(tmp_path / "r", dataset_options={"permuted": True})
