@@ -8,7 +8,7 @@ stored real, and applied by a direct convolution (conv1d),
 
 which costs O(L²·H·C) per sequence instead of the FFT's O(L log L·H·C), and matches the layer to float rounding for
 inputs up to length L. Its ``step`` is the layer's discretized recurrence in real arithmetic on the state
-(B, H, N/2, 2) = (Re x, Im x):
+(B, H, N) = (Re x_0, Im x_0, Re x_1, ...) (the kernels' real_step_form):
 
     x' = Ā x + B̄ u_t,   y_t = s·Re(C x') + D u_t      Ā elementwise (diagonal SSMs) or a real 2N/2 × 2N/2 matrix (S4)
 
@@ -24,10 +24,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from .kernels.base import as_complex
+from .kernels.chunked import interleave
 from .kernels.diag import DiagonalSystem
 from .kernels.dss import DSSKernel
 from .layers import S5, LiquidS4, SSMConv
 from .layers.checks import check_input, check_step_input
+
+
+def _check_real_state(state, shape: tuple, dtype: torch.dtype) -> None:
+    if not isinstance(state, torch.Tensor) or tuple(state.shape) != shape or state.dtype != dtype:
+        got = f"{tuple(state.shape)} {state.dtype}" if isinstance(state, torch.Tensor) else type(state).__name__
+        raise ValueError(f"state: expected a {dtype} tensor of shape {shape} (see default_state), got {got}")
 
 
 def _complex_mul(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -36,27 +43,9 @@ def _complex_mul(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
                        -1)
 
 
-def _real_transition(recurrence) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """(diagonal Ā as (H, N2, 2), None) for a diagonal system; (None, Ā as a real (H, 2N2, 2N2) matrix on the
-    interleaved state (Re x_0, Im x_0, Re x_1, ...)) for S4's dense Ā acting on half states: top(Ā [x; x̄]) =
-    A11 x + A12 x̄, so Re x' = (A11r + A12r) Re x + (A12i − A11i) Im x and Im x' = (A11i + A12i) Re x + (A11r − A12r)
-    Im x."""
-    if isinstance(recurrence, DiagonalSystem):
-        return torch.view_as_real(torch.exp(recurrence.log_dA)), None
-    N2 = recurrence.dB.shape[-1]
-    A11, A12 = recurrence.dA[:, :N2, :N2], recurrence.dA[:, :N2, N2:]
-    to_re = torch.stack([A11.real + A12.real, A12.imag - A11.imag], -1)  # (H, N2, N2, 2): onto Re x'
-    to_im = torch.stack([A11.imag + A12.imag, A11.real - A12.real], -1)  # onto Im x'
-    M = torch.stack([to_re, to_im], 2)  # (H, N2 (out), 2 (out re/im), N2 (in), 2 (in re/im))
-    H = M.shape[0]
-    return None, M.reshape(H, 2 * N2, 2 * N2)
-
-
 class FrozenConv(nn.Module):
     """An SSMConv layer with its kernel of length L computed once (module docstring); forward(u) and step(u_t, state)
     in real arithmetic; eval only."""
-
-    _output = SSMConv._output  # activation, dropout, output map: the same code as the layer's
 
     def __init__(self, layer: SSMConv, L: int, rate: float = 1.0):
         super().__init__()
@@ -69,7 +58,6 @@ class FrozenConv(nn.Module):
         if layer.l_max is not None and L > layer.l_max:
             raise ValueError(f"L: the layer takes inputs up to l_max={layer.l_max}, got {L}")
         self.H, self.channels, self.bidirectional, self.l_max = layer.H, layer.channels, layer.bidirectional, L
-        self.activation, self.dropout, self.output = layer.activation, layer.dropout, layer.output
         dtype = layer.D.dtype
         with torch.no_grad():
             K = kernel(L, rate)  # (C or 2C, H, L)
@@ -77,11 +65,13 @@ class FrozenConv(nn.Module):
             # conv1d correlates: the causal taps reversed, then the anti-causal ones (lags -1, -2, ...)
             taps = causal.flip(-1) if rev is None else torch.cat([causal.flip(-1), rev[..., :L - 1]], -1)
             self.register_buffer("weight", taps.transpose(0, 1).reshape(self.H * self.channels, 1, -1).to(dtype))
-            self.register_buffer("D", layer.D.detach().clone())
             self._register_recurrence(layer, rate, dtype)
+        del layer.kernel  # replaced by the buffers above; the layer is kept for its output stage (act, output map)
+        self.layer = layer
 
     def _register_recurrence(self, layer: SSMConv, rate: float, dtype: torch.dtype) -> None:
-        """Buffers of the real step (A_diag or A_dense, B̄, readout), or none for layers without a recurrent view."""
+        """Buffers of the real step (kernels' real_step_form: Ā, B̄, readout on interleaved states; a diagonal Ā is
+        kept as its diagonal), or none for layers without a recurrent view."""
         try:
             recurrence = layer.kernel.recurrence(rate) if not self.bidirectional else None
         except ValueError:  # SGConv: a kernel that no state space model generates
@@ -89,11 +79,10 @@ class FrozenConv(nn.Module):
         self.has_step = recurrence is not None
         if not self.has_step:
             return
-        A_diag, A_dense = _real_transition(recurrence)
-        scale = recurrence.scale if isinstance(recurrence, DiagonalSystem) else 2.0  # S4: y = 2·Re(C x)
-        readout = scale * torch.stack([recurrence.C.real, -recurrence.C.imag], -1)  # (Cch, H, N2, 2)
-        for name, t in (("A_diag", A_diag), ("A_dense", A_dense), ("B_bar", torch.view_as_real(recurrence.dB)),
-                        ("readout", readout.flatten(-2))):
+        M, b, c = recurrence.real_step_form()  # (H, 2 N2, 2 N2), (H, 2 N2), (Cch, H, 2 N2)
+        diagonal = isinstance(recurrence, DiagonalSystem)
+        A_diag = torch.view_as_real(torch.exp(recurrence.log_dA)) if diagonal else None  # (H, N2, 2)
+        for name, t in (("A_diag", A_diag), ("A_dense", None if diagonal else M), ("B_bar", b), ("readout", c)):
             self.register_buffer(name, None if t is None else t.to(dtype))
 
     def forward(self, u: torch.Tensor, state=None):
@@ -106,11 +95,11 @@ class FrozenConv(nn.Module):
         taps = self.l_max - 1
         padded = F.pad(x, (taps, taps if self.bidirectional else 0))
         y = F.conv1d(padded, self.weight, groups=self.H).view(Bt, self.H, self.channels, Lu).transpose(1, 2)
-        y = y + self.D[..., None] * x[:, None]  # (B, C, H, L')
-        return self._output(y), None
+        y = y + self.layer.D[..., None] * x[:, None]  # (B, C, H, L')
+        return self.layer._output(y), None
 
     def default_state(self, batch_size: int) -> torch.Tensor:
-        """The zero state: (batch, H, N/2, 2) real, (Re x, Im x)."""
+        """The zero state: (batch, H, N) real, interleaved (Re x_0, Im x_0, Re x_1, ...)."""
         self._check_step()
         return self.B_bar.new_zeros(batch_size, *self.B_bar.shape)
 
@@ -119,19 +108,17 @@ class FrozenConv(nn.Module):
             raise ValueError("step: this layer has no recurrent view (bidirectional, or SGConv's kernel)")
 
     def step(self, u: torch.Tensor, state: torch.Tensor):
-        """u (B, H), state (B, H, N/2, 2) -> (y (B, H), next state)."""
+        """u (B, H), state (B, H, N) -> (y (B, H), next state)."""
         self._check_step()
         check_step_input(u, self.H, self.weight.dtype)
-        if tuple(state.shape) != (u.shape[0],) + tuple(self.B_bar.shape) or state.dtype != u.dtype:
-            raise ValueError(f"state: expected a {u.dtype} tensor of shape {(u.shape[0],) + tuple(self.B_bar.shape)}"
-                             f" (see default_state), got {tuple(state.shape)} {state.dtype}")
+        _check_real_state(state, (u.shape[0],) + tuple(self.B_bar.shape), u.dtype)
         if self.A_diag is not None:
-            x = _complex_mul(self.A_diag, state)
+            x = _complex_mul(self.A_diag, state.unflatten(-1, (-1, 2))).flatten(-2)
         else:
-            x = torch.einsum("hij,bhj->bhi", self.A_dense, state.flatten(-2)).view_as(state)
-        x = x + self.B_bar * u[..., None, None]
-        y = torch.einsum("chk,bhk->bch", self.readout, x.flatten(-2)) + self.D * u[:, None]  # (B, C, H)
-        return self._output(y[..., None])[:, 0], x
+            x = torch.einsum("hij,bhj->bhi", self.A_dense, state)
+        x = x + self.B_bar * u[..., None]
+        y = torch.einsum("chk,bhk->bch", self.readout, x) + self.layer.D * u[:, None]  # (B, C, H)
+        return self.layer._output(y[..., None])[:, 0], x
 
 
 class FrozenS5(nn.Module):
@@ -140,26 +127,26 @@ class FrozenS5(nn.Module):
     per state), y_t = 2·Re(C x_t) + D u_t; the reverse direction of a bidirectional layer is the same over the
     time-reversed input, read by its own C. No dt_scale (the discretization is fixed)."""
 
-    _output = S5._output  # activation (gelu / glu variants) and dropout: the same code as the layer's
-
     def __init__(self, layer: S5, L: int, rate: float = 1.0):
         super().__init__()
         if layer.l_max is not None and L > layer.l_max:
             raise ValueError(f"L: the layer takes inputs up to l_max={layer.l_max}, got {L}")
         self.H, self.P2, self.bidirectional, self.l_max = layer.H, layer.P2, layer.bidirectional, L
-        self.activation, self.out1, self.out2, self.dropout = layer.activation, layer.out1, layer.out2, layer.dropout
         dtype = layer.D.dtype
         with torch.no_grad():
             dA, q = layer.discrete(rate)  # (P2,) each
-            B_bar = q[:, None] * as_complex(layer.B)  # (P2, H); stored as (H, P2, 2)
+            B_bar = q[:, None] * as_complex(layer.B)  # (P2, H); stored as (H, 2 P2), interleaved
             powers = dA[:, None] ** torch.arange(L, device=dA.device)  # (P2, L): Λ̄^k
             re, im = powers.real.flip(-1), powers.imag.flip(-1)  # conv1d correlates: taps reversed
             taps = torch.stack([torch.stack([re, -im], 1), torch.stack([im, re], 1)], 1)  # (P2, 2 out, 2 in, L)
             C = as_complex(layer.C)  # (directions, H, P2)
-            for name, t in (("A", torch.view_as_real(dA)), ("B_bar", torch.view_as_real(B_bar.T.contiguous())),
-                            ("weight", taps.reshape(2 * self.P2, 2, L)), ("D", layer.D.detach()),
+            for name, t in (("A", torch.view_as_real(dA)), ("B_bar", interleave(B_bar.T)),
+                            ("weight", taps.reshape(2 * self.P2, 2, L)),
                             ("readout", 2 * torch.stack([C.real, -C.imag], -1).flatten(-2))):  # (dirs, H, 2 P2)
                 self.register_buffer(name, t.to(dtype).contiguous())
+        for name in ("A_real", "A_imag", "B", "log_dt", "C"):  # replaced by the buffers above
+            delattr(layer, name)
+        self.layer = layer  # kept for its output stage (activation, GLU, dropout)
 
     def _convolve(self, Bu: torch.Tensor) -> torch.Tensor:
         """x_t = Σ_k Λ̄^k Bu_{t−k}: Bu (B, 2 P2, L) interleaved (Re, Im) -> the same shape."""
@@ -170,28 +157,26 @@ class FrozenS5(nn.Module):
         if state is not None:
             raise ValueError("state: a frozen layer computes whole sequences from a zero state; stream with step()")
         check_input(u, self.H, self.l_max, self.weight.dtype)
-        Bu = torch.einsum("bth,hpk->bpkt", u, self.B_bar).flatten(1, 2)  # (B, 2 P2, L'): interleaved Re, Im
+        Bu = torch.einsum("bth,hk->bkt", u, self.B_bar)  # (B, 2 P2, L'): interleaved Re, Im
         y = torch.einsum("hk,bkt->bth", self.readout[0], self._convolve(Bu))
         if self.bidirectional:
             y = y + torch.einsum("hk,bkt->bth", self.readout[1], self._convolve(Bu.flip(-1)).flip(-1))
-        return self._output(y + self.D * u), None
+        return self.layer._output(y + self.layer.D * u), None
 
     def default_state(self, batch_size: int) -> torch.Tensor:
-        """The zero state: (batch, P/2, 2) real, (Re x, Im x)."""
+        """The zero state: (batch, P) real, interleaved (Re x_0, Im x_0, ...)."""
         if self.bidirectional:
             raise ValueError("default_state: a bidirectional layer has no recurrent view (it reads future inputs)")
-        return self.A.new_zeros(batch_size, self.P2, 2)
+        return self.A.new_zeros(batch_size, 2 * self.P2)
 
     def step(self, u: torch.Tensor, state: torch.Tensor):
-        """u (B, H), state (B, P/2, 2) -> (y (B, H), next state)."""
+        """u (B, H), state (B, P) -> (y (B, H), next state)."""
         if self.bidirectional:
             raise ValueError("step: a bidirectional layer has no recurrent view (it reads future inputs)")
         check_step_input(u, self.H, self.weight.dtype)
-        if tuple(state.shape) != (u.shape[0], self.P2, 2) or state.dtype != u.dtype:
-            raise ValueError(f"state: expected a {u.dtype} tensor of shape {(u.shape[0], self.P2, 2)} (see "
-                             f"default_state), got {tuple(state.shape)} {state.dtype}")
-        x = _complex_mul(self.A, state) + torch.einsum("bh,hpk->bpk", u, self.B_bar)
-        return self._output(x.flatten(1) @ self.readout[0].T + self.D * u), x
+        _check_real_state(state, (u.shape[0], 2 * self.P2), u.dtype)
+        x = _complex_mul(self.A, state.unflatten(-1, (-1, 2))).flatten(-2) + u @ self.B_bar
+        return self.layer._output(x @ self.readout[0].T + self.layer.D * u), x
 
 
 def freeze(model: nn.Module, L: int, rate: float = 1.0) -> nn.Module:
