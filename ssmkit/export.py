@@ -207,8 +207,9 @@ class Stepper(nn.Module):
 
     def __init__(self, frozen: nn.Module):
         super().__init__()
-        self.model = frozen.eval()
+        self.model = frozen
         self.single = isinstance(frozen, (FrozenConv, FrozenS5))
+        self.eval()
 
     def initial_states(self, batch_size: int) -> tuple:
         states = self.model.default_state(batch_size)

@@ -223,7 +223,8 @@ def _train_epoch(config, model, optimizer, scheduler, scaler, train_set, epoch, 
         if config.grad_clip > 0:
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        steps.append((epoch * len(batches) + i + 1, epoch + 1, scheduler.get_last_lr()[0], step_loss / step_seen))
+        lr = scheduler.get_last_lr()[0]
+        steps.append((epoch * len(batches) + i + 1, epoch + 1, lr, step_loss / max(step_seen, 1)))
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
