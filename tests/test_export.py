@@ -64,7 +64,7 @@ def test_frozen_models_export_without_complex_numbers_or_ffts(layer):
 
 
 def test_torch_export_traces_the_layers_themselves():
-    for layer in (ssmkit.S4(4, l_max=16), ssmkit.S4D(4), ssmkit.S5(4)):
+    for layer in (ssmkit.S4(4, l_max=16), ssmkit.S4D(4), ssmkit.S5(4), ssmkit.DSS(4, variant="softmax")):
         u = torch.randn(2, 16, 4)
         program = torch.export.export(layer.eval(), (u,))
         assert torch.allclose(program.module()(u)[0], layer(u)[0])
