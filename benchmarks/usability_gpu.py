@@ -26,7 +26,7 @@ from ssmkit.train import make_config, train
 TINY = "--tiny" in sys.argv
 DEVICE = "cpu" if TINY else "cuda"
 H, L = (8, 64) if TINY else (256, 4096)
-LAYERS = {"s4": {}, "s4d": {}, "dss": {}, "dlr": {}, "ema": {}, "sgconv": {"l_max": L}}
+LAYERS = {"s4": {}, "s4d": {}, "dss": {"l_max": L}, "dlr": {}, "ema": {}, "sgconv": {"l_max": L}}
 failures: list[str] = []
 
 

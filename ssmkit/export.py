@@ -28,7 +28,7 @@ from .kernels.chunked import interleave
 from .kernels.diag import DiagonalSystem
 from .kernels.dss import DSSKernel
 from .layers import S5, LiquidS4, SSMConv
-from .layers.checks import check_input, check_step_input
+from .layers.checks import check_input, check_step_input, mask_padding
 
 
 def _check_real_state(state, shape: tuple, dtype: torch.dtype) -> None:
@@ -85,11 +85,12 @@ class FrozenConv(nn.Module):
         for name, t in (("A_diag", A_diag), ("A_dense", None if diagonal else M), ("B_bar", b), ("readout", c)):
             self.register_buffer(name, None if t is None else t.to(dtype))
 
-    def forward(self, u: torch.Tensor, state=None):
-        """u (B, L' <= L, H) -> (y (B, L', H), None)."""
+    def forward(self, u: torch.Tensor, state=None, lengths=None):
+        """u (B, L' <= L, H) -> (y (B, L', H), None); lengths (B,): a suffix-padded batch (padding zeroed)."""
         if state is not None:
             raise ValueError("state: a frozen layer computes whole sequences from a zero state; stream with step()")
         check_input(u, self.H, self.l_max, self.weight.dtype)
+        u = mask_padding(u, lengths)
         Bt, Lu, _ = u.shape
         x = u.transpose(1, 2)  # (B, H, L')
         taps = self.l_max - 1
@@ -152,11 +153,12 @@ class FrozenS5(nn.Module):
         """x_t = Σ_k Λ̄^k Bu_{t−k}: Bu (B, 2 P2, L) interleaved (Re, Im) -> the same shape."""
         return F.conv1d(F.pad(Bu, (self.l_max - 1, 0)), self.weight, groups=self.P2)
 
-    def forward(self, u: torch.Tensor, state=None):
-        """u (B, L' <= L, H) -> (y (B, L', H), None)."""
+    def forward(self, u: torch.Tensor, state=None, lengths=None):
+        """u (B, L' <= L, H) -> (y (B, L', H), None); lengths (B,): a suffix-padded batch (padding zeroed)."""
         if state is not None:
             raise ValueError("state: a frozen layer computes whole sequences from a zero state; stream with step()")
         check_input(u, self.H, self.l_max, self.weight.dtype)
+        u = mask_padding(u, lengths)
         Bu = torch.einsum("bth,hk->bkt", u, self.B_bar)  # (B, 2 P2, L'): interleaved Re, Im
         y = torch.einsum("hk,bkt->bth", self.readout[0], self._convolve(Bu))
         if self.bidirectional:

@@ -11,7 +11,7 @@ from ssmkit.export import Stepper, freeze
 from ssmkit.models import SequenceModel
 
 LAYERS = [("s4", {}), ("s4", {"bidirectional": True}), ("s4d", {"channels": 2, "output": "linear"}),
-          ("s4d", {"disc": "bilinear"}), ("dss", {}), ("dss", {"variant": "softmax", "l_max": 40}), ("dlr", {}),
+          ("s4d", {"disc": "bilinear"}), ("dss", {"variant": "exp"}), ("dss", {"l_max": 40}), ("dlr", {}),
           ("ema", {}), ("sgconv", {"l_max": 40}), ("s5", {}), ("s5", {"bidirectional": True}),
           ("s5", {"activation": "half_glu", "blocks": 2})]
 HAS_STEP = {"s4", "s4d", "dss", "dlr", "ema", "s5"}
@@ -32,6 +32,12 @@ def test_a_frozen_layer_equals_the_layer_in_both_views(name, options):
             y_t, state = frozen.step(u[:, t], state)
             steps.append(y_t)
         assert torch.allclose(torch.stack(steps, 1), y, atol=1e-11, rtol=0)
+
+
+def test_a_frozen_model_takes_a_padded_batch():
+    model = SequenceModel(3, 4, layer="s4d", d_model=8, n_layers=2, layer_options={"bidirectional": True}).double()
+    x, lengths = torch.randn(3, 24, 3, dtype=torch.float64), torch.tensor([24, 10, 17])
+    assert torch.allclose(freeze(model, 24)(x, lengths), model.eval()(x, lengths), atol=1e-12, rtol=0)
 
 
 def test_freeze_copies_models_and_reaches_layers_inside_blocks():
@@ -74,7 +80,7 @@ def test_freeze_refuses_what_it_cannot_freeze():
     with pytest.raises(ValueError, match="Liquid-S4"):
         freeze(ssmkit.LiquidS4(4), 16)
     with pytest.raises(ValueError, match="DSS-softmax kernel without l_max"):
-        freeze(ssmkit.DSS(4, variant="softmax"), 16)
+        freeze(ssmkit.DSS(4), 16)
     with pytest.raises(ValueError, match="l_max=8"):
         freeze(ssmkit.S4D(4, l_max=8), 16)
     frozen = freeze(ssmkit.S4D(4, bidirectional=True), 16)
