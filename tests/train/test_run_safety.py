@@ -194,7 +194,7 @@ def test_command_line_errors_are_one_line(tmp_path, capsys, monkeypatch):
     cases = [(["train", "device=foo"], "device: expected auto"),
              (["train", f"out_dir={afile}"], "out_dir: .*afile is a file"),
              (["train", bad_yaml], "bad.yaml: line 2 not valid YAML"),
-             (["train", "dataset_options.permute=maybe"], "option permute: expected bool"),
+             (["train", "dataset_options.permute=maybe"], "dataset_options.permute: expected bool"),
              (["data", "listops", afile], "out_dir: .*afile is a file"),
              (["data", "pathfinder", tmp_path / "pf", "--images", "0"], "n_images: expected a positive integer")]
     for args, match in cases:
