@@ -101,7 +101,8 @@ class SSMKernel(nn.Module):
     def register_output(self, name: str, value: torch.Tensor, ssm_group: bool = False) -> None:
         """Register C (or another output-side parameter), stored as real (..., 2): ordinary optimizer group, or with
         ssm_group the SSM parameters' lr (the model's when ssm_lr is None or 0) and no weight decay (DSS's and DLR's W)."""
-        self.register_parameter(name, nn.Parameter(torch.view_as_real(value).to(torch.get_default_dtype()).contiguous()))
+        value = torch.view_as_real(value).to(torch.get_default_dtype()).contiguous()
+        self.register_parameter(name, nn.Parameter(value))
         if ssm_group:
             set_optim(self, name, {"weight_decay": 0.0, **({"lr": self.ssm_lr} if self.ssm_lr else {})})
 
