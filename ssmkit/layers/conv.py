@@ -195,11 +195,13 @@ class SSMConv(nn.Module):
         return self._output(y[..., None].to(u.dtype))[:, 0], next_state
 
     def _fused_step(self, u: torch.Tensor) -> bool:
-        """Whether step takes ops.ssm_step: one output channel, an activation it fuses, float32, no gradient to the
-        kernel (generation), and a Triton backend for it (CUDA)."""
+        """Whether step takes ops.ssm_step: one output channel, an activation it fuses, float32, at most 128 real state
+        dimensions (the S × S matrix of a channel is one tile), no gradient to the kernel (generation), and a Triton
+        backend for it (CUDA)."""
         training = torch.is_grad_enabled() and any(p.requires_grad for p in self.kernel.parameters())
         return (self.channels == 1 and self.activation_name in FUSED_ACTIVATIONS and not training
-                and self.kernel.real_dtype == torch.float32 and backend("ssm_step", u.device) == "triton")
+                and self.kernel.real_dtype == torch.float32 and 2 * self.kernel.N2 <= 128
+                and backend("ssm_step", u.device) == "triton")
 
     def _step_fused(self, u: torch.Tensor, state: torch.Tensor, rate: float):
         rec = self._recurrence(rate)
