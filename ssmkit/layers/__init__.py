@@ -6,10 +6,11 @@ from .gss import GSS
 from .liquid import LiquidS4
 from .mega import Mega
 from .output_only import OutputOnly
+from .pool import DownPool, UpPool
 from .registry import LAYERS, layer, register_layer
 from .s4 import S4
 from .s5 import S5
 from .sgconv import SGConv
 
 __all__ = ["SSMConv", "S4", "S4D", "DSS", "DLR", "S5", "GSS", "MultiHeadAttention", "SGConv", "EMA", "Mega", "LiquidS4",
-           "OutputOnly", "LAYERS", "layer", "register_layer"]
+           "OutputOnly", "DownPool", "UpPool", "LAYERS", "layer", "register_layer"]

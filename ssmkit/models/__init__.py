@@ -2,5 +2,6 @@
 from .backbone import SequenceModel
 from .generate import generate
 from .sampling import Sampler, SamplingOptions
+from .sashimi import Sashimi
 
-__all__ = ["SequenceModel", "generate", "Sampler", "SamplingOptions"]
+__all__ = ["SequenceModel", "Sashimi", "generate", "Sampler", "SamplingOptions"]

@@ -1,0 +1,201 @@
+"""SaShiMi (Goel, Gu, Donahue, Ré 2022, "It's Raw! Audio Generation with State-Space Models"): a multi-scale stack of
+S4 blocks for autoregressive raw audio.
+
+    h_0 = Embedding(x)  or  Linear(x)                                        (B, L, H)
+    down, level i = 1..K:   h_i = DownPool_i(h_{i−1})      (fold p_i steps: L_i = L_{i−1}/p_i, H_i = expand·H_{i−1})
+    center:                 c = Blocks_c(h_K) + h_K
+    up, level i = K..1:     u = UpPool_i(c) + h_{i−1}      (causal: shifted by one coarse step)
+                            c = Blocks_i(u) + u
+    logits = Linear(LayerNorm(c))
+
+Blocks = n_layers × [Residual(layer), Residual(FF)], Residual(f)(h) = h + Dropout(f(LayerNorm(h))), FF = Linear(H ->
+ff·H), GELU, Linear(-> H). The layer is S4 (any registered causal layer works). ``unet=True`` adds n_layers blocks
+at each level of the down path, before its pooling, and then every up module adds the matching down output (the
+official standalone's U-Net variant). A bidirectional layer (layer_options bidirectional=True) makes a non-causal
+backbone, e.g. for diffusion; it has no recurrent view.
+
+Recurrent view: the pooling layers keep their phase in the state (ssmkit.layers.pool), so one step runs only the
+levels whose window completes: the coarse level i runs at every (p_1…p_i)-th step. ``default_state``, ``prefill``
+(the chunked view, any prompt length) and ``step`` give the outputs of ``forward`` one position at a time.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+from torch import nn
+
+from ..layers import layer as build_layer
+from ..layers.pool import DownPool, UpPool
+
+
+class FeedForward(nn.Module):
+    """Position-wise Linear(H -> ff·H), GELU, Dropout, Linear(ff·H -> H); stateless, with the layer interface."""
+
+    def __init__(self, d_model: int, expand: int, dropout: float):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d_model, expand * d_model), nn.GELU(),
+                                 nn.Dropout(dropout) if dropout > 0 else nn.Identity(),
+                                 nn.Linear(expand * d_model, d_model))
+
+    def forward(self, u: torch.Tensor, state=None):
+        return self.net(u), None
+
+    def step(self, u: torch.Tensor, state=None):
+        return self.net(u), None
+
+    def default_state(self, batch_size: int):
+        return None
+
+
+class Residual(nn.Module):
+    """h + Dropout(layer(LayerNorm(h))) (prenorm), over a chunk (B, L, H) or one step (B, H)."""
+
+    def __init__(self, layer: nn.Module, d_model: int, dropout: float):
+        super().__init__()
+        self.layer, self.norm = layer, nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def forward(self, h: torch.Tensor, state=None):
+        y, state = self.layer(self.norm(h), state)
+        return h + self.dropout(y), state
+
+    def step(self, h: torch.Tensor, state):
+        y, state = self.layer.step(self.norm(h), state)
+        return h + self.dropout(y), state
+
+    def default_state(self, batch_size: int):
+        return self.layer.default_state(batch_size)
+
+
+class Sashimi(nn.Module):
+    def __init__(self, d_input: int, d_output: int, *, vocab_size: int | None = None, d_model: int = 64,
+                 n_layers: int = 8, pool: tuple | list = (4, 4), expand: int = 2, ff: int = 2, unet: bool = False,
+                 layer: str = "s4", layer_options: dict | None = None, dropout: float = 0.0):
+        super().__init__()
+        pool = tuple(pool)
+        if not all(isinstance(p, int) and p >= 1 for p in pool):
+            raise ValueError(f"pool: expected a sequence of positive integer strides, got {pool!r}")
+        for key, value in (("n_layers", n_layers), ("expand", expand)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key}: expected a positive integer, got {value!r}")
+        if not isinstance(ff, int) or ff < 0:
+            raise ValueError(f"ff: expected 0 (no FF blocks) or a positive integer, got {ff!r}")
+        self.pool, self.unet, self.vocab_size = pool, unet, vocab_size
+        self.encoder = nn.Embedding(vocab_size, d_model) if vocab_size else nn.Linear(d_input, d_model)
+
+        def blocks(H: int) -> nn.ModuleList:
+            out = []
+            for _ in range(n_layers):
+                out.append(Residual(build_layer(layer, d_model=H, **(layer_options or {})), H, dropout))
+                if ff:
+                    out.append(Residual(FeedForward(H, ff, dropout), H, dropout))
+            return nn.ModuleList(out)
+
+        widths = [d_model * expand ** i for i in range(len(pool) + 1)]
+        self.down = nn.ModuleList(nn.ModuleDict({"blocks": blocks(widths[i]) if unet else nn.ModuleList(),
+                                                 "pool": DownPool(widths[i], widths[i + 1], p)})
+                                  for i, p in enumerate(pool))
+        self.center = blocks(widths[-1])
+        self.up = nn.ModuleList(nn.ModuleDict({"pool": UpPool(widths[i + 1], widths[i], p), "blocks": blocks(widths[i])})
+                                for i, p in reversed(list(enumerate(pool))))
+        self.norm = nn.LayerNorm(d_model)
+        self.decoder = nn.Linear(d_model, d_output)
+
+    @property
+    def total_pool(self) -> int:
+        return math.prod(self.pool)
+
+    def _modules_in_order(self):
+        """Every module with a state, in the order the levels visit them (the order of the state list)."""
+        for level in self.down:
+            yield from level["blocks"]
+            yield level["pool"]
+        yield from self.center
+        for level in self.up:
+            yield level["pool"]
+            yield from level["blocks"]
+
+    def _levels(self, h: torch.Tensor, states: list | None, stepping: bool) -> tuple[torch.Tensor, list | None]:
+        """h (B, L, H) through the down path, center and up path (module docstring). With states, h continues them and
+        each level gets the steps its pooling window lets through (0 or more); stepping: one fine step, blocks use
+        their step() on the coarse steps."""
+        old = iter(states) if states is not None else itertools.repeat(None)
+        new = []
+
+        def run(module: nn.Module, x: torch.Tensor, **kw) -> torch.Tensor:
+            state = next(old)
+            if isinstance(module, Residual) and x.shape[1] == 0:
+                y = x  # this level's window has not completed: its blocks wait, states unchanged
+            elif isinstance(module, Residual) and stepping:
+                y, state = module.step(x[:, 0], state)
+                y = y[:, None]
+            else:
+                y, state = module(x, state, **kw)
+            new.append(state)
+            return y
+
+        skips = [h]
+        for level in self.down:
+            for block in level["blocks"]:
+                h = run(block, h)
+                skips.append(h)
+            h = run(level["pool"], h)
+            skips.append(h)
+        for block in self.center:
+            h = run(block, h)
+        h = h + skips.pop()
+        for level in self.up:
+            skip = skips.pop()
+            h = run(level["pool"], h, length=skip.shape[1]) + skip
+            if self.unet:
+                for block in level["blocks"]:
+                    h = run(block, h) + skips.pop()
+            else:
+                u = h
+                for block in level["blocks"]:
+                    h = run(block, h)
+                h = h + u
+        return h, (new if states is not None else None)
+
+    def _embed(self, x: torch.Tensor, dims: int) -> torch.Tensor:
+        """Token ids (B, L) / (B,) or features (B, L, d) / (B, d) -> (B, L, H) / (B, H)."""
+        tokens = self.vocab_size is not None
+        if tokens == x.is_floating_point() or x.dim() != dims + (0 if tokens else 1):
+            shape = ("(B, L)" if dims == 2 else "(B,)") if tokens else ("(B, L, d)" if dims == 2 else "(B, d)")
+            kind = "integer token ids" if tokens else "floating-point features"
+            raise ValueError(f"x: expected {kind} of shape {shape}, got {tuple(x.shape)} {x.dtype}")
+        return self.encoder(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, L) token ids or (B, L, d_input) -> outputs (B, L, d_output); L a multiple of the total pooling."""
+        h = self._embed(x, 2)
+        if h.shape[1] % self.total_pool:
+            raise ValueError(f"x: length L={h.shape[1]} is not a multiple of the total pooling {self.total_pool} "
+                             f"(pool={list(self.pool)}); pad or crop it")
+        h, _ = self._levels(h, None, stepping=False)
+        return self.decoder(self.norm(h))
+
+    # -- recurrent use ------------------------------------------------------------------------------------------------
+    def default_state(self, batch_size: int) -> list:
+        """The state before the first step: every block's zero state, empty pooling windows, zero pending outputs."""
+        return [m.default_state(batch_size) for m in self._modules_in_order()]
+
+    def _check_states(self, states) -> None:
+        n = sum(1 for _ in self._modules_in_order())
+        if not isinstance(states, list) or len(states) != n:
+            raise ValueError(f"states: expected the list of {n} module states from default_state, got "
+                             f"{type(states).__name__}{f' of {len(states)}' if isinstance(states, list) else ''}")
+
+    def prefill(self, x: torch.Tensor, states: list) -> tuple[torch.Tensor, list]:
+        """Outputs (B, L, d_output) of a chunk x (any length) continuing ``states``, and the states after it."""
+        self._check_states(states)
+        h, states = self._levels(self._embed(x, 2), states, stepping=False)
+        return self.decoder(self.norm(h)), states
+
+    def step(self, x_t: torch.Tensor, states: list) -> tuple[torch.Tensor, list]:
+        """One position: x_t (B,) token ids or (B, d_input) -> output (B, d_output), next states."""
+        self._check_states(states)
+        h, states = self._levels(self._embed(x_t, 1)[:, None], states, stepping=True)
+        return self.decoder(self.norm(h[:, 0])), states

@@ -1,0 +1,105 @@
+"""SaShiMi: the recurrent and chunked views give the convolutional outputs; causality; the pooling layers' equations."""
+import pytest
+import torch
+
+from conftest import rel_err
+from ssmkit.layers import DownPool, UpPool
+from ssmkit.models import Sashimi, generate
+
+
+def small(pool, unet, **kw) -> Sashimi:
+    return Sashimi(1, 256, vocab_size=256, d_model=8, n_layers=1, pool=pool, unet=unet,
+                   layer_options={"d_state": 4}, **kw).double().eval()
+
+
+@pytest.mark.parametrize("pool", [(4, 4), (2,), (4, 4, 4)])
+@pytest.mark.parametrize("unet", [False, True])
+def test_sashimi_step_and_chunked_prefill_match_forward_float64(pool, unet):
+    model = small(pool, unet)
+    L = 2 * model.total_pool
+    x = torch.randint(0, 256, (2, L))
+    with torch.no_grad():
+        y = model(x)
+        state, steps = model.default_state(2), []
+        for t in range(L):
+            out, state = model.step(x[:, t], state)
+            steps.append(out)
+        state, chunks = model.default_state(2), []
+        for a, b in [(0, 3), (3, 7), (7, 8), (8, L)]:  # chunks starting and ending inside pooling windows
+            out, state = model.prefill(x[:, a:b], state)
+            chunks.append(out)
+    assert rel_err(torch.stack(steps, 1), y) < 1e-10
+    assert rel_err(torch.cat(chunks, 1), y) < 1e-10
+
+
+@pytest.mark.parametrize("unet", [False, True])
+def test_sashimi_is_causal_perturbing_x_t0_leaves_earlier_outputs_unchanged(unet):
+    model = small((4, 4), unet)
+    x = torch.randint(0, 256, (1, 64))
+    with torch.no_grad():
+        y = model(x)
+    for t0 in (17, 32, 47):  # inside a window, at a window boundary of both levels, at a window's last step
+        x2 = x.clone()
+        x2[0, t0] = (x[0, t0] + 100) % 256
+        with torch.no_grad():
+            y2 = model(x2)
+        assert (y2[:, :t0] - y[:, :t0]).abs().max() < 1e-12 * y.abs().max()
+        assert (y2[:, t0] - y[:, t0]).abs().max() > 1e-6
+
+
+def test_sashimi_rejects_lengths_that_are_not_a_multiple_of_the_total_pooling():
+    model = small((4, 4), False)
+    with pytest.raises(ValueError, match="multiple of the total pooling 16"):
+        model(torch.randint(0, 256, (1, 40)))
+    with pytest.raises(ValueError, match="integer token ids"):
+        model(torch.randn(1, 32))
+    with pytest.raises(ValueError, match="module states"):
+        model.step(torch.zeros(1, dtype=torch.long), [])
+
+
+def test_generate_samples_from_sashimi_what_its_forward_pass_computes():
+    model = small((4, 4), False)
+    prompt = torch.full((3, 5), 128)
+    tokens, logits = generate(model, prompt, 27, generator=torch.Generator().manual_seed(0))
+    assert tokens.shape == (3, 32)
+    assert rel_err(logits, model(tokens)[:, 4:-1]) < 1e-10
+
+
+def test_sashimi_at_the_sc09_defaults_has_the_official_standalones_parameter_count():
+    # models/sashimi/sashimi.py of state-spaces/s4 with n_ssm=None (independent A, B per channel), plus the embedding
+    # and the output Linear, counts 5,447,680 parameters; the U-Net variant adds S4/FF blocks on the down path
+    count = lambda m: sum(p.numel() for p in m.parameters())
+    assert count(Sashimi(1, 256, vocab_size=256)) == 5_447_680
+    assert count(Sashimi(1, 256, vocab_size=256, unet=True)) > count(Sashimi(1, 256, vocab_size=256))
+
+
+def test_downpool_folds_s_steps_channel_major_into_one_linear_map():
+    pool = DownPool(3, 5, stride=4).double()
+    u = torch.randn(2, 8, 3, dtype=torch.float64)
+    v, _ = pool(u)
+    for j in range(2):
+        folded = torch.stack([u[:, 4 * j + r] for r in range(4)], -1).reshape(2, 12)  # index h·s + r
+        assert rel_err(v[:, j], pool.linear(folded)) < 1e-14
+    with pytest.raises(ValueError, match="multiple of the pooling stride 4"):
+        pool(u[:, :6])
+
+
+def test_uppool_outputs_zeros_first_then_the_previous_coarse_steps_expansion():
+    pool = UpPool(5, 3, stride=4).double()
+    v = torch.randn(2, 3, 5, dtype=torch.float64)
+    y, _ = pool(v)
+    assert y.shape == (2, 12, 3) and torch.equal(y[:, :4], torch.zeros(2, 4, 3, dtype=torch.float64))
+    for j in (1, 2):
+        expanded = pool.linear(v[:, j - 1]).reshape(2, 3, 4)  # index h·s + r
+        for r in range(4):
+            assert rel_err(y[:, 4 * j + r], expanded[..., r]) < 1e-14
+
+
+def test_pooling_states_are_checked():
+    down, up = DownPool(3, 5, stride=4), UpPool(5, 3, stride=4)
+    with pytest.raises(ValueError, match="window"):
+        down(torch.randn(2, 1, 3), torch.zeros(2, 4, 3))
+    with pytest.raises(ValueError, match="pending outputs"):
+        up(torch.randn(2, 1, 5), torch.zeros(2, 0, 3), length=1)
+    with pytest.raises(ValueError, match="length"):
+        up(torch.randn(2, 1, 5), up.default_state(2), length=9)
