@@ -1,5 +1,5 @@
 """Datasets and tasks, by name (see registry.py)."""
-from . import (digits, images, listops, lra_text, pathfinder, speech_commands, synthetic, text,  # noqa: F401
+from . import (digits, images, listops, lra_text, pathfinder, sc09, speech_commands, synthetic, text,  # noqa: F401
                ts_archive)  # (each registers its datasets)
 from .registry import DATASETS, build, register_dataset, take
 

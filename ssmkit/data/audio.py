@@ -1,4 +1,11 @@
-"""Audio features in torch: WAV reading (PCM 16-bit, stdlib wave) and MFCCs.
+"""Audio in torch: WAV reading and writing (PCM 16-bit, stdlib wave), 8-bit μ-law codes, and MFCCs.
+
+mu_law_encode / mu_law_decode (the SaShiMi/WaveNet quantization, μ = 2^bits − 1, Q = 2^bits levels): a clip is first
+min-max scaled to [−1, 1], x = −1 + 2(a − min a)/(max a − min a + 1e-6), then
+    y = sign(x) ln(1 + μ|x|) / ln(1 + μ),    code = min(⌊(y + 1)/2 · Q⌋, Q − 1)      (x = 0 -> code Q/2 = 128)
+and a code decodes to the centre of its bin, y = (code + ½)/(Q/2) − 1, x = sign(y)((1 + μ)^|y| − 1)/μ, so that
+encode(decode(c)) = c for every code. (The official loader decodes to the bin's lower edge; the centre halves the
+worst-case error.)
 
 mfcc (HTK mel scale, as torchaudio's MFCC with log_mels=True, which the S4 Speech Commands setup used):
     power spectrogram |STFT|² (Hann window of n_fft, hop n_fft // 2, centered with reflect padding),
@@ -32,6 +39,51 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
     if width != 2:
         raise ValueError(f"{path}: {8 * width}-bit samples; expected 16-bit PCM (Speech Commands' format)")
     return np.frombuffer(frames, dtype="<i2")[::channels].copy(), rate
+
+
+def write_wav(path: Path, samples, rate: int) -> None:
+    """Write a mono PCM 16-bit WAV: int16 samples as they are, floating-point ones in [−1, 1] scaled by 32767."""
+    x = np.asarray(samples)
+    if np.issubdtype(x.dtype, np.floating):
+        x = np.round(np.clip(x, -1.0, 1.0) * 32767)
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(rate)
+        f.writeframes(x.astype("<i2").tobytes())
+
+
+def minmax_scale(a: torch.Tensor) -> torch.Tensor:
+    """A clip (..., T) scaled to [−1, 1] by its own min and max."""
+    lo, hi = a.amin(-1, keepdim=True), a.amax(-1, keepdim=True)
+    return -1 + 2 * (a - lo) / (hi - lo + 1e-6)
+
+
+def mu_law_encode(x: torch.Tensor, bits: int = 8) -> torch.Tensor:
+    """x in [−1, 1] -> integer codes in [0, 2^bits) (module docstring)."""
+    Q, mu = 2 ** bits, 2 ** bits - 1
+    y = torch.sign(x) * torch.log1p(mu * x.abs()) / math.log1p(mu)
+    return torch.floor((y + 1) / 2 * Q).clamp(0, Q - 1).long()
+
+
+def mu_law_decode(code: torch.Tensor, bits: int = 8, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Integer codes -> x in [−1, 1] at the centres of their μ-law bins."""
+    Q, mu = 2 ** bits, 2 ** bits - 1
+    y = (code.to(dtype) + 0.5) / (Q // 2) - 1
+    return torch.sign(y) * torch.expm1(y.abs() * math.log1p(mu)) / mu
+
+
+def write_ranked_audio(codes: torch.Tensor, log_likelihood: torch.Tensor, out_dir: Path,
+                       rate: int) -> list[tuple[Path, float]]:
+    """Generated μ-law codes (B, L) as WAVs sample_000.wav … in out_dir, most likely first (log_likelihood (B,), nats,
+    the official generator's ranking); returns (path, bits per sample) of each."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for rank, i in enumerate(torch.argsort(log_likelihood, descending=True).tolist()):
+        path = out_dir / f"sample_{rank:03d}.wav"
+        write_wav(path, mu_law_decode(codes[i].cpu(), dtype=torch.float64).numpy(), rate)
+        written.append((path, -log_likelihood[i].item() / (codes.shape[1] * math.log(2))))
+    return written
 
 
 def hz_to_mel(f):

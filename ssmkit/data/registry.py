@@ -3,10 +3,11 @@
 Every registered builder returns a dataset with the attributes the model needs: ``d_input`` (features per step),
 ``n_classes`` (or d_output), ``l_max`` (longest sequence); token datasets add ``vocab_size`` (inputs are token ids)
 and, when padded, ``padding_idx`` (the id that pads); per-step tasks ``task = "lm"`` (y holds a target at every
-position), regression ``task = "regress"`` (y float (n, d_output), d_output given as n_classes); the default task is
-classification. Two-tower datasets set ``pair = True``: x holds two sequences, (n, 2, L, ...). Padded datasets give
-(x, y, lengths): the model reads and pools only the first `length` positions of each sequence. Per-step targets
-equal to IGNORE are not scored.
+position; ``metric = "bits"`` scores them by NLL in bits instead of accuracy, for audio), regression
+``task = "regress"`` (y float (n, d_output), d_output given as n_classes); the default task is classification.
+Two-tower datasets set ``pair = True``: x holds two sequences, (n, 2, L, ...). Padded datasets give (x, y, lengths):
+the model reads and pools only the first `length` positions of each sequence. Per-step targets equal to IGNORE are
+not scored.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def split_generator(seed: int, split: str) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1000 + SPLITS.index(split))
 
 
-ATTRIBUTES = ("d_input", "n_classes", "l_max", "vocab_size", "padding_idx", "task", "pair")
+ATTRIBUTES = ("d_input", "n_classes", "l_max", "vocab_size", "padding_idx", "task", "metric", "pair")
 
 
 def take(dataset, n: int, seed: int = 0):
@@ -99,11 +100,13 @@ def output_folder(out_dir) -> Path:
     return out
 
 
-def register_dataset(name: str, summary: str) -> Callable[[Callable], Callable]:
+def register_dataset(name: str, summary: str, sample_rate: int | None = None) -> Callable[[Callable], Callable]:
+    """sample_rate: for datasets of audio samples (token ids = quantized samples), the rate in Hz at which
+    `ssmkit generate` writes a generated sequence as a WAV file."""
     def wrap(builder: Callable) -> Callable:
         if name in DATASETS:
             raise ValueError(f"dataset name {name!r} is already registered")
-        builder.summary = summary
+        builder.summary, builder.sample_rate = summary, sample_rate
         DATASETS[name] = builder
         return builder
 

@@ -30,13 +30,14 @@ WORDS_10 = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go
 RATE = 16000
 
 
-def list_split(root: Path, words: tuple[str, ...], split: str) -> list[tuple[str, int]]:
-    """(relative path, label) of the split's clips, in sorted order."""
+def list_split(root: Path, words: tuple[str, ...], split: str,
+               release: str = "the extracted speech_commands_v0.02.tar.gz") -> list[tuple[str, int]]:
+    """(relative path, label) of the split's clips, in sorted order; ``release`` names the folder in errors."""
     lists = {}
     for name in ("validation_list.txt", "testing_list.txt"):
         path = root / name
         if not path.is_file():
-            raise FileNotFoundError(f"data_dir: no {name} in {root} (the extracted speech_commands_v0.02.tar.gz)")
+            raise FileNotFoundError(f"data_dir: no {name} in {root} ({release})")
         lists[name] = set(read_text(path).split())
     clips = []
     for label, word in enumerate(words):
