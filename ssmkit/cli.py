@@ -1,5 +1,5 @@
 """The command line: ``ssmkit train [EXPERIMENT] [key=value ...] | train --resume RUN_DIR | eval RUN_DIR |
-generate RUN_DIR | plot RUN_DIR | data listops|pathfinder OUT_DIR | layers | datasets | experiments``.
+generate RUN_DIR | plot RUN_DIR | data listops|pathfinder|spoken-digits OUT_DIR | layers | datasets | experiments``.
 
 Thin: parse, then call the library.
 """
@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     p_gen = sub.add_parser("generate", help="sample from a run's per-step (language) model in recurrent mode")
     p_gen.add_argument("run_dir", metavar="MODEL", help="a run directory, a folder with config.json and "
                                                         "model.safetensors, or a Hub id owner/name")
-    p_gen.add_argument("--prompt", default="\n", help="text to continue (bytes for byte-level models)")
+    p_gen.add_argument("--prompt", default="\n", help="text to continue (bytes for byte-level models; "
+                                                    "audio models start from silence)")
     p_gen.add_argument("--length", type=int, default=200, help="tokens to generate")
     p_gen.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
     p_gen.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens")
@@ -48,11 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     p_gen.add_argument("--seed", type=int, default=0)
     p_gen.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p_gen.add_argument("--device", default="auto")
+    p_gen.add_argument("--out", metavar="DIR", help="write the samples there: WAV files for audio models (required), "
+                                                   "ranked by likelihood; text files otherwise")
     p_plot = sub.add_parser("plot", help="training curves and learned kernels of a run, as PNG (needs matplotlib)")
     p_plot.add_argument("run_dir")
-    p_data = sub.add_parser("data", help="generate a synthetic dataset's files in the LRA release's format: "
-                                         "listops OUT_DIR | pathfinder OUT_DIR")
-    p_data.add_argument("name", choices=["listops", "pathfinder"])
+    p_data = sub.add_parser("data", help="generate a dataset's files in its release's format: listops OUT_DIR | "
+                                         "pathfinder OUT_DIR (LRA) | spoken-digits OUT_DIR (SC09, needs espeak-ng, sox)")
+    p_data.add_argument("name", choices=["listops", "pathfinder", "spoken-digits"])
     p_data.add_argument("out_dir")
     p_data.add_argument("--size", choices=["small", "lra"], default="small",
                         help="listops small: 5000/500/500 expressions of 50-300 tokens; lra: the release's "
@@ -61,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     p_data.add_argument("--level", default="hard", help="pathfinder: easy, intermediate or hard (LRA's)")
     p_data.add_argument("--images", type=int, default=None, help="pathfinder: how many images (instead of --size)")
     p_data.add_argument("--workers", type=int, default=1, help="pathfinder: processes writing folders")
+    p_data.add_argument("--speakers", type=int, default=200, help="spoken-digits: voices, each saying zero … nine "
+                                                                   "once (200: 2000 clips, 64 MB)")
     p_data.add_argument("--seed", type=int, default=0)
     sub.add_parser("layers", help="list the registered layers")
     sub.add_parser("datasets", help="list the registered datasets")
@@ -84,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             options = dict(parse_assignments(args.dataset_options, "dataset option"))
             m = training.evaluate_run(args.run_dir, args.split, args.checkpoint, args.device, args.rate, options,
                                       args.subset)
-            shown = f"accuracy {m['acc']:.2%}" if "acc" in m else f"rmse {m['rmse']:.4f}"
+            shown = (f"accuracy {m['acc']:.2%}" if "acc" in m else f"rmse {m['rmse']:.4f}" if "rmse" in m else
+                     f"NLL {m['bits']:.4f} bits per token")
             print(f"{args.split}: {shown}, loss {m['loss']:.4f} ({m['samples']} samples)")
         elif args.command == "layers":
             for name, cls in sorted(layers.LAYERS.items()):
@@ -95,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
             sizes = {"small": dict(n_train=5000, n_val=500, n_test=500, min_length=50, max_length=300),
                      "lra": dict(n_train=96000, n_val=2000, n_test=2000, min_length=500, max_length=2000)}
             print(write_listops(args.out_dir, seed=args.seed, **sizes[args.size]))
+        elif args.command == "data" and args.name == "spoken-digits":
+            from .data.spoken_digits import write_spoken_digits
+            print(write_spoken_digits(args.out_dir, args.speakers, args.seed))
         elif args.command == "data":
             from .data.pathfinder_gen import write_pathfinder
             n_images = {"small": 4000, "lra": 200_000}[args.size] if args.images is None else args.images
@@ -124,38 +133,57 @@ def main(argv: list[str] | None = None) -> int:
 
 def _generate(args, training) -> None:
     import time
+    from pathlib import Path
 
     import torch
 
+    from .data import DATASETS
+    from .data.audio import write_ranked_audio
+    from .data.sc09 import ZERO_LEVEL
     from .models import generate
     from .train.distributed import setup
+    from .train.trainer import read_run_config
 
     if args.length < 0 or args.batch < 1:
         raise ValueError(f"--length, --batch: expected >= 0 and >= 1, got {args.length} and {args.batch}")
+    sample_rate = DATASETS[read_run_config(args.run_dir).dataset].sample_rate
+    if sample_rate and not args.out:
+        raise ValueError("--out: an audio model's samples are written as WAV files; name a folder")
     eos = None
     if args.eos is not None:
-        if len(args.eos.encode()) != 1:
-            raise ValueError(f"--eos: expected one single-byte character, got {args.eos!r}")
+        if len(args.eos.encode()) != 1 or sample_rate:
+            raise ValueError(f"--eos: expected one single-byte character of a text model, got {args.eos!r}")
         eos = args.eos.encode()[0]
     device = setup(args.device)[2]
     model = training.load_model(args.run_dir, args.checkpoint, device=device)
-    prompt = torch.tensor(list(args.prompt.encode()), device=device).repeat(args.batch, 1)
+    start = [ZERO_LEVEL] if sample_rate else list(args.prompt.encode())
+    prompt = torch.tensor(start, device=device).repeat(args.batch, 1)
     if prompt.shape[1] == 0:
         raise ValueError("--prompt: expected at least one character")
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    tokens, _ = generate(model, prompt, args.length, args.temperature, args.top_k, top_p=args.top_p,
-                         repetition_penalty=args.repetition_penalty, eos=eos, seed=args.seed,
-                         cuda_graph=not args.no_graph)
+    tokens, logits = generate(model, prompt, args.length, args.temperature, args.top_k, top_p=args.top_p,
+                              repetition_penalty=args.repetition_penalty, eos=eos, seed=args.seed,
+                              cuda_graph=not args.no_graph)
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    for row in tokens.tolist():
-        print(bytes(row).decode("utf-8", errors="replace"))
-    made = args.batch * (tokens.shape[1] - prompt.shape[1])
-    print(f"\n{made} tokens in {seconds:.2f} s: {made / seconds:,.0f} tokens/s "
-          f"(recurrent mode, {device}; prompt of {prompt.shape[1]} tokens by the chunked view)")
+    new = tokens[:, prompt.shape[1]:]
+    if sample_rate:
+        log_p = torch.log_softmax(logits.double(), -1).gather(-1, new[..., None])[..., 0].sum(1)
+        for path, bits in write_ranked_audio(new, log_p, Path(args.out), sample_rate):
+            print(f"{path}  {bits:.3f} bits per sample")
+    else:
+        texts = [bytes(row).decode("utf-8", errors="replace") for row in tokens.tolist()]
+        for i, text in enumerate(texts):
+            print(text)
+            if args.out:
+                Path(args.out).mkdir(parents=True, exist_ok=True)
+                (Path(args.out) / f"sample_{i:03d}.txt").write_text(text)
+    made, unit = args.batch * new.shape[1], "samples" if sample_rate else "tokens"
+    print(f"\n{made} {unit} in {seconds:.2f} s: {made / seconds:,.0f} {unit}/s "
+          f"(recurrent mode, {device}, batch {args.batch}; prompt of {prompt.shape[1]} tokens by the chunked view)")
 
 
 if __name__ == "__main__":

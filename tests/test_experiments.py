@@ -4,6 +4,7 @@ import pytest
 
 from ssmkit.data.listops import write_listops
 from ssmkit.data.pathfinder_gen import write_pathfinder
+from ssmkit.data.sc09 import DIGITS
 from ssmkit.data.speech_commands import WORDS_35
 from ssmkit.train import load_experiment, make_config, train
 from ssmkit.train.config import experiment_names
@@ -30,6 +31,7 @@ WRITERS = {
     "smnist": lambda root, o: write_mnist(root),
     "psmnist": lambda root, o: write_mnist(root),
     "speech-commands": lambda root, o: write_speech_commands(root, WORDS_35, per_word=3),
+    "sc09": lambda root, o: write_speech_commands(root, DIGITS, per_word=3),
     "bidmc": lambda root, o: write_bidmc(root, o.get("target", "RR"), 14, 6),
 }
 GENERATED = {"digits", "copying", "associative-recall"}
@@ -48,5 +50,5 @@ def test_shipped_experiment_trains_on_release_format_files(name, tmp_path):
         WRITERS[dataset](tmp_path / "data", experiment.get("dataset_options", {}))
         overrides.append(f"data_dir={tmp_path / 'data'}")
     results = train(make_config(overrides, experiment, source=name), log=lambda *_: None)
-    metric = "test_rmse" if dataset == "bidmc" else "test_acc"
+    metric = {"bidmc": "test_rmse", "sc09": "test_bits"}.get(dataset, "test_acc")
     assert results[metric] >= 0

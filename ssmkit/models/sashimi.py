@@ -107,6 +107,12 @@ class Sashimi(nn.Module):
     def total_pool(self) -> int:
         return math.prod(self.pool)
 
+    @property
+    def layers(self) -> list[nn.Module]:
+        """The sequence layers of every residual block (not the FF ones), down path to up path."""
+        return [m.layer for m in self._modules_in_order() if isinstance(m, Residual)
+                and not isinstance(m.layer, FeedForward)]
+
     def _modules_in_order(self):
         """Every module with a state, in the order the levels visit them (the order of the state list)."""
         for level in self.down:

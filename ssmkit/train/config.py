@@ -29,7 +29,11 @@ class TrainConfig:
     dataset_options: dict = field(default_factory=dict)
     train_subset: int = 0  # train on a fixed seeded subset of this many samples (0: all); CPU-sized runs
     eval_subset: int = 0  # the same for validation and test
-    # model: SequenceModel with `layer` blocks; d_state and ssm_lr go to every layer, layer_options too
+    # model: `sequence` (SequenceModel: n_layers residual `layer` blocks) or `sashimi` (Sashimi: model_options pool,
+    # expand, unet; n_layers, ffn_mult as its ff, dropout and the layer keys apply; prenorm, norm, pool and the attention
+    # keys are SequenceModel's). d_state and ssm_lr go to every layer, layer_options too
+    model: str = "sequence"
+    model_options: dict = field(default_factory=dict)
     layer: str = "s4d"
     d_model: int = 64
     n_layers: int = 4
@@ -46,6 +50,7 @@ class TrainConfig:
     # optimizer step (over all processes), taken in `accumulate` sequential micro-batches. schedule: cosine to 0,
     # constant, or plateau (times plateau_factor after plateau_patience epochs without a better val accuracy)
     epochs: int = 20
+    max_minutes: float = 0.0  # also stop after the first epoch that ends past this much training time (0: no limit)
     batch_size: int = 64
     lr: float = 0.01
     ssm_lr: float = 0.001
@@ -68,7 +73,7 @@ class TrainConfig:
 
     def __post_init__(self):
         choices = {"schedule": ("cosine", "constant", "plateau"), "precision": ("fp32", "bf16", "fp16"),
-                   "norm": ("layer", "batch"), "pool": ("mean", "last")}
+                   "norm": ("layer", "batch"), "pool": ("mean", "last"), "model": ("sequence", "sashimi")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key}: expected one of {allowed}, got {getattr(self, key)!r}"
@@ -87,9 +92,11 @@ class TrainConfig:
                              f"got {self.accumulate}")
         if not 0 < self.plateau_factor < 1:
             raise ValueError(f"plateau_factor: expected a factor in (0, 1), got {self.plateau_factor}")
-        for key in ("lr", "ssm_lr", "weight_decay", "dropout", "grad_clip", "plateau_factor"):
+        for key in ("lr", "ssm_lr", "weight_decay", "dropout", "grad_clip", "plateau_factor", "max_minutes"):
             if not math.isfinite(getattr(self, key)):
                 raise ValueError(f"{key}: expected a finite number, got {getattr(self, key)}")
+        if self.max_minutes < 0:
+            raise ValueError(f"max_minutes: expected >= 0 (0: no limit), got {self.max_minutes}")
         if self.lr <= 0 or self.ssm_lr < 0:
             raise ValueError(f"lr, ssm_lr: expected lr > 0 and ssm_lr >= 0, got {self.lr}, {self.ssm_lr}")
         for key in ("weight_decay", "grad_clip", "warmup_epochs", "attention_every", "ffn_mult"):

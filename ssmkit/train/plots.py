@@ -34,8 +34,8 @@ def curves_figure(run_dir: Path, plt):
     if not rows:
         raise ValueError(f"plot: {run_dir}/metrics.csv has no epochs yet")
     epoch = [int(r["epoch"]) for r in rows]
-    score = "acc" if "val_acc" in rows[0] else "rmse"
-    labels = {"loss": "loss", "acc": "accuracy", "rmse": "RMSE"}
+    score = next(m for m in ("acc", "rmse", "bits") if f"val_{m}" in rows[0])
+    labels = {"loss": "loss", "acc": "accuracy", "rmse": "RMSE", "bits": "NLL (bits per token)"}
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     steps = _read_csv(run_dir / "steps.csv") if (run_dir / "steps.csv").is_file() else []
     if steps:

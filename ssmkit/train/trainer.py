@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from .. import data
 from ..layers import LAYERS
 from . import distributed as dist
-from ..models import SequenceModel
+from ..models import Sashimi, SequenceModel
 from ..models.pretrained import CONFIG, config_json, load_weights
 from .checkpoint import checkpoint_folder, read_state, read_weights, save_checkpoint, write_text_atomic
 from ..progress import progress
@@ -36,30 +36,46 @@ from .run_dir import new_run_dir, read_run_config, tidy, write_metrics
 from .task import Task
 
 
-def build_model(config: TrainConfig, dataset) -> SequenceModel:
+def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi:
     """The model for ``dataset``: token embedding when it has a vocabulary, per-step outputs for task 'lm', a
     two-tower head for pair datasets.
 
-    d_state, ssm_lr and the dataset's l_max go to the layer when its signature takes them (SGConv has no d_state);
-    layer_options were checked against the layer's signature by TrainConfig.
+    d_state, ssm_lr and the dataset's l_max go to the layer when its signature takes them (SGConv has no d_state;
+    SaShiMi's levels run at several lengths, so its layers get no l_max); layer_options were checked against the
+    layer's signature by TrainConfig, and model_options are checked against the model's.
     """
     accepted = inspect.signature(LAYERS[config.layer]).parameters
-    shared = {"d_state": config.d_state, "ssm_lr": config.ssm_lr, "l_max": dataset.l_max}
+    shared = {"d_state": config.d_state, "ssm_lr": config.ssm_lr,
+              "l_max": dataset.l_max if config.model == "sequence" else None}
     options = {**{k: v for k, v in shared.items() if k in accepted}, **config.layer_options}
     per_step = getattr(dataset, "task", "classify") == "lm"
-    model = SequenceModel(dataset.d_input, dataset.n_classes, layer=config.layer, d_model=config.d_model,
-                          n_layers=config.n_layers, layer_options=options, prenorm=config.prenorm, norm=config.norm,
-                          dropout=config.dropout, pool="none" if per_step else config.pool,
-                          vocab_size=getattr(dataset, "vocab_size", None), ffn_mult=config.ffn_mult,
-                          attention_every=config.attention_every, attention_heads=config.attention_heads,
-                          pair=getattr(dataset, "pair", False),
-                          padding_idx=getattr(dataset, "padding_idx", None))
+    if config.model == "sashimi":
+        if not per_step:
+            raise ValueError(f"model: sashimi predicts at every position; dataset {config.dataset!r} is not a "
+                             f"per-position (lm) task")
+        try:
+            inspect.signature(Sashimi).bind(1, 1, **config.model_options)
+        except TypeError as e:
+            raise ValueError(f"model_options: {e}; sashimi takes pool, expand, unet") from None
+        model = Sashimi(dataset.d_input, dataset.n_classes, vocab_size=getattr(dataset, "vocab_size", None),
+                        d_model=config.d_model, n_layers=config.n_layers, ff=config.ffn_mult, layer=config.layer,
+                        layer_options=options, dropout=config.dropout, **config.model_options)
+    else:
+        if config.model_options:
+            raise ValueError(f"model_options: the sequence model takes none (its keys are top-level), got "
+                             f"{sorted(config.model_options)}")
+        model = SequenceModel(dataset.d_input, dataset.n_classes, layer=config.layer, d_model=config.d_model,
+                              n_layers=config.n_layers, layer_options=options, prenorm=config.prenorm,
+                              norm=config.norm, dropout=config.dropout, pool="none" if per_step else config.pool,
+                              vocab_size=getattr(dataset, "vocab_size", None), ffn_mult=config.ffn_mult,
+                              attention_every=config.attention_every, attention_heads=config.attention_heads,
+                              pair=getattr(dataset, "pair", False), padding_idx=getattr(dataset, "padding_idx", None))
     if per_step:
         _check_causal(model)
     return model
 
 
-def _check_causal(model: SequenceModel) -> None:
+def _check_causal(model: SequenceModel | Sashimi) -> None:
     """A language model predicts each token from the ones before: a layer that reads ahead would see the answer."""
     for i, block in enumerate(model.layers):
         if getattr(block, "bidirectional", False) or not getattr(block, "causal", True):
@@ -98,10 +114,16 @@ class Schedule:
             self.scale, self.bad_epochs = self.scale * self.factor, 0
 
 
+def _outputs(model, x: torch.Tensor, lengths: torch.Tensor | None, rate: float = 1.0) -> torch.Tensor:
+    """model(x), passing lengths and rate only when they say something (a Sashimi takes neither)."""
+    kw = {} if rate == 1.0 else {"rate": rate}
+    return model(x, **kw) if lengths is None else model(x, lengths, **kw)
+
+
 @torch.no_grad()
 def evaluate(model, dataset, batch_size: int, device, rank: int = 0, world: int = 1, rate: float = 1.0,
              num_workers: int = 0, desc: str = "evaluation") -> dict:
-    """{"loss", metric} over ``dataset`` (metric: acc or rmse, see Task); with several ranks each takes every
+    """{"loss", metric} over ``dataset`` (metric: acc, rmse or bits, see Task); with several ranks each takes every
     world-th sample and the sums are reduced. rate: the model's SSM step multiplier (SequenceModel.forward)."""
     if len(dataset) == 0:
         raise ValueError("evaluate: the dataset has no samples")
@@ -112,7 +134,7 @@ def evaluate(model, dataset, batch_size: int, device, rank: int = 0, world: int 
     batches = _loader(shard, device, num_workers, batch_size=batch_size)
     for x, y, *lengths in progress(batches, desc, enabled=rank == 0):
         x, y = x.to(device), y.to(device)
-        loss, metric, count = task.sums(model(x, lengths[0].to(device) if lengths else None, rate=rate), y)
+        loss, metric, count = task.sums(_outputs(model, x, lengths[0].to(device) if lengths else None, rate), y)
         total_loss += loss.item()
         total_metric += metric.item()
         n += count.item()
@@ -212,7 +234,7 @@ def _train_epoch(config, model, optimizer, scheduler, scaler, train_set, epoch, 
             last = j == len(parts) - 1
             with contextlib.nullcontext() if last or world == 1 else model.no_sync():  # all-reduce once per step
                 with amp:
-                    logits = model(xm, lm)
+                    logits = _outputs(model, xm, lm)
                 loss, metric, count = task.sums(logits, ym)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"epoch {epoch + 1}: the loss became {loss.item()}; lower lr or ssm_lr")
@@ -328,6 +350,11 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
             f"{task.format(row[f'train_{m}'])}  val loss {val['loss']:.3f} {m} {task.format(val[m])}  "
             f"{seen / seconds:,.0f} {unit}/s")
         dist.barrier()
+        spent = sum(r["seconds"] for r in history)
+        if config.max_minutes and dist.broadcast(spent >= 60 * config.max_minutes):  # rank 0's clock decides for all
+            log(f"stopping after epoch {epoch + 1}: {spent / 60:.1f} min of training reached max_minutes="
+                f"{config.max_minutes:g}")
+            break
     best = load_model(run_dir, "best", device=device)
     test = evaluate(best, splits["test"], config.batch_size, device, rank, world, num_workers=config.num_workers,
                     desc="test")

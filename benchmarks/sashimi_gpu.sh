@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# SaShiMi against an isotropic S4 model of the same size, on one-second spoken digits, for the same training time.
+#   bash benchmarks/sashimi_gpu.sh sashimi|isotropic DATA MINUTES [key=value ...]
+#   bash benchmarks/sashimi_gpu.sh samples        (16 one-second samples of the trained SaShiMi, as WAVs)
+# DATA: an SC09-layout folder, or a .tar.gz of one (data/spoken-digits.tar.gz, written here by
+# `python3 -m ssmkit data spoken-digits data/spoken-digits --speakers 150 && tar czf ...`), unpacked next to it.
+# sashimi: the sashimi-sc09 experiment (5.45 M parameters), then recurrent generation speed at batch 1 and 128.
+# isotropic: SequenceModel, 8 residual S4 + FF blocks of width 310 at full length (5.43 M parameters).
+# Both train in bf16 autocast (the SSM math stays float32) and stop after the first epoch past MINUTES; the test NLL
+# (bits per sample) is of the best validation checkpoint. Extra key=value overrides go to both (e.g. accumulate=2).
+set -euo pipefail
+export PYTHONUNBUFFERED=1
+out=runs/sashimi-gpu
+if [[ $1 == samples ]]; then
+    python3 -m ssmkit generate $out/sashimi --length 16000 --batch 16 --out $out/samples | tail -4
+    exit
+fi
+which=$1 data=$2 minutes=$3
+shift 3
+python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')"
+if [[ $data == *.tar.gz ]]; then
+    folder=${data%.tar.gz}
+    [[ -d $folder ]] || tar xzf "$data" -C "$(dirname "$data")"
+    data=$folder
+fi
+common=(data_dir=$data max_minutes=$minutes precision=bf16 out_dir=$out run_name=$which "$@")
+if [[ $which == sashimi ]]; then
+    python3 -m ssmkit train sashimi-sc09 "${common[@]}" | tail -12
+    for b in 1 128; do
+        python3 -m ssmkit generate $out/sashimi --length 1600 --batch $b --out $out/samples-b$b | tail -1
+    done
+elif [[ $which == isotropic ]]; then
+    python3 -m ssmkit train sashimi-sc09 model=sequence model_options={} d_model=310 prenorm=true norm=layer \
+        pool=mean "${common[@]}" | tail -12
+else
+    echo "first argument: sashimi or isotropic, got $which" >&2
+    exit 2
+fi
