@@ -266,3 +266,36 @@ def test_listops_trains_from_generated_lra_files(tmp_path):
                                  "d_model=32", "n_layers=1", "d_state=16", "epochs=1", "batch_size=32",
                                  "warmup_epochs=0", f"out_dir={tmp_path}", "run_name=run"]), log=lambda *_: None)
     assert 0.0 <= results["test_acc"] <= 1.0 and ssmkit.load(tmp_path / "run").encoder.num_embeddings == 16
+
+
+def test_max_minutes_stops_after_the_first_epoch_past_the_limit(tmp_path):
+    train(_config(tmp_path, "t", ["epochs=5", "max_minutes=1e-6"]), log=lambda *_: None)
+    assert len(_rows(tmp_path / "t")) == 1
+    with pytest.raises(ValueError, match="max_minutes"):
+        make_config(["max_minutes=-1"])
+
+
+def test_model_options_are_checked_against_the_model(tmp_path):
+    with pytest.raises(ValueError, match="model: expected one of"):
+        make_config(["model=wavenet"])
+    with pytest.raises(ValueError, match="sashimi takes pool, expand, unet"):
+        train(_config(tmp_path, "s", ["model=sashimi", "model_options.pools=[4]", "dataset=copying"]),
+              log=lambda *_: None)
+    with pytest.raises(ValueError, match="per-position"):
+        train(_config(tmp_path, "c", ["model=sashimi"]), log=lambda *_: None)
+    with pytest.raises(ValueError, match="the sequence model takes none"):
+        train(_config(tmp_path, "q", ["model_options.pool=[4]"]), log=lambda *_: None)
+
+
+def test_an_audio_dataset_is_scored_in_bits_per_token_lower_is_better():
+    from ssmkit.train.task import Task
+
+    class Audio:
+        task, metric = "lm", "bits"
+
+    task = Task(Audio())
+    logits = torch.zeros(2, 3, 256)  # uniform over 256 codes: 8 bits each
+    loss, bits, n = task.sums(logits, torch.tensor([[1, 2, -100], [3, 4, 5]]))
+    assert n == 5 and task.value(bits.item(), n.item()) == pytest.approx(8.0)
+    assert task.better(7.0, 8.0) and not task.better(9.0, 8.0)
+
