@@ -1,5 +1,6 @@
 """The command line: ``ssmkit train [EXPERIMENT] [key=value ...] | train --resume RUN_DIR | eval RUN_DIR |
-generate RUN_DIR | plot RUN_DIR | data listops|pathfinder|spoken-digits OUT_DIR | layers | datasets | experiments``.
+generate RUN_DIR | impute RUN_DIR | plot RUN_DIR | data listops|pathfinder|spoken-digits OUT_DIR | layers | datasets |
+experiments``.
 
 Thin: parse, then call the library.
 """
@@ -51,6 +52,18 @@ def main(argv: list[str] | None = None) -> int:
     p_gen.add_argument("--device", default="auto")
     p_gen.add_argument("--out", metavar="DIR", help="write the samples there: WAV files for audio models (required), "
                                                    "ranked by likelihood; text files otherwise")
+    p_imp = sub.add_parser("impute", help="fill in the missing values of a series (CSV) with a trained SSSD run")
+    p_imp.add_argument("run_dir")
+    p_imp.add_argument("--input", required=True, metavar="CSV", help="the series: a row per step, a column per "
+                                                                     "channel, optional header; missing cells may be "
+                                                                     "empty")
+    p_imp.add_argument("--mask", required=True, metavar="CSV", help="the same shape: 1 observed, 0 missing")
+    p_imp.add_argument("--samples", type=int, default=10, help="imputations drawn (median and 5-95 %% band)")
+    p_imp.add_argument("--out", metavar="DIR", help="where to write median.csv, low.csv, high.csv, imputation.png "
+                                                    "(default RUN_DIR/imputation)")
+    p_imp.add_argument("--seed", type=int, default=0)
+    p_imp.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    p_imp.add_argument("--device", default="auto")
     p_plot = sub.add_parser("plot", help="training curves and learned kernels of a run, as PNG (needs matplotlib)")
     p_plot.add_argument("run_dir")
     p_data = sub.add_parser("data", help="generate a dataset's files in its release's format: listops OUT_DIR | "
@@ -90,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             m = training.evaluate_run(args.run_dir, args.split, args.checkpoint, args.device, args.rate, options,
                                       args.subset)
             shown = (f"accuracy {m['acc']:.2%}" if "acc" in m else f"rmse {m['rmse']:.4f}" if "rmse" in m else
-                     f"NLL {m['bits']:.4f} bits per token")
+                     f"mse {m['mse']:.4f}" if "mse" in m else f"NLL {m['bits']:.4f} bits per token")
             print(f"{args.split}: {shown}, loss {m['loss']:.4f} ({m['samples']} samples)")
         elif args.command == "layers":
             for name, cls in sorted(layers.LAYERS.items()):
@@ -115,6 +128,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(path)
         elif args.command == "generate":
             _generate(args, training)
+        elif args.command == "impute":
+            from .train.distributed import setup
+            from .train.imputing import impute_files
+            for path in impute_files(args.run_dir, args.input, args.mask, args.samples, args.out, args.seed,
+                                     args.checkpoint, setup(args.device)[2]):
+                print(path)
         elif args.command == "experiments":
             names = training.experiment_names()
             width = max(map(len, names))

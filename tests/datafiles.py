@@ -156,3 +156,18 @@ def write_speech_commands(root, words, per_word=3, seed=0):
     return clips
 
 
+
+
+def write_uea_equal(folder, name, n_train, n_test, length=24, dims=3, seed=0):
+    """An equal-length multivariate UEA pair {name}_TRAIN.ts / _TEST.ts of smooth noisy sines, two classes."""
+    rng = np.random.default_rng(seed)
+    header = (f"@problemName {name}\n@timeStamps false\n@missing false\n@univariate false\n@dimensions {dims}\n"
+              f"@equalLength true\n@seriesLength {length}\n@classLabel true a b\n@data\n")
+    folder.mkdir(parents=True, exist_ok=True)
+    for part, n in (("TRAIN", n_train), ("TEST", n_test)):
+        lines = []
+        for i in range(n):
+            t = np.arange(length) / 4 + rng.uniform(0, 6)
+            dims_text = [",".join(f"{10 + 3 * np.sin(t + d) + 0.1 * rng.normal():.4f}" for t in t) for d in range(dims)]
+            lines.append(":".join(dims_text) + f":{'ab'[i % 2]}")
+        (folder / f"{name}_{part}.ts").write_text(header + "\n".join(lines) + "\n")

@@ -6,8 +6,9 @@ and, when padded, ``padding_idx`` (the id that pads); per-step tasks ``task = "l
 position; ``metric = "bits"`` scores them by NLL in bits instead of accuracy, for audio), regression
 ``task = "regress"`` (y float (n, d_output), d_output given as n_classes); the default task is classification.
 Two-tower datasets set ``pair = True``: x holds two sequences, (n, 2, L, ...). Padded datasets give (x, y, lengths):
-the model reads and pools only the first `length` positions of each sequence. Per-step targets equal to IGNORE are
-not scored.
+the model reads and pools only the first `length` positions of each sequence; imputation datasets
+(``task = "impute"``) give (x, mask, mask): the model reads the mask as its second input, and the task scores the
+entries it marks missing. Per-step targets equal to IGNORE are not scored.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def split_generator(seed: int, split: str) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1000 + SPLITS.index(split))
 
 
-ATTRIBUTES = ("d_input", "n_classes", "l_max", "vocab_size", "padding_idx", "task", "metric", "pair")
+ATTRIBUTES = ("d_input", "n_classes", "l_max", "vocab_size", "padding_idx", "task", "metric", "pair", "mean", "std")
 
 
 def take(dataset, n: int, seed: int = 0):

@@ -103,20 +103,23 @@ def _stats(series: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 def _dataset(series: list[np.ndarray], train_series: list[np.ndarray], targets: list, n_out: int, regress: bool,
              files: list[TsFile]) -> TensorDataset:
-    """(x, y, lengths) of `series`, normalized with the statistics of `train_series`, padded to the longest series
-    of all `files` (every split has the same l_max, so a model built from the training split reads the test split)."""
+    """(x, y, lengths) of `series`, normalized with the statistics of `train_series` (kept as mean, std (dims,)),
+    padded to the longest series of all `files` (every split has the same l_max, so a model built from the training
+    split reads the test split)."""
     dims = {f.series[0].shape[0] for f in files}
     if len(dims) > 1:
         raise ValueError(f"{files[1].path}: series of {files[1].series[0].shape[0]} dimensions, "
                          f"{files[0].path} has {files[0].series[0].shape[0]}")
     length = max(s.shape[1] for f in files for s in f.series)
-    x, lengths = _pad(series, *_stats(train_series), length)
+    mean, std = _stats(train_series)
+    x, lengths = _pad(series, mean, std, length)
     if regress:
         ds = TensorDataset(x, torch.tensor(targets, dtype=torch.float32)[:, None], lengths)
         ds.task = "regress"
     else:
         ds = TensorDataset(x, torch.tensor(targets), lengths)
     ds.d_input, ds.n_classes, ds.l_max = x.shape[-1], n_out, x.shape[1]
+    ds.mean, ds.std = torch.from_numpy(mean).float(), torch.from_numpy(std).float()
     return ds
 
 

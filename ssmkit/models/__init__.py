@@ -3,5 +3,6 @@ from .backbone import SequenceModel
 from .generate import generate
 from .sampling import Sampler, SamplingOptions
 from .sashimi import Sashimi
+from .sssd import SSSD
 
-__all__ = ["SequenceModel", "Sashimi", "generate", "Sampler", "SamplingOptions"]
+__all__ = ["SequenceModel", "Sashimi", "SSSD", "generate", "Sampler", "SamplingOptions"]

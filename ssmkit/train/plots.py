@@ -1,6 +1,7 @@
 """Figures of a run: training curves (metrics.csv) and the learned convolution kernels of every layer.
 
-Needs matplotlib (``pip install ssmkit[plot]``); writes PNGs into RUN_DIR/plots/.
+Needs matplotlib (``pip install ssmkit[plot]``); writes PNGs into RUN_DIR/plots/. plot_imputation draws a series
+with its imputation (`ssmkit impute`).
 """
 from __future__ import annotations
 
@@ -34,8 +35,8 @@ def curves_figure(run_dir: Path, plt):
     if not rows:
         raise ValueError(f"plot: {run_dir}/metrics.csv has no epochs yet")
     epoch = [int(r["epoch"]) for r in rows]
-    score = next(m for m in ("acc", "rmse", "bits") if f"val_{m}" in rows[0])
-    labels = {"loss": "loss", "acc": "accuracy", "rmse": "RMSE", "bits": "NLL (bits per token)"}
+    score = next(m for m in ("acc", "rmse", "mse", "bits") if f"val_{m}" in rows[0])
+    labels = {"loss": "loss", "acc": "accuracy", "rmse": "RMSE", "mse": "MSE", "bits": "NLL (bits per token)"}
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     steps = _read_csv(run_dir / "steps.csv") if (run_dir / "steps.csv").is_file() else []
     if steps:
@@ -68,9 +69,13 @@ def plot_kernels(run_dir: Path, plt, channels: int = 4) -> Path:
     from .trainer import load_model
 
     model = load_model(run_dir, "best")
-    n = len(model.layers)
+    layers = [m for m in model.modules() if isinstance(getattr(m, "kernel", None), torch.nn.Module)]
+    layers = [layers[i] for i in sorted({round(j * (len(layers) - 1) / 7) for j in range(8)})] if layers else []
+    if not layers:
+        raise ValueError(f"plot: the model of {run_dir} has no convolution kernels to plot")
+    n = len(layers)  # at most 8, spread over the depth
     fig, axes = plt.subplots(n, 1, figsize=(10, 2.2 * n), squeeze=False)
-    for i, (ax, layer) in enumerate(zip(axes[:, 0], model.layers)):
+    for i, (ax, layer) in enumerate(zip(axes[:, 0], layers)):
         L = layer.l_max or 1024
         K = layer.kernel(L)[0]  # (H, L): the first output channel
         for h in range(min(channels, K.shape[0])):
@@ -94,3 +99,25 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     plt = _pyplot()
     (run_dir / "plots").mkdir(exist_ok=True)
     return [plot_curves(run_dir, plt), plot_kernels(run_dir, plt)]
+
+
+def plot_imputation(path: Path, x, mask, median, low, high, names: list[str]) -> Path:
+    """One panel per channel of a series (L, K): observed values as dots, the imputed median as a line and the
+    quantile band shaded, over the steps."""
+    plt = _pyplot()
+    K = x.shape[1]
+    fig, axes = plt.subplots(K, 1, figsize=(10, 1.9 * K + 0.6), squeeze=False, sharex=True)
+    steps = range(x.shape[0])
+    for c, ax in enumerate(axes[:, 0]):
+        seen = mask[:, c] > 0
+        ax.fill_between(steps, low[:, c], high[:, c], color="tab:orange", alpha=0.3, lw=0, label="band")
+        ax.plot(steps, median[:, c], color="tab:orange", lw=1.2, label="imputed median")
+        ax.plot([t for t in steps if seen[t]], x[seen, c], "k.", ms=3, label="observed")
+        ax.set_ylabel(names[c], fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7, ncol=3, loc="upper right")
+    axes[-1, 0].set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -11,17 +11,18 @@ from ..data.registry import IGNORE
 
 class Task:
     """How a dataset is scored. classify / lm: cross-entropy, accuracy (higher is better); regress: squared error,
-    RMSE (lower is better). An lm dataset with ``metric = "bits"`` (audio) is scored by its negative log-likelihood in
+    RMSE (lower is better); impute: the model returns its per-entry error (a diffusion model's noise prediction
+    error) and y is the observation mask: squared error on the missing entries (y = 0), MSE (lower is better). An lm dataset with ``metric = "bits"`` (audio) is scored by its negative log-likelihood in
     bits per token, loss / ln 2 (lower is better), as audio models are compared. Sums are over targets (a sample's
     label, a position's token, or a regression value); lm targets equal to IGNORE are left out of the loss, the metric
     and the count."""
 
     def __init__(self, dataset):
         self.kind = getattr(dataset, "task", "classify")
-        self.metric = "rmse" if self.kind == "regress" else getattr(dataset, "metric", "acc")
-        if self.metric not in ("acc", "rmse", "bits") or (self.metric == "bits" and self.kind != "lm"):
+        self.metric = {"regress": "rmse", "impute": "mse"}.get(self.kind) or getattr(dataset, "metric", "acc")
+        if self.metric not in ("acc", "rmse", "mse", "bits") or (self.metric == "bits" and self.kind != "lm"):
             raise ValueError(f"metric: a {self.kind} dataset is scored by acc (or bits for lm), got {self.metric!r}")
-        self.label = {"rmse": "RMSE", "acc": "accuracy", "bits": "NLL (bits per token)"}[self.metric]
+        self.label = {"rmse": "RMSE", "acc": "accuracy", "bits": "NLL (bits per token)", "mse": "MSE"}[self.metric]
 
     def sums(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(summed loss, summed metric numerator, number of scored targets); the numerator counts correct
@@ -29,6 +30,10 @@ class Task:
         if self.kind == "regress":
             sse = (out.float() - y.float()).square().sum()
             return sse, sse.detach(), torch.tensor(y.numel())
+        if self.kind == "impute":
+            missing = 1 - y.float()
+            sse = (out.float().square() * missing).sum()
+            return sse, sse.detach(), missing.sum()
         logits, y = out.float().reshape(-1, out.shape[-1]), y.reshape(-1)
         scored = y != IGNORE
         loss = F.cross_entropy(logits, y, reduction="sum", ignore_index=IGNORE)

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from .. import data
 from ..layers import LAYERS
 from . import distributed as dist
-from ..models import Sashimi, SequenceModel
+from ..models import SSSD, Sashimi, SequenceModel
 from ..models.pretrained import CONFIG, config_json, load_weights
 from .checkpoint import checkpoint_folder, read_state, read_weights, save_checkpoint, write_text_atomic
 from ..progress import progress
@@ -36,9 +36,9 @@ from .run_dir import new_run_dir, read_run_config, tidy, write_metrics
 from .task import Task
 
 
-def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi:
+def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD:
     """The model for ``dataset``: token embedding when it has a vocabulary, per-step outputs for task 'lm', a
-    two-tower head for pair datasets.
+    two-tower head for pair datasets; SSSD (n_layers residual blocks of width d_model) for task 'impute'.
 
     d_state, ssm_lr and the dataset's l_max go to the layer when its signature takes them (SGConv has no d_state;
     SaShiMi's levels run at several lengths, so its layers get no l_max); layer_options were checked against the
@@ -46,7 +46,7 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi:
     """
     accepted = inspect.signature(LAYERS[config.layer]).parameters
     shared = {"d_state": config.d_state, "ssm_lr": config.ssm_lr,
-              "l_max": dataset.l_max if config.model == "sequence" else None}
+              "l_max": None if config.model == "sashimi" else dataset.l_max}
     options = {**{k: v for k, v in shared.items() if k in accepted}, **config.layer_options}
     per_step = getattr(dataset, "task", "classify") == "lm"
     if config.model == "sashimi":
@@ -60,6 +60,16 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi:
         model = Sashimi(dataset.d_input, dataset.n_classes, vocab_size=getattr(dataset, "vocab_size", None),
                         d_model=config.d_model, n_layers=config.n_layers, ff=config.ffn_mult, layer=config.layer,
                         layer_options=options, dropout=config.dropout, **config.model_options)
+    elif (config.model == "sssd") != (getattr(dataset, "task", "classify") == "impute"):
+        raise ValueError(f"model: sssd is for imputation datasets and imputation needs sssd; got model={config.model!r}"
+                         f" with dataset {config.dataset!r}")
+    elif config.model == "sssd":
+        try:
+            inspect.signature(SSSD).bind(1, **config.model_options)
+        except TypeError as e:
+            raise ValueError(f"model_options: {e}; sssd takes d_skip, d_embed_in, d_embed, T, beta_0, beta_T") from None
+        return SSSD(dataset.d_input, n_blocks=config.n_layers, d_model=config.d_model, layer=config.layer,
+                    layer_options=options, dropout=config.dropout, **config.model_options)
     else:
         if config.model_options:
             raise ValueError(f"model_options: the sequence model takes none (its keys are top-level), got "
@@ -315,7 +325,8 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
         run_dir = Path(dist.broadcast(str(new_run_dir(config)) if rank == 0 else None))
         start_epoch, best_val, history = 0, None, []
     n_params = sum(p.numel() for p in plain.parameters())
-    unit = "scored tokens" if task.kind == "lm" else "samples"  # per-position tasks may leave positions unscored
+    # per-position tasks may leave positions unscored; imputation scores the missing entries
+    unit = {"lm": "scored tokens", "impute": "missing entries"}.get(task.kind, "samples")
     log(f"run {run_dir}: {config.layer} x{config.n_layers}, d_model={config.d_model}, {n_params:,} parameters, "
         f"{config.dataset} ({len(splits['train'])} train), {device} x{world}")
     board = tensorboard(run_dir, rank, log)

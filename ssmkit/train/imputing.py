@@ -1,0 +1,79 @@
+"""Imputation with a trained SSSD run: read a series and its mask from CSV files, impute in the units of the run's
+dataset, write the median and the quantile band as CSV files and a plot.
+
+A series file has one row per time step and one column per channel, comma-separated, with an optional header row of
+channel names; missing values may be empty, NaN or anything (the mask decides). The mask file has the same shape: 1
+observed, 0 missing. When the run's dataset normalized its series (mean, std per channel, as the UCR/UEA loader
+does), the input is read in the original units and the results are written in them.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import data
+from .trainer import load_model, read_run_config
+
+
+def read_table(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
+    """(values (rows, columns) float64 with NaN for empty cells, header names or None)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no CSV file {path}")
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    first = lines[0].split(",") if lines else []
+    header = None
+    try:
+        [float(v) for v in first if v.strip()]
+    except ValueError:
+        header, lines = [v.strip() for v in first], lines[1:]
+    rows = [[float(v) if v.strip() else np.nan for v in line.split(",")] for line in lines]
+    if not rows or len({len(r) for r in rows}) != 1:
+        raise ValueError(f"{path}: expected a table of numbers, one row per time step, every row with as many columns")
+    return np.array(rows, dtype=np.float64), header
+
+
+def write_table(path: Path, values: np.ndarray, names: list[str]) -> Path:
+    """A CSV with a header row; numbers in their shortest exact form, so that observed values read back equal."""
+    lines = [",".join(names)] + [",".join(repr(float(v)) for v in row) for row in values]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def impute_files(run_dir: str | Path, series: str | Path, mask: str | Path, n_samples: int = 10, out_dir=None,
+                 seed: int = 0, checkpoint: str = "best", device: str = "cpu") -> list[Path]:
+    """Impute the series of a CSV file with a run's SSSD; returns the files written (median.csv, low.csv, high.csv
+    with the 5 % and 95 % quantiles of the samples, and imputation.png when matplotlib is installed)."""
+    x, names = read_table(series)
+    m, _ = read_table(mask)
+    if m.shape != x.shape or not np.isin(m, (0, 1)).all():
+        raise ValueError(f"mask: expected 0/1 values in the shape of the series {x.shape}, got {m.shape}")
+    config = read_run_config(Path(run_dir))
+    if config.model != "sssd":
+        raise ValueError(f"run_dir: {run_dir} trained model={config.model!r}; imputation needs an sssd run")
+    model = load_model(run_dir, checkpoint, device=device)
+    if x.shape[1] != model.d_input:
+        raise ValueError(f"{series}: {x.shape[1]} columns, the model imputes series of {model.d_input} channels")
+    reference = data.build(config.dataset, config.data_dir, "val", **config.dataset_options)
+    mean = getattr(reference, "mean", torch.zeros(x.shape[1])).double().numpy()
+    std = getattr(reference, "std", torch.ones(x.shape[1])).double().numpy()
+    z = torch.from_numpy((x - mean) / std).float()[None].to(device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    result = model.impute(z, torch.from_numpy(m).float()[None].to(device), n_samples, generator=generator)
+    out = Path(out_dir) if out_dir is not None else Path(run_dir) / "imputation"
+    out.mkdir(parents=True, exist_ok=True)
+    names = names or [f"channel {c}" for c in range(x.shape[1])]
+    written, paths = {}, []
+    for key in ("median", "low", "high"):
+        values = getattr(result, key)[0].double().cpu().numpy() * std + mean
+        values[m > 0] = x[m > 0]  # the observed values exactly as read, not through the normalization's rounding
+        written[key] = values
+        paths.append(write_table(out / f"{key}.csv", values, names))
+    if importlib.util.find_spec("matplotlib") is not None:  # without it, the CSV files are the result
+        from .plots import plot_imputation
+        paths.append(plot_imputation(out / "imputation.png", x, m, written["median"], written["low"], written["high"],
+                                     names))
+    return paths
