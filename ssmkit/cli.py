@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     p_plot = sub.add_parser("plot", help="training curves and learned kernels of a run, as PNG (needs matplotlib)")
     p_plot.add_argument("run_dir")
     p_data = sub.add_parser("data", help="generate a dataset's files in its release's format: listops OUT_DIR | "
-                                         "pathfinder OUT_DIR (LRA) | spoken-digits OUT_DIR (SC09, needs espeak-ng, sox)")
+                                         "pathfinder OUT_DIR (LRA) | spoken-digits OUT_DIR (SC09; espeak-ng, sox)")
     p_data.add_argument("name", choices=["listops", "pathfinder", "spoken-digits"])
     p_data.add_argument("out_dir")
     p_data.add_argument("--size", choices=["small", "lra"], default="small",

@@ -6,8 +6,8 @@ the model's second input (the observed values condition it).
 its options follow. `missing` is the mask kind and missing_ratio the share of the L steps it hides: k = round(ratio·L)
 steps per channel (rm), or segments of k steps (mnr, bm, forecast). Training masks are drawn anew at every visit,
 and `repeat` visits each training series that many times per epoch (small sets such as BasicMotions' 36 series
-would otherwise make one optimizer step an epoch); val and test masks are fixed by the seed. The source's normalization (mean, std per channel) is kept, so that an
-imputation can be read back in the original units.
+would otherwise make one optimizer step an epoch); val and test masks are fixed by the seed. The source's
+normalization (mean, std per channel) is kept, so that an imputation can be read back in the original units.
 """
 from __future__ import annotations
 
@@ -45,14 +45,16 @@ def impute(data_dir: str | None, split: str, source: str = "ucr-uea", missing: s
     if missing not in KINDS:
         raise ValueError(f"missing: expected one of {KINDS}, got {missing!r}")
     if not isinstance(repeat, int) or repeat < 1:
-        raise ValueError(f"repeat: expected a positive integer (visits of each training series per epoch), got {repeat!r}")
+        raise ValueError(f"repeat: expected a positive integer (visits of each training series per epoch), got "
+                         f"{repeat!r}")
     if source == "impute":
         raise ValueError("source: name the dataset the series come from, not 'impute' itself")
     base = build(source, data_dir, split, **source_options)
     items = [base[i] for i in range(len(base))]
     x = torch.stack([item[0] for item in items]).float()
     if x.dim() != 3:
-        raise ValueError(f"source: {source!r} gives items of shape {tuple(x.shape[1:])}; imputation needs series (L, K)")
+        raise ValueError(f"source: {source!r} gives items of shape {tuple(x.shape[1:])}; imputation needs series "
+                         f"(L, K)")
     if len(items[0]) > 2 and any(int(item[2]) != x.shape[1] for item in items):
         raise ValueError(f"source: {source!r} has series shorter than {x.shape[1]} steps (padded); imputation needs "
                          f"equal lengths")

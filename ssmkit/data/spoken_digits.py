@@ -81,7 +81,8 @@ def write_spoken_digits(out_dir: str | Path, n_speakers: int = 200, seed: int = 
     """Write the corpus (module docstring) to out_dir; returns a one-line summary. ``speak(word, voice)`` gives int16
     samples at 16 kHz (espeak-ng and sox by default); ``variants`` the voice variants to draw from (espeak-ng's)."""
     if not isinstance(n_speakers, int) or n_speakers < 3:
-        raise ValueError(f"n_speakers: expected an integer >= 3 (train, val and test need one each), got {n_speakers!r}")
+        raise ValueError(f"n_speakers: expected an integer >= 3 (train, val and test need one each), got "
+                         f"{n_speakers!r}")
     rng = np.random.default_rng(seed)
     voices = draw_voices(n_speakers, variants if variants is not None else espeak_variants(), rng)
     n_held = max(1, round(0.1 * n_speakers))

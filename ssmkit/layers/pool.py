@@ -64,7 +64,8 @@ class DownPool(nn.Module):
 
 
 class UpPool(nn.Module):
-    """y_{js+r} = (W_u v_{j−1} + b_u)_r, zero for the first s steps: d_input -> d_output·s features, s times more steps."""
+    """y_{js+r} = (W_u v_{j−1} + b_u)_r, zero for the first s steps: d_input -> d_output·s features, s times the
+    steps."""
 
     def __init__(self, d_input: int, d_output: int, stride: int):
         super().__init__()

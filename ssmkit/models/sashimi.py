@@ -98,8 +98,8 @@ class Sashimi(nn.Module):
                                                  "pool": DownPool(widths[i], widths[i + 1], p)})
                                   for i, p in enumerate(pool))
         self.center = blocks(widths[-1])
-        self.up = nn.ModuleList(nn.ModuleDict({"pool": UpPool(widths[i + 1], widths[i], p), "blocks": blocks(widths[i])})
-                                for i, p in reversed(list(enumerate(pool))))
+        self.up = nn.ModuleList(nn.ModuleDict({"pool": UpPool(widths[i + 1], widths[i], p),
+                                               "blocks": blocks(widths[i])}) for i, p in reversed(list(enumerate(pool))))
         self.norm = nn.LayerNorm(d_model)
         self.decoder = nn.Linear(d_model, d_output)
 

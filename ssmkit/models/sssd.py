@@ -85,9 +85,11 @@ class SSSD(nn.Module):
         self.d_input, self.d_embed_in = d_input, d_embed_in
         self.embed = nn.Sequential(nn.Linear(d_embed_in, d_embed), nn.SiLU(), nn.Linear(d_embed, d_embed), nn.SiLU())
         self.inp = nn.Sequential(weight_norm(nn.Linear(d_input, d_model)), nn.ReLU())
-        self.blocks = nn.ModuleList(
-            ResidualBlock(d_model, d_skip, d_input, d_embed, lambda H: build_layer(layer, d_model=H, **options), dropout)
-            for _ in range(n_blocks))
+        def make_layer(H: int) -> nn.Module:
+            return build_layer(layer, d_model=H, **options)
+
+        self.blocks = nn.ModuleList(ResidualBlock(d_model, d_skip, d_input, d_embed, make_layer, dropout)
+                                    for _ in range(n_blocks))
         self.out = nn.Sequential(weight_norm(nn.Linear(d_skip, d_skip)), nn.ReLU(), nn.Linear(d_skip, d_input))
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)

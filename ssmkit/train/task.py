@@ -12,10 +12,11 @@ from ..data.registry import IGNORE
 class Task:
     """How a dataset is scored. classify / lm: cross-entropy, accuracy (higher is better); regress: squared error,
     RMSE (lower is better); impute: the model returns its per-entry error (a diffusion model's noise prediction
-    error) and y is the observation mask: squared error on the missing entries (y = 0), MSE (lower is better). An lm dataset with ``metric = "bits"`` (audio) is scored by its negative log-likelihood in
-    bits per token, loss / ln 2 (lower is better), as audio models are compared. Sums are over targets (a sample's
-    label, a position's token, or a regression value); lm targets equal to IGNORE are left out of the loss, the metric
-    and the count."""
+    error) and y is the observation mask: squared error on the missing entries (y = 0), MSE (lower is better). An lm
+    dataset with ``metric = "bits"`` (audio) is scored by its negative log-likelihood in bits per token, loss / ln 2
+    (lower is better), as audio models are compared. Sums are over targets (a sample's label, a position's token, a
+    regression value, or a missing entry); lm targets equal to IGNORE are left out of the loss, the metric and the
+    count."""
 
     def __init__(self, dataset):
         self.kind = getattr(dataset, "task", "classify")
