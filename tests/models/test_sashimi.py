@@ -103,3 +103,14 @@ def test_pooling_states_are_checked():
         up(torch.randn(2, 1, 5), torch.zeros(2, 0, 3), length=1)
     with pytest.raises(ValueError, match="length"):
         up(torch.randn(2, 1, 5), up.default_state(2), length=9)
+
+
+def test_bidirectional_sashimi_reads_the_future_and_has_no_recurrent_view():
+    model = Sashimi(4, 4, d_model=8, n_layers=1, pool=(2,), layer_options={"d_state": 4, "bidirectional": True})
+    x = torch.randn(1, 16, 4)
+    x2 = x.clone()
+    x2[0, 12] += 1.0
+    with torch.no_grad():
+        assert (model(x2)[:, :12] - model(x)[:, :12]).abs().max() > 1e-6  # features in, non-causal out
+    with pytest.raises(ValueError, match="bidirectional"):
+        model.default_state(1)
