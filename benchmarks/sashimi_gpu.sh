@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SaShiMi against an isotropic S4 model of the same size, on one-second spoken digits, for the same training time.
 #   bash benchmarks/sashimi_gpu.sh sashimi|isotropic DATA MINUTES [key=value ...]
-#   bash benchmarks/sashimi_gpu.sh samples        (16 one-second samples of the trained SaShiMi, as WAVs)
+#   bash benchmarks/sashimi_gpu.sh samples        (16 one-second samples of the trained SaShiMi, as WAVs, into $OUT)
 # DATA: an SC09-layout folder, or a .tar.gz of one (data/spoken-digits.tar.gz, written here by
 # `python3 -m ssmkit data spoken-digits data/spoken-digits --speakers 150 && tar czf ...`), unpacked next to it.
 # sashimi: the sashimi-sc09 experiment (5.45 M parameters), then recurrent generation speed at batch 1 and 128.
@@ -14,6 +14,7 @@ export PYTHONUNBUFFERED=1
 out=runs/sashimi-gpu
 if [[ $1 == samples ]]; then
     python3 -m ssmkit generate $out/sashimi --length 16000 --batch 16 --out $out/samples | tail -4
+    if [[ -n ${OUT:-} ]]; then cp -r $out/samples "$OUT/"; fi  # the device machine's result folder
     exit
 fi
 which=$1 data=$2 minutes=$3
