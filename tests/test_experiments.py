@@ -9,7 +9,8 @@ from ssmkit.data.speech_commands import WORDS_35
 from ssmkit.train import load_experiment, make_config, train
 from ssmkit.train.config import experiment_names
 
-from datafiles import write_aan, write_bidmc, write_cifar, write_imdb, write_mnist, write_speech_commands
+from datafiles import (write_aan, write_bidmc, write_cifar, write_imdb, write_mnist, write_speech_commands,
+                       write_uea_equal)
 
 
 def _aan(root):
@@ -32,6 +33,7 @@ WRITERS = {
     "psmnist": lambda root, o: write_mnist(root),
     "speech-commands": lambda root, o: write_speech_commands(root, WORDS_35, per_word=3),
     "sc09": lambda root, o: write_speech_commands(root, DIGITS, per_word=3),
+    "impute": lambda root, o: write_uea_equal(root, o["problem"], n_train=12, n_test=4, length=20, dims=6),
     "bidmc": lambda root, o: write_bidmc(root, o.get("target", "RR"), 14, 6),
 }
 GENERATED = {"digits", "copying", "associative-recall"}
@@ -50,5 +52,5 @@ def test_shipped_experiment_trains_on_release_format_files(name, tmp_path):
         WRITERS[dataset](tmp_path / "data", experiment.get("dataset_options", {}))
         overrides.append(f"data_dir={tmp_path / 'data'}")
     results = train(make_config(overrides, experiment, source=name), log=lambda *_: None)
-    metric = {"bidmc": "test_rmse", "sc09": "test_bits"}.get(dataset, "test_acc")
+    metric = {"bidmc": "test_rmse", "sc09": "test_bits", "impute": "test_mse"}.get(dataset, "test_acc")
     assert results[metric] >= 0
