@@ -4,8 +4,8 @@
 #   bash benchmarks/sashimi_gpu.sh samples        (16 one-second samples of the trained SaShiMi, as WAVs, into $OUT)
 # DATA: an SC09-layout folder, or a .tar.gz of one (data/spoken-digits.tar.gz, written here by
 # `python3 -m ssmkit data spoken-digits data/spoken-digits --speakers 150 && tar czf ...`), unpacked next to it.
-# sashimi: the sashimi-sc09 experiment (5.45 M parameters), then recurrent generation speed at batch 1 and 128.
-# isotropic: SequenceModel, 8 residual S4 + FF blocks of width 310 at full length (5.43 M parameters), the batch of 32
+# sashimi: the sashimi-sc09 experiment (4.76 M parameters), then recurrent generation speed at batch 1 and 128.
+# isotropic: SequenceModel, 8 residual S4 + FF blocks of width 304 at full length (4.78 M parameters), the batch of 32
 # taken in 2 micro-batches (memory).
 # Both train in bf16 autocast (the SSM math stays float32) and stop after the first epoch past MINUTES; the test NLL
 # (bits per sample) is of the best validation checkpoint. Extra key=value overrides go to both (e.g. accumulate=2).
@@ -32,7 +32,7 @@ if [[ $which == sashimi ]]; then
         python3 -m ssmkit generate $out/sashimi --length 1600 --batch $b --out $out/samples-b$b | tail -1
     done
 elif [[ $which == isotropic ]]; then
-    python3 -m ssmkit train sashimi-sc09 model=sequence model_options={} d_model=310 accumulate=2 \
+    python3 -m ssmkit train sashimi-sc09 model=sequence model_options={} d_model=304 accumulate=2 \
         "${common[@]}" | tail -12
 else
     echo "first argument: sashimi or isotropic, got $which" >&2

@@ -66,9 +66,10 @@ def test_generate_samples_from_sashimi_what_its_forward_pass_computes():
 
 
 def test_sashimi_at_the_sc09_defaults_has_the_official_standalones_parameter_count():
-    # models/sashimi/sashimi.py of state-spaces/s4 with n_ssm=None (independent A, B per channel), plus the embedding
-    # and the output Linear, counts 5,447,680 parameters; the U-Net variant adds S4/FF blocks on the down path
+    # models/sashimi/sashimi.py of state-spaces/s4 plus the embedding and the output Linear counts 4,764,160
+    # parameters with n_ssm=1 (the SC09 config) and 5,447,680 with n_ssm=None; the U-Net variant adds S4/FF blocks
     count = lambda m: sum(p.numel() for p in m.parameters())
+    assert count(Sashimi(1, 256, vocab_size=256, layer_options={"n_ssm": 1})) == 4_764_160
     assert count(Sashimi(1, 256, vocab_size=256)) == 5_447_680
     assert count(Sashimi(1, 256, vocab_size=256, unet=True)) > count(Sashimi(1, 256, vocab_size=256))
 
