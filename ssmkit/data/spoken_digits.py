@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from .audio import write_wav
+from .registry import output_folder
 from .sc09 import DIGITS, RATE
 
 ACCENTS = ("en-gb", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029",
@@ -87,7 +88,7 @@ def write_spoken_digits(out_dir: str | Path, n_speakers: int = 200, seed: int = 
     voices = draw_voices(n_speakers, variants if variants is not None else espeak_variants(), rng)
     n_held = max(1, round(0.1 * n_speakers))
     split = ["val"] * n_held + ["test"] * n_held + ["train"] * (n_speakers - 2 * n_held)
-    root = Path(out_dir)
+    root = output_folder(out_dir)
     lists = {"val": [], "test": []}
     for word in DIGITS:
         (root / word).mkdir(parents=True, exist_ok=True)
