@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -31,7 +30,7 @@ from torch import nn
 from ..layers import layer as build_layer
 from ..layers.checks import valid_positions
 from ..layers.factory import factory_kwargs
-from .pretrained import CONFIG, WEIGHTS, load_weights, push_folder, read_folder, resolve_folder, save_folder
+from .pretrained import Pretrained
 
 POOLS = ("mean", "last", "none")
 LAYER_ARGUMENTS = {"rate": "rate ≠ 1 resamples a continuous-time kernel and needs SSM layers in every block",
@@ -61,7 +60,7 @@ def _norm(norm: nn.Module, h: torch.Tensor, real) -> torch.Tensor:
     return norm(h, real) if isinstance(norm, _BatchNorm) else norm(h)
 
 
-class SequenceModel(nn.Module):
+class SequenceModel(Pretrained, nn.Module):
     @factory_kwargs
     def __init__(self, d_input: int, d_output: int, *, layer: str = "s4d", d_model: int = 64, n_layers: int = 4,
                  layer_options: dict | None = None, prenorm: bool = True, norm: str = "layer", dropout: float = 0.0,
@@ -106,31 +105,6 @@ class SequenceModel(nn.Module):
         self.pair = pair
         self.decoder = (nn.Sequential(nn.Linear(4 * d_model, d_model), nn.GELU(), nn.Linear(d_model, d_output))
                         if pair else nn.Linear(d_model, d_output))
-
-    # -- a model in a folder (config.json + model.safetensors) -------------------------------------------------------
-    def save_pretrained(self, directory) -> Path:
-        """Write config.json (self.config) and model.safetensors into ``directory``; returns its path."""
-        return save_folder(self, self.config, directory)
-
-    @classmethod
-    def from_pretrained(cls, name_or_path, *, device=None, dtype: torch.dtype | None = None,
-                        revision: str | None = None) -> "SequenceModel":
-        """The model of a folder written by save_pretrained (or a run's checkpoint folder), or of a Hub id
-        'owner/name' (needs ``pip install 'ssmkit[hub]'``); in eval mode, on ``device`` in ``dtype``."""
-        folder = resolve_folder(name_or_path, revision)
-        config, weights = read_folder(folder, cls.__name__)
-        try:
-            model = cls(**config)
-        except TypeError as e:
-            raise ValueError(f"{folder / CONFIG}: {e}") from None
-        load_weights(model, weights, folder / WEIGHTS)
-        return model.to(device=device, dtype=dtype).eval()
-
-    def push_to_hub(self, repo_id: str, *, private: bool | None = None,
-                    commit_message: str = "Upload ssmkit SequenceModel") -> str:
-        """save_pretrained into the Hugging Face Hub model repository ``repo_id`` (created if missing); returns the
-        commit's URL. Needs ``pip install 'ssmkit[hub]'`` and a login (``huggingface-cli login``)."""
-        return push_folder(self.save_pretrained, repo_id, private, commit_message)
 
     def _residual(self, h: torch.Tensor, norm: nn.Module, sublayer, real=None) -> tuple[torch.Tensor, object]:
         """h + Dropout(sublayer(Norm(h))) (prenorm) or Norm(h + Dropout(sublayer(h))); sublayer returns (y, extra).

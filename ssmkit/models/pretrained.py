@@ -6,6 +6,10 @@
 
 The Hugging Face Hub is optional (``pip install 'ssmkit[hub]'``): ``push_to_hub`` uploads such a folder and
 ``from_pretrained("owner/name")`` downloads one.
+
+Every model class that mixes in ``Pretrained`` (and keeps its constructor's arguments in ``self.config``) gets
+``save_pretrained``, ``from_pretrained`` and ``push_to_hub``, and is registered under its class name, so
+``load_folder`` rebuilds whichever model a folder holds from its ``"architecture"``.
 """
 from __future__ import annotations
 
@@ -117,3 +121,52 @@ def load_weights(model: torch.nn.Module, state: dict, path) -> None:
     if missing or unexpected:
         raise ValueError(f"weights {path}: does not fit the model built from its config (missing {missing[:5]}, "
                          f"unexpected {unexpected[:5]})")
+
+
+ARCHITECTURES: dict[str, type] = {}
+
+
+class Pretrained:
+    """save_pretrained / from_pretrained / push_to_hub for an nn.Module whose ``self.config`` holds its constructor's
+    arguments (JSON values)."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        ARCHITECTURES[cls.__name__] = cls
+
+    def save_pretrained(self, directory) -> Path:
+        """Write config.json (self.config) and model.safetensors into ``directory``; returns its path."""
+        return save_folder(self, self.config, directory)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path, *, device=None, dtype: torch.dtype | None = None,
+                        revision: str | None = None):
+        """The model of a folder written by save_pretrained (or a run's checkpoint folder), or of a Hub id
+        'owner/name' (needs ``pip install 'ssmkit[hub]'``); in eval mode, on ``device`` in ``dtype``."""
+        folder = resolve_folder(name_or_path, revision)
+        config, weights = read_folder(folder, cls.__name__)
+        try:
+            model = cls(**config)
+        except TypeError as e:
+            raise ValueError(f"{folder / CONFIG}: {e}") from None
+        load_weights(model, weights, folder / WEIGHTS)
+        return model.to(device=device, dtype=dtype).eval()
+
+    def push_to_hub(self, repo_id: str, *, private: bool | None = None, commit_message: str | None = None) -> str:
+        """save_pretrained into the Hugging Face Hub model repository ``repo_id`` (created if missing); returns the
+        commit's URL. Needs ``pip install 'ssmkit[hub]'`` and a login (``huggingface-cli login``)."""
+        message = commit_message or f"Upload ssmkit {type(self).__name__}"
+        return push_folder(self.save_pretrained, repo_id, private, message)
+
+
+def load_folder(name_or_path, *, device=None, dtype: torch.dtype | None = None, revision: str | None = None):
+    """Whichever registered model a pretrained folder (or Hub id) holds, by its config.json's "architecture"."""
+    folder = resolve_folder(name_or_path, revision)
+    try:
+        architecture = json.loads((folder / CONFIG).read_text()).get("architecture")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as e:
+        raise ValueError(f"{folder / CONFIG}: unreadable ({e})") from None
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"{folder / CONFIG}: architecture: expected one of {sorted(ARCHITECTURES)}, got "
+                         f"{architecture!r}")
+    return ARCHITECTURES[architecture].from_pretrained(folder, device=device, dtype=dtype)

@@ -28,6 +28,7 @@ from torch import nn
 
 from ..layers import layer as build_layer
 from ..layers.pool import DownPool, UpPool
+from .pretrained import Pretrained
 
 
 class FeedForward(nn.Module):
@@ -69,11 +70,14 @@ class Residual(nn.Module):
         return self.layer.default_state(batch_size)
 
 
-class Sashimi(nn.Module):
+class Sashimi(Pretrained, nn.Module):
     def __init__(self, d_input: int, d_output: int, *, vocab_size: int | None = None, d_model: int = 64,
                  n_layers: int = 8, pool: tuple | list = (4, 4), expand: int = 2, ff: int = 2, unet: bool = False,
                  layer: str = "s4", layer_options: dict | None = None, dropout: float = 0.0):
         super().__init__()
+        self.config = dict(d_input=d_input, d_output=d_output, vocab_size=vocab_size, d_model=d_model,
+                           n_layers=n_layers, pool=list(pool), expand=expand, ff=ff, unet=unet, layer=layer,
+                           layer_options=dict(layer_options or {}), dropout=dropout)
         pool = tuple(pool)
         if not all(isinstance(p, int) and p >= 1 for p in pool):
             raise ValueError(f"pool: expected a sequence of positive integer strides, got {pool!r}")

@@ -29,6 +29,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from ..layers import layer as build_layer
 from .diffusion import DiffusionSchedule, step_embedding
+from .pretrained import Pretrained
 
 
 class S4Layer(nn.Module):
@@ -72,11 +73,14 @@ class Imputation:
     high: torch.Tensor
 
 
-class SSSD(nn.Module):
+class SSSD(Pretrained, nn.Module):
     def __init__(self, d_input: int, *, n_blocks: int = 36, d_model: int = 256, d_skip: int = 256,
                  d_embed_in: int = 128, d_embed: int = 512, layer: str = "s4", layer_options: dict | None = None,
                  dropout: float = 0.0, T: int = 200, beta_0: float = 1e-4, beta_T: float = 0.02):
         super().__init__()
+        self.config = dict(d_input=d_input, n_blocks=n_blocks, d_model=d_model, d_skip=d_skip, d_embed_in=d_embed_in,
+                           d_embed=d_embed, layer=layer, layer_options=dict(layer_options or {}), dropout=dropout, T=T,
+                           beta_0=beta_0, beta_T=beta_T)
         for key, value in (("d_input", d_input), ("n_blocks", n_blocks), ("d_model", d_model), ("d_skip", d_skip)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key}: expected a positive integer, got {value!r}")

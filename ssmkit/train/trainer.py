@@ -26,7 +26,7 @@ from .. import data
 from ..layers import LAYERS
 from . import distributed as dist
 from ..models import SSSD, Sashimi, SequenceModel
-from ..models.pretrained import CONFIG, config_json, load_weights
+from ..models.pretrained import CONFIG, config_json, load_folder, load_weights
 from .checkpoint import checkpoint_folder, read_state, read_weights, save_checkpoint, write_text_atomic
 from ..progress import progress
 from .config import TrainConfig
@@ -381,7 +381,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
     return results
 
 
-def load_model(path: str | Path, checkpoint: str = "best", device="cpu") -> SequenceModel:
+def load_model(path: str | Path, checkpoint: str = "best", device="cpu") -> SequenceModel | Sashimi | SSSD:
     """The trained model, in eval mode: ``ssmkit.load(path)``. path: a run directory (its ``checkpoint``, best or
     last), a folder with config.json and model.safetensors (a run's checkpoint folder, or one written by
     save_pretrained), or a Hub id 'owner/name'. The dataset is not needed (runs written before config.json was saved
@@ -390,10 +390,10 @@ def load_model(path: str | Path, checkpoint: str = "best", device="cpu") -> Sequ
     if checkpoint not in ("best", "last"):
         raise ValueError(f"checkpoint: expected 'best' or 'last', got {checkpoint!r}")
     if not (path / "config.yaml").is_file():
-        return SequenceModel.from_pretrained(path, device=device)
+        return load_folder(path, device=device)
     folder = checkpoint_folder(path / "checkpoints", checkpoint)
     if (folder / CONFIG).is_file():
-        return SequenceModel.from_pretrained(folder, device=device)
+        return load_folder(folder, device=device)
     config = read_run_config(path)
     model = build_model(config, data.build(config.dataset, config.data_dir, "val", **config.dataset_options))
     load_weights(model, read_weights(path / "checkpoints", checkpoint), folder)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import ssmkit
-from ssmkit.models import SequenceModel
+from ssmkit.models import SSSD, Sashimi, SequenceModel
 from ssmkit.train import make_config, train
 
 
@@ -26,6 +26,23 @@ def test_save_pretrained_then_from_pretrained_gives_the_same_model(tmp_path):
     x = torch.randint(0, 16, (2, 2, 32))
     assert torch.equal(again(x), model(x))
     assert torch.equal(ssmkit.load(folder)(x), model(x))
+
+
+def test_sashimi_and_sssd_are_saved_and_loaded_by_their_architecture(tmp_path):
+    sashimi = Sashimi(1, 256, vocab_size=256, d_model=8, n_layers=1, pool=[2, 2], layer="s4d").eval()
+    sssd = SSSD(3, n_blocks=2, d_model=8, d_skip=8, d_embed_in=8, d_embed=16, layer="s4d").eval()
+    tokens = torch.randint(0, 256, (2, 16))
+    x, mask, t = torch.randn(2, 16, 3), torch.ones(2, 16, 3), torch.tensor([3, 7])
+    for model in (sashimi, sssd):
+        folder = model.save_pretrained(tmp_path / type(model).__name__)
+        again = ssmkit.load(folder)
+        assert type(again) is type(model) and again.config == model.config
+    assert torch.equal(ssmkit.load(tmp_path / "Sashimi")(tokens), sashimi(tokens))
+    assert torch.equal(ssmkit.load(tmp_path / "SSSD").denoise(x, x, mask, t), sssd.denoise(x, x, mask, t))
+    with pytest.raises(ValueError, match="architecture: expected one of"):
+        json_path = tmp_path / "SSSD" / "config.json"
+        json_path.write_text(json_path.read_text().replace('"SSSD"', '"Nope"'))
+        ssmkit.load(tmp_path / "SSSD")
 
 
 def test_pretrained_folders_with_bad_contents_get_errors_naming_the_file(tmp_path):
