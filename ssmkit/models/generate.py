@@ -5,6 +5,10 @@ Transformer's step grows with the number of tokens before it. On CUDA the whole 
 head, the sampler) is captured once as a CUDA graph over static buffers and replayed per token: one launch per token
 instead of dozens, and no host synchronization. The graph replays exactly the kernels of the plain loop, so both
 give the same tokens for the same seed (tested). The random numbers are drawn before the loop (models/sampling.py).
+
+A model whose state changes shape within a cycle of steps and back (SaShiMi: its pooling windows fill and empty every
+``step_period`` = total pooling steps) is captured over one whole cycle: the graph replays ``step_period`` tokens, and
+the states end each cycle in the loop's own buffers.
 """
 from __future__ import annotations
 
@@ -31,6 +35,8 @@ def _clone(leaf):
 
 def _assign(old, new):
     """new into old's buffer when it fits (what a CUDA graph replays), else new itself."""
+    if old is new:
+        return old
     if isinstance(old, torch.Tensor) and isinstance(new, torch.Tensor) and old.shape == new.shape and \
             old.dtype == new.dtype:
         return old.copy_(new)
@@ -64,6 +70,13 @@ class _Loop:
         self.sampler.draw(logits, self.uniforms, self.t, self.x, self.tokens, self.logits)
         self.t += 1
 
+    def cycle(self, period: int) -> None:
+        """``period`` steps, after which the states are back in the loop's buffers (their shapes may change within)."""
+        buffers = self.states
+        for _ in range(period):
+            self.step()
+        self.states = _tree_map(_assign, buffers, self.states)
+
     def snapshot(self) -> tuple:
         return self.states, [t.clone() for t in _tensors([self.x, self.states, self.t] + self.sampler.buffers())]
 
@@ -87,26 +100,26 @@ def _states_in_place(model):
             m.step_in_place = b
 
 
-def _capture(loop: _Loop) -> torch.cuda.CUDAGraph | None:
-    """One token step captured as a CUDA graph (buffers restored after warm-up); None, with a warning, where the
-    step cannot be replayed by a graph."""
+def _capture(loop: _Loop, period: int) -> torch.cuda.CUDAGraph | None:
+    """One cycle of ``period`` token steps captured as a CUDA graph (buffers restored after warm-up); None, with a
+    warning, where the cycle cannot be replayed by a graph."""
     saved = loop.snapshot()
     before = _shapes(loop.states)
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):  # warm-up outside the graph: Triton compilation, cuBLAS workspaces
         for _ in range(2):
-            loop.step()
+            loop.cycle(period)
     torch.cuda.current_stream().wait_stream(stream)
     if _shapes(loop.states) != before:
         loop.restore(saved)
-        warnings.warn("generate: a layer's state changes shape from step to step (a growing cache), which a CUDA "
-                      "graph cannot replay; stepping without a graph", stacklevel=3)
+        warnings.warn(f"generate: a layer's state changes shape over {period} step(s) (a growing cache), which a "
+                      "CUDA graph cannot replay; stepping without a graph", stacklevel=3)
         return None
     graph = torch.cuda.CUDAGraph()
     try:
         with torch.cuda.graph(graph):
-            loop.step()
+            loop.cycle(period)
     except RuntimeError as e:
         warnings.warn(f"generate: the token step could not be captured as a CUDA graph ({e}); stepping without "
                       "a graph", stacklevel=3)
@@ -115,13 +128,20 @@ def _capture(loop: _Loop) -> torch.cuda.CUDAGraph | None:
     return graph
 
 
-def _run(loop: _Loop, n_tokens: int, graph: torch.cuda.CUDAGraph | None, eos: int | None) -> int:
-    """Steps in blocks of 64 tokens; with eos, stops after the block in which every row has finished. -> steps run."""
+def _run(loop: _Loop, n_tokens: int, graph: torch.cuda.CUDAGraph | None, period: int, eos: int | None) -> int:
+    """Steps (or graph cycles of ``period`` steps) in blocks of about 64 tokens; with eos, stops after the block in
+    which every row has finished. -> steps run (a multiple of period with a graph, so it may pass n_tokens)."""
     done = 0
     while done < n_tokens:
-        for _ in range(min(64, n_tokens - done)):
-            graph.replay() if graph is not None else loop.step()
-            done += 1
+        for _ in range(max(1, 64 // period) if graph is not None else min(64, n_tokens - done)):
+            if done >= n_tokens:
+                break
+            if graph is not None:
+                graph.replay()
+                done += period
+            else:
+                loop.step()
+                done += 1
         if eos is not None and bool(loop.sampler.finished.all()):
             break
     return done
@@ -136,7 +156,8 @@ def generate(model, prompt: torch.Tensor, n_tokens: int, temperature: float = 1.
 
     n = n_tokens, or fewer with ``eos`` when every row has emitted it (a row that emits eos emits only eos after).
     Sampling: temperature (0: greedy), top_k, top_p, repetition_penalty; the randomness comes from ``generator`` or
-    ``seed``. cuda_graph: on CUDA, replay one captured graph per token (False: the plain loop, for debugging).
+    ``seed``. cuda_graph: on CUDA, replay one captured graph per token, or per cycle of ``model.step_period``
+    tokens (False: the plain loop, for debugging).
     """
     if prompt.dim() != 2 or prompt.shape[1] < 1 or prompt.is_floating_point():
         raise ValueError(f"prompt: expected integer token ids of shape (B, P >= 1), got {tuple(prompt.shape)} "
@@ -149,9 +170,15 @@ def generate(model, prompt: torch.Tensor, n_tokens: int, temperature: float = 1.
         generator = torch.Generator(device=prompt.device).manual_seed(seed)
     model.eval()
     B = prompt.shape[0]
+    period = getattr(model, "step_period", 1)
+    # a graph pays off over a few tokens; its warm-up takes two cycles, which the buffers must hold, and it replays
+    # whole cycles: the buffers hold a multiple of the period (the tokens past n_tokens are dropped)
+    graphed = prompt.is_cuda and cuda_graph and n_tokens >= 3
+    n_buffer = max(-(-n_tokens // period) * period, 2 * period) if graphed else n_tokens
     uniforms = torch.rand(n_tokens, B, generator=generator, device=prompt.device)
+    uniforms = torch.cat([uniforms, uniforms.new_zeros(n_buffer - n_tokens, B)])
     if "max_length" in inspect.signature(model.default_state).parameters:  # caches allocated whole: fixed shapes
-        states = model.default_state(B, max_length=prompt.shape[1] + n_tokens)
+        states = model.default_state(B, max_length=prompt.shape[1] + n_buffer)
     else:
         states = model.default_state(B)
     if prompt.shape[1] > 1:
@@ -161,12 +188,11 @@ def generate(model, prompt: torch.Tensor, n_tokens: int, temperature: float = 1.
     vocab = model.decoder.out_features
     sampler = Sampler(options, B, vocab, prompt.device, prompt)
     loop = _Loop(model, prompt[:, -1], states, sampler, uniforms, vocab)
-    # a graph pays off over a few tokens; its warm-up takes two steps, which the buffers must hold
     with _states_in_place(model):
-        graph = _capture(loop) if prompt.is_cuda and cuda_graph and n_tokens >= 3 else None
-        n = _run(loop, n_tokens, graph, eos)
+        graph = _capture(loop, period) if graphed else None
+        n = min(_run(loop, n_tokens, graph, period, eos), n_tokens)
     tokens, logits = loop.tokens[:n].T, loop.logits[:n].transpose(0, 1)
-    if eos is not None and bool(loop.sampler.finished.all()):  # cut after the step where the last row finished
+    if eos is not None and bool((tokens == eos).any(1).all()):  # cut after the step where the last row finished
         n = int((tokens == eos).int().argmax(1).max()) + 1
         tokens, logits = tokens[:, :n], logits[:, :n]
     return torch.cat([prompt, tokens], 1), logits

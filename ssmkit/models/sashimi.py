@@ -112,6 +112,12 @@ class Sashimi(Pretrained, nn.Module):
         return math.prod(self.pool)
 
     @property
+    def step_period(self) -> int:
+        """Steps after which every state has its shape again (the pooling windows fill and empty): generate's CUDA
+        graph replays this many steps at once."""
+        return self.total_pool
+
+    @property
     def layers(self) -> list[nn.Module]:
         """The sequence layers of every residual block (not the FF ones), down path to up path."""
         return [m.layer for m in self._modules_in_order() if isinstance(m, Residual)

@@ -162,6 +162,20 @@ def test_cuda_graph_generation_equals_the_plain_loop(layer):
     assert torch.equal(plain[0], graphed[0]) and torch.equal(plain[1], graphed[1])
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("n_tokens", [50, 5])
+def test_cuda_graph_over_sashimis_pooling_cycle_equals_the_plain_loop(n_tokens):
+    """The graph replays one cycle of 16 steps (pool (4, 4)); prompts and lengths off the cycle give the same tokens."""
+    from ssmkit.models import Sashimi
+    model = Sashimi(1, 256, vocab_size=256, d_model=16, n_layers=2, pool=[4, 4], layer="s4").cuda()
+    prompt = torch.randint(0, 256, (3, 9), device="cuda")
+    plain = generate(model, prompt, n_tokens, cuda_graph=False, seed=5, temperature=0.8)
+    graphed = generate(model, prompt, n_tokens, seed=5, temperature=0.8)
+    assert graphed[0].shape == (3, 9 + n_tokens)
+    assert torch.equal(plain[0], graphed[0]) and torch.equal(plain[1], graphed[1])
+
+
 def test_attention_hybrid_generates_what_it_computes_with_a_static_cache():
     model = SequenceModel(256, 256, d_model=16, n_layers=2, vocab_size=256, pool="none", attention_every=2,
                           layer_options={"d_state": 8}).double()
