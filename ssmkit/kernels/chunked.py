@@ -68,36 +68,38 @@ def diagonal_chunks(log_dA: torch.Tensor, W: torch.Tensor, T: int, delay: bool =
     return ChunkSystem(Kt, Win, Wout, P[..., T])
 
 
-def _powers_of_block(rows: torch.Tensor, M: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """[rows, rows M, …, rows M^{n−1}] (..., H, n, D) for rows (..., H, D), M (H, D, D), by doubling (log2 n levels of
-    three batched ops), and the last power used, M^m with m the largest power of two below n."""
-    out, P = rows[..., None, :], M
+def _rows_times_powers(b: torch.Tensor, c: torch.Tensor, M: torch.Tensor, n: int
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """V_j = (M^j b)ᵀ (H, n, S), R_j = c M^j (H, Cch, n, S) for j < n, and the last power used, M^m (m the largest
+    power of two below n), by doubling over M alone (log2 n levels): with P = M^(2^i),
+        V ← [V, V Pᵀ],   R ← [R, R P]
+    (V is bᵀ (Mᵀ)^j: the powers of Mᵀ are those of M transposed, so one chain serves both). Every product is one
+    batched matmul over H with the rows stacked, never a broadcast copy of P."""
+    H, Cch, S = M.shape[0], c.shape[0], M.shape[-1]
+    V, R, P = b[:, None, :], c.transpose(0, 1)[:, :, None, :], M  # (H, 1, S), (H, Cch, 1, S)
     while True:
-        out = torch.cat([out, out @ P], dim=-2)
-        if out.shape[-2] >= n:
-            return out[..., :n, :], P
+        k = V.shape[1]
+        V = torch.cat([V, V @ P.transpose(-1, -2)], dim=1)
+        R = torch.cat([R, (R.reshape(H, Cch * k, S) @ P).view(H, Cch, k, S)], dim=2)
+        if 2 * k >= n:
+            return V[:, :n], R[:, :, :n], P
         P = P @ P
 
 
 def dense_chunks(M: torch.Tensor, b: torch.Tensor, c: torch.Tensor, T: int, delay: bool = False) -> ChunkSystem:
     """Chunked form of the real system (M (H, S, S), b (H, S), c (Cch, H, S)); T a power of two.
 
-    The rows M^j b (as bᵀ (Mᵀ)^j) and c M^j come from one doubling over the block matrix diag(Mᵀ, M) acting on the
-    rows [bᵀ, 0] and [0, c]; its last power, diag(Mᵀ, M)^T, holds the chunk transition M^T in the second block."""
+    The rows M^j b and c M^j come from one doubling chain of M's powers (_rows_times_powers); its last power is the
+    chunk transition M^T."""
     if T & (T - 1):
         raise ValueError(f"T: expected a power of two, got {T}")
-    Cch, H, S = c.shape
-    zeros = torch.zeros_like(M)
-    big = torch.cat([torch.cat([M.transpose(-1, -2), zeros], -1), torch.cat([zeros, M], -1)], -2)  # (H, 2S, 2S)
-    rows = torch.cat([torch.cat([b, torch.zeros_like(b)], -1)[None],
-                      torch.cat([torch.zeros_like(c), c], -1)], 0)  # (1 + Cch, H, 2S)
-    powers, P = _powers_of_block(rows, big, T + 1)  # P = big^T
-    V, R = powers[0, :, :, :S], powers[1:, :, :, S:]  # (H, T+1, S) and (Cch, H, T+1, S)
+    V, R, P = _rows_times_powers(b, c, M, T + 1)  # (H, T+1, S), (H, Cch, T+1, S), M^T
+    R = R.transpose(0, 1)  # (Cch, H, T+1, S)
     Kt = torch.einsum("chs,hjs->chj", c, V[:, :T])
     if delay:
         Kt = torch.cat([torch.zeros_like(Kt[..., :1]), Kt[..., :-1]], dim=-1)
     Wout = R[..., :T, :] if delay else R[..., 1:, :]
-    return ChunkSystem(Kt, V[:, :T].flip(1), Wout, P[:, S:, S:])
+    return ChunkSystem(Kt, V[:, :T].flip(1), Wout, P)
 
 
 def real_form(dA: torch.Tensor) -> torch.Tensor:
