@@ -6,7 +6,8 @@ batched operations (S4: discretization by Woodbury, C from C̃ by a solve, power
 their launches and Python overhead cost more than the convolution. torch.cuda.make_graphed_callables captures that
 function once per (rate, parameter storage); an optimizer's in-place updates are read by the replays, and a new storage
 (a move to another device or dtype, a reassigned parameter) captures again. Where capture fails the eager function is
-used, with one warning.
+used, with one warning. Without gradients (inference, a diffusion model's hundreds of denoising passes) the matrices
+of the last call are reused while the parameters stay the same tensors at the same version (CachedParts).
 """
 from __future__ import annotations
 
@@ -39,6 +40,43 @@ class _Builder(nn.Module):
         return build_parts(self.kernel, self.D, self.bidirectional, self.rate)
 
 
+def _parameters_key(kernel: nn.Module, D: torch.Tensor, bidirectional: bool, rate: float, versions: bool) -> tuple:
+    """What the matrices depend on: rate, direction, and each parameter's storage (and in-place version)."""
+    tensors = list(kernel.parameters()) + list(kernel.buffers()) + [D]
+    return (rate, bidirectional) + tuple((t.data_ptr(), t.dtype, t.device, t.requires_grad)
+                                         + ((t._version,) if versions else ()) for t in tensors)
+
+
+class CachedParts:
+    """Per layer, without gradients: build_parts of the last call, reused while the key (_parameters_key with version
+    counters: an optimizer step, load_state_dict or any in-place change bumps them) is unchanged."""
+
+    def __init__(self):
+        self.key, self.parts = None, None
+
+    def __deepcopy__(self, memo):
+        return CachedParts()
+
+    def __getstate__(self):
+        return {}
+
+    def __setstate__(self, state):
+        self.__init__()
+
+    @staticmethod
+    def usable(kernel: nn.Module, D: torch.Tensor) -> bool:
+        """No gradient wanted, outside a capture or a compiler trace, and parameters that count versions (not
+        inference-mode tensors)."""
+        return (not torch.is_grad_enabled() and not D.is_inference() and not torch.compiler.is_compiling()
+                and not (D.is_cuda and torch.cuda.is_current_stream_capturing()))
+
+    def __call__(self, kernel: nn.Module, D: torch.Tensor, bidirectional: bool, rate: float):
+        key = _parameters_key(kernel, D, bidirectional, rate, versions=True)
+        if key != self.key:
+            self.parts, self.key = build_parts(kernel, D, bidirectional, rate), key
+        return self.parts
+
+
 class GraphedParts:
     """Per layer: the graphed builder for the current (rate, parameter storage), captured on first use."""
 
@@ -64,8 +102,7 @@ class GraphedParts:
     def __call__(self, kernel: nn.Module, D: nn.Parameter, bidirectional: bool, rate: float):
         if self.failed:
             return build_parts(kernel, D, bidirectional, rate)
-        tensors = list(kernel.parameters()) + list(kernel.buffers()) + [D]
-        key = (rate, bidirectional) + tuple((t.data_ptr(), t.dtype, t.device, t.requires_grad) for t in tensors)
+        key = _parameters_key(kernel, D, bidirectional, rate, versions=False)
         if key != self.key:
             self.builder = self._capture(kernel, D, bidirectional, rate)
             self.key = key

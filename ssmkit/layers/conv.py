@@ -23,7 +23,7 @@ from torch import nn
 from ..kernels.base import complex_dtype
 from ..ops import ChunkPart, backend, chunkconv, chunkconv_act, fftconv, ssm_step
 from ..ops.chunkconv_act import ACTIVATIONS as FUSED_ACTIVATIONS
-from .chunk_parts import CHUNK, GraphedParts, build_parts
+from .chunk_parts import CHUNK, CachedParts, GraphedParts, build_parts
 from .checks import check_input, check_rate, check_state, check_step_input, mask_padding
 from .factory import factory_kwargs
 
@@ -67,7 +67,7 @@ class SSMConv(nn.Module):
             self.output = nn.Identity()
         self._step_cache: tuple | None = None
         self._step_form: tuple | None = None  # (recurrence, its (M, b, c) for ops.ssm_step)
-        self._graphed_parts = GraphedParts()
+        self._graphed_parts, self._cached_parts = GraphedParts(), CachedParts()
         # step() on the GPU path writes the next state into the state given and returns that tensor: for loops that
         # own their states (models.generate sets it while it runs), saving a copy per layer and token
         self.step_in_place = False
@@ -124,7 +124,8 @@ class SSMConv(nn.Module):
     def _chunked_activations(self, u: torch.Tensor, rate: float) -> torch.Tensor:
         """act(K ∗ u + D u) for one output channel, batch-first in one fused op: u (B, L, H) -> (B, L, H)."""
         with torch.autocast(device_type=u.device.type, enabled=False):
-            make = self._graphed_parts if GraphedParts.usable(self.kernel, self.D) else build_parts
+            make = (self._graphed_parts if GraphedParts.usable(self.kernel, self.D) else
+                    self._cached_parts if CachedParts.usable(self.kernel, self.D) else build_parts)
             mats = make(self.kernel, self.D, self.bidirectional, rate)
             parts = [ChunkPart(*mats[4 * k:4 * k + 4], reverse=k == 1) for k in range(len(mats) // 4)]
             return chunkconv_act(u, parts, self.activation_name)

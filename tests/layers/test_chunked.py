@@ -75,3 +75,17 @@ def test_graphed_chunk_matrices_train_like_the_eager_ones(name, options):
     for (n, p), q in zip(graphed.named_parameters(), eager.parameters()):
         assert rel_err(p, q) < 1e-5, n
     assert graphed._graphed_parts.builder is not None
+
+
+def test_inference_reuses_the_chunk_matrices_until_a_parameter_changes():
+    layer = ssmkit.layer("s4", d_model=4, d_state=8, l_max=64, bidirectional=True).double()
+    u = torch.randn(2, 64, 4, dtype=torch.float64)
+    with torch.no_grad():
+        first = layer._chunked_forward(u, 1.0)
+        cached = layer._cached_parts.parts
+        assert torch.equal(layer._chunked_forward(u, 1.0), first) and layer._cached_parts.parts is cached
+        layer._chunked_forward(u, 2.0)  # another rate: new matrices
+        assert layer._cached_parts.parts is not cached
+        layer.D.add_(0.5)  # an in-place update (an optimizer step) bumps the version: new matrices
+        after = layer._chunked_forward(u, 1.0)
+    assert rel_err(after, layer(u)[0]) < 1e-10 and rel_err(after, first) > 1e-3
