@@ -1,7 +1,7 @@
 """Compute primitives with one signature and several backends (see dispatch.py).
 
 cauchy, vandermonde: the kernel sums of DPLR and diagonal SSMs (chunked, bounded memory, custom backward).
-fftconv: the long causal / two-sided convolution.
+fftconv: the long causal / two-sided convolution; fftconv_nd: its N-D form with a separable kernel (S4ND).
 scan: the linear recurrence x_k = a_k x_{k−1} + b_k by a parallel associative scan (S5).
 chunkconv, chunk_scan: the causal convolution with a state-space kernel by chunked state passing (no FFT);
 chunkconv_act: the same, batch-first, with the layer's activation fused. ssm_step: one fused recurrent step;
@@ -14,6 +14,7 @@ from .chunkconv_act import ChunkPart, chunkconv_act
 from .draw import draw
 from .dispatch import available, backend, implementation, register
 from .fftconv import fftconv
+from .fftconv_nd import fftconv_nd
 from .scan import scan
 from .step import ssm_step
 from .vandermonde import vandermonde
@@ -25,5 +26,5 @@ except ImportError:
 if triton is not None:
     from . import triton_chunk_scan, triton_chunkconv, triton_draw, triton_scan, triton_step  # noqa: F401
 
-__all__ = ["cauchy", "vandermonde", "fftconv", "scan", "chunkconv", "chunk_scan", "chunkconv_act", "ChunkPart",
-           "ssm_step", "draw", "register", "implementation", "backend", "available"]
+__all__ = ["cauchy", "vandermonde", "fftconv", "fftconv_nd", "scan", "chunkconv", "chunk_scan", "chunkconv_act",
+           "ChunkPart", "ssm_step", "draw", "register", "implementation", "backend", "available"]
