@@ -15,6 +15,12 @@ not by the tensor, so it survives what replaces parameter tensors (moves from th
 load_state_dict(assign=True)). Complex parameters are stored as real tensors (..., 2) so that
 every optimizer, DDP and safetensors handle them.
 
+bandlimit (S4ND, Nguyen et al. 2022): kernels with a Δ and eigenvalues λ (S4, S4D) can zero the output weight of every
+mode whose frequency, in cycles per sample at the base step, reaches half the band: C_n = 0 where
+Δ·|Im λ_n|/2π >= bandlimit/2 (bandlimit_mask). The mask uses Δ, not Δ·rate, as the official code (its
+``dt / rate``): a model keeps the same modes at every resolution, and a bandlimit below 1 leaves room before the
+Nyquist frequency for a coarser sampling (rate > 1) to still resolve the modes kept.
+
 n_ssm: the number of independent SSMs (Λ, P, B) behind the H channels; None or H: one per channel, 1: one shared
 by all (the official S4 configs' n_ssm: 1 for LRA; DSS and DLR always share Λ). A shared parameter has n_ssm rows
 where a per-channel one has H (at dim −2 of its complex form); channel h uses copy h mod n_ssm, as the official code
@@ -26,6 +32,21 @@ import math
 
 import torch
 from torch import nn
+
+
+def bandlimit_mask(Lambda: torch.Tensor, dt: torch.Tensor, bandlimit: float) -> torch.Tensor:
+    """(H, N2) of 1.0 where Δ·|Im λ_n|/2π < bandlimit/2 (a mode below half the band), else 0.0.
+
+    Lambda (H, N2) complex; dt (H,) the base step (module docstring)."""
+    return (dt[:, None] * Lambda.imag.abs() / (2 * math.pi) < bandlimit / 2).to(dt.dtype)
+
+
+def check_bandlimit(bandlimit) -> float | None:
+    if bandlimit is not None and not (isinstance(bandlimit, (int, float)) and not isinstance(bandlimit, bool)
+                                      and 0 < bandlimit < math.inf):
+        raise ValueError(f"bandlimit: expected None (off) or a positive number (1: up to the Nyquist frequency), "
+                         f"got {bandlimit!r}")
+    return None if bandlimit is None else float(bandlimit)
 
 
 def set_optim(module: nn.Module, name: str, settings: dict) -> None:
@@ -64,6 +85,7 @@ class SSMKernel(nn.Module):
     # recurrence(rate) reproduces forward(L, rate) at every length L, so the convolution may run in chunked form
     # (ops.chunkconv); a kernel normalized over a fixed length says False
     chunkable = True
+    bandlimit: float | None = None  # set by kernels with a Lambda() (S4, S4D), see bandlimit_mask
 
     def __init__(self, d_model: int, d_state: int, channels: int = 1, ssm_lr: float | None = 1e-3,
                  n_ssm: int | None = None):
@@ -119,6 +141,12 @@ class SSMKernel(nn.Module):
         """t with n_ssm or H rows at dim −2 -> H rows: channel h takes row h mod n_ssm."""
         n = t.shape[-2]
         return t if n == self.H else t.repeat(*([1] * (t.dim() - 2)), self.H // n, 1)
+
+    def output_C(self) -> torch.Tensor:
+        """C (Cch, H, N2) as the kernel uses it: the parameter over the channels, times bandlimit_mask of the base Δ
+        when a bandlimit is set."""
+        C = self.cplx("C")
+        return C if self.bandlimit is None else C * bandlimit_mask(self.Lambda(), self.dt(), self.bandlimit)
 
     @property
     def real_dtype(self) -> torch.dtype:

@@ -14,7 +14,7 @@ from .. import hippo
 from ..discretize import discretize
 from ..ops import vandermonde
 from ..ops.vandermonde import powers as vandermonde_powers
-from .base import SSMKernel
+from .base import SSMKernel, check_bandlimit
 from ..dense import conj_full
 from .chunked import ChunkSystem, diagonal_chunks, interleave, real_form
 
@@ -94,15 +94,17 @@ class S4DKernel(SSMKernel):
     """S4D: A = diag(λ), λ_n = −f(a_n) + i b_n; B, C complex; Δ per channel; K by Vandermonde product.
 
     init: lin | inv | legs | real | random (hippo.diagonal_init); disc: zoh | bilinear;
-    real_transform: exp | relu | none. B starts at 1 (for legs: the HiPPO B̃, Im clipped to [−B_clip, B_clip] as in
+    real_transform: exp | relu | none; bandlimit: None | b > 0, C zeroed for the modes at or above b/2 cycles per
+    sample (base.bandlimit_mask). B starts at 1 (for legs: the HiPPO B̃, Im clipped to [−B_clip, B_clip] as in
     the official S4D-LegS init), C ~ complex normal with E|C|² = 1.
     """
 
     def __init__(self, d_model: int, d_state: int = 64, channels: int = 1, init: str = "legs", disc: str = "zoh",
                  real_transform: str = "exp", dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3,
-                 B_clip: float | None = 2.0, n_ssm: int | None = None):
+                 B_clip: float | None = 2.0, n_ssm: int | None = None, bandlimit: float | None = None):
         super().__init__(d_model, d_state, channels, ssm_lr, n_ssm)
         self.init_dt(dt_min, dt_max)
+        self.bandlimit = check_bandlimit(bandlimit)
         if disc not in ("zoh", "bilinear"):
             raise ValueError(f"disc: expected 'zoh' or 'bilinear', got {disc!r}")
         self.disc, self.real_transform = disc, real_transform
@@ -119,7 +121,7 @@ class S4DKernel(SSMKernel):
     def system(self, rate: float = 1.0) -> DiagonalSystem:
         dt = self.dt(rate)[:, None]
         log_dA, dB = discretize(self.disc, self.Lambda() * dt, dt, self.cplx("B"))
-        return DiagonalSystem(log_dA, dB, self.cplx("C"), 2.0)
+        return DiagonalSystem(log_dA, dB, self.output_C(), 2.0)
 
     def forward(self, L: int, rate: float = 1.0) -> torch.Tensor:
         return self.system(rate).kernel(L)

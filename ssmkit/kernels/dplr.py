@@ -24,7 +24,7 @@ import torch
 from .. import hippo
 from ..dense import apply_half, conj_full, dense_reduce
 from ..ops import cauchy
-from .base import SSMKernel
+from .base import SSMKernel, check_bandlimit
 from .chunked import ChunkSystem, dense_chunks, interleave, real_form
 from .diag import real_part, real_part_inverse
 
@@ -154,13 +154,18 @@ class DPLRKernel(SSMKernel):
     l_max: the length C̃ is trained for (None: any length, C is the plain C). real_transform as in S4D.
     B_clip: Im B̃ clipped to [−B_clip, B_clip] at init (2, the official S4 init; None: the exact HiPPO B̃).
     n_ssm: independent (Λ, P, B) copies behind the H channels (base module docstring).
+    bandlimit: C zeroed for the modes at or above bandlimit/2 cycles per sample (base.bandlimit_mask); with l_max set
+    the mask applies to the trained C̃, as the official code masks its C̃ (the modes are those of Λ, the diagonal
+    part).
     """
 
     def __init__(self, d_model: int, d_state: int = 64, channels: int = 1, init: str = "legs",
                  l_max: int | None = None, real_transform: str = "exp", dt_min: float = 1e-3, dt_max: float = 1e-1,
-                 ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0, n_ssm: int | None = None):
+                 ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0, n_ssm: int | None = None,
+                 bandlimit: float | None = None):
         super().__init__(d_model, d_state, channels, ssm_lr, n_ssm)
         self.init_dt(dt_min, dt_max)
+        self.bandlimit = check_bandlimit(bandlimit)
         if l_max is not None and (not isinstance(l_max, int) or l_max < 1):
             raise ValueError(f"l_max: expected None or a positive integer, got {l_max!r}")
         self.l_kernel = l_max or 0
@@ -181,7 +186,7 @@ class DPLRKernel(SSMKernel):
         return dplr_transition(*(widen(Lambda, P, dt) if wide else (Lambda, P, dt)))
 
     def _plain_C_wide(self) -> torch.Tensor:
-        C = widen(self.cplx("C"))[0]
+        C = widen(self.output_C())[0]
         return c_from_ctilde(C, self.transition(wide=True), self.l_kernel) if self.l_kernel else C
 
     def plain_C(self) -> torch.Tensor:
@@ -190,7 +195,7 @@ class DPLRKernel(SSMKernel):
 
     def c_tilde(self, L: int, rate: float = 1.0) -> tuple[torch.Tensor, int]:
         """(C̃, L_eval): the C̃ for generating-function length L_eval >= L whose first L values are the kernel."""
-        C = self.cplx("C")
+        C = self.output_C()
         if self.l_kernel and rate == 1.0 and L <= self.l_kernel:
             return C, self.l_kernel
         return ctilde_from_c(self._plain_C_wide(), self.transition(rate, wide=True), L).to(C.dtype), L
