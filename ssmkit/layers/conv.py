@@ -36,19 +36,30 @@ def kernel_channels(channels: int, bidirectional: bool) -> int:
     return channels * (2 if bidirectional else 1)
 
 
+def output_stage(channels: int, H: int, activation: str, output: str, dropout: float
+                 ) -> tuple[nn.Module, nn.Module, nn.Module]:
+    """(activation, dropout, output map) of a convolution block with C·H features: act and Dropout elementwise, then
+    ``glu`` Linear(C·H → 2H) + GLU, ``linear`` Linear(C·H → H) or ``none`` (C must be 1). Options checked by name."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation: expected one of {tuple(ACTIVATIONS)}, got {activation!r}")
+    if output not in OUTPUTS:
+        raise ValueError(f"output: expected one of {OUTPUTS}, got {output!r}")
+    if output == "none" and channels != 1:
+        raise ValueError(f"output='none' keeps C·H features, so it needs channels=1, got channels={channels}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout}")
+    if output == "glu":
+        out = nn.Sequential(nn.Linear(channels * H, 2 * H), nn.GLU(dim=-1))
+    else:
+        out = nn.Linear(channels * H, H) if output == "linear" else nn.Identity()
+    return ACTIVATIONS[activation](), nn.Dropout(dropout) if dropout > 0 else nn.Identity(), out
+
+
 class SSMConv(nn.Module):
     @factory_kwargs
     def __init__(self, kernel: nn.Module, *, channels: int = 1, bidirectional: bool = False,
                  activation: str = "gelu", output: str = "glu", dropout: float = 0.0, l_max: int | None = None):
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation: expected one of {tuple(ACTIVATIONS)}, got {activation!r}")
-        if output not in OUTPUTS:
-            raise ValueError(f"output: expected one of {OUTPUTS}, got {output!r}")
-        if output == "none" and channels != 1:
-            raise ValueError(f"output='none' keeps C·H features, so it needs channels=1, got channels={channels}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout}")
         if l_max is not None and (not isinstance(l_max, int) or l_max < 1):
             raise ValueError(f"l_max: expected None or a positive integer, got {l_max!r}")
         if kernel.channels != kernel_channels(channels, bidirectional):
@@ -57,14 +68,8 @@ class SSMConv(nn.Module):
         self.kernel, self.H, self.channels = kernel, kernel.H, channels
         self.bidirectional, self.l_max = bidirectional, l_max
         self.D = nn.Parameter(torch.randn(channels, self.H))
-        self.activation, self.activation_name = ACTIVATIONS[activation](), activation
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        if output == "glu":
-            self.output = nn.Sequential(nn.Linear(channels * self.H, 2 * self.H), nn.GLU(dim=-1))
-        elif output == "linear":
-            self.output = nn.Linear(channels * self.H, self.H)
-        else:
-            self.output = nn.Identity()
+        self.activation, self.dropout, self.output = output_stage(channels, self.H, activation, output, dropout)
+        self.activation_name = activation
         self._step_cache: tuple | None = None
         self._step_form: tuple | None = None  # (recurrence, its (M, b, c) for ops.ssm_step)
         self._graphed_parts, self._cached_parts = GraphedParts(), CachedParts()
