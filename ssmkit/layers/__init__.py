@@ -1,4 +1,5 @@
-"""Sequence layers to drop into a model: (B, L, H) -> (B, L, H), with step() for recurrent use."""
+"""Sequence layers to drop into a model: (B, L, H) -> (B, L, H), with step() for recurrent use; S4ND for N-D inputs
+(B, *spatial, H)."""
 from .attention import MultiHeadAttention
 from .conv import SSMConv
 from .diagonal import DLR, DSS, EMA, S4D
@@ -9,8 +10,9 @@ from .output_only import OutputOnly
 from .pool import DownPool, UpPool
 from .registry import LAYERS, layer, register_layer
 from .s4 import S4
+from .s4nd import S4ND
 from .s5 import S5
 from .sgconv import SGConv
 
-__all__ = ["SSMConv", "S4", "S4D", "DSS", "DLR", "S5", "GSS", "MultiHeadAttention", "SGConv", "EMA", "Mega", "LiquidS4",
-           "OutputOnly", "DownPool", "UpPool", "LAYERS", "layer", "register_layer"]
+__all__ = ["SSMConv", "S4", "S4D", "S4ND", "DSS", "DLR", "S5", "GSS", "MultiHeadAttention", "SGConv", "EMA", "Mega",
+           "LiquidS4", "OutputOnly", "DownPool", "UpPool", "LAYERS", "layer", "register_layer"]
