@@ -23,11 +23,28 @@ def test_permuted_digits_use_one_fixed_permutation():
     assert torch.equal(xp[:, :5], x[:, order])
 
 
+def test_digits_as_images_are_the_row_major_sequences_and_resize_bilinearly():
+    seq, img = data.build("digits", None, "test"), data.build("digits", None, "test", image=True)
+    assert img.tensors[0].shape == (360, 8, 8, 1) and img.l_max == (8, 8)
+    assert torch.equal(img.tensors[0].flatten(1, 2), seq.tensors[0])
+    big = data.build("digits", None, "test", image=True, size=32)
+    assert big.tensors[0].shape == (360, 32, 32, 1) and big.l_max == (32, 32)
+    # bilinear upsampling by 4 (half-pixel centres, edges clamped) keeps each image's mean intensity
+    assert torch.allclose(big.tensors[0].mean((1, 2, 3)), img.tensors[0].mean((1, 2, 3)), rtol=1e-5)
+    assert not torch.equal(big.tensors[0][:, ::4, ::4], img.tensors[0])  # interpolated, not repeated pixels
+    flat = data.build("digits", None, "test", size=16)
+    assert flat.tensors[0].shape == (360, 256, 1) and flat.l_max == 256
+
+
 def test_bad_dataset_arguments_are_named():
     with pytest.raises(ValueError, match="split"):
         data.build("digits", None, "dev")
     with pytest.raises(ValueError, match="permuted"):
         data.build("digits", None, "train", permuted=True)
+    with pytest.raises(ValueError, match="size: expected a positive image side"):
+        data.build("digits", None, "train", size=0)
+    with pytest.raises(ValueError, match="permute: a permuted pixel order is not an image"):
+        data.build("digits", None, "train", permute=True, image=True)
 
 
 def test_text_folder_is_read_as_bytes_with_next_byte_targets(tmp_path):

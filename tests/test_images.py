@@ -72,6 +72,13 @@ def test_scifar_grayscale_is_the_lra_image_input(cifar_dir):
     assert torch.allclose(gray.tensors[0][..., 0], expected, atol=1e-6)
 
 
+def test_scifar_images_are_channels_last_32x32(cifar_dir):
+    seq, img = data.build("scifar", str(cifar_dir), "test"), data.build("scifar", str(cifar_dir), "test", image=True)
+    assert img.tensors[0].shape == (6, 32, 32, 3) and img.l_max == (32, 32) and img.d_input == 3
+    assert torch.equal(img.tensors[0].flatten(1, 2), seq.tensors[0])
+    assert data.build("scifar", str(cifar_dir), "test", image=True, size=16).tensors[0].shape == (6, 16, 16, 3)
+
+
 def test_cifar_errors_name_the_batch(cifar_dir):
     (cifar_dir / "cifar-10-batches-py" / "data_batch_3").unlink()
     with pytest.raises(FileNotFoundError, match="no data_batch_3"):

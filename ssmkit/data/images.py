@@ -4,7 +4,8 @@ smnist / psmnist: MNIST as 784 pixels in row-major order (1 feature, scaled to [
     seeded permutation. Files: train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte,
     t10k-labels-idx1-ubyte, each optionally gzipped (.gz), as distributed by the MNIST site.
 scifar: CIFAR-10 as 1024 pixels with 3 features (R, G, B in [0, 1]); grayscale=True gives 1 feature (the LRA Image
-    task: 0.299 R + 0.587 G + 0.114 B). Files: the python version's folder cifar-10-batches-py/ (data_batch_1..5,
+    task: 0.299 R + 0.587 G + 0.114 B); image=True gives (n, 32, 32, C) channels-last images (S4ND's CIFAR-2D), and
+    size resizes (data/grid.py). Files: the python version's folder cifar-10-batches-py/ (data_batch_1..5,
     test_batch: pickled dicts with b"data" (10000, 3072) uint8, channel planes, and b"labels").
 Validation is the last val_fraction of the official training set (a fixed split); test is the official test set.
 The CIFAR-10 python release is a pickle; it is read with an unpickler that builds only dicts, lists, bytes and numpy
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from .grid import check_size, pixel_grid
 from .registry import check_fraction, check_labels, data_folder, register_dataset
 
 _MNIST = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -141,9 +143,10 @@ def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data, labels
 
 
-@register_dataset("scifar", "sequential CIFAR-10, 1024 pixels x RGB, or grayscale=True for LRA Image "
-                            "(cifar-10-batches-py in data_dir)")
-def scifar(data_dir: str | None, split: str, grayscale: bool = False, val_fraction: float = 0.1) -> TensorDataset:
+@register_dataset("scifar", "sequential CIFAR-10, 1024 pixels x RGB, or grayscale=True for LRA Image; image=True "
+                            "for 32x32 images (cifar-10-batches-py in data_dir)")
+def scifar(data_dir: str | None, split: str, grayscale: bool = False, val_fraction: float = 0.1, image: bool = False,
+           size: int = 32) -> TensorDataset:
     folder = data_folder(data_dir, f"the folder holding {WHERE['cifar']}", inner="cifar-10-batches-py")
     names = ["test_batch"] if split == "test" else [f"data_batch_{i}" for i in range(1, 6)]
     parts = [_cifar_batch(folder / name) for name in names]
@@ -152,4 +155,7 @@ def scifar(data_dir: str | None, split: str, grayscale: bool = False, val_fracti
     x = (rgb @ np.array([0.299, 0.587, 0.114]))[..., None] if grayscale else rgb
     if split != "test":
         x, labels = _split_train(x, labels, split, val_fraction)
-    return _dataset(x, labels, x.shape[-1])
+    grid = pixel_grid(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), 32, check_size(size, 32), image)
+    ds = _dataset(grid.numpy(), labels, x.shape[-1])
+    ds.l_max = tuple(grid.shape[1:3]) if image else grid.shape[1]
+    return ds
