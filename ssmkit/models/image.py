@@ -1,0 +1,80 @@
+"""An isotropic residual network over channels-last images (and other N-D grids): S4ND's CIFAR-2D model.
+
+    h = Linear_in(x)                                         x: (B, L_1, .., L_d, d_input)
+    h = h + Dropout(layer(LayerNorm(h)))   (prenorm)   or   h = LayerNorm(h + Dropout(layer(h))),  n_layers times
+    out = Linear_out(mean over all positions of LayerNorm_final(h))      (B, d_output)
+
+layer: ``s4nd`` (ssmkit.S4ND; layer_options are its options, e.g. l_max per axis, kernel, init, bandlimit) or
+``conv``: a dense k × .. × k convolution with bias and 'same' zero padding, the paper's Conv2D baseline (the official
+cnn-cifar-2d: the same backbone with a 3 × 3 conv2d layer; layer_options kernel_size). The official configs tie the
+dropout masks across positions (tie_dropout); here dropout draws per element, as SequenceModel's.
+
+rate (forward): the S4ND layers sample their kernels at Δ·rate (one number or one per axis; S4ND's module docstring),
+for an input at another resolution than the training's; a conv network has no continuous kernel and refuses it.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..layers import S4ND
+from ..layers.factory import factory_kwargs
+
+IMAGE_LAYERS = ("s4nd", "conv")
+
+
+class ConvND(nn.Module):
+    """y = conv(u) over channels-last u (B, L_1, .., L_d, H): k^d taps, bias, zero 'same' padding; (y, None)."""
+
+    def __init__(self, d_model: int, dim: int = 2, kernel_size: int = 3):
+        super().__init__()
+        if dim not in (1, 2, 3):
+            raise ValueError(f"dim: a conv layer takes 1, 2 or 3 spatial axes, got {dim!r}")
+        if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size: expected an odd positive integer ('same' padding), got {kernel_size!r}")
+        conv = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[dim - 1]
+        self.conv = conv(d_model, d_model, kernel_size, padding=kernel_size // 2)
+
+    def forward(self, u: torch.Tensor, state=None):
+        return self.conv(u.movedim(-1, 1)).movedim(1, -1), None
+
+
+class ImageModel(nn.Module):
+    @factory_kwargs
+    def __init__(self, d_input: int, d_output: int, *, layer: str = "s4nd", d_model: int = 64, n_layers: int = 4,
+                 dim: int = 2, layer_options: dict | None = None, prenorm: bool = True, dropout: float = 0.0):
+        super().__init__()
+        self.config = dict(d_input=d_input, d_output=d_output, layer=layer, d_model=d_model, n_layers=n_layers,
+                           dim=dim, layer_options=dict(layer_options or {}), prenorm=prenorm, dropout=dropout)
+        if layer not in IMAGE_LAYERS:
+            raise ValueError(f"layer: expected one of {IMAGE_LAYERS}, got {layer!r}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout}")
+        options = dict(layer_options or {})
+        make = (lambda: S4ND(d_model, dim=dim, **options)) if layer == "s4nd" else (
+            lambda: ConvND(d_model, dim, **options))
+        self.layer, self.dim, self.prenorm = layer, dim, prenorm
+        self.encoder = nn.Linear(d_input, d_model)
+        self.layers = nn.ModuleList(make() for _ in range(n_layers))
+        self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(n_layers))
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.final_norm = nn.LayerNorm(d_model) if prenorm else nn.Identity()
+        self.decoder = nn.Linear(d_model, d_output)
+
+    def forward(self, x: torch.Tensor, lengths=None, rate: float | list | tuple = 1.0) -> torch.Tensor:
+        """x (B, L_1, .., L_d, d_input) -> logits (B, d_output). rate: module docstring."""
+        if lengths is not None:
+            raise ValueError("lengths: an image model reads whole grids (no padding); got lengths")
+        if x.dim() != self.dim + 2:
+            raise ValueError(f"x: expected (B, L_1, .., L_{self.dim}, d_input) channels last, got {tuple(x.shape)}")
+        if self.layer == "conv" and rate != 1.0:
+            raise ValueError(f"rate: a conv network has no continuous kernel to resample; run it at rate 1, got "
+                             f"{rate!r}")
+        options = {} if self.layer == "conv" else {"rate": rate}
+        h = self.encoder(x)
+        for layer, norm in zip(self.layers, self.norms):
+            if self.prenorm:
+                h = h + self.dropout(layer(norm(h), **options)[0])
+            else:
+                h = norm(h + self.dropout(layer(h, **options)[0]))
+        return self.decoder(self.final_norm(h).flatten(1, -2).mean(1))
