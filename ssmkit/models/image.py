@@ -5,9 +5,13 @@
     out = Linear_out(mean over all positions of LayerNorm_final(h))      (B, d_output)
 
 layer: ``s4nd`` (ssmkit.S4ND; layer_options are its options, e.g. l_max per axis, kernel, init, bandlimit) or
-``conv``: a dense k × .. × k convolution with bias and 'same' zero padding, the paper's Conv2D baseline (the official
-cnn-cifar-2d: the same backbone with a 3 × 3 conv2d layer; layer_options kernel_size). The official configs tie the
+``conv``: GELU of a dense k × .. × k convolution with bias and 'same' zero padding, the paper's Conv2D baseline (the
+official cnn-cifar-2d: the same backbone with a 3 × 3 conv2d layer, src/models/sequence/convs/conv2d.py; layer_options
+kernel_size). The official configs tie the
 dropout masks across positions (tie_dropout); here dropout draws per element, as SequenceModel's.
+
+``model.config`` holds the constructor's arguments: ``save_pretrained`` / ``from_pretrained`` / ``ssmkit.load`` as for
+SequenceModel (models/pretrained.py).
 
 rate (forward): the S4ND layers sample their kernels at Δ·rate (one number or one per axis; S4ND's module docstring),
 for an input at another resolution than the training's; a conv network has no continuous kernel and refuses it.
@@ -19,12 +23,13 @@ from torch import nn
 
 from ..layers import S4ND
 from ..layers.factory import factory_kwargs
+from .pretrained import Pretrained
 
 IMAGE_LAYERS = ("s4nd", "conv")
 
 
 class ConvND(nn.Module):
-    """y = conv(u) over channels-last u (B, L_1, .., L_d, H): k^d taps, bias, zero 'same' padding; (y, None)."""
+    """y = GELU(conv(u)) over channels-last u (B, L_1, .., L_d, H): k^d taps, bias, zero 'same' padding; (y, None)."""
 
     def __init__(self, d_model: int, dim: int = 2, kernel_size: int = 3):
         super().__init__()
@@ -34,12 +39,13 @@ class ConvND(nn.Module):
             raise ValueError(f"kernel_size: expected an odd positive integer ('same' padding), got {kernel_size!r}")
         conv = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[dim - 1]
         self.conv = conv(d_model, d_model, kernel_size, padding=kernel_size // 2)
+        self.activation = nn.GELU()
 
     def forward(self, u: torch.Tensor, state=None):
-        return self.conv(u.movedim(-1, 1)).movedim(1, -1), None
+        return self.activation(self.conv(u.movedim(-1, 1)).movedim(1, -1)), None
 
 
-class ImageModel(nn.Module):
+class ImageModel(Pretrained, nn.Module):
     @factory_kwargs
     def __init__(self, d_input: int, d_output: int, *, layer: str = "s4nd", d_model: int = 64, n_layers: int = 4,
                  dim: int = 2, layer_options: dict | None = None, prenorm: bool = True, dropout: float = 0.0):

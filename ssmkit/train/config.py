@@ -32,7 +32,9 @@ class TrainConfig:
     # model: `sequence` (SequenceModel: n_layers residual `layer` blocks), `sashimi` (Sashimi: model_options pool,
     # expand, unet; n_layers, ffn_mult as its ff, dropout and the layer keys apply) or `sssd` (SSSD for imputation
     # datasets: n_layers blocks of width d_model; model_options d_skip, T, beta_0, beta_T, ...); prenorm, norm, pool
-    # and the attention keys are SequenceModel's. d_state and ssm_lr go to every layer, layer_options too
+    # and the attention keys are SequenceModel's. d_state and ssm_lr go to every layer, layer_options too.
+    # `s4nd` / `cnn` (ImageModel over image datasets, e.g. dataset_options.image=true: n_layers S4ND or 3x3-conv
+    # blocks; model_options are S4ND's options, or kernel_size; prenorm and dropout apply)
     model: str = "sequence"
     model_options: dict = field(default_factory=dict)
     layer: str = "s4d"
@@ -72,9 +74,15 @@ class TrainConfig:
     out_dir: str = "runs"
     run_name: str | None = None
 
+    @property
+    def blocks(self) -> str:
+        """What the blocks are, for run names and logs: the layer, or the image model (s4nd, cnn)."""
+        return self.model if self.model in ("s4nd", "cnn") else self.layer
+
     def __post_init__(self):
         choices = {"schedule": ("cosine", "constant", "plateau"), "precision": ("fp32", "bf16", "fp16"),
-                   "norm": ("layer", "batch"), "pool": ("mean", "last"), "model": ("sequence", "sashimi", "sssd")}
+                   "norm": ("layer", "batch"), "pool": ("mean", "last"),
+                   "model": ("sequence", "sashimi", "sssd", "s4nd", "cnn")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key}: expected one of {allowed}, got {getattr(self, key)!r}"

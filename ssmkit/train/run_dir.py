@@ -1,10 +1,10 @@
 """The run directory: created exclusively inside out_dir, marked by its config.yaml, its metrics.csv the history.
 
 A run directory is ``out_dir/run_name`` (run_name: a relative path with no '..'), or
-``out_dir/<dataset>-<layer>-<time>`` by default. It is created with an exclusive mkdir, so two runs never share one:
-an explicit run_name that exists is an error (resume that run with --resume, or pick another name), and a default
-name that another run took in the same second gets the suffix -2, -3, ... config.yaml, written first, marks the
-folder as an ssmkit run.
+``out_dir/<dataset>-<layer>-<time>`` by default (image models: s4nd or cnn for the layer). It is created with an
+exclusive mkdir, so two runs never share one: an explicit run_name that exists is an error (resume that run with
+--resume, or pick another name), and a default name that another run took in the same second gets the suffix -2,
+-3, ... config.yaml, written first, marks the folder as an ssmkit run.
 
 metrics.csv is a view of the history kept in the checkpoint: it is written after every epoch and again when a run is
 resumed, so a crash between the checkpoint and the CSV leaves nothing missing.
@@ -54,7 +54,7 @@ def new_run_dir(config: TrainConfig) -> Path:
                     else "already exists and is not an ssmkit run (no config.yaml); ssmkit does not write into it")
             raise ValueError(f"run_name: {run_dir} {what}, or pick another run_name")
     else:
-        base = f"{config.dataset}-{config.layer}-{datetime.now():%Y%m%d-%H%M%S}"
+        base = f"{config.dataset}-{config.blocks}-{datetime.now():%Y%m%d-%H%M%S}"
         suffix = 1
         while not _claim(run_dir := out / (base if suffix == 1 else f"{base}-{suffix}")):
             suffix += 1

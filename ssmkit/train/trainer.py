@@ -23,11 +23,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from .. import data
-from ..layers import LAYERS
+from ..layers import LAYERS, S4ND
 from . import distributed as dist
-from ..models import SSSD, Sashimi, SequenceModel
+from ..models import SSSD, ImageModel, Sashimi, SequenceModel
+from ..models.image import ConvND
 from ..models.pretrained import CONFIG, config_json, load_folder, load_weights
 from .checkpoint import checkpoint_folder, read_state, read_weights, save_checkpoint, write_text_atomic
+from ..options import check_options
 from ..progress import progress
 from .config import TrainConfig
 from .logs import tensorboard, write_steps
@@ -36,14 +38,17 @@ from .run_dir import new_run_dir, read_run_config, tidy, write_metrics
 from .task import Task
 
 
-def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD:
+def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD | ImageModel:
     """The model for ``dataset``: token embedding when it has a vocabulary, per-step outputs for task 'lm', a
-    two-tower head for pair datasets; SSSD (n_layers residual blocks of width d_model) for task 'impute'.
+    two-tower head for pair datasets; SSSD (n_layers residual blocks of width d_model) for task 'impute'; ImageModel
+    for image datasets (model s4nd or cnn, see _image_model).
 
     d_state, ssm_lr and the dataset's l_max go to the layer when its signature takes them (SGConv has no d_state;
     SaShiMi's levels run at several lengths, so its layers get no l_max); layer_options were checked against the
     layer's signature by TrainConfig, and model_options are checked against the model's.
     """
+    if config.model in ("s4nd", "cnn") or isinstance(dataset.l_max, tuple):
+        return _image_model(config, dataset)
     accepted = inspect.signature(LAYERS[config.layer]).parameters
     shared = {"d_state": config.d_state, "ssm_lr": config.ssm_lr,
               "l_max": None if config.model == "sashimi" else dataset.l_max}
@@ -83,6 +88,35 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD:
     if per_step:
         _check_causal(model)
     return model
+
+
+def _image_model(config: TrainConfig, dataset) -> ImageModel:
+    """ImageModel for an image dataset (l_max one length per axis): S4ND blocks (model_options: S4ND's options, d_state
+    and ssm_lr from the config, l_max from the dataset) or 3x3-conv blocks (model_options: kernel_size)."""
+    if config.model not in ("s4nd", "cnn"):
+        raise ValueError(f"model: dataset {config.dataset!r} gives images (l_max {dataset.l_max}); they need "
+                         f"model=s4nd or model=cnn, got model={config.model!r}")
+    if not isinstance(dataset.l_max, tuple):
+        raise ValueError(f"model: {config.model} reads images; dataset {config.dataset!r} gives sequences (set "
+                         f"dataset_options.image=true where the dataset has it)")
+    for key, value, default in (("norm", config.norm, "layer"), ("pool", config.pool, "mean"),
+                                ("ffn_mult", config.ffn_mult, 0), ("attention_every", config.attention_every, 0),
+                                ("layer_options", config.layer_options, {})):
+        if value != default:
+            raise ValueError(f"{key}: the image models take {default!r} (their layer's options are model_options), "
+                             f"got {value!r}")
+    for key in ("d_model", "dim"):
+        if key in config.model_options:
+            raise ValueError(f"model_options.{key}: not an option here; the trainer sets it (d_model: the config "
+                             f"key; dim: the dataset's axes)")
+    if config.model == "cnn":
+        options = check_options(ConvND, config.model_options, "model_options")
+    else:
+        shared = {"d_state": config.d_state, "ssm_lr": config.ssm_lr, "l_max": list(dataset.l_max)}
+        options = {**shared, **check_options(S4ND, config.model_options, "model_options")}
+    return ImageModel(dataset.d_input, dataset.n_classes, layer="conv" if config.model == "cnn" else "s4nd",
+                      d_model=config.d_model, n_layers=config.n_layers, dim=len(dataset.l_max),
+                      layer_options=options, prenorm=config.prenorm, dropout=config.dropout)
 
 
 def _check_causal(model: SequenceModel | Sashimi) -> None:
@@ -327,7 +361,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
     n_params = sum(p.numel() for p in plain.parameters())
     # per-position tasks may leave positions unscored; imputation scores the missing entries
     unit = {"lm": "scored tokens", "impute": "missing entries"}.get(task.kind, "samples")
-    log(f"run {run_dir}: {config.layer} x{config.n_layers}, d_model={config.d_model}, {n_params:,} parameters, "
+    log(f"run {run_dir}: {config.blocks} x{config.n_layers}, d_model={config.d_model}, {n_params:,} parameters, "
         f"{config.dataset} ({len(splits['train'])} train), {device} x{world}")
     board = tensorboard(run_dir, rank, log)
     for epoch in range(start_epoch, config.epochs):

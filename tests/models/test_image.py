@@ -2,6 +2,7 @@
 a resolution change; the conv baseline."""
 import pytest
 import torch
+import torch.nn.functional as F
 
 import ssmkit
 from ssmkit.models import ImageModel, SequenceModel
@@ -37,11 +38,11 @@ def test_image_model_runs_at_another_resolution_with_rate():
     assert model(torch.randn(3, 4, 8, 1), rate=(2.0, 1.0)).shape == (3, 10)
 
 
-def test_the_conv_baseline_is_a_same_padded_3x3_convolution():
+def test_the_conv_baseline_is_gelu_of_a_same_padded_3x3_convolution():
     model = ImageModel(2, 3, layer="conv", d_model=4, n_layers=1).double()
     x = torch.randn(2, 6, 5, 4, dtype=torch.float64)
     conv = model.layers[0].conv
-    expected = torch.nn.functional.conv2d(x.movedim(-1, 1), conv.weight, conv.bias, padding=1).movedim(1, -1)
+    expected = F.gelu(F.conv2d(x.movedim(-1, 1), conv.weight, conv.bias, padding=1)).movedim(1, -1)
     assert conv.weight.shape == (4, 4, 3, 3)
     assert torch.allclose(model.layers[0](x)[0], expected, atol=1e-12)
     with pytest.raises(ValueError, match="rate: a conv network has no continuous kernel"):
