@@ -30,7 +30,7 @@ def run(name: str, experiment: str, seed: int, out: str, extra: list[str]) -> li
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--bandlimits", nargs="+", default=["off", "1.0", "0.5"])
+    p.add_argument("--bandlimits", nargs="*", default=["off", "1.0", "0.5"], help="none given: the conv alone")
     p.add_argument("--out", default="runs/resolution")
     args = p.parse_args()
     variants = [(f"s4nd-bandlimit-{b}", "s4nd-digits-small", [] if b == "off" else [f"model_options.bandlimit={b}"])
