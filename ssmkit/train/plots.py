@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from ..layers import S4ND
+
 
 def _pyplot():
     try:
@@ -69,6 +71,9 @@ def plot_kernels(run_dir: Path, plt, channels: int = 4) -> Path:
     from .trainer import load_model
 
     model = load_model(run_dir, "best")
+    grids = [m for m in model.modules() if isinstance(m, S4ND) and m.dim == 2]
+    if grids:
+        return _plot_2d_kernels(run_dir, plt, grids, channels)
     layers = [m for m in model.modules() if isinstance(getattr(m, "kernel", None), torch.nn.Module)]
     layers = [layers[i] for i in sorted({round(j * (len(layers) - 1) / 7) for j in range(8)})] if layers else []
     if not layers:
@@ -85,6 +90,27 @@ def plot_kernels(run_dir: Path, plt, channels: int = 4) -> Path:
         ax.set_xlabel("l")
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7, ncol=channels)
+    fig.tight_layout()
+    path = run_dir / "plots" / "kernels.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _plot_2d_kernels(run_dir: Path, plt, layers: list, channels: int) -> Path:
+    """S4ND: the 2-D kernel K[j1, j2] (two-sided, lags −l .. l−1 on both axes, l = l_max) of the first output channel,
+    for ``channels`` channels of up to 8 layers spread over the depth."""
+    layers = [layers[i] for i in sorted({round(j * (len(layers) - 1) / 7) for j in range(8)})]
+    fig, axes = plt.subplots(len(layers), channels, figsize=(2.2 * channels, 2.2 * len(layers)), squeeze=False)
+    for i, layer in enumerate(layers):
+        k, k_rev = layer.axis_kernels(layer.l_max, 1.0)
+        axis = [k_a if k_rev is None else torch.cat([k_rev[a].flip(-1), k_a], -1) for a, k_a in enumerate(k)]
+        K = (axis[0][..., :, None] * axis[1][..., None, :]).mean(0)[0]  # (H, 2l1, 2l2)
+        for h, ax in enumerate(axes[i]):
+            scale = K[h].abs().max().item() or 1.0
+            ax.imshow(K[h].float().cpu().numpy(), cmap="RdBu_r", vmin=-scale, vmax=scale)
+            ax.set_title(f"layer {i}, channel {h}", fontsize=8)
+            ax.axis("off")
     fig.tight_layout()
     path = run_dir / "plots" / "kernels.png"
     fig.savefig(path, dpi=120)

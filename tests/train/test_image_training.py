@@ -39,6 +39,15 @@ def test_s4nd_trains_on_digit_images_and_is_evaluated_zero_shot_at_32x32(tmp_pat
     assert big["samples"] == native["samples"] and 0 <= big["acc"] <= 1
 
 
+def test_plot_draws_the_2d_kernels_of_an_s4nd_run(tmp_path):
+    pytest.importorskip("matplotlib")
+    from ssmkit.train.plots import plot_run
+
+    train(_config(tmp_path, "p", ["model=s4nd", "epochs=1", "train_subset=32"]), **QUIET)
+    curves, kernels = plot_run(tmp_path / "p")
+    assert kernels.name == "kernels.png" and kernels.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_the_cnn_baseline_runs_at_another_size_and_refuses_a_rate(tmp_path):
     train(_config(tmp_path, "cnn", ["model=cnn", "epochs=1"]), **QUIET)
     assert isinstance(ssmkit.load(tmp_path / "cnn").layers[0], ConvND)
