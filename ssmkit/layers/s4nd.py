@@ -13,8 +13,8 @@ rate 2 for one half as fine). ``bandlimit`` drops, in every axis kernel, the mod
 sample of the base Δ (kernels.base.bandlimit_mask, independent of rate), so that a coarser sampling does not alias.
 With l_max_a = None an axis kernel is as long as the input along that axis.
 
-Not a sequence layer of the (B, L, H) contract: it has no recurrent view (its kernel reads both directions along every
-axis), so step and default_state raise, as SGConv's. ``rate`` goes through the kernels' own ``forward(L, rate)``:
+Not a sequence layer of the (B, L, H) contract: it has no recurrent view (its kernel spans every axis at once, and by
+default reads both directions along each), so step and default_state raise, as SGConv's. ``rate`` goes through the kernels' own ``forward(L, rate)``:
 for ZOH diagonal kernels (S4D, disc zoh) the kernel at rate 2 is exactly the 2 × 2 × .. sum-pooling of the kernel at
 rate 1 (B̄(2Δ) = (1 + Ā) B̄(Δ)); for S4's bilinear discretization it is so only approximately (O(Δ²λ²) per sample).
 """
@@ -135,7 +135,7 @@ class S4ND(nn.Module):
     def forward(self, u: torch.Tensor, state=None, rate: float | list | tuple = 1.0):
         """u (B, L_1, .., L_d, H) -> (y of the same shape, None). rate: a number or one per axis (module docstring)."""
         if state is not None:
-            raise ValueError("state: S4ND has no recurrent view (its kernel is two-sided along every axis); call "
+            raise ValueError("state: S4ND has no recurrent view (its kernel spans every axis at once); call "
                              "forward(u) without state")
         self._check_input(u)
         with torch.autocast(device_type=u.device.type, enabled=False):
@@ -147,7 +147,7 @@ class S4ND(nn.Module):
         return self.output(self.dropout(self.activation(y))), None
 
     def _no_recurrence(self):
-        raise ValueError("S4ND has no recurrent view (its kernel is two-sided along every axis); use forward(u)")
+        raise ValueError("S4ND has no recurrent view (its kernel spans every axis at once); use forward(u)")
 
     def default_state(self, batch_size: int):
         self._no_recurrence()
