@@ -4,5 +4,6 @@ from .generate import generate
 from .sampling import Sampler, SamplingOptions
 from .sashimi import Sashimi
 from .sssd import SSSD
+from .vis4mer import ViS4mer, span_scores
 
-__all__ = ["SequenceModel", "Sashimi", "SSSD", "generate", "Sampler", "SamplingOptions"]
+__all__ = ["SequenceModel", "Sashimi", "SSSD", "ViS4mer", "generate", "span_scores", "Sampler", "SamplingOptions"]
