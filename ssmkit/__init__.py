@@ -3,10 +3,11 @@
 Layers take u (B, L, H) and return (y (B, L, H), next_state); see ssmkit.layers.SSMConv for the contract.
 """
 from . import export, functional, hippo, kernels, ops
-from .layers import (DLR, DSS, EMA, GSS, LAYERS, S4, S4D, S5, LiquidS4, Mega, MultiHeadAttention, OutputOnly, SGConv,
-                     SSMConv, layer, register_layer)
+from .layers import (DLR, DSS, EMA, GSS, LAYERS, S4, S4D, S5, CKConv, LiquidS4, Mega, MultiHeadAttention, OutputOnly,
+                     SGConv, SSMConv, layer, register_layer)
 from .train import load_model as load
 
 __version__ = "0.1.0"
 __all__ = ["S4", "S4D", "DSS", "DLR", "S5", "GSS", "MultiHeadAttention", "SGConv", "EMA", "Mega", "LiquidS4", "SSMConv",
-           "OutputOnly", "layer", "register_layer", "LAYERS", "load", "export", "functional", "hippo", "kernels", "ops"]
+           "CKConv", "OutputOnly", "layer", "register_layer", "LAYERS", "load", "export", "functional", "hippo",
+           "kernels", "ops"]

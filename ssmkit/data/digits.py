@@ -3,6 +3,8 @@
 digits-pairs is a two-tower task on the same images: two sequences, label 1 when they show the same digit
 (half the pairs), drawn within one split, so that a pair model (SequenceModel(pair=True)) reads each separately.
 
+image=True gives the same images as 8×8 grids, (n, 8, 8, 1) channels last, for 2-D models (CCNN with dim=2).
+
 The permuted variant applies one fixed, seeded permutation to the pixel order (like psMNIST), which removes locality
 and makes the task about long-range memory. Splits are a fixed seeded partition of the 1,797 images: 1,257 train,
 180 val, 360 test. Pixels are scaled to [0, 1].
@@ -27,8 +29,9 @@ def _load() -> tuple[np.ndarray, np.ndarray]:
 
 
 @register_dataset("digits", "sequential 8x8 handwritten digits (bundled UCI copy), L=64, 10 classes; permute=True "
-                            "for the permuted variant")
-def sequential_digits(data_dir: str | None, split: str, permute: bool = False, seed: int = 0) -> TensorDataset:
+                            "for the permuted variant, image=True for 8x8 images (n, 8, 8, 1)")
+def sequential_digits(data_dir: str | None, split: str, permute: bool = False, seed: int = 0,
+                      image: bool = False) -> TensorDataset:
     images, labels = _load()
     order = np.random.default_rng(1234).permutation(len(labels))  # the split is fixed, independent of `seed`
     start = {"train": 0, "val": _SPLIT_SIZES["train"], "test": _SPLIT_SIZES["train"] + _SPLIT_SIZES["val"]}[split]
@@ -36,6 +39,8 @@ def sequential_digits(data_dir: str | None, split: str, permute: bool = False, s
     x = torch.from_numpy(images[idx].astype(np.float32) / 16.0)[..., None]  # (n, 64, 1)
     if permute:
         x = x[:, torch.from_numpy(np.random.default_rng(seed).permutation(64))]
+    if image:
+        x = x.view(-1, 8, 8, 1)
     ds = TensorDataset(x, torch.from_numpy(labels[idx].astype(np.int64)))
     ds.d_input, ds.n_classes, ds.l_max = 1, 10, 64
     return ds
