@@ -79,9 +79,11 @@ class CKConv(nn.Module):
             L = x.shape[-1]
             K = F.pad(K, (0, L - K.shape[-1])) if K.shape[-1] < L else K[:, :L]
             y = fftconv(x, K[None])[:, 0]
-        else:
+        else:  # taps at offsets beyond the input's size never meet it: the grid is cut to at most 2·size − 1
+            reach = [min(k // 2, n - 1) for k, n in zip(K.shape[1:], x.shape[2:])]
+            K = K[(slice(None), *(slice(k // 2 - r, k // 2 + r + 1) for k, r in zip(K.shape[1:], reach)))]
             conv = (F.conv1d, F.conv2d, F.conv3d)[self.dim - 1]
-            y = conv(x, K[:, None], padding=[k // 2 for k in K.shape[1:]], groups=self.H)
+            y = conv(x, K[:, None], padding=reach, groups=self.H)
         y = y + self.bias.view(-1, *(1,) * self.dim)
         return self.mixer(y.movedim(1, -1)), None
 

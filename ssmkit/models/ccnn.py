@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..layers.ckconv import CKConv
+from .pretrained import Pretrained
 
 
 class _ChannelNorm(nn.Module):
@@ -32,7 +33,7 @@ class _ChannelNorm(nn.Module):
         return self.norm(h.reshape(-1, h.shape[-1])).view(h.shape)
 
 
-class CCNN(nn.Module):
+class CCNN(Pretrained, nn.Module):
     def __init__(self, d_input: int, d_output: int, *, d_model: int = 140, n_layers: int = 4, dim: int = 1,
                  l_max: int | None = None, kernel_size: int = 33, hidden: int = 32, omega_0: float = 2976.49,
                  mask_width: float = 0.075, threshold: float = 0.1, dropout: float = 0.1):

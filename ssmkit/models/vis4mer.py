@@ -28,11 +28,12 @@ from torch import nn
 
 from ..layers import LAYERS
 from ..layers import layer as build_layer
+from .pretrained import Pretrained
 
 S4_DEFAULTS = {"d_state": 64, "init": "legs", "output": "linear"}  # the official S4(H, l_max, dropout) defaults
 
 
-class ViS4mer(nn.Module):
+class ViS4mer(Pretrained, nn.Module):
     def __init__(self, d_input: int, d_output: int, *, d_model: int = 1024, n_layers: int = 3,
                  multiscale: bool = True, l_max: int | None = None, layer: str = "s4",
                  layer_options: dict | None = None, dropout: float = 0.2, prenorm: bool = True):
@@ -47,6 +48,8 @@ class ViS4mer(nn.Module):
                              f"of {2 ** n_layers}; got {d_model}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout}")
+        if "l_max" in (layer_options or {}):
+            raise ValueError("layer_options: l_max is ViS4mer's own argument (each stage's layer gets l_max / 2^i)")
         self.d_input, self.multiscale, self.prenorm = d_input, multiscale, prenorm
         self.widths = [d_model // 2 ** i if multiscale else d_model for i in range(n_layers + 1)]
         self.encoder = nn.Identity() if d_input == d_model else nn.Linear(d_input, d_model)

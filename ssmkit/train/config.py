@@ -31,8 +31,11 @@ class TrainConfig:
     eval_subset: int = 0  # the same for validation and test
     # model: `sequence` (SequenceModel: n_layers residual `layer` blocks), `sashimi` (Sashimi: model_options pool,
     # expand, unet; n_layers, ffn_mult as its ff, dropout and the layer keys apply) or `sssd` (SSSD for imputation
-    # datasets: n_layers blocks of width d_model; model_options d_skip, T, beta_0, beta_T, ...); prenorm, norm, pool
-    # and the attention keys are SequenceModel's. d_state and ssm_lr go to every layer, layer_options too
+    # datasets: n_layers blocks of width d_model; model_options d_skip, T, beta_0, beta_T, ...), `vis4mer` (ViS4mer:
+    # n_layers stages from width d_model; model_options multiscale; prenorm, dropout and the layer keys apply) or
+    # `ccnn` (CCNN: n_layers blocks of width d_model, dropout; model_options kernel_size, hidden, omega_0, mask_width,
+    # threshold); prenorm, norm, pool and the attention keys are SequenceModel's. d_state and ssm_lr go to every
+    # layer, layer_options too
     model: str = "sequence"
     model_options: dict = field(default_factory=dict)
     layer: str = "s4d"
@@ -74,7 +77,8 @@ class TrainConfig:
 
     def __post_init__(self):
         choices = {"schedule": ("cosine", "constant", "plateau"), "precision": ("fp32", "bf16", "fp16"),
-                   "norm": ("layer", "batch"), "pool": ("mean", "last"), "model": ("sequence", "sashimi", "sssd")}
+                   "norm": ("layer", "batch"), "pool": ("mean", "last"),
+                   "model": ("sequence", "sashimi", "sssd", "vis4mer", "ccnn")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key}: expected one of {allowed}, got {getattr(self, key)!r}"

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from .. import data
 from ..layers import LAYERS
 from . import distributed as dist
-from ..models import SSSD, Sashimi, SequenceModel
+from ..models import CCNN, SSSD, Sashimi, SequenceModel, ViS4mer
 from ..models.pretrained import CONFIG, config_json, load_folder, load_weights
 from .checkpoint import checkpoint_folder, read_state, read_weights, save_checkpoint, write_text_atomic
 from ..progress import progress
@@ -36,7 +36,7 @@ from .run_dir import new_run_dir, read_run_config, tidy, write_metrics
 from .task import Task
 
 
-def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD:
+def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD | ViS4mer | CCNN:
     """The model for ``dataset``: token embedding when it has a vocabulary, per-step outputs for task 'lm', a
     two-tower head for pair datasets; SSSD (n_layers residual blocks of width d_model) for task 'impute'.
 
@@ -46,7 +46,7 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD:
     """
     accepted = inspect.signature(LAYERS[config.layer]).parameters
     shared = {"d_state": config.d_state, "ssm_lr": config.ssm_lr,
-              "l_max": None if config.model == "sashimi" else dataset.l_max}
+              "l_max": None if config.model in ("sashimi", "vis4mer") else dataset.l_max}
     options = {**{k: v for k, v in shared.items() if k in accepted}, **config.layer_options}
     per_step = getattr(dataset, "task", "classify") == "lm"
     if config.model == "sashimi":
@@ -60,6 +60,8 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD:
         model = Sashimi(dataset.d_input, dataset.n_classes, vocab_size=getattr(dataset, "vocab_size", None),
                         d_model=config.d_model, n_layers=config.n_layers, ff=config.ffn_mult, layer=config.layer,
                         layer_options=options, dropout=config.dropout, **config.model_options)
+    elif config.model in ("vis4mer", "ccnn"):
+        return _vis4mer(config, dataset, options) if config.model == "vis4mer" else _ccnn(config, dataset)
     elif (config.model == "sssd") != (getattr(dataset, "task", "classify") == "impute"):
         raise ValueError(f"model: sssd is for imputation datasets and imputation needs sssd; got model={config.model!r}"
                          f" with dataset {config.dataset!r}")
@@ -83,6 +85,38 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD:
     if per_step:
         _check_causal(model)
     return model
+
+
+def _classifier(name: str, cls: type, config: TrainConfig, dataset, takes: str) -> None:
+    """A classification dataset, and model_options that ``cls`` takes (with the names it takes in the error)."""
+    if getattr(dataset, "task", "classify") != "classify" or getattr(dataset, "pair", False):
+        raise ValueError(f"model: {name} classifies whole inputs; dataset {config.dataset!r} is not a single-input "
+                         f"classification task")
+    try:
+        inspect.signature(cls).bind(1, 1, **config.model_options)
+    except TypeError as e:
+        raise ValueError(f"model_options: {e}; {name} takes {takes}") from None
+
+
+def _vis4mer(config: TrainConfig, dataset, options: dict) -> ViS4mer:
+    """ViS4mer: n_layers stages from width d_model, the dataset's l_max halved per stage; model_options multiscale."""
+    _classifier("vis4mer", ViS4mer, config, dataset, "multiscale")
+    options = {k: v for k, v in options.items() if k != "l_max"}  # ViS4mer gives each stage its own
+    return ViS4mer(dataset.d_input, dataset.n_classes, d_model=config.d_model, n_layers=config.n_layers,
+                   l_max=dataset.l_max, layer=config.layer, layer_options=options, dropout=config.dropout,
+                   prenorm=config.prenorm, **config.model_options)
+
+
+def _ccnn(config: TrainConfig, dataset) -> CCNN:
+    """CCNN: n_layers blocks of width d_model over the dataset's sequences or images (dim from a sample's rank);
+    its convolutions are its own, so layer_options do not apply; model_options: the kernel's."""
+    _classifier("ccnn", CCNN, config, dataset, "kernel_size, hidden, omega_0, mask_width, threshold")
+    if config.layer_options:
+        raise ValueError(f"layer_options: model=ccnn builds its own CKConv layers; set their options in "
+                         f"model_options, got {sorted(config.layer_options)}")
+    dim = dataset[0][0].dim() - 1
+    return CCNN(dataset.d_input, dataset.n_classes, d_model=config.d_model, n_layers=config.n_layers, dim=dim,
+                l_max=dataset.l_max if dim == 1 else None, dropout=config.dropout, **config.model_options)
 
 
 def _check_causal(model: SequenceModel | Sashimi) -> None:
@@ -327,8 +361,9 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
     n_params = sum(p.numel() for p in plain.parameters())
     # per-position tasks may leave positions unscored; imputation scores the missing entries
     unit = {"lm": "scored tokens", "impute": "missing entries"}.get(task.kind, "samples")
-    log(f"run {run_dir}: {config.layer} x{config.n_layers}, d_model={config.d_model}, {n_params:,} parameters, "
-        f"{config.dataset} ({len(splits['train'])} train), {device} x{world}")
+    blocks = "ckconv" if config.model == "ccnn" else config.layer
+    log(f"run {run_dir}: {config.model} of {blocks} x{config.n_layers}, d_model={config.d_model}, {n_params:,} "
+        f"parameters, {config.dataset} ({len(splits['train'])} train), {device} x{world}")
     board = tensorboard(run_dir, rank, log)
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()

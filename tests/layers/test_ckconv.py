@@ -83,17 +83,18 @@ def test_the_1d_layer_is_causal():
     assert rel_err(w[:, 25:], y[:, 25:]) > 1e-3
 
 
-def test_the_2d_layer_equals_a_direct_double_sum():
+@pytest.mark.parametrize("X, Y", [(6, 5), (3, 2)])  # (3, 2): a kernel wider than the image
+def test_the_2d_layer_equals_a_direct_double_sum(X, Y):
     layer = ssmkit.CKConv(2, dim=2, kernel_size=9, mask_width=0.5, omega_0=5.0).double()
-    u = torch.randn(1, 6, 5, 2, dtype=torch.float64)
+    u = torch.randn(1, X, Y, 2, dtype=torch.float64)
     K = layer.kernel()
     m1, m2 = K.shape[1] // 2, K.shape[2] // 2
-    conv = torch.zeros(1, 6, 5, 2, dtype=torch.float64)
-    for i in range(6):
-        for j in range(5):
+    conv = torch.zeros(1, X, Y, 2, dtype=torch.float64)
+    for i in range(X):
+        for j in range(Y):
             for a in range(-m1, m1 + 1):
                 for b in range(-m2, m2 + 1):
-                    if 0 <= i + a < 6 and 0 <= j + b < 5:
+                    if 0 <= i + a < X and 0 <= j + b < Y:
                         conv[0, i, j] += K[:, a + m1, b + m2] * u[0, i + a, j + b]
     expected = layer.mixer(conv + layer.bias)
     assert rel_err(layer(u)[0], expected) < 1e-12
