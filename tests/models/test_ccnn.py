@@ -3,8 +3,11 @@ import pytest
 import torch
 
 from conftest import rel_err
+import ssmkit
 from ssmkit.data import build
 from ssmkit.models import CCNN
+from ssmkit.train import make_config
+from ssmkit.train.trainer import build_model
 
 
 @pytest.mark.parametrize("dim, shape", [(1, (3, 64, 1)), (2, (3, 8, 8, 1))])
@@ -55,3 +58,20 @@ def test_bad_arguments_are_named():
         model(torch.randn(2, 8, 8, 1), torch.tensor([8, 8]))
     with pytest.raises(ValueError, match="n_layers: expected a positive number of blocks"):
         CCNN(1, 2, n_layers=0, l_max=8)
+
+
+def test_a_saved_ccnn_loads_from_its_folder(tmp_path):
+    model = CCNN(1, 3, d_model=8, n_layers=1, dim=2, hidden=8).eval()
+    x = torch.randn(2, 8, 8, 1)
+    loaded = ssmkit.load(model.save_pretrained(tmp_path / "ccnn"))
+    assert isinstance(loaded, CCNN) and torch.equal(loaded(x), model(x))
+
+
+def test_the_trainer_builds_ccnn_from_a_dataset_and_refuses_layer_options():
+    dataset = build("digits", None, "val", image=True)
+    model = build_model(make_config(["model=ccnn", "d_model=8", "n_layers=1", "model_options.hidden=8"]), dataset)
+    assert isinstance(model, CCNN) and model.dim == 2
+    with pytest.raises(ValueError, match="layer_options: model=ccnn builds its own CKConv layers"):
+        build_model(make_config(["model=ccnn", "layer_options.init=lin"]), dataset)
+    with pytest.raises(ValueError, match="model_options: .*ccnn takes kernel_size, hidden, omega_0"):
+        build_model(make_config(["model=ccnn", "model_options.width=3"]), dataset)

@@ -9,6 +9,8 @@ import ssmkit
 from ssmkit.data import build
 from ssmkit.data.digit_video import patch_tokens
 from ssmkit.models import SequenceModel, ViS4mer, span_scores
+from ssmkit.train import make_config
+from ssmkit.train.trainer import build_model
 
 
 def test_each_stage_halves_the_width_and_the_length():
@@ -93,3 +95,21 @@ def test_digit_videos_label_the_first_and_last_frame():
     assert torch.equal(y, (first == last).long())
     assert x.shape == (500, 6, 64) and ds.l_max == 6 and 0.45 < y.float().mean() < 0.55
     assert all(not torch.equal(v[0], v[-1]) for v in x)  # a same-digit video shows two different images
+
+
+def test_a_saved_vis4mer_loads_from_its_folder(tmp_path):
+    model = ViS4mer(4, 3, d_model=16, n_layers=2, l_max=32).eval()
+    x = torch.randn(2, 32, 4)
+    loaded = ssmkit.load(model.save_pretrained(tmp_path / "vis4mer"))
+    assert isinstance(loaded, ViS4mer) and torch.equal(loaded(x), model(x))
+
+
+def test_the_trainer_gives_each_stage_its_length_and_refuses_other_tasks():
+    video = build("digits-video", None, "val", frames=4)
+    model = build_model(make_config(["model=vis4mer", "layer=s4", "d_model=16", "n_layers=2"]), video)
+    assert [layer.l_max for layer in model.layers] == [16, 8]
+    with pytest.raises(ValueError, match="model: vis4mer classifies whole inputs"):
+        build_model(make_config(["model=vis4mer", "layer=s4", "dataset=digits-pairs"]), build("digits-pairs", None,
+                                                                                              "val"))
+    with pytest.raises(ValueError, match="layer_options: l_max is ViS4mer's own argument"):
+        ViS4mer(4, 2, d_model=16, layer_options={"l_max": 8})
