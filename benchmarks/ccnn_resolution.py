@@ -2,7 +2,11 @@
 16×16 (each pixel repeated 2×2) zero-shot, with the kernels resampled (rate 1/2: the same continuous kernel at half
 the spacing, scaled by 1/4) and without (rate 1: the trained taps on the finer grid). Prints a table. CPU minutes.
 
-    python benchmarks/ccnn_resolution.py [--omega 2976.49 30] [--set key=value ...]
+    python benchmarks/ccnn_resolution.py [--omega 2976.49 1] [--set key=value ...]
+
+Measured (1 CPU thread, about 5 minutes per ω0), test accuracy 8x8 / 16x16 at rate 1/2 / 16x16 at rate 1:
+ω0 2976.49 (the official sMNIST value) 98.6 / 8.9 / 12.2; ω0 30: 99.7 / 11.1 / 28.9; ω0 1: 98.9 / 98.3 / 28.9;
+ω0 0.3: 98.9 / 96.9 / 17.8. A kernel only resamples when it is smooth at the trained spacing.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ def accuracy(model, x: torch.Tensor, y: torch.Tensor, rate: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--omega", type=float, nargs="+", default=[2976.49, 30.0], help="MAGNet omega_0 values")
+    parser.add_argument("--omega", type=float, nargs="+", default=[2976.49, 1.0], help="MAGNet omega_0 values")
     parser.add_argument("--set", nargs="*", default=[], help="config overrides, key=value")
     args = parser.parse_args()
     x, y = build("digits", None, "test", image=True).tensors
