@@ -36,7 +36,7 @@ WRITERS = {
     "impute": lambda root, o: write_uea_equal(root, o["problem"], n_train=12, n_test=4, length=20, dims=6),
     "bidmc": lambda root, o: write_bidmc(root, o.get("target", "RR"), 14, 6),
 }
-GENERATED = {"digits", "copying", "associative-recall"}
+GENERATED = {"digits", "digits-video", "copying", "associative-recall"}
 
 
 @pytest.mark.slow

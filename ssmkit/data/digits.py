@@ -3,7 +3,8 @@
 digits-pairs is a two-tower task on the same images: two sequences, label 1 when they show the same digit
 (half the pairs), drawn within one split, so that a pair model (SequenceModel(pair=True)) reads each separately.
 
-image=True gives channels-last images (n, 8, 8, 1) (l_max (8, 8)), for S4ND and other 2-D models; size resizes them
+image=True gives channels-last images (n, 8, 8, 1) (l_max (8, 8)), for S4ND, CCNN (dim=2) and other 2-D
+models; size resizes them
 (bilinear, data/grid.py: size=32 upsamples for a zero-shot test at 4 times the training resolution), as images or as
 row-major sequences of size² pixels.
 

@@ -1,6 +1,7 @@
 """Sequence layers to drop into a model: (B, L, H) -> (B, L, H), with step() for recurrent use; S4ND for N-D inputs
 (B, *spatial, H)."""
 from .attention import MultiHeadAttention
+from .ckconv import CKConv
 from .conv import SSMConv
 from .diagonal import DLR, DSS, EMA, S4D
 from .gss import GSS
@@ -15,4 +16,4 @@ from .s5 import S5
 from .sgconv import SGConv
 
 __all__ = ["SSMConv", "S4", "S4D", "S4ND", "DSS", "DLR", "S5", "GSS", "MultiHeadAttention", "SGConv", "EMA", "Mega",
-           "LiquidS4", "OutputOnly", "DownPool", "UpPool", "LAYERS", "layer", "register_layer"]
+           "LiquidS4", "OutputOnly", "CKConv", "DownPool", "UpPool", "LAYERS", "layer", "register_layer"]

@@ -31,10 +31,12 @@ class TrainConfig:
     eval_subset: int = 0  # the same for validation and test
     # model: `sequence` (SequenceModel: n_layers residual `layer` blocks), `sashimi` (Sashimi: model_options pool,
     # expand, unet; n_layers, ffn_mult as its ff, dropout and the layer keys apply) or `sssd` (SSSD for imputation
-    # datasets: n_layers blocks of width d_model; model_options d_skip, T, beta_0, beta_T, ...); prenorm, norm, pool
-    # and the attention keys are SequenceModel's. d_state and ssm_lr go to every layer, layer_options too.
-    # `s4nd` / `cnn` (ImageModel over image datasets, e.g. dataset_options.image=true: n_layers S4ND or 3x3-conv
-    # blocks; model_options are S4ND's options, or kernel_size; prenorm and dropout apply)
+    # datasets: n_layers blocks of width d_model; model_options d_skip, T, beta_0, beta_T, ...), `vis4mer` (ViS4mer:
+    # n_layers stages from width d_model; model_options multiscale; prenorm, dropout and the layer keys apply),
+    # `ccnn` (CCNN: n_layers blocks of width d_model, dropout; model_options kernel_size, hidden, omega_0, mask_width,
+    # threshold), or `s4nd` / `cnn` (ImageModel over image datasets, e.g. dataset_options.image=true: n_layers S4ND or
+    # 3x3-conv blocks; model_options are S4ND's options, or kernel_size; prenorm and dropout apply); prenorm, norm,
+    # pool and the attention keys are SequenceModel's. d_state and ssm_lr go to every layer, layer_options too.
     model: str = "sequence"
     model_options: dict = field(default_factory=dict)
     layer: str = "s4d"
@@ -76,13 +78,13 @@ class TrainConfig:
 
     @property
     def blocks(self) -> str:
-        """What the blocks are, for run names and logs: the layer, or the image model (s4nd, cnn)."""
-        return self.model if self.model in ("s4nd", "cnn") else self.layer
+        """What the blocks are, for run names and logs: the layer, the image model (s4nd, cnn), or CCNN's ckconv."""
+        return {"s4nd": "s4nd", "cnn": "cnn", "ccnn": "ckconv"}.get(self.model, self.layer)
 
     def __post_init__(self):
         choices = {"schedule": ("cosine", "constant", "plateau"), "precision": ("fp32", "bf16", "fp16"),
                    "norm": ("layer", "batch"), "pool": ("mean", "last"),
-                   "model": ("sequence", "sashimi", "sssd", "s4nd", "cnn")}
+                   "model": ("sequence", "sashimi", "sssd", "vis4mer", "ccnn", "s4nd", "cnn")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key}: expected one of {allowed}, got {getattr(self, key)!r}"

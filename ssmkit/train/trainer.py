@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from .. import data
 from ..layers import LAYERS, S4ND
 from . import distributed as dist
-from ..models import SSSD, ImageModel, Sashimi, SequenceModel
+from ..models import CCNN, SSSD, ImageModel, Sashimi, SequenceModel, ViS4mer
 from ..models.image import ConvND
 from ..models.pretrained import CONFIG, config_json, load_folder, load_weights
 from .checkpoint import checkpoint_folder, read_state, read_weights, save_checkpoint, write_text_atomic
@@ -38,7 +38,7 @@ from .run_dir import new_run_dir, read_run_config, tidy, write_metrics
 from .task import Task
 
 
-def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD | ImageModel:
+def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD | ImageModel | ViS4mer | CCNN:
     """The model for ``dataset``: token embedding when it has a vocabulary, per-step outputs for task 'lm', a
     two-tower head for pair datasets; SSSD (n_layers residual blocks of width d_model) for task 'impute'; ImageModel
     for image datasets (model s4nd or cnn, see _image_model).
@@ -47,11 +47,11 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD 
     SaShiMi's levels run at several lengths, so its layers get no l_max); layer_options were checked against the
     layer's signature by TrainConfig, and model_options are checked against the model's.
     """
-    if config.model in ("s4nd", "cnn") or isinstance(dataset.l_max, tuple):
+    if config.model in ("s4nd", "cnn") or (isinstance(dataset.l_max, tuple) and config.model != "ccnn"):
         return _image_model(config, dataset)
     accepted = inspect.signature(LAYERS[config.layer]).parameters
     shared = {"d_state": config.d_state, "ssm_lr": config.ssm_lr,
-              "l_max": None if config.model == "sashimi" else dataset.l_max}
+              "l_max": None if config.model in ("sashimi", "vis4mer") else dataset.l_max}
     options = {**{k: v for k, v in shared.items() if k in accepted}, **config.layer_options}
     per_step = getattr(dataset, "task", "classify") == "lm"
     if config.model == "sashimi":
@@ -65,6 +65,8 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD 
         model = Sashimi(dataset.d_input, dataset.n_classes, vocab_size=getattr(dataset, "vocab_size", None),
                         d_model=config.d_model, n_layers=config.n_layers, ff=config.ffn_mult, layer=config.layer,
                         layer_options=options, dropout=config.dropout, **config.model_options)
+    elif config.model in ("vis4mer", "ccnn"):
+        return _vis4mer(config, dataset, options) if config.model == "vis4mer" else _ccnn(config, dataset)
     elif (config.model == "sssd") != (getattr(dataset, "task", "classify") == "impute"):
         raise ValueError(f"model: sssd is for imputation datasets and imputation needs sssd; got model={config.model!r}"
                          f" with dataset {config.dataset!r}")
@@ -95,7 +97,7 @@ def _image_model(config: TrainConfig, dataset) -> ImageModel:
     and ssm_lr from the config, l_max from the dataset) or 3x3-conv blocks (model_options: kernel_size)."""
     if config.model not in ("s4nd", "cnn"):
         raise ValueError(f"model: dataset {config.dataset!r} gives images (l_max {dataset.l_max}); they need "
-                         f"model=s4nd or model=cnn, got model={config.model!r}")
+                         f"model=s4nd, cnn or ccnn, got model={config.model!r}")
     if not isinstance(dataset.l_max, tuple):
         raise ValueError(f"model: {config.model} reads images; dataset {config.dataset!r} gives sequences (set "
                          f"dataset_options.image=true where the dataset has it)")
@@ -117,6 +119,38 @@ def _image_model(config: TrainConfig, dataset) -> ImageModel:
     return ImageModel(dataset.d_input, dataset.n_classes, layer="conv" if config.model == "cnn" else "s4nd",
                       d_model=config.d_model, n_layers=config.n_layers, dim=len(dataset.l_max),
                       layer_options=options, prenorm=config.prenorm, dropout=config.dropout)
+
+
+def _classifier(name: str, cls: type, config: TrainConfig, dataset, takes: str) -> None:
+    """A classification dataset, and model_options that ``cls`` takes (with the names it takes in the error)."""
+    if getattr(dataset, "task", "classify") != "classify" or getattr(dataset, "pair", False):
+        raise ValueError(f"model: {name} classifies whole inputs; dataset {config.dataset!r} is not a single-input "
+                         f"classification task")
+    try:
+        inspect.signature(cls).bind(1, 1, **config.model_options)
+    except TypeError as e:
+        raise ValueError(f"model_options: {e}; {name} takes {takes}") from None
+
+
+def _vis4mer(config: TrainConfig, dataset, options: dict) -> ViS4mer:
+    """ViS4mer: n_layers stages from width d_model, the dataset's l_max halved per stage; model_options multiscale."""
+    _classifier("vis4mer", ViS4mer, config, dataset, "multiscale")
+    options = {k: v for k, v in options.items() if k != "l_max"}  # ViS4mer gives each stage its own
+    return ViS4mer(dataset.d_input, dataset.n_classes, d_model=config.d_model, n_layers=config.n_layers,
+                   l_max=dataset.l_max, layer=config.layer, layer_options=options, dropout=config.dropout,
+                   prenorm=config.prenorm, **config.model_options)
+
+
+def _ccnn(config: TrainConfig, dataset) -> CCNN:
+    """CCNN: n_layers blocks of width d_model over the dataset's sequences or images (dim from a sample's rank);
+    its convolutions are its own, so layer_options do not apply; model_options: the kernel's."""
+    _classifier("ccnn", CCNN, config, dataset, "kernel_size, hidden, omega_0, mask_width, threshold")
+    if config.layer_options:
+        raise ValueError(f"layer_options: model=ccnn builds its own CKConv layers; set their options in "
+                         f"model_options, got {sorted(config.layer_options)}")
+    dim = dataset[0][0].dim() - 1
+    return CCNN(dataset.d_input, dataset.n_classes, d_model=config.d_model, n_layers=config.n_layers, dim=dim,
+                l_max=dataset.l_max if dim == 1 else None, dropout=config.dropout, **config.model_options)
 
 
 def _check_causal(model: SequenceModel | Sashimi) -> None:
@@ -361,8 +395,8 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
     n_params = sum(p.numel() for p in plain.parameters())
     # per-position tasks may leave positions unscored; imputation scores the missing entries
     unit = {"lm": "scored tokens", "impute": "missing entries"}.get(task.kind, "samples")
-    log(f"run {run_dir}: {config.blocks} x{config.n_layers}, d_model={config.d_model}, {n_params:,} parameters, "
-        f"{config.dataset} ({len(splits['train'])} train), {device} x{world}")
+    log(f"run {run_dir}: {config.model} of {config.blocks} x{config.n_layers}, d_model={config.d_model}, "
+        f"{n_params:,} parameters, {config.dataset} ({len(splits['train'])} train), {device} x{world}")
     board = tensorboard(run_dir, rank, log)
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()

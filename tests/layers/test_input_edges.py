@@ -7,7 +7,7 @@ import torch
 
 import ssmkit
 
-OPTIONS = {"sgconv": {"l_max": 16}, "mega": {"l_max": 16}}
+OPTIONS = {"sgconv": {"l_max": 16}, "mega": {"l_max": 16}, "ckconv": {"l_max": 16}}
 
 
 def _layer(name):

@@ -58,7 +58,7 @@ def test_the_cnn_baseline_runs_at_another_size_and_refuses_a_rate(tmp_path):
 
 @pytest.mark.parametrize("extra,match", [
     (["model=s4nd", "dataset_options.image=false"], "model: s4nd reads images"),
-    (["model=sequence"], "gives images .* need model=s4nd or model=cnn"),
+    (["model=sequence"], "gives images .* need model=s4nd, cnn or ccnn"),
     (["model=s4nd", "model_options.bandlimt=0.5"], "model_options: unknown option 'bandlimt'.*bandlimit"),
     (["model=s4nd", "model_options.d_model=8"], "model_options.d_model: not an option here"),
     (["model=cnn", "model_options.kernel_size=2"], "kernel_size: expected an odd"),
