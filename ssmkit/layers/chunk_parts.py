@@ -47,21 +47,26 @@ def _parameters_key(kernel: nn.Module, D: torch.Tensor, bidirectional: bool, rat
                                          + ((t._version,) if versions else ()) for t in tensors)
 
 
-class CachedParts:
-    """Per layer, without gradients: build_parts of the last call, reused while the key (_parameters_key with version
-    counters: an optimizer step, load_state_dict or any in-place change bumps them) is unchanged."""
-
-    def __init__(self):
-        self.key, self.parts = None, None
+class _PerLayer:
+    """State a layer keeps about its own parameters: a copied or unpickled layer starts without it (it would describe
+    the original's parameters)."""
 
     def __deepcopy__(self, memo):
-        return CachedParts()
+        return type(self)()
 
     def __getstate__(self):
         return {}
 
     def __setstate__(self, state):
         self.__init__()
+
+
+class CachedParts(_PerLayer):
+    """Per layer, without gradients: build_parts of the last call, reused while the key (_parameters_key with version
+    counters: an optimizer step, load_state_dict or any in-place change bumps them) is unchanged."""
+
+    def __init__(self):
+        self.key, self.parts = None, None
 
     @staticmethod
     def usable(kernel: nn.Module, D: torch.Tensor) -> bool:
@@ -77,20 +82,11 @@ class CachedParts:
         return self.parts
 
 
-class GraphedParts:
+class GraphedParts(_PerLayer):
     """Per layer: the graphed builder for the current (rate, parameter storage), captured on first use."""
 
     def __init__(self):
         self.key, self.builder, self.failed, self._module = None, None, False, None
-
-    def __deepcopy__(self, memo):  # a copied layer captures its own graphs (these read the original's parameters)
-        return GraphedParts()
-
-    def __getstate__(self):
-        return {}
-
-    def __setstate__(self, state):
-        self.__init__()
 
     @staticmethod
     def usable(kernel: nn.Module, D: torch.Tensor) -> bool:

@@ -58,10 +58,7 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD 
         if not per_step:
             raise ValueError(f"model: sashimi predicts at every position; dataset {config.dataset!r} is not a "
                              f"per-position (lm) task")
-        try:
-            inspect.signature(Sashimi).bind(1, 1, **config.model_options)
-        except TypeError as e:
-            raise ValueError(f"model_options: {e}; sashimi takes pool, expand, unet") from None
+        _check_model_options("sashimi", Sashimi, config, "pool, expand, unet", positional=2)
         model = Sashimi(dataset.d_input, dataset.n_classes, vocab_size=getattr(dataset, "vocab_size", None),
                         d_model=config.d_model, n_layers=config.n_layers, ff=config.ffn_mult, layer=config.layer,
                         layer_options=options, dropout=config.dropout, **config.model_options)
@@ -71,10 +68,7 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD 
         raise ValueError(f"model: sssd is for imputation datasets and imputation needs sssd; got model={config.model!r}"
                          f" with dataset {config.dataset!r}")
     elif config.model == "sssd":
-        try:
-            inspect.signature(SSSD).bind(1, **config.model_options)
-        except TypeError as e:
-            raise ValueError(f"model_options: {e}; sssd takes d_skip, d_embed_in, d_embed, T, beta_0, beta_T") from None
+        _check_model_options("sssd", SSSD, config, "d_skip, d_embed_in, d_embed, T, beta_0, beta_T", positional=1)
         return SSSD(dataset.d_input, n_blocks=config.n_layers, d_model=config.d_model, layer=config.layer,
                     layer_options=options, dropout=config.dropout, **config.model_options)
     else:
@@ -126,8 +120,14 @@ def _classifier(name: str, cls: type, config: TrainConfig, dataset, takes: str) 
     if getattr(dataset, "task", "classify") != "classify" or getattr(dataset, "pair", False):
         raise ValueError(f"model: {name} classifies whole inputs; dataset {config.dataset!r} is not a single-input "
                          f"classification task")
+    _check_model_options(name, cls, config, takes, positional=2)
+
+
+def _check_model_options(name: str, cls: type, config: TrainConfig, takes: str, positional: int) -> None:
+    """model_options that ``cls`` takes beside its ``positional`` leading arguments, or one line naming the ones
+    it takes (those the trainer sets from the config's own keys are refused too: they would be given twice)."""
     try:
-        inspect.signature(cls).bind(1, 1, **config.model_options)
+        inspect.signature(cls).bind(*range(positional), **config.model_options)
     except TypeError as e:
         raise ValueError(f"model_options: {e}; {name} takes {takes}") from None
 
