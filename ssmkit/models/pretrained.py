@@ -78,7 +78,11 @@ def resolve_folder(name_or_path, revision: str | None = None) -> Path:
     if path.exists() or not _HUB_ID.match(str(name_or_path)):
         raise FileNotFoundError(f"{name_or_path}: not a folder with {CONFIG} and {WEIGHTS}, nor a Hub id "
                                 f"'owner/name'")
-    hub = _hub(str(name_or_path))
+    try:
+        import huggingface_hub as hub
+    except ImportError:  # most often a local path typed wrong: say both readings
+        raise FileNotFoundError(f"{name_or_path}: no such folder here; as a Hub id 'owner/name' it needs "
+                                f"huggingface_hub (pip install 'ssmkit[hub]')") from None
     return Path(hub.snapshot_download(str(name_or_path), revision=revision, allow_patterns=[CONFIG, WEIGHTS]))
 
 

@@ -116,7 +116,9 @@ def test_push_to_hub_and_from_pretrained_by_hub_id(tmp_path, monkeypatch):
 
 def test_the_hub_without_huggingface_hub_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # import fails
-    with pytest.raises(ValueError, match=r"pip install 'ssmkit\[hub\]'"):
+    # a name that is no folder here reads as a Hub id; the error says both, since it is most often a mistyped path
+    with pytest.raises(FileNotFoundError, match=r"me/tiny: no such folder here; as a Hub id .*\(pip install "
+                                                r"'ssmkit\[hub\]'\)"):
         SequenceModel.from_pretrained("me/tiny")
     with pytest.raises(ValueError, match=r"pip install 'ssmkit\[hub\]'"):
         SequenceModel(1, 2).push_to_hub("me/tiny")
