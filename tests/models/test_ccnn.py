@@ -7,7 +7,7 @@ import ssmkit
 from ssmkit.data import build
 from ssmkit.models import CCNN
 from ssmkit.train import make_config
-from ssmkit.train.trainer import build_model
+from ssmkit.train.build import build_model
 
 
 @pytest.mark.parametrize("dim, shape", [(1, (3, 64, 1)), (2, (3, 8, 8, 1))])

@@ -10,7 +10,7 @@ from ssmkit.data import build
 from ssmkit.data.digit_video import patch_tokens
 from ssmkit.models import SequenceModel, ViS4mer, span_scores
 from ssmkit.train import make_config
-from ssmkit.train.trainer import build_model
+from ssmkit.train.build import build_model
 
 
 def test_each_stage_halves_the_width_and_the_length():
