@@ -15,7 +15,7 @@ import torch
 from ssmkit.train import load_experiment, make_config
 from ssmkit.train.optim import param_groups
 from ssmkit.train.task import Task
-from ssmkit.train.trainer import build_model
+from ssmkit.train.build import build_model
 
 # dataset shape (what build_model reads) and training-set size of the real release
 SHAPES = {
