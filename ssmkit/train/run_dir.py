@@ -17,19 +17,9 @@ from pathlib import Path
 
 import yaml
 
+from ..data.registry import output_folder
 from .checkpoint import prune, write_text_atomic
 from .config import TrainConfig, make_config, read_yaml
-
-
-def _out_dir(config: TrainConfig) -> Path:
-    out = Path(config.out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"out_dir: {out} is a file, not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ValueError(f"out_dir: cannot create {out} ({e.strerror or e})") from None
-    return out
 
 
 def _claim(run_dir: Path) -> bool:
@@ -46,7 +36,7 @@ def _claim(run_dir: Path) -> bool:
 
 def new_run_dir(config: TrainConfig) -> Path:
     """Create this run's folder (exclusively) and write its config.yaml; see the module docstring."""
-    out = _out_dir(config)
+    out = output_folder(config.out_dir)
     if config.run_name is not None:
         run_dir = out / config.run_name
         if not _claim(run_dir):
