@@ -131,17 +131,14 @@ def _capture(loop: _Loop, period: int) -> torch.cuda.CUDAGraph | None:
 def _run(loop: _Loop, n_tokens: int, graph: torch.cuda.CUDAGraph | None, period: int, eos: int | None) -> int:
     """Steps (or graph cycles of ``period`` steps) in blocks of about 64 tokens; with eos, stops after the block in
     which every row has finished. -> steps run (a multiple of period with a graph, so it may pass n_tokens)."""
+    advance, size = (graph.replay, period) if graph is not None else (loop.step, 1)
     done = 0
     while done < n_tokens:
-        for _ in range(max(1, 64 // period) if graph is not None else min(64, n_tokens - done)):
+        for _ in range(max(1, 64 // size)):
             if done >= n_tokens:
                 break
-            if graph is not None:
-                graph.replay()
-                done += period
-            else:
-                loop.step()
-                done += 1
+            advance()
+            done += size
         if eos is not None and bool(loop.sampler.finished.all()):
             break
     return done
