@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..kernels.base import complex_dtype
-from ..ops import ChunkPart, backend, chunkconv, chunkconv_act, fftconv, ssm_step
+from ..ops import ChunkPart, backend, chunkconv, chunkconv_act, fftconv, linear_glu, ssm_step
 from ..ops.chunkconv_act import ACTIVATIONS as FUSED_ACTIVATIONS
 from .chunk_parts import CHUNK, CachedParts, GraphedParts, build_parts
 from .checks import check_input, check_rate, check_state, check_step_input, mask_padding
@@ -69,7 +69,7 @@ class SSMConv(nn.Module):
         self.bidirectional, self.l_max = bidirectional, l_max
         self.D = nn.Parameter(torch.randn(channels, self.H))
         self.activation, self.dropout, self.output = output_stage(channels, self.H, activation, output, dropout)
-        self.activation_name = activation
+        self.activation_name, self.output_name = activation, output
         self._step_cache: tuple | None = None
         self._step_form: tuple | None = None  # (recurrence, its (M, b, c) for ops.ssm_step)
         self._graphed_parts, self._cached_parts = GraphedParts(), CachedParts()
@@ -219,4 +219,9 @@ class SSMConv(nn.Module):
             z = torch.view_as_real(state.to(torch.complex64)).flatten(-2)  # (B, H, N) interleaved, no copy
             out = z if self.step_in_place and state.dtype == torch.complex64 else None
             y, z = ssm_step(z, u.float(), *self._step_form[1], self.D[0].float(), self.activation_name, out)
-        return self.output(self.dropout(y.to(u.dtype))), torch.view_as_complex(z.unflatten(-1, (-1, 2)))
+        y = self.dropout(y.to(u.dtype))
+        if self.output_name == "glu":  # the Linear and the gate in one op (one launch on the GPU)
+            y = linear_glu(y, self.output[0].weight, self.output[0].bias)
+        else:
+            y = self.output(y)
+        return y, torch.view_as_complex(z.unflatten(-1, (-1, 2)))
