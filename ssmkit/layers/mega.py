@@ -11,10 +11,11 @@ chunk_size = c gives Mega-chunk: attention only inside aligned chunks of c posit
 still spans chunk boundaries. causal=False: a bidirectional EMA and unmasked attention, no recurrent use.
 For laplace and relu² the scale is the number of keys each query sees (the paper divides by the sequence or chunk
 length); counting visible keys keeps step-by-step use identical to the whole sequence.
-Recurrent state: (EMA state, keys, values, position), a static cache — fixed shapes, written in place at the position
-held on the device, so a CUDA graph can replay the steps (models.generate does): position p is kept in slot p mod c
-of c = chunk_size slots (the open chunk; the slots from p mod c on still hold the previous chunk's keys, masked), or
-without chunking in slot p of max_length (at most l_max) slots, the unwritten ones masked.
+Recurrent state: (EMA state, keys, values, position), a static cache — fixed shapes, written in place (under
+torch.no_grad; into copies while gradients are recorded) at the position held on the device, so a CUDA graph can replay
+the steps (models.generate does): position p is kept in slot p mod c of c = chunk_size slots (the open chunk; the slots
+from p mod c on still hold the previous chunk's keys, masked), or without chunking in slot p of max_length (at most
+l_max) slots, the unwritten ones masked.
 Init as the official Mega (facebookresearch/mega, fairseq/modules/moving_average_gated_attention.py and
 normalized_feedforward_network.py, reset_parameters): every linear map N(0, 0.02²) with zero bias, κ ~ N(0, 0.02²),
 μ = 0, b_rel ~ N(0, 0.02²); the EMA as kernels.ema.

@@ -187,3 +187,17 @@ def test_mega_starts_as_the_official_init():
     decayed = {id(p) for g in param_groups(alone, lr=1e-2, weight_decay=0.1) if g["weight_decay"] == 0.1
                for p in g["params"]}
     assert all(id(getattr(alone.kernel, n)) in decayed for n in ("alpha", "delta", "beta", "C"))  # as fairseq's AdamW
+
+
+def test_a_frozen_mega_steps_through_its_frozen_ema():
+    from ssmkit.export import freeze
+    layer = ssmkit.Mega(8, 4, chunk_size=4).double().eval()
+    frozen = freeze(layer, 16)
+    u = torch.randn(2, 10, 8, dtype=torch.float64)
+    with torch.no_grad():
+        y, _ = layer(u)
+        state, steps = frozen.default_state(2), []
+        for t in range(10):
+            y_t, state = frozen.step(u[:, t], state)
+            steps.append(y_t)
+    assert rel_err(torch.stack(steps, 1), y) < 1e-12
