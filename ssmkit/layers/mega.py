@@ -11,8 +11,11 @@ chunk_size = c gives Mega-chunk: attention only inside aligned chunks of c posit
 still spans chunk boundaries. causal=False: a bidirectional EMA and unmasked attention, no recurrent use.
 For laplace and relu² the scale is the number of keys each query sees (the paper divides by the sequence or chunk
 length); counting visible keys keeps step-by-step use identical to the whole sequence.
-Recurrent state: (EMA state, keys, values, position): the cache holds the keys/values of the current chunk (or of
-every earlier position without chunking) and resets at chunk boundaries.
+Recurrent state: (EMA state, keys, values, position), a static cache — fixed shapes, written in place (under
+torch.no_grad; into copies while gradients are recorded) at the position held on the device, so a CUDA graph can replay
+the steps (models.generate does): position p is kept in slot p mod c of c = chunk_size slots (the open chunk; the slots
+from p mod c on still hold the previous chunk's keys, masked), or without chunking in slot p of max_length (at most
+l_max) slots, the unwritten ones masked.
 Init as the official Mega (facebookresearch/mega, fairseq/modules/moving_average_gated_attention.py and
 normalized_feedforward_network.py, reset_parameters): every linear map N(0, 0.02²) with zero bias, κ ~ N(0, 0.02²),
 μ = 0, b_rel ~ N(0, 0.02²); the EMA as kernels.ema.
@@ -117,62 +120,122 @@ class Mega(nn.Module):
         o = self._attend(*blocks, local, local, self._padding_reads(real))
         return o.reshape(B, n * c, -1)[:, :L]
 
-    def _check_span(self, end: int) -> None:
-        if self.chunk is None and end > self.l_max:
-            raise ValueError(f"u: position {end} exceeds l_max={self.l_max} (the relative bias span of unchunked Mega)")
+    def _check_span(self, L: int) -> None:
+        if self.chunk is None and L > self.l_max:
+            raise ValueError(f"u: position {L} exceeds l_max={self.l_max} (the relative bias span of unchunked Mega)")
 
-    def forward(self, u: torch.Tensor, state=None, lengths=None):
-        """u (B, L, H) -> (y, next state or None); with ``state`` u continues the positions before it. lengths (B,):
-        a suffix-padded batch, read by neither the EMA nor (non-causal) the attention of the real positions."""
-        check_input(u, self.H, None, self.norm.weight.dtype)
-        B, L, _ = u.shape
-        real = valid_positions(lengths, B, L, state is not None)
-        real = None if self.causal else real  # causal: the padding comes after every real position
-        start = 0 if state is None else self._check_state(state, B)
-        self._check_span(start + L)
-        x = self.norm(u)
-        x_ema, ema_state = self.ema(x, None if state is None else state[0], lengths=lengths)
+    def _slot(self, positions: torch.Tensor) -> torch.Tensor:
+        """The cache slot of each absolute position: p mod chunk_size, or p without chunking."""
+        return positions % self.chunk if self.chunk else positions
+
+    def _attend_cache(self, q, k, v, state):
+        """L new positions (q, k, v (B, L, ·)) over the cached keys and themselves -> (B, L, v)."""
+        _, keys, values, position = state
+        T, L = keys.shape[1], q.shape[1]
+        new = position + torch.arange(L, device=q.device)
+        cached = position - self._slot(position) + torch.arange(T, device=q.device)  # the position each slot holds
+        written = torch.cat([cached < position, torch.ones_like(new, dtype=torch.bool)])
+        return self._attend(q, torch.cat([keys, k.to(keys.dtype)], 1), torch.cat([values, v.to(values.dtype)], 1),
+                            new, torch.cat([cached, new]), written[None, None])
+
+    @staticmethod
+    def _write(buffer: torch.Tensor, slots, new: torch.Tensor) -> torch.Tensor:
+        """new at ``slots`` (of dim 1, or all of it with slots None) of buffer: in place when no gradient is recorded
+        (inference: fixed buffers that a CUDA graph replays), else into a copy, so gradients flow across chunks."""
+        new = new.to(buffer.dtype)
+        if torch.is_grad_enabled():
+            return new if slots is None else buffer.index_copy(1, slots, new)
+        if slots is not None:
+            return buffer.index_copy_(1, slots, new)
+        return buffer if new.data_ptr() == buffer.data_ptr() else buffer.copy_(new)  # a layer that stepped in place
+
+    def _advance(self, state, ema_state, k, v):
+        """The state after L positions with keys k, values v (B, L, ·): the cache keeps the last chunk_size of them
+        (all, unchunked) and the position advances by L."""
+        _, keys, values, position = state
+        T, L = keys.shape[1], k.shape[1]
+        kept = slice(max(0, L - T), L)  # at most T consecutive positions: distinct slots
+        slots = self._slot(position + torch.arange(kept.start, L, device=k.device))
+        return (self._write(state[0], None, ema_state), self._write(keys, slots, k[:, kept]),
+                self._write(values, slots, v[:, kept]), self._write(position, None, position + L))
+
+    def _gated(self, u, x, x_ema, state, real):
+        """The gated attention and the FFN after the EMA: u, x = LayerNorm(u), x_ema (B, L, H) -> (y (B, L, H), the
+        keys and values of these positions)."""
         z, gamma, phi, hx = self.mix(x_ema).split([self.z, self.v, self.H, self.H], dim=-1)
         z, gamma, phi = F.silu(z), F.silu(gamma), torch.sigmoid(phi)
         q = z * self.qk_scale[0] + self.qk_shift[0]
         k = z * self.qk_scale[1] + self.qk_shift[1]
         v = F.silu(self.to_v(x))
-        pos = torch.arange(start, start + L, device=u.device)
         if state is not None:
-            k_all, v_all = torch.cat([state[1], k], 1), torch.cat([state[2], v], 1)
-            k_pos = torch.arange(start - state[1].shape[1], start + L, device=u.device)
-            o = self._attend(q, k_all, v_all, pos, k_pos)
+            o = self._attend_cache(q, k, v, state)
         elif self.chunk:
             o = self._attend_blocked(q, k, v, real)
         else:
+            pos = torch.arange(u.shape[1], device=u.device)
             o = self._attend(q, k, v, pos, pos, None if real is None else self._padding_reads(real))
         h = F.silu(hx + self.to_h(gamma * o))
         y = phi * h + (1 - phi) * u
-        y = y + self.dropout(self.ffn(self.ffn_norm(y)))
+        return y + self.dropout(self.ffn(self.ffn_norm(y))), k, v
+
+    def forward(self, u: torch.Tensor, state=None, lengths=None):
+        """u (B, L, H) -> (y, next state or None); with ``state`` u continues the positions before it (under
+        torch.no_grad the state is updated in place and returned). lengths (B,): a suffix-padded batch, read by neither
+        the EMA nor (non-causal) the attention of the real positions."""
+        check_input(u, self.H, None, self.norm.weight.dtype)
+        B, L, _ = u.shape
+        real = valid_positions(lengths, B, L, state is not None)
+        real = None if self.causal else real  # causal: the padding comes after every real position
         if state is None:
-            return y, None
-        end = start + L
-        keep = k_pos >= (end // self.chunk) * self.chunk if self.chunk else torch.ones_like(k_pos, dtype=torch.bool)
-        return y, (ema_state, k_all[:, keep], v_all[:, keep], end)
-
-    def default_state(self, batch_size: int):
-        if not self.causal:
-            raise ValueError("default_state: a non-causal Mega layer has no recurrent view")
-        p = self.qk_scale
-        return (self.ema.default_state(batch_size), p.new_zeros(batch_size, 0, self.z),
-                p.new_zeros(batch_size, 0, self.v), 0)
-
-    def _check_state(self, state, batch: int) -> int:
-        if not self.causal:
-            raise ValueError("state: a non-causal Mega layer has no recurrent view (it reads future positions)")
-        if not isinstance(state, tuple) or len(state) != 4 or not isinstance(state[3], int):
-            raise ValueError("state: expected (ema_state, keys, values, position) as given by default_state")
-        if state[1].shape[0] != batch or state[1].shape[-1] != self.z or state[2].shape[-1] != self.v:
-            raise ValueError(f"state: expected caches (B={batch}, T, {self.z}) and (B={batch}, T, {self.v}), got "
-                             f"{tuple(state[1].shape)} and {tuple(state[2].shape)}")
-        return state[3]
+            self._check_span(L)
+        else:
+            self._check_state(state, B, L)
+        x = self.norm(u)
+        x_ema, ema_state = self.ema(x, None if state is None else state[0], lengths=lengths)
+        y, k, v = self._gated(u, x, x_ema, state, real)
+        return y, None if state is None else self._advance(state, ema_state, k, v)
 
     def step(self, u: torch.Tensor, state):
+        """u (B, H) -> (y (B, H), next state): the EMA's own step, then the gated attention over the cache. Under
+        torch.no_grad the state is updated in place, with fixed shapes and no host synchronization: a CUDA graph can
+        capture it."""
         check_step_input(u, self.H, self.norm.weight.dtype)
-        y, state = self.forward(u[:, None], state)
-        return y[:, 0], state
+        self._check_state(state, u.shape[0], 1)
+        x = self.norm(u)
+        x_ema, ema_state = self.ema.step(x, state[0])
+        y, k, v = self._gated(u[:, None], x[:, None], x_ema[:, None], state, None)
+        return y[:, 0], self._advance(state, ema_state, k, v)
+
+    def default_state(self, batch_size: int, max_length: int | None = None):
+        """The empty static cache (module docstring): chunk_size slots with chunking (max_length changes nothing),
+        else max_length slots (default l_max; at most l_max, the relative bias span)."""
+        if not self.causal:
+            raise ValueError("default_state: a non-causal Mega layer has no recurrent view")
+        if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
+            raise ValueError(f"max_length: expected None or a positive integer, got {max_length!r}")
+        if self.chunk is None and max_length is not None and max_length > self.l_max:
+            raise ValueError(f"max_length: unchunked Mega steps at most l_max={self.l_max} positions (the relative "
+                             f"bias span), got {max_length}")
+        T = self.chunk or max_length or self.l_max
+        p = self.qk_scale
+        return (self.ema.default_state(batch_size), p.new_zeros(batch_size, T, self.z),
+                p.new_zeros(batch_size, T, self.v), torch.zeros(1, dtype=torch.long, device=p.device))
+
+    def _check_state(self, state, batch: int, L: int) -> None:
+        if not self.causal:
+            raise ValueError("state: a non-causal Mega layer has no recurrent view (it reads future positions)")
+        if not isinstance(state, tuple) or len(state) != 4 or not all(isinstance(t, torch.Tensor) for t in state):
+            raise ValueError("state: expected (ema_state, keys, values, position) as given by default_state")
+        keys, values, position = state[1:]
+        T = keys.shape[1] if keys.dim() == 3 else -1
+        slots = f"T={self.chunk} (chunk_size)" if self.chunk else f"T <= l_max={self.l_max}"
+        if (keys.shape != (batch, T, self.z) or values.shape != (batch, T, self.v) or position.shape != (1,)
+                or (T != self.chunk if self.chunk else T > self.l_max)):
+            raise ValueError(f"state: expected caches (B={batch}, T, {self.z}) and (B={batch}, T, {self.v}) with "
+                             f"{slots} and a position of shape (1,), got {tuple(keys.shape)}, {tuple(values.shape)} "
+                             f"and {tuple(position.shape)}")
+        if self.chunk is None:  # a position on the GPU is not read: that would synchronize (and break a graph)
+            end = L + (int(position) if position.device.type == "cpu" else 0)
+            if end > T:
+                raise ValueError(f"u: position {end} exceeds the cache's T={T} positions (default_state's max_length)")
+

@@ -36,9 +36,59 @@ def test_mega_forward_step_and_chunks_agree(options):
     u = torch.randn(2, 37, 8, dtype=torch.float64)
     y, y_step, y_chunk = three_views(layer, u)
     assert rel_err(y_step, y) < 1e-9 and rel_err(y_chunk, y) < 1e-9
-    if options.get("chunk_size"):
-        _, state = layer(u, layer.default_state(2))
-        assert state[1].shape[1] == 37 % options["chunk_size"]  # the cache holds only the open chunk
+    _, state = layer(u, layer.default_state(2))
+    assert state[1].shape[1] == options.get("chunk_size", 40) and state[3].tolist() == [37]  # static: c or l_max slots
+
+
+STATIC = [dict(chunk_size=4), dict(l_max=40)]
+
+
+@pytest.mark.parametrize("attention", ["softmax", "laplace", "relu2"])
+@pytest.mark.parametrize("options", STATIC, ids=str)
+@pytest.mark.parametrize("prompt", [1, 8, 11])
+def test_static_cache_prefill_then_steps_equal_the_forward_pass_in_place(attention, options, prompt):
+    """A prompt through forward (prompt 8: ends on a chunk boundary; 11: spans chunks, more keys than slots), then
+    steps across chunk boundaries; under no_grad every state tensor is written in place (fixed data pointers)."""
+    layer = ssmkit.Mega(8, 4, attention=attention, **options).double().eval()
+    u = torch.randn(2, 23, 8, dtype=torch.float64)
+    y, _ = layer(u)
+    with torch.no_grad():
+        state = layer.default_state(2, max_length=23)
+        pointers = [t.data_ptr() for t in state]
+        y_prompt, state = layer(u[:, :prompt], state)
+        steps = [y_prompt]
+        for t in range(prompt, 23):
+            y_t, state = layer.step(u[:, t], state)
+            steps.append(y_t[:, None])
+    assert rel_err(torch.cat(steps, 1), y) < 1e-12
+    assert [t.data_ptr() for t in state] == pointers and state[3].tolist() == [23]
+    assert state[1].shape == (2, options.get("chunk_size", 23), layer.z)  # chunked: max_length changes nothing
+
+
+def test_gradients_flow_through_a_carried_state():
+    """With gradients recorded the state is returned as new tensors: backward through two chunks is the whole one's."""
+    layer = ssmkit.Mega(8, 4, chunk_size=4).double()
+    u = torch.randn(2, 10, 8, dtype=torch.float64, requires_grad=True)
+    layer(u)[0].square().sum().backward()
+    whole, u.grad = u.grad, None
+    y1, state = layer(u[:, :6], layer.default_state(2))
+    y2, _ = layer(u[:, 6:], state)
+    torch.cat([y1, y2], 1).square().sum().backward()
+    assert rel_err(u.grad, whole) < 1e-12
+
+
+def test_static_cache_limits_are_checked():
+    layer = ssmkit.Mega(8, 4, l_max=10)
+    with pytest.raises(ValueError, match="max_length: unchunked Mega steps at most l_max=10"):
+        layer.default_state(1, max_length=11)
+    with pytest.raises(ValueError, match="max_length: expected None or a positive integer"):
+        layer.default_state(1, max_length=0)
+    state = layer.default_state(1, max_length=4)
+    _, state = layer(torch.randn(1, 4, 8), state)
+    with pytest.raises(ValueError, match="position 5 exceeds the cache's T=4"):
+        layer.step(torch.randn(1, 8), state)
+    with pytest.raises(ValueError, match=r"T=8 \(chunk_size\)"):
+        ssmkit.Mega(8, 4, chunk_size=8).step(torch.randn(1, 8), state)
 
 
 @pytest.mark.parametrize("attention", ["softmax", "laplace", "relu2"])
@@ -137,3 +187,17 @@ def test_mega_starts_as_the_official_init():
     decayed = {id(p) for g in param_groups(alone, lr=1e-2, weight_decay=0.1) if g["weight_decay"] == 0.1
                for p in g["params"]}
     assert all(id(getattr(alone.kernel, n)) in decayed for n in ("alpha", "delta", "beta", "C"))  # as fairseq's AdamW
+
+
+def test_a_frozen_mega_steps_through_its_frozen_ema():
+    from ssmkit.export import freeze
+    layer = ssmkit.Mega(8, 4, chunk_size=4).double().eval()
+    frozen = freeze(layer, 16)
+    u = torch.randn(2, 10, 8, dtype=torch.float64)
+    with torch.no_grad():
+        y, _ = layer(u)
+        state, steps = frozen.default_state(2), []
+        for t in range(10):
+            y_t, state = frozen.step(u[:, t], state)
+            steps.append(y_t)
+    assert rel_err(torch.stack(steps, 1), y) < 1e-12

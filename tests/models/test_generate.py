@@ -1,6 +1,7 @@
 """Recurrent generation gives what the convolutional model computes: prefill (chunked) + steps == forward."""
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
@@ -60,9 +61,12 @@ def test_train_then_generate_from_the_command_line(tmp_path):
     assert float(rows[-1]["train_loss"]) < 0.5 * float(rows[0]["train_loss"])  # it learned the two sentences
 
 
-def test_mega_chunk_language_model_generates_what_it_computes():
+@pytest.mark.parametrize("options", [{"chunk_size": 4}, {"l_max": 64}], ids=str)
+def test_mega_language_model_generates_what_it_computes_with_a_static_cache(options):
     model = SequenceModel(256, 256, layer="mega", d_model=16, n_layers=2, vocab_size=256, pool="none",
-                          layer_options={"chunk_size": 4, "ndim": 4}).double()
+                          layer_options={"ndim": 4, **options}).double()
+    keys = model.default_state(2, max_length=17)[0][1]
+    assert keys.shape[:2] == (2, options.get("chunk_size", 17))  # what generate allocates for 6 + 11 tokens
     tokens, logits = generate(model, torch.randint(0, 256, (2, 6)), 11)
     assert rel_err(logits, model(tokens[:, :-1])[:, 5:]) < 1e-9
 
@@ -148,17 +152,20 @@ def test_sampling_options_are_checked(bad):
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("layer", ["s4", "s4d", "mega", "s5"])
-def test_cuda_graph_generation_equals_the_plain_loop(layer):
-    """Same seed, same tokens and logits: the graph replays the plain loop's kernels (mega: a growing cache, which
-    falls back to the plain loop with a warning)."""
-    options = {"chunk_size": 8} if layer == "mega" else {}
+@pytest.mark.parametrize("layer, options", [("s4", {}), ("s4d", {}), ("s5", {}), ("mega", {"chunk_size": 8}),
+                                            ("mega", {"l_max": 64, "attention": "laplace"})], ids=str)
+def test_cuda_graph_generation_equals_the_plain_loop(layer, options):
+    """Same seed, same tokens and logits: the graph replays the plain loop's kernels (Mega and attention: static
+    caches, so no step falls back to the plain loop with a warning)."""
     model = SequenceModel(256, 256, layer=layer, d_model=64, n_layers=2, vocab_size=256, pool="none",
                           layer_options=options, attention_every=2 if layer == "s4d" else 0).cuda()
     prompt = torch.randint(0, 256, (4, 9), device="cuda")
     kw = dict(temperature=0.9, top_p=0.95, seed=3)
     plain = generate(model, prompt, 50, cuda_graph=False, **kw)
-    graphed = generate(model, prompt, 50, **kw)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        graphed = generate(model, prompt, 50, **kw)
+    assert not [w for w in caught if "generate:" in str(w.message)]  # no fallback to the plain loop
     assert torch.equal(plain[0], graphed[0]) and torch.equal(plain[1], graphed[1])
 
 
