@@ -3,9 +3,16 @@ channel in one program, float32.
 
 Two forms, by batch size: up to ROWS_MAX rows, one program per (channel, ROWS rows) keeps the channel's M in
 registers and does one matrix-vector product per row (multiply-and-sum); above, one program per (channel, block of
-16 rows) does z' = z Mᵀ + u b as a tl.dot tile (IEEE float32). Measured inside the generation graph on an H200
-(benchmarks/generation.py), the tile form took 7.0 µs per layer at batch 1. A program reads a row's z before it
-writes that row's z', so out may be z itself. Float32 only (float64 takes the reference)."""
+16 rows) does z' = z Mᵀ + u b as a tl.dot tile (IEEE float32). The constants come from an A/B inside the generation
+graph on an H200 (4 layers of S4D d_model 256, tokens/s; rN wW = ROWS N with W warps):
+
+    batch   tile     r1 w2    r2 w2    r4 w2    r4 w4
+    1       23.0k    40.9k    40.5k    40.5k    39.5k
+    4       91k      130k     135k     114k     —
+    16      338k     —        307k     337k     —
+
+so rows of 2 with 2 warps up to 8 rows (batch 1 runs as one row), the tile above. A program reads a row's z before
+it writes that row's z', so out may be z itself. Float32 only (float64 takes the reference)."""
 from __future__ import annotations
 
 import torch
@@ -59,7 +66,7 @@ def _step_rows_kernel(Z, U, M, BV, CV, D, Y, Z2, B, S, szb, szh, sub, suh,
         tl.store(Z2 + (b * H + h) * S + rs, z, mask=ms & valid)
 
 
-ROWS_MAX, ROWS = 16, 4
+ROWS_MAX, ROWS, ROW_WARPS = 8, 2, 2
 
 
 @register("ssm_step", "triton")
@@ -75,7 +82,7 @@ def ssm_step_triton(z, u, M, b, c, D, activation: str, out=None):
         _step_rows_kernel[(H, triton.cdiv(B, rows))](z, u, M.contiguous(), b.contiguous(), c.contiguous(),
                                                      D.contiguous(), y, z2, B, S, z.stride(0), z.stride(1),
                                                      u.stride(0), u.stride(1), ACT=ACT_CODE[activation], ROWS=rows,
-                                                     SD=SD, num_warps=4)
+                                                     SD=SD, num_warps=ROW_WARPS)
         return y, z2
     BB = 16
     _step_kernel[(H, triton.cdiv(B, BB))](z, u, M.contiguous(), b.contiguous(), c.contiguous(), D.contiguous(), y, z2,
