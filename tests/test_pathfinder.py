@@ -73,3 +73,25 @@ def test_loader_skips_the_empty_file_and_rejects_bad_metadata_and_sizes(tmp_path
     (root / "metadata" / "0.npy").write_text("imgs/0 sample_0.png 0\n")
     with pytest.raises(ValueError, match=r"0.npy: line 1"):
         data.build("lra-pathfinder", str(tmp_path), "train")
+
+
+def test_images_for_2d_models_and_resizing(tmp_path):
+    write_pathfinder(tmp_path, 6, resolution=32, level="easy", per_folder=6)
+    flat = data.build("lra-pathfinder", str(tmp_path), "train", level="easy", val_fraction=0, test_fraction=0)
+    image = data.build("lra-pathfinder", str(tmp_path), "train", level="easy", val_fraction=0, test_fraction=0,
+                       image=True)
+    big = data.build("lra-pathfinder", str(tmp_path), "train", level="easy", val_fraction=0, test_fraction=0,
+                     image=True, size=64)
+    assert image.l_max == (32, 32) and big.l_max == (64, 64)
+    x, y = flat[0]
+    xi, yi = image[0]
+    xb, _ = big[0]
+    assert xi.shape == (32, 32, 1) and torch.equal(xi.reshape(-1, 1), x) and int(yi) == int(y)
+    assert xb.shape == (64, 64, 1)
+    # bilinear upsampling by 2 without corners: the mean of each 2x2 block is close to the source pixel
+    blocks = xb[..., 0].reshape(32, 2, 32, 2).mean((1, 3))
+    assert (blocks - xi[..., 0]).abs().mean() < 0.1
+    seq = data.build("lra-pathfinder", str(tmp_path), "train", level="easy", val_fraction=0, test_fraction=0, size=64)
+    assert seq.l_max == 4096 and torch.equal(seq[0][0], xb.reshape(-1, 1))
+    with pytest.raises(ValueError, match="size"):
+        data.build("lra-pathfinder", str(tmp_path), "train", level="easy", size=0)

@@ -9,6 +9,11 @@ Images are read on demand (Path-X's 200,000 images would take 3.3 GB in memory) 
 feature, scaled to [-1, 1]. The release holds one empty image file (pathfinder32/curv_baseline/imgs/0/sample_172.png);
 empty files are left out when the index is built. Splits: a seeded permutation of the level's images, the last
 val_fraction and test_fraction of it for validation and test (the release has no official split).
+
+image=True gives channels-last images (R, R, 1) instead (l_max (R, R)), for S4ND and other 2-D models; size resizes
+them bilinearly (data/grid.py), as images or as sequences of size² pixels. A resolution change has two forms here:
+size=64 on pathfinder32 upsamples the 32-pixel drawing, resolution=64 reads the generator's own 64-pixel drawing of
+the same kind of scene (strokes and gaps scale with R).
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from .grid import check_size, pixel_grid
 from .pathfinder_gen import LEVELS
 from .registry import data_folder, read_text, register_dataset
 
@@ -61,9 +67,11 @@ def read_index(folder: Path) -> list[tuple[Path, int]]:
 class PathfinderImages(Dataset):
     """Items (pixels (R·R, 1) in [-1, 1], label) read from PNG files on demand."""
 
-    def __init__(self, samples: list[tuple[Path, int]], resolution: int):
-        self.samples, self.resolution = samples, resolution
-        self.d_input, self.n_classes, self.l_max = 1, 2, resolution * resolution
+    def __init__(self, samples: list[tuple[Path, int]], resolution: int, image: bool = False, size: int | None = None):
+        self.samples, self.resolution, self.image = samples, resolution, image
+        self.size = resolution if size is None else check_size(size, resolution)
+        self.d_input, self.n_classes = 1, 2
+        self.l_max = (self.size, self.size) if image else self.size * self.size
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -79,10 +87,13 @@ class PathfinderImages(Dataset):
             raise ValueError(f"{path}: image of {pixels.shape[1]}x{pixels.shape[0]} pixels, expected "
                              f"{self.resolution}x{self.resolution}")
         x = torch.from_numpy(pixels.reshape(-1, 1) / 127.5 - 1.0)
+        if self.image or self.size != self.resolution:
+            x = pixel_grid(x[None], self.resolution, self.size, self.image)[0]
         return x, torch.tensor(label)
 
 
-def _pathfinder(data_dir, split, resolution, level, val_fraction, test_fraction, seed) -> PathfinderImages:
+def _pathfinder(data_dir, split, resolution, level, val_fraction, test_fraction, seed, image=False,
+                size=None) -> PathfinderImages:
     if not (0 <= val_fraction and 0 <= test_fraction and val_fraction + test_fraction < 1):
         raise ValueError(f"val_fraction, test_fraction: expected shares >= 0 that leave images for training, got "
                          f"{val_fraction} and {test_fraction}")
@@ -91,14 +102,16 @@ def _pathfinder(data_dir, split, resolution, level, val_fraction, test_fraction,
     n_val, n_test = int(len(samples) * val_fraction), int(len(samples) * test_fraction)
     n_train = len(samples) - n_val - n_test
     bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, len(samples))}[split]
-    return PathfinderImages([samples[i] for i in order[bounds[0]:bounds[1]]], resolution)
+    return PathfinderImages([samples[i] for i in order[bounds[0]:bounds[1]]], resolution, image, size)
 
 
 @register_dataset("lra-pathfinder", "LRA Pathfinder: are the two dots connected? 32x32 = 1024 pixels (pathfinder32 "
-                                    "folders in data_dir; resolution=64/128/256 for the others)")
+                                    "folders in data_dir; resolution=64/128/256 for the others; image=True for "
+                                    "RxR images, size=64 to resize)")
 def lra_pathfinder(data_dir: str | None, split: str, resolution: int = 32, level: str = "hard",
-                   val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 42) -> PathfinderImages:
-    return _pathfinder(data_dir, split, resolution, level, val_fraction, test_fraction, seed)
+                   val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 42, image: bool = False,
+                   size: int | None = None) -> PathfinderImages:
+    return _pathfinder(data_dir, split, resolution, level, val_fraction, test_fraction, seed, image, size)
 
 
 @register_dataset("lra-pathx", "LRA Path-X: Pathfinder at 128x128 = 16384 pixels (pathfinder128 folders in data_dir)")
