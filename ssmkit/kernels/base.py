@@ -3,7 +3,8 @@
 A kernel module owns the parameters of H independent SSMs (one per input channel, each with Cch output channels)
 and provides their three views:
     forward(L, rate)           -> K (Cch, H, L) real: the convolution kernel of length L
-    recurrence(rate)           -> an object with step(x, u) and forward_state(u, x0) (see diag.DiagonalSystem)
+    recurrence(rate)           -> an object with step(x, u) and forward_state(u, x0), made of carried_output(x0, L),
+                                  advance(x0, L) and end_state(u) (see diag.DiagonalSystem)
     default_state(batch)       -> zeros (batch, H, N/2) complex: one member of each conjugate pair of the state
 ``rate`` samples the same continuous system at step Δ·rate (rate 0.5: twice the resolution).
 

@@ -43,11 +43,21 @@ class DiagonalSystem:
         y_k += s·Re Σ_n C_n Ā_n^{k+1} x0_n      x_L = Ā^L x0 + B̄ Σ_j Ā^{L−1−j} u_j
         """
         L = u.shape[-1]
-        dA = torch.exp(self.log_dA)
-        y = self.scale * vandermonde(self.C * (dA * x0)[:, None], self.log_dA, L).real  # (B, Cch, H, L)
-        powers = vandermonde_powers(self.log_dA, L)  # (H, N2, L)
-        drive = torch.einsum("bhl,hnl->bhn", u.flip(-1).to(powers.dtype), powers)
-        return y, torch.exp(L * self.log_dA) * x0 + self.dB * drive
+        return self.carried_output(x0, L), self.advance(x0, L) + self.end_state(u)
+
+    def carried_output(self, x0: torch.Tensor, L: int) -> torch.Tensor:
+        """y_k = s·Re Σ_n C_n Ā_n^{k+1} x0_n, k < L: what the state x0 (B, H, N2) adds to the next L outputs
+        (B, Cch, H, L)."""
+        return self.scale * vandermonde(self.C * (torch.exp(self.log_dA) * x0)[:, None], self.log_dA, L).real
+
+    def advance(self, x0: torch.Tensor, L: int) -> torch.Tensor:
+        """Ā^L x0: the state x0 (B, H, N2) after L steps without input."""
+        return torch.exp(L * self.log_dA) * x0
+
+    def end_state(self, u: torch.Tensor) -> torch.Tensor:
+        """x_L = B̄ Σ_j Ā^{L−1−j} u_j: the state after u (B, H, L) from the zero state (B, H, N2)."""
+        powers = vandermonde_powers(self.log_dA, u.shape[-1])  # (H, N2, L)
+        return self.dB * torch.einsum("bhl,hnl->bhn", u.flip(-1).to(powers.dtype), powers)
 
     def chunks(self, T: int, channels: slice = slice(None), delay: bool = False) -> ChunkSystem:
         """The chunked form (kernels/chunked.py) of output channels ``channels``: B̄ and s folded into C."""

@@ -247,17 +247,31 @@ class DPLRRecurrence:
 
     def forward_state(self, u: torch.Tensor, x0: torch.Tensor,
                       drive: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """y_k += C_f Ā^{k+1} x0 (a generating function with B := (I + Δ/2·A) x0 / Δ); x_L by dense_reduce.
+        """y_k += C_f Ā^{k+1} x0 (carried_output); x_L = Ā^L x0 + Σ_j Ā^{L−1−j} B̄ u_j by dense_reduce.
 
         drive (B, H, L, N2), when given, replaces B̄ u_j as the input of the state (Liquid-S4's several orders)."""
-        k, L = self.kernel, u.shape[-1]
+        if drive is None:
+            drive = self._drive(u, x0.dtype)
+        return self.carried_output(x0, u.shape[-1]), dense_reduce(self.dA, torch.cat([x0[:, :, None], drive], dim=2))
+
+    def _drive(self, u: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        return self.dB[:, None] * u[..., None].to(dtype)  # (B, H, L, N2): B̄ u_j
+
+    def carried_output(self, x0: torch.Tensor, L: int) -> torch.Tensor:
+        """y_k = C_f Ā^{k+1} x0, k < L (B, Cch, H, L): a generating function with B := (I + Δ/2·A) x0 / Δ."""
+        k = self.kernel
         Lambda, P, dt = k.Lambda(), k.cplx("P"), k.dt(self.rate)
         B_eff = (x0 + dt[:, None] / 2 * k.apply_A(x0)) / dt[:, None]
         C_tilde = ctilde_from_c(self.C_wide, k.transition(self.rate, wide=True), L).to(self.C.dtype)
-        y = dplr_generating_kernel(Lambda, P, B_eff, C_tilde, dt, L)
-        if drive is None:
-            drive = self.dB[:, None] * u[..., None].to(x0.dtype)
-        return y, dense_reduce(self.dA, torch.cat([x0[:, :, None], drive], dim=2))
+        return dplr_generating_kernel(Lambda, P, B_eff, C_tilde, dt, L)
+
+    def advance(self, x0: torch.Tensor, L: int) -> torch.Tensor:
+        """Ā^L x0 for half states x0 (B, H, N2) (the power by squaring)."""
+        return apply_half(torch.linalg.matrix_power(self.dA, L), x0[..., None, :])[..., 0, :]
+
+    def end_state(self, u: torch.Tensor) -> torch.Tensor:
+        """Σ_j Ā^{L−1−j} B̄ u_j: the state after u (B, H, L) from the zero state."""
+        return dense_reduce(self.dA, self._drive(u, self.dB.dtype))
 
     def real_step_form(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(M, b, c) of ops.ssm_step on the interleaved half state: y = 2·Re(C x) = c · z."""
