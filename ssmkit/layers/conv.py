@@ -18,6 +18,7 @@ layer is float64; its result is cast back to u's dtype (the rule of layers.check
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from ..kernels.base import complex_dtype
@@ -26,6 +27,7 @@ from ..ops.chunkconv_act import ACTIVATIONS as FUSED_ACTIVATIONS
 from .chunk_parts import CHUNK, CachedParts, GraphedParts, build_parts
 from .checks import check_input, check_rate, check_state, check_step_input, mask_padding
 from .factory import factory_kwargs
+from .sequence_parallel import incoming_state
 
 ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "relu": nn.ReLU, "id": nn.Identity}
 OUTPUTS = ("glu", "linear", "none")
@@ -87,15 +89,20 @@ class SSMConv(nn.Module):
     _check_rate = staticmethod(check_rate)
 
     # -- views -----------------------------------------------------------------------------------------------------
-    def forward(self, u: torch.Tensor, state: torch.Tensor | None = None, rate: float = 1.0, lengths=None):
+    def forward(self, u: torch.Tensor, state: torch.Tensor | None = None, rate: float = 1.0, lengths=None, *,
+                sequence_group=None):
         """u (B, L, H) -> (y (B, L, H), next_state or None). With ``state``, u is a chunk continuing that state.
-        lengths (B,): a suffix-padded batch; the input beyond each length is zeroed, so no kernel reads padding."""
+        lengths (B,): a suffix-padded batch; the input beyond each length is zeroed, so no kernel reads padding.
+        sequence_group: a process group over which one sequence is split, u this rank's part
+        (layers/sequence_parallel.py)."""
         self._check_input(u)
         self._check_rate(rate)
         u = mask_padding(u, lengths, state is not None)
         B, L, _ = u.shape
         if state is not None:
             self._check_state(state, B)
+        if sequence_group is not None and dist.get_world_size(sequence_group) > 1:
+            return self._sequence_parallel(u, state, rate, sequence_group), None
         if state is None and self._chunked(u):
             return self._chunked_forward(u, rate), None
         next_state = None
@@ -109,6 +116,22 @@ class SSMConv(nn.Module):
                 y_state, next_state = self.kernel.recurrence(rate).forward_state(x, state.to(y.dtype.to_complex()))
                 y = y + y_state
         return self._output(y.to(u.dtype)), next_state
+
+    def _sequence_parallel(self, u: torch.Tensor, state, rate: float, group) -> torch.Tensor:
+        """forward on this rank's part of a sequence split over ``group``: the local convolution plus what the
+        earlier ranks' states add (layers/sequence_parallel.py)."""
+        if state is not None or self.bidirectional or not getattr(self.kernel, "chunkable", False):
+            what = ("a carried state" if state is not None else "a bidirectional layer" if self.bidirectional
+                    else f"a {type(self.kernel).__name__}, whose kernel is not its recurrence's")
+            raise ValueError(f"sequence_group: splitting a sequence over ranks needs a causal SSM layer with a "
+                             f"state-passing kernel and no carried state; got {what}")
+        with torch.autocast(device_type=u.device.type, enabled=False):
+            x = u.transpose(1, 2).to(self.kernel.real_dtype)  # (B, H, T)
+            system = self.kernel.recurrence(rate)
+            y = fftconv(x, self.kernel(x.shape[-1], rate)) + self.D.to(x.dtype)[..., None] * x[:, None]
+            x0 = incoming_state(system, system.end_state(x), x.shape[-1], group)
+            y = y + system.carried_output(x0, x.shape[-1])
+        return self._output(y.to(u.dtype))
 
     def _chunked(self, u: torch.Tensor) -> bool:
         """Whether forward takes the chunked convolution: a kernel whose recurrence is its convolution, in float32,

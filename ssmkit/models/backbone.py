@@ -31,10 +31,13 @@ from ..layers import layer as build_layer
 from ..layers.checks import valid_positions
 from ..layers.factory import factory_kwargs
 from .pretrained import Pretrained
+from .sequence_parallel import check_sequence_parallel, global_mean
 
 POOLS = ("mean", "last", "none")
 LAYER_ARGUMENTS = {"rate": "rate ≠ 1 resamples a continuous-time kernel and needs SSM layers in every block",
-                   "lengths": "a padded batch needs every block's layer to mask its padding"}
+                   "lengths": "a padded batch needs every block's layer to mask its padding",
+                   "sequence_group": "a sequence split over ranks needs a state-passing SSM layer (S4, S4D, DSS, DLR, "
+                                     "EMA) in every block"}
 NORMS = ("layer", "batch")
 
 
@@ -116,12 +119,14 @@ class SequenceModel(Pretrained, nn.Module):
         return _norm(norm, h + self.dropout(y), real), extra
 
     def _blocks(self, h: torch.Tensor, states: list, stepping: bool, rate: float = 1.0,
-                lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, list]:
+                lengths: torch.Tensor | None = None, sequence_group=None) -> tuple[torch.Tensor, list]:
         """The residual blocks over h (B, L, H), or over one position h (B, H) with stepping=True; rate ≠ 1 samples
         every SSM's continuous kernel at Δ·rate (a resolution change: rate 2 for input sampled half as often);
-        lengths (B,) marks a suffix-padded batch (module docstring)."""
+        lengths (B,) marks a suffix-padded batch (module docstring); sequence_group: h is this rank's part of
+        sequences split over the group (forward)."""
         real = None if stepping else valid_positions(lengths, h.shape[0], h.shape[1])
-        options = {**({"rate": rate} if rate != 1.0 else {}), **({"lengths": lengths} if real is not None else {})}
+        options = {**({"rate": rate} if rate != 1.0 else {}), **({"lengths": lengths} if real is not None else {}),
+                   **({"sequence_group": sequence_group} if sequence_group is not None else {})}
         new_states = []
         for i, (layer, state) in enumerate(zip(self.layers, states)):
             accepted = inspect.signature(layer.step if stepping else layer.forward).parameters
@@ -136,10 +141,17 @@ class SequenceModel(Pretrained, nn.Module):
             new_states.append(state)
         return h, new_states
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None, rate: float = 1.0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None, rate: float = 1.0, *,
+                sequence_group=None) -> torch.Tensor:
         """x (B, L, d_input) -> (B, d_output), or (B, L, d_output) with pool='none'. lengths (B,) masks padding.
         A pair model takes x (B, 2, L, ...) (and lengths (B, 2)). rate: see _blocks (e.g. 2 for a model trained at
-        16 kHz run on 8 kHz audio)."""
+        16 kHz run on 8 kHz audio). sequence_group: x is this rank's part of sequences split over the ranks of that
+        process group (models/sequence_parallel.py); mean pooling then averages over the whole sequence."""
+        if sequence_group is not None:
+            check_sequence_parallel(self, lengths)
+            if self.pool == "none":
+                return self.decoder(self._features(x, rate, sequence_group=sequence_group))
+            return self.decoder(global_mean(self._features(x, rate, sequence_group=sequence_group), sequence_group))
         if self.pair:
             if x.dim() < 3 or x.shape[1] != 2:
                 raise ValueError(f"x: a pair model expects (B, 2, L, ...), got {tuple(x.shape)}")
@@ -151,9 +163,11 @@ class SequenceModel(Pretrained, nn.Module):
             return self.decoder(self._features(x, rate, lengths))
         return self.decoder(self._pooled(x, lengths, rate))
 
-    def _features(self, x: torch.Tensor, rate: float = 1.0, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def _features(self, x: torch.Tensor, rate: float = 1.0, lengths: torch.Tensor | None = None,
+                  sequence_group=None) -> torch.Tensor:
         """(B, L, H): encoder, blocks, final norm."""
-        h, _ = self._blocks(self.encoder(x), [None] * len(self.layers), stepping=False, rate=rate, lengths=lengths)
+        h, _ = self._blocks(self.encoder(x), [None] * len(self.layers), stepping=False, rate=rate, lengths=lengths,
+                            sequence_group=sequence_group)
         return _norm(self.final_norm, h, valid_positions(lengths, h.shape[0], h.shape[1]))
 
     def _pooled(self, x: torch.Tensor, lengths: torch.Tensor | None, rate: float = 1.0) -> torch.Tensor:
