@@ -100,8 +100,9 @@ def _transpose_kernel(SRC, DST, L, H, pad, s0, s1, s2, TO_CHANNEL_MAJOR: tl.cons
                       BH: tl.constexpr):
     """(B, L, H) <-> (H, B, pad + L) through a (BL, BH) tile: coalesced on both sides (the compiler stages the tile
     through shared memory); casts to the destination's dtype. s0..s2: the strides of the batch-first side."""
-    b, rl, rh = tl.program_id(0), tl.program_id(1) * BL + tl.arange(0, BL), tl.program_id(2) * BH + tl.arange(0, BH)
-    B = tl.num_programs(0)
+    # the length blocks on grid axis 0 (up to 2^31 − 1 programs; axes 1 and 2 stop at 65,535: L = 4M has 65,536)
+    rl, b, rh = tl.program_id(0) * BL + tl.arange(0, BL), tl.program_id(1), tl.program_id(2) * BH + tl.arange(0, BH)
+    B = tl.num_programs(1)
     mask = (rl < L)[:, None] & (rh < H)[None, :]
     batch_first = b * s0 + rl[:, None] * s1 + rh[None, :] * s2
     channel_major = (rh[None, :] * B + b) * (L + pad) + pad + rl[:, None]
@@ -117,7 +118,7 @@ def to_channel_major(u: torch.Tensor, pad: int) -> torch.Tensor:
     """u (B, L, H), any float dtype and strides -> float32 (H, B, pad + L), zeros in front."""
     B, L, H = u.shape
     x = (torch.zeros if pad else torch.empty)(H, B, pad + L, device=u.device, dtype=torch.float32)
-    _transpose_kernel[(B, triton.cdiv(L, 64), triton.cdiv(H, 64))](u, x, L, H, pad, *u.stride(),
+    _transpose_kernel[(triton.cdiv(L, 64), B, triton.cdiv(H, 64))](u, x, L, H, pad, *u.stride(),
                                                                    TO_CHANNEL_MAJOR=True, BL=64, BH=64)
     return x
 
@@ -126,7 +127,7 @@ def to_batch_first(x: torch.Tensor, pad: int, dtype: torch.dtype) -> torch.Tenso
     """x (H, B, pad + L) -> contiguous (B, L, H) of ``dtype``, the padding dropped."""
     H, B, Lp = x.shape
     u = torch.empty(B, Lp - pad, H, device=x.device, dtype=dtype)
-    _transpose_kernel[(B, triton.cdiv(Lp - pad, 64), triton.cdiv(H, 64))](x, u, Lp - pad, H, pad, *u.stride(),
+    _transpose_kernel[(triton.cdiv(Lp - pad, 64), B, triton.cdiv(H, 64))](x, u, Lp - pad, H, pad, *u.stride(),
                                                                            TO_CHANNEL_MAJOR=False, BL=64, BH=64)
     return u
 
