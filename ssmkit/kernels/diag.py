@@ -63,11 +63,18 @@ class DiagonalSystem:
         """The chunked form (kernels/chunked.py) of output channels ``channels``: B̄ and s folded into C."""
         return diagonal_chunks(self.log_dA, self.scale * self.C[channels] * self.dB, T, delay)
 
+    def diagonal_step_form(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(a, b, c) of ops.ssm_step's diagonal form: a = interleaved (Re Ā_n, Im Ā_n) (H, 2·N2); b, c as in
+        real_step_form."""
+        return (interleave(torch.exp(self.log_dA).expand_as(self.dB)),) + self._readout()
+
     def real_step_form(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(M, b, c) of ops.ssm_step on the interleaved state: M block-diagonal rotations-and-decays, b = B̄,
         c = s·conj(C) (so that c · z = s·Re(C x))."""
-        M = real_form(torch.diag_embed(conj_full(torch.exp(self.log_dA))))
-        return M, interleave(self.dB), interleave(self.scale * self.C.conj())
+        return (real_form(torch.diag_embed(conj_full(torch.exp(self.log_dA)))),) + self._readout()
+
+    def _readout(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return interleave(self.dB), interleave(self.scale * self.C.conj())
 
 
 def diag_kernel(Lambda, B, C, dt, L: int, disc: str = "zoh") -> torch.Tensor:

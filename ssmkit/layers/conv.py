@@ -236,7 +236,8 @@ class SSMConv(nn.Module):
         rec = self._recurrence(rate)
         if self._step_form is None or self._step_form[0] is not rec:
             with torch.no_grad():
-                M, b, c = rec.real_step_form()
+                diagonal = getattr(rec, "diagonal_step_form", None)  # S/2 complex products instead of S² (ops.step)
+                M, b, c = diagonal() if diagonal else rec.real_step_form()
                 self._step_form = (rec, (M, b, c[0]))
         with torch.autocast(device_type=u.device.type, enabled=False):
             z = torch.view_as_real(state.to(torch.complex64)).flatten(-2)  # (B, H, N) interleaved, no copy
