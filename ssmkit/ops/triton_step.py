@@ -72,6 +72,12 @@ def _step_rows_kernel(Z, U, M, BV, CV, D, Y, Z2, B, S, szb, szh, sub, suh,
         tl.store(Z2 + (b * H + h) * S + rs, z, mask=ms & valid)
 
 
+@triton.jit
+def _pairs(P, mask):
+    """The (Re, Im) halves of interleaved pairs at pointers P (to the Re parts)."""
+    return tl.load(P, mask=mask, other=0.0), tl.load(P + 1, mask=mask, other=0.0)
+
+
 @triton.jit(do_not_specialize=["B"])
 def _step_diag_kernel(Z, U, A, BV, CV, D, Y, Z2, B, N2, szb, szh, sub, suh,
                       ACT: tl.constexpr, BB: tl.constexpr, ND: tl.constexpr):
@@ -83,14 +89,11 @@ def _step_diag_kernel(Z, U, A, BV, CV, D, Y, Z2, B, N2, szb, szh, sub, suh,
     rn = tl.arange(0, ND)
     mb, mn = rb < B, rn < N2
     mask = mb[:, None] & mn[None, :]
-    at = A + h * 2 * N2 + 2 * rn
-    a_re, a_im = tl.load(at, mask=mn, other=0.0), tl.load(at + 1, mask=mn, other=0.0)
-    b_re, b_im = tl.load(BV + h * 2 * N2 + 2 * rn, mask=mn, other=0.0), tl.load(BV + h * 2 * N2 + 2 * rn + 1,
-                                                                                   mask=mn, other=0.0)
-    c_re, c_im = tl.load(CV + h * 2 * N2 + 2 * rn, mask=mn, other=0.0), tl.load(CV + h * 2 * N2 + 2 * rn + 1,
-                                                                                   mask=mn, other=0.0)
-    zt = Z + rb[:, None] * szb + h * szh + 2 * rn[None, :]
-    re, im = tl.load(zt, mask=mask, other=0.0), tl.load(zt + 1, mask=mask, other=0.0)
+    channel = h * 2 * N2 + 2 * rn
+    a_re, a_im = _pairs(A + channel, mn)
+    b_re, b_im = _pairs(BV + channel, mn)
+    c_re, c_im = _pairs(CV + channel, mn)
+    re, im = _pairs(Z + rb[:, None] * szb + h * szh + 2 * rn[None, :], mask)
     u = tl.load(U + rb * sub + h * suh, mask=mb, other=0.0)
     re2 = a_re[None, :] * re - a_im[None, :] * im + u[:, None] * b_re[None, :]
     im2 = a_re[None, :] * im + a_im[None, :] * re + u[:, None] * b_im[None, :]
