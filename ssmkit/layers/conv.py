@@ -101,9 +101,10 @@ class SSMConv(nn.Module):
         B, L, _ = u.shape
         if state is not None:
             self._check_state(state, B)
-        if sequence_group is not None and dist.get_world_size(sequence_group) > 1:
-            return self._sequence_parallel(u, state, rate, sequence_group), None
-        if state is None and self._chunked(u):
+        split = sequence_group is not None and dist.get_world_size(sequence_group) > 1
+        if split:
+            self._check_splittable(state)
+        elif state is None and self._chunked(u):
             return self._chunked_forward(u, rate), None
         next_state = None
         with torch.autocast(device_type=u.device.type, enabled=False):
@@ -115,23 +116,18 @@ class SSMConv(nn.Module):
             if state is not None:
                 y_state, next_state = self.kernel.recurrence(rate).forward_state(x, state.to(y.dtype.to_complex()))
                 y = y + y_state
+            elif split:  # what the earlier ranks' states add (layers/sequence_parallel.py)
+                system = self.kernel.recurrence(rate)
+                y = y + system.carried_output(incoming_state(system, system.end_state(x), L, sequence_group), L)
         return self._output(y.to(u.dtype)), next_state
 
-    def _sequence_parallel(self, u: torch.Tensor, state, rate: float, group) -> torch.Tensor:
-        """forward on this rank's part of a sequence split over ``group``: the local convolution plus what the
-        earlier ranks' states add (layers/sequence_parallel.py)."""
+    def _check_splittable(self, state) -> None:
+        """A part of a sequence split over ranks: a causal layer whose kernel is its recurrence's, no carried state."""
         if state is not None or self.bidirectional or not getattr(self.kernel, "chunkable", False):
             what = ("a carried state" if state is not None else "a bidirectional layer" if self.bidirectional
                     else f"a {type(self.kernel).__name__}, whose kernel is not its recurrence's")
             raise ValueError(f"sequence_group: splitting a sequence over ranks needs a causal SSM layer with a "
                              f"state-passing kernel and no carried state; got {what}")
-        with torch.autocast(device_type=u.device.type, enabled=False):
-            x = u.transpose(1, 2).to(self.kernel.real_dtype)  # (B, H, T)
-            system = self.kernel.recurrence(rate)
-            y = fftconv(x, self.kernel(x.shape[-1], rate)) + self.D.to(x.dtype)[..., None] * x[:, None]
-            x0 = incoming_state(system, system.end_state(x), x.shape[-1], group)
-            y = y + system.carried_output(x0, x.shape[-1])
-        return self._output(y.to(u.dtype))
 
     def _chunked(self, u: torch.Tensor) -> bool:
         """Whether forward takes the chunked convolution: a kernel whose recurrence is its convolution, in float32,

@@ -149,9 +149,8 @@ class SequenceModel(Pretrained, nn.Module):
         process group (models/sequence_parallel.py); mean pooling then averages over the whole sequence."""
         if sequence_group is not None:
             check_sequence_parallel(self, lengths)
-            if self.pool == "none":
-                return self.decoder(self._features(x, rate, sequence_group=sequence_group))
-            return self.decoder(global_mean(self._features(x, rate, sequence_group=sequence_group), sequence_group))
+            h = self._features(x, rate, sequence_group=sequence_group)
+            return self.decoder(h if self.pool == "none" else global_mean(h, sequence_group))
         if self.pair:
             if x.dim() < 3 or x.shape[1] != 2:
                 raise ValueError(f"x: a pair model expects (B, 2, L, ...), got {tuple(x.shape)}")
