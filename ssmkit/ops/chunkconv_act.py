@@ -3,7 +3,9 @@
 Each part is a causal SSM in chunked form (kernels/chunked.py) given as the three matrices of its chunk products,
     ToepT (H, T, T): Toep(Kt + D δ)ᵀ,  Win (H, T, S),  WoutT (H, S, T),  and A (H, S, S) real or (H, S/2) complex,
 and a ``reverse`` flag: a reversed part reads u backwards and writes its output backwards (the anti-causal half of a
-bidirectional layer, whose kernel then has K_0 = 0). The parts are summed before the activation.
+bidirectional layer, whose kernel then has K_0 = 0). The parts are summed before the activation. Every part cuts the
+sequence into the same chunks, whole chunks ending at its last step (the input padded in front): the output does not
+depend on where the chunks fall, but the gradients of the chunk matrices, which over-parameterize the kernel, do.
 
 The torch reference composes ops.chunkconv's products (channel-major) with transposes; the Triton version
 (ops/triton_chunkconv.py) fuses the chunk products with the activation and its derivative. Activations: gelu (erf),
@@ -56,10 +58,14 @@ def activation_grad(y: torch.Tensor, activation: str) -> torch.Tensor:
 @register("chunkconv_act", "torch")
 def chunkconv_act_torch(u: torch.Tensor, parts: list[ChunkPart], activation: str) -> torch.Tensor:
     x = u.permute(2, 0, 1).to(parts[0].Win.dtype)  # (H, B, L)
+    pad = (-x.shape[-1]) % parts[0].Win.shape[1]
     y = 0
     for p in parts:
-        y_p = products(x.flip(-1) if p.reverse else x, p.ToepT, p.Win, p.WoutT, p.A)[..., 0]
-        y = y + (y_p.flip(-1) if p.reverse else y_p)
+        if p.reverse:  # chunks aligned as the forward part's (the padding at the end of the reversed sequence)
+            y_p = products(F.pad(x, (pad, 0)).flip(-1), p.ToepT, p.Win, p.WoutT, p.A)[..., 0].flip(-1)[..., pad:]
+        else:
+            y_p = products(x, p.ToepT, p.Win, p.WoutT, p.A)[..., 0]
+        y = y + y_p
     return activate(y.permute(1, 2, 0), activation)
 
 

@@ -1,16 +1,17 @@
 """Triton version of ops.chunkconv_act: the chunked SSM convolution with the activation fused.
 
 The input is copied once (a tiled transpose) into the channel-major layout (H, B, L') (L' = L front-padded to whole
-chunks of T), where
-each channel's chunks are the rows of one contiguous matrix: every tile a kernel reads is contiguous, and the products
-whose reduction runs over batch and chunks are single batched GEMMs. Per part (a reversed part works on a reversed
-copy):
+chunks of T), where each channel's chunks are the rows of one contiguous matrix: every tile a kernel reads is
+contiguous, and the products whose reduction runs over batch and chunks are single batched GEMMs. All parts work on
+that one copy: a reversed part (the anti-causal half of a bidirectional layer) becomes, on the unreversed chunks, the
+reversed matrices (_unreversed) and a scan from the last chunk, so the parts' Toeplitz matrices add into one and their
+states sit side by side (S = Σ S_part columns, each scanned in its own direction):
 
     forward   S = U Win                         cuBLAS bmm over channels             U: (H, B·n, T) view of the input
-              X_c = A X_{c−1} + S_{c−1}         ops/triton_chunk_scan.py
+              X_c = A X_{c∓1} + S_{c∓1}         ops/triton_chunk_scan.py, per part
               y = U ToepT + X WoutT             _outputs_kernel (+ act, and pre-activation kept for backward)
     backward  Ġ = ∂out ⊙ act'(pre), R = Ġ Wout  _gate_kernel (one pass)
-              ∂S = reverse scan of R with Aᵀ
+              ∂S = scan of R the other way with Aᵀ
               ∂U = Ġ ToepTᵀ + ∂S Winᵀ           _outputs_kernel with the transposed matrices
               ∂ToepT = UᵀĠ, ∂WoutT = XᵀĠ, ∂Win = Uᵀ∂S (cuBLAS bmm, K = B·n), ∂A by einsum.
 
@@ -19,16 +20,21 @@ inside the kernels use tl.dot with 3xTF32 (float32 accuracy on tensor cores).
 """
 from __future__ import annotations
 
+import functools
+import operator
+
 import torch
 import triton
 import triton.language as tl
 
-from .chunkconv_act import ACTIVATIONS, ChunkPart, activate, activation_grad, chunkconv_act_torch
+from .chunkconv_act import ACTIVATIONS, ChunkPart, chunkconv_act_torch
 from .dispatch import register
 from .triton_chunk_scan import scan_grad_A, scan_launch
 
 ACT_CODE = {name: i for i, name in enumerate(ACTIVATIONS)}  # gelu 0, silu 1, relu 2, id 3
 PRECISION = "tf32x3"
+# (most chunks per program, warps) of the _outputs and _gate kernels: benchmarks/chunk_tiles.py measures the choices
+TILE = (64, 4)
 
 
 @triton.jit
@@ -57,42 +63,49 @@ def _act_grad(y, ACT: tl.constexpr):
 
 
 @triton.jit(do_not_specialize=["n"])
-def _outputs_kernel(V, M1, X, M2, PRE, OUT, n, SR, s1h, s1r, s1c, s2h, s2r, s2c,
+def _outputs_kernel(V, M1, X, M2, PRE, OUT, n, s1h, s1r, s1c, s2h, s2r, s2c, SR: tl.constexpr,
                     ACT: tl.constexpr, STORE_PRE: tl.constexpr, BC: tl.constexpr, T: tl.constexpr,
                     SD: tl.constexpr, PREC: tl.constexpr):
-    """OUT = act(V M1 + X M2) over a tile of BC chunks of row (h, b); V, PRE, OUT (H, B, n·T), X (H, B, n, SR)."""
+    """OUT = act(V M1 + X M2) over a tile of BC chunks of row (h, b); V, PRE, OUT (H, B, n·T), X (H, B, n, SR);
+    the state axis in blocks of SD."""
     h, b, c0 = tl.program_id(0), tl.program_id(1), tl.program_id(2) * BC
     B = tl.num_programs(1)
     ri, rs, rows = tl.arange(0, T), tl.arange(0, SD), c0 + tl.arange(0, BC)
-    rmask, smask = rows < n, rs < SR
+    rmask = rows < n
     row = h * B + b
     offs = row * n * T + rows[:, None] * T + ri[None, :]
     v = tl.load(V + offs, mask=rmask[:, None], other=0.0)
-    x = tl.load(X + (row * n + rows[:, None]) * SR + rs[None, :], mask=rmask[:, None] & smask[None, :], other=0.0)
     m1 = tl.load(M1 + h * s1h + ri[:, None] * s1r + ri[None, :] * s1c)
-    m2 = tl.load(M2 + h * s2h + rs[:, None] * s2r + ri[None, :] * s2c, mask=smask[:, None], other=0.0)
-    y = tl.dot(v, m1, input_precision=PREC) + tl.dot(x, m2, input_precision=PREC)
+    y = tl.dot(v, m1, input_precision=PREC)
+    for s0 in tl.static_range(0, SR, SD):
+        smask = s0 + rs < SR
+        x = tl.load(X + (row * n + rows[:, None]) * SR + s0 + rs[None, :], mask=rmask[:, None] & smask[None, :],
+                    other=0.0)
+        m2 = tl.load(M2 + h * s2h + (s0 + rs[:, None]) * s2r + ri[None, :] * s2c, mask=smask[:, None], other=0.0)
+        y += tl.dot(x, m2, input_precision=PREC)
     if STORE_PRE:
         tl.store(PRE + offs, y, mask=rmask[:, None])
     tl.store(OUT + offs, _act(y, ACT), mask=rmask[:, None])
 
 
 @triton.jit(do_not_specialize=["n"])
-def _gate_kernel(G, PRE, GD, WOUTT, R, n, SR, ACT: tl.constexpr, BC: tl.constexpr, T: tl.constexpr,
+def _gate_kernel(G, PRE, GD, WOUTT, R, n, SR: tl.constexpr, ACT: tl.constexpr, BC: tl.constexpr, T: tl.constexpr,
                  SD: tl.constexpr, PREC: tl.constexpr):
     """GD = G ⊙ act'(PRE) and R = GD Wout (Wout[i, s] = WoutT[h, s, i]) over a tile of BC chunks."""
     h, b, c0 = tl.program_id(0), tl.program_id(1), tl.program_id(2) * BC
     B = tl.num_programs(1)
     ri, rs, rows = tl.arange(0, T), tl.arange(0, SD), c0 + tl.arange(0, BC)
-    rmask, smask = rows < n, rs < SR
+    rmask = rows < n
     row = h * B + b
     offs = row * n * T + rows[:, None] * T + ri[None, :]
     g = tl.load(G + offs, mask=rmask[:, None], other=0.0) * _act_grad(tl.load(PRE + offs, mask=rmask[:, None],
                                                                              other=0.0), ACT)
     tl.store(GD + offs, g, mask=rmask[:, None])
-    w = tl.load(WOUTT + h * SR * T + rs[None, :] * T + ri[:, None], mask=smask[None, :], other=0.0)
-    r = tl.dot(g, w, input_precision=PREC)
-    tl.store(R + (row * n + rows[:, None]) * SR + rs[None, :], r, mask=rmask[:, None] & smask[None, :])
+    for s0 in tl.static_range(0, SR, SD):
+        smask = s0 + rs < SR
+        w = tl.load(WOUTT + h * SR * T + (s0 + rs[None, :]) * T + ri[:, None], mask=smask[None, :], other=0.0)
+        r = tl.dot(g, w, input_precision=PREC)
+        tl.store(R + (row * n + rows[:, None]) * SR + s0 + rs[None, :], r, mask=rmask[:, None] & smask[None, :])
 
 
 @triton.jit(do_not_specialize=["L", "pad", "s0"])  # one compilation for every length
@@ -132,9 +145,10 @@ def to_batch_first(x: torch.Tensor, pad: int, dtype: torch.dtype) -> torch.Tenso
     return u
 
 
-def _tiles(H: int, B: int, n: int) -> tuple[tuple, int]:
-    BC = max(16, min(64, triton.next_power_of_2(n)))
-    return (H, B, triton.cdiv(n, BC)), BC
+def _tiles(H: int, B: int, n: int, SR: int) -> tuple[tuple, int, int, int]:
+    """The grid over (channel, batch row, blocks of BC chunks), BC, the state block SD and the warps (TILE)."""
+    BC = max(16, min(TILE[0], triton.next_power_of_2(n)))
+    return (H, B, triton.cdiv(n, BC)), BC, max(16, min(64, triton.next_power_of_2(SR))), TILE[1]
 
 
 def _outputs(V, M1, X, M2, n, act: int, store_pre: bool, transpose: bool):
@@ -144,86 +158,88 @@ def _outputs(V, M1, X, M2, n, act: int, store_pre: bool, transpose: bool):
     out, pre = torch.empty_like(V), (torch.empty_like(V) if store_pre else V)
     s1 = (M1.stride(0), M1.stride(2), M1.stride(1)) if transpose else M1.stride()
     s2 = (M2.stride(0), M2.stride(2), M2.stride(1)) if transpose else M2.stride()
-    grid, BC = _tiles(H, B, n)
-    _outputs_kernel[grid](V, M1, X, M2, pre, out, n, SR, *s1, *s2, ACT=act, STORE_PRE=store_pre, BC=BC, T=T,
-                          SD=max(16, triton.next_power_of_2(SR)), PREC=PRECISION, num_warps=4)
+    grid, BC, SD, warps = _tiles(H, B, n, SR)
+    _outputs_kernel[grid](V, M1, X, M2, pre, out, n, *s1, *s2, SR=SR, ACT=act, STORE_PRE=store_pre, BC=BC, T=T,
+                          SD=SD, PREC=PRECISION, num_warps=warps)
     return out, (pre if store_pre else None)
 
 
-def _reversed(x: torch.Tensor, pad: int) -> torch.Tensor:
-    """The sequence read backwards, front-padded like x: (H, B, pad + L)."""
-    r = torch.zeros_like(x)
-    r[..., pad:] = x[..., pad:].flip(-1)
-    return r
+def _state_columns(As) -> list[slice]:
+    """Each part's columns in the side-by-side states: a dense A (H, S, S) has S, a complex diagonal (H, S/2) S."""
+    widths = [a.shape[-1] * (2 if a.is_complex() else 1) for a in As]
+    ends = [sum(widths[:k + 1]) for k in range(len(widths))]
+    return [slice(e - w, e) for e, w in zip(ends, widths)]
 
 
 class _ChunkConvAct(torch.autograd.Function):
+    """act(U ToepT + X WoutT) with the parts' states X side by side, each scanned in its own direction
+    (chunkconv_act_triton gives the parts' matrices in the order of the unreversed chunks)."""
+
     @staticmethod
-    def forward(ctx, u, activation, reverses, *mats):
-        parts = [ChunkPart(*mats[4 * k:4 * k + 4], reverse=r) for k, r in enumerate(reverses)]
+    def forward(ctx, u, activation, reverses, ToepT, Win, WoutT, *As):
         B, L, H = u.shape
-        T = parts[0].ToepT.shape[-1]
+        T = ToepT.shape[-1]
         n = triton.cdiv(L, T)
         pad = n * T - L
         x = to_channel_major(u, pad)
+        S = torch.bmm(x.view(H, B * n, T), Win).view(H, B, n, -1)
+        X = torch.empty_like(S)
+        for A, reverse, cols in zip(As, reverses, _state_columns(As)):
+            scan_launch(A, S[..., cols], reverse=reverse, adjoint=False, X=X[..., cols])
         act = ACT_CODE[activation]
-        fused = len(parts) == 1 and not parts[0].reverse
-        inputs, states, pre = [], [], None
-        for p in parts:
-            xp = _reversed(x, pad) if p.reverse else x
-            S = torch.bmm(xp.view(H, B * n, T), p.Win).view(H, B, n, -1)
-            X = scan_launch(p.A, S, reverse=False)
-            if fused:
-                out, pre = _outputs(xp, p.ToepT, X, p.WoutT, n, act, act != ACT_CODE["id"], transpose=False)
-            else:
-                y = _outputs(xp, p.ToepT, X, p.WoutT, n, ACT_CODE["id"], False, transpose=False)[0]
-                y = _reversed(y, pad) if p.reverse else y
-                pre = y if pre is None else pre + y
-            inputs.append(xp)
-            states.append(X)
-        if not fused:
-            out = activate(pre, activation)
+        out, pre = _outputs(x, ToepT, X, WoutT, n, act, act != ACT_CODE["id"], transpose=False)
         ctx.activation, ctx.reverses, ctx.pad, ctx.dtype = activation, reverses, pad, u.dtype
-        ctx.save_for_backward(pre, *mats, *inputs, *states)
+        ctx.save_for_backward(x, pre, X, ToepT, Win, WoutT, *As)
         return out[..., pad:].permute(1, 2, 0)
 
     @staticmethod
     def backward(ctx, grad):
-        pre, *rest = ctx.saved_tensors
-        k = len(ctx.reverses)
-        mats, inputs, states = rest[:4 * k], rest[4 * k:5 * k], rest[5 * k:]
-        parts = [ChunkPart(*mats[4 * i:4 * i + 4], reverse=r) for i, r in enumerate(ctx.reverses)]
+        x, pre, X, ToepT, Win, WoutT, *As = ctx.saved_tensors
         pad, act = ctx.pad, ACT_CODE[ctx.activation]
-        H, B, Lp = inputs[0].shape
-        T = parts[0].ToepT.shape[-1]
+        H, B, Lp = x.shape
+        T, SR = ToepT.shape[-1], Win.shape[-1]
         n = Lp // T
         g = to_channel_major(grad, pad)
-        R = None
-        if k == 1 and not parts[0].reverse and act != ACT_CODE["id"]:
-            gd = torch.empty_like(g)
-            R = torch.empty(H, B, n, parts[0].Win.shape[-1], device=g.device, dtype=torch.float32)
-            grid, BC = _tiles(H, B, n)
-            _gate_kernel[grid](g, pre, gd, parts[0].WoutT, R, n, R.shape[-1], ACT=act, BC=BC, T=T,
-                               SD=max(16, triton.next_power_of_2(R.shape[-1])), PREC=PRECISION, num_warps=4)
+        if act == ACT_CODE["id"]:
+            gd = g
+            R = torch.bmm(g.view(H, B * n, T), WoutT.transpose(1, 2)).view(H, B, n, SR)
         else:
-            gd = g if pre is None or act == ACT_CODE["id"] else g * activation_grad(pre, ctx.activation)
-        du, grads = None, []
-        for p, xp, X in zip(parts, inputs, states):
-            gp = _reversed(gd, pad) if p.reverse else gd
-            Rp = R if R is not None else torch.bmm(gp.view(H, B * n, T), p.WoutT.transpose(1, 2)).view(H, B, n, -1)
-            dS = scan_launch(p.A, Rp, reverse=True)
-            dup = _outputs(gp, p.ToepT, dS, p.Win, n, ACT_CODE["id"], False, transpose=True)[0]
-            dup = _reversed(dup, pad) if p.reverse else dup
-            du = dup if du is None else du + dup
-            U, G2, X2, S2 = (t.view(H, B * n, -1) for t in (xp, gp, X, dS))
-            grads += [U.transpose(1, 2) @ G2, U.transpose(1, 2) @ S2, X2.transpose(1, 2) @ G2,
-                      scan_grad_A(p.A, dS, X)]
+            gd = torch.empty_like(g)
+            R = torch.empty(H, B, n, SR, device=g.device, dtype=torch.float32)
+            grid, BC, SD, warps = _tiles(H, B, n, SR)
+            _gate_kernel[grid](g, pre, gd, WoutT, R, n, SR=SR, ACT=act, BC=BC, T=T, SD=SD, PREC=PRECISION,
+                               num_warps=warps)
+        dS = torch.empty_like(R)
+        columns = _state_columns(As)
+        for A, reverse, cols in zip(As, ctx.reverses, columns):  # the adjoint runs the other way with Aᵀ
+            scan_launch(A, R[..., cols], reverse=not reverse, adjoint=True, X=dS[..., cols])
+        du = _outputs(gd, ToepT, dS, Win, n, ACT_CODE["id"], False, transpose=True)[0]
+        U, G2, X2, S2 = (t.view(H, B * n, -1) for t in (x, gd, X, dS))
+        grads = [U.transpose(1, 2) @ G2, U.transpose(1, 2) @ S2, X2.transpose(1, 2) @ G2]
+        grads += [scan_grad_A(A, dS[..., cols], X[..., cols]) for A, cols in zip(As, columns)]
         return (to_batch_first(du, pad, ctx.dtype), None, None, *grads)
+
+
+def _unreversed(p: ChunkPart) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(ToepT, Win, WoutT) of a part as products over the chunks in their own order. A reversed part runs the causal
+    products on the reversed sequence; on one chunk u (a row of T steps), with J the reversal of its steps, that is
+    y = (u J ToepT + X WoutT) J and S = u J Win: the matrices J ToepT J, J Win and WoutT J, with the state carried
+    from the last chunk to the first."""
+    if not p.reverse:
+        return p.ToepT, p.Win, p.WoutT
+    return p.ToepT.flip(-2, -1), p.Win.flip(-2), p.WoutT.flip(-1)
+
+
+def _joined(tensors: list[torch.Tensor], dim: int) -> torch.Tensor:
+    return tensors[0].contiguous() if len(tensors) == 1 else torch.cat(tensors, dim)
 
 
 @register("chunkconv_act", "triton")
 def chunkconv_act_triton(u: torch.Tensor, parts: list[ChunkPart], activation: str) -> torch.Tensor:
     if parts[0].Win.dtype != torch.float32:  # float64 (tests, oracles) takes the reference
         return chunkconv_act_torch(u, parts, activation)
-    mats = [t.contiguous() for p in parts for t in (p.ToepT, p.Win, p.WoutT, p.A)]
-    return _ChunkConvAct.apply(u, activation, tuple(p.reverse for p in parts), *mats)
+    mats = [_unreversed(p) for p in parts]
+    ToepT = functools.reduce(operator.add, (m[0] for m in mats)).contiguous()  # the parts read the same chunks
+    Win, WoutT = _joined([m[1] for m in mats], -1), _joined([m[2] for m in mats], -2)
+    return _ChunkConvAct.apply(u, activation, tuple(p.reverse for p in parts), ToepT, Win, WoutT,
+                               *(p.A.contiguous() for p in parts))

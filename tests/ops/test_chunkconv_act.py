@@ -42,19 +42,23 @@ def test_reference_is_the_fft_convolution_plus_activation():
 
 
 CASES = [
-    ("diag", False, "gelu", 45),
-    ("diag", True, "silu", 64),
-    ("dense", False, "relu", 37),
-    ("dense", True, "id", 40),
+    ("diag", False, "gelu", 45, 4),
+    ("diag", True, "silu", 64, 4),
+    ("dense", False, "relu", 37, 4),
+    ("dense", True, "id", 40, 4),
+    ("dense", True, "gelu", 37, 40),  # 160 state columns side by side: three blocks of 64 in the kernels
+    ("diag", True, "gelu", 40, 36),
 ]
 
 
-@pytest.mark.parametrize("kind,bidirectional,activation,L", CASES)
-def test_triton_chunkconv_act_matches_the_reference(kind, bidirectional, activation, L):
-    """float32 values and gradients, rel < 1e-5: on the GPU when there is one, else in Triton's CPU interpreter."""
+@pytest.mark.parametrize("kind,bidirectional,activation,L,N2", CASES)
+def test_triton_chunkconv_act_matches_the_reference(kind, bidirectional, activation, L, N2):
+    """float32 values and gradients, rel < 1e-5: on the GPU when there is one, else in Triton's CPU interpreter. A
+    reversed part runs on the unreversed chunks with reversed matrices: the gradients of the chunk matrices are
+    those of the reference, whose reversed parts cut the same chunks."""
     tc = pytest.importorskip("ssmkit.ops.triton_chunkconv")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    H, N2, T, B = 2, 4, 16, 3
+    H, T, B = 2, 16, 3
     make = (lambda delay=False: _diag(H, N2, T, torch.complex64, delay)) if kind == "diag" else (
         lambda delay=False: _dense(H, N2, T, torch.float32))
     parts = [_part(make(), 0.5 * torch.randn(1, H))]
