@@ -21,10 +21,12 @@ CHUNK = 64  # steps per chunk: T + 2N multiply-adds per sample for the products,
 
 def build_parts(kernel: nn.Module, D: torch.Tensor, bidirectional: bool, rate: float) -> tuple[torch.Tensor, ...]:
     """(ToepT, Win, WoutT, A) of the causal part, then those of the anti-causal part for a bidirectional layer."""
-    system = kernel.recurrence(rate)
-    parts = [system.chunks(CHUNK, slice(0, 1)).part(D.to(kernel.real_dtype))]
-    if bidirectional:
-        parts.append(system.chunks(CHUNK, slice(1, 2), delay=True).part(reverse=True))
+    system, D = kernel.recurrence(rate), D.to(kernel.real_dtype)
+    if not bidirectional:
+        parts = [system.chunks(CHUNK, slice(0, 1)).part(D)]
+    else:  # one set of powers for the two halves
+        both = system.chunks(CHUNK, slice(0, 2), delay=(False, True))
+        parts = [both.channels(slice(0, 1)).part(D), both.channels(slice(1, 2)).part(reverse=True)]
     return tuple(t for p in parts for t in (p.ToepT, p.Win, p.WoutT, p.A))
 
 

@@ -62,6 +62,30 @@ def test_dense_chunks_of_a_dplr_system_match_the_dense_kernel(delay):
     assert rel_err(chunkconv(u, s.Kt, s.Win, s.Wout, s.A).permute(1, 3, 0, 2), ref) < 1e-11
 
 
+def test_delay_per_channel_equals_each_channel_alone():
+    """delay=(False, True): the two halves of a bidirectional layer from one set of powers, each channel equal to its
+    own system (dense and diagonal); a wrong number of flags is refused."""
+    H, N2, T = 2, 3, 8
+    Lambda, P, B, C, dt = random_stable(H, N2, Cch=3)
+    A, Bf, _ = dplr_dense(Lambda, P, B, C)
+    dA, dB = dense_discretize(A, Bf, dt, "bilinear")
+    log_dA, W = (Lambda * dt[:, None]), C * B
+
+    def make_dense(c, delay):
+        return dense_chunks(real_form(dA), interleave(dB[:, :N2]), interleave(2 * c.conj()), T, delay)
+
+    def make_diag(w, delay):
+        return diagonal_chunks(log_dA, w, T, delay)
+    for make, out in ((make_dense, C), (make_diag, W)):
+        both = make(out, (False, True, False))
+        for k, delay in enumerate((False, True, False)):
+            alone, one = make(out[k:k + 1], delay), both.channels(slice(k, k + 1))
+            for a, b in zip((one.Kt, one.Win, one.Wout, one.A), (alone.Kt, alone.Win, alone.Wout, alone.A)):
+                assert rel_err(a, b) < 1e-13
+        with pytest.raises(ValueError, match="delay: expected a bool or one per output channel"):
+            make(out, (False, True))
+
+
 def test_real_form_is_the_half_state_map():
     H, N2 = 2, 3
     dA = torch.randn(H, 2 * N2, 2 * N2, dtype=torch.complex128)
