@@ -70,12 +70,12 @@ def measure(run) -> tuple[float, float]:
     return ms, (torch.cuda.max_memory_allocated() - base) / 2 ** 20
 
 
-def ours(kind: str, L: int):
+def ours(kind: str, L: int, recompute: bool = False):
     if kind == "S4":
-        return ssmkit.S4(d_model=H, d_state=N, l_max=L)
+        return ssmkit.S4(d_model=H, d_state=N, l_max=L, recompute=recompute)
     if kind == "S5":
         return ssmkit.S5(d_model=H, d_state=N)
-    return ssmkit.S4D(d_model=H, d_state=N, init="lin")
+    return ssmkit.S4D(d_model=H, d_state=N, init="lin", recompute=recompute)
 
 
 def official(kind: str, L: int, directory: str):
@@ -116,6 +116,8 @@ def layer_rows(lengths, official_dir, bf16, bw, flops):
             for label, be in (("torch", "torch"), ("triton", None)):
                 with backend(be):
                     row[label] = measure(fwd_bwd(ours(kind, L).cuda(), u, g, bf16))
+            if kind != "S5":  # the layer keeping only its input, recomputing the rest in backward
+                row["recompute"] = measure(fwd_bwd(ours(kind, L, recompute=True).cuda(), u, g, bf16))
             if official_dir and kind != "S5":  # S5's official code is JAX
                 row["official"] = measure(fwd_bwd(official(kind, L, official_dir).cuda(), u, g, bf16))
             # floor: u, y, ∂y, ∂u once each, and the three GEMMs of the output Linear (H -> 2H)
@@ -199,16 +201,16 @@ def print_tables(result: dict) -> None:
     for key in ("layers", "layers_bf16"):
         if key not in result:
             continue
-        print("\n| layer | L | prec | torch ms (MiB) | triton ms (MiB) | official ms (MiB) | triton vs official | "
-              "floor ms |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("\n| layer | L | prec | torch ms (MiB) | triton ms (MiB) | recompute ms (MiB) | official ms (MiB) | "
+              "triton vs official | recompute vs official: time, memory | floor ms |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for r in result[key]:
-            off = r.get("official")
-            cells = [f"{r[k][0]:.2f} ({r[k][1]:.0f})" for k in ("torch", "triton")]
+            off, rec = r.get("official"), r.get("recompute")
+            cells = [f"{r[k][0]:.2f} ({r[k][1]:.0f})" if k in r else "-" for k in ("torch", "triton", "recompute")]
             cells.append(f"{off[0]:.2f} ({off[1]:.0f})" if off else "-")
-            ratio = f"{off[0] / r['triton'][0]:.2f}x" if off else "-"
-            print(f"| {r['layer']} | {r['L']} | {r['precision']} | " + " | ".join(cells) + f" | {ratio} | "
-                  f"{r['floor']:.2f} |")
+            cells.append(f"{off[0] / r['triton'][0]:.2f}x" if off else "-")
+            cells.append(f"{off[0] / rec[0]:.2f}x, {rec[1] / off[1]:.2f}" if off and rec else "-")
+            print(f"| {r['layer']} | {r['L']} | {r['precision']} | " + " | ".join(cells) + f" | {r['floor']:.2f} |")
     if "million" in result:
         print("\n", result["million"])
 

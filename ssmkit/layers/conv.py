@@ -7,6 +7,13 @@ whose recurrent methods raise; C output channels per input channel; a bidirectio
 of C channels as the anti-causal half, see ops.fftconv). The output map is ``glu`` (Linear(C·H → 2H) then GLU, the
 S4 block's default), ``linear`` (Linear(C·H → H)) or ``none`` (identity, needs C = 1).
 
+``recompute`` trades time for memory in training: the layer keeps only its input for backward and recomputes its
+activations there, one slice of the batch at a time (True: slices of about 64M inputs; an integer: that many batch
+rows per slice). Forward + backward then costs one more input-side forward, and more with small slices on a GPU (the
+chunk scan takes as long for a few rows as for 16); the kernel or chunk matrices are formed once per step as without
+it. In a deep model the saving is the activations of every layer but the one in
+backward; in one layer alone only slices lower the peak.
+
 Views, which agree to rounding:
 - forward(u)                         the convolution over the whole sequence: on CUDA with Triton, by chunked state
                                      passing (ops.chunkconv, kernels that can, see SSMKernel.chunkable), else by FFT;
@@ -20,6 +27,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..kernels.base import complex_dtype
 from ..ops import ChunkPart, backend, chunkconv, chunkconv_act, fftconv, linear_glu, ssm_step
@@ -29,6 +37,11 @@ from .checks import check_input, check_rate, check_state, check_step_input, mask
 from .factory import factory_kwargs
 from .sequence_parallel import incoming_state
 
+# recompute=True: inputs per recomputed batch slice (256 MiB in float32). Each slice runs the chunk scan once more, and
+# the scan takes as long for 1 row as for 16 (benchmarks/recompute.py, H200, B = 16, H = 256, L = 64k: 1-row slices
+# 115 ms, 4-row slices 67 ms at 0.23 of the official layer's memory); at B = 16, H = 256 that is 4 rows at L = 64k
+# and the whole batch up to L = 16k
+RECOMPUTE_ELEMENTS = 1 << 26
 ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "relu": nn.ReLU, "id": nn.Identity}
 OUTPUTS = ("glu", "linear", "none")
 
@@ -60,8 +73,13 @@ def output_stage(channels: int, H: int, activation: str, output: str, dropout: f
 class SSMConv(nn.Module):
     @factory_kwargs
     def __init__(self, kernel: nn.Module, *, channels: int = 1, bidirectional: bool = False,
-                 activation: str = "gelu", output: str = "glu", dropout: float = 0.0, l_max: int | None = None):
+                 activation: str = "gelu", output: str = "glu", dropout: float = 0.0, l_max: int | None = None,
+                 recompute: bool | int = False):
         super().__init__()
+        if not (isinstance(recompute, bool) or (isinstance(recompute, int) and recompute >= 1)):
+            raise ValueError(f"recompute: expected True, False or a positive number of batch rows per slice, got "
+                             f"{recompute!r}")
+        self.recompute = recompute
         if l_max is not None and (not isinstance(l_max, int) or l_max < 1):
             raise ValueError(f"l_max: expected None or a positive integer, got {l_max!r}")
         if kernel.channels != kernel_channels(channels, bidirectional):
@@ -104,22 +122,54 @@ class SSMConv(nn.Module):
         split = sequence_group is not None and dist.get_world_size(sequence_group) > 1
         if split:
             self._check_splittable(state)
-        elif state is None and self._chunked(u):
-            return self._chunked_forward(u, rate), None
+        elif state is None:
+            return self._whole(u, rate), None
         next_state = None
         with torch.autocast(device_type=u.device.type, enabled=False):
             x = u.transpose(1, 2).to(self.kernel.real_dtype)  # (B, H, L)
-            K = self.kernel(L, rate)
-            C = self.channels
-            k, k_rev = (K[:C], K[C:]) if self.bidirectional else (K, None)
-            y = fftconv(x, k, k_rev) + self.D.to(x.dtype)[..., None] * x[:, None]  # (B, C, H, L)
+            y = self._fft_features(x, self.kernel(L, rate))
             if state is not None:
                 y_state, next_state = self.kernel.recurrence(rate).forward_state(x, state.to(y.dtype.to_complex()))
                 y = y + y_state
-            elif split:  # what the earlier ranks' states add (layers/sequence_parallel.py)
+            else:  # split: what the earlier ranks' states add (layers/sequence_parallel.py)
                 system = self.kernel.recurrence(rate)
                 y = y + system.carried_output(incoming_state(system, system.end_state(x), L, sequence_group), L)
         return self._output(y.to(u.dtype)), next_state
+
+    def _fft_features(self, x: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+        """K ∗ x + D x by FFT (the anti-causal half too for a bidirectional layer): x (B, H, L) -> (B, C, H, L)."""
+        C = self.channels
+        k, k_rev = (K[:C], K[C:]) if self.bidirectional else (K, None)
+        return fftconv(x, k, k_rev) + self.D.to(x.dtype)[..., None] * x[:, None]
+
+    def _whole(self, u: torch.Tensor, rate: float, chunked: bool | None = None) -> torch.Tensor:
+        """forward(u) without a state: the parameter side once (the chunk matrices, or the kernel for the FFT), then
+        the input side; with ``recompute``, the input side runs in slices of the batch under activation
+        checkpointing, so that only u is kept for backward and the activations of one slice at a time are recomputed
+        there (the parameter side is not recomputed). chunked: the path (default: _chunked's choice)."""
+        chunked = self._chunked(u) if chunked is None else chunked
+        with torch.autocast(device_type=u.device.type, enabled=False):
+            mats = self._chunk_matrices(rate) if chunked else (self.kernel(u.shape[1], rate),)
+        apply = self._chunked_apply if chunked else self._fft_apply
+        rows = self._recompute_rows(u)
+        if rows is None:
+            return apply(u, mats)
+        return torch.cat([checkpoint(apply, part, mats, use_reentrant=False) for part in u.split(rows)])
+
+    def _recompute_rows(self, u: torch.Tensor) -> int | None:
+        """Batch rows per recomputed slice (None: no recomputation). recompute=True: about RECOMPUTE_ELEMENTS inputs
+        per slice, so a slice's activations stay small while its kernels still fill a GPU."""
+        if not self.recompute or not torch.is_grad_enabled():
+            return None
+        if self.recompute is True:
+            return min(u.shape[0], max(1, RECOMPUTE_ELEMENTS // (u.shape[1] * u.shape[2])))
+        return min(u.shape[0], self.recompute)
+
+    def _fft_apply(self, u: torch.Tensor, mats: tuple[torch.Tensor]) -> torch.Tensor:
+        """The input side of forward(u) by FFT: u (B, L, H), mats (K,) -> y (B, L, H)."""
+        with torch.autocast(device_type=u.device.type, enabled=False):
+            y = self._fft_features(u.transpose(1, 2).to(self.kernel.real_dtype), mats[0])
+        return self._output(y.to(u.dtype))
 
     def _check_splittable(self, state) -> None:
         """A part of a sequence split over ranks: a causal layer whose kernel is its recurrence's, no carried state."""
@@ -136,37 +186,44 @@ class SSMConv(nn.Module):
         return (getattr(self.kernel, "chunkable", False) and self.kernel.real_dtype == torch.float32
                 and 2 * self.kernel.N2 <= 128 and backend("chunk_scan", u.device) == "triton")
 
-    def _chunked_forward(self, u: torch.Tensor, rate: float) -> torch.Tensor:
-        """forward(u) by the chunked convolution: u (B, L, H) -> y (B, L, H)."""
-        B, L, _ = u.shape
-        if self.channels == 1 and self.activation_name in FUSED_ACTIVATIONS:
-            # the output map on the (B·L, H) view of the channel-major result: one GEMM with its bias fused
-            y = self._chunked_activations(u, rate).to(u.dtype).reshape(B * L, -1)
-            return self.output(self.dropout(y)).reshape(B, L, -1)
-        return self._output_features(self._chunked_convolution(u, rate).to(u.dtype))
+    def _fused_chunks(self) -> bool:
+        """Whether the chunked path runs as one fused op with the activation (ops.chunkconv_act): one output channel
+        and an activation it fuses."""
+        return self.channels == 1 and self.activation_name in FUSED_ACTIVATIONS
 
-    def _chunked_activations(self, u: torch.Tensor, rate: float) -> torch.Tensor:
-        """act(K ∗ u + D u) for one output channel, batch-first in one fused op: u (B, L, H) -> (B, L, H)."""
-        with torch.autocast(device_type=u.device.type, enabled=False):
+    def _chunk_matrices(self, rate: float) -> tuple[torch.Tensor, ...]:
+        """The parameter side of the chunked convolution, in float32: the fused op's parts (ToepT, Win, WoutT, A per
+        part; graphed in GPU training, cached without gradients, layers/chunk_parts.py), or for the general op the
+        ChunkSystems' (Kt, Win, Wout, A), causal part first."""
+        if self._fused_chunks():
             make = (self._graphed_parts if GraphedParts.usable(self.kernel, self.D) else
                     self._cached_parts if CachedParts.usable(self.kernel, self.D) else build_parts)
-            mats = make(self.kernel, self.D, self.bidirectional, rate)
-            parts = [ChunkPart(*mats[4 * k:4 * k + 4], reverse=k == 1) for k in range(len(mats) // 4)]
-            return chunkconv_act(u, parts, self.activation_name)
+            return make(self.kernel, self.D, self.bidirectional, rate)
+        C, system = self.channels, self.kernel.recurrence(rate)
+        if not self.bidirectional:
+            systems = [system.chunks(CHUNK, slice(0, C))]
+        else:  # the anti-causal half: a strictly causal SSM read backwards, from the same powers
+            both = system.chunks(CHUNK, slice(0, 2 * C), delay=(False,) * C + (True,) * C)
+            systems = [both.channels(slice(0, C)), both.channels(slice(C, 2 * C))]
+        return tuple(t for s in systems for t in (s.Kt, s.Win, s.Wout, s.A))
 
-    def _chunked_convolution(self, u: torch.Tensor, rate: float) -> torch.Tensor:
-        """K ∗ u + D u (plus the anti-causal half) by chunked state passing: u (B, L, H) -> features (B, L, C·H)."""
+    def _chunked_apply(self, u: torch.Tensor, mats: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The input side of forward(u) by the chunked convolution: u (B, L, H) -> y (B, L, H)."""
         B, L, H = u.shape
-        C = self.channels
+        parts = [mats[4 * k:4 * k + 4] for k in range(len(mats) // 4)]
         with torch.autocast(device_type=u.device.type, enabled=False):
-            x = u.permute(2, 0, 1).to(self.kernel.real_dtype).contiguous()  # (H, B, L)
-            system = self.kernel.recurrence(rate)
-            fwd = system.chunks(CHUNK, slice(0, C))
-            y = chunkconv(x, fwd.Kt, fwd.Win, fwd.Wout, fwd.A, self.D.to(x.dtype))  # (H, B, L, C)
-            if self.bidirectional:  # the anti-causal half: a strictly causal SSM read backwards
-                bwd = system.chunks(CHUNK, slice(C, 2 * C), delay=True)
-                y = y + chunkconv(x.flip(-1), bwd.Kt, bwd.Win, bwd.Wout, bwd.A).flip(2)
-        return y.permute(1, 2, 3, 0).reshape(B, L, C * H)
+            if self._fused_chunks():  # act(K ∗ u + D u) batch-first in one op
+                y = chunkconv_act(u, [ChunkPart(*p, reverse=k == 1) for k, p in enumerate(parts)],
+                                  self.activation_name)
+            else:  # K ∗ u + D u channel-major, the anti-causal half on the reversed input
+                x = u.permute(2, 0, 1).to(self.kernel.real_dtype).contiguous()  # (H, B, L)
+                y = chunkconv(x, *parts[0], self.D.to(x.dtype))  # (H, B, L, C)
+                if self.bidirectional:
+                    y = y + chunkconv(x.flip(-1), *parts[1]).flip(2)
+                y = y.permute(1, 2, 3, 0).reshape(B, L, self.channels * H)
+        if self._fused_chunks():  # the output map on the (B·L, H) view of the result: one GEMM with its bias fused
+            return self.output(self.dropout(y.to(u.dtype).reshape(B * L, -1))).reshape(B, L, -1)
+        return self._output_features(y.to(u.dtype))
 
     def _output(self, y: torch.Tensor) -> torch.Tensor:
         """(B, C, H, L) -> (B, L, H): activation, dropout, output map."""

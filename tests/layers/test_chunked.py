@@ -21,7 +21,7 @@ LAYERS = [
 def _features_and_grads(layer, u, chunked: bool, rate: float):
     """The layer's output through the FFT path (forward on the CPU) or the chunked one (what CUDA takes)."""
     layer.zero_grad()
-    y = layer._chunked_forward(u, rate) if chunked else layer(u, rate=rate)[0]
+    y = layer._whole(u, rate, chunked=True) if chunked else layer(u, rate=rate)[0]
     (y * torch.linspace(-1, 1, y.numel(), dtype=y.dtype).view_as(y)).sum().backward()
     return y.detach(), {n: p.grad.clone() for n, p in layer.named_parameters() if p.grad is not None}
 
@@ -81,11 +81,89 @@ def test_inference_reuses_the_chunk_matrices_until_a_parameter_changes():
     layer = ssmkit.layer("s4", d_model=4, d_state=8, l_max=64, bidirectional=True).double()
     u = torch.randn(2, 64, 4, dtype=torch.float64)
     with torch.no_grad():
-        first = layer._chunked_forward(u, 1.0)
+        first = layer._whole(u, 1.0, chunked=True)
         cached = layer._cached_parts.parts
-        assert torch.equal(layer._chunked_forward(u, 1.0), first) and layer._cached_parts.parts is cached
-        layer._chunked_forward(u, 2.0)  # another rate: new matrices
+        assert torch.equal(layer._whole(u, 1.0, chunked=True), first) and layer._cached_parts.parts is cached
+        layer._whole(u, 2.0, chunked=True)  # another rate: new matrices
         assert layer._cached_parts.parts is not cached
         layer.D.add_(0.5)  # an in-place update (an optimizer step) bumps the version: new matrices
-        after = layer._chunked_forward(u, 1.0)
+        after = layer._whole(u, 1.0, chunked=True)
     assert rel_err(after, layer(u)[0]) < 1e-10 and rel_err(after, first) > 1e-3
+
+
+@pytest.mark.parametrize("name,options", [("s4", dict(l_max=70, bidirectional=True)), ("s4d", dict(channels=2)),
+                                          ("s4d", dict(dropout=0.3)), ("sgconv", dict(l_max=70))])
+@pytest.mark.parametrize("chunked", [False, True])
+@pytest.mark.parametrize("recompute", [True, 2])
+def test_recompute_gives_the_same_output_and_gradients(name, options, chunked, recompute):
+    """recompute=True / rows per slice: the same y and every gradient (input and parameters) as keeping the
+    activations, on both paths; dropout draws the same mask in the recomputation (checkpoint's RNG state), so the
+    reference runs the plain layer on the same batch slices in the same order."""
+    if chunked and name == "sgconv":
+        pytest.skip("SGConv's kernel is not a recurrence's: no chunked path")
+    torch.manual_seed(0)
+    plain = ssmkit.layer(name, d_model=3, **({} if name == "sgconv" else {"d_state": 8}), **options).double()
+    again = ssmkit.layer(name, d_model=3, **({} if name == "sgconv" else {"d_state": 8}), **options,
+                         recompute=recompute).double()
+    again.load_state_dict(plain.state_dict())
+    u = torch.randn(5, 70, 3, dtype=torch.float64)
+    results = []
+    rows = again._recompute_rows(u)
+    assert rows == (5 if recompute is True else 2)
+    for layer in (plain, again):
+        x = u.clone().requires_grad_()
+        torch.manual_seed(1)
+        parts = x.split(rows) if layer is plain else [x]
+        y = torch.cat([layer._whole(part, 1.0, chunked=chunked) for part in parts])
+        (y * torch.linspace(-1, 1, y.numel(), dtype=y.dtype).view_as(y)).sum().backward()
+        results.append([y.detach(), x.grad] + [p.grad for p in layer.parameters()])
+    for a, b in zip(*results):
+        assert rel_err(b, a) < 1e-12
+
+
+def test_recompute_keeps_only_the_input_for_backward():
+    """The tensors saved for backward: with recompute, none of the size of the activations besides the input."""
+    sizes = {}
+    for recompute in (False, True):
+        layer = ssmkit.layer("s4d", d_model=16, d_state=8, recompute=recompute)
+        u = torch.randn(4, 256, 16, requires_grad=True)
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+            layer(u)
+        sizes[recompute] = sum(n for n in saved if n >= u.numel())
+    assert sizes[True] <= u.numel() and sizes[False] >= 3 * u.numel(), sizes
+
+
+def test_recompute_is_checked():
+    with pytest.raises(ValueError, match="recompute: expected True, False or a positive number"):
+        ssmkit.layer("s4d", d_model=2, recompute=0)
+    with pytest.raises(ValueError, match="recompute"):
+        ssmkit.layer("s4d", d_model=2, recompute=1.5)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name,options", [("s4", dict(l_max=8000, bidirectional=True)), ("s4d", dict())])
+def test_recompute_on_the_gpu_path(name, options):
+    """recompute on CUDA (graphed chunk matrices, fused Triton op, slices of 1 row): the same output and gradients as
+    the plain layer, and a smaller peak memory."""
+    torch.manual_seed(0)
+    plain = ssmkit.layer(name, d_model=64, **options).cuda()
+    again = ssmkit.layer(name, d_model=64, **options, recompute=1).cuda()
+    again.load_state_dict(plain.state_dict())
+    u = torch.randn(8, 8000, 64, device="cuda")
+    results, peaks = [], []
+    for layer in (plain, again, plain, again):  # the second pair: matrices from captured graphs
+        x = u.clone().requires_grad_()
+        layer.zero_grad()
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        y = layer(x)[0]
+        y.square().mean().backward()
+        torch.cuda.synchronize()
+        peaks.append(torch.cuda.max_memory_allocated() - base)
+        results.append([y.detach(), x.grad] + [p.grad.clone() for p in layer.parameters()])
+    for a, b in zip(results[2], results[3]):
+        assert rel_err(b, a) < 1e-5
+    assert peaks[3] < 0.7 * peaks[2], peaks
