@@ -1,7 +1,7 @@
 """Training throughput of the shipped benchmark experiments at their published sizes, on random inputs of the right
 shape (no data needed): parameters, ms per optimizer step, samples/s, peak memory, and the epoch time that implies.
 
-Usage: python benchmarks/experiment_throughput.py [--precision fp32|bf16] [NAME ...]   (default: the LRA six, sCIFAR,
+Usage: python benchmarks/experiment_throughput.py [--precision fp32|bf16] [--profile] [NAME ...]   (default: the LRA six, sCIFAR,
 Speech Commands, BIDMC). Needs a GPU for meaningful numbers; prints a table last.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import torch
 
 from ssmkit.train import load_experiment, make_config
-from ssmkit.train.optim import param_groups
+from ssmkit.train.optim import adamw
 from ssmkit.train.task import Task
 from ssmkit.train.build import build_model
 
@@ -42,13 +42,13 @@ def batch_for(ds, batch: int, device):
     return x, torch.randint(0, ds.n_classes, (batch,), device=device)
 
 
-def measure(name: str, precision: str, steps: int, device) -> dict:
+def measure(name: str, precision: str, steps: int, device, profile: bool = False) -> dict:
     config = make_config([f"precision={precision}"], load_experiment(name), source=name)
     shape, n_train = SHAPES[name]
     ds = SimpleNamespace(**{"pair": False, **shape})
     torch.manual_seed(0)
     model = build_model(config, ds).to(device)
-    optimizer = torch.optim.AdamW(param_groups(model, config.lr, config.weight_decay))
+    optimizer = adamw(model, config.lr, config.weight_decay)
     task = Task(ds)
     x, y = batch_for(ds, config.batch_size, device)
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
@@ -70,10 +70,27 @@ def measure(name: str, precision: str, steps: int, device) -> dict:
         step()
     torch.cuda.synchronize(device)
     ms = 1000 * (time.perf_counter() - start) / steps
+    if profile:
+        print_profile(name, step)
     return {"name": name, "params": sum(p.numel() for p in model.parameters()), "batch": config.batch_size,
             "L": ds.l_max, "ms": ms, "samples_s": config.batch_size / ms * 1000,
             "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30,
             "epoch_min": n_train / (config.batch_size / ms * 1000) / 60, "epochs": config.epochs}
+
+
+def print_profile(name: str, step, steps: int = 3) -> None:
+    """The step's GPU time by kernel (torch.profiler), busiest first."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            step()
+        torch.cuda.synchronize()
+    events = prof.key_averages()
+    kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
+    busy = sum(e.self_device_time_total for e in kernels) / steps / 1e3
+    print(f"\n=== {name}: GPU busy {busy:.2f} ms/step in {sum(e.count for e in kernels) / steps:.0f} kernels ===")
+    for e in sorted(kernels, key=lambda e: -e.self_device_time_total)[:25]:
+        print(f"  {e.self_device_time_total / steps / 1e3:7.3f} ms {e.count / steps:6.0f}x  {e.key[:110]}")
 
 
 def main() -> None:
@@ -81,11 +98,12 @@ def main() -> None:
     parser.add_argument("names", nargs="*", default=list(SHAPES))
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--profile", action="store_true", help="also print each step's kernels, busiest first")
     args = parser.parse_args()
     device = torch.device("cuda")
     rows = []
     for name in args.names:
-        rows.append(measure(name, args.precision, args.steps, device))
+        rows.append(measure(name, args.precision, args.steps, device, args.profile))
         print(rows[-1], flush=True)
     print(f"\n{torch.cuda.get_device_name()}, {args.precision}, {args.steps} steps after 3 warm-up steps")
     print("| experiment | params | batch | L | ms/step | samples/s | peak GiB | min/epoch | epochs |")

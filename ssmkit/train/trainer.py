@@ -30,7 +30,7 @@ from ..progress import progress
 from .build import build_model
 from .config import TrainConfig
 from .logs import tensorboard, write_steps
-from .optim import param_groups
+from .optim import adamw
 from .run_dir import new_run_dir, read_run_config, tidy, write_metrics
 from .task import Task
 
@@ -138,7 +138,7 @@ def _prepare(config: TrainConfig, resume):
     torch.manual_seed(config.seed)  # the same initial weights on every rank
     model = build_model(config, splits["train"]).to(device)
     torch.manual_seed(config.seed + rank)
-    optimizer = torch.optim.AdamW(param_groups(model, config.lr, config.weight_decay))
+    optimizer = adamw(model, config.lr, config.weight_decay)
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(
             torch.nn.SyncBatchNorm.convert_sync_batchnorm(model) if config.norm == "batch" else model,
