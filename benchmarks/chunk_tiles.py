@@ -1,0 +1,55 @@
+"""A/B of the tile of the chunked convolution's data kernels (ops/triton_chunkconv.py TILE: most chunks per program,
+warps): the fused op chunkconv_act forward + backward at the shapes of the LRA experiments, each variant timed beside
+the floor of the bytes its kernels must move. Sets the module's TILE per variant, then restores it.
+
+    python benchmarks/chunk_tiles.py [--shapes 32x2000x256,16x16384x256,16x65536x256] [--N 4]
+
+A table last: ms per forward + backward (bidirectional S4D-like parts, state N), and the fastest TILE per shape.
+"""
+from __future__ import annotations
+
+import argparse
+
+import torch
+from triton.testing import do_bench
+
+import ssmkit
+from ssmkit.ops import ChunkPart, chunkconv_act
+from ssmkit.ops import triton_chunkconv
+from ssmkit.layers.chunk_parts import build_parts
+
+VARIANTS = [(16, 4), (32, 4), (64, 4), (32, 8), (64, 8), (16, 2)]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shapes", default="32x2000x256,16x16384x256,16x65536x256")
+    p.add_argument("--N", type=int, default=4)
+    a = p.parse_args()
+    default = triton_chunkconv.TILE
+    rows = {}
+    for shape in a.shapes.split(","):
+        B, L, H = (int(v) for v in shape.split("x"))
+        layer = ssmkit.S4D(d_model=H, d_state=a.N, bidirectional=True).cuda()
+        mats = [t.detach().requires_grad_() for t in build_parts(layer.kernel, layer.D, True, 1.0)]
+        parts = [ChunkPart(*mats[4 * k:4 * k + 4], reverse=k == 1) for k in range(2)]
+        u = torch.randn(B, L, H, device="cuda", requires_grad=True)
+        g = torch.randn(B, L, H, device="cuda")
+
+        def run():
+            chunkconv_act(u, parts, "gelu").backward(g)
+        for tile in VARIANTS:
+            triton_chunkconv.TILE = tile
+            rows[shape, tile] = do_bench(run, warmup=25, rep=100, return_mode="median")
+            print(shape, tile, f"{rows[shape, tile]:.3f} ms", flush=True)
+        triton_chunkconv.TILE = default
+    shapes = a.shapes.split(",")
+    print(f"\nchunkconv_act fwd+bwd ms, bidirectional, N = {a.N}, {torch.cuda.get_device_name()}\n| TILE | " +
+          " | ".join(shapes) + " |\n|---|" + "---|" * len(shapes))
+    for tile in VARIANTS:
+        print(f"| {tile} | " + " | ".join(f"{rows[s, tile]:.3f}" for s in shapes) + " |")
+    print("fastest:", {s: min(VARIANTS, key=lambda t: rows[s, t]) for s in shapes})
+
+
+if __name__ == "__main__":
+    main()
