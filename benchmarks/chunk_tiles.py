@@ -4,7 +4,8 @@ the floor of the bytes its kernels must move. Sets the module's TILE per variant
 
     python benchmarks/chunk_tiles.py [--shapes 32x2000x256,16x16384x256,16x65536x256] [--N 4]
 
-A table last: ms per forward + backward (bidirectional S4D-like parts, state N), and the fastest TILE per shape.
+A table last: ms per forward + backward (bidirectional S4D-like parts, state N), the fastest TILE per shape, and
+the TILE that is closest to the best over all shapes (a line `TILE = ...` for ops/triton_chunkconv.py).
 """
 from __future__ import annotations
 
@@ -49,6 +50,9 @@ def main() -> None:
     for tile in VARIANTS:
         print(f"| {tile} | " + " | ".join(f"{rows[s, tile]:.3f}" for s in shapes) + " |")
     print("fastest:", {s: min(VARIANTS, key=lambda t: rows[s, t]) for s in shapes})
+    # the choice: the least total time relative to each shape's best
+    best = min(VARIANTS, key=lambda t: sum(rows[s, t] / min(rows[s, v] for v in VARIANTS) for s in shapes))
+    print(f"TILE = {best}")
 
 
 if __name__ == "__main__":

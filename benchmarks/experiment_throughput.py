@@ -89,7 +89,7 @@ def print_profile(name: str, step, steps: int = 3) -> None:
     kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
     busy = sum(e.self_device_time_total for e in kernels) / steps / 1e3
     print(f"\n=== {name}: GPU busy {busy:.2f} ms/step in {sum(e.count for e in kernels) / steps:.0f} kernels ===")
-    for e in sorted(kernels, key=lambda e: -e.self_device_time_total)[:25]:
+    for e in sorted(kernels, key=lambda e: -e.self_device_time_total)[:40]:
         print(f"  {e.self_device_time_total / steps / 1e3:7.3f} ms {e.count / steps:6.0f}x  {e.key[:110]}")
 
 
