@@ -1,8 +1,8 @@
 """Training throughput of the shipped benchmark experiments at their published sizes, on random inputs of the right
 shape (no data needed): parameters, ms per optimizer step, samples/s, peak memory, and the epoch time that implies.
 
-Usage: python benchmarks/experiment_throughput.py [--precision fp32|bf16] [--profile] [NAME ...]   (default: the LRA six, sCIFAR,
-Speech Commands, BIDMC). Needs a GPU for meaningful numbers; prints a table last.
+Usage: python benchmarks/experiment_throughput.py [--precision fp32|bf16] [--profile] [--set KEY=VALUE] [NAME ...]
+(default: the LRA six, sCIFAR, Speech Commands, BIDMC). Needs a GPU for meaningful numbers; prints a table last.
 """
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ def batch_for(ds, batch: int, device):
     return x, torch.randint(0, ds.n_classes, (batch,), device=device)
 
 
-def measure(name: str, precision: str, steps: int, device, profile: bool = False) -> dict:
-    config = make_config([f"precision={precision}"], load_experiment(name), source=name)
+def measure(name: str, precision: str, steps: int, device, profile: bool = False, overrides=()) -> dict:
+    config = make_config([f"precision={precision}", *overrides], load_experiment(name), source=name)
     shape, n_train = SHAPES[name]
     ds = SimpleNamespace(**{"pair": False, **shape})
     torch.manual_seed(0)
@@ -99,13 +99,16 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--profile", action="store_true", help="also print each step's kernels, busiest first")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for every experiment, e.g. layer_options.cuda_graph=true")
     args = parser.parse_args()
     device = torch.device("cuda")
     rows = []
     for name in args.names:
-        rows.append(measure(name, args.precision, args.steps, device, args.profile))
+        rows.append(measure(name, args.precision, args.steps, device, args.profile, args.set))
         print(rows[-1], flush=True)
-    print(f"\n{torch.cuda.get_device_name()}, {args.precision}, {args.steps} steps after 3 warm-up steps")
+    print(f"\n{torch.cuda.get_device_name()}, {args.precision}, {args.steps} steps after 3 warm-up steps"
+          + (f", {' '.join(args.set)}" if args.set else ""))
     print("| experiment | params | batch | L | ms/step | samples/s | peak GiB | min/epoch | epochs |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:

@@ -70,12 +70,12 @@ def measure(run) -> tuple[float, float]:
     return ms, (torch.cuda.max_memory_allocated() - base) / 2 ** 20
 
 
-def ours(kind: str, L: int, recompute: bool = False):
+def ours(kind: str, L: int, **options):
     if kind == "S4":
-        return ssmkit.S4(d_model=H, d_state=N, l_max=L, recompute=recompute)
+        return ssmkit.S4(d_model=H, d_state=N, l_max=L, **options)
     if kind == "S5":
         return ssmkit.S5(d_model=H, d_state=N)
-    return ssmkit.S4D(d_model=H, d_state=N, init="lin", recompute=recompute)
+    return ssmkit.S4D(d_model=H, d_state=N, init="lin", **options)
 
 
 def official(kind: str, L: int, directory: str):
@@ -116,8 +116,9 @@ def layer_rows(lengths, official_dir, bf16, bw, flops):
             for label, be in (("torch", "torch"), ("triton", None)):
                 with backend(be):
                     row[label] = measure(fwd_bwd(ours(kind, L).cuda(), u, g, bf16))
-            if kind != "S5":  # the layer keeping only its input, recomputing the rest in backward
+            if kind != "S5":  # the layer keeping only its input, recomputing the rest in backward; whole-layer graphs
                 row["recompute"] = measure(fwd_bwd(ours(kind, L, recompute=True).cuda(), u, g, bf16))
+                row["graph"] = measure(fwd_bwd(ours(kind, L, cuda_graph=True).cuda(), u, g, bf16))
             if official_dir and kind != "S5":  # S5's official code is JAX
                 row["official"] = measure(fwd_bwd(official(kind, L, official_dir).cuda(), u, g, bf16))
             # floor: u, y, ∂y, ∂u once each, and the three GEMMs of the output Linear (H -> 2H)
@@ -130,8 +131,11 @@ def layer_rows(lengths, official_dir, bf16, bw, flops):
 
 
 def conv_rows(lengths, bw):
-    """The long convolution alone (no kernel generation): torch.fft (2L) vs chunked state passing, fwd+bwd."""
-    from ssmkit.ops import chunkconv, fftconv
+    """The long convolution alone (no kernel generation), y = K ∗ u + D u, fwd+bwd: torch.fft (2L) on (B, H, L);
+    chunked state passing as the general op ops.chunkconv (channel-major, torch products and the Triton scan) and as
+    the layers' fused op ops.chunkconv_act (batch-first (B, L, H), activation 'id')."""
+    from ssmkit.layers.chunk_parts import build_parts
+    from ssmkit.ops import ChunkPart, chunkconv, chunkconv_act, fftconv
     rows = []
     layer = ssmkit.S4D(d_model=H, d_state=N, init="lin").cuda()
     for L in lengths:
@@ -140,12 +144,16 @@ def conv_rows(lengths, bw):
         s = layer.kernel.recurrence().chunks(64)
         sys_t = [t.detach().requires_grad_() for t in (s.Kt, s.Win, s.Wout)] + [s.A.detach().requires_grad_()]
         x = u.detach().transpose(0, 1).contiguous().requires_grad_()
+        ub = u.detach().transpose(1, 2).contiguous().requires_grad_()
+        part = ChunkPart(*(t.detach().requires_grad_() for t in build_parts(layer.kernel, layer.D, False, 1.0)))
         g = torch.randn(B, 1, H, L, device="cuda")
         gx = g[:, 0].permute(1, 0, 2)[..., None].contiguous()
+        gb = g[:, 0].transpose(1, 2).contiguous()
         fft = measure(lambda: fftconv(u, k).backward(g))
         chk = measure(lambda: chunkconv(x, *sys_t).backward(gx))
+        fused = measure(lambda: chunkconv_act(ub, [part], "id").backward(gb))
         floor = 4 * B * H * L * 4 / bw * 1e3
-        rows.append({"op": "conv", "L": L, "torch.fft": fft, "chunked": chk, "floor": floor})
+        rows.append({"op": "conv", "L": L, "torch.fft": fft, "chunked": chk, "fused": fused, "floor": floor})
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -193,20 +201,23 @@ def main() -> None:
 
 
 def print_tables(result: dict) -> None:
-    print("\n| op | L | torch.fft ms | chunked ms | speed-up | floor ms |")
-    print("|---|---|---|---|---|---|")
+    print("\n| op | L | torch.fft ms | chunkconv ms | speed-up | chunkconv_act ms (fused, batch-first) | speed-up | "
+          "floor ms |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in result["conv"]:
-        print(f"| conv | {r['L']} | {r['torch.fft'][0]:.2f} | {r['chunked'][0]:.2f} | "
-              f"{r['torch.fft'][0] / r['chunked'][0]:.1f}x | {r['floor']:.2f} |")
+        fft = r["torch.fft"][0]
+        print(f"| conv | {r['L']} | {fft:.2f} | {r['chunked'][0]:.2f} | {fft / r['chunked'][0]:.1f}x | "
+              f"{r['fused'][0]:.2f} | {fft / r['fused'][0]:.1f}x | {r['floor']:.2f} |")
     for key in ("layers", "layers_bf16"):
         if key not in result:
             continue
-        print("\n| layer | L | prec | torch ms (MiB) | triton ms (MiB) | recompute ms (MiB) | official ms (MiB) | "
-              "triton vs official | recompute vs official: time, memory | floor ms |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+        print("\n| layer | L | prec | torch ms (MiB) | triton ms (MiB) | recompute ms (MiB) | cuda_graph ms (MiB) | "
+              "official ms (MiB) | triton vs official | recompute vs official: time, memory | floor ms |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for r in result[key]:
             off, rec = r.get("official"), r.get("recompute")
-            cells = [f"{r[k][0]:.2f} ({r[k][1]:.0f})" if k in r else "-" for k in ("torch", "triton", "recompute")]
+            cells = [f"{r[k][0]:.2f} ({r[k][1]:.0f})" if k in r else "-"
+                     for k in ("torch", "triton", "recompute", "graph")]
             cells.append(f"{off[0]:.2f} ({off[1]:.0f})" if off else "-")
             cells.append(f"{off[0] / r['triton'][0]:.2f}x" if off else "-")
             cells.append(f"{off[0] / rec[0]:.2f}x, {rec[1] / off[1]:.2f}" if off and rec else "-")

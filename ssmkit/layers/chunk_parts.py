@@ -16,6 +16,8 @@ import warnings
 import torch
 from torch import nn
 
+from .cuda_graphs import PerLayer, graphed, storage_key
+
 CHUNK = 64  # steps per chunk: T + 2N multiply-adds per sample for the products, N²/T for the scan
 
 
@@ -45,25 +47,11 @@ class _Builder(nn.Module):
 def _parameters_key(kernel: nn.Module, D: torch.Tensor, bidirectional: bool, rate: float, versions: bool) -> tuple:
     """What the matrices depend on: rate, direction, and each parameter's storage (and in-place version)."""
     tensors = list(kernel.parameters()) + list(kernel.buffers()) + [D]
-    return (rate, bidirectional) + tuple((t.data_ptr(), t.dtype, t.device, t.requires_grad)
-                                         + ((t._version,) if versions else ()) for t in tensors)
+    return (rate, bidirectional) + tuple(k + ((t._version,) if versions else ()) for k, t in
+                                         zip(storage_key(tensors), tensors))
 
 
-class _PerLayer:
-    """State a layer keeps about its own parameters: a copied or unpickled layer starts without it (it would describe
-    the original's parameters)."""
-
-    def __deepcopy__(self, memo):
-        return type(self)()
-
-    def __getstate__(self):
-        return {}
-
-    def __setstate__(self, state):
-        self.__init__()
-
-
-class CachedParts(_PerLayer):
+class CachedParts(PerLayer):
     """Per layer, without gradients: build_parts of the last call, reused while the key (_parameters_key with version
     counters: an optimizer step, load_state_dict or any in-place change bumps them) is unchanged."""
 
@@ -84,7 +72,7 @@ class CachedParts(_PerLayer):
         return self.parts
 
 
-class GraphedParts(_PerLayer):
+class GraphedParts(PerLayer):
     """Per layer: the graphed builder for the current (rate, parameter storage), captured on first use."""
 
     def __init__(self):
@@ -109,27 +97,16 @@ class GraphedParts(_PerLayer):
         return self.builder(*(p for _, p in self._module.named_parameters()))
 
     def _capture(self, kernel, D, bidirectional, rate):
-        """Graphs of build_parts over placeholder copies of the parameters: calls copy the parameters in and return
-        gradients for them. (Capturing over the parameters themselves fails once an earlier backward has left their
-        gradient accumulators on another stream.)"""
+        """Graphs of build_parts (cuda_graphs.graphed), float32 whatever the caller's autocast; None where capture
+        fails (then the eager function, with one warning)."""
         self._module = builder = _Builder(kernel, D, bidirectional, rate)
-        names = [n for n, _ in builder.named_parameters()]
-        token = torch.zeros(1, device=D.device)
-
-        def function(*params):
-            return torch.func.functional_call(builder, dict(zip(names, params)), (token,))
-        placeholders = tuple(p.detach().clone().requires_grad_(p.requires_grad) for _, p in builder.named_parameters())
-        # S4's C̃ -> C solve: MAGMA's batched LU (PyTorch's default for these sizes) synchronizes and would invalidate
-        # the capture; cuSOLVER's is stream-ordered (measured on an H100: the one fails, the other captures)
-        library = torch.backends.cuda.preferred_linalg_library()
-        torch.backends.cuda.preferred_linalg_library("cusolver")
+        token = torch.zeros(1, device=D.device)  # the module's input: it reads only its parameters
         try:
             with torch.autocast("cuda", enabled=False):
-                return torch.cuda.make_graphed_callables(function, placeholders)
+                graph = graphed(builder, (token,))
+            return lambda *params: graph(token, *params)
         except RuntimeError as e:
             self.failed = True
             warnings.warn(f"SSM layer: the chunk matrices could not be captured as a CUDA graph ({e}); forming them "
                           "eagerly", stacklevel=4)
             return None
-        finally:
-            torch.backends.cuda.preferred_linalg_library(library)

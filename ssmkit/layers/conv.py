@@ -11,8 +11,13 @@ S4 block's default), ``linear`` (Linear(C·H → H)) or ``none`` (identity, need
 activations there, one slice of the batch at a time (True: slices of about 64M inputs; an integer: that many batch
 rows per slice). Forward + backward then costs one more input-side forward, and more with small slices on a GPU (the
 chunk scan takes as long for a few rows as for 16); the kernel or chunk matrices are formed once per step as without
-it. In a deep model the saving is the activations of every layer but the one in
-backward; in one layer alone only slices lower the peak.
+it. In a deep model the saving is the activations of every layer but the one in backward; in one layer alone only
+slices lower the peak.
+
+``cuda_graph`` (CUDA training): the whole layer, chunk matrices to output map, forward and backward, replays from two
+CUDA graphs captured for each input shape it meets (layers/cuda_graphs.py): for short sequences and small states,
+where launching the kernels costs more than running them. Its output and input gradient are the graphs' buffers,
+valid until the layer's next call.
 
 Views, which agree to rounding:
 - forward(u)                         the convolution over the whole sequence: on CUDA with Triton, by chunked state
@@ -33,6 +38,7 @@ from ..kernels.base import complex_dtype
 from ..ops import ChunkPart, backend, chunkconv, chunkconv_act, fftconv, linear_glu, ssm_step
 from ..ops.chunkconv_act import ACTIVATIONS as FUSED_ACTIVATIONS
 from .chunk_parts import CHUNK, CachedParts, GraphedParts, build_parts
+from .cuda_graphs import GraphedLayer
 from .checks import check_input, check_rate, check_state, check_step_input, mask_padding
 from .factory import factory_kwargs
 from .sequence_parallel import incoming_state
@@ -74,12 +80,15 @@ class SSMConv(nn.Module):
     @factory_kwargs
     def __init__(self, kernel: nn.Module, *, channels: int = 1, bidirectional: bool = False,
                  activation: str = "gelu", output: str = "glu", dropout: float = 0.0, l_max: int | None = None,
-                 recompute: bool | int = False):
+                 recompute: bool | int = False, cuda_graph: bool = False):
         super().__init__()
         if not (isinstance(recompute, bool) or (isinstance(recompute, int) and recompute >= 1)):
             raise ValueError(f"recompute: expected True, False or a positive number of batch rows per slice, got "
                              f"{recompute!r}")
-        self.recompute = recompute
+        if not isinstance(cuda_graph, bool) or (cuda_graph and recompute):
+            raise ValueError(f"cuda_graph: expected a bool, and not together with recompute; got cuda_graph="
+                             f"{cuda_graph!r}, recompute={recompute!r}")
+        self.recompute, self.cuda_graph = recompute, cuda_graph
         if l_max is not None and (not isinstance(l_max, int) or l_max < 1):
             raise ValueError(f"l_max: expected None or a positive integer, got {l_max!r}")
         if kernel.channels != kernel_channels(channels, bidirectional):
@@ -92,7 +101,7 @@ class SSMConv(nn.Module):
         self.activation_name, self.output_name = activation, output
         self._step_cache: tuple | None = None
         self._step_form: tuple | None = None  # (recurrence, its (M, b, c) for ops.ssm_step)
-        self._graphed_parts, self._cached_parts = GraphedParts(), CachedParts()
+        self._graphed_parts, self._cached_parts, self._graphed_layer = GraphedParts(), CachedParts(), GraphedLayer()
         # step() on the GPU path writes the next state into the state given and returns that tensor: for loops that
         # own their states (models.generate sets it while it runs), saving a copy per layer and token
         self.step_in_place = False
@@ -142,14 +151,20 @@ class SSMConv(nn.Module):
         k, k_rev = (K[:C], K[C:]) if self.bidirectional else (K, None)
         return fftconv(x, k, k_rev) + self.D.to(x.dtype)[..., None] * x[:, None]
 
-    def _whole(self, u: torch.Tensor, rate: float, chunked: bool | None = None) -> torch.Tensor:
+    def _whole(self, u: torch.Tensor, rate: float, chunked: bool | None = None, graph: bool = True,
+               eager: bool = False) -> torch.Tensor:
         """forward(u) without a state: the parameter side once (the chunk matrices, or the kernel for the FFT), then
         the input side; with ``recompute``, the input side runs in slices of the batch under activation
         checkpointing, so that only u is kept for backward and the activations of one slice at a time are recomputed
-        there (the parameter side is not recomputed). chunked: the path (default: _chunked's choice)."""
+        there (the parameter side is not recomputed). chunked: the path (default: _chunked's choice). With
+        ``cuda_graph``, in CUDA training, all of it replays from the layer's graphs (layers/cuda_graphs.py), whose
+        capture calls this with graph=False and eager=True (the chunk matrices formed in the captured function
+        itself, not from their own graphs)."""
+        if graph and self.cuda_graph and GraphedLayer.usable(self, u):
+            return self._graphed_layer(self, u, rate)
         chunked = self._chunked(u) if chunked is None else chunked
         with torch.autocast(device_type=u.device.type, enabled=False):
-            mats = self._chunk_matrices(rate) if chunked else (self.kernel(u.shape[1], rate),)
+            mats = self._chunk_matrices(rate, eager) if chunked else (self.kernel(u.shape[1], rate),)
         apply = self._chunked_apply if chunked else self._fft_apply
         rows = self._recompute_rows(u)
         if rows is None:
@@ -191,12 +206,12 @@ class SSMConv(nn.Module):
         and an activation it fuses."""
         return self.channels == 1 and self.activation_name in FUSED_ACTIVATIONS
 
-    def _chunk_matrices(self, rate: float) -> tuple[torch.Tensor, ...]:
+    def _chunk_matrices(self, rate: float, eager: bool = False) -> tuple[torch.Tensor, ...]:
         """The parameter side of the chunked convolution, in float32: the fused op's parts (ToepT, Win, WoutT, A per
         part; graphed in GPU training, cached without gradients, layers/chunk_parts.py), or for the general op the
-        ChunkSystems' (Kt, Win, Wout, A), causal part first."""
+        ChunkSystems' (Kt, Win, Wout, A), causal part first. eager: always formed anew."""
         if self._fused_chunks():
-            make = (self._graphed_parts if GraphedParts.usable(self.kernel, self.D) else
+            make = (build_parts if eager else self._graphed_parts if GraphedParts.usable(self.kernel, self.D) else
                     self._cached_parts if CachedParts.usable(self.kernel, self.D) else build_parts)
             return make(self.kernel, self.D, self.bidirectional, rate)
         C, system = self.channels, self.kernel.recurrence(rate)

@@ -16,7 +16,7 @@ class S4(SSMConv):
     the continuous kernel at Δ·rate; B_clip: Im B̃ clipped at init (2 as the official code; None: exact HiPPO);
     n_ssm: independent (Λ, P, B) behind the H channels (None: one per channel; 1: shared, the official LRA configs);
     bandlimit: zero C for the modes at or above bandlimit/2 cycles per sample at the base Δ (S4ND's anti-aliasing).
-    Block options (channels, bidirectional, activation, output, dropout, recompute) as SSMConv.
+    Block options (channels, bidirectional, activation, output, dropout, recompute, cuda_graph) as SSMConv.
     """
 
     @factory_kwargs
@@ -24,8 +24,9 @@ class S4(SSMConv):
                  init: str = "legs", l_max: int | None = None, real_transform: str = "exp", dt_min: float = 1e-3,
                  dt_max: float = 1e-1, ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0,
                  n_ssm: int | None = None, bandlimit: float | None = None, activation: str = "gelu",
-                 output: str = "glu", dropout: float = 0.0, recompute: bool | int = False):
+                 output: str = "glu", dropout: float = 0.0, recompute: bool | int = False, cuda_graph: bool = False):
         kernel = DPLRKernel(d_model, d_state, kernel_channels(channels, bidirectional), init, l_max, real_transform,
                             dt_min, dt_max, ssm_lr, B_clip, n_ssm, bandlimit)
         super().__init__(kernel, channels=channels, bidirectional=bidirectional, activation=activation,
-                         output=output, dropout=dropout, l_max=l_max, recompute=recompute)
+                         output=output, dropout=dropout, l_max=l_max, recompute=recompute,
+                         cuda_graph=cuda_graph)

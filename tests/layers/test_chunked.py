@@ -167,3 +167,56 @@ def test_recompute_on_the_gpu_path(name, options):
     for a, b in zip(results[2], results[3]):
         assert rel_err(b, a) < 1e-5
     assert peaks[3] < 0.7 * peaks[2], peaks
+
+
+def test_cuda_graph_option_is_checked_and_a_no_op_on_the_cpu():
+    with pytest.raises(ValueError, match="cuda_graph: expected a bool, and not together with recompute"):
+        ssmkit.layer("s4d", d_model=2, cuda_graph=True, recompute=True)
+    with pytest.raises(ValueError, match="cuda_graph"):
+        ssmkit.layer("s4", d_model=2, cuda_graph=1)
+    plain = ssmkit.layer("s4d", d_model=3, d_state=8)
+    graphed = ssmkit.layer("s4d", d_model=3, d_state=8, cuda_graph=True)
+    graphed.load_state_dict(plain.state_dict())
+    u = torch.randn(2, 20, 3)
+    assert torch.equal(graphed(u)[0], plain(u)[0])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name,options", [("s4", dict(l_max=500, bidirectional=True, d_state=4)),
+                                          ("s4d", dict(dropout=0.1))])
+@pytest.mark.parametrize("bf16", [False, True])
+def test_cuda_graph_trains_like_the_eager_layer(name, options, bf16):
+    """Three AdamW steps through the layer's graphs and eagerly: the same outputs, input gradients and parameters;
+    another batch shape captures again, evaluation runs eagerly. Dropout draws differ between the two (the graphs
+    have their own RNG offsets): the dropout case only trains."""
+    import copy
+    torch.manual_seed(0)
+    eager = ssmkit.layer(name, d_model=32, **options).cuda()
+    graphed = copy.deepcopy(eager)
+    graphed.cuda_graph = True
+    opts = [torch.optim.AdamW(m.parameters(), lr=1e-2) for m in (eager, graphed)]
+    for step, (B, L) in enumerate([(4, 500), (4, 500), (3, 500)]):
+        u = torch.randn(B, L, 32, device="cuda")
+        outs = []
+        for m, opt in zip((eager, graphed), opts):
+            x = u.clone().requires_grad_()
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+                y = m(x)[0]
+            (y.float() * torch.linspace(-1, 1, y.numel(), device="cuda").view_as(y)).sum().backward()
+            outs.append((y.detach().float().clone(), x.grad))
+            opt.step()
+            opt.zero_grad()
+        if not options.get("dropout"):
+            tol = 2e-2 if bf16 else 1e-5
+            assert rel_err(outs[1][0], outs[0][0]) < tol and rel_err(outs[1][1], outs[0][1]) < tol, step
+    assert len(graphed._graphed_layer.graphs) == 2 and not graphed._graphed_layer.failed
+    if options.get("dropout"):  # different masks: the runs differ; the graphed one trained to finite values
+        assert all(torch.isfinite(p).all() for p in graphed.parameters())
+        return
+    for (n, p), q in zip(eager.named_parameters(), graphed.parameters()):
+        assert rel_err(q, p) < (2e-2 if bf16 else 1e-5), n
+    eager.eval(), graphed.eval()
+    with torch.no_grad():
+        u = torch.randn(2, 500, 32, device="cuda")
+        assert rel_err(graphed(u)[0], eager(u)[0]) < (2e-2 if bf16 else 1e-5)

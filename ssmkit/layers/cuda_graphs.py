@@ -1,0 +1,105 @@
+"""CUDA graphs of a layer's work in training: a captured function replays its forward and backward kernels in two
+launches instead of hundreds, which matters where the launches and Python cost more than the kernels (short
+sequences, small state, the parameter side of S4).
+
+graphed() captures module(*inputs) over placeholder copies of its parameters (torch.cuda.make_graphed_callables):
+the result is called with (*inputs, *parameters), copies them in, replays, and returns gradients for both. An
+optimizer's in-place updates are read by the replays; a new storage (a move, a reassigned parameter) needs a new
+capture, which the callers key on. GraphedLayer graphs a whole SSM layer (chunk matrices, convolution, activation,
+output map) for the shapes it is called with (SSMConv's ``cuda_graph`` option).
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+
+class PerLayer:
+    """State a layer keeps about its own parameters: a copied or unpickled layer starts without it (it would describe
+    the original's parameters)."""
+
+    def __deepcopy__(self, memo):
+        return type(self)()
+
+    def __getstate__(self):
+        return {}
+
+    def __setstate__(self, state):
+        self.__init__()
+
+
+def storage_key(tensors) -> tuple:
+    """Each tensor's storage, dtype, device and whether it wants a gradient: what a capture is valid for."""
+    return tuple((t.data_ptr(), t.dtype, t.device, t.requires_grad) for t in tensors)
+
+
+def graphed(module: nn.Module, inputs: tuple[torch.Tensor, ...]):
+    """module(*inputs) as a graphed callable of (*inputs, *module.parameters()) (module docstring), captured under the
+    caller's autocast state. Placeholders, not the parameters themselves: capturing over the parameters fails once an
+    earlier backward has left their gradient accumulators on another stream."""
+    names = [n for n, _ in module.named_parameters()]
+    k = len(inputs)
+
+    def function(*args):
+        return torch.func.functional_call(module, dict(zip(names, args[k:])), args[:k])
+    placeholders = tuple(p.detach().clone().requires_grad_(p.requires_grad) for _, p in module.named_parameters())
+    samples = tuple(x.detach().clone().requires_grad_(x.requires_grad) for x in inputs)
+    # S4's C̃ -> C solve: MAGMA's batched LU (PyTorch's default for these sizes) synchronizes and would invalidate the
+    # capture; cuSOLVER's is stream-ordered (measured on an H100: the one fails, the other captures)
+    library = torch.backends.cuda.preferred_linalg_library()
+    torch.backends.cuda.preferred_linalg_library("cusolver")
+    try:
+        with torch.autocast("cuda", dtype=torch.get_autocast_dtype("cuda"), enabled=torch.is_autocast_enabled("cuda"),
+                            cache_enabled=False):
+            return torch.cuda.make_graphed_callables(function, samples + placeholders)
+    finally:
+        torch.backends.cuda.preferred_linalg_library(library)
+
+
+class _Whole(nn.Module):
+    """A layer's forward(u) without a state, as a module over the layer's own parameters (shared, not copied)."""
+
+    def __init__(self, layer: nn.Module, rate: float):
+        super().__init__()
+        self.layer, self.rate = layer, rate
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return self.layer._whole(u, self.rate, graph=False, eager=True)
+
+
+class GraphedLayer(PerLayer):
+    """Per layer: its forward(u) and backward as CUDA graphs, one capture per (input shape, dtype, autocast state, rate,
+    train/eval, parameter storage), the two most recent kept (a training set's last, smaller batch would otherwise
+    capture twice per epoch). The layer's output and input gradient are the graphs' own buffers, rewritten by the
+    next replay of the same layer."""
+
+    KEEP = 2
+
+    def __init__(self):
+        self.graphs, self.failed = {}, False
+
+    @staticmethod
+    def usable(layer: nn.Module, u: torch.Tensor) -> bool:
+        """CUDA training outside another capture or a compiler trace."""
+        return (u.is_cuda and torch.is_grad_enabled() and any(p.requires_grad for p in layer.parameters())
+                and not torch.cuda.is_current_stream_capturing() and not torch.compiler.is_compiling())
+
+    def __call__(self, layer: nn.Module, u: torch.Tensor, rate: float) -> torch.Tensor:
+        params = list(layer.parameters())
+        key = (tuple(u.shape), u.dtype, u.requires_grad, torch.is_autocast_enabled("cuda"),
+               torch.get_autocast_dtype("cuda"), rate, layer.training) + storage_key(params)
+        if self.failed:
+            return layer._whole(u, rate, graph=False)
+        if key not in self.graphs:
+            try:
+                self.graphs[key] = graphed(_Whole(layer, rate), (u,))
+            except RuntimeError as e:
+                self.failed = True
+                warnings.warn(f"SSM layer: cuda_graph could not capture the layer ({e}); running it eagerly",
+                              stacklevel=4)
+                return layer._whole(u, rate, graph=False)
+            while len(self.graphs) > self.KEEP:
+                self.graphs.pop(next(iter(self.graphs)))
+        return self.graphs[key](u, *params)
