@@ -185,9 +185,12 @@ class DPLRKernel(SSMKernel):
         Lambda, P, dt = self.Lambda(), self.cplx("P"), self.dt(rate)
         return dplr_transition(*(widen(Lambda, P, dt) if wide else (Lambda, P, dt)))
 
-    def _plain_C_wide(self) -> torch.Tensor:
+    def _plain_C_wide(self, dA_wide: torch.Tensor | None = None) -> torch.Tensor:
+        """The plain C in complex128; dA_wide: Ā at the base Δ in complex128, if already formed."""
         C = widen(self.output_C())[0]
-        return c_from_ctilde(C, self.transition(wide=True), self.l_kernel) if self.l_kernel else C
+        if not self.l_kernel:
+            return C
+        return c_from_ctilde(C, self.transition(wide=True) if dA_wide is None else dA_wide, self.l_kernel)
 
     def plain_C(self) -> torch.Tensor:
         """The output matrix C (Cch, H, N2) of the recurrence (the parameter is C̃ when l_max is set)."""
@@ -227,9 +230,15 @@ class DPLRKernel(SSMKernel):
         return dplr_generating_kernel(self.Lambda(), self.cplx("P"), B, C_tilde, self.dt(rate), L_eval)[..., :L]
 
     def recurrence(self, rate: float = 1.0) -> "DPLRRecurrence":
-        resolvent = bilinear_resolvent(self.Lambda(), self.cplx("P"), self.dt(rate))
+        """The discrete system at Δ·rate. At rate 1 with a trained C̃, the plain C needs this same Ā in complex128:
+        it is formed once, wide, and rounded for the recurrence (one Woodbury instead of two per training step)."""
+        Lambda, P, dt = self.Lambda(), self.cplx("P"), self.dt(rate)
+        shared = bool(self.l_kernel) and rate == 1.0
+        resolvent = bilinear_resolvent(*(widen(Lambda, P, dt) if shared else (Lambda, P, dt)))
         dA = 2 * resolvent - torch.eye(resolvent.shape[-1], dtype=resolvent.dtype, device=resolvent.device)
-        return DPLRRecurrence(self, rate, dA, self.discrete_B(rate, resolvent), self._plain_C_wide())
+        C_wide = self._plain_C_wide(dA if shared else None)
+        resolvent, dA = resolvent.to(Lambda.dtype), dA.to(Lambda.dtype)
+        return DPLRRecurrence(self, rate, dA, self.discrete_B(rate, resolvent), C_wide)
 
 
 class DPLRRecurrence:
