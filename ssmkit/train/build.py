@@ -69,7 +69,7 @@ def _image_model(config: TrainConfig, dataset) -> ImageModel:
     if not isinstance(dataset.l_max, tuple):
         raise ValueError(f"model: {config.model} reads images; dataset {config.dataset!r} gives sequences (set "
                          f"dataset_options.image=true where the dataset has it)")
-    for key, value, default in (("norm", config.norm, "layer"), ("pool", config.pool, "mean"),
+    for key, value, default in (("pool", config.pool, "mean"),
                                 ("ffn_mult", config.ffn_mult, 0), ("attention_every", config.attention_every, 0),
                                 ("layer_options", config.layer_options, {})):
         if value != default:
@@ -86,7 +86,7 @@ def _image_model(config: TrainConfig, dataset) -> ImageModel:
         options = {**shared, **check_options(S4ND, config.model_options, "model_options")}
     return ImageModel(dataset.d_input, dataset.n_classes, layer="conv" if config.model == "cnn" else "s4nd",
                       d_model=config.d_model, n_layers=config.n_layers, dim=len(dataset.l_max),
-                      layer_options=options, prenorm=config.prenorm, dropout=config.dropout)
+                      layer_options=options, prenorm=config.prenorm, dropout=config.dropout, norm=config.norm)
 
 
 def _classifier(name: str, cls: type, config: TrainConfig, dataset, takes: str) -> None:

@@ -35,7 +35,7 @@ class TrainConfig:
     # n_layers stages from width d_model; model_options multiscale; prenorm, dropout and the layer keys apply),
     # `ccnn` (CCNN: n_layers blocks of width d_model, dropout; model_options kernel_size, hidden, omega_0, mask_width,
     # threshold), or `s4nd` / `cnn` (ImageModel over image datasets, e.g. dataset_options.image=true: n_layers S4ND or
-    # 3x3-conv blocks; model_options are S4ND's options, or kernel_size; prenorm and dropout apply); prenorm, norm,
+    # 3x3-conv blocks; model_options are S4ND's options, or kernel_size; prenorm, norm, dropout apply); prenorm, norm,
     # pool and the attention keys are SequenceModel's. d_state and ssm_lr go to every layer, layer_options too.
     model: str = "sequence"
     model_options: dict = field(default_factory=dict)

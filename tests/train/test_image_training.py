@@ -62,12 +62,25 @@ def test_the_cnn_baseline_runs_at_another_size_and_refuses_a_rate(tmp_path):
     (["model=s4nd", "model_options.bandlimt=0.5"], "model_options: unknown option 'bandlimt'.*bandlimit"),
     (["model=s4nd", "model_options.d_model=8"], "model_options.d_model: not an option here"),
     (["model=cnn", "model_options.kernel_size=2"], "kernel_size: expected an odd"),
-    (["model=s4nd", "norm=batch"], "norm: the image models take 'layer'"),
+    (["model=s4nd", "pool=last"], "pool: the image models take 'mean'"),
     (["model=s4nd", "layer_options.init=lin"], "layer_options: the image models take {}"),
 ])
 def test_image_model_errors_name_the_key(tmp_path, extra, match):
     with pytest.raises(ValueError, match=match):
         train(_config(tmp_path, "e", extra), **QUIET)
+
+
+def test_image_models_take_batch_norm(tmp_path):
+    """norm=batch: BatchNorm over the channels (statistics over the batch and every pixel), pre- or postnorm, as the
+    1-D LRA configs; it round-trips through the run's checkpoint."""
+    for prenorm in ("true", "false"):
+        out = tmp_path / prenorm
+        config = make_config(TINY + [f"out_dir={out}", "model=s4nd", "epochs=1", "train_subset=32", "norm=batch",
+                                     f"prenorm={prenorm}"])
+        train(config, **QUIET)
+        model = ssmkit.load(next(out.iterdir()))
+        assert model.config["norm"] == "batch"
+        assert isinstance(model.norms[0].norm, torch.nn.BatchNorm1d)
 
 
 def test_s4nd_runs_are_named_after_the_model(tmp_path):
