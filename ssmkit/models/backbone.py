@@ -41,9 +41,10 @@ LAYER_ARGUMENTS = {"rate": "rate ≠ 1 resamples a continuous-time kernel and ne
 NORMS = ("layer", "batch")
 
 
-class _BatchNorm(nn.Module):
-    """BatchNorm over channels of (B, L, H); with real (B, L) in training, the statistics (and the running averages)
-    come from the real positions only, and the padding positions are set to 0."""
+class ChannelBatchNorm(nn.Module):
+    """BatchNorm over the channels (last axis) of (B, ..., H), statistics over the batch and every position; for
+    (B, L, H) with real (B, L) in training, the statistics (and the running averages) come from the real positions
+    only, and the padding positions are set to 0."""
 
     def __init__(self, d: int):
         super().__init__()
@@ -60,7 +61,7 @@ class _BatchNorm(nn.Module):
 
 
 def _norm(norm: nn.Module, h: torch.Tensor, real) -> torch.Tensor:
-    return norm(h, real) if isinstance(norm, _BatchNorm) else norm(h)
+    return norm(h, real) if isinstance(norm, ChannelBatchNorm) else norm(h)
 
 
 class SequenceModel(Pretrained, nn.Module):
@@ -78,7 +79,7 @@ class SequenceModel(Pretrained, nn.Module):
             raise ValueError(f"pool: expected one of {POOLS}, got {pool!r}")
         if norm not in NORMS:
             raise ValueError(f"norm: expected one of {NORMS}, got {norm!r}")
-        make_norm = nn.LayerNorm if norm == "layer" else _BatchNorm
+        make_norm = nn.LayerNorm if norm == "layer" else ChannelBatchNorm
         self.prenorm, self.pool = prenorm, pool
         if padding_idx is not None and not (vocab_size and 0 <= padding_idx < vocab_size):
             raise ValueError(f"padding_idx: expected None or a token id in [0, vocab_size={vocab_size}), got "

@@ -19,18 +19,8 @@ import torch
 from torch import nn
 
 from ..layers.ckconv import CKConv
+from .backbone import ChannelBatchNorm
 from .pretrained import Pretrained
-
-
-class _ChannelNorm(nn.Module):
-    """BatchNorm over the last axis of (B, ..., C): per channel, statistics over the batch and every position."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.norm = nn.BatchNorm1d(channels)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.norm(h.reshape(-1, h.shape[-1])).view(h.shape)
 
 
 class CCNN(Pretrained, nn.Module):
@@ -51,14 +41,14 @@ class CCNN(Pretrained, nn.Module):
             return CKConv(d_in, l_max, dim=dim, kernel_size=kernel_size, d_output=d_model, hidden=hidden,
                           omega_0=omega_0, mask_width=mask_width, threshold=threshold)
 
-        self.encoder, self.encoder_norm = conv(d_input), _ChannelNorm(d_model)
-        self.norms = nn.ModuleList(_ChannelNorm(d_model) for _ in range(n_layers))
+        self.encoder, self.encoder_norm = conv(d_input), ChannelBatchNorm(d_model)
+        self.norms = nn.ModuleList(ChannelBatchNorm(d_model) for _ in range(n_layers))
         self.convs = nn.ModuleList(conv(d_model) for _ in range(n_layers))
         self.linears = nn.ModuleList(nn.Linear(d_model, d_model) for _ in range(n_layers))
         for linear in self.linears:
             nn.init.kaiming_normal_(linear.weight)
             nn.init.zeros_(linear.bias)
-        self.final_norm = _ChannelNorm(d_model)
+        self.final_norm = ChannelBatchNorm(d_model)
         self.decoder = nn.Linear(d_model, d_output)
         nn.init.kaiming_normal_(self.decoder.weight)
         nn.init.zeros_(self.decoder.bias)

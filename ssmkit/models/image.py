@@ -31,6 +31,7 @@ from torch import nn
 
 from ..layers import S4ND
 from ..layers.factory import factory_kwargs
+from .backbone import ChannelBatchNorm
 from .pretrained import Pretrained
 
 IMAGE_LAYERS = ("s4nd", "conv")
@@ -51,17 +52,6 @@ class ConvND(nn.Module):
 
     def forward(self, u: torch.Tensor, state=None):
         return self.activation(self.conv(u.movedim(-1, 1)).movedim(1, -1)), None
-
-
-class _ChannelNorm(nn.Module):
-    """BatchNorm over the last axis of (B, ..., H): per channel, statistics over the batch and every position."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.norm = nn.BatchNorm1d(channels)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.norm(h.reshape(-1, h.shape[-1])).view(h.shape)
 
 
 class ImageModel(Pretrained, nn.Module):
@@ -85,7 +75,7 @@ class ImageModel(Pretrained, nn.Module):
         self.layer, self.dim, self.prenorm = layer, dim, prenorm
         self.encoder = nn.Linear(d_input, d_model)
         self.layers = nn.ModuleList(make() for _ in range(n_layers))
-        make_norm = nn.LayerNorm if norm == "layer" else _ChannelNorm
+        make_norm = nn.LayerNorm if norm == "layer" else ChannelBatchNorm
         self.norms = nn.ModuleList(make_norm(d_model) for _ in range(n_layers))
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.final_norm = make_norm(d_model) if prenorm else nn.Identity()
