@@ -87,11 +87,11 @@ class GraphedLayer(PerLayer):
                 and not torch.cuda.is_current_stream_capturing() and not torch.compiler.is_compiling())
 
     def __call__(self, layer: nn.Module, u: torch.Tensor, rate: float) -> torch.Tensor:
+        if self.failed:
+            return layer._whole(u, rate, graph=False)
         params = list(layer.parameters())
         key = (tuple(u.shape), u.dtype, u.requires_grad, torch.is_autocast_enabled("cuda"),
                torch.get_autocast_dtype("cuda"), rate, layer.training) + storage_key(params)
-        if self.failed:
-            return layer._whole(u, rate, graph=False)
         if key not in self.graphs:
             try:
                 self.graphs[key] = graphed(_Whole(layer, rate), (u,))

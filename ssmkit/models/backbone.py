@@ -60,6 +60,13 @@ class ChannelBatchNorm(nn.Module):
         return out
 
 
+def norm_class(norm: str) -> type[nn.Module]:
+    """The module of a ``norm`` option: ``layer`` LayerNorm over the channels, ``batch`` ChannelBatchNorm."""
+    if norm not in NORMS:
+        raise ValueError(f"norm: expected one of {NORMS}, got {norm!r}")
+    return nn.LayerNorm if norm == "layer" else ChannelBatchNorm
+
+
 def _norm(norm: nn.Module, h: torch.Tensor, real) -> torch.Tensor:
     return norm(h, real) if isinstance(norm, ChannelBatchNorm) else norm(h)
 
@@ -77,9 +84,7 @@ class SequenceModel(Pretrained, nn.Module):
                            attention_heads=attention_heads, pair=pair, padding_idx=padding_idx)
         if pool not in POOLS:
             raise ValueError(f"pool: expected one of {POOLS}, got {pool!r}")
-        if norm not in NORMS:
-            raise ValueError(f"norm: expected one of {NORMS}, got {norm!r}")
-        make_norm = nn.LayerNorm if norm == "layer" else ChannelBatchNorm
+        make_norm = norm_class(norm)
         self.prenorm, self.pool = prenorm, pool
         if padding_idx is not None and not (vocab_size and 0 <= padding_idx < vocab_size):
             raise ValueError(f"padding_idx: expected None or a token id in [0, vocab_size={vocab_size}), got "

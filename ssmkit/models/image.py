@@ -31,7 +31,7 @@ from torch import nn
 
 from ..layers import S4ND
 from ..layers.factory import factory_kwargs
-from .backbone import ChannelBatchNorm
+from .backbone import norm_class
 from .pretrained import Pretrained
 
 IMAGE_LAYERS = ("s4nd", "conv")
@@ -63,8 +63,7 @@ class ImageModel(Pretrained, nn.Module):
         self.config = dict(d_input=d_input, d_output=d_output, layer=layer, d_model=d_model, n_layers=n_layers,
                            dim=dim, layer_options=dict(layer_options or {}), prenorm=prenorm, dropout=dropout,
                            norm=norm)
-        if norm not in ("layer", "batch"):
-            raise ValueError(f"norm: expected 'layer' or 'batch', got {norm!r}")
+        make_norm = norm_class(norm)
         if layer not in IMAGE_LAYERS:
             raise ValueError(f"layer: expected one of {IMAGE_LAYERS}, got {layer!r}")
         if not 0 <= dropout < 1:
@@ -75,7 +74,6 @@ class ImageModel(Pretrained, nn.Module):
         self.layer, self.dim, self.prenorm = layer, dim, prenorm
         self.encoder = nn.Linear(d_input, d_model)
         self.layers = nn.ModuleList(make() for _ in range(n_layers))
-        make_norm = nn.LayerNorm if norm == "layer" else ChannelBatchNorm
         self.norms = nn.ModuleList(make_norm(d_model) for _ in range(n_layers))
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.final_norm = make_norm(d_model) if prenorm else nn.Identity()

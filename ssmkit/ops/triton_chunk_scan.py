@@ -3,8 +3,9 @@
 Dense A: a program holds Aᵀ (D × D) and the states of 16 batch rows of one channel, and per chunk does
 X ← X Aᵀ + S_c (tl.dot in IEEE float32). Complex diagonal A: a program holds the (Re, Im) pairs of a block of rows
 and updates them elementwise. The backward is the same kernel run in reverse with Aᵀ (conj A); ∂A is a reduction
-(einsum) over batch and chunks. Either direction runs with either matrix: an anti-causal part (ops/triton_chunkconv.py)
-scans from the last chunk with A and its gradient from the first with Aᵀ. Float32 only: float64 tensors take the torch reference (tests, oracles).
+(einsum) over batch and chunks. Either direction runs with either matrix: an anti-causal part
+(ops/triton_chunkconv.py) scans from the last chunk with A and its gradient from the first with Aᵀ. Float32 only:
+float64 tensors take the torch reference (tests, oracles).
 """
 from __future__ import annotations
 

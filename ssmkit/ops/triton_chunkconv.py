@@ -21,6 +21,7 @@ inside the kernels use tl.dot with 3xTF32 (float32 accuracy on tensor cores).
 from __future__ import annotations
 
 import functools
+import itertools
 import operator
 
 import torch
@@ -167,8 +168,7 @@ def _outputs(V, M1, X, M2, n, act: int, store_pre: bool, transpose: bool):
 def _state_columns(As) -> list[slice]:
     """Each part's columns in the side-by-side states: a dense A (H, S, S) has S, a complex diagonal (H, S/2) S."""
     widths = [a.shape[-1] * (2 if a.is_complex() else 1) for a in As]
-    ends = [sum(widths[:k + 1]) for k in range(len(widths))]
-    return [slice(e - w, e) for e, w in zip(ends, widths)]
+    return [slice(end - w, end) for end, w in zip(itertools.accumulate(widths), widths)]
 
 
 class _ChunkConvAct(torch.autograd.Function):
