@@ -1,9 +1,14 @@
-"""SaShiMi's autoregressive generation speed on one GPU, in samples per second: ssmkit (plain loop and CUDA graph over
-one pooling cycle) beside the official standalone SaShiMi (state-spaces/s4 models/sashimi/sashimi.py, its step in
-'diagonal' mode), both at the SC09 size (d_model 64, 8 layers, pool (4, 4), expand 2, ff 2, S4 N=64), random weights.
-A benchmark, not a test: exactness is checked first, the table is printed last.
+"""SaShiMi's autoregressive generation speed on one GPU, in samples per second: ssmkit (plain loop, and the CUDA graph
+over one pooling cycle with each level's blocks fused into one op or stepped block by block) beside the official
+standalone SaShiMi (state-spaces/s4 models/sashimi/sashimi.py, its step in 'diagonal' mode), both at the SC09 size
+(d_model 64, 8 layers, pool (4, 4), expand 2, ff 2, S4 N=64), random weights. A benchmark, not a test: exactness is
+checked first, the table is printed last.
 
-    python benchmarks/sashimi_generation.py [--official DIR] [--batches 1,16,128] [--samples 1600]
+    python benchmarks/sashimi_generation.py [--official DIR] [--batches 1,16,128] [--samples 1600] [--profile]
+        [--configs 16:64:8,16:32:4]
+
+--configs: the fused op's block configurations to compare, warps:row_elems:ssm_elems (block_step.py);
+--profile: the kernels of one pooling cycle at batch 1 (plain loop), per sample.
 
 The official loop: embedding -> Sashimi.step -> Linear -> softmax sampling (torch.multinomial), one token at a time.
 """
@@ -26,21 +31,53 @@ def ours() -> Sashimi:
 
 
 def check(model: Sashimi) -> list[str]:
-    """The graph replays the plain loop (same seed: same samples and logits), and the logits are the forward pass's."""
-    prompt = torch.randint(0, 256, (4, 9), device="cuda")
-    plain = generate(model, prompt, 55, seed=3, cuda_graph=False)
-    graph = generate(model, prompt, 55, seed=3)
+    """The graph replays the plain loop (same seed: same samples and logits), and the logits are the forward pass's,
+    fused and not."""
     failures = []
-    if not (torch.equal(plain[0], graph[0]) and torch.equal(plain[1], graph[1])):
-        failures.append("graph != plain loop")
-    tokens, logits = plain
-    with torch.no_grad():
-        full = model(tokens[:, :64])[:, 8:63]  # the predictions of tokens 9..63, drawn from logits[:, 0..54]
-    err = ((logits - full).norm() / full.norm()).item()
-    if err > 1e-4:
-        failures.append(f"step logits vs forward: relative error {err:.1e}")
-    print(f"check: graph == plain loop: {not failures}; step vs forward relative error {err:.1e}")
+    for B in (1, 4):
+        prompt = torch.randint(0, 256, (B, 9), device="cuda")
+        for fused in (True, False):
+            model.fused_step = fused
+            plain = generate(model, prompt, 55, seed=3, cuda_graph=False)
+            graph = generate(model, prompt, 55, seed=3)
+            same = torch.equal(plain[0], graph[0]) and torch.equal(plain[1], graph[1])
+            if not same:
+                failures.append(f"batch {B}, fused {fused}: graph != plain loop")
+            tokens, logits = plain
+            with torch.no_grad():
+                full = model(tokens[:, :64])[:, 8:63]  # the predictions of tokens 9..63, drawn from logits[:, 0..54]
+            err = ((logits - full).norm() / full.norm()).item()
+            if err > 1e-4:
+                failures.append(f"batch {B}, fused {fused}: step logits vs forward: relative error {err:.1e}")
+            print(f"check batch {B}, fused {fused}: graph == plain loop: {same}; step vs forward relative error "
+                  f"{err:.1e}")
+    model.fused_step = True
     return failures
+
+
+def profile(model: Sashimi, cycles: int = 4) -> None:
+    """The kernels of the plain loop at batch 1 (what the graph replays), per sample."""
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+    prompt = torch.full((1, 1), 128, device="cuda")
+    generate(model, prompt, 32, seed=0, cuda_graph=False)
+    torch.cuda.synchronize()
+    n = 16 * cycles
+    with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
+        generate(model, prompt, n, seed=0, cuda_graph=False)
+        torch.cuda.synchronize()
+    events = sorted((e for e in prof.key_averages() if e.self_device_time_total > 0),
+                    key=lambda e: -e.self_device_time_total)
+    print(f"\nbatch 1, fused {model.fused_step}: kernels per sample (plain loop, {n} samples)")
+    for e in events[:14]:
+        print(f"  {e.self_device_time_total / n:8.2f} µs  x{e.count / n:<6.2f} {e.key[:80]}")
+    print(f"  {sum(e.self_device_time_total for e in events) / n:8.2f} µs, {sum(e.count for e in events) / n:.1f} "
+          "kernels: all")
+
+
+def set_config(config: str) -> None:
+    """The fused op's block configuration, warps:row_elems:ssm_elems (benchmarks/block_step.py)."""
+    from ssmkit.ops import triton_block_step as tb
+    tb.WARPS, tb.ROW_ELEMS, tb.SSM_ELEMS = (int(x) for x in config.split(":"))
 
 
 def samples_per_second(run, batch: int, n: int) -> float:
@@ -79,29 +116,44 @@ def main() -> None:
     p.add_argument("--official", default=None)
     p.add_argument("--batches", default="1,16,128")
     p.add_argument("--samples", type=int, default=1600)
+    p.add_argument("--profile", action="store_true")
+    p.add_argument("--configs", default="16:64:8")
     a = p.parse_args()
     torch.manual_seed(0)
     model = ours()
     failures = check(model)
+    if a.profile:
+        for fused in (False, True):
+            model.fused_step = fused
+            profile(model)
     theirs = official(a.official) if a.official else None
-    rows = []
+    rows, configs = [], a.configs.split(",")
     for B in (int(b) for b in a.batches.split(",")):
         prompt = torch.full((B, 1), 128, device="cuda")
         row = {"batch": B}
+        model.fused_step = False
         row["graph"] = samples_per_second(lambda b, n: generate(model, prompt, n, seed=0), B, a.samples)
         row["plain"] = samples_per_second(lambda b, n: generate(model, prompt, n, seed=0, cuda_graph=False), B,
                                           a.samples // 4)
+        model.fused_step = True
+        for config in configs:
+            set_config(config)
+            row[f"fused {config}"] = samples_per_second(lambda b, n: generate(model, prompt, n, seed=0), B,
+                                                         a.samples)
+        set_config(configs[0])
         if theirs is not None:
             row["official"] = samples_per_second(theirs, B, a.samples // 4)
         rows.append(row)
         print(row, flush=True)
-    print("\n| batch | official samples/s | ssmkit plain | ssmkit graph | graph vs official | real time (16 kHz) |")
-    print("|---|---|---|---|---|---|")
+    fused = [f"fused {c}" for c in configs]
+    print(f"\n| batch | official samples/s | ssmkit plain | ssmkit graph | {' | '.join('graph, ' + f for f in fused)} "
+          "| best vs official | real time (16 kHz) |")
+    print("|---" * (6 + len(fused)) + "|")
     for r in rows:
-        off = r.get("official")
-        ratio = f"{r['graph'] / off:.1f}x" if off else "-"
-        print(f"| {r['batch']} | {f'{off:,.0f}' if off else '-'} | {r['plain']:,.0f} | {r['graph']:,.0f} | {ratio} | "
-              f"{r['graph'] / 16000:.2f}x |")
+        off, best = r.get("official"), max(r[f] for f in fused)
+        ratio = f"{best / off:.1f}x" if off else "-"
+        print(f"| {r['batch']} | {f'{off:,.0f}' if off else '-'} | {r['plain']:,.0f} | {r['graph']:,.0f} | "
+              f"{' | '.join(f'{r[f]:,.0f}' for f in fused)} | {ratio} | {best / 16000:.2f}x |")
     if failures:
         sys.exit(f"FAILED: {failures}")
 

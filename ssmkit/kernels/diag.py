@@ -17,6 +17,7 @@ from ..ops.vandermonde import powers as vandermonde_powers
 from .base import SSMKernel, check_bandlimit
 from ..dense import conj_full
 from .chunked import ChunkSystem, diagonal_chunks, interleave, real_form
+from .step_form import LowRankStep, diagonal_form
 
 
 @dataclass
@@ -72,6 +73,10 @@ class DiagonalSystem:
         """(M, b, c) of ops.ssm_step on the interleaved state: M block-diagonal rotations-and-decays, b = B̄,
         c = s·conj(C) (so that c · z = s·Re(C x))."""
         return (real_form(torch.diag_embed(conj_full(torch.exp(self.log_dA)))),) + self._readout()
+
+    def lowrank_step_form(self) -> LowRankStep:
+        """The structured step (kernels/step_form.py) of output channel 0: R = 0, a = Ā, c = s·C."""
+        return diagonal_form(torch.exp(self.log_dA).expand_as(self.dB), self.dB, self.scale * self.C[0])
 
     def _readout(self) -> tuple[torch.Tensor, torch.Tensor]:
         return interleave(self.dB), interleave(self.scale * self.C.conj())

@@ -27,6 +27,7 @@ from ..ops import cauchy
 from .base import SSMKernel, check_bandlimit
 from .chunked import ChunkSystem, dense_chunks, interleave, real_form
 from .diag import real_part, real_part_inverse
+from .step_form import LowRankStep, dplr_step_form
 
 
 def _unit_circle_points(L: int, dtype: torch.dtype, device) -> torch.Tensor:
@@ -285,6 +286,13 @@ class DPLRRecurrence:
     def real_step_form(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(M, b, c) of ops.ssm_step on the interleaved half state: y = 2·Re(C x) = c · z."""
         return real_form(self.dA), interleave(self.dB), interleave(2 * self.C.conj())
+
+    def lowrank_step_form(self) -> LowRankStep:
+        """The structured step (kernels/step_form.py) of output channel 0: formed in complex128, rounded once."""
+        k = self.kernel
+        Lambda, P, dt, dB = widen(k.Lambda(), k.cplx("P"), k.dt(self.rate), self.dB)
+        form = dplr_step_form(Lambda, P, dt, dB, self.C_wide[0])
+        return LowRankStep(*(t.to(self.dB.dtype) for t in (form.a, form.b, form.c, form.E, form.V)))
 
     def chunks(self, T: int, channels: slice = slice(None), delay: bool = False) -> ChunkSystem:
         """The chunked form (kernels/chunked.py): the real S × S matrix of the half-state map, y = 2·Re(C x).

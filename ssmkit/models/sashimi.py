@@ -16,7 +16,8 @@ backbone, e.g. for diffusion; it has no recurrent view.
 
 Recurrent view: the pooling layers keep their phase in the state (ssmkit.layers.pool), so one step runs only the
 levels whose window completes: the coarse level i runs at every (p_1…p_i)-th step. ``default_state``, ``prefill``
-(the chunked view, any prompt length) and ``step`` give the outputs of ``forward`` one position at a time.
+(the chunked view, any prompt length) and ``step`` give the outputs of ``forward`` one position at a time. On the GPU
+a step runs each level's stack of blocks as one op (ops.block_step, models/fused_levels.py) where it can.
 """
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ from torch import nn
 
 from ..layers import layer as build_layer
 from ..layers.pool import DownPool, UpPool
+from ..ops import block_step
+from .fused_levels import FusedStack
 from .pretrained import Pretrained
 
 
@@ -106,6 +109,8 @@ class Sashimi(Pretrained, nn.Module):
                                                "blocks": blocks(widths[i])}) for i, p in reversed(list(enumerate(pool))))
         self.norm = nn.LayerNorm(d_model)
         self.decoder = nn.Linear(d_model, d_output)
+        self._fused: dict[str, FusedStack] = {}  # per stack of blocks, its packed weights for ops.block_step
+        self.fused_step = True  # step each level's blocks as one op where they can (False: block by block)
 
     @property
     def total_pool(self) -> int:
@@ -152,6 +157,25 @@ class Sashimi(Pretrained, nn.Module):
             new.append(state)
             return y
 
+        def level_blocks(name: str, blocks: nn.ModuleList, h: torch.Tensor) -> torch.Tensor:
+            """blocks(h) + h: one fused op per step where the stack can (models/fused_levels.py), else block by
+            block."""
+            if name not in self._fused:
+                self._fused[name] = FusedStack(blocks, with_ff=self.config["ff"] > 0)
+            fused = self._fused[name]
+            if stepping and self.fused_step and h.shape[1] == 1 and fused.fuses(h[:, 0]):
+                ssm_states = [next(old) for _ in blocks][::2 if fused.with_ff else 1]
+                in_place = all(layer.step_in_place for layer in fused.layers())
+                y, ssm_states = block_step(h[:, 0], ssm_states, fused.weights(), outer=True,
+                                           out=ssm_states if in_place else None)
+                for x in ssm_states:
+                    new.extend([x, None] if fused.with_ff else [x])
+                return y[:, None]
+            u = h
+            for block in blocks:
+                h = run(block, h)
+            return h + u
+
         skips = [h]
         for level in self.down:
             for block in level["blocks"]:
@@ -159,20 +183,15 @@ class Sashimi(Pretrained, nn.Module):
                 skips.append(h)
             h = run(level["pool"], h)
             skips.append(h)
-        for block in self.center:
-            h = run(block, h)
-        h = h + skips.pop()
-        for level in self.up:
+        h = level_blocks("center", self.center, skips.pop())
+        for i, level in enumerate(self.up):
             skip = skips.pop()
             h = run(level["pool"], h, length=skip.shape[1]) + skip
             if self.unet:
                 for block in level["blocks"]:
                     h = run(block, h) + skips.pop()
             else:
-                u = h
-                for block in level["blocks"]:
-                    h = run(block, h)
-                h = h + u
+                h = level_blocks(f"up{i}", level["blocks"], h)
         return h, (new if states is not None else None)
 
     def _embed(self, x: torch.Tensor, dims: int) -> torch.Tensor:

@@ -5,8 +5,10 @@ fftconv: the long causal / two-sided convolution; fftconv_nd: its N-D form with 
 scan: the linear recurrence x_k = a_k x_{k−1} + b_k by a parallel associative scan (S5).
 chunkconv, chunk_scan: the causal convolution with a state-space kernel by chunked state passing (no FFT);
 chunkconv_act: the same, batch-first, with the layer's activation fused. ssm_step: one fused recurrent step;
-draw: the next token, written in place; linear_glu: a step's GLU output map in one op.
+draw: the next token, written in place; linear_glu: a step's GLU output map in one op; block_step: one step of a
+whole stack of residual SSM blocks (SaShiMi's levels at small batch).
 """
+from .block_step import BlockWeights, block_step
 from .cauchy import cauchy
 from .chunk_scan import chunk_scan
 from .chunkconv import chunkconv
@@ -25,8 +27,9 @@ try:  # the GPU kernels: optional, JIT-compiled by Triton on first use
 except ImportError:
     triton = None
 if triton is not None:
-    from . import (triton_chunk_scan, triton_chunkconv, triton_draw, triton_linear_glu, triton_scan,  # noqa: F401
-                   triton_step)
+    from . import (triton_block_step, triton_chunk_scan, triton_chunkconv, triton_draw,  # noqa: F401
+                   triton_linear_glu, triton_scan, triton_step)
 
 __all__ = ["cauchy", "vandermonde", "fftconv", "fftconv_nd", "scan", "chunkconv", "chunk_scan", "chunkconv_act",
-           "ChunkPart", "ssm_step", "draw", "linear_glu", "register", "implementation", "backend", "available"]
+           "ChunkPart", "ssm_step", "block_step", "BlockWeights", "draw", "linear_glu", "register", "implementation",
+           "backend", "available"]

@@ -1,0 +1,197 @@
+"""Triton version of ops.block_step: a whole stack of residual SSM (+ FF) blocks, one token step, in one program per
+batch row, float32.
+
+The program walks the layers in order. Each stage writes its vector (the normed input, the SSM outputs, the FF hidden
+units, the next h) to a small scratch row in global memory and passes a block barrier, so that the next stage reads it
+whole in the layout it needs; h alternates between two rows, so no stage reads what it writes. (A version that kept
+the vectors in registers from stage to stage, for stacks whose every matrix fits one block, was slower on an H200:
+1.3× at width 64 and 4.5× at 128, benchmarks/block_step.py.) The matrix-vector products take blocks of output rows
+(about ROW_ELEMS weights per thread); the SSM stage takes blocks of channels, each channel's N2 complex modes at once.
+The layers' states are separate tensors: the program finds them through a table of their addresses (cached per set
+of addresses, so a CUDA graph replays it).
+
+At batch 1 one program does a whole level's step, so it is bound by the latency of its ~7 dependent stages per layer
+(about 11 µs per layer at width 64 on an H200), not by the weights it reads (13-30 GB/s, a fraction of what one SM can
+read): faster needs the stages spread over many programs without a kernel launch between them.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from .block_step import block_step_torch, register
+from .triton_chunkconv import ACT_CODE, _act
+
+OUT_CODE = {"glu": 0, "linear": 1, "none": 2}
+# warps per program; weights per thread in a block of a matrix-vector product; (channel, mode) pairs per thread in a
+# block of the SSM stage (about 14 tiles of them are live). benchmarks/block_step.py measures the choices
+WARPS, ROW_ELEMS, SSM_ELEMS = 16, 64, 8
+_TABLES: dict[tuple, torch.Tensor] = {}
+
+
+@triton.jit
+def _norm(x, NW, H, eps, BH: tl.constexpr):
+    """LayerNorm of x (BH,) (zero past H) with γ at NW and β at NW + H."""
+    rh = tl.arange(0, BH)
+    m = rh < H
+    d = tl.where(m, x - tl.sum(x, axis=0) / H, 0.0)
+    inv = 1.0 / tl.sqrt(tl.sum(d * d, axis=0) / H + eps)
+    return d * inv * tl.load(NW + rh, mask=m, other=0.0) + tl.load(NW + H + rh, mask=m, other=0.0)
+
+
+@triton.jit
+def _rows(W, BIAS, x, o0, O, K, BO: tl.constexpr, BK: tl.constexpr):
+    """(W x + bias) for output rows o0 .. o0 + BO of W (O, K), x (BK,) in registers; and those rows' indices."""
+    ro = o0 + tl.arange(0, BO)
+    rk = tl.arange(0, BK)
+    w = tl.load(W + ro[:, None] * K + rk[None, :], mask=(ro[:, None] < O) & (rk[None, :] < K), other=0.0)
+    return tl.sum(w * x[None, :], axis=1) + tl.load(BIAS + ro, mask=ro < O, other=0.0), ro
+
+
+@triton.jit
+def _vector(SRC, K, BK: tl.constexpr):
+    rk = tl.arange(0, BK)
+    return tl.load(SRC + rk, mask=rk < K, other=0.0)
+
+
+@triton.jit
+def _ssm(v, rc, SIN, SOUT, PL, D, H, N2, R: tl.constexpr, ACT: tl.constexpr, BN: tl.constexpr):
+    """Channels rc: the structured step of their states (SIN -> SOUT, interleaved pairs) driven by the normed input
+    v (one per channel), and act(Re(c · x') + D v)."""
+    rn = tl.arange(0, BN)
+    mc = rc < H
+    m2 = mc[:, None] & (rn[None, :] < N2)
+    idx = rc[:, None] * N2 + rn[None, :]
+    plane = H * N2
+    xr = tl.load(SIN + 2 * idx, mask=m2, other=0.0)
+    xi = tl.load(SIN + 2 * idx + 1, mask=m2, other=0.0)
+    ar = tl.load(PL + idx, mask=m2, other=0.0)
+    ai = tl.load(PL + plane + idx, mask=m2, other=0.0)
+    br = tl.load(PL + 2 * plane + idx, mask=m2, other=0.0)
+    bi = tl.load(PL + 3 * plane + idx, mask=m2, other=0.0)
+    nr = ar * xr - ai * xi + br * v[:, None]
+    ni = ar * xi + ai * xr + bi * v[:, None]
+    for r in tl.static_range(R):
+        er = tl.load(PL + (6 + 4 * r) * plane + idx, mask=m2, other=0.0)
+        ei = tl.load(PL + (7 + 4 * r) * plane + idx, mask=m2, other=0.0)
+        vr = tl.load(PL + (8 + 4 * r) * plane + idx, mask=m2, other=0.0)
+        vi = tl.load(PL + (9 + 4 * r) * plane + idx, mask=m2, other=0.0)
+        w = 2.0 * tl.sum(vr * xr - vi * xi, axis=1)
+        nr -= er * w[:, None]
+        ni -= ei * w[:, None]
+    cr = tl.load(PL + 4 * plane + idx, mask=m2, other=0.0)
+    ci = tl.load(PL + 5 * plane + idx, mask=m2, other=0.0)
+    y = tl.sum(cr * nr - ci * ni, axis=1) + tl.load(D + rc, mask=mc, other=0.0) * v
+    tl.store(SOUT + 2 * idx, nr, mask=m2)
+    tl.store(SOUT + 2 * idx + 1, ni, mask=m2)
+    return _act(y, ACT)
+
+
+@triton.jit
+def _state(TABLE, l, row, H, N2):
+    """Row ``row`` of layer l's state, found through the address table."""
+    return tl.load(TABLE + l).to(tl.pointer_type(tl.float32)) + row * H * N2 * 2
+
+
+@triton.jit
+def _block_step_kernel(HIN, HOUT, SIN, SOUT, NORM1, SSM, D, WO, BO, NORM2, W1, B1, W2, B2, SCRATCH,
+                       n, H, N2, F, eps,
+                       R: tl.constexpr, ACT: tl.constexpr, OUT: tl.constexpr, FF: tl.constexpr, OUTER: tl.constexpr,
+                       BH: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, CB: tl.constexpr,
+                       RO: tl.constexpr, R1: tl.constexpr, R2: tl.constexpr):
+    row = tl.program_id(0)
+    rh = tl.arange(0, BH)
+    mh = rh < H
+    # this row's scratch: h (two rows, alternating), v (the normed input), y (SSM outputs), g (FF hidden units)
+    cur = SCRATCH + row * (4 * H + F)
+    nxt = cur + H
+    V = cur + 2 * H
+    Y = cur + 3 * H
+    G = cur + 4 * H
+    tl.store(cur + rh, tl.load(HIN + row * H + rh, mask=mh, other=0.0), mask=mh)
+    tl.debug_barrier()
+    for l in range(n):
+        tl.store(V + rh, _norm(_vector(cur, H, BH), NORM1 + l * 2 * H, H, eps, BH), mask=mh)
+        tl.debug_barrier()
+        sin, sout = _state(SIN, l, row, H, N2), _state(SOUT, l, row, H, N2)
+        for c0 in range(0, H, CB):
+            rc = c0 + tl.arange(0, CB)
+            y = _ssm(tl.load(V + rc, mask=rc < H, other=0.0), rc, sin, sout, SSM + l * (6 + 4 * R) * H * N2,
+                     D + l * H, H, N2, R, ACT, BN)
+            tl.store(Y + rc, y, mask=rc < H)
+        tl.debug_barrier()
+        y = _vector(Y, H, BH)
+        for o0 in range(0, H, RO):
+            if OUT == 0:
+                a, ro = _rows(WO + l * 2 * H * H, BO + l * 2 * H, y, o0, H, H, RO, BH)
+                g, ro = _rows(WO + l * 2 * H * H + H * H, BO + l * 2 * H + H, y, o0, H, H, RO, BH)
+                delta = a * tl.sigmoid(g)
+            elif OUT == 1:
+                delta, ro = _rows(WO + l * H * H, BO + l * H, y, o0, H, H, RO, BH)
+            else:
+                ro = o0 + tl.arange(0, RO)
+                delta = tl.load(Y + ro, mask=ro < H, other=0.0)
+            tl.store(nxt + ro, tl.load(cur + ro, mask=ro < H, other=0.0) + delta, mask=ro < H)
+        tl.debug_barrier()
+        cur, nxt = nxt, cur
+        if FF:
+            tl.store(V + rh, _norm(_vector(cur, H, BH), NORM2 + l * 2 * H, H, eps, BH), mask=mh)
+            tl.debug_barrier()
+            v = _vector(V, H, BH)
+            for o0 in range(0, F, R1):
+                hidden, ro = _rows(W1 + l * F * H, B1 + l * F, v, o0, F, H, R1, BH)
+                tl.store(G + ro, _act(hidden, 0), mask=ro < F)
+            tl.debug_barrier()
+            g = _vector(G, F, BF)
+            for o0 in range(0, H, R2):
+                delta, ro = _rows(W2 + l * H * F, B2 + l * H, g, o0, H, F, R2, BF)
+                tl.store(nxt + ro, tl.load(cur + ro, mask=ro < H, other=0.0) + delta, mask=ro < H)
+            tl.debug_barrier()
+            cur, nxt = nxt, cur
+    h = tl.load(cur + rh, mask=mh, other=0.0)
+    if OUTER:
+        h += tl.load(HIN + row * H + rh, mask=mh, other=0.0)
+    tl.store(HOUT + row * H + rh, h, mask=mh)
+
+
+def _table(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """A device int64 tensor of the tensors' addresses, made once per set of addresses (a CUDA graph replays the
+    table it captured, so the addresses must be those of the buffers it replays: generate's own state buffers)."""
+    key = tuple(t.data_ptr() for t in tensors) + (tensors[0].device.index,)
+    table = _TABLES.get(key)
+    if table is None:
+        if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
+            raise RuntimeError("block_step: new state buffers met during a CUDA graph capture (run a step first)")
+        if len(_TABLES) >= 64:
+            _TABLES.pop(next(iter(_TABLES)))
+        table = torch.tensor(key[:-1], dtype=torch.int64, device=tensors[0].device)
+        _TABLES[key] = table
+    return table
+
+
+def _block(rows: int, K: int) -> int:
+    """Output rows per block: about ROW_ELEMS weights per thread, a power of two, no more than the rows there are."""
+    return max(1, min(triton.next_power_of_2(rows), 32 * WARPS * ROW_ELEMS // triton.next_power_of_2(K)))
+
+
+@register("block_step", "triton")
+def block_step_triton(h, states, out_states, w, outer: bool):
+    if h.dtype != torch.float32 or not all(t.is_contiguous() for t in [h, *states, *out_states]):
+        return block_step_torch(h, states, out_states, w, outer)
+    B, H = h.shape
+    n, _, _, N2 = w.ssm.shape
+    Fh = w.ff1_w.shape[1] if w.has_ff else 0
+    BH, BN, BF = (max(16, triton.next_power_of_2(k)) for k in (H, N2, max(Fh, 1)))
+    out = torch.empty_like(h)
+    none = w.ssm  # a placeholder pointer for the weights a stack does not have (never read)
+    args = (h, out, _table(states), _table(out_states), w.norm1, w.ssm, w.D,
+            none if w.out_w is None else w.out_w, none if w.out_b is None else w.out_b,
+            *[t if w.has_ff else none for t in (w.norm2, w.ff1_w, w.ff1_b, w.ff2_w, w.ff2_b)])
+    consts = dict(R=w.rank, ACT=ACT_CODE[w.activation], OUT=OUT_CODE[w.output], FF=w.has_ff, OUTER=outer, BH=BH,
+                  BN=BN, BF=BF, num_warps=WARPS)
+    scratch = torch.empty(B, 4 * H + Fh, device=h.device, dtype=torch.float32)
+    _block_step_kernel[(B,)](*args, scratch, n, H, N2, Fh, w.eps, CB=max(1, min(BH, 32 * WARPS * SSM_ELEMS // BN)),
+                             RO=_block(H, 2 * H if w.output == "glu" else H),  # GLU: two tiles per block
+                             R1=_block(max(Fh, 1), H), R2=_block(H, max(Fh, 1)), **consts)
+    return out

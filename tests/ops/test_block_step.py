@@ -1,0 +1,139 @@
+"""ops.block_step: a stack of residual SSM (+ FF) blocks in one step. The structured step equals each recurrence's
+own; the reference op equals SaShiMi's blocks stepped one by one (float64); the Triton version equals the reference
+(float32, on the GPU or in Triton's CPU interpreter); SaShiMi's fused levels give the plain loop's outputs."""
+import pytest
+import torch
+
+from conftest import rel_err
+from ssmkit.layers import layer as build_layer
+from ssmkit.models import Sashimi, fused_levels
+from ssmkit.models.fused_levels import FusedStack
+from ssmkit.ops import BlockWeights, block_step
+from ssmkit.ops.block_step import block_step_torch
+
+
+@pytest.mark.parametrize("kind,options", [("s4", {"n_ssm": 1}), ("s4", {"init": "legt"}), ("s4d", {}),
+                                          ("s4", {"l_max": None})])
+def test_structured_step_equals_the_recurrence_float64(kind, options):
+    """a ⊙ x − Σ E_r 2Re(V_r x) + b u (O(N·R)) is the dense DPLR step (rank 1 and 2) and the diagonal step."""
+    layer = build_layer(kind, d_model=6, d_state=16, **{"l_max": 100, **options}).double()
+    rec = layer.kernel.recurrence(0.5)
+    x, u = torch.randn(3, 6, 8, dtype=torch.complex128), torch.randn(3, 6, dtype=torch.float64)
+    y, x2 = rec.lowrank_step_form().step(x, u)
+    y_ref, x_ref = rec.step(x, u)
+    assert rel_err(x2, x_ref) < 1e-13 and rel_err(y, y_ref[:, 0]) < 1e-13
+
+
+def sashimi(layer="s4", ff=2, output="glu", activation="gelu", dtype=torch.float64) -> Sashimi:
+    return Sashimi(1, 256, vocab_size=256, d_model=8, n_layers=3, pool=[2], ff=ff, layer=layer,
+                   layer_options={"d_state": 8, "output": output, "activation": activation}).to(dtype).eval()
+
+
+@pytest.mark.parametrize("layer,ff,output,activation", [("s4", 2, "glu", "gelu"), ("s4d", 0, "linear", "silu"),
+                                                        ("s4", 1, "none", "relu")])
+def test_reference_equals_the_blocks_stepped_one_by_one_float64(layer, ff, output, activation):
+    model = sashimi(layer, ff, output, activation)
+    for name, blocks in [("center", model.center), ("up", model.up[0]["blocks"])]:
+        stack = FusedStack(blocks, with_ff=ff > 0)
+        H = blocks[0].norm.normalized_shape[0]
+        h = torch.randn(2, H, dtype=torch.float64)
+        states = [torch.randn(2, H, 4, dtype=torch.complex128) for _ in stack.layers()]
+        with torch.no_grad():
+            y, new = block_step(h, states, stack.weights(), outer=True)
+            ref, ref_states = h, []
+            for block, state in zip(blocks, [s for x in states for s in ([x, None] if ff else [x])]):
+                ref, state = block.step(ref, state)
+                ref_states.append(state)
+        assert rel_err(y, ref + h) < 1e-12, name
+        assert all(rel_err(a, b) < 1e-12 for a, b in zip(new, ref_states[::2 if ff else 1]))
+
+
+def random_weights(n, H, N2, R, Fh, output) -> BlockWeights:
+    O = {"glu": 2 * H, "linear": H, "none": 0}[output]
+    scaled = lambda *shape: torch.randn(*shape) / shape[-1] ** 0.5  # noqa: E731
+    maybe = lambda cond, *shape: (scaled if len(shape) == 3 else torch.randn)(*shape) if cond else None  # noqa: E731
+    return BlockWeights(norm1=torch.randn(n, 2, H), ssm=0.5 * torch.randn(n, 6 + 4 * R, H, N2), D=torch.randn(n, H),
+                        out_w=maybe(O, n, O, H), out_b=maybe(O, n, O), norm2=maybe(Fh, n, 2, H) if Fh else None,
+                        ff1_w=maybe(Fh, n, Fh, H), ff1_b=maybe(Fh, n, Fh), ff2_w=maybe(Fh, n, H, Fh),
+                        ff2_b=maybe(Fh, n, H), activation="gelu", output=output, eps=1e-5)
+
+
+@pytest.mark.parametrize("blocks", ["one", "several"])
+@pytest.mark.parametrize("B,n,H,N2,R,Fh,output,outer", [(1, 2, 16, 8, 1, 32, "glu", True),
+                                                        (3, 3, 12, 5, 2, 24, "linear", False),
+                                                        (2, 1, 20, 4, 0, 0, "none", True)])
+def test_triton_matches_the_reference(monkeypatch, blocks, B, n, H, N2, R, Fh, output, outer):
+    """float32, rel < 1e-5, ragged H and N2, in place (out = states) as generation runs it; with every matrix in one
+    block, and with blocks of few rows and channels (several blocks per product and per SSM stage)."""
+    triton_block_step = pytest.importorskip("ssmkit.ops.triton_block_step")
+    sizes = (4, 64, 8) if blocks == "one" else (4, 2, 1)
+    for name, value in zip(("WARPS", "ROW_ELEMS", "SSM_ELEMS"), sizes):
+        monkeypatch.setattr(triton_block_step, name, value)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    w = random_weights(n, H, N2, R, Fh, output)
+    w = BlockWeights(**{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in vars(w).items()})
+    h = torch.randn(B, H, device=device)
+    states = [torch.randn(B, H, N2, dtype=torch.complex64, device=device) for _ in range(n)]
+    ref_states = [torch.empty_like(x) for x in states]
+    ref = block_step_torch(h, states, ref_states, w, outer)
+    y = triton_block_step.block_step_triton(h, states, states, w, outer)
+    assert rel_err(y, ref) < 1e-5
+    assert all(rel_err(a, b) < 1e-5 for a, b in zip(states, ref_states))
+
+
+def test_bad_inputs_are_named():
+    w = random_weights(2, 8, 4, 1, 16, "glu")
+    with pytest.raises(ValueError, match="h: expected"):
+        block_step(torch.randn(1, 9), [torch.zeros(1, 8, 4, dtype=torch.complex64)] * 2, w)
+    with pytest.raises(ValueError, match="states: expected 2"):
+        block_step(torch.randn(1, 8), [torch.zeros(1, 8, 4, dtype=torch.complex64)], w)
+    w.ff2_b = torch.randn(2, 9)
+    with pytest.raises(ValueError, match="ff2_b"):
+        block_step(torch.randn(1, 8), [torch.zeros(1, 8, 4, dtype=torch.complex64)] * 2, w)
+
+
+@pytest.mark.parametrize("layer,ff", [("s4", 2), ("s4d", 0)])
+def test_sashimi_fused_levels_give_the_plain_steps(monkeypatch, layer, ff):
+    """The whole model stepped with its levels fused (the op's reference here; Triton on the GPU) gives the outputs of
+    stepping block by block, float32, over two pooling cycles; the states are written in place only when the layers
+    ask for it (generate does)."""
+    model = sashimi(layer, ff, dtype=torch.float32)
+    x = torch.randint(0, 256, (2, 12))
+
+    def run(fused: bool, in_place: bool):
+        monkeypatch.setattr(fused_levels, "backend", lambda op, device: "triton" if fused else "torch")
+        for m in model.layers:
+            m.step_in_place = in_place
+        state, outs = model.default_state(2), []
+        with torch.no_grad():
+            for t in range(x.shape[1]):
+                before = [s.clone() if isinstance(s, torch.Tensor) else s for s in state]
+                out, new = model.step(x[:, t], state)
+                outs.append(out)
+                changed = [not torch.equal(a, b) for a, b in zip(state, before)
+                           if isinstance(a, torch.Tensor) and a.is_complex()]
+                assert any(changed) == (fused and in_place)
+                state = new
+        return torch.stack(outs, 1)
+
+    plain = run(False, False)
+    assert rel_err(run(True, False), plain) < 1e-5
+    assert rel_err(run(True, True), plain) < 1e-5
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("layer,batch", [("s4", 1), ("s4", 3), ("s4d", 2)])
+def test_fused_generation_on_the_gpu_samples_what_the_forward_pass_computes(layer, batch):
+    """SC09's widths (64, 128, 256; N = 64), two blocks per level: generation under its CUDA graph, with the levels
+    fused (Triton) and block by block, gives the forward pass's logits of the tokens it drew (float32, rel < 1e-4)."""
+    from ssmkit.models import generate
+    model = Sashimi(1, 256, vocab_size=256, d_model=64, n_layers=2, pool=[4, 4], layer=layer,
+                    layer_options={"n_ssm": 1} if layer == "s4" else {}).cuda().eval()
+    prompt = torch.randint(0, 256, (batch, 5), device="cuda")
+    for fused in (True, False):
+        model.fused_step = fused
+        tokens, logits = generate(model, prompt, 60, seed=1)
+        with torch.no_grad():
+            full = model(tokens[:, :64])[:, 4:64]
+        assert rel_err(logits, full) < 1e-4, fused
