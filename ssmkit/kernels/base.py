@@ -8,7 +8,8 @@ and provides their three views:
     default_state(batch)       -> zeros (batch, H, N/2) complex: one member of each conjugate pair of the state
 ``rate`` samples the same continuous system at step Δ·rate (rate 0.5: twice the resolution).
 
-Every kernel has an output parameter ``C`` (complex, (Cch, H, N/2)); most have log Δ (``init_dt``).
+Every kernel has an output parameter ``C`` (complex, (Cch, H, N/2)); most have Δ's parameter (``init_dt``): log Δ, or
+softplus⁻¹(Δ) with dt_transform="softplus" as the official S4 configs.
 SSM parameters (Λ, P, B, Δ) are registered with ``register_ssm``: their optimizer settings {"lr": ssm_lr,
 "weight_decay": 0.0} are recorded by ``set_optim``, which ssmkit.train.optim.param_groups turns into their own
 optimizer group (the S4 recipe); with ssm_lr == 0 they are buffers and stay fixed. The record is kept by the module,
@@ -32,6 +33,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -49,6 +51,8 @@ def check_bandlimit(bandlimit) -> float | None:
                          f"got {bandlimit!r}")
     return None if bandlimit is None else float(bandlimit)
 
+
+DT_TRANSFORMS = ("exp", "softplus")
 
 def set_optim(module: nn.Module, name: str, settings: dict) -> None:
     """Record optimizer settings (lr, weight_decay) of ``module``'s parameter ``name``, for param_groups: kept in the
@@ -87,6 +91,7 @@ class SSMKernel(nn.Module):
     # (ops.chunkconv); a kernel normalized over a fixed length says False
     chunkable = True
     bandlimit: float | None = None  # set by kernels with a Lambda() (S4, S4D), see bandlimit_mask
+    dt_transform = "exp"  # how Δ's parameter gives Δ (init_dt)
 
     def __init__(self, d_model: int, d_state: int, channels: int = 1, ssm_lr: float | None = 1e-3,
                  n_ssm: int | None = None):
@@ -107,13 +112,26 @@ class SSMKernel(nn.Module):
         self.n_ssm = d_model if n_ssm is None else n_ssm
         self.ssm_lr = ssm_lr
 
-    def init_dt(self, dt_min: float, dt_max: float, trainable: bool = True, pair: bool = False) -> torch.Tensor:
-        """Register log Δ (H,) drawn uniformly in [log dt_min, log dt_max]; returns the Δ drawn (float64).
+    def init_dt(self, dt_min: float, dt_max: float, trainable: bool = True, pair: bool = False,
+                transform: str = "exp", lr: float | None | str = "ssm") -> torch.Tensor:
+        """Register Δ's parameter (H,), Δ drawn log-uniformly in [dt_min, dt_max]; returns the Δ drawn (float64).
+
+        transform: how the parameter gives Δ, ``exp`` (Δ = exp(log_dt)) or ``softplus`` (Δ = softplus(inv_dt), the
+        official S4 configs' dt_transform); the same Δ at init, a different path in training once Δ is large.
+        lr: Δ's learning rate, ``"ssm"`` (ssm_lr, as the other SSM parameters), None (the model's, as the official
+        ListOps, IMDB and AAN configs' lr.dt: null) or a number; never weight decay.
         pair: (H, 2), one Δ for the real and one for the imaginary part of λ (DSS), drawn equal."""
         if not 0 < dt_min <= dt_max:
             raise ValueError(f"dt_min, dt_max: expected 0 < dt_min <= dt_max, got {dt_min}, {dt_max}")
+        if transform not in DT_TRANSFORMS:
+            raise ValueError(f"dt_transform: expected one of {DT_TRANSFORMS}, got {transform!r}")
+        if not (lr is None or lr == "ssm" or (isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr >= 0)):
+            raise ValueError(f"dt_lr: expected 'ssm', None or a number >= 0, got {lr!r}")
+        self.dt_transform = transform
         log_dt = torch.rand(self.H, dtype=torch.float64) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
-        self.register_ssm("log_dt", log_dt[:, None].repeat(1, 2) if pair else log_dt, trainable=trainable)
+        raw = log_dt if transform == "exp" else torch.log(torch.expm1(log_dt.exp()))  # softplus⁻¹(Δ)
+        register_ssm(self, "log_dt" if transform == "exp" else "inv_dt", raw[:, None].repeat(1, 2) if pair else raw,
+                     self.ssm_lr if lr == "ssm" else lr, trainable)
         return log_dt.exp()
 
     # -- parameters ------------------------------------------------------------------------------------------------
@@ -155,6 +173,8 @@ class SSMKernel(nn.Module):
 
     def dt(self, rate: float = 1.0) -> torch.Tensor:
         """Δ·rate, (H,) (or (H, 2), see init_dt)."""
+        if self.dt_transform == "softplus":
+            return F.softplus(self.inv_dt.to(self.real_dtype)) * rate
         return torch.exp(self.log_dt.to(self.real_dtype)) * rate
 
     # -- contract --------------------------------------------------------------------------------------------------

@@ -118,14 +118,16 @@ class S4DKernel(SSMKernel):
     init: lin | inv | legs | real | random (hippo.diagonal_init); disc: zoh | bilinear;
     real_transform: exp | relu | none; bandlimit: None | b > 0, C zeroed for the modes at or above b/2 cycles per
     sample (base.bandlimit_mask). B starts at 1 (for legs: the HiPPO B̃, Im clipped to [−B_clip, B_clip] as in
-    the official S4D-LegS init), C ~ complex normal with E|C|² = 1.
+    the official S4D-LegS init), C ~ complex normal with E|C|² = 1. dt_transform (exp | softplus) and dt_lr: Δ's
+    parameter and learning rate (base.SSMKernel.init_dt).
     """
 
     def __init__(self, d_model: int, d_state: int = 64, channels: int = 1, init: str = "legs", disc: str = "zoh",
                  real_transform: str = "exp", dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3,
-                 B_clip: float | None = 2.0, n_ssm: int | None = None, bandlimit: float | None = None):
+                 B_clip: float | None = 2.0, n_ssm: int | None = None, bandlimit: float | None = None,
+                 dt_transform: str = "exp", dt_lr: float | None | str = "ssm"):
         super().__init__(d_model, d_state, channels, ssm_lr, n_ssm)
-        self.init_dt(dt_min, dt_max)
+        self.init_dt(dt_min, dt_max, transform=dt_transform, lr=dt_lr)
         self.bandlimit = check_bandlimit(bandlimit)
         if disc not in ("zoh", "bilinear"):
             raise ValueError(f"disc: expected 'zoh' or 'bilinear', got {disc!r}")

@@ -157,15 +157,15 @@ class DPLRKernel(SSMKernel):
     n_ssm: independent (Λ, P, B) copies behind the H channels (base module docstring).
     bandlimit: C zeroed for the modes at or above bandlimit/2 cycles per sample (base.bandlimit_mask); with l_max set
     the mask applies to the trained C̃, as the official code masks its C̃ (the modes are those of Λ, the diagonal
-    part).
+    part). dt_transform (exp | softplus) and dt_lr: Δ's parameter and learning rate (base.SSMKernel.init_dt).
     """
 
     def __init__(self, d_model: int, d_state: int = 64, channels: int = 1, init: str = "legs",
                  l_max: int | None = None, real_transform: str = "exp", dt_min: float = 1e-3, dt_max: float = 1e-1,
                  ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0, n_ssm: int | None = None,
-                 bandlimit: float | None = None):
+                 bandlimit: float | None = None, dt_transform: str = "exp", dt_lr: float | None | str = "ssm"):
         super().__init__(d_model, d_state, channels, ssm_lr, n_ssm)
-        self.init_dt(dt_min, dt_max)
+        self.init_dt(dt_min, dt_max, transform=dt_transform, lr=dt_lr)
         self.bandlimit = check_bandlimit(bandlimit)
         if l_max is not None and (not isinstance(l_max, int) or l_max < 1):
             raise ValueError(f"l_max: expected None or a positive integer, got {l_max!r}")

@@ -15,7 +15,9 @@ class S4(SSMConv):
     l_max: the length C̃ is trained for and the longest input (None: any length); rate (in forward/step): sample
     the continuous kernel at Δ·rate; B_clip: Im B̃ clipped at init (2 as the official code; None: exact HiPPO);
     n_ssm: independent (Λ, P, B) behind the H channels (None: one per channel; 1: shared, the official LRA configs);
-    bandlimit: zero C for the modes at or above bandlimit/2 cycles per sample at the base Δ (S4ND's anti-aliasing).
+    bandlimit: zero C for the modes at or above bandlimit/2 cycles per sample at the base Δ (S4ND's anti-aliasing);
+    dt_transform: Δ = exp(log_dt) (default) or softplus(inv_dt) (the official configs'); dt_lr: Δ's learning rate,
+    "ssm" (ssm_lr), None (the model's) or a number.
     Block options (channels, bidirectional, activation, output, dropout, recompute, cuda_graph) as SSMConv.
     """
 
@@ -23,10 +25,11 @@ class S4(SSMConv):
     def __init__(self, d_model: int, d_state: int = 64, *, channels: int = 1, bidirectional: bool = False,
                  init: str = "legs", l_max: int | None = None, real_transform: str = "exp", dt_min: float = 1e-3,
                  dt_max: float = 1e-1, ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0,
-                 n_ssm: int | None = None, bandlimit: float | None = None, activation: str = "gelu",
-                 output: str = "glu", dropout: float = 0.0, recompute: bool | int = False, cuda_graph: bool = False):
+                 n_ssm: int | None = None, bandlimit: float | None = None, dt_transform: str = "exp",
+                 dt_lr: float | None | str = "ssm", activation: str = "gelu", output: str = "glu",
+                 dropout: float = 0.0, recompute: bool | int = False, cuda_graph: bool = False):
         kernel = DPLRKernel(d_model, d_state, kernel_channels(channels, bidirectional), init, l_max, real_transform,
-                            dt_min, dt_max, ssm_lr, B_clip, n_ssm, bandlimit)
+                            dt_min, dt_max, ssm_lr, B_clip, n_ssm, bandlimit, dt_transform, dt_lr)
         super().__init__(kernel, channels=channels, bidirectional=bidirectional, activation=activation,
                          output=output, dropout=dropout, l_max=l_max, recompute=recompute,
                          cuda_graph=cuda_graph)

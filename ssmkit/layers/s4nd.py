@@ -55,7 +55,7 @@ def _axis_lengths(l_max, dim: int | None) -> tuple:
 class S4ND(nn.Module):
     """S4ND over (B, *spatial, H). l_max: int, one per axis, or None; dim: the number of spatial axes (default 2, or
     len(l_max)); kernel: s4 (DPLR, bilinear; default) | s4d (diagonal; disc zoh | bilinear) with init, dt_min,
-    dt_max, ssm_lr, B_clip, n_ssm, real_transform as those layers, one kernel module per axis; bidirectional:
+    dt_max, ssm_lr, B_clip, n_ssm, real_transform, dt_transform, dt_lr as those layers, one kernel module per axis; bidirectional:
     two-sided along every axis (the official default); trank: rank-1 terms averaged; bandlimit: see the module
     docstring. channels, activation, output, dropout as SSMConv (output glu: the official final_act)."""
 
@@ -65,7 +65,8 @@ class S4ND(nn.Module):
                  channels: int = 1, bidirectional: bool = True, trank: int = 1, dt_min: float = 1e-3,
                  dt_max: float = 1e-1, ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0,
                  n_ssm: int | None = None, real_transform: str = "exp", bandlimit: float | None = None,
-                 activation: str = "gelu", output: str = "glu", dropout: float = 0.0):
+                 dt_transform: str = "exp", dt_lr: float | None | str = "ssm", activation: str = "gelu",
+                 output: str = "glu", dropout: float = 0.0):
         super().__init__()
         if kernel not in KERNELS:
             raise ValueError(f"kernel: expected one of {KERNELS}, got {kernel!r}")
@@ -78,7 +79,7 @@ class S4ND(nn.Module):
         self.H, self.channels, self.trank, self.bidirectional = d_model, channels, trank, bidirectional
         kernel_channels = (2 if bidirectional else 1) * trank * channels
         common = dict(init=init, real_transform=real_transform, dt_min=dt_min, dt_max=dt_max, ssm_lr=ssm_lr,
-                      B_clip=B_clip, n_ssm=n_ssm, bandlimit=bandlimit)
+                      B_clip=B_clip, n_ssm=n_ssm, bandlimit=bandlimit, dt_transform=dt_transform, dt_lr=dt_lr)
         self.kernels = nn.ModuleList(
             DPLRKernel(d_model, d_state, kernel_channels, l_max=length, **common) if kernel == "s4" else
             S4DKernel(d_model, d_state, kernel_channels, disc=disc or "zoh", **common) for length in self.l_max)
