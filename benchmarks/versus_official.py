@@ -5,9 +5,10 @@
 DIR holds checkouts of the official repositories, each in a folder named as on GitHub: s4 (state-spaces/s4),
 mega (facebookresearch/mega), SGConv (ctlllll/SGConv), dss (ag1988/dss), dlr (ag1988/dlr), liquid-s4
 (raminmh/liquid-s4); a missing one is skipped. S5 (lindermanlab/S5) is JAX: its rows compare our init with the
-official formulas. Runs on CPU (the official code falls back to its naive kernels); needs numpy, scipy, einops and
-opt_einsum, and stubs the few framework imports (pytorch_lightning's rank_zero_only, omegaconf's DictConfig, fairseq's
-incremental-state decorator) that the modules import but these checks never use. Not part of the test suite.
+official formulas. SaShiMi is the standalone models/sashimi/sashimi.py over the standalone S4. Runs on CPU (the
+official code falls back to its naive kernels); needs numpy, scipy, einops and opt_einsum, and stubs the few
+framework imports (pytorch_lightning's rank_zero_only, omegaconf's DictConfig, fairseq's incremental-state decorator)
+that the modules import but these checks never use. Not part of the test suite.
 
 Each family is built both ways with the same seed: the "init" rows are statistics of the fresh modules (the random
 draws differ, the distributions should not), the "copied" rows copy the official module's weights into ours (complex
@@ -193,6 +194,67 @@ def compare_s4d(s4, seed: int, H: int, N: int, L: int) -> None:
         agree(fam, "layer output", ours(u)[0], _quiet(lambda: official(u)[0]))
 
 
+def load_sashimi(root: Path):
+    """The standalone SaShiMi imports the standalone S4 as models.s4.s4: the checkout's root goes on the path."""
+    sys.path.insert(0, str(root))
+    return _load("official_sashimi", root / "models/sashimi/sashimi.py")
+
+
+# -- SaShiMi (state-spaces/s4, models/sashimi/sashimi.py, over the standalone S4 above) --------------------------------
+def _copy_linear(ours, official) -> None:
+    """A Linear of ours from the official's Linear or kernel-1 Conv1d (transposed layers)."""
+    with torch.no_grad():
+        ours.weight.copy_(official.weight.reshape(ours.weight.shape))
+        ours.bias.copy_(official.bias)
+
+
+def _copy_residual(ours, official) -> None:
+    """One residual block: its LayerNorm, and an S4 layer (kernel before the official's first forward, so that its C
+    is still the plain C ours holds with l_max=None) or an FF block."""
+    with torch.no_grad():
+        ours.norm.weight.copy_(official.norm.weight)
+        ours.norm.bias.copy_(official.norm.bias)
+    if hasattr(official.layer, "layer"):  # S4Block
+        copy_dplr(ours.layer.kernel, official.layer.layer.kernel)
+        with torch.no_grad():
+            ours.layer.D.copy_(official.layer.layer.D)
+        _copy_linear(ours.layer.output[0], official.layer.output_linear[0])
+    else:  # FFBlock: Sequential(Sequential(Conv1d, GELU), dropout, Conv1d)
+        _copy_linear(ours.layer.net[0], official.layer.ff[0][0])
+        _copy_linear(ours.layer.net[-1], official.layer.ff[-1])
+
+
+def compare_sashimi(sashimi, seed: int, H: int, n_layers: int, L: int) -> None:
+    """The official standalone SaShiMi and ours (same widths, S4 with N = 64 as it hard-codes, pool (4, 4)), weights
+    copied; the backbone's output (the levels and the final LayerNorm) on the same input."""
+    for unet in (False, True):
+        fam = f"SaShiMi (d_model {H}, {n_layers} layers, pool (4, 4){', U-Net' if unet else ''})"
+        torch.manual_seed(seed)
+        official = _quiet(lambda: sashimi.Sashimi(d_model=H, n_layers=n_layers, pool=[4, 4], expand=2, ff=2,
+                                                  unet=unet)).double()
+        ours = ssmkit.models.Sashimi(H, H, d_model=H, n_layers=n_layers, pool=[4, 4], expand=2, ff=2, unet=unet,
+                                     layer="s4", layer_options={"d_state": 64}).double()
+        pairs, theirs = [], iter(official.d_layers)  # (our residual block, the official one)
+        for level in ours.down:
+            for block in level["blocks"]:
+                pairs.append((block, next(theirs)))
+            _copy_linear(level["pool"].linear, next(theirs).linear)
+        pairs += list(zip(ours.center, official.c_layers))
+        for level, block in zip(ours.up, official.u_layers):
+            _copy_linear(level["pool"].linear, block[0].linear)
+            pairs += list(zip(level["blocks"], list(block)[1:]))
+        for mine, theirs_block in pairs:
+            _copy_residual(mine, theirs_block)
+        with torch.no_grad():
+            ours.norm.weight.copy_(official.norm.weight)
+            ours.norm.bias.copy_(official.norm.bias)
+        x = torch.randn(2, L, H, dtype=torch.float64)
+        with torch.no_grad():
+            y_off = _quiet(lambda: official(x)[0])
+            y_ours = ours.norm(ours._levels(x, None, stepping=False)[0])
+        agree(fam, "backbone output", y_ours, y_off)
+
+
 # -- DSS and DLR (ag1988/dss, ag1988/dlr: src/models/sequence/ss/standalone/dss.py) ----------------------------------
 def compare_dss(dss, seed: int, H: int, N: int, L: int) -> None:
     for version in ("softmax", "exp"):
@@ -367,6 +429,7 @@ def main() -> None:
         ("s4", lambda: _load("official_s4", repo("s4") / "models/s4/s4.py"), lambda m: (
             compare_s4(m, args.seed, 64, 64, 256), compare_s4(m, args.seed, 64, 8, 256),
             compare_s4_fout(m, args.seed, 16, 16, 128), compare_s4d(m, args.seed, 64, 64, 256))),
+        ("s4", lambda: load_sashimi(repo("s4")), lambda m: compare_sashimi(m, args.seed, 16, 2, 256)),
         ("dss", lambda: _load("official_dss", repo("dss") / "src/models/sequence/ss/standalone/dss.py"),
          lambda m: compare_dss(m, args.seed, 32, 32, 256)),
         ("dlr", lambda: (_package("official_dlr", repo("dlr") / "src/models/sequence/ss/standalone"),
