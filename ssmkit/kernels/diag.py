@@ -115,14 +115,15 @@ def real_part_inverse(re: torch.Tensor, transform: str) -> torch.Tensor:
 class S4DKernel(SSMKernel):
     """S4D: A = diag(λ), λ_n = −f(a_n) + i b_n; B, C complex; Δ per channel; K by Vandermonde product.
 
-    init: lin | inv | legs | real | random (hippo.diagonal_init); disc: zoh | bilinear;
+    init: lin (default, the official S4D layer's diag-lin) | inv | legs | real | random (hippo.diagonal_init);
+    disc: zoh | bilinear;
     real_transform: exp | relu | none; bandlimit: None | b > 0, C zeroed for the modes at or above b/2 cycles per
     sample (base.bandlimit_mask). B starts at 1 (for legs: the HiPPO B̃, Im clipped to [−B_clip, B_clip] as in
     the official S4D-LegS init), C ~ complex normal with E|C|² = 1. dt_transform (exp | softplus) and dt_lr: Δ's
     parameter and learning rate (base.SSMKernel.init_dt).
     """
 
-    def __init__(self, d_model: int, d_state: int = 64, channels: int = 1, init: str = "legs", disc: str = "zoh",
+    def __init__(self, d_model: int, d_state: int = 64, channels: int = 1, init: str = "lin", disc: str = "zoh",
                  real_transform: str = "exp", dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3,
                  B_clip: float | None = 2.0, n_ssm: int | None = None, bandlimit: float | None = None,
                  dt_transform: str = "exp", dt_lr: float | None | str = "ssm"):

@@ -12,13 +12,13 @@ from .registry import register_layer
 
 @register_layer("s4d")
 class S4D(SSMConv):
-    """S4D: diagonal A, Vandermonde kernel. init lin | inv | legs | real | random; disc zoh | bilinear;
-    real_transform exp | relu | none; B_clip (legs init: Im B̃ clipped, 2 as the official code); n_ssm, bandlimit,
-    dt_transform and dt_lr as S4. Block options as SSMConv."""
+    """S4D: diagonal A, Vandermonde kernel. init lin (the default, as the official S4D code) | inv | legs | real |
+    random; disc zoh | bilinear; real_transform exp | relu | none; B_clip (legs init: Im B̃ clipped, 2 as the official
+    code); n_ssm, bandlimit, dt_transform and dt_lr as S4. Block options as SSMConv."""
 
     @factory_kwargs
     def __init__(self, d_model: int, d_state: int = 64, *, channels: int = 1, bidirectional: bool = False,
-                 init: str = "legs", disc: str = "zoh", real_transform: str = "exp", l_max: int | None = None,
+                 init: str = "lin", disc: str = "zoh", real_transform: str = "exp", l_max: int | None = None,
                  dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0,
                  n_ssm: int | None = None, bandlimit: float | None = None, dt_transform: str = "exp",
                  dt_lr: float | None | str = "ssm", activation: str = "gelu", output: str = "glu",

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from ssmkit.train import make_config, train
+from ssmkit.train import load_experiment, make_config, train
 
 ARGS = ["d_model=32", "n_layers=1", "d_state=8", "epochs=2", "batch_size=32", "warmup_epochs=0", "dropout=0"]
 
@@ -20,7 +20,9 @@ def test_two_gloo_processes_agree_with_one(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ssmkit",
            "train", *ARGS, f"out_dir={tmp_path}", "run_name=ddp"]
     subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=300)
-    single = train(make_config(ARGS + [f"out_dir={tmp_path}", "run_name=one"]), log=lambda *_: None)
+    # the CLI without an experiment trains the embedded default, `digits`: the same here
+    config = make_config(ARGS + [f"out_dir={tmp_path}", "run_name=one"], load_experiment("digits"), source="digits")
+    single = train(config, log=lambda *_: None)
     ddp, one = _metrics(tmp_path / "ddp" / "metrics.csv"), _metrics(tmp_path / "one" / "metrics.csv")
     assert len(ddp) == len(one) == 2
     for a, b in zip(ddp, one):
