@@ -10,7 +10,8 @@ The kernel K_k = C_f Ā^k B̄_f (k < L) is computed from its truncated generatin
 are Δ·cauchy(a·b, z, Δλ) with the dt-free points z_j = 2i·tan(πj/L) (no λ may equal 0, which is z_0). At ω = −1
 (even L), g = ∞ and the bracket is 0 while 2/(1+ω) is infinite; the limit is K̂(−1) = Δ·Re Σ_n C̃_n B_n, used there.
 
-C̃ and lengths: the layer's parameter ``C`` is C̃ for the kernel length ``l_kernel`` (= l_max), as S4 trains it. A
+C̃ and lengths: the layer's parameter ``C`` is C̃ for the kernel length ``l_kernel`` (= l_max), as S4 trains it; at
+init it is the C̃ of a plain C ~ CN(0, 1), as the official code converts its random C at the first forward. A
 kernel of length L <= l_kernel is the first L values of the length-l_kernel kernel. Any other length or rate goes
 through the plain C = C̃_f (I − Ā^{l_kernel})^{-1} and C̃' = C_f (I − Ā'^{L}) (dense N×N solves and powers per channel;
 no parameter is rewritten). With l_max=None, ``C`` is the plain C (C̃ at infinite length) and C̃ is formed per call.
@@ -177,6 +178,10 @@ class DPLRKernel(SSMKernel):
         self.register_ssm("P", P)
         self.register_ssm("B", B)
         self.register_output("C", torch.randn(channels, d_model, self.N2, dtype=torch.complex128))
+        if self.l_kernel:  # as the official code: the plain C is drawn, and the parameter is its C̃ for l_max
+            with torch.no_grad():
+                C = ctilde_from_c(widen(self.cplx("C"))[0], self.transition(wide=True), self.l_kernel)
+                self.C.copy_(torch.view_as_real(C))
 
     def Lambda(self) -> torch.Tensor:
         return torch.complex(real_part(self.real("A_real"), self.real_transform), self.real("A_imag"))
