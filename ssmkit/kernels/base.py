@@ -54,6 +54,7 @@ def check_bandlimit(bandlimit) -> float | None:
 
 DT_TRANSFORMS = ("exp", "softplus")
 
+
 def set_optim(module: nn.Module, name: str, settings: dict) -> None:
     """Record optimizer settings (lr, weight_decay) of ``module``'s parameter ``name``, for param_groups: kept in the
     module's ``_optim_settings``, so that they outlive the parameter tensor."""

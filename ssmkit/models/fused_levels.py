@@ -39,8 +39,8 @@ def _output(layer: SSMConv) -> nn.Linear | None:
 
 
 class FusedStack:
-    """The packed weights of one stack of residual blocks (a ModuleList of models.sashimi.Residual), rebuilt when a
-    parameter changes; ``weights`` is None where the stack cannot fuse (module docstring)."""
+    """One stack of residual blocks (a ModuleList of models.sashimi.Residual): whether a step can take the fused op
+    (``fuses``), and its packed weights (``weights``), packed again when a parameter or buffer changes."""
 
     def __init__(self, blocks: nn.ModuleList, with_ff: bool):
         self.blocks, self.with_ff = blocks, with_ff
