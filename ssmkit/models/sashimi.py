@@ -12,7 +12,9 @@ Blocks = n_layers × [Residual(layer), Residual(FF)], Residual(f)(h) = h + Dropo
 ff·H), GELU, Linear(-> H). The layer is S4 (any registered causal layer works). ``unet=True`` adds n_layers blocks
 at each level of the down path, before its pooling, and then every up module adds the matching down output (the
 official standalone's U-Net variant). A bidirectional layer (layer_options bidirectional=True) makes a non-causal
-backbone, e.g. for diffusion; it has no recurrent view.
+backbone, e.g. for diffusion; it has no recurrent view. ``l_max`` (the input length): each level's layers get the
+length they run at (l_max over the pooling so far), so S4 trains the C̃ of that length as the official SaShiMi's
+layers do; without it they train the plain C.
 
 Recurrent view: the pooling layers keep their phase in the state (ssmkit.layers.pool), so one step runs only the
 levels whose window completes: the coarse level i runs at every (p_1…p_i)-th step. ``default_state``, ``prefill``
@@ -21,6 +23,7 @@ a step runs each level's stack of blocks as one op (ops.block_step, models/fused
 """
 from __future__ import annotations
 
+import inspect
 import itertools
 import math
 
@@ -28,6 +31,7 @@ import torch
 from torch import nn
 
 from ..layers import layer as build_layer
+from ..layers.registry import LAYERS
 from ..layers.pool import DownPool, UpPool
 from ..ops import block_step
 from .fused_levels import FusedStack
@@ -76,14 +80,20 @@ class Residual(nn.Module):
 class Sashimi(Pretrained, nn.Module):
     def __init__(self, d_input: int, d_output: int, *, vocab_size: int | None = None, d_model: int = 64,
                  n_layers: int = 8, pool: tuple | list = (4, 4), expand: int = 2, ff: int = 2, unet: bool = False,
-                 layer: str = "s4", layer_options: dict | None = None, dropout: float = 0.0):
+                 layer: str = "s4", layer_options: dict | None = None, dropout: float = 0.0,
+                 l_max: int | None = None):
         super().__init__()
         self.config = dict(d_input=d_input, d_output=d_output, vocab_size=vocab_size, d_model=d_model,
                            n_layers=n_layers, pool=list(pool), expand=expand, ff=ff, unet=unet, layer=layer,
-                           layer_options=dict(layer_options or {}), dropout=dropout)
+                           layer_options=dict(layer_options or {}), dropout=dropout, l_max=l_max)
         pool = tuple(pool)
         if not all(isinstance(p, int) and p >= 1 for p in pool):
             raise ValueError(f"pool: expected a sequence of positive integer strides, got {pool!r}")
+        if l_max is not None and (not isinstance(l_max, int) or isinstance(l_max, bool) or l_max < 1):
+            raise ValueError(f"l_max: expected None or a positive integer, got {l_max!r}")
+        if "l_max" in (layer_options or {}):
+            raise ValueError("layer_options: l_max differs per level (the input length over the pooling so far); give "
+                             "it to Sashimi as l_max, not to its layers")
         for key, value in (("n_layers", n_layers), ("expand", expand)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key}: expected a positive integer, got {value!r}")
@@ -92,21 +102,28 @@ class Sashimi(Pretrained, nn.Module):
         self.pool, self.unet, self.vocab_size = pool, unet, vocab_size
         self.encoder = nn.Embedding(vocab_size, d_model) if vocab_size else nn.Linear(d_input, d_model)
 
-        def blocks(H: int) -> nn.ModuleList:
+        takes_l_max = "l_max" in inspect.signature(LAYERS[layer]).parameters if layer in LAYERS else False
+
+        def blocks(level: int) -> nn.ModuleList:
+            """n_layers residual blocks at width widths[level]; with l_max, their layers train C̃ for that level's
+            length (the official layers convert their C at the first forward, at the length they see)."""
+            H, options = widths[level], dict(layer_options or {})
+            if l_max is not None and takes_l_max:
+                options["l_max"] = -(-l_max // math.prod(pool[:level]))
             out = []
             for _ in range(n_layers):
-                out.append(Residual(build_layer(layer, d_model=H, **(layer_options or {})), H, dropout))
+                out.append(Residual(build_layer(layer, d_model=H, **options), H, dropout))
                 if ff:
                     out.append(Residual(FeedForward(H, ff, dropout), H, dropout))
             return nn.ModuleList(out)
 
         widths = [d_model * expand ** i for i in range(len(pool) + 1)]
-        self.down = nn.ModuleList(nn.ModuleDict({"blocks": blocks(widths[i]) if unet else nn.ModuleList(),
+        self.down = nn.ModuleList(nn.ModuleDict({"blocks": blocks(i) if unet else nn.ModuleList(),
                                                  "pool": DownPool(widths[i], widths[i + 1], p)})
                                   for i, p in enumerate(pool))
-        self.center = blocks(widths[-1])
+        self.center = blocks(len(pool))
         self.up = nn.ModuleList(nn.ModuleDict({"pool": UpPool(widths[i + 1], widths[i], p),
-                                               "blocks": blocks(widths[i])}) for i, p in reversed(list(enumerate(pool))))
+                                               "blocks": blocks(i)}) for i, p in reversed(list(enumerate(pool))))
         self.norm = nn.LayerNorm(d_model)
         self.decoder = nn.Linear(d_model, d_output)
         self._fused: dict[str, FusedStack] = {}  # per stack of blocks, its packed weights for ops.block_step

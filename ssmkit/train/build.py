@@ -18,21 +18,23 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD 
     for image datasets (model s4nd or cnn, see _image_model).
 
     d_state, ssm_lr and the dataset's l_max go to the layer when its signature takes them (SGConv has no d_state;
-    SaShiMi's levels run at several lengths, so its layers get no l_max); layer_options were checked against the
+    SaShiMi's levels run at several lengths: its model_options.l_max gives each level its own); layer_options were
+    checked against the
     layer's signature by TrainConfig, and model_options are checked against the model's.
     """
     if config.model in ("s4nd", "cnn") or (isinstance(dataset.l_max, tuple) and config.model != "ccnn"):
         return _image_model(config, dataset)
     accepted = inspect.signature(LAYERS[config.layer]).parameters
-    shared = {"d_state": config.d_state, "ssm_lr": config.ssm_lr,
-              "l_max": None if config.model in ("sashimi", "vis4mer") else dataset.l_max}
+    shared = {"d_state": config.d_state, "ssm_lr": config.ssm_lr}
+    if config.model not in ("sashimi", "vis4mer"):  # they give each level or stage its own length
+        shared["l_max"] = dataset.l_max
     options = {**{k: v for k, v in shared.items() if k in accepted}, **config.layer_options}
     per_step = getattr(dataset, "task", "classify") == "lm"
     if config.model == "sashimi":
         if not per_step:
             raise ValueError(f"model: sashimi predicts at every position; dataset {config.dataset!r} is not a "
                              f"per-position (lm) task")
-        _check_model_options("sashimi", Sashimi, config, "pool, expand, unet", positional=2)
+        _check_model_options("sashimi", Sashimi, config, "pool, expand, unet, l_max", positional=2)
         model = Sashimi(dataset.d_input, dataset.n_classes, vocab_size=getattr(dataset, "vocab_size", None),
                         d_model=config.d_model, n_layers=config.n_layers, ff=config.ffn_mult, layer=config.layer,
                         layer_options=options, dropout=config.dropout, **config.model_options)

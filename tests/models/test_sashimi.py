@@ -1,4 +1,6 @@
 """SaShiMi: the recurrent and chunked views give the convolutional outputs; causality; the pooling layers' equations."""
+import math
+
 import pytest
 import torch
 
@@ -14,9 +16,13 @@ def small(pool, unet, **kw) -> Sashimi:
 
 @pytest.mark.parametrize("pool", [(4, 4), (2,), (4, 4, 4)])
 @pytest.mark.parametrize("unet", [False, True])
-def test_sashimi_step_and_chunked_prefill_match_forward_float64(pool, unet):
-    model = small(pool, unet)
-    L = 2 * model.total_pool
+@pytest.mark.parametrize("with_l_max", [False, True])
+def test_sashimi_step_and_chunked_prefill_match_forward_float64(pool, unet, with_l_max):
+    """With l_max each level's S4 layers train the C̃ of their own length (l_max over the pooling so far)."""
+    L = 2 * math.prod(pool)
+    model = small(pool, unet, l_max=L if with_l_max else None)
+    if with_l_max:
+        assert model.center[0].layer.l_max == 2 and model.up[-1]["blocks"][0].layer.l_max == L
     x = torch.randint(0, 256, (2, L))
     with torch.no_grad():
         y = model(x)
@@ -55,6 +61,8 @@ def test_sashimi_rejects_lengths_that_are_not_a_multiple_of_the_total_pooling():
         model(torch.randn(1, 32))
     with pytest.raises(ValueError, match="module states"):
         model.step(torch.zeros(1, dtype=torch.long), [])
+    with pytest.raises(ValueError, match="give it to Sashimi as l_max"):
+        Sashimi(1, 256, vocab_size=256, d_model=8, n_layers=1, layer_options={"l_max": 64})
 
 
 def test_generate_samples_from_sashimi_what_its_forward_pass_computes():
