@@ -123,3 +123,15 @@ def test_bidirectional_sashimi_reads_the_future_and_has_no_recurrent_view():
         assert (model(x2)[:, :12] - model(x)[:, :12]).abs().max() > 1e-6  # features in, non-causal out
     with pytest.raises(ValueError, match="bidirectional"):
         model.default_state(1)
+
+
+def test_the_trainer_gives_sashimi_its_per_level_l_max_only_when_asked():
+    from types import SimpleNamespace
+
+    from ssmkit.train import make_config
+    from ssmkit.train.build import build_model
+    dataset = SimpleNamespace(d_input=1, n_classes=256, vocab_size=256, l_max=64, task="lm")
+    args = ["model=sashimi", "layer=s4", "d_model=8", "n_layers=1", "d_state=4"]
+    model = build_model(make_config(args + ["model_options.l_max=64"]), dataset)
+    assert model.center[0].layer.l_max == 4 and [u["blocks"][0].layer.l_max for u in model.up] == [16, 64]
+    assert build_model(make_config(args), dataset).center[0].layer.l_max is None
