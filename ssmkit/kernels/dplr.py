@@ -28,7 +28,7 @@ from ..ops import cauchy
 from .base import SSMKernel, check_bandlimit
 from .chunked import ChunkSystem, dense_chunks, interleave, real_form
 from .diag import real_part, real_part_inverse
-from .step_form import LowRankStep, dplr_step_form
+from .step_form import LowRankStep
 
 
 def _unit_circle_points(L: int, dtype: torch.dtype, device) -> torch.Tensor:
@@ -86,13 +86,34 @@ def bilinear_resolvent(Lambda, P, dt):
         (D + Δ/2·P_f P_f*)^{-1} = D^{-1} − Δ/2·D^{-1} P_f (I_R + Δ/2·P_f* D^{-1} P_f)^{-1} P_f* D^{-1},
         D = diag(1 − Δ/2·Λ_f).
     """
-    Pf = conj_full(P)  # (R, H, N)
-    half = (dt / 2).to(Lambda.dtype)[:, None]
-    d = 1 / (1 - half * conj_full(Lambda))  # D^{-1}: (H, N)
+    half, d, cap = _woodbury_cap(Lambda, P, dt)
+    Pf, d = conj_full(P), conj_full(d)  # (R, H, N), D^{-1} (H, N)
     left, right = d * Pf, Pf.conj() * d  # D^{-1} P_f and P_f* D^{-1}
-    eye = torch.eye(P.shape[0], dtype=Lambda.dtype, device=Lambda.device)
-    cap = _small_inverse(eye + half[..., None] * torch.einsum("rhn,shn->hrs", Pf.conj(), left))  # (H, R, R)
-    return torch.diag_embed(d) - half[..., None] * torch.einsum("rhi,hrs,shj->hij", left, cap, right)
+    return torch.diag_embed(d) - half[..., None] * torch.einsum("rhi,hrs,shj->hij", left, cap.to(d.dtype), right)
+
+
+def _woodbury_cap(Lambda, P, dt):
+    """(Δ/2 (H, 1), d = 1/(1 − Δ/2·Λ) (H, N2), cap = (I_R + Δ/2·P_f* D^{-1} P_f)^{-1} (H, R, R)) of bilinear_resolvent.
+    cap is real: in P_f* D^{-1} P_f each mode meets its conjugate, so the sum over the full state is 2Re of the sum
+    over the half."""
+    half = (dt / 2).to(Lambda.dtype)[:, None]
+    d = 1 / (1 - half * Lambda)
+    gram = 2 * torch.einsum("rhn,hn,shn->hrs", P.conj(), d, P).real
+    eye = torch.eye(P.shape[0], dtype=gram.dtype, device=gram.device)
+    return half, d, _small_inverse(eye + half.real[..., None] * gram)
+
+
+def dplr_step_form(Lambda, P, dt, dB, C) -> LowRankStep:
+    """The structured step (kernels/step_form.py) of the bilinear DPLR system on half states: with Ā = 2(I − Δ/2·A)^{-1}
+    − I and Woodbury's pieces (_woodbury_cap), the top half of Ā [x; x̄] is a ⊙ x − Σ_s E_s·2Re(V_s·x) with
+
+        a = 2d − 1,    E_s = Δ·Σ_r cap_rs d ⊙ P_r,    V_s = P̄_s ⊙ d,
+
+    and b = B̄, c = 2C (y = 2Re(C x')). Lambda (H, N2), P (R, H, N2), dt (H,), dB = B̄ (H, N2), C (H, N2) the plain C
+    of one output channel; computed in the inputs' precision (give complex128 and round the result once)."""
+    half, d, cap = _woodbury_cap(Lambda, P, dt)
+    E = torch.einsum("hrs,rhn->shn", (2 * half.real[..., None] * cap).to(d.dtype), d * P)
+    return LowRankStep(2 * d - 1, dB, 2 * C, E, P.conj() * d)
 
 
 def dplr_transition(Lambda, P, dt):
