@@ -21,6 +21,7 @@ import time
 
 import torch
 
+from block_step import set_config  # benchmarks/block_step.py
 from ssmkit.models import Sashimi, generate
 
 SIZE = dict(d_model=64, n_layers=8, pool=[4, 4], expand=2, ff=2)
@@ -72,12 +73,6 @@ def profile(model: Sashimi, cycles: int = 4) -> None:
         print(f"  {e.self_device_time_total / n:8.2f} µs  x{e.count / n:<6.2f} {e.key[:80]}")
     print(f"  {sum(e.self_device_time_total for e in events) / n:8.2f} µs, {sum(e.count for e in events) / n:.1f} "
           "kernels: all")
-
-
-def set_config(config: str) -> None:
-    """The fused op's block configuration, warps:row_elems:ssm_elems (benchmarks/block_step.py)."""
-    from ssmkit.ops import triton_block_step as tb
-    tb.WARPS, tb.ROW_ELEMS, tb.SSM_ELEMS = (int(x) for x in config.split(":"))
 
 
 def samples_per_second(run, batch: int, n: int) -> float:

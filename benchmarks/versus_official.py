@@ -117,10 +117,17 @@ def copy_dplr(ours_kernel, official_kernel) -> None:
 
 
 def copy_block(ours, official) -> None:
+    """An S4Block's D and output map into our layer (its Linear, or the kernel-1 Conv1d of a transposed block)."""
     with torch.no_grad():
         ours.D.copy_(official.layer.D)
-        ours.output[0].weight.copy_(official.output_linear[0].weight)
-        ours.output[0].bias.copy_(official.output_linear[0].bias)
+    _copy_linear(ours.output[0], official.output_linear[0])
+
+
+def _copy_linear(ours, official) -> None:
+    """A Linear of ours from the official's Linear or kernel-1 Conv1d (transposed layers)."""
+    with torch.no_grad():
+        ours.weight.copy_(official.weight.reshape(ours.weight.shape))
+        ours.bias.copy_(official.bias)
 
 
 def kernel_norm(K: torch.Tensor) -> float:
@@ -201,13 +208,6 @@ def load_sashimi(root: Path):
 
 
 # -- SaShiMi (state-spaces/s4, models/sashimi/sashimi.py, over the standalone S4 above) --------------------------------
-def _copy_linear(ours, official) -> None:
-    """A Linear of ours from the official's Linear or kernel-1 Conv1d (transposed layers)."""
-    with torch.no_grad():
-        ours.weight.copy_(official.weight.reshape(ours.weight.shape))
-        ours.bias.copy_(official.bias)
-
-
 def _copy_residual(ours, official) -> None:
     """One residual block: its LayerNorm, and an S4 layer (kernel before the official's first forward, so that its C
     is still the plain C ours holds with l_max=None) or an FF block."""
@@ -216,9 +216,7 @@ def _copy_residual(ours, official) -> None:
         ours.norm.bias.copy_(official.norm.bias)
     if hasattr(official.layer, "layer"):  # S4Block
         copy_dplr(ours.layer.kernel, official.layer.layer.kernel)
-        with torch.no_grad():
-            ours.layer.D.copy_(official.layer.layer.D)
-        _copy_linear(ours.layer.output[0], official.layer.output_linear[0])
+        copy_block(ours.layer, official.layer)
     else:  # FFBlock: Sequential(Sequential(Conv1d, GELU), dropout, Conv1d)
         _copy_linear(ours.layer.net[0], official.layer.ff[0][0])
         _copy_linear(ours.layer.net[-1], official.layer.ff[-1])

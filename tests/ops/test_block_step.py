@@ -53,7 +53,7 @@ def random_weights(n, H, N2, R, Fh, output) -> BlockWeights:
     scaled = lambda *shape: torch.randn(*shape) / shape[-1] ** 0.5  # noqa: E731
     maybe = lambda cond, *shape: (scaled if len(shape) == 3 else torch.randn)(*shape) if cond else None  # noqa: E731
     return BlockWeights(norm1=torch.randn(n, 2, H), ssm=0.5 * torch.randn(n, 6 + 4 * R, H, N2), D=torch.randn(n, H),
-                        out_w=maybe(O, n, O, H), out_b=maybe(O, n, O), norm2=maybe(Fh, n, 2, H) if Fh else None,
+                        out_w=maybe(O, n, O, H), out_b=maybe(O, n, O), norm2=maybe(Fh, n, 2, H),
                         ff1_w=maybe(Fh, n, Fh, H), ff1_b=maybe(Fh, n, Fh), ff2_w=maybe(Fh, n, H, Fh),
                         ff2_b=maybe(Fh, n, H), activation="gelu", output=output, eps=1e-5)
 
