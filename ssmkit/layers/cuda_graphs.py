@@ -10,10 +10,31 @@ output map) for the shapes it is called with (SSMConv's ``cuda_graph`` option).
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import warnings
 
 import torch
 from torch import nn
+
+
+@contextlib.contextmanager
+def collector_paused():
+    """Python's cyclic garbage collector off during a CUDA graph capture, after one collection. PyTorch's capture no
+    longer collects first (torch.compiler.config.force_cudagraph_gc, off by default), so a collection that the
+    capture's own allocations trigger can free an earlier, unreachable CUDA graph inside the capture: CUDA refuses to
+    destroy it while a stream captures ("operation not permitted when stream is capturing"), the capture is
+    invalidated, and the random generator is left registered to it, so that every later random op in the process
+    fails ("Offset increment outside graph capture"). Seen on an H200 in the GPU tests and in benchmarks/speed.py,
+    where layers whose graphs were dropped preceded a capture."""
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class PerLayer:
@@ -52,7 +73,7 @@ def graphed(module: nn.Module, inputs: tuple[torch.Tensor, ...]):
     torch.backends.cuda.preferred_linalg_library("cusolver")
     try:
         with torch.autocast("cuda", dtype=torch.get_autocast_dtype("cuda"), enabled=torch.is_autocast_enabled("cuda"),
-                            cache_enabled=False):
+                            cache_enabled=False), collector_paused():
             return torch.cuda.make_graphed_callables(function, samples + placeholders)
     finally:
         torch.backends.cuda.preferred_linalg_library(library)

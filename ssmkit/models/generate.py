@@ -18,6 +18,7 @@ import warnings
 
 import torch
 
+from ..layers.cuda_graphs import collector_paused
 from .sampling import Sampler, SamplingOptions
 
 
@@ -118,7 +119,7 @@ def _capture(loop: _Loop, period: int) -> torch.cuda.CUDAGraph | None:
         return None
     graph = torch.cuda.CUDAGraph()
     try:
-        with torch.cuda.graph(graph):
+        with collector_paused(), torch.cuda.graph(graph):
             loop.cycle(period)
     except RuntimeError as e:
         warnings.warn(f"generate: the token step could not be captured as a CUDA graph ({e}); stepping without "
