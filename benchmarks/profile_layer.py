@@ -1,6 +1,9 @@
 """Where a layer's forward+backward spends its time on the GPU: torch.profiler's top kernels and CPU ops.
 
-    python benchmarks/profile_layer.py s4:1024:triton s4d:65536:triton ...   (layer:L:backend, B=16, H=256, N=64)
+    python benchmarks/profile_layer.py s4:1024:triton s4d:65536:triton:bf16 conv:16384:triton ...
+
+Each spec is layer:L:backend[:bf16] (B=16, H=256, N=64; bf16: under bf16 autocast). Layers: s4, s4d, and conv, the
+long convolution alone (S4D's chunk matrices given, ops.chunkconv_act with activation 'id', batch-first).
 """
 from __future__ import annotations
 
@@ -16,22 +19,32 @@ B, H, N = 16, 256, 64
 
 
 def build(kind: str, L: int):
-    return (ssmkit.S4(d_model=H, d_state=N, l_max=L) if kind == "s4" else
-            ssmkit.S4D(d_model=H, d_state=N, init="lin")).cuda()
+    """A callable u (B, L, H) -> (B, L, H)."""
+    if kind == "conv":
+        from ssmkit.layers.chunk_parts import build_parts
+        from ssmkit.ops import ChunkPart, chunkconv_act
+        layer = ssmkit.S4D(d_model=H, d_state=N, init="lin").cuda()
+        part = ChunkPart(*(t.detach().requires_grad_() for t in build_parts(layer.kernel, layer.D, False, 1.0)))
+        return lambda u: chunkconv_act(u, [part], "id")
+    layer = (ssmkit.S4(d_model=H, d_state=N, l_max=L) if kind == "s4" else
+             ssmkit.S4D(d_model=H, d_state=N, init="lin")).cuda()
+    return lambda u: layer(u)[0]
 
 
 def main() -> None:
     torch.backends.cuda.matmul.allow_tf32 = False
     for spec in sys.argv[1:]:
-        kind, L, be = spec.split(":")
-        L = int(L)
+        kind, L, be, *precision = spec.split(":")
+        L, bf16 = int(L), precision == ["bf16"]
         os.environ["SSMKIT_BACKEND"] = be
         layer = build(kind, L)
         u = torch.randn(B, L, H, device="cuda", requires_grad=True)
         g = torch.randn(B, L, H, device="cuda")
 
         def run():
-            layer(u)[0].backward(g)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+                y = layer(u)
+            y.backward(g)
         for _ in range(3):
             run()
         torch.cuda.synchronize()
