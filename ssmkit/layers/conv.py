@@ -25,7 +25,9 @@ Views, which agree to rounding:
 - forward(u, state) -> (y, state')   the same on one chunk, with the state of the previous chunks carried in;
 - step(u_t, state)  -> (y_t, state') one sample of the recurrence (cached discretization, see setup_step).
 The SSM math runs in float32 (complex64) for float32, bf16 and fp16 layers and under autocast, or in float64 when the
-layer is float64; its result is cast back to u's dtype (the rule of layers.checks).
+layer is float64; its result is cast back to u's dtype (the rule of layers.checks). Under autocast on the GPU, the
+chunked convolution's products within chunks run in TF32 (ops.chunkconv_act's precision; the chunk matrices and the
+state passed between chunks stay float32).
 """
 from __future__ import annotations
 
@@ -226,10 +228,12 @@ class SSMConv(nn.Module):
         """The input side of forward(u) by the chunked convolution: u (B, L, H) -> y (B, L, H)."""
         B, L, H = u.shape
         parts = [mats[4 * k:4 * k + 4] for k in range(len(mats) // 4)]
+        # under autocast the products within chunks may run in TF32 (ops.chunkconv_act): finer than the autocast's own
+        precision = "tf32" if torch.is_autocast_enabled(u.device.type) else "float32"
         with torch.autocast(device_type=u.device.type, enabled=False):
             if self._fused_chunks():  # act(K ∗ u + D u) batch-first in one op
                 y = chunkconv_act(u, [ChunkPart(*p, reverse=k == 1) for k, p in enumerate(parts)],
-                                  self.activation_name)
+                                  self.activation_name, precision)
             else:  # K ∗ u + D u channel-major, the anti-causal half on the reversed input
                 x = u.permute(2, 0, 1).to(self.kernel.real_dtype).contiguous()  # (H, B, L)
                 y = chunkconv(x, *parts[0], self.D.to(x.dtype))  # (H, B, L, C)

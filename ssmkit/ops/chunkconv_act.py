@@ -9,7 +9,10 @@ depend on where the chunks fall, but the gradients of the chunk matrices, which 
 
 The torch reference composes ops.chunkconv's products (channel-major) with transposes; the Triton version
 (ops/triton_chunkconv.py) fuses the chunk products with the activation and its derivative. Activations: gelu (erf),
-silu, relu, id.
+silu, relu, id. precision "float32" (the default) multiplies in float32 accuracy; "tf32" lets the Triton version's
+products within chunks and the chunk matrices' gradients run on TF32 tensor cores (10-bit mantissas, ~5e-4 relative;
+the SSM layers ask for it under bf16/fp16 autocast, whose own products round to 8 bits). The state passed between
+chunks stays float32 either way, and the torch reference is float32 (or float64) whatever the precision.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from .chunkconv import products
 from .dispatch import implementation, register
 
 ACTIVATIONS = ("gelu", "silu", "relu", "id")
+PRECISIONS = ("float32", "tf32")
 
 
 @dataclass
@@ -56,7 +60,8 @@ def activation_grad(y: torch.Tensor, activation: str) -> torch.Tensor:
 
 
 @register("chunkconv_act", "torch")
-def chunkconv_act_torch(u: torch.Tensor, parts: list[ChunkPart], activation: str) -> torch.Tensor:
+def chunkconv_act_torch(u: torch.Tensor, parts: list[ChunkPart], activation: str, precision: str = "float32"
+                        ) -> torch.Tensor:
     x = u.permute(2, 0, 1).to(parts[0].Win.dtype)  # (H, B, L)
     pad = (-x.shape[-1]) % parts[0].Win.shape[1]
     y = 0
@@ -69,10 +74,13 @@ def chunkconv_act_torch(u: torch.Tensor, parts: list[ChunkPart], activation: str
     return activate(y.permute(1, 2, 0), activation)
 
 
-def chunkconv_act(u: torch.Tensor, parts: list[ChunkPart], activation: str = "gelu") -> torch.Tensor:
+def chunkconv_act(u: torch.Tensor, parts: list[ChunkPart], activation: str = "gelu", precision: str = "float32"
+                  ) -> torch.Tensor:
     """u (B, L, H) -> act(Σ_parts K_part ∗ u) (B, L, H), in the parts' dtype (float32 or float64)."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: expected one of {PRECISIONS}, got {precision!r}")
     if u.dim() != 3 or u.shape[-1] != parts[0].Win.shape[0]:
         raise ValueError(f"u: expected shape (B, L, H={parts[0].Win.shape[0]}), got {tuple(u.shape)}")
-    return implementation("chunkconv_act", u.device)(u, parts, activation)
+    return implementation("chunkconv_act", u.device)(u, parts, activation, precision)

@@ -7,16 +7,17 @@ that one copy: a reversed part (the anti-causal half of a bidirectional layer) b
 reversed matrices (_unreversed) and a scan from the last chunk, so the parts' Toeplitz matrices add into one and their
 states sit side by side (S = Σ S_part columns, each scanned in its own direction):
 
-    forward   S = U Win                         cuBLAS bmm over channels             U: (H, B·n, T) view of the input
+    forward   S = U Win                         _project_kernel                      U: (H, B·n, T) view of the input
               X_c = A X_{c∓1} + S_{c∓1}         ops/triton_chunk_scan.py, per part
-              y = U ToepT + X WoutT             _outputs_kernel (+ act, and pre-activation kept for backward)
-    backward  Ġ = ∂out ⊙ act'(pre), R = Ġ Wout  _gate_kernel (one pass)
+              y = U ToepT + X WoutT             _outputs_kernel (+ act, and act'(y) kept for backward)
+    backward  Ġ = ∂out ⊙ act'(y), R = Ġ Wout    _project_kernel (one pass)
               ∂S = scan of R the other way with Aᵀ
               ∂U = Ġ ToepTᵀ + ∂S Winᵀ           _outputs_kernel with the transposed matrices
-              ∂ToepT = UᵀĠ, ∂WoutT = XᵀĠ, ∂Win = Uᵀ∂S (cuBLAS bmm, K = B·n), ∂A by einsum.
+              ∂ToepT = UᵀĠ, ∂WoutT = XᵀĠ, ∂Win = Uᵀ∂S (cuBLAS bmm, K = B·n), ∂A inside the adjoint scan.
 
 The output is returned as a (B, L, H) view of the channel-major result: a Linear takes it without a copy. Products
-inside the kernels use tl.dot with 3xTF32 (float32 accuracy on tensor cores).
+inside the kernels use tl.dot with 3xTF32 (float32 accuracy on tensor cores), or with TF32 for precision "tf32",
+where the chunk matrices' gradients also come from one Triton pass (ops/triton_chunk_grads.py).
 """
 from __future__ import annotations
 
@@ -30,10 +31,11 @@ import triton.language as tl
 
 from .chunkconv_act import ACTIVATIONS, ChunkPart, chunkconv_act_torch
 from .dispatch import register
-from .triton_chunk_scan import scan_grad_A, scan_launch
+from .triton_chunk_grads import chunk_matrix_grads
+from .triton_chunk_scan import scan_launch
 
 ACT_CODE = {name: i for i, name in enumerate(ACTIVATIONS)}  # gelu 0, silu 1, relu 2, id 3
-PRECISION = "tf32x3"
+DOT_PRECISION = {"float32": "tf32x3", "tf32": "tf32"}  # ops.chunkconv_act's precision -> tl.dot's
 # (most chunks per program, warps) of the _outputs and _gate kernels: benchmarks/chunk_tiles.py measures the choices
 TILE = (64, 4)
 
@@ -64,10 +66,12 @@ def _act_grad(y, ACT: tl.constexpr):
 
 
 @triton.jit(do_not_specialize=["n"])
-def _outputs_kernel(V, M1, X, M2, PRE, OUT, n, s1h, s1r, s1c, s2h, s2r, s2c, SR: tl.constexpr,
-                    ACT: tl.constexpr, STORE_PRE: tl.constexpr, BC: tl.constexpr, T: tl.constexpr,
+def _outputs_kernel(V, M1, X, M2, DACT, OUT, n, s1h, s1r, s1c, s2h, s2r, s2c, SR: tl.constexpr,
+                    ACT: tl.constexpr, STORE_GRAD: tl.constexpr, BC: tl.constexpr, T: tl.constexpr,
                     SD: tl.constexpr, PREC: tl.constexpr):
-    """OUT = act(V M1 + X M2) over a tile of BC chunks of row (h, b); V, PRE, OUT (H, B, n·T), X (H, B, n, SR);
+    """OUT = act(y), y = V M1 + X M2, over a tile of BC chunks of row (h, b), and with STORE_GRAD DACT = act'(y) for
+    the backward (formed here, where erf(y) is at hand: in the gate kernel it took half of the registers);
+    V, DACT, OUT (H, B, n·T), X (H, B, n, SR);
     the state axis in blocks of SD."""
     h, b, c0 = tl.program_id(0), tl.program_id(1), tl.program_id(2) * BC
     B = tl.num_programs(1)
@@ -84,27 +88,29 @@ def _outputs_kernel(V, M1, X, M2, PRE, OUT, n, s1h, s1r, s1c, s2h, s2r, s2c, SR:
                     other=0.0)
         m2 = tl.load(M2 + h * s2h + (s0 + rs[:, None]) * s2r + ri[None, :] * s2c, mask=smask[:, None], other=0.0)
         y += tl.dot(x, m2, input_precision=PREC)
-    if STORE_PRE:
-        tl.store(PRE + offs, y, mask=rmask[:, None])
+    if STORE_GRAD:
+        tl.store(DACT + offs, _act_grad(y, ACT), mask=rmask[:, None])
     tl.store(OUT + offs, _act(y, ACT), mask=rmask[:, None])
 
 
 @triton.jit(do_not_specialize=["n"])
-def _gate_kernel(G, PRE, GD, WOUTT, R, n, SR: tl.constexpr, ACT: tl.constexpr, BC: tl.constexpr, T: tl.constexpr,
-                 SD: tl.constexpr, PREC: tl.constexpr):
-    """GD = G ⊙ act'(PRE) and R = GD Wout (Wout[i, s] = WoutT[h, s, i]) over a tile of BC chunks."""
+def _project_kernel(G, DACT, GD, W, R, n, swi, sws, SR: tl.constexpr, GATE: tl.constexpr, BC: tl.constexpr,
+                    T: tl.constexpr, SD: tl.constexpr, PREC: tl.constexpr):
+    """R = G' W over a tile of BC chunks, W[i, s] at W + h·T·SR + i·swi + s·sws; with GATE, G' = GD = G ⊙ DACT (also
+    stored), else G' = G."""
     h, b, c0 = tl.program_id(0), tl.program_id(1), tl.program_id(2) * BC
     B = tl.num_programs(1)
     ri, rs, rows = tl.arange(0, T), tl.arange(0, SD), c0 + tl.arange(0, BC)
     rmask = rows < n
     row = h * B + b
     offs = row * n * T + rows[:, None] * T + ri[None, :]
-    g = tl.load(G + offs, mask=rmask[:, None], other=0.0) * _act_grad(tl.load(PRE + offs, mask=rmask[:, None],
-                                                                             other=0.0), ACT)
-    tl.store(GD + offs, g, mask=rmask[:, None])
+    g = tl.load(G + offs, mask=rmask[:, None], other=0.0)
+    if GATE:
+        g = g * tl.load(DACT + offs, mask=rmask[:, None], other=0.0)
+        tl.store(GD + offs, g, mask=rmask[:, None])
     for s0 in tl.static_range(0, SR, SD):
         smask = s0 + rs < SR
-        w = tl.load(WOUTT + h * SR * T + (s0 + rs[None, :]) * T + ri[:, None], mask=smask[None, :], other=0.0)
+        w = tl.load(W + h * SR * T + ri[:, None] * swi + (s0 + rs[None, :]) * sws, mask=smask[None, :], other=0.0)
         r = tl.dot(g, w, input_precision=PREC)
         tl.store(R + (row * n + rows[:, None]) * SR + s0 + rs[None, :], r, mask=rmask[:, None] & smask[None, :])
 
@@ -152,17 +158,31 @@ def _tiles(H: int, B: int, n: int, SR: int) -> tuple[tuple, int, int, int]:
     return (H, B, triton.cdiv(n, BC)), BC, max(16, min(64, triton.next_power_of_2(SR))), TILE[1]
 
 
-def _outputs(V, M1, X, M2, n, act: int, store_pre: bool, transpose: bool):
-    """act(V M1 + X M2) (and the pre-activation); transpose: use M1ᵀ and M2ᵀ (the backward's ∂U)."""
+def _outputs(V, M1, X, M2, n, act: int, store_grad: bool, transpose: bool, prec: str):
+    """act(y), y = V M1 + X M2 (and act'(y) with store_grad); transpose: use M1ᵀ and M2ᵀ (the backward's ∂U)."""
     H, B, Lp = V.shape
     T, SR = M1.shape[-1], X.shape[-1]
-    out, pre = torch.empty_like(V), (torch.empty_like(V) if store_pre else V)
+    out, dact = torch.empty_like(V), (torch.empty_like(V) if store_grad else V)
     s1 = (M1.stride(0), M1.stride(2), M1.stride(1)) if transpose else M1.stride()
     s2 = (M2.stride(0), M2.stride(2), M2.stride(1)) if transpose else M2.stride()
     grid, BC, SD, warps = _tiles(H, B, n, SR)
-    _outputs_kernel[grid](V, M1, X, M2, pre, out, n, *s1, *s2, SR=SR, ACT=act, STORE_PRE=store_pre, BC=BC, T=T,
-                          SD=SD, PREC=PRECISION, num_warps=warps)
-    return out, (pre if store_pre else None)
+    _outputs_kernel[grid](V, M1, X, M2, dact, out, n, *s1, *s2, SR=SR, ACT=act, STORE_GRAD=store_grad, BC=BC, T=T,
+                          SD=SD, PREC=prec, num_warps=warps)
+    return out, (dact if store_grad else None)
+
+
+def _project(G, W, n, SR, prec: str, dact=None, transpose=False):
+    """(G ⊙ dact if dact is given, else None; R = that (or G) times W) over the chunk rows of G (H, B, n·T): W
+    (H, T, SR), or transpose: W (H, SR, T) used as its transpose. R (H, B, n, SR) float32."""
+    H, B, _ = G.shape
+    T = W.shape[-1] if transpose else W.shape[1]
+    gd = torch.empty_like(G) if dact is not None else None
+    R = torch.empty(H, B, n, SR, device=G.device, dtype=torch.float32)
+    swi, sws = (W.stride(2), W.stride(1)) if transpose else (W.stride(1), W.stride(2))
+    grid, BC, SD, warps = _tiles(H, B, n, SR)
+    _project_kernel[grid](G, G if dact is None else dact, G if gd is None else gd, W, R, n, swi, sws, SR=SR,
+                          GATE=dact is not None, BC=BC, T=T, SD=SD, PREC=prec, num_warps=warps)
+    return gd, R
 
 
 def _state_columns(As) -> list[slice]:
@@ -176,48 +196,44 @@ class _ChunkConvAct(torch.autograd.Function):
     (chunkconv_act_triton gives the parts' matrices in the order of the unreversed chunks)."""
 
     @staticmethod
-    def forward(ctx, u, activation, reverses, ToepT, Win, WoutT, *As):
+    def forward(ctx, u, activation, reverses, precision, ToepT, Win, WoutT, *As):
         B, L, H = u.shape
         T = ToepT.shape[-1]
         n = triton.cdiv(L, T)
         pad = n * T - L
         x = to_channel_major(u, pad)
-        S = torch.bmm(x.view(H, B * n, T), Win).view(H, B, n, -1)
+        prec = DOT_PRECISION[precision]
+        S = _project(x, Win, n, Win.shape[-1], prec)[1]
         X = torch.empty_like(S)
         for A, reverse, cols in zip(As, reverses, _state_columns(As)):
             scan_launch(A, S[..., cols], reverse=reverse, adjoint=False, X=X[..., cols])
         act = ACT_CODE[activation]
-        out, pre = _outputs(x, ToepT, X, WoutT, n, act, act != ACT_CODE["id"], transpose=False)
-        ctx.activation, ctx.reverses, ctx.pad, ctx.dtype = activation, reverses, pad, u.dtype
-        ctx.save_for_backward(x, pre, X, ToepT, Win, WoutT, *As)
+        out, dact = _outputs(x, ToepT, X, WoutT, n, act, act != ACT_CODE["id"], transpose=False, prec=prec)
+        ctx.activation, ctx.reverses, ctx.precision, ctx.pad, ctx.dtype = activation, reverses, precision, pad, u.dtype
+        ctx.save_for_backward(x, dact, X, ToepT, Win, WoutT, *As)
         return out[..., pad:].permute(1, 2, 0)
 
     @staticmethod
     def backward(ctx, grad):
-        x, pre, X, ToepT, Win, WoutT, *As = ctx.saved_tensors
-        pad, act = ctx.pad, ACT_CODE[ctx.activation]
+        x, dact, X, ToepT, Win, WoutT, *As = ctx.saved_tensors
+        pad, prec = ctx.pad, DOT_PRECISION[ctx.precision]
         H, B, Lp = x.shape
         T, SR = ToepT.shape[-1], Win.shape[-1]
         n = Lp // T
         g = to_channel_major(grad, pad)
-        if act == ACT_CODE["id"]:
-            gd = g
-            R = torch.bmm(g.view(H, B * n, T), WoutT.transpose(1, 2)).view(H, B, n, SR)
-        else:
-            gd = torch.empty_like(g)
-            R = torch.empty(H, B, n, SR, device=g.device, dtype=torch.float32)
-            grid, BC, SD, warps = _tiles(H, B, n, SR)
-            _gate_kernel[grid](g, pre, gd, WoutT, R, n, SR=SR, ACT=act, BC=BC, T=T, SD=SD, PREC=PRECISION,
-                               num_warps=warps)
-        dS = torch.empty_like(R)
-        columns = _state_columns(As)
-        for A, reverse, cols in zip(As, ctx.reverses, columns):  # the adjoint runs the other way with Aᵀ
-            scan_launch(A, R[..., cols], reverse=not reverse, adjoint=True, X=dS[..., cols])
-        du = _outputs(gd, ToepT, dS, Win, n, ACT_CODE["id"], False, transpose=True)[0]
+        gd, R = _project(g, WoutT, n, SR, prec, dact, transpose=True)
+        gd = g if gd is None else gd
+        dS, dAs = torch.empty_like(R), []
+        for A, reverse, cols in zip(As, ctx.reverses, _state_columns(As)):  # the adjoint runs the other way with Aᵀ
+            dAs.append(scan_launch(A, R[..., cols], reverse=not reverse, adjoint=True, X=dS[..., cols],
+                                   forward_states=X[..., cols])[1])
+        du = _outputs(gd, ToepT, dS, Win, n, ACT_CODE["id"], False, transpose=True, prec=prec)[0]
         U, G2, X2, S2 = (t.view(H, B * n, -1) for t in (x, gd, X, dS))
-        grads = [U.transpose(1, 2) @ G2, U.transpose(1, 2) @ S2, X2.transpose(1, 2) @ G2]
-        grads += [scan_grad_A(A, dS[..., cols], X[..., cols]) for A, cols in zip(As, columns)]
-        return (to_batch_first(du, pad, ctx.dtype), None, None, *grads)
+        if ctx.precision == "tf32":
+            grads = chunk_matrix_grads(U, G2, S2, X2, prec)
+        else:  # cuBLAS in float32 (the float32 accuracy of chunk_matrix_grads is slower: its module docstring)
+            grads = [U.transpose(1, 2) @ G2, U.transpose(1, 2) @ S2, X2.transpose(1, 2) @ G2]
+        return (to_batch_first(du, pad, ctx.dtype), None, None, None, *grads, *dAs)
 
 
 def _unreversed(p: ChunkPart) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -235,11 +251,12 @@ def _joined(tensors: list[torch.Tensor], dim: int) -> torch.Tensor:
 
 
 @register("chunkconv_act", "triton")
-def chunkconv_act_triton(u: torch.Tensor, parts: list[ChunkPart], activation: str) -> torch.Tensor:
+def chunkconv_act_triton(u: torch.Tensor, parts: list[ChunkPart], activation: str, precision: str = "float32"
+                         ) -> torch.Tensor:
     if parts[0].Win.dtype != torch.float32:  # float64 (tests, oracles) takes the reference
         return chunkconv_act_torch(u, parts, activation)
     mats = [_unreversed(p) for p in parts]
     ToepT = functools.reduce(operator.add, (m[0] for m in mats)).contiguous()  # the parts read the same chunks
     Win, WoutT = _joined([m[1] for m in mats], -1), _joined([m[2] for m in mats], -2)
-    return _ChunkConvAct.apply(u, activation, tuple(p.reverse for p in parts), ToepT, Win, WoutT,
+    return _ChunkConvAct.apply(u, activation, tuple(p.reverse for p in parts), precision, ToepT, Win, WoutT,
                                *(p.A.contiguous() for p in parts))

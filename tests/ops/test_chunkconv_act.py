@@ -94,3 +94,45 @@ def test_triton_transposes_between_the_layouts(pad):
     assert x.dtype == torch.float32 and torch.equal(x[..., pad:], u.permute(2, 0, 1)) and not x[..., :pad].any()
     back = tc.to_batch_first(x, pad, torch.float64)
     assert back.is_contiguous() and torch.equal(back, u.double())
+
+
+@pytest.mark.parametrize("SR", [8, 80])  # one block of state columns, padded; two blocks
+def test_triton_chunk_matrix_grads_are_the_three_products(SR, monkeypatch):
+    """One pass over the rows, split over programs (M = 100: whole blocks of ROWS rows and part of one), equals
+    the three products (3xTF32 here, to hold it to float32 accuracy; the CPU interpreter multiplies in float32)."""
+    grads = pytest.importorskip("ssmkit.ops.triton_chunk_grads")
+    monkeypatch.setattr(grads, "PROGRAMS_PER_SM", 16)  # several programs share each channel's rows
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    H, M, T = 2, 100, 16
+    U, G = torch.randn(2, H, M, T, device=device)
+    dS, X = torch.randn(2, H, M, SR, device=device)
+    got = grads.chunk_matrix_grads(U, G, dS, X, "tf32x3")
+    want = (U.transpose(1, 2) @ G, U.transpose(1, 2) @ dS, X.transpose(1, 2) @ G)
+    for a, b in zip(got, want):
+        assert a.shape == b.shape and rel_err(a, b) < 1e-5
+    with pytest.raises(ValueError, match="dS must be contiguous float32"):
+        grads.chunk_matrix_grads(U, G, dS[..., :4], X)
+
+
+def test_triton_chunkconv_act_in_tf32_is_close():
+    """precision 'tf32': values and gradients within TF32's rounding of the float32 reference (on the GPU; the CPU
+    interpreter multiplies in float32, so there it must agree as closely as float32)."""
+    tc = pytest.importorskip("ssmkit.ops.triton_chunkconv")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    H, T, B, L = 4, 16, 3, 70
+    parts = [_part(_diag(H, 4, T, torch.complex64, False), 0.5 * torch.randn(1, H)),
+             _part(_diag(H, 4, T, torch.complex64, True), reverse=True)]
+    leaves = [t.detach().to(device).requires_grad_() for p in parts for t in (p.ToepT, p.Win, p.WoutT, p.A)]
+    parts = [ChunkPart(*leaves[4 * k:4 * k + 4], reverse=p.reverse) for k, p in enumerate(parts)]
+    u = torch.randn(B, L, H, device=device, requires_grad=True)
+    g = torch.randn(B, L, H, device=device)
+    y = tc.chunkconv_act_triton(u, parts, "gelu", "tf32")
+    grads = torch.autograd.grad((y * g).sum(), [u] + leaves)
+    y_ref = chunkconv_act_torch(u, parts, "gelu")
+    refs = torch.autograd.grad((y_ref * g).sum(), [u] + leaves)
+    tol = 5e-3 if device == "cuda" else 1e-5
+    assert rel_err(y, y_ref) < tol
+    for got, want in zip(grads, refs):
+        assert rel_err(got, want) < tol
+    with pytest.raises(ValueError, match="precision: expected one of"):
+        chunkconv_act(u, parts, "gelu", "bf16")
