@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .cuda_graphs import PerLayer, graphed, storage_key
+from .param_versions import values_key
 
 CHUNK = 64  # steps per chunk: T + 2N multiply-adds per sample for the products, N²/T for the scan
 
@@ -44,16 +45,16 @@ class _Builder(nn.Module):
         return build_parts(self.kernel, self.D, self.bidirectional, self.rate)
 
 
-def _parameters_key(kernel: nn.Module, D: torch.Tensor, bidirectional: bool, rate: float, versions: bool) -> tuple:
-    """What the matrices depend on: rate, direction, and each parameter's storage (and in-place version)."""
+def _parameters_key(kernel: nn.Module, D: torch.Tensor, bidirectional: bool, rate: float, values: bool) -> tuple:
+    """What the matrices depend on: rate, direction, and each parameter's storage; with ``values``, also whether the
+    parameters changed since (layers/param_versions.py)."""
     tensors = list(kernel.parameters()) + list(kernel.buffers()) + [D]
-    return (rate, bidirectional) + tuple(k + ((t._version,) if versions else ()) for k, t in
-                                         zip(storage_key(tensors), tensors))
+    return (rate, bidirectional) + (values_key(tensors) if values else storage_key(tensors))
 
 
 class CachedParts(PerLayer):
-    """Per layer, without gradients: build_parts of the last call, reused while the key (_parameters_key with version
-    counters: an optimizer step, load_state_dict or any in-place change bumps them) is unchanged."""
+    """Per layer, without gradients: build_parts of the last call, reused while the parameters are unchanged (their
+    storage and version, and no optimizer step since: layers/param_versions.py)."""
 
     def __init__(self):
         self.key, self.parts = None, None
@@ -66,7 +67,7 @@ class CachedParts(PerLayer):
                 and not (D.is_cuda and torch.cuda.is_current_stream_capturing()))
 
     def __call__(self, kernel: nn.Module, D: torch.Tensor, bidirectional: bool, rate: float):
-        key = _parameters_key(kernel, D, bidirectional, rate, versions=True)
+        key = _parameters_key(kernel, D, bidirectional, rate, values=True)
         if key != self.key:
             self.parts, self.key = build_parts(kernel, D, bidirectional, rate), key
         return self.parts
@@ -88,7 +89,7 @@ class GraphedParts(PerLayer):
     def __call__(self, kernel: nn.Module, D: nn.Parameter, bidirectional: bool, rate: float):
         if self.failed:
             return build_parts(kernel, D, bidirectional, rate)
-        key = _parameters_key(kernel, D, bidirectional, rate, versions=False)
+        key = _parameters_key(kernel, D, bidirectional, rate, values=False)
         if key != self.key:
             self.builder = self._capture(kernel, D, bidirectional, rate)
             self.key = key

@@ -43,6 +43,7 @@ from .chunk_parts import CHUNK, CachedParts, GraphedParts, build_parts
 from .cuda_graphs import GraphedLayer
 from .checks import check_input, check_rate, check_state, check_step_input, mask_padding
 from .factory import factory_kwargs
+from .param_versions import values_key
 from .sequence_parallel import incoming_state
 
 # recompute=True: inputs per recomputed batch slice (256 MiB in float32). Each slice runs the chunk scan once more, and
@@ -261,8 +262,9 @@ class SSMConv(nn.Module):
         return self.kernel.default_state(batch_size)
 
     def setup_step(self, rate: float = 1.0) -> None:
-        """Discretize once for stepping. step() reuses it until a kernel parameter changes (in place, by an optimizer,
-        by load_state_dict, or by a move to another device or dtype), and then discretizes again."""
+        """Discretize once for stepping. step() reuses it until a kernel parameter changes (in place, by an optimizer
+        step, by load_state_dict, or by a move to another device or dtype: layers/param_versions.py), and then
+        discretizes again."""
         self._check_rate(rate)
         if self.bidirectional:
             raise ValueError("setup_step: a bidirectional layer has no recurrent view")
@@ -270,8 +272,7 @@ class SSMConv(nn.Module):
             self._step_cache = (self._parameter_key(rate), self.kernel.recurrence(rate))
 
     def _parameter_key(self, rate: float) -> tuple:
-        tensors = list(self.kernel.parameters()) + list(self.kernel.buffers())
-        return (rate,) + tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
+        return (rate,) + values_key(list(self.kernel.parameters()) + list(self.kernel.buffers()))
 
     def _recurrence(self, rate: float):
         if torch.is_grad_enabled() and any(p.requires_grad for p in self.kernel.parameters()):

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..layers.conv import SSMConv
+from ..layers.param_versions import values_key
 from ..ops import BlockWeights, backend
 from ..ops.block_step import OUTPUTS
 from ..ops.chunkconv_act import ACTIVATIONS as FUSED_ACTIVATIONS
@@ -62,7 +63,7 @@ class FusedStack:
                 and all(n.elementwise_affine and n.bias is not None and n.eps == norms[0].eps for n in norms))
 
     def weights(self) -> BlockWeights:
-        key = tuple((t.data_ptr(), t._version) for t in [*self.blocks.parameters(), *self.blocks.buffers()])
+        key = values_key([*self.blocks.parameters(), *self.blocks.buffers()])
         if key != self._key:
             self._weights, self._key = self._pack(), key
         return self._weights

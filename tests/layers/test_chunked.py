@@ -91,6 +91,27 @@ def test_inference_reuses_the_chunk_matrices_until_a_parameter_changes():
     assert rel_err(after, layer(u)[0]) < 1e-10 and rel_err(after, first) > 1e-3
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_cached_values_follow_an_optimizer_step(fused):
+    """torch.optim's fused AdamW (the trainer's on a GPU) writes the parameters without bumping their version counters;
+    an optimizer step still renews the cached chunk matrices and the cached step, so that evaluation after a training
+    step sees the trained kernel (validation had used the first pass's matrices)."""
+    layer = ssmkit.layer("s4", d_model=4, d_state=8, l_max=64).double()
+    opt = torch.optim.AdamW(layer.parameters(), lr=0.1, fused=fused)
+    u = torch.randn(2, 64, 4, dtype=torch.float64)
+    with torch.no_grad():
+        before = layer._whole(u, 1.0, chunked=True)
+        y0, _ = layer.step(u[:, 0], layer.default_state(2))
+    layer(u)[0].square().mean().backward()
+    opt.step()
+    with torch.no_grad():
+        after = layer._whole(u, 1.0, chunked=True)
+        y1, _ = layer.step(u[:, 0], layer.default_state(2))
+    fresh = layer._whole(u, 1.0, chunked=True)  # with gradients: formed anew, no cache
+    assert rel_err(after, fresh) < 1e-12 and rel_err(after, before) > 1e-3
+    assert rel_err(y1, fresh[:, 0]) < 1e-10 and rel_err(y1, y0) > 1e-3
+
+
 @pytest.mark.parametrize("name,options", [("s4", dict(l_max=70, bidirectional=True)), ("s4d", dict(channels=2)),
                                           ("s4d", dict(dropout=0.3)), ("sgconv", dict(l_max=70))])
 @pytest.mark.parametrize("chunked", [False, True])
