@@ -229,12 +229,15 @@ class SSMConv(nn.Module):
         """The input side of forward(u) by the chunked convolution: u (B, L, H) -> y (B, L, H)."""
         B, L, H = u.shape
         parts = [mats[4 * k:4 * k + 4] for k in range(len(mats) // 4)]
-        # under autocast the products within chunks may run in TF32 (ops.chunkconv_act): finer than the autocast's own
-        precision = "tf32" if torch.is_autocast_enabled(u.device.type) else "float32"
+        # under autocast the products within chunks may run in TF32 (ops.chunkconv_act): finer than the autocast's own;
+        # and where a Linear follows, the op writes the dtype it will read (no cast of the activations in between)
+        autocast = torch.is_autocast_enabled(u.device.type)
+        precision = "tf32" if autocast else "float32"
+        out_dtype = torch.get_autocast_dtype(u.device.type) if autocast and self.output_name != "none" else None
         with torch.autocast(device_type=u.device.type, enabled=False):
             if self._fused_chunks():  # act(K ∗ u + D u) batch-first in one op
                 y = chunkconv_act(u, [ChunkPart(*p, reverse=k == 1) for k, p in enumerate(parts)],
-                                  self.activation_name, precision)
+                                  self.activation_name, precision, out_dtype)
             else:  # K ∗ u + D u channel-major, the anti-causal half on the reversed input
                 x = u.permute(2, 0, 1).to(self.kernel.real_dtype).contiguous()  # (H, B, L)
                 y = chunkconv(x, *parts[0], self.D.to(x.dtype))  # (H, B, L, C)
@@ -242,7 +245,8 @@ class SSMConv(nn.Module):
                     y = y + chunkconv(x.flip(-1), *parts[1]).flip(2)
                 y = y.permute(1, 2, 3, 0).reshape(B, L, self.channels * H)
         if self._fused_chunks():  # the output map on the (B·L, H) view of the result: one GEMM with its bias fused
-            return self.output(self.dropout(y.to(u.dtype).reshape(B * L, -1))).reshape(B, L, -1)
+            y = y if out_dtype is not None else y.to(u.dtype)
+            return self.output(self.dropout(y.reshape(B * L, -1))).reshape(B, L, -1)
         return self._output_features(y.to(u.dtype))
 
     def _output(self, y: torch.Tensor) -> torch.Tensor:

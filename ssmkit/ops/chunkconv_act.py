@@ -60,8 +60,8 @@ def activation_grad(y: torch.Tensor, activation: str) -> torch.Tensor:
 
 
 @register("chunkconv_act", "torch")
-def chunkconv_act_torch(u: torch.Tensor, parts: list[ChunkPart], activation: str, precision: str = "float32"
-                        ) -> torch.Tensor:
+def chunkconv_act_torch(u: torch.Tensor, parts: list[ChunkPart], activation: str, precision: str = "float32",
+                        out_dtype: torch.dtype | None = None) -> torch.Tensor:
     x = u.permute(2, 0, 1).to(parts[0].Win.dtype)  # (H, B, L)
     pad = (-x.shape[-1]) % parts[0].Win.shape[1]
     y = 0
@@ -71,16 +71,18 @@ def chunkconv_act_torch(u: torch.Tensor, parts: list[ChunkPart], activation: str
         else:
             y_p = products(x, p.ToepT, p.Win, p.WoutT, p.A)[..., 0]
         y = y + y_p
-    return activate(y.permute(1, 2, 0), activation)
+    y = activate(y.permute(1, 2, 0), activation)
+    return y if out_dtype is None else y.to(out_dtype)
 
 
-def chunkconv_act(u: torch.Tensor, parts: list[ChunkPart], activation: str = "gelu", precision: str = "float32"
-                  ) -> torch.Tensor:
-    """u (B, L, H) -> act(Σ_parts K_part ∗ u) (B, L, H), in the parts' dtype (float32 or float64)."""
+def chunkconv_act(u: torch.Tensor, parts: list[ChunkPart], activation: str = "gelu", precision: str = "float32",
+                  out_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """u (B, L, H) -> act(Σ_parts K_part ∗ u) (B, L, H), in the parts' dtype (float32 or float64), or rounded once to
+    ``out_dtype`` (under autocast, the dtype the next GEMM reads: the Triton version writes it directly)."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision: expected one of {PRECISIONS}, got {precision!r}")
     if u.dim() != 3 or u.shape[-1] != parts[0].Win.shape[0]:
         raise ValueError(f"u: expected shape (B, L, H={parts[0].Win.shape[0]}), got {tuple(u.shape)}")
-    return implementation("chunkconv_act", u.device)(u, parts, activation, precision)
+    return implementation("chunkconv_act", u.device)(u, parts, activation, precision, out_dtype)

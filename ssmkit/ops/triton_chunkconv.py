@@ -90,7 +90,7 @@ def _outputs_kernel(V, M1, X, M2, DACT, OUT, n, s1h, s1r, s1c, s2h, s2r, s2c, SR
         y += tl.dot(x, m2, input_precision=PREC)
     if STORE_GRAD:
         tl.store(DACT + offs, _act_grad(y, ACT), mask=rmask[:, None])
-    tl.store(OUT + offs, _act(y, ACT), mask=rmask[:, None])
+    tl.store(OUT + offs, _act(y, ACT).to(OUT.dtype.element_ty), mask=rmask[:, None])
 
 
 @triton.jit(do_not_specialize=["n"])
@@ -158,11 +158,12 @@ def _tiles(H: int, B: int, n: int, SR: int) -> tuple[tuple, int, int, int]:
     return (H, B, triton.cdiv(n, BC)), BC, max(16, min(64, triton.next_power_of_2(SR))), TILE[1]
 
 
-def _outputs(V, M1, X, M2, n, act: int, store_grad: bool, transpose: bool, prec: str):
-    """act(y), y = V M1 + X M2 (and act'(y) with store_grad); transpose: use M1ᵀ and M2ᵀ (the backward's ∂U)."""
+def _outputs(V, M1, X, M2, n, act: int, store_grad: bool, transpose: bool, prec: str, out_dtype=None):
+    """act(y), y = V M1 + X M2, in out_dtype (default V's) (and act'(y) with store_grad); transpose: use M1ᵀ and M2ᵀ
+    (the backward's ∂U)."""
     H, B, Lp = V.shape
     T, SR = M1.shape[-1], X.shape[-1]
-    out, dact = torch.empty_like(V), (torch.empty_like(V) if store_grad else V)
+    out, dact = torch.empty_like(V, dtype=out_dtype), (torch.empty_like(V) if store_grad else V)
     s1 = (M1.stride(0), M1.stride(2), M1.stride(1)) if transpose else M1.stride()
     s2 = (M2.stride(0), M2.stride(2), M2.stride(1)) if transpose else M2.stride()
     grid, BC, SD, warps = _tiles(H, B, n, SR)
@@ -196,7 +197,7 @@ class _ChunkConvAct(torch.autograd.Function):
     (chunkconv_act_triton gives the parts' matrices in the order of the unreversed chunks)."""
 
     @staticmethod
-    def forward(ctx, u, activation, reverses, precision, ToepT, Win, WoutT, *As):
+    def forward(ctx, u, activation, reverses, precision, out_dtype, ToepT, Win, WoutT, *As):
         B, L, H = u.shape
         T = ToepT.shape[-1]
         n = triton.cdiv(L, T)
@@ -208,7 +209,8 @@ class _ChunkConvAct(torch.autograd.Function):
         for A, reverse, cols in zip(As, reverses, _state_columns(As)):
             scan_launch(A, S[..., cols], reverse=reverse, adjoint=False, X=X[..., cols])
         act = ACT_CODE[activation]
-        out, dact = _outputs(x, ToepT, X, WoutT, n, act, act != ACT_CODE["id"], transpose=False, prec=prec)
+        out, dact = _outputs(x, ToepT, X, WoutT, n, act, act != ACT_CODE["id"], transpose=False, prec=prec,
+                             out_dtype=out_dtype)
         ctx.activation, ctx.reverses, ctx.precision, ctx.pad, ctx.dtype = activation, reverses, precision, pad, u.dtype
         ctx.save_for_backward(x, dact, X, ToepT, Win, WoutT, *As)
         return out[..., pad:].permute(1, 2, 0)
@@ -233,7 +235,7 @@ class _ChunkConvAct(torch.autograd.Function):
             grads = chunk_matrix_grads(U, G2, S2, X2, prec)
         else:  # cuBLAS in float32 (the float32 accuracy of chunk_matrix_grads is slower: its module docstring)
             grads = [U.transpose(1, 2) @ G2, U.transpose(1, 2) @ S2, X2.transpose(1, 2) @ G2]
-        return (to_batch_first(du, pad, ctx.dtype), None, None, None, *grads, *dAs)
+        return (to_batch_first(du, pad, ctx.dtype), None, None, None, None, *grads, *dAs)
 
 
 def _unreversed(p: ChunkPart) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -251,12 +253,12 @@ def _joined(tensors: list[torch.Tensor], dim: int) -> torch.Tensor:
 
 
 @register("chunkconv_act", "triton")
-def chunkconv_act_triton(u: torch.Tensor, parts: list[ChunkPart], activation: str, precision: str = "float32"
-                         ) -> torch.Tensor:
+def chunkconv_act_triton(u: torch.Tensor, parts: list[ChunkPart], activation: str, precision: str = "float32",
+                         out_dtype: torch.dtype | None = None) -> torch.Tensor:
     if parts[0].Win.dtype != torch.float32:  # float64 (tests, oracles) takes the reference
-        return chunkconv_act_torch(u, parts, activation)
+        return chunkconv_act_torch(u, parts, activation, precision, out_dtype)
     mats = [_unreversed(p) for p in parts]
     ToepT = functools.reduce(operator.add, (m[0] for m in mats)).contiguous()  # the parts read the same chunks
     Win, WoutT = _joined([m[1] for m in mats], -1), _joined([m[2] for m in mats], -2)
-    return _ChunkConvAct.apply(u, activation, tuple(p.reverse for p in parts), precision, ToepT, Win, WoutT,
+    return _ChunkConvAct.apply(u, activation, tuple(p.reverse for p in parts), precision, out_dtype, ToepT, Win, WoutT,
                                *(p.A.contiguous() for p in parts))

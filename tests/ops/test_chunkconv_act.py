@@ -134,5 +134,8 @@ def test_triton_chunkconv_act_in_tf32_is_close():
     assert rel_err(y, y_ref) < tol
     for got, want in zip(grads, refs):
         assert rel_err(got, want) < tol
+    y16 = tc.chunkconv_act_triton(u, parts, "gelu", "tf32", torch.bfloat16)  # written in the dtype a GEMM reads
+    g16 = torch.autograd.grad((y16.float() * g).sum(), u)[0]
+    assert y16.dtype == torch.bfloat16 and rel_err(y16.float(), y_ref) < 1e-2 and rel_err(g16, refs[0]) < 1e-2
     with pytest.raises(ValueError, match="precision: expected one of"):
         chunkconv_act(u, parts, "gelu", "bf16")
