@@ -201,6 +201,24 @@ def compare_s4d(s4, seed: int, H: int, N: int, L: int) -> None:
         agree(fam, "layer output", ours(u)[0], _quiet(lambda: official(u)[0]))
 
 
+def compare_real_transforms(s4, seed: int, H: int, N: int, L: int) -> None:
+    """S4D-Lin under each real_transform the official kernels take: Re λ at init (relu starts at −1/2 − 1e-4 there),
+    and the kernel with copied weights after the raw parameter is pushed below 0 (relu's floor of 1e-4 acts)."""
+    for transform in ("relu", "softplus", "sigmoid"):
+        fam = f"S4D (lin, N={N}, real_transform={transform})"
+        torch.manual_seed(seed)
+        official = _quiet(lambda: s4.S4Block(H, d_state=N, l_max=L, transposed=False, mode="diag", init="diag-lin",
+                                             real_transform=transform)).double()
+        ours = ssmkit.S4D(H, N, init="lin", real_transform=transform).double()
+        A_off = -s4.param_transform(official.layer.kernel.A_real.detach(), transform)
+        row(fam, "init: mean Re λ", float(A_off.mean()), float(ours.kernel.Lambda().real.detach().mean()))
+        with torch.no_grad():
+            official.layer.kernel.A_real[..., 0] = -0.3  # relu(−0.3) = 0: Re λ = −1e-4 from the floor alone
+        copy_dplr(ours.kernel, official.layer.kernel)
+        agree(fam, "kernel, one raw parameter below 0", ours.kernel(L),
+              _quiet(lambda: official.layer.kernel(L=L)[0]))
+
+
 def load_sashimi(root: Path):
     """The standalone SaShiMi imports the standalone S4 as models.s4.s4: the checkout's root goes on the path."""
     sys.path.insert(0, str(root))
@@ -426,7 +444,8 @@ def main() -> None:
     jobs = [
         ("s4", lambda: _load("official_s4", repo("s4") / "models/s4/s4.py"), lambda m: (
             compare_s4(m, args.seed, 64, 64, 256), compare_s4(m, args.seed, 64, 8, 256),
-            compare_s4_fout(m, args.seed, 16, 16, 128), compare_s4d(m, args.seed, 64, 64, 256))),
+            compare_s4_fout(m, args.seed, 16, 16, 128), compare_s4d(m, args.seed, 64, 64, 256),
+            compare_real_transforms(m, args.seed, 16, 16, 256))),
         ("s4", lambda: load_sashimi(repo("s4")), lambda m: compare_sashimi(m, args.seed, 16, 2, 256)),
         ("dss", lambda: _load("official_dss", repo("dss") / "src/models/sequence/ss/standalone/dss.py"),
          lambda m: compare_dss(m, args.seed, 32, 32, 256)),

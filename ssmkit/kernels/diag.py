@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from .. import hippo
 from ..discretize import discretize
@@ -91,25 +92,40 @@ def diag_kernel(Lambda, B, C, dt, L: int, disc: str = "zoh") -> torch.Tensor:
     return DiagonalSystem(log_dA, dB, C, 2.0).kernel(L)
 
 
-REAL_TRANSFORMS = ("exp", "relu", "none")
+REAL_TRANSFORMS = ("exp", "relu", "softplus", "sigmoid", "none")
+REAL_FLOOR = 1e-4  # the official kernels' floor on −Re λ (state-spaces/s4 kernels/ssm.py inv_transform, param_transform)
 
 
 def real_part(raw: torch.Tensor, transform: str) -> torch.Tensor:
-    """Re λ = −f(raw) with f = exp | relu | identity: exp and relu keep the SSM stable whatever the optimizer does."""
+    """Re λ = −f(raw) with f = exp | relu(·) + 1e-4 | softplus | sigmoid | identity, as the official param_transform:
+    all but the identity keep the SSM stable whatever the optimizer does (relu's 1e-4 keeps Re λ off 0)."""
     if transform == "exp":
         return -torch.exp(raw)
     if transform == "relu":
-        return -torch.relu(raw)
+        return -(torch.relu(raw) + REAL_FLOOR)
+    if transform == "softplus":
+        return -F.softplus(raw)
+    if transform == "sigmoid":
+        return -torch.sigmoid(raw)
     return -raw
 
 
 def real_part_inverse(re: torch.Tensor, transform: str) -> torch.Tensor:
-    """raw with real_part(raw) == re; for exp, Re λ >= 0 (FouT, LegT: exactly 0) is clamped to −1e-4."""
+    """raw with real_part(raw) = re, after −re is floored at 1e-4 (every transform, as the official inv_transform; FouT
+    and LegT have Re λ = 0 exactly). relu's raw is −re itself, so its Re λ starts 1e-4 further left, as there."""
     if transform not in REAL_TRANSFORMS:
         raise ValueError(f"real_transform: expected one of {REAL_TRANSFORMS}, got {transform!r}")
+    x = torch.clamp(-re, min=REAL_FLOOR)
     if transform == "exp":
-        return torch.log(torch.clamp(-re, min=1e-4))
-    return -re
+        return torch.log(x)
+    if transform == "softplus":
+        return torch.log(torch.expm1(x))
+    if transform == "sigmoid":
+        if bool((x >= 1).any()):
+            raise ValueError(f"real_transform='sigmoid' keeps −Re λ below 1, but the init has −Re λ up to "
+                             f"{x.max().item():.3g}; take another init or transform")
+        return torch.logit(x)
+    return x
 
 
 class S4DKernel(SSMKernel):
@@ -117,9 +133,9 @@ class S4DKernel(SSMKernel):
 
     init: lin (default, the official S4D layer's diag-lin) | inv | legs | real | random (hippo.diagonal_init);
     disc: zoh | bilinear;
-    real_transform: exp | relu | none; bandlimit: None | b > 0, C zeroed for the modes at or above b/2 cycles per
-    sample (base.bandlimit_mask). B starts at 1 (for legs: the HiPPO B̃, Im clipped to [−B_clip, B_clip] as in
-    the official S4D-LegS init), C ~ complex normal with E|C|² = 1. dt_transform (exp | softplus) and dt_lr: Δ's
+    real_transform: exp | relu | softplus | sigmoid | none (real_part); bandlimit: None | b > 0, C zeroed for the modes
+    at or above b/2 cycles per sample (base.bandlimit_mask). B starts at 1 (for legs: the HiPPO B̃, Im clipped to
+    [−B_clip, B_clip] as in the official S4D-LegS init), C ~ complex normal with E|C|² = 1. dt_transform (exp | softplus) and dt_lr: Δ's
     parameter and learning rate (base.SSMKernel.init_dt).
     """
 

@@ -13,8 +13,8 @@ from .registry import register_layer
 @register_layer("s4d")
 class S4D(SSMConv):
     """S4D: diagonal A, Vandermonde kernel. init lin (the default, as the official S4D code) | inv | legs | real |
-    random; disc zoh | bilinear; real_transform exp | relu | none; B_clip (legs init: Im B̃ clipped, 2 as the official
-    code); n_ssm, bandlimit, dt_transform and dt_lr as S4. Block options as SSMConv."""
+    random; disc zoh | bilinear; real_transform exp | relu | softplus | sigmoid | none; B_clip (legs init: Im B̃
+    clipped, 2 as the official code); n_ssm, bandlimit, dt_transform and dt_lr as S4. Block options as SSMConv."""
 
     @factory_kwargs
     def __init__(self, d_model: int, d_state: int = 64, *, channels: int = 1, bidirectional: bool = False,

@@ -52,10 +52,25 @@ def test_s4d_kernel_is_the_diag_kernel_of_its_parameters(init, disc):
     assert rel_err(k(50), K) < 1e-12
 
 
-@pytest.mark.parametrize("transform", ["exp", "relu", "none"])
+@pytest.mark.parametrize("transform", ["exp", "relu", "softplus", "sigmoid", "none"])
 def test_s4d_real_transforms_reproduce_the_init(transform):
+    """Re λ = −1/2 from every transform; relu's starts 1e-4 further left (relu(raw) + 1e-4, as the official code)."""
     k = S4DKernel(2, 8, init="lin", real_transform=transform).double()
-    assert torch.allclose(k.Lambda().real, torch.full((2, 4), -0.5, dtype=torch.float64))
+    want = -0.5 - (1e-4 if transform == "relu" else 0.0)
+    assert torch.allclose(k.Lambda().real, torch.full((2, 4), want, dtype=torch.float64), atol=1e-12)
+
+
+@pytest.mark.parametrize("transform", ["exp", "relu", "softplus", "sigmoid", "none"])
+def test_real_part_floor_follows_the_official_transforms(transform):
+    """−Re λ is floored at 1e-4 at init for every transform (FouT's Re λ = 0 pair, a positive real part), and relu keeps
+    Re λ <= −1e-4 whatever its raw parameter (state-spaces/s4 kernels/ssm.py inv_transform / param_transform)."""
+    from ssmkit.kernels.diag import real_part, real_part_inverse
+    re = torch.tensor([0.0, 1e-6, -3e-5, -0.25, 0.3], dtype=torch.float64)
+    got = real_part(real_part_inverse(re, transform), transform)
+    want = torch.clamp(re, max=-1e-4) - (1e-4 if transform == "relu" else 0.0)
+    assert torch.allclose(got, want, rtol=1e-10, atol=1e-14)
+    if transform == "relu":
+        assert real_part(torch.tensor([-5.0, 0.0]), "relu").max() <= -1e-4
 
 
 def test_dss_exp_kernel_follows_its_formula():
@@ -142,7 +157,8 @@ def test_dlr_starts_as_the_official_omega_init():
     (lambda: S4DKernel(2, 7), "d_state"),
     (lambda: S4DKernel(0, 8), "d_model"),
     (lambda: S4DKernel(2, 8, disc="euler"), "disc"),
-    (lambda: S4DKernel(2, 8, real_transform="softplus"), "real_transform"),
+    (lambda: S4DKernel(2, 8, real_transform="tanh"), "real_transform"),
+    (lambda: S4DKernel(2, 8, init="real", real_transform="sigmoid"), "sigmoid"),
     (lambda: S4DKernel(2, 8, dt_min=0.1, dt_max=0.01), "dt_min"),
     (lambda: DPLRKernel(2, 8, init="legs+chebyshev"), "init"),
     (lambda: DPLRKernel(2, 8, l_max=0), "l_max"),
