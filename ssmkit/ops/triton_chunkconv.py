@@ -94,9 +94,9 @@ def _outputs_kernel(V, M1, X, M2, DACT, OUT, n, s1h, s1r, s1c, s2h, s2r, s2c, SR
 
 
 @triton.jit(do_not_specialize=["n"])
-def _project_kernel(G, DACT, GD, W, R, n, swi, sws, SR: tl.constexpr, GATE: tl.constexpr, BC: tl.constexpr,
+def _project_kernel(G, DACT, GD, W, R, n, swh, swi, sws, SR: tl.constexpr, GATE: tl.constexpr, BC: tl.constexpr,
                     T: tl.constexpr, SD: tl.constexpr, PREC: tl.constexpr):
-    """R = G' W over a tile of BC chunks, W[i, s] at W + h·T·SR + i·swi + s·sws; with GATE, G' = GD = G ⊙ DACT (also
+    """R = G' W over a tile of BC chunks, W[i, s] at W + h·swh + i·swi + s·sws; with GATE, G' = GD = G ⊙ DACT (also
     stored), else G' = G."""
     h, b, c0 = tl.program_id(0), tl.program_id(1), tl.program_id(2) * BC
     B = tl.num_programs(1)
@@ -110,7 +110,7 @@ def _project_kernel(G, DACT, GD, W, R, n, swi, sws, SR: tl.constexpr, GATE: tl.c
         tl.store(GD + offs, g, mask=rmask[:, None])
     for s0 in tl.static_range(0, SR, SD):
         smask = s0 + rs < SR
-        w = tl.load(W + h * SR * T + ri[:, None] * swi + (s0 + rs[None, :]) * sws, mask=smask[None, :], other=0.0)
+        w = tl.load(W + h * swh + ri[:, None] * swi + (s0 + rs[None, :]) * sws, mask=smask[None, :], other=0.0)
         r = tl.dot(g, w, input_precision=PREC)
         tl.store(R + (row * n + rows[:, None]) * SR + s0 + rs[None, :], r, mask=rmask[:, None] & smask[None, :])
 
@@ -181,8 +181,8 @@ def _project(G, W, n, SR, prec: str, dact=None, transpose=False):
     R = torch.empty(H, B, n, SR, device=G.device, dtype=torch.float32)
     swi, sws = (W.stride(2), W.stride(1)) if transpose else (W.stride(1), W.stride(2))
     grid, BC, SD, warps = _tiles(H, B, n, SR)
-    _project_kernel[grid](G, G if dact is None else dact, G if gd is None else gd, W, R, n, swi, sws, SR=SR,
-                          GATE=dact is not None, BC=BC, T=T, SD=SD, PREC=prec, num_warps=warps)
+    _project_kernel[grid](G, G if dact is None else dact, G if gd is None else gd, W, R, n, W.stride(0), swi, sws,
+                          SR=SR, GATE=dact is not None, BC=BC, T=T, SD=SD, PREC=prec, num_warps=warps)
     return gd, R
 
 
