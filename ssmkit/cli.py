@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     p_gen.add_argument("--device", default="auto")
     p_gen.add_argument("--out", metavar="DIR", help="write the samples there: WAV files for audio models (required), "
                                                    "ranked by likelihood; text files otherwise")
+    p_gen.add_argument("--sample-rate", type=int, default=None, metavar="HZ",
+                       help="for a model folder or Hub id (which carry no dataset): an audio model at this rate "
+                            "(WAV files); a run directory knows its own")
     p_imp = sub.add_parser("impute", help="fill in the missing values of a series (CSV) with a trained SSSD run")
     p_imp.add_argument("run_dir")
     p_imp.add_argument("--input", required=True, metavar="CSV", help="the series: a row per step, a column per "
@@ -84,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("datasets", help="list the registered datasets")
     sub.add_parser("experiments", help="list the shipped experiments")
     args = parser.parse_args(argv)
+    import warnings  # a warning is one line here, as an error is
+    warnings.formatwarning = lambda message, category, *_: f"ssmkit {args.command}: {category.__name__}: {message}\n"
 
     from . import data, layers, train as training  # after parsing, so that --help is instant
 
@@ -138,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             names = training.experiment_names()
             width = max(map(len, names))
             for name in names:
-                first = training.load_experiment(name)
-                print(f"{name:{width}}  {first.get('dataset', 'digits')} with {first.get('layer', 's4d')}")
+                config = training.make_config([], training.load_experiment(name), source=f"experiment {name}")
+                print(f"{name:{width}}  {config.dataset}: {config.model} of {config.blocks} x{config.n_layers}")
         elif args.command == "datasets":
             width = max(map(len, data.DATASETS))
             for name, builder in sorted(data.DATASETS.items()):
@@ -163,9 +168,17 @@ def _generate(args, training) -> None:
     from .train.distributed import setup
     from .train.trainer import read_run_config
 
-    if args.length < 0 or args.batch < 1:
-        raise ValueError(f"--length, --batch: expected >= 0 and >= 1, got {args.length} and {args.batch}")
-    sample_rate = DATASETS[read_run_config(args.run_dir).dataset].sample_rate
+    if args.length < 1 or args.batch < 1:
+        raise ValueError(f"--length, --batch: expected >= 1 each, got {args.length} and {args.batch}")
+    if (Path(args.run_dir) / "config.yaml").is_file():  # a run directory: its dataset says whether it is audio
+        sample_rate = DATASETS[read_run_config(args.run_dir).dataset].sample_rate
+        if args.sample_rate is not None and args.sample_rate != sample_rate:
+            kind = f"an audio model at {sample_rate} Hz" if sample_rate else "a text model"
+            raise ValueError(f"--sample-rate: the run {args.run_dir} is {kind}; got {args.sample_rate}")
+    else:  # a model folder or a Hub id
+        if args.sample_rate is not None and args.sample_rate < 1:
+            raise ValueError(f"--sample-rate: expected a rate in Hz >= 1, got {args.sample_rate}")
+        sample_rate = args.sample_rate
     if sample_rate and not args.out:
         raise ValueError("--out: an audio model's samples are written as WAV files; name a folder")
     eos = None

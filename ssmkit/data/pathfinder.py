@@ -32,13 +32,15 @@ from .registry import data_folder, read_text, register_dataset
 def _level_root(data_dir, resolution: int, level: str) -> Path:
     if level not in LEVELS:
         raise ValueError(f"level: expected one of {sorted(LEVELS)}, got {level!r}")
+    make = f"ssmkit data pathfinder OUT --level {level} --resolution {resolution}"
     root = data_folder(data_dir, f"the folder holding pathfinder{resolution}/ (lra_release.gz from github.com/"
-                                 f"google-research/long-range-arena, or ssmkit data pathfinder OUT)",
+                                 f"google-research/long-range-arena, or {make})",
                        inner=f"pathfinder{resolution}")
     folder = root / LEVELS[level][0]
     if not (folder / "metadata").is_dir():
         raise FileNotFoundError(f"data_dir: no {LEVELS[level][0]}/metadata in {root} (expected "
-                                f"pathfinder{resolution}/{LEVELS[level][0]}/metadata/*.npy and imgs/)")
+                                f"pathfinder{resolution}/{LEVELS[level][0]}/metadata/*.npy and imgs/, which "
+                                f"{make} writes)")
     return folder
 
 

@@ -9,8 +9,10 @@ are errors that name the key, what it accepts and the nearest real key, raised b
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
@@ -18,7 +20,7 @@ import yaml
 
 from ..data import DATASETS
 from ..layers import LAYERS
-from ..options import check_options, check_type, did_you_mean, load_yaml
+from ..options import check_options, check_type, did_you_mean, keyword_names, load_yaml
 
 
 @dataclass
@@ -175,13 +177,38 @@ def parse_assignments(items: list[str], what: str = "override") -> list[tuple[st
 
 
 def make_config(overrides: list[str], base: dict | None = None, source: str = "config") -> TrainConfig:
-    """TrainConfig from the defaults, updated by ``base`` (e.g. an experiment's YAML), then by key=value strings."""
+    """TrainConfig from the defaults, updated by ``base`` (e.g. an experiment's YAML), then by key=value strings.
+
+    An override of ``layer`` (without a whole ``layer_options=`` override) keeps those of the base's layer_options
+    that the new layer takes and drops the rest with a warning: they were written for the base's layer (``train
+    layer=gss`` on an experiment whose S4D sets ``init``)."""
     out = dataclasses.asdict(TrainConfig())
     for key, value in (base or {}).items():
         _set(out, key, value, source)
-    for key, value in parse_assignments(overrides):
+    base_layer = out["layer"]
+    assignments = parse_assignments(overrides)
+    for key, value in assignments:
         _set(out, key, value, "override")
+    if out["layer"] != base_layer and not any(key == "layer_options" for key, _ in assignments):
+        own = {key.partition(".")[2] for key, _ in assignments if key.startswith("layer_options.")}
+        out["layer_options"] = _options_for(out["layer"], out["layer_options"], own, f"{source}'s {base_layer}")
     return TrainConfig(**out)
+
+
+def _options_for(layer: str, options: dict, own: set, origin: str) -> dict:
+    """The options that ``layer`` takes or that the overrides set (``own``: checked later, as any), warning of the
+    rest; all of them for an unknown layer (its own error comes later)."""
+    if layer not in LAYERS or not options:
+        return options
+    params = inspect.signature(LAYERS[layer]).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return options
+    names = set(keyword_names(LAYERS[layer])) | own
+    dropped = sorted(k for k in options if k not in names)
+    if dropped:
+        warnings.warn(f"layer={layer}: layer_options {dropped} of {origin} dropped ({layer} does not take them; set "
+                      f"layer_options to choose its own)", stacklevel=3)
+    return {k: v for k, v in options.items() if k in names}
 
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
@@ -199,7 +226,10 @@ def load_experiment(name_or_path: str) -> dict:
         if not path.is_file():
             raise ValueError(f"experiment: {name_or_path!r} is neither a file nor a shipped experiment; shipped: "
                              f"{experiment_names()}")
-    return read_yaml(path)
+    mapping = read_yaml(path)
+    if not mapping:
+        raise ValueError(f"{path}: the experiment sets no config keys (an empty file would train the defaults)")
+    return mapping
 
 
 def read_yaml(path: Path) -> dict:

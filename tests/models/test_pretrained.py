@@ -75,6 +75,13 @@ def test_a_run_loads_generates_and_plots_after_its_data_folder_is_gone(tmp_path)
     out = subprocess.run([sys.executable, "-m", "ssmkit", "generate", str(run), "--prompt", "the ", "--length", "8"],
                          capture_output=True, text=True)
     assert out.returncode == 0 and "tokens/s" in out.stdout, out.stderr
+    model.save_pretrained(tmp_path / "folder")  # a model folder carries no run config: generate takes it as text
+    out = subprocess.run([sys.executable, "-m", "ssmkit", "generate", str(tmp_path / "folder"), "--length", "8"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "tokens/s" in out.stdout, out.stderr
+    out = subprocess.run([sys.executable, "-m", "ssmkit", "generate", str(run), "--sample-rate", "16000"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.strip().endswith("is a text model; got 16000"), out.stderr
     if importlib.util.find_spec("matplotlib"):  # the figures need it; loading the model does not
         out = subprocess.run([sys.executable, "-m", "ssmkit", "plot", str(run)], capture_output=True, text=True)
         assert out.returncode == 0 and "kernels.png" in out.stdout, out.stderr
