@@ -112,12 +112,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.split}: {shown}, loss {m['loss']:.4f} ({m['samples']} samples)")
         elif args.command == "layers":
             for name, cls in sorted(layers.LAYERS.items()):
-                summary = (cls.__doc__ or "").strip().splitlines() or [""]
-                print(f"{name:10} ssmkit.{cls.__name__:18} {summary[0]}")
+                print(f"{name:10} ssmkit.{cls.__name__:18} {_summary(cls.__doc__)}")
+            print(f"{'(N-D)':10} ssmkit.{'S4ND':18} {_summary(layers.S4ND.__doc__)} (model=s4nd in the trainer)")
         elif args.command == "data" and args.name == "listops":
             from .data.listops import write_listops
             sizes = {"small": dict(n_train=5000, n_val=500, n_test=500, min_length=50, max_length=300),
                      "lra": dict(n_train=96000, n_val=2000, n_test=2000, min_length=500, max_length=2000)}
+            n = sum(v for k, v in sizes[args.size].items() if k.startswith("n_"))
+            print(f"generating {n:,} ListOps expressions into {args.out_dir} ...", flush=True)
             print(write_listops(args.out_dir, seed=args.seed, **sizes[args.size]))
         elif args.command == "data" and args.name == "spoken-digits":
             from .data.spoken_digits import write_spoken_digits
@@ -153,6 +155,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ssmkit {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _summary(doc: str | None, width: int = 100) -> str:
+    """The first sentences (at least 40 characters) of a docstring's first paragraph, cut at a word to ``width``."""
+    text = " ".join((doc or "").strip().split("\n\n")[0].split())
+    end = text.find(". ")
+    while 0 <= end < 40:
+        end = text.find(". ", end + 2)
+    text = text if end < 0 else text[:end + 1]
+    return text if len(text) <= width else text[:text.rfind(" ", 0, width - 1)] + " …"
 
 
 def _generate(args, training) -> None:

@@ -28,10 +28,10 @@ from .registry import register_layer
 
 @register_layer("ckconv")
 class CKConv(nn.Module):
-    """Separable continuous-kernel convolution (module docstring). d_model H; l_max: the training length, which sets
-    a causal kernel's grid (required for causal); dim, causal (default: 1-D causal), kernel_size (centered grids,
-    odd, 33); the kernel network: hidden (32), n_layers (3), omega_0 (per task); the mask: mask_width (0.075),
-    threshold (0.1), learn_mean; d_output (the mixer's width, default H)."""
+    """Separable continuous-kernel convolution, CCNN's SeparableFlexConv (module docstring). d_model H; l_max: the
+    training length, which sets a causal kernel's grid (required for causal); dim, causal (default: 1-D causal),
+    kernel_size (centered grids, odd, 33); the kernel network: hidden (32), n_layers (3), omega_0 (per task); the
+    mask: mask_width (0.075), threshold (0.1), learn_mean; d_output (the mixer's width, default H)."""
 
     @factory_kwargs
     def __init__(self, d_model: int, l_max: int | None = None, *, dim: int = 1, causal: bool | None = None,

@@ -158,7 +158,9 @@ def test_cli_reports_config_errors_without_a_traceback():
     out = subprocess.run([sys.executable, "-m", "ssmkit", "train", "d_modle=8"], capture_output=True, text=True)
     assert out.returncode == 2 and "unknown config key 'd_modle'" in out.stderr and "Traceback" not in out.stderr
     out = subprocess.run([sys.executable, "-m", "ssmkit", "layers"], capture_output=True, text=True, check=True)
-    assert {"s4", "s4d", "dss", "dlr"} <= {line.split()[0] for line in out.stdout.splitlines()}
+    lines = out.stdout.splitlines()
+    assert {"s4", "s4d", "dss", "dlr", "(N-D)"} <= {line.split()[0] for line in lines}
+    assert all(line.rstrip().endswith((".", "…", "trainer)")) for line in lines)  # whole sentences or a marked cut
 
 
 def test_shipped_experiments_are_valid_configs():
