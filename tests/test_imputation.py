@@ -97,3 +97,6 @@ def test_train_sssd_then_impute_a_csv_from_the_command_line(tmp_path):
     assert np.array_equal(values[mask > 0], series[mask > 0]) and np.isfinite(values).all()
     low, high = (np.genfromtxt(tmp_path / "imp" / f"{k}.csv", delimiter=",", skip_header=1) for k in ("low", "high"))
     assert (low <= values + 1e-9).all() and (values <= high + 1e-9).all()
+    cells = [line.split(",") for line in (tmp_path / "imp" / "median.csv").read_text().splitlines()[1:]]
+    imputed = [c for row, mrow in zip(cells, mask) for c, mk in zip(row, mrow) if not mk]
+    assert imputed and max(len(c.lstrip("-").replace(".", "").lstrip("0")) for c in imputed) <= 12  # float32 digits

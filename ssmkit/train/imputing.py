@@ -36,9 +36,11 @@ def read_table(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
     return np.array(rows, dtype=np.float64), header
 
 
-def write_table(path: Path, values: np.ndarray, names: list[str]) -> Path:
-    """A CSV with a header row; numbers in their shortest exact form, so that observed values read back equal."""
-    lines = [",".join(names)] + [",".join(repr(float(v)) for v in row) for row in values]
+def write_table(path: Path, values: np.ndarray, names: list[str], observed: np.ndarray) -> Path:
+    """A CSV with a header row: observed values in their shortest exact form (they read back equal), imputed ones in
+    the shortest form of the float32 the model computed (no digits beyond its precision)."""
+    cell = lambda v, seen: repr(float(v)) if seen else str(np.float32(v))  # noqa: E731
+    lines = [",".join(names)] + [",".join(cell(v, s) for v, s in zip(row, obs)) for row, obs in zip(values, observed)]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -71,7 +73,7 @@ def impute_files(run_dir: str | Path, series: str | Path, mask: str | Path, n_sa
         values = getattr(result, key)[0].double().cpu().numpy() * std + mean
         values[m > 0] = x[m > 0]  # the observed values exactly as read, not through the normalization's rounding
         written[key] = values
-        paths.append(write_table(out / f"{key}.csv", values, names))
+        paths.append(write_table(out / f"{key}.csv", values, names, m > 0))
     if importlib.util.find_spec("matplotlib") is not None:  # without it, the CSV files are the result
         from .plots import plot_imputation
         paths.append(plot_imputation(out / "imputation.png", x, m, written["median"], written["low"], written["high"],
