@@ -74,12 +74,18 @@ def keyword_names(fn) -> list[str]:
     return [n for n, p in inspect.signature(fn).parameters.items() if p.kind in kinds]
 
 
+def accepted_names(fn) -> list[str] | None:
+    """The keyword names ``fn`` takes, or None when it takes any (a **kwargs parameter)."""
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(fn).parameters.values()):
+        return None
+    return keyword_names(fn)
+
+
 def check_names(fn, options: dict, what: str) -> None:
     """A ValueError for the first key of ``options`` that ``fn`` does not take, with the nearest name it does."""
-    params = inspect.signature(fn).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    names = accepted_names(fn)
+    if names is None:
         return
-    names = keyword_names(fn)
     for key in options:
         if key not in names:
             raise ValueError(f"{what}: unknown option {key!r}{did_you_mean(key, names)}; its options are {names}")

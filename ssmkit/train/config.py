@@ -9,7 +9,6 @@ are errors that name the key, what it accepts and the nearest real key, raised b
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 import typing
 import warnings
@@ -20,7 +19,7 @@ import yaml
 
 from ..data import DATASETS
 from ..layers import LAYERS
-from ..options import check_options, check_type, did_you_mean, keyword_names, load_yaml
+from ..options import accepted_names, check_options, check_type, did_you_mean, load_yaml
 
 
 @dataclass
@@ -198,12 +197,10 @@ def make_config(overrides: list[str], base: dict | None = None, source: str = "c
 def _options_for(layer: str, options: dict, own: set, origin: str) -> dict:
     """The options that ``layer`` takes or that the overrides set (``own``: checked later, as any), warning of the
     rest; all of them for an unknown layer (its own error comes later)."""
-    if layer not in LAYERS or not options:
+    takes = accepted_names(LAYERS[layer]) if layer in LAYERS else None
+    if takes is None or not options:
         return options
-    params = inspect.signature(LAYERS[layer]).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return options
-    names = set(keyword_names(LAYERS[layer])) | own
+    names = set(takes) | own
     dropped = sorted(k for k in options if k not in names)
     if dropped:
         warnings.warn(f"layer={layer}: layer_options {dropped} of {origin} dropped ({layer} does not take them; set "
