@@ -20,6 +20,7 @@ import torch
 from triton.testing import do_bench
 
 import ssmkit
+from speed import bandwidth  # benchmarks/speed.py
 from ssmkit.layers.chunk_parts import build_parts
 from ssmkit.ops import ChunkPart, chunkconv_act, triton_chunk_grads, triton_chunk_scan
 from ssmkit.ops.triton_chunk_scan import scan_launch
@@ -106,13 +107,6 @@ def fused_rows(B, L, H):
     row = dict(shape=f"{B}x{L}x{H}", rel_err=err, **out)
     print(row, flush=True)
     return row
-
-
-def bandwidth() -> float:
-    """Measured device-to-device copy rate, bytes/s (read + write)."""
-    src = torch.empty(1 << 28, device="cuda")
-    dst = torch.empty_like(src)
-    return 2 * src.numel() * 4 / (do_bench(lambda: dst.copy_(src), return_mode="median") * 1e-3)
 
 
 def main() -> None:

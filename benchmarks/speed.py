@@ -39,11 +39,16 @@ def backend(name: str | None):
             os.environ["SSMKIT_BACKEND"] = old
 
 
-def ceilings() -> tuple[float, float]:
-    """Measured device-to-device bandwidth (bytes/s, read + write) and float32 matmul rate (FLOP/s, TF32 off)."""
+def bandwidth() -> float:
+    """Measured device-to-device copy rate, bytes/s (read + write)."""
     x = torch.empty(1 << 28, device="cuda")
     y = torch.empty_like(x)
-    bw = 2 * x.numel() * 4 / (do_bench(lambda: y.copy_(x), return_mode="median") * 1e-3)
+    return 2 * x.numel() * 4 / (do_bench(lambda: y.copy_(x), return_mode="median") * 1e-3)
+
+
+def ceilings() -> tuple[float, float]:
+    """Measured device-to-device bandwidth (bytes/s, read + write) and float32 matmul rate (FLOP/s, TF32 off)."""
+    bw = bandwidth()
     a, b = torch.randn(8192, 8192, device="cuda"), torch.randn(8192, 8192, device="cuda")
     flops = 2 * 8192 ** 3 / (do_bench(lambda: a @ b, return_mode="median") * 1e-3)
     return bw, flops
