@@ -173,8 +173,8 @@ def _outputs(V, M1, X, M2, n, act: int, store_grad: bool, transpose: bool, prec:
 
 
 def _project(G, W, n, SR, prec: str, dact=None, transpose=False):
-    """(G ⊙ dact if dact is given, else None; R = that (or G) times W) over the chunk rows of G (H, B, n·T): W
-    (H, T, SR), or transpose: W (H, SR, T) used as its transpose. R (H, B, n, SR) float32."""
+    """(G' = G ⊙ dact if dact is given, else G itself; R = G' W) over the chunk rows of G (H, B, n·T): W (H, T, SR),
+    or transpose: W (H, SR, T) used as its transpose. R (H, B, n, SR) float32."""
     H, B, _ = G.shape
     T = W.shape[-1] if transpose else W.shape[1]
     gd = torch.empty_like(G) if dact is not None else None
@@ -183,7 +183,7 @@ def _project(G, W, n, SR, prec: str, dact=None, transpose=False):
     grid, BC, SD, warps = _tiles(H, B, n, SR)
     _project_kernel[grid](G, G if dact is None else dact, G if gd is None else gd, W, R, n, W.stride(0), swi, sws,
                           SR=SR, GATE=dact is not None, BC=BC, T=T, SD=SD, PREC=prec, num_warps=warps)
-    return gd, R
+    return (G if gd is None else gd), R
 
 
 def _state_columns(As) -> list[slice]:
@@ -224,7 +224,6 @@ class _ChunkConvAct(torch.autograd.Function):
         n = Lp // T
         g = to_channel_major(grad, pad)
         gd, R = _project(g, WoutT, n, SR, prec, dact, transpose=True)
-        gd = g if gd is None else gd
         dS, dAs = torch.empty_like(R), []
         for A, reverse, cols in zip(As, ctx.reverses, _state_columns(As)):  # the adjoint runs the other way with Aᵀ
             dAs.append(scan_launch(A, R[..., cols], reverse=not reverse, adjoint=True, X=dS[..., cols],
