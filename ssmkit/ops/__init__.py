@@ -27,7 +27,7 @@ try:  # the GPU kernels: optional, JIT-compiled by Triton on first use
 except ImportError:
     triton = None
 if triton is not None:
-    from . import (triton_block_step, triton_chunk_scan, triton_chunkconv, triton_draw,  # noqa: F401
+    from . import (triton_block_step, triton_cauchy, triton_chunk_scan, triton_chunkconv, triton_draw,  # noqa: F401
                    triton_linear_glu, triton_scan, triton_step)
 
 __all__ = ["cauchy", "vandermonde", "fftconv", "fftconv_nd", "scan", "chunkconv", "chunk_scan", "chunkconv_act",
