@@ -14,9 +14,7 @@ C̃ and lengths: the layer's parameter ``C`` is C̃ for the kernel length ``l_ke
 init it is the C̃ of a plain C ~ CN(0, 1), as the official code converts its random C at the first forward. A
 kernel of length L <= l_kernel is the first L values of the length-l_kernel kernel. Any other length or rate goes
 through the plain C = C̃_f (I − Ā^{l_kernel})^{-1} and C̃' = C_f (I − Ā'^{L}) (dense N×N solves and powers per channel;
-no parameter is rewritten). The recurrence and the chunked convolution need the plain C at every training step: on a
-GPU it comes from Cauchy sums over the roots of unity instead (dplr_c_from_ctilde). With l_max=None, ``C`` is the
-plain C (C̃ at infinite length) and C̃ is formed per call.
+no parameter is rewritten). With l_max=None, ``C`` is the plain C (C̃ at infinite length) and C̃ is formed per call.
 """
 from __future__ import annotations
 
@@ -26,15 +24,11 @@ import torch
 
 from .. import hippo
 from ..dense import apply_half, conj_full, dense_reduce
-from ..ops import backend, cauchy
+from ..ops import cauchy
 from .base import SSMKernel, check_bandlimit
 from .chunked import ChunkSystem, dense_chunks, interleave, real_form
 from .diag import real_part, real_part_inverse
 from .step_form import LowRankStep
-
-# N/2 · l_max up to which a GPU forms the plain C from the roots of unity (O(N·L) Cauchy sums in Triton) instead of
-# Ā's dense powers (O(N³ log L) complex128 products and a batched LU): benchmarks/plain_c.py measures both
-ROOTS_MAX_WORK = 1 << 20
 
 
 def _unit_circle_points(L: int, dtype: torch.dtype, device) -> torch.Tensor:
@@ -153,42 +147,6 @@ def c_from_ctilde(C_tilde, dA, L: int):
     return torch.linalg.solve_ex(M, conj_full(C_tilde)[..., None])[0][..., 0][..., :C_tilde.shape[-1]]
 
 
-def dplr_c_from_ctilde(C_tilde, Lambda, P, dt, L: int):
-    """C = C̃_f (I − Ā^L)^{-1} (first half) of the bilinear DPLR system without N × N matrices: O(N·L) Cauchy sums.
-
-    With the L-th roots of unity ω, 1/(1 − x^L) = (1/L)·Σ_ω 1/(1 − ωx), so (I − Ā^L)^{-1} = (1/L)·Σ_ω (I − ωĀ)^{-1},
-    and each term is the resolvent of the generating function (module docstring): for ω ≠ −1,
-        (I − ωĀ)^{-1} = 2/((1+ω)Δ) · (gI − A)^{-1} (I − Δ/2·A),   g = (2/Δ)(1−ω)/(1+ω),
-    with ω = −1 contributing ½(I − Δ/2·A). Woodbury on (gI − A)^{-1} = D^{-1} − D^{-1}P_f(I + P_f*D^{-1}P_f)^{-1}P_f*D^{-1}
-    (D = g − Λ_f) gives the row u = C̃_f·(1/L)Σ_ω(...) mode by mode. Its diagonal part sums in closed form,
-    (1/L)Σ_ω (2/(2−w_n))/(1 − ω a_n) = (2/(2−w_n))/(1 − a_n^L) (a_n = (2+w_n)/(2−w_n), w = Δλ, the ω = −1 term
-    included); the low-rank part needs s(ω) = (C̃_f D^{-1} P_f)(I + P_f* D^{-1} P_f)^{-1} (the k01 and k11 sums of the
-    kernel) at every root, then t_{r,n} = (1/L)Σ_ω s_r(ω)/(1 − ω a_n), a Cauchy sum over the roots at the points a_n
-    (s(ω̄) = conj s(ω), so the half circle and its conjugates, as ops.cauchy pairs them). Then
-        top_n = C̃_n/(1 − a_n^L) − Σ_r P̄_{r,n} t_{r,n},   u_n = top_n·2/(2 − w_n),
-        C_n = top_n + Δ/2·Σ_r 2Re(Σ_m u_m P_{r,m})·P̄_{r,n}      (C = u (I − Δ/2·A)).
-    Equal to c_from_ctilde (dense powers and a solve) to ~1e-12 in complex128; on a GPU it replaces that chain's
-    complex128 matrix products and batched LU by four Cauchy sums (ops.cauchy's Triton kernels). Give it complex128.
-    C_tilde (Cch, H, N2), Lambda (H, N2), P (R, H, N2), dt (H,)."""
-    z = _unit_circle_points(L, Lambda.dtype, Lambda.device)
-    w = Lambda * dt[:, None]
-    dtc = dt[:, None].to(Lambda.dtype)
-    k01 = dtc * cauchy(C_tilde[:, None] * P, z, w)  # (Cch, R, H, K)
-    k11 = dtc * cauchy(P.conj()[:, None] * P, z, w)  # (R, R, H, K)
-    M = torch.eye(P.shape[0], dtype=k11.dtype, device=k11.device) + k11.permute(2, 3, 0, 1)  # (H, K, R, R)
-    s = (k01.permute(0, 2, 3, 1)[..., None, :] @ _small_inverse(M))[..., 0, :].permute(0, 3, 1, 2)  # (Cch, R, H, K)
-    k = torch.arange(z.shape[0], dtype=torch.float64, device=z.device)
-    omega_bar = torch.exp(2j * math.pi * k / L).to(z)  # ω̄ for ω = e^{−2πik/L}: the poles of the sum over roots
-    weight = torch.where(k == 0, 0.5, 1.0).to(z) / L  # ω = 1 is its own conjugate: counted once
-    log_a = torch.log(2 + w) - torch.log(2 - w)
-    # 1/(1 − ωa) = −ω̄/(a − ω̄): t = −cauchy(weight·s·ω̄, a, ω̄), the conjugate roots as cauchy's conjugate pairs
-    t = -cauchy(s * (weight * omega_bar), torch.exp(log_a), omega_bar)  # (Cch, R, H, N2)
-    top = C_tilde / (1 - torch.exp(L * log_a)) - (P.conj() * t).sum(1)
-    u = top * 2 / (2 - w)
-    uP = 2 * (u[:, None] * P).sum(-1).real  # (Cch, R, H)
-    return top + (dtc / 2) * (uP[..., None] * P.conj()).sum(1)
-
-
 def dplr_kernel(Lambda, P, B, C, dt, L: int, disc: str = "bilinear") -> torch.Tensor:
     """K_k = C_f Ā^k B̄_f, k < L, of the full real DPLR system (C is the plain C, not C̃): (Cch, H, L)."""
     if disc != "bilinear":
@@ -254,19 +212,11 @@ class DPLRKernel(SSMKernel):
         Lambda, P, dt = self.Lambda(), self.cplx("P"), self.dt(rate)
         return dplr_transition(*(widen(Lambda, P, dt) if wide else (Lambda, P, dt)))
 
-    def _roots(self, device: torch.device) -> bool:
-        """Whether the plain C comes from the roots of unity (dplr_c_from_ctilde) rather than from Ā's dense powers:
-        where the Cauchy sums run in Triton (CUDA) and their O(N·l_max) work is below the dense chain's
-        (ROOTS_MAX_WORK)."""
-        return backend("cauchy", device) == "triton" and self.N2 * self.l_kernel <= ROOTS_MAX_WORK
-
     def _plain_C_wide(self, dA_wide: torch.Tensor | None = None) -> torch.Tensor:
-        """The plain C in complex128; dA_wide: Ā at the base Δ in complex128, if already formed (the dense chain)."""
+        """The plain C in complex128; dA_wide: Ā at the base Δ in complex128, if already formed."""
         C = widen(self.output_C())[0]
         if not self.l_kernel:
             return C
-        if dA_wide is None and self._roots(C.device):
-            return dplr_c_from_ctilde(C, *widen(self.Lambda(), self.cplx("P"), self.dt()), self.l_kernel)
         return c_from_ctilde(C, self.transition(wide=True) if dA_wide is None else dA_wide, self.l_kernel)
 
     def plain_C(self) -> torch.Tensor:
@@ -307,11 +257,10 @@ class DPLRKernel(SSMKernel):
         return dplr_generating_kernel(self.Lambda(), self.cplx("P"), B, C_tilde, self.dt(rate), L_eval)[..., :L]
 
     def recurrence(self, rate: float = 1.0) -> "DPLRRecurrence":
-        """The discrete system at Δ·rate. At rate 1 with a trained C̃, the plain C from Ā's dense powers needs this
-        same Ā in complex128: it is formed once, wide, and rounded for the recurrence (one Woodbury instead of two per
-        training step); from the roots of unity it needs no dense Ā."""
+        """The discrete system at Δ·rate. At rate 1 with a trained C̃, the plain C needs this same Ā in complex128:
+        it is formed once, wide, and rounded for the recurrence (one Woodbury instead of two per training step)."""
         Lambda, P, dt = self.Lambda(), self.cplx("P"), self.dt(rate)
-        shared = bool(self.l_kernel) and rate == 1.0 and not self._roots(Lambda.device)
+        shared = bool(self.l_kernel) and rate == 1.0
         resolvent = bilinear_resolvent(*(widen(Lambda, P, dt) if shared else (Lambda, P, dt)))
         dA = 2 * resolvent - torch.eye(resolvent.shape[-1], dtype=resolvent.dtype, device=resolvent.device)
         C_wide = self._plain_C_wide(dA if shared else None)

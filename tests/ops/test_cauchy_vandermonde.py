@@ -62,19 +62,6 @@ def test_cauchy_gradcheck_with_broadcast(chunked, monkeypatch):
 
 
 @pytest.mark.parametrize("chunked", [False, True])
-def test_cauchy_with_points_per_row_and_their_gradient(chunked, monkeypatch):
-    """z (..., L) per batch row, differentiable (the plain C of S4 evaluates at the modes' Ā_n)."""
-    if chunked:
-        monkeypatch.setattr(_chunks, "MAX_TEMP_ELEMENTS", 7)
-    v = torch.randn(2, 3, 4, dtype=torch.complex128, requires_grad=True)
-    w = _poles(4).requires_grad_()
-    z = torch.randn(3, 9, dtype=torch.complex128, requires_grad=True)
-    ref = (v[..., None] / (z[:, None] - w[:, None]) + v.conj()[..., None] / (z[:, None] - w.conj()[:, None])).sum(-2)
-    assert torch.allclose(cauchy(v, z, w), ref, rtol=1e-12, atol=1e-12)
-    assert gradcheck(cauchy, (v, z, w))
-
-
-@pytest.mark.parametrize("chunked", [False, True])
 def test_vandermonde_gradcheck_with_broadcast(chunked, monkeypatch):
     if chunked:
         monkeypatch.setattr(_chunks, "MAX_TEMP_ELEMENTS", 7)
@@ -101,9 +88,7 @@ def test_complex_dtypes_and_shapes_are_checked():
     with pytest.raises(ValueError, match="complex"):
         cauchy(v.real, 1j * torch.randn(4, dtype=torch.float64), w)
     with pytest.raises(ValueError, match="z: expected shape"):
-        cauchy(v, torch.tensor(1j), w)
-    with pytest.raises(ValueError, match="batch shapes that broadcast"):
-        cauchy(v, 1j * torch.randn(3, 4, dtype=torch.float64), w)
+        cauchy(v, 1j * torch.randn(2, 4, dtype=torch.float64), w)
     with pytest.raises(ValueError, match="same last dimension"):
         vandermonde(v, _poles(2, 4), 5)
     with pytest.raises(ValueError, match="L: expected a positive integer"):
@@ -111,23 +96,20 @@ def test_complex_dtypes_and_shapes_are_checked():
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.complex128, 1e-12), (torch.complex64, 2e-5)])
-@pytest.mark.parametrize("shared_points", [True, False])
-@pytest.mark.parametrize("N,L", [(1, 1), (5, 70), (37, 33)])
-def test_triton_cauchy_matches_the_reference(dtype, tol, shared_points, N, L):
-    """Values and gradients (v, w, and z when it is per row), broadcast operands, shapes off the tiles: on the GPU
-    when there is one, else in Triton's CPU interpreter."""
+@pytest.mark.parametrize("N,L", [(1, 1), (5, 70), (37, 33), (64, 130)])
+def test_triton_cauchy_matches_the_reference(dtype, tol, N, L):
+    """Values and gradients of v and w, broadcast operands, shapes off the tiles: on the GPU when there is one, else
+    in Triton's CPU interpreter."""
     triton_cauchy = pytest.importorskip("ssmkit.ops.triton_cauchy")
     from ssmkit.ops.cauchy import cauchy_torch
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(N + L)
     v = torch.randn(2, 3, N, dtype=dtype, device=device, requires_grad=True)
     w = _poles(3, N).to(dtype=dtype, device=device).requires_grad_()
-    z = (1j * torch.randn(L, dtype=torch.float64) if shared_points else
-         torch.randn(3, L, dtype=torch.complex128).requires_grad_()).to(dtype=dtype, device=device)
-    leaves = (v, w) if shared_points else (v, w, z)
+    z = (1j * torch.randn(L, dtype=torch.float64)).to(dtype=dtype, device=device)
     ref, out = cauchy_torch(v, z, w), triton_cauchy.cauchy_triton(v, z, w)
     assert out.shape == ref.shape == (2, 3, L)
     assert (out - ref).abs().max() <= tol * ref.abs().max()
     g = torch.randn_like(ref)
-    for a, b in zip(torch.autograd.grad(out, leaves, g), torch.autograd.grad(ref, leaves, g)):
+    for a, b in zip(torch.autograd.grad(out, (v, w), g), torch.autograd.grad(ref, (v, w), g)):
         assert (a - b).abs().max() <= tol * b.abs().max()
