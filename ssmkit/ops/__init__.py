@@ -1,7 +1,7 @@
 """Compute primitives with one signature and several backends (see dispatch.py).
 
-cauchy, vandermonde: the kernel sums of DPLR and diagonal SSMs (chunked, bounded memory, custom backward; cauchy in
-Triton on CUDA).
+cauchy, vandermonde: the kernel sums of DPLR and diagonal SSMs (chunked, bounded memory, custom backward; Triton
+on CUDA).
 fftconv: the long causal / two-sided convolution; fftconv_nd: its N-D form with a separable kernel (S4ND).
 scan: the linear recurrence x_k = a_k x_{k−1} + b_k by a parallel associative scan (S5).
 chunkconv, chunk_scan: the causal convolution with a state-space kernel by chunked state passing (no FFT);
@@ -29,7 +29,7 @@ except ImportError:
     triton = None
 if triton is not None:
     from . import (triton_block_step, triton_cauchy, triton_chunk_scan, triton_chunkconv,  # noqa: F401
-                   triton_draw, triton_linear_glu, triton_scan, triton_step)
+                   triton_draw, triton_linear_glu, triton_scan, triton_step, triton_vandermonde)
 
 __all__ = ["cauchy", "vandermonde", "fftconv", "fftconv_nd", "scan", "chunkconv", "chunk_scan", "chunkconv_act",
            "ChunkPart", "ssm_step", "block_step", "BlockWeights", "draw", "linear_glu", "register", "implementation",

@@ -8,8 +8,8 @@ No (rows, N, L) intermediate is stored: a program holds one (points × poles) ti
       ∂v = Σ_l conj(r1)·g + r2·conj(g),   ∂w = conj(v)·Σ_l conj(r1²)·g + r2²·conj(g),   r1 = 1/(z − w), r2 = 1/(z − w̄)
   (PyTorch's convention for complex gradients: ∂x = conj(∂out/∂x)·g + (∂out/∂x̄)·conj(g)).
 v and w are expanded to the rows of the batch (N numbers each); the points z are shared by every row.
-On an H200 at the S4 kernel's shapes (256 rows, forward + backward) this is 2-24× the torch reference in complex64
-and 3-7× in complex128, more at longer L (benchmarks/cauchy.py; docs/speed.md).
+On an H200 at the S4 kernel's shapes (256 rows, forward + backward) this is 3.7-18× the torch reference in complex64
+and 2.4-7× in complex128, more at longer L (benchmarks/kernel_sums.py; docs/speed.md).
 """
 from __future__ import annotations
 

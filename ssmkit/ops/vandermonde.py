@@ -4,7 +4,8 @@
 
 i.e. Σ_n v_n Ā_n^l with x = log Ā (for ZOH, x = Δλ exactly, so no logarithm is taken). v (..., N) and x (..., N)
 complex, broadcastable. The torch reference walks L in chunks and recomputes the powers in backward: memory
-O(numel(x)·chunk + output), forward and backward.
+O(numel(x)·chunk + output), forward and backward. The Triton version (ops/triton_vandermonde.py, CUDA) forms one tile
+of powers at a time, with its phases reduced in float64.
 """
 from __future__ import annotations
 

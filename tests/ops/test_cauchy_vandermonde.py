@@ -113,3 +113,38 @@ def test_triton_cauchy_matches_the_reference(dtype, tol, N, L):
     g = torch.randn_like(ref)
     for a, b in zip(torch.autograd.grad(out, (v, w), g), torch.autograd.grad(ref, (v, w), g)):
         assert (a - b).abs().max() <= tol * b.abs().max()
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.complex128, 1e-12), (torch.complex64, 2e-5)])
+@pytest.mark.parametrize("N,L", [(1, 1), (5, 70), (37, 33), (64, 130)])
+def test_triton_vandermonde_matches_the_reference(dtype, tol, N, L):
+    """Values and gradients of v and x, broadcast operands, shapes off the tiles, phases Im x·l beyond 2π: on the GPU
+    when there is one, else in Triton's CPU interpreter."""
+    triton_vandermonde = pytest.importorskip("ssmkit.ops.triton_vandermonde")
+    from ssmkit.ops.vandermonde import vandermonde_torch
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(N + L)
+    v = torch.randn(2, 3, N, dtype=dtype, device=device, requires_grad=True)
+    x = torch.complex(-0.05 * torch.rand(3, N, dtype=torch.float64), 3 * torch.randn(3, N, dtype=torch.float64))
+    x = x.to(dtype=dtype, device=device).requires_grad_()
+    ref, out = vandermonde_torch(v, x, L), triton_vandermonde.vandermonde_triton(v, x, L)
+    assert out.shape == ref.shape == (2, 3, L)
+    assert (out - ref).abs().max() <= tol * ref.abs().max()
+    g = torch.randn_like(ref)
+    for a, b in zip(torch.autograd.grad(out, (v, x), g), torch.autograd.grad(ref, (v, x), g)):
+        assert (a - b).abs().max() <= tol * b.abs().max()
+
+
+def test_triton_vandermonde_phases_stay_accurate_at_long_lengths():
+    """float32 with Im x ≈ 10 at l up to 20000: the Triton phases (reduced in float64) against float64, where a
+    float32 product l·Im x would be off by ~1e-3 rad."""
+    triton_vandermonde = pytest.importorskip("ssmkit.ops.triton_vandermonde")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    x = torch.tensor([[-1e-5 + 9.87654321j]], dtype=torch.complex128)
+    v = torch.ones(1, 1, dtype=torch.complex128)
+    exact = _vandermonde_reference(v, x, 20000)
+    out = triton_vandermonde.vandermonde_triton(v.to(torch.complex64).to(device), x.to(torch.complex64).to(device),
+                                                 20000).cpu()
+    x32 = x.to(torch.complex64).to(torch.complex128)  # the float32 input itself, exactly
+    assert (out - _vandermonde_reference(v, x32, 20000)).abs().max() < 1e-4
+    assert exact.abs().max() > 0.5
