@@ -11,7 +11,6 @@ the zero level 128, padded with 128: position t sees the codes before t and pred
 """
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 from torch.utils.data import Dataset

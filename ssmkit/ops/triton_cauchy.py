@@ -17,7 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._chunks import sum_to_shape
+from ._triton_sums import as_rows, gradients, load_pairs, mode_block, store_gradients, tile_side
 from .dispatch import register
 
 BL, BN, WARPS = 64, 32, 4  # the largest tile (points × poles) and its warps
@@ -37,12 +37,9 @@ def _tile(Z, W, V, row, l0, n0, L, N, BLK_L: tl.constexpr, BLK_N: tl.constexpr):
     rl = l0 + tl.arange(0, BLK_L)
     rn = n0 + tl.arange(0, BLK_N)
     ml, mn = rl < L, rn < N
-    zr = tl.load(Z + 2 * rl, mask=ml, other=0.0)
-    zi = tl.load(Z + 2 * rl + 1, mask=ml, other=0.0)
-    wr = tl.load(W + row * 2 * N + 2 * rn, mask=mn, other=0.0)
-    wi = tl.load(W + row * 2 * N + 2 * rn + 1, mask=mn, other=0.0)
-    vr = tl.load(V + row * 2 * N + 2 * rn, mask=mn, other=0.0)
-    vi = tl.load(V + row * 2 * N + 2 * rn + 1, mask=mn, other=0.0)
+    zr, zi = load_pairs(Z, rl, ml)
+    wr, wi = load_pairs(W + row * 2 * N, rn, mn)
+    vr, vi = load_pairs(V + row * 2 * N, rn, mn)
     m = ml[:, None] & mn[None, :]
     dr = tl.where(m, zr[:, None] - wr[None, :], 1.0)
     r1r, r1i = _recip(dr, tl.where(m, zi[:, None] - wi[None, :], 0.0))
@@ -69,18 +66,13 @@ def _forward_kernel(Z, W, V, OUT, L, N, BLK_L: tl.constexpr, BLK_N: tl.constexpr
 @triton.jit
 def _backward_kernel(Z, W, V, G, GV, GW, L, N, BLK_L: tl.constexpr, BLK_N: tl.constexpr):
     """GV[row, n] = Σ_l conj(r1) g + r2 conj(g); GW[row, n] = conj(v)·Σ_l conj(r1²) g + r2² conj(g)."""
-    row = tl.program_id(0)
-    n0 = tl.program_id(1) * BLK_N
-    rn = n0 + tl.arange(0, BLK_N)
-    mn = rn < N
-    vr = tl.load(V + row * 2 * N + 2 * rn, mask=mn, other=0.0)
-    vi = tl.load(V + row * 2 * N + 2 * rn + 1, mask=mn, other=0.0)
+    row, n0, rn, mn, vr, vi = mode_block(V, N, BLK_N)
     svr = vr * 0.0
     svi, swr, swi = svr, svr, svr
     for l0 in range(0, L, BLK_L):
         r1r, r1i, r2r, r2i, _, _, rl, _, ml, _ = _tile(Z, W, V, row, l0, n0, L, N, BLK_L, BLK_N)
-        gr = tl.load(G + row * 2 * L + 2 * rl, mask=ml, other=0.0)[:, None]
-        gi = tl.load(G + row * 2 * L + 2 * rl + 1, mask=ml, other=0.0)[:, None]
+        gr, gi = load_pairs(G + row * 2 * L, rl, ml)
+        gr, gi = gr[:, None], gi[:, None]
         # conj(r)·g + r'·conj(g) = (rr gr + ri gi + r'r gr + r'i gi) + i (rr gi − ri gr − r'r gi + r'i gr)
         svr += tl.sum(r1r * gr + r1i * gi + r2r * gr + r2i * gi, axis=0)
         svi += tl.sum(r1r * gi - r1i * gr - r2r * gi + r2i * gr, axis=0)
@@ -88,15 +80,7 @@ def _backward_kernel(Z, W, V, G, GV, GW, L, N, BLK_L: tl.constexpr, BLK_N: tl.co
         q2r, q2i = r2r * r2r - r2i * r2i, 2 * r2r * r2i
         swr += tl.sum(q1r * gr + q1i * gi + q2r * gr + q2i * gi, axis=0)
         swi += tl.sum(q1r * gi - q1i * gr - q2r * gi + q2i * gr, axis=0)
-    tl.store(GV + row * 2 * N + 2 * rn, svr, mask=mn)
-    tl.store(GV + row * 2 * N + 2 * rn + 1, svi, mask=mn)
-    tl.store(GW + row * 2 * N + 2 * rn, vr * swr + vi * swi, mask=mn)  # conj(v)·sw
-    tl.store(GW + row * 2 * N + 2 * rn + 1, vr * swi - vi * swr, mask=mn)
-
-
-def _block(n: int, most: int) -> int:
-    """A tile side: a power of two, at least 16, no more than ``most`` or than n needs."""
-    return max(16, min(most, triton.next_power_of_2(n)))
+    store_gradients(GV, GW, row, N, rn, mn, vr, vi, svr, svi, swr, swi)
 
 
 class _CauchyTriton(torch.autograd.Function):
@@ -105,12 +89,12 @@ class _CauchyTriton(torch.autograd.Function):
         dtype = torch.promote_types(v.dtype, w.dtype)
         batch = torch.broadcast_shapes(v.shape[:-1], w.shape[:-1])
         rows, N, L = batch.numel(), v.shape[-1], z.shape[-1]
-        V, W = (torch.view_as_real(t.to(dtype).expand(*batch, N).contiguous()) for t in (v, w))
+        V, W = as_rows((v, w), batch, dtype)
         Z = torch.view_as_real(z.to(dtype).contiguous())
         out = torch.empty(*batch, L, 2, device=v.device, dtype=V.dtype)
         if rows and L:
-            bl = _block(L, BL)
-            _forward_kernel[(rows, triton.cdiv(L, bl))](Z, W, V, out, L, N, BLK_L=bl, BLK_N=_block(N, BN),
+            bl = tile_side(L, BL)
+            _forward_kernel[(rows, triton.cdiv(L, bl))](Z, W, V, out, L, N, BLK_L=bl, BLK_N=tile_side(N, BN),
                                                         num_warps=WARPS)
         ctx.save_for_backward(V, W, Z)
         ctx.shapes = (batch, v.shape, w.shape)
@@ -124,11 +108,10 @@ class _CauchyTriton(torch.autograd.Function):
         G = torch.view_as_real(g.to(V.dtype.to_complex()).contiguous())
         gv, gw = (torch.zeros(*batch, N, 2, device=G.device, dtype=V.dtype) for _ in range(2))
         if rows and L:
-            bn = _block(N, BN)
-            _backward_kernel[(rows, triton.cdiv(N, bn))](Z, W, V, G, gv, gw, L, N, BLK_L=_block(L, BL), BLK_N=bn,
+            bn = tile_side(N, BN)
+            _backward_kernel[(rows, triton.cdiv(N, bn))](Z, W, V, G, gv, gw, L, N, BLK_L=tile_side(L, BL), BLK_N=bn,
                                                          num_warps=WARPS)
-        grad_v = sum_to_shape(torch.view_as_complex(gv), v_shape) if ctx.needs_input_grad[0] else None
-        grad_w = sum_to_shape(torch.view_as_complex(gw), w_shape) if ctx.needs_input_grad[2] else None
+        grad_v, grad_w = gradients(gv, gw, v_shape, w_shape, (ctx.needs_input_grad[0], ctx.needs_input_grad[2]))
         return grad_v, None, grad_w
 
 

@@ -16,7 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._chunks import sum_to_shape
+from ._triton_sums import as_rows, gradients, load_pairs, mode_block, store_gradients, tile_side
 from .dispatch import register
 
 BL, BN, WARPS = 64, 32, 4  # the largest tile (positions × modes) and its warps
@@ -28,8 +28,7 @@ def _powers(X, row, l0, n0, L, N, BLK_L: tl.constexpr, BLK_N: tl.constexpr):
     rl = l0 + tl.arange(0, BLK_L)
     rn = n0 + tl.arange(0, BLK_N)
     ml, mn = rl < L, rn < N
-    xr = tl.load(X + row * 2 * N + 2 * rn, mask=mn, other=0.0)
-    xi = tl.load(X + row * 2 * N + 2 * rn + 1, mask=mn, other=0.0)
+    xr, xi = load_pairs(X + row * 2 * N, rn, mn)
     two_pi = tl.full([1], 6.283185307179586, tl.float64)  # a bare literal would be a float32 constant
     theta = xi.to(tl.float64)
     theta = theta - two_pi * tl.floor(theta / two_pi + 0.5)  # Im x in [−π, π)
@@ -50,8 +49,8 @@ def _forward_kernel(X, V, OUT, L, N, BLK_L: tl.constexpr, BLK_N: tl.constexpr):
     acci = accr
     for n0 in range(0, N, BLK_N):
         er, ei, rl, rn, ml, mn = _powers(X, row, l0, n0, L, N, BLK_L, BLK_N)
-        vr = tl.load(V + row * 2 * N + 2 * rn, mask=mn, other=0.0)[None, :]
-        vi = tl.load(V + row * 2 * N + 2 * rn + 1, mask=mn, other=0.0)[None, :]
+        vr, vi = load_pairs(V + row * 2 * N, rn, mn)
+        vr, vi = vr[None, :], vi[None, :]
         accr += tl.sum(vr * er - vi * ei, axis=1)
         acci += tl.sum(vr * ei + vi * er, axis=1)
     tl.store(OUT + row * 2 * L + 2 * rl, accr, mask=rl < L)
@@ -61,33 +60,20 @@ def _forward_kernel(X, V, OUT, L, N, BLK_L: tl.constexpr, BLK_N: tl.constexpr):
 @triton.jit
 def _backward_kernel(X, V, G, GV, GX, L, N, BLK_L: tl.constexpr, BLK_N: tl.constexpr):
     """GV[row, n] = Σ_l conj(E) g; GX[row, n] = conj(v)·Σ_l l·conj(E) g."""
-    row = tl.program_id(0)
-    n0 = tl.program_id(1) * BLK_N
-    rn = n0 + tl.arange(0, BLK_N)
-    mn = rn < N
-    vr = tl.load(V + row * 2 * N + 2 * rn, mask=mn, other=0.0)
-    vi = tl.load(V + row * 2 * N + 2 * rn + 1, mask=mn, other=0.0)
+    row, n0, rn, mn, vr, vi = mode_block(V, N, BLK_N)
     svr = vr * 0.0
     svi, sxr, sxi = svr, svr, svr
     for l0 in range(0, L, BLK_L):
         er, ei, rl, _, ml, _ = _powers(X, row, l0, n0, L, N, BLK_L, BLK_N)
-        gr = tl.load(G + row * 2 * L + 2 * rl, mask=ml, other=0.0)[:, None]
-        gi = tl.load(G + row * 2 * L + 2 * rl + 1, mask=ml, other=0.0)[:, None]
+        gr, gi = load_pairs(G + row * 2 * L, rl, ml)
+        gr, gi = gr[:, None], gi[:, None]
         cr, ci = er * gr + ei * gi, er * gi - ei * gr  # conj(E)·g
         lf = rl.to(er.dtype)[:, None]
         svr += tl.sum(cr, axis=0)
         svi += tl.sum(ci, axis=0)
         sxr += tl.sum(lf * cr, axis=0)
         sxi += tl.sum(lf * ci, axis=0)
-    tl.store(GV + row * 2 * N + 2 * rn, svr, mask=mn)
-    tl.store(GV + row * 2 * N + 2 * rn + 1, svi, mask=mn)
-    tl.store(GX + row * 2 * N + 2 * rn, vr * sxr + vi * sxi, mask=mn)  # conj(v)·sx
-    tl.store(GX + row * 2 * N + 2 * rn + 1, vr * sxi - vi * sxr, mask=mn)
-
-
-def _block(n: int, most: int) -> int:
-    """A tile side: a power of two, at least 16, no more than ``most`` or than n needs."""
-    return max(16, min(most, triton.next_power_of_2(n)))
+    store_gradients(GV, GX, row, N, rn, mn, vr, vi, svr, svi, sxr, sxi)
 
 
 class _VandermondeTriton(torch.autograd.Function):
@@ -96,11 +82,11 @@ class _VandermondeTriton(torch.autograd.Function):
         dtype = torch.promote_types(v.dtype, x.dtype)
         batch = torch.broadcast_shapes(v.shape[:-1], x.shape[:-1])
         rows, N = batch.numel(), v.shape[-1]
-        V, X = (torch.view_as_real(t.to(dtype).expand(*batch, N).contiguous()) for t in (v, x))
+        V, X = as_rows((v, x), batch, dtype)
         out = torch.empty(*batch, L, 2, device=v.device, dtype=V.dtype)
         if rows:
-            bl = _block(L, BL)
-            _forward_kernel[(rows, triton.cdiv(L, bl))](X, V, out, L, N, BLK_L=bl, BLK_N=_block(N, BN),
+            bl = tile_side(L, BL)
+            _forward_kernel[(rows, triton.cdiv(L, bl))](X, V, out, L, N, BLK_L=bl, BLK_N=tile_side(N, BN),
                                                         num_warps=WARPS)
         ctx.save_for_backward(V, X)
         ctx.shapes = (batch, v.shape, x.shape, L)
@@ -114,12 +100,10 @@ class _VandermondeTriton(torch.autograd.Function):
         G = torch.view_as_real(g.to(V.dtype.to_complex()).contiguous())
         gv, gx = (torch.zeros(*batch, N, 2, device=G.device, dtype=V.dtype) for _ in range(2))
         if rows:
-            bn = _block(N, BN)
-            _backward_kernel[(rows, triton.cdiv(N, bn))](X, V, G, gv, gx, L, N, BLK_L=_block(L, BL), BLK_N=bn,
+            bn = tile_side(N, BN)
+            _backward_kernel[(rows, triton.cdiv(N, bn))](X, V, G, gv, gx, L, N, BLK_L=tile_side(L, BL), BLK_N=bn,
                                                          num_warps=WARPS)
-        grad_v = sum_to_shape(torch.view_as_complex(gv), v_shape) if ctx.needs_input_grad[0] else None
-        grad_x = sum_to_shape(torch.view_as_complex(gx), x_shape) if ctx.needs_input_grad[1] else None
-        return grad_v, grad_x, None
+        return (*gradients(gv, gx, v_shape, x_shape, ctx.needs_input_grad[:2]), None)
 
 
 @register("vandermonde", "triton")
