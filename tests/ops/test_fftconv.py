@@ -32,3 +32,21 @@ def test_fftconv_checks_shapes():
         fftconv(torch.randn(3, 4), torch.randn(1, 3, 4))
     with pytest.raises(ValueError, match="k: expected shape"):
         fftconv(torch.randn(2, 3, 4), torch.randn(1, 3, 5))
+
+
+@pytest.mark.parametrize("L", [1, 2, 7, 16])
+@pytest.mark.parametrize("two_sided", [False, True])
+def test_fftconv_gradients(L, two_sided):
+    """The written-out backward (correlations by real FFTs) against gradcheck, for u, k and k_rev, C = 2 channels."""
+    u = torch.randn(2, 3, L, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(2, 3, L, dtype=torch.float64, requires_grad=True)
+    k_rev = torch.randn(2, 3, L, dtype=torch.float64, requires_grad=True) if two_sided else None
+    assert torch.autograd.gradcheck(fftconv, (u, k, k_rev))
+
+
+def test_fftconv_gradient_of_one_input_only():
+    u = torch.randn(2, 3, 9, dtype=torch.float64, requires_grad=True)
+    k, k_rev = torch.randn(1, 3, 9, dtype=torch.float64), torch.randn(1, 3, 9, dtype=torch.float64)
+    y = fftconv(u, k, k_rev)
+    (gu,) = torch.autograd.grad(y.sum(), u)
+    assert torch.allclose(gu, torch.autograd.grad(_direct(u, k, k_rev).sum(), u)[0], atol=1e-12)
