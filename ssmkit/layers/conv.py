@@ -250,9 +250,11 @@ class SSMConv(nn.Module):
         return self._output_features(y.to(u.dtype))
 
     def _output(self, y: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, L) -> (B, L, H): activation, dropout, output map."""
+        """(B, C, H, L) -> (B, L, H): activation, dropout, output map. The features are laid out batch-first once, here:
+        the output map would copy them anyway, and elementwise backward passes on a permuted view beside a contiguous
+        gradient take the strided path (GELU's backward 20 ms instead of 2.5 at B=50, L=784, H=64 on 2 CPU cores)."""
         B, C, H, L = y.shape
-        return self._output_features(y.permute(0, 3, 1, 2).reshape(B, L, C * H))
+        return self._output_features(y.permute(0, 3, 1, 2).reshape(B, L, C * H).contiguous())
 
     def _output_features(self, y: torch.Tensor) -> torch.Tensor:
         """(B, L, C·H) -> (B, L, H): activation, dropout, output map."""
