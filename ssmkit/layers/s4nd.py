@@ -144,7 +144,9 @@ class S4ND(nn.Module):
             x = u.movedim(-1, 1).to(k[0].dtype)  # (B, H, L_1, .., L_d)
             D = self.D.to(x.dtype).reshape(self.channels, self.H, *([1] * self.dim))
             y = fftconv_nd(x, k, k_rev) + D * x[:, None]  # (B, C, H, L_1, .., L_d)
-        y = y.to(u.dtype).movedim(1, -1).movedim(1, -1).flatten(-2)  # (B, L_1, .., L_d, C·H), c-major as SSMConv
+        # (B, L_1, .., L_d, C·H), c-major as SSMConv; contiguous once, as SSMConv._output (an elementwise backward on a
+        # permuted view beside a contiguous gradient takes the strided path)
+        y = y.to(u.dtype).movedim(1, -1).movedim(1, -1).flatten(-2).contiguous()
         return self.output(self.dropout(self.activation(y))), None
 
     def _no_recurrence(self):
