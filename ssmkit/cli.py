@@ -7,6 +7,7 @@ Thin: parse, then call the library.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
@@ -157,6 +158,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def program() -> None:
+    """The `ssmkit` program (python -m ssmkit, the console script): main(), then exit with its code. A process that
+    torchrun started leaves through os._exit once its output is flushed, so that the interpreter's exit does not
+    destroy the distributed runtime's C++ objects: there about one 2-process gloo run in ten aborted after it had
+    finished and written everything ("terminate called without an active exception"; 0 in 40 this way, 3-4 in 40
+    before, on 2 CPU cores)."""
+    code = main()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def _summary(doc: str | None, width: int = 100) -> str:
     """The first sentences (at least 40 characters) of a docstring's first paragraph, cut at a word to ``width``."""
     text = " ".join((doc or "").strip().split("\n\n")[0].split())
@@ -231,4 +246,4 @@ def _generate(args, training) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    program()
