@@ -15,11 +15,26 @@ from ._chunks import chunk_length, sum_to_shape
 from .dispatch import implementation, register
 
 
-def _powers(x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-    # exp(l·x) for l in [start, stop): (..., N, stop − start), as e^{l·Re x}·(cos + i sin)(l·Im x): real exp/sin/cos
-    # are vectorized where complex exp is not (3.6x faster on CPU)
-    l = torch.arange(start, stop, device=x.device, dtype=x.real.dtype)
+POWER_BLOCK = 32  # _powers' inner block: exp(l·x) = exp(q·x)·exp(r·x), q a multiple of it, r < it
+
+
+def _polar_powers(x: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
+    # exp(l·x) as e^{l·Re x}·(cos + i sin)(l·Im x): real exp/sin/cos are vectorized where complex exp is not (3.6x
+    # faster on CPU)
     return torch.polar(torch.exp(x.real[..., None] * l), x.imag[..., None] * l)
+
+
+def _powers(x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """exp(l·x) for l in [start, stop): (..., N, stop − start). Past 8 blocks, as the outer product of exp(q·x) over
+    the block starts q and exp(r·x) over r < POWER_BLOCK: two short tables of sines and cosines and one complex
+    product per entry, each factor exact to rounding (on 2 CPU cores, H = 64, N = 32, L = 784: 0.6 ms instead of 16)."""
+    n = stop - start
+    real = x.real.dtype
+    if n < 8 * POWER_BLOCK:
+        return _polar_powers(x, torch.arange(start, stop, device=x.device, dtype=real))
+    head = _polar_powers(x, torch.arange(start, stop, POWER_BLOCK, device=x.device, dtype=real))  # (..., N, Q)
+    tail = _polar_powers(x, torch.arange(POWER_BLOCK, device=x.device, dtype=real))  # (..., N, POWER_BLOCK)
+    return (head[..., :, None] * tail[..., None, :]).flatten(-2)[..., :n]
 
 
 class _Vandermonde(torch.autograd.Function):

@@ -148,3 +148,18 @@ def test_triton_vandermonde_phases_stay_accurate_at_long_lengths():
     x32 = x.to(torch.complex64).to(torch.complex128)  # the float32 input itself, exactly
     assert (out - _vandermonde_reference(v, x32, 20000)).abs().max() < 1e-4
     assert exact.abs().max() > 0.5
+
+
+@pytest.mark.parametrize("start,stop", [(0, 255), (0, 256), (3, 1000), (700, 2000)])
+def test_blocked_powers_equal_the_direct_ones(start, stop):
+    """Past 8 blocks the powers are products exp(q·x)·exp(r·x): equal to exp(l·x) to rounding (float64 and float32)."""
+    from ssmkit.ops.vandermonde import _powers
+    x = torch.complex(-0.01 * torch.rand(3, 5, dtype=torch.float64), 3 * torch.randn(3, 5, dtype=torch.float64))
+    exact = torch.exp(x[..., None] * torch.arange(start, stop, dtype=torch.float64))
+    assert torch.allclose(_powers(x, start, stop), exact, rtol=0, atol=1e-12)
+    x32 = x.to(torch.complex64)
+    exact32 = torch.exp(x32.to(torch.complex128)[..., None] * torch.arange(start, stop, dtype=torch.float64))
+    err = (_powers(x32, start, stop) - exact32).abs().max()
+    direct = (torch.polar(torch.exp(x32.real[..., None] * torch.arange(start, stop, dtype=torch.float32)),
+                          x32.imag[..., None] * torch.arange(start, stop, dtype=torch.float32)) - exact32).abs().max()
+    assert err <= 2 * direct + 1e-6  # no worse than the direct float32 powers (whose phase l·Im x rounds)
