@@ -16,7 +16,8 @@ SHAPES = [(50, 64, 784), (16, 256, 4096), (8, 128, 16384)]  # (B, H, L): smnist-
 
 
 def autograd_fftconv(u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """The same convolution differentiated by autograd (its backward of rfft is a complex FFT of the full spectrum)."""
+    """y = K ∗ u by torch.fft's rfft / irfft at 2L, differentiated by autograd, as a user would write it (its backward
+    of rfft is a complex FFT of the full spectrum): the baseline here and the GPU issue's "torch.fft" in speed.py."""
     L = u.shape[-1]
     return torch.fft.irfft(torch.fft.rfft(u, n=2 * L)[:, None] * torch.fft.rfft(k, n=2 * L), n=2 * L)[..., :L]
 

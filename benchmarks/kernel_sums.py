@@ -13,6 +13,7 @@ import torch
 from triton.testing import do_bench
 
 import ssmkit
+from ssmkit.kernels.dplr import _unit_circle_points
 from ssmkit.ops import dispatch
 from ssmkit.ops.cauchy import cauchy_torch
 from ssmkit.ops.triton_cauchy import cauchy_triton
@@ -46,10 +47,9 @@ def op_rows() -> list[str]:
                     w = torch.complex(-torch.rand(256, N2, device="cuda") * (0.1 if op == "cauchy" else 1e-3),
                                       torch.randn(256, N2, device="cuda")).to(dtype).requires_grad_()
                     if op == "cauchy":
-                        j = torch.arange(L // 2, device="cuda", dtype=torch.float64)
-                        z = (2j * torch.tan(torch.pi * j / L)).to(dtype)
+                        z = _unit_circle_points(L, dtype, "cuda")  # the S4 kernel's own points
                         args = lambda fn: fn(v, z, w)  # noqa: E731
-                        g = torch.randn(256, L // 2, dtype=dtype, device="cuda")
+                        g = torch.randn(256, z.shape[0], dtype=dtype, device="cuda")
                     else:
                         args = lambda fn: fn(v, w, L)  # noqa: E731
                         g = torch.randn(256, L, dtype=dtype, device="cuda")

@@ -22,6 +22,7 @@ import torch
 from triton.testing import do_bench
 
 import ssmkit
+from fftconv_backward import autograd_fftconv  # benchmarks/fftconv_backward.py
 
 B, H, N = 16, 256, 64
 
@@ -135,13 +136,6 @@ def layer_rows(lengths, official_dir, bf16, bw, flops):
     return rows
 
 
-def torch_fft_conv(u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """The baseline the GPU issue names: y = K ∗ u by torch.fft's rfft / irfft at 2L, differentiated by autograd (as a
-    user would write it; ssmkit's own ops.fftconv writes its backward out with real FFTs, docs/speed.md)."""
-    L = u.shape[-1]
-    return torch.fft.irfft(torch.fft.rfft(u, n=2 * L)[:, None] * torch.fft.rfft(k, n=2 * L), n=2 * L)[..., :L]
-
-
 def conv_rows(lengths, bw):
     """The long convolution alone (no kernel generation), y = K ∗ u + D u, fwd+bwd: torch.fft (2L) on (B, H, L);
     chunked state passing as the general op ops.chunkconv (channel-major, torch products and the Triton scan) and as
@@ -161,7 +155,7 @@ def conv_rows(lengths, bw):
         g = torch.randn(B, 1, H, L, device="cuda")
         gx = g[:, 0].permute(1, 0, 2)[..., None].contiguous()
         gb = g[:, 0].transpose(1, 2).contiguous()
-        fft = measure(lambda: torch_fft_conv(u, k).backward(g))
+        fft = measure(lambda: autograd_fftconv(u, k).backward(g))  # torch.fft as the issue names it
         chk = measure(lambda: chunkconv(x, *sys_t).backward(gx))
         fused = measure(lambda: chunkconv_act(ub, [part], "id").backward(gb))
         floor = 4 * B * H * L * 4 / bw * 1e3
