@@ -71,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     p_plot = sub.add_parser("plot", help="training curves and learned kernels of a run, as PNG (needs matplotlib)")
     p_plot.add_argument("run_dir")
     p_data = sub.add_parser("data", help="generate a dataset's files in its release's format: listops OUT_DIR | "
-                                         "pathfinder OUT_DIR (LRA) | spoken-digits OUT_DIR (SC09; espeak-ng, sox)")
-    p_data.add_argument("name", choices=["listops", "pathfinder", "spoken-digits"])
+                                         "pathfinder OUT_DIR (LRA) | spoken-digits OUT_DIR (SC09; espeak-ng, sox) | "
+                                         "music OUT_DIR (Beethoven/YouTubeMix layout; music21, fluidsynth)")
+    p_data.add_argument("name", choices=["listops", "pathfinder", "spoken-digits", "music"])
     p_data.add_argument("out_dir")
     p_data.add_argument("--size", choices=["small", "lra"], default="small",
                         help="listops small: 5000/500/500 expressions of 50-300 tokens; lra: the release's "
@@ -83,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     p_data.add_argument("--workers", type=int, default=1, help="pathfinder: processes writing folders")
     p_data.add_argument("--speakers", type=int, default=200, help="spoken-digits: voices, each saying zero … nine "
                                                                    "once (200: 2000 clips, 64 MB)")
+    p_data.add_argument("--composer", default="bach", help="music: whose scores in music21's corpus (bach: ~430 "
+                                                             "chorales; beethoven, mozart, haydn: string quartets)")
+    p_data.add_argument("--pieces", type=int, default=None, help="music: how many scores (default: all of them)")
+    p_data.add_argument("--instrument", default="0", help="music: the General MIDI program playing every part (0: "
+                                                           "piano), or 'score' for the score's own instruments")
     p_data.add_argument("--seed", type=int, default=0)
     sub.add_parser("layers", help="list the registered layers")
     sub.add_parser("datasets", help="list the registered datasets")
@@ -125,6 +131,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "data" and args.name == "spoken-digits":
             from .data.spoken_digits import write_spoken_digits
             print(write_spoken_digits(args.out_dir, args.speakers, args.seed))
+        elif args.command == "data" and args.name == "music":
+            from .data.music_render import write_music
+            if args.instrument != "score" and not args.instrument.isdigit():
+                raise ValueError(f"--instrument: expected a General MIDI program 0-127 or 'score', got "
+                                 f"{args.instrument!r}")
+            instrument = args.instrument if args.instrument == "score" else int(args.instrument)
+            print(write_music(args.out_dir, args.composer, args.pieces, instrument))
         elif args.command == "data":
             from .data.pathfinder_gen import write_pathfinder
             n_images = {"small": 4000, "lra": 200_000}[args.size] if args.images is None else args.images
@@ -189,7 +202,7 @@ def _generate(args, training) -> None:
     import torch
 
     from .data import DATASETS
-    from .data.audio import write_ranked_audio
+    from .data.audio import audio_quantization, write_ranked_audio
     from .data.sc09 import ZERO_LEVEL
     from .models import generate
     from .train.distributed import setup
@@ -197,8 +210,10 @@ def _generate(args, training) -> None:
 
     if args.length < 1 or args.batch < 1:
         raise ValueError(f"--length, --batch: expected >= 1 each, got {args.length} and {args.batch}")
+    quantization = "mu-law"
     if (Path(args.run_dir) / "config.yaml").is_file():  # a run directory: its dataset says whether it is audio
-        sample_rate = DATASETS[read_run_config(args.run_dir).dataset].sample_rate
+        config = read_run_config(args.run_dir)
+        sample_rate, quantization = DATASETS[config.dataset].sample_rate, audio_quantization(config)
         if args.sample_rate is not None and args.sample_rate != sample_rate:
             kind = f"an audio model at {sample_rate} Hz" if sample_rate else "a text model"
             raise ValueError(f"--sample-rate: the run {args.run_dir} is {kind}; got {args.sample_rate}")
@@ -231,7 +246,7 @@ def _generate(args, training) -> None:
     new = tokens[:, prompt.shape[1]:]
     if sample_rate:
         log_p = torch.log_softmax(logits.double(), -1).gather(-1, new[..., None])[..., 0].sum(1)
-        for path, bits in write_ranked_audio(new, log_p, Path(args.out), sample_rate):
+        for path, bits in write_ranked_audio(new, log_p, Path(args.out), sample_rate, quantization):
             print(f"{path}  {bits:.3f} bits per sample")
     else:
         texts = [bytes(row).decode("utf-8", errors="replace") for row in tokens.tolist()]

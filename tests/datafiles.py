@@ -137,6 +137,24 @@ def write_wav(path, samples, rate=16000, width=2):
         f.writeframes(np.asarray(samples, dtype="<i2" if width == 2 else np.uint8).tobytes())
 
 
+def write_music_folder(root, lengths, rate=16000, seed=0):
+    """The Beethoven / YouTubeMix layout: WAVs 1.wav … n.wav of the given lengths (every third one stereo) in one
+    folder; returns each file's samples averaged over its channels (float64)."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    mono = {}
+    for i, n in enumerate(lengths, 1):
+        channels = 2 if i % 3 == 0 else 1
+        frames = rng.integers(-30000, 30000, (n, channels)).astype("<i2")
+        with wave.open(str(root / f"{i}.wav"), "wb") as f:
+            f.setnchannels(channels)
+            f.setsampwidth(2)
+            f.setframerate(rate)
+            f.writeframes(frames.tobytes())
+        mono[f"{i}.wav"] = frames.mean(1, dtype=np.float64)
+    return mono
+
+
 def write_speech_commands(root, words, per_word=3, seed=0):
     """The v0.02 layout: <word>/<speaker>_nohash_<n>.wav, _background_noise_/, and the two lists."""
     rng = np.random.default_rng(seed)

@@ -9,8 +9,8 @@ from ssmkit.data.speech_commands import WORDS_35
 from ssmkit.train import load_experiment, make_config, train
 from ssmkit.train.config import experiment_names
 
-from datafiles import (write_aan, write_bidmc, write_cifar, write_imdb, write_mnist, write_speech_commands,
-                       write_uea_equal)
+from datafiles import (write_aan, write_bidmc, write_cifar, write_imdb, write_mnist, write_music_folder,
+                       write_speech_commands, write_uea_equal)
 
 
 def _aan(root):
@@ -35,7 +35,9 @@ WRITERS = {
     "sc09": lambda root, o: write_speech_commands(root, DIGITS, per_word=3),
     "impute": lambda root, o: write_uea_equal(root, o["problem"], n_train=12, n_test=4, length=20, dims=6),
     "bidmc": lambda root, o: write_bidmc(root, o.get("target", "RR"), 14, 6),
+    "music": lambda root, o: write_music_folder(root, [SHORT_WINDOWS] * 17),  # val and test: a file each
 }
+SHORT_WINDOWS = 4096  # the music experiments' 8-second windows, shortened (with the model's l_max)
 GENERATED = {"digits", "digits-video", "copying", "associative-recall"}
 
 
@@ -51,6 +53,9 @@ def test_shipped_experiment_trains_on_release_format_files(name, tmp_path):
         (tmp_path / "data").mkdir()
         WRITERS[dataset](tmp_path / "data", experiment.get("dataset_options", {}))
         overrides.append(f"data_dir={tmp_path / 'data'}")
+    if dataset == "music":
+        overrides += [f"dataset_options.sample_len={SHORT_WINDOWS}", f"model_options.l_max={SHORT_WINDOWS}"]
     results = train(make_config(overrides, experiment, source=name), log=lambda *_: None)
-    metric = {"bidmc": "test_rmse", "sc09": "test_bits", "impute": "test_mse"}.get(dataset, "test_acc")
+    metric = {"bidmc": "test_rmse", "sc09": "test_bits", "music": "test_bits", "impute": "test_mse"}.get(dataset,
+                                                                                                          "test_acc")
     assert results[metric] >= 0

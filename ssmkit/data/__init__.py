@@ -1,5 +1,5 @@
 """Datasets and tasks, by name (see registry.py)."""
-from . import (digit_video, digits, images, imputation, listops, lra_text, pathfinder, sc09,  # noqa: F401
+from . import (digit_video, digits, images, imputation, listops, lra_text, music, pathfinder, sc09,  # noqa: F401
                speech_commands, synthetic, text, ts_archive)  # (each registers its datasets)
 from .registry import DATASETS, build, register_dataset, take
 

@@ -5,7 +5,8 @@ min-max scaled to [−1, 1], x = −1 + 2(a − min a)/(max a − min a + 1e-6),
     y = sign(x) ln(1 + μ|x|) / ln(1 + μ),    code = min(⌊(y + 1)/2 · Q⌋, Q − 1)      (x = 0 -> code Q/2 = 128)
 and a code decodes to the centre of its bin, y = (code + ½)/(Q/2) − 1, x = sign(y)((1 + μ)^|y| − 1)/μ, so that
 encode(decode(c)) = c for every code. (The official loader decodes to the bin's lower edge; the centre halves the
-worst-case error.)
+worst-case error.) linear_encode / linear_decode (the official Beethoven set's 8-bit linear quantization) bin the
+scaled clip itself, code = min(⌊(x + 1)/2 · Q⌋, Q − 1), and decode to the bin centres x = (code + ½)/(Q/2) − 1.
 
 mfcc (HTK mel scale, as torchaudio's MFCC with log_mels=True, which the S4 Speech Commands setup used):
     power spectrogram |STFT|² (Hann window of n_fft, hop n_fft // 2, centered with reflect padding),
@@ -16,6 +17,7 @@ mfcc (HTK mel scale, as torchaudio's MFCC with log_mels=True, which the S4 Speec
 """
 from __future__ import annotations
 
+import inspect
 import math
 import wave
 from pathlib import Path
@@ -24,21 +26,46 @@ import numpy as np
 import torch
 
 
-def read_wav(path: Path) -> tuple[np.ndarray, int]:
-    """(int16 samples of the first channel, sample rate) of a PCM 16-bit WAV file."""
+def _read_frames(path: Path, start: int = 0, count: int | None = None) -> tuple[np.ndarray, int]:
+    """(int16 frames (count, channels) from frame `start` on, sample rate) of a PCM 16-bit WAV file; count None: to
+    the end. A file shorter than its header says, or not 16-bit PCM, is an error naming it."""
     try:
         with wave.open(str(path), "rb") as f:
             width, channels, rate = f.getsampwidth(), f.getnchannels(), f.getframerate()
             declared = f.getnframes()
-            frames = f.readframes(declared)
+            if width != 2:
+                raise ValueError(f"{path}: {8 * width}-bit samples; expected 16-bit PCM")
+            count = declared - start if count is None else count
+            if start + count > declared:
+                raise ValueError(f"{path}: frames {start}..{start + count} asked, the file has {declared}")
+            f.setpos(start)
+            frames = f.readframes(count)
     except (wave.Error, EOFError) as e:
         raise ValueError(f"{path}: not a readable WAV file ({e})") from None
-    if len(frames) != declared * width * channels:
+    if len(frames) != count * width * channels:
         raise ValueError(f"{path}: truncated: the header declares {declared} frames, the file holds "
-                         f"{len(frames) // (width * channels)}")
-    if width != 2:
-        raise ValueError(f"{path}: {8 * width}-bit samples; expected 16-bit PCM (Speech Commands' format)")
-    return np.frombuffer(frames, dtype="<i2")[::channels].copy(), rate
+                         f"{start + len(frames) // (width * channels)}")
+    return np.frombuffer(frames, dtype="<i2").reshape(-1, channels), rate
+
+
+def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    """(int16 samples of the first channel, sample rate) of a PCM 16-bit WAV file."""
+    frames, rate = _read_frames(path)
+    return frames[:, 0].copy(), rate
+
+
+def wav_length(path: Path) -> tuple[int, int]:
+    """(frames, sample rate) from a WAV file's header."""
+    try:
+        with wave.open(str(path), "rb") as f:
+            return f.getnframes(), f.getframerate()
+    except (wave.Error, EOFError) as e:
+        raise ValueError(f"{path}: not a readable WAV file ({e})") from None
+
+
+def read_wav_window(path: Path, start: int, count: int) -> np.ndarray:
+    """float64 samples start .. start + count of a PCM 16-bit WAV, averaged over its channels (mono as it is)."""
+    return _read_frames(path, start, count)[0].mean(1, dtype=np.float64)
 
 
 def write_wav(path: Path, samples, rate: int) -> None:
@@ -66,22 +93,45 @@ def mu_law_encode(x: torch.Tensor, bits: int = 8) -> torch.Tensor:
     return torch.floor((y + 1) / 2 * Q).clamp(0, Q - 1).long()
 
 
+def linear_encode(x: torch.Tensor, bits: int = 8) -> torch.Tensor:
+    """x in [−1, 1] -> integer codes in [0, 2^bits), equal-width bins (module docstring)."""
+    Q = 2 ** bits
+    return torch.floor((x + 1) / 2 * Q).clamp(0, Q - 1).long()
+
+
+def linear_decode(code: torch.Tensor, bits: int = 8, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Integer codes -> x in [−1, 1] at the centres of their bins."""
+    return (code.to(dtype) + 0.5) / (2 ** bits // 2) - 1
+
+
 def mu_law_decode(code: torch.Tensor, bits: int = 8, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Integer codes -> x in [−1, 1] at the centres of their μ-law bins."""
-    Q, mu = 2 ** bits, 2 ** bits - 1
-    y = (code.to(dtype) + 0.5) / (Q // 2) - 1
+    mu = 2 ** bits - 1
+    y = linear_decode(code, bits, dtype)
     return torch.sign(y) * torch.expm1(y.abs() * math.log1p(mu)) / mu
 
 
-def write_ranked_audio(codes: torch.Tensor, log_likelihood: torch.Tensor, out_dir: Path,
-                       rate: int) -> list[tuple[Path, float]]:
-    """Generated μ-law codes (B, L) as WAVs sample_000.wav … in out_dir, most likely first (log_likelihood (B,), nats,
-    the official generator's ranking); returns (path, bits per sample) of each."""
+CODECS = {"mu-law": (mu_law_encode, mu_law_decode), "linear": (linear_encode, linear_decode)}
+
+
+def audio_quantization(config) -> str:
+    """How a run's audio dataset codes its samples (a key of CODECS): its `quantization` option, as set in the run's
+    config or defaulted by the dataset builder; μ-law for builders without one (SC09)."""
+    from .registry import DATASETS
+    default = inspect.signature(DATASETS[config.dataset]).parameters.get("quantization")
+    return config.dataset_options.get("quantization", "mu-law" if default is None else default.default)
+
+
+def write_ranked_audio(codes: torch.Tensor, log_likelihood: torch.Tensor, out_dir: Path, rate: int,
+                       quantization: str = "mu-law") -> list[tuple[Path, float]]:
+    """Generated 8-bit codes (B, L) (quantization: a key of CODECS) as WAVs sample_000.wav … in out_dir, most likely
+    first (log_likelihood (B,), nats, the official generator's ranking); returns (path, bits per sample) of each."""
+    decode = CODECS[quantization][1]
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for rank, i in enumerate(torch.argsort(log_likelihood, descending=True).tolist()):
         path = out_dir / f"sample_{rank:03d}.wav"
-        write_wav(path, mu_law_decode(codes[i].cpu(), dtype=torch.float64).numpy(), rate)
+        write_wav(path, decode(codes[i].cpu(), dtype=torch.float64).numpy(), rate)
         written.append((path, -log_likelihood[i].item() / (codes.shape[1] * math.log(2))))
     return written
 

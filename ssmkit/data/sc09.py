@@ -25,6 +25,12 @@ ZERO_LEVEL = 128  # the code of x = 0, which starts every input
 RELEASE = "an SC09-layout folder: zero/ … nine/ of 16 kHz WAVs with validation_list.txt and testing_list.txt"
 
 
+def shifted_input(codes: torch.Tensor) -> torch.Tensor:
+    """The model's input for next-sample prediction of codes (L,): the codes shifted right by one, starting at the zero
+    level (x_0 = 128, x_t = code_{t−1})."""
+    return torch.cat([torch.tensor([ZERO_LEVEL]), codes[:-1].long()])
+
+
 def mu_law_clip(samples: np.ndarray, bits: int = 8) -> torch.Tensor:
     """int16 samples -> μ-law codes of the clip min-max scaled to [−1, 1] (the clip's own range)."""
     return mu_law_encode(minmax_scale(torch.from_numpy(samples.astype(np.float64))), bits)
@@ -44,7 +50,7 @@ class MuLawClips(Dataset):
     def __getitem__(self, i):
         y = self.codes[i].long()
         y[self.lengths[i]:] = IGNORE
-        x = torch.cat([torch.tensor([ZERO_LEVEL]), self.codes[i, :-1].long()])
+        x = shifted_input(self.codes[i])
         x[self.lengths[i] + 1:] = ZERO_LEVEL
         return x, y
 
