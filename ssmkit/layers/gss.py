@@ -25,6 +25,8 @@ class GSS(nn.Module):
     """GSS block. expand F/E (4), reduce E/H (4), d_state of the DSS (512 in the paper), dt: the fixed Δ (None:
     learned, log-uniform in [dt_min, dt_max]), variant of the DSS (exp | softmax)."""
 
+    residual_block = True  # it normalizes its input and adds it back: a backbone stacks it unwrapped
+
     @factory_kwargs
     def __init__(self, d_model: int, d_state: int = 512, *, expand: int = 4, reduce: int = 4, dt: float | None = 1.0,
                  dt_min: float = 1e-3, dt_max: float = 1e-1, variant: str = "exp", l_max: int | None = None,

@@ -47,6 +47,8 @@ class Mega(nn.Module):
     expansion; z_dim, v_dim; chunk_size for Mega-chunk; causal; l_max (needed without chunk_size: it bounds the
     relative position bias)."""
 
+    residual_block = True  # it normalizes its input and adds it back: a backbone stacks it unwrapped
+
     @factory_kwargs
     def __init__(self, d_model: int, ndim: int = 16, *, z_dim: int | None = None, v_dim: int | None = None,
                  attention: str = "softmax", chunk_size: int | None = None, causal: bool = True,

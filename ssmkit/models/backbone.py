@@ -2,6 +2,8 @@
 
     h = Linear_in(x)   or   Embedding(x) for token ids    x: (B, L, d_input) or (B, L) ints
     h = h + Dropout(layer(Norm(h)))     (prenorm)   or    h = Norm(h + Dropout(layer(h)))   (postnorm), n_layers times
+        (a layer that is a whole residual block, with its own norm and shortcut (GSS, Mega), is applied as it is,
+        h = layer(h), with the model's dropout unless layer_options set one, as the official backbones stack them)
         each optionally followed by the same residual around an FFN: Linear(H -> ffn_mult·H), GELU, Linear(-> H);
         with attention_every = k, every k-th block is multi-head attention instead (e.g. the GSS-Transformer hybrid)
     out = Linear_out(pool(Norm_final(h)))                 pool: mean over valid steps | last valid step | none
@@ -28,6 +30,7 @@ import torch
 from torch import nn
 
 from ..layers import layer as build_layer
+from ..layers.registry import LAYERS
 from ..layers.checks import valid_positions
 from ..layers.factory import factory_kwargs
 from .pretrained import Pretrained
@@ -67,6 +70,11 @@ def norm_class(norm: str) -> type[nn.Module]:
     return nn.LayerNorm if norm == "layer" else ChannelBatchNorm
 
 
+def is_residual_block(cls) -> bool:
+    """Whether a layer class is a whole residual block (normalizes its input and adds it back itself: GSS, Mega)."""
+    return getattr(cls, "residual_block", False)
+
+
 def _norm(norm: nn.Module, h: torch.Tensor, real) -> torch.Tensor:
     return norm(h, real) if isinstance(norm, ChannelBatchNorm) else norm(h)
 
@@ -97,10 +105,14 @@ class SequenceModel(Pretrained, nn.Module):
         def block(i: int) -> nn.Module:  # a hybrid puts attention at every attention_every-th block (1-based)
             if attention_every and (i + 1) % attention_every == 0:
                 return build_layer("attention", d_model=d_model, n_heads=attention_heads, dropout=dropout)
-            return build_layer(layer, d_model=d_model, **(layer_options or {}))
+            options = dict(layer_options or {})
+            if is_residual_block(LAYERS.get(layer)):
+                options.setdefault("dropout", dropout)
+            return build_layer(layer, d_model=d_model, **options)
 
         self.layers = nn.ModuleList(block(i) for i in range(n_layers))
-        self.norms = nn.ModuleList(make_norm(d_model) for _ in range(n_layers))
+        self.norms = nn.ModuleList(nn.Identity() if is_residual_block(type(built)) else make_norm(d_model)
+                                   for built in self.layers)
         if ffn_mult < 0:
             raise ValueError(f"ffn_mult: expected 0 (no FFN) or a positive integer, got {ffn_mult}")
         self.ffns = nn.ModuleList(nn.Sequential(nn.Linear(d_model, ffn_mult * d_model), nn.GELU(),
@@ -141,7 +153,10 @@ class SequenceModel(Pretrained, nn.Module):
                     raise ValueError(f"{name}: block {i} ({type(layer).__name__}) does not take {name}; "
                                      f"{LAYER_ARGUMENTS[name]}")
             run = functools.partial(layer.step if stepping else layer, **options)
-            h, state = self._residual(h, self.norms[i], lambda x: run(x, state), real)
+            if is_residual_block(type(layer)):
+                h, state = run(h, state)
+            else:
+                h, state = self._residual(h, self.norms[i], lambda x: run(x, state), real)
             if self.ffns is not None:
                 h, _ = self._residual(h, self.ffn_norms[i], lambda x: (self.ffns[i](x), None), real)
             new_states.append(state)

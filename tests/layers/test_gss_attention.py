@@ -66,3 +66,21 @@ def test_hybrid_backbone_interleaves_attention_and_generates_consistently():
     assert [type(m).__name__ for m in model.layers] == ["GSS", "MultiHeadAttention"] * 2
     tokens, logits = generate(model, torch.randint(0, 256, (2, 5)), 10)
     assert rel_err(logits, model(tokens[:, :-1])[:, 4:]) < 1e-9
+
+
+@pytest.mark.parametrize("layer,options", [("gss", {"d_state": 8}), ("mega", {"ndim": 4, "l_max": 12})], ids=str)
+def test_a_backbone_stacks_whole_residual_blocks_without_a_second_norm_and_shortcut(layer, options):
+    """GSS and Mega normalize their input and add it back themselves; the backbone adds neither again (the blocks of
+    the official code), and hands them its dropout."""
+    model = SequenceModel(3, 5, layer=layer, d_model=16, n_layers=2, layer_options=options, pool="none",
+                          dropout=0.25).double().eval()
+    assert not any(name.startswith("norms.") for name, _ in model.named_parameters())
+    assert all(block.dropout.p == 0.25 for block in model.layers)
+    x = torch.randn(2, 12, 3, dtype=torch.float64)
+    h = model.encoder(x)
+    for block in model.layers:
+        h = block(h)[0]
+    assert rel_err(model(x), model.decoder(model.final_norm(h))) < 1e-12
+    own = SequenceModel(3, 5, layer=layer, d_model=16, n_layers=2, layer_options={**options, "dropout": 0.0},
+                        dropout=0.25)
+    assert all(isinstance(block.dropout, torch.nn.Identity) for block in own.layers)
