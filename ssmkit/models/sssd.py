@@ -20,6 +20,7 @@ exactly.
 """
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
+from ..layers import LAYERS
 from ..layers import layer as build_layer
 from .diffusion import DiffusionSchedule, step_embedding
 from .pretrained import Pretrained
@@ -85,6 +87,8 @@ class SSSD(Pretrained, nn.Module):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key}: expected a positive integer, got {value!r}")
         options = {"bidirectional": True, "output": "linear", **(layer_options or {})}
+        if layer in LAYERS and "B_clip" in inspect.signature(LAYERS[layer]).parameters:
+            options.setdefault("B_clip", None)  # SSSD's own S4 (S4Model.py nplr) keeps the exact HiPPO B̃
         self.schedule = DiffusionSchedule(T, beta_0, beta_T)
         self.d_input, self.d_embed_in = d_input, d_embed_in
         self.embed = nn.Sequential(nn.Linear(d_embed_in, d_embed), nn.SiLU(), nn.Linear(d_embed, d_embed), nn.SiLU())

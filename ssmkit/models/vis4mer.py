@@ -30,7 +30,8 @@ from ..layers import LAYERS
 from ..layers import layer as build_layer
 from .pretrained import Pretrained
 
-S4_DEFAULTS = {"d_state": 64, "init": "legs", "output": "linear"}  # the official S4(H, l_max, dropout) defaults
+# the official S4(H, l_max, dropout) defaults; its HiPPO B̃ (s4.py nplr) is not clipped
+S4_DEFAULTS = {"d_state": 64, "init": "legs", "output": "linear", "B_clip": None}
 
 
 class ViS4mer(Pretrained, nn.Module):

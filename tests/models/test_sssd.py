@@ -102,3 +102,17 @@ def test_sssd_at_the_paper_size_has_the_official_parameter_count():
     # 48,371,726 parameters; its S4 keeps A, B, P and dt fixed, which is ssm_lr=0 here
     model = SSSD(14, layer_options={"l_max": 100, "ssm_lr": 0.0})
     assert sum(p.numel() for p in model.parameters()) == 48_371_726
+
+
+def test_sssd_s4_layers_keep_the_exact_hippo_b_as_its_own_s4_does():
+    """SSSD's S4 (S4Model.py nplr) does not clip Im B̃ at 2 and never trains B: ours starts from the same B̃, unless
+    layer_options set B_clip."""
+    import ssmkit
+
+    exact = ssmkit.S4(8, d_state=16, B_clip=None).kernel.B
+    clipped = ssmkit.S4(8, d_state=16).kernel.B
+    assert not torch.equal(exact, clipped)
+    for options, expected in (({}, exact), ({"B_clip": 2.0}, clipped)):
+        model = SSSD(3, n_blocks=1, d_model=4, d_skip=4, layer_options={"d_state": 16, **options})
+        layers = [m for m in model.modules() if isinstance(m, ssmkit.S4)]
+        assert len(layers) == 2 and all(torch.equal(m.kernel.B, expected) for m in layers)

@@ -113,3 +113,9 @@ def test_the_trainer_gives_each_stage_its_length_and_refuses_other_tasks():
                                                                                               "val"))
     with pytest.raises(ValueError, match="layer_options: l_max is ViS4mer's own argument"):
         ViS4mer(4, 2, d_model=16, layer_options={"l_max": 8})
+
+
+def test_vis4mer_s4_starts_from_the_exact_hippo_b_as_its_official_s4():
+    model = ViS4mer(6, 2, d_model=8, n_layers=2, l_max=16, layer_options={"d_state": 16})
+    for layer in model.layers:  # widths 8, 4
+        assert torch.equal(layer.kernel.B, ssmkit.S4(layer.H, d_state=16, B_clip=None).kernel.B)
