@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = argparse.ArgumentParser(prog="ssmkit", description="Structured state space sequence models.")
     sub = parser.add_subparsers(dest="command", required=True)
-    p_train = sub.add_parser("train", help="train a model (default: S4D on sequential digits, ~1 min on a CPU)")
+    p_train = sub.add_parser("train", help="train a model (default: S4D on sequential digits, ~20 s on a CPU)")
     p_train.add_argument("overrides", nargs="*", metavar="[EXPERIMENT] key=value",
                          help="an experiment (shipped name or YAML path), then config overrides, e.g. layer=s4 lr=3e-3")
     p_train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly")
@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     p_eval.add_argument("--rate", type=float, default=1.0,
                         help="sample the SSM kernels at rate·Δ: 2 evaluates a model trained at 16 kHz on 8 kHz audio")
     p_eval.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="dataset_options",
-                        help="dataset options replacing the run's, e.g. --set sample_rate=8000")
+                        help="dataset options replacing the run's, e.g. --set sample_rate=8000, or --set data_dir=DIR "
+                             "where the run's data now is")
     p_eval.add_argument("--subset", type=int, default=None, metavar="N",
                         help="score a seeded subset of N samples (default: the run's train_subset / eval_subset, "
                              "as in its results.json; 0: the whole split)")
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             m = training.evaluate_run(args.run_dir, args.split, args.checkpoint, args.device, args.rate, options,
                                       args.subset)
             shown = (f"accuracy {m['acc']:.2%}" if "acc" in m else f"rmse {m['rmse']:.4f}" if "rmse" in m else
-                     f"mse {m['mse']:.4f}" if "mse" in m else f"NLL {m['bits']:.4f} bits per token")
+                     f"mse {m['mse']:.4f}" if "mse" in m else f"NLL {m['bits']:.4f} bits per sample")
             print(f"{args.split}: {shown}, loss {m['loss']:.4f} ({m['samples']} samples)")
         elif args.command == "layers":
             for name, cls in sorted(layers.LAYERS.items()):
@@ -230,6 +231,9 @@ def _generate(args, training) -> None:
         eos = args.eos.encode()[0]
     device = setup(args.device)[2]
     model = training.load_model(args.run_dir, args.checkpoint, device=device)
+    if not sample_rate and type(model).__name__ == "Sashimi":  # a model folder does not say what its tokens are
+        raise ValueError(f"--sample-rate: {args.run_dir} holds a SaShiMi model, which generates audio; give the rate "
+                         f"of the audio it was trained on (16000 for SC09)")
     start = [ZERO_LEVEL] if sample_rate else list(args.prompt.encode())
     prompt = torch.tensor(start, device=device).repeat(args.batch, 1)
     if prompt.shape[1] == 0:

@@ -100,3 +100,31 @@ def test_train_sssd_then_impute_a_csv_from_the_command_line(tmp_path):
     cells = [line.split(",") for line in (tmp_path / "imp" / "median.csv").read_text().splitlines()[1:]]
     imputed = [c for row, mrow in zip(cells, mask) for c, mk in zip(row, mrow) if not mk]
     assert imputed and max(len(c.lstrip("-").replace(".", "").lstrip("0")) for c in imputed) <= 12  # float32 digits
+    # without its data: the run's normalization.json gives the units, and eval finds the data where it moved
+    from ssmkit.train import evaluate_run
+    from ssmkit.train.imputing import impute_files
+
+    assert set(__import__("json").loads((tmp_path / "s" / "normalization.json").read_text())) == {"mean", "std"}
+    (tmp_path / "uea").rename(tmp_path / "moved")
+    impute_files(tmp_path / "s", tmp_path / "x.csv", tmp_path / "m.csv", 3, tmp_path / "again")
+    assert (tmp_path / "again" / "median.csv").read_text() == (tmp_path / "imp" / "median.csv").read_text()
+    with pytest.raises(FileNotFoundError, match=r"no Toy_TRAIN.ts .* \(if the run's data moved: --set data_dir=DIR\)"):
+        evaluate_run(tmp_path / "s")
+    assert evaluate_run(tmp_path / "s", dataset_options={"data_dir": str(tmp_path / "moved")})["samples"] > 0
+    with pytest.raises(ValueError, match="split: choose the split to score with --split"):
+        evaluate_run(tmp_path / "s", dataset_options={"split": "train"})
+    # bad input: one line naming the file, the cell and what is wrong
+    def fails(series_rows, mask_rows, match, samples=3):
+        (tmp_path / "bx.csv").write_text("\n".join(series_rows) + "\n")
+        (tmp_path / "bm.csv").write_text("\n".join(mask_rows) + "\n")
+        with pytest.raises(ValueError, match=match):
+            impute_files(tmp_path / "s", tmp_path / "bx.csv", tmp_path / "bm.csv", samples, tmp_path / "bad")
+
+    ones = ["1,1,1"] * 24
+    fails(["1,2,3"] * 23 + ["1,nan,3"], ones, r"bx.csv: time step 24, column 2 is marked observed but holds nan")
+    fails(["1,2,3"] * 23 + ["1,,3"], ones, r"time step 24, column 2 is marked observed but holds nan")
+    fails(["1,2,3"] * 24, ones[:-1] + ["1,2,1"], r"bm.csv: expected 0 \(missing\) or 1 \(observed\), got 2 at time step 24, column 2")
+    fails(["1,2,3"] * 24, ones[:-1], r"bm.csv: expected the shape of the series \(24, 3\)")
+    fails(["1,2,3"] * 23 + ["1,foo,3"], ones, r"bx.csv: line 24: expected numbers, got '1,foo,3'")
+    fails(["1,2,3"] * 30, ["1,1,1"] * 30, r"bx.csv: 30 rows \(time steps\); the model imputes series of up to 24")
+    fails(["1,2,3"] * 24, ones, r"n_samples \(--samples\): expected an integer >= 1, got 0", samples=0)

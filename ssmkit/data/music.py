@@ -31,7 +31,7 @@ def natural_key(name: str) -> list:
 
 
 def split_files(files: list[Path], split: str, train_fraction: float) -> list[Path]:
-    """The official split by position: [0, f), [f, f + (1 − f)/2), [f + (1 − f)/2, 1) of the naturally sorted files."""
+    """The official split by position: [0, f), [f, (1 + f)/2), [(1 + f)/2, 1) of the naturally sorted files."""
     check_fraction("train_fraction", train_fraction)
     n = len(files)
     edges = {"train": (0.0, train_fraction), "val": (train_fraction, (1 + train_fraction) / 2),

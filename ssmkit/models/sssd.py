@@ -141,6 +141,8 @@ class SSSD(Pretrained, nn.Module):
         """x, mask (B, L, K) (1 observed) -> n_samples imputations by the reverse process (module docstring); the
         observed entries come back exactly, missing ones of x are never read."""
         self._check(x, mask)
+        if not isinstance(n_samples, int) or n_samples < 1:
+            raise ValueError(f"n_samples: expected an integer >= 1, got {n_samples!r}")
         if not 0 < quantile < 0.5:
             raise ValueError(f"quantile: expected a lower quantile in (0, 0.5), got {quantile}")
         S, (B, L, K) = n_samples, x.shape

@@ -221,8 +221,11 @@ def load_experiment(name_or_path: str) -> dict:
     if not path.is_file():
         path = EXPERIMENTS_DIR / f"{name_or_path}.yaml"
         if not path.is_file():
-            raise ValueError(f"experiment: {name_or_path!r} is neither a file nor a shipped experiment; shipped: "
-                             f"{experiment_names()}")
+            if name_or_path in {f.name for f in dataclasses.fields(TrainConfig)}:
+                raise ValueError(f"experiment: {name_or_path!r} is a config key, not an experiment; set it as "
+                                 f"{name_or_path}=VALUE")
+            raise ValueError(f"experiment: {name_or_path!r} is neither a file nor a shipped experiment"
+                             f"{did_you_mean(name_or_path, experiment_names())}; shipped: {experiment_names()}")
     mapping = read_yaml(path)
     if not mapping:
         raise ValueError(f"{path}: the experiment sets no config keys (an empty file would train the defaults)")

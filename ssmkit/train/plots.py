@@ -38,7 +38,7 @@ def curves_figure(run_dir: Path, plt):
         raise ValueError(f"plot: {run_dir}/metrics.csv has no epochs yet")
     epoch = [int(r["epoch"]) for r in rows]
     score = next(m for m in ("acc", "rmse", "mse", "bits") if f"val_{m}" in rows[0])
-    labels = {"loss": "loss", "acc": "accuracy", "rmse": "RMSE", "mse": "MSE", "bits": "NLL (bits per token)"}
+    labels = {"loss": "loss", "acc": "accuracy", "rmse": "RMSE", "mse": "MSE", "bits": "NLL (bits per sample)"}
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     steps = _read_csv(run_dir / "steps.csv") if (run_dir / "steps.csv").is_file() else []
     if steps:

@@ -7,11 +7,14 @@ exclusive mkdir, so two runs never share one: an explicit run_name that exists i
 -3, ... config.yaml, written first, marks the folder as an ssmkit run.
 
 metrics.csv is a view of the history kept in the checkpoint: it is written after every epoch and again when a run is
-resumed, so a crash between the checkpoint and the CSV leaves nothing missing.
+resumed, so a crash between the checkpoint and the CSV leaves nothing missing. normalization.json holds the per-channel
+mean and std of a dataset that standardizes its series (the UCR/UEA loader), so that a trained model reads and writes
+the original units without its data (`ssmkit impute`).
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import datetime
 from pathlib import Path
 
@@ -81,3 +84,24 @@ def tidy(run_dir: Path) -> None:
     prune(run_dir / "checkpoints")
     for tmp in Path(run_dir).glob(".*.tmp"):
         tmp.unlink(missing_ok=True)
+
+
+NORMALIZATION = "normalization.json"
+
+
+def write_normalization(run_dir: Path, dataset) -> None:
+    """normalization.json from a dataset's per-channel ``mean`` and ``std`` (tensors); nothing for other datasets."""
+    if hasattr(dataset, "mean") and hasattr(dataset, "std"):
+        stats = {key: getattr(dataset, key).double().flatten().tolist() for key in ("mean", "std")}
+        write_text_atomic(json.dumps(stats) + "\n", Path(run_dir) / NORMALIZATION)
+
+
+def read_normalization(run_dir: Path) -> dict | None:
+    """{"mean": [...], "std": [...]} of a run's normalization.json, or None when the run has none."""
+    path = Path(run_dir) / NORMALIZATION
+    if not path.is_file():
+        return None
+    stats = json.loads(path.read_text())
+    if set(stats) != {"mean", "std"} or len(stats["mean"]) != len(stats["std"]):
+        raise ValueError(f"{path}: expected per-channel lists 'mean' and 'std' of one length")
+    return stats

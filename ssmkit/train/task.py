@@ -13,7 +13,7 @@ class Task:
     """How a dataset is scored. classify / lm: cross-entropy, accuracy (higher is better); regress: squared error,
     RMSE (lower is better); impute: the model returns its per-entry error (a diffusion model's noise prediction
     error) and y is the observation mask: squared error on the missing entries (y = 0), MSE (lower is better). An lm
-    dataset with ``metric = "bits"`` (audio) is scored by its negative log-likelihood in bits per token, loss / ln 2
+    dataset with ``metric = "bits"`` (audio) is scored by its negative log-likelihood in bits per sample, loss / ln 2
     (lower is better), as audio models are compared. Sums are over targets (a sample's label, a position's token, a
     regression value, or a missing entry); lm targets equal to IGNORE are left out of the loss, the metric and the
     count."""
@@ -23,7 +23,7 @@ class Task:
         self.metric = {"regress": "rmse", "impute": "mse"}.get(self.kind) or getattr(dataset, "metric", "acc")
         if self.metric not in ("acc", "rmse", "mse", "bits") or (self.metric == "bits" and self.kind != "lm"):
             raise ValueError(f"metric: a {self.kind} dataset is scored by acc (or bits for lm), got {self.metric!r}")
-        self.label = {"rmse": "RMSE", "acc": "accuracy", "bits": "NLL (bits per token)", "mse": "MSE"}[self.metric]
+        self.label = {"rmse": "RMSE", "acc": "accuracy", "bits": "NLL (bits per sample)", "mse": "MSE"}[self.metric]
 
     def sums(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(summed loss, summed metric numerator, number of scored targets); the numerator counts correct

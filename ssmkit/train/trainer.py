@@ -31,7 +31,7 @@ from .build import build_model
 from .config import TrainConfig
 from .logs import tensorboard, write_steps
 from .optim import adamw
-from .run_dir import new_run_dir, read_run_config, tidy, write_metrics
+from .run_dir import new_run_dir, read_run_config, tidy, write_metrics, write_normalization
 from .task import Task
 
 
@@ -265,6 +265,8 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
     else:
         run_dir = Path(dist.broadcast(str(new_run_dir(config)) if rank == 0 else None))
         start_epoch, best_val, history = 0, None, []
+        if rank == 0:
+            write_normalization(run_dir, splits["train"])
     n_params = sum(p.numel() for p in plain.parameters())
     # per-position tasks may leave positions unscored; imputation scores the missing entries
     unit = {"lm": "scored tokens", "impute": "missing entries"}.get(task.kind, "samples")
@@ -344,8 +346,9 @@ def load_model(path: str | Path, checkpoint: str = "best", device="cpu") -> Sequ
 def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "best", device: str = "auto",
                  rate: float = 1.0, dataset_options: dict | None = None, subset: int | None = None) -> dict:
     """Metrics of a run's checkpoint on a split, and "samples": how many it scored. dataset_options update the run's
-    (e.g. sample_rate=8000 with rate=2 for the zero-shot resolution change). subset: the seeded subset the run used
-    (train_subset or eval_subset) when None, so that the numbers match results.json; 0 for the whole split."""
+    (e.g. sample_rate=8000 with rate=2 for the zero-shot resolution change; data_dir: where the data is now).
+    subset: the seeded subset the run used (train_subset or eval_subset) when None, so that the numbers match
+    results.json; 0 for the whole split."""
     config = read_run_config(Path(run_dir))
     dev = dist.setup(device)[2]
     if subset is None:
@@ -354,6 +357,13 @@ def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "be
         raise ValueError(f"subset: expected a count >= 0 (0: the whole split), got {subset!r}")
     model = load_model(run_dir, checkpoint, device=dev)
     options = {**config.dataset_options, **(dataset_options or {})}
-    dataset = data.take(data.build(config.dataset, config.data_dir, split, **options), subset, config.seed)
+    if "split" in options:
+        raise ValueError("split: choose the split to score with --split, not as a dataset option")
+    data_dir = options.pop("data_dir", config.data_dir)  # where the run's data is now, if it moved
+    try:
+        built = data.build(config.dataset, data_dir, split, **options)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{e} (if the run's data moved: --set data_dir=DIR)") from None
+    dataset = data.take(built, subset, config.seed)
     return {**evaluate(model, dataset, config.batch_size, dev, rate=rate, num_workers=config.num_workers, desc=split),
             "samples": len(dataset)}

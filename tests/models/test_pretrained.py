@@ -129,3 +129,15 @@ def test_the_hub_without_huggingface_hub_says_how_to_install_it(monkeypatch):
         SequenceModel.from_pretrained("me/tiny")
     with pytest.raises(ValueError, match=r"pip install 'ssmkit\[hub\]'"):
         SequenceModel(1, 2).push_to_hub("me/tiny")
+
+
+def test_generate_asks_for_the_sample_rate_of_a_sashimi_model_folder(tmp_path):
+    """A model folder does not say what its tokens are; a SaShiMi folder is audio, not bytes to print."""
+    from ssmkit.models import Sashimi
+
+    Sashimi(1, 256, vocab_size=256, d_model=8, n_layers=1, pool=[2], layer_options={"d_state": 4}).save_pretrained(
+        tmp_path / "audio")
+    out = subprocess.run([sys.executable, "-m", "ssmkit", "generate", str(tmp_path / "audio"), "--length", "4",
+                          "--out", str(tmp_path / "wavs")], capture_output=True, text=True)
+    assert out.returncode == 2 and "--sample-rate:" in out.stderr and "holds a SaShiMi model" in out.stderr, out.stderr
+    assert not (tmp_path / "wavs").exists()

@@ -180,6 +180,10 @@ def test_experiment_files_are_checked_like_overrides(tmp_path):
         make_config([], load_experiment(str(bad)), source=str(bad))
     with pytest.raises(ValueError, match="neither a file nor a shipped experiment"):
         load_experiment("lra-nope")
+    with pytest.raises(ValueError, match=r"\(did you mean 'sashimi-sc09'\?\)"):
+        load_experiment("sashimi-sc9")
+    with pytest.raises(ValueError, match="'lr' is a config key, not an experiment; set it as lr=VALUE"):
+        load_experiment("lr")
 
 
 def test_cli_trains_an_experiment_file_with_overrides(tmp_path):
