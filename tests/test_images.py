@@ -61,15 +61,19 @@ def test_scifar_reads_python_batches_as_rgb_pixel_sequences(cifar_dir):
     img = batch[b"data"][2].reshape(3, 32, 32)
     x = test.tensors[0][2]
     assert x.shape == (1024, 3)
-    assert torch.allclose(x[32 * 5 + 7], torch.from_numpy(img[:, 5, 7] / 255.0).float())  # row 5, column 7
+    mean, std = np.array([0.4914, 0.4822, 0.4465]), np.array([0.247, 0.243, 0.261])  # the official loader's
+    assert torch.allclose(x[32 * 5 + 7], torch.from_numpy((img[:, 5, 7] / 255.0 - mean) / std).float())  # row 5, col 7
     assert test.tensors[1].tolist() == list(batch[b"labels"])
+    plain = data.build("scifar", str(cifar_dir), "test", normalize=False).tensors[0][2]
+    assert torch.allclose(plain[32 * 5 + 7], torch.from_numpy(img[:, 5, 7] / 255.0).float())
 
 
 def test_scifar_grayscale_is_the_lra_image_input(cifar_dir):
-    gray, rgb = data.build("scifar", str(cifar_dir), "test", grayscale=True), data.build("scifar", str(cifar_dir), "test")
+    gray = data.build("scifar", str(cifar_dir), "test", grayscale=True)
+    rgb = data.build("scifar", str(cifar_dir), "test", normalize=False)
     assert gray.d_input == 1 and gray.tensors[0].shape == (6, 1024, 1)
-    expected = rgb.tensors[0] @ torch.tensor([0.299, 0.587, 0.114])
-    assert torch.allclose(gray.tensors[0][..., 0], expected, atol=1e-6)
+    expected = (rgb.tensors[0] @ torch.tensor([0.299, 0.587, 0.114]) - 122.6 / 255) / (61 / 255)
+    assert torch.allclose(gray.tensors[0][..., 0], expected, atol=1e-5)
 
 
 def test_scifar_images_are_channels_last_32x32(cifar_dir):

@@ -3,9 +3,11 @@
 smnist / psmnist: MNIST as 784 pixels in row-major order (1 feature, scaled to [0, 1]); psMNIST applies one fixed,
     seeded permutation. Files: train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte,
     t10k-labels-idx1-ubyte, each optionally gzipped (.gz), as distributed by the MNIST site.
-scifar: CIFAR-10 as 1024 pixels with 3 features (R, G, B in [0, 1]); grayscale=True gives 1 feature (the LRA Image
-    task: 0.299 R + 0.587 G + 0.114 B); image=True gives (n, 32, 32, C) channels-last images (S4ND's CIFAR-2D), and
-    size resizes (data/grid.py). Files: the python version's folder cifar-10-batches-py/ (data_batch_1..5,
+scifar: CIFAR-10 as 1024 pixels with 3 features (R, G, B), standardized as the official S4 loader does
+    (x − mean)/std with means (0.4914, 0.4822, 0.4465) and deviations (0.247, 0.243, 0.261); grayscale=True gives 1
+    feature (the LRA Image task: 0.299 R + 0.587 G + 0.114 B, standardized with 122.6/255 and 61/255); normalize=False
+    keeps values in [0, 1]; image=True gives (n, 32, 32, C) channels-last images (S4ND's CIFAR-2D), and size resizes
+    (data/grid.py). Files: the python version's folder cifar-10-batches-py/ (data_batch_1..5,
     test_batch: pickled dicts with b"data" (10000, 3072) uint8, channel planes, and b"labels").
 Validation is the last val_fraction of the official training set (a fixed split); test is the official test set.
 The CIFAR-10 python release is a pickle; it is read with an unpickler that builds only dicts, lists, bytes and numpy
@@ -143,16 +145,24 @@ def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data, labels
 
 
+# the official S4 loader's standardization (state-spaces/s4 src/dataloaders/basic.py, CIFAR10): (means, deviations)
+CIFAR_RGB = ((0.4914, 0.4822, 0.4465), (0.247, 0.243, 0.261))
+CIFAR_GRAY = ((122.6 / 255.0,), (61.0 / 255.0,))
+
+
 @register_dataset("scifar", "sequential CIFAR-10, 1024 pixels x RGB, or grayscale=True for LRA Image; image=True "
                             "for 32x32 images (cifar-10-batches-py in data_dir)")
 def scifar(data_dir: str | None, split: str, grayscale: bool = False, val_fraction: float = 0.1, image: bool = False,
-           size: int = 32) -> TensorDataset:
+           size: int = 32, normalize: bool = True) -> TensorDataset:
     folder = data_folder(data_dir, f"the folder holding {WHERE['cifar']}", inner="cifar-10-batches-py")
     names = ["test_batch"] if split == "test" else [f"data_batch_{i}" for i in range(1, 6)]
     parts = [_cifar_batch(folder / name) for name in names]
     data, labels = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     rgb = data.reshape(-1, 3, 1024).transpose(0, 2, 1) / 255.0  # (n, 1024, 3): pixel order row-major
     x = (rgb @ np.array([0.299, 0.587, 0.114]))[..., None] if grayscale else rgb
+    if normalize:
+        mean, std = CIFAR_GRAY if grayscale else CIFAR_RGB
+        x = (x - np.asarray(mean)) / np.asarray(std)
     if split != "test":
         x, labels = _split_train(x, labels, split, val_fraction)
     grid = pixel_grid(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), 32, check_size(size, 32), image)
