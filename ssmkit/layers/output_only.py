@@ -8,6 +8,9 @@ from torch import nn
 class OutputOnly(nn.Module):
     """``OutputOnly(layer)(u) == layer(u)[0]``: the output of a whole-sequence forward, without the state.
 
+    A layer that returns (y, state), as every ssmkit layer does, gives y; a module that already returns one tensor
+    gives it whole (never its first batch row).
+
     nn.Sequential(nn.Linear(3, 64), ssmkit.OutputOnly(ssmkit.S4D(64)), nn.GELU(), ...). Keyword arguments (rate,
     dt_scale) go through to the layer; its parameters, and their SSM optimizer settings, are the layer's.
     """
@@ -17,4 +20,5 @@ class OutputOnly(nn.Module):
         self.layer = layer
 
     def forward(self, u: torch.Tensor, **options) -> torch.Tensor:
-        return self.layer(u, **options)[0]
+        out = self.layer(u, **options)
+        return out[0] if isinstance(out, (tuple, list)) else out

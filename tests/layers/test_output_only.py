@@ -19,3 +19,9 @@ def test_output_only_passes_keyword_options_through():
     layer = ssmkit.S4D(4).double()
     u = torch.randn(1, 8, 4, dtype=torch.float64)
     assert torch.equal(ssmkit.OutputOnly(layer)(u, rate=2.0), layer(u, rate=2.0)[0])
+
+
+def test_output_only_passes_a_plain_tensor_through_whole():
+    linear = nn.Linear(3, 3)
+    x = torch.randn(2, 3)
+    assert torch.equal(ssmkit.OutputOnly(linear)(x), linear(x))  # (2, 3), not the first row (3,)
