@@ -28,7 +28,7 @@ from .kernels.chunked import interleave
 from .kernels.diag import DiagonalSystem
 from .kernels.dss import DSSKernel
 from .layers import S5, LiquidS4, SSMConv
-from .layers.checks import check_input, check_step_input, mask_padding
+from .layers.checks import check_batch_size, check_input, check_step_input, mask_padding
 
 
 def _check_real_state(state, shape: tuple, dtype: torch.dtype) -> None:
@@ -102,6 +102,7 @@ class FrozenConv(nn.Module):
     def default_state(self, batch_size: int) -> torch.Tensor:
         """The zero state: (batch, H, N) real, interleaved (Re x_0, Im x_0, Re x_1, ...)."""
         self._check_step()
+        check_batch_size(batch_size)
         return self.B_bar.new_zeros(batch_size, *self.B_bar.shape)
 
     def _check_step(self) -> None:
@@ -169,6 +170,7 @@ class FrozenS5(nn.Module):
         """The zero state: (batch, P) real, interleaved (Re x_0, Im x_0, ...)."""
         if self.bidirectional:
             raise ValueError("default_state: a bidirectional layer has no recurrent view (it reads future inputs)")
+        check_batch_size(batch_size)
         return self.A.new_zeros(batch_size, 2 * self.P2)
 
     def step(self, u: torch.Tensor, state: torch.Tensor):

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import check_input, check_step_input, valid_positions
+from .checks import check_batch_size, check_input, check_step_input, valid_positions
 from .factory import factory_kwargs
 from .registry import register_layer
 
@@ -43,6 +43,7 @@ class MultiHeadAttention(nn.Module):
         """The empty cache: growing (keys, values), or with max_length a static (keys, values, position) cache."""
         if not self.causal:
             raise ValueError("default_state: a non-causal attention layer has no recurrent view")
+        check_batch_size(batch_size)
         if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
             raise ValueError(f"max_length: expected None or a positive integer, got {max_length!r}")
         p = self.qkv.weight

@@ -52,6 +52,12 @@ def check_state(state, expected: tuple, bidirectional: bool) -> None:
         raise ValueError(f"state: expected a complex tensor of shape {expected} (see default_state), got {got}")
 
 
+def check_batch_size(batch_size) -> None:
+    """default_state's batch_size: an integer >= 1, as forward and step refuse B = 0."""
+    if not isinstance(batch_size, (int, torch.SymInt)) or batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+
+
 def check_rate(rate: float) -> None:
     if not (isinstance(rate, (int, float)) and 0 < rate < math.inf):
         raise ValueError(f"rate: expected a positive finite number, got {rate!r}")

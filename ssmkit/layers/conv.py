@@ -41,7 +41,7 @@ from ..ops import ChunkPart, backend, chunkconv, chunkconv_act, fftconv, linear_
 from ..ops.chunkconv_act import ACTIVATIONS as FUSED_ACTIVATIONS
 from .chunk_parts import CHUNK, CachedParts, GraphedParts, build_parts
 from .cuda_graphs import GraphedLayer
-from .checks import check_input, check_rate, check_state, check_step_input, mask_padding
+from .checks import check_batch_size, check_input, check_rate, check_state, check_step_input, mask_padding
 from .factory import factory_kwargs
 from .param_versions import values_key
 from .sequence_parallel import incoming_state
@@ -265,6 +265,7 @@ class SSMConv(nn.Module):
         if self.bidirectional:
             raise ValueError("default_state: a bidirectional layer has no recurrent view (its kernel reads future "
                              "inputs)")
+        check_batch_size(batch_size)
         return self.kernel.default_state(batch_size)
 
     def setup_step(self, rate: float = 1.0) -> None:

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import check_input, check_step_input, valid_positions
+from .checks import check_batch_size, check_input, check_step_input, valid_positions
 from .diagonal import EMA
 from .factory import factory_kwargs
 from .registry import register_layer
@@ -213,6 +213,7 @@ class Mega(nn.Module):
         else max_length slots (default l_max; at most l_max, the relative bias span)."""
         if not self.causal:
             raise ValueError("default_state: a non-causal Mega layer has no recurrent view")
+        check_batch_size(batch_size)
         if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
             raise ValueError(f"max_length: expected None or a positive integer, got {max_length!r}")
         if self.chunk is None and max_length is not None and max_length > self.l_max:

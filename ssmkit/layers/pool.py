@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .checks import check_batch_size
+
 
 def _check_chunk(name: str, x, H: int) -> None:
     if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != H or not x.is_floating_point():
@@ -60,6 +62,7 @@ class DownPool(nn.Module):
 
     def default_state(self, batch_size: int) -> torch.Tensor:
         """The empty window (B, 0, H)."""
+        check_batch_size(batch_size)
         return self.linear.weight.new_zeros(batch_size, 0, self.H)
 
 
@@ -98,4 +101,5 @@ class UpPool(nn.Module):
 
     def default_state(self, batch_size: int) -> torch.Tensor:
         """s pending zeros (B, s, H): the causal shift's first s outputs."""
+        check_batch_size(batch_size)
         return self.linear.weight.new_zeros(batch_size, self.stride, self.d_output)

@@ -26,7 +26,7 @@ from .. import hippo
 from ..discretize import DISCRETIZATIONS, discretize
 from ..kernels.base import as_complex, complex_dtype, register_ssm
 from ..ops import scan
-from .checks import check_input, check_rate, check_state, check_step_input, mask_padding
+from .checks import check_batch_size, check_input, check_rate, check_state, check_step_input, mask_padding
 from .factory import factory_kwargs
 from .registry import register_layer
 
@@ -125,6 +125,7 @@ class S5(nn.Module):
     def default_state(self, batch_size: int) -> torch.Tensor:
         if self.bidirectional:
             raise ValueError("default_state: a bidirectional layer has no recurrent view (it reads future inputs)")
+        check_batch_size(batch_size)
         return torch.zeros(batch_size, self.P2, dtype=complex_dtype(self.real_dtype), device=self.C.device)
 
     def _output(self, y: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,8 @@ import pytest
 import torch
 
 import ssmkit
+from ssmkit.export import freeze
+from ssmkit.layers import DownPool, UpPool
 
 OPTIONS = {"sgconv": {"l_max": 16}, "mega": {"l_max": 16}, "ckconv": {"l_max": 16}}
 
@@ -18,6 +20,20 @@ def _layer(name):
 def test_an_empty_batch_is_refused_by_name(name):
     with pytest.raises(ValueError, match="u: expected a batch of B >= 1 sequences, got B=0"):
         _layer(name)(torch.randn(0, 8, 4))
+
+
+STEPPING = ["attention", "dlr", "dss", "ema", "gss", "liquid_s4", "mega", "s4", "s4d", "s5"]
+OTHER_STATES = {  # every other default_state that allocates from batch_size: the pools, the frozen forms
+    "down_pool": lambda: DownPool(4, 8, 2), "up_pool": lambda: UpPool(8, 4, 2),
+    "frozen_s4d": lambda: freeze(ssmkit.S4D(4), 8), "frozen_s5": lambda: freeze(ssmkit.S5(4, 8), 8)}
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.0])
+@pytest.mark.parametrize("name", STEPPING + sorted(OTHER_STATES))
+def test_a_batch_size_below_one_is_refused_by_default_state(name, batch_size):
+    module = OTHER_STATES[name]() if name in OTHER_STATES else _layer(name)
+    with pytest.raises(ValueError, match=f"batch_size: expected a positive integer, got {batch_size}"):
+        module.default_state(batch_size)
 
 
 RESAMPLABLE = [n for n, cls in sorted(ssmkit.LAYERS.items()) if "rate" in inspect.signature(cls.forward).parameters]
