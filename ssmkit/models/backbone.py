@@ -168,13 +168,12 @@ class SequenceModel(Pretrained, nn.Module):
         A pair model takes x (B, 2, L, ...) (and lengths (B, 2)). rate: see _blocks (e.g. 2 for a model trained at
         16 kHz run on 8 kHz audio). sequence_group: x is this rank's part of sequences split over the ranks of that
         process group (models/sequence_parallel.py); mean pooling then averages over the whole sequence."""
+        self._check_x(x, ("B", "2", "L") if self.pair else ("B", "L"))
         if sequence_group is not None:
             check_sequence_parallel(self, lengths)
             h = self._features(x, rate, sequence_group=sequence_group)
             return self.decoder(h if self.pool == "none" else global_mean(h, sequence_group))
         if self.pair:
-            if x.dim() < 3 or x.shape[1] != 2:
-                raise ValueError(f"x: a pair model expects (B, 2, L, ...), got {tuple(x.shape)}")
             B = x.shape[0]
             flat = None if lengths is None else lengths.flatten()
             a, b = self._pooled(x.flatten(0, 1), flat, rate).view(B, 2, -1).unbind(1)
@@ -182,6 +181,21 @@ class SequenceModel(Pretrained, nn.Module):
         if self.pool == "none":
             return self.decoder(self._features(x, rate, lengths))
         return self.decoder(self._pooled(x, lengths, rate))
+
+    def _check_x(self, x, dims: tuple, name: str = "x") -> None:
+        """x: token ids of shape dims with an integer dtype (vocab_size set), else floats of shape (*dims, d_input);
+        a digit in dims is that size. Shapes and dtypes only: reading values (the id range) would sync the GPU."""
+        tokens = isinstance(self.encoder, nn.Embedding)
+        d_input = None if tokens else self.encoder.in_features
+        expected = dims if tokens else (*dims, f"d_input={d_input}")
+        if (not isinstance(x, torch.Tensor) or x.dim() != len(expected)
+                or any(d.isdigit() and x.shape[i] != int(d) for i, d in enumerate(dims))
+                or (x.dtype not in (torch.int64, torch.int32) if tokens
+                    else not x.is_floating_point() or x.shape[-1] != d_input)):
+            got = f"{tuple(x.shape)} {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+            kind = "token ids, an int64 or int32 tensor" if tokens else "a floating-point tensor"
+            shape = f"({', '.join(expected)}{',' if len(expected) == 1 else ''})"
+            raise ValueError(f"{name}: expected {kind} of shape {shape}, got {got}")
 
     def _features(self, x: torch.Tensor, rate: float = 1.0, lengths: torch.Tensor | None = None,
                   sequence_group=None) -> torch.Tensor:
@@ -217,11 +231,13 @@ class SequenceModel(Pretrained, nn.Module):
     def prefill(self, x: torch.Tensor, states: list) -> tuple[torch.Tensor, list]:
         """Outputs (B, L, d_output) of a chunk x continuing ``states``, and the states after it (chunked view)."""
         self._check_per_step()
+        self._check_x(x, ("B", "L"))
         h, states = self._blocks(self.encoder(x), states, stepping=False)
         return self.decoder(self.final_norm(h)), states
 
     def step(self, x_t: torch.Tensor, states: list) -> tuple[torch.Tensor, list]:
         """One position: x_t (B,) token ids or (B, d_input) -> output (B, d_output), next states."""
         self._check_per_step()
+        self._check_x(x_t, ("B",), "x_t")
         h, states = self._blocks(self.encoder(x_t), states, stepping=True)
         return self.decoder(self.final_norm(h)), states

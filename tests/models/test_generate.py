@@ -78,7 +78,7 @@ def test_pair_model_compares_two_independently_encoded_sequences():
     a, b = model._pooled(x[:, 0], None), model._pooled(x[:, 1], None)
     expected = model.decoder(torch.cat([a, b, a * b, a - b], -1))
     assert rel_err(model(x), expected) < 1e-12
-    with pytest.raises(ValueError, match="pair model expects"):
+    with pytest.raises(ValueError, match=r"x: expected a floating-point tensor of shape \(B, 2, L, d_input=1\)"):
         model(torch.randn(4, 20, 1, dtype=torch.float64))
     with pytest.raises(ValueError, match="pool='none'"):
         SequenceModel(1, 3, pair=True, pool="none")
