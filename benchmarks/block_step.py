@@ -15,6 +15,7 @@ import argparse
 
 import torch
 
+from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
 from ssmkit.ops import BlockWeights
 from ssmkit.ops import triton_block_step as tb
 
@@ -71,6 +72,7 @@ def main() -> None:
     p.add_argument("--batches", default="1,16")
     p.add_argument("--configs", default="16:64:8,16:32:4,8:64:8,32:32:4")
     a = p.parse_args()
+    require_cuda()
     parts = {"full": dict(n=LAYERS, ff=True, output="glu", rank=R), "1 layer": dict(n=1, ff=True, output="glu", rank=R),
              "no FF": dict(n=LAYERS, ff=False, output="glu", rank=R),
              "SSM only": dict(n=LAYERS, ff=False, output="none", rank=R),

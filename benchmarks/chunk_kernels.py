@@ -19,6 +19,7 @@ import argparse
 import torch
 from triton.testing import do_bench
 
+from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
 import ssmkit
 from speed import bandwidth  # benchmarks/speed.py
 from ssmkit.layers.chunk_parts import build_parts
@@ -113,6 +114,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shapes", default="16x16384x256,16x65536x256")
     a = p.parse_args()
+    require_cuda()
     torch.backends.cuda.matmul.allow_tf32 = False
     bw = bandwidth()
     scans, grads, fused = [], [], []

@@ -14,6 +14,7 @@ import argparse
 import torch
 from triton.testing import do_bench
 
+from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
 import ssmkit
 from ssmkit.layers import chunk_parts
 from speed import B, H, N, backend, fwd_bwd, ours
@@ -38,6 +39,7 @@ def main() -> None:
     p.add_argument("--lengths", default="4096,16384,65536")
     p.add_argument("--chunks", default="64,128")
     a = p.parse_args()
+    require_cuda()
     torch.backends.cuda.matmul.allow_tf32 = False
     lengths, chunks = [int(v) for v in a.lengths.split(",")], [int(v) for v in a.chunks.split(",")]
     default, rows = chunk_parts.CHUNK, {}

@@ -14,6 +14,7 @@ import argparse
 import torch
 from triton.testing import do_bench
 
+from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
 import ssmkit
 from ssmkit.ops import ChunkPart, chunkconv_act
 from ssmkit.ops import triton_chunkconv
@@ -27,6 +28,7 @@ def main() -> None:
     p.add_argument("--shapes", default="32x2000x256,16x16384x256,16x65536x256")
     p.add_argument("--N", type=int, default=4)
     a = p.parse_args()
+    require_cuda()
     default = triton_chunkconv.TILE
     rows = {}
     for shape in a.shapes.split(","):

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import torch
 
+from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
 from ssmkit.train import load_experiment, make_config
 from ssmkit.train.optim import adamw
 from ssmkit.train.task import Task
@@ -106,6 +107,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for every experiment, e.g. layer_options.cuda_graph=true")
     args = parser.parse_args()
+    require_cuda()
     device = torch.device("cuda")
     rows = []
     for name in args.names:

@@ -15,6 +15,7 @@ import time
 
 import torch
 
+from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
 import ssmkit
 from ssmkit.models import SequenceModel, generate
 
@@ -168,6 +169,7 @@ def main() -> None:
     p.add_argument("--batches", default="1,16,256")
     p.add_argument("--contexts", default="1024,4096,16384")
     a = p.parse_args()
+    require_cuda()
     torch.backends.cuda.matmul.allow_tf32 = False
     print(torch.cuda.get_device_name(), "torch", torch.__version__, flush=True)
     check_exactness()

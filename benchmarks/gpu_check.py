@@ -14,6 +14,7 @@ import sys
 
 import torch
 
+from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
 import ssmkit
 
 
@@ -145,6 +146,7 @@ def generation_timings():
 
 
 def main():
+    require_cuda()
     print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())
     correctness()
     if "--correctness-only" in sys.argv:

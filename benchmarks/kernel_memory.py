@@ -10,10 +10,13 @@ import time
 
 import torch
 
+from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
 import ssmkit
 
 
 def main(kind: str, H: int, N: int, L: int, device: str = "cpu") -> None:
+    if device == "cuda":
+        require_cuda()
     torch.manual_seed(0)
     kernel = (ssmkit.kernels.DPLRKernel(H, N, l_max=L) if kind == "s4" else ssmkit.kernels.S4DKernel(H, N)).to(device)
     if device == "cuda":

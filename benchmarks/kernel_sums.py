@@ -12,6 +12,7 @@ import contextlib
 import torch
 from triton.testing import do_bench
 
+from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
 import ssmkit
 from ssmkit.kernels.dplr import _unit_circle_points
 from ssmkit.ops import dispatch
@@ -82,6 +83,7 @@ def layer_rows() -> list[str]:
 
 
 def main() -> None:
+    require_cuda()
     torch.backends.cuda.matmul.allow_tf32 = False
     print("\n".join(HEADER))
     rows = op_rows()

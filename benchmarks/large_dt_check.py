@@ -20,6 +20,7 @@ import time
 
 import torch
 
+from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
 import ssmkit
 from ssmkit.kernels import dplr
 
@@ -114,6 +115,8 @@ def main() -> int:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--small", action="store_true", help="toy sizes (a CPU check of the script)")
     args = parser.parse_args()
+    if args.device == "cuda":
+        require_cuda("--device cpu --small")
     device = torch.device(args.device)
     rows = accuracy(device, args.small)
     graphs = graphs_still_capture(device)

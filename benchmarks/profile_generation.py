@@ -13,6 +13,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from generation import graphed, ours, stack_stepper, tokens_per_second
+from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
 
 STEPS = 50
 
@@ -22,6 +23,7 @@ def main() -> None:
     p.add_argument("--batches", default="1,16,256")
     p.add_argument("--kind", default="S4D", choices=["S4", "S4D"])
     a = p.parse_args()
+    require_cuda()
     torch.backends.cuda.matmul.allow_tf32 = False
     with torch.no_grad():
         layers = ours(a.kind)

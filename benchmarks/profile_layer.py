@@ -13,6 +13,7 @@ import sys
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
 import ssmkit
 
 B, H, N = 16, 256, 64
@@ -32,6 +33,7 @@ def build(kind: str, L: int):
 
 
 def main() -> None:
+    require_cuda()
     torch.backends.cuda.matmul.allow_tf32 = False
     for spec in sys.argv[1:]:
         kind, L, be, *precision = spec.split(":")

@@ -12,6 +12,7 @@ import argparse
 
 import torch
 
+from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
 import ssmkit
 from speed import B, H, N, fwd_bwd, measure, official
 
@@ -28,6 +29,7 @@ def main() -> None:
     p.add_argument("--rows", default="1,2,4,8")
     p.add_argument("--official", default=None, help="checkout of github:state-spaces/s4 (extension built)")
     a = p.parse_args()
+    require_cuda()
     torch.backends.cuda.matmul.allow_tf32 = False
     variants = [False, True] + [int(r) for r in a.rows.split(",")]
     lines = []

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
 import ssmkit
 from ssmkit.models import ImageModel
 from ssmkit.ops import fftconv_nd
@@ -177,6 +178,8 @@ def train_cifar() -> None:
 
 
 def main() -> None:
+    if not TINY:
+        require_cuda("--tiny")
     print(torch.__version__, torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu", flush=True)
     checks()
     speed()

@@ -22,6 +22,7 @@ import time
 import torch
 
 from block_step import set_config  # benchmarks/block_step.py
+from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
 from ssmkit.models import Sashimi, generate
 
 SIZE = dict(d_model=64, n_layers=8, pool=[4, 4], expand=2, ff=2)
@@ -114,6 +115,7 @@ def main() -> None:
     p.add_argument("--profile", action="store_true")
     p.add_argument("--configs", default="16:64:8")
     a = p.parse_args()
+    require_cuda()
     torch.manual_seed(0)
     model = ours()
     failures = check(model)

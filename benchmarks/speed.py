@@ -21,6 +21,7 @@ import sys
 import torch
 from triton.testing import do_bench
 
+from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
 import ssmkit
 from fftconv_backward import autograd_fftconv  # benchmarks/fftconv_backward.py
 
@@ -187,6 +188,7 @@ def main() -> None:
     p.add_argument("--million", action="store_true")
     p.add_argument("--out", default=None, help="write all rows as JSON here")
     a = p.parse_args()
+    require_cuda()
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     lengths = [int(v) for v in a.lengths.split(",")]

@@ -14,6 +14,7 @@ import argparse
 import torch
 
 from generation import graphed, ours, tokens_per_second
+from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
 from ssmkit.ops import triton_step
 
 VARIANTS = {"tile": (), **{f"r{r} w{w}": ((1 << 30, r, w),) for r, w in [(1, 2), (2, 2), (4, 2), (8, 2), (8, 4),
@@ -25,6 +26,7 @@ def main() -> None:
     p.add_argument("--batches", default="1,4,16,64,256")
     p.add_argument("--kind", default="S4D", choices=["S4", "S4D"])
     a = p.parse_args()
+    require_cuda()
     default = triton_step.ROW_FORMS
     batches = [int(b) for b in a.batches.split(",")]
     table = {}

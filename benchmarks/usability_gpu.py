@@ -19,6 +19,7 @@ import tempfile
 
 import torch
 
+from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
 import ssmkit
 from ssmkit.export import freeze
 from ssmkit.train import make_config, train
@@ -81,9 +82,8 @@ def runs() -> list[tuple[str, float, float, float]]:
 
 
 def main() -> int:
-    if not TINY and not torch.cuda.is_available():
-        print("needs CUDA (or --tiny on a CPU)")
-        return 1
+    if not TINY:
+        require_cuda("--tiny")
     torch.manual_seed(0)
     check_half_precision_layers()
     check_frozen_form()

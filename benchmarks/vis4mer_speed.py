@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
 from ssmkit.models import ViS4mer
 
 
@@ -110,6 +111,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--device", default="cuda")
     args = parser.parse_args()
+    if args.device == "cuda":
+        require_cuda("--device cpu --length 256")
     check(args.device, min(args.length, 1024))
     rows = []
     for bf16 in (False, True):
