@@ -3,7 +3,8 @@
     h = Linear_in(x)   or   Embedding(x) for token ids    x: (B, L, d_input) or (B, L) ints
     h = h + Dropout(layer(Norm(h)))     (prenorm)   or    h = Norm(h + Dropout(layer(h)))   (postnorm), n_layers times
         (a layer that is a whole residual block, with its own norm and shortcut (GSS, Mega), is applied as it is,
-        h = layer(h), with the model's dropout unless layer_options set one, as the official backbones stack them)
+        h = layer(h), as the official backbones stack them); every layer that takes a dropout gets the model's unless
+        layer_options set one, as the official S4 backbone hands it down
         each optionally followed by the same residual around an FFN: Linear(H -> ffn_mult·H), GELU, Linear(-> H);
         with attention_every = k, every k-th block is multi-head attention instead (e.g. the GSS-Transformer hybrid)
     out = Linear_out(pool(Norm_final(h)))                 pool: mean over valid steps | last valid step | none
@@ -106,8 +107,8 @@ class SequenceModel(Pretrained, nn.Module):
             if attention_every and (i + 1) % attention_every == 0:
                 return build_layer("attention", d_model=d_model, n_heads=attention_heads, dropout=dropout)
             options = dict(layer_options or {})
-            if is_residual_block(LAYERS.get(layer)):
-                options.setdefault("dropout", dropout)
+            if layer in LAYERS and "dropout" in inspect.signature(LAYERS[layer]).parameters:
+                options.setdefault("dropout", dropout)  # the official backbone hands its dropout to the layer
             return build_layer(layer, d_model=d_model, **options)
 
         self.layers = nn.ModuleList(block(i) for i in range(n_layers))

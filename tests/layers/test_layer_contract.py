@@ -178,3 +178,13 @@ def test_cuda_bf16_autocast_keeps_complex_math_in_complex64(name):
         y_t, state = layer.step(u[:, 0], state)
     assert state.dtype == torch.complex64 and torch.isfinite(y).all()
     assert rel_err(y.float(), layer(u)[0]) < 2e-2
+
+
+def test_a_backbone_hands_its_dropout_to_the_layers_unless_their_options_set_one():
+    from ssmkit.models import SequenceModel
+
+    model = SequenceModel(3, 5, layer="s4d", d_model=8, n_layers=2, dropout=0.2, layer_options={"d_state": 4})
+    assert all(layer.dropout.p == 0.2 for layer in model.layers)
+    own = SequenceModel(3, 5, layer="s4d", d_model=8, n_layers=2, dropout=0.2,
+                        layer_options={"d_state": 4, "dropout": 0.0})
+    assert all(isinstance(layer.dropout, torch.nn.Identity) for layer in own.layers)

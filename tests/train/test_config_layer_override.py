@@ -8,7 +8,7 @@ from ssmkit.train import load_experiment, make_config
 def test_layer_override_keeps_the_options_the_new_layer_takes():
     with pytest.warns(UserWarning, match=r"layer=gss: layer_options \['init'\] of experiment digits's s4d dropped"):
         config = make_config(["layer=gss"], load_experiment("digits"), source="experiment digits")
-    assert config.layer == "gss" and config.layer_options == {}
+    assert config.layer == "gss" and config.layer_options == {"dropout": 0.0}  # the option gss also takes stays
     config = make_config(["layer=s4d"], load_experiment("lra-listops"), source="experiment lra-listops")
     assert config.layer_options["bidirectional"] is True and config.layer_options["dt_transform"] == "softplus"
 
@@ -16,7 +16,7 @@ def test_layer_override_keeps_the_options_the_new_layer_takes():
 def test_options_the_user_sets_are_kept_and_checked():
     with pytest.warns(UserWarning, match="dropped"):
         config = make_config(["layer=dss", "layer_options.variant=exp"], load_experiment("digits"))
-    assert config.layer_options == {"variant": "exp"}
+    assert config.layer_options == {"variant": "exp", "dropout": 0.0}
     with pytest.raises(ValueError, match="unknown option 'init'"):  # a whole layer_options override is the user's
         make_config(["layer=dss", "layer_options={init: legs}"], load_experiment("digits"))
 
