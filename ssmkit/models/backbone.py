@@ -31,9 +31,9 @@ import torch
 from torch import nn
 
 from ..layers import layer as build_layer
-from ..layers.registry import LAYERS
 from ..layers.checks import valid_positions
 from ..layers.factory import factory_kwargs
+from ..layers.registry import LAYERS
 from .pretrained import Pretrained
 from .sequence_parallel import check_sequence_parallel, global_mean
 
