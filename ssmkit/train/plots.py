@@ -120,6 +120,8 @@ def _plot_2d_kernels(run_dir: Path, plt, layers: list, channels: int) -> Path:
 
 def plot_run(run_dir: str | Path) -> list[Path]:
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory {run_dir}: not a folder")
     if not (run_dir / "metrics.csv").is_file():
         raise FileNotFoundError(f"plot: {run_dir} has no metrics.csv (is it an ssmkit run?)")
     plt = _pyplot()

@@ -16,6 +16,7 @@ import contextlib
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -343,6 +344,14 @@ def load_model(path: str | Path, checkpoint: str = "best", device="cpu") -> Sequ
     return model.to(device).eval()
 
 
+def _trained_length(config, data_dir):
+    """l_max of the data a run was trained on (its val split, in data_dir), or None where that data is not at hand."""
+    try:
+        return data.build(config.dataset, data_dir, "val", **config.dataset_options).l_max
+    except (OSError, ValueError):
+        return None
+
+
 def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "best", device: str = "auto",
                  rate: float = 1.0, dataset_options: dict | None = None, subset: int | None = None) -> dict:
     """Metrics of a run's checkpoint on a split, and "samples": how many it scored. dataset_options update the run's
@@ -364,6 +373,9 @@ def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "be
         built = data.build(config.dataset, data_dir, split, **options)
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{e} (if the run's data moved: --set data_dir=DIR)") from None
+    if rate != 1.0 and getattr(built, "l_max", None) == _trained_length(config, data_dir):
+        warnings.warn(f"rate={rate}: the {split} inputs have the training length {built.l_max}; a resolution change "
+                      f"also sets the data's (e.g. --set size=... or sample_rate=...)")
     dataset = data.take(built, subset, config.seed)
     return {**evaluate(model, dataset, config.batch_size, dev, rate=rate, num_workers=config.num_workers, desc=split),
             "samples": len(dataset)}

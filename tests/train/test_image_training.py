@@ -37,6 +37,8 @@ def test_s4nd_trains_on_digit_images_and_is_evaluated_zero_shot_at_32x32(tmp_pat
     assert native["acc"] == pytest.approx(results["test_acc"])
     big = evaluate_run(tmp_path / "nd", "test", rate=0.25, dataset_options={"size": 32})
     assert big["samples"] == native["samples"] and 0 <= big["acc"] <= 1
+    with pytest.warns(UserWarning, match=r"rate=0.25: the test inputs have the training length \(8, 8\)"):
+        evaluate_run(tmp_path / "nd", "test", rate=0.25)  # the rate without the data's size: a warning, not silence
 
 
 def test_plot_draws_the_2d_kernels_of_an_s4nd_run(tmp_path):
@@ -88,3 +90,11 @@ def test_s4nd_runs_are_named_after_the_model(tmp_path):
     train(config, **QUIET)
     assert [p.name.startswith("digits-s4nd-") for p in tmp_path.iterdir()] == [True]
     assert torch.is_tensor(next(iter(ssmkit.load(next(tmp_path.iterdir())).state_dict().values())))
+
+
+def test_plot_and_eval_name_a_missing_run_directory_alike(tmp_path):
+    from ssmkit.train.plots import plot_run
+
+    for call in (lambda: plot_run(tmp_path / "nope"), lambda: evaluate_run(tmp_path / "nope")):
+        with pytest.raises(FileNotFoundError, match=r"run directory .*nope: not a folder"):
+            call()
