@@ -22,6 +22,9 @@ def factory_kwargs(init):
     @functools.wraps(init)
     def wrapped(self, *args, device: torch.device | str | None = None, dtype: torch.dtype | None = None, **kwargs):
         target = torch.device(device) if device is not None else torch.get_default_device()
+        if target.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device: {target} asked, but this torch sees no CUDA GPU (torch "
+                             f"{torch.__version__}{'' if torch.version.cuda else ', a CPU-only build'})")
         with torch.device("cpu"):
             init(self, *args, **kwargs)
         self.to(device=target, dtype=dtype)

@@ -81,3 +81,10 @@ def test_a_model_built_on_meta_loads_real_weights_and_keeps_its_ssm_optimizer_gr
     assert torch.equal(empty.eval()(x), real(x))
     ssm_lrs = [g["lr"] for g in param_groups(empty, 0.01, 0.1) if g["weight_decay"] == 0.0]
     assert 1e-3 in ssm_lrs  # the SSM parameters' own lr survives tensors replaced by assign=True
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the error is for a torch without a CUDA GPU")
+def test_asking_for_cuda_without_a_gpu_is_one_line_naming_device():
+    for build in (lambda: ssmkit.S4D(8, device="cuda"), lambda: SequenceModel(1, 2, device="cuda:0")):
+        with pytest.raises(ValueError, match=r"^device: cuda(:0)? asked, but this torch sees no CUDA GPU"):
+            build()
