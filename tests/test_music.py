@@ -117,3 +117,13 @@ def test_generated_audio_is_decoded_with_the_run_datasets_codes(tmp_path):
     write_ranked_audio(codes, torch.zeros(1), tmp_path, 16000, "linear")
     samples, _ = read_wav(tmp_path / "sample_000.wav")
     assert samples.tolist() == np.round(linear_decode(codes[0], dtype=torch.float64).numpy() * 32767).tolist()
+
+
+def test_the_music_writer_without_music21_says_how_to_install_it(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+    monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name))
+                        if name == "music21" else real_import(name, *a, **k))
+    with pytest.raises(ValueError, match=r"pip install 'ssmkit\[music\]'"):
+        music_render.score_paths("bach")

@@ -38,7 +38,8 @@ def _music21():
     try:
         import music21
     except ImportError:
-        raise ImportError("the music generator reads scores from music21's corpus: pip install music21") from None
+        raise ValueError("data music: reads scores from music21's corpus; install it with  pip install "
+                         "'ssmkit[music]'") from None
     return music21
 
 
