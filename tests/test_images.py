@@ -25,6 +25,8 @@ def test_smnist_reads_idx_files_plain_and_gzipped(mnist_dir):
         raw = np.frombuffer(f.read()[16:], dtype=np.uint8).reshape(50, 784)
     assert torch.allclose(train.tensors[0][3, :, 0], torch.from_numpy(raw[3] / 255.0).float())
     assert int(y) == 3 and val.tensors[1].tolist() == [5, 6, 7, 8, 9]  # val is the end of the official train set
+    standard = data.build("smnist", str(mnist_dir), "train", normalize=True)  # the CCNN code's standardization
+    assert torch.allclose(standard.tensors[0][3, :, 0], torch.from_numpy((raw[3] / 255.0 - 0.1307) / 0.3081).float())
 
 
 def test_psmnist_is_one_fixed_permutation_of_smnist(mnist_dir):

@@ -1,6 +1,7 @@
 """Sequential images, read from the standard release files in data_dir.
 
-smnist / psmnist: MNIST as 784 pixels in row-major order (1 feature, scaled to [0, 1]); psMNIST applies one fixed,
+smnist / psmnist: MNIST as 784 pixels in row-major order (1 feature, scaled to [0, 1] as the S4 code leaves them;
+    normalize=True standardizes them with 0.1307 and 0.3081, as the CCNN code does); psMNIST applies one fixed,
     seeded permutation. Files: train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte,
     t10k-labels-idx1-ubyte, each optionally gzipped (.gz), as distributed by the MNIST site.
 scifar: CIFAR-10 as 1024 pixels with 3 features (R, G, B), standardized as the official S4 loader does
@@ -75,7 +76,7 @@ def _dataset(x: np.ndarray, y: np.ndarray, d_input: int) -> TensorDataset:
     return ds
 
 
-def _mnist(data_dir, split: str, permute: bool, seed: int, val_fraction: float) -> TensorDataset:
+def _mnist(data_dir, split: str, permute: bool, seed: int, val_fraction: float, normalize: bool) -> TensorDataset:
     root = data_folder(data_dir, f"the folder holding {WHERE['mnist']}")
     images_name, labels_name = _MNIST["test" if split == "test" else "train"]
     images_path, labels_path = _idx_file(root, images_name), _idx_file(root, labels_name)
@@ -85,6 +86,8 @@ def _mnist(data_dir, split: str, permute: bool, seed: int, val_fraction: float) 
         raise ValueError(f"data_dir: {root}: images {images.shape} and labels {labels.shape} do not match "
                          f"(expected (n, 28, 28) and (n,))")
     x = images.reshape(len(images), -1, 1) / 255.0
+    if normalize:
+        x = (x - MNIST_MEAN) / MNIST_STD
     if split != "test":
         x, labels = _split_train(x, labels, split, val_fraction)
     if permute:
@@ -92,14 +95,18 @@ def _mnist(data_dir, split: str, permute: bool, seed: int, val_fraction: float) 
     return _dataset(x, labels, 1)
 
 
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # the standardization of the CCNN code (datamodules/mnist.py)
+
+
 @register_dataset("smnist", "sequential MNIST, 784 pixels (IDX files in data_dir)")
-def smnist(data_dir: str | None, split: str, val_fraction: float = 0.1) -> TensorDataset:
-    return _mnist(data_dir, split, False, 0, val_fraction)
+def smnist(data_dir: str | None, split: str, val_fraction: float = 0.1, normalize: bool = False) -> TensorDataset:
+    return _mnist(data_dir, split, False, 0, val_fraction, normalize)
 
 
 @register_dataset("psmnist", "permuted sequential MNIST (one seeded permutation; IDX files in data_dir)")
-def psmnist(data_dir: str | None, split: str, seed: int = 0, val_fraction: float = 0.1) -> TensorDataset:
-    return _mnist(data_dir, split, True, seed, val_fraction)
+def psmnist(data_dir: str | None, split: str, seed: int = 0, val_fraction: float = 0.1,
+            normalize: bool = False) -> TensorDataset:
+    return _mnist(data_dir, split, True, seed, val_fraction, normalize)
 
 
 class _Refused(pickle.UnpicklingError):
