@@ -15,9 +15,13 @@ def tile_side(n: int, most: int) -> int:
     return max(16, min(most, triton.next_power_of_2(n)))
 
 
-def as_rows(tensors, batch: torch.Size, dtype: torch.dtype) -> list[torch.Tensor]:
-    """Each (..., N) complex tensor expanded to the batch and viewed as (*batch, N, 2) real numbers."""
-    return [torch.view_as_real(t.to(dtype).expand(*batch, t.shape[-1]).contiguous()) for t in tensors]
+def as_rows(v: torch.Tensor, w: torch.Tensor) -> tuple[torch.Size, torch.Tensor, torch.Tensor]:
+    """(batch, V, W): the two (..., N) complex operands in their common dtype, expanded to their broadcast batch and
+    viewed as (*batch, N, 2) real numbers."""
+    dtype = torch.promote_types(v.dtype, w.dtype)
+    batch = torch.broadcast_shapes(v.shape[:-1], w.shape[:-1])
+    V, W = (torch.view_as_real(t.to(dtype).expand(*batch, t.shape[-1]).contiguous()) for t in (v, w))
+    return batch, V, W
 
 
 def gradients(gv: torch.Tensor, gw: torch.Tensor, v_shape, w_shape, needs: tuple[bool, bool]):

@@ -86,11 +86,9 @@ def _backward_kernel(Z, W, V, G, GV, GW, L, N, BLK_L: tl.constexpr, BLK_N: tl.co
 class _CauchyTriton(torch.autograd.Function):
     @staticmethod
     def forward(ctx, v, z, w):
-        dtype = torch.promote_types(v.dtype, w.dtype)
-        batch = torch.broadcast_shapes(v.shape[:-1], w.shape[:-1])
+        batch, V, W = as_rows(v, w)
         rows, N, L = batch.numel(), v.shape[-1], z.shape[-1]
-        V, W = as_rows((v, w), batch, dtype)
-        Z = torch.view_as_real(z.to(dtype).contiguous())
+        Z = torch.view_as_real(z.to(V.dtype.to_complex()).contiguous())
         out = torch.empty(*batch, L, 2, device=v.device, dtype=V.dtype)
         if rows and L:
             bl = tile_side(L, BL)
@@ -106,7 +104,7 @@ class _CauchyTriton(torch.autograd.Function):
         batch, v_shape, w_shape = ctx.shapes
         rows, N, L = batch.numel(), V.shape[-2], Z.shape[-2]
         G = torch.view_as_real(g.to(V.dtype.to_complex()).contiguous())
-        gv, gw = (torch.zeros(*batch, N, 2, device=G.device, dtype=V.dtype) for _ in range(2))
+        gv, gw = torch.zeros_like(V), torch.zeros_like(V)  # (*batch, N, 2)
         if rows and L:
             bn = tile_side(N, BN)
             _backward_kernel[(rows, triton.cdiv(N, bn))](Z, W, V, G, gv, gw, L, N, BLK_L=tile_side(L, BL), BLK_N=bn,

@@ -79,10 +79,8 @@ def _backward_kernel(X, V, G, GV, GX, L, N, BLK_L: tl.constexpr, BLK_N: tl.const
 class _VandermondeTriton(torch.autograd.Function):
     @staticmethod
     def forward(ctx, v, x, L):
-        dtype = torch.promote_types(v.dtype, x.dtype)
-        batch = torch.broadcast_shapes(v.shape[:-1], x.shape[:-1])
+        batch, V, X = as_rows(v, x)
         rows, N = batch.numel(), v.shape[-1]
-        V, X = as_rows((v, x), batch, dtype)
         out = torch.empty(*batch, L, 2, device=v.device, dtype=V.dtype)
         if rows:
             bl = tile_side(L, BL)
@@ -98,7 +96,7 @@ class _VandermondeTriton(torch.autograd.Function):
         batch, v_shape, x_shape, L = ctx.shapes
         rows, N = batch.numel(), V.shape[-2]
         G = torch.view_as_real(g.to(V.dtype.to_complex()).contiguous())
-        gv, gx = (torch.zeros(*batch, N, 2, device=G.device, dtype=V.dtype) for _ in range(2))
+        gv, gx = torch.zeros_like(V), torch.zeros_like(V)  # (*batch, N, 2)
         if rows:
             bn = tile_side(N, BN)
             _backward_kernel[(rows, triton.cdiv(N, bn))](X, V, G, gv, gx, L, N, BLK_L=tile_side(L, BL), BLK_N=bn,

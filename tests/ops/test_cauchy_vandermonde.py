@@ -95,6 +95,15 @@ def test_complex_dtypes_and_shapes_are_checked():
         vandermonde(v, w, 0)
 
 
+def _agree_with_gradients(out, ref, inputs, tol):
+    """out within tol of ref (relative to ref's largest entry), and so are their gradients to inputs for one random
+    output gradient."""
+    assert (out - ref).abs().max() <= tol * ref.abs().max()
+    g = torch.randn_like(ref)
+    for a, b in zip(torch.autograd.grad(out, inputs, g), torch.autograd.grad(ref, inputs, g)):
+        assert (a - b).abs().max() <= tol * b.abs().max()
+
+
 @pytest.mark.parametrize("dtype,tol", [(torch.complex128, 1e-12), (torch.complex64, 2e-5)])
 @pytest.mark.parametrize("N,L", [(1, 1), (5, 70), (37, 33), (64, 130)])
 def test_triton_cauchy_matches_the_reference(dtype, tol, N, L):
@@ -109,10 +118,7 @@ def test_triton_cauchy_matches_the_reference(dtype, tol, N, L):
     z = (1j * torch.randn(L, dtype=torch.float64)).to(dtype=dtype, device=device)
     ref, out = cauchy_torch(v, z, w), triton_cauchy.cauchy_triton(v, z, w)
     assert out.shape == ref.shape == (2, 3, L)
-    assert (out - ref).abs().max() <= tol * ref.abs().max()
-    g = torch.randn_like(ref)
-    for a, b in zip(torch.autograd.grad(out, (v, w), g), torch.autograd.grad(ref, (v, w), g)):
-        assert (a - b).abs().max() <= tol * b.abs().max()
+    _agree_with_gradients(out, ref, (v, w), tol)
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.complex128, 1e-12), (torch.complex64, 2e-5)])
@@ -129,10 +135,7 @@ def test_triton_vandermonde_matches_the_reference(dtype, tol, N, L):
     x = x.to(dtype=dtype, device=device).requires_grad_()
     ref, out = vandermonde_torch(v, x, L), triton_vandermonde.vandermonde_triton(v, x, L)
     assert out.shape == ref.shape == (2, 3, L)
-    assert (out - ref).abs().max() <= tol * ref.abs().max()
-    g = torch.randn_like(ref)
-    for a, b in zip(torch.autograd.grad(out, (v, x), g), torch.autograd.grad(ref, (v, x), g)):
-        assert (a - b).abs().max() <= tol * b.abs().max()
+    _agree_with_gradients(out, ref, (v, x), tol)
 
 
 def test_triton_vandermonde_phases_stay_accurate_at_long_lengths():
