@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .. import data
-from .run_dir import read_normalization
+from .run_dir import normalization_stats, read_normalization
 from .trainer import load_model, read_run_config
 
 
@@ -65,9 +65,7 @@ def normalization(run_dir: Path, config, channels: int) -> tuple[np.ndarray, np.
     (trained before it was written), from its dataset; zeros and ones when the dataset does not standardize."""
     stats = read_normalization(run_dir)
     if stats is None:
-        reference = data.build(config.dataset, config.data_dir, "val", **config.dataset_options)
-        stats = {key: getattr(reference, key).double().flatten().tolist()
-                 for key in ("mean", "std") if hasattr(reference, key)}
+        stats = normalization_stats(data.build(config.dataset, config.data_dir, "val", **config.dataset_options))
     mean, std = (np.asarray(stats.get(key, [default] * channels), dtype=np.float64)
                  for key, default in (("mean", 0.0), ("std", 1.0)))
     return mean, std

@@ -89,10 +89,16 @@ def tidy(run_dir: Path) -> None:
 NORMALIZATION = "normalization.json"
 
 
+def normalization_stats(dataset) -> dict:
+    """The per-channel ``mean`` and ``std`` (tensors) a dataset standardized its series with, as lists; those of the
+    two it has."""
+    return {key: getattr(dataset, key).double().flatten().tolist() for key in ("mean", "std") if hasattr(dataset, key)}
+
+
 def write_normalization(run_dir: Path, dataset) -> None:
-    """normalization.json from a dataset's per-channel ``mean`` and ``std`` (tensors); nothing for other datasets."""
-    if hasattr(dataset, "mean") and hasattr(dataset, "std"):
-        stats = {key: getattr(dataset, key).double().flatten().tolist() for key in ("mean", "std")}
+    """normalization.json from a dataset's per-channel ``mean`` and ``std``; nothing for other datasets."""
+    stats = normalization_stats(dataset)
+    if len(stats) == 2:
         write_text_atomic(json.dumps(stats) + "\n", Path(run_dir) / NORMALIZATION)
 
 

@@ -344,12 +344,10 @@ def load_model(path: str | Path, checkpoint: str = "best", device="cpu") -> Sequ
     return model.to(device).eval()
 
 
-def _trained_length(config, data_dir):
-    """l_max of the data a run was trained on (its val split, in data_dir), or None where that data is not at hand."""
-    try:
-        return data.build(config.dataset, data_dir, "val", **config.dataset_options).l_max
-    except (OSError, ValueError):
-        return None
+def _trained_length(model: torch.nn.Module):
+    """The input length (or grid) a model was built for: the first l_max its layers hold (the trainer gives them the
+    dataset's), None when none holds one."""
+    return next((m.l_max for m in model.modules() if getattr(m, "l_max", None) is not None), None)
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "best", device: str = "auto",
@@ -373,7 +371,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "be
         built = data.build(config.dataset, data_dir, split, **options)
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{e} (if the run's data moved: --set data_dir=DIR)") from None
-    if rate != 1.0 and getattr(built, "l_max", None) == _trained_length(config, data_dir):
+    if rate != 1.0 and getattr(built, "l_max", None) == _trained_length(model):
         warnings.warn(f"rate={rate}: the {split} inputs have the training length {built.l_max}; a resolution change "
                       f"also sets the data's (e.g. --set size=... or sample_rate=...)")
     dataset = data.take(built, subset, config.seed)
