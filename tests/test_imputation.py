@@ -73,6 +73,22 @@ def test_impute_dataset_gives_series_masks_and_keeps_the_normalization(tmp_path)
         data.build("impute", str(tmp_path), "train", problem="Toy", problm="x")
 
 
+def test_shared_mask_gives_a_training_batch_one_mask_as_the_official_loop(tmp_path):
+    write_uea_equal(tmp_path, "Toy", n_train=20, n_test=6, length=24, dims=3)
+    options = dict(problem="Toy", missing="rm", missing_ratio=0.25)
+    shared = data.take(data.build("impute", str(tmp_path), "train", shared_mask=True, **options), 10)
+    x, m, m2 = next(iter(torch.utils.data.DataLoader(shared, batch_size=5, collate_fn=shared.collate)))
+    assert x.shape == m.shape == (5, 24, 3) and m is m2 and all(torch.equal(m[0], m[b]) for b in range(5))
+    own = data.build("impute", str(tmp_path), "train", **options)
+    _, m, _ = own.collate([own[b] for b in range(5)])
+    assert not all(torch.equal(m[0], m[b]) for b in range(5))
+    test = data.build("impute", str(tmp_path), "test", shared_mask=True, **options)
+    _, m, _ = test.collate([test[b] for b in range(3)])
+    assert all(torch.equal(m[b], test.masks[b]) for b in range(3))  # evaluation keeps its fixed masks
+    with pytest.raises(ValueError, match="shared_mask: expected bool"):
+        data.build("impute", str(tmp_path), "train", shared_mask="yes", **options)
+
+
 @pytest.mark.slow
 def test_train_sssd_then_impute_a_csv_from_the_command_line(tmp_path):
     write_uea_equal(tmp_path / "uea", "Toy", n_train=20, n_test=4, length=24, dims=3)

@@ -31,7 +31,8 @@ def split_generator(seed: int, split: str) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1000 + SPLITS.index(split))
 
 
-ATTRIBUTES = ("d_input", "n_classes", "l_max", "vocab_size", "padding_idx", "task", "metric", "pair", "mean", "std")
+ATTRIBUTES = ("d_input", "n_classes", "l_max", "vocab_size", "padding_idx", "task", "metric", "pair", "mean", "std",
+              "collate")
 
 
 def take(dataset, n: int, seed: int = 0):

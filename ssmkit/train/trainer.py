@@ -157,7 +157,9 @@ AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _loader(dataset, device, num_workers: int, **kw) -> DataLoader:
-    return DataLoader(dataset, num_workers=num_workers, pin_memory=device.type == "cuda", **kw)
+    """A DataLoader with the dataset's own batching (its ``collate``, e.g. masks shared by a batch) where it has one."""
+    return DataLoader(dataset, num_workers=num_workers, pin_memory=device.type == "cuda",
+                      collate_fn=getattr(dataset, "collate", None), **kw)
 
 
 def _train_epoch(config, model, optimizer, scheduler, scaler, train_set, epoch, rank, world, device):
