@@ -343,9 +343,97 @@ def compare_sgconv(sg, seed: int, H: int, L: int, d: int) -> None:
 
 # -- Mega (facebookresearch/mega, fairseq/modules) ---------------------------------------------------------------------
 def load_mega(root: Path):
+    """The EMA module, and the encoder layer of the official LRA models (its fairseq package stubbed: the layer needs
+    only fairseq.utils' activations, written here in the input's dtype (the official softmax rounds to float32)."""
     _stub("fairseq.incremental_decoding_utils", with_incremental_state=lambda cls: cls)
     ema = _load("official_mega_ema", root / "fairseq/modules/exponential_moving_average.py")
-    return ema
+    import torch.nn.functional as F
+    activations = {"silu": F.silu, "gelu": F.gelu, "relu": F.relu}
+    _package("fairseq", root / "fairseq")
+    _stub("fairseq.utils", get_activation_fn=lambda activation: activations[activation],
+          relu2=lambda x, onnx_trace=False: F.relu(x).square(),
+          laplace=lambda x, mu=0.707107, sigma=0.282095, onnx_trace=False: 0.5 * (1 + torch.erf((x - mu) / (
+              sigma * math.sqrt(2.0)))),
+          softmax=lambda x, dim, onnx_trace=False: F.softmax(x, dim=dim))
+    sys.modules["fairseq"].utils = sys.modules["fairseq.utils"]
+    _package("fairseq.modules", root / "fairseq/modules")
+    sys.modules["fairseq.modules.exponential_moving_average"] = ema
+    encoder = _load("fairseq.modules.mega_sentence_encoder_layer",
+                    root / "fairseq/modules/mega_sentence_encoder_layer.py")
+    return types.SimpleNamespace(MultiHeadEMA=ema.MultiHeadEMA, Layer=encoder.MegaSentenceEncoderLayer)
+
+
+def copy_norm(ours, official) -> None:
+    """An official SequenceNorm (LayerNorm, ScaleNorm's scalar, BatchNorm1d with its running statistics) into ours."""
+    norm = official.norm
+    if isinstance(norm, torch.nn.BatchNorm1d):
+        ours.norm.load_state_dict(norm.state_dict())
+    elif hasattr(norm, "scalar"):
+        ours.weight.data.copy_(norm.scalar.reshape(()))
+    else:
+        ours.load_state_dict(norm.state_dict())
+
+
+def copy_mega_layer(ours, official) -> None:
+    """An official MegaSentenceEncoderLayer into our Mega: the EMA as in compare_mega, mx_proj's rows
+    [u (φ), z, r (γ), hx] reordered to ours [z, γ, φ, hx], the relative bias reversed (official b[j − i], ours b[i − j])."""
+    mega, nffn = official.mega_layer, official.nffn
+    H, z, v = ours.H, ours.z, ours.v
+    e, k = mega.move, ours.ema.kernel
+    with torch.no_grad():
+        k.alpha.copy_(e.delta.view(2, H, -1))
+        k.delta.copy_(e.alpha.view(2, H, -1))
+        k.beta.copy_(e.beta.view(2, H, -1))
+        k.C.copy_(e.gamma.view(2, H, -1))
+        ours.ema.D.copy_(e.omega[None])
+        rows = torch.cat([torch.arange(H, H + z + v), torch.arange(H), torch.arange(H + z + v, 2 * H + z + v)])
+        ours.mix.weight.copy_(mega.mx_proj.weight[rows])
+        ours.mix.bias.copy_(mega.mx_proj.bias[rows])
+        ours.qk_scale.copy_(mega.gamma)
+        ours.qk_shift.copy_(mega.beta)
+        ours.rel_bias.copy_(mega.rel_pos_bias.rel_pos_bias.flip(0))
+        for mine, theirs in ((ours.to_v, mega.v_proj), (ours.to_h, mega.h_proj), (ours.ffn.fc1, nffn.fc1),
+                             (ours.ffn.fc2, nffn.fc2)):
+            mine.load_state_dict(theirs.state_dict())
+    copy_norm(ours.norm, mega.norm)
+    copy_norm(ours.ffn_norm, nffn.norm)
+
+
+LRA_LAYERS = {  # the official LRA layer settings (facebookresearch/mega fairseq/models/lra/model.py), at small width
+    "ListOps": dict(norm="layer", prenorm=False, attention="softmax"),
+    "Text, Retrieval": dict(norm="scale", prenorm=False, attention="softmax"),
+    "Image, Pathfinder": dict(norm="batch", prenorm=True, attention="laplace", chunk=True),
+}
+
+
+def compare_mega_layers(modules, seed: int, H: int, z: int, ndim: int, L: int) -> None:
+    """Each LRA layer configuration with copied weights, on a padded batch (the last sequence 3/4 long), truncation
+    at L/2, in evaluation (BatchNorm from running statistics set away from their start)."""
+    official_norms = {"layer": "layernorm", "scale": "scalenorm", "batch": "batchnorm"}
+    for task, cfg in LRA_LAYERS.items():
+        chunk = L // 4 if cfg.get("chunk") else None
+        torch.manual_seed(seed)
+        official = modules.Layer(H, 2 * H, 2 * H, z, ndim, chunk_size=chunk or -1, truncation=L // 2,
+                                 max_positions=L, attention_activation=cfg["attention"],
+                                 norm_type=official_norms[cfg["norm"]], prenorm=cfg["prenorm"]).double()
+        for module in official.modules():
+            if isinstance(module, torch.nn.BatchNorm1d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+        ours = ssmkit.Mega(H, ndim, z_dim=z, v_dim=2 * H, attention=cfg["attention"], chunk_size=chunk, causal=False,
+                           l_max=L, norm=cfg["norm"], prenorm=cfg["prenorm"], truncation=L // 2).double()
+        copy_mega_layer(ours, official)
+        official.eval(), ours.eval()
+        u = torch.randn(3, L, H, dtype=torch.float64)
+        lengths = torch.tensor([L, L, 3 * L // 4])
+        pad = torch.arange(L)[None] >= lengths[:, None]
+        u = u.masked_fill(pad[..., None], 0.0)
+        y_off = official(u.transpose(0, 1), pad)[0].transpose(0, 1)
+        y = ours(u, lengths=lengths)[0]
+        real = ~pad
+        agree(f"Mega layer, LRA {task} ({cfg['norm']}, {'prenorm' if cfg['prenorm'] else 'postnorm'}, "
+              f"{cfg['attention']}{', chunks' if chunk else ''}, truncation)", "layer output at real positions",
+              y[real], y_off[real])
 
 
 def compare_mega(ema, seed: int, H: int, ndim: int, L: int) -> None:
@@ -454,7 +542,8 @@ def main() -> None:
          lambda m: compare_dlr(m, args.seed, 16, 256, 512)),
         ("SGConv", lambda: _load("official_sgconv", repo("SGConv") / "gconv_standalone.py"),
          lambda m: compare_sgconv(m, args.seed, 32, 1000, 16)),
-        ("mega", lambda: load_mega(repo("mega")), lambda m: compare_mega(m, args.seed, 256, 16, 128)),
+        ("mega", lambda: load_mega(repo("mega")), lambda m: (compare_mega(m, args.seed, 256, 16, 128),
+                                                               compare_mega_layers(m, args.seed, 32, 16, 8, 64))),
         ("liquid-s4", lambda: load_liquid(repo("liquid-s4")), lambda m: compare_liquid(m, args.seed, 8, 16, 64)),
     ]
     for name, load, compare in jobs:

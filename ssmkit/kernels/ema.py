@@ -7,6 +7,8 @@ i.e. Ā = 1 − αδ, B̄ = αβ, C = s·η with the fixed scale s = √(1/h), a
 zero, output Re(·)); its state has ndim entries per channel.
 Bidirectional: a second EMA with its own a, d, β, η reads the sequence backwards, from lag 0:
     y_t = Σ_{k>=0} K_k u_{t−k} + Σ_{k>=0} K'_k u_{t+k}.
+Truncation T (bidirectional only, as the official LRA models use it): K_k = K'_k = 0 for lags k >= T, so the layer
+costs and reads as a window of T steps each way; it is no recurrence, and a causal EMA keeps its whole kernel.
 Init and scale as the official Mega (facebookresearch/mega, fairseq/modules/exponential_moving_average.py,
 MultiHeadEMA): a, d ~ N(0, 0.2²), β ~ N(0, 0.02²) + (1, −1, 1, ...), η ~ N(0, 1) used as η·√(1/ndim). With ssm_lr None
 the EMA parameters train like the rest of the model (base lr and weight decay), as there.
@@ -22,10 +24,15 @@ from .diag import DiagonalSystem
 
 
 class EMAKernel(SSMKernel):
-    def __init__(self, d_model: int, ndim: int = 16, bidirectional: bool = False, ssm_lr: float | None = None):
+    def __init__(self, d_model: int, ndim: int = 16, bidirectional: bool = False, ssm_lr: float | None = None,
+                 truncation: int | None = None):
         n_dir = 2 if bidirectional else 1
         super().__init__(d_model, 2 * ndim, n_dir, ssm_lr)  # N2 = ndim state entries per channel
-        self.bidirectional, self.scale = bidirectional, ndim ** -0.5
+        if truncation is not None and (not bidirectional or not isinstance(truncation, int) or truncation < 1):
+            raise ValueError(f"truncation: expected None or a positive number of lags for a bidirectional EMA (a "
+                             f"truncated kernel has no recurrent view), got {truncation!r} with bidirectional="
+                             f"{bidirectional}")
+        self.bidirectional, self.scale, self.truncation = bidirectional, ndim ** -0.5, truncation
         self.chunkable = not bidirectional  # the backward EMA has its own parameters and lag 0: no shared recurrence
         sign = torch.ones(ndim, dtype=torch.float64)
         sign[1::2] = -1
@@ -58,9 +65,9 @@ class EMAKernel(SSMKernel):
 
     def forward(self, L: int, rate: float = 1.0) -> torch.Tensor:
         """K (1, H, L); bidirectional: (2, H, L) as ops.fftconv reads it (causal half, then the anti-causal half
-        from lag −1), with the backward EMA's lag-0 term K'_0 added to the causal half."""
-        K = self._system(0, rate).kernel(L)
+        from lag −1), with the backward EMA's lag-0 term K'_0 added to the causal half; lags from truncation on zero."""
         if not self.bidirectional:
-            return K
-        back = self._system(1, rate).kernel(L)
+            return self._system(0, rate).kernel(L)
+        n = L if self.truncation is None else min(self.truncation, L)
+        K, back = (F.pad(self._system(d, rate).kernel(n), (0, L - n)) for d in (0, 1))
         return torch.cat([K + F.pad(back[..., :1], (0, L - 1)), F.pad(back[..., 1:], (0, 1))])

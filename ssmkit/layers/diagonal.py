@@ -69,13 +69,14 @@ class DLR(SSMConv):
 @register_layer("ema")
 class EMA(SSMConv):
     """Mega's damped EMA alone: y = act(EMA(u) + ω ⊙ u) with ω = D; defaults give Mega's X' = SiLU(EMA(X) + ωX).
-    ndim: the EMA expansion h; bidirectional adds a second EMA, with its own parameters, read backwards from lag 0."""
+    ndim: the EMA expansion h; bidirectional adds a second EMA, with its own parameters, read backwards from lag 0;
+    truncation (bidirectional only): the kernels' first lags kept, the rest zero (kernels/ema.py)."""
 
     @factory_kwargs
     def __init__(self, d_model: int, ndim: int = 16, *, bidirectional: bool = False, l_max: int | None = None,
                  ssm_lr: float | None = None, activation: str = "silu", output: str = "none", dropout: float = 0.0,
-                 recompute: bool | int = False, cuda_graph: bool = False):
-        kernel = EMAKernel(d_model, ndim, bidirectional, ssm_lr)
+                 truncation: int | None = None, recompute: bool | int = False, cuda_graph: bool = False):
+        kernel = EMAKernel(d_model, ndim, bidirectional, ssm_lr, truncation)
         super().__init__(kernel, channels=1, bidirectional=bidirectional, activation=activation, output=output,
                          dropout=dropout, l_max=l_max, recompute=recompute,
                          cuda_graph=cuda_graph)

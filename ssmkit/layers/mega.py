@@ -1,14 +1,21 @@
 """Mega: moving-average equipped gated attention (Ma, Zhou, Kong, He, Gui, Neubig, May, Zettlemoyer 2022).
 
-    X' = SiLU(EMA(X̂) + ω ⊙ X̂)                        X̂ = LayerNorm(X); the damped EMA of layers.EMA
-    Z = SiLU(X' W_z);  Q = κ_q ⊙ Z + μ_q;  K = κ_k ⊙ Z + μ_k;  V = SiLU(X̂ W_v)
+    X' = SiLU(EMA(X̂) + ω ⊙ X̂)                        X̂ = Norm(X) (prenorm) or X (postnorm); the damped EMA of layers.EMA
+    Z = SiLU(Drop(X') W_z);  Q = κ_q ⊙ Z + μ_q;  K = κ_k ⊙ Z + μ_k;  V = SiLU(X̂ W_v)
     A = f(Q Kᵀ / s + b_rel)      f: softmax (s = √z_dim) | laplace | relu² (s = n_i, the number of keys position i sees)
-    O = A V;  γ = SiLU(X' W_γ);  φ = σ(X' W_φ);  Ĥ = SiLU(X' W_h + (γ ⊙ O) U_h)
-    Y = φ ⊙ Ĥ + (1 − φ) ⊙ X,   then Y + FFN(LayerNorm(Y))          (the normalized FFN)
+    O = Drop_att(A) Drop_hid(V);  γ = SiLU(Drop(X') W_γ);  φ = σ(Drop(X') W_φ);  Ĥ = Drop(SiLU(Drop(X') W_h + (γ ⊙ O) U_h))
+    Y = φ ⊙ Ĥ + (1 − φ) ⊙ X,                              then Y ← Norm(Y) (postnorm)
+    Y + Drop(FFN(Norm(Y)))  (prenorm)   or   Norm(Y + Drop(FFN(Y)))  (postnorm);   FFN = W₂ Drop_hid(SiLU(W₁ ·))
 
-laplace(x) = ½[1 + erf((x − √½)/(√(1/4π)·√2))]. b_rel is a learned bias per relative position i − j.
+Norm is ``norm`` (layers/norms.py: layer, batch, scale, rms), one for the attention part and one for the FFN. The
+dropout sites and rates are the official ones: ``dropout`` on X' and Ĥ and the FFN output, ``attention_dropout`` on A
+and ``hidden_dropout`` on V and the FFN's hidden layer (facebookresearch/mega, moving_average_gated_attention.py and
+normalized_feedforward_network.py; its LRA models set only ``dropout``). laplace(x) = ½[1 + erf((x − √½)/(√(1/4π)·√2))].
+b_rel is a learned bias per relative position i − j.
 chunk_size = c gives Mega-chunk: attention only inside aligned chunks of c positions (linear cost), while the EMA
-still spans chunk boundaries. causal=False: a bidirectional EMA and unmasked attention, no recurrent use.
+still spans chunk boundaries. causal=False: a bidirectional EMA and unmasked attention, no recurrent use; only then
+``truncation`` = T keeps the EMA kernels' first T lags (both directions) and zeroes the rest, as the official LRA models
+do (T = 1024, 4096 for Path-X): a truncated EMA is no longer a recurrence.
 For laplace and relu² the scale is the number of keys each query sees (the paper divides by the sequence or chunk
 length); counting visible keys keeps step-by-step use identical to the whole sequence.
 Recurrent state: (EMA state, keys, values, position), a static cache — fixed shapes, written in place (under
@@ -16,13 +23,13 @@ torch.no_grad; into copies while gradients are recorded) at the position held on
 the steps (models.generate does): position p is kept in slot p mod c of c = chunk_size slots (the open chunk; the slots
 from p mod c on still hold the previous chunk's keys, masked), or without chunking in slot p of max_length (at most
 l_max) slots, the unwritten ones masked.
-Init as the official Mega (facebookresearch/mega, fairseq/modules/moving_average_gated_attention.py and
-normalized_feedforward_network.py, reset_parameters): every linear map N(0, 0.02²) with zero bias, κ ~ N(0, 0.02²),
-μ = 0, b_rel ~ N(0, 0.02²); the EMA as kernels.ema.
+Init as the official Mega (reset_parameters there): every linear map N(0, 0.02²) with zero bias, κ ~ N(0, 0.02²),
+μ = 0, b_rel ~ N(0, 0.02²), norm gains 1; the EMA as kernels.ema.
 """
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +38,7 @@ from torch import nn
 from .checks import check_batch_size, check_input, check_step_input, valid_positions
 from .diagonal import EMA
 from .factory import factory_kwargs
+from .norms import apply_norm, norm_class
 from .registry import register_layer
 
 ATTENTIONS = ("softmax", "laplace", "relu2")
@@ -45,14 +53,16 @@ def laplace(x: torch.Tensor) -> torch.Tensor:
 class Mega(nn.Module):
     """Mega layer: EMA + single-head gated attention (softmax | laplace | relu2) + normalized FFN. ndim: EMA
     expansion; z_dim, v_dim; chunk_size for Mega-chunk; causal; l_max (needed without chunk_size: it bounds the
-    relative position bias)."""
+    relative position bias); norm and prenorm; dropout, attention_dropout, hidden_dropout; truncation (non-causal)."""
 
     residual_block = True  # it normalizes its input and adds it back: a backbone stacks it unwrapped
 
     @factory_kwargs
     def __init__(self, d_model: int, ndim: int = 16, *, z_dim: int | None = None, v_dim: int | None = None,
                  attention: str = "softmax", chunk_size: int | None = None, causal: bool = True,
-                 l_max: int | None = None, ffn_mult: int = 2, dropout: float = 0.0, ssm_lr: float | None = None):
+                 l_max: int | None = None, ffn_mult: int = 2, norm: str = "layer", prenorm: bool = True,
+                 dropout: float = 0.0, attention_dropout: float = 0.0, hidden_dropout: float = 0.0,
+                 truncation: int | None = None, ssm_lr: float | None = None):
         super().__init__()
         if attention not in ATTENTIONS:
             raise ValueError(f"attention: expected one of {ATTENTIONS}, got {attention!r}")
@@ -60,11 +70,17 @@ class Mega(nn.Module):
             raise ValueError("l_max: Mega without chunk_size needs l_max (it bounds the relative position bias)")
         if chunk_size is not None and chunk_size < 1:
             raise ValueError(f"chunk_size: expected None or a positive integer, got {chunk_size}")
+        for key, p in (("dropout", dropout), ("attention_dropout", attention_dropout),
+                       ("hidden_dropout", hidden_dropout)):
+            if not 0 <= p < 1:
+                raise ValueError(f"{key}: expected a probability in [0, 1), got {p}")
         d = d_model
         self.H, self.z, self.v = d, z_dim or max(1, d // 4), v_dim or 2 * d
         self.attention, self.chunk, self.causal, self.l_max = attention, chunk_size, causal, l_max
-        self.norm = nn.LayerNorm(d)
-        self.ema = EMA(d, ndim, bidirectional=not causal, ssm_lr=ssm_lr)
+        self.prenorm = prenorm
+        make_norm = norm_class(norm)
+        self.norm = make_norm(d)
+        self.ema = EMA(d, ndim, bidirectional=not causal, ssm_lr=ssm_lr, truncation=truncation)
         self.to_v = nn.Linear(d, self.v)
         self.mix = nn.Linear(d, self.z + self.v + 2 * d)  # X' -> [Z, γ, φ, X' W_h]
         self.qk_scale = nn.Parameter(0.02 * torch.randn(2, self.z))
@@ -72,10 +88,13 @@ class Mega(nn.Module):
         span = chunk_size or l_max
         self.rel_bias = nn.Parameter(0.02 * torch.randn(2 * span - 1))
         self.to_h = nn.Linear(self.v, d)
-        self.ffn_norm = nn.LayerNorm(d)
-        self.ffn = nn.Sequential(nn.Linear(d, ffn_mult * d), nn.SiLU(), nn.Linear(ffn_mult * d, d))
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        for linear in (self.to_v, self.mix, self.to_h, self.ffn[0], self.ffn[2]):
+        self.ffn_norm = make_norm(d)
+        drop = lambda p: nn.Dropout(p) if p > 0 else nn.Identity()  # noqa: E731
+        self.ffn = nn.Sequential(OrderedDict(fc1=nn.Linear(d, ffn_mult * d), act=nn.SiLU(),
+                                             drop=drop(hidden_dropout), fc2=nn.Linear(ffn_mult * d, d)))
+        self.dropout, self.attention_dropout, self.hidden_dropout = drop(dropout), drop(attention_dropout), \
+            drop(hidden_dropout)
+        for linear in (self.to_v, self.mix, self.to_h, self.ffn.fc1, self.ffn.fc2):
             nn.init.normal_(linear.weight, std=0.02)
             nn.init.zeros_(linear.bias)
 
@@ -100,7 +119,7 @@ class Mega(nn.Module):
             n = allowed.sum(-1, keepdim=True).clamp(min=1).to(scores.dtype)
             f = laplace if self.attention == "laplace" else (lambda x: torch.relu(x) ** 2)
             A = f(scores / n + bias) * allowed
-        return self.dropout(A) @ v
+        return self.attention_dropout(A) @ v
 
     @staticmethod
     def _padding_reads(real: torch.Tensor) -> torch.Tensor:
@@ -161,51 +180,56 @@ class Mega(nn.Module):
         return (self._write(state[0], None, ema_state), self._write(keys, slots, k[:, kept]),
                 self._write(values, slots, v[:, kept]), self._write(position, None, position + L))
 
-    def _gated(self, u, x, x_ema, state, real):
-        """The gated attention and the FFN after the EMA: u, x = LayerNorm(u), x_ema (B, L, H) -> (y (B, L, H), the
-        keys and values of these positions)."""
-        z, gamma, phi, hx = self.mix(x_ema).split([self.z, self.v, self.H, self.H], dim=-1)
+    def _gated(self, u, x, x_ema, state, reads, real):
+        """The gated attention and the FFN after the EMA: u, x = Norm(u) (prenorm) or u, x_ema (B, L, H) -> (y (B, L, H),
+        the keys and values of these positions). reads: the real keys (non-causal, padded); real: the real positions
+        for BatchNorm's statistics."""
+        z, gamma, phi, hx = self.mix(self.dropout(x_ema)).split([self.z, self.v, self.H, self.H], dim=-1)
         z, gamma, phi = F.silu(z), F.silu(gamma), torch.sigmoid(phi)
         q = z * self.qk_scale[0] + self.qk_shift[0]
         k = z * self.qk_scale[1] + self.qk_shift[1]
         v = F.silu(self.to_v(x))
+        read_v = self.hidden_dropout(v)
         if state is not None:
-            o = self._attend_cache(q, k, v, state)
+            o = self._attend_cache(q, k, read_v, state)
         elif self.chunk:
-            o = self._attend_blocked(q, k, v, real)
+            o = self._attend_blocked(q, k, read_v, reads)
         else:
             pos = torch.arange(u.shape[1], device=u.device)
-            o = self._attend(q, k, v, pos, pos, None if real is None else self._padding_reads(real))
-        h = F.silu(hx + self.to_h(gamma * o))
+            o = self._attend(q, k, read_v, pos, pos, None if reads is None else self._padding_reads(reads))
+        h = self.dropout(F.silu(hx + self.to_h(gamma * o)))
         y = phi * h + (1 - phi) * u
-        return y + self.dropout(self.ffn(self.ffn_norm(y))), k, v
+        if self.prenorm:
+            return y + self.dropout(self.ffn(apply_norm(self.ffn_norm, y, real))), k, v
+        y = apply_norm(self.norm, y, real)
+        return apply_norm(self.ffn_norm, y + self.dropout(self.ffn(y)), real), k, v
 
     def forward(self, u: torch.Tensor, state=None, lengths=None):
         """u (B, L, H) -> (y, next state or None); with ``state`` u continues the positions before it (under
         torch.no_grad the state is updated in place and returned). lengths (B,): a suffix-padded batch, read by neither
-        the EMA nor (non-causal) the attention of the real positions."""
-        check_input(u, self.H, None, self.norm.weight.dtype)
+        the EMA nor (non-causal) the attention of the real positions, nor by BatchNorm's statistics."""
+        check_input(u, self.H, None, self.to_v.weight.dtype)
         B, L, _ = u.shape
         real = valid_positions(lengths, B, L, state is not None)
-        real = None if self.causal else real  # causal: the padding comes after every real position
         if state is None:
             self._check_span(L)
         else:
             self._check_state(state, B, L)
-        x = self.norm(u)
+        x = apply_norm(self.norm, u, real) if self.prenorm else u
         x_ema, ema_state = self.ema(x, None if state is None else state[0], lengths=lengths)
-        y, k, v = self._gated(u, x, x_ema, state, real)
+        reads = None if self.causal else real  # causal: the padding comes after every real position
+        y, k, v = self._gated(u, x, x_ema, state, reads, real)
         return y, None if state is None else self._advance(state, ema_state, k, v)
 
     def step(self, u: torch.Tensor, state):
         """u (B, H) -> (y (B, H), next state): the EMA's own step, then the gated attention over the cache. Under
         torch.no_grad the state is updated in place, with fixed shapes and no host synchronization: a CUDA graph can
         capture it."""
-        check_step_input(u, self.H, self.norm.weight.dtype)
+        check_step_input(u, self.H, self.to_v.weight.dtype)
         self._check_state(state, u.shape[0], 1)
-        x = self.norm(u)
+        x = self.norm(u) if self.prenorm else u
         x_ema, ema_state = self.ema.step(x, state[0])
-        y, k, v = self._gated(u[:, None], x[:, None], x_ema[:, None], state, None)
+        y, k, v = self._gated(u[:, None], x[:, None], x_ema[:, None], state, None, None)
         return y[:, 0], self._advance(state, ema_state, k, v)
 
     def default_state(self, batch_size: int, max_length: int | None = None):

@@ -2,9 +2,11 @@
 
     h = Linear_in(x)   or   Embedding(x) for token ids    x: (B, L, d_input) or (B, L) ints
     h = h + Dropout(layer(Norm(h)))     (prenorm)   or    h = Norm(h + Dropout(layer(h)))   (postnorm), n_layers times
+        Norm: the ``norm`` option, layer | batch | scale | rms (layers/norms.py)
         (a layer that is a whole residual block, with its own norm and shortcut (GSS, Mega), is applied as it is,
-        h = layer(h), as the official backbones stack them); every layer that takes a dropout gets the model's unless
-        layer_options set one, as the official S4 backbone hands it down
+        h = layer(h), as the official backbones stack them, and takes the model's norm and prenorm where it has them);
+        every layer that takes a dropout gets the model's unless layer_options set one, as the official S4 backbone
+        hands it down
         each optionally followed by the same residual around an FFN: Linear(H -> ffn_mult·H), GELU, Linear(-> H);
         with attention_every = k, every k-th block is multi-head attention instead (e.g. the GSS-Transformer hybrid)
     out = Linear_out(pool(Norm_final(h)))                 pool: mean over valid steps | last valid step | none
@@ -33,6 +35,7 @@ from torch import nn
 from ..layers import layer as build_layer
 from ..layers.checks import valid_positions
 from ..layers.factory import factory_kwargs
+from ..layers.norms import apply_norm, norm_class
 from ..layers.registry import LAYERS
 from .pretrained import Pretrained
 from .sequence_parallel import check_sequence_parallel, global_mean
@@ -42,42 +45,9 @@ LAYER_ARGUMENTS = {"rate": "rate ≠ 1 resamples a continuous-time kernel and ne
                    "lengths": "a padded batch needs every block's layer to mask its padding",
                    "sequence_group": "a sequence split over ranks needs a state-passing SSM layer (S4, S4D, DSS, DLR, "
                                      "EMA) in every block"}
-NORMS = ("layer", "batch")
-
-
-class ChannelBatchNorm(nn.Module):
-    """BatchNorm over the channels (last axis) of (B, ..., H), statistics over the batch and every position; for
-    (B, L, H) with real (B, L) in training, the statistics (and the running averages) come from the real positions
-    only, and the padding positions are set to 0."""
-
-    def __init__(self, d: int):
-        super().__init__()
-        self.norm = nn.BatchNorm1d(d)
-
-    def forward(self, x, real=None):
-        if x.dim() == 2:
-            return self.norm(x)
-        if real is None or not self.training:  # the (B·L, H) rows: the same statistics, no layout copies
-            return self.norm(x.reshape(-1, x.shape[-1])).view(x.shape)
-        out = torch.zeros_like(x)
-        out[real] = self.norm(x[real])
-        return out
-
-
-def norm_class(norm: str) -> type[nn.Module]:
-    """The module of a ``norm`` option: ``layer`` LayerNorm over the channels, ``batch`` ChannelBatchNorm."""
-    if norm not in NORMS:
-        raise ValueError(f"norm: expected one of {NORMS}, got {norm!r}")
-    return nn.LayerNorm if norm == "layer" else ChannelBatchNorm
-
-
 def is_residual_block(cls) -> bool:
     """Whether a layer class is a whole residual block (normalizes its input and adds it back itself: GSS, Mega)."""
     return getattr(cls, "residual_block", False)
-
-
-def _norm(norm: nn.Module, h: torch.Tensor, real) -> torch.Tensor:
-    return norm(h, real) if isinstance(norm, ChannelBatchNorm) else norm(h)
 
 
 class SequenceModel(Pretrained, nn.Module):
@@ -107,8 +77,13 @@ class SequenceModel(Pretrained, nn.Module):
             if attention_every and (i + 1) % attention_every == 0:
                 return build_layer("attention", d_model=d_model, n_heads=attention_heads, dropout=dropout)
             options = dict(layer_options or {})
-            if layer in LAYERS and "dropout" in inspect.signature(LAYERS[layer]).parameters:
-                options.setdefault("dropout", dropout)  # the official backbone hands its dropout to the layer
+            takes = inspect.signature(LAYERS[layer]).parameters if layer in LAYERS else {}
+            handed = {"dropout": dropout}  # the official backbone hands its dropout to the layer
+            if layer in LAYERS and is_residual_block(LAYERS[layer]):
+                handed.update(norm=norm, prenorm=prenorm)  # a whole block (Mega) normalizes as the model says
+            for key, value in handed.items():
+                if key in takes:
+                    options.setdefault(key, value)
             return build_layer(layer, d_model=d_model, **options)
 
         self.layers = nn.ModuleList(block(i) for i in range(n_layers))
@@ -132,10 +107,10 @@ class SequenceModel(Pretrained, nn.Module):
         """h + Dropout(sublayer(Norm(h))) (prenorm) or Norm(h + Dropout(sublayer(h))); sublayer returns (y, extra).
         real (B, L): the real positions of a padded batch (for BatchNorm's statistics)."""
         if self.prenorm:
-            y, extra = sublayer(_norm(norm, h, real))
+            y, extra = sublayer(apply_norm(norm, h, real))
             return h + self.dropout(y), extra
         y, extra = sublayer(h)
-        return _norm(norm, h + self.dropout(y), real), extra
+        return apply_norm(norm, h + self.dropout(y), real), extra
 
     def _blocks(self, h: torch.Tensor, states: list, stepping: bool, rate: float = 1.0,
                 lengths: torch.Tensor | None = None, sequence_group=None) -> tuple[torch.Tensor, list]:
@@ -203,7 +178,7 @@ class SequenceModel(Pretrained, nn.Module):
         """(B, L, H): encoder, blocks, final norm."""
         h, _ = self._blocks(self.encoder(x), [None] * len(self.layers), stepping=False, rate=rate, lengths=lengths,
                             sequence_group=sequence_group)
-        return _norm(self.final_norm, h, valid_positions(lengths, h.shape[0], h.shape[1]))
+        return apply_norm(self.final_norm, h, valid_positions(lengths, h.shape[0], h.shape[1]))
 
     def _pooled(self, x: torch.Tensor, lengths: torch.Tensor | None, rate: float = 1.0) -> torch.Tensor:
         """(B, H): the features pooled over valid positions."""

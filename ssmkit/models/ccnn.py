@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..layers.ckconv import CKConv
-from .backbone import ChannelBatchNorm
+from ..layers.norms import ChannelBatchNorm
 from .pretrained import Pretrained
 
 

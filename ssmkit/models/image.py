@@ -31,7 +31,7 @@ from torch import nn
 
 from ..layers import S4ND
 from ..layers.factory import factory_kwargs
-from .backbone import norm_class
+from ..layers.norms import norm_class
 from .pretrained import Pretrained
 
 IMAGE_LAYERS = ("s4nd", "conv")

@@ -19,6 +19,7 @@ import yaml
 
 from ..data import DATASETS
 from ..layers import LAYERS
+from ..layers.norms import NORMS
 from ..options import accepted_names, check_options, check_type, did_you_mean, load_yaml
 
 
@@ -84,7 +85,7 @@ class TrainConfig:
 
     def __post_init__(self):
         choices = {"schedule": ("cosine", "constant", "plateau"), "precision": ("fp32", "bf16", "fp16"),
-                   "norm": ("layer", "batch"), "pool": ("mean", "last"),
+                   "norm": NORMS, "pool": ("mean", "last"),
                    "model": ("sequence", "sashimi", "sssd", "vis4mer", "ccnn", "s4nd", "cnn")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:

@@ -178,7 +178,7 @@ def test_bidirectional_ema_adds_a_backward_ema_with_its_own_parameters_from_lag_
 def test_mega_starts_as_the_official_init():
     torch.manual_seed(0)
     layer = ssmkit.Mega(256, 16, l_max=64)
-    for linear in (layer.to_v, layer.mix, layer.to_h, layer.ffn[0], layer.ffn[2]):
+    for linear in (layer.to_v, layer.mix, layer.to_h, layer.ffn.fc1, layer.ffn.fc2):
         assert linear.weight.std().item() == pytest.approx(0.02, rel=0.05) and not linear.bias.any()
     assert layer.qk_scale.std().item() == pytest.approx(0.02, rel=0.1) and layer.qk_scale.mean().abs() < 0.002
     ema = layer.ema.kernel
@@ -201,3 +201,92 @@ def test_a_frozen_mega_steps_through_its_frozen_ema():
             y_t, state = frozen.step(u[:, t], state)
             steps.append(y_t)
     assert rel_err(torch.stack(steps, 1), y) < 1e-12
+
+
+NORMED = [dict(norm="scale", prenorm=False, l_max=40), dict(norm="rms", chunk_size=8), dict(norm="batch", l_max=40),
+          dict(norm="layer", prenorm=False, chunk_size=8, attention="laplace")]
+
+
+@pytest.mark.parametrize("options", NORMED, ids=str)
+def test_norm_types_and_postnorm_keep_the_three_views(options):
+    layer = ssmkit.Mega(8, 4, **options).double()
+    layer.train()
+    layer(torch.randn(4, 16, 8, dtype=torch.float64))  # BatchNorm: running statistics away from their start
+    layer.eval()
+    u = torch.randn(2, 37, 8, dtype=torch.float64)
+    y, y_step, y_chunk = three_views(layer, u)
+    assert rel_err(y_step, y) < 1e-9 and rel_err(y_chunk, y) < 1e-9
+
+
+def test_postnorm_normalizes_after_each_residual_and_reads_the_raw_input():
+    """Postnorm (the official LRA ListOps, Text and Retrieval layers): the EMA and V read u itself, the gate's residual
+    is u, and each part ends in its norm: the output of every position has the norm's statistics."""
+    layer = ssmkit.Mega(8, 4, norm="scale", prenorm=False, l_max=20).double().eval()
+    u = 5 * torch.randn(2, 20, 8, dtype=torch.float64)
+    y, _ = layer(u)
+    assert torch.allclose(y.square().mean(-1), torch.ones(2, 20, dtype=torch.float64), atol=1e-4)  # ScaleNorm, g = 1
+    x_ema, _ = layer.ema(u)
+    expected, _, _ = layer._gated(u, u, x_ema, None, None, None)
+    assert rel_err(y, expected) < 1e-14
+    with torch.no_grad():
+        layer.ffn_norm.weight.fill_(3.0)
+    assert torch.allclose(layer(u)[0].square().mean(-1), torch.full((2, 20), 9.0, dtype=torch.float64), atol=1e-3)
+
+
+def test_scale_norm_is_the_rms_over_channels_with_one_gain():
+    from ssmkit.layers.norms import ScaleNorm, norm_class
+    norm = ScaleNorm(6).double()
+    x = torch.randn(3, 5, 6, dtype=torch.float64)
+    assert rel_err(norm(x), x / (x.square().mean(-1, keepdim=True) + 1e-5).sqrt()) < 1e-15
+    assert [p.shape for p in norm.parameters()] == [torch.Size([])]
+    with pytest.raises(ValueError, match=r"norm: expected one of \('layer', 'batch', 'scale', 'rms'\), got 'group'"):
+        norm_class("group")
+
+
+def test_truncated_bidirectional_ema_keeps_its_first_lags_only():
+    """truncation T: K_k = K'_k = 0 for k >= T, both directions, as the official LRA models' EMA."""
+    full = ssmkit.EMA(3, 4, bidirectional=True).double()
+    cut = ssmkit.EMA(3, 4, bidirectional=True, truncation=5).double()
+    cut.load_state_dict(full.state_dict())
+    K, Kc = full.kernel(12), cut.kernel(12)
+    assert torch.equal(Kc[0, :, :5], K[0, :, :5]) and not Kc[0, :, 5:].any()  # causal half, lags 0..4
+    assert torch.equal(Kc[1, :, :4], K[1, :, :4]) and not Kc[1, :, 4:].any()  # anti-causal half from lag 1: 1..4
+    u = torch.randn(2, 12, 3, dtype=torch.float64)
+    u_far = u.clone()
+    u_far[:, 11] += 10.0  # 6 or more steps away from positions 0..5
+    assert torch.allclose(cut(u)[0][:, :6], cut(u_far)[0][:, :6]) and not torch.allclose(full(u)[0][:, :6],
+                                                                                          full(u_far)[0][:, :6])
+    cut.kernel.truncation = 50  # beyond the length: the whole kernel
+    assert torch.equal(cut.kernel(12), K)
+    with pytest.raises(ValueError, match="truncation: expected None or a positive number of lags for a bidirectional"):
+        ssmkit.Mega(8, 4, l_max=10, truncation=4)  # causal
+    with pytest.raises(ValueError, match="truncation"):
+        ssmkit.EMA(3, 4, bidirectional=True, truncation=0)
+
+
+def test_dropout_sites_are_the_official_ones():
+    """dropout: the EMA output, Ĥ and the FFN output, not the attention weights (attention_dropout); hidden_dropout: V
+    and the FFN's hidden layer. In training each rate changes the output; in evaluation none does."""
+    torch.manual_seed(0)
+    base = ssmkit.Mega(8, 4, l_max=12).double()
+    u = torch.randn(2, 12, 8, dtype=torch.float64)
+    for key in ("dropout", "attention_dropout", "hidden_dropout"):
+        layer = ssmkit.Mega(8, 4, l_max=12, **{key: 0.5}).double()
+        layer.load_state_dict(base.state_dict())
+        assert torch.equal(layer.eval()(u)[0], base.eval()(u)[0])
+        assert not torch.allclose(layer.train()(u)[0], base.train()(u)[0]), key
+    layer = ssmkit.Mega(8, 4, l_max=12, dropout=0.5)
+    assert isinstance(layer.attention_dropout, torch.nn.Identity) and isinstance(layer.ffn.drop, torch.nn.Identity)
+    with pytest.raises(ValueError, match=r"attention_dropout: expected a probability in \[0, 1\)"):
+        ssmkit.Mega(8, 4, l_max=12, attention_dropout=1.0)
+
+
+def test_sequence_model_hands_its_norm_and_prenorm_to_mega():
+    model = ssmkit.models.SequenceModel(3, 5, layer="mega", d_model=8, n_layers=2, prenorm=False, norm="scale",
+                                        layer_options={"ndim": 4, "l_max": 10, "causal": False})
+    from ssmkit.layers.norms import ScaleNorm
+    assert all(not m.prenorm and isinstance(m.norm, ScaleNorm) for m in model.layers)
+    assert isinstance(model.final_norm, torch.nn.Identity)  # postnorm: no final norm, as the official encoder
+    own = ssmkit.models.SequenceModel(3, 5, layer="mega", d_model=8, n_layers=1, norm="scale",
+                                      layer_options={"ndim": 4, "l_max": 10, "norm": "rms"})
+    assert isinstance(own.layers[0].norm, torch.nn.RMSNorm) and isinstance(own.final_norm, ScaleNorm)

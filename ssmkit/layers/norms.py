@@ -1,0 +1,65 @@
+"""Normalizations over the channels (last axis) of (B, ..., H), chosen by name (the ``norm`` option of the backbones
+and of Mega):
+
+    layer   LayerNorm:     (x − mean) / √(var + ε) · w + b                     per position, over the channels
+    batch   BatchNorm:     (x − E x) / √(Var x + ε) · w + b                    per channel, over the batch and positions
+    scale   ScaleNorm:     g · x / √(mean(x²) + ε)                             per position, one learned scalar g (= 1)
+    rms     RMSNorm:       x / √(mean(x²) + ε) · w                             per position, per-channel w (= 1)
+
+with ε = 1e-5 for all four. ScaleNorm and RMSNorm are the official Mega's (facebookresearch/mega,
+fairseq/modules/scale_norm.py, root_mean_square_norm.py, built with ε = 1e-5 by its sequence_norm.py), used by its
+LRA Text and Retrieval models. BatchNorm over a padded batch takes its training statistics from the real positions
+only (``real``) and sets the padding to 0.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+NORMS = ("layer", "batch", "scale", "rms")
+EPS = 1e-5
+
+
+class ChannelBatchNorm(nn.Module):
+    """BatchNorm over the channels (last axis) of (B, ..., H), statistics over the batch and every position; for
+    (B, L, H) with real (B, L) in training, the statistics (and the running averages) come from the real positions
+    only, and the padding positions are set to 0."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.norm = nn.BatchNorm1d(d, eps=EPS)
+
+    def forward(self, x, real=None):
+        if x.dim() == 2:
+            return self.norm(x)
+        if real is None or not self.training:  # the (B·L, H) rows: the same statistics, no layout copies
+            return self.norm(x.reshape(-1, x.shape[-1])).view(x.shape)
+        out = torch.zeros_like(x)
+        out[real] = self.norm(x[real])
+        return out
+
+
+class ScaleNorm(nn.Module):
+    """g · x / √(mean over the channels of x² + ε), one learned gain g starting at 1."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        return self.weight * x * torch.rsqrt(x.square().mean(-1, keepdim=True) + EPS)
+
+
+def norm_class(norm: str) -> Callable[[int], nn.Module]:
+    """The module of a ``norm`` option (module docstring); each is built as cls(d)."""
+    if norm not in NORMS:
+        raise ValueError(f"norm: expected one of {NORMS}, got {norm!r}")
+    return {"layer": lambda d: nn.LayerNorm(d, eps=EPS), "batch": ChannelBatchNorm, "scale": ScaleNorm,
+            "rms": lambda d: nn.RMSNorm(d, eps=EPS)}[norm]
+
+
+def apply_norm(norm: nn.Module, h: torch.Tensor, real=None) -> torch.Tensor:
+    """norm(h), with the real positions (B, L) of a padded batch for BatchNorm's statistics."""
+    return norm(h, real) if isinstance(norm, ChannelBatchNorm) else norm(h)
