@@ -1,6 +1,7 @@
 """The sequence backbone: encoder, residual blocks of any registered layer, pooling, decoder.
 
-    h = Linear_in(x)   or   Embedding(x) for token ids    x: (B, L, d_input) or (B, L) ints
+    h = Dropout_emb(Linear_in(x))   or   Dropout_emb(Embedding(x)) for token ids    x: (B, L, d_input) or (B, L) ints
+        (encoder_init: torch's init or the official Mega LRA encoder's, heads.py)
     h = h + Dropout(layer(Norm(h)))     (prenorm)   or    h = Norm(h + Dropout(layer(h)))   (postnorm), n_layers times
         Norm: the ``norm`` option, layer | batch | scale | rms (layers/norms.py)
         (a layer that is a whole residual block, with its own norm and shortcut (GSS, Mega), is applied as it is,
@@ -9,13 +10,15 @@
         hands it down
         each optionally followed by the same residual around an FFN: Linear(H -> ffn_mult·H), GELU, Linear(-> H);
         with attention_every = k, every k-th block is multi-head attention instead (e.g. the GSS-Transformer hybrid)
-    out = Linear_out(pool(Norm_final(h)))                 pool: mean over valid steps | last valid step | none
+    out = head(pool(Norm_final(h)))                 pool: mean over valid steps | last valid step | none
+        head: Linear (linear) or Mega's LRA classifier MLP (mlp), heads.py
     lengths (B,) for a suffix-padded batch: every block's layer sees its input zeroed beyond each length (as the
     official S4Block does), attention reads no padding key, BatchNorm takes its batch statistics over the real
     positions only, and token id ``padding_idx`` embeds to 0 — the outputs at real positions are those of the
     unpadded sequences.
     pair=True (two-tower): x (B, 2, L, ...) — both sequences through the same blocks and pooling to a, b, then
-    out = MLP([a, b, a ⊙ b, a − b])  (Linear(4H -> H), GELU, Linear(H -> d_output)), as for LRA Retrieval
+    out = MLP([a, b, a ⊙ b, a − b])  (Linear(4H -> H), GELU, Linear(H -> d_output)), as for LRA Retrieval, or with
+    head='mlp' Mega's classifier over [a, b]
 
 A per-step model (pool='none', causal layers) also runs recurrently: ``default_state``, ``prefill`` (the chunked view
 over a prompt) and ``step`` (one position) give the outputs of ``forward`` one position at a time.
@@ -37,6 +40,7 @@ from ..layers.checks import valid_positions
 from ..layers.factory import factory_kwargs
 from ..layers.norms import apply_norm, norm_class
 from ..layers.registry import LAYERS
+from .heads import classifier, encoder, pair_features
 from .pretrained import Pretrained
 from .sequence_parallel import check_sequence_parallel, global_mean
 
@@ -55,12 +59,14 @@ class SequenceModel(Pretrained, nn.Module):
     def __init__(self, d_input: int, d_output: int, *, layer: str = "s4d", d_model: int = 64, n_layers: int = 4,
                  layer_options: dict | None = None, prenorm: bool = True, norm: str = "layer", dropout: float = 0.0,
                  pool: str = "mean", vocab_size: int | None = None, ffn_mult: int = 0, attention_every: int = 0,
-                 attention_heads: int = 4, pair: bool = False, padding_idx: int | None = None):
+                 attention_heads: int = 4, pair: bool = False, padding_idx: int | None = None, head: str = "linear",
+                 encoder_init: str = "torch", embedding_dropout: float = 0.0):
         super().__init__()
         self.config = dict(d_input=d_input, d_output=d_output, layer=layer, d_model=d_model, n_layers=n_layers,
                            layer_options=dict(layer_options or {}), prenorm=prenorm, norm=norm, dropout=dropout,
                            pool=pool, vocab_size=vocab_size, ffn_mult=ffn_mult, attention_every=attention_every,
-                           attention_heads=attention_heads, pair=pair, padding_idx=padding_idx)
+                           attention_heads=attention_heads, pair=pair, padding_idx=padding_idx, head=head,
+                           encoder_init=encoder_init, embedding_dropout=embedding_dropout)
         if pool not in POOLS:
             raise ValueError(f"pool: expected one of {POOLS}, got {pool!r}")
         make_norm = norm_class(norm)
@@ -68,8 +74,10 @@ class SequenceModel(Pretrained, nn.Module):
         if padding_idx is not None and not (vocab_size and 0 <= padding_idx < vocab_size):
             raise ValueError(f"padding_idx: expected None or a token id in [0, vocab_size={vocab_size}), got "
                              f"{padding_idx}")
-        self.encoder = (nn.Embedding(vocab_size, d_model, padding_idx=padding_idx) if vocab_size
-                        else nn.Linear(d_input, d_model))
+        self.encoder = encoder(d_input, d_model, vocab_size, padding_idx, encoder_init)
+        if not 0 <= embedding_dropout < 1:
+            raise ValueError(f"embedding_dropout: expected a probability in [0, 1), got {embedding_dropout}")
+        self.embedding_dropout = nn.Dropout(embedding_dropout) if embedding_dropout > 0 else nn.Identity()
         if attention_every < 0:
             raise ValueError(f"attention_every: expected 0 (none) or a positive integer, got {attention_every}")
 
@@ -100,8 +108,8 @@ class SequenceModel(Pretrained, nn.Module):
         if pair and pool == "none":
             raise ValueError("pair: a two-tower model compares pooled sequences; pool='none' has nothing to compare")
         self.pair = pair
-        self.decoder = (nn.Sequential(nn.Linear(4 * d_model, d_model), nn.GELU(), nn.Linear(d_model, d_output))
-                        if pair else nn.Linear(d_model, d_output))
+        self.head = head
+        self.decoder = classifier(head, d_model, d_output, pair, dropout)
 
     def _residual(self, h: torch.Tensor, norm: nn.Module, sublayer, real=None) -> tuple[torch.Tensor, object]:
         """h + Dropout(sublayer(Norm(h))) (prenorm) or Norm(h + Dropout(sublayer(h))); sublayer returns (y, extra).
@@ -153,7 +161,7 @@ class SequenceModel(Pretrained, nn.Module):
             B = x.shape[0]
             flat = None if lengths is None else lengths.flatten()
             a, b = self._pooled(x.flatten(0, 1), flat, rate).view(B, 2, -1).unbind(1)
-            return self.decoder(torch.cat([a, b, a * b, a - b], dim=-1))
+            return self.decoder(pair_features(self.head, a, b))
         if self.pool == "none":
             return self.decoder(self._features(x, rate, lengths))
         return self.decoder(self._pooled(x, lengths, rate))
@@ -173,10 +181,13 @@ class SequenceModel(Pretrained, nn.Module):
             shape = f"({', '.join(expected)}{',' if len(expected) == 1 else ''})"
             raise ValueError(f"{name}: expected {kind} of shape {shape}, got {got}")
 
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embedding_dropout(self.encoder(x))
+
     def _features(self, x: torch.Tensor, rate: float = 1.0, lengths: torch.Tensor | None = None,
                   sequence_group=None) -> torch.Tensor:
         """(B, L, H): encoder, blocks, final norm."""
-        h, _ = self._blocks(self.encoder(x), [None] * len(self.layers), stepping=False, rate=rate, lengths=lengths,
+        h, _ = self._blocks(self._embed(x), [None] * len(self.layers), stepping=False, rate=rate, lengths=lengths,
                             sequence_group=sequence_group)
         return apply_norm(self.final_norm, h, valid_positions(lengths, h.shape[0], h.shape[1]))
 
@@ -208,12 +219,12 @@ class SequenceModel(Pretrained, nn.Module):
         """Outputs (B, L, d_output) of a chunk x continuing ``states``, and the states after it (chunked view)."""
         self._check_per_step()
         self._check_x(x, ("B", "L"))
-        h, states = self._blocks(self.encoder(x), states, stepping=False)
+        h, states = self._blocks(self._embed(x), states, stepping=False)
         return self.decoder(self.final_norm(h)), states
 
     def step(self, x_t: torch.Tensor, states: list) -> tuple[torch.Tensor, list]:
         """One position: x_t (B,) token ids or (B, d_input) -> output (B, d_output), next states."""
         self._check_per_step()
         self._check_x(x_t, ("B",), "x_t")
-        h, states = self._blocks(self.encoder(x_t), states, stepping=True)
+        h, states = self._blocks(self._embed(x_t), states, stepping=True)
         return self.decoder(self.final_norm(h)), states

@@ -54,6 +54,11 @@ def _tensors(tree) -> list[torch.Tensor]:
     return found
 
 
+def _logits_map(model) -> torch.nn.Linear:
+    """The model's last linear map, the one that writes the logits (its decoder, or the decoder's last layer)."""
+    return [m for m in model.decoder.modules() if isinstance(m, torch.nn.Linear)][-1]
+
+
 class _Loop:
     """The token loop over device buffers: x (B,) the last token, states, and the outputs written at position t."""
 
@@ -63,7 +68,7 @@ class _Loop:
         self.x, self.states = x.clone(), _tree_map(_clone, states)
         self.t = torch.zeros(1, dtype=torch.long, device=x.device)
         self.tokens = torch.empty(n, B, dtype=torch.long, device=x.device)
-        self.logits = torch.empty(n, B, vocab, dtype=model.decoder.weight.dtype, device=x.device)
+        self.logits = torch.empty(n, B, vocab, dtype=_logits_map(model).weight.dtype, device=x.device)
 
     def step(self) -> None:
         logits, states = self.model.step(self.x, self.states)
@@ -183,7 +188,7 @@ def generate(model, prompt: torch.Tensor, n_tokens: int, temperature: float = 1.
         _, states = model.prefill(prompt[:, :-1], states)
     if n_tokens == 0:
         return prompt, torch.zeros(B, 0, 0, device=prompt.device)
-    vocab = model.decoder.out_features
+    vocab = _logits_map(model).out_features
     sampler = Sampler(options, B, vocab, prompt.device, prompt)
     loop = _Loop(model, prompt[:, -1], states, sampler, uniforms, vocab)
     with _states_in_place(model):

@@ -22,6 +22,11 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD 
     checked against the
     layer's signature by TrainConfig, and model_options are checked against the model's.
     """
+    if config.model != "sequence":
+        for key, default in (("head", "linear"), ("encoder_init", "torch"), ("embedding_dropout", 0.0)):
+            if getattr(config, key) != default:
+                raise ValueError(f"{key}: only the sequence model takes it (model={config.model!r}), got "
+                                 f"{getattr(config, key)!r}")
     if config.model in ("s4nd", "cnn") or (isinstance(dataset.l_max, tuple) and config.model != "ccnn"):
         return _image_model(config, dataset)
     accepted = inspect.signature(LAYERS[config.layer]).parameters
@@ -56,7 +61,9 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD 
                               norm=config.norm, dropout=config.dropout, pool="none" if per_step else config.pool,
                               vocab_size=getattr(dataset, "vocab_size", None), ffn_mult=config.ffn_mult,
                               attention_every=config.attention_every, attention_heads=config.attention_heads,
-                              pair=getattr(dataset, "pair", False), padding_idx=getattr(dataset, "padding_idx", None))
+                              pair=getattr(dataset, "pair", False), padding_idx=getattr(dataset, "padding_idx", None),
+                              head=config.head, encoder_init=config.encoder_init,
+                              embedding_dropout=config.embedding_dropout)
     if per_step:
         _check_causal(model)
     return model

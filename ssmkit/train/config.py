@@ -20,6 +20,7 @@ import yaml
 from ..data import DATASETS
 from ..layers import LAYERS
 from ..layers.norms import NORMS
+from ..models.heads import ENCODER_INITS, HEADS
 from ..options import accepted_names, check_options, check_type, did_you_mean, load_yaml
 
 
@@ -53,9 +54,13 @@ class TrainConfig:
     ffn_mult: int = 0
     attention_every: int = 0
     attention_heads: int = 4
-    # optimization: AdamW; the SSM parameters get ssm_lr and no weight decay. batch_size is the global batch of one
-    # optimizer step (over all processes), taken in `accumulate` sequential micro-batches. schedule: cosine to 0,
-    # constant, or plateau (times plateau_factor after plateau_patience epochs without a better val accuracy)
+    head: str = "linear"  # linear, or mlp: the official Mega LRA classifier (models/heads.py)
+    encoder_init: str = "torch"  # torch, or mega: the official Mega LRA embedding init (models/heads.py)
+    embedding_dropout: float = 0.0
+    # optimization: AdamW (betas adam_betas); the SSM parameters get ssm_lr and no weight decay. batch_size is the
+    # global batch of one optimizer step (over all processes), taken in `accumulate` sequential micro-batches. schedule
+    # after the linear warmup: cosine to 0, linear to 0, constant, or plateau (times plateau_factor after
+    # plateau_patience epochs without a better val accuracy)
     epochs: int = 20
     max_minutes: float = 0.0  # also stop after the first epoch that ends past this much training time (0: no limit)
     batch_size: int = 64
@@ -67,6 +72,7 @@ class TrainConfig:
     plateau_patience: int = 3
     plateau_factor: float = 0.5
     grad_clip: float = 0.0
+    adam_betas: list = field(default_factory=lambda: [0.9, 0.999])
     accumulate: int = 1
     # fp32; bf16 autocast; fp16 autocast with loss scaling (GPUs without bf16). compile: torch.compile the model
     precision: str = "fp32"
@@ -84,8 +90,8 @@ class TrainConfig:
         return {"s4nd": "s4nd", "cnn": "cnn", "ccnn": "ckconv"}.get(self.model, self.layer)
 
     def __post_init__(self):
-        choices = {"schedule": ("cosine", "constant", "plateau"), "precision": ("fp32", "bf16", "fp16"),
-                   "norm": NORMS, "pool": ("mean", "last"),
+        choices = {"schedule": ("cosine", "linear", "constant", "plateau"), "precision": ("fp32", "bf16", "fp16"),
+                   "norm": NORMS, "pool": ("mean", "last"), "head": HEADS, "encoder_init": ENCODER_INITS,
                    "model": ("sequence", "sashimi", "sssd", "vis4mer", "ccnn", "s4nd", "cnn")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
@@ -115,8 +121,14 @@ class TrainConfig:
         for key in ("weight_decay", "grad_clip", "warmup_epochs", "attention_every", "ffn_mult"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key}: expected a number >= 0 (0: off), got {getattr(self, key)}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout: expected a probability in [0, 1), got {self.dropout}")
+        for key in ("dropout", "embedding_dropout"):
+            if not 0 <= getattr(self, key) < 1:
+                raise ValueError(f"{key}: expected a probability in [0, 1), got {getattr(self, key)}")
+        betas = self.adam_betas
+        if (len(betas) != 2 or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1
+                                       for b in betas)):
+            raise ValueError(f"adam_betas: expected two numbers in [0, 1), e.g. [0.9, 0.98], got {betas!r}")
+        self.adam_betas = [float(b) for b in betas]
         if self.attention_heads < 1:
             raise ValueError(f"attention_heads: expected a positive integer, got {self.attention_heads}")
         name = self.run_name

@@ -38,9 +38,9 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float) -> list[dict]
     return [g for g in groups if g["params"]]
 
 
-def adamw(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+def adamw(model: nn.Module, lr: float, weight_decay: float, betas=(0.9, 0.999)) -> torch.optim.AdamW:
     """AdamW over param_groups; on a GPU its fused implementation (one kernel per group and dtype instead of the
     multi-tensor one's several per step: about 1 ms per step for a 6-layer LRA model on an H200)."""
     groups = param_groups(model, lr, weight_decay)
     fused = all(p.is_cuda and p.is_floating_point() for g in groups for p in g["params"])
-    return torch.optim.AdamW(groups, fused=fused or None)
+    return torch.optim.AdamW(groups, betas=tuple(betas), fused=fused or None)

@@ -37,9 +37,9 @@ from .task import Task
 
 
 class Schedule:
-    """The lr factor of each step: linear warmup over `warmup` steps, then cosine decay to 0 at `total`, constant, or
-    constant times `factor` for every `patience` epochs in a row without a better validation score (plateau; "better"
-    is the task's, see Task.better).
+    """The lr factor of each step: linear warmup over `warmup` steps, then cosine or linear decay to 0 at `total`,
+    constant, or constant times `factor` for every `patience` epochs in a row without a better validation score
+    (plateau; "better" is the task's, see Task.better).
 
     A callable object rather than a function: LambdaLR checkpoints its attributes, so a plateau resumes exactly.
     """
@@ -51,8 +51,11 @@ class Schedule:
     def __call__(self, step: int) -> float:
         if step < self.warmup:
             return (step + 1) / self.warmup
+        done = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
         if self.kind == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))))
+            return 0.5 * (1 + math.cos(math.pi * done))
+        if self.kind == "linear":
+            return 1.0 - done
         return self.scale
 
     def end_epoch(self, improved: bool) -> None:
@@ -139,7 +142,7 @@ def _prepare(config: TrainConfig, resume):
     torch.manual_seed(config.seed)  # the same initial weights on every rank
     model = build_model(config, splits["train"]).to(device)
     torch.manual_seed(config.seed + rank)
-    optimizer = adamw(model, config.lr, config.weight_decay)
+    optimizer = adamw(model, config.lr, config.weight_decay, config.adam_betas)
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(
             torch.nn.SyncBatchNorm.convert_sync_batchnorm(model) if config.norm == "batch" else model,

@@ -84,6 +84,24 @@ def test_a_padded_batch_gives_the_outputs_of_its_sequences(pool, norm, prenorm, 
         assert torch.allclose(value.double(), after_alone[key].double(), atol=1e-15), key
 
 
+@pytest.mark.parametrize("norm,prenorm", [("batch", True), ("scale", False), ("layer", False)])
+def test_a_padded_batch_through_mega_lra_blocks_gives_the_outputs_of_its_sequences(norm, prenorm):
+    """Mega as the official LRA models set it (non-causal, chunks, truncated EMA, the MLP head and Mega's embedding),
+    in training: its own BatchNorms take their statistics over the real positions only. (The last position is read:
+    the mean over the positions of one sequence after a BatchNorm in training is its bias, 0.)"""
+    model = _model(layer="mega", layer_options={"ndim": 4, "causal": False, "chunk_size": 4, "truncation": 6},
+                   norm=norm, prenorm=prenorm, head="mlp", encoder_init="mega", pool="last").train()
+    x = torch.randint(1, 16, (1, L))
+    padded = torch.cat([x, torch.randint(1, 16, (1, 5))], dim=1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    alone = model(x)
+    after_alone = model.state_dict()
+    model.load_state_dict(before)
+    assert rel_err(model(padded, torch.tensor([L])), alone) < 1e-12
+    for key, value in model.state_dict().items():
+        assert torch.allclose(value.double(), after_alone[key].double(), atol=1e-15), key
+
+
 def test_a_padded_pair_model_and_a_non_causal_attention_hybrid_read_no_padding():
     model = _model(layer="mega", layer_options={"ndim": 4, "causal": False, "chunk_size": 4}, pair=True).eval()
     x = torch.randint(1, 16, (2, 2, L))

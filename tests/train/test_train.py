@@ -131,7 +131,12 @@ def test_an_existing_run_is_not_overwritten(tmp_path):
     ("lr=fast", "lr: expected float, got 'fast'"),
     ("epochs=2.5", "epochs: expected int"),
     ("prenorm=3", "prenorm: expected bool"),
-    ("schedule=linear", "schedule: expected one of"),
+    ("schedule=step", "schedule: expected one of"),
+    ("adam_betas=[0.9]", r"adam_betas: expected two numbers in \[0, 1\)"),
+    ("adam_betas=[0.9,1.5]", "adam_betas: expected two numbers"),
+    ("head=deep", "head: expected one of"),
+    ("encoder_init=xavier", "encoder_init: expected one of"),
+    ("embedding_dropout=1", r"embedding_dropout: expected a probability in \[0, 1\)"),
     ("layer_options=3", "layer_options: expected dict"),
     ("epochs.x=1", "not a dict field"),
     ("noequals", "expected key=value"),
@@ -237,6 +242,30 @@ def test_plateau_schedule_reduces_after_patience_and_resumes_its_state():
     fresh = Schedule("plateau", 2, 100, 2, 0.5)
     torch.optim.lr_scheduler.LambdaLR(opt, fresh).load_state_dict(sched.state_dict())
     assert fresh.scale == 0.5 and fresh.bad_epochs == 1
+
+
+def test_linear_schedule_warms_up_then_decays_linearly_to_zero():
+    """schedule=linear: the official Mega LRA recipe's linear warmup then linear decay to 0 at the last step."""
+    from ssmkit.train.trainer import Schedule
+    s = Schedule("linear", warmup=4, total=24, patience=1, factor=0.5)
+    assert [s(t) for t in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert [s(t) for t in (4, 9, 14, 19, 24, 30)] == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0, 0.0])
+
+
+def test_adam_betas_reach_the_optimizer(tmp_path):
+    from ssmkit.train.trainer import _prepare
+    config = make_config(["dataset=digits", "epochs=1", "d_model=8", "n_layers=1", "adam_betas=[0.9, 0.98]",
+                          "train_subset=64", "eval_subset=32", f"out_dir={tmp_path}"])
+    optimizer = _prepare(config, None)[6]
+    assert all(g["betas"] == (0.9, 0.98) for g in optimizer.param_groups)
+
+
+def test_heads_other_than_linear_are_for_the_sequence_model():
+    from types import SimpleNamespace
+    from ssmkit.train.build import build_model
+    audio = SimpleNamespace(l_max=64, d_input=1, n_classes=256, vocab_size=256, task="lm")
+    with pytest.raises(ValueError, match="head: only the sequence model takes it"):
+        build_model(make_config(["model=sashimi", "layer=s4", "head=mlp"]), audio)
 
 
 def test_an_ffn_after_each_layer_trains(tmp_path):

@@ -1,0 +1,60 @@
+"""The ends of a SequenceModel: the encoder that embeds its input and the head that maps pooled features to outputs.
+
+Encoders (``encoder_init``):
+    torch   nn.Embedding for token ids (N(0, 1)), nn.Linear(d_input, H) for values (U(±1/√d_input))
+    mega    as the official Mega LRA encoder (facebookresearch/mega, fairseq/models/lra/mega_lra_encoder.py and
+            modules/real_number_embedding.py): token embeddings N(0, 1/H), values x·w + b with w ~ N(0, 1),
+            b ~ N(0, 0.1²); the padding token still embeds to 0
+Heads (``head``):
+    linear  Linear(H → d_output); a two-tower (pair) model compares its sequences' features a, b as
+            MLP([a, b, a ⊙ b, a − b]) = Linear(H → d_output)(GELU(Linear(4H → H)))   (the S4 LRA Retrieval head)
+    mlp     Linear(2H → d_output, no bias)(GELU(Dropout(Linear(F → 2H))))   with F = H, or 2H for a pair [a, b]:
+            the official Mega LRA classifier (fairseq/models/lra/model.py), Xavier-uniform weights, zero bias
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+ENCODER_INITS = ("torch", "mega")
+HEADS = ("linear", "mlp")
+
+
+def encoder(d_input: int, d_model: int, vocab_size: int | None, padding_idx: int | None,
+            init: str = "torch") -> nn.Module:
+    """The input map of the module docstring: an Embedding when vocab_size is set, else a Linear."""
+    if init not in ENCODER_INITS:
+        raise ValueError(f"encoder_init: expected one of {ENCODER_INITS}, got {init!r}")
+    module = (nn.Embedding(vocab_size, d_model, padding_idx=padding_idx) if vocab_size
+              else nn.Linear(d_input, d_model))
+    if init == "mega":
+        with torch.no_grad():
+            if vocab_size:
+                nn.init.normal_(module.weight, std=d_model ** -0.5)
+                if padding_idx is not None:
+                    module.weight[padding_idx].zero_()
+            else:
+                nn.init.normal_(module.weight, std=1.0)
+                nn.init.normal_(module.bias, std=0.1)
+    return module
+
+
+def classifier(head: str, d_model: int, d_output: int, pair: bool, dropout: float) -> nn.Module:
+    """The head of the module docstring, over pooled features (or over each position of a per-step model)."""
+    if head not in HEADS:
+        raise ValueError(f"head: expected one of {HEADS}, got {head!r}")
+    if head == "linear":
+        return (nn.Sequential(nn.Linear(4 * d_model, d_model), nn.GELU(), nn.Linear(d_model, d_output))
+                if pair else nn.Linear(d_model, d_output))
+    mlp = nn.Sequential(nn.Linear((2 if pair else 1) * d_model, 2 * d_model),
+                        nn.Dropout(dropout) if dropout > 0 else nn.Identity(), nn.GELU(),
+                        nn.Linear(2 * d_model, d_output, bias=False))
+    nn.init.xavier_uniform_(mlp[0].weight)
+    nn.init.zeros_(mlp[0].bias)
+    nn.init.xavier_uniform_(mlp[3].weight)
+    return mlp
+
+
+def pair_features(head: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """What a two-tower head reads of the pooled features a, b (B, H): [a, b, a ⊙ b, a − b] (linear) or [a, b]."""
+    return torch.cat([a, b, a * b, a - b] if head == "linear" else [a, b], dim=-1)

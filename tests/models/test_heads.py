@@ -1,0 +1,57 @@
+"""The ends of a SequenceModel: the official Mega LRA encoder init, embedding dropout and the MLP head."""
+import pytest
+import torch
+
+from conftest import rel_err
+from ssmkit.models import SequenceModel, generate
+
+
+def test_mega_encoder_init_as_the_official_lra_encoder():
+    torch.manual_seed(0)
+    tokens = SequenceModel(1, 10, d_model=64, n_layers=1, vocab_size=500, padding_idx=0, encoder_init="mega")
+    w = tokens.encoder.weight
+    assert w[1:].std().item() == pytest.approx(64 ** -0.5, rel=0.05) and not w[0].any()  # padding embeds to 0
+    pixels = SequenceModel(1, 10, d_model=256, n_layers=1, encoder_init="mega")
+    assert pixels.encoder.weight.std().item() == pytest.approx(1.0, rel=0.1)
+    assert pixels.encoder.bias.std().item() == pytest.approx(0.1, rel=0.15)
+    default = SequenceModel(1, 10, d_model=256, n_layers=1)
+    assert default.encoder.weight.abs().max() <= 1.0  # torch's U(−1, 1) for one input
+    with pytest.raises(ValueError, match="encoder_init: expected one of"):
+        SequenceModel(1, 10, encoder_init="xavier")
+
+
+def test_mlp_head_is_megas_classifier_and_a_pair_reads_both_features():
+    model = SequenceModel(3, 5, d_model=8, n_layers=1, head="mlp", dropout=0.3).double()
+    first, drop, _, last = model.decoder
+    assert (first.in_features, first.out_features, last.out_features) == (8, 16, 5) and last.bias is None
+    assert not first.bias.any() and isinstance(drop, torch.nn.Dropout)
+    x = torch.randn(2, 7, 3, dtype=torch.float64)
+    model.eval()
+    h = model._pooled(x, None)
+    assert rel_err(model(x), last(torch.nn.functional.gelu(first(h)))) < 1e-15
+    pair = SequenceModel(3, 2, d_model=8, n_layers=1, head="mlp", pair=True).double().eval()
+    assert pair.decoder[0].in_features == 16
+    xs = torch.randn(2, 2, 7, 3, dtype=torch.float64)
+    a, b = pair._pooled(xs[:, 0], None), pair._pooled(xs[:, 1], None)
+    assert rel_err(pair(xs), pair.decoder(torch.cat([a, b], -1))) < 1e-15
+    with pytest.raises(ValueError, match="head: expected one of"):
+        SequenceModel(3, 5, head="deep")
+
+
+def test_embedding_dropout_drops_in_training_only():
+    model = SequenceModel(3, 5, d_model=8, n_layers=1, embedding_dropout=0.5).double()
+    x = torch.randn(2, 7, 3, dtype=torch.float64)
+    assert torch.equal(model.eval()(x), model(x))
+    torch.manual_seed(0)
+    y1 = model.train()(x)
+    assert not torch.allclose(y1, model(x))
+    with pytest.raises(ValueError, match="embedding_dropout: expected a probability"):
+        SequenceModel(3, 5, embedding_dropout=1.0)
+
+
+def test_a_per_step_model_with_the_mlp_head_generates_its_forward_logits():
+    model = SequenceModel(32, 32, d_model=8, n_layers=2, vocab_size=32, pool="none", head="mlp",
+                          layer_options={"d_state": 8}).double()
+    prompt = torch.randint(0, 32, (2, 4))
+    tokens, logits = generate(model, prompt, 6, temperature=1.0, generator=torch.Generator().manual_seed(0))
+    assert rel_err(logits, model(tokens[:, :-1])[:, 3:]) < 1e-9
