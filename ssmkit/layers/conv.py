@@ -42,6 +42,7 @@ from ..ops.chunkconv_act import ACTIVATIONS as FUSED_ACTIVATIONS
 from .chunk_parts import CHUNK, CachedParts, GraphedParts, build_parts
 from .cuda_graphs import GraphedLayer
 from .checks import check_batch_size, check_input, check_rate, check_state, check_step_input, mask_padding
+from .dropout import dropout as make_dropout
 from .factory import factory_kwargs
 from .param_versions import values_key
 from .sequence_parallel import incoming_state
@@ -60,30 +61,30 @@ def kernel_channels(channels: int, bidirectional: bool) -> int:
     return channels * (2 if bidirectional else 1)
 
 
-def output_stage(channels: int, H: int, activation: str, output: str, dropout: float
+def output_stage(channels: int, H: int, activation: str, output: str, dropout: float, tie_dropout: bool = False
                  ) -> tuple[nn.Module, nn.Module, nn.Module]:
-    """(activation, dropout, output map) of a convolution block with C·H features: act and Dropout elementwise, then
-    ``glu`` Linear(C·H → 2H) + GLU, ``linear`` Linear(C·H → H) or ``none`` (C must be 1). Options checked by name."""
+    """(activation, dropout, output map) of a convolution block with C·H features: act, then Dropout (element-wise, or
+    tied across positions: layers/dropout.py), then ``glu`` Linear(C·H → 2H) + GLU, ``linear`` Linear(C·H → H) or
+    ``none`` (C must be 1). Options checked by name."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation: expected one of {tuple(ACTIVATIONS)}, got {activation!r}")
     if output not in OUTPUTS:
         raise ValueError(f"output: expected one of {OUTPUTS}, got {output!r}")
     if output == "none" and channels != 1:
         raise ValueError(f"output='none' keeps C·H features, so it needs channels=1, got channels={channels}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout}")
+    drop = make_dropout(dropout, tie_dropout)
     if output == "glu":
         out = nn.Sequential(nn.Linear(channels * H, 2 * H), nn.GLU(dim=-1))
     else:
         out = nn.Linear(channels * H, H) if output == "linear" else nn.Identity()
-    return ACTIVATIONS[activation](), nn.Dropout(dropout) if dropout > 0 else nn.Identity(), out
+    return ACTIVATIONS[activation](), drop, out
 
 
 class SSMConv(nn.Module):
     @factory_kwargs
     def __init__(self, kernel: nn.Module, *, channels: int = 1, bidirectional: bool = False,
-                 activation: str = "gelu", output: str = "glu", dropout: float = 0.0, l_max: int | None = None,
-                 recompute: bool | int = False, cuda_graph: bool = False):
+                 activation: str = "gelu", output: str = "glu", dropout: float = 0.0, tie_dropout: bool = False,
+                 l_max: int | None = None, recompute: bool | int = False, cuda_graph: bool = False):
         super().__init__()
         if not (isinstance(recompute, bool) or (isinstance(recompute, int) and recompute >= 1)):
             raise ValueError(f"recompute: expected True, False or a positive number of batch rows per slice, got "
@@ -100,7 +101,8 @@ class SSMConv(nn.Module):
         self.kernel, self.H, self.channels = kernel, kernel.H, channels
         self.bidirectional, self.l_max = bidirectional, l_max
         self.D = nn.Parameter(torch.randn(channels, self.H))
-        self.activation, self.dropout, self.output = output_stage(channels, self.H, activation, output, dropout)
+        self.activation, self.dropout, self.output = output_stage(channels, self.H, activation, output, dropout,
+                                                                  tie_dropout)
         self.activation_name, self.output_name = activation, output
         self._step_cache: tuple | None = None
         self._step_form: tuple | None = None  # (recurrence, its (M, b, c) for ops.ssm_step)
@@ -246,7 +248,7 @@ class SSMConv(nn.Module):
                 y = y.permute(1, 2, 3, 0).reshape(B, L, self.channels * H)
         if self._fused_chunks():  # the output map on the (B·L, H) view of the result: one GEMM with its bias fused
             y = y if out_dtype is not None else y.to(u.dtype)
-            return self.output(self.dropout(y.reshape(B * L, -1))).reshape(B, L, -1)
+            return self.output(self.dropout(y).reshape(B * L, -1)).reshape(B, L, -1)
         return self._output_features(y.to(u.dtype))
 
     def _output(self, y: torch.Tensor) -> torch.Tensor:

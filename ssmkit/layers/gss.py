@@ -16,6 +16,7 @@ from torch import nn
 
 from .checks import check_input, check_step_input
 from .diagonal import DSS
+from .dropout import dropout as make_dropout
 from .factory import factory_kwargs
 from .registry import register_layer
 
@@ -45,7 +46,7 @@ class GSS(nn.Module):
                        activation="id", output="none")
         self.to_c = nn.Linear(inner, wide)
         self.to_out = nn.Linear(wide, d_model)
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.dropout = make_dropout(dropout)
         self.act = nn.GELU()
 
     def _gate(self, x: torch.Tensor, ssm):

@@ -39,7 +39,7 @@ class LiquidS4(S4):
                  liquid_form: str = "causal", channels: int = 1, init: str = "legs", l_max: int | None = None,
                  real_transform: str = "exp",
                  dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0,
-                 n_ssm: int | None = None, activation: str = "gelu", output: str = "glu", dropout: float = 0.0):
+                 n_ssm: int | None = None, activation: str = "gelu", output: str = "glu", dropout: float = 0.0, tie_dropout: bool = False):
         if not isinstance(liquid_order, int) or not 2 <= liquid_order <= 4:
             raise ValueError(f"liquid_order: expected 2, 3 or 4, got {liquid_order!r}")
         if liquid_kernel not in LIQUID_KERNELS:
@@ -48,7 +48,7 @@ class LiquidS4(S4):
             raise ValueError(f"liquid_form: expected one of {LIQUID_FORMS}, got {liquid_form!r}")
         super().__init__(d_model, d_state, channels=channels, init=init, l_max=l_max, real_transform=real_transform,
                          dt_min=dt_min, dt_max=dt_max, ssm_lr=ssm_lr, B_clip=B_clip, n_ssm=n_ssm,
-                         activation=activation, output=output, dropout=dropout)
+                         activation=activation, output=output, dropout=dropout, tie_dropout=tie_dropout)
         self.order, self.liquid_kernel, self.liquid_form = liquid_order, liquid_kernel, liquid_form
         if liquid_form == "official":
             self._freeze_official_coefficients()

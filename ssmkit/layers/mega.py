@@ -37,6 +37,7 @@ from torch import nn
 
 from .checks import check_batch_size, check_input, check_step_input, valid_positions
 from .diagonal import EMA
+from .dropout import dropout as make_dropout
 from .factory import factory_kwargs
 from .norms import apply_norm, norm_class
 from .registry import register_layer
@@ -70,10 +71,6 @@ class Mega(nn.Module):
             raise ValueError("l_max: Mega without chunk_size needs l_max (it bounds the relative position bias)")
         if chunk_size is not None and chunk_size < 1:
             raise ValueError(f"chunk_size: expected None or a positive integer, got {chunk_size}")
-        for key, p in (("dropout", dropout), ("attention_dropout", attention_dropout),
-                       ("hidden_dropout", hidden_dropout)):
-            if not 0 <= p < 1:
-                raise ValueError(f"{key}: expected a probability in [0, 1), got {p}")
         d = d_model
         self.H, self.z, self.v = d, z_dim or max(1, d // 4), v_dim or 2 * d
         self.attention, self.chunk, self.causal, self.l_max = attention, chunk_size, causal, l_max
@@ -89,11 +86,12 @@ class Mega(nn.Module):
         self.rel_bias = nn.Parameter(0.02 * torch.randn(2 * span - 1))
         self.to_h = nn.Linear(self.v, d)
         self.ffn_norm = make_norm(d)
-        drop = lambda p: nn.Dropout(p) if p > 0 else nn.Identity()  # noqa: E731
+        self.dropout = make_dropout(dropout)
+        self.attention_dropout = make_dropout(attention_dropout, name="attention_dropout")
+        self.hidden_dropout = make_dropout(hidden_dropout, name="hidden_dropout")
         self.ffn = nn.Sequential(OrderedDict(fc1=nn.Linear(d, ffn_mult * d), act=nn.SiLU(),
-                                             drop=drop(hidden_dropout), fc2=nn.Linear(ffn_mult * d, d)))
-        self.dropout, self.attention_dropout, self.hidden_dropout = drop(dropout), drop(attention_dropout), \
-            drop(hidden_dropout)
+                                             drop=make_dropout(hidden_dropout, name="hidden_dropout"),
+                                             fc2=nn.Linear(ffn_mult * d, d)))
         for linear in (self.to_v, self.mix, self.to_h, self.ffn.fc1, self.ffn.fc2):
             nn.init.normal_(linear.weight, std=0.02)
             nn.init.zeros_(linear.bias)

@@ -66,7 +66,7 @@ class S4ND(nn.Module):
                  dt_max: float = 1e-1, ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0,
                  n_ssm: int | None = None, real_transform: str = "exp", bandlimit: float | None = None,
                  dt_transform: str = "exp", dt_lr: float | None | str = "ssm", activation: str = "gelu",
-                 output: str = "glu", dropout: float = 0.0):
+                 output: str = "glu", dropout: float = 0.0, tie_dropout: bool = False):
         super().__init__()
         if kernel not in KERNELS:
             raise ValueError(f"kernel: expected one of {KERNELS}, got {kernel!r}")
@@ -84,7 +84,8 @@ class S4ND(nn.Module):
             DPLRKernel(d_model, d_state, kernel_channels, l_max=length, **common) if kernel == "s4" else
             S4DKernel(d_model, d_state, kernel_channels, disc=disc or "zoh", **common) for length in self.l_max)
         self.D = nn.Parameter(torch.randn(channels, d_model))
-        self.activation, self.dropout, self.output = output_stage(channels, d_model, activation, output, dropout)
+        self.activation, self.dropout, self.output = output_stage(channels, d_model, activation, output, dropout,
+                                                                  tie_dropout)
 
     @property
     def dim(self) -> int:

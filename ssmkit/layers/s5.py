@@ -27,6 +27,7 @@ from ..discretize import DISCRETIZATIONS, discretize
 from ..kernels.base import as_complex, complex_dtype, register_ssm
 from ..ops import scan
 from .checks import check_batch_size, check_input, check_rate, check_state, check_step_input, mask_padding
+from .dropout import dropout as make_dropout
 from .factory import factory_kwargs
 from .registry import register_layer
 
@@ -71,7 +72,7 @@ class S5(nn.Module):
     def __init__(self, d_model: int, d_state: int = 64, *, blocks: int | None = None, disc: str = "zoh",
                  bidirectional: bool = False, C_init: str = "trunc_normal", clip_eigs: bool = False,
                  dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3,
-                 activation: str = "half_glu", dropout: float = 0.0, l_max: int | None = None):
+                 activation: str = "half_glu", dropout: float = 0.0, tie_dropout: bool = False, l_max: int | None = None):
         super().__init__()
         if disc not in DISCRETIZATIONS:
             raise ValueError(f"disc: expected one of {DISCRETIZATIONS}, got {disc!r}")
@@ -101,7 +102,7 @@ class S5(nn.Module):
                 with torch.no_grad():
                     linear.weight.copy_(lecun_normal(H, H, fan_in=H))
                 nn.init.zeros_(linear.bias)
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.dropout = make_dropout(dropout, tie_dropout)
 
     @property
     def real_dtype(self) -> torch.dtype:

@@ -6,8 +6,9 @@
         Norm: the ``norm`` option, layer | batch | scale | rms (layers/norms.py)
         (a layer that is a whole residual block, with its own norm and shortcut (GSS, Mega), is applied as it is,
         h = layer(h), as the official backbones stack them, and takes the model's norm and prenorm where it has them);
-        every layer that takes a dropout gets the model's unless layer_options set one, as the official S4 backbone
-        hands it down
+        every layer that takes a dropout gets the model's (and tie_dropout) unless layer_options set one, as the
+        official S4 backbone hands it down; tie_dropout: one mask per sample and channel shared by all positions, on
+        the residual branch and in the layers (layers/dropout.py), as the official S4 model config sets
         each optionally followed by the same residual around an FFN: Linear(H -> ffn_mult·H), GELU, Linear(-> H);
         with attention_every = k, every k-th block is multi-head attention instead (e.g. the GSS-Transformer hybrid)
     out = head(pool(Norm_final(h)))                 pool: mean over valid steps | last valid step | none
@@ -37,6 +38,7 @@ from torch import nn
 
 from ..layers import layer as build_layer
 from ..layers.checks import valid_positions
+from ..layers.dropout import dropout as make_dropout
 from ..layers.factory import factory_kwargs
 from ..layers.norms import apply_norm, norm_class
 from ..layers.registry import LAYERS
@@ -60,13 +62,13 @@ class SequenceModel(Pretrained, nn.Module):
                  layer_options: dict | None = None, prenorm: bool = True, norm: str = "layer", dropout: float = 0.0,
                  pool: str = "mean", vocab_size: int | None = None, ffn_mult: int = 0, attention_every: int = 0,
                  attention_heads: int = 4, pair: bool = False, padding_idx: int | None = None, head: str = "linear",
-                 encoder_init: str = "torch", embedding_dropout: float = 0.0):
+                 encoder_init: str = "torch", embedding_dropout: float = 0.0, tie_dropout: bool = False):
         super().__init__()
         self.config = dict(d_input=d_input, d_output=d_output, layer=layer, d_model=d_model, n_layers=n_layers,
                            layer_options=dict(layer_options or {}), prenorm=prenorm, norm=norm, dropout=dropout,
                            pool=pool, vocab_size=vocab_size, ffn_mult=ffn_mult, attention_every=attention_every,
                            attention_heads=attention_heads, pair=pair, padding_idx=padding_idx, head=head,
-                           encoder_init=encoder_init, embedding_dropout=embedding_dropout)
+                           encoder_init=encoder_init, embedding_dropout=embedding_dropout, tie_dropout=tie_dropout)
         if pool not in POOLS:
             raise ValueError(f"pool: expected one of {POOLS}, got {pool!r}")
         make_norm = norm_class(norm)
@@ -75,9 +77,7 @@ class SequenceModel(Pretrained, nn.Module):
             raise ValueError(f"padding_idx: expected None or a token id in [0, vocab_size={vocab_size}), got "
                              f"{padding_idx}")
         self.encoder = encoder(d_input, d_model, vocab_size, padding_idx, encoder_init)
-        if not 0 <= embedding_dropout < 1:
-            raise ValueError(f"embedding_dropout: expected a probability in [0, 1), got {embedding_dropout}")
-        self.embedding_dropout = nn.Dropout(embedding_dropout) if embedding_dropout > 0 else nn.Identity()
+        self.embedding_dropout = make_dropout(embedding_dropout, name="embedding_dropout")
         if attention_every < 0:
             raise ValueError(f"attention_every: expected 0 (none) or a positive integer, got {attention_every}")
 
@@ -86,7 +86,7 @@ class SequenceModel(Pretrained, nn.Module):
                 return build_layer("attention", d_model=d_model, n_heads=attention_heads, dropout=dropout)
             options = dict(layer_options or {})
             takes = inspect.signature(LAYERS[layer]).parameters if layer in LAYERS else {}
-            handed = {"dropout": dropout}  # the official backbone hands its dropout to the layer
+            handed = {"dropout": dropout, "tie_dropout": tie_dropout}  # as the official backbone hands them down
             if layer in LAYERS and is_residual_block(LAYERS[layer]):
                 handed.update(norm=norm, prenorm=prenorm)  # a whole block (Mega) normalizes as the model says
             for key, value in handed.items():
@@ -103,7 +103,7 @@ class SequenceModel(Pretrained, nn.Module):
                                                 nn.Linear(ffn_mult * d_model, d_model)) for _ in range(n_layers)
                                   ) if ffn_mult else None
         self.ffn_norms = nn.ModuleList(make_norm(d_model) for _ in range(n_layers)) if ffn_mult else None
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.dropout = make_dropout(dropout, tie_dropout)
         self.final_norm = make_norm(d_model) if prenorm else nn.Identity()
         if pair and pool == "none":
             raise ValueError("pair: a two-tower model compares pooled sequences; pool='none' has nothing to compare")

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..layers.ckconv import CKConv
+from ..layers.dropout import dropout as make_dropout
 from ..layers.norms import ChannelBatchNorm
 from .pretrained import Pretrained
 
@@ -33,9 +34,8 @@ class CCNN(Pretrained, nn.Module):
                            mask_width=mask_width, threshold=threshold, dropout=dropout)
         if not isinstance(n_layers, int) or n_layers < 1:
             raise ValueError(f"n_layers: expected a positive number of blocks, got {n_layers!r}")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout}")
-        self.dim, self.p, self.d_input = dim, dropout, d_input
+        self.dim, self.d_input = dim, d_input
+        self.dropout = make_dropout(dropout, tied=True)  # whole channels, as the official Dropout2d
 
         def conv(d_in: int) -> CKConv:
             return CKConv(d_in, l_max, dim=dim, kernel_size=kernel_size, d_output=d_model, hidden=hidden,
@@ -54,13 +54,6 @@ class CCNN(Pretrained, nn.Module):
         nn.init.zeros_(self.decoder.bias)
         self.gelu = nn.GELU()
 
-    def _dropout(self, h: torch.Tensor) -> torch.Tensor:
-        """Channel dropout: each (sample, channel) is zeroed at every position with probability p (scaled 1/(1−p))."""
-        if not self.training or self.p == 0:
-            return h
-        keep = torch.ones(h.shape[0], *(1,) * self.dim, h.shape[-1], dtype=h.dtype, device=h.device)
-        return h * nn.functional.dropout(keep, self.p)
-
     def forward(self, x: torch.Tensor, lengths=None, rate: float = 1.0) -> torch.Tensor:
         """x (B, L, d_input) or (B, X, Y, d_input) -> logits (B, d_output); rate: the sample spacing over the trained
         one (kernels resampled)."""
@@ -73,5 +66,5 @@ class CCNN(Pretrained, nn.Module):
                              f"got {got}")
         h = self.gelu(self.encoder_norm(self.encoder(x, rate=rate)[0]))
         for norm, conv, linear in zip(self.norms, self.convs, self.linears):
-            h = h + self.gelu(linear(self._dropout(self.gelu(conv(norm(h), rate=rate)[0]))))
+            h = h + self.gelu(linear(self.dropout(self.gelu(conv(norm(h), rate=rate)[0]))))
         return self.decoder(self.final_norm(h).flatten(1, -2).mean(1))

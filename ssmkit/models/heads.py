@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..layers.dropout import dropout as make_dropout
+
 ENCODER_INITS = ("torch", "mega")
 HEADS = ("linear", "mlp")
 
@@ -47,7 +49,7 @@ def classifier(head: str, d_model: int, d_output: int, pair: bool, dropout: floa
         return (nn.Sequential(nn.Linear(4 * d_model, d_model), nn.GELU(), nn.Linear(d_model, d_output))
                 if pair else nn.Linear(d_model, d_output))
     mlp = nn.Sequential(nn.Linear((2 if pair else 1) * d_model, 2 * d_model),
-                        nn.Dropout(dropout) if dropout > 0 else nn.Identity(), nn.GELU(),
+                        make_dropout(dropout), nn.GELU(),
                         nn.Linear(2 * d_model, d_output, bias=False))
     nn.init.xavier_uniform_(mlp[0].weight)
     nn.init.zeros_(mlp[0].bias)

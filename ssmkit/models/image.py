@@ -15,8 +15,8 @@ model with LayerNorm prenorm. With postnorm BatchNorm (and LegS, dt_min 0.001, N
 layer: ``s4nd`` (ssmkit.S4ND; layer_options are its options, e.g. l_max per axis, kernel, init, bandlimit) or
 ``conv``: GELU of a dense k × .. × k convolution with bias and 'same' zero padding, the paper's Conv2D baseline (the
 official cnn-cifar-2d: the same backbone with a 3 × 3 conv2d layer, src/models/sequence/convs/conv2d.py; layer_options
-kernel_size). The official configs tie the
-dropout masks across positions (tie_dropout); here dropout draws per element, as SequenceModel's.
+kernel_size). tie_dropout=True draws one dropout mask per sample and channel for all positions, on the residual
+branch and inside S4ND, as the official configs set (tie_dropout: true); by default it draws per element.
 
 ``model.config`` holds the constructor's arguments: ``save_pretrained`` / ``from_pretrained`` / ``ssmkit.load`` as for
 SequenceModel (models/pretrained.py).
@@ -31,6 +31,7 @@ from torch import nn
 
 from ..layers import S4ND
 from ..layers.factory import factory_kwargs
+from ..layers.dropout import dropout as make_dropout
 from ..layers.norms import norm_class
 from .pretrained import Pretrained
 
@@ -58,24 +59,24 @@ class ImageModel(Pretrained, nn.Module):
     @factory_kwargs
     def __init__(self, d_input: int, d_output: int, *, layer: str = "s4nd", d_model: int = 64, n_layers: int = 4,
                  dim: int = 2, layer_options: dict | None = None, prenorm: bool = True, dropout: float = 0.0,
-                 norm: str = "layer"):
+                 norm: str = "layer", tie_dropout: bool = False):
         super().__init__()
         self.config = dict(d_input=d_input, d_output=d_output, layer=layer, d_model=d_model, n_layers=n_layers,
                            dim=dim, layer_options=dict(layer_options or {}), prenorm=prenorm, dropout=dropout,
-                           norm=norm)
+                           norm=norm, tie_dropout=tie_dropout)
         make_norm = norm_class(norm)
         if layer not in IMAGE_LAYERS:
             raise ValueError(f"layer: expected one of {IMAGE_LAYERS}, got {layer!r}")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout}")
+        self.dropout = make_dropout(dropout, tie_dropout)
         options = dict(layer_options or {})
+        if layer == "s4nd" and tie_dropout:
+            options.setdefault("tie_dropout", True)  # the official S4ND layer ties its dropout as the model does
         make = (lambda: S4ND(d_model, dim=dim, **options)) if layer == "s4nd" else (
             lambda: ConvND(d_model, dim, **options))
         self.layer, self.dim, self.prenorm = layer, dim, prenorm
         self.encoder = nn.Linear(d_input, d_model)
         self.layers = nn.ModuleList(make() for _ in range(n_layers))
         self.norms = nn.ModuleList(make_norm(d_model) for _ in range(n_layers))
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.final_norm = make_norm(d_model) if prenorm else nn.Identity()
         self.decoder = nn.Linear(d_model, d_output)
 

@@ -32,6 +32,7 @@ from torch import nn
 
 from ..layers import layer as build_layer
 from ..layers.registry import LAYERS
+from ..layers.dropout import dropout as make_dropout
 from ..layers.pool import DownPool, UpPool
 from ..ops import block_step
 from .fused_levels import FusedStack
@@ -44,7 +45,7 @@ class FeedForward(nn.Module):
     def __init__(self, d_model: int, expand: int, dropout: float):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(d_model, expand * d_model), nn.GELU(),
-                                 nn.Dropout(dropout) if dropout > 0 else nn.Identity(),
+                                 make_dropout(dropout),
                                  nn.Linear(expand * d_model, d_model))
 
     def forward(self, u: torch.Tensor, state=None):
@@ -63,7 +64,7 @@ class Residual(nn.Module):
     def __init__(self, layer: nn.Module, d_model: int, dropout: float):
         super().__init__()
         self.layer, self.norm = layer, nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.dropout = make_dropout(dropout)
 
     def forward(self, h: torch.Tensor, state=None):
         y, state = self.layer(self.norm(h), state)

@@ -30,6 +30,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from ..layers import LAYERS
 from ..layers import layer as build_layer
+from ..layers.dropout import dropout as make_dropout
 from .diffusion import DiffusionSchedule, step_embedding
 from .pretrained import Pretrained
 
@@ -40,7 +41,7 @@ class S4Layer(nn.Module):
     def __init__(self, layer: nn.Module, d_model: int, dropout: float):
         super().__init__()
         self.layer, self.norm = layer, nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.dropout = make_dropout(dropout)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.norm(z + self.dropout(self.layer(z)[0]))

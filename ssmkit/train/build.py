@@ -22,11 +22,12 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD 
     checked against the
     layer's signature by TrainConfig, and model_options are checked against the model's.
     """
-    if config.model != "sequence":
-        for key, default in (("head", "linear"), ("encoder_init", "torch"), ("embedding_dropout", 0.0)):
-            if getattr(config, key) != default:
-                raise ValueError(f"{key}: only the sequence model takes it (model={config.model!r}), got "
-                                 f"{getattr(config, key)!r}")
+    for key, default, models in (("head", "linear", ("sequence",)), ("encoder_init", "torch", ("sequence",)),
+                                 ("embedding_dropout", 0.0, ("sequence",)),
+                                 ("tie_dropout", False, ("sequence", "s4nd", "cnn"))):
+        if getattr(config, key) != default and config.model not in models:
+            raise ValueError(f"{key}: only model={' or '.join(models)} takes it (model={config.model!r}), got "
+                             f"{getattr(config, key)!r}")
     if config.model in ("s4nd", "cnn") or (isinstance(dataset.l_max, tuple) and config.model != "ccnn"):
         return _image_model(config, dataset)
     accepted = inspect.signature(LAYERS[config.layer]).parameters
@@ -63,7 +64,7 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD 
                               attention_every=config.attention_every, attention_heads=config.attention_heads,
                               pair=getattr(dataset, "pair", False), padding_idx=getattr(dataset, "padding_idx", None),
                               head=config.head, encoder_init=config.encoder_init,
-                              embedding_dropout=config.embedding_dropout)
+                              embedding_dropout=config.embedding_dropout, tie_dropout=config.tie_dropout)
     if per_step:
         _check_causal(model)
     return model
@@ -95,7 +96,8 @@ def _image_model(config: TrainConfig, dataset) -> ImageModel:
         options = {**shared, **check_options(S4ND, config.model_options, "model_options")}
     return ImageModel(dataset.d_input, dataset.n_classes, layer="conv" if config.model == "cnn" else "s4nd",
                       d_model=config.d_model, n_layers=config.n_layers, dim=len(dataset.l_max),
-                      layer_options=options, prenorm=config.prenorm, dropout=config.dropout, norm=config.norm)
+                      layer_options=options, prenorm=config.prenorm, dropout=config.dropout, norm=config.norm,
+                      tie_dropout=config.tie_dropout)
 
 
 def _classifier(name: str, cls: type, config: TrainConfig, dataset, takes: str) -> None:

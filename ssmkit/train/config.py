@@ -57,16 +57,19 @@ class TrainConfig:
     head: str = "linear"  # linear, or mlp: the official Mega LRA classifier (models/heads.py)
     encoder_init: str = "torch"  # torch, or mega: the official Mega LRA embedding init (models/heads.py)
     embedding_dropout: float = 0.0
-    # optimization: AdamW (betas adam_betas); the SSM parameters get ssm_lr and no weight decay. batch_size is the
+    tie_dropout: bool = False  # one dropout mask per sample and channel for all positions (the official S4 configs)
+    # optimization: AdamW (betas adam_betas); the SSM parameters get ssm_lr and no weight decay, nor do biases, norm
+    # gains and embeddings unless weight_decay_all (the official S4 trainer's grouping). batch_size is the
     # global batch of one optimizer step (over all processes), taken in `accumulate` sequential micro-batches. schedule
-    # after the linear warmup: cosine to 0, linear to 0, constant, or plateau (times plateau_factor after
-    # plateau_patience epochs without a better val accuracy)
+    # after the linear warmup: cosine to 0, linear to 0, constant, or plateau (times plateau_factor once more than
+    # plateau_patience epochs in a row bring no better validation score, as torch's ReduceLROnPlateau)
     epochs: int = 20
     max_minutes: float = 0.0  # also stop after the first epoch that ends past this much training time (0: no limit)
     batch_size: int = 64
     lr: float = 0.01
     ssm_lr: float = 0.001
     weight_decay: float = 0.05
+    weight_decay_all: bool = False  # also biases, norm gains and embeddings (fairseq's Mega, S5); train/optim.py
     schedule: str = "cosine"
     warmup_epochs: int = 1
     plateau_patience: int = 3
@@ -103,9 +106,12 @@ class TrainConfig:
         if self.train_subset < 0 or self.eval_subset < 0:
             raise ValueError(f"train_subset, eval_subset: expected counts >= 0 (0: all), got {self.train_subset}, "
                              f"{self.eval_subset}")
-        for key in ("d_model", "n_layers", "d_state", "epochs", "batch_size", "accumulate", "plateau_patience"):
+        for key in ("d_model", "n_layers", "d_state", "epochs", "batch_size", "accumulate"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key}: expected a positive integer, got {getattr(self, key)}")
+        if self.plateau_patience < 0:
+            raise ValueError(f"plateau_patience: expected epochs >= 0 without improvement that are tolerated, got "
+                             f"{self.plateau_patience}")
         if self.batch_size % self.accumulate:
             raise ValueError(f"accumulate: must divide batch_size={self.batch_size} (micro-batches of equal size), "
                              f"got {self.accumulate}")

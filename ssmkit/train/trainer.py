@@ -38,14 +38,18 @@ from .task import Task
 
 class Schedule:
     """The lr factor of each step: linear warmup over `warmup` steps, then cosine or linear decay to 0 at `total`,
-    constant, or constant times `factor` for every `patience` epochs in a row without a better validation score
-    (plateau; "better" is the task's, see Task.better).
+    constant, or constant times `factor` whenever more than `patience` epochs in a row brought no better validation
+    score (plateau, as torch's ReduceLROnPlateau with its defaults, which the official configs name: better means
+    above best·(1 + 1e-4) for a score to maximize, below best·(1 − 1e-4) for one to minimize).
 
     A callable object rather than a function: LambdaLR checkpoints its attributes, so a plateau resumes exactly.
     """
 
-    def __init__(self, kind: str, warmup: int, total: int, patience: int, factor: float):
+    THRESHOLD = 1e-4
+
+    def __init__(self, kind: str, warmup: int, total: int, patience: int, factor: float, maximize: bool = True):
         self.kind, self.warmup, self.total, self.patience, self.factor = kind, warmup, total, patience, factor
+        self.maximize, self.best = maximize, None
         self.scale, self.bad_epochs = 1.0, 0
 
     def __call__(self, step: int) -> float:
@@ -58,14 +62,16 @@ class Schedule:
             return 1.0 - done
         return self.scale
 
-    def end_epoch(self, improved: bool) -> None:
+    def end_epoch(self, score: float) -> None:
+        """The epoch's validation score (the task's metric)."""
         if self.kind != "plateau":
             return
-        if improved:
-            self.bad_epochs = 0
+        margin = 1 + self.THRESHOLD if self.maximize else 1 - self.THRESHOLD
+        if self.best is None or (score > self.best * margin if self.maximize else score < self.best * margin):
+            self.best, self.bad_epochs = score, 0
             return
         self.bad_epochs += 1
-        if self.bad_epochs >= self.patience:
+        if self.bad_epochs > self.patience:
             self.scale, self.bad_epochs = self.scale * self.factor, 0
 
 
@@ -142,7 +148,7 @@ def _prepare(config: TrainConfig, resume):
     torch.manual_seed(config.seed)  # the same initial weights on every rank
     model = build_model(config, splits["train"]).to(device)
     torch.manual_seed(config.seed + rank)
-    optimizer = adamw(model, config.lr, config.weight_decay, config.adam_betas)
+    optimizer = adamw(model, config.lr, config.weight_decay, config.adam_betas, config.weight_decay_all)
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(
             torch.nn.SyncBatchNorm.convert_sync_batchnorm(model) if config.norm == "batch" else model,
@@ -151,7 +157,8 @@ def _prepare(config: TrainConfig, resume):
         model = torch.compile(model)
     steps = math.ceil(len(splits["train"]) / config.batch_size)
     total, warmup = config.epochs * steps, config.warmup_epochs * steps
-    schedule = Schedule(config.schedule, warmup, total, config.plateau_patience, config.plateau_factor)
+    schedule = Schedule(config.schedule, warmup, total, config.plateau_patience, config.plateau_factor,
+                        maximize=Task(splits["train"]).metric == "acc")
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     return config, rank, world, device, splits, model, optimizer, scheduler, steps
 
@@ -292,7 +299,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
         history.append(row)
         improved = task.better(val[m], best_val)
         best_val = val[m] if improved else best_val
-        scheduler.lr_lambdas[0].end_epoch(improved)
+        scheduler.lr_lambdas[0].end_epoch(val[m])
         rng = dist.gather(_rng_state(device))
         if rank == 0:
             write_steps(run_dir / "steps.csv", step_rows, after=epoch * steps)

@@ -30,7 +30,7 @@ def test_a_block_is_prenorm_conv_gelu_dropout_linear_gelu_plus_shortcut():
 def test_dropout_zeroes_whole_channels():
     model = CCNN(1, 2, d_model=64, n_layers=1, l_max=16, dropout=0.5).train()
     h = torch.ones(4, 16, 64)
-    dropped = model._dropout(h)
+    dropped = model.dropout(h)
     assert set(dropped.unique().tolist()) == {0.0, 2.0}
     assert (dropped == dropped[:, :1]).all()  # one draw per (sample, channel), the same at every position
 

@@ -229,19 +229,30 @@ def test_gradient_accumulation_equals_the_whole_batch(tmp_path):
             assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-4), key
 
 
-def test_plateau_schedule_reduces_after_patience_and_resumes_its_state():
+def test_plateau_schedule_reduces_as_torchs_reduce_on_plateau_and_resumes_its_state():
+    """patience 2: the third epoch in a row without a better score cuts the lr (torch: num_bad_epochs > patience);
+    better means above best·(1 + 1e-4) (or below best·(1 − 1e-4) for a loss), so a gain of 1e-5 is no gain."""
     from ssmkit.train.trainer import Schedule
     s = Schedule("plateau", warmup=2, total=100, patience=2, factor=0.5)
     assert [s(0), s(1), s(2)] == [0.5, 1.0, 1.0]
-    for improved in (True, True, False, False):  # two epochs without improvement
-        s.end_epoch(improved)
-    assert s(10) == 0.5
-    s.end_epoch(False)  # one more epoch without improvement, pending
+    for score in (0.5, 0.6, 0.6, 0.6 + 1e-5):  # two epochs without improvement: not yet
+        s.end_epoch(score)
+    assert s(10) == 1.0 and s.bad_epochs == 2
+    s.end_epoch(0.59)
+    assert s(10) == 0.5 and s.bad_epochs == 0
+    s.end_epoch(0.55)  # one more epoch without improvement, pending
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, s)
     fresh = Schedule("plateau", 2, 100, 2, 0.5)
     torch.optim.lr_scheduler.LambdaLR(opt, fresh).load_state_dict(sched.state_dict())
-    assert fresh.scale == 0.5 and fresh.bad_epochs == 1
+    assert fresh.scale == 0.5 and fresh.bad_epochs == 1 and fresh.best == 0.6
+    torch_rule = torch.optim.lr_scheduler.ReduceLROnPlateau(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))],
+                                                                            lr=1.0), "min", factor=0.5, patience=1)
+    ours = Schedule("plateau", 0, 100, 1, 0.5, maximize=False)
+    for loss in (3.0, 2.0, 2.0, 1.99999, 1.5, 1.6, 1.7, 1.5, 1.4, 1.45, 1.45):
+        torch_rule.step(loss)
+        ours.end_epoch(loss)
+        assert torch_rule.optimizer.param_groups[0]["lr"] == ours(50)
 
 
 def test_linear_schedule_warms_up_then_decays_linearly_to_zero():
@@ -264,8 +275,10 @@ def test_heads_other_than_linear_are_for_the_sequence_model():
     from types import SimpleNamespace
     from ssmkit.train.build import build_model
     audio = SimpleNamespace(l_max=64, d_input=1, n_classes=256, vocab_size=256, task="lm")
-    with pytest.raises(ValueError, match="head: only the sequence model takes it"):
+    with pytest.raises(ValueError, match="head: only model=sequence takes it"):
         build_model(make_config(["model=sashimi", "layer=s4", "head=mlp"]), audio)
+    with pytest.raises(ValueError, match="tie_dropout: only model=sequence or s4nd or cnn takes it"):
+        build_model(make_config(["model=sashimi", "layer=s4", "tie_dropout=true"]), audio)
 
 
 def test_an_ffn_after_each_layer_trains(tmp_path):
