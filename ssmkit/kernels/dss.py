@@ -34,7 +34,7 @@ VARIANTS = ("exp", "softmax")
 class DSSKernel(SSMKernel):
     def __init__(self, d_model: int, d_state: int = 64, channels: int = 1, variant: str = "softmax",
                  l_max: int | None = None, dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3,
-                 learn_dt: bool = True, sep_dt: bool = True, n_ssm: int | None = 1):
+                 learn_dt: bool = True, sep_dt: bool = True, n_ssm: int | None = 1, dt_lr: float | None | str = "ssm"):
         if not isinstance(d_state, int) or d_state < 1:
             raise ValueError(f"d_state: expected a positive integer (the number of complex modes), got {d_state!r}")
         super().__init__(d_model, 2 * d_state, channels, ssm_lr, n_ssm)  # N2 = d_state modes
@@ -44,7 +44,7 @@ class DSSKernel(SSMKernel):
             raise ValueError(f"l_max: expected None or a positive integer, got {l_max!r}")
         self.variant, self.l_max = variant, l_max
         self.real_transform = "exp" if variant == "exp" else "none"
-        self.init_dt(dt_min, dt_max, trainable=learn_dt, pair=sep_dt)
+        self.init_dt(dt_min, dt_max, trainable=learn_dt, pair=sep_dt, lr=dt_lr)
         Lambda = hippo.nplr("legs", 2 * d_state).Lambda.expand(self.n_ssm, -1)  # the skew HiPPO-LegS spectrum
         self.register_ssm("A_real", real_part_inverse(Lambda.real, self.real_transform))
         self.register_ssm("A_imag", Lambda.imag.clone())

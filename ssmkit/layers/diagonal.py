@@ -34,17 +34,20 @@ class S4D(SSMConv):
 class DSS(SSMConv):
     """DSS: diagonal state spaces with d_state complex modes, variant softmax | exp (softmax normalizes over l_max,
     or over the input length when l_max is None; its recurrent views need l_max). learn_dt=False keeps Δ at its
-    initial value; sep_dt: separate Δ for Re and Im of λ; n_ssm: Λ shared by the channels (1) or not (None).
+    initial value; sep_dt: separate Δ for Re and Im of λ; n_ssm: Λ shared by the channels (1) or not (None);
+    dt_lr: Δ's learning rate ("ssm": ssm_lr, None: the model's, or a number; the official LRA commands set 0.02 for
+    ListOps and IMDB and 1e-4 for Path-X, model.layer.lr.log_dt).
     Defaults and output map (Linear) as the official DSS."""
 
     @factory_kwargs
     def __init__(self, d_model: int, d_state: int = 64, *, channels: int = 1, bidirectional: bool = False,
                  variant: str = "softmax", l_max: int | None = None, dt_min: float = 1e-3, dt_max: float = 1e-1,
                  learn_dt: bool = True, sep_dt: bool = True, n_ssm: int | None = 1, ssm_lr: float | None = 1e-3,
-                 activation: str = "gelu", output: str = "linear", dropout: float = 0.0, tie_dropout: bool = False,
-                 recompute: bool | int = False, cuda_graph: bool = False):
+                 dt_lr: float | None | str = "ssm", activation: str = "gelu", output: str = "linear",
+                 dropout: float = 0.0, tie_dropout: bool = False, recompute: bool | int = False,
+                 cuda_graph: bool = False):
         kernel = DSSKernel(d_model, d_state, kernel_channels(channels, bidirectional), variant, l_max, dt_min,
-                           dt_max, ssm_lr, learn_dt, sep_dt, n_ssm)
+                           dt_max, ssm_lr, learn_dt, sep_dt, n_ssm, dt_lr)
         super().__init__(kernel, channels=channels, bidirectional=bidirectional, activation=activation,
                          output=output, dropout=dropout, tie_dropout=tie_dropout, l_max=l_max, recompute=recompute,
                          cuda_graph=cuda_graph)

@@ -38,6 +38,18 @@ def test_dt_gets_its_own_learning_rate_and_no_weight_decay(dt_lr, lr, fixed):
     assert group["lr"] == lr and group["weight_decay"] == 0.0
 
 
+@pytest.mark.parametrize("dt_lr, lr", [("ssm", 1e-3), (None, 1e-2), (0.02, 0.02)])
+def test_dss_dt_takes_its_own_learning_rate_as_the_official_lra_commands(dt_lr, lr):
+    """DSS's Δ (one per part of λ) at the rate of model.layer.lr.log_dt; Λ and W keep ssm_lr; none decays."""
+    layer = ssmkit.layer("dss", d_model=4, d_state=8, dt_lr=dt_lr, ssm_lr=1e-3)
+    groups = param_groups(layer, lr=1e-2, weight_decay=0.1)
+    group = next(g for g in groups if any(p is layer.kernel.log_dt for p in g["params"]))
+    assert group["lr"] == lr and group["weight_decay"] == 0.0
+    assert layer.kernel.log_dt.shape == (4, 2)
+    others = next(g for g in groups if any(p is layer.kernel.C for p in g["params"]))  # W, the DSS output weights
+    assert others["lr"] == 1e-3 and others["weight_decay"] == 0.0
+
+
 def test_bad_dt_options_are_named():
     with pytest.raises(ValueError, match="dt_transform"):
         ssmkit.layer("s4d", d_model=4, dt_transform="sigmoid")
