@@ -27,9 +27,9 @@ class ChannelBatchNorm(nn.Module):
     (B, L, H) with real (B, L) in training, the statistics (and the running averages) come from the real positions
     only, and the padding positions are set to 0."""
 
-    def __init__(self, d: int):
+    def __init__(self, d: int, momentum: float = 0.1):
         super().__init__()
-        self.norm = nn.BatchNorm1d(d, eps=EPS)
+        self.norm = nn.BatchNorm1d(d, eps=EPS, momentum=momentum)
 
     def forward(self, x, real=None):
         if x.dim() == 2:
@@ -52,12 +52,15 @@ class ScaleNorm(nn.Module):
         return self.weight * x * torch.rsqrt(x.square().mean(-1, keepdim=True) + EPS)
 
 
-def norm_class(norm: str) -> Callable[[int], nn.Module]:
-    """The module of a ``norm`` option (module docstring); each is built as cls(d)."""
+def norm_class(norm: str, bn_momentum: float = 0.1) -> Callable[[int], nn.Module]:
+    """The module of a ``norm`` option (module docstring); each is built as cls(d). bn_momentum: BatchNorm's running
+    average weight of each new batch (torch's convention: flax's momentum m is 1 − m here)."""
     if norm not in NORMS:
         raise ValueError(f"norm: expected one of {NORMS}, got {norm!r}")
-    return {"layer": lambda d: nn.LayerNorm(d, eps=EPS), "batch": ChannelBatchNorm, "scale": ScaleNorm,
-            "rms": lambda d: nn.RMSNorm(d, eps=EPS)}[norm]
+    if not 0 < bn_momentum <= 1:
+        raise ValueError(f"bn_momentum: expected a weight in (0, 1], got {bn_momentum!r}")
+    return {"layer": lambda d: nn.LayerNorm(d, eps=EPS), "batch": lambda d: ChannelBatchNorm(d, bn_momentum),
+            "scale": ScaleNorm, "rms": lambda d: nn.RMSNorm(d, eps=EPS)}[norm]
 
 
 def apply_norm(norm: nn.Module, h: torch.Tensor, real=None) -> torch.Tensor:

@@ -7,8 +7,16 @@ Discretization per state: ZOH Λ̄ = e^{ΛΔ}, B̄ = (Λ̄ − 1)/Λ · B̃; bil
 Since the discretization scales each state's row of B̃, B̄_k u_k = q_k ⊙ (B̃ u_k) with q_k the per-state factor, so a
 per-position Δ_k = Δ·dt_scale_k (irregular sampling) costs O(P) per position, not O(P·H).
 The sequence is computed by ops.scan (parallel, log depth); bidirectional adds a second scan over the reversed
-sequence, read out by its own C̃₂. Output: activation gelu | full_glu (GELU then W₁y ⊙ σ(W₂y)) | half_glu
-(GELU then y ⊙ σ(W y), the official half_glu1), then dropout.
+sequence, read out by its own C̃₂. Output, with g = Drop(GELU(y)) (the official SequenceLayer, s5/layers.py):
+    gelu        g
+    full_glu    Drop(W₁g ⊙ σ(W₂g))
+    half_glu    Drop(g ⊙ σ(W g))          (the official half_glu1)
+    half_glu2   Drop(y ⊙ σ(W g))          (the raw SSM output gated)
+Drop is tied across positions by default (one mask per sample and channel), as the official dropout broadcasts over
+the length; tie_dropout=False draws per element.
+Optimizer groups (opt_config, as the official s5/train_helpers.py): standard — Λ, B̃, Δ at ssm_lr without weight
+decay, C̃ and D with the model's; BandCdecay — B̃ at ssm_lr with the model's weight decay; BfastandCdecay — B̃ with
+the model's lr and decay; noBCdecay — C̃ and D too at ssm_lr without decay. dt_global: Δ with the model's lr and decay.
 
 Init and defaults as the official S5 (lindermanlab/S5, s5/ssm.py S5SSM.setup, s5/ssm_init.py, run_train.py): J = 8
 blocks, B₀ LeCun normal over its fan-in P (std 1/√P, JAX's truncated normal), C_init trunc_normal (the official
@@ -31,7 +39,8 @@ from .dropout import dropout as make_dropout
 from .factory import factory_kwargs
 from .registry import register_layer
 
-ACTIVATIONS = ("gelu", "full_glu", "half_glu")
+ACTIVATIONS = ("gelu", "full_glu", "half_glu", "half_glu2")
+OPT_CONFIGS = ("standard", "BandCdecay", "BfastandCdecay", "noBCdecay")
 C_INITS = ("lecun", "trunc_normal", "complex_normal")
 MAX_BLOCKS = 8  # the official default
 
@@ -65,14 +74,15 @@ def default_blocks(d_state: int) -> int:
 class S5(nn.Module):
     """S5. d_state P (P/2 conjugate pairs), blocks J (None: default_blocks), disc zoh | bilinear, C_init lecun |
     trunc_normal | complex_normal, clip_eigs (keep Re Λ <= −1e-4), bidirectional, activation gelu | full_glu |
-    half_glu.
+    half_glu | half_glu2, dropout and tie_dropout, opt_config and dt_global (module docstring).
     forward/step take dt_scale (B, L) / (B,): per-position multipliers of Δ for irregularly sampled series."""
 
     @factory_kwargs
     def __init__(self, d_model: int, d_state: int = 64, *, blocks: int | None = None, disc: str = "zoh",
                  bidirectional: bool = False, C_init: str = "trunc_normal", clip_eigs: bool = False,
                  dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3,
-                 activation: str = "half_glu", dropout: float = 0.0, tie_dropout: bool = False, l_max: int | None = None):
+                 activation: str = "half_glu", dropout: float = 0.0, tie_dropout: bool = True,
+                 opt_config: str = "standard", dt_global: bool = False, l_max: int | None = None):
         super().__init__()
         if disc not in DISCRETIZATIONS:
             raise ValueError(f"disc: expected one of {DISCRETIZATIONS}, got {disc!r}")
@@ -80,6 +90,8 @@ class S5(nn.Module):
             raise ValueError(f"C_init: expected one of {C_INITS}, got {C_init!r}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
+        if opt_config not in OPT_CONFIGS:
+            raise ValueError(f"opt_config: expected one of {OPT_CONFIGS}, got {opt_config!r}")
         if not 0 < dt_min <= dt_max:
             raise ValueError(f"dt_min, dt_max: expected 0 < dt_min <= dt_max, got {dt_min}, {dt_max}")
         Lambda, V = hippo.hippo_n_blocks(d_state, default_blocks(d_state) if blocks is None else blocks)
@@ -103,6 +115,20 @@ class S5(nn.Module):
                     linear.weight.copy_(lecun_normal(H, H, fan_in=H))
                 nn.init.zeros_(linear.bias)
         self.dropout = make_dropout(dropout, tie_dropout)
+        self._group(opt_config, dt_global, ssm_lr)
+
+    def _group(self, opt_config: str, dt_global: bool, ssm_lr: float | None) -> None:
+        """The optimizer settings of opt_config and dt_global (module docstring) over register_ssm's defaults."""
+        settings = self.__dict__.setdefault("_optim_settings", {})
+        ssm = {"weight_decay": 0.0, **({} if ssm_lr is None else {"lr": ssm_lr})}
+        if opt_config == "BandCdecay" and "B" in settings:
+            settings["B"] = {} if ssm_lr is None else {"lr": ssm_lr}
+        elif opt_config == "BfastandCdecay":
+            settings.pop("B", None)
+        elif opt_config == "noBCdecay":
+            settings.update(C=dict(ssm), D=dict(ssm))
+        if dt_global:
+            settings.pop("log_dt", None)
 
     @property
     def real_dtype(self) -> torch.dtype:
@@ -130,12 +156,12 @@ class S5(nn.Module):
         return torch.zeros(batch_size, self.P2, dtype=complex_dtype(self.real_dtype), device=self.C.device)
 
     def _output(self, y: torch.Tensor) -> torch.Tensor:
-        y = nn.functional.gelu(y)
+        g = self.dropout(nn.functional.gelu(y))
+        if self.activation == "gelu":
+            return g
         if self.activation == "full_glu":
-            y = self.out1(y) * torch.sigmoid(self.out2(y))
-        elif self.activation == "half_glu":
-            y = y * torch.sigmoid(self.out1(y))
-        return self.dropout(y)
+            return self.dropout(self.out1(g) * torch.sigmoid(self.out2(g)))
+        return self.dropout((g if self.activation == "half_glu" else y) * torch.sigmoid(self.out1(g)))
 
     def _check_dt_scale(self, dt_scale, shape: tuple) -> None:
         if dt_scale is not None and (not isinstance(dt_scale, torch.Tensor) or tuple(dt_scale.shape) != shape):

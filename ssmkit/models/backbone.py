@@ -6,12 +6,14 @@
         Norm: the ``norm`` option, layer | batch | scale | rms (layers/norms.py)
         (a layer that is a whole residual block, with its own norm and shortcut (GSS, Mega), is applied as it is,
         h = layer(h), as the official backbones stack them, and takes the model's norm and prenorm where it has them);
-        every layer that takes a dropout gets the model's (and tie_dropout) unless layer_options set one, as the
-        official S4 backbone hands it down; tie_dropout: one mask per sample and channel shared by all positions, on
-        the residual branch and in the layers (layers/dropout.py), as the official S4 model config sets
+        every layer that takes a dropout gets the model's unless layer_options set one, as the official S4 backbone
+        hands it down; tie_dropout=True: one mask per sample and channel shared by all positions, on the residual
+        branch and in every layer that takes it (layers/dropout.py), as the official S4 model config sets (False
+        leaves each layer its own default: S5's ties, as the official S5)
         each optionally followed by the same residual around an FFN: Linear(H -> ffn_mult·H), GELU, Linear(-> H);
         with attention_every = k, every k-th block is multi-head attention instead (e.g. the GSS-Transformer hybrid)
     out = head(pool(Norm_final(h)))                 pool: mean over valid steps | last valid step | none
+        Norm_final: prenorm only, unless final_norm=False (S5's model has none); bn_momentum for BatchNorms
         head: Linear (linear) or Mega's LRA classifier MLP (mlp), heads.py
     lengths (B,) for a suffix-padded batch: every block's layer sees its input zeroed beyond each length (as the
     official S4Block does), attention reads no padding key, BatchNorm takes its batch statistics over the real
@@ -62,16 +64,18 @@ class SequenceModel(Pretrained, nn.Module):
                  layer_options: dict | None = None, prenorm: bool = True, norm: str = "layer", dropout: float = 0.0,
                  pool: str = "mean", vocab_size: int | None = None, ffn_mult: int = 0, attention_every: int = 0,
                  attention_heads: int = 4, pair: bool = False, padding_idx: int | None = None, head: str = "linear",
-                 encoder_init: str = "torch", embedding_dropout: float = 0.0, tie_dropout: bool = False):
+                 encoder_init: str = "torch", embedding_dropout: float = 0.0, tie_dropout: bool = False,
+                 final_norm: bool = True, bn_momentum: float = 0.1):
         super().__init__()
         self.config = dict(d_input=d_input, d_output=d_output, layer=layer, d_model=d_model, n_layers=n_layers,
                            layer_options=dict(layer_options or {}), prenorm=prenorm, norm=norm, dropout=dropout,
                            pool=pool, vocab_size=vocab_size, ffn_mult=ffn_mult, attention_every=attention_every,
                            attention_heads=attention_heads, pair=pair, padding_idx=padding_idx, head=head,
-                           encoder_init=encoder_init, embedding_dropout=embedding_dropout, tie_dropout=tie_dropout)
+                           encoder_init=encoder_init, embedding_dropout=embedding_dropout, tie_dropout=tie_dropout,
+                           final_norm=final_norm, bn_momentum=bn_momentum)
         if pool not in POOLS:
             raise ValueError(f"pool: expected one of {POOLS}, got {pool!r}")
-        make_norm = norm_class(norm)
+        make_norm = norm_class(norm, bn_momentum)
         self.prenorm, self.pool = prenorm, pool
         if padding_idx is not None and not (vocab_size and 0 <= padding_idx < vocab_size):
             raise ValueError(f"padding_idx: expected None or a token id in [0, vocab_size={vocab_size}), got "
@@ -86,7 +90,9 @@ class SequenceModel(Pretrained, nn.Module):
                 return build_layer("attention", d_model=d_model, n_heads=attention_heads, dropout=dropout)
             options = dict(layer_options or {})
             takes = inspect.signature(LAYERS[layer]).parameters if layer in LAYERS else {}
-            handed = {"dropout": dropout, "tie_dropout": tie_dropout}  # as the official backbone hands them down
+            handed = {"dropout": dropout}  # as the official backbone hands it down (and tie_dropout when set)
+            if tie_dropout:
+                handed["tie_dropout"] = True
             if layer in LAYERS and is_residual_block(LAYERS[layer]):
                 handed.update(norm=norm, prenorm=prenorm)  # a whole block (Mega) normalizes as the model says
             for key, value in handed.items():
@@ -104,7 +110,7 @@ class SequenceModel(Pretrained, nn.Module):
                                   ) if ffn_mult else None
         self.ffn_norms = nn.ModuleList(make_norm(d_model) for _ in range(n_layers)) if ffn_mult else None
         self.dropout = make_dropout(dropout, tie_dropout)
-        self.final_norm = make_norm(d_model) if prenorm else nn.Identity()
+        self.final_norm = make_norm(d_model) if prenorm and final_norm else nn.Identity()
         if pair and pool == "none":
             raise ValueError("pair: a two-tower model compares pooled sequences; pool='none' has nothing to compare")
         self.pair = pair

@@ -24,7 +24,8 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD 
     """
     for key, default, models in (("head", "linear", ("sequence",)), ("encoder_init", "torch", ("sequence",)),
                                  ("embedding_dropout", 0.0, ("sequence",)),
-                                 ("tie_dropout", False, ("sequence", "s4nd", "cnn"))):
+                                 ("tie_dropout", False, ("sequence", "s4nd", "cnn")), ("final_norm", True, ("sequence",)),
+                                 ("bn_momentum", 0.1, ("sequence",))):
         if getattr(config, key) != default and config.model not in models:
             raise ValueError(f"{key}: only model={' or '.join(models)} takes it (model={config.model!r}), got "
                              f"{getattr(config, key)!r}")
@@ -64,7 +65,8 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD 
                               attention_every=config.attention_every, attention_heads=config.attention_heads,
                               pair=getattr(dataset, "pair", False), padding_idx=getattr(dataset, "padding_idx", None),
                               head=config.head, encoder_init=config.encoder_init,
-                              embedding_dropout=config.embedding_dropout, tie_dropout=config.tie_dropout)
+                              embedding_dropout=config.embedding_dropout, tie_dropout=config.tie_dropout,
+                              final_norm=config.final_norm, bn_momentum=config.bn_momentum)
     if per_step:
         _check_causal(model)
     return model

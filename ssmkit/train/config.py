@@ -58,6 +58,8 @@ class TrainConfig:
     encoder_init: str = "torch"  # torch, or mega: the official Mega LRA embedding init (models/heads.py)
     embedding_dropout: float = 0.0
     tie_dropout: bool = False  # one dropout mask per sample and channel for all positions (the official S4 configs)
+    final_norm: bool = True  # the norm after the last block (prenorm only); S5's model has none
+    bn_momentum: float = 0.1  # BatchNorm's running-average weight (torch's convention; flax's 0.95 is 0.05 here)
     # optimization: AdamW (betas adam_betas); the SSM parameters get ssm_lr and no weight decay, nor do biases, norm
     # gains and embeddings unless weight_decay_all (the official S4 trainer's grouping). batch_size is the
     # global batch of one optimizer step (over all processes), taken in `accumulate` sequential micro-batches. schedule
@@ -127,6 +129,8 @@ class TrainConfig:
         for key in ("weight_decay", "grad_clip", "warmup_epochs", "attention_every", "ffn_mult"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key}: expected a number >= 0 (0: off), got {getattr(self, key)}")
+        if not 0 < self.bn_momentum <= 1:
+            raise ValueError(f"bn_momentum: expected a weight in (0, 1] (torch's convention), got {self.bn_momentum}")
         for key in ("dropout", "embedding_dropout"):
             if not 0 <= getattr(self, key) < 1:
                 raise ValueError(f"{key}: expected a probability in [0, 1), got {getattr(self, key)}")

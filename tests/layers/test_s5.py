@@ -10,7 +10,7 @@ from ssmkit.ops import scan
 from ssmkit.train.optim import optim_settings
 
 OPTIONS = [{}, {"disc": "bilinear", "blocks": 4, "activation": "full_glu"},
-           {"C_init": "complex_normal", "activation": "half_glu", "clip_eigs": True},
+           {"C_init": "complex_normal", "activation": "half_glu", "clip_eigs": True}, {"activation": "half_glu2"},
            {"C_init": "trunc_normal", "blocks": 2}]
 
 
@@ -97,6 +97,7 @@ def test_s5_gradients_reach_every_parameter_and_ssm_group_is_tagged():
     (lambda: ssmkit.S5(4, 8, disc="euler"), "disc"),
     (lambda: ssmkit.S5(4, 8, C_init="zeros"), "C_init"),
     (lambda: ssmkit.S5(4, 8, activation="relu"), "activation"),
+    (lambda: ssmkit.S5(4, 8, opt_config="fast"), "opt_config: expected one of"),
 ])
 def test_bad_s5_options_are_named(make, match):
     with pytest.raises(ValueError, match=match):
@@ -130,3 +131,44 @@ def test_s5_starts_as_the_official_init():
     direct = torch.view_as_complex(ssmkit.S5(128, 256, C_init="complex_normal").C)
     assert direct.abs().square().mean().item() == pytest.approx(1.0, rel=0.03)  # complex_normal: E|C̃|² = 1
     assert [default_blocks(n) for n in (256, 64, 8, 24, 2)] == [8, 8, 4, 6, 1]
+
+
+def test_output_activations_and_dropout_sites_are_the_official_sequence_layers():
+    """g = Drop(GELU(y)); half_glu Drop(g ⊙ σ(W g)), half_glu2 Drop(y ⊙ σ(W g)), full_glu Drop(W₁g ⊙ σ(W₂g)), gelu g,
+    with the dropout tied across positions by default (s5/layers.py, nn.Dropout(broadcast_dims=[0]))."""
+    y = torch.randn(2, 9, 4, dtype=torch.float64)
+    gelu = torch.nn.functional.gelu
+    for activation, expected in (("half_glu", lambda l: gelu(y) * torch.sigmoid(l.out1(gelu(y)))),
+                                 ("half_glu2", lambda l: y * torch.sigmoid(l.out1(gelu(y)))),
+                                 ("full_glu", lambda l: l.out1(gelu(y)) * torch.sigmoid(l.out2(gelu(y)))),
+                                 ("gelu", lambda l: gelu(y))):
+        layer = ssmkit.S5(4, 8, activation=activation).double().eval()
+        assert rel_err(layer._output(y), expected(layer)) < 1e-15, activation
+    from ssmkit.layers.dropout import TiedDropout
+    layer = ssmkit.S5(4, 8, activation="half_glu2", dropout=0.5).double().train()
+    assert isinstance(layer.dropout, TiedDropout)
+    calls = []
+    layer.dropout.register_forward_hook(lambda m, args, out: calls.append(out))
+    layer._output(y)
+    assert len(calls) == 2  # after the GELU and after the gate
+    assert isinstance(ssmkit.S5(4, 8, dropout=0.5, tie_dropout=False).dropout, torch.nn.Dropout)
+
+
+@pytest.mark.parametrize("opt_config, dt_global, groups", [
+    ("standard", False, {"B": "ssm", "log_dt": "ssm", "C": "model", "D": "model, no decay"}),
+    ("standard", True, {"B": "ssm", "log_dt": "model, no decay", "C": "model"}),
+    ("BandCdecay", False, {"B": "ssm lr, decayed", "C": "model"}),
+    ("BfastandCdecay", False, {"B": "model", "A_real": "ssm"}),
+    ("noBCdecay", False, {"B": "ssm", "C": "ssm", "D": "ssm", "log_dt": "ssm"}),
+])
+def test_opt_config_groups_the_parameters_as_the_official_train_helpers(opt_config, dt_global, groups):
+    from ssmkit.train import param_groups
+    layer = ssmkit.S5(4, 8, opt_config=opt_config, dt_global=dt_global, ssm_lr=1e-3)
+    settings = {}
+    for g in param_groups(layer, lr=1e-2, weight_decay=0.1):
+        for name, p in layer.named_parameters():
+            if any(p is q for q in g["params"]):
+                settings[name] = (g["lr"], g["weight_decay"])
+    kinds = {"ssm": (1e-3, 0.0), "model": (1e-2, 0.1), "model, no decay": (1e-2, 0.0), "ssm lr, decayed": (1e-3, 0.1)}
+    for name, kind in groups.items():
+        assert settings[name] == kinds[kind], (name, settings[name])

@@ -55,3 +55,12 @@ def test_a_per_step_model_with_the_mlp_head_generates_its_forward_logits():
     prompt = torch.randint(0, 32, (2, 4))
     tokens, logits = generate(model, prompt, 6, temperature=1.0, generator=torch.Generator().manual_seed(0))
     assert rel_err(logits, model(tokens[:, :-1])[:, 3:]) < 1e-9
+
+
+def test_final_norm_can_be_left_out_and_batchnorm_takes_its_momentum():
+    """S5's model: prenorm blocks without a norm after the last one; flax's BatchNorm momentum 0.95 is torch's 0.05."""
+    model = SequenceModel(3, 5, d_model=8, n_layers=1, norm="batch", final_norm=False, bn_momentum=0.05)
+    assert isinstance(model.final_norm, torch.nn.Identity)
+    assert all(m.momentum == 0.05 for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d))
+    with pytest.raises(ValueError, match=r"bn_momentum: expected a weight in \(0, 1\]"):
+        SequenceModel(3, 5, norm="batch", bn_momentum=0.0)
