@@ -47,7 +47,7 @@ def test_shipped_experiment_trains_on_release_format_files(name, tmp_path):
     experiment = load_experiment(name)
     dataset = experiment.get("dataset", "digits")
     assert dataset in WRITERS or dataset in GENERATED, f"{name}: no test data for dataset {dataset!r}"
-    overrides = ["d_model=8", "n_layers=1", "d_state=4", "epochs=1", "batch_size=4", "train_subset=8",
+    overrides = ["d_model=8", "n_layers=1", "d_state=4", "epochs=1", "batch_size=4", "accumulate=1", "train_subset=8",
                  "eval_subset=4", f"out_dir={tmp_path / 'runs'}"]
     if dataset in WRITERS:
         (tmp_path / "data").mkdir()

@@ -8,8 +8,9 @@ steps per channel (rm), or segments of k steps (mnr, bm, forecast). Training mas
 and `repeat` visits each training series that many times per epoch (small sets such as BasicMotions' 36 series
 would otherwise make one optimizer step an epoch); val and test masks are fixed by the seed. With
 `shared_mask=True` the series of one training batch share one mask, as the official SSSD training loop draws them
-(AI4HealthUOL/SSSD src/train.py: one mask per batch, repeated over its series); by default each series has its own. The source's
-normalization (mean, std per channel) is kept, so that an imputation can be read back in the original units.
+(AI4HealthUOL/SSSD src/train.py: one mask per batch, repeated over its series); by default each series has its own.
+The source's normalization (mean, std per channel) is kept, so that an imputation can be read back in the original
+units.
 """
 from __future__ import annotations
 

@@ -22,7 +22,8 @@ class S4D(SSMConv):
                  dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0,
                  n_ssm: int | None = None, bandlimit: float | None = None, dt_transform: str = "exp",
                  dt_lr: float | None | str = "ssm", activation: str = "gelu", output: str = "glu",
-                 dropout: float = 0.0, tie_dropout: bool = False, recompute: bool | int = False, cuda_graph: bool = False):
+                 dropout: float = 0.0, tie_dropout: bool = False, recompute: bool | int = False,
+                 cuda_graph: bool = False):
         kernel = S4DKernel(d_model, d_state, kernel_channels(channels, bidirectional), init, disc, real_transform,
                            dt_min, dt_max, ssm_lr, B_clip, n_ssm, bandlimit, dt_transform, dt_lr)
         super().__init__(kernel, channels=channels, bidirectional=bidirectional, activation=activation,
@@ -61,7 +62,8 @@ class DLR(SSMConv):
     @factory_kwargs
     def __init__(self, d_model: int, d_state: int = 1024, *, channels: int = 1, bidirectional: bool = False,
                  l_max: int | None = None, dt_min: float = 1e-4, dt_max: float = 1e-1, n_ssm: int | None = 1,
-                 ssm_lr: float | None = 1e-4, activation: str = "gelu", output: str = "linear", dropout: float = 0.0, tie_dropout: bool = False,
+                 ssm_lr: float | None = 1e-4, activation: str = "gelu", output: str = "linear", dropout: float = 0.0,
+                 tie_dropout: bool = False,
                  recompute: bool | int = False, cuda_graph: bool = False):
         kernel = DLRKernel(d_model, d_state, kernel_channels(channels, bidirectional), dt_min, dt_max, ssm_lr, n_ssm)
         super().__init__(kernel, channels=channels, bidirectional=bidirectional, activation=activation,
@@ -77,7 +79,8 @@ class EMA(SSMConv):
 
     @factory_kwargs
     def __init__(self, d_model: int, ndim: int = 16, *, bidirectional: bool = False, l_max: int | None = None,
-                 ssm_lr: float | None = None, activation: str = "silu", output: str = "none", dropout: float = 0.0, tie_dropout: bool = False,
+                 ssm_lr: float | None = None, activation: str = "silu", output: str = "none", dropout: float = 0.0,
+                 tie_dropout: bool = False,
                  truncation: int | None = None, recompute: bool | int = False, cuda_graph: bool = False):
         kernel = EMAKernel(d_model, ndim, bidirectional, ssm_lr, truncation)
         super().__init__(kernel, channels=1, bidirectional=bidirectional, activation=activation, output=output,

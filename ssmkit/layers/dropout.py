@@ -33,7 +33,7 @@ class TiedDropout(nn.Module):
 
 
 def dropout(p: float, tied: bool = False, name: str = "dropout") -> nn.Module:
-    """The dropout module for rate p (checked, and named ``name`` in the error): none at 0, else element-wise or tied."""
+    """The dropout module for rate p (checked, named ``name`` in the error): none at 0, else element-wise or tied."""
     if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 <= p < 1:
         raise ValueError(f"{name}: expected a probability in [0, 1), got {p!r}")
     if not isinstance(tied, bool):

@@ -39,7 +39,8 @@ class LiquidS4(S4):
                  liquid_form: str = "causal", channels: int = 1, init: str = "legs", l_max: int | None = None,
                  real_transform: str = "exp",
                  dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0,
-                 n_ssm: int | None = None, activation: str = "gelu", output: str = "glu", dropout: float = 0.0, tie_dropout: bool = False):
+                 n_ssm: int | None = None, activation: str = "gelu", output: str = "glu", dropout: float = 0.0,
+                 tie_dropout: bool = False):
         if not isinstance(liquid_order, int) or not 2 <= liquid_order <= 4:
             raise ValueError(f"liquid_order: expected 2, 3 or 4, got {liquid_order!r}")
         if liquid_kernel not in LIQUID_KERNELS:

@@ -179,8 +179,8 @@ class Mega(nn.Module):
                 self._write(values, slots, v[:, kept]), self._write(position, None, position + L))
 
     def _gated(self, u, x, x_ema, state, reads, real):
-        """The gated attention and the FFN after the EMA: u, x = Norm(u) (prenorm) or u, x_ema (B, L, H) -> (y (B, L, H),
-        the keys and values of these positions). reads: the real keys (non-causal, padded); real: the real positions
+        """The gated attention and the FFN after the EMA: u, x = Norm(u) (prenorm) or u, x_ema (B, L, H) ->
+        (y (B, L, H), the keys and values of these positions). reads: the real keys (non-causal, padded); real: the real positions
         for BatchNorm's statistics."""
         z, gamma, phi, hx = self.mix(self.dropout(x_ema)).split([self.z, self.v, self.H, self.H], dim=-1)
         z, gamma, phi = F.silu(z), F.silu(gamma), torch.sigmoid(phi)

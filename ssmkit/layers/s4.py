@@ -27,7 +27,8 @@ class S4(SSMConv):
                  dt_max: float = 1e-1, ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0,
                  n_ssm: int | None = None, bandlimit: float | None = None, dt_transform: str = "exp",
                  dt_lr: float | None | str = "ssm", activation: str = "gelu", output: str = "glu",
-                 dropout: float = 0.0, tie_dropout: bool = False, recompute: bool | int = False, cuda_graph: bool = False):
+                 dropout: float = 0.0, tie_dropout: bool = False, recompute: bool | int = False,
+                 cuda_graph: bool = False):
         kernel = DPLRKernel(d_model, d_state, kernel_channels(channels, bidirectional), init, l_max, real_transform,
                             dt_min, dt_max, ssm_lr, B_clip, n_ssm, bandlimit, dt_transform, dt_lr)
         super().__init__(kernel, channels=channels, bidirectional=bidirectional, activation=activation,

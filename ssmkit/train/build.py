@@ -24,8 +24,8 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD 
     """
     for key, default, models in (("head", "linear", ("sequence",)), ("encoder_init", "torch", ("sequence",)),
                                  ("embedding_dropout", 0.0, ("sequence",)),
-                                 ("tie_dropout", False, ("sequence", "s4nd", "cnn")), ("final_norm", True, ("sequence",)),
-                                 ("bn_momentum", 0.1, ("sequence",))):
+                                 ("tie_dropout", False, ("sequence", "s4nd", "cnn")),
+                                 ("final_norm", True, ("sequence",)), ("bn_momentum", 0.1, ("sequence",))):
         if getattr(config, key) != default and config.model not in models:
             raise ValueError(f"{key}: only model={' or '.join(models)} takes it (model={config.model!r}), got "
                              f"{getattr(config, key)!r}")

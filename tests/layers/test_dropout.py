@@ -44,7 +44,8 @@ def test_every_ssm_layer_ties_its_dropout_across_positions(name):
 
 def test_models_tie_the_residual_dropout_and_hand_the_option_down():
     model = SequenceModel(3, 5, layer="s4d", d_model=8, n_layers=2, dropout=0.2, tie_dropout=True)
-    assert isinstance(model.dropout, TiedDropout) and all(isinstance(layer.dropout, TiedDropout) for layer in model.layers)
+    assert isinstance(model.dropout, TiedDropout)
+    assert all(isinstance(layer.dropout, TiedDropout) for layer in model.layers)
     own = SequenceModel(3, 5, layer="s4d", d_model=8, n_layers=1, dropout=0.2, tie_dropout=True,
                         layer_options={"tie_dropout": False})
     assert isinstance(own.layers[0].dropout, torch.nn.Dropout) and isinstance(own.dropout, TiedDropout)
