@@ -2,8 +2,9 @@
 shape (no data needed): parameters, ms per optimizer step, samples/s, peak memory, and the epoch time that implies.
 
 Usage: python benchmarks/experiment_throughput.py [--precision fp32|bf16] [--profile] [--set KEY=VALUE] [NAME ...]
-(default: the LRA six, sCIFAR, Speech Commands, BIDMC, SaShiMi on SC09). Needs a GPU for meaningful numbers; prints
-a table last.
+(default: the LRA six, sCIFAR, Speech Commands, BIDMC, SaShiMi on SC09; `families`: the Mega, DSS and S5 LRA
+experiments). Each step takes the experiment's micro-batches (accumulate) and clipping. Needs a GPU for meaningful
+numbers; prints a table last.
 """
 from __future__ import annotations
 
@@ -19,19 +20,24 @@ from ssmkit.train.optim import adamw
 from ssmkit.train.task import Task
 from ssmkit.train.build import build_model
 
-# dataset shape (what build_model reads) and training-set size of the real release
-SHAPES = {
-    "lra-listops": (dict(d_input=17, vocab_size=17, n_classes=10, l_max=2000), 96_000),
-    "lra-text": (dict(d_input=258, vocab_size=258, n_classes=2, l_max=4096), 22_500),
-    "lra-retrieval": (dict(d_input=258, vocab_size=258, n_classes=2, l_max=4000, pair=True), 147_086),
-    "lra-image": (dict(d_input=1, n_classes=10, l_max=1024), 45_000),
-    "lra-pathfinder": (dict(d_input=1, n_classes=2, l_max=1024), 160_000),
-    "lra-pathx": (dict(d_input=1, n_classes=2, l_max=16384), 160_000),
-    "scifar": (dict(d_input=3, n_classes=10, l_max=1024), 45_000),
-    "speech-commands": (dict(d_input=1, n_classes=35, l_max=16000), 84_843),
-    "bidmc": (dict(d_input=2, n_classes=1, l_max=4000, task="regress"), 5_550),
-    "sashimi-sc09": (dict(d_input=1, n_classes=256, vocab_size=256, l_max=16000, task="lm", metric="bits"), 18_620),
+# per dataset: the shape build_model reads (l_max from the experiment's options where it sets one) and the size of
+# the real release's training set
+DATASETS = {
+    "listops": (lambda o: dict(d_input=17, vocab_size=17, n_classes=10, l_max=o.get("max_length", 2000)), 96_000),
+    "lra-text": (lambda o: dict(d_input=258, vocab_size=258, n_classes=2, l_max=o.get("l_max", 4096)), 22_500),
+    "lra-retrieval": (lambda o: dict(d_input=258, vocab_size=258, n_classes=2, l_max=o.get("l_max", 4000), pair=True),
+                      147_086),
+    "scifar": (lambda o: dict(d_input=1 if o.get("grayscale") else 3, n_classes=10, l_max=1024), 45_000),
+    "lra-pathfinder": (lambda o: dict(d_input=1, n_classes=2, l_max=o.get("resolution", 32) ** 2), 160_000),
+    "lra-pathx": (lambda o: dict(d_input=1, n_classes=2, l_max=16384), 160_000),
+    "speech-commands": (lambda o: dict(d_input=1, n_classes=o.get("classes", 35), l_max=16000), 84_843),
+    "bidmc": (lambda o: dict(d_input=2, n_classes=1, l_max=4000, task="regress"), 5_550),
+    "sc09": (lambda o: dict(d_input=1, n_classes=256, vocab_size=256, l_max=16000, task="lm", metric="bits"), 18_620),
 }
+DEFAULT = ["lra-listops", "lra-text", "lra-retrieval", "lra-image", "lra-pathfinder", "lra-pathx", "scifar",
+           "speech-commands", "bidmc", "sashimi-sc09"]
+FAMILIES = [f"{family}-lra-{task}" for family in ("mega", "dss", "s5")
+            for task in ("listops", "text", "retrieval", "image", "pathfinder", "pathx")] + ["s5-speech-commands"]
 
 
 def batch_for(ds, batch: int, device):
@@ -49,22 +55,26 @@ def batch_for(ds, batch: int, device):
 
 def measure(name: str, precision: str, steps: int, device, profile: bool = False, overrides=()) -> dict:
     config = make_config([f"precision={precision}", *overrides], load_experiment(name), source=name)
-    shape, n_train = SHAPES[name]
-    ds = SimpleNamespace(**{"pair": False, **shape})
+    shape, n_train = DATASETS[config.dataset]
+    ds = SimpleNamespace(**{"pair": False, **shape(config.dataset_options)})
     torch.manual_seed(0)
     model = build_model(config, ds).to(device)
-    optimizer = adamw(model, config.lr, config.weight_decay)
+    optimizer = adamw(model, config.lr, config.weight_decay, config.adam_betas, config.weight_decay_all)
     task = Task(ds)
     x, y = batch_for(ds, config.batch_size, device)
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     torch.cuda.reset_peak_memory_stats(device)
+    micro = config.batch_size // config.accumulate  # the experiment's micro-batches, as the trainer takes them
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        with amp:
-            out = model(x)
-        loss = task.sums(out, y)[0] / len(y)
-        loss.backward()
+        for xm, ym in zip(x.split(micro), y.split(micro)):
+            with amp:
+                out = model(xm)
+            loss = task.sums(out, ym)[0] / len(y)
+            loss.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
 
     for _ in range(3):
@@ -100,7 +110,8 @@ def print_profile(name: str, step, steps: int = 3) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("names", nargs="*", default=list(SHAPES))
+    parser.add_argument("names", nargs="*", default=DEFAULT,
+                        help="experiments (default: the S4 benchmarks); 'families' for the Mega, DSS and S5 ones")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--profile", action="store_true", help="also print each step's kernels, busiest first")
@@ -110,7 +121,8 @@ def main() -> None:
     require_cuda()
     device = torch.device("cuda")
     rows = []
-    for name in args.names:
+    names = [n for name in args.names for n in (FAMILIES if name == "families" else [name])]
+    for name in names:
         rows.append(measure(name, args.precision, args.steps, device, args.profile, args.set))
         print(rows[-1], flush=True)
     print(f"\n{torch.cuda.get_device_name()}, {args.precision}, {args.steps} steps after 3 warm-up steps"
