@@ -32,15 +32,16 @@ LIQUID_FORMS = ("causal", "official")
 @register_layer("liquid_s4")
 class LiquidS4(S4):
     """Liquid-S4: S4 options plus liquid_order P (2..4: products of up to P inputs), liquid_kernel kb | pb and
-    liquid_form causal | official (module docstring)."""
+    liquid_form causal | official (module docstring). B̃ starts unclipped (B_clip None), as the official code's nplr
+    (raminmh/liquid-s4 src/models/hippo/hippo.py, an S4 version before the clip)."""
 
     @factory_kwargs
     def __init__(self, d_model: int, d_state: int = 64, *, liquid_order: int = 2, liquid_kernel: str = "kb",
                  liquid_form: str = "causal", channels: int = 1, init: str = "legs", l_max: int | None = None,
                  real_transform: str = "exp",
-                 dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0,
-                 n_ssm: int | None = None, activation: str = "gelu", output: str = "glu", dropout: float = 0.0,
-                 tie_dropout: bool = False):
+                 dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3, B_clip: float | None = None,
+                 n_ssm: int | None = None, dt_transform: str = "exp", dt_lr: float | None | str = "ssm",
+                 activation: str = "gelu", output: str = "glu", dropout: float = 0.0, tie_dropout: bool = False):
         if not isinstance(liquid_order, int) or not 2 <= liquid_order <= 4:
             raise ValueError(f"liquid_order: expected 2, 3 or 4, got {liquid_order!r}")
         if liquid_kernel not in LIQUID_KERNELS:
@@ -49,7 +50,8 @@ class LiquidS4(S4):
             raise ValueError(f"liquid_form: expected one of {LIQUID_FORMS}, got {liquid_form!r}")
         super().__init__(d_model, d_state, channels=channels, init=init, l_max=l_max, real_transform=real_transform,
                          dt_min=dt_min, dt_max=dt_max, ssm_lr=ssm_lr, B_clip=B_clip, n_ssm=n_ssm,
-                         activation=activation, output=output, dropout=dropout, tie_dropout=tie_dropout)
+                         dt_transform=dt_transform, dt_lr=dt_lr, activation=activation, output=output,
+                         dropout=dropout, tie_dropout=tie_dropout)
         self.order, self.liquid_kernel, self.liquid_form = liquid_order, liquid_kernel, liquid_form
         if liquid_form == "official":
             self._freeze_official_coefficients()

@@ -99,3 +99,16 @@ def test_official_form_pb_adds_frozen_weights_times_reversed_products():
     assert rel_err(layer(u)[0] - plain(u)[0], liquid) < 1e-12  # the liquid weights do not follow B: frozen at init
     with pytest.raises(ValueError, match="no recurrent view"):
         layer.default_state(1)
+
+
+def test_liquid_s4_starts_from_the_unclipped_hippo_b_and_takes_the_dt_options():
+    """The official Liquid-S4 ships an S4 whose nplr has no clip: B̃ is the exact HiPPO one (S4 with B_clip=None)."""
+    torch.manual_seed(0)
+    liquid = ssmkit.LiquidS4(4, 16)
+    torch.manual_seed(0)
+    exact = ssmkit.S4(4, 16, B_clip=None)
+    assert torch.equal(liquid.kernel.B, exact.kernel.B)
+    assert not torch.equal(liquid.kernel.B, ssmkit.S4(4, 16).kernel.B)
+    soft = ssmkit.LiquidS4(4, 8, dt_transform="softplus", dt_lr=None, liquid_form="official", l_max=16).double()
+    y, _ = soft(torch.randn(2, 16, 4, dtype=torch.float64))
+    assert y.shape == (2, 16, 4) and "inv_dt" in dict(soft.kernel.named_parameters())
