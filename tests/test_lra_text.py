@@ -27,6 +27,28 @@ def test_imdb_reads_the_release_folders_at_byte_level(tmp_path):
     assert len(torch.unique(both, dim=0)) == 20  # train and val split the 20 training reviews
 
 
+def test_imdb_at_character_level_as_the_official_s4_loader(tmp_path):
+    """level=char: characters, a vocabulary of those seen min_freq times in the training reviews (<pad> 0, <unk> 1,
+    <eos> 2, then most frequent first), EOS appended; val_fraction 0 validates on the test set."""
+    reviews = write_imdb(tmp_path)
+    options = dict(l_max=64, level="char", min_freq=3, val_fraction=0.0)
+    train, val, test = (data.build("lra-text", str(tmp_path), s, **options) for s in ("train", "val", "test"))
+    assert (len(train), len(val), len(test)) == (20, 20, 20) and torch.equal(val.tokens, test.tokens)
+    assert train.vocab_size == test.vocab_size and train.padding_idx == 0
+    from ssmkit.data.char_tokens import char_vocabulary
+    texts = [v.decode() for k, v in reviews.items() if k[0] == "train"]
+    vocabulary = char_vocabulary(texts, 64, 3)
+    assert train.vocab_size == 3 + len(vocabulary) and vocabulary[" "] == 3  # the space: the most frequent
+    x, y, length = test[0]
+    text = reviews[("test", "neg", 0)].decode()[:63]
+    expected = [vocabulary.get(c, 1) for c in text] + [2]
+    assert x[:length].tolist() == expected and (x[length:] == 0).all()
+    assert "0" not in vocabulary and x[11] == 1  # "neg review 0": the digit 0 is in 2 training reviews, < 3: <unk>
+    assert "\u00e9" in vocabulary  # a character, not its two UTF-8 bytes
+    with pytest.raises(ValueError, match="level: expected one of"):
+        data.build("lra-text", str(tmp_path), "train", level="word")
+
+
 def test_imdb_errors_say_where_the_data_comes_from(tmp_path):
     with pytest.raises(ValueError, match="aclImdb"):
         data.build("lra-text", None, "train")

@@ -31,9 +31,10 @@ def encode_bytes(documents: list[bytes], l_max: int) -> tuple[torch.Tensor, torc
 class TokenDataset(Dataset):
     """Items (tokens as int64, label, length) from int16 tokens (n, ..., L), labels (n,) and lengths (n, ...)."""
 
-    def __init__(self, tokens: torch.Tensor, labels: torch.Tensor, lengths: torch.Tensor, n_classes: int):
+    def __init__(self, tokens: torch.Tensor, labels: torch.Tensor, lengths: torch.Tensor, n_classes: int,
+                 vocab_size: int = VOCAB_SIZE):
         self.tokens, self.labels, self.lengths = tokens, labels, lengths
-        self.d_input = self.vocab_size = VOCAB_SIZE
+        self.d_input = self.vocab_size = vocab_size
         self.padding_idx = 0
         self.n_classes, self.l_max = n_classes, tokens.shape[-1]
 

@@ -1,9 +1,11 @@
-"""The LRA text tasks at byte level (see byte_tokens.py): Text (IMDB sentiment) and Retrieval (AAN citation pairs).
+"""The LRA text tasks: Text (IMDB sentiment) at byte or character level, Retrieval (AAN citation pairs) at byte level
+(byte_tokens.py, char_tokens.py).
 
 lra-text: the Large Movie Review Dataset as released (aclImdb_v1.tar.gz, extracted): data_dir is aclImdb/ (or the
     folder holding it), with train/{pos,neg}/*.txt and test/{pos,neg}/*.txt (train/unsup is not used); label 1 for
     pos, 0 for neg; each review cut to l_max = 4096 tokens (LRA). Validation is a seeded val_fraction of the training
-    reviews; test is the official test set.
+    reviews, or with val_fraction 0 the test set (the LRA protocol the official code follows); test is the official
+    test set.
 lra-retrieval: the LRA release's tsv_data/new_aan_pairs.{train,eval,test}.tsv (eval is our val): tab-separated,
     no header, columns label, id of paper 1, id of paper 2, text 1, text 2; label 1 when one paper cites the other.
     Each text is cut to l_max = 4000 tokens; items are two-tower pairs, x (2, l_max) with lengths (2,).
@@ -19,18 +21,15 @@ import torch
 
 from ..progress import progress
 from .byte_tokens import TokenDataset, encode_bytes
+from .char_tokens import EOS, char_vocabulary, encode_chars
 from .registry import data_folder, holdout, register_dataset
 
 _IMDB_CLASSES = {"neg": 0, "pos": 1}
+TEXT_LEVELS = ("byte", "char")
 _AAN_SPLITS = {"train": "train", "val": "eval", "test": "test"}
 
 
-@register_dataset("lra-text", "LRA Text: IMDB sentiment at byte level, 4096 tokens (the aclImdb folder in data_dir)")
-def lra_text(data_dir: str | None, split: str, l_max: int = 4096, val_fraction: float = 0.1,
-             seed: int = 0) -> TokenDataset:
-    root = data_folder(data_dir, "the aclImdb folder of the Large Movie Review Dataset (aclImdb_v1.tar.gz from "
-                                 "ai.stanford.edu/~amaas/data/sentiment, extracted)", inner="aclImdb")
-    part = "test" if split == "test" else "train"
+def _read_imdb(root: Path, part: str) -> tuple[list[bytes], list[int]]:
     docs, labels = [], []
     for name, label in _IMDB_CLASSES.items():
         folder = root / part / name
@@ -40,11 +39,41 @@ def lra_text(data_dir: str | None, split: str, l_max: int = 4096, val_fraction: 
                                     f"aclImdb/{part}/{name}/<id>_<rating>.txt)")
         docs += [f.read_bytes() for f in progress(files, f"reading aclImdb/{part}/{name}")]
         labels += [label] * len(files)
-    if split != "test":
+    return docs, labels
+
+
+def _texts(docs: list[bytes], where: str) -> list[str]:
+    try:
+        return [doc.decode("utf-8") for doc in docs]
+    except UnicodeDecodeError as e:
+        raise ValueError(f"data_dir: a review in {where} is not UTF-8 text ({e.reason}); level=byte reads it") from None
+
+
+@register_dataset("lra-text", "LRA Text: IMDB sentiment, 4096 tokens of bytes (level=byte) or of characters with a "
+                              "vocabulary from the training reviews (level=char, the official S4 reading); the "
+                              "aclImdb folder in data_dir; val_fraction=0 validates on the test set, as the LRA code")
+def lra_text(data_dir: str | None, split: str, l_max: int = 4096, val_fraction: float = 0.1,
+             seed: int = 0, level: str = "byte", min_freq: int = 15) -> TokenDataset:
+    """level byte: byte_tokens.py; char: char_tokens.py (min_freq). val_fraction 0: no held-out training reviews, the
+    val split is the test set (the official S4 IMDB loader's val_split 0, "as done in the LRA paper")."""
+    if level not in TEXT_LEVELS:
+        raise ValueError(f"level: expected one of {TEXT_LEVELS}, got {level!r}")
+    root = data_folder(data_dir, "the aclImdb folder of the Large Movie Review Dataset (aclImdb_v1.tar.gz from "
+                                 "ai.stanford.edu/~amaas/data/sentiment, extracted)", inner="aclImdb")
+    on_test = val_fraction == 0
+    part = "test" if split == "test" or (split == "val" and on_test) else "train"
+    docs, labels = _read_imdb(root, part)
+    if level == "char":
+        train = _texts(docs if part == "train" else _read_imdb(root, "train")[0], "aclImdb/train")
+        vocabulary = char_vocabulary(train, l_max, min_freq)
+    if part == "train" and not on_test:
         keep = holdout(len(docs), split, val_fraction, seed)
         docs, labels = [docs[i] for i in keep], [labels[i] for i in keep]
-    tokens, lengths = encode_bytes(docs, l_max)
-    return TokenDataset(tokens, torch.tensor(labels), lengths, n_classes=2)
+    if level == "byte":
+        tokens, lengths = encode_bytes(docs, l_max)
+        return TokenDataset(tokens, torch.tensor(labels), lengths, n_classes=2)
+    tokens, lengths = encode_chars(_texts(docs, f"aclImdb/{part}"), vocabulary, l_max)
+    return TokenDataset(tokens, torch.tensor(labels), lengths, n_classes=2, vocab_size=EOS + 1 + len(vocabulary))
 
 
 def _aan_label(row: list[str], where: str) -> int:
