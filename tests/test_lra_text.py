@@ -71,6 +71,17 @@ def test_aan_pairs_are_two_tower_byte_sequences(tmp_path):
     assert len(data.build("lra-retrieval", str(tmp_path / "lra_release" / "tsv_data"), "val")) == 1
 
 
+def test_aan_at_character_level_shares_the_training_vocabulary(tmp_path):
+    rows = [["1", "A", "B", "caf\u00e9 cites", "it"], ["0", "C", "D", "plain", "text"]]
+    write_aan(tmp_path / "tsv_data", {"train": rows, "eval": rows[:1], "test": [["1", "E", "F", "new words?", "x"]]})
+    train, test = (data.build("lra-retrieval", str(tmp_path), s, l_max=16, level="char") for s in ("train", "test"))
+    assert train.vocab_size == test.vocab_size and train.pair
+    x, _, lengths = train[0]
+    assert x.shape == (2, 16) and lengths.tolist() == [11, 3]  # "café cites": 10 characters (11 bytes) + EOS
+    x, _, lengths = test[0]
+    assert (x[0, :lengths[0] - 1] == 1).any()  # "?" and "w" never occur in training: <unk>
+
+
 def test_aan_rejects_malformed_rows_by_file_and_row(tmp_path):
     write_aan(tmp_path, {"train": [["1", "a", "b", "only four"]], "eval": [["yes", "a", "b", "c", "d"]],
                          "test": [["2", "a", "b", "c", "d"]]})

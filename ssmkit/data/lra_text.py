@@ -1,4 +1,4 @@
-"""The LRA text tasks: Text (IMDB sentiment) at byte or character level, Retrieval (AAN citation pairs) at byte level
+"""The LRA text tasks, Text (IMDB sentiment) and Retrieval (AAN citation pairs), at byte or character level
 (byte_tokens.py, char_tokens.py).
 
 lra-text: the Large Movie Review Dataset as released (aclImdb_v1.tar.gz, extracted): data_dir is aclImdb/ (or the
@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from ..progress import progress
-from .byte_tokens import TokenDataset, encode_bytes
+from .byte_tokens import VOCAB_SIZE, TokenDataset, encode_bytes
 from .char_tokens import EOS, char_vocabulary, encode_chars
 from .registry import data_folder, holdout, register_dataset
 
@@ -108,14 +108,27 @@ def read_aan(path: Path) -> tuple[list[int], list[bytes], list[bytes]]:
     return labels, first, second
 
 
-@register_dataset("lra-retrieval", "LRA Retrieval: AAN citation pairs at byte level, 4000 tokens each, two-tower "
-                                   "(tsv_data/new_aan_pairs.*.tsv in data_dir)")
-def lra_retrieval(data_dir: str | None, split: str, l_max: int = 4000) -> TokenDataset:
+@register_dataset("lra-retrieval", "LRA Retrieval: AAN citation pairs, 4000 tokens each (bytes, or with level=char "
+                                   "characters from the training texts' vocabulary as the official S4 loader), "
+                                   "two-tower (tsv_data/new_aan_pairs.*.tsv in data_dir)")
+def lra_retrieval(data_dir: str | None, split: str, l_max: int = 4000, level: str = "byte",
+                  min_freq: int = 1) -> TokenDataset:
+    """level byte: byte_tokens.py; char: char_tokens.py over both texts of the training pairs (min_freq 1: every
+    character seen, as the official S4 AAN loader)."""
+    if level not in TEXT_LEVELS:
+        raise ValueError(f"level: expected one of {TEXT_LEVELS}, got {level!r}")
     root = data_folder(data_dir, "the LRA release's tsv_data folder (new_aan_pairs.train.tsv, ...; lra_release.gz)",
                        inner="tsv_data")
     labels, first, second = read_aan(root / f"new_aan_pairs.{_AAN_SPLITS[split]}.tsv")
-    t1, n1 = encode_bytes(first, l_max)
-    t2, n2 = encode_bytes(second, l_max)
-    ds = TokenDataset(torch.stack([t1, t2], 1), torch.tensor(labels), torch.stack([n1, n2], 1), n_classes=2)
+    if level == "byte":
+        (t1, n1), (t2, n2) = encode_bytes(first, l_max), encode_bytes(second, l_max)
+        vocab_size = VOCAB_SIZE
+    else:
+        train = (first, second) if split == "train" else read_aan(root / "new_aan_pairs.train.tsv")[1:]
+        vocabulary = char_vocabulary([t.decode() for texts in train for t in texts], l_max, min_freq)
+        (t1, n1), (t2, n2) = (encode_chars([t.decode() for t in texts], vocabulary, l_max) for texts in (first, second))
+        vocab_size = EOS + 1 + len(vocabulary)
+    ds = TokenDataset(torch.stack([t1, t2], 1), torch.tensor(labels), torch.stack([n1, n2], 1), n_classes=2,
+                      vocab_size=vocab_size)
     ds.pair = True
     return ds
