@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ssmkit import data
-from ssmkit.data.listops import VOCAB, evaluate, generate_tree, to_source, tokenize, write_listops
+from ssmkit.data.listops import EOS, VOCAB, evaluate, generate_tree, to_source, tokenize, write_listops
 
 
 def test_operators_evaluate_as_in_lra():
@@ -67,3 +67,15 @@ def test_listops_items_carry_their_length_for_pooling(tmp_path):
     ds = data.build("listops", str(tmp_path), "train", max_length=60)
     x, y, lengths = ds.tensors
     assert torch.equal(lengths, (x > 0).sum(1))  # tokens are ids >= 1, padding is 0
+
+
+def test_eos_ends_each_expression_as_the_official_loader(tmp_path):
+    write_listops(tmp_path, 8, 2, 2, seed=3, min_length=10, max_length=60, max_depth=4)
+    plain = data.build("listops", str(tmp_path), "train", max_length=60)
+    ended = data.build("listops", str(tmp_path), "train", max_length=60, eos=True)
+    x, _, lengths = plain.tensors
+    xe, _, le = ended.tensors
+    assert torch.equal(le, lengths + 1) and (xe[torch.arange(len(le)), le - 1] == EOS).all()
+    assert torch.equal(xe[:, :-1] * (xe[:, :-1] != EOS), x[:, :-1]) and ended.vocab_size == plain.vocab_size + 1
+    cut = data.build("listops", str(tmp_path), "train", max_length=12, eos=True)
+    assert (cut.tensors[2] <= 12).all() and (cut.tensors[0][cut.tensors[2] == 12, 11] == EOS).all()

@@ -7,7 +7,8 @@ for each operator, the operator token and its "]"; trees with min_length < lengt
 2000, depth 10, 10 arguments). Files: {task}_train.tsv, {task}_val.tsv, {task}_test.tsv, tab-separated with a
 "Source\tTarget" header; Source writes each operator application as left-nested pairs in parentheses, e.g.
 "( ( ( [MAX 2 ) 9 ) ] )". The loader drops the parentheses (as LRA's tokenizer does) and maps the 15 symbols to ids
-1..15 (0 pads to max_length); items are (x, label, length), and the model pools over the first `length` positions.
+1..15 (0 pads to max_length; with eos, id 16 ends each expression, as the official S4 loader appends EOS); items are
+(x, label, length), and the model pools over the first `length` positions.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from .registry import check_labels, output_folder, register_dataset
 OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
 END = "]"
 VOCAB = {tok: i + 1 for i, tok in enumerate([str(d) for d in range(10)] + list(OPERATORS) + [END])}  # 0: padding
+EOS = len(VOCAB) + 1  # ends an expression with eos=True (the official S4 loader's append_eos)
 
 
 def generate_tree(rng: np.random.Generator, max_depth: int, max_args: int, depth: int = 1):
@@ -91,8 +93,8 @@ def tokenize(source: str) -> list[str]:
     return source.replace("(", " ").replace(")", " ").split()
 
 
-def _read_row(row: list[str], max_length: int, where: str) -> tuple[torch.Tensor, int, int]:
-    """(token ids padded to max_length, label, length) of one TSV row."""
+def _read_row(row: list[str], max_length: int, where: str, eos: bool = False) -> tuple[torch.Tensor, int, int]:
+    """(token ids padded to max_length, label, length) of one TSV row; eos: EOS ends it (within max_length)."""
     if len(row) != 2:
         raise ValueError(f"{where} has {len(row)} fields, expected 2 (Source, Target)")
     tokens = tokenize(row[0])
@@ -107,19 +109,21 @@ def _read_row(row: list[str], max_length: int, where: str) -> tuple[torch.Tensor
         raise ValueError(f"{where}: the label {row[1]!r} is not an integer") from None
     check_labels([label], 10, where)
     ids = torch.zeros(max_length, dtype=torch.long)
-    kept = [VOCAB[t] for t in tokens[:max_length]]
+    kept = [VOCAB[t] for t in tokens[:max_length - eos]] + ([EOS] if eos else [])
     ids[:len(kept)] = torch.tensor(kept)
     return ids, label, len(kept)
 
 
 @register_dataset("listops", "LRA ListOps from {task}_{split}.tsv in data_dir (generate with "
-                             "ssmkit.data.listops.write_listops); 10 classes, padded to max_length")
-def listops(data_dir: str | None, split: str, task: str = "basic", max_length: int = 2000) -> TensorDataset:
+                             "ssmkit.data.listops.write_listops); 10 classes, padded to max_length; eos=true ends each "
+                             "expression with EOS, as the official S4 loader")
+def listops(data_dir: str | None, split: str, task: str = "basic", max_length: int = 2000,
+            eos: bool = False) -> TensorDataset:
     if data_dir is None:
         raise ValueError("data_dir: set it to the folder with the LRA ListOps files (basic_train.tsv, ...); "
                          "ssmkit.data.listops.write_listops makes them")
-    if max_length < 1:
-        raise ValueError(f"max_length: expected a positive integer, got {max_length}")
+    if max_length < 1 + eos:
+        raise ValueError(f"max_length: expected a positive integer (2 or more with eos), got {max_length}")
     path = Path(data_dir) / f"{task}_{split}.tsv"
     if not path.is_file():
         raise FileNotFoundError(f"data_dir: no {path.name} in {data_dir} (the LRA release's listops-1000 folder, or "
@@ -141,8 +145,9 @@ def listops(data_dir: str | None, split: str, task: str = "basic", max_length: i
     y = torch.empty(len(rows), dtype=torch.long)
     lengths = torch.empty(len(rows), dtype=torch.long)
     for i, row in enumerate(rows):
-        x[i], y[i], lengths[i] = _read_row(row, max_length, f"{path}: line {i + 2}")
+        x[i], y[i], lengths[i] = _read_row(row, max_length, f"{path}: line {i + 2}", eos)
     ds = TensorDataset(x, y, lengths)
-    ds.d_input, ds.n_classes, ds.l_max, ds.vocab_size = len(VOCAB) + 1, 10, max_length, len(VOCAB) + 1
+    ds.d_input = ds.vocab_size = EOS + 1 if eos else len(VOCAB) + 1
+    ds.n_classes, ds.l_max = 10, max_length
     ds.padding_idx = 0
     return ds
