@@ -22,13 +22,6 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD 
     checked against the
     layer's signature by TrainConfig, and model_options are checked against the model's.
     """
-    for key, default, models in (("head", "linear", ("sequence",)), ("encoder_init", "torch", ("sequence",)),
-                                 ("embedding_dropout", 0.0, ("sequence",)),
-                                 ("tie_dropout", False, ("sequence", "s4nd", "cnn")),
-                                 ("final_norm", True, ("sequence",)), ("bn_momentum", 0.1, ("sequence",))):
-        if getattr(config, key) != default and config.model not in models:
-            raise ValueError(f"{key}: only model={' or '.join(models)} takes it (model={config.model!r}), got "
-                             f"{getattr(config, key)!r}")
     if config.model in ("s4nd", "cnn") or (isinstance(dataset.l_max, tuple) and config.model != "ccnn"):
         return _image_model(config, dataset)
     accepted = inspect.signature(LAYERS[config.layer]).parameters

@@ -102,6 +102,13 @@ class TrainConfig:
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key}: expected one of {allowed}, got {getattr(self, key)!r}"
                                  f"{did_you_mean(getattr(self, key), allowed)}")
+        for key, default, models in (("head", "linear", ("sequence",)), ("encoder_init", "torch", ("sequence",)),
+                                     ("embedding_dropout", 0.0, ("sequence",)),
+                                     ("tie_dropout", False, ("sequence", "s4nd", "cnn")),
+                                     ("final_norm", True, ("sequence",)), ("bn_momentum", 0.1, ("sequence",))):
+            if getattr(self, key) != default and self.model not in models:
+                raise ValueError(f"{key}: only model={' or '.join(models)} takes it (model={self.model!r}), got "
+                                 f"{getattr(self, key)!r}")
         self.layer_options, self.dataset_options = _checked_options(self)
         if self.num_workers < 0:
             raise ValueError(f"num_workers: expected a count >= 0, got {self.num_workers}")

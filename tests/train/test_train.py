@@ -272,13 +272,12 @@ def test_adam_betas_reach_the_optimizer(tmp_path):
 
 
 def test_heads_other_than_linear_are_for_the_sequence_model():
-    from types import SimpleNamespace
-    from ssmkit.train.build import build_model
-    audio = SimpleNamespace(l_max=64, d_input=1, n_classes=256, vocab_size=256, task="lm")
+    """Checked with the config, before any data is read."""
     with pytest.raises(ValueError, match="head: only model=sequence takes it"):
-        build_model(make_config(["model=sashimi", "layer=s4", "head=mlp"]), audio)
+        make_config(["model=sashimi", "layer=s4", "head=mlp"])
     with pytest.raises(ValueError, match="tie_dropout: only model=sequence or s4nd or cnn takes it"):
-        build_model(make_config(["model=sashimi", "layer=s4", "tie_dropout=true"]), audio)
+        make_config(["model=sashimi", "layer=s4", "tie_dropout=true"])
+    assert make_config(["model=s4nd", "tie_dropout=true"]).tie_dropout
 
 
 def test_an_ffn_after_each_layer_trains(tmp_path):
