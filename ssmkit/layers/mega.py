@@ -1,21 +1,22 @@
 """Mega: moving-average equipped gated attention (Ma, Zhou, Kong, He, Gui, Neubig, May, Zettlemoyer 2022).
 
-    X' = SiLU(EMA(X̂) + ω ⊙ X̂)                        X̂ = Norm(X) (prenorm) or X (postnorm); the damped EMA of layers.EMA
+    X' = SiLU(EMA(X̂) + ω ⊙ X̂)             X̂ = Norm(X) (prenorm) or X (postnorm); the damped EMA of layers.EMA
     Z = SiLU(Drop(X') W_z);  Q = κ_q ⊙ Z + μ_q;  K = κ_k ⊙ Z + μ_k;  V = SiLU(X̂ W_v)
     A = f(Q Kᵀ / s + b_rel)      f: softmax (s = √z_dim) | laplace | relu² (s = n_i, the number of keys position i sees)
-    O = Drop_att(A) Drop_hid(V);  γ = SiLU(Drop(X') W_γ);  φ = σ(Drop(X') W_φ);  Ĥ = Drop(SiLU(Drop(X') W_h + (γ ⊙ O) U_h))
+    O = Drop_att(A) Drop_hid(V);  γ = SiLU(Drop(X') W_γ);  φ = σ(Drop(X') W_φ)
+    Ĥ = Drop(SiLU(Drop(X') W_h + (γ ⊙ O) U_h))
     Y = φ ⊙ Ĥ + (1 − φ) ⊙ X,                              then Y ← Norm(Y) (postnorm)
     Y + Drop(FFN(Norm(Y)))  (prenorm)   or   Norm(Y + Drop(FFN(Y)))  (postnorm);   FFN = W₂ Drop_hid(SiLU(W₁ ·))
 
 Norm is ``norm`` (layers/norms.py: layer, batch, scale, rms), one for the attention part and one for the FFN. The
 dropout sites and rates are the official ones: ``dropout`` on X' and Ĥ and the FFN output, ``attention_dropout`` on A
 and ``hidden_dropout`` on V and the FFN's hidden layer (facebookresearch/mega, moving_average_gated_attention.py and
-normalized_feedforward_network.py; its LRA models set only ``dropout``). laplace(x) = ½[1 + erf((x − √½)/(√(1/4π)·√2))].
-b_rel is a learned bias per relative position i − j.
+normalized_feedforward_network.py; its LRA models set only ``dropout``).
+laplace(x) = ½[1 + erf((x − √½)/(√(1/4π)·√2))]. b_rel is a learned bias per relative position i − j.
 chunk_size = c gives Mega-chunk: attention only inside aligned chunks of c positions (linear cost), while the EMA
 still spans chunk boundaries. causal=False: a bidirectional EMA and unmasked attention, no recurrent use; only then
-``truncation`` = T keeps the EMA kernels' first T lags (both directions) and zeroes the rest, as the official LRA models
-do (T = 1024, 4096 for Path-X): a truncated EMA is no longer a recurrence.
+``truncation`` = T keeps the EMA kernels' first T lags (both directions) and zeroes the rest, as the official LRA
+models do (T = 1024, 4096 for Path-X): a truncated EMA is no longer a recurrence.
 For laplace and relu² the scale is the number of keys each query sees (the paper divides by the sequence or chunk
 length); counting visible keys keeps step-by-step use identical to the whole sequence.
 Recurrent state: (EMA state, keys, values, position), a static cache — fixed shapes, written in place (under
@@ -180,8 +181,8 @@ class Mega(nn.Module):
 
     def _gated(self, u, x, x_ema, state, reads, real):
         """The gated attention and the FFN after the EMA: u, x = Norm(u) (prenorm) or u, x_ema (B, L, H) ->
-        (y (B, L, H), the keys and values of these positions). reads: the real keys (non-causal, padded); real: the real positions
-        for BatchNorm's statistics."""
+        (y (B, L, H), the keys and values of these positions). reads: the real keys (non-causal, padded); real: the
+        real positions for BatchNorm's statistics."""
         z, gamma, phi, hx = self.mix(self.dropout(x_ema)).split([self.z, self.v, self.H, self.H], dim=-1)
         z, gamma, phi = F.silu(z), F.silu(gamma), torch.sigmoid(phi)
         q = z * self.qk_scale[0] + self.qk_shift[0]
