@@ -75,6 +75,7 @@ class CKConv(nn.Module):
             u = mask_padding(u, lengths)
         x = u.movedim(-1, 1)  # (B, H, *spatial)
         K = self.kernel(rate).to(x.dtype)
+        self.sampled_kernel = K if self.training else None  # for CCNN's weight penalty (models/ccnn.py)
         if self.causal:
             L = x.shape[-1]
             K = F.pad(K, (0, L - K.shape[-1])) if K.shape[-1] < L else K[:, :L]

@@ -68,3 +68,12 @@ class CCNN(Pretrained, nn.Module):
         for norm, conv, linear in zip(self.norms, self.convs, self.linears):
             h = h + self.gelu(linear(self.dropout(self.gelu(conv(norm(h), rate=rate)[0]))))
         return self.decoder(self.final_norm(h).flatten(1, -2).mean(1))
+
+    def weight_penalty(self) -> torch.Tensor:
+        """Σ ‖p‖₂ over every parameter outside the kernel networks, plus Σ ‖K‖₂ over the kernels the last training
+        forward sampled: the official CCNN's weight decay (ckconv/nn/loss.py LnLoss, norm 2, unsquared), which its
+        training step adds to the loss times optim.weight_decay (the trainer's weight_penalty)."""
+        terms = [p.norm() for name, p in self.named_parameters() if ".kernel.net." not in f".{name}"]
+        terms += [m.sampled_kernel.norm() for m in self.modules()
+                  if isinstance(m, CKConv) and getattr(m, "sampled_kernel", None) is not None]
+        return torch.stack(terms).sum()

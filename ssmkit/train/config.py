@@ -72,6 +72,7 @@ class TrainConfig:
     ssm_lr: float = 0.001
     weight_decay: float = 0.05
     weight_decay_all: bool = False  # also biases, norm gains and embeddings (fairseq's Mega, S5); train/optim.py
+    weight_penalty: float = 0.0  # model=ccnn: λ·Σ‖p‖₂ added to the loss, the official CCNN's weight decay
     schedule: str = "cosine"
     warmup_epochs: int = 1
     plateau_patience: int = 3
@@ -105,7 +106,8 @@ class TrainConfig:
         for key, default, models in (("head", "linear", ("sequence",)), ("encoder_init", "torch", ("sequence",)),
                                      ("embedding_dropout", 0.0, ("sequence",)),
                                      ("tie_dropout", False, ("sequence", "s4nd", "cnn")),
-                                     ("final_norm", True, ("sequence",)), ("bn_momentum", 0.1, ("sequence",))):
+                                     ("final_norm", True, ("sequence",)), ("bn_momentum", 0.1, ("sequence",)),
+                                     ("weight_penalty", 0.0, ("ccnn",))):
             if getattr(self, key) != default and self.model not in models:
                 raise ValueError(f"{key}: only model={' or '.join(models)} takes it (model={self.model!r}), got "
                                  f"{getattr(self, key)!r}")
@@ -126,14 +128,15 @@ class TrainConfig:
                              f"got {self.accumulate}")
         if not 0 < self.plateau_factor < 1:
             raise ValueError(f"plateau_factor: expected a factor in (0, 1), got {self.plateau_factor}")
-        for key in ("lr", "ssm_lr", "weight_decay", "dropout", "grad_clip", "plateau_factor", "max_minutes"):
+        for key in ("lr", "ssm_lr", "weight_decay", "weight_penalty", "dropout", "grad_clip", "plateau_factor",
+                    "max_minutes"):
             if not math.isfinite(getattr(self, key)):
                 raise ValueError(f"{key}: expected a finite number, got {getattr(self, key)}")
         if self.max_minutes < 0:
             raise ValueError(f"max_minutes: expected >= 0 (0: no limit), got {self.max_minutes}")
         if self.lr <= 0 or self.ssm_lr < 0:
             raise ValueError(f"lr, ssm_lr: expected lr > 0 and ssm_lr >= 0, got {self.lr}, {self.ssm_lr}")
-        for key in ("weight_decay", "grad_clip", "warmup_epochs", "attention_every", "ffn_mult"):
+        for key in ("weight_decay", "weight_penalty", "grad_clip", "warmup_epochs", "attention_every", "ffn_mult"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key}: expected a number >= 0 (0: off), got {getattr(self, key)}")
         if not 0 < self.bn_momentum <= 1:

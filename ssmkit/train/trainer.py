@@ -202,7 +202,10 @@ def _train_epoch(config, model, optimizer, scheduler, scaler, train_set, epoch, 
                 loss, metric, count = task.sums(logits, ym)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"epoch {epoch + 1}: the loss became {loss.item()}; lower lr or ssm_lr")
-                scaler.scale(loss * scale).backward()
+                # CCNN's weight penalty, once per step and not in the reported loss (DDP averages it over ranks as is)
+                penalty = config.weight_penalty * _unwrap(model).weight_penalty() if config.weight_penalty and last \
+                    else 0.0
+                scaler.scale(loss * scale + penalty).backward()
             step_loss += loss.item()
             metric_sum += metric.item()
             step_seen += count.item()

@@ -75,3 +75,23 @@ def test_the_trainer_builds_ccnn_from_a_dataset_and_refuses_layer_options():
         build_model(make_config(["model=ccnn", "layer_options.init=lin"]), dataset)
     with pytest.raises(ValueError, match="model_options: .*ccnn takes kernel_size, hidden, omega_0"):
         build_model(make_config(["model=ccnn", "model_options.width=3"]), dataset)
+
+
+def test_weight_penalty_is_the_official_l2_term_and_trains(tmp_path):
+    """Σ‖p‖₂ outside the kernel networks plus Σ‖K‖₂ of the sampled kernels (ckconv/nn/loss.py LnLoss, unsquared)."""
+    model = CCNN(1, 2, d_model=8, n_layers=1, l_max=16, hidden=8).double().train()
+    model(torch.randn(2, 16, 1, dtype=torch.float64))
+    convs = [model.encoder, *model.convs]
+    expected = sum(p.norm() for n, p in model.named_parameters() if ".net." not in n)
+    expected = expected + sum(c.sampled_kernel.norm() for c in convs)
+    assert torch.allclose(model.weight_penalty(), expected)
+    assert any(".kernel.net." in n for n, _ in model.named_parameters())  # the MAGNets are left out
+    model.eval()(torch.randn(2, 16, 1, dtype=torch.float64))
+    assert all(c.sampled_kernel is None for c in convs)  # evaluation keeps no graph
+    from ssmkit.train import make_config, train
+    with pytest.raises(ValueError, match="weight_penalty: only model=ccnn takes it"):
+        make_config(["weight_penalty=0.001"])
+    results = train(make_config(["model=ccnn", "dataset=digits", "d_model=8", "n_layers=1", "epochs=1",
+                                 "batch_size=16", "train_subset=32", "eval_subset=16", "weight_penalty=0.001",
+                                 "model_options.hidden=8", f"out_dir={tmp_path}"]), log=lambda *_: None)
+    assert results["test_acc"] >= 0
