@@ -10,10 +10,10 @@ patch tokens, 197 per frame, 60 frames: T = 11,820, D = 1,024).
     logits = Linear(mean_t h)
 
 Defaults as the official run_lvu.py: d_model 1,024, 3 stages (widths 1024 -> 512 -> 256 -> 128), S4 with N = 64,
-LegS, causal, GELU, a Linear output map and dropout 0.2, l_max halved per stage; Dropout1d zeroes whole channels over
-time (the official Dropout2d on (B, H, L) did so in the torch of its time). Trained with AdamW (lr 1e-3, weight decay
-0.01) and a plateau schedule; evaluated by summing the softmax over every span of a long video (span_scores).
-Deviation: the official S4's own dropout is channel-tied too; ssmkit's S4 drops elementwise.
+LegS, causal, GELU, a Linear output map and dropout 0.2, l_max halved per stage; the dropout after each stage and
+the S4 layers' own zero whole channels over time (tied, layers/dropout.py: the official Dropout2d on (B, H, L) did
+so in the torch of its time). Trained with AdamW (lr 1e-3, weight decay 0.01) and a plateau schedule; evaluated by
+summing the softmax over every span of a long video (span_scores).
 
 multiscale=False is the isotropic stack: no pooling, no width change. It is then SequenceModel with the same blocks
 (its submodules are named the same: encoder, layers, norms, decoder) less SequenceModel's final LayerNorm under
@@ -28,10 +28,11 @@ from torch import nn
 
 from ..layers import LAYERS
 from ..layers import layer as build_layer
+from ..layers.dropout import dropout as make_dropout
 from .pretrained import Pretrained
 
 # the official S4(H, l_max, dropout) defaults; its HiPPO B̃ (s4.py nplr) is not clipped
-S4_DEFAULTS = {"d_state": 64, "init": "legs", "output": "linear", "B_clip": None}
+S4_DEFAULTS = {"d_state": 64, "init": "legs", "output": "linear", "B_clip": None, "tie_dropout": True}
 
 
 class ViS4mer(Pretrained, nn.Module):
@@ -47,8 +48,6 @@ class ViS4mer(Pretrained, nn.Module):
         if multiscale and d_model % 2 ** n_layers:
             raise ValueError(f"d_model: {n_layers} stages halve the width {n_layers} times, so it must be a multiple "
                              f"of {2 ** n_layers}; got {d_model}")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout}")
         if "l_max" in (layer_options or {}):
             raise ValueError("layer_options: l_max is ViS4mer's own argument (each stage's layer gets l_max / 2^i)")
         self.d_input, self.multiscale, self.prenorm = d_input, multiscale, prenorm
@@ -60,7 +59,7 @@ class ViS4mer(Pretrained, nn.Module):
             build_layer(layer, d_model=H, **self._length(l_max, i), **{**defaults, **(layer_options or {})})
             for i, H in enumerate(self.widths[:-1]))
         self.norms = nn.ModuleList(nn.LayerNorm(H) for H in self.widths[:-1])
-        self.dropout = nn.Dropout1d(dropout) if dropout > 0 else nn.Identity()
+        self.dropout = make_dropout(dropout, tied=True)
         self.mixers = nn.ModuleList(nn.Sequential(nn.Linear(H, H // 2), nn.GELU()) for H in self.widths[:-1]
                                     ) if multiscale else None
         self.decoder = nn.Linear(self.widths[-1], d_output)
@@ -71,17 +70,13 @@ class ViS4mer(Pretrained, nn.Module):
             return {}
         return {"l_max": l_max // 2 ** stage if self.multiscale else l_max}
 
-    def _drop(self, y: torch.Tensor) -> torch.Tensor:
-        """Dropout1d over (B, H, L): a dropped channel is zero at every position of the sequence."""
-        return self.dropout(y.transpose(1, 2)).transpose(1, 2)
-
     def _stage(self, i: int, h: torch.Tensor, rate: float) -> torch.Tensor:
         """Stage i on h (B, L, H_i): the residual S4 block, then (multiscale) AvgPool_2 and GELU(Linear)."""
         options = {"rate": rate} if rate != 1.0 else {}
         if self.prenorm:
-            h = h + self._drop(self.layers[i](self.norms[i](h), **options)[0])
+            h = h + self.dropout(self.layers[i](self.norms[i](h), **options)[0])
         else:
-            h = self.norms[i](h + self._drop(self.layers[i](h, **options)[0]))
+            h = self.norms[i](h + self.dropout(self.layers[i](h, **options)[0]))
         if self.mixers is None:
             return h
         h = nn.functional.avg_pool1d(h.transpose(1, 2), 2).transpose(1, 2)

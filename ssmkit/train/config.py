@@ -77,6 +77,8 @@ class TrainConfig:
     warmup_epochs: int = 1
     plateau_patience: int = 3
     plateau_factor: float = 0.5
+    plateau_mode: str = "auto"  # auto: the task's direction (accuracy up, losses down); min or max as torch's mode
+    plateau_every: int = 1  # the plateau reads the validation score every this many epochs
     grad_clip: float = 0.0
     adam_betas: list = field(default_factory=lambda: [0.9, 0.999])
     accumulate: int = 1
@@ -98,6 +100,7 @@ class TrainConfig:
     def __post_init__(self):
         choices = {"schedule": ("cosine", "linear", "constant", "plateau"), "precision": ("fp32", "bf16", "fp16"),
                    "norm": NORMS, "pool": ("mean", "last"), "head": HEADS, "encoder_init": ENCODER_INITS,
+                   "plateau_mode": ("auto", "min", "max"),
                    "model": ("sequence", "sashimi", "sssd", "vis4mer", "ccnn", "s4nd", "cnn")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
@@ -117,7 +120,7 @@ class TrainConfig:
         if self.train_subset < 0 or self.eval_subset < 0:
             raise ValueError(f"train_subset, eval_subset: expected counts >= 0 (0: all), got {self.train_subset}, "
                              f"{self.eval_subset}")
-        for key in ("d_model", "n_layers", "d_state", "epochs", "batch_size", "accumulate"):
+        for key in ("d_model", "n_layers", "d_state", "epochs", "batch_size", "accumulate", "plateau_every"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key}: expected a positive integer, got {getattr(self, key)}")
         if self.plateau_patience < 0:

@@ -47,9 +47,10 @@ class Schedule:
 
     THRESHOLD = 1e-4
 
-    def __init__(self, kind: str, warmup: int, total: int, patience: int, factor: float, maximize: bool = True):
+    def __init__(self, kind: str, warmup: int, total: int, patience: int, factor: float, maximize: bool = True,
+                 every: int = 1):
         self.kind, self.warmup, self.total, self.patience, self.factor = kind, warmup, total, patience, factor
-        self.maximize, self.best = maximize, None
+        self.maximize, self.every, self.best = maximize, every, None
         self.scale, self.bad_epochs = 1.0, 0
 
     def __call__(self, step: int) -> float:
@@ -62,9 +63,9 @@ class Schedule:
             return 1.0 - done
         return self.scale
 
-    def end_epoch(self, score: float) -> None:
-        """The epoch's validation score (the task's metric)."""
-        if self.kind != "plateau":
+    def end_epoch(self, score: float, epoch: int = 0) -> None:
+        """The validation score (the task's metric) after epoch (0-based); the plateau reads it every `every` epochs."""
+        if self.kind != "plateau" or (epoch + 1) % self.every:
             return
         margin = 1 + self.THRESHOLD if self.maximize else 1 - self.THRESHOLD
         if self.best is None or (score > self.best * margin if self.maximize else score < self.best * margin):
@@ -157,8 +158,10 @@ def _prepare(config: TrainConfig, resume):
         model = torch.compile(model)
     steps = math.ceil(len(splits["train"]) / config.batch_size)
     total, warmup = config.epochs * steps, config.warmup_epochs * steps
+    mode = config.plateau_mode if config.plateau_mode != "auto" else (
+        "max" if Task(splits["train"]).metric == "acc" else "min")
     schedule = Schedule(config.schedule, warmup, total, config.plateau_patience, config.plateau_factor,
-                        maximize=Task(splits["train"]).metric == "acc")
+                        maximize=mode == "max", every=config.plateau_every)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     return config, rank, world, device, splits, model, optimizer, scheduler, steps
 
@@ -302,7 +305,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
         history.append(row)
         improved = task.better(val[m], best_val)
         best_val = val[m] if improved else best_val
-        scheduler.lr_lambdas[0].end_epoch(val[m])
+        scheduler.lr_lambdas[0].end_epoch(val[m], epoch)
         rng = dist.gather(_rng_state(device))
         if rank == 0:
             write_steps(run_dir / "steps.csv", step_rows, after=epoch * steps)

@@ -255,6 +255,22 @@ def test_plateau_schedule_reduces_as_torchs_reduce_on_plateau_and_resumes_its_st
         assert torch_rule.optimizer.param_groups[0]["lr"] == ours(50)
 
 
+def test_plateau_read_every_k_epochs_in_min_mode_on_accuracy_as_vis4mers_loop():
+    """run_lvu.py steps ReduceLROnPlateau (mode min, patience 1) with the validation accuracy every 10 epochs: while
+    accuracy rises, the rate drops at epochs 30, 50, 70."""
+    from ssmkit.train.trainer import Schedule
+    s = Schedule("plateau", 0, 100, 1, 0.2, maximize=False, every=10)
+    drops = []
+    for epoch in range(80):
+        before = s(0)
+        s.end_epoch(0.5 + epoch / 200, epoch)
+        if s(0) < before:
+            drops.append(epoch + 1)
+    assert drops == [30, 50, 70]
+    with pytest.raises(ValueError, match="plateau_mode: expected one of"):
+        make_config(["plateau_mode=up"])
+
+
 def test_linear_schedule_warms_up_then_decays_linearly_to_zero():
     """schedule=linear: the official Mega LRA recipe's linear warmup then linear decay to 0 at the last step."""
     from ssmkit.train.trainer import Schedule
