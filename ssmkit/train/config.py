@@ -63,8 +63,9 @@ class TrainConfig:
     # optimization: AdamW (betas adam_betas); the SSM parameters get ssm_lr and no weight decay, nor do biases, norm
     # gains and embeddings unless weight_decay_all (the official S4 trainer's grouping). batch_size is the
     # global batch of one optimizer step (over all processes), taken in `accumulate` sequential micro-batches. schedule
-    # after the linear warmup: cosine to 0, linear to 0, constant, or plateau (times plateau_factor once more than
-    # plateau_patience epochs in a row bring no better validation score, as torch's ReduceLROnPlateau)
+    # after the linear warmup: cosine to 0, linear to 0, constant, plateau (times plateau_factor once more than
+    # plateau_patience epochs in a row bring no better validation score, as torch's ReduceLROnPlateau), or multistep
+    # (times gamma after each of the milestones epochs, as torch's MultiStepLR)
     epochs: int = 20
     max_minutes: float = 0.0  # also stop after the first epoch that ends past this much training time (0: no limit)
     batch_size: int = 64
@@ -79,6 +80,8 @@ class TrainConfig:
     plateau_factor: float = 0.5
     plateau_mode: str = "auto"  # auto: the task's direction (accuracy up, losses down); min or max as torch's mode
     plateau_every: int = 1  # the plateau reads the validation score every this many epochs
+    milestones: list = field(default_factory=list)  # multistep: the epochs after which the lr is multiplied by gamma
+    gamma: float = 0.1
     grad_clip: float = 0.0
     adam_betas: list = field(default_factory=lambda: [0.9, 0.999])
     accumulate: int = 1
@@ -98,7 +101,7 @@ class TrainConfig:
         return {"s4nd": "s4nd", "cnn": "cnn", "ccnn": "ckconv"}.get(self.model, self.layer)
 
     def __post_init__(self):
-        choices = {"schedule": ("cosine", "linear", "constant", "plateau"), "precision": ("fp32", "bf16", "fp16"),
+        choices = {"schedule": ("cosine", "linear", "constant", "plateau", "multistep"), "precision": ("fp32", "bf16", "fp16"),
                    "norm": NORMS, "pool": ("mean", "last"), "head": HEADS, "encoder_init": ENCODER_INITS,
                    "plateau_mode": ("auto", "min", "max"),
                    "model": ("sequence", "sashimi", "sssd", "vis4mer", "ccnn", "s4nd", "cnn")}
@@ -131,7 +134,7 @@ class TrainConfig:
                              f"got {self.accumulate}")
         if not 0 < self.plateau_factor < 1:
             raise ValueError(f"plateau_factor: expected a factor in (0, 1), got {self.plateau_factor}")
-        for key in ("lr", "ssm_lr", "weight_decay", "weight_penalty", "dropout", "grad_clip", "plateau_factor",
+        for key in ("lr", "ssm_lr", "weight_decay", "weight_penalty", "dropout", "grad_clip", "plateau_factor", "gamma",
                     "max_minutes"):
             if not math.isfinite(getattr(self, key)):
                 raise ValueError(f"{key}: expected a finite number, got {getattr(self, key)}")
@@ -142,6 +145,13 @@ class TrainConfig:
         for key in ("weight_decay", "weight_penalty", "grad_clip", "warmup_epochs", "attention_every", "ffn_mult"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key}: expected a number >= 0 (0: off), got {getattr(self, key)}")
+        if (not all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in self.milestones)
+                or list(self.milestones) != sorted(set(self.milestones))):
+            raise ValueError(f"milestones: expected increasing positive epochs, e.g. [100, 200], got {self.milestones!r}")
+        if self.schedule == "multistep" and not self.milestones:
+            raise ValueError("milestones: schedule=multistep needs the epochs at which the lr drops, e.g. [100, 200]")
+        if not 0 < self.gamma <= 1:
+            raise ValueError(f"gamma: expected a factor in (0, 1], got {self.gamma}")
         if not 0 < self.bn_momentum <= 1:
             raise ValueError(f"bn_momentum: expected a weight in (0, 1] (torch's convention), got {self.bn_momentum}")
         for key in ("dropout", "embedding_dropout"):

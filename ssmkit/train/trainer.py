@@ -38,7 +38,9 @@ from .task import Task
 
 class Schedule:
     """The lr factor of each step: linear warmup over `warmup` steps, then cosine or linear decay to 0 at `total`,
-    constant, or constant times `factor` whenever more than `patience` epochs in a row brought no better validation
+    constant, times `gamma` at each of the `milestones` epochs (multistep, torch's MultiStepLR stepped per epoch, as the
+    official BIDMC config), or constant times `factor` whenever more than `patience` epochs in a row brought no better
+    validation
     score (plateau, as torch's ReduceLROnPlateau with its defaults, which the official configs name: better means
     above best·(1 + 1e-4) for a score to maximize, below best·(1 − 1e-4) for one to minimize).
 
@@ -48,9 +50,10 @@ class Schedule:
     THRESHOLD = 1e-4
 
     def __init__(self, kind: str, warmup: int, total: int, patience: int, factor: float, maximize: bool = True,
-                 every: int = 1):
+                 every: int = 1, milestones: tuple = (), gamma: float = 0.1, steps_per_epoch: int = 1):
         self.kind, self.warmup, self.total, self.patience, self.factor = kind, warmup, total, patience, factor
         self.maximize, self.every, self.best = maximize, every, None
+        self.milestones, self.gamma, self.steps_per_epoch = tuple(milestones), gamma, steps_per_epoch
         self.scale, self.bad_epochs = 1.0, 0
 
     def __call__(self, step: int) -> float:
@@ -61,6 +64,8 @@ class Schedule:
             return 0.5 * (1 + math.cos(math.pi * done))
         if self.kind == "linear":
             return 1.0 - done
+        if self.kind == "multistep":
+            return self.gamma ** sum(m <= step // self.steps_per_epoch for m in self.milestones)
         return self.scale
 
     def end_epoch(self, score: float, epoch: int = 0) -> None:
@@ -161,7 +166,8 @@ def _prepare(config: TrainConfig, resume):
     mode = config.plateau_mode if config.plateau_mode != "auto" else (
         "max" if Task(splits["train"]).metric == "acc" else "min")
     schedule = Schedule(config.schedule, warmup, total, config.plateau_patience, config.plateau_factor,
-                        maximize=mode == "max", every=config.plateau_every)
+                        maximize=mode == "max", every=config.plateau_every, milestones=config.milestones,
+                        gamma=config.gamma, steps_per_epoch=steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     return config, rank, world, device, splits, model, optimizer, scheduler, steps
 

@@ -271,6 +271,24 @@ def test_plateau_read_every_k_epochs_in_min_mode_on_accuracy_as_vis4mers_loop():
         make_config(["plateau_mode=up"])
 
 
+def test_multistep_schedule_is_torchs_multisteplr_per_epoch():
+    """schedule=multistep (the official BIDMC config: milestones 100, 200, ... and gamma 0.5), here with 3 steps per
+    epoch: epoch e runs at gamma ** (milestones <= e), as MultiStepLR stepped at each epoch's end."""
+    from ssmkit.train.trainer import Schedule
+    s = Schedule("multistep", 0, 30, 1, 0.5, milestones=(2, 4), gamma=0.5, steps_per_epoch=3)
+    assert [s(t) for t in range(0, 18, 3)] == [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    torch_rule = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[2, 4], gamma=0.5)
+    for epoch in range(6):
+        assert opt.param_groups[0]["lr"] == s(3 * epoch + 2)
+        opt.step()
+        torch_rule.step()
+    for bad, match in (("milestones=[200, 100]", "milestones: expected increasing positive epochs"),
+                       ("schedule=multistep", "schedule=multistep needs the epochs"), ("gamma=0", "gamma: expected")):
+        with pytest.raises(ValueError, match=match):
+            make_config([bad])
+
+
 def test_linear_schedule_warms_up_then_decays_linearly_to_zero():
     """schedule=linear: the official Mega LRA recipe's linear warmup then linear decay to 0 at the last step."""
     from ssmkit.train.trainer import Schedule
