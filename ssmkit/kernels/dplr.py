@@ -11,7 +11,9 @@ are Δ·cauchy(a·b, z, Δλ) with the dt-free points z_j = 2i·tan(πj/L) (no �
 (even L), g = ∞ and the bracket is 0 while 2/(1+ω) is infinite; the limit is K̂(−1) = Δ·Re Σ_n C̃_n B_n, used there.
 
 C̃ and lengths: the layer's parameter ``C`` is C̃ for the kernel length ``l_kernel`` (= l_max), as S4 trains it; at
-init it is the C̃ of a plain C ~ CN(0, 1), as the official code converts its random C at the first forward. A
+init it is the C̃ of a plain C ~ CN(0, 1), as the official code converts its random C at the first forward
+(length_correction=False: the draw is C̃ itself, as older official S4 versions with length_correction off, e.g.
+ViS4mer's). A
 kernel of length L <= l_kernel is the first L values of the length-l_kernel kernel. Any other length or rate goes
 through the plain C = C̃_f (I − Ā^{l_kernel})^{-1} and C̃' = C_f (I − Ā'^{L}) (dense N×N solves and powers per channel;
 no parameter is rewritten). With l_max=None, ``C`` is the plain C (C̃ at infinite length) and C̃ is formed per call.
@@ -185,7 +187,8 @@ class DPLRKernel(SSMKernel):
     def __init__(self, d_model: int, d_state: int = 64, channels: int = 1, init: str = "legs",
                  l_max: int | None = None, real_transform: str = "exp", dt_min: float = 1e-3, dt_max: float = 1e-1,
                  ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0, n_ssm: int | None = None,
-                 bandlimit: float | None = None, dt_transform: str = "exp", dt_lr: float | None | str = "ssm"):
+                 bandlimit: float | None = None, dt_transform: str = "exp", dt_lr: float | None | str = "ssm",
+                 length_correction: bool = True):
         super().__init__(d_model, d_state, channels, ssm_lr, n_ssm)
         self.init_dt(dt_min, dt_max, transform=dt_transform, lr=dt_lr)
         self.bandlimit = check_bandlimit(bandlimit)
@@ -199,7 +202,7 @@ class DPLRKernel(SSMKernel):
         self.register_ssm("P", P)
         self.register_ssm("B", B)
         self.register_output("C", torch.randn(channels, d_model, self.N2, dtype=torch.complex128))
-        if self.l_kernel:  # as the official code: the plain C is drawn, and the parameter is its C̃ for l_max
+        if self.l_kernel and length_correction:  # as the official code: the plain C drawn, the parameter its C̃
             with torch.no_grad():
                 C = ctilde_from_c(widen(self.cplx("C"))[0], self.transition(wide=True), self.l_kernel)
                 self.C.copy_(torch.view_as_real(C))

@@ -10,7 +10,8 @@ patch tokens, 197 per frame, 60 frames: T = 11,820, D = 1,024).
     logits = Linear(mean_t h)
 
 Defaults as the official run_lvu.py: d_model 1,024, 3 stages (widths 1024 -> 512 -> 256 -> 128), S4 with N = 64,
-LegS, causal, GELU, a Linear output map and dropout 0.2, l_max halved per stage; the dropout after each stage and
+LegS, causal, GELU, a Linear output map and dropout 0.2, l_max halved per stage, its HiPPO B̃ unclipped and its
+random C taken as C̃ (no length correction), as the S4 that ViS4mer ships; the dropout after each stage and
 the S4 layers' own zero whole channels over time (tied, layers/dropout.py: the official Dropout2d on (B, H, L) did
 so in the torch of its time). Trained with AdamW (lr 1e-3, weight decay 0.01) and a plateau schedule; evaluated by
 summing the softmax over every span of a long video (span_scores).
@@ -31,8 +32,10 @@ from ..layers import layer as build_layer
 from ..layers.dropout import dropout as make_dropout
 from .pretrained import Pretrained
 
-# the official S4(H, l_max, dropout) defaults; its HiPPO B̃ (s4.py nplr) is not clipped
-S4_DEFAULTS = {"d_state": 64, "init": "legs", "output": "linear", "B_clip": None, "tie_dropout": True}
+# the official S4(H, l_max, dropout) defaults; its HiPPO B̃ (s4.py nplr) is not clipped, and its random C is the C̃
+# itself (length_correction=False there)
+S4_DEFAULTS = {"d_state": 64, "init": "legs", "output": "linear", "B_clip": None, "tie_dropout": True,
+               "length_correction": False}
 
 
 class ViS4mer(Pretrained, nn.Module):

@@ -31,6 +31,19 @@ def test_s4_kernel_at_its_own_length_uses_the_trained_ctilde():
     assert torch.equal(k(32), K)
 
 
+def test_s4_length_correction_off_takes_the_random_draw_as_ctilde():
+    """length_correction=False (ViS4mer's S4): the parameter C is the CN(0, 1) draw itself, read as C̃ for l_max; with
+    it on (the default) the same draw is the plain C and the parameter its C̃."""
+    torch.manual_seed(0)
+    raw = DPLRKernel(2, 8, l_max=None).C.detach()
+    torch.manual_seed(0)
+    off = DPLRKernel(2, 8, l_max=32, length_correction=False)
+    torch.manual_seed(0)
+    on = DPLRKernel(2, 8, l_max=32)
+    assert torch.equal(off.C, raw) and not torch.allclose(on.C, raw)
+    assert rel_err(on.plain_C().detach().to(torch.complex128), torch.view_as_complex(raw.double())) < 1e-5
+
+
 def test_s4_rate_samples_the_same_continuous_system_at_a_finer_step():
     k = DPLRKernel(2, 8, l_max=40).double()
     Lambda, P, B, C, _ = _dplr_params(k)
