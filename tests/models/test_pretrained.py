@@ -28,6 +28,28 @@ def test_save_pretrained_then_from_pretrained_gives_the_same_model(tmp_path):
     assert torch.equal(ssmkit.load(folder)(x), model(x))
 
 
+def test_a_mega_lra_model_with_every_new_option_round_trips(tmp_path):
+    """The official-recipe keys (Mega's postnorm ScaleNorm and truncation, the MLP head, Mega's embedding, tied and
+    embedding dropout, no final norm, BatchNorm momentum) live in config.json: the folder alone rebuilds the model.
+    A folder saved before these keys existed loads with their defaults."""
+    model = SequenceModel(16, 3, layer="mega", d_model=8, n_layers=2, vocab_size=16, padding_idx=0, pair=True,
+                          prenorm=False, norm="scale", head="mlp", encoder_init="mega", embedding_dropout=0.1,
+                          tie_dropout=True, final_norm=False, bn_momentum=0.05,
+                          layer_options={"ndim": 4, "causal": False, "chunk_size": 8, "truncation": 6}).eval()
+    folder = model.save_pretrained(tmp_path / "m")
+    again = ssmkit.load(folder)
+    x = torch.randint(1, 16, (2, 2, 16))
+    assert again.config == model.config and torch.equal(again(x), model(x))
+    old = SequenceModel(3, 2, d_model=8, n_layers=1)
+    folder = old.save_pretrained(tmp_path / "old")
+    config = json.loads((folder / "config.json").read_text())
+    for key in ("head", "encoder_init", "embedding_dropout", "tie_dropout", "final_norm", "bn_momentum"):
+        del config[key]
+    (folder / "config.json").write_text(json.dumps(config))
+    u = torch.randn(2, 5, 3)
+    assert torch.equal(ssmkit.load(folder)(u), old.eval()(u))
+
+
 def test_sashimi_and_sssd_are_saved_and_loaded_by_their_architecture(tmp_path):
     sashimi = Sashimi(1, 256, vocab_size=256, d_model=8, n_layers=1, pool=[2, 2], layer="s4d").eval()
     sssd = SSSD(3, n_blocks=2, d_model=8, d_skip=8, d_embed_in=8, d_embed=16, layer="s4d").eval()
