@@ -5,6 +5,9 @@ Encoders (``encoder_init``):
     mega    as the official Mega LRA encoder (facebookresearch/mega, fairseq/models/lra/mega_lra_encoder.py and
             modules/real_number_embedding.py): token embeddings N(0, 1/H), values x·w + b with w ~ N(0, 1),
             b ~ N(0, 0.1²); the padding token still embeds to 0
+    lecun   as the official S5's encoder, a flax Dense (lindermanlab/S5 s5/seq_model.py): weights LeCun normal over the
+            fan-in (JAX's truncated normal of variance 1/fan_in; for tokens the one-hot width, the vocabulary), zero
+            bias; the padding token still embeds to 0 (the official one-hot Dense also adds a bias to every token)
 Heads (``head``):
     linear  Linear(H → d_output); a two-tower (pair) model compares its sequences' features a, b as
             MLP([a, b, a ⊙ b, a − b]) = Linear(H → d_output)(GELU(Linear(4H → H)))   (the S4 LRA Retrieval head)
@@ -17,8 +20,9 @@ import torch
 from torch import nn
 
 from ..layers.dropout import dropout as make_dropout
+from ..layers.s5 import lecun_normal
 
-ENCODER_INITS = ("torch", "mega")
+ENCODER_INITS = ("torch", "mega", "lecun")
 HEADS = ("linear", "mlp")
 
 
@@ -29,15 +33,18 @@ def encoder(d_input: int, d_model: int, vocab_size: int | None, padding_idx: int
         raise ValueError(f"encoder_init: expected one of {ENCODER_INITS}, got {init!r}")
     module = (nn.Embedding(vocab_size, d_model, padding_idx=padding_idx) if vocab_size
               else nn.Linear(d_input, d_model))
-    if init == "mega":
-        with torch.no_grad():
-            if vocab_size:
-                nn.init.normal_(module.weight, std=d_model ** -0.5)
-                if padding_idx is not None:
-                    module.weight[padding_idx].zero_()
-            else:
-                nn.init.normal_(module.weight, std=1.0)
-                nn.init.normal_(module.bias, std=0.1)
+    with torch.no_grad():
+        if init == "mega" and vocab_size:
+            nn.init.normal_(module.weight, std=d_model ** -0.5)
+        elif init == "mega":
+            nn.init.normal_(module.weight, std=1.0)
+            nn.init.normal_(module.bias, std=0.1)
+        elif init == "lecun":
+            module.weight.copy_(lecun_normal(*module.weight.shape, fan_in=vocab_size or d_input))
+            if not vocab_size:
+                nn.init.zeros_(module.bias)
+        if init != "torch" and vocab_size and padding_idx is not None:
+            module.weight[padding_idx].zero_()
     return module
 
 

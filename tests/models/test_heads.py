@@ -6,7 +6,7 @@ from conftest import rel_err
 from ssmkit.models import SequenceModel, generate
 
 
-def test_mega_encoder_init_as_the_official_lra_encoder():
+def test_mega_and_s5_encoder_inits_as_the_official_lra_encoders():
     torch.manual_seed(0)
     tokens = SequenceModel(1, 10, d_model=64, n_layers=1, vocab_size=500, padding_idx=0, encoder_init="mega")
     w = tokens.encoder.weight
@@ -14,6 +14,13 @@ def test_mega_encoder_init_as_the_official_lra_encoder():
     pixels = SequenceModel(1, 10, d_model=256, n_layers=1, encoder_init="mega")
     assert pixels.encoder.weight.std().item() == pytest.approx(1.0, rel=0.1)
     assert pixels.encoder.bias.std().item() == pytest.approx(0.1, rel=0.15)
+    torch.manual_seed(0)
+    s5_tokens = SequenceModel(1, 10, d_model=64, n_layers=1, vocab_size=500, padding_idx=0, encoder_init="lecun")
+    w = s5_tokens.encoder.weight
+    assert w[1:].std().item() == pytest.approx(500 ** -0.5, rel=0.05) and not w[0].any()  # one-hot Dense, fan-in 500
+    assert w.abs().max() <= 2 / 0.8796 * 500 ** -0.5 + 1e-6  # truncated at two standard deviations, as JAX's
+    s5_values = SequenceModel(4, 10, d_model=256, n_layers=1, encoder_init="lecun")
+    assert s5_values.encoder.weight.std().item() == pytest.approx(0.5, rel=0.1) and not s5_values.encoder.bias.any()
     default = SequenceModel(1, 10, d_model=256, n_layers=1)
     assert default.encoder.weight.abs().max() <= 1.0  # torch's U(−1, 1) for one input
     with pytest.raises(ValueError, match="encoder_init: expected one of"):
