@@ -21,6 +21,13 @@ def register_layer(name: str) -> Callable[[type], type]:
     return wrap
 
 
+def with_defaults(name: str, defaults: dict, options: dict | None) -> dict:
+    """options over those of ``defaults`` the layer ``name`` takes (the others left out): how a model hands its own
+    settings (its dropout and norm, an official code's inits) to a layer whose options the user may have set."""
+    takes = inspect.signature(LAYERS[name]).parameters if name in LAYERS else {}
+    return {**{k: v for k, v in defaults.items() if k in takes}, **(options or {})}
+
+
 def layer(name: str, **options) -> nn.Module:
     """Build the layer registered as ``name``; unknown options are errors (the layer's signature is strict)."""
     if name not in LAYERS:

@@ -43,7 +43,7 @@ from ..layers.checks import valid_positions
 from ..layers.dropout import dropout as make_dropout
 from ..layers.factory import factory_kwargs
 from ..layers.norms import apply_norm, norm_class
-from ..layers.registry import LAYERS
+from ..layers.registry import LAYERS, with_defaults
 from .heads import classifier, encoder, pair_features
 from .pretrained import Pretrained
 from .sequence_parallel import check_sequence_parallel, global_mean
@@ -88,17 +88,12 @@ class SequenceModel(Pretrained, nn.Module):
         def block(i: int) -> nn.Module:  # a hybrid puts attention at every attention_every-th block (1-based)
             if attention_every and (i + 1) % attention_every == 0:
                 return build_layer("attention", d_model=d_model, n_heads=attention_heads, dropout=dropout)
-            options = dict(layer_options or {})
-            takes = inspect.signature(LAYERS[layer]).parameters if layer in LAYERS else {}
             handed = {"dropout": dropout}  # as the official backbone hands it down (and tie_dropout when set)
             if tie_dropout:
                 handed["tie_dropout"] = True
             if layer in LAYERS and is_residual_block(LAYERS[layer]):
                 handed.update(norm=norm, prenorm=prenorm)  # a whole block (Mega) normalizes as the model says
-            for key, value in handed.items():
-                if key in takes:
-                    options.setdefault(key, value)
-            return build_layer(layer, d_model=d_model, **options)
+            return build_layer(layer, d_model=d_model, **with_defaults(layer, handed, layer_options))
 
         self.layers = nn.ModuleList(block(i) for i in range(n_layers))
         self.norms = nn.ModuleList(nn.Identity() if is_residual_block(type(built)) else make_norm(d_model)

@@ -20,7 +20,6 @@ exactly.
 """
 from __future__ import annotations
 
-import inspect
 import math
 from dataclasses import dataclass
 
@@ -28,9 +27,9 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from ..layers import LAYERS
 from ..layers import layer as build_layer
 from ..layers.dropout import dropout as make_dropout
+from ..layers.registry import with_defaults
 from .diffusion import DiffusionSchedule, step_embedding
 from .pretrained import Pretrained
 
@@ -87,9 +86,9 @@ class SSSD(Pretrained, nn.Module):
         for key, value in (("d_input", d_input), ("n_blocks", n_blocks), ("d_model", d_model), ("d_skip", d_skip)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key}: expected a positive integer, got {value!r}")
-        options = {"bidirectional": True, "output": "linear", **(layer_options or {})}
-        if layer in LAYERS and "B_clip" in inspect.signature(LAYERS[layer]).parameters:
-            options.setdefault("B_clip", None)  # SSSD's own S4 (S4Model.py nplr) keeps the exact HiPPO B̃
+        # SSSD's own S4 (S4Model.py nplr) keeps the exact HiPPO B̃
+        options = with_defaults(layer, {"B_clip": None}, {"bidirectional": True, "output": "linear",
+                                                           **(layer_options or {})})
         self.schedule = DiffusionSchedule(T, beta_0, beta_T)
         self.d_input, self.d_embed_in = d_input, d_embed_in
         self.embed = nn.Sequential(nn.Linear(d_embed_in, d_embed), nn.SiLU(), nn.Linear(d_embed, d_embed), nn.SiLU())

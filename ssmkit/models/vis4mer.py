@@ -22,14 +22,13 @@ prenorm, and exactly SequenceModel(prenorm=False) under postnorm (tests/models/t
 """
 from __future__ import annotations
 
-import inspect
 
 import torch
 from torch import nn
 
-from ..layers import LAYERS
 from ..layers import layer as build_layer
 from ..layers.dropout import dropout as make_dropout
+from ..layers.registry import with_defaults
 from .pretrained import Pretrained
 
 # the official S4(H, l_max, dropout) defaults; its HiPPO B̃ (s4.py nplr) is not clipped, and its random C is the C̃
@@ -56,11 +55,9 @@ class ViS4mer(Pretrained, nn.Module):
         self.d_input, self.multiscale, self.prenorm = d_input, multiscale, prenorm
         self.widths = [d_model // 2 ** i if multiscale else d_model for i in range(n_layers + 1)]
         self.encoder = nn.Identity() if d_input == d_model else nn.Linear(d_input, d_model)
-        accepted = inspect.signature(LAYERS[layer]).parameters if layer in LAYERS else {}
-        defaults = {k: v for k, v in {**S4_DEFAULTS, "dropout": dropout}.items() if k in accepted}
-        self.layers = nn.ModuleList(
-            build_layer(layer, d_model=H, **self._length(l_max, i), **{**defaults, **(layer_options or {})})
-            for i, H in enumerate(self.widths[:-1]))
+        options = with_defaults(layer, {**S4_DEFAULTS, "dropout": dropout}, layer_options)
+        self.layers = nn.ModuleList(build_layer(layer, d_model=H, **self._length(l_max, i), **options)
+                                    for i, H in enumerate(self.widths[:-1]))
         self.norms = nn.ModuleList(nn.LayerNorm(H) for H in self.widths[:-1])
         self.dropout = make_dropout(dropout, tied=True)
         self.mixers = nn.ModuleList(nn.Sequential(nn.Linear(H, H // 2), nn.GELU()) for H in self.widths[:-1]
