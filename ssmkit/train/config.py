@@ -101,8 +101,8 @@ class TrainConfig:
         return {"s4nd": "s4nd", "cnn": "cnn", "ccnn": "ckconv"}.get(self.model, self.layer)
 
     def __post_init__(self):
-        choices = {"schedule": ("cosine", "linear", "constant", "plateau", "multistep"), "precision": ("fp32", "bf16", "fp16"),
-                   "norm": NORMS, "pool": ("mean", "last"), "head": HEADS, "encoder_init": ENCODER_INITS,
+        choices = {"schedule": ("cosine", "linear", "constant", "plateau", "multistep"),
+                   "precision": ("fp32", "bf16", "fp16"), "norm": NORMS, "pool": ("mean", "last"), "head": HEADS, "encoder_init": ENCODER_INITS,
                    "plateau_mode": ("auto", "min", "max"),
                    "model": ("sequence", "sashimi", "sssd", "vis4mer", "ccnn", "s4nd", "cnn")}
         for key, allowed in choices.items():

@@ -17,7 +17,7 @@ import torch
 
 from .. import data
 from .run_dir import normalization_stats, read_normalization
-from .trainer import load_model, read_run_config
+from .trainer import load_model, read_run_config, trained_length
 
 
 def read_table(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
@@ -95,7 +95,7 @@ def impute_files(run_dir: str | Path, series: str | Path, mask: str | Path, n_sa
     model = load_model(run_dir, checkpoint, device=device)
     if x.shape[1] != model.d_input:
         raise ValueError(f"{series}: {x.shape[1]} columns, the model imputes series of {model.d_input} channels")
-    longest = min((m_.l_max for m_ in model.modules() if getattr(m_, "l_max", None)), default=None)
+    longest = trained_length(model)  # SSSD's layers all hold the training length
     if longest is not None and x.shape[0] > longest:
         raise ValueError(f"{series}: {x.shape[0]} rows (time steps); the model imputes series of up to {longest}")
     mean, std = normalization(Path(run_dir), config, x.shape[1])

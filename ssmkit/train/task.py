@@ -24,6 +24,7 @@ class Task:
         if self.metric not in ("acc", "rmse", "mse", "bits") or (self.metric == "bits" and self.kind != "lm"):
             raise ValueError(f"metric: a {self.kind} dataset is scored by acc (or bits for lm), got {self.metric!r}")
         self.label = {"rmse": "RMSE", "acc": "accuracy", "bits": "NLL (bits per sample)", "mse": "MSE"}[self.metric]
+        self.maximize = self.metric == "acc"  # accuracy up; the errors and the NLL down
 
     def sums(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(summed loss, summed metric numerator, number of scored targets); the numerator counts correct
@@ -46,7 +47,7 @@ class Task:
         return math.sqrt(metric_sum / n) if self.metric == "rmse" else metric_sum / n
 
     def better(self, a: float, b: float | None) -> bool:
-        return b is None or (a > b if self.metric == "acc" else a < b)
+        return b is None or (a > b if self.maximize else a < b)
 
     def format(self, v: float) -> str:
         return f"{v:6.1%}" if self.metric == "acc" else f"{v:.4f}"

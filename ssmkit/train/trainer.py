@@ -40,9 +40,8 @@ class Schedule:
     """The lr factor of each step: linear warmup over `warmup` steps, then cosine or linear decay to 0 at `total`,
     constant, times `gamma` at each of the `milestones` epochs (multistep, torch's MultiStepLR stepped per epoch, as the
     official BIDMC config), or constant times `factor` whenever more than `patience` epochs in a row brought no better
-    validation
-    score (plateau, as torch's ReduceLROnPlateau with its defaults, which the official configs name: better means
-    above best·(1 + 1e-4) for a score to maximize, below best·(1 − 1e-4) for one to minimize).
+    validation score (plateau, as torch's ReduceLROnPlateau with its defaults, which the official configs name: better
+    means above best·(1 + 1e-4) for a score to maximize, below best·(1 − 1e-4) for one to minimize).
 
     A callable object rather than a function: LambdaLR checkpoints its attributes, so a plateau resumes exactly.
     """
@@ -163,10 +162,9 @@ def _prepare(config: TrainConfig, resume):
         model = torch.compile(model)
     steps = math.ceil(len(splits["train"]) / config.batch_size)
     total, warmup = config.epochs * steps, config.warmup_epochs * steps
-    mode = config.plateau_mode if config.plateau_mode != "auto" else (
-        "max" if Task(splits["train"]).metric == "acc" else "min")
+    maximize = Task(splits["train"]).maximize if config.plateau_mode == "auto" else config.plateau_mode == "max"
     schedule = Schedule(config.schedule, warmup, total, config.plateau_patience, config.plateau_factor,
-                        maximize=mode == "max", every=config.plateau_every, milestones=config.milestones,
+                        maximize=maximize, every=config.plateau_every, milestones=config.milestones,
                         gamma=config.gamma, steps_per_epoch=steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     return config, rank, world, device, splits, model, optimizer, scheduler, steps
@@ -368,7 +366,7 @@ def load_model(path: str | Path, checkpoint: str = "best", device="cpu") -> Sequ
     return model.to(device).eval()
 
 
-def _trained_length(model: torch.nn.Module):
+def trained_length(model: torch.nn.Module):
     """The input length (or grid) a model was built for: the first l_max its layers hold (the trainer gives them the
     dataset's), None when none holds one."""
     return next((m.l_max for m in model.modules() if getattr(m, "l_max", None) is not None), None)
@@ -395,7 +393,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "be
         built = data.build(config.dataset, data_dir, split, **options)
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{e} (if the run's data moved: --set data_dir=DIR)") from None
-    if rate != 1.0 and getattr(built, "l_max", None) == _trained_length(model):
+    if rate != 1.0 and getattr(built, "l_max", None) == trained_length(model):
         warnings.warn(f"rate={rate}: the {split} inputs have the training length {built.l_max}; a resolution change "
                       f"also sets the data's (e.g. --set size=... or sample_rate=...)")
     dataset = data.take(built, subset, config.seed)
