@@ -63,8 +63,9 @@ def wav_length(path: Path) -> tuple[int, int]:
         raise ValueError(f"{path}: not a readable WAV file ({e})") from None
 
 
-def read_wav_window(path: Path, start: int, count: int) -> np.ndarray:
-    """float64 samples start .. start + count of a PCM 16-bit WAV, averaged over its channels (mono as it is)."""
+def read_wav_window(path: Path, start: int = 0, count: int | None = None) -> np.ndarray:
+    """float64 samples start .. start + count (None: to the end) of a PCM 16-bit WAV, averaged over its channels (mono
+    as it is)."""
     return _read_frames(path, start, count)[0].mean(1, dtype=np.float64)
 
 
@@ -88,9 +89,8 @@ def minmax_scale(a: torch.Tensor) -> torch.Tensor:
 
 def mu_law_encode(x: torch.Tensor, bits: int = 8) -> torch.Tensor:
     """x in [−1, 1] -> integer codes in [0, 2^bits) (module docstring)."""
-    Q, mu = 2 ** bits, 2 ** bits - 1
-    y = torch.sign(x) * torch.log1p(mu * x.abs()) / math.log1p(mu)
-    return torch.floor((y + 1) / 2 * Q).clamp(0, Q - 1).long()
+    mu = 2 ** bits - 1
+    return linear_encode(torch.sign(x) * torch.log1p(mu * x.abs()) / math.log1p(mu), bits)
 
 
 def linear_encode(x: torch.Tensor, bits: int = 8) -> torch.Tensor:

@@ -63,16 +63,17 @@ def lra_text(data_dir: str | None, split: str, l_max: int = 4096, val_fraction: 
     on_test = val_fraction == 0
     part = "test" if split == "test" or (split == "val" and on_test) else "train"
     docs, labels = _read_imdb(root, part)
-    if level == "char":
-        train = _texts(docs if part == "train" else _read_imdb(root, "train")[0], "aclImdb/train")
-        vocabulary = char_vocabulary(train, l_max, min_freq)
+    if level == "char":  # decoded once; the vocabulary comes from every training review, before any holdout
+        docs = _texts(docs, f"aclImdb/{part}")
+        vocabulary = char_vocabulary(docs if part == "train" else _texts(_read_imdb(root, "train")[0],
+                                                                         "aclImdb/train"), l_max, min_freq)
     if part == "train" and not on_test:
         keep = holdout(len(docs), split, val_fraction, seed)
         docs, labels = [docs[i] for i in keep], [labels[i] for i in keep]
     if level == "byte":
         tokens, lengths = encode_bytes(docs, l_max)
         return TokenDataset(tokens, torch.tensor(labels), lengths, n_classes=2)
-    tokens, lengths = encode_chars(_texts(docs, f"aclImdb/{part}"), vocabulary, l_max)
+    tokens, lengths = encode_chars(docs, vocabulary, l_max)
     return TokenDataset(tokens, torch.tensor(labels), lengths, n_classes=2, vocab_size=EOS + 1 + len(vocabulary))
 
 
@@ -88,7 +89,7 @@ def _aan_label(row: list[str], where: str) -> int:
     return int(label)
 
 
-def read_aan(path: Path) -> tuple[list[int], list[bytes], list[bytes]]:
+def read_aan(path: Path) -> tuple[list[int], list[str], list[str]]:
     """(labels, texts 1, texts 2) of an AAN pairs TSV."""
     if not path.is_file():
         raise FileNotFoundError(f"data_dir: no {path.name} in {path.parent} (the tsv_data folder of the LRA release, "
@@ -99,8 +100,8 @@ def read_aan(path: Path) -> tuple[list[int], list[bytes], list[bytes]]:
         with open(path, newline="", encoding="utf-8") as f:
             for line, row in enumerate(csv.reader(f, delimiter="\t"), start=1):
                 labels.append(_aan_label(row, f"{path}: row {line}"))
-                first.append(row[3].encode())
-                second.append(row[4].encode())
+                first.append(row[3])
+                second.append(row[4])
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
     if not labels:
@@ -121,12 +122,12 @@ def lra_retrieval(data_dir: str | None, split: str, l_max: int = 4000, level: st
                        inner="tsv_data")
     labels, first, second = read_aan(root / f"new_aan_pairs.{_AAN_SPLITS[split]}.tsv")
     if level == "byte":
-        (t1, n1), (t2, n2) = encode_bytes(first, l_max), encode_bytes(second, l_max)
+        (t1, n1), (t2, n2) = (encode_bytes([t.encode() for t in texts], l_max) for texts in (first, second))
         vocab_size = VOCAB_SIZE
     else:
         train = (first, second) if split == "train" else read_aan(root / "new_aan_pairs.train.tsv")[1:]
-        vocabulary = char_vocabulary([t.decode() for texts in train for t in texts], l_max, min_freq)
-        (t1, n1), (t2, n2) = (encode_chars([t.decode() for t in texts], vocabulary, l_max) for texts in (first, second))
+        vocabulary = char_vocabulary([t for texts in train for t in texts], l_max, min_freq)
+        (t1, n1), (t2, n2) = (encode_chars(texts, vocabulary, l_max) for texts in (first, second))
         vocab_size = EOS + 1 + len(vocabulary)
     ds = TokenDataset(torch.stack([t1, t2], 1), torch.tensor(labels), torch.stack([n1, n2], 1), n_classes=2,
                       vocab_size=vocab_size)

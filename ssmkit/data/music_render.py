@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from .audio import read_wav_window, wav_length, write_wav
+from .audio import read_wav_window, write_wav
 from .registry import output_folder
 from .sc09 import RATE
 
@@ -98,7 +98,7 @@ def fluidsynth_render(midi_path: Path, soundfont: Path) -> np.ndarray:
     wav = midi_path.with_suffix(".wav")
     subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.3", "-r", str(RATE), "-F", str(wav), str(soundfont),
                     str(midi_path)], capture_output=True, check=True)
-    return read_wav_window(wav, 0, wav_length(wav)[0])
+    return read_wav_window(wav)
 
 
 def score_renderer(instrument: int | str, soundfont: Path, workdir: Path) -> Callable[[Path], np.ndarray]:
