@@ -1,6 +1,11 @@
 """SSMConv: the sequence layer around any SSM kernel — convolutional, recurrent and chunked views.
 
     y = Linear_out( Dropout( act( K ∗ u + D ⊙ u ) ) )        u, y: (B, L, H)
+    y = Linear_out( Dropout( act( Dropout( K ∗ u + D ⊙ u ) ) ) )       with conv_dropout=True
+
+``conv_dropout`` also drops the convolution's output before the activation, at the same rate and tying: the current
+official S4Block does (its FFTConv drops y, then the block drops again after the activation); the older official S4
+layer, and the S4 that SSSD and ViS4mer ship, drop once.
 
 K (C, H, L) comes from the kernel module (an SSMKernel, or any module with the same contract such as SGConv's,
 whose recurrent methods raise; C output channels per input channel; a bidirectional layer uses a second set
@@ -84,7 +89,8 @@ class SSMConv(nn.Module):
     @factory_kwargs
     def __init__(self, kernel: nn.Module, *, channels: int = 1, bidirectional: bool = False,
                  activation: str = "gelu", output: str = "glu", dropout: float = 0.0, tie_dropout: bool = False,
-                 l_max: int | None = None, recompute: bool | int = False, cuda_graph: bool = False):
+                 l_max: int | None = None, recompute: bool | int = False, cuda_graph: bool = False,
+                 conv_dropout: bool = False):
         super().__init__()
         if not (isinstance(recompute, bool) or (isinstance(recompute, int) and recompute >= 1)):
             raise ValueError(f"recompute: expected True, False or a positive number of batch rows per slice, got "
@@ -104,6 +110,9 @@ class SSMConv(nn.Module):
         self.activation, self.dropout, self.output = output_stage(channels, self.H, activation, output, dropout,
                                                                   tie_dropout)
         self.activation_name, self.output_name = activation, output
+        if not isinstance(conv_dropout, bool):
+            raise ValueError(f"conv_dropout: expected a bool, got {conv_dropout!r}")
+        self.conv_dropout = make_dropout(dropout, tie_dropout) if conv_dropout else nn.Identity()
         self._step_cache: tuple | None = None
         self._step_form: tuple | None = None  # (recurrence, its (M, b, c) for ops.ssm_step)
         self._graphed_parts, self._cached_parts, self._graphed_layer = GraphedParts(), CachedParts(), GraphedLayer()
@@ -236,10 +245,12 @@ class SSMConv(nn.Module):
         autocast = torch.is_autocast_enabled(u.device.type)
         precision = "tf32" if autocast else "float32"
         out_dtype = torch.get_autocast_dtype(u.device.type) if autocast and self.output_name != "none" else None
+        drop_first = self._drops_conv()  # then the fused op stops at K ∗ u + D u, and the dropout and act follow
         with torch.autocast(device_type=u.device.type, enabled=False):
             if self._fused_chunks():  # act(K ∗ u + D u) batch-first in one op
                 y = chunkconv_act(u, [ChunkPart(*p, reverse=k == 1) for k, p in enumerate(parts)],
-                                  self.activation_name, precision, out_dtype)
+                                  "id" if drop_first else self.activation_name, precision,
+                                  None if drop_first else out_dtype)
             else:  # K ∗ u + D u channel-major, the anti-causal half on the reversed input
                 x = u.permute(2, 0, 1).to(self.kernel.real_dtype).contiguous()  # (H, B, L)
                 y = chunkconv(x, *parts[0], self.D.to(x.dtype))  # (H, B, L, C)
@@ -247,8 +258,11 @@ class SSMConv(nn.Module):
                     y = y + chunkconv(x.flip(-1), *parts[1]).flip(2)
                 y = y.permute(1, 2, 3, 0).reshape(B, L, self.channels * H)
         if self._fused_chunks():  # the output map on the (B·L, H) view of the result: one GEMM with its bias fused
-            y = y if out_dtype is not None else y.to(u.dtype)
-            return self.output(self.dropout(y).reshape(B * L, -1)).reshape(B, L, -1)
+            if drop_first:
+                y = self.activation(self.conv_dropout(y.to(u.dtype)))
+            elif out_dtype is None:
+                y = y.to(u.dtype)
+            return self._output_map(self.dropout(y).reshape(B * L, -1)).reshape(B, L, -1)
         return self._output_features(y.to(u.dtype))
 
     def _output(self, y: torch.Tensor) -> torch.Tensor:
@@ -259,8 +273,19 @@ class SSMConv(nn.Module):
         return self._output_features(y.permute(0, 3, 1, 2).reshape(B, L, C * H).contiguous())
 
     def _output_features(self, y: torch.Tensor) -> torch.Tensor:
-        """(B, L, C·H) -> (B, L, H): activation, dropout, output map."""
-        return self.output(self.dropout(self.activation(y)))
+        """(B, L, C·H) -> (B, L, H): (conv dropout,) activation, dropout, output map."""
+        return self._output_map(self.dropout(self.activation(self.conv_dropout(y))))
+
+    def _drops_conv(self) -> bool:
+        """Whether a dropout acts before the activation now (conv_dropout, a rate above 0, training)."""
+        return self.training and not isinstance(self.conv_dropout, nn.Identity)
+
+    def _output_map(self, y: torch.Tensor) -> torch.Tensor:
+        """The output map of (..., C·H) features; ``glu`` as one op, the Linear and the gate together (ops.linear_glu:
+        on the GPU one launch at a token step, and tile kernels with the gate fused in training)."""
+        if self.output_name == "glu":
+            return linear_glu(y, self.output[0].weight, self.output[0].bias)
+        return self.output(y)
 
     def default_state(self, batch_size: int) -> torch.Tensor:
         """The zero state: (batch, H, N/2) complex."""
@@ -311,6 +336,7 @@ class SSMConv(nn.Module):
         backend for it (CUDA)."""
         training = torch.is_grad_enabled() and any(p.requires_grad for p in self.kernel.parameters())
         return (self.channels == 1 and self.activation_name in FUSED_ACTIVATIONS and not training
+                and not self._drops_conv()
                 and self.kernel.real_dtype == torch.float32 and 2 * self.kernel.N2 <= 128
                 and backend("ssm_step", u.device) == "triton")
 
@@ -325,9 +351,5 @@ class SSMConv(nn.Module):
             z = torch.view_as_real(state.to(torch.complex64)).flatten(-2)  # (B, H, N) interleaved, no copy
             out = z if self.step_in_place and state.dtype == torch.complex64 else None
             y, z = ssm_step(z, u.float(), *self._step_form[1], self.D[0].float(), self.activation_name, out)
-        y = self.dropout(y.to(u.dtype))
-        if self.output_name == "glu":  # the Linear and the gate in one op (one launch on the GPU)
-            y = linear_glu(y, self.output[0].weight, self.output[0].bias)
-        else:
-            y = self.output(y)
+        y = self._output_map(self.dropout(y.to(u.dtype)))
         return y, torch.view_as_complex(z.unflatten(-1, (-1, 2)))

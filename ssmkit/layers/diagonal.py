@@ -23,12 +23,12 @@ class S4D(SSMConv):
                  n_ssm: int | None = None, bandlimit: float | None = None, dt_transform: str = "exp",
                  dt_lr: float | None | str = "ssm", activation: str = "gelu", output: str = "glu",
                  dropout: float = 0.0, tie_dropout: bool = False, recompute: bool | int = False,
-                 cuda_graph: bool = False):
+                 cuda_graph: bool = False, conv_dropout: bool = False):
         kernel = S4DKernel(d_model, d_state, kernel_channels(channels, bidirectional), init, disc, real_transform,
                            dt_min, dt_max, ssm_lr, B_clip, n_ssm, bandlimit, dt_transform, dt_lr)
         super().__init__(kernel, channels=channels, bidirectional=bidirectional, activation=activation,
                          output=output, dropout=dropout, tie_dropout=tie_dropout, l_max=l_max, recompute=recompute,
-                         cuda_graph=cuda_graph)
+                         cuda_graph=cuda_graph, conv_dropout=conv_dropout)
 
 
 @register_layer("dss")
@@ -46,12 +46,12 @@ class DSS(SSMConv):
                  learn_dt: bool = True, sep_dt: bool = True, n_ssm: int | None = 1, ssm_lr: float | None = 1e-3,
                  dt_lr: float | None | str = "ssm", activation: str = "gelu", output: str = "linear",
                  dropout: float = 0.0, tie_dropout: bool = False, recompute: bool | int = False,
-                 cuda_graph: bool = False):
+                 cuda_graph: bool = False, conv_dropout: bool = False):
         kernel = DSSKernel(d_model, d_state, kernel_channels(channels, bidirectional), variant, l_max, dt_min,
                            dt_max, ssm_lr, learn_dt, sep_dt, n_ssm, dt_lr)
         super().__init__(kernel, channels=channels, bidirectional=bidirectional, activation=activation,
                          output=output, dropout=dropout, tie_dropout=tie_dropout, l_max=l_max, recompute=recompute,
-                         cuda_graph=cuda_graph)
+                         cuda_graph=cuda_graph, conv_dropout=conv_dropout)
 
 
 @register_layer("dlr")
@@ -64,11 +64,11 @@ class DLR(SSMConv):
                  l_max: int | None = None, dt_min: float = 1e-4, dt_max: float = 1e-1, n_ssm: int | None = 1,
                  ssm_lr: float | None = 1e-4, activation: str = "gelu", output: str = "linear", dropout: float = 0.0,
                  tie_dropout: bool = False,
-                 recompute: bool | int = False, cuda_graph: bool = False):
+                 recompute: bool | int = False, cuda_graph: bool = False, conv_dropout: bool = False):
         kernel = DLRKernel(d_model, d_state, kernel_channels(channels, bidirectional), dt_min, dt_max, ssm_lr, n_ssm)
         super().__init__(kernel, channels=channels, bidirectional=bidirectional, activation=activation,
                          output=output, dropout=dropout, tie_dropout=tie_dropout, l_max=l_max, recompute=recompute,
-                         cuda_graph=cuda_graph)
+                         cuda_graph=cuda_graph, conv_dropout=conv_dropout)
 
 
 @register_layer("ema")
@@ -81,8 +81,8 @@ class EMA(SSMConv):
     def __init__(self, d_model: int, ndim: int = 16, *, bidirectional: bool = False, l_max: int | None = None,
                  ssm_lr: float | None = None, activation: str = "silu", output: str = "none", dropout: float = 0.0,
                  tie_dropout: bool = False,
-                 truncation: int | None = None, recompute: bool | int = False, cuda_graph: bool = False):
+                 truncation: int | None = None, recompute: bool | int = False, cuda_graph: bool = False, conv_dropout: bool = False):
         kernel = EMAKernel(d_model, ndim, bidirectional, ssm_lr, truncation)
         super().__init__(kernel, channels=1, bidirectional=bidirectional, activation=activation, output=output,
                          dropout=dropout, tie_dropout=tie_dropout, l_max=l_max, recompute=recompute,
-                         cuda_graph=cuda_graph)
+                         cuda_graph=cuda_graph, conv_dropout=conv_dropout)

@@ -41,7 +41,8 @@ class LiquidS4(S4):
                  real_transform: str = "exp",
                  dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3, B_clip: float | None = None,
                  n_ssm: int | None = None, dt_transform: str = "exp", dt_lr: float | None | str = "ssm",
-                 activation: str = "gelu", output: str = "glu", dropout: float = 0.0, tie_dropout: bool = False):
+                 activation: str = "gelu", output: str = "glu", dropout: float = 0.0, tie_dropout: bool = False,
+                 conv_dropout: bool = False):
         if not isinstance(liquid_order, int) or not 2 <= liquid_order <= 4:
             raise ValueError(f"liquid_order: expected 2, 3 or 4, got {liquid_order!r}")
         if liquid_kernel not in LIQUID_KERNELS:
@@ -51,7 +52,7 @@ class LiquidS4(S4):
         super().__init__(d_model, d_state, channels=channels, init=init, l_max=l_max, real_transform=real_transform,
                          dt_min=dt_min, dt_max=dt_max, ssm_lr=ssm_lr, B_clip=B_clip, n_ssm=n_ssm,
                          dt_transform=dt_transform, dt_lr=dt_lr, activation=activation, output=output,
-                         dropout=dropout, tie_dropout=tie_dropout)
+                         dropout=dropout, tie_dropout=tie_dropout, conv_dropout=conv_dropout)
         self.order, self.liquid_kernel, self.liquid_form = liquid_order, liquid_kernel, liquid_form
         if liquid_form == "official":
             self._freeze_official_coefficients()

@@ -19,8 +19,8 @@ class S4(SSMConv):
     dt_transform: Δ = exp(log_dt) (default) or softplus(inv_dt) (the official configs'); dt_lr: Δ's learning rate,
     "ssm" (ssm_lr), None (the model's) or a number; length_correction: with l_max, C starts as the C̃ of a random
     plain C (True, the official default) or as the random draw itself (False, as ViS4mer's S4).
-    Block options (channels, bidirectional, activation, output, dropout, tie_dropout, recompute, cuda_graph) as
-    SSMConv.
+    Block options (channels, bidirectional, activation, output, dropout, tie_dropout, conv_dropout, recompute,
+    cuda_graph) as SSMConv.
     """
 
     @factory_kwargs
@@ -30,9 +30,9 @@ class S4(SSMConv):
                  n_ssm: int | None = None, bandlimit: float | None = None, dt_transform: str = "exp",
                  dt_lr: float | None | str = "ssm", length_correction: bool = True, activation: str = "gelu",
                  output: str = "glu", dropout: float = 0.0, tie_dropout: bool = False, recompute: bool | int = False,
-                 cuda_graph: bool = False):
+                 cuda_graph: bool = False, conv_dropout: bool = False):
         kernel = DPLRKernel(d_model, d_state, kernel_channels(channels, bidirectional), init, l_max, real_transform,
                             dt_min, dt_max, ssm_lr, B_clip, n_ssm, bandlimit, dt_transform, dt_lr, length_correction)
         super().__init__(kernel, channels=channels, bidirectional=bidirectional, activation=activation,
                          output=output, dropout=dropout, tie_dropout=tie_dropout, l_max=l_max, recompute=recompute,
-                         cuda_graph=cuda_graph)
+                         cuda_graph=cuda_graph, conv_dropout=conv_dropout)

@@ -18,8 +18,8 @@ class SGConv(SSMConv):
     def __init__(self, d_model: int, l_max: int, *, kernel_dim: int = 64, decay: float = 0.5,
                  kernel_lr: float | None = 1e-3, channels: int = 1, bidirectional: bool = False,
                  activation: str = "gelu", output: str = "linear", dropout: float = 0.0, tie_dropout: bool = False,
-                 recompute: bool | int = False, cuda_graph: bool = False):
+                 recompute: bool | int = False, cuda_graph: bool = False, conv_dropout: bool = False):
         kernel = SGConvKernel(d_model, l_max, kernel_channels(channels, bidirectional), kernel_dim, decay, kernel_lr)
         super().__init__(kernel, channels=channels, bidirectional=bidirectional, activation=activation,
                          output=output, dropout=dropout, tie_dropout=tie_dropout, l_max=l_max, recompute=recompute,
-                         cuda_graph=cuda_graph)
+                         cuda_graph=cuda_graph, conv_dropout=conv_dropout)
