@@ -1,10 +1,23 @@
-"""Triton version of ops.linear_glu for the rows of a token step: one program per (block of BN outputs, row) reads
-its 2·BN rows of W (contiguous along K) and accumulates both halves [a | g] of x Wᵀ by multiply-and-sum in float32,
-then writes a ⊙ σ(g). A matrix-vector form: at a step's batch sizes the work is reading W, which stays in L2 across
-rows. Measured on an H200 inside the generation graph (4 × 256 stack, benchmarks/generation.py): BN = 4 on one warp
-beat BN = 8 / 16, a tl.dot tile version (2.3× slower at batch 1) and cuBLAS + GLU (19.0k → 22.8k tok/s at batch 1,
-271k → 337k at batch 16, equal at 256). Float32 only, and no autograd (generation); anything else takes the
-reference."""
+"""Triton versions of ops.linear_glu, y = a ⊙ σ(g) with [a | g] = x Wᵀ + bias.
+
+**Rows of a token step** (fewer than STEP_ROWS rows, float32, no autograd): one program per (block of BN outputs, row)
+reads its 2·BN rows of W (contiguous along K) and accumulates both halves by multiply-and-sum in float32. A
+matrix-vector form: at a step's batch sizes the work is reading W, which stays in L2 across rows. Measured on an H200
+inside the generation graph (4 × 256 stack, benchmarks/generation.py): BN = 4 on one warp beat BN = 8 / 16, a tl.dot
+tile version (2.3× slower at batch 1) and cuBLAS + GLU (19.0k → 22.8k tok/s at batch 1, 271k → 337k at batch 16,
+equal at 256).
+
+**Whole sequences and training in float32** (M = B·L rows of X (M, K), W (2N, K)): the forward as tiles on tensor
+cores, Z = X Wᵀ + bias in 3xTF32 (float32 accuracy; the cuBLAS float32 GEMM that nn.Linear takes with TF32 off runs
+without tensor cores) with the gate in the epilogue: the two halves a and g of a block of outputs are two
+accumulators of one program, Y = a ⊙ σ(g) is written beside Z (kept for backward), and no separate pass reads Z
+again. The backward is PyTorch's (the GLU's backward, then cuBLAS's two products Ẋ = Ż W and Ẇ = Żᵀ X, and ḃ = Σ Ż):
+Triton tiles that formed Ż in their prologues instead were slower (grad_x + grad_w together 4.4–8.0 ms against
+PyTorch's 3.3 at M = 262,144, K = N = 256 on an H200, benchmarks/linear_glu.py), as was the fused forward in bf16
+at the width of ListOps (0.22 ms against cuBLAS + GLU's 0.08 at M = 64,000, K = N = 128), so under autocast the
+reference runs. Forward, float32, same GPU: 1.23 against 1.82 ms (M = 262,144, K = N = 256), 0.10 against 0.16
+(M = 64,000, K = N = 128).
+"""
 from __future__ import annotations
 
 import torch
@@ -13,6 +26,9 @@ import triton.language as tl
 
 from .dispatch import register
 from .linear_glu import linear_glu_torch
+
+STEP_ROWS = 16  # below this many rows without autograd, the matrix-vector kernel
+TILE = (128, 64, 32, 8, 3)  # (BM rows, BN outputs, BK inputs, warps, stages), benchmarks/linear_glu.py
 
 
 @triton.jit(do_not_specialize=["B"])  # one compilation for every batch size
@@ -38,11 +54,60 @@ def _linear_glu_kernel(X, W, BIAS, Y, K, H, sxb, BN: tl.constexpr, BK: tl.conste
     tl.store(Y + b * H + rn, a * tl.sigmoid(g), mask=mn)
 
 
-@register("linear_glu", "triton")
-def linear_glu_triton(x, weight, bias):
-    if (x.dtype != torch.float32 or weight.dtype != torch.float32 or bias.dtype != torch.float32
-            or (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or bias.requires_grad))):
-        return linear_glu_torch(x, weight, bias)
+@triton.jit(do_not_specialize=["M"])
+def _forward_kernel(X, W, BIAS, Y, Z, M, sx, K: tl.constexpr, N: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
+                    BK: tl.constexpr):
+    rm = tl.program_id(0) * BM + tl.arange(0, BM)
+    rn = tl.program_id(1) * BN + tl.arange(0, BN)
+    mm, mn = rm < M, rn < N
+    acc_a = tl.zeros((BM, BN), dtype=tl.float32)
+    acc_g = tl.zeros((BM, BN), dtype=tl.float32)
+    for k0 in range(0, K, BK):  # K is a constant: the loop is pipelined on the GPU and the interpreter takes it
+        rk = k0 + tl.arange(0, BK)
+        mk = rk < K
+        x = tl.load(X + rm[:, None] * sx + rk[None, :], mask=mm[:, None] & mk[None, :], other=0.0)
+        w_mask = mk[:, None] & mn[None, :]
+        wa = tl.load(W + rn[None, :] * K + rk[:, None], mask=w_mask, other=0.0)  # (BK, BN) = W[n, k]ᵀ
+        wg = tl.load(W + (rn[None, :] + N) * K + rk[:, None], mask=w_mask, other=0.0)
+        acc_a = tl.dot(x, wa, acc_a, input_precision="tf32x3")
+        acc_g = tl.dot(x, wg, acc_g, input_precision="tf32x3")
+    a = acc_a + tl.load(BIAS + rn, mask=mn, other=0.0)[None, :]
+    g = acc_g + tl.load(BIAS + N + rn, mask=mn, other=0.0)[None, :]
+    out = mm[:, None] & mn[None, :]
+    z = Z + rm[:, None] * (2 * N) + rn[None, :]
+    tl.store(z, a, mask=out)
+    tl.store(z + N, g, mask=out)
+    tl.store(Y + rm[:, None] * N + rn[None, :], a * tl.sigmoid(g), mask=out)
+
+
+class _TileLinearGLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        """x (M, K) float32 with unit stride along K, weight (2N, K), bias (2N,) -> y (M, N); Z kept."""
+        M, K = x.shape
+        N = weight.shape[0] // 2
+        weight, bias = weight.contiguous(), bias.contiguous()
+        y = torch.empty(M, N, device=x.device, dtype=torch.float32)
+        z = torch.empty(M, 2 * N, device=x.device, dtype=torch.float32)
+        BM, BN, BK, warps, stages = TILE
+        _forward_kernel[(triton.cdiv(M, BM), triton.cdiv(N, BN))](x, weight, bias, y, z, M, x.stride(0), K=K, N=N,
+                                                                  BM=BM, BN=BN, BK=BK, num_warps=warps,
+                                                                  num_stages=stages)
+        ctx.save_for_backward(x, weight, z)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, weight, z = ctx.saved_tensors
+        dz = torch.ops.aten.glu_backward(dy, z, -1)
+        dx = dz @ weight if ctx.needs_input_grad[0] else None
+        dw = dz.t() @ x if ctx.needs_input_grad[1] else None
+        db = dz.sum(0) if ctx.needs_input_grad[2] else None
+        return dx, dw, db
+
+
+def _step_rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """The matrix-vector kernel over the rows of x (..., K), float32."""
     K, H = x.shape[-1], weight.shape[0] // 2
     rows = x.reshape(-1, K)
     if rows.stride(-1) != 1:
@@ -52,3 +117,21 @@ def linear_glu_triton(x, weight, bias):
     _linear_glu_kernel[(triton.cdiv(H, BN), rows.shape[0])](rows, weight.contiguous(), bias.contiguous(), y, K, H,
                                                             rows.stride(0), BN=BN, BK=BK, num_warps=1)
     return y.reshape(*x.shape[:-1], H)
+
+
+@register("linear_glu", "triton")
+def linear_glu_triton(x, weight, bias):
+    """float32 without autocast: the step kernel for a few rows without autograd, the tiles for the rest. Anything
+    else (autocast, float64, parameters that are not float32) takes the reference."""
+    if (torch.is_autocast_enabled(x.device.type)
+            or not x.dtype == weight.dtype == bias.dtype == torch.float32):
+        return linear_glu_torch(x, weight, bias)
+    K, H = x.shape[-1], weight.shape[0] // 2
+    rows = x.numel() // K
+    grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or bias.requires_grad)
+    if not grad and rows < STEP_ROWS:
+        return _step_rows(x, weight, bias)
+    x2 = x.reshape(rows, K)
+    if x2.stride(-1) != 1:
+        x2 = x2.contiguous()
+    return _TileLinearGLU.apply(x2, weight, bias).reshape(*x.shape[:-1], H)
