@@ -76,6 +76,7 @@ class TrainConfig:
     weight_penalty: float = 0.0  # model=ccnn: λ·Σ‖p‖₂ added to the loss, the official CCNN's weight decay
     schedule: str = "cosine"
     warmup_epochs: int = 1
+    warmup_power: int = 1  # the warmup's shape, ((step + 1)/warmup)^power: 1 linear, 2 quadratic (fairseq's Mega Path-X)
     plateau_patience: int = 3
     plateau_factor: float = 0.5
     plateau_mode: str = "auto"  # auto: the task's direction (accuracy up, losses down); min or max as torch's mode
@@ -145,6 +146,8 @@ class TrainConfig:
         for key in ("weight_decay", "weight_penalty", "grad_clip", "warmup_epochs", "attention_every", "ffn_mult"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key}: expected a number >= 0 (0: off), got {getattr(self, key)}")
+        if not isinstance(self.warmup_power, int) or isinstance(self.warmup_power, bool) or self.warmup_power < 1:
+            raise ValueError(f"warmup_power: expected an integer >= 1 (1: linear), got {self.warmup_power!r}")
         if (not all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in self.milestones)
                 or list(self.milestones) != sorted(set(self.milestones))):
             raise ValueError(f"milestones: expected increasing positive epochs, e.g. [100, 200], got {self.milestones!r}")

@@ -37,7 +37,8 @@ from .task import Task
 
 
 class Schedule:
-    """The lr factor of each step: linear warmup over `warmup` steps, then cosine or linear decay to 0 at `total`,
+    """The lr factor of each step: warmup over `warmup` steps (((step + 1)/warmup)^power: linear, or quadratic as
+    fairseq's --warmup-power 2 for Mega's Path-X), then cosine or linear decay to 0 at `total`,
     constant, times `gamma` at each of the `milestones` epochs (multistep, torch's MultiStepLR stepped per epoch, as the
     official BIDMC config), or constant times `factor` whenever more than `patience` epochs in a row brought no better
     validation score (plateau, as torch's ReduceLROnPlateau with its defaults, which the official configs name: better
@@ -49,15 +50,17 @@ class Schedule:
     THRESHOLD = 1e-4
 
     def __init__(self, kind: str, warmup: int, total: int, patience: int, factor: float, maximize: bool = True,
-                 every: int = 1, milestones: tuple = (), gamma: float = 0.1, steps_per_epoch: int = 1):
+                 every: int = 1, milestones: tuple = (), gamma: float = 0.1, steps_per_epoch: int = 1,
+                 power: int = 1):
         self.kind, self.warmup, self.total, self.patience, self.factor = kind, warmup, total, patience, factor
+        self.power = power
         self.maximize, self.every, self.best = maximize, every, None
         self.milestones, self.gamma, self.steps_per_epoch = tuple(milestones), gamma, steps_per_epoch
         self.scale, self.bad_epochs = 1.0, 0
 
     def __call__(self, step: int) -> float:
         if step < self.warmup:
-            return (step + 1) / self.warmup
+            return ((step + 1) / self.warmup) ** self.power
         done = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
         if self.kind == "cosine":
             return 0.5 * (1 + math.cos(math.pi * done))
@@ -165,7 +168,7 @@ def _prepare(config: TrainConfig, resume):
     maximize = Task(splits["train"]).maximize if config.plateau_mode == "auto" else config.plateau_mode == "max"
     schedule = Schedule(config.schedule, warmup, total, config.plateau_patience, config.plateau_factor,
                         maximize=maximize, every=config.plateau_every, milestones=config.milestones,
-                        gamma=config.gamma, steps_per_epoch=steps)
+                        gamma=config.gamma, steps_per_epoch=steps, power=config.warmup_power)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     return config, rank, world, device, splits, model, optimizer, scheduler, steps
 
