@@ -14,7 +14,7 @@
         with attention_every = k, every k-th block is multi-head attention instead (e.g. the GSS-Transformer hybrid)
     out = head(pool(Norm_final(h)))                 pool: mean over valid steps | last valid step | none
         Norm_final: prenorm only, unless final_norm=False (S5's model has none); bn_momentum for BatchNorms
-        head: Linear (linear) or Mega's LRA classifier MLP (mlp), heads.py
+        head: Linear (linear) or Mega's LRA classifier MLP (mlp); head_init torch or lecun (S5's flax Dense), heads.py
     lengths (B,) for a suffix-padded batch: every block's layer sees its input zeroed beyond each length (as the
     official S4Block does), attention reads no padding key, BatchNorm takes its batch statistics over the real
     positions only, and token id ``padding_idx`` embeds to 0 — the outputs at real positions are those of the
@@ -65,14 +65,14 @@ class SequenceModel(Pretrained, nn.Module):
                  pool: str = "mean", vocab_size: int | None = None, ffn_mult: int = 0, attention_every: int = 0,
                  attention_heads: int = 4, pair: bool = False, padding_idx: int | None = None, head: str = "linear",
                  encoder_init: str = "torch", embedding_dropout: float = 0.0, tie_dropout: bool = False,
-                 final_norm: bool = True, bn_momentum: float = 0.1):
+                 final_norm: bool = True, bn_momentum: float = 0.1, head_init: str = "torch"):
         super().__init__()
         self.config = dict(d_input=d_input, d_output=d_output, layer=layer, d_model=d_model, n_layers=n_layers,
                            layer_options=dict(layer_options or {}), prenorm=prenorm, norm=norm, dropout=dropout,
                            pool=pool, vocab_size=vocab_size, ffn_mult=ffn_mult, attention_every=attention_every,
                            attention_heads=attention_heads, pair=pair, padding_idx=padding_idx, head=head,
                            encoder_init=encoder_init, embedding_dropout=embedding_dropout, tie_dropout=tie_dropout,
-                           final_norm=final_norm, bn_momentum=bn_momentum)
+                           final_norm=final_norm, bn_momentum=bn_momentum, head_init=head_init)
         if pool not in POOLS:
             raise ValueError(f"pool: expected one of {POOLS}, got {pool!r}")
         make_norm = norm_class(norm, bn_momentum)
@@ -110,7 +110,7 @@ class SequenceModel(Pretrained, nn.Module):
             raise ValueError("pair: a two-tower model compares pooled sequences; pool='none' has nothing to compare")
         self.pair = pair
         self.head = head
-        self.decoder = classifier(head, d_model, d_output, pair, dropout)
+        self.decoder = classifier(head, d_model, d_output, pair, dropout, head_init)
 
     def _residual(self, h: torch.Tensor, norm: nn.Module, sublayer, real=None) -> tuple[torch.Tensor, object]:
         """h + Dropout(sublayer(Norm(h))) (prenorm) or Norm(h + Dropout(sublayer(h))); sublayer returns (y, extra).

@@ -13,6 +13,9 @@ Heads (``head``):
             MLP([a, b, a ⊙ b, a − b]) = Linear(H → d_output)(GELU(Linear(4H → H)))   (the S4 LRA Retrieval head)
     mlp     Linear(2H → d_output, no bias)(GELU(Dropout(Linear(F → 2H))))   with F = H, or 2H for a pair [a, b]:
             the official Mega LRA classifier (fairseq/models/lra/model.py), Xavier-uniform weights, zero bias
+Head inits (``head_init``): torch (each head's own, above) or lecun: every Linear of the head LeCun normal over its
+fan-in with zero bias, the flax Dense of the official S5 decoders (lindermanlab/S5 s5/seq_model.py: the
+classifier's decoder and the retrieval MLP).
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from ..layers.s5 import lecun_normal
 
 ENCODER_INITS = ("torch", "mega", "lecun")
 HEADS = ("linear", "mlp")
+HEAD_INITS = ("torch", "lecun")
 
 
 def encoder(d_input: int, d_model: int, vocab_size: int | None, padding_idx: int | None,
@@ -48,20 +52,29 @@ def encoder(d_input: int, d_model: int, vocab_size: int | None, padding_idx: int
     return module
 
 
-def classifier(head: str, d_model: int, d_output: int, pair: bool, dropout: float) -> nn.Module:
+def classifier(head: str, d_model: int, d_output: int, pair: bool, dropout: float, init: str = "torch"
+               ) -> nn.Module:
     """The head of the module docstring, over pooled features (or over each position of a per-step model)."""
     if head not in HEADS:
         raise ValueError(f"head: expected one of {HEADS}, got {head!r}")
+    if init not in HEAD_INITS:
+        raise ValueError(f"head_init: expected one of {HEAD_INITS}, got {init!r}")
     if head == "linear":
-        return (nn.Sequential(nn.Linear(4 * d_model, d_model), nn.GELU(), nn.Linear(d_model, d_output))
-                if pair else nn.Linear(d_model, d_output))
-    mlp = nn.Sequential(nn.Linear((2 if pair else 1) * d_model, 2 * d_model),
-                        make_dropout(dropout), nn.GELU(),
-                        nn.Linear(2 * d_model, d_output, bias=False))
-    nn.init.xavier_uniform_(mlp[0].weight)
-    nn.init.zeros_(mlp[0].bias)
-    nn.init.xavier_uniform_(mlp[3].weight)
-    return mlp
+        module = (nn.Sequential(nn.Linear(4 * d_model, d_model), nn.GELU(), nn.Linear(d_model, d_output))
+                  if pair else nn.Linear(d_model, d_output))
+    else:
+        module = nn.Sequential(nn.Linear((2 if pair else 1) * d_model, 2 * d_model), make_dropout(dropout),
+                               nn.GELU(), nn.Linear(2 * d_model, d_output, bias=False))
+        nn.init.xavier_uniform_(module[0].weight)
+        nn.init.zeros_(module[0].bias)
+        nn.init.xavier_uniform_(module[3].weight)
+    if init == "lecun":
+        with torch.no_grad():
+            for linear in (m for m in module.modules() if isinstance(m, nn.Linear)):
+                linear.weight.copy_(lecun_normal(*linear.weight.shape, fan_in=linear.in_features))
+                if linear.bias is not None:
+                    nn.init.zeros_(linear.bias)
+    return module
 
 
 def pair_features(head: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

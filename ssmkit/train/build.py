@@ -59,7 +59,8 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD 
                               pair=getattr(dataset, "pair", False), padding_idx=getattr(dataset, "padding_idx", None),
                               head=config.head, encoder_init=config.encoder_init,
                               embedding_dropout=config.embedding_dropout, tie_dropout=config.tie_dropout,
-                              final_norm=config.final_norm, bn_momentum=config.bn_momentum)
+                              final_norm=config.final_norm, bn_momentum=config.bn_momentum,
+                              head_init=config.head_init)
     if per_step:
         _check_causal(model)
     return model

@@ -20,7 +20,7 @@ import yaml
 from ..data import DATASETS
 from ..layers import LAYERS
 from ..layers.norms import NORMS
-from ..models.heads import ENCODER_INITS, HEADS
+from ..models.heads import ENCODER_INITS, HEAD_INITS, HEADS
 from ..options import accepted_names, check_options, check_type, did_you_mean, load_yaml
 
 
@@ -56,6 +56,7 @@ class TrainConfig:
     attention_heads: int = 4
     head: str = "linear"  # linear, or mlp: the official Mega LRA classifier (models/heads.py)
     encoder_init: str = "torch"  # torch, or mega: the official Mega LRA embedding init (models/heads.py)
+    head_init: str = "torch"  # torch, or lecun: the official S5 decoder's flax Dense init (models/heads.py)
     embedding_dropout: float = 0.0
     tie_dropout: bool = False  # one dropout mask per sample and channel for all positions (the official S4 configs)
     final_norm: bool = True  # the norm after the last block (prenorm only); S5's model has none
@@ -103,15 +104,15 @@ class TrainConfig:
 
     def __post_init__(self):
         choices = {"schedule": ("cosine", "linear", "constant", "plateau", "multistep"),
-                   "precision": ("fp32", "bf16", "fp16"), "norm": NORMS, "pool": ("mean", "last"), "head": HEADS, "encoder_init": ENCODER_INITS,
-                   "plateau_mode": ("auto", "min", "max"),
+                   "precision": ("fp32", "bf16", "fp16"), "norm": NORMS, "pool": ("mean", "last"), "head": HEADS,
+                   "encoder_init": ENCODER_INITS, "head_init": HEAD_INITS, "plateau_mode": ("auto", "min", "max"),
                    "model": ("sequence", "sashimi", "sssd", "vis4mer", "ccnn", "s4nd", "cnn")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key}: expected one of {allowed}, got {getattr(self, key)!r}"
                                  f"{did_you_mean(getattr(self, key), allowed)}")
         for key, default, models in (("head", "linear", ("sequence",)), ("encoder_init", "torch", ("sequence",)),
-                                     ("embedding_dropout", 0.0, ("sequence",)),
+                                     ("head_init", "torch", ("sequence",)), ("embedding_dropout", 0.0, ("sequence",)),
                                      ("tie_dropout", False, ("sequence", "s4nd", "cnn")),
                                      ("final_norm", True, ("sequence",)), ("bn_momentum", 0.1, ("sequence",)),
                                      ("weight_penalty", 0.0, ("ccnn",))):

@@ -71,3 +71,21 @@ def test_final_norm_can_be_left_out_and_batchnorm_takes_its_momentum():
     assert all(m.momentum == 0.05 for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d))
     with pytest.raises(ValueError, match=r"bn_momentum: expected a weight in \(0, 1\]"):
         SequenceModel(3, 5, norm="batch", bn_momentum=0.0)
+
+
+def test_lecun_head_init_is_s5s_flax_dense_decoders():
+    """head_init=lecun: every Linear of the head LeCun normal over its fan-in (JAX's truncated normal) with zero bias,
+    as the official S5 decoder and retrieval MLP; torch keeps each head's own init."""
+    torch.manual_seed(0)
+    model = SequenceModel(3, 400, d_model=256, n_layers=1, head_init="lecun")
+    w = model.decoder.weight
+    assert w.std().item() == pytest.approx(256 ** -0.5, rel=0.05) and not model.decoder.bias.any()
+    assert w.abs().max() <= 2 / 0.8796 * 256 ** -0.5 + 1e-6
+    pair = SequenceModel(3, 2, d_model=64, n_layers=1, pair=True, head_init="lecun")
+    first, _, last = pair.decoder
+    assert first.weight.std().item() == pytest.approx(256 ** -0.5, rel=0.05)  # fan-in 4H, as S5's layer1
+    assert not first.bias.any() and not last.bias.any()
+    default = SequenceModel(3, 400, d_model=256, n_layers=1)
+    assert default.decoder.bias.any() and default.decoder.weight.abs().max() <= 256 ** -0.5  # torch's U(±1/√fan_in)
+    with pytest.raises(ValueError, match="head_init: expected one of"):
+        SequenceModel(3, 5, head_init="xavier")
