@@ -1,6 +1,6 @@
 """Triton versions of ops.linear_glu, y = a ⊙ σ(g) with [a | g] = x Wᵀ + bias.
 
-**Rows of a token step** (fewer than STEP_ROWS rows, float32, no autograd): one program per (block of BN outputs, row)
+**Rows of a token step** (up to STEP_ROWS rows, float32, no autograd): one program per (block of BN outputs, row)
 reads its 2·BN rows of W (contiguous along K) and accumulates both halves by multiply-and-sum in float32. A
 matrix-vector form: at a step's batch sizes the work is reading W, which stays in L2 across rows. Measured on an H200
 inside the generation graph (4 × 256 stack, benchmarks/generation.py): BN = 4 on one warp beat BN = 8 / 16, a tl.dot
@@ -27,7 +27,7 @@ import triton.language as tl
 from .dispatch import register
 from .linear_glu import linear_glu_torch
 
-STEP_ROWS = 16  # below this many rows without autograd, the matrix-vector kernel
+STEP_ROWS = 256  # up to this many rows without autograd (a token step's batch), the matrix-vector kernel
 TILE = (128, 64, 32, 8, 3)  # (BM rows, BN outputs, BK inputs, warps, stages), benchmarks/linear_glu.py
 
 
@@ -56,7 +56,7 @@ def _linear_glu_kernel(X, W, BIAS, Y, K, H, sxb, BN: tl.constexpr, BK: tl.conste
 
 @triton.jit(do_not_specialize=["M"])
 def _forward_kernel(X, W, BIAS, Y, Z, M, sx, K: tl.constexpr, N: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
-                    BK: tl.constexpr):
+                    BK: tl.constexpr, KEEP_Z: tl.constexpr):
     rm = tl.program_id(0) * BM + tl.arange(0, BM)
     rn = tl.program_id(1) * BN + tl.arange(0, BN)
     mm, mn = rm < M, rn < N
@@ -74,25 +74,31 @@ def _forward_kernel(X, W, BIAS, Y, Z, M, sx, K: tl.constexpr, N: tl.constexpr, B
     a = acc_a + tl.load(BIAS + rn, mask=mn, other=0.0)[None, :]
     g = acc_g + tl.load(BIAS + N + rn, mask=mn, other=0.0)[None, :]
     out = mm[:, None] & mn[None, :]
-    z = Z + rm[:, None] * (2 * N) + rn[None, :]
-    tl.store(z, a, mask=out)
-    tl.store(z + N, g, mask=out)
+    if KEEP_Z:  # for backward
+        z = Z + rm[:, None] * (2 * N) + rn[None, :]
+        tl.store(z, a, mask=out)
+        tl.store(z + N, g, mask=out)
     tl.store(Y + rm[:, None] * N + rn[None, :], a * tl.sigmoid(g), mask=out)
+
+
+def _tile_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, keep_z: bool):
+    """(y (M, N), Z (M, 2N) or None) of x (M, K) float32 with unit stride along K, weight (2N, K), bias (2N,)."""
+    M, K = x.shape
+    N = weight.shape[0] // 2
+    y = torch.empty(M, N, device=x.device, dtype=torch.float32)
+    z = torch.empty(M, 2 * N, device=x.device, dtype=torch.float32) if keep_z else None
+    BM, BN, BK, warps, stages = TILE
+    _forward_kernel[(triton.cdiv(M, BM), triton.cdiv(N, BN))](x, weight.contiguous(), bias.contiguous(), y,
+                                                              y if z is None else z, M, x.stride(0), K=K, N=N,
+                                                              BM=BM, BN=BN, BK=BK, KEEP_Z=keep_z, num_warps=warps,
+                                                              num_stages=stages)
+    return y, z
 
 
 class _TileLinearGLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias):
-        """x (M, K) float32 with unit stride along K, weight (2N, K), bias (2N,) -> y (M, N); Z kept."""
-        M, K = x.shape
-        N = weight.shape[0] // 2
-        weight, bias = weight.contiguous(), bias.contiguous()
-        y = torch.empty(M, N, device=x.device, dtype=torch.float32)
-        z = torch.empty(M, 2 * N, device=x.device, dtype=torch.float32)
-        BM, BN, BK, warps, stages = TILE
-        _forward_kernel[(triton.cdiv(M, BM), triton.cdiv(N, BN))](x, weight, bias, y, z, M, x.stride(0), K=K, N=N,
-                                                                  BM=BM, BN=BN, BK=BK, num_warps=warps,
-                                                                  num_stages=stages)
+        y, z = _tile_forward(x, weight, bias, keep_z=True)
         ctx.save_for_backward(x, weight, z)
         return y
 
@@ -121,17 +127,18 @@ def _step_rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> tor
 
 @register("linear_glu", "triton")
 def linear_glu_triton(x, weight, bias):
-    """float32 without autocast: the step kernel for a few rows without autograd, the tiles for the rest. Anything
-    else (autocast, float64, parameters that are not float32) takes the reference."""
+    """float32 without autocast: the step kernel for up to STEP_ROWS rows without autograd, the tiles for the rest.
+    Anything else (autocast, float64, parameters that are not float32) takes the reference."""
     if (torch.is_autocast_enabled(x.device.type)
             or not x.dtype == weight.dtype == bias.dtype == torch.float32):
         return linear_glu_torch(x, weight, bias)
     K, H = x.shape[-1], weight.shape[0] // 2
     rows = x.numel() // K
     grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or bias.requires_grad)
-    if not grad and rows < STEP_ROWS:
+    if not grad and rows <= STEP_ROWS:
         return _step_rows(x, weight, bias)
     x2 = x.reshape(rows, K)
     if x2.stride(-1) != 1:
         x2 = x2.contiguous()
-    return _TileLinearGLU.apply(x2, weight, bias).reshape(*x.shape[:-1], H)
+    y = _TileLinearGLU.apply(x2, weight, bias) if grad else _tile_forward(x2, weight, bias, keep_z=False)[0]
+    return y.reshape(*x.shape[:-1], H)

@@ -32,7 +32,7 @@ def test_bad_shapes_are_named():
 
 @pytest.mark.parametrize("M,K,H", [(300, 70, 33), (129, 64, 64), (40, 300, 16)])  # ragged tiles; K over 2 tiles
 def test_triton_tiles_match_the_reference_with_gradients(M, K, H):
-    """The tiles (autograd, or STEP_ROWS rows and more): values and the gradients of x, W and bias against float64,
+    """The tiles (autograd, or more than STEP_ROWS rows): values and the gradients of x, W and bias against float64,
     rel < 1e-5 (3xTF32 on the GPU; float32 in the CPU interpreter)."""
     tl_glu = pytest.importorskip("ssmkit.ops.triton_linear_glu")
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -48,7 +48,7 @@ def test_triton_tiles_match_the_reference_with_gradients(M, K, H):
     assert y.dtype == torch.float32 and rel_err(y.cpu().double(), y_ref) < 1e-5
     for got, want in zip(grads, refs):
         assert got.shape == want.shape and rel_err(got.cpu().double(), want) < 1e-5
-    with torch.no_grad():  # without autograd, many rows still take the tiles
+    with torch.no_grad():  # without autograd: the tiles without Z (M = 300), or the step kernel (a step's batch)
         assert rel_err(tl_glu.linear_glu_triton(x, weight, bias).cpu().double(), y_ref) < 1e-5
 
 
