@@ -37,6 +37,24 @@ def test_speech_commands_mfcc_features_are_normalized_per_coefficient(tmp_path):
     torch.testing.assert_close(every.mean(0), torch.zeros(20), atol=1e-3, rtol=0)  # n_stats covers all of train
 
 
+def test_speech_commands_per_step_normalization_as_the_official_loaders(tmp_path):
+    """normalize=per_step: each sample position z-scored with its own mean and std over the training clips (n_stats
+    covers all of them here), as the official S4/S5 loaders' loop over the time axis; val uses the train statistics."""
+    write_speech_commands(tmp_path, WORDS_10, per_word=6)
+    train = data.build("speech-commands", str(tmp_path), "train", classes=10, normalize="per_step")
+    every = torch.stack([train[i][0] for i in range(len(train))])[..., 0]  # (clips, L)
+    varied = train.std[:, 0] > 1e-5  # positions where some clip is not silent
+    assert train.mean.shape == train.std.shape == (16000, 1) and varied.sum() > 1000
+    torch.testing.assert_close(every.mean(0), torch.zeros(16000), atol=1e-4, rtol=0)
+    torch.testing.assert_close(every.std(0)[varied], torch.ones(int(varied.sum())), atol=1e-3, rtol=0)
+    val = data.build("speech-commands", str(tmp_path), "val", classes=10, normalize="per_step")
+    assert torch.equal(val.mean, train.mean) and torch.equal(val.std, train.std)
+    with pytest.raises(ValueError, match="normalize='per_step' .* is for features='raw'"):
+        data.build("speech-commands", str(tmp_path), "train", classes=10, features="mfcc", normalize="per_step")
+    with pytest.raises(ValueError, match="normalize: expected 'global' or 'per_step'"):
+        data.build("speech-commands", str(tmp_path), "train", classes=10, normalize="time")
+
+
 def test_speech_commands_errors_name_the_missing_piece(tmp_path):
     with pytest.raises(ValueError, match="speech_commands_v0.02"):
         data.build("speech-commands", None, "train")
