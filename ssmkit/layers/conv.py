@@ -3,9 +3,10 @@
     y = Linear_out( Dropout( act( K ∗ u + D ⊙ u ) ) )        u, y: (B, L, H)
     y = Linear_out( Dropout( act( Dropout( K ∗ u + D ⊙ u ) ) ) )       with conv_dropout=True
 
-``conv_dropout`` also drops the convolution's output before the activation, at the same rate and tying: the current
-official S4Block does (its FFTConv drops y, then the block drops again after the activation); the older official S4
-layer, and the S4 that SSSD and ViS4mer ship, drop once.
+``conv_dropout`` also drops the convolution's output before the activation, at the same rate and element-wise: the
+current official S4Block does (it hands its dropout, but not its tie_dropout, to its FFTConv, which drops y with
+nn.Dropout; the block then drops again after the activation, tied if tie_dropout); the older official S4 layer, and
+the S4 that SSSD and ViS4mer ship, drop once.
 
 K (C, H, L) comes from the kernel module (an SSMKernel, or any module with the same contract such as SGConv's,
 whose recurrent methods raise; C output channels per input channel; a bidirectional layer uses a second set
@@ -112,7 +113,7 @@ class SSMConv(nn.Module):
         self.activation_name, self.output_name = activation, output
         if not isinstance(conv_dropout, bool):
             raise ValueError(f"conv_dropout: expected a bool, got {conv_dropout!r}")
-        self.conv_dropout = make_dropout(dropout, tie_dropout) if conv_dropout else nn.Identity()
+        self.conv_dropout = make_dropout(dropout) if conv_dropout else nn.Identity()  # element-wise, as the official
         self._step_cache: tuple | None = None
         self._step_form: tuple | None = None  # (recurrence, its (M, b, c) for ops.ssm_step)
         self._graphed_parts, self._cached_parts, self._graphed_layer = GraphedParts(), CachedParts(), GraphedLayer()
@@ -282,8 +283,10 @@ class SSMConv(nn.Module):
 
     def _output_map(self, y: torch.Tensor) -> torch.Tensor:
         """The output map of (..., C·H) features; ``glu`` as one op, the Linear and the gate together (ops.linear_glu:
-        on the GPU one launch at a token step, and tile kernels with the gate fused in training)."""
-        if self.output_name == "glu":
+        on the GPU one launch at a token step, and a Triton forward with the gate fused in float32 training). It reads
+        the Linear's parameters directly, so forward hooks on ``self.output`` do not fire; a Linear replaced by another
+        module (quantized, say) runs as that module."""
+        if self.output_name == "glu" and type(self.output[0]) is nn.Linear:
             return linear_glu(y, self.output[0].weight, self.output[0].bias)
         return self.output(y)
 

@@ -80,8 +80,8 @@ class EMA(SSMConv):
     @factory_kwargs
     def __init__(self, d_model: int, ndim: int = 16, *, bidirectional: bool = False, l_max: int | None = None,
                  ssm_lr: float | None = None, activation: str = "silu", output: str = "none", dropout: float = 0.0,
-                 tie_dropout: bool = False,
-                 truncation: int | None = None, recompute: bool | int = False, cuda_graph: bool = False, conv_dropout: bool = False):
+                 tie_dropout: bool = False, truncation: int | None = None, recompute: bool | int = False,
+                 cuda_graph: bool = False, conv_dropout: bool = False):
         kernel = EMAKernel(d_model, ndim, bidirectional, ssm_lr, truncation)
         super().__init__(kernel, channels=1, bidirectional=bidirectional, activation=activation, output=output,
                          dropout=dropout, tie_dropout=tie_dropout, l_max=l_max, recompute=recompute,

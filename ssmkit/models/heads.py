@@ -30,6 +30,14 @@ HEADS = ("linear", "mlp")
 HEAD_INITS = ("torch", "lecun")
 
 
+@torch.no_grad()
+def flax_dense_(module: nn.Module, fan_in: int) -> None:
+    """flax's Dense init in place: weight LeCun normal over fan_in (JAX's truncated normal), bias (if any) zero."""
+    module.weight.copy_(lecun_normal(*module.weight.shape, fan_in=fan_in))
+    if getattr(module, "bias", None) is not None:
+        nn.init.zeros_(module.bias)
+
+
 def encoder(d_input: int, d_model: int, vocab_size: int | None, padding_idx: int | None,
             init: str = "torch") -> nn.Module:
     """The input map of the module docstring: an Embedding when vocab_size is set, else a Linear."""
@@ -44,9 +52,7 @@ def encoder(d_input: int, d_model: int, vocab_size: int | None, padding_idx: int
             nn.init.normal_(module.weight, std=1.0)
             nn.init.normal_(module.bias, std=0.1)
         elif init == "lecun":
-            module.weight.copy_(lecun_normal(*module.weight.shape, fan_in=vocab_size or d_input))
-            if not vocab_size:
-                nn.init.zeros_(module.bias)
+            flax_dense_(module, fan_in=vocab_size or d_input)
         if init != "torch" and vocab_size and padding_idx is not None:
             module.weight[padding_idx].zero_()
     return module
@@ -69,11 +75,8 @@ def classifier(head: str, d_model: int, d_output: int, pair: bool, dropout: floa
         nn.init.zeros_(module[0].bias)
         nn.init.xavier_uniform_(module[3].weight)
     if init == "lecun":
-        with torch.no_grad():
-            for linear in (m for m in module.modules() if isinstance(m, nn.Linear)):
-                linear.weight.copy_(lecun_normal(*linear.weight.shape, fan_in=linear.in_features))
-                if linear.bias is not None:
-                    nn.init.zeros_(linear.bias)
+        for linear in (m for m in module.modules() if isinstance(m, nn.Linear)):
+            flax_dense_(linear, fan_in=linear.in_features)
     return module
 
 

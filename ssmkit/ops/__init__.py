@@ -6,7 +6,7 @@ fftconv: the long causal / two-sided convolution; fftconv_nd: its N-D form with 
 scan: the linear recurrence x_k = a_k x_{k−1} + b_k by a parallel associative scan (S5).
 chunkconv, chunk_scan: the causal convolution with a state-space kernel by chunked state passing (no FFT);
 chunkconv_act: the same, batch-first, with the layer's activation fused. ssm_step: one fused recurrent step;
-draw: the next token, written in place; linear_glu: a step's GLU output map in one op; block_step: one step of a
+draw: the next token, written in place; linear_glu: a layer's GLU output map in one op; block_step: one step of a
 whole stack of residual SSM blocks (SaShiMi's levels at small batch).
 """
 from .block_step import BlockWeights, block_step

@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+from torch.autograd.function import once_differentiable
 
 from .dispatch import register
 from .linear_glu import linear_glu_torch
@@ -57,7 +58,9 @@ def _linear_glu_kernel(X, W, BIAS, Y, K, H, sxb, BN: tl.constexpr, BK: tl.conste
 @triton.jit(do_not_specialize=["M"])
 def _forward_kernel(X, W, BIAS, Y, Z, M, sx, K: tl.constexpr, N: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
                     BK: tl.constexpr, KEEP_Z: tl.constexpr):
-    rm = tl.program_id(0) * BM + tl.arange(0, BM)
+    """Program (block of BM rows, block of BN outputs): a = X Wₐᵀ + bₐ, g = X W_gᵀ + b_g over K in BK steps (3xTF32),
+    then Y = a ⊙ σ(g), and Z = [a | g] with KEEP_Z. Row offsets in int64: M·2N passes 2³¹ in large layers."""
+    rm = (tl.program_id(0) * BM + tl.arange(0, BM)).to(tl.int64)
     rn = tl.program_id(1) * BN + tl.arange(0, BN)
     mm, mn = rm < M, rn < N
     acc_a = tl.zeros((BM, BN), dtype=tl.float32)
@@ -96,6 +99,9 @@ def _tile_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, kee
 
 
 class _TileLinearGLU(torch.autograd.Function):
+    """The tiles' forward (Z kept); backward Ż = GLU'(Z)ᵀẎ (PyTorch's glu_backward), Ẋ = Ż W, Ẇ = Żᵀ X, ḃ = Σ_rows Ż.
+    Once differentiable: the saved Z has no graph to x and W, so a second derivative raises instead of being wrong."""
+
     @staticmethod
     def forward(ctx, x, weight, bias):
         y, z = _tile_forward(x, weight, bias, keep_z=True)
@@ -103,6 +109,7 @@ class _TileLinearGLU(torch.autograd.Function):
         return y
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, dy):
         x, weight, z = ctx.saved_tensors
         dz = torch.ops.aten.glu_backward(dy, z, -1)
@@ -128,11 +135,11 @@ def _step_rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> tor
 @register("linear_glu", "triton")
 def linear_glu_triton(x, weight, bias):
     """float32 without autocast: the step kernel for up to STEP_ROWS rows without autograd, the tiles for the rest.
-    Anything else (autocast, float64, parameters that are not float32) takes the reference."""
-    if (torch.is_autocast_enabled(x.device.type)
-            or not x.dtype == weight.dtype == bias.dtype == torch.float32):
-        return linear_glu_torch(x, weight, bias)
+    Anything else (autocast, float64, parameters that are not float32, empty inputs) takes the reference."""
     K, H = x.shape[-1], weight.shape[0] // 2
+    if (torch.is_autocast_enabled(x.device.type) or not x.dtype == weight.dtype == bias.dtype == torch.float32
+            or K == 0 or x.numel() == 0):
+        return linear_glu_torch(x, weight, bias)
     rows = x.numel() // K
     grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or bias.requires_grad)
     if not grad and rows <= STEP_ROWS:

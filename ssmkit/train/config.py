@@ -77,7 +77,7 @@ class TrainConfig:
     weight_penalty: float = 0.0  # model=ccnn: λ·Σ‖p‖₂ added to the loss, the official CCNN's weight decay
     schedule: str = "cosine"
     warmup_epochs: int = 1
-    warmup_power: int = 1  # the warmup's shape, ((step + 1)/warmup)^power: 1 linear, 2 quadratic (fairseq's Mega Path-X)
+    warmup_power: int = 1  # warmup ((step + 1)/warmup)^power: 1 linear, 2 quadratic (Mega's Path-X)
     plateau_patience: int = 3
     plateau_factor: float = 0.5
     plateau_mode: str = "auto"  # auto: the task's direction (accuracy up, losses down); min or max as torch's mode

@@ -38,7 +38,7 @@ from .task import Task
 
 class Schedule:
     """The lr factor of each step: warmup over `warmup` steps (((step + 1)/warmup)^power: linear, or quadratic as
-    fairseq's --warmup-power 2 for Mega's Path-X), then cosine or linear decay to 0 at `total`,
+    --warmup-power 2 of Mega's fairseq fork for its Path-X), then cosine or linear decay to 0 at `total`,
     constant, times `gamma` at each of the `milestones` epochs (multistep, torch's MultiStepLR stepped per epoch, as the
     official BIDMC config), or constant times `factor` whenever more than `patience` epochs in a row brought no better
     validation score (plateau, as torch's ReduceLROnPlateau with its defaults, which the official configs name: better

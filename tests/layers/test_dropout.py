@@ -57,24 +57,24 @@ def test_models_tie_the_residual_dropout_and_hand_the_option_down():
 
 @pytest.mark.parametrize("name", ["s4", "s4d", "dss", "dlr", "ema", "sgconv", "liquid_s4"])
 def test_conv_dropout_drops_the_convolution_before_the_activation(name):
-    """conv_dropout (the current official S4Block's FFTConv dropout): with output 'none' and tied masks, a channel
-    survives both dropouts or is zero, and where it survives y = 2·act(2·z) with z = K ∗ u + D u (the layer in eval
-    mode, act(z) there); about a quarter of the channels survive at p = 0.5, against half with one dropout."""
+    """conv_dropout (the current official S4Block's FFTConv dropout): with output 'none', y = m₂ ⊙ 2·act(2·m₁ ⊙ z)
+    with z = K ∗ u + D u (act(z) is the layer in eval mode), m₁ element-wise (the official FFTConv gets the block's
+    rate but not its tie_dropout) and m₂ tied across positions: a channel is zero everywhere or nowhere by m₂, and
+    within a kept channel about half the entries survive m₁."""
     torch.manual_seed(0)
     options = dict(d_model=16, dropout=0.5, tie_dropout=True, conv_dropout=True, output="none",
                    **({"l_max": 40} if name == "sgconv" else {}))
-    layer = ssmkit.layer(name, **options)
+    layer = ssmkit.layer(name, **options).double().eval()
     u = torch.randn(32, 40, 16, dtype=torch.float64)
-    layer = layer.double().eval()
-    act = layer.activation
-    z_act = layer(u)[0]  # act(z)
     probe = []
     layer.activation.register_forward_hook(lambda m, inputs, out: probe.append(inputs[0]))
-    layer(u)
-    z = probe[-1]
+    z_act = layer(u)[0]
+    z, act = probe[-1], layer.activation
     assert torch.allclose(act(z), z_act)
     y = layer.train()(u)[0]
-    kept = (y != 0).any(1, keepdim=True)
-    assert torch.allclose(y, kept * 2 * act(2 * z)) and 0.15 < kept.double().mean() < 0.35
+    channel = (y != 0).any(1, keepdim=True).expand_as(y)  # kept by the tied m₂
+    entry = y != 0
+    assert torch.allclose(y, entry * 2 * act(2 * z))
+    assert 0.35 < channel.double().mean() < 0.65 and 0.4 < entry[channel].double().mean() < 0.6
     with pytest.raises(ValueError, match="conv_dropout: expected a bool"):
         ssmkit.layer(name, **{**options, "conv_dropout": 1})

@@ -62,3 +62,17 @@ def test_triton_under_autocast_is_the_reference():
     with torch.autocast(device, dtype=torch.bfloat16):
         y = tl_glu.linear_glu_triton(x, module[0].weight, module[0].bias)
         assert y.dtype == torch.bfloat16 and torch.equal(y, module(x))
+
+
+def test_triton_tiles_refuse_a_second_derivative_and_empty_inputs_take_the_reference():
+    """The tiles' backward reads the saved Z, which has no graph: a second derivative raises rather than being wrong.
+    K = 0 gives GLU(bias), as the reference."""
+    tl_glu = pytest.importorskip("ssmkit.ops.triton_linear_glu")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    x = torch.randn(300, 8, device=device, requires_grad=True)
+    weight, bias = torch.randn(6, 8, device=device, requires_grad=True), torch.randn(6, device=device)
+    (gx,) = torch.autograd.grad(tl_glu.linear_glu_triton(x, weight, bias).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError):  # (no graph to differentiate, or once_differentiable's error)
+        torch.autograd.grad(gx.sum(), weight)
+    empty = tl_glu.linear_glu_triton(torch.randn(4, 0, device=device), torch.randn(6, 0, device=device), bias)
+    assert torch.equal(empty, linear_glu(torch.randn(4, 0, device=device), torch.randn(6, 0, device=device), bias))

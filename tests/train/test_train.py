@@ -295,7 +295,7 @@ def test_linear_schedule_warms_up_then_decays_linearly_to_zero():
     s = Schedule("linear", warmup=4, total=24, patience=1, factor=0.5)
     assert [s(t) for t in range(4)] == [0.25, 0.5, 0.75, 1.0]
     assert [s(t) for t in (4, 9, 14, 19, 24, 30)] == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0, 0.0])
-    quadratic = Schedule("linear", warmup=4, total=24, patience=1, factor=0.5, power=2)  # fairseq's --warmup-power 2
+    quadratic = Schedule("linear", warmup=4, total=24, patience=1, factor=0.5, power=2)  # Mega's --warmup-power 2
     assert [quadratic(t) for t in range(5)] == [1 / 16, 1 / 4, 9 / 16, 1.0, 1.0]
     assert make_config(["warmup_power=2"]).warmup_power == 2
     with pytest.raises(ValueError, match="warmup_power: expected an integer >= 1"):
