@@ -151,7 +151,8 @@ class TrainConfig:
             raise ValueError(f"warmup_power: expected an integer >= 1 (1: linear), got {self.warmup_power!r}")
         if (not all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in self.milestones)
                 or list(self.milestones) != sorted(set(self.milestones))):
-            raise ValueError(f"milestones: expected increasing positive epochs, e.g. [100, 200], got {self.milestones!r}")
+            raise ValueError(f"milestones: expected increasing positive epochs, e.g. [100, 200], got "
+                             f"{self.milestones!r}")
         if self.schedule == "multistep" and not self.milestones:
             raise ValueError("milestones: schedule=multistep needs the epochs at which the lr drops, e.g. [100, 200]")
         if not 0 < self.gamma <= 1:

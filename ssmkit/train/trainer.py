@@ -344,8 +344,8 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
         tidy(run_dir)
     if board is not None:
         board.close()
-    log(f"test {task.label} {task.format(test[m]).strip()} (loss {test['loss']:.3f}) with the best validation checkpoint "
-        f"(val {task.format(best_val).strip()}); run directory {run_dir}")
+    log(f"test {task.label} {task.format(test[m]).strip()} (loss {test['loss']:.3f}) with the best validation "
+        f"checkpoint (val {task.format(best_val).strip()}); run directory {run_dir}")
     log(_summary(history, results, n_params, task))
     return results
 
