@@ -27,6 +27,11 @@ def char_vocabulary(texts: list[str], l_max: int, min_freq: int) -> dict[str, in
     return {c: i for i, c in enumerate(kept, start=EOS + 1)}
 
 
+def vocabulary_size(vocabulary: dict[str, int]) -> int:
+    """Token ids a model embeds for ``vocabulary``: <pad>, <unk>, <eos> and its characters."""
+    return EOS + 1 + len(vocabulary)
+
+
 def encode_chars(texts: list[str], vocabulary: dict[str, int], l_max: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(tokens (n, l_max) int16, padded with <pad>; lengths (n,) counting EOS)."""
     if not isinstance(l_max, int) or l_max < 2:

@@ -21,7 +21,7 @@ import torch
 
 from ..progress import progress
 from .byte_tokens import VOCAB_SIZE, TokenDataset, encode_bytes
-from .char_tokens import EOS, char_vocabulary, encode_chars
+from .char_tokens import char_vocabulary, encode_chars, vocabulary_size
 from .registry import data_folder, holdout, register_dataset
 
 _IMDB_CLASSES = {"neg": 0, "pos": 1}
@@ -74,7 +74,7 @@ def lra_text(data_dir: str | None, split: str, l_max: int = 4096, val_fraction: 
         tokens, lengths = encode_bytes(docs, l_max)
         return TokenDataset(tokens, torch.tensor(labels), lengths, n_classes=2)
     tokens, lengths = encode_chars(docs, vocabulary, l_max)
-    return TokenDataset(tokens, torch.tensor(labels), lengths, n_classes=2, vocab_size=EOS + 1 + len(vocabulary))
+    return TokenDataset(tokens, torch.tensor(labels), lengths, n_classes=2, vocab_size=vocabulary_size(vocabulary))
 
 
 def _aan_label(row: list[str], where: str) -> int:
@@ -128,7 +128,7 @@ def lra_retrieval(data_dir: str | None, split: str, l_max: int = 4000, level: st
         train = (first, second) if split == "train" else read_aan(root / "new_aan_pairs.train.tsv")[1:]
         vocabulary = char_vocabulary([t for texts in train for t in texts], l_max, min_freq)
         (t1, n1), (t2, n2) = (encode_chars(texts, vocabulary, l_max) for texts in (first, second))
-        vocab_size = EOS + 1 + len(vocabulary)
+        vocab_size = vocabulary_size(vocabulary)
     ds = TokenDataset(torch.stack([t1, t2], 1), torch.tensor(labels), torch.stack([n1, n2], 1), n_classes=2,
                       vocab_size=vocab_size)
     ds.pair = True

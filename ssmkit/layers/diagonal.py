@@ -63,8 +63,8 @@ class DLR(SSMConv):
     def __init__(self, d_model: int, d_state: int = 1024, *, channels: int = 1, bidirectional: bool = False,
                  l_max: int | None = None, dt_min: float = 1e-4, dt_max: float = 1e-1, n_ssm: int | None = 1,
                  ssm_lr: float | None = 1e-4, activation: str = "gelu", output: str = "linear", dropout: float = 0.0,
-                 tie_dropout: bool = False,
-                 recompute: bool | int = False, cuda_graph: bool = False, conv_dropout: bool = False):
+                 tie_dropout: bool = False, recompute: bool | int = False, cuda_graph: bool = False,
+                 conv_dropout: bool = False):
         kernel = DLRKernel(d_model, d_state, kernel_channels(channels, bidirectional), dt_min, dt_max, ssm_lr, n_ssm)
         super().__init__(kernel, channels=channels, bidirectional=bidirectional, activation=activation,
                          output=output, dropout=dropout, tie_dropout=tie_dropout, l_max=l_max, recompute=recompute,

@@ -91,7 +91,7 @@ class Mega(nn.Module):
         self.attention_dropout = make_dropout(attention_dropout, name="attention_dropout")
         self.hidden_dropout = make_dropout(hidden_dropout, name="hidden_dropout")
         self.ffn = nn.Sequential(OrderedDict(fc1=nn.Linear(d, ffn_mult * d), act=nn.SiLU(),
-                                             drop=make_dropout(hidden_dropout, name="hidden_dropout"),
+                                             drop=self.hidden_dropout,
                                              fc2=nn.Linear(ffn_mult * d, d)))
         for linear in (self.to_v, self.mix, self.to_h, self.ffn.fc1, self.ffn.fc2):
             nn.init.normal_(linear.weight, std=0.02)

@@ -51,6 +51,14 @@ def lecun_normal(*shape: int, fan_in: int) -> torch.Tensor:
     return t / (0.87962566103423978 * math.sqrt(fan_in))
 
 
+@torch.no_grad()
+def flax_dense_(module: nn.Module, fan_in: int) -> None:
+    """flax's Dense init in place: weight LeCun normal over fan_in (JAX's truncated normal), bias (if any) zero."""
+    module.weight.copy_(lecun_normal(*module.weight.shape, fan_in=fan_in))
+    if getattr(module, "bias", None) is not None:
+        nn.init.zeros_(module.bias)
+
+
 def initial_C(C_init: str, n_dir: int, H: int, V: torch.Tensor) -> torch.Tensor:
     """C̃ (n_dir, H, P/2) complex128 as the official S5SSM draws it (V: (P, P/2) eigenvectors).
 
@@ -111,9 +119,7 @@ class S5(nn.Module):
         self.out2 = nn.Linear(H, H) if activation == "full_glu" else None
         for linear in (self.out1, self.out2):
             if linear is not None:
-                with torch.no_grad():
-                    linear.weight.copy_(lecun_normal(H, H, fan_in=H))
-                nn.init.zeros_(linear.bias)
+                flax_dense_(linear, fan_in=H)
         self.dropout = make_dropout(dropout, tie_dropout)
         self._group(opt_config, dt_global, ssm_lr)
 

@@ -23,19 +23,11 @@ import torch
 from torch import nn
 
 from ..layers.dropout import dropout as make_dropout
-from ..layers.s5 import lecun_normal
+from ..layers.s5 import flax_dense_
 
 ENCODER_INITS = ("torch", "mega", "lecun")
 HEADS = ("linear", "mlp")
 HEAD_INITS = ("torch", "lecun")
-
-
-@torch.no_grad()
-def flax_dense_(module: nn.Module, fan_in: int) -> None:
-    """flax's Dense init in place: weight LeCun normal over fan_in (JAX's truncated normal), bias (if any) zero."""
-    module.weight.copy_(lecun_normal(*module.weight.shape, fan_in=fan_in))
-    if getattr(module, "bias", None) is not None:
-        nn.init.zeros_(module.bias)
 
 
 def encoder(d_input: int, d_model: int, vocab_size: int | None, padding_idx: int | None,

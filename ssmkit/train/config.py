@@ -55,7 +55,7 @@ class TrainConfig:
     attention_every: int = 0
     attention_heads: int = 4
     head: str = "linear"  # linear, or mlp: the official Mega LRA classifier (models/heads.py)
-    encoder_init: str = "torch"  # torch, or mega: the official Mega LRA embedding init (models/heads.py)
+    encoder_init: str = "torch"  # torch, mega (the official Mega LRA embedding) or lecun (S5's; models/heads.py)
     head_init: str = "torch"  # torch, or lecun: the official S5 decoder's flax Dense init (models/heads.py)
     embedding_dropout: float = 0.0
     tie_dropout: bool = False  # one dropout mask per sample and channel for all positions (the official S4 configs)
