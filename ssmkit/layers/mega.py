@@ -111,14 +111,22 @@ class Mega(nn.Module):
             allowed = allowed & ((q_pos[:, None] // self.chunk) == (k_pos[None, :] // self.chunk))
         span = (self.rel_bias.shape[0] + 1) // 2
         bias = self.rel_bias[(rel.clamp(-(span - 1), span - 1) + span - 1)]
-        scores = q @ k.transpose(1, 2)
         if self.attention == "softmax":
-            A = torch.softmax((scores / math.sqrt(self.z) + bias).masked_fill(~allowed, float("-inf")), dim=-1)
-        else:
-            n = allowed.sum(-1, keepdim=True).clamp(min=1).to(scores.dtype)
-            f = laplace if self.attention == "laplace" else (lambda x: torch.relu(x) ** 2)
-            A = f(scores / n + bias) * allowed
-        return self.attention_dropout(A) @ v
+            return self._softmax_attend(q, k, v, bias.masked_fill(~allowed, float("-inf")))
+        scores = q @ k.transpose(1, 2)
+        n = allowed.sum(-1, keepdim=True).clamp(min=1).to(scores.dtype)
+        f = laplace if self.attention == "laplace" else (lambda x: torch.relu(x) ** 2)
+        return self.attention_dropout(f(scores / n + bias) * allowed) @ v
+
+    def _softmax_attend(self, q, k, v, mask):
+        """Drop(softmax(Q Kᵀ/√z + mask)) V with mask (Lq, Lk) or (B, Lq, Lk): the relative bias, −∞ where a key is
+        not read. One head of F.scaled_dot_product_attention, whose fused kernels (memory-efficient attention on a GPU)
+        never hold the (B, Lq, Lk) scores; the dropout on A is its dropout_p (attention_dropout is element-wise)."""
+        drop = self.attention_dropout
+        p = drop.p if isinstance(drop, nn.Dropout) and drop.training else 0.0
+        mask = mask[:, None] if mask.dim() == 3 else mask
+        return F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None], attn_mask=mask.to(q.dtype),
+                                              dropout_p=p, scale=1 / math.sqrt(self.z))[:, 0]
 
     @staticmethod
     def _padding_reads(real: torch.Tensor) -> torch.Tensor:

@@ -152,6 +152,45 @@ def test_blocked_chunk_attention_equals_the_masked_whole_sequence(causal, attent
     assert rel_err(layer._attend_blocked(q, k, v), layer._attend(q, k, v, pos, pos)) < 1e-12
 
 
+def check_softmax_attention_against_the_dense_formula(causal, padded, device, dtype, tol):
+    """The fused softmax(Q Kᵀ/√z + b_rel) V (F.scaled_dot_product_attention) against the L × L matrix written out,
+    relative bias gathered by hand, keys masked (causal, padding): output and ∂q, ∂k, ∂v, ∂b_rel."""
+    torch.manual_seed(0)
+    L = 37
+    layer = ssmkit.Mega(8, 4, l_max=40, causal=causal, z_dim=3, v_dim=5).to(device, dtype)
+    q, k, v = (torch.randn(2, L, n, dtype=dtype, device=device, requires_grad=True) for n in (3, 3, 5))
+    pos = torch.arange(L, device=device)
+    real = pos[None] < torch.tensor([[L], [29]], device=device) if padded else None
+    reads = None if real is None else layer._padding_reads(real)
+    got = layer._attend(q, k, v, pos, pos, reads)
+    rel = pos[:, None] - pos[None, :]
+    bias = layer.rel_bias[rel + 39]
+    allowed = torch.ones(2, L, L, dtype=torch.bool, device=device) if reads is None else reads
+    allowed = allowed & (rel >= 0) if causal else allowed
+    scores = (q @ k.transpose(1, 2) / math.sqrt(3) + bias).masked_fill(~allowed, float("-inf"))
+    want = torch.softmax(scores, -1) @ v
+    assert rel_err(got, want) < tol
+    g = torch.randn_like(want)
+    inputs = (q, k, v, layer.rel_bias)
+    for a, b in zip(torch.autograd.grad(got, inputs, g), torch.autograd.grad(want, inputs, g)):
+        assert rel_err(a, b) < tol
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("padded", [False, True])
+def test_softmax_attention_is_the_dense_formula_in_values_and_gradients(causal, padded):
+    check_softmax_attention_against_the_dense_formula(causal, padded, "cpu", torch.float64, 1e-12)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("padded", [False, True])
+def test_cuda_softmax_attention_is_the_dense_formula(causal, padded):
+    """On the GPU the fused kernel (memory-efficient attention, with the bias's gradient) in float32."""
+    check_softmax_attention_against_the_dense_formula(causal, padded, "cuda", torch.float32, 1e-4)
+
+
 def test_bidirectional_ema_adds_a_backward_ema_with_its_own_parameters_from_lag_0():
     """y_t = SiLU(Σ_{k>=0} K_k u_{t−k} + Σ_{k>=0} K'_k u_{t+k} + ω u_t), K' from the second set of a, d, β, η
     (the official MultiHeadEMA's bidirectional kernel)."""
