@@ -37,6 +37,9 @@ state passed between chunks stay float32).
 """
 from __future__ import annotations
 
+import functools
+import inspect
+
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -60,6 +63,8 @@ from .sequence_parallel import incoming_state
 RECOMPUTE_ELEMENTS = 1 << 26
 ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "relu": nn.ReLU, "id": nn.Identity}
 OUTPUTS = ("glu", "linear", "none")
+# SSMConv's options for the block around the kernel, which every layer over it takes (block_options)
+BLOCK_OPTIONS = ("activation", "output", "dropout", "tie_dropout", "conv_dropout", "recompute", "cuda_graph")
 
 
 def kernel_channels(channels: int, bidirectional: bool) -> int:
@@ -84,6 +89,40 @@ def output_stage(channels: int, H: int, activation: str, output: str, dropout: f
     else:
         out = nn.Linear(channels * H, H) if output == "linear" else nn.Identity()
     return ACTIVATIONS[activation](), drop, out
+
+
+def block_options(*, leave_out: tuple[str, ...] = (), **defaults):
+    """Decorate the __init__ of a layer over SSMConv that ends in ``**block``: it takes SSMConv's block options
+    (BLOCK_OPTIONS, less ``leave_out``) by name, with this layer's ``defaults`` where given and SSMConv's otherwise,
+    and receives them in ``block`` to hand on. Its signature lists each of them (what the registry, with_defaults,
+    the config checks and help() read), and any other name is an error, as in a written-out signature."""
+    names = [n for n in BLOCK_OPTIONS if n not in leave_out]
+    given = dict(inspect.signature(SSMConv.__init__).parameters)
+    options = [given[n].replace(default=defaults.pop(n, given[n].default)) for n in names]
+    if defaults:
+        raise ValueError(f"block_options: {sorted(defaults)} are not block options {names}")
+
+    def decorate(init):
+        signature = inspect.signature(init)
+        own = list(signature.parameters.values())
+        if own[-1].kind is not inspect.Parameter.VAR_KEYWORD:
+            raise TypeError(f"block_options: {init.__qualname__} must end in **block")
+        full = signature.replace(parameters=own[:-1] + options)
+
+        @functools.wraps(init)
+        def wrapped(*args, **kwargs):
+            try:
+                bound = full.bind(*args, **kwargs)
+            except TypeError as e:  # an unknown or missing name, as Python says it without the decorator
+                raise TypeError(f"{init.__qualname__}() {e}") from None
+            bound.apply_defaults()
+            block = {n: bound.arguments.pop(n) for n in names}
+            init(*bound.args, **bound.kwargs, **block)
+
+        wrapped.__signature__ = full
+        return wrapped
+
+    return decorate
 
 
 class SSMConv(nn.Module):

@@ -5,7 +5,7 @@ from ..kernels.diag import S4DKernel
 from ..kernels.dlr import DLRKernel
 from ..kernels.dss import DSSKernel
 from ..kernels.ema import EMAKernel
-from .conv import SSMConv, kernel_channels
+from .conv import SSMConv, block_options, kernel_channels
 from .factory import factory_kwargs
 from .registry import register_layer
 
@@ -17,18 +17,15 @@ class S4D(SSMConv):
     clipped, 2 as the official code); n_ssm, bandlimit, dt_transform and dt_lr as S4. Block options as SSMConv."""
 
     @factory_kwargs
+    @block_options()
     def __init__(self, d_model: int, d_state: int = 64, *, channels: int = 1, bidirectional: bool = False,
                  init: str = "lin", disc: str = "zoh", real_transform: str = "exp", l_max: int | None = None,
                  dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0,
                  n_ssm: int | None = None, bandlimit: float | None = None, dt_transform: str = "exp",
-                 dt_lr: float | None | str = "ssm", activation: str = "gelu", output: str = "glu",
-                 dropout: float = 0.0, tie_dropout: bool = False, recompute: bool | int = False,
-                 cuda_graph: bool = False, conv_dropout: bool = False):
+                 dt_lr: float | None | str = "ssm", **block):
         kernel = S4DKernel(d_model, d_state, kernel_channels(channels, bidirectional), init, disc, real_transform,
                            dt_min, dt_max, ssm_lr, B_clip, n_ssm, bandlimit, dt_transform, dt_lr)
-        super().__init__(kernel, channels=channels, bidirectional=bidirectional, activation=activation,
-                         output=output, dropout=dropout, tie_dropout=tie_dropout, l_max=l_max, recompute=recompute,
-                         cuda_graph=cuda_graph, conv_dropout=conv_dropout)
+        super().__init__(kernel, channels=channels, bidirectional=bidirectional, l_max=l_max, **block)
 
 
 @register_layer("dss")
@@ -41,17 +38,14 @@ class DSS(SSMConv):
     Defaults and output map (Linear) as the official DSS."""
 
     @factory_kwargs
+    @block_options(output="linear")
     def __init__(self, d_model: int, d_state: int = 64, *, channels: int = 1, bidirectional: bool = False,
                  variant: str = "softmax", l_max: int | None = None, dt_min: float = 1e-3, dt_max: float = 1e-1,
                  learn_dt: bool = True, sep_dt: bool = True, n_ssm: int | None = 1, ssm_lr: float | None = 1e-3,
-                 dt_lr: float | None | str = "ssm", activation: str = "gelu", output: str = "linear",
-                 dropout: float = 0.0, tie_dropout: bool = False, recompute: bool | int = False,
-                 cuda_graph: bool = False, conv_dropout: bool = False):
+                 dt_lr: float | None | str = "ssm", **block):
         kernel = DSSKernel(d_model, d_state, kernel_channels(channels, bidirectional), variant, l_max, dt_min,
                            dt_max, ssm_lr, learn_dt, sep_dt, n_ssm, dt_lr)
-        super().__init__(kernel, channels=channels, bidirectional=bidirectional, activation=activation,
-                         output=output, dropout=dropout, tie_dropout=tie_dropout, l_max=l_max, recompute=recompute,
-                         cuda_graph=cuda_graph, conv_dropout=conv_dropout)
+        super().__init__(kernel, channels=channels, bidirectional=bidirectional, l_max=l_max, **block)
 
 
 @register_layer("dlr")
@@ -60,15 +54,12 @@ class DLR(SSMConv):
     modes; n_ssm: Λ shared by the channels (1) or not (None). Defaults and output map (Linear) as the official DLR."""
 
     @factory_kwargs
+    @block_options(output="linear")
     def __init__(self, d_model: int, d_state: int = 1024, *, channels: int = 1, bidirectional: bool = False,
                  l_max: int | None = None, dt_min: float = 1e-4, dt_max: float = 1e-1, n_ssm: int | None = 1,
-                 ssm_lr: float | None = 1e-4, activation: str = "gelu", output: str = "linear", dropout: float = 0.0,
-                 tie_dropout: bool = False, recompute: bool | int = False, cuda_graph: bool = False,
-                 conv_dropout: bool = False):
+                 ssm_lr: float | None = 1e-4, **block):
         kernel = DLRKernel(d_model, d_state, kernel_channels(channels, bidirectional), dt_min, dt_max, ssm_lr, n_ssm)
-        super().__init__(kernel, channels=channels, bidirectional=bidirectional, activation=activation,
-                         output=output, dropout=dropout, tie_dropout=tie_dropout, l_max=l_max, recompute=recompute,
-                         cuda_graph=cuda_graph, conv_dropout=conv_dropout)
+        super().__init__(kernel, channels=channels, bidirectional=bidirectional, l_max=l_max, **block)
 
 
 @register_layer("ema")
@@ -78,11 +69,8 @@ class EMA(SSMConv):
     truncation (bidirectional only): the kernels' first lags kept, the rest zero (kernels/ema.py)."""
 
     @factory_kwargs
+    @block_options(activation="silu", output="none")
     def __init__(self, d_model: int, ndim: int = 16, *, bidirectional: bool = False, l_max: int | None = None,
-                 ssm_lr: float | None = None, activation: str = "silu", output: str = "none", dropout: float = 0.0,
-                 tie_dropout: bool = False, truncation: int | None = None, recompute: bool | int = False,
-                 cuda_graph: bool = False, conv_dropout: bool = False):
+                 ssm_lr: float | None = None, truncation: int | None = None, **block):
         kernel = EMAKernel(d_model, ndim, bidirectional, ssm_lr, truncation)
-        super().__init__(kernel, channels=1, bidirectional=bidirectional, activation=activation, output=output,
-                         dropout=dropout, tie_dropout=tie_dropout, l_max=l_max, recompute=recompute,
-                         cuda_graph=cuda_graph, conv_dropout=conv_dropout)
+        super().__init__(kernel, channels=1, bidirectional=bidirectional, l_max=l_max, **block)

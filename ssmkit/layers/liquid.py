@@ -20,6 +20,7 @@ import torch
 from ..kernels.base import complex_dtype
 from ..ops import fftconv
 from .checks import check_step_input, mask_padding
+from .conv import block_options
 from .factory import factory_kwargs
 from .liquid_official import official_liquid
 from .registry import register_layer
@@ -36,13 +37,12 @@ class LiquidS4(S4):
     (raminmh/liquid-s4 src/models/hippo/hippo.py, an S4 version before the clip)."""
 
     @factory_kwargs
+    @block_options(leave_out=("recompute", "cuda_graph"))  # its own forward: no chunked path to recompute or capture
     def __init__(self, d_model: int, d_state: int = 64, *, liquid_order: int = 2, liquid_kernel: str = "kb",
                  liquid_form: str = "causal", channels: int = 1, init: str = "legs", l_max: int | None = None,
                  real_transform: str = "exp",
                  dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3, B_clip: float | None = None,
-                 n_ssm: int | None = None, dt_transform: str = "exp", dt_lr: float | None | str = "ssm",
-                 activation: str = "gelu", output: str = "glu", dropout: float = 0.0, tie_dropout: bool = False,
-                 conv_dropout: bool = False):
+                 n_ssm: int | None = None, dt_transform: str = "exp", dt_lr: float | None | str = "ssm", **block):
         if not isinstance(liquid_order, int) or not 2 <= liquid_order <= 4:
             raise ValueError(f"liquid_order: expected 2, 3 or 4, got {liquid_order!r}")
         if liquid_kernel not in LIQUID_KERNELS:
@@ -51,8 +51,7 @@ class LiquidS4(S4):
             raise ValueError(f"liquid_form: expected one of {LIQUID_FORMS}, got {liquid_form!r}")
         super().__init__(d_model, d_state, channels=channels, init=init, l_max=l_max, real_transform=real_transform,
                          dt_min=dt_min, dt_max=dt_max, ssm_lr=ssm_lr, B_clip=B_clip, n_ssm=n_ssm,
-                         dt_transform=dt_transform, dt_lr=dt_lr, activation=activation, output=output,
-                         dropout=dropout, tie_dropout=tie_dropout, conv_dropout=conv_dropout)
+                         dt_transform=dt_transform, dt_lr=dt_lr, **block)
         self.order, self.liquid_kernel, self.liquid_form = liquid_order, liquid_kernel, liquid_form
         if liquid_form == "official":
             self._freeze_official_coefficients()

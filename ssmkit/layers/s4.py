@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..kernels.dplr import DPLRKernel
-from .conv import SSMConv, kernel_channels
+from .conv import SSMConv, block_options, kernel_channels
 from .factory import factory_kwargs
 from .registry import register_layer
 
@@ -24,15 +24,12 @@ class S4(SSMConv):
     """
 
     @factory_kwargs
+    @block_options()
     def __init__(self, d_model: int, d_state: int = 64, *, channels: int = 1, bidirectional: bool = False,
                  init: str = "legs", l_max: int | None = None, real_transform: str = "exp", dt_min: float = 1e-3,
                  dt_max: float = 1e-1, ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0,
                  n_ssm: int | None = None, bandlimit: float | None = None, dt_transform: str = "exp",
-                 dt_lr: float | None | str = "ssm", length_correction: bool = True, activation: str = "gelu",
-                 output: str = "glu", dropout: float = 0.0, tie_dropout: bool = False, recompute: bool | int = False,
-                 cuda_graph: bool = False, conv_dropout: bool = False):
+                 dt_lr: float | None | str = "ssm", length_correction: bool = True, **block):
         kernel = DPLRKernel(d_model, d_state, kernel_channels(channels, bidirectional), init, l_max, real_transform,
                             dt_min, dt_max, ssm_lr, B_clip, n_ssm, bandlimit, dt_transform, dt_lr, length_correction)
-        super().__init__(kernel, channels=channels, bidirectional=bidirectional, activation=activation,
-                         output=output, dropout=dropout, tie_dropout=tie_dropout, l_max=l_max, recompute=recompute,
-                         cuda_graph=cuda_graph, conv_dropout=conv_dropout)
+        super().__init__(kernel, channels=channels, bidirectional=bidirectional, l_max=l_max, **block)

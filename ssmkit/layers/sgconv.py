@@ -3,7 +3,7 @@ activation, output map). Convolutional view only."""
 from __future__ import annotations
 
 from ..kernels.sgconv import SGConvKernel
-from .conv import SSMConv, kernel_channels
+from .conv import SSMConv, block_options, kernel_channels
 from .factory import factory_kwargs
 from .registry import register_layer
 
@@ -15,11 +15,8 @@ class SGConv(SSMConv):
     official GConv. It has no step(): the kernel is not a state space model's."""
 
     @factory_kwargs
+    @block_options(output="linear")
     def __init__(self, d_model: int, l_max: int, *, kernel_dim: int = 64, decay: float = 0.5,
-                 kernel_lr: float | None = 1e-3, channels: int = 1, bidirectional: bool = False,
-                 activation: str = "gelu", output: str = "linear", dropout: float = 0.0, tie_dropout: bool = False,
-                 recompute: bool | int = False, cuda_graph: bool = False, conv_dropout: bool = False):
+                 kernel_lr: float | None = 1e-3, channels: int = 1, bidirectional: bool = False, **block):
         kernel = SGConvKernel(d_model, l_max, kernel_channels(channels, bidirectional), kernel_dim, decay, kernel_lr)
-        super().__init__(kernel, channels=channels, bidirectional=bidirectional, activation=activation,
-                         output=output, dropout=dropout, tie_dropout=tie_dropout, l_max=l_max, recompute=recompute,
-                         cuda_graph=cuda_graph, conv_dropout=conv_dropout)
+        super().__init__(kernel, channels=channels, bidirectional=bidirectional, l_max=l_max, **block)

@@ -188,3 +188,35 @@ def test_a_backbone_hands_its_dropout_to_the_layers_unless_their_options_set_one
     own = SequenceModel(3, 5, layer="s4d", d_model=8, n_layers=2, dropout=0.2,
                         layer_options={"d_state": 4, "dropout": 0.0})
     assert all(isinstance(layer.dropout, torch.nn.Identity) for layer in own.layers)
+
+
+def test_block_options_reach_ssmconv_with_each_layers_defaults():
+    """Every layer over SSMConv lists the block options in its signature (what the registry, with_defaults and the
+    config checks read), with its own defaults, and hands the values given to SSMConv; other names are errors."""
+    import inspect
+
+    from ssmkit.layers.conv import BLOCK_OPTIONS, SSMConv, block_options
+    from ssmkit.layers.dropout import TiedDropout
+    from ssmkit.layers.registry import LAYERS
+
+    over_conv = {name: cls for name, cls in LAYERS.items() if issubclass(cls, SSMConv)}
+    assert {"s4", "s4d", "dss", "dlr", "ema", "sgconv", "liquid_s4"} <= over_conv.keys()
+    for name, cls in over_conv.items():
+        left_out = {"recompute", "cuda_graph"} if name == "liquid_s4" else set()
+        assert set(inspect.signature(cls).parameters) >= set(BLOCK_OPTIONS) - left_out, name
+    defaults = {name: {k: inspect.signature(cls).parameters[k].default for k in ("activation", "output")}
+                for name, cls in over_conv.items()}
+    assert defaults["ema"] == {"activation": "silu", "output": "none"}
+    assert defaults["dss"] == defaults["dlr"] == defaults["sgconv"] == {"activation": "gelu", "output": "linear"}
+    assert defaults["s4"] == defaults["s4d"] == {"activation": "gelu", "output": "glu"}
+    layer = ssmkit.layer("dss", d_model=4, dropout=0.25, tie_dropout=True, conv_dropout=True, activation="tanh")
+    assert isinstance(layer.dropout, TiedDropout) and layer.dropout.p == 0.25
+    assert type(layer.conv_dropout) is torch.nn.Dropout and layer.conv_dropout.p == 0.25
+    assert isinstance(layer.activation, torch.nn.Tanh) and isinstance(layer.output, torch.nn.Linear)
+    assert ssmkit.S4D(4, recompute=2).recompute == 2
+    with pytest.raises(TypeError, match=r"DSS.__init__\(\) got an unexpected keyword argument 'outptu'"):
+        ssmkit.DSS(4, outptu="glu")
+    with pytest.raises(TypeError, match="recompute"):
+        ssmkit.LiquidS4(4, recompute=True)
+    with pytest.raises(ValueError, match=r"block_options: \['outptu'\] are not block options"):
+        block_options(outptu="glu")
