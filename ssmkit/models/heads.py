@@ -7,7 +7,9 @@ Encoders (``encoder_init``):
             b ~ N(0, 0.1²); the padding token still embeds to 0
     lecun   as the official S5's encoder, a flax Dense (lindermanlab/S5 s5/seq_model.py): weights LeCun normal over the
             fan-in (JAX's truncated normal of variance 1/fan_in; for tokens the one-hot width, the vocabulary), zero
-            bias; the padding token still embeds to 0 (the official one-hot Dense also adds a bias to every token)
+            bias. For tokens the Dense reads one-hot vectors, so it is an embedding plus one bias added to every
+            token, E[t] + b (TokenDense); the padding token's row stays 0 (it embeds to b alone, and the layers do
+            not read padded positions), where the official one-hot gives it a row of its own
 Heads (``head``):
     linear  Linear(H → d_output); a two-tower (pair) model compares its sequences' features a, b as
             MLP([a, b, a ⊙ b, a − b]) = Linear(H → d_output)(GELU(Linear(4H → H)))   (the S4 LRA Retrieval head)
@@ -30,13 +32,24 @@ HEADS = ("linear", "mlp")
 HEAD_INITS = ("torch", "lecun")
 
 
+class TokenDense(nn.Embedding):
+    """A Dense layer over one-hot tokens: E[t] + b, the embedding of token t plus one bias shared by every token."""
+
+    def __init__(self, vocab_size: int, d_model: int, padding_idx: int | None = None):
+        super().__init__(vocab_size, d_model, padding_idx=padding_idx)
+        self.bias = nn.Parameter(torch.zeros(d_model))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + self.bias
+
+
 def encoder(d_input: int, d_model: int, vocab_size: int | None, padding_idx: int | None,
             init: str = "torch") -> nn.Module:
     """The input map of the module docstring: an Embedding when vocab_size is set, else a Linear."""
     if init not in ENCODER_INITS:
         raise ValueError(f"encoder_init: expected one of {ENCODER_INITS}, got {init!r}")
-    module = (nn.Embedding(vocab_size, d_model, padding_idx=padding_idx) if vocab_size
-              else nn.Linear(d_input, d_model))
+    token = TokenDense if init == "lecun" else nn.Embedding
+    module = token(vocab_size, d_model, padding_idx=padding_idx) if vocab_size else nn.Linear(d_input, d_model)
     with torch.no_grad():
         if init == "mega" and vocab_size:
             nn.init.normal_(module.weight, std=d_model ** -0.5)

@@ -103,7 +103,7 @@ class TrainConfig:
         return {"s4nd": "s4nd", "cnn": "cnn", "ccnn": "ckconv"}.get(self.model, self.layer)
 
     def __post_init__(self):
-        choices = {"schedule": ("cosine", "linear", "constant", "plateau", "multistep"),
+        choices = {"schedule": ("cosine", "linear", "constant", "plateau", "multistep", "s5_cosine"),
                    "precision": ("fp32", "bf16", "fp16"), "norm": NORMS, "pool": ("mean", "last"), "head": HEADS,
                    "encoder_init": ENCODER_INITS, "head_init": HEAD_INITS, "plateau_mode": ("auto", "min", "max"),
                    "model": ("sequence", "sashimi", "sssd", "vis4mer", "ccnn", "s4nd", "cnn")}

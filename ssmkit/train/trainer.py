@@ -44,6 +44,11 @@ class Schedule:
     validation score (plateau, as torch's ReduceLROnPlateau with its defaults, which the official configs name: better
     means above best·(1 + 1e-4) for a score to maximize, below best·(1 − 1e-4) for one to minimize).
 
+    s5_cosine is the official S5 schedule (lindermanlab/S5 s5/train.py, train_helpers.py), which sets each step's lr
+    after the step before, from a step counter that the cosine does not restart: step 0 at the full rate, step k of
+    the warmup W at k/W, then step k > W at ½(1 + cos(π·min(k − 1, E)/E)) with E = total − W, so the cosine starts
+    at W/E of its way and reaches 0 (lr_min 0 in every official run) W steps before the end.
+
     A callable object rather than a function: LambdaLR checkpoints its attributes, so a plateau resumes exactly.
     """
 
@@ -59,6 +64,11 @@ class Schedule:
         self.scale, self.bad_epochs = 1.0, 0
 
     def __call__(self, step: int) -> float:
+        if self.kind == "s5_cosine":
+            if step <= self.warmup:
+                return step / self.warmup if step else 1.0
+            span = max(1, self.total - self.warmup)
+            return 0.5 * (1 + math.cos(math.pi * min(step - 1, span) / span))
         if step < self.warmup:
             return ((step + 1) / self.warmup) ** self.power
         done = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))

@@ -19,6 +19,13 @@ def test_mega_and_s5_encoder_inits_as_the_official_lra_encoders():
     w = s5_tokens.encoder.weight
     assert w[1:].std().item() == pytest.approx(500 ** -0.5, rel=0.05) and not w[0].any()  # one-hot Dense, fan-in 500
     assert w.abs().max() <= 2 / 0.8796 * 500 ** -0.5 + 1e-6  # truncated at two standard deviations, as JAX's
+    dense = s5_tokens.encoder  # the one-hot Dense's bias, added to every token: E[t] + b, b from 0
+    assert not dense.bias.any() and dense.bias.requires_grad
+    with torch.no_grad():
+        dense.bias.normal_()
+    x = torch.tensor([[3, 0, 7]])
+    assert torch.equal(dense(x), w[x] + dense.bias) and torch.equal(dense(x)[0, 1], dense.bias)
+    assert torch.equal(torch.nn.functional.one_hot(x, 500).float() @ w + dense.bias, dense(x))
     s5_values = SequenceModel(4, 10, d_model=256, n_layers=1, encoder_init="lecun")
     assert s5_values.encoder.weight.std().item() == pytest.approx(0.5, rel=0.1) and not s5_values.encoder.bias.any()
     default = SequenceModel(1, 10, d_model=256, n_layers=1)

@@ -302,6 +302,29 @@ def test_linear_schedule_warms_up_then_decays_linearly_to_zero():
         make_config(["warmup_power=0"])
 
 
+@pytest.mark.parametrize("warmup_epochs", [0, 1, 2])
+def test_s5_cosine_is_the_official_s5_loop(warmup_epochs):
+    """schedule=s5_cosine against the official S5 training loop replayed: each epoch picks linear warmup (epochs before
+    warmup_end) or the cosine; after every step the lr of the next is set from the global step counter; the optimizer
+    starts at the full rate; lr_min 0."""
+    import math
+
+    from ssmkit.train.trainer import Schedule
+    steps_per_epoch, epochs = 5, 6
+    W, E = steps_per_epoch * warmup_epochs, steps_per_epoch * (epochs - warmup_epochs)
+    official, lr, step = [], 1.0, 0
+    for epoch in range(epochs):
+        for _ in range(steps_per_epoch):
+            official.append(lr)
+            lr = (step + 1) / W if epoch < warmup_epochs else 0.5 * (1 + math.cos(math.pi * min(step, E) / E))
+            step += 1
+    ours = Schedule("s5_cosine", warmup=W, total=steps_per_epoch * epochs, patience=1, factor=0.5)
+    assert [ours(t) for t in range(len(official))] == pytest.approx(official, abs=1e-15)
+    if W:  # the cosine ends W steps early: the last W - 1 steps at lr_min
+        assert official[E] > 0 and official[E + 1:] == pytest.approx([0.0] * (W - 1), abs=1e-15)
+    assert make_config(["schedule=s5_cosine"]).schedule == "s5_cosine"
+
+
 def test_adam_betas_reach_the_optimizer(tmp_path):
     from ssmkit.train.trainer import _prepare
     config = make_config(["dataset=digits", "epochs=1", "d_model=8", "n_layers=1", "adam_betas=[0.9, 0.98]",
