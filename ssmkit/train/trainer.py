@@ -47,7 +47,7 @@ class Schedule:
     s5_cosine is the official S5 schedule (lindermanlab/S5 s5/train.py, train_helpers.py), which sets each step's lr
     after the step before, from a step counter that the cosine does not restart: step 0 at the full rate, step k of
     the warmup W at k/W, then step k > W at ½(1 + cos(π·min(k − 1, E)/E)) with E = total − W, so the cosine starts
-    at W/E of its way and reaches 0 (lr_min 0 in every official run) W steps before the end.
+    at W/E of its way and reaches 0 (lr_min, 0 in every official run) at step E + 1: the last W − 1 steps run at 0.
 
     A callable object rather than a function: LambdaLR checkpoints its attributes, so a plateau resumes exactly.
     """
