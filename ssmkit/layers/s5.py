@@ -102,6 +102,8 @@ class S5(nn.Module):
             raise ValueError(f"opt_config: expected one of {OPT_CONFIGS}, got {opt_config!r}")
         if not 0 < dt_min <= dt_max:
             raise ValueError(f"dt_min, dt_max: expected 0 < dt_min <= dt_max, got {dt_min}, {dt_max}")
+        if not isinstance(d_state, int) or isinstance(d_state, bool) or d_state < 2 or d_state % 2:
+            raise ValueError(f"d_state: expected an even integer >= 2 (P/2 conjugate pairs), got {d_state!r}")
         Lambda, V = hippo.hippo_n_blocks(d_state, default_blocks(d_state) if blocks is None else blocks)
         H, P2 = d_model, d_state // 2
         self.H, self.P2, self.disc, self.clip_eigs = H, P2, disc, clip_eigs

@@ -98,6 +98,8 @@ def test_s5_gradients_reach_every_parameter_and_ssm_group_is_tagged():
     (lambda: ssmkit.S5(4, 8, C_init="zeros"), "C_init"),
     (lambda: ssmkit.S5(4, 8, activation="relu"), "activation"),
     (lambda: ssmkit.S5(4, 8, opt_config="fast"), "opt_config: expected one of"),
+    (lambda: ssmkit.S5(4, 7), r"d_state: expected an even integer >= 2 \(P/2 conjugate pairs\), got 7"),
+    (lambda: ssmkit.S5(4, 0), "d_state: expected an even integer"),
 ])
 def test_bad_s5_options_are_named(make, match):
     with pytest.raises(ValueError, match=match):
