@@ -27,6 +27,8 @@ class EMAKernel(SSMKernel):
     def __init__(self, d_model: int, ndim: int = 16, bidirectional: bool = False, ssm_lr: float | None = None,
                  truncation: int | None = None):
         n_dir = 2 if bidirectional else 1
+        if not isinstance(ndim, int) or isinstance(ndim, bool) or ndim < 1:
+            raise ValueError(f"ndim: expected a positive integer (the EMA's state entries per channel), got {ndim!r}")
         super().__init__(d_model, 2 * ndim, n_dir, ssm_lr)  # N2 = ndim state entries per channel
         if truncation is not None and (not bidirectional or not isinstance(truncation, int) or truncation < 1):
             raise ValueError(f"truncation: expected None or a positive number of lags for a bidirectional EMA (a "

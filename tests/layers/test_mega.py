@@ -135,6 +135,9 @@ def test_mega_options_and_inputs_are_checked():
         ssmkit.Mega(8, attention="sigmoid", l_max=8)
     with pytest.raises(ValueError, match="needs l_max"):
         ssmkit.Mega(8)
+    for ndim in (0, 2.5):  # the EMA's expansion, named as the user gave it (not as the kernel's d_state = 2·ndim)
+        with pytest.raises(ValueError, match=r"ndim: expected a positive integer .*, got " + str(ndim)):
+            ssmkit.Mega(8, ndim, l_max=8)
     layer = ssmkit.Mega(8, l_max=10)
     with pytest.raises(ValueError, match="exceeds l_max=10"):
         layer(torch.randn(1, 11, 8))
