@@ -77,6 +77,7 @@ class TrainConfig:
     weight_penalty: float = 0.0  # model=ccnn: λ·Σ‖p‖₂ added to the loss, the official CCNN's weight decay
     schedule: str = "cosine"
     warmup_epochs: int = 1
+    warmup_steps: int | None = None  # the warmup in optimizer steps instead of warmup_epochs (fairseq's updates)
     warmup_power: int = 1  # warmup ((step + 1)/warmup)^power: 1 linear, 2 quadratic (Mega's Path-X)
     plateau_patience: int = 3
     plateau_factor: float = 0.5
@@ -147,6 +148,10 @@ class TrainConfig:
         for key in ("weight_decay", "weight_penalty", "grad_clip", "warmup_epochs", "attention_every", "ffn_mult"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key}: expected a number >= 0 (0: off), got {getattr(self, key)}")
+        if self.warmup_steps is not None and (not isinstance(self.warmup_steps, int)
+                                              or isinstance(self.warmup_steps, bool) or self.warmup_steps < 0):
+            raise ValueError(f"warmup_steps: expected None (warmup_epochs) or an integer >= 0, got "
+                             f"{self.warmup_steps!r}")
         if not isinstance(self.warmup_power, int) or isinstance(self.warmup_power, bool) or self.warmup_power < 1:
             raise ValueError(f"warmup_power: expected an integer >= 1 (1: linear), got {self.warmup_power!r}")
         if (not all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in self.milestones)

@@ -38,9 +38,11 @@ from .task import Task
 
 class Schedule:
     """The lr factor of each step: warmup over `warmup` steps (((step + 1)/warmup)^power: linear, or quadratic as
-    --warmup-power 2 of Mega's fairseq fork for its Path-X), then cosine or linear decay to 0 at `total`,
-    constant, times `gamma` at each of the `milestones` epochs (multistep, torch's MultiStepLR stepped per epoch, as the
-    official BIDMC config), or constant times `factor` whenever more than `patience` epochs in a row brought no better
+    --warmup-power 2 of Mega's fairseq fork for its Path-X; (step/warmup)^power for ``linear``, as fairseq's
+    linear_decay, whose first update runs at its warmup_init_lr, 1e-7 in Mega's recipes, here 0), then cosine or
+    linear decay to 0 at `total`, constant, times `gamma` at each of the `milestones` epochs (multistep, torch's
+    MultiStepLR stepped per epoch, as the official BIDMC config), or constant times `factor` whenever more than
+    `patience` epochs in a row brought no better
     validation score (plateau, as torch's ReduceLROnPlateau with its defaults, which the official configs name: better
     means above best·(1 + 1e-4) for a score to maximize, below best·(1 − 1e-4) for one to minimize).
 
@@ -70,7 +72,8 @@ class Schedule:
             span = max(1, self.total - self.warmup)
             return 0.5 * (1 + math.cos(math.pi * min(step - 1, span) / span))
         if step < self.warmup:
-            return ((step + 1) / self.warmup) ** self.power
+            done = step if self.kind == "linear" else step + 1  # fairseq's linear_decay counts the updates done
+            return (done / self.warmup) ** self.power
         done = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
         if self.kind == "cosine":
             return 0.5 * (1 + math.cos(math.pi * done))
@@ -174,7 +177,8 @@ def _prepare(config: TrainConfig, resume):
     if config.compile:
         model = torch.compile(model)
     steps = math.ceil(len(splits["train"]) / config.batch_size)
-    total, warmup = config.epochs * steps, config.warmup_epochs * steps
+    total = config.epochs * steps
+    warmup = config.warmup_epochs * steps if config.warmup_steps is None else config.warmup_steps
     maximize = Task(splits["train"]).maximize if config.plateau_mode == "auto" else config.plateau_mode == "max"
     schedule = Schedule(config.schedule, warmup, total, config.plateau_patience, config.plateau_factor,
                         maximize=maximize, every=config.plateau_every, milestones=config.milestones,

@@ -293,13 +293,18 @@ def test_linear_schedule_warms_up_then_decays_linearly_to_zero():
     """schedule=linear: the official Mega LRA recipe's linear warmup then linear decay to 0 at the last step."""
     from ssmkit.train.trainer import Schedule
     s = Schedule("linear", warmup=4, total=24, patience=1, factor=0.5)
-    assert [s(t) for t in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    # fairseq's linear_decay: update k runs at the lr set after k updates, k/W of the peak (the first at ~0)
+    assert [s(t) for t in range(5)] == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert [s(t) for t in (4, 9, 14, 19, 24, 30)] == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0, 0.0])
     quadratic = Schedule("linear", warmup=4, total=24, patience=1, factor=0.5, power=2)  # Mega's --warmup-power 2
-    assert [quadratic(t) for t in range(5)] == [1 / 16, 1 / 4, 9 / 16, 1.0, 1.0]
+    assert [quadratic(t) for t in range(5)] == [0.0, 1 / 16, 1 / 4, 9 / 16, 1.0]
+    assert [Schedule("cosine", 4, 24, 1, 0.5)(t) for t in range(4)] == [0.25, 0.5, 0.75, 1.0]  # the others: (k+1)/W
     assert make_config(["warmup_power=2"]).warmup_power == 2
     with pytest.raises(ValueError, match="warmup_power: expected an integer >= 1"):
         make_config(["warmup_power=0"])
+    assert make_config(["warmup_steps=10000"]).warmup_steps == 10000
+    with pytest.raises(ValueError, match="warmup_steps: expected None"):
+        make_config(["warmup_steps=-1"])
 
 
 @pytest.mark.parametrize("warmup_epochs", [0, 1, 2])
@@ -331,6 +336,16 @@ def test_adam_betas_reach_the_optimizer(tmp_path):
                           "train_subset=64", "eval_subset=32", f"out_dir={tmp_path}"])
     optimizer = _prepare(config, None)[6]
     assert all(g["betas"] == (0.9, 0.98) for g in optimizer.param_groups)
+
+
+@pytest.mark.parametrize("extra, warmup", [([], 2), (["warmup_steps=5"], 5)])
+def test_warmup_steps_replace_warmup_epochs(tmp_path, extra, warmup):
+    """warmup_steps (fairseq's --warmup-updates) sets the warmup in optimizer steps; by default warmup_epochs · steps."""
+    from ssmkit.train.trainer import _prepare
+    config = make_config(["dataset=digits", "epochs=3", "d_model=8", "n_layers=1", "warmup_epochs=1", "batch_size=32",
+                          "train_subset=64", "eval_subset=32", f"out_dir={tmp_path}"] + extra)
+    scheduler = _prepare(config, None)[7]
+    assert scheduler.lr_lambdas[0].warmup == warmup and scheduler.lr_lambdas[0].total == 6
 
 
 def test_heads_other_than_linear_are_for_the_sequence_model():
