@@ -42,6 +42,11 @@ class TokenDense(nn.Embedding):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x) + self.bias
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # weights saved before the bias existed (before 2026-12-05) embedded with none: a zero bias, the same model
+        state_dict.setdefault(prefix + "bias", torch.zeros_like(self.bias))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
 
 def encoder(d_input: int, d_model: int, vocab_size: int | None, padding_idx: int | None,
             init: str = "torch") -> nn.Module:

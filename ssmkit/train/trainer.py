@@ -279,6 +279,12 @@ def _restore(run_dir: Path, model, optimizer, scheduler, scaler, rank: int, worl
         raise ValueError(f"resume: {run_dir} was written by {len(ckpt['rng'])} processes; resume it with as many "
                          f"(got {world})")
     load_weights(model, read_weights(folder, "last"), folder)
+    saved = [len(g["params"]) for g in ckpt["optimizer"]["param_groups"]]
+    built = [len(g["params"]) for g in optimizer.param_groups]
+    if saved != built:  # a model this ssmkit builds with other parameters than the run's (e.g. S5's encoder bias)
+        raise ValueError(f"resume: {run_dir} was saved by an ssmkit whose model had other parameters (optimizer "
+                         f"groups of {saved} tensors, this one builds {built}); its weights still load "
+                         f"(ssmkit.load, eval, generate), or train it afresh")
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
     if "scaler" in ckpt:  # fp16 runs; checkpoints from before it was saved have none

@@ -26,6 +26,9 @@ def test_mega_and_s5_encoder_inits_as_the_official_lra_encoders():
     x = torch.tensor([[3, 0, 7]])
     assert torch.equal(dense(x), w[x] + dense.bias) and torch.equal(dense(x)[0, 1], dense.bias)
     assert torch.equal(torch.nn.functional.one_hot(x, 500).float() @ w + dense.bias, dense(x))
+    old = {k: v for k, v in s5_tokens.state_dict().items() if k != "encoder.bias"}  # saved before the bias existed
+    s5_tokens.load_state_dict(old)
+    assert not s5_tokens.encoder.bias.any() and torch.equal(s5_tokens.encoder(x), w[x])
     s5_values = SequenceModel(4, 10, d_model=256, n_layers=1, encoder_init="lecun")
     assert s5_values.encoder.weight.std().item() == pytest.approx(0.5, rel=0.1) and not s5_values.encoder.bias.any()
     default = SequenceModel(1, 10, d_model=256, n_layers=1)

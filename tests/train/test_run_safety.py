@@ -108,6 +108,19 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(tmp_pat
     assert resumed["test_acc"] == full["test_acc"] and len(_csv_rows(tmp_path / "cut")) == 2
 
 
+def test_a_run_whose_model_has_other_parameters_now_is_refused_on_resume_in_one_line(tmp_path):
+    """A checkpoint written by an ssmkit whose model had other parameters (here: one tensor fewer in a group, as
+    S5's encoder before its bias) names the mismatch instead of torch's optimizer error."""
+    train(_config(tmp_path, "r", "epochs=1"), log=_quiet)
+    path = checkpoint.checkpoint_folder(tmp_path / "r" / "checkpoints", "last") / "state.pt"
+    state = torch.load(path, weights_only=True)
+    state["optimizer"]["param_groups"][0]["params"].pop()
+    torch.save(state, path)
+    with pytest.raises(ValueError, match=r"resume: .* was saved by an ssmkit whose model had other parameters "
+                                         r"\(optimizer groups of \[\d+"):
+        train(resume=tmp_path / "r", log=_quiet)
+
+
 def test_a_full_disk_while_saving_says_so_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     real = checkpoint.torch.save
     calls = {"n": 0}
