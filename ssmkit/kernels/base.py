@@ -82,6 +82,28 @@ def as_complex(t: torch.Tensor) -> torch.Tensor:
     return torch.view_as_complex(t)
 
 
+# the most numbers a length-blocked reduction forms at once (blocked_end_state): 128 MiB of complex64
+BLOCK_ELEMENTS = 1 << 24
+
+
+def block_length(L: int, per_step: int) -> int:
+    """Steps per block of a reduction over L steps that forms per_step numbers per step: at most BLOCK_ELEMENTS."""
+    return min(L, max(1, BLOCK_ELEMENTS // per_step))
+
+
+def blocked_end_state(u: torch.Tensor, T: int, block_state, advance) -> torch.Tensor:
+    """x_L = Σ_j Ā^{L−1−j} B̄ u_j for u (..., L), one block of T steps at a time (T from block_length), by Horner's
+    rule over the blocks: x ← Ā^n x + (the end state of the next n steps alone). block_state(u_block) gives a
+    block's own end state, advance(x, n) is Ā^n x. Nothing of the whole length L is formed (a sequence-parallel
+    rank of 2^20 steps formed 32 GiB)."""
+    L = u.shape[-1]
+    x = block_state(u[..., :T])
+    for start in range(T, L, T):
+        block = u[..., start:start + T]
+        x = advance(x, block.shape[-1]) + block_state(block)
+    return x
+
+
 def complex_dtype(dtype: torch.dtype) -> torch.dtype:
     """complex128 for float64 parameters, complex64 otherwise (bf16/fp16 never reach the complex math)."""
     return torch.complex128 if dtype == torch.float64 else torch.complex64

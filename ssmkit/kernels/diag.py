@@ -15,7 +15,7 @@ from .. import hippo
 from ..discretize import discretize
 from ..ops import vandermonde
 from ..ops.vandermonde import powers as vandermonde_powers
-from .base import SSMKernel, check_bandlimit
+from .base import SSMKernel, block_length, blocked_end_state, check_bandlimit
 from ..dense import conj_full
 from .chunked import ChunkSystem, diagonal_chunks, interleave, real_form
 from .step_form import LowRankStep, diagonal_form
@@ -57,9 +57,16 @@ class DiagonalSystem:
         return torch.exp(L * self.log_dA) * x0
 
     def end_state(self, u: torch.Tensor) -> torch.Tensor:
-        """x_L = B̄ Σ_j Ā^{L−1−j} u_j: the state after u (B, H, L) from the zero state (B, H, N2)."""
-        powers = vandermonde_powers(self.log_dA, u.shape[-1])  # (H, N2, L)
-        return self.dB * torch.einsum("bhl,hnl->bhn", u.flip(-1).to(powers.dtype), powers)
+        """x_L = B̄ Σ_j Ā^{L−1−j} u_j: the state after u (B, H, L) from the zero state (B, H, N2), in blocks of
+        steps (blocked_end_state: a table of Ā^0 … Ā^{T−1} instead of one of the whole length)."""
+        T = block_length(u.shape[-1], self.log_dA.numel())
+        powers = vandermonde_powers(self.log_dA, T).flip(-1)  # (H, N2, T): Ā^{T−1−i} at i
+
+        def block_state(block):
+            n = block.shape[-1]
+            return torch.einsum("bhl,hnl->bhn", block.to(powers.dtype), powers[..., T - n:])
+
+        return self.dB * blocked_end_state(u, T, block_state, lambda x, n: torch.exp(n * self.log_dA) * x)
 
     def chunks(self, T: int, channels: slice = slice(None), delay: bool = False) -> ChunkSystem:
         """The chunked form (kernels/chunked.py) of output channels ``channels``: B̄ and s folded into C."""

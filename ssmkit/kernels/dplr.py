@@ -27,7 +27,7 @@ import torch
 from .. import hippo
 from ..dense import apply_half, conj_full, dense_reduce
 from ..ops import cauchy
-from .base import SSMKernel, check_bandlimit
+from .base import SSMKernel, block_length, blocked_end_state, check_bandlimit
 from .chunked import ChunkSystem, dense_chunks, interleave, real_form
 from .diag import real_part, real_part_inverse
 from .step_form import LowRankStep
@@ -286,11 +286,12 @@ class DPLRRecurrence:
 
     def forward_state(self, u: torch.Tensor, x0: torch.Tensor,
                       drive: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """y_k += C_f Ā^{k+1} x0 (carried_output); x_L = Ā^L x0 + Σ_j Ā^{L−1−j} B̄ u_j by dense_reduce.
+        """y_k += C_f Ā^{k+1} x0 (carried_output); x_L = Ā^L x0 + Σ_j Ā^{L−1−j} B̄ u_j (end_state; by dense_reduce
+        of the given drive).
 
         drive (B, H, L, N2), when given, replaces B̄ u_j as the input of the state (Liquid-S4's several orders)."""
-        if drive is None:
-            drive = self._drive(u, x0.dtype)
+        if drive is None:  # B̄ u_j: in blocks, never the whole (B, H, L, N2) drive
+            return self.carried_output(x0, u.shape[-1]), self.advance(x0, u.shape[-1]) + self.end_state(u)
         return self.carried_output(x0, u.shape[-1]), dense_reduce(self.dA, torch.cat([x0[:, :, None], drive], dim=2))
 
     def _drive(self, u: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -309,8 +310,17 @@ class DPLRRecurrence:
         return apply_half(torch.linalg.matrix_power(self.dA, L), x0[..., None, :])[..., 0, :]
 
     def end_state(self, u: torch.Tensor) -> torch.Tensor:
-        """Σ_j Ā^{L−1−j} B̄ u_j: the state after u (B, H, L) from the zero state."""
-        return dense_reduce(self.dA, self._drive(u, self.dB.dtype))
+        """Σ_j Ā^{L−1−j} B̄ u_j: the state after u (B, H, L) from the zero state, in blocks of steps
+        (blocked_end_state: each block's drive B̄ u_j (B, H, T, N2) by dense_reduce, Ā^T formed once)."""
+        powers: dict[int, torch.Tensor] = {}
+
+        def advance(x, n):
+            if n not in powers:
+                powers[n] = torch.linalg.matrix_power(self.dA, n)
+            return apply_half(powers[n], x[..., None, :])[..., 0, :]
+
+        T = block_length(u.shape[-1], u.shape[0] * u.shape[1] * self.dB.shape[-1])
+        return blocked_end_state(u, T, lambda block: dense_reduce(self.dA, self._drive(block, self.dB.dtype)), advance)
 
     def real_step_form(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(M, b, c) of ops.ssm_step on the interleaved half state: y = 2·Re(C x) = c · z."""

@@ -196,3 +196,24 @@ def test_n_ssm_copies_are_tiled_over_the_channels(make):
     assert sum(p.numel() for p in shared.parameters()) < sum(p.numel() for p in per_channel.parameters())
     with pytest.raises(ValueError, match="n_ssm"):
         make(4)
+
+
+@pytest.mark.parametrize("kernel", [lambda: DPLRKernel(3, 8).double(), lambda: S4DKernel(3, 8).double(),
+                                    lambda: DSSKernel(3, 8, l_max=64).double()], ids=["s4", "s4d", "dss"])
+def test_end_state_in_blocks_is_the_state_after_the_whole_input(kernel, monkeypatch):
+    """x_L = Σ_j Ā^{L−1−j} B̄ u_j and forward_state's x_L, walked in blocks of 7 steps (L = 37: a short last block)
+    by Horner's rule, against the recurrence stepped one sample at a time."""
+    import ssmkit.kernels.base as base
+    k = kernel()
+    system = k.recurrence()
+    u = torch.randn(2, 3, 37, dtype=torch.float64)
+    N2 = system.dB.shape[-1]
+    x0 = torch.randn(2, 3, N2, dtype=torch.complex128)
+    x, stepped = x0.clone(), torch.zeros_like(x0)
+    for t in range(37):
+        stepped = system.step(stepped, u[..., t])[1]
+        x = system.step(x, u[..., t])[1]
+    per_step = (2 if isinstance(k, DPLRKernel) else 1) * 3 * N2  # what a block forms per step
+    monkeypatch.setattr(base, "BLOCK_ELEMENTS", 7 * per_step)
+    assert rel_err(system.end_state(u), stepped) < 1e-12
+    assert rel_err(system.forward_state(u, x0)[1], x) < 1e-12
