@@ -21,6 +21,8 @@ def test_uea_multivariate_unequal_lengths_labels_and_normalization(tmp_path):
     assert train.d_input == 2 and train.n_classes == 3 and torch.isfinite(x).all()
     assert lengths.tolist() == [len(dims[0]) for dims, _ in cases["TEST"]]
     assert y.tolist() == [["up", "down", "flat"].index(label) for _, label in cases["TEST"]]
+    with pytest.raises(FileNotFoundError, match=r"no Tyo_TRAIN.ts in .* \(did you mean 'Toy'\?\)"):
+        data.build("ucr-uea", str(tmp_path), "train", problem="Tyo")
     for i, n in enumerate(lengths.tolist()):
         assert (x[i, n:] == 0).all()
     tx, _, tl = train.tensors  # z-scored with the training split's statistics: mean 0, std 1 over real steps

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from ..options import did_you_mean
 from .registry import data_folder, holdout, register_dataset
 
 @dataclass
@@ -146,7 +147,8 @@ def _archive_files(data_dir, name: str) -> tuple[Path, Path]:
     for folder in (root / name, root):
         if (folder / f"{name}_TRAIN.ts").is_file():
             return folder / f"{name}_TRAIN.ts", folder / f"{name}_TEST.ts"
-    raise FileNotFoundError(f"data_dir: no {name}_TRAIN.ts in {root} or {root / name}")
+    there = sorted({path.name[:-len("_TRAIN.ts")] for path in root.glob("**/*_TRAIN.ts")}) if root.is_dir() else []
+    raise FileNotFoundError(f"data_dir: no {name}_TRAIN.ts in {root} or {root / name}{did_you_mean(name, there)}")
 
 
 @register_dataset("ucr-uea", "UCR/UEA time-series classification: {problem}_TRAIN.ts / _TEST.ts in data_dir (or "

@@ -12,11 +12,11 @@ import math
 import torch
 
 
-def check_dtype(u: torch.Tensor, dtype: torch.dtype) -> None:
-    """u's dtype is the layer's ``dtype``, unless autocast is on for u's device (module docstring)."""
+def check_dtype(u: torch.Tensor, dtype: torch.dtype, name: str = "u", owner: str = "layer") -> None:
+    """u's dtype is the layer's (or model's) ``dtype``, unless autocast is on for u's device (module docstring)."""
     if u.dtype != dtype and not torch.is_autocast_enabled(u.device.type):
-        raise ValueError(f"u: expected dtype {dtype} (the layer's parameters), got {u.dtype}; cast the input "
-                         f"(u.to({dtype})) or the layer (layer.to({u.dtype})), or run under torch.autocast")
+        raise ValueError(f"{name}: expected dtype {dtype} (the {owner}'s parameters), got {u.dtype}; cast the input "
+                         f"({name}.to({dtype})) or the {owner} ({owner}.to({u.dtype})), or run under torch.autocast")
 
 
 def check_input(u, H: int, l_max: int | None, dtype: torch.dtype) -> None:

@@ -14,6 +14,8 @@ import inspect
 
 import torch
 
+from ..options import did_you_mean
+
 
 def factory_kwargs(init):
     """Decorate an nn.Module __init__ so that it also takes keyword-only ``device`` and ``dtype`` (module docstring);
@@ -21,6 +23,10 @@ def factory_kwargs(init):
 
     @functools.wraps(init)
     def wrapped(self, *args, device: torch.device | str | None = None, dtype: torch.dtype | None = None, **kwargs):
+        unknown = [name for name in kwargs if name not in takes] if not open_ended else []
+        if unknown:  # as Python's TypeError, with the nearest real option
+            raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {unknown[0]!r}"
+                            f"{did_you_mean(unknown[0], takes)}")
         target = torch.device(device) if device is not None else torch.get_default_device()
         if target.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device: {target} asked, but this torch sees no CUDA GPU (torch "
@@ -30,6 +36,8 @@ def factory_kwargs(init):
         self.to(device=target, dtype=dtype)
 
     signature = inspect.signature(init)
+    takes = [name for name, p in signature.parameters.items() if name != "self"]
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
     extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None) for name in ("device", "dtype")]
     params = list(signature.parameters.values())
     cut = next((i for i, p in enumerate(params) if p.kind is inspect.Parameter.VAR_KEYWORD), len(params))

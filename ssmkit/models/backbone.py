@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from ..layers import layer as build_layer
-from ..layers.checks import valid_positions
+from ..layers.checks import check_dtype, valid_positions
 from ..layers.dropout import dropout as make_dropout
 from ..layers.factory import factory_kwargs
 from ..layers.norms import apply_norm, norm_class
@@ -169,7 +169,8 @@ class SequenceModel(Pretrained, nn.Module):
 
     def _check_x(self, x, dims: tuple, name: str = "x") -> None:
         """x: token ids of shape dims with an integer dtype (vocab_size set), else floats of shape (*dims, d_input);
-        a digit in dims is that size. Shapes and dtypes only: reading values (the id range) would sync the GPU."""
+        a digit in dims is that size, floats in the model's dtype (or under autocast). Token ids are checked against
+        the vocabulary on a CPU only: on a GPU reading them would wait for the device at every call."""
         tokens = isinstance(self.encoder, nn.Embedding)
         d_input = None if tokens else self.encoder.in_features
         expected = dims if tokens else (*dims, f"d_input={d_input}")
@@ -181,6 +182,12 @@ class SequenceModel(Pretrained, nn.Module):
             kind = "token ids, an int64 or int32 tensor" if tokens else "a floating-point tensor"
             shape = f"({', '.join(expected)}{',' if len(expected) == 1 else ''})"
             raise ValueError(f"{name}: expected {kind} of shape {shape}, got {got}")
+        if not tokens:  # numpy's float64 arrays into a float32 model: one line, not the encoder's matmul error
+            check_dtype(x, self.encoder.weight.dtype, name, "model")
+        elif x.device.type == "cpu" and x.numel():
+            low, high, vocab = int(x.min()), int(x.max()), self.encoder.num_embeddings
+            if low < 0 or high >= vocab:
+                raise ValueError(f"{name}: expected token ids in [0, vocab_size={vocab}), got ids from {low} to {high}")
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.embedding_dropout(self.encoder(x))

@@ -162,11 +162,16 @@ def generate(model, prompt: torch.Tensor, n_tokens: int, temperature: float = 1.
     ``seed``. cuda_graph: on CUDA, replay one captured graph per token, or per cycle of ``model.step_period``
     tokens (False: the plain loop, for debugging).
     """
-    if prompt.dim() != 2 or prompt.shape[1] < 1 or prompt.is_floating_point():
-        raise ValueError(f"prompt: expected integer token ids of shape (B, P >= 1), got {tuple(prompt.shape)} "
-                         f"{prompt.dtype}")
+    if not isinstance(prompt, torch.Tensor) or prompt.dim() != 2 or prompt.shape[1] < 1 or prompt.is_floating_point():
+        got = f"{tuple(prompt.shape)} {prompt.dtype}" if isinstance(prompt, torch.Tensor) else type(prompt).__name__
+        raise ValueError(f"prompt: expected a tensor of integer token ids of shape (B, P >= 1) (one prompt: "
+                         f"torch.tensor([ids])), got {got}")
     if not isinstance(n_tokens, int) or n_tokens < 0:
         raise ValueError(f"n_tokens: expected an integer >= 0, got {n_tokens!r}")
+    vocab = _logits_map(model).out_features
+    if not prompt.is_cuda and not 0 <= int(prompt.min()) <= int(prompt.max()) < vocab:  # on a GPU: a sync
+        raise ValueError(f"prompt: expected token ids in [0, {vocab}) (the model's vocabulary), got ids from "
+                         f"{int(prompt.min())} to {int(prompt.max())}")
     options = SamplingOptions(temperature, top_k, top_p, repetition_penalty, eos)
     options.check()
     if generator is None and seed is not None:
@@ -188,7 +193,6 @@ def generate(model, prompt: torch.Tensor, n_tokens: int, temperature: float = 1.
         _, states = model.prefill(prompt[:, :-1], states)
     if n_tokens == 0:
         return prompt, torch.zeros(B, 0, 0, device=prompt.device)
-    vocab = _logits_map(model).out_features
     sampler = Sampler(options, B, vocab, prompt.device, prompt)
     loop = _Loop(model, prompt[:, -1], states, sampler, uniforms, vocab)
     with _states_in_place(model):

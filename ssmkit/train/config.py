@@ -227,7 +227,8 @@ def parse_assignments(items: list[str], what: str = "override") -> list[tuple[st
         try:
             pairs.append((key, load_yaml(text) if text else ""))
         except yaml.YAMLError as e:
-            raise ValueError(f"{what} {item!r}: the value is not a YAML scalar ({getattr(e, 'problem', e)})") from None
+            raise ValueError(f"{what} {item!r}: the value is not a YAML scalar ({getattr(e, 'problem', e)}); quote "
+                             f"it for the shell and for YAML: '{key}=\"{text}\"'") from None
     return pairs
 
 

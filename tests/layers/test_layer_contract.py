@@ -214,8 +214,12 @@ def test_block_options_reach_ssmconv_with_each_layers_defaults():
     assert type(layer.conv_dropout) is torch.nn.Dropout and layer.conv_dropout.p == 0.25
     assert isinstance(layer.activation, torch.nn.Tanh) and isinstance(layer.output, torch.nn.Linear)
     assert ssmkit.S4D(4, recompute=2).recompute == 2
-    with pytest.raises(TypeError, match=r"DSS.__init__\(\) got an unexpected keyword argument 'outptu'"):
+    with pytest.raises(TypeError, match=r"DSS\(\) got an unexpected keyword argument 'outptu' \(did you mean "
+                                        r"'output'\?\)"):
         ssmkit.DSS(4, outptu="glu")
+    with pytest.raises(TypeError, match=r"S5\(\) got an unexpected keyword argument 'blokcs' \(did you mean "
+                                        r"'blocks'\?\)"):  # every layer class, through factory_kwargs
+        ssmkit.S5(4, blokcs=2)
     with pytest.raises(TypeError, match="recompute"):
         ssmkit.LiquidS4(4, recompute=True)
     with pytest.raises(ValueError, match=r"block_options: \['outptu'\] are not block options"):

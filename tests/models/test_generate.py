@@ -36,8 +36,13 @@ def test_generation_refuses_pooled_models_and_bad_prompts():
     with pytest.raises(ValueError, match="per-step model"):
         generate(pooled, torch.zeros(1, 3, dtype=torch.long), 2)
     lm = SequenceModel(256, 256, vocab_size=256, pool="none")
-    with pytest.raises(ValueError, match="prompt: expected integer token ids"):
+    with pytest.raises(ValueError, match="prompt: expected a tensor of integer token ids"):
         generate(lm, torch.zeros(1, 0, dtype=torch.long), 2)
+    with pytest.raises(ValueError, match=r"prompt: expected a tensor .*, got list"):
+        generate(lm, [100, 101], 2)
+    with pytest.raises(ValueError, match=r"prompt: expected token ids in \[0, 256\) \(the model's vocabulary\), got "
+                                         r"ids from 3 to 300"):
+        generate(lm, torch.tensor([[3, 300]]), 2)
     with pytest.raises(ValueError, match="temperature"):
         generate(lm, torch.zeros(1, 2, dtype=torch.long), 2, temperature=-1)
 

@@ -1,4 +1,5 @@
-"""SequenceModel checks x's shape and dtype (never its values, which would sync the GPU) and names what it expects."""
+"""SequenceModel checks x's shape and dtype (token values only on a CPU: on a GPU that would sync) and names what it
+expects."""
 from re import escape
 
 import pytest
@@ -35,3 +36,21 @@ def test_prefill_and_step_check_their_inputs():
     with pytest.raises(ValueError, match=escape("x_t: expected a floating-point tensor of shape (B, d_input=3), got "
                                                 "(2, 1, 3)")):
         model.step(torch.randn(2, 1, 3), model.default_state(2))
+
+
+def test_floats_of_another_dtype_than_the_models_are_one_line():
+    """numpy's float64 arrays into a float32 model: named, with the two casts that fix it; autocast runs it."""
+    model = SequenceModel(1, 10, d_model=8, n_layers=1)
+    with pytest.raises(ValueError, match=escape("x: expected dtype torch.float32 (the model's parameters), got "
+                                                "torch.float64; cast the input (x.to(torch.float32)) or the model")):
+        model(torch.randn(2, 5, 1, dtype=torch.float64))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model(torch.randn(2, 5, 1)).shape == (2, 10)
+
+
+def test_token_ids_outside_the_vocabulary_are_one_line_on_a_cpu():
+    lm = SequenceModel(16, 16, d_model=8, n_layers=1, vocab_size=16, pool="none")
+    for ids, low, high in (([[1, 16]], 1, 16), ([[-2, 3]], -2, 3)):
+        with pytest.raises(ValueError, match=escape(f"x: expected token ids in [0, vocab_size=16), got ids from {low} "
+                                                    f"to {high}")):
+            lm(torch.tensor(ids))

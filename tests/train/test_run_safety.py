@@ -173,6 +173,8 @@ def test_a_checkpoint_pointer_naming_a_folder_outside_its_run_is_refused(tmp_pat
     ("grad_clip=-1", "grad_clip: expected a number >= 0"),
     ("attention_heads=0", "attention_heads: expected a positive integer"),
     ("lr=[", "not a YAML scalar"),
+    ("dataset_options.pattern=**/*.py", "not a YAML scalar .*; quote it for the shell and for YAML: "
+                                        "'dataset_options.pattern=\"\\*\\*/\\*.py\"'"),
 ])
 def test_invalid_values_are_refused_by_the_config(override, match):
     with pytest.raises(ValueError, match=match):
