@@ -120,6 +120,9 @@ def block_options(*, leave_out: tuple[str, ...] = (), **defaults):
             init(*bound.args, **bound.kwargs, **block)
 
         wrapped.__signature__ = full
+        # the config checks read the types from the annotations (options.check_options)
+        wrapped.__annotations__ = {**{k: v for k, v in init.__annotations__.items() if k != own[-1].name},
+                                   **{p.name: p.annotation for p in options}}
         return wrapped
 
     return decorate

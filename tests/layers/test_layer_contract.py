@@ -224,3 +224,7 @@ def test_block_options_reach_ssmconv_with_each_layers_defaults():
         ssmkit.LiquidS4(4, recompute=True)
     with pytest.raises(ValueError, match=r"block_options: \['outptu'\] are not block options"):
         block_options(outptu="glu")
+    from ssmkit.train import make_config  # the config checks see each block option's type, before any data is read
+    for option, value, expected in (("activation", 3, "str"), ("recompute", "abc", "bool or int")):
+        with pytest.raises(ValueError, match=f"layer_options.{option}: expected {expected}, got"):
+            make_config(["layer=s4d", f"layer_options.{option}={value}"])
