@@ -119,9 +119,11 @@ class Mega(nn.Module):
         return self.attention_dropout(f(scores / n + bias) * allowed) @ v
 
     def _softmax_attend(self, q, k, v, mask):
-        """Drop(softmax(Q Kᵀ/√z + mask)) V with mask (Lq, Lk) or (B, Lq, Lk): the relative bias, −∞ where a key is
-        not read. One head of F.scaled_dot_product_attention, whose fused kernels (memory-efficient attention on a GPU)
-        never hold the (B, Lq, Lk) scores; the dropout on A is its dropout_p (attention_dropout is element-wise)."""
+        """Drop(softmax(Q Kᵀ/√z + mask)) V with mask (Lq, Lk) or, padded, (B, Lq, Lk): the relative bias, −∞ where a
+        key is not read. One head of F.scaled_dot_product_attention: its fused kernels (memory-efficient attention on
+        a GPU) write neither the scores nor the attention weights, where the written-out softmax kept several
+        (B, Lq, Lk) tensors; the bias's gradient is still formed at (B, Lq, Lk) in backward, and a padded batch's
+        mask is that size. The dropout on A is its dropout_p (attention_dropout is element-wise)."""
         drop = self.attention_dropout
         p = drop.p if isinstance(drop, nn.Dropout) and drop.training else 0.0
         mask = mask[:, None] if mask.dim() == 3 else mask

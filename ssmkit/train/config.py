@@ -75,10 +75,10 @@ class TrainConfig:
     weight_decay: float = 0.05
     weight_decay_all: bool = False  # also biases, norm gains and embeddings (fairseq's Mega, S5); train/optim.py
     weight_penalty: float = 0.0  # model=ccnn: λ·Σ‖p‖₂ added to the loss, the official CCNN's weight decay
-    schedule: str = "cosine"
+    schedule: str = "cosine"  # cosine, linear, constant, plateau, multistep, s5_cosine (train/trainer.py Schedule)
     warmup_epochs: int = 1
     warmup_steps: int | None = None  # the warmup in optimizer steps instead of warmup_epochs (fairseq's updates)
-    warmup_power: int = 1  # warmup ((step + 1)/warmup)^power: 1 linear, 2 quadratic (Mega's Path-X)
+    warmup_power: int = 1  # warmup (k/warmup)^power: 1 linear, 2 quadratic (Mega's Path-X); not for s5_cosine
     plateau_patience: int = 3
     plateau_factor: float = 0.5
     plateau_mode: str = "auto"  # auto: the task's direction (accuracy up, losses down); min or max as torch's mode

@@ -155,13 +155,13 @@ def test_blocked_chunk_attention_equals_the_masked_whole_sequence(causal, attent
     assert rel_err(layer._attend_blocked(q, k, v), layer._attend(q, k, v, pos, pos)) < 1e-12
 
 
-def check_softmax_attention_against_the_dense_formula(causal, padded, device, dtype, tol):
+def check_softmax_attention_against_the_dense_formula(causal, padded, device, dtype, tol, z=3, v_dim=5):
     """The fused softmax(Q Kᵀ/√z + b_rel) V (F.scaled_dot_product_attention) against the L × L matrix written out,
     relative bias gathered by hand, keys masked (causal, padding): output and ∂q, ∂k, ∂v, ∂b_rel."""
     torch.manual_seed(0)
     L = 37
-    layer = ssmkit.Mega(8, 4, l_max=40, causal=causal, z_dim=3, v_dim=5).to(device, dtype)
-    q, k, v = (torch.randn(2, L, n, dtype=dtype, device=device, requires_grad=True) for n in (3, 3, 5))
+    layer = ssmkit.Mega(8, 4, l_max=40, causal=causal, z_dim=z, v_dim=v_dim).to(device, dtype)
+    q, k, v = (torch.randn(2, L, n, dtype=dtype, device=device, requires_grad=True) for n in (z, z, v_dim))
     pos = torch.arange(L, device=device)
     real = pos[None] < torch.tensor([[L], [29]], device=device) if padded else None
     reads = None if real is None else layer._padding_reads(real)
@@ -170,7 +170,7 @@ def check_softmax_attention_against_the_dense_formula(causal, padded, device, dt
     bias = layer.rel_bias[rel + 39]
     allowed = torch.ones(2, L, L, dtype=torch.bool, device=device) if reads is None else reads
     allowed = allowed & (rel >= 0) if causal else allowed
-    scores = (q @ k.transpose(1, 2) / math.sqrt(3) + bias).masked_fill(~allowed, float("-inf"))
+    scores = (q @ k.transpose(1, 2) / math.sqrt(z) + bias).masked_fill(~allowed, float("-inf"))
     want = torch.softmax(scores, -1) @ v
     assert rel_err(got, want) < tol
     g = torch.randn_like(want)
@@ -190,8 +190,11 @@ def test_softmax_attention_is_the_dense_formula_in_values_and_gradients(causal, 
 @pytest.mark.parametrize("causal", [True, False])
 @pytest.mark.parametrize("padded", [False, True])
 def test_cuda_softmax_attention_is_the_dense_formula(causal, padded):
-    """On the GPU the fused kernel (memory-efficient attention, with the bias's gradient) in float32."""
-    check_softmax_attention_against_the_dense_formula(causal, padded, "cuda", torch.float32, 1e-4)
+    """On the GPU the fused kernel, forced (memory-efficient attention, with the bias's gradient; head sizes it
+    takes: multiples of 8), in float32."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    with sdpa_kernel(SDPBackend.EFFICIENT_ATTENTION):
+        check_softmax_attention_against_the_dense_formula(causal, padded, "cuda", torch.float32, 1e-4, z=16, v_dim=32)
 
 
 def test_bidirectional_ema_adds_a_backward_ema_with_its_own_parameters_from_lag_0():
