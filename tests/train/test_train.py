@@ -340,7 +340,8 @@ def test_adam_betas_reach_the_optimizer(tmp_path):
 
 @pytest.mark.parametrize("extra, warmup", [([], 2), (["warmup_steps=5"], 5)])
 def test_warmup_steps_replace_warmup_epochs(tmp_path, extra, warmup):
-    """warmup_steps (fairseq's --warmup-updates) sets the warmup in optimizer steps; by default warmup_epochs · steps."""
+    """warmup_steps (fairseq's --warmup-updates) sets the warmup in optimizer steps; by default it is warmup_epochs
+    times the steps per epoch."""
     from ssmkit.train.trainer import _prepare
     config = make_config(["dataset=digits", "epochs=3", "d_model=8", "n_layers=1", "warmup_epochs=1", "batch_size=32",
                           "train_subset=64", "eval_subset=32", f"out_dir={tmp_path}"] + extra)
