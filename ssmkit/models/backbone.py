@@ -44,6 +44,7 @@ from ..layers.dropout import dropout as make_dropout
 from ..layers.factory import factory_kwargs
 from ..layers.norms import apply_norm, norm_class
 from ..layers.registry import LAYERS, with_defaults
+from ..ops.dispatch import recording
 from .heads import classifier, encoder, pair_features
 from .pretrained import Pretrained
 from .sequence_parallel import check_sequence_parallel, global_mean
@@ -184,7 +185,7 @@ class SequenceModel(Pretrained, nn.Module):
             raise ValueError(f"{name}: expected {kind} of shape {shape}, got {got}")
         if not tokens:  # numpy's float64 arrays into a float32 model: one line, not the encoder's matmul error
             check_dtype(x, self.encoder.weight.dtype, name, "model")
-        elif x.device.type == "cpu" and x.numel():
+        elif x.device.type == "cpu" and x.numel() and not recording():
             low, high, vocab = int(x.min()), int(x.max()), self.encoder.num_embeddings
             if low < 0 or high >= vocab:
                 raise ValueError(f"{name}: expected token ids in [0, vocab_size={vocab}), got ids from {low} to {high}")

@@ -17,6 +17,12 @@ BACKENDS = ("torch", "triton")
 _registry: dict[str, dict[str, Callable]] = {}
 
 
+def recording() -> bool:
+    """Whether torch.compile, torch.export, ONNX export or the JIT tracer is recording the call: then only torch ops,
+    and nothing that reads tensor values on the host."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+
+
 def register(op: str, backend: str) -> Callable[[Callable], Callable]:
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .dispatch import implementation, register
+from .dispatch import implementation, recording, register
 
 
 @register("linear_glu", "torch")
@@ -26,6 +26,6 @@ def linear_glu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> tor
     if weight.dim() != 2 or weight.shape[0] % 2 or x.shape[-1] != weight.shape[1] or bias.shape != weight.shape[:1]:
         raise ValueError(f"x, weight, bias: expected (..., K), (2H, K), (2H,), got {tuple(x.shape)}, "
                          f"{tuple(weight.shape)}, {tuple(bias.shape)}")
-    if torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+    if recording():
         return linear_glu_torch(x, weight, bias)
     return implementation("linear_glu", x.device)(x, weight, bias)
