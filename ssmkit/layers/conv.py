@@ -94,8 +94,8 @@ def output_stage(channels: int, H: int, activation: str, output: str, dropout: f
 def block_options(*, leave_out: tuple[str, ...] = (), **defaults):
     """Decorate the __init__ of a layer over SSMConv that ends in ``**block``: it takes SSMConv's block options
     (BLOCK_OPTIONS, less ``leave_out``) by name, with this layer's ``defaults`` where given and SSMConv's otherwise,
-    and receives them in ``block`` to hand on. Its signature lists each of them (what the registry, with_defaults,
-    the config checks and help() read), and any other name is an error, as in a written-out signature."""
+    and receives them in ``block`` to hand on. Its signature and annotations list each of them (what the registry,
+    with_defaults, the config checks and help() read; factory_kwargs refuses other names by them)."""
     names = [n for n in BLOCK_OPTIONS if n not in leave_out]
     given = dict(inspect.signature(SSMConv.__init__).parameters)
     options = [given[n].replace(default=defaults.pop(n, given[n].default)) for n in names]
@@ -107,19 +107,13 @@ def block_options(*, leave_out: tuple[str, ...] = (), **defaults):
         own = list(signature.parameters.values())
         if own[-1].kind is not inspect.Parameter.VAR_KEYWORD:
             raise TypeError(f"block_options: {init.__qualname__} must end in **block")
-        full = signature.replace(parameters=own[:-1] + options)
 
         @functools.wraps(init)
         def wrapped(*args, **kwargs):
-            try:
-                bound = full.bind(*args, **kwargs)
-            except TypeError as e:  # an unknown or missing name, as Python says it without the decorator
-                raise TypeError(f"{init.__qualname__}() {e}") from None
-            bound.apply_defaults()
-            block = {n: bound.arguments.pop(n) for n in names}
-            init(*bound.args, **bound.kwargs, **block)
+            block = {p.name: kwargs.pop(p.name, p.default) for p in options}
+            init(*args, **kwargs, **block)
 
-        wrapped.__signature__ = full
+        wrapped.__signature__ = signature.replace(parameters=own[:-1] + options)
         # the config checks read the types from the annotations (options.check_options)
         wrapped.__annotations__ = {**{k: v for k, v in init.__annotations__.items() if k != own[-1].name},
                                    **{p.name: p.annotation for p in options}}

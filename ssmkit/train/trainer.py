@@ -42,9 +42,9 @@ class Schedule:
     linear_decay, whose first update runs at its warmup_init_lr, 1e-7 in Mega's recipes, here 0), then cosine or
     linear decay to 0 at `total`, constant, times `gamma` at each of the `milestones` epochs (multistep, torch's
     MultiStepLR stepped per epoch, as the official BIDMC config), or constant times `factor` whenever more than
-    `patience` epochs in a row brought no better
-    validation score (plateau, as torch's ReduceLROnPlateau with its defaults, which the official configs name: better
-    means above best·(1 + 1e-4) for a score to maximize, below best·(1 − 1e-4) for one to minimize).
+    `patience` epochs in a row brought no better validation score (plateau, as torch's ReduceLROnPlateau with its
+    defaults, which the official configs name: better means above best·(1 + 1e-4) for a score to maximize, below
+    best·(1 − 1e-4) for one to minimize).
 
     s5_cosine is the official S5 schedule (lindermanlab/S5 s5/train.py, train_helpers.py), which sets each step's lr
     after the step before, from a step counter that the cosine does not restart: step 0 at the full rate, step k of
