@@ -4,9 +4,10 @@
 
 DIR holds checkouts of the official repositories, each in a folder named as on GitHub: s4 (state-spaces/s4),
 mega (facebookresearch/mega), SGConv (ctlllll/SGConv), dss (ag1988/dss), dlr (ag1988/dlr), liquid-s4
-(raminmh/liquid-s4); a missing one is skipped. S5 (lindermanlab/S5) is JAX: its rows compare our init with the
-official formulas. SaShiMi is the standalone models/sashimi/sashimi.py over the standalone S4. Runs on CPU (the
-official code falls back to its naive kernels); needs numpy, scipy, einops and opt_einsum, and stubs the few
+(raminmh/liquid-s4), ViS4mer (md-mohaiminul/ViS4mer); a missing one is skipped. S5 (lindermanlab/S5) is JAX: its rows
+compare our init with the official formulas. SaShiMi is the standalone models/sashimi/sashimi.py over the standalone
+S4. Runs on CPU (the official code falls back to its naive kernels; ViS4mer's has none, so its pykeops Cauchy sum is
+written out here); needs numpy, scipy, einops and opt_einsum, and stubs the few
 framework imports (pytorch_lightning's rank_zero_only, omegaconf's DictConfig, fairseq's incremental-state decorator)
 that the modules import but these checks never use. Not part of the test suite.
 
@@ -505,6 +506,64 @@ def compare_liquid(liquid, seed: int, H: int, N: int, L: int) -> None:
             rel(causal(u)[0].detach(), y_off.detach()))
 
 
+# -- ViS4mer's S4 (md-mohaiminul/ViS4mer s4.py: an older S4 with Λ shared and Q trained apart from P) ---------------
+def copy_vis4mer(ours_kernel, official_kernel) -> None:
+    """SSKernelNPLR (w (N2,), B = [B, P], C = [C, Q] per channel; its Cauchy sums read conj(C)·B, conj(C)·P, conj(Q)·B,
+    conj(Q)·P) into ours: Λ = w, B, P, C = conj(c), Q = q; each mode with Im w < 0 conjugated whole (a conjugate pair
+    is the same system) so that ours keeps Im λ >= 0."""
+    w = torch.view_as_complex(official_kernel.w.detach().contiguous())
+    B, C = (torch.view_as_complex(t.detach().contiguous()) for t in (official_kernel.B, official_kernel.C))
+    flip = w.imag < 0
+    fix = lambda t: torch.view_as_real(torch.where(flip, t.conj(), t).resolve_conj())  # noqa: E731
+    with torch.no_grad():
+        ours_kernel.log_dt.copy_(official_kernel.log_dt)
+        ours_kernel.A_real.copy_(torch.log(-w.real)[None])  # real_transform exp: Re λ = −exp(A_real)
+        ours_kernel.A_imag.copy_(torch.view_as_real(torch.where(flip, w.conj(), w))[None, :, 1])
+        ours_kernel.B.copy_(fix(B[:, 0]))
+        ours_kernel.P.copy_(fix(B[:, 1])[None])
+        ours_kernel.C.copy_(fix(C[:, 0].conj())[None])
+        ours_kernel.Q.copy_(fix(C[:, 1])[None])
+
+
+def _cauchy_conj(v, z, w, num=2, denom=2):
+    """What ViS4mer's pykeops cauchy_conj computes, Σ_n v_n/(z − w_n) + v̄_n/(z − w̄_n), in plain torch (it has no
+    fallback without pykeops or the CUDA extension)."""
+    v, z, w = v[..., None, :], z[..., None], w[..., None, :]
+    return (v / (z - w) + v.conj() / (z - w.conj())).sum(-1)
+
+
+def compare_vis4mer(s4, seed: int, H: int, N: int, L: int) -> None:
+    from ssmkit.models.vis4mer import S4_DEFAULTS
+    fam = f"ViS4mer S4 (N={N})"
+    if not s4.has_cauchy_extension:
+        s4.cauchy_conj = _cauchy_conj
+    torch.manual_seed(seed)
+    official = _quiet(lambda: s4.S4(H, l_max=L, d_state=N, transposed=False)).double()
+    k = official.kernel.krylov
+    ours = ssmkit.S4(H, **{**S4_DEFAULTS, "d_state": N}, l_max=L).double()
+    shapes = lambda *ts: ", ".join("×".join(map(str, t.shape[:-1])) for t in ts)  # noqa: E731
+    row(fam, "init: Λ | B and P | C and Q (complex shapes)", shapes(k.w, k.B, k.C),
+        " | ".join(shapes(*ts) for ts in ((ours.kernel.A_imag[..., None],), (ours.kernel.B, ours.kernel.P),
+                                          (ours.kernel.C, ours.kernel.Q))))
+    row(fam, "init: mean ‖K‖ over channels", kernel_norm(_quiet(lambda: official.kernel(L=L))),
+        kernel_norm(ours.kernel(L)))
+    copy_vis4mer(ours.kernel, k)
+    with torch.no_grad():
+        ours.D.copy_(official.D)
+    _copy_linear(ours.output, official.output_linear)
+    K_tied = _quiet(lambda: official.kernel(L=L))
+    with torch.no_grad():  # P and Q apart, as after training: the untied low-rank term is what is compared
+        k.C[:, 1].add_(0.3 * torch.randn_like(k.C[:, 1]))
+        ours_q = torch.view_as_complex(k.C[:, 1].detach().contiguous())
+        flip = torch.view_as_complex(k.w.detach().contiguous()).imag < 0
+        ours.kernel.Q.copy_(torch.view_as_real(torch.where(flip, ours_q.conj(), ours_q).resolve_conj())[None])
+    K_off = _quiet(lambda: official.kernel(L=L))
+    row(fam, "kernel change from moving Q off P (Q += 0.3·CN(0, 1)), rel.", rel(K_off.detach(), K_tied.detach()), "—")
+    agree(fam, "kernel, Q ≠ P (official rounds it to float32)", ours.kernel(L)[0], K_off)
+    u = torch.randn(2, L, H, dtype=torch.float64)
+    agree(fam, "layer output", ours(u)[0], _quiet(lambda: official(u)[0]))
+
+
 # -- S5 (lindermanlab/S5, JAX): our init against the official formulas ------------------------------------------------
 def compare_s5(seed: int, H: int, P: int) -> None:
     fam = f"S5 (P={P}, H={H})"
@@ -545,6 +604,8 @@ def main() -> None:
         ("mega", lambda: load_mega(repo("mega")), lambda m: (compare_mega(m, args.seed, 256, 16, 128),
                                                                compare_mega_layers(m, args.seed, 32, 16, 8, 64))),
         ("liquid-s4", lambda: load_liquid(repo("liquid-s4")), lambda m: compare_liquid(m, args.seed, 8, 16, 64)),
+        ("ViS4mer", lambda: _load("official_vis4mer", repo("ViS4mer") / "s4.py"),
+         lambda m: compare_vis4mer(m, args.seed, 16, 16, 128)),
     ]
     for name, load, compare in jobs:
         if not repo(name).is_dir():

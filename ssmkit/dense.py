@@ -16,15 +16,17 @@ def conj_full(x):
     return torch.cat([x, x.conj()], dim=-1)
 
 
-def dplr_A(Lambda, P):
-    """A = diag(Λ, Λ̄) − Σ_r P_f,r P_f,r* with P_f = [P, P̄]: Lambda (H, N2), P (R, H, N2) -> (H, N, N)."""
+def dplr_A(Lambda, P, Q=None):
+    """A = diag(Λ, Λ̄) − Σ_r P_f,r Q_f,r* with P_f = [P, P̄], Q_f = [Q, Q̄]: Lambda (H, N2), P and Q (R, H, N2) ->
+    (H, N, N). Q None: Q = P (S4's tied low-rank term)."""
     Pf = conj_full(P)
-    return torch.diag_embed(conj_full(Lambda)) - torch.einsum("rhi,rhj->hij", Pf, Pf.conj())
+    Qf = Pf if Q is None else conj_full(Q)
+    return torch.diag_embed(conj_full(Lambda)) - torch.einsum("rhi,rhj->hij", Pf, Qf.conj())
 
 
-def dplr_dense(Lambda, P, B, C):
-    """Full system of a DPLR SSM: (A, B_f = [B, B̄], C_f = [C, C̄]); B (H, N2), C (Cch, H, N2)."""
-    return dplr_A(Lambda, P), conj_full(B), conj_full(C)
+def dplr_dense(Lambda, P, B, C, Q=None):
+    """Full system of a DPLR SSM: (A, B_f = [B, B̄], C_f = [C, C̄]); B (H, N2), C (Cch, H, N2); Q as dplr_A."""
+    return dplr_A(Lambda, P, Q), conj_full(B), conj_full(C)
 
 
 def diag_dense(Lambda, B, C):

@@ -1,10 +1,11 @@
 """S4: the diagonal-plus-low-rank (DPLR) SSM kernel (Gu, Goel, Ré 2022; S4 v2 "How to Train Your HiPPO").
 
-State matrix A = diag(Λ, Λ̄) − P_f P_f* (rank R, P_f = [P, P̄]), bilinear discretization, B_f = [B, B̄], C_f = [C, C̄].
+State matrix A = diag(Λ, Λ̄) − P_f Q_f* (rank R, P_f = [P, P̄], Q_f = [Q, Q̄]; S4 ties Q = P, the older S4 that
+ViS4mer ships trains Q apart), bilinear discretization, B_f = [B, B̄], C_f = [C, C̄].
 The kernel K_k = C_f Ā^k B̄_f (k < L) is computed from its truncated generating function at the roots of unity:
 
     K̂(ω) = Σ_{k<L} K_k ω^k = C̃ (I − Ā ω)^{-1} B̄ = 2/(1+ω) · [k00 − k01 (I + k11)^{-1} k10],     C̃ = C_f (I − Ā^L)
-    k_ab(ω) = Σ_n a_n b_n / (g(ω) − λ_n),   g(ω) = (2/Δ)(1−ω)/(1+ω),   (a, b) ∈ {C̃, P*} × {B, P}
+    k_ab(ω) = Σ_n a_n b_n / (g(ω) − λ_n),   g(ω) = (2/Δ)(1−ω)/(1+ω),   (a, b) ∈ {C̃, Q*} × {B, P}
 
 (Woodbury on (gI − A)^{-1}; each k_ab is a Cauchy sum over conjugate pairs), then K = IFFT(K̂). With z = Δg the sums
 are Δ·cauchy(a·b, z, Δλ) with the dt-free points z_j = 2i·tan(πj/L) (no λ may equal 0, which is z_0). At ω = −1
@@ -51,11 +52,11 @@ def _small_inverse(M: torch.Tensor) -> torch.Tensor:
     return torch.linalg.inv(M)
 
 
-def dplr_generating_kernel(Lambda, P, B, C_tilde, dt, L: int) -> torch.Tensor:
+def dplr_generating_kernel(Lambda, P, B, C_tilde, dt, L: int, Q=None) -> torch.Tensor:
     """K (..., Cch, H, L) from C̃ via the generating function (module docstring).
 
     Lambda (H, N2), P (R, H, N2), B (..., H, N2) (leading dims: e.g. a batch of states), C_tilde (Cch, H, N2)
-    complex; dt (H,) real.
+    complex; dt (H,) real; Q (R, H, N2) or None (Q = P).
     """
     z = _unit_circle_points(L, Lambda.dtype, Lambda.device)
     w = Lambda * dt[:, None]
@@ -65,11 +66,11 @@ def dplr_generating_kernel(Lambda, P, B, C_tilde, dt, L: int) -> torch.Tensor:
                          "layer floors Re λ at -1e-4)")
     dtc = dt[:, None].to(Lambda.dtype)
     Bc = B[..., None, :, :]  # (..., 1, H, N2): broadcasts against the Cch axis
-    Pc = P.conj()
+    Qc = (P if Q is None else Q).conj()
     k00 = dtc * cauchy(C_tilde * Bc, z, w)  # (..., Cch, H, Lz)
     k01 = dtc * cauchy(C_tilde[:, None] * P, z, w)  # (Cch, R, H, Lz)
-    k10 = dtc * cauchy(Pc * Bc, z, w)  # (..., R, H, Lz)
-    k11 = dtc * cauchy(Pc[:, None] * P, z, w)  # (R, R, H, Lz)
+    k10 = dtc * cauchy(Qc * Bc, z, w)  # (..., R, H, Lz)
+    k11 = dtc * cauchy(Qc[:, None] * P, z, w)  # (R, R, H, Lz)
     R = P.shape[0]
     M = torch.eye(R, dtype=k11.dtype, device=k11.device) + k11.permute(2, 3, 0, 1)  # (H, Lz, R, R)
     X = (_small_inverse(M) @ k10.movedim(-3, -1)[..., None])[..., 0].movedim(-1, -3)  # (..., R, H, Lz)
@@ -82,45 +83,46 @@ def dplr_generating_kernel(Lambda, P, B, C_tilde, dt, L: int) -> torch.Tensor:
     return torch.fft.irfft(K_hat, n=L)
 
 
-def bilinear_resolvent(Lambda, P, dt):
-    """(I − Δ/2·A)^{-1} (H, N, N) of A = diag(Λ_f) − P_f P_f* by Woodbury, with no N × N solve:
+def bilinear_resolvent(Lambda, P, dt, Q=None):
+    """(I − Δ/2·A)^{-1} (H, N, N) of A = diag(Λ_f) − P_f Q_f* by Woodbury, with no N × N solve:
 
-        (D + Δ/2·P_f P_f*)^{-1} = D^{-1} − Δ/2·D^{-1} P_f (I_R + Δ/2·P_f* D^{-1} P_f)^{-1} P_f* D^{-1},
-        D = diag(1 − Δ/2·Λ_f).
+        (D + Δ/2·P_f Q_f*)^{-1} = D^{-1} − Δ/2·D^{-1} P_f (I_R + Δ/2·Q_f* D^{-1} P_f)^{-1} Q_f* D^{-1},
+        D = diag(1 − Δ/2·Λ_f).    (Q None: Q = P.)
     """
-    half, d, cap = _woodbury_cap(Lambda, P, dt)
-    Pf, d = conj_full(P), conj_full(d)  # (R, H, N), D^{-1} (H, N)
-    left, right = d * Pf, Pf.conj() * d  # D^{-1} P_f and P_f* D^{-1}
+    half, d, cap = _woodbury_cap(Lambda, P, dt, Q)
+    Pf, Qf, d = conj_full(P), conj_full(P if Q is None else Q), conj_full(d)  # (R, H, N), D^{-1} (H, N)
+    left, right = d * Pf, Qf.conj() * d  # D^{-1} P_f and Q_f* D^{-1}
     return torch.diag_embed(d) - half[..., None] * torch.einsum("rhi,hrs,shj->hij", left, cap.to(d.dtype), right)
 
 
-def _woodbury_cap(Lambda, P, dt):
-    """(Δ/2 (H, 1), d = 1/(1 − Δ/2·Λ) (H, N2), cap = (I_R + Δ/2·P_f* D^{-1} P_f)^{-1} (H, R, R)) of bilinear_resolvent.
-    cap is real: in P_f* D^{-1} P_f each mode meets its conjugate, so the sum over the full state is 2Re of the sum
+def _woodbury_cap(Lambda, P, dt, Q=None):
+    """(Δ/2 (H, 1), d = 1/(1 − Δ/2·Λ) (H, N2), cap = (I_R + Δ/2·Q_f* D^{-1} P_f)^{-1} (H, R, R)) of bilinear_resolvent.
+    cap is real: in Q_f* D^{-1} P_f each mode meets its conjugate, so the sum over the full state is 2Re of the sum
     over the half."""
     half = (dt / 2).to(Lambda.dtype)[:, None]
     d = 1 / (1 - half * Lambda)
-    gram = 2 * torch.einsum("rhn,hn,shn->hrs", P.conj(), d, P).real
+    gram = 2 * torch.einsum("rhn,hn,shn->hrs", (P if Q is None else Q).conj(), d, P).real
     eye = torch.eye(P.shape[0], dtype=gram.dtype, device=gram.device)
     return half, d, _small_inverse(eye + half.real[..., None] * gram)
 
 
-def dplr_step_form(Lambda, P, dt, dB, C) -> LowRankStep:
+def dplr_step_form(Lambda, P, dt, dB, C, Q=None) -> LowRankStep:
     """The structured step (kernels/step_form.py) of the bilinear DPLR system on half states: with Ā = 2(I − Δ/2·A)^{-1}
     − I and Woodbury's pieces (_woodbury_cap), the top half of Ā [x; x̄] is a ⊙ x − Σ_s E_s·2Re(V_s·x) with
 
-        a = 2d − 1,    E_s = Δ·Σ_r cap_rs d ⊙ P_r,    V_s = P̄_s ⊙ d,
+        a = 2d − 1,    E_s = Δ·Σ_r cap_rs d ⊙ P_r,    V_s = Q̄_s ⊙ d,
 
-    and b = B̄, c = 2C (y = 2Re(C x')). Lambda (H, N2), P (R, H, N2), dt (H,), dB = B̄ (H, N2), C (H, N2) the plain C
-    of one output channel; computed in the inputs' precision (give complex128 and round the result once)."""
-    half, d, cap = _woodbury_cap(Lambda, P, dt)
+    and b = B̄, c = 2C (y = 2Re(C x')). Lambda (H, N2), P and Q (R, H, N2; Q None: Q = P), dt (H,), dB = B̄ (H, N2),
+    C (H, N2) the plain C of one output channel; computed in the inputs' precision (give complex128 and round the
+    result once)."""
+    half, d, cap = _woodbury_cap(Lambda, P, dt, Q)
     E = torch.einsum("hrs,rhn->shn", (2 * half.real[..., None] * cap).to(d.dtype), d * P)
-    return LowRankStep(2 * d - 1, dB, 2 * C, E, P.conj() * d)
+    return LowRankStep(2 * d - 1, dB, 2 * C, E, (P if Q is None else Q).conj() * d)
 
 
-def dplr_transition(Lambda, P, dt):
+def dplr_transition(Lambda, P, dt, Q=None):
     """Dense bilinear Ā = (I − Δ/2·A)^{-1}(I + Δ/2·A) = 2(I − Δ/2·A)^{-1} − I (H, N, N) of the full DPLR system."""
-    R = bilinear_resolvent(Lambda, P, dt)
+    R = bilinear_resolvent(Lambda, P, dt, Q)
     return 2 * R - torch.eye(R.shape[-1], dtype=R.dtype, device=R.device)
 
 
@@ -149,12 +151,14 @@ def c_from_ctilde(C_tilde, dA, L: int):
     return torch.linalg.solve_ex(M, conj_full(C_tilde)[..., None])[0][..., 0][..., :C_tilde.shape[-1]]
 
 
-def dplr_kernel(Lambda, P, B, C, dt, L: int, disc: str = "bilinear") -> torch.Tensor:
-    """K_k = C_f Ā^k B̄_f, k < L, of the full real DPLR system (C is the plain C, not C̃): (Cch, H, L)."""
+def dplr_kernel(Lambda, P, B, C, dt, L: int, disc: str = "bilinear", Q=None) -> torch.Tensor:
+    """K_k = C_f Ā^k B̄_f, k < L, of the full real DPLR system (C is the plain C, not C̃): (Cch, H, L); Q None: Q = P.
+    """
     if disc != "bilinear":
         raise ValueError(f"disc: the DPLR kernel is computed for the bilinear discretization only, got {disc!r}")
-    C_tilde = ctilde_from_c(*widen(C, dplr_transition(*widen(Lambda, P, dt))), L).to(C.dtype)
-    return dplr_generating_kernel(Lambda, P, B, C_tilde, dt, L)
+    dA = dplr_transition(*widen(Lambda, P, dt, P if Q is None else Q))
+    C_tilde = ctilde_from_c(*widen(C, dA), L).to(C.dtype)
+    return dplr_generating_kernel(Lambda, P, B, C_tilde, dt, L, Q)
 
 
 def _hippo_dplr(init: str, d_state: int, copies: int, B_clip: float | None):
@@ -178,7 +182,10 @@ class DPLRKernel(SSMKernel):
 
     l_max: the length C̃ is trained for (None: any length, C is the plain C). real_transform as in S4D.
     B_clip: Im B̃ clipped to [−B_clip, B_clip] at init (2, the official S4 init; None: the exact HiPPO B̃).
-    n_ssm: independent (Λ, P, B) copies behind the H channels (base module docstring).
+    n_ssm: independent (Λ, P, B) copies behind the H channels (base module docstring). share_lambda: one Λ for every
+    channel while P and B keep their n_ssm copies; tie_pq=False: A = Λ − P Q* with Q a parameter of its own, per
+    channel, starting equal to P and trained in the ordinary group (with C). The S4 that ViS4mer ships does both (its
+    s4.py SSKernelNPLR: Λ registered once, B and P repeated over H, Q stacked into C).
     bandlimit: C zeroed for the modes at or above bandlimit/2 cycles per sample (base.bandlimit_mask); with l_max set
     the mask applies to the trained C̃, as the official code masks its C̃ (the modes are those of Λ, the diagonal
     part). dt_transform (exp | softplus) and dt_lr: Δ's parameter and learning rate (base.SSMKernel.init_dt).
@@ -188,8 +195,11 @@ class DPLRKernel(SSMKernel):
                  l_max: int | None = None, real_transform: str = "exp", dt_min: float = 1e-3, dt_max: float = 1e-1,
                  ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0, n_ssm: int | None = None,
                  bandlimit: float | None = None, dt_transform: str = "exp", dt_lr: float | None | str = "ssm",
-                 length_correction: bool = True):
+                 length_correction: bool = True, share_lambda: bool = False, tie_pq: bool = True):
         super().__init__(d_model, d_state, channels, ssm_lr, n_ssm)
+        for name, value in (("share_lambda", share_lambda), ("tie_pq", tie_pq)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{name}: expected true or false, got {value!r}")
         self.init_dt(dt_min, dt_max, transform=dt_transform, lr=dt_lr)
         self.bandlimit = check_bandlimit(bandlimit)
         if l_max is not None and (not isinstance(l_max, int) or l_max < 1):
@@ -197,11 +207,17 @@ class DPLRKernel(SSMKernel):
         self.l_kernel = l_max or 0
         self.real_transform = real_transform
         Lambda, P, B = _hippo_dplr(init, d_state, self.n_ssm, B_clip)
+        if share_lambda:
+            if len(set(init.split("+"))) > 1:
+                raise ValueError(f"share_lambda: one Λ for every channel needs one measure in init, got {init!r}")
+            Lambda = Lambda[:1]
         self.register_ssm("A_real", real_part_inverse(Lambda.real, real_transform))
         self.register_ssm("A_imag", Lambda.imag.clone())
         self.register_ssm("P", P)
         self.register_ssm("B", B)
         self.register_output("C", torch.randn(channels, d_model, self.N2, dtype=torch.complex128))
+        if not tie_pq:
+            self.register_output("Q", self.over_channels(P).clone())
         if self.l_kernel and length_correction:  # as the official code: the plain C drawn, the parameter its C̃
             with torch.no_grad():
                 C = ctilde_from_c(widen(self.cplx("C"))[0], self.transition(wide=True), self.l_kernel)
@@ -210,10 +226,15 @@ class DPLRKernel(SSMKernel):
     def Lambda(self) -> torch.Tensor:
         return torch.complex(real_part(self.real("A_real"), self.real_transform), self.real("A_imag"))
 
+    def low_rank(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(P, Q) over the channels, (R, H, N2) each: A = Λ − P Q* (Q is P unless tie_pq=False)."""
+        P = self.cplx("P")
+        return P, (self.cplx("Q") if hasattr(self, "Q") else P)
+
     def transition(self, rate: float = 1.0, wide: bool = False) -> torch.Tensor:
         """Dense bilinear Ā (H, N, N); wide: in complex128 whatever the module's dtype (for C̃, see ctilde_from_c)."""
-        Lambda, P, dt = self.Lambda(), self.cplx("P"), self.dt(rate)
-        return dplr_transition(*(widen(Lambda, P, dt) if wide else (Lambda, P, dt)))
+        Lambda, (P, Q), dt = self.Lambda(), self.low_rank(), self.dt(rate)
+        return dplr_transition(*(widen(Lambda, P, dt, Q) if wide else (Lambda, P, dt, Q)))
 
     def _plain_C_wide(self, dA_wide: torch.Tensor | None = None) -> torch.Tensor:
         """The plain C in complex128; dA_wide: Ā at the base Δ in complex128, if already formed."""
@@ -235,20 +256,21 @@ class DPLRKernel(SSMKernel):
 
     def forward(self, L: int, rate: float = 1.0) -> torch.Tensor:
         C_tilde, L_eval = self.c_tilde(L, rate)
-        K = dplr_generating_kernel(self.Lambda(), self.cplx("P"), self.cplx("B"), C_tilde, self.dt(rate), L_eval)
-        return K[..., :L]
+        P, Q = self.low_rank()
+        return dplr_generating_kernel(self.Lambda(), P, self.cplx("B"), C_tilde, self.dt(rate), L_eval, Q)[..., :L]
 
     def apply_A(self, x: torch.Tensor) -> torch.Tensor:
-        """top(A [x; x̄]) = Λ x − Σ_r P_r · 2Re(P_r* x) for half states x (..., H, N2): O(N·R), no dense A."""
-        P = self.cplx("P")
-        Px = 2 * torch.einsum("rhn,...hn->r...h", P.conj(), x).real.to(P.dtype)
-        return self.Lambda() * x - torch.einsum("rhn,r...h->...hn", P, Px)
+        """top(A [x; x̄]) = Λ x − Σ_r P_r · 2Re(Q_r* x) for half states x (..., H, N2): O(N·R), no dense A."""
+        P, Q = self.low_rank()
+        Qx = 2 * torch.einsum("rhn,...hn->r...h", Q.conj(), x).real.to(P.dtype)
+        return self.Lambda() * x - torch.einsum("rhn,r...h->...hn", P, Qx)
 
     def discrete_B(self, rate: float = 1.0, resolvent: torch.Tensor | None = None) -> torch.Tensor:
         """B̄ = (I − Δ/2·A)^{-1} Δ B_f, its top half (H, N2). ``resolvent``: (I − Δ/2·A)^{-1} if already formed."""
         dt = self.dt(rate)
         if resolvent is None:
-            resolvent = bilinear_resolvent(self.Lambda(), self.cplx("P"), dt)
+            P, Q = self.low_rank()
+            resolvent = bilinear_resolvent(self.Lambda(), P, dt, Q)
         return torch.einsum("hij,hj->hi", resolvent[:, :self.N2], dt[:, None] * conj_full(self.cplx("B")))
 
     def kernel_of_discrete_B(self, dB: torch.Tensor, L: int, rate: float = 1.0) -> torch.Tensor:
@@ -257,14 +279,15 @@ class DPLRKernel(SSMKernel):
         dt = self.dt(rate)[:, None]
         B = (dB - dt / 2 * self.apply_A(dB)) / dt
         C_tilde, L_eval = self.c_tilde(L, rate)
-        return dplr_generating_kernel(self.Lambda(), self.cplx("P"), B, C_tilde, self.dt(rate), L_eval)[..., :L]
+        P, Q = self.low_rank()
+        return dplr_generating_kernel(self.Lambda(), P, B, C_tilde, self.dt(rate), L_eval, Q)[..., :L]
 
     def recurrence(self, rate: float = 1.0) -> "DPLRRecurrence":
         """The discrete system at Δ·rate. At rate 1 with a trained C̃, the plain C needs this same Ā in complex128:
         it is formed once, wide, and rounded for the recurrence (one Woodbury instead of two per training step)."""
-        Lambda, P, dt = self.Lambda(), self.cplx("P"), self.dt(rate)
+        Lambda, (P, Q), dt = self.Lambda(), self.low_rank(), self.dt(rate)
         shared = bool(self.l_kernel) and rate == 1.0
-        resolvent = bilinear_resolvent(*(widen(Lambda, P, dt) if shared else (Lambda, P, dt)))
+        resolvent = bilinear_resolvent(*(widen(Lambda, P, dt, Q) if shared else (Lambda, P, dt, Q)))
         dA = 2 * resolvent - torch.eye(resolvent.shape[-1], dtype=resolvent.dtype, device=resolvent.device)
         C_wide = self._plain_C_wide(dA if shared else None)
         resolvent, dA = resolvent.to(Lambda.dtype), dA.to(Lambda.dtype)
@@ -300,10 +323,10 @@ class DPLRRecurrence:
     def carried_output(self, x0: torch.Tensor, L: int) -> torch.Tensor:
         """y_k = C_f Ā^{k+1} x0, k < L (B, Cch, H, L): a generating function with B := (I + Δ/2·A) x0 / Δ."""
         k = self.kernel
-        Lambda, P, dt = k.Lambda(), k.cplx("P"), k.dt(self.rate)
+        Lambda, (P, Q), dt = k.Lambda(), k.low_rank(), k.dt(self.rate)
         B_eff = (x0 + dt[:, None] / 2 * k.apply_A(x0)) / dt[:, None]
         C_tilde = ctilde_from_c(self.C_wide, k.transition(self.rate, wide=True), L).to(self.C.dtype)
-        return dplr_generating_kernel(Lambda, P, B_eff, C_tilde, dt, L)
+        return dplr_generating_kernel(Lambda, P, B_eff, C_tilde, dt, L, Q)
 
     def advance(self, x0: torch.Tensor, L: int) -> torch.Tensor:
         """Ā^L x0 for half states x0 (B, H, N2) (the power by squaring)."""
@@ -329,8 +352,8 @@ class DPLRRecurrence:
     def lowrank_step_form(self) -> LowRankStep:
         """The structured step (kernels/step_form.py) of output channel 0: formed in complex128, rounded once."""
         k = self.kernel
-        Lambda, P, dt, dB = widen(k.Lambda(), k.cplx("P"), k.dt(self.rate), self.dB)
-        form = dplr_step_form(Lambda, P, dt, dB, self.C_wide[0])
+        Lambda, P, Q, dt, dB = widen(k.Lambda(), *k.low_rank(), k.dt(self.rate), self.dB)
+        form = dplr_step_form(Lambda, P, dt, dB, self.C_wide[0], Q)
         return LowRankStep(*(t.to(self.dB.dtype) for t in (form.a, form.b, form.c, form.E, form.V)))
 
     def chunks(self, T: int, channels: slice = slice(None), delay: bool = False) -> ChunkSystem:

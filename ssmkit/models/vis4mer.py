@@ -10,8 +10,9 @@ patch tokens, 197 per frame, 60 frames: T = 11,820, D = 1,024).
     logits = Linear(mean_t h)
 
 Defaults as the official run_lvu.py: d_model 1,024, 3 stages (widths 1024 -> 512 -> 256 -> 128), S4 with N = 64,
-LegS, causal, GELU, a Linear output map and dropout 0.2, l_max halved per stage, its HiPPO B̃ unclipped and its
-random C taken as C̃ (no length correction), as the S4 that ViS4mer ships; the dropout after each stage and
+LegS, causal, GELU, a Linear output map and dropout 0.2, l_max halved per stage, its HiPPO B̃ unclipped, its
+random C taken as C̃ (no length correction), one Λ for all channels with P and B per channel, and Q trained apart
+from P (A = Λ − P Q*), as the S4 that ViS4mer ships; the dropout after each stage and
 the S4 layers' own zero whole channels over time (tied, layers/dropout.py: the official Dropout2d on (B, H, L) did
 so in the torch of its time). Trained with AdamW (lr 1e-3, weight decay 0.01) and a plateau schedule; evaluated by
 summing the softmax over every span of a long video (span_scores).
@@ -31,10 +32,11 @@ from ..layers.dropout import dropout as make_dropout
 from ..layers.registry import with_defaults
 from .pretrained import Pretrained
 
-# the official S4(H, l_max, dropout) defaults; its HiPPO B̃ (s4.py nplr) is not clipped, and its random C is the C̃
-# itself (length_correction=False there)
+# the official S4(H, l_max, dropout) defaults; its HiPPO B̃ (s4.py nplr) is not clipped, its random C is the C̃
+# itself (length_correction=False there), its Λ is one for every channel while B and P are per channel, and Q trains
+# apart from P, with C (SSKernelNPLR registers w once, B = [B, P] repeated over H, C = [C, Q])
 S4_DEFAULTS = {"d_state": 64, "init": "legs", "output": "linear", "B_clip": None, "tie_dropout": True,
-               "length_correction": False}
+               "length_correction": False, "share_lambda": True, "tie_pq": False}
 
 
 class ViS4mer(Pretrained, nn.Module):

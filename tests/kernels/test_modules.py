@@ -4,9 +4,10 @@ import math
 import pytest
 import torch
 
-from conftest import rel_err
+from conftest import CHUNKS, rel_err, three_views
 import ssmkit
 from ssmkit import functional as F
+from ssmkit.dense import conj_full
 from ssmkit.kernels import DLRKernel, DPLRKernel, DSSKernel, S4DKernel
 from ssmkit.train.optim import optim_settings
 
@@ -217,3 +218,66 @@ def test_end_state_in_blocks_is_the_state_after_the_whole_input(kernel, monkeypa
     monkeypatch.setattr(base, "BLOCK_ELEMENTS", 7 * per_step)
     assert rel_err(system.end_state(u), stepped) < 1e-12
     assert rel_err(system.forward_state(u, x0)[1], x) < 1e-12
+
+
+def _untied(d_model=4, **options):
+    """ViS4mer's S4 kernel (Λ shared, P, B per channel, Q apart from P) with P and Q moved apart from their init."""
+    k = DPLRKernel(d_model, 8, share_lambda=True, tie_pq=False, B_clip=None, **options).double()
+    with torch.no_grad():
+        k.Q.add_(0.3 * torch.randn_like(k.Q))
+        k.P.add_(0.1 * torch.randn_like(k.P))
+    return k
+
+
+@pytest.mark.parametrize("l_max", [None, 24])
+def test_untied_low_rank_kernel_matches_the_dense_system(l_max):
+    """A = diag(Λ_f) − P_f Q_f* with Q ≠ P: the Cauchy + Woodbury kernel, the structured step and the stepped
+    recurrence all equal the dense materialized system (float64)."""
+    torch.manual_seed(0)
+    k = _untied(channels=2, l_max=l_max)
+    P, Q = k.low_rank()
+    A, Bf, Cf = F.dplr_dense(k.Lambda(), P, k.cplx("B"), k.plain_C(), Q)
+    dA, dB = F.dense_discretize(A, Bf, k.dt(), "bilinear")
+    for n in (24, 13, 50):
+        assert rel_err(k(n), F.dense_kernel(dA, dB, Cf, n).real) < 1e-10, n
+    rec = k.recurrence()
+    assert rel_err(rec.dA, dA) < 1e-12
+    form, x = rec.lowrank_step_form(), torch.randn(3, 4, 4, dtype=torch.complex128)
+    stepped = form.a * x - (form.E[:, None] * 2 * (form.V[:, None] * x).sum(-1, keepdim=True).real).sum(0)
+    assert rel_err(stepped, torch.einsum("hij,bhj->bhi", dA, conj_full(x))[..., :4]) < 1e-12
+    u, x0 = torch.randn(2, 4, 30, dtype=torch.float64), torch.randn(2, 4, 4, dtype=torch.complex128)
+    carried, end = rec.forward_state(u, x0)
+    _, end_dense = F.dense_recurrence(dA, dB, Cf, u, conj_full(x0))
+    carried_dense, _ = F.dense_recurrence(dA, dB, Cf, torch.zeros_like(u), conj_full(x0))
+    assert rel_err(end, end_dense[..., :4]) < 1e-10 and rel_err(carried, carried_dense.real) < 1e-10
+
+
+def test_untied_s4_layer_views_agree_and_tie_is_the_official_s4():
+    """The S4 layer with ViS4mer's kernel: forward, steps and chunks agree with Q ≠ P; with Q = P (its init) it is
+    the tied S4 of the same Λ, P, B, C, Δ."""
+    torch.manual_seed(1)
+    layer = ssmkit.S4(4, 8, l_max=40, share_lambda=True, tie_pq=False).double().eval()
+    with torch.no_grad():
+        layer.kernel.Q.add_(0.3 * torch.randn_like(layer.kernel.Q))
+    y, y_step, y_chunk = three_views(layer, torch.randn(2, CHUNKS[-1][1], 4, dtype=torch.float64))
+    assert rel_err(y_step, y) < 1e-9 and rel_err(y_chunk, y) < 1e-9
+    fresh = ssmkit.S4(4, 8, l_max=40, share_lambda=True, tie_pq=False).double()
+    tied = ssmkit.S4(4, 8, l_max=40).double()
+    state = {k: v for k, v in fresh.state_dict().items() if k != "kernel.Q"}
+    state["kernel.A_real"], state["kernel.A_imag"] = (state[n].repeat(4, 1) for n in ("kernel.A_real", "kernel.A_imag"))
+    tied.load_state_dict(state)
+    assert torch.equal(fresh.kernel(40), tied.kernel(40))
+
+
+def test_vis4mer_kernel_layout_and_optimizer_groups():
+    """As ViS4mer's s4.py: Λ once, P and B per channel (SSM group: ssm_lr, no decay), Q per channel starting at P,
+    trained with C (the model's lr and weight decay)."""
+    k = DPLRKernel(6, 8, share_lambda=True, tie_pq=False)
+    assert k.A_real.shape == (1, 4) and k.P.shape == (1, 6, 4, 2) and k.B.shape == (6, 4, 2)
+    assert torch.equal(k.Q, k.P)
+    settings = optim_settings(k)
+    assert settings["P"] == {"lr": 1e-3, "weight_decay": 0.0} and "Q" not in settings and "C" not in settings
+    with pytest.raises(ValueError, match="share_lambda: one Λ for every channel needs one measure"):
+        DPLRKernel(6, 8, init="legs+fout", share_lambda=True)
+    with pytest.raises(ValueError, match="tie_pq: expected true or false"):
+        DPLRKernel(6, 8, tie_pq="no")

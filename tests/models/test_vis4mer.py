@@ -38,7 +38,8 @@ def test_without_pooling_it_is_sequence_model(prenorm):
     vis = ViS4mer(5, 4, d_model=16, n_layers=2, multiscale=False, dropout=0.0, prenorm=prenorm,
                   layer_options={"d_state": 8}).double().eval()
     seq = SequenceModel(5, 4, layer="s4", d_model=16, n_layers=2, prenorm=prenorm, norm="layer", pool="mean",
-                        layer_options={"d_state": 8, "init": "legs", "output": "linear"}).double().eval()
+                        layer_options={"d_state": 8, "init": "legs", "output": "linear", "share_lambda": True,
+                                       "tie_pq": False}).double().eval()
     missing, unexpected = seq.load_state_dict(vis.state_dict(), strict=False)
     assert unexpected == [] and all(k.startswith("final_norm") for k in missing) and (missing != []) == prenorm
     seq.final_norm = nn.Identity()
