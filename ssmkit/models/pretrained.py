@@ -143,6 +143,12 @@ class Pretrained:
         return save_folder(self, self.config, directory)
 
     @classmethod
+    def config_of_weights(cls, config: dict, weights: dict) -> dict:
+        """The constructor arguments that rebuild the model the weights were saved from: ``config`` itself, unless a
+        class's defaults changed since (a class then says here how to read the older weights)."""
+        return config
+
+    @classmethod
     def from_pretrained(cls, name_or_path, *, device=None, dtype: torch.dtype | None = None,
                         revision: str | None = None):
         """The model of a folder written by save_pretrained (or a run's checkpoint folder), or of a Hub id
@@ -150,7 +156,7 @@ class Pretrained:
         folder = resolve_folder(name_or_path, revision)
         config, weights = read_folder(folder, cls.__name__)
         try:
-            model = cls(**config)
+            model = cls(**cls.config_of_weights(config, weights))
         except TypeError as e:
             raise ValueError(f"{folder / CONFIG}: {e}") from None
         load_weights(model, weights, folder / WEIGHTS)

@@ -66,6 +66,16 @@ class ViS4mer(Pretrained, nn.Module):
                                     ) if multiscale else None
         self.decoder = nn.Linear(self.widths[-1], d_output)
 
+    @classmethod
+    def config_of_weights(cls, config: dict, weights: dict) -> dict:
+        """Weights saved before S4 took ViS4mer's own layout (2026-12-05: one Λ, Q apart from P) hold a Λ per channel
+        and no Q: rebuilt with that layout (share_lambda false, tie_pq true) they load as they were trained."""
+        options = config.get("layer_options", {})
+        if (config.get("layer", "s4") == "s4" and "layers.0.kernel.A_real" in weights
+                and "layers.0.kernel.Q" not in weights and not {"share_lambda", "tie_pq"} & set(options)):
+            return {**config, "layer_options": {**options, "share_lambda": False, "tie_pq": True}}
+        return config
+
     def _length(self, l_max: int | None, stage: int) -> dict:
         """The l_max option of stage ``stage``: l_max / 2^stage with multiscale (the official int(l_max / 2))."""
         if l_max is None:

@@ -1,5 +1,7 @@
 """ViS4mer: the stages halve width and length, the isotropic form is SequenceModel, spans are summed as the official
 evaluation does, and the digit-video task defeats order-invariant pooling by construction."""
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -120,3 +122,16 @@ def test_vis4mer_s4_starts_from_the_exact_hippo_b_as_its_official_s4():
     model = ViS4mer(6, 2, d_model=8, n_layers=2, l_max=16, layer_options={"d_state": 16})
     for layer in model.layers:  # widths 8, 4
         assert torch.equal(layer.kernel.B, ssmkit.S4(layer.H, d_state=16, B_clip=None).kernel.B)
+
+
+def test_weights_saved_with_the_older_s4_layout_still_load(tmp_path):
+    """A ViS4mer saved before its S4 took one Λ and a separate Q (per-channel Λ, no Q) loads as it was trained."""
+    old = ViS4mer(4, 3, d_model=16, n_layers=2, layer_options={"share_lambda": False, "tie_pq": True}).eval()
+    old.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["layer_options"] = {}  # as written before the two options existed
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = ViS4mer.from_pretrained(tmp_path)
+    x = torch.randn(2, 8, 4)
+    assert torch.equal(loaded(x), old(x))
+    assert ViS4mer(4, 3, d_model=16, n_layers=2).layers[0].kernel.A_real.shape[0] == 1
