@@ -18,7 +18,9 @@
     lengths (B,) for a suffix-padded batch: every block's layer sees its input zeroed beyond each length (as the
     official S4Block does), attention reads no padding key, BatchNorm takes its batch statistics over the real
     positions only, and token id ``padding_idx`` embeds to 0 — the outputs at real positions are those of the
-    unpadded sequences.
+    unpadded sequences. mask_padding=False reads the padding as the official DSS and S5 LRA models do: the blocks,
+    their norms (BatchNorm's statistics) and the final norm see every position, the padding token is an ordinary
+    trained embedding, and only the pooling uses the lengths (mean over the real positions, or the last real one).
     pair=True (two-tower): x (B, 2, L, ...) — both sequences through the same blocks and pooling to a, b, then
     out = MLP([a, b, a ⊙ b, a − b])  (Linear(4H -> H), GELU, Linear(H -> d_output)), as for LRA Retrieval, or with
     head='mlp' Mega's classifier over [a, b]
@@ -66,14 +68,16 @@ class SequenceModel(Pretrained, nn.Module):
                  pool: str = "mean", vocab_size: int | None = None, ffn_mult: int = 0, attention_every: int = 0,
                  attention_heads: int = 4, pair: bool = False, padding_idx: int | None = None, head: str = "linear",
                  encoder_init: str = "torch", embedding_dropout: float = 0.0, tie_dropout: bool = False,
-                 final_norm: bool = True, bn_momentum: float = 0.1, head_init: str = "torch"):
+                 final_norm: bool = True, bn_momentum: float = 0.1, head_init: str = "torch",
+                 mask_padding: bool = True):
         super().__init__()
         self.config = dict(d_input=d_input, d_output=d_output, layer=layer, d_model=d_model, n_layers=n_layers,
                            layer_options=dict(layer_options or {}), prenorm=prenorm, norm=norm, dropout=dropout,
                            pool=pool, vocab_size=vocab_size, ffn_mult=ffn_mult, attention_every=attention_every,
                            attention_heads=attention_heads, pair=pair, padding_idx=padding_idx, head=head,
                            encoder_init=encoder_init, embedding_dropout=embedding_dropout, tie_dropout=tie_dropout,
-                           final_norm=final_norm, bn_momentum=bn_momentum, head_init=head_init)
+                           final_norm=final_norm, bn_momentum=bn_momentum, head_init=head_init,
+                           mask_padding=mask_padding)
         if pool not in POOLS:
             raise ValueError(f"pool: expected one of {POOLS}, got {pool!r}")
         make_norm = norm_class(norm, bn_momentum)
@@ -81,7 +85,10 @@ class SequenceModel(Pretrained, nn.Module):
         if padding_idx is not None and not (vocab_size and 0 <= padding_idx < vocab_size):
             raise ValueError(f"padding_idx: expected None or a token id in [0, vocab_size={vocab_size}), got "
                              f"{padding_idx}")
-        self.encoder = encoder(d_input, d_model, vocab_size, padding_idx, encoder_init)
+        if not isinstance(mask_padding, bool):
+            raise ValueError(f"mask_padding: expected true or false, got {mask_padding!r}")
+        self.mask_padding = mask_padding
+        self.encoder = encoder(d_input, d_model, vocab_size, padding_idx if mask_padding else None, encoder_init)
         self.embedding_dropout = make_dropout(embedding_dropout, name="embedding_dropout")
         if attention_every < 0:
             raise ValueError(f"attention_every: expected 0 (none) or a positive integer, got {attention_every}")
@@ -195,7 +202,9 @@ class SequenceModel(Pretrained, nn.Module):
 
     def _features(self, x: torch.Tensor, rate: float = 1.0, lengths: torch.Tensor | None = None,
                   sequence_group=None) -> torch.Tensor:
-        """(B, L, H): encoder, blocks, final norm."""
+        """(B, L, H): encoder, blocks, final norm (all over the padding too without mask_padding)."""
+        if not self.mask_padding:
+            lengths = None
         h, _ = self._blocks(self._embed(x), [None] * len(self.layers), stepping=False, rate=rate, lengths=lengths,
                             sequence_group=sequence_group)
         return apply_norm(self.final_norm, h, valid_positions(lengths, h.shape[0], h.shape[1]))

@@ -61,6 +61,8 @@ class TrainConfig:
     tie_dropout: bool = False  # one dropout mask per sample and channel for all positions (the official S4 configs)
     final_norm: bool = True  # the norm after the last block (prenorm only); S5's model has none
     bn_momentum: float = 0.1  # BatchNorm's running-average weight (torch's convention; flax's 0.95 is 0.05 here)
+    mask_padding: bool = True  # false: blocks and norms read a batch's padding, as the official DSS and S5 LRA models
+    trim_padding: bool = False  # cut each padded batch to its longest sequence, as the official DSS loaders
     # optimization: AdamW (betas adam_betas); the SSM parameters get ssm_lr and no weight decay, nor do biases, norm
     # gains and embeddings unless weight_decay_all (the official S4 trainer's grouping). batch_size is the
     # global batch of one optimizer step (over all processes), taken in `accumulate` sequential micro-batches. schedule
@@ -116,6 +118,7 @@ class TrainConfig:
                                      ("head_init", "torch", ("sequence",)), ("embedding_dropout", 0.0, ("sequence",)),
                                      ("tie_dropout", False, ("sequence", "s4nd", "cnn")),
                                      ("final_norm", True, ("sequence",)), ("bn_momentum", 0.1, ("sequence",)),
+                                     ("mask_padding", True, ("sequence",)), ("trim_padding", False, ("sequence",)),
                                      ("weight_penalty", 0.0, ("ccnn",))):
             if getattr(self, key) != default and self.model not in models:
                 raise ValueError(f"{key}: only model={' or '.join(models)} takes it (model={self.model!r}), got "

@@ -96,6 +96,14 @@ class Schedule:
             self.scale, self.bad_epochs = self.scale * self.factor, 0
 
 
+def trimmed(x: torch.Tensor, lengths: list) -> torch.Tensor:
+    """x cut to the longest real sequence of its batch (trim_padding, as the official DSS loaders pad each batch to
+    its longest): lengths (B,) or, for pairs, (B, 2) name the length axis, 1 or 2. A batch without lengths as is."""
+    if not lengths:
+        return x
+    return x.narrow(lengths[0].dim(), 0, int(lengths[0].max()))
+
+
 def _outputs(model, x: torch.Tensor, lengths: torch.Tensor | None, rate: float = 1.0) -> torch.Tensor:
     """model(x), passing lengths and rate only when they say something (a Sashimi takes neither)."""
     kw = {} if rate == 1.0 else {"rate": rate}
@@ -104,9 +112,10 @@ def _outputs(model, x: torch.Tensor, lengths: torch.Tensor | None, rate: float =
 
 @torch.no_grad()
 def evaluate(model, dataset, batch_size: int, device, rank: int = 0, world: int = 1, rate: float = 1.0,
-             num_workers: int = 0, desc: str = "evaluation") -> dict:
+             num_workers: int = 0, desc: str = "evaluation", trim: bool = False) -> dict:
     """{"loss", metric} over ``dataset`` (metric: acc, rmse or bits, see Task); with several ranks each takes every
-    world-th sample and the sums are reduced. rate: the model's SSM step multiplier (SequenceModel.forward)."""
+    world-th sample and the sums are reduced. rate: the model's SSM step multiplier (SequenceModel.forward); trim:
+    each padded batch cut to its longest sequence (trimmed)."""
     if len(dataset) == 0:
         raise ValueError("evaluate: the dataset has no samples")
     model.eval()
@@ -115,7 +124,7 @@ def evaluate(model, dataset, batch_size: int, device, rank: int = 0, world: int 
     total_loss, total_metric, n = 0.0, 0.0, 0
     batches = _loader(shard, device, num_workers, batch_size=batch_size)
     for x, y, *lengths in progress(batches, desc, enabled=rank == 0):
-        x, y = x.to(device), y.to(device)
+        x, y = (trimmed(x, lengths) if trim else x).to(device), y.to(device)
         loss, metric, count = task.sums(_outputs(model, x, lengths[0].to(device) if lengths else None, rate), y)
         total_loss += loss.item()
         total_metric += metric.item()
@@ -209,7 +218,7 @@ def _train_epoch(config, model, optimizer, scheduler, scaler, train_set, epoch, 
     bar = progress(zip(loader, batches), f"epoch {epoch + 1}/{config.epochs}", len(batches), enabled=rank == 0)
     loss_sum, metric_sum, seen, steps = 0.0, 0.0, 0, []
     for i, ((x, y, *lengths), batch) in enumerate(bar):
-        x, y = x.to(device), y.to(device)
+        x, y = (trimmed(x, lengths) if config.trim_padding else x).to(device), y.to(device)
         optimizer.zero_grad(set_to_none=True)
         # per target position of the global batch, times DDP's 1/world (positions a task leaves unscored count too:
         # a constant factor for the tasks that have them, the same number per sample)
@@ -324,7 +333,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
         (loss_sum, metric_sum, seen), step_rows = _train_epoch(config, model, optimizer, scheduler, scaler,
                                                                splits["train"], epoch, rank, world, device)
         val = evaluate(model, splits["val"], config.batch_size, device, rank, world, num_workers=config.num_workers,
-                       desc="validation")
+                       desc="validation", trim=config.trim_padding)
         seconds = time.perf_counter() - started
         row = {"epoch": epoch + 1, "step": (epoch + 1) * steps, "lr": scheduler.get_last_lr()[0],
                "train_loss": loss_sum / seen, f"train_{m}": task.value(metric_sum, seen), "val_loss": val["loss"],
@@ -357,7 +366,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
             break
     best = load_model(run_dir, "best", device=device)
     test = evaluate(best, splits["test"], config.batch_size, device, rank, world, num_workers=config.num_workers,
-                    desc="test")
+                    desc="test", trim=config.trim_padding)
     results = {"test_loss": test["loss"], f"test_{m}": test[m], f"best_val_{m}": best_val, "run_dir": str(run_dir)}
     if rank == 0:
         write_text_atomic(json.dumps(results, indent=2) + "\n", run_dir / "results.json")
@@ -420,5 +429,5 @@ def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "be
         warnings.warn(f"rate={rate}: the {split} inputs have the training length {built.l_max}; a resolution change "
                       f"also sets the data's (e.g. --set size=... or sample_rate=...)")
     dataset = data.take(built, subset, config.seed)
-    return {**evaluate(model, dataset, config.batch_size, dev, rate=rate, num_workers=config.num_workers, desc=split),
-            "samples": len(dataset)}
+    return {**evaluate(model, dataset, config.batch_size, dev, rate=rate, num_workers=config.num_workers, desc=split,
+                       trim=config.trim_padding), "samples": len(dataset)}

@@ -128,3 +128,42 @@ def test_a_block_that_cannot_mask_padding_is_an_error():
     model.layers[0].forward = lambda u, state=None: (u, None)
     with pytest.raises(ValueError, match="lengths: block 0"):
         model(torch.randint(0, 16, (2, L)), torch.tensor([4, 12]))
+
+
+@pytest.mark.parametrize("pool", ["mean", "last"])
+def test_mask_padding_off_reads_the_padding_as_the_official_dss_and_s5_models(pool):
+    """mask_padding=False: the blocks and BatchNorm (in training) run over the whole padded batch as if unpadded;
+    only the pooling uses the lengths; the padding token is an ordinary trained embedding."""
+    options = dict(layer="s5", layer_options={"bidirectional": True}, norm="batch", pool=pool)
+    model = _model(mask_padding=False, **options).train()
+    x, lengths = torch.randint(0, 16, (2, L)), torch.tensor([7, 12])
+    x[1, 3] = 0
+    assert model.encoder.weight[0].abs().sum() > 0 and model.config["mask_padding"] is False
+    reference = _model(**options).train()
+    reference.load_state_dict(model.state_dict())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    h = reference._features(x)  # every position, no lengths
+    pooled = h[torch.arange(2), lengths - 1] if pool == "last" else torch.stack(
+        [h[b, :n].mean(0) for b, n in enumerate(lengths.tolist())])
+    model.load_state_dict(before)
+    y = model(x, lengths)
+    assert rel_err(y, reference.decoder(pooled)) < 1e-12
+    for key, value in model.state_dict().items():  # BatchNorm's statistics over all B·L positions
+        assert torch.allclose(value, reference.state_dict()[key], atol=1e-15), key
+    y.sum().backward()
+    assert model.encoder.weight.grad[0].abs().sum() > 0
+    other = x.clone()
+    other[0, 7:] = (x[0, 7:] + 1) % 16
+    assert rel_err(model.eval()(other, lengths)[0], model(x, lengths)[0]) > 1e-6  # the backward scan read it
+    with pytest.raises(ValueError, match="mask_padding: expected true or false"):
+        _model(mask_padding="no")
+
+
+def test_trim_padding_cuts_a_batch_to_its_longest_sequence_and_changes_no_masked_output():
+    from ssmkit.train.trainer import trimmed
+    x, pairs = torch.randint(1, 16, (3, L)), torch.randint(1, 16, (2, 2, L))
+    assert trimmed(x, [torch.tensor([4, 9, 2])]).shape == (3, 9) and trimmed(x, []) is x
+    assert trimmed(pairs, [torch.tensor([[3, 5], [7, 2]])]).shape == (2, 2, 7)
+    model = _model(layer_options={"d_state": 8, "bidirectional": True}).eval()
+    lengths = torch.tensor([4, 9, 2])
+    assert rel_err(model(trimmed(x, [lengths]), lengths), model(x, lengths)) < 1e-12
