@@ -340,6 +340,19 @@ def compare_sgconv(sg, seed: int, H: int, L: int, d: int) -> None:
         ours.output.bias.copy_(official.output_linear.bias)
     agree(fam, "normalizer ν", ours.kernel.norm * scale, official.kernel_norm)
     agree(fam, "layer output", ours(u)[0], y_off)
+    torch.manual_seed(seed)  # multipliers spread over the channels: decay_min 2, decay_max 4 there, α from 1/2 to 1/4
+    official = _quiet(lambda: sg.GConv(H, l_max=L, kernel_dim=d, transposed=False, decay_min=2, decay_max=4)).double()
+    y_off = _quiet(lambda: official(u)[0])
+    ours = ssmkit.SGConv(H, L, kernel_dim=d, decay=[0.5, 0.25]).double()
+    with torch.no_grad():
+        for p, q in zip(ours.kernel.pieces, official.kernel_list):
+            p.copy_(q)
+        ours.kernel.norm.copy_(ours.kernel.full_kernel().norm(dim=-1, keepdim=True))
+        ours.D.copy_(official.D)
+        ours.output.weight.copy_(official.output_linear.weight)
+        ours.output.bias.copy_(official.output_linear.bias)
+    agree(fam, "layer output, decay per channel (decay_min 2, decay_max 4 there; its multipliers float32)", ours(u)[0],
+          y_off)
 
 
 # -- Mega (facebookresearch/mega, fairseq/modules) ---------------------------------------------------------------------

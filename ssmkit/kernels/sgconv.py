@@ -2,11 +2,14 @@
 
 With S = ⌈log₂(l_max/d)⌉ + 1 scales and learnable sub-kernels k_i ∈ R^{C×H×d}:
 
-    piece_i = α^i · upsample(k_i, to length d·2^{max(i−1, 0)})        (linear interpolation)
+    piece_i = α_h^i · upsample(k_i, to length d·2^{max(i−1, 0)})        (linear interpolation)
     K = concat(piece_0, ..., piece_{S−1})[:L] / ν,     ν = ‖concat(piece_0, ..., piece_{S−1})‖ at initialization
 
 (per output and input channel), so the parameters grow with log L (C·H·d·S) and the kernel decays with distance
-(α ∈ (0, 1)): the paper's two principles. The normalizer ν is the norm of the whole initial kernel, a fixed buffer
+(α ∈ (0, 1)): the paper's two principles. The official GConv weighs piece i by m_h^{S−1−i} with the multipliers
+m_h = linspace(decay_min, decay_max, H) (2 and 2 by default): after the normalization that is α_h = 1/m_h, so
+``decay`` is one α for every channel (0.5: the official default) or [α_first, α_last], whose multipliers 1/α are
+spread linearly over the channels as decay_min..decay_max there. The normalizer ν is the norm of the whole initial kernel, a fixed buffer
 without gradient, as in the official code (ctlllll/SGConv, gconv_standalone.py GConv.forward: kernel_norm, set at the
 first forward and frozen); here it is set at construction, from the same initial weights. The sub-kernels train at
 their own learning rate (kernel_lr, 1e-3 there) with the ordinary weight decay. A plain convolution kernel: there is
@@ -24,19 +27,26 @@ from .base import set_optim
 
 
 class SGConvKernel(nn.Module):
-    def __init__(self, d_model: int, l_max: int, channels: int = 1, kernel_dim: int = 64, decay: float = 0.5,
-                 kernel_lr: float | None = 1e-3):
+    def __init__(self, d_model: int, l_max: int, channels: int = 1, kernel_dim: int = 64,
+                 decay: float | list[float] = 0.5, kernel_lr: float | None = 1e-3):
         super().__init__()
         if not isinstance(l_max, int) or l_max < 1:
             raise ValueError(f"l_max: SGConv sets its number of scales from the longest input; expected a positive "
                              f"integer, got {l_max!r}")
         if not isinstance(kernel_dim, int) or kernel_dim < 2:
             raise ValueError(f"kernel_dim: expected an integer >= 2, got {kernel_dim!r}")
-        if not 0 < decay < 1:
-            raise ValueError(f"decay: expected a factor in (0, 1), got {decay}")
+        pair = isinstance(decay, (list, tuple))
+        if not all(isinstance(a, (int, float)) and not isinstance(a, bool) and 0 < a < 1
+                   for a in (decay if pair else [decay])) or (pair and len(decay) != 2):
+            raise ValueError(f"decay: expected a factor in (0, 1), or [first, last] two of them (the channels' "
+                             f"factors between), got {decay!r}")
         if kernel_lr is not None and not kernel_lr > 0:
             raise ValueError(f"kernel_lr: expected None (the model's lr) or a positive learning rate, got {kernel_lr}")
-        self.H, self.channels, self.l_max, self.d, self.decay = d_model, channels, l_max, kernel_dim, decay
+        self.H, self.channels, self.l_max, self.d = d_model, channels, l_max, kernel_dim
+        multipliers = torch.linspace(1 / decay[0], 1 / decay[1], d_model, dtype=torch.float64) if pair else \
+            torch.full((d_model,), 1 / decay, dtype=torch.float64)
+        # α_h (H, 1) in float64 (cast where used): from the constructor argument, not saved with the weights
+        self.register_buffer("decay", (1 / multipliers)[:, None], persistent=False)
         self.n_scales = max(0, math.ceil(math.log2(l_max / kernel_dim))) + 1
         self.pieces = nn.ParameterList(nn.Parameter(torch.randn(channels, d_model, kernel_dim))
                                        for _ in range(self.n_scales))
@@ -57,7 +67,7 @@ class SGConvKernel(nn.Module):
             k = k.to(self.real_dtype)
             if i > 1:
                 k = F.interpolate(k, scale_factor=2 ** (i - 1), mode="linear")
-            parts.append(self.decay ** i * k)
+            parts.append(self.decay.to(self.real_dtype) ** i * k)
         return torch.cat(parts, dim=-1)
 
     def forward(self, L: int, rate: float = 1.0) -> torch.Tensor:

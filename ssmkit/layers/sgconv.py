@@ -10,13 +10,14 @@ from .registry import register_layer
 
 @register_layer("sgconv")
 class SGConv(SSMConv):
-    """SGConv: multi-scale kernel with parameters O(kernel_dim · log l_max); l_max required; decay α; kernel_lr (the
+    """SGConv: multi-scale kernel with parameters O(kernel_dim · log l_max); l_max required; decay α (or [first,
+    last]: per channel, as the official decay_min..decay_max, kernels/sgconv.py); kernel_lr (the
     sub-kernels' learning rate, None: the model's); causal or bidirectional. Output map Linear by default, as the
     official GConv. It has no step(): the kernel is not a state space model's."""
 
     @factory_kwargs
     @block_options(output="linear")
-    def __init__(self, d_model: int, l_max: int, *, kernel_dim: int = 64, decay: float = 0.5,
+    def __init__(self, d_model: int, l_max: int, *, kernel_dim: int = 64, decay: float | list[float] = 0.5,
                  kernel_lr: float | None = 1e-3, channels: int = 1, bidirectional: bool = False, **block):
         kernel = SGConvKernel(d_model, l_max, kernel_channels(channels, bidirectional), kernel_dim, decay, kernel_lr)
         super().__init__(kernel, channels=channels, bidirectional=bidirectional, l_max=l_max, **block)

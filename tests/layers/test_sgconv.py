@@ -82,3 +82,23 @@ def test_the_normalizer_is_the_norm_of_the_whole_initial_kernel_and_stays_fixed(
     kernel_group = [g for g in opt.param_groups if any(p is k.pieces[0] for p in g["params"])][0]
     assert kernel_group["lr"] == 1e-3 and kernel_group["weight_decay"] == 0.1  # official: lr 1e-3, ordinary decay
     assert isinstance(layer.output, torch.nn.Linear)  # the official output map: Linear, no GLU
+
+
+def test_a_decay_per_channel_spreads_the_official_multipliers_linearly():
+    """decay=[α_first, α_last]: channel h has α_h = 1/m_h, m = linspace(1/α_first, 1/α_last, H) (the official
+    decay_min..decay_max); each channel's kernel is the scalar-decay kernel of its α_h on the same sub-kernels."""
+    spread = SGConvKernel(4, 256, channels=2, kernel_dim=8, decay=[0.5, 0.25]).double()
+    alphas = 1 / torch.linspace(2.0, 4.0, 4, dtype=torch.float64)
+    assert torch.allclose(spread.decay.flatten(), alphas)
+    assert "decay" not in spread.state_dict()  # from the constructor argument, as the config rebuilds it
+    with torch.no_grad():  # both normalizers in float64
+        spread.norm.copy_(spread.full_kernel().norm(dim=-1, keepdim=True))
+    for h, alpha in enumerate(alphas.tolist()):
+        alone = SGConvKernel(4, 256, channels=2, kernel_dim=8, decay=alpha).double()
+        with torch.no_grad():
+            for p, q in zip(alone.pieces, spread.pieces):
+                p.copy_(q)
+            alone.norm.copy_(alone.full_kernel().norm(dim=-1, keepdim=True))
+        assert rel_err(spread(256)[:, h], alone(256)[:, h]) < 1e-14
+    with pytest.raises(ValueError, match=r"decay: expected a factor in \(0, 1\), or \[first, last\]"):
+        SGConvKernel(4, 256, decay=[0.5, 1.5])
