@@ -13,10 +13,14 @@ from ssmkit.ops.block_step import block_step_torch
 
 
 @pytest.mark.parametrize("kind,options", [("s4", {"n_ssm": 1}), ("s4", {"init": "legt"}), ("s4d", {}),
-                                          ("s4", {"l_max": None})])
+                                          ("s4", {"l_max": None}), ("s4", {"share_lambda": True, "tie_pq": False})])
 def test_structured_step_equals_the_recurrence_float64(kind, options):
-    """a ⊙ x − Σ E_r 2Re(V_r x) + b u (O(N·R)) is the dense DPLR step (rank 1 and 2) and the diagonal step."""
+    """a ⊙ x − Σ E_r 2Re(V_r x) + b u (O(N·R)) is the dense DPLR step (rank 1 and 2, Q = P or not) and the diagonal
+    step."""
     layer = build_layer(kind, d_model=6, d_state=16, **{"l_max": 100, **options}).double()
+    if not options.get("tie_pq", True):
+        with torch.no_grad():
+            layer.kernel.Q.add_(0.3 * torch.randn_like(layer.kernel.Q))
     rec = layer.kernel.recurrence(0.5)
     x, u = torch.randn(3, 6, 8, dtype=torch.complex128), torch.randn(3, 6, dtype=torch.float64)
     y, x2 = rec.lowrank_step_form().step(x, u)
