@@ -317,6 +317,16 @@ def compare_dlr(dlr, seed: int, H: int, N: int, L: int) -> None:
 
 
 # -- SGConv (ctlllll/SGConv, gconv_standalone.py) ----------------------------------------------------------------------
+def copy_sgconv(ours, official) -> None:
+    """The official GConv's sub-kernels, D and output Linear into ours, our normalizer taken from the copied pieces."""
+    with torch.no_grad():
+        for p, q in zip(ours.kernel.pieces, official.kernel_list):
+            p.copy_(q)
+        ours.kernel.norm.copy_(ours.kernel.full_kernel().norm(dim=-1, keepdim=True))
+        ours.D.copy_(official.D)
+    _copy_linear(ours.output, official.output_linear)
+
+
 def compare_sgconv(sg, seed: int, H: int, L: int, d: int) -> None:
     fam = f"SGConv (L={L}, d={d})"
     torch.manual_seed(seed)
@@ -331,26 +341,14 @@ def compare_sgconv(sg, seed: int, H: int, L: int, d: int) -> None:
     piece0 = official.kernel_list[0].detach().norm(dim=-1, keepdim=True) * scale
     ratio = piece0 / official.kernel_norm
     row(fam, "init: the old normalizer ‖piece₀‖ / ν (min–max)", "—", f"{float(ratio.min()):.2f}–{float(ratio.max()):.2f}")
-    with torch.no_grad():
-        for p, q in zip(ours.kernel.pieces, official.kernel_list):
-            p.copy_(q)
-        ours.kernel.norm.copy_(ours.kernel.full_kernel().norm(dim=-1, keepdim=True))
-        ours.D.copy_(official.D)
-        ours.output.weight.copy_(official.output_linear.weight)
-        ours.output.bias.copy_(official.output_linear.bias)
+    copy_sgconv(ours, official)
     agree(fam, "normalizer ν", ours.kernel.norm * scale, official.kernel_norm)
     agree(fam, "layer output", ours(u)[0], y_off)
     torch.manual_seed(seed)  # multipliers spread over the channels: decay_min 2, decay_max 4 there, α from 1/2 to 1/4
     official = _quiet(lambda: sg.GConv(H, l_max=L, kernel_dim=d, transposed=False, decay_min=2, decay_max=4)).double()
     y_off = _quiet(lambda: official(u)[0])
     ours = ssmkit.SGConv(H, L, kernel_dim=d, decay=[0.5, 0.25]).double()
-    with torch.no_grad():
-        for p, q in zip(ours.kernel.pieces, official.kernel_list):
-            p.copy_(q)
-        ours.kernel.norm.copy_(ours.kernel.full_kernel().norm(dim=-1, keepdim=True))
-        ours.D.copy_(official.D)
-        ours.output.weight.copy_(official.output_linear.weight)
-        ours.output.bias.copy_(official.output_linear.bias)
+    copy_sgconv(ours, official)
     agree(fam, "layer output, decay per channel (decay_min 2, decay_max 4 there; its multipliers float32)", ours(u)[0],
           y_off)
 
