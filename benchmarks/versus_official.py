@@ -30,6 +30,7 @@ import torch
 
 import ssmkit
 from ssmkit import hippo
+from ssmkit.kernels.diag import real_part_inverse
 
 ROWS: list[tuple[str, str, str, str]] = []  # (family, quantity, official, ours)
 
@@ -528,7 +529,7 @@ def copy_vis4mer(ours_kernel, official_kernel) -> None:
     fix = lambda t: torch.view_as_real(torch.where(flip, t.conj(), t).resolve_conj())  # noqa: E731
     with torch.no_grad():
         ours_kernel.log_dt.copy_(official_kernel.log_dt)
-        ours_kernel.A_real.copy_(torch.log(-w.real)[None])  # real_transform exp: Re λ = −exp(A_real)
+        ours_kernel.A_real.copy_(real_part_inverse(w.real, ours_kernel.real_transform)[None])
         ours_kernel.A_imag.copy_(torch.view_as_real(torch.where(flip, w.conj(), w))[None, :, 1])
         ours_kernel.B.copy_(fix(B[:, 0]))
         ours_kernel.P.copy_(fix(B[:, 1])[None])

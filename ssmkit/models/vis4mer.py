@@ -11,8 +11,8 @@ patch tokens, 197 per frame, 60 frames: T = 11,820, D = 1,024).
 
 Defaults as the official run_lvu.py: d_model 1,024, 3 stages (widths 1024 -> 512 -> 256 -> 128), S4 with N = 64,
 LegS, causal, GELU, a Linear output map and dropout 0.2, l_max halved per stage, its HiPPO B̃ unclipped, its
-random C taken as C̃ (no length correction), one Λ for all channels with P and B per channel, and Q trained apart
-from P (A = Λ − P Q*), as the S4 that ViS4mer ships; the dropout after each stage and
+random C taken as C̃ (no length correction), one Λ for all channels with P and B per channel, Q trained apart from
+P (A = Λ − P Q*) and Re λ without a transform, as the S4 that ViS4mer ships; the dropout after each stage and
 the S4 layers' own zero whole channels over time (tied, layers/dropout.py: the official Dropout2d on (B, H, L) did
 so in the torch of its time). Trained with AdamW (lr 1e-3, weight decay 0.01) and a plateau schedule; evaluated by
 summing the softmax over every span of a long video (span_scores).
@@ -33,10 +33,11 @@ from ..layers.registry import with_defaults
 from .pretrained import Pretrained
 
 # the official S4(H, l_max, dropout) defaults; its HiPPO B̃ (s4.py nplr) is not clipped, its random C is the C̃
-# itself (length_correction=False there), its Λ is one for every channel while B and P are per channel, and Q trains
-# apart from P, with C (SSKernelNPLR registers w once, B = [B, P] repeated over H, C = [C, Q])
+# itself (length_correction=False there), its Λ is one for every channel while B and P are per channel, Q trains
+# apart from P, with C (SSKernelNPLR registers w once, B = [B, P] repeated over H, C = [C, Q]), and Re λ is the raw
+# parameter, without a transform (real_transform none: Re λ = −raw, the same steps under Adam)
 S4_DEFAULTS = {"d_state": 64, "init": "legs", "output": "linear", "B_clip": None, "tie_dropout": True,
-               "length_correction": False, "share_lambda": True, "tie_pq": False}
+               "length_correction": False, "share_lambda": True, "tie_pq": False, "real_transform": "none"}
 
 
 class ViS4mer(Pretrained, nn.Module):
@@ -68,12 +69,14 @@ class ViS4mer(Pretrained, nn.Module):
 
     @classmethod
     def config_of_weights(cls, config: dict, weights: dict) -> dict:
-        """Weights saved before S4 took ViS4mer's own layout (2026-12-05: one Λ, Q apart from P) hold a Λ per channel
-        and no Q: rebuilt with that layout (share_lambda false, tie_pq true) they load as they were trained."""
+        """Weights saved before S4 took ViS4mer's own layout (2026-12-05: one Λ, Q apart from P, Re λ untransformed)
+        hold a Λ per channel and no Q: rebuilt with that layout (share_lambda false, tie_pq true, real_transform exp)
+        they load as they were trained."""
         options = config.get("layer_options", {})
+        older = {"share_lambda": False, "tie_pq": True, "real_transform": "exp"}
         if (config.get("layer", "s4") == "s4" and "layers.0.kernel.A_real" in weights
-                and "layers.0.kernel.Q" not in weights and not {"share_lambda", "tie_pq"} & set(options)):
-            return {**config, "layer_options": {**options, "share_lambda": False, "tie_pq": True}}
+                and "layers.0.kernel.Q" not in weights and not set(older) & set(options)):
+            return {**config, "layer_options": {**options, **older}}
         return config
 
     def _length(self, l_max: int | None, stage: int) -> dict:

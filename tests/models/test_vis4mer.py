@@ -41,7 +41,7 @@ def test_without_pooling_it_is_sequence_model(prenorm):
                   layer_options={"d_state": 8}).double().eval()
     seq = SequenceModel(5, 4, layer="s4", d_model=16, n_layers=2, prenorm=prenorm, norm="layer", pool="mean",
                         layer_options={"d_state": 8, "init": "legs", "output": "linear", "share_lambda": True,
-                                       "tie_pq": False}).double().eval()
+                                       "tie_pq": False, "real_transform": "none"}).double().eval()
     missing, unexpected = seq.load_state_dict(vis.state_dict(), strict=False)
     assert unexpected == [] and all(k.startswith("final_norm") for k in missing) and (missing != []) == prenorm
     seq.final_norm = nn.Identity()
@@ -126,7 +126,8 @@ def test_vis4mer_s4_starts_from_the_exact_hippo_b_as_its_official_s4():
 
 def test_weights_saved_with_the_older_s4_layout_still_load(tmp_path):
     """A ViS4mer saved before its S4 took one Λ and a separate Q (per-channel Λ, no Q) loads as it was trained."""
-    old = ViS4mer(4, 3, d_model=16, n_layers=2, layer_options={"share_lambda": False, "tie_pq": True}).eval()
+    old = ViS4mer(4, 3, d_model=16, n_layers=2,
+                  layer_options={"share_lambda": False, "tie_pq": True, "real_transform": "exp"}).eval()
     old.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     config["layer_options"] = {}  # as written before the two options existed
