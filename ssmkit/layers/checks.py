@@ -11,6 +11,18 @@ import math
 
 import torch
 
+from ..ops.dispatch import recording
+
+
+def check_token_ids(ids: torch.Tensor, vocab: int, name: str = "x") -> None:
+    """ids in [0, vocab). Read on a CPU only: on a GPU reading them would wait for the device at every call; and not
+    while torch.export, torch.compile, ONNX or the JIT records the model (ops.dispatch.recording)."""
+    if ids.device.type != "cpu" or not ids.numel() or recording():
+        return
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0 or high >= vocab:
+        raise ValueError(f"{name}: expected token ids in [0, vocab_size={vocab}), got ids from {low} to {high}")
+
 
 def check_dtype(u: torch.Tensor, dtype: torch.dtype, name: str = "u", owner: str = "layer") -> None:
     """u's dtype is the layer's (or model's) ``dtype``, unless autocast is on for u's device (module docstring)."""

@@ -41,12 +41,11 @@ import torch
 from torch import nn
 
 from ..layers import layer as build_layer
-from ..layers.checks import check_dtype, valid_positions
+from ..layers.checks import check_dtype, check_token_ids, valid_positions
 from ..layers.dropout import dropout as make_dropout
 from ..layers.factory import factory_kwargs
 from ..layers.norms import apply_norm, norm_class
 from ..layers.registry import LAYERS, with_defaults
-from ..ops.dispatch import recording
 from .heads import classifier, encoder, pair_features
 from .pretrained import Pretrained
 from .sequence_parallel import check_sequence_parallel, global_mean
@@ -192,10 +191,8 @@ class SequenceModel(Pretrained, nn.Module):
             raise ValueError(f"{name}: expected {kind} of shape {shape}, got {got}")
         if not tokens:  # numpy's float64 arrays into a float32 model: one line, not the encoder's matmul error
             check_dtype(x, self.encoder.weight.dtype, name, "model")
-        elif x.device.type == "cpu" and x.numel() and not recording():
-            low, high, vocab = int(x.min()), int(x.max()), self.encoder.num_embeddings
-            if low < 0 or high >= vocab:
-                raise ValueError(f"{name}: expected token ids in [0, vocab_size={vocab}), got ids from {low} to {high}")
+        else:
+            check_token_ids(x, self.encoder.num_embeddings, name)
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.embedding_dropout(self.encoder(x))

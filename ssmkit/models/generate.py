@@ -18,6 +18,7 @@ import warnings
 
 import torch
 
+from ..layers.checks import check_token_ids
 from ..layers.cuda_graphs import collector_paused
 from .sampling import Sampler, SamplingOptions
 
@@ -169,9 +170,7 @@ def generate(model, prompt: torch.Tensor, n_tokens: int, temperature: float = 1.
     if not isinstance(n_tokens, int) or n_tokens < 0:
         raise ValueError(f"n_tokens: expected an integer >= 0, got {n_tokens!r}")
     vocab = _logits_map(model).out_features
-    if not prompt.is_cuda and not 0 <= int(prompt.min()) <= int(prompt.max()) < vocab:  # on a GPU: a sync
-        raise ValueError(f"prompt: expected token ids in [0, {vocab}) (the model's vocabulary), got ids from "
-                         f"{int(prompt.min())} to {int(prompt.max())}")
+    check_token_ids(prompt, vocab, "prompt")
     options = SamplingOptions(temperature, top_k, top_p, repetition_penalty, eos)
     options.check()
     if generator is None and seed is not None:

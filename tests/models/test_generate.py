@@ -40,7 +40,7 @@ def test_generation_refuses_pooled_models_and_bad_prompts():
         generate(lm, torch.zeros(1, 0, dtype=torch.long), 2)
     with pytest.raises(ValueError, match=r"prompt: expected a tensor .*, got list"):
         generate(lm, [100, 101], 2)
-    with pytest.raises(ValueError, match=r"prompt: expected token ids in \[0, 256\) \(the model's vocabulary\), got "
+    with pytest.raises(ValueError, match=r"prompt: expected token ids in \[0, vocab_size=256\), got "
                                          r"ids from 3 to 300"):
         generate(lm, torch.tensor([[3, 300]]), 2)
     with pytest.raises(ValueError, match="temperature"):
