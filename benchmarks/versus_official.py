@@ -6,9 +6,10 @@ DIR holds checkouts of the official repositories, each in a folder named as on G
 mega (facebookresearch/mega), SGConv (ctlllll/SGConv), dss (ag1988/dss), dlr (ag1988/dlr), liquid-s4
 (raminmh/liquid-s4), ViS4mer (md-mohaiminul/ViS4mer); a missing one is skipped. S5 (lindermanlab/S5) is JAX: its rows
 compare our init with the official formulas. SaShiMi is the standalone models/sashimi/sashimi.py over the standalone
-S4. Runs on CPU (the official code falls back to its naive kernels; ViS4mer's has none, so its pykeops Cauchy sum is
-written out here); needs numpy, scipy, einops and opt_einsum, and stubs the few
-framework imports (pytorch_lightning's rank_zero_only, omegaconf's DictConfig, fairseq's incremental-state decorator)
+S4; S4ND is the training code's module (src/models/sequence/modules/s4nd.py over kernels/ssm.py). Runs on CPU (the
+official code falls back to its naive kernels; ViS4mer's has none, so its pykeops Cauchy sum is written out here);
+needs numpy, scipy, einops and opt_einsum, and stubs the few framework imports (pytorch_lightning's rank_zero_only,
+omegaconf's DictConfig and ListConfig, hydra, the s4 training code's logger, fairseq's incremental-state decorator)
 that the modules import but these checks never use. Not part of the test suite.
 
 Each family is built both ways with the same seed: the "init" rows are statistics of the fresh modules (the random
@@ -76,6 +77,12 @@ def _package(name: str, path: Path) -> types.ModuleType:
     if parent:
         setattr(sys.modules[parent], child, module)
     return module
+
+
+def _forget(name: str) -> None:
+    """Drop a package and its submodules from sys.modules: two checkouts both name their package src."""
+    for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+        del sys.modules[key]
 
 
 def _load(name: str, path: Path):
@@ -271,6 +278,143 @@ def compare_sashimi(sashimi, seed: int, H: int, n_layers: int, L: int) -> None:
             y_off = _quiet(lambda: official(x)[0])
             y_ours = ours.norm(ours._levels(x, None, stepping=False)[0])
         agree(fam, "backbone output", y_ours, y_off)
+
+
+# -- S4ND (state-spaces/s4, src/models/sequence/modules/s4nd.py over kernels/ssm.py) ---------------------------------
+def load_s4nd(root: Path):
+    """The official S4ND module from the checkout's src package: src.utils stubbed but for its config module's is_list
+    (hydra stubbed, omegaconf's ListConfig a list), src.utils.train a logger. Its kernels fall back to the naive
+    Cauchy and Vandermonde sums (no CUDA extension, no pykeops)."""
+    _forget("src")
+    _stub("hydra")
+    sys.modules["omegaconf"].ListConfig = list
+    for name in ("src", "src.utils"):
+        _package(name, root / name.replace(".", "/"))
+    utils = sys.modules["src.utils"]
+    utils.train = _stub("src.utils.train", get_logger=lambda name=None, level=None: logging.getLogger(name))
+    utils.config = _load("src.utils.config", root / "src/utils/config.py")
+    utils.is_list = utils.config.is_list
+    sys.path.insert(0, str(root))
+    return importlib.import_module("src.models.sequence.modules.s4nd")
+
+
+S4ND_MODES = {"s4": "dplr", "s4d": "s4d"}  # our kernel option -> the official kernel registry name
+
+
+def official_s4nd(nd, kernel: str, H: int, N: int, shape, l_max=True, **options):
+    """The official S4ND as its layer config builds it (configs/model/layer/s4nd.yaml: linear false, final_act glu),
+    on (B, *grid, H) (transposed=False), in float64. l_max: the grid (its C̃ formed by a first kernel call, as at its
+    first forward) or None (C stays the plain C until the first forward)."""
+    layer = _quiet(lambda: nd.S4ND(H, d_state=N, l_max=list(shape) if l_max else None, dim=len(shape),
+                                   transposed=False, linear=False, final_act="glu", mode=S4ND_MODES[kernel],
+                                   init="legs", **options)).double()
+    if l_max:
+        for k, length in zip(layer.kernel, shape):
+            _quiet(lambda: k(L=length))
+    return layer
+
+
+def copy_s4nd(ours, official) -> None:
+    """The official S4ND's axis kernels (copy_dplr; its 2·trank·C kernel channels ordered (direction, r, c) as ours),
+    D and the Linear of its GLU output map into ours."""
+    for mine, theirs in zip(ours.kernels, official.kernel):
+        copy_dplr(mine, theirs)
+    with torch.no_grad():
+        ours.D.copy_(official.D)
+    _copy_linear(ours.output[0], official.output_linear[0])
+
+
+def dense_dplr_kernel(kernel, L: int, rate: float, l_c: int, rate_c: float) -> torch.Tensor:
+    """K_j = C_f Ā^j B̄_f, j < L, of our DPLR kernel's system at Δ·rate by the dense recurrence (Cch, H, L), with the
+    plain C read from the trained C̃ as C̃_f (I − Ā'^l_c)^{-1}, Ā' at Δ·rate_c: (l_max, 1) gives the exact kernel of
+    the trained system, (round(l_max/rate), rate) what the official code's rate computes (C̃ kept as it is)."""
+    full = lambda t: torch.cat([t, t.conj()], -1)  # noqa: E731
+    Lambda, P, B, C_tilde = (t.detach() for t in (kernel.Lambda(), kernel.cplx("P"), kernel.cplx("B"),
+                                                  kernel.cplx("C")))
+    A = torch.diag_embed(full(Lambda)) - torch.einsum("rhi,rhj->hij", full(P), full(P).conj())
+    eye = torch.eye(A.shape[-1], dtype=A.dtype)
+
+    def bilinear(r):
+        dt = kernel.dt(r).detach().to(A.dtype)[:, None, None]
+        inverse = torch.linalg.inv(eye - dt / 2 * A)
+        return inverse @ (eye + dt / 2 * A), (inverse @ (dt * full(B).expand(A.shape[0], -1)[..., None]))[..., 0]
+
+    M = eye - torch.linalg.matrix_power(bilinear(rate_c)[0], l_c)
+    C = torch.linalg.solve(M.transpose(-1, -2), full(C_tilde)[..., None])[..., 0]
+    dA, x = bilinear(rate)
+    out = []
+    for _ in range(L):
+        out.append(torch.einsum("chn,hn->ch", C, x).real)
+        x = torch.einsum("hij,hj->hi", dA, x)
+    return torch.stack(out, -1)
+
+
+def s4nd_defaults() -> None:
+    """Our S4ND's defaults beside the official layer config (configs/model/layer/s4nd.yaml) and, where they differ,
+    the official module's own (s4nd.py S4ND.__init__, kernels/ssm.py SSMKernel.__init__)."""
+    import inspect
+    d = {k: v.default for k, v in inspect.signature(ssmkit.S4ND).parameters.items()}
+    disc = inspect.signature(ssmkit.kernels.S4DKernel).parameters["disc"].default
+    row("S4ND", "defaults: d_state, init, Δ range, SSM lr (A, B, Δ)", "64, legs, [0.001, 0.1], 0.001",
+        f"{d['d_state']}, {d['init']}, [{d['dt_min']}, {d['dt_max']}], {d['ssm_lr']}")
+    row("S4ND", "defaults: channels, trank, two-sided, Δ transform, disc (S4D)", "1, 1, true, exp, zoh",
+        f"{d['channels']}, {d['trank']}, {str(d['bidirectional']).lower()}, {d['dt_transform']}, {disc}")
+    row("S4ND", "defaults: n_ssm (layer config; module code)", "1; None = H", f"{d['n_ssm']} = H")
+    row("S4ND", "defaults: activation, output map (layer config; module code: linear=True, neither)", "gelu, glu",
+        f"{d['activation']}, {d['output']}")
+    row("S4ND", "contractions: kernel channels | trank | D | features", "(2 r c) h, chunk(2) | mean over r | "
+        "bh…,ch→bch… | (c h)", "(2 r c) h, view | mean over r | D[c, h]·u | (c h)")
+
+
+def compare_s4nd(nd, seed: int, H: int, N: int, shape: tuple[int, int], H_init: int = 256) -> None:
+    """S4ND with S4 (DPLR) and S4D (diag, ZOH) axis kernels, two-sided, on a 2-D grid: kernel norms at init (width
+    H_init: the mean over channels follows the few largest Δ), then with copied weights (the CIFAR config's Δ in
+    [0.1, 1] and n_ssm 1, so that the kernels are not flat over the grid) each axis kernel (both halves) and the layer
+    output on a random (B, *grid, H) input, also with channels 2 and trank 2, causal, with bandlimit 0.5, l_max None,
+    an input larger than l_max, and at rate 2 (the grid halved) and 1/2 (doubled). For S4 at rate ≠ 1, each axis
+    kernel against the dense recurrence of the same system (dense_dplr_kernel)."""
+    L1, L2 = shape
+    cifar = dict(n_ssm=1, dt_min=0.1, dt_max=1.0)
+    for kernel in ("s4", "s4d"):
+        fam = f"S4ND ({kernel}, {L1}×{L2}, H={H}, N={N})"
+        torch.manual_seed(seed)
+        official = official_s4nd(nd, kernel, H_init, N, shape)
+        torch.manual_seed(seed)
+        ours = ssmkit.S4ND(H_init, N, l_max=shape, kernel=kernel).double()
+        for a, length in enumerate(shape):
+            row(fam, f"init: mean ‖K‖ over channels, axis {a} (H={H_init})",
+                kernel_norm(official.kernel[a](L=length)[0]), kernel_norm(ours.kernels[a](length)))
+        half, double = (L1 // 2, L2 // 2), (2 * L1, 2 * L2)
+        cases = [("", {}, 1.0, shape), (", channels 2, trank 2", dict(channels=2, trank=2), 1.0, shape),
+                 (", causal", dict(bidirectional=False), 1.0, shape),
+                 (", bandlimit 0.5", dict(bandlimit=0.5), 1.0, shape), (", l_max None", dict(l_max=None), 1.0, shape),
+                 (f", {L1 + 4}×{L2 + 4} input", {}, 1.0, (L1 + 4, L2 + 4)),
+                 (", rate 2 ({}×{} input)".format(*half), {}, 2.0, half),
+                 (", rate 2, bandlimit 0.5", dict(bandlimit=0.5), 2.0, half),
+                 (", rate 1/2 ({}×{} input)".format(*double), {}, 0.5, double)]
+        for label, options, rate, grid in cases:
+            l_max = options.pop("l_max", shape)
+            torch.manual_seed(seed)
+            official = official_s4nd(nd, kernel, H, N, shape, l_max=l_max is not None, **cifar, **options)
+            ours = ssmkit.S4ND(H, N, l_max=l_max, kernel=kernel, **cifar, **options).double()
+            copy_s4nd(ours, official)
+            if not label:
+                for a, length in enumerate(shape):
+                    agree(fam, f"kernel, axis {a}", ours.kernels[a](length), official.kernel[a](L=length)[0])
+            u = torch.randn(2, *grid, H, dtype=torch.float64)
+            agree(fam, "layer output" + label, ours(u, rate=rate)[0], _quiet(lambda: official(u, rate=rate)[0]))
+            if kernel != "s4" or rate == 1.0 or options:
+                continue
+            tag = "rate 2" if rate == 2.0 else "rate 1/2"
+            for a, l_max_a in enumerate(shape):
+                length = round(l_max_a / rate)
+                exact = dense_dplr_kernel(ours.kernels[a], length, rate, l_max_a, 1.0)
+                read_as = dense_dplr_kernel(ours.kernels[a], length, rate, length, rate)
+                K_off = official.kernel[a](L=length, rate=rate)[0].detach()
+                row(fam, f"{tag}, axis {a} kernel vs the exact one (dense recurrence at Δ·rate, plain C)",
+                    f"{rel(K_off, exact):.1e}", f"{rel(ours.kernels[a](length, rate).detach(), exact):.1e}")
+                row(fam, f"{tag}, axis {a}: official kernel vs C̃ read as the C̃ of length round(l_max/rate) at "
+                    "Δ·rate", f"{rel(K_off, read_as):.1e}", "—")
 
 
 # -- DSS and DLR (ag1988/dss, ag1988/dlr: src/models/sequence/ss/standalone/dss.py) ----------------------------------
@@ -477,6 +621,7 @@ def compare_mega(ema, seed: int, H: int, ndim: int, L: int) -> None:
 
 # -- Liquid-S4 (raminmh/liquid-s4, src/models/sequence/ss/s4.py) ---------------------------------------------------
 def load_liquid(root: Path):
+    _forget("src")  # the s4 checkout's src (S4ND) may be loaded already
     for name in ("src", "src.utils", "src.models", "src.models.sequence", "src.models.sequence.ss"):
         _package(name, root / name.replace(".", "/"))
     train = _stub("src.utils.train", get_logger=lambda name=None, level=None: logging.getLogger(name))
@@ -606,6 +751,7 @@ def main() -> None:
             compare_s4_fout(m, args.seed, 16, 16, 128), compare_s4d(m, args.seed, 64, 64, 256),
             compare_real_transforms(m, args.seed, 16, 16, 256))),
         ("s4", lambda: load_sashimi(repo("s4")), lambda m: compare_sashimi(m, args.seed, 16, 2, 256)),
+        ("s4", lambda: load_s4nd(repo("s4")), lambda m: (s4nd_defaults(), compare_s4nd(m, args.seed, 8, 16, (16, 12)))),
         ("dss", lambda: _load("official_dss", repo("dss") / "src/models/sequence/ss/standalone/dss.py"),
          lambda m: compare_dss(m, args.seed, 32, 32, 256)),
         ("dlr", lambda: (_package("official_dlr", repo("dlr") / "src/models/sequence/ss/standalone"),
