@@ -4,13 +4,15 @@
 
 DIR holds checkouts of the official repositories, each in a folder named as on GitHub: s4 (state-spaces/s4),
 mega (facebookresearch/mega), SGConv (ctlllll/SGConv), dss (ag1988/dss), dlr (ag1988/dlr), liquid-s4
-(raminmh/liquid-s4), ViS4mer (md-mohaiminul/ViS4mer); a missing one is skipped. S5 (lindermanlab/S5) is JAX: its rows
-compare our init with the official formulas. SaShiMi is the standalone models/sashimi/sashimi.py over the standalone
-S4; S4ND is the training code's module (src/models/sequence/modules/s4nd.py over kernels/ssm.py). Runs on CPU (the
-official code falls back to its naive kernels; ViS4mer's has none, so its pykeops Cauchy sum is written out here);
-needs numpy, scipy, einops and opt_einsum, and stubs the few framework imports (pytorch_lightning's rank_zero_only,
-omegaconf's DictConfig and ListConfig, hydra, the s4 training code's logger, fairseq's incremental-state decorator)
-that the modules import but these checks never use. Not part of the test suite.
+(raminmh/liquid-s4), ViS4mer (md-mohaiminul/ViS4mer), SSSD (AI4HealthUOL/SSSD); a missing one is skipped. S5
+(lindermanlab/S5) is JAX: its rows compare our init with the official formulas. SaShiMi is the standalone
+models/sashimi/sashimi.py over the standalone S4; S4ND is the training code's module
+(src/models/sequence/modules/s4nd.py over kernels/ssm.py). Runs on CPU (the official code falls back to its naive
+kernels; ViS4mer's has none, so its pykeops Cauchy sum is written out here, and SSSD's naive one sums one member of
+each conjugate pair only, so its rows give both); needs numpy, scipy, einops and opt_einsum, and stubs the few
+framework imports (pytorch_lightning's rank_zero_only, omegaconf's DictConfig and ListConfig, hydra, the s4 training
+code's logger, fairseq's incremental-state decorator, wandb) that the modules import but these checks never use. Not
+part of the test suite.
 
 Each family is built both ways with the same seed: the "init" rows are statistics of the fresh modules (the random
 draws differ, the distributions should not), the "copied" rows copy the official module's weights into ours (complex
@@ -136,7 +138,7 @@ def _copy_linear(ours, official) -> None:
     """A Linear of ours from the official's Linear or kernel-1 Conv1d (transposed layers)."""
     with torch.no_grad():
         ours.weight.copy_(official.weight.reshape(ours.weight.shape))
-        ours.bias.copy_(official.bias)
+        ours.bias.copy_(official.bias.reshape(ours.bias.shape))
 
 
 def kernel_norm(K: torch.Tensor) -> float:
@@ -721,6 +723,212 @@ def compare_vis4mer(s4, seed: int, H: int, N: int, L: int) -> None:
     agree(fam, "layer output", ours(u)[0], _quiet(lambda: official(u)[0]))
 
 
+# -- SSSD^S4 (AI4HealthUOL/SSSD: src/imputers/SSSDS4Imputer.py over its own S4, src/imputers/S4Model.py) -------------
+def load_sssd(root: Path):
+    """The imputer, its S4 module and src/utils/util.py. The imputer imports them as utils.util and imputers.S4Model:
+    those names are in sys.modules only while it loads. S4Model imports wandb, tqdm and yaml and never uses them."""
+    src = root / "src"
+    for name in ("wandb", "tqdm", "yaml"):
+        if importlib.util.find_spec(name) is None:
+            _stub(name, tqdm=lambda it, *args, **kw: it)
+    util = _load("official_sssd_util", src / "utils/util.py")
+    s4 = _load("official_sssd_s4", src / "imputers/S4Model.py")
+    aliases = {"utils": types.SimpleNamespace(util=util), "utils.util": util,
+               "imputers": types.SimpleNamespace(S4Model=s4), "imputers.S4Model": s4}
+    saved = {name: sys.modules.get(name) for name in aliases}
+    sys.modules.update(aliases)
+    try:
+        imputer = _load("official_sssd_imputer", src / "imputers/SSSDS4Imputer.py")
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name)
+            else:
+                sys.modules[name] = module
+    return types.SimpleNamespace(s4=s4, util=util, imputer=imputer)
+
+
+def copy_sssd_kernel(ours_kernel, official_kernel) -> None:
+    """SSSD's SSKernelNPLR (w, B, P, C per channel; its Cauchy sums read C·B, C·P, Q·B, Q·P with Q = conj(P), i.e.
+    A = w − P Pᵀ·conj = Λ − P P*) into our DPLRKernel (tie_pq; C̃ pairs with B unconjugated in both): log Δ, Λ, B, P
+    and C̃ as stored; a mode with Im w < 0 is conjugated whole (the same real system), so that ours keeps Im λ >= 0."""
+    k = official_kernel
+    w = torch.view_as_complex(k.w.detach().contiguous())
+    P = torch.view_as_complex(k.P.detach().contiguous())
+    if not torch.equal(torch.view_as_complex(k.Q.detach().contiguous()), P.conj()):
+        raise ValueError("copy_sssd_kernel: Q is not conj(P) (SSSD never trains either); ours ties Q to P")
+    flip = w.imag < 0
+    fix = lambda t: torch.view_as_real(torch.where(flip, t.conj(), t).resolve_conj())  # noqa: E731
+    with torch.no_grad():
+        ours_kernel.log_dt.copy_(k.log_dt)
+        ours_kernel.A_real.copy_(torch.log(-w.real))  # real_transform exp: Re λ = −exp(A_real)
+        ours_kernel.A_imag.copy_(w.imag.abs())
+        ours_kernel.B.copy_(fix(torch.view_as_complex(k.B.detach().contiguous())[0]))
+        ours_kernel.P.copy_(fix(P))
+        ours_kernel.C.copy_(fix(torch.view_as_complex(k.C.detach().contiguous())))
+
+
+def _copy_weight_norm(ours, official) -> None:
+    """A weight-normalized layer of ours (parametrizations.weight_norm: original0 = g, original1 = v; a Linear for a
+    kernel-1 conv) from the official's nn.utils.weight_norm Conv1d (weight_g, weight_v)."""
+    w = ours.parametrizations.weight
+    with torch.no_grad():
+        w.original0.copy_(official.weight_g.reshape(w.original0.shape))
+        w.original1.copy_(official.weight_v.reshape(w.original1.shape))
+        ours.bias.copy_(official.bias)
+
+
+def copy_sssd(ours, official) -> None:
+    """Every weight of the official SSSDS4Imputer into our SSSD, and its frozen S4 buffers (Δ, w, B, P) too."""
+    group = official.residual_layer
+    _copy_weight_norm(ours.inp[0], official.init_conv[0].conv)
+    _copy_linear(ours.embed[0], group.fc_t1)
+    _copy_linear(ours.embed[2], group.fc_t2)
+    for mine, theirs in zip(ours.blocks, group.residual_blocks, strict=True):
+        _copy_linear(mine.embed, theirs.fc_t)
+        _copy_weight_norm(mine.conv, theirs.conv_layer.conv)
+        _copy_weight_norm(mine.cond, theirs.cond_conv.conv)
+        _copy_weight_norm(mine.res, theirs.res_conv)
+        _copy_weight_norm(mine.skip, theirs.skip_conv)
+        for layer, s4_layer in ((mine.s4_in, theirs.S41), (mine.s4_out, theirs.S42)):
+            layer.norm.load_state_dict(s4_layer.norm_layer.state_dict())
+            copy_sssd_kernel(layer.layer.kernel, s4_layer.s4_layer.kernel.kernel)
+            with torch.no_grad():
+                layer.layer.D.copy_(s4_layer.s4_layer.D)
+            _copy_linear(layer.layer.output, s4_layer.s4_layer.output_linear)
+    _copy_weight_norm(ours.out[0], official.final_conv[0].conv)
+    _copy_linear(ours.out[2], official.final_conv[2].conv)
+
+
+def _sssd_official(m, cauchy: str, float32_casts: bool):
+    """A context for the official's kernel and forward on CPU: cauchy "conj" is pykeops's cauchy_conj (S4Model.py:66,
+    written out as _cauchy_conj), "slow" its fallback without pykeops or the CUDA extension (S4Model.py:99, one
+    member of each conjugate pair); float32_casts=False skips HippoSSKernel.forward's k.float() (S4Model.py:990) and
+    makes float64 the default dtype (util.py:82 draws the step-embedding frequencies in it). Tensor.cuda (util.py:82)
+    is the identity meanwhile."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def context():
+        s4, dtype, cuda, forward = m.s4, torch.get_default_dtype(), torch.Tensor.cuda, m.s4.HippoSSKernel.forward
+        s4.has_pykeops, s4.cauchy_conj = cauchy == "conj", _cauchy_conj
+        torch.Tensor.cuda = lambda self, *args, **kw: self
+        if not float32_casts:
+            torch.set_default_dtype(torch.float64)
+            s4.HippoSSKernel.forward = lambda self, L=None: self.kernel(rate=self.rate, L=L)[0]
+        try:
+            yield
+        finally:
+            torch.set_default_dtype(dtype)
+            torch.Tensor.cuda, s4.HippoSSKernel.forward, s4.has_pykeops = cuda, forward, False
+
+    return context()
+
+
+def _sssd_pair(m, seed: int, K: int, H: int, N: int, L: int | None, n_blocks: int):
+    """Both imputers from the same seed; L None: the official's l_max 100, ours without l_max (C the plain C)."""
+    torch.manual_seed(seed)
+    official = _quiet(lambda: m.imputer.SSSDS4Imputer(
+        K, H, H, K, n_blocks, 128, 512, 512, s4_lmax=L or 100, s4_d_state=N, s4_dropout=0.0, s4_bidirectional=1,
+        s4_layernorm=1))
+    torch.manual_seed(seed)
+    ours = ssmkit.models.SSSD(K, n_blocks=n_blocks, d_model=H, d_skip=H,
+                              layer_options={"d_state": N, "ssm_lr": 0.0, **({"l_max": L} if L else {})})
+    return official, ours
+
+
+def compare_sssd(m, seed: int, K: int, H: int, N: int, L: int, n_blocks: int, paper_size: bool = True) -> None:
+    """SSSDS4Imputer (its config's embedding sizes 128 -> 512 -> 512, bidirectional S4 with LayerNorm, no dropout) and
+    our SSSD at a small size: the S4 tensors that train, the init of Λ, B̃ and the weight-normalized convolutions;
+    the paper size's parameter count; then every official weight perturbed (as after training; its zero output conv
+    too) and copied into ours: one S4 kernel and the network output ε_θ(x_t, t | x_obs ⊙ m, m), in float64, with the
+    official's Cauchy sum as pykeops computes it, as its CPU fallback computes it, and with and without its float32
+    casts (_sssd_official); and the diffusion schedule against util.calc_diffusion_hyperparams."""
+    fam = f"SSSD^S4 ({n_blocks} blocks of width {H}, N={N}, K={K}, L={L})"
+    official, ours = _sssd_pair(m, seed, K, H, N, L, n_blocks)
+    s4_off, s4_ours = official.residual_layer.residual_blocks[0].S41.s4_layer, ours.blocks[0].s4_in.layer
+    trained = lambda module: ", ".join(n for n, _ in module.named_parameters()) or "none"  # noqa: E731
+    default_lr = ssmkit.models.SSSD(K, n_blocks=1, d_model=H, d_skip=H, layer_options={"d_state": N, "l_max": L})
+    row(fam, "init: S4 kernel tensors that train (ours: ssm_lr 0 as the sssd experiments | the default ssm_lr)",
+        trained(s4_off.kernel.kernel),
+        f"{trained(s4_ours.kernel)} | {trained(default_lr.blocks[0].s4_in.layer.kernel)}")
+    if paper_size:  # C̃'s length correction skipped in both (it sets C's values only): 72 dense powers of (512, 64, 64)
+        setup_C, m.s4.SSKernelNPLR._setup_C = m.s4.SSKernelNPLR._setup_C, lambda self, double_length=False: None
+        try:
+            off_big, ours_big = _sssd_pair(m, seed, 14, 256, 64, None, 36)
+        finally:
+            m.s4.SSKernelNPLR._setup_C = setup_C
+        count = lambda module: f"{sum(p.numel() for p in module.parameters()):,}"  # noqa: E731
+        row(fam, "init: parameters at the paper size (config_SSSDS4.json: 36 × 256, K = 14, N = 64, l_max 100)",
+            count(off_big), count(ours_big))
+        del off_big, ours_big
+    k_off = s4_off.kernel.kernel
+    w = torch.view_as_complex(k_off.w.detach())[0].to(torch.complex128)
+    Lam = s4_ours.kernel.Lambda().detach()[0]
+    row(fam, "init: modes with Im λ < 0 in the official (LAPACK lists Im > 0 first; it keeps every other)",
+        int((w.imag < 0).sum()), int((Lam.imag < 0).sum()))
+    order_off, order_ours = w.imag.argsort(), Lam.imag.argsort()
+    row(fam, "init: Λ, max |ours − official| (by Im λ; the official's is built in float32)", "—",
+        f"{float((Lam[order_ours] - w[order_off]).abs().max()):.1e}")
+    BP = lambda B, P: (B * P.conj())  # noqa: E731  (B̃_n P̄_n: free of the eigenvectors' phases)
+    bp_off = BP(*(torch.view_as_complex(t.detach())[0, 0].to(torch.complex128) for t in (k_off.B, k_off.P)))
+    bp_ours = BP(*(torch.view_as_complex(t.detach())[0] for t in (s4_ours.kernel.B, s4_ours.kernel.P[0])))
+    row(fam, "init: B̃_n P̄_n (phase-free), max |ours − official| (both unclipped: no Im B̃ clip at 2)", "—",
+        f"{float((bp_ours[order_ours] - bp_off[order_off]).abs().max()):.1e}")
+    x_t, x_obs = torch.randn(2, L, K, dtype=torch.float64), torch.randn(2, L, K, dtype=torch.float64)
+    mask = (torch.rand(2, L, K) > 0.5).double()
+    t = torch.tensor([3, 150])
+    off_in = lambda steps: (x_t.transpose(1, 2), x_obs.transpose(1, 2), mask.transpose(1, 2), steps)  # noqa: E731
+    convs = [b.res_conv for b in official.residual_layer.residual_blocks]
+    std = lambda weights: float(torch.cat([w.detach().flatten() for w in weights]).std())  # noqa: E731
+    kaiming = std(c.weight for c in convs)
+    with _sssd_official(m, "conj", float32_casts=True):
+        _quiet(lambda: official(tuple(a.float() for a in off_in(t[:, None]))))  # its weight_norm hook: w = g v/‖v‖
+        row(fam, "init: mean ‖K‖ over channels (one S4 layer)", kernel_norm(_quiet(lambda: k_off(L=L)[0])),
+            kernel_norm(s4_ours.kernel(L)))
+    row(fam, f"init: std of the residual 1×1 conv weights (official: {kaiming:.3f} from its kaiming_normal_ until the "
+        "first forward recomputes them from g, v)", std(c.weight for c in convs),
+        std(b.res.weight for b in ours.blocks))
+
+    official, ours = official.double(), ours.double()
+    with torch.no_grad():
+        for p in official.parameters():  # as after training; the buffers (Δ, w, B, P, Q) stay frozen as in SSSD
+            p.add_(0.1 * torch.randn_like(p))
+    copy_sssd(ours, official)
+    K_ours = ours.blocks[0].s4_in.layer.kernel(L)
+    eps = ours.denoise(x_t, x_obs, mask, t)
+    with _sssd_official(m, "slow", float32_casts=True):
+        agree(fam, "S4 kernel, official as installed from requirements.txt (no pykeops, no CUDA extension: "
+              "cauchy_slow, one member of each conjugate pair)", K_ours, _quiet(lambda: k_off(L=L)[0]))
+        agree(fam, "ε_θ, the same", eps, _quiet(lambda: official(off_in(t[:, None].double())).transpose(1, 2)))
+    with _sssd_official(m, "conj", float32_casts=True):
+        agree(fam, "S4 kernel, official with pykeops's Cauchy sum, its nodes as built (float32)", K_ours,
+              _quiet(lambda: k_off(L=L)[0]))
+        agree(fam, "ε_θ, the same, with its float32 casts (kernel k.float(), step-embedding frequencies)", eps,
+              _quiet(lambda: official(off_in(t[:, None].double())).transpose(1, 2)))
+    for module in official.modules():  # the official's own _omega, rerun in float64
+        if isinstance(module, m.s4.SSKernelNPLR):
+            module._omega(module.L, dtype=torch.complex128, device=module.C.device, cache=True)
+    with _sssd_official(m, "conj", float32_casts=False):
+        agree(fam, "S4 kernel, official with pykeops's Cauchy sum, nodes in float64", K_ours,
+              _quiet(lambda: k_off(L=L)[0]))
+        agree(fam, "ε_θ, the same, float64 throughout", eps,
+              _quiet(lambda: official(off_in(t[:, None].double())).transpose(1, 2)))
+
+    T, beta_0, beta_T = ours.schedule.T, ours.config["beta_0"], ours.config["beta_T"]
+    names = (("Beta", "beta"), ("Alpha", "alpha"), ("Alpha_bar", "alpha_bar"), ("Sigma", "sigma"))
+    for label, dtype in (("in float32 (its default dtype)", torch.float32), ("in float64", torch.float64)):
+        default = torch.get_default_dtype()
+        torch.set_default_dtype(dtype)
+        try:
+            dh = m.util.calc_diffusion_hyperparams(T, beta_0, beta_T)
+        finally:
+            torch.set_default_dtype(default)
+        diff = max(float(((getattr(ours.schedule, b) - dh[a].double()) / dh[a].double()).abs().max()) for a, b in names)
+        row(fam, f"diffusion schedule β, α, ᾱ, σ (T={T}): max rel. |ours − official|, official {label}", "—",
+            f"{diff:.1e}")
+
+
 # -- S5 (lindermanlab/S5, JAX): our init against the official formulas ------------------------------------------------
 def compare_s5(seed: int, H: int, P: int) -> None:
     fam = f"S5 (P={P}, H={H})"
@@ -764,6 +972,7 @@ def main() -> None:
         ("liquid-s4", lambda: load_liquid(repo("liquid-s4")), lambda m: compare_liquid(m, args.seed, 8, 16, 64)),
         ("ViS4mer", lambda: _load("official_vis4mer", repo("ViS4mer") / "s4.py"),
          lambda m: compare_vis4mer(m, args.seed, 16, 16, 128)),
+        ("SSSD", lambda: load_sssd(repo("SSSD")), lambda m: compare_sssd(m, args.seed, 3, 16, 8, 24, 2)),
     ]
     for name, load, compare in jobs:
         if not repo(name).is_dir():

@@ -17,6 +17,12 @@ on observed entries is replaced by x_0 itself (the official only_generate_missin
 and the error ε_θ − z is returned; its square on the missing entries is the loss. Imputation (impute): from noise,
 the reverse process with the observed values put back before every step and after the last, so that they come back
 exactly.
+
+With the official weights copied, ε_θ equals the official SSSDS4Imputer's to 1e-16 in float64
+(benchmarks/versus_official.py) when the official S4 sums its Cauchy kernel over both members of each conjugate pair,
+as it does with pykeops. Installed from its requirements.txt (no pykeops, no CUDA extension), its S4Model.py falls
+back on cauchy_slow, which sums one member only: a different S4 kernel (51 % apart at N = 8), so networks trained
+that way do not carry over exactly.
 """
 from __future__ import annotations
 
