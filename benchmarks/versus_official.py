@@ -4,15 +4,16 @@
 
 DIR holds checkouts of the official repositories, each in a folder named as on GitHub: s4 (state-spaces/s4),
 mega (facebookresearch/mega), SGConv (ctlllll/SGConv), dss (ag1988/dss), dlr (ag1988/dlr), liquid-s4
-(raminmh/liquid-s4), ViS4mer (md-mohaiminul/ViS4mer), SSSD (AI4HealthUOL/SSSD); a missing one is skipped. S5
-(lindermanlab/S5) is JAX: its rows compare our init with the official formulas. SaShiMi is the standalone
-models/sashimi/sashimi.py over the standalone S4; S4ND is the training code's module
-(src/models/sequence/modules/s4nd.py over kernels/ssm.py). Runs on CPU (the official code falls back to its naive
-kernels; ViS4mer's has none, so its pykeops Cauchy sum is written out here, and SSSD's naive one sums one member of
-each conjugate pair only, so its rows give both); needs numpy, scipy, einops and opt_einsum, and stubs the few
-framework imports (pytorch_lightning's rank_zero_only, omegaconf's DictConfig and ListConfig, hydra, the s4 training
-code's logger, fairseq's incremental-state decorator, wandb) that the modules import but these checks never use. Not
-part of the test suite.
+(raminmh/liquid-s4), ViS4mer (md-mohaiminul/ViS4mer), SSSD (AI4HealthUOL/SSSD), ccnn (david-knigge/ccnn); a
+missing one is skipped. S5 (lindermanlab/S5) is JAX: its rows compare our init with the official formulas. SaShiMi
+is the standalone models/sashimi/sashimi.py over the standalone S4; S4ND is the training code's module
+(src/models/sequence/modules/s4nd.py over kernels/ssm.py); CCNN the ResNet of models/resnet.py with its S4 blocks,
+SeparableFlexConv and MAGNet, built from its configs' values without hydra. Runs on CPU (the official code falls
+back to its naive kernels; ViS4mer's has none, so its pykeops Cauchy sum is written out here, and SSSD's naive one
+sums one member of each conjugate pair only, so its rows give both); needs numpy, scipy, einops and opt_einsum, and
+stubs the few framework imports (pytorch_lightning's rank_zero_only, omegaconf's DictConfig, ListConfig and
+OmegaConf, hydra, the s4 training code's logger, fairseq's incremental-state decorator, wandb) that the modules
+import but these checks never use. Not part of the test suite.
 
 Each family is built both ways with the same seed: the "init" rows are statistics of the fresh modules (the random
 draws differ, the distributions should not), the "copied" rows copy the official module's weights into ours (complex
@@ -929,6 +930,224 @@ def compare_sssd(m, seed: int, K: int, H: int, N: int, L: int, n_blocks: int, pa
             f"{diff:.1e}")
 
 
+# -- CCNN (david-knigge/ccnn, models/resnet.py over ckconv/nn/flexconv.py and ckconv/nn/ck/magnet.py) ------------------
+def load_ccnn(root: Path):
+    """The official ResNet (S4 blocks over SeparableFlexConv and MAGNet) without its packages' __init__s, which import
+    the hooks (wandb, matplotlib) and the point-cloud convolutions (torch_geometric): ckconv and its subpackages are
+    bare packages given the few names these checks reach, and models imports only its blocks. omegaconf's OmegaConf
+    (an annotation) is the attribute dict. The models package is dropped from sys.modules before and after (the
+    standalone SaShiMi's checkout has one too)."""
+    sys.modules["omegaconf"].OmegaConf = _AttrDict
+    _forget("models")
+    for name in ("ckconv", "ckconv.nn", "ckconv.nn.ck", "ckconv.nn.functional", "ckconv.utils", "models"):
+        _package(name, root / name.replace(".", "/"))
+    sys.modules["ckconv.utils"].linspace_grid = importlib.import_module("ckconv.utils.grids").linspace_grid
+    functional = sys.modules["ckconv.nn.functional"]
+    for module, names in (("conv", ("conv2d", "conv3d", "fftconv2d", "fftconv3d")),
+                          ("causal_conv", ("conv1d", "fftconv1d"))):
+        source = importlib.import_module(f"ckconv.nn.functional.{module}")
+        functional.__dict__.update({n: getattr(source, n) for n in names})
+    nn, linear = sys.modules["ckconv.nn"], importlib.import_module("ckconv.nn.linear")
+    nn.Linear1d, nn.Linear2d, nn.Linear3d = linear.Linear1d, linear.Linear2d, linear.Linear3d
+    sys.modules["ckconv.nn.ck"].MAGNet = importlib.import_module("ckconv.nn.ck.magnet").MAGNet
+    nn.SeparableFlexConv = importlib.import_module("ckconv.nn.flexconv").SeparableFlexConv
+    resnet = importlib.import_module("models.resnet")
+    _forget("models")
+    return resnet
+
+
+class _DefaultDtype:
+    """torch's default dtype set for a while: the official CCNN draws its kernel positions, the mask's parameters and
+    threshold in it (torch.linspace, torch.Tensor([...])), so float64 needs it before building and at the first
+    forward."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def __enter__(self):
+        self.saved = torch.get_default_dtype()
+        torch.set_default_dtype(self.dtype)
+
+    def __exit__(self, *exc):
+        torch.set_default_dtype(self.saved)
+
+
+def official_ccnn(resnet, dim: int, d_input: int, d_output: int, H: int, n_blocks: int, hidden: int, omega_0: float,
+                  dropout: float, mask_width: float = 0.075):
+    """The official ResNet as its configs build it (cfg/config.yaml with experiments/README.md's sMNIST and 2DImage
+    CCNN command lines: S4 prenorm blocks, BatchNorm, GELU, Dropout2d, SeparableFlexConv over a 3-layer MAGNet with
+    bias and Chang init, Gaussian mask with threshold 0.1 and dynamic cropping, causal FFT kernels as long as the
+    input for sequences, centered 33 × 33 kernels for images), in the current default dtype."""
+    net = _AttrDict(no_hidden=H, no_blocks=n_blocks, data_dim=dim, norm="BatchNorm", dropout=dropout, dropout_in=0.0,
+                    dropout_type="Dropout2d", block=_AttrDict(type="S4", prenorm=True), block_width_factors=[0.0],
+                    downsampling=[], downsampling_size=-1, nonlinearity="GELU")
+    kernel = _AttrDict(type="MAGNet", no_hidden=hidden, no_layers=3, omega_0=omega_0, input_scale=0.0, bias=True,
+                       size="same" if dim == 1 else 33, chang_initialize=True, norm="Identity",
+                       nonlinearity="Identity", init_spatial_value=1.0)
+    conv = _AttrDict(type="SeparableFlexConv", causal=dim == 1, use_fft=dim == 1, bias=True, padding="same", stride=1)
+    mask = _AttrDict(type="gaussian", init_value=mask_width, threshold=0.1, dynamic_cropping=True, temperature=0.0,
+                     learn_mean=False)
+    network = resnet.ResNet_sequence if dim == 1 else resnet.ResNet_image
+    return _quiet(lambda: network(d_input, d_output, net, kernel, conv, mask))
+
+
+def copy_ckconv(ours, official) -> None:
+    """A SeparableFlexConv into our CKConv: the MAGNet's Gabor filters (μ, γ, the 1×1 conv's W and b), its hidden and
+    output 1×1 convs, the mask's width and mean, the depthwise bias and the channel mixer."""
+    net, kernel = ours.kernel.net, official.Kernel
+    with torch.no_grad():
+        for i, layer in enumerate(kernel.filters):
+            net.mu[i].copy_(layer.mu)
+            net.gamma[i].copy_(layer.gamma)
+            net.W[i].copy_(layer.linear.weight.reshape(net.W[i].shape))
+            net.b[i].copy_(layer.linear.bias)
+        ours.kernel.mask_width.copy_(official.mask_width_param)
+        ours.kernel.mask_mean.copy_(official.mask_mean_param)
+        ours.bias.copy_(official.bias)
+    for mine, theirs in zip(net.U, kernel.linears, strict=True):
+        _copy_linear(mine, theirs)
+    _copy_linear(net.V, kernel.output_linear)
+    _copy_linear(ours.mixer, official.channel_mixer)
+
+
+def copy_ccnn(ours, official) -> None:
+    """Every weight and BatchNorm statistic of the official ResNet into our CCNN."""
+    copy_ckconv(ours.encoder, official.conv1)
+    ours.encoder_norm.norm.load_state_dict(official.norm1.state_dict())
+    for i, block in enumerate(official.blocks):
+        ours.norms[i].norm.load_state_dict(block.norm1.state_dict())
+        copy_ckconv(ours.convs[i], block.conv1)
+        _copy_linear(ours.linears[i], block.linear1)
+    ours.final_norm.norm.load_state_dict(official.out_norm.state_dict())
+    _copy_linear(ours.decoder, official.out_layer)
+
+
+def _official_kernel(conv, causal: bool) -> torch.Tensor:
+    """The kernel a SeparableFlexConv sampled at its last forward, in our layout (C, lags) or (C, *grid): a causal
+    one is stored from the farthest lag to lag 0 there."""
+    K = conv.conv_kernel[0].detach()
+    return K.flip(-1) if causal else K
+
+
+def _common_taps(K_a: torch.Tensor, K_b: torch.Tensor, causal: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two kernels cut to the taps both keep: the first lags (causal), the central offsets (odd centered grids)."""
+    sizes = [min(a, b) for a, b in zip(K_a.shape[1:], K_b.shape[1:])]
+    cut = lambda K: K[(slice(None), *(slice(0, k) if causal else slice((n - k) // 2, (n + k) // 2)  # noqa: E731
+                                      for n, k in zip(K.shape[1:], sizes)))]
+    return cut(K_a), cut(K_b)
+
+
+def _fused_gabor(call):
+    """call() with our MAGNet's sin(W x + b) taken from F.linear (one rounding, as a 1×1 Conv1d computes it) instead
+    of x @ Wᵀ + b: at D = 1 the two differ by an ulp of W x, ~1e-11 at the sMNIST ω0."""
+    from ssmkit.kernels import magnet
+    plain = magnet.gabor
+
+    def fused(x, gamma, mu, W, b):
+        window = torch.exp(-0.5 * (gamma * (x[:, None, :] - mu)).square().sum(-1))
+        return window * torch.sin(torch.nn.functional.linear(x, W, b))
+
+    magnet.gabor = fused
+    try:
+        return call()
+    finally:
+        magnet.gabor = plain
+
+
+def compare_ccnn(resnet, seed: int, dim: int, H: int, n_blocks: int, hidden: int, shape: tuple[int, ...],
+                 omega_0: float) -> None:
+    """The official ResNet (official_ccnn) and our CCNN at a small size: parameter counts at the paper's sizes, the
+    kernel network's init (γ, μ, the frequencies over 2π ω0 γ), the mask's init and the kernel grid it crops; then
+    the official's weights after its first forward (which sets the grid and the Chang scale), each perturbed (as after
+    training; the mask widths spread from 0.05 to 0.3 so that the crops differ) and the BatchNorm statistics moved,
+    copied into ours: one sampled kernel, one block's output and the logits in eval mode, and the logits in train mode
+    with dropout 0 (batch statistics), in float64."""
+    causal = dim == 1
+    grid = "×".join(map(str, shape))
+    fam = f"CCNN ({'sequence' if causal else 'image'} {grid}, {n_blocks} blocks of width {H}, MAGNet hidden {hidden})"
+    count = lambda module: f"{sum(p.numel() for p in module.parameters()):,}"  # noqa: E731
+    with _DefaultDtype(torch.float64):
+        for sizes, (n, width, k_hidden) in (("CCNN-4,140", (4, 140, 32)), ("CCNN-6,380", (6, 380, 64))):
+            torch.manual_seed(seed)
+            big = official_ccnn(resnet, dim, 1, 10, width, n, k_hidden, omega_0, 0.1)
+            mine = ssmkit.models.CCNN(1, 10, d_model=width, n_layers=n, dim=dim, l_max=784 if causal else None,
+                                      hidden=k_hidden, omega_0=omega_0)
+            row(fam, f"init: parameters at {sizes} (10 classes)", count(big), count(mine))
+        kernels = lambda: [m.Kernel for m in big.modules() if hasattr(m, "Kernel")]  # noqa: E731
+        theirs = [(layer.gamma, layer.mu, layer.linear.weight.flatten(1)) for k in kernels() for layer in k.filters]
+        ours = [(g, mu, W) for k in mine.modules() if hasattr(k, "net") for g, mu, W in
+                zip(k.net.gamma, k.net.mu, k.net.W)]
+        theirs, ours = ([tuple(t.detach() for t in p) for p in ps] for ps in (theirs, ours))
+        for label, stat in (
+                ("mean γ per layer (Gamma(6/(l+1), 1): 6, 3, 2, 1.5)",
+                 lambda ps: ", ".join(f"{float(torch.cat([p[0].flatten() for p in ps[i::4]]).mean()):.2f}"
+                                      for i in range(4))),
+                ("μ range (causal: 1 − 1.667·0.075 to 1; centered: ±1.667·0.075)",
+                 lambda ps: f"{float(min(p[1].min() for p in ps)):.3f} to {float(max(p[1].max() for p in ps)):.3f}"),
+                ("max |W| / (2π ω0 γ) (U(±1/√D))",
+                 lambda ps: f"{max(float((p[2] / (2 * math.pi * omega_0 * p[0])).abs().max()) for p in ps):.3f}")):
+            row(fam, f"init at CCNN-6,380: {label}", stat(theirs), stat(ours))
+        row(fam, "init: ω0, mask width σ, mask mean", f"{big.conv1.Kernel.filters[0].omega_0}, "
+            f"{float(big.conv1.mask_width_param[0].detach())}, {float(big.conv1.mask_mean_param[0])}",
+            f"{mine.encoder.kernel.net.omega_0}, {float(mine.encoder.kernel.mask_width[0].detach())}, "
+            f"{float(mine.encoder.kernel.mask_mean[0])}")
+        for length in ((784, shape[0]) if causal else (None,)):  # a fresh module: the first input sets its grid
+            conv = official_ccnn(resnet, dim, 1, 10, 4, 1, 4, omega_0, 0.1).conv1
+            K_off = _quiet(lambda: conv.construct_masked_kernel(torch.zeros(1, 1, *((length,) if causal else shape))))
+            layer = ssmkit.CKConv(1, length, dim=dim, hidden=4, omega_0=omega_0)
+            where = f"L = {length}" if causal else "the 33 × 33 grid"
+            row(fam, f"init: kernel grid kept by the σ = 0.075 mask at {where}", "×".join(map(str, K_off.shape[2:])),
+                "×".join(map(str, layer.kernel().shape[1:])))
+
+        torch.manual_seed(seed)
+        official = official_ccnn(resnet, dim, 1, 10, H, n_blocks, hidden, omega_0, 0.1)
+        x = torch.randn(3, *shape, 1)
+        off_in = lambda t: t.movedim(-1, 1)  # noqa: E731  (channels first there)
+        official.eval()
+        _quiet(lambda: official(off_in(x)))  # its first forward: the kernel grid, the crop step and Chang's scale
+        ours = ssmkit.models.CCNN(1, 10, d_model=H, n_layers=n_blocks, dim=dim, l_max=shape[0] if causal else None,
+                                  hidden=hidden, omega_0=omega_0).double()
+        with torch.no_grad():
+            row(fam, f"init: mean ‖K‖ over channels, first block, {grid}",
+                float(_quiet(lambda: official.blocks[0].conv1.construct_masked_kernel(off_in(x)[:, :1].expand(
+                    -1, H, *shape))).flatten(2).norm(dim=-1).mean()),
+                float(ours.convs[0].kernel().flatten(1).norm(dim=-1).mean()))
+        with torch.no_grad():
+            for name, p in official.named_parameters():
+                if name.endswith("mask_width_param"):
+                    p.copy_(0.05 + 0.25 * torch.rand_like(p))
+                else:
+                    p.mul_(1 + 0.1 * torch.randn_like(p)).add_(0.01 * torch.randn_like(p))
+            for m in official.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.running_mean.copy_(0.3 * torch.randn_like(m.running_mean))
+                    m.running_var.copy_(0.5 + torch.rand_like(m.running_var))
+        copy_ccnn(ours, official)
+        ours.eval()
+        h = torch.randn(3, *shape, H)
+        with torch.no_grad():
+            block = official.blocks[0]
+            y_off = _quiet(lambda: block(off_in(h))).movedim(1, -1)
+            K_off, K_ours = _official_kernel(block.conv1, causal), ours.convs[0].kernel()
+            y_ours = h + ours.gelu(ours.linears[0](ours.dropout(ours.gelu(ours.convs[0](ours.norms[0](h))[0]))))
+            kept = lambda K: "×".join(map(str, K.shape[1:]))  # noqa: E731
+            if K_off.shape != K_ours.shape:
+                row(fam, "kernel grid after the copy (σ moved), first block", kept(K_off), kept(K_ours))
+                K_off, K_ours = _common_taps(K_off, K_ours, causal)
+            agree(fam, f"first block's kernel ({kept(K_ours)})", K_ours, K_off)
+            if causal:  # W x + b ~ 1e5 there: the official's 1×1 Conv1d rounds it once (addmm), ours twice
+                agree(fam, "first block's kernel, ours with W x + b rounded once as there", _fused_gabor(
+                    lambda: ours.convs[0].kernel()), K_off)
+            agree(fam, "first block's output, eval", y_ours, y_off)
+            agree(fam, "logits, eval (BatchNorm running statistics)", ours(x), _quiet(lambda: official(off_in(x))))
+            for m in official.modules():
+                if isinstance(m, torch.nn.Dropout2d):
+                    m.p = 0.0
+            ours.dropout.p = 0.0
+            official.train(), ours.train()
+            agree(fam, "logits, train with dropout 0 (batch statistics)", ours(x), _quiet(lambda: official(off_in(x))))
+
+
 # -- S5 (lindermanlab/S5, JAX): our init against the official formulas ------------------------------------------------
 def compare_s5(seed: int, H: int, P: int) -> None:
     fam = f"S5 (P={P}, H={H})"
@@ -973,6 +1192,9 @@ def main() -> None:
         ("ViS4mer", lambda: _load("official_vis4mer", repo("ViS4mer") / "s4.py"),
          lambda m: compare_vis4mer(m, args.seed, 16, 16, 128)),
         ("SSSD", lambda: load_sssd(repo("SSSD")), lambda m: compare_sssd(m, args.seed, 3, 16, 8, 24, 2)),
+        ("ccnn", lambda: load_ccnn(repo("ccnn")), lambda m: (  # ω0 of sMNIST and of 2DImage CCNN-4,140
+            compare_ccnn(m, args.seed, 1, 16, 2, 16, (64,), 2976.4910261630357),
+            compare_ccnn(m, args.seed, 2, 16, 2, 16, (8, 8), 2085.433586112234))),
     ]
     for name, load, compare in jobs:
         if not repo(name).is_dir():

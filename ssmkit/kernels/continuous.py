@@ -1,7 +1,7 @@
 """The continuous depthwise kernel of CCNN's SeparableFlexConv: a MAGNet times a learnable Gaussian mask, sampled on a
 grid of relative positions in [−1, 1]^D and cropped where the mask is negligible.
 
-    K_c(x) = r^D · MAGNet_c(x) · mask(x),     mask(x) = exp(−½ Σ_d (x_d − m_d)² / σ_d²)          (c = 1..C channels)
+    K_c(x) = r^D · MAGNet_c(x) · mask(x),     mask(x) = exp(−½ Σ_d (x_d − m_d)² / (σ_d² + 10⁻⁸))    (c = 1..C channels)
 
 Grids (Δ0 = 2 / (size − 1): ``size`` samples span [−1, 1]; rate r samples the same continuous kernel at Δ = r·Δ0):
 - causal, D = 1:  x_j = 1 − j·Δ ≥ −1, K[:, j] weighs lag j (u_{t−j}); m = 1, at lag 0. A sequence kernel has
@@ -9,9 +9,14 @@ Grids (Δ0 = 2 / (size − 1): ``size`` samples span [−1, 1]; rate r samples t
 - centered:       x_i = i·Δ, |i| ≤ ⌊1/Δ⌋ on each axis, K[:, i_1 + M_1, ...] weighs the input at offset (i_1, ...)
   (a correlation, as F.conv2d computes); m = 0; a fixed odd size such as 33 × 33.
 
-Cropping (the official dynamic cropping): with a = σ √(−2 ln threshold), the positions where the mask falls below
-``threshold`` are dropped: causal, x < m − a; centered, |x_d| > max(|m_d − a_d|, |m_d + a_d|) on axis d. The kernel
-then has fewer lags / a smaller odd grid; the convolutions treat the dropped positions as zeros.
+Cropping (the official dynamic cropping, david-knigge/ccnn ckconv/nn/flexconv.py): with a = σ √(−2 ln threshold),
+the positions where the mask falls below ``threshold`` are dropped, but for one boundary sample in the causal case:
+- causal: the trained grid's positions from its last one at or below the root m − a (the official crop index
+  ⌊(m − a + 1) / Δ0⌋ of the grid −1, −1 + Δ0, ..., 1), so the farthest kept lag has the mask under the threshold
+  unless a position lands on the root; none dropped when |m − a| >= 1, as there. Another rate keeps the same extent;
+- centered: |x_d| > max(|m_d − a_d|, |m_d + a_d|) on axis d.
+The kernel then has fewer lags / a smaller odd grid; the convolutions treat the dropped positions as zeros. The 10⁻⁸
+in the mask is the official one (it moves the mask by ~10⁻⁶ relative at σ = 0.075).
 
 Resolution change (not exercised by the released code; defined here): an input sampled r times as densely-spaced
 (rate r = new spacing / trained spacing, e.g. 1/2 for twice the resolution) gets the kernel at the positions of
@@ -74,7 +79,11 @@ class ContinuousKernel(nn.Module):
         """The positions of each axis that survive cropping (module docstring)."""
         reach = self.mask_width.abs() * math.sqrt(-2.0 * math.log(self.threshold))
         if self.causal:
-            return [axis[axis >= float(self.mask_mean[0] - reach[0])]]
+            root, step = float(self.mask_mean[0] - reach[0]), 2.0 / (self.size - 1)
+            if abs(root) >= 1.0:
+                return [axis]
+            bound = -1.0 + math.floor((root + 1.0) / step) * step  # the trained grid's last position <= root
+            return [axis[axis >= bound - 1e-6 * step]]
         bound = torch.maximum((self.mask_mean - reach).abs(), (self.mask_mean + reach).abs())
         return [axis[axis.abs() <= float(b)] for b in bound]
 
@@ -85,8 +94,8 @@ class ContinuousKernel(nn.Module):
         return grid, tuple(len(a) for a in axes)
 
     def mask(self, x: torch.Tensor) -> torch.Tensor:
-        """The Gaussian mask exp(−½ Σ_d (x_d − m_d)² / σ_d²) at positions x (P, D) -> (P,)."""
-        return torch.exp(-0.5 * ((x - self.mask_mean) / self.mask_width).square().sum(-1))
+        """The Gaussian mask exp(−½ Σ_d (x_d − m_d)² / (σ_d² + 10⁻⁸)) at positions x (P, D) -> (P,)."""
+        return torch.exp(-0.5 * ((x - self.mask_mean).square() / (self.mask_width.square() + 1e-8)).sum(-1))
 
     def forward(self, rate: float = 1.0) -> torch.Tensor:
         """The kernel at ``rate``: (C, n) lags for a causal kernel, (C, k_1, ..., k_D) centered grids (odd k_d)."""

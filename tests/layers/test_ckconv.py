@@ -40,15 +40,36 @@ def test_magnet_frequencies_scale_with_omega_0_and_gamma():
         assert (a.W[i].abs() <= 2 * math.pi * a.gamma[i] + 1e-6).all()  # U(±1) · 2π ω0 γ
 
 
-def test_the_causal_mask_starts_at_lag_0_and_crops_below_threshold():
+def test_the_causal_mask_starts_at_lag_0_and_crops_as_the_official_code():
+    """The official crop (david-knigge/ccnn ckconv/nn/flexconv.py, crop_kernel_positions_causal) starts at index
+    ⌊(m − a + 1) / Δ0⌋ of the grid −1, −1 + Δ0, ..., 1: every lag where the mask reaches the threshold and the first
+    one under it. At L = 64 and σ = 0.2 that is 15 lags, the last at mask 0.085."""
     kernel = ContinuousKernel(3, 1, 64, causal=True, mask_width=0.2, threshold=0.1).double()
     x, shape = kernel.positions(1.0)
     everything = kernel.axis(1.0)
     assert shape == (len(x),) and x[0, 0] == 1.0 and len(everything) == 64
-    assert (kernel.mask(x) >= 0.1 - 1e-12).all()
-    dropped = everything[len(x)]  # the next lag
-    assert kernel.mask(dropped.view(1, 1)) < 0.1
+    root = 1 - 0.2 * math.sqrt(-2 * math.log(0.1))
+    assert len(x) == 64 - math.floor((root + 1) / (2 / 63)) == 15
+    mask = kernel.mask(x)
+    assert (mask[:-1] >= 0.1).all() and mask[-1] < 0.1  # the boundary sample, under the threshold
     assert kernel().shape == (3, len(x))
+
+
+@pytest.mark.parametrize("size, lags", [(784, 65), (64, 7)])
+def test_the_smnist_mask_keeps_the_official_number_of_lags(size, lags):
+    """At the sMNIST settings (σ 0.075, threshold 0.1) the official SeparableFlexConv keeps 65 lags of 784 and 7 of
+    64 (benchmarks/versus_official.py); the Chang scale of the last MAGNet layer is √(1 / lags)."""
+    assert ContinuousKernel(1, 1, size, causal=True).positions(1.0)[1] == (lags,)
+
+
+def test_the_mask_divides_by_the_official_variance_plus_1e_8():
+    """exp(−½ Σ_d (x_d − m_d)² / (σ_d² + 10⁻⁸)), as the official gaussian_mask (ckconv/nn/flexconv.py): 1 % from
+    exp(−½ Σ_d (x_d − m_d)² / σ_d²) at σ = 10⁻³."""
+    kernel = ContinuousKernel(1, 2, 33, causal=False, mask_width=1e-3).double()
+    with torch.no_grad():
+        kernel.mask_width.fill_(1e-3)  # not the float32 rounding of 1e-3
+    x = torch.tensor([[1e-3, -2e-3]], dtype=torch.float64)
+    assert abs(float(kernel.mask(x).detach()) - math.exp(-0.5 * 5e-6 / (1e-6 + 1e-8))) < 1e-12
 
 
 def test_a_centered_2d_kernel_is_an_odd_grid_cropped_per_axis():
