@@ -43,10 +43,7 @@ class SGConvKernel(nn.Module):
         if kernel_lr is not None and not kernel_lr > 0:
             raise ValueError(f"kernel_lr: expected None (the model's lr) or a positive learning rate, got {kernel_lr}")
         self.H, self.channels, self.l_max, self.d = d_model, channels, l_max, kernel_dim
-        multipliers = torch.linspace(1 / decay[0], 1 / decay[1], d_model, dtype=torch.float64) if pair else \
-            torch.full((d_model,), 1 / decay, dtype=torch.float64)
-        # α_h (H, 1) in float64 (cast where used): from the constructor argument, not saved with the weights
-        self.register_buffer("decay", (1 / multipliers)[:, None], persistent=False)
+        self.decay = tuple(float(a) for a in decay) if pair else float(decay)  # numbers: no tensor to initialize
         self.n_scales = max(0, math.ceil(math.log2(l_max / kernel_dim))) + 1
         self.pieces = nn.ParameterList(nn.Parameter(torch.randn(channels, d_model, kernel_dim))
                                        for _ in range(self.n_scales))
@@ -60,14 +57,23 @@ class SGConvKernel(nn.Module):
     def real_dtype(self) -> torch.dtype:
         return torch.float64 if self.pieces[0].dtype == torch.float64 else torch.float32
 
+    def decays(self) -> torch.Tensor | float:
+        """α: one number, or α_h (H, 1) = 1/m_h with m = linspace(1/α_first, 1/α_last, H), formed in float64."""
+        if isinstance(self.decay, float):
+            return self.decay
+        first, last = self.decay
+        device = self.pieces[0].device
+        return 1 / torch.linspace(1 / first, 1 / last, self.H, dtype=torch.float64, device=device)[:, None]
+
     def full_kernel(self) -> torch.Tensor:
         """concat(piece_0, ..., piece_{S−1}), (C, H, d·2^{S−1}) — at least l_max long, before normalization."""
-        parts = []
+        parts, alpha = [], self.decays()
         for i, k in enumerate(self.pieces):
             k = k.to(self.real_dtype)
             if i > 1:
                 k = F.interpolate(k, scale_factor=2 ** (i - 1), mode="linear")
-            parts.append(self.decay.to(self.real_dtype) ** i * k)
+            scale = alpha ** i
+            parts.append((scale.to(k.dtype) if isinstance(scale, torch.Tensor) else scale) * k)
         return torch.cat(parts, dim=-1)
 
     def forward(self, L: int, rate: float = 1.0) -> torch.Tensor:

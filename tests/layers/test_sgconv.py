@@ -89,8 +89,8 @@ def test_a_decay_per_channel_spreads_the_official_multipliers_linearly():
     decay_min..decay_max); each channel's kernel is the scalar-decay kernel of its α_h on the same sub-kernels."""
     spread = SGConvKernel(4, 256, channels=2, kernel_dim=8, decay=[0.5, 0.25]).double()
     alphas = 1 / torch.linspace(2.0, 4.0, 4, dtype=torch.float64)
-    assert torch.allclose(spread.decay.flatten(), alphas)
-    assert "decay" not in spread.state_dict()  # from the constructor argument, as the config rebuilds it
+    assert torch.allclose(spread.decays().flatten(), alphas)
+    assert not any("decay" in name for name in spread.state_dict())  # from the constructor argument
     with torch.no_grad():  # both normalizers in float64
         spread.norm.copy_(spread.full_kernel().norm(dim=-1, keepdim=True))
     for h, alpha in enumerate(alphas.tolist()):
@@ -102,3 +102,15 @@ def test_a_decay_per_channel_spreads_the_official_multipliers_linearly():
         assert rel_err(spread(256)[:, h], alone(256)[:, h]) < 1e-14
     with pytest.raises(ValueError, match=r"decay: expected a factor in \(0, 1\), or \[first, last\]"):
         SGConvKernel(4, 256, decay=[0.5, 1.5])
+
+
+def test_a_per_channel_decay_survives_a_build_on_the_meta_device():
+    """Built on the meta device, materialized (to_empty) and loaded, the layer is the one it was saved from: the
+    decays come from the constructor's numbers, not from an uninitialized buffer."""
+    layer = ssmkit.SGConv(4, 64, kernel_dim=8, decay=[0.5, 0.25]).double()
+    with torch.device("meta"):
+        empty = ssmkit.SGConv(4, 64, kernel_dim=8, decay=[0.5, 0.25])
+    empty = empty.to_empty(device="cpu").double()
+    empty.load_state_dict(layer.state_dict())
+    u = torch.randn(2, 64, 4, dtype=torch.float64)
+    assert torch.equal(empty(u)[0], layer(u)[0])
