@@ -130,6 +130,15 @@ def load_weights(model: torch.nn.Module, state: dict, path) -> None:
 ARCHITECTURES: dict[str, type] = {}
 
 
+def fitted_to(model: torch.nn.Module, weights: dict) -> torch.nn.Module:
+    """``model``, or the same class rebuilt from its config_of_weights when ``weights`` were saved under defaults
+    that have changed since (e.g. a run resumed, or a checkpoint without config.json, from an older ssmkit)."""
+    if not isinstance(model, Pretrained):
+        return model
+    config = type(model).config_of_weights(model.config, weights)
+    return model if config == model.config else type(model)(**config)
+
+
 class Pretrained:
     """save_pretrained / from_pretrained / push_to_hub for an nn.Module whose ``self.config`` holds its constructor's
     arguments (JSON values)."""

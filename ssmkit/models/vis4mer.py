@@ -32,12 +32,16 @@ from ..layers.dropout import dropout as make_dropout
 from ..layers.registry import with_defaults
 from .pretrained import Pretrained
 
-# the official S4(H, l_max, dropout) defaults; its HiPPO B̃ (s4.py nplr) is not clipped, its random C is the C̃
-# itself (length_correction=False there), its Λ is one for every channel while B and P are per channel, Q trains
-# apart from P, with C (SSKernelNPLR registers w once, B = [B, P] repeated over H, C = [C, Q]), and Re λ is the raw
-# parameter, without a transform (real_transform none: Re λ = −raw, the same steps under Adam)
+# the official S4(H, l_max, dropout) defaults; its HiPPO B̃ (s4.py nplr) is not clipped, and its random C is the C̃
+# itself (length_correction=False there)
 S4_DEFAULTS = {"d_state": 64, "init": "legs", "output": "linear", "B_clip": None, "tie_dropout": True,
-               "length_correction": False, "share_lambda": True, "tie_pq": False, "real_transform": "none"}
+               "length_correction": False}
+# and, for layer s4, its DPLR layout: Λ is one for every channel while B and P are per channel, Q trains apart from P,
+# with C (SSKernelNPLR registers w once, B = [B, P] repeated over H, C = [C, Q]), and Re λ is the raw parameter,
+# without a transform (real_transform none: Re λ = −raw, the same steps under Adam). OLDER_S4_LAYOUT: what a model
+# saved before 2026-12-05 was built with (ViS4mer.config_of_weights).
+S4_LAYOUT = {"share_lambda": True, "tie_pq": False, "real_transform": "none"}
+OLDER_S4_LAYOUT = {"share_lambda": False, "tie_pq": True, "real_transform": "exp"}
 
 
 class ViS4mer(Pretrained, nn.Module):
@@ -45,20 +49,22 @@ class ViS4mer(Pretrained, nn.Module):
                  multiscale: bool = True, l_max: int | None = None, layer: str = "s4",
                  layer_options: dict | None = None, dropout: float = 0.2, prenorm: bool = True):
         super().__init__()
+        layer_options = dict(layer_options or {})
         self.config = dict(d_input=d_input, d_output=d_output, d_model=d_model, n_layers=n_layers,
-                           multiscale=multiscale, l_max=l_max, layer=layer, layer_options=dict(layer_options or {}),
+                           multiscale=multiscale, l_max=l_max, layer=layer, layer_options=dict(layer_options),
                            dropout=dropout, prenorm=prenorm)
         if not isinstance(n_layers, int) or n_layers < 1:
             raise ValueError(f"n_layers: expected a positive number of stages, got {n_layers!r}")
         if multiscale and d_model % 2 ** n_layers:
             raise ValueError(f"d_model: {n_layers} stages halve the width {n_layers} times, so it must be a multiple "
                              f"of {2 ** n_layers}; got {d_model}")
-        if "l_max" in (layer_options or {}):
+        if "l_max" in layer_options:
             raise ValueError("layer_options: l_max is ViS4mer's own argument (each stage's layer gets l_max / 2^i)")
         self.d_input, self.multiscale, self.prenorm = d_input, multiscale, prenorm
         self.widths = [d_model // 2 ** i if multiscale else d_model for i in range(n_layers + 1)]
         self.encoder = nn.Identity() if d_input == d_model else nn.Linear(d_input, d_model)
-        options = with_defaults(layer, {**S4_DEFAULTS, "dropout": dropout}, layer_options)
+        defaults = {**S4_DEFAULTS, **(S4_LAYOUT if layer == "s4" else {}), "dropout": dropout}
+        options = with_defaults(layer, defaults, layer_options)
         self.layers = nn.ModuleList(build_layer(layer, d_model=H, **self._length(l_max, i), **options)
                                     for i, H in enumerate(self.widths[:-1]))
         self.norms = nn.ModuleList(nn.LayerNorm(H) for H in self.widths[:-1])
@@ -69,14 +75,13 @@ class ViS4mer(Pretrained, nn.Module):
 
     @classmethod
     def config_of_weights(cls, config: dict, weights: dict) -> dict:
-        """Weights saved before S4 took ViS4mer's own layout (2026-12-05: one Λ, Q apart from P, Re λ untransformed)
-        hold a Λ per channel and no Q: rebuilt with that layout (share_lambda false, tie_pq true, real_transform exp)
-        they load as they were trained."""
+        """Weights saved before S4 took ViS4mer's own layout (S4_LAYOUT, 2026-12-05) hold a Λ per channel and no Q,
+        and their config names neither share_lambda nor tie_pq: rebuilt with the older layout (OLDER_S4_LAYOUT, under
+        the options the config does name) they load as they were trained."""
         options = config.get("layer_options", {})
-        older = {"share_lambda": False, "tie_pq": True, "real_transform": "exp"}
         if (config.get("layer", "s4") == "s4" and "layers.0.kernel.A_real" in weights
-                and "layers.0.kernel.Q" not in weights and not set(older) & set(options)):
-            return {**config, "layer_options": {**options, **older}}
+                and "layers.0.kernel.Q" not in weights and not {"share_lambda", "tie_pq"} & set(options)):
+            return {**config, "layer_options": {**OLDER_S4_LAYOUT, **options}}
         return config
 
     def _length(self, l_max: int | None, stage: int) -> dict:

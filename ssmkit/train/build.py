@@ -30,6 +30,9 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD 
         shared["l_max"] = dataset.l_max
     options = {**{k: v for k, v in shared.items() if k in accepted}, **config.layer_options}
     per_step = getattr(dataset, "task", "classify") == "lm"
+    if config.trim_padding and per_step:
+        raise ValueError(f"trim_padding: cuts the inputs of a padded batch to its longest sequence, which a "
+                         f"per-position (lm) dataset's targets would not follow; dataset {config.dataset!r} is one")
     if config.model == "sashimi":
         if not per_step:
             raise ValueError(f"model: sashimi predicts at every position; dataset {config.dataset!r} is not a "

@@ -123,6 +123,9 @@ class TrainConfig:
             if getattr(self, key) != default and self.model not in models:
                 raise ValueError(f"{key}: only model={' or '.join(models)} takes it (model={self.model!r}), got "
                                  f"{getattr(self, key)!r}")
+        for field in dataclasses.fields(self):  # TrainConfig(...) from Python too: "no" is not false
+            if field.type in ("bool", bool) and not isinstance(getattr(self, field.name), bool):
+                raise ValueError(f"{field.name}: expected true or false, got {getattr(self, field.name)!r}")
         self.layer_options, self.dataset_options = _checked_options(self)
         if self.num_workers < 0:
             raise ValueError(f"num_workers: expected a count >= 0, got {self.num_workers}")

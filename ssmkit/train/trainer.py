@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from .. import data
 from . import distributed as dist
 from ..models import SSSD, Sashimi, SequenceModel
-from ..models.pretrained import CONFIG, config_json, load_folder, load_weights
+from ..models.pretrained import CONFIG, config_json, fitted_to, load_folder, load_weights
 from .checkpoint import checkpoint_folder, read_state, read_weights, save_checkpoint, write_text_atomic
 from ..progress import progress
 from .build import build_model
@@ -98,7 +98,8 @@ class Schedule:
 
 def trimmed(x: torch.Tensor, lengths: list) -> torch.Tensor:
     """x cut to the longest real sequence of its batch (trim_padding, as the official DSS loaders pad each batch to
-    its longest): lengths (B,) or, for pairs, (B, 2) name the length axis, 1 or 2. A batch without lengths as is."""
+    its longest: per process, and per micro-batch with accumulate): lengths (B,) or, for pairs, (B, 2) name the length
+    axis, 1 or 2. A batch without lengths as is."""
     if not lengths:
         return x
     return x.narrow(lengths[0].dim(), 0, int(lengths[0].max()))
@@ -176,7 +177,11 @@ def _prepare(config: TrainConfig, resume):
                              f"{config.dataset_options})")
     _check_batching(len(splits["train"]), config.batch_size, world)
     torch.manual_seed(config.seed)  # the same initial weights on every rank
-    model = build_model(config, splits["train"]).to(device)
+    model = build_model(config, splits["train"])
+    last = Path(resume or ".") / "checkpoints"
+    if resume is not None and (last / "last").is_file():  # saved under older defaults: the model they fit
+        model = fitted_to(model, read_weights(last, "last"))
+    model = model.to(device)
     torch.manual_seed(config.seed + rank)
     optimizer = adamw(model, config.lr, config.weight_decay, config.adam_betas, config.weight_decay_all)
     if world > 1:
@@ -218,14 +223,17 @@ def _train_epoch(config, model, optimizer, scheduler, scaler, train_set, epoch, 
     bar = progress(zip(loader, batches), f"epoch {epoch + 1}/{config.epochs}", len(batches), enabled=rank == 0)
     loss_sum, metric_sum, seen, steps = 0.0, 0.0, 0, []
     for i, ((x, y, *lengths), batch) in enumerate(bar):
-        x, y = (trimmed(x, lengths) if config.trim_padding else x).to(device), y.to(device)
+        x, y = x.to(device), y.to(device)
         optimizer.zero_grad(set_to_none=True)
         # per target position of the global batch, times DDP's 1/world (positions a task leaves unscored count too:
         # a constant factor for the tasks that have them, the same number per sample)
         scale = world / (len(batch) * y[0].numel())
         size = math.ceil(len(y) / config.accumulate)
-        lengths = lengths[0].to(device).split(size) if lengths else [None] * len(y.split(size))
-        parts = list(zip(x.split(size), y.split(size), lengths))
+        lengths = lengths[0].split(size) if lengths else [None] * len(y.split(size))
+        # trim_padding: each micro-batch to its longest sequence, as each collated batch there (lengths still on the
+        # CPU: no wait for the device)
+        parts = [(trimmed(xm, [lm]) if config.trim_padding and lm is not None else xm, ym,
+                  None if lm is None else lm.to(device)) for xm, ym, lm in zip(x.split(size), y.split(size), lengths)]
         step_loss, step_seen = 0.0, 0
         for j, (xm, ym, lm) in enumerate(parts):
             last = j == len(parts) - 1
@@ -394,7 +402,9 @@ def load_model(path: str | Path, checkpoint: str = "best", device="cpu") -> Sequ
         return load_folder(folder, device=device)
     config = read_run_config(path)
     model = build_model(config, data.build(config.dataset, config.data_dir, "val", **config.dataset_options))
-    load_weights(model, read_weights(path / "checkpoints", checkpoint), folder)
+    weights = read_weights(path / "checkpoints", checkpoint)
+    model = fitted_to(model, weights)
+    load_weights(model, weights, folder)
     return model.to(device).eval()
 
 

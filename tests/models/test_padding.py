@@ -167,3 +167,34 @@ def test_trim_padding_cuts_a_batch_to_its_longest_sequence_and_changes_no_masked
     model = _model(layer_options={"d_state": 8, "bidirectional": True}).eval()
     lengths = torch.tensor([4, 9, 2])
     assert rel_err(model(trimmed(x, [lengths]), lengths), model(x, lengths)) < 1e-12
+
+
+def test_trim_padding_is_refused_for_a_per_position_dataset(tmp_path):
+    from ssmkit import data
+    from ssmkit.train import make_config
+    from ssmkit.train.build import build_model
+    (tmp_path / "corpus.txt").write_text("the quick brown fox jumps over the lazy dog\n" * 40)
+    config = make_config(["dataset=text", f"data_dir={tmp_path}", "trim_padding=true", "dataset_options.seq_len=16"])
+    with pytest.raises(ValueError, match="trim_padding: cuts the inputs .* per-position \\(lm\\) dataset"):
+        build_model(config, data.build("text", str(tmp_path), "train", seq_len=16))
+
+
+def test_a_trimmed_run_gives_each_micro_batch_its_own_longest_sequence(tmp_path, monkeypatch):
+    """Through the trainer: with trim_padding and accumulate=2, every micro-batch reaches the model cut to its own
+    longest sequence (as each collated batch of the official loaders), in training and in evaluation."""
+    from ssmkit.data.listops import write_listops
+    from ssmkit.train import make_config, train
+    write_listops(tmp_path / "data", 24, 8, 8, seed=1, min_length=10, max_length=60, max_depth=4)
+    seen = []
+    real = SequenceModel.forward
+
+    def recording(self, x, lengths=None, *a, **k):
+        seen.append((x.shape[1], int(lengths.max())))
+        return real(self, x, lengths, *a, **k)
+
+    monkeypatch.setattr(SequenceModel, "forward", recording)
+    train(make_config(["dataset=listops", f"data_dir={tmp_path / 'data'}", "dataset_options.max_length=64",
+                       "d_model=8", "n_layers=1", "d_state=4", "epochs=1", "batch_size=8", "accumulate=2",
+                       "warmup_epochs=0", "trim_padding=true", f"out_dir={tmp_path}"]), log=lambda *_: None)
+    assert seen and all(length == longest for length, longest in seen)
+    assert len({length for length, _ in seen}) > 1  # the lengths differ between batches

@@ -11,6 +11,7 @@ import ssmkit
 from ssmkit.data import build
 from ssmkit.data.digit_video import patch_tokens
 from ssmkit.models import SequenceModel, ViS4mer, span_scores
+from ssmkit.models.vis4mer import OLDER_S4_LAYOUT
 from ssmkit.train import make_config
 from ssmkit.train.build import build_model
 
@@ -124,15 +125,42 @@ def test_vis4mer_s4_starts_from_the_exact_hippo_b_as_its_official_s4():
         assert torch.equal(layer.kernel.B, ssmkit.S4(layer.H, d_state=16, B_clip=None).kernel.B)
 
 
-def test_weights_saved_with_the_older_s4_layout_still_load(tmp_path):
-    """A ViS4mer saved before its S4 took one Λ and a separate Q (per-channel Λ, no Q) loads as it was trained."""
-    old = ViS4mer(4, 3, d_model=16, n_layers=2,
-                  layer_options={"share_lambda": False, "tie_pq": True, "real_transform": "exp"}).eval()
+@pytest.mark.parametrize("named", [{}, {"real_transform": "softplus"}])
+def test_weights_saved_with_the_older_s4_layout_still_load(tmp_path, named):
+    """A ViS4mer saved before its S4 took one Λ and a separate Q (per-channel Λ, no Q, Re λ = −exp(raw)) loads as it
+    was trained, with whatever options its config named; a new one's config names its layout."""
+    old = ViS4mer(4, 3, d_model=16, n_layers=2, layer_options={**OLDER_S4_LAYOUT, **named}).eval()
     old.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
-    config["layer_options"] = {}  # as written before the two options existed
+    config["layer_options"] = dict(named)  # as written before the layout options existed
     (tmp_path / "config.json").write_text(json.dumps(config))
     loaded = ViS4mer.from_pretrained(tmp_path)
     x = torch.randn(2, 8, 4)
     assert torch.equal(loaded(x), old(x))
-    assert ViS4mer(4, 3, d_model=16, n_layers=2).layers[0].kernel.A_real.shape[0] == 1
+    new = ViS4mer(4, 3, d_model=16, n_layers=2)
+    assert new.layers[0].kernel.A_real.shape[0] == 1 and hasattr(new.layers[0].kernel, "Q")
+
+
+def test_the_s4_layout_goes_to_s4_layers_only():
+    model = ViS4mer(4, 3, d_model=16, n_layers=2, layer="s4d")
+    assert model.layers[0].kernel.real_transform == "exp"
+
+
+def test_a_run_saved_with_the_older_s4_layout_resumes_and_loads(tmp_path):
+    """A training run written before the layout options (its config.yaml names none, its checkpoint has no Q)
+    resumes and loads as the model it trained (pretrained.fitted_to)."""
+    import yaml
+    from ssmkit.train import load_model, train
+    older = "{" + ", ".join(f"{k}: {str(v).lower()}" for k, v in OLDER_S4_LAYOUT.items()) + "}"
+    train(make_config(["model=vis4mer", "layer=s4", "d_model=16", "n_layers=2", "d_state=4", "batch_size=32", "epochs=1",
+                       "warmup_epochs=0", "train_subset=64", "eval_subset=40", f"out_dir={tmp_path}", "run_name=r",
+                       f"layer_options={older}"]), log=lambda *_: None)
+    path = tmp_path / "r" / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["layer_options"], config["epochs"] = {}, 2  # as written then, and one epoch more to go
+    path.write_text(yaml.safe_dump(config))
+    for folder in (tmp_path / "r" / "checkpoints").glob("epoch-*"):  # from before config.json was saved too
+        (folder / "config.json").unlink(missing_ok=True)
+    results = train(resume=tmp_path / "r", log=lambda *_: None)
+    assert results["run_dir"] == str(tmp_path / "r")
+    assert load_model(tmp_path / "r").layers[0].kernel.A_real.shape[0] == 16
