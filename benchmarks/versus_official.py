@@ -331,25 +331,16 @@ def dense_dplr_kernel(kernel, L: int, rate: float, l_c: int, rate_c: float) -> t
     """K_j = C_f Ā^j B̄_f, j < L, of our DPLR kernel's system at Δ·rate by the dense recurrence (Cch, H, L), with the
     plain C read from the trained C̃ as C̃_f (I − Ā'^l_c)^{-1}, Ā' at Δ·rate_c: (l_max, 1) gives the exact kernel of
     the trained system, (round(l_max/rate), rate) what the official code's rate computes (C̃ kept as it is)."""
-    full = lambda t: torch.cat([t, t.conj()], -1)  # noqa: E731
-    Lambda, P, B, C_tilde = (t.detach() for t in (kernel.Lambda(), kernel.cplx("P"), kernel.cplx("B"),
-                                                  kernel.cplx("C")))
-    A = torch.diag_embed(full(Lambda)) - torch.einsum("rhi,rhj->hij", full(P), full(P).conj())
-    eye = torch.eye(A.shape[-1], dtype=A.dtype)
-
-    def bilinear(r):
-        dt = kernel.dt(r).detach().to(A.dtype)[:, None, None]
-        inverse = torch.linalg.inv(eye - dt / 2 * A)
-        return inverse @ (eye + dt / 2 * A), (inverse @ (dt * full(B).expand(A.shape[0], -1)[..., None]))[..., 0]
-
-    M = eye - torch.linalg.matrix_power(bilinear(rate_c)[0], l_c)
-    C = torch.linalg.solve(M.transpose(-1, -2), full(C_tilde)[..., None])[..., 0]
-    dA, x = bilinear(rate)
-    out = []
-    for _ in range(L):
-        out.append(torch.einsum("chn,hn->ch", C, x).real)
-        x = torch.einsum("hij,hj->hi", dA, x)
-    return torch.stack(out, -1)
+    from ssmkit.dense import dense_discretize, dense_kernel, dplr_dense
+    from ssmkit.functional import c_from_ctilde
+    with torch.no_grad():
+        P, Q = kernel.low_rank()
+        A, B, _ = dplr_dense(kernel.Lambda(), P, kernel.cplx("B"), kernel.cplx("C"), Q)
+        B = B.expand(A.shape[0], -1)
+        dA_c, _ = dense_discretize(A, B, kernel.dt(rate_c), "bilinear")
+        C = c_from_ctilde(kernel.cplx("C"), dA_c, l_c)
+        dA, dB = dense_discretize(A, B, kernel.dt(rate), "bilinear")
+        return dense_kernel(dA, dB, torch.cat([C, C.conj()], -1), L).real
 
 
 def s4nd_defaults() -> None:
@@ -693,14 +684,14 @@ def _cauchy_conj(v, z, w, num=2, denom=2):
 
 
 def compare_vis4mer(s4, seed: int, H: int, N: int, L: int) -> None:
-    from ssmkit.models.vis4mer import S4_DEFAULTS
+    from ssmkit.models.vis4mer import S4_DEFAULTS, S4_LAYOUT
     fam = f"ViS4mer S4 (N={N})"
     if not s4.has_cauchy_extension:
         s4.cauchy_conj = _cauchy_conj
     torch.manual_seed(seed)
     official = _quiet(lambda: s4.S4(H, l_max=L, d_state=N, transposed=False)).double()
     k = official.kernel.krylov
-    ours = ssmkit.S4(H, **{**S4_DEFAULTS, "d_state": N}, l_max=L).double()
+    ours = ssmkit.S4(H, **{**S4_DEFAULTS, **S4_LAYOUT, "d_state": N}, l_max=L).double()
     shapes = lambda *ts: ", ".join("×".join(map(str, t.shape[:-1])) for t in ts)  # noqa: E731
     row(fam, "init: Λ | B and P | C and Q (complex shapes)", shapes(k.w, k.B, k.C),
         " | ".join(shapes(*ts) for ts in ((ours.kernel.A_imag[..., None],), (ours.kernel.B, ours.kernel.P),

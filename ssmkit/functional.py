@@ -1,6 +1,7 @@
 """The math as pure functions of explicit tensors — compute a kernel without a module — and the dense oracle.
 
-    dplr_kernel(Lambda, P, B, C, dt, L, disc="bilinear")  S4: K_k = C_f Ā^k B̄_f of the full DPLR system (plain C)
+    dplr_kernel(Lambda, P, B, C, dt, L, disc, Q=None)     S4: K_k = C_f Ā^k B̄_f of the full DPLR system (plain C),
+                                                          A = diag(Λ_f) − P_f Q_f* (Q None: Q = P)
     diag_kernel(Lambda, B, C, dt, L, disc="zoh")          S4D: K_k = 2·Re Σ_n C_n B̄_n Ā_n^k
     dplr_generating_kernel(..., C_tilde, ...)             S4 from C̃ (what the S4 layer trains)
     ctilde_from_c / c_from_ctilde                         C̃ = C_f (I − Ā^L) and back

@@ -229,12 +229,13 @@ def _untied(d_model=4, **options):
     return k
 
 
-@pytest.mark.parametrize("l_max", [None, 24])
-def test_untied_low_rank_kernel_matches_the_dense_system(l_max):
-    """A = diag(Λ_f) − P_f Q_f* with Q ≠ P: the Cauchy + Woodbury kernel, the structured step and the stepped
-    recurrence all equal the dense materialized system (float64)."""
+@pytest.mark.parametrize("l_max, init", [(None, "legs"), (24, "legs"), (24, "legt")])
+def test_untied_low_rank_kernel_matches_the_dense_system(l_max, init):
+    """A = diag(Λ_f) − P_f Q_f* with Q ≠ P (rank 1, and rank 2 for LegT, where the Woodbury cap's rows are P's and its
+    columns Q's): the Cauchy + Woodbury kernel, the structured step and the stepped recurrence all equal the dense
+    materialized system (float64)."""
     torch.manual_seed(0)
-    k = _untied(channels=2, l_max=l_max)
+    k = _untied(channels=2, l_max=l_max, init=init)
     P, Q = k.low_rank()
     A, Bf, Cf = F.dplr_dense(k.Lambda(), P, k.cplx("B"), k.plain_C(), Q)
     dA, dB = F.dense_discretize(A, Bf, k.dt(), "bilinear")
@@ -252,11 +253,12 @@ def test_untied_low_rank_kernel_matches_the_dense_system(l_max):
     assert rel_err(end, end_dense[..., :4]) < 1e-10 and rel_err(carried, carried_dense.real) < 1e-10
 
 
-def test_untied_s4_layer_views_agree_and_tie_is_the_official_s4():
-    """The S4 layer with ViS4mer's kernel: forward, steps and chunks agree with Q ≠ P; with Q = P (its init) it is
-    the tied S4 of the same Λ, P, B, C, Δ."""
+@pytest.mark.parametrize("init", ["legs", "legt"])
+def test_untied_s4_layer_views_agree_and_tie_is_the_official_s4(init):
+    """The S4 layer with ViS4mer's kernel: forward, steps and chunks agree with Q ≠ P (ranks 1 and 2); with Q = P
+    (its init) it is the tied S4 of the same Λ, P, B, C, Δ."""
     torch.manual_seed(1)
-    layer = ssmkit.S4(4, 8, l_max=40, share_lambda=True, tie_pq=False).double().eval()
+    layer = ssmkit.S4(4, 8, l_max=40, share_lambda=True, tie_pq=False, init=init).double().eval()
     with torch.no_grad():
         layer.kernel.Q.add_(0.3 * torch.randn_like(layer.kernel.Q))
     y, y_step, y_chunk = three_views(layer, torch.randn(2, CHUNKS[-1][1], 4, dtype=torch.float64))

@@ -13,7 +13,8 @@ from ssmkit.ops.block_step import block_step_torch
 
 
 @pytest.mark.parametrize("kind,options", [("s4", {"n_ssm": 1}), ("s4", {"init": "legt"}), ("s4d", {}),
-                                          ("s4", {"l_max": None}), ("s4", {"share_lambda": True, "tie_pq": False})])
+                                          ("s4", {"l_max": None}), ("s4", {"share_lambda": True, "tie_pq": False}),
+                                          ("s4", {"init": "legt", "tie_pq": False})])
 def test_structured_step_equals_the_recurrence_float64(kind, options):
     """a ⊙ x − Σ E_r 2Re(V_r x) + b u (O(N·R)) is the dense DPLR step (rank 1 and 2, Q = P or not) and the diagonal
     step."""
