@@ -5,7 +5,9 @@
 DIR holds checkouts of the official repositories, each in a folder named as on GitHub: s4 (state-spaces/s4),
 mega (facebookresearch/mega), SGConv (ctlllll/SGConv), dss (ag1988/dss), dlr (ag1988/dlr), liquid-s4
 (raminmh/liquid-s4), ViS4mer (md-mohaiminul/ViS4mer), SSSD (AI4HealthUOL/SSSD), ccnn (david-knigge/ccnn); a
-missing one is skipped. S5 (lindermanlab/S5) is JAX: its rows compare our init with the official formulas. SaShiMi
+missing one is skipped. S5 (lindermanlab/S5) is JAX: its init rows compare our init with the official formulas, and
+where jax and flax import (a separate environment that also sees torch will do), its S5SSM, SequenceLayer and
+BatchClassificationModel are built in float64 and their weights copied into ours (else a 'skipped' line). SaShiMi
 is the standalone models/sashimi/sashimi.py over the standalone S4; S4ND is the training code's module
 (src/models/sequence/modules/s4nd.py over kernels/ssm.py); CCNN the ResNet of models/resnet.py with its S4 blocks,
 SeparableFlexConv and MAGNet, built from its configs' values without hydra. Runs on CPU (the official code falls
@@ -1149,8 +1151,209 @@ def compare_s5(seed: int, H: int, P: int) -> None:
     row(fam, "init: E|C̃|² (official trunc_standard_normal: 2/P)", 2 / P, float(C.abs().square().mean()))
     row(fam, "init: blocks J (official default 8)", 8, int((layer.A_imag == layer.A_imag[0]).sum()))
     Lam, _ = hippo.hippo_n_blocks(P, 8)
-    row(fam, "init: max |Λ − HiPPO-N blocks|", 0.0, float((layer.Lambda().to(torch.complex128) - Lam).abs().max()))
+    Lam_ours = layer.Lambda().detach().to(torch.complex128)
+    row(fam, "init: max |Λ − HiPPO-N blocks|", 0.0, float((Lam_ours - Lam).abs().max()))
     row(fam, "defaults: activation, C_init", "half_glu1, trunc_standard_normal", f"{layer.activation}, trunc_normal")
+
+
+# -- S5 with copied weights (lindermanlab/S5 s5/ssm.py S5SSM, s5/layers.py SequenceLayer, s5/seq_model.py) ----------
+S5_C_INITS = {"trunc_normal": "trunc_standard_normal", "lecun": "lecun_normal", "complex_normal": "complex_normal"}
+S5_ACTIVATIONS = {"half_glu": "half_glu1", "half_glu2": "half_glu2", "full_glu": "full_glu", "gelu": "gelu"}
+# (activation, C_init, disc, clip_eigs) in our names: each value of each option at least once
+S5_SETTINGS = [("half_glu", "trunc_normal", "zoh", False), ("half_glu2", "lecun", "zoh", True),
+               ("full_glu", "complex_normal", "bilinear", False), ("gelu", "lecun", "bilinear", False)]
+
+
+def load_s5(root: Path):
+    """The official s5 package's model modules (ssm_init, ssm, layers, seq_model) under the name official_s5, without
+    its __init__ or training modules; JAX in float64. Their class fields name jax.numpy.DeviceArray, which JAX has
+    since dropped for jax.Array: the alias is put back."""
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    if not hasattr(jax.numpy, "DeviceArray"):
+        jax.numpy.DeviceArray = jax.Array
+    _package("official_s5", root / "s5")
+    return types.SimpleNamespace(jax=jax, **{name: _load(f"official_s5.{name}", root / f"s5/{name}.py")
+                                             for name in ("ssm_init", "ssm", "layers", "seq_model")})
+
+
+def official_s5_ssm(s5, H: int, P: int, J: int, C_init: str, disc: str, bidirectional: bool, clip_eigs: bool):
+    """The official S5SSM constructor (a partial, as its train.py hands to the models) for our d_state P in J blocks:
+    each block the size-P/J HiPPO-N diagonalized by its make_DPLR_HiPPO, the Im < 0 half of the eigenvalues kept
+    (conj_sym, their S5SSM's P is P/2), V and V* block-diagonal."""
+    import jax.scipy.linalg
+    Lambda, _, _, V, _ = s5.ssm_init.make_DPLR_HiPPO(P // J)
+    half = P // (2 * J)
+    Lambda, V = Lambda[:half], V[:, :half]
+    Lambda = jax.numpy.tile(Lambda, J)
+    Vs, Vinvs = jax.scipy.linalg.block_diag(*[V] * J), jax.scipy.linalg.block_diag(*[V.conj().T] * J)
+    return s5.ssm.init_S5SSM(H, P // 2, Lambda.real, Lambda.imag, Vs, Vinvs, S5_C_INITS[C_init], disc, 1e-3, 1e-1,
+                             True, clip_eigs, bidirectional)
+
+
+def _nudged(s5, variables: dict, seed: int) -> dict:
+    """Every leaf in float64 and moved off its init (zero biases, unit norms, BatchNorm's start statistics), so that
+    a weight copied to the wrong place shows; variances stay positive, and one Re λ is set above 0."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    flat = s5.jax.tree_util.tree_flatten_with_path(variables)[0]
+    out = {}
+    for path, leaf in flat:
+        keys = tuple(p.key for p in path)
+        leaf = np.asarray(leaf, dtype=np.float64)
+        if keys[-1] == "var":
+            leaf = leaf * rng.uniform(0.5, 2.0, leaf.shape)
+        elif keys[-1] == "Lambda_re":  # one Re λ > 0 too, for clip_eigs to act on
+            leaf = leaf + 0.1 * rng.standard_normal(leaf.shape)
+            leaf[0] = 0.05
+        elif keys[-1] != "Lambda_im":  # Λ's imaginary parts are HiPPO-N's frequencies: left as they are
+            leaf = leaf + 0.1 * rng.standard_normal(leaf.shape)
+        node = out
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+        node[keys[-1]] = s5.jax.numpy.asarray(leaf)
+    return out
+
+
+def _t(a) -> torch.Tensor:
+    import numpy as np
+    return torch.from_numpy(np.array(a, dtype=np.float64))
+
+
+def copy_s5(ours, params: dict) -> None:
+    """The official SequenceLayer's parameters (its 'params' collection: seq, the S5SSM, and its Dense maps) into our
+    S5. Λ's parts (as they are: theirs start from the Im < 0 half, ours from the Im > 0 one; both are the same
+    system), B̃ (P/2, H, 2) and D are stored alike; log Δ is their log_step (P/2, 1); C̃ (H, P/2, 2), or C1 and
+    C2 (bidirectional), or with complex_normal one (H, P, 2) whose second half reads the backward scan, goes to our
+    (directions, H, P/2, 2). The GLU maps: half_glu1/2 gate with their out2 (ours out1); full_glu out1, out2 alike.
+    flax's Dense kernel is (in, out), torch's weight (out, in)."""
+    seq = params["seq"]
+    if "C1" in seq:
+        C = torch.stack([_t(seq["C1"]), _t(seq["C2"])])
+    else:
+        C = _t(seq["C"]).unflatten(1, (-1, ours.P2)).transpose(0, 1)
+    with torch.no_grad():
+        for name, value in (("A_real", _t(seq["Lambda_re"])), ("A_imag", _t(seq["Lambda_im"])), ("B", _t(seq["B"])),
+                            ("log_dt", _t(seq["log_step"])[:, 0]), ("C", C), ("D", _t(seq["D"]))):
+            target = getattr(ours, name)
+            if target.shape != value.shape:
+                raise AssertionError(f"S5 {name}: ours {tuple(target.shape)}, official {tuple(value.shape)}")
+            target.copy_(value)
+        dense = {"half_glu": [("out1", "out2")], "half_glu2": [("out1", "out2")], "gelu": [],
+                 "full_glu": [("out1", "out1"), ("out2", "out2")]}[ours.activation]
+        for mine, theirs in dense:
+            getattr(ours, mine).weight.copy_(_t(params[theirs]["kernel"]).T)
+            getattr(ours, mine).bias.copy_(_t(params[theirs]["bias"]))
+
+
+def copy_s5_norm(ours, params: dict, stats: dict) -> None:
+    """flax BatchNorm (scale, bias; running mean, var) into our ChannelBatchNorm (eps 1e-5 in both)."""
+    with torch.no_grad():
+        for mine, theirs in ((ours.norm.weight, params["scale"]), (ours.norm.bias, params["bias"]),
+                             (ours.norm.running_mean, stats["mean"]), (ours.norm.running_var, stats["var"])):
+            mine.copy_(_t(theirs))
+
+
+def _copy_dense(ours, params: dict) -> None:
+    with torch.no_grad():
+        ours.weight.copy_(_t(params["kernel"]).T)
+        ours.bias.copy_(_t(params["bias"]))
+
+
+def _s5_ssm_output(layer, u: torch.Tensor, rate: float = 1.0) -> torch.Tensor:
+    """Our S5's y = 2 Re(C̃ x) + D u, before its output stage (that stage bypassed for the call)."""
+    layer._output = lambda y: y
+    try:
+        return layer(u, rate=rate)[0]
+    finally:
+        del layer._output
+
+
+def compare_s5_layer(s5, seed: int, H: int, P: int, J: int, L: int) -> None:
+    """The official S5SSM inside its SequenceLayer (prenorm BatchNorm, as every official LRA and Speech run; eval:
+    dropout off, the running statistics) for each of S5_SETTINGS, one- and bidirectional, built with a fixed PRNG
+    key, every weight nudged (_nudged) and copied into ours (copy_s5, copy_s5_norm). Rows: the SSM's output
+    y = 2 Re(C̃ x) + D u against the S5SSM alone, at rate 1 and at rate 2 against its step_rescale 2; the block's
+    output x + S5(Norm(x)) against the SequenceLayer. float64 in both."""
+    jax = s5.jax
+    x = torch.randn(2, L, H, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    xj = jax.numpy.asarray(x.numpy())
+    for bidirectional in (False, True):
+        for activation, C_init, disc, clip in S5_SETTINGS:
+            fam = (f"S5 layer ({'bi' if bidirectional else 'uni'}, {activation}, C_init {C_init}, {disc}"
+                   f"{', clip_eigs' if clip else ''}; H={H}, P={P}, J={J}, L={L})")
+            ssm = official_s5_ssm(s5, H, P, J, C_init, disc, bidirectional, clip)
+            layer = s5.layers.SequenceLayer(ssm=ssm, dropout=0.1, d_model=H, activation=S5_ACTIVATIONS[activation],
+                                            training=False, prenorm=True, batchnorm=True, bn_momentum=0.95)
+            variables = _nudged(s5, layer.init(jax.random.PRNGKey(seed), xj[0]), seed)
+            params = variables["params"]
+            ours = ssmkit.S5(H, P, blocks=J, disc=disc, bidirectional=bidirectional, C_init=C_init, clip_eigs=clip,
+                             activation=activation, dropout=0.1).double().eval()
+            copy_s5(ours, params)
+            norm = ssmkit.layers.norms.norm_class("batch", 0.05)(H).double().eval()
+            copy_s5_norm(norm, params["norm"], variables["batch_stats"]["norm"])
+            for rate in (1.0, 2.0):
+                y = jax.vmap(lambda u: ssm(step_rescale=rate).apply({"params": params["seq"]}, u))(xj)
+                with torch.no_grad():
+                    mine = _s5_ssm_output(ours, x, rate)
+                agree(fam, "SSM output y" + ("" if rate == 1 else " at rate 2 (official step_rescale 2)"), mine, _t(y))
+            out = jax.vmap(lambda u: layer.apply(variables, u))(xj)
+            with torch.no_grad():
+                mine = x + ours(norm(x))[0]
+            agree(fam, "block output x + S5(BatchNorm(x))", mine, _t(out))
+
+
+def compare_s5_model(s5, seed: int, H: int, P: int, J: int, L: int, n_layers: int = 2, d_input: int = 3,
+                     d_output: int = 5) -> None:
+    """The official BatchClassificationModel (Dense encoder, n_layers SequenceLayers with prenorm BatchNorm, mean
+    pooling, Dense decoder, log-softmax; eval) against our SequenceModel as the s5-* experiments build it
+    (encoder_init and head_init lecun, norm batch, no final norm, no residual dropout, pool mean), weights nudged and
+    copied: its log-probabilities against log_softmax of ours. The bidirectional one reads a padded batch
+    (padded=True: the blocks see the padding, the mean divides by the lengths; ours mask_padding=False)."""
+    jax = s5.jax
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(3, L, d_input, dtype=torch.float64, generator=gen)
+    lengths = torch.tensor([L, L // 2, 5])
+    for (activation, C_init, disc, clip), bidirectional in ((S5_SETTINGS[0], False), (S5_SETTINGS[1], True)):
+        padded = bidirectional
+        fam = (f"S5 model ({n_layers} layers, {'bi' if bidirectional else 'uni'}, {activation}, C_init {C_init}"
+               f"{', padded' if padded else ''}; H={H}, P={P}, J={J}, L={L})")
+        ssm = official_s5_ssm(s5, H, P, J, C_init, disc, bidirectional, clip)
+        model = s5.seq_model.BatchClassificationModel(
+            ssm=ssm, d_output=d_output, d_model=H, n_layers=n_layers, padded=padded,
+            activation=S5_ACTIVATIONS[activation], dropout=0.1, training=False, mode="pool", prenorm=True,
+            batchnorm=True, bn_momentum=0.95)
+        xj = jax.numpy.asarray(x.numpy())
+        inputs = (xj, jax.numpy.asarray(lengths.numpy())) if padded else xj
+        steps = jax.numpy.zeros((x.shape[0], L))
+        variables = _nudged(s5, model.init(jax.random.PRNGKey(seed), inputs, steps), seed)
+        params, stats = variables["params"], variables["batch_stats"]
+        ours = ssmkit.models.SequenceModel(
+            d_input, d_output, layer="s5", d_model=H, n_layers=n_layers, prenorm=True, norm="batch", bn_momentum=0.05,
+            final_norm=False, encoder_init="lecun", head_init="lecun", dropout=0.0, pool="mean", mask_padding=False,
+            layer_options=dict(d_state=P, blocks=J, disc=disc, bidirectional=bidirectional, C_init=C_init,
+                               clip_eigs=clip, activation=activation, dropout=0.1)).double().eval()
+        _copy_dense(ours.encoder, params["encoder"]["encoder"])
+        for i in range(n_layers):
+            copy_s5(ours.layers[i], params["encoder"][f"layers_{i}"])
+            copy_s5_norm(ours.norms[i], params["encoder"][f"layers_{i}"]["norm"],
+                         stats["encoder"][f"layers_{i}"]["norm"])
+        _copy_dense(ours.decoder, params["decoder"])
+        out = model.apply(variables, inputs, steps)
+        with torch.no_grad():
+            mine = torch.log_softmax(ours(x, lengths if padded else None), -1)
+        agree(fam, "log-probabilities", mine, _t(out))
+
+
+def s5_modules(root: Path):
+    """load_s5, or None (a 'skipped' line) when jax or flax does not import."""
+    try:
+        for name in ("jax", "flax.linen"):
+            importlib.import_module(name)
+    except ImportError as e:
+        print(f"skipped S5 with copied weights: jax and flax do not import ({e})", file=sys.stderr)
+        return None
+    return load_s5(root)
 
 
 # -- driver -----------------------------------------------------------------------------------------------------------
@@ -1187,12 +1390,18 @@ def main() -> None:
             compare_ccnn(m, args.seed, 1, 16, 2, 16, (64,), 2976.4910261630357),
             compare_ccnn(m, args.seed, 2, 16, 2, 16, (8, 8), 2085.433586112234))),
     ]
-    for name, load, compare in jobs:
+
+    def run(name, load, compare):
         if not repo(name).is_dir():
             print(f"skipped {name}: no folder {repo(name)}", file=sys.stderr)
-            continue
+            return
         compare(_quiet(load))
+
+    for job in jobs:
+        run(*job)
     compare_s5(args.seed, 128, 256)
+    run("S5", lambda: s5_modules(repo("S5")), lambda m: m is not None and (
+        compare_s5_layer(m, args.seed, 8, 16, 2, 32), compare_s5_model(m, args.seed, 8, 16, 2, 32)))
     lines = ["| family | quantity | official | ssmkit |", "|---|---|---|---|"]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in r) + " |" for r in ROWS]
     print("\n".join(lines))

@@ -7,7 +7,8 @@ Discretization per state: ZOH Λ̄ = e^{ΛΔ}, B̄ = (Λ̄ − 1)/Λ · B̃; bil
 Since the discretization scales each state's row of B̃, B̄_k u_k = q_k ⊙ (B̃ u_k) with q_k the per-state factor, so a
 per-position Δ_k = Δ·dt_scale_k (irregular sampling) costs O(P) per position, not O(P·H).
 The sequence is computed by ops.scan (parallel, log depth); bidirectional adds a second scan over the reversed
-sequence, read out by its own C̃₂. Output, with g = Drop(GELU(y)) (the official SequenceLayer, s5/layers.py):
+sequence, read out by its own C̃₂. Output, with g = Drop(GELU(y)) (the official SequenceLayer, s5/layers.py; GELU is
+flax's nn.gelu there, the tanh approximation, and so here):
     gelu        g
     full_glu    Drop(W₁g ⊙ σ(W₂g))
     half_glu    Drop(g ⊙ σ(W g))          (the official half_glu1)
@@ -164,7 +165,7 @@ class S5(nn.Module):
         return torch.zeros(batch_size, self.P2, dtype=complex_dtype(self.real_dtype), device=self.C.device)
 
     def _output(self, y: torch.Tensor) -> torch.Tensor:
-        g = self.dropout(nn.functional.gelu(y))
+        g = self.dropout(nn.functional.gelu(y, approximate="tanh"))  # flax's nn.gelu, as the official layer
         if self.activation == "gelu":
             return g
         if self.activation == "full_glu":
