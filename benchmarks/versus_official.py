@@ -1141,6 +1141,33 @@ def compare_ccnn(resnet, seed: int, dim: int, H: int, n_blocks: int, hidden: int
             agree(fam, "logits, train with dropout 0 (batch statistics)", ours(x), _quiet(lambda: official(off_in(x))))
 
 
+def compare_vis4mer_model(s4, models, seed: int, d_input: int, d_model: int, L: int) -> None:
+    """The whole official ViS4mer (models.py: its S4 stages, LayerNorm, AvgPool1d(2), Linear + GELU, mean, decoder)
+    beside ours with copied weights, in float32: its forward casts the input to float32 whatever the weights."""
+    fam = f"ViS4mer model (d_input {d_input}, d_model {d_model}, 2 stages, L {L})"
+    torch.manual_seed(seed)
+    official = _quiet(lambda: models.ViS4mer(d_input, L, 3, d_model, 2, dropout=0.2)).eval()
+    ours = ssmkit.models.ViS4mer(d_input, 3, d_model=d_model, n_layers=2, l_max=L).eval()
+    count = lambda m: f"{sum(p.numel() for p in m.parameters()):,}"  # noqa: E731
+    row(fam, "init: parameters", count(official), count(ours))
+    paper = (_quiet(lambda: models.ViS4mer(1024, 11820, 10, 1024, 3)), ssmkit.models.ViS4mer(1024, 10, l_max=11820))
+    row(fam, "init: parameters at the paper's size (1024 wide, 3 stages, 11,820 tokens, 10 classes; the official "
+             "also holds its encoder Linear, 1,049,600, which it skips when d_input = d_model)", *(count(m) for m in paper))
+    with torch.no_grad():
+        for stage, (layer, norm, linear) in enumerate(zip(official.s4_layers, official.norms, official.linears)):
+            for t in (layer.kernel.krylov.C, layer.D, norm.weight, norm.bias):  # off their init, so that they count
+                t.add_(0.1 * torch.randn_like(t))
+            copy_vis4mer(ours.layers[stage].kernel, layer.kernel.krylov)
+            ours.layers[stage].D.copy_(layer.D)
+            _copy_linear(ours.layers[stage].output, layer.output_linear)
+            ours.norms[stage].load_state_dict(norm.state_dict())
+            ours.mixers[stage][0].load_state_dict(linear.state_dict())
+        ours.decoder.load_state_dict(official.decoder.state_dict())
+        ours.encoder.load_state_dict(official.encoder.state_dict())
+    x = torch.randn(2, L, d_input)
+    agree(fam, "logits, eval (float32)", ours(x), _quiet(lambda: official(x)))
+
+
 # -- S5 (lindermanlab/S5, JAX): our init against the official formulas ------------------------------------------------
 def compare_s5(seed: int, H: int, P: int) -> None:
     fam = f"S5 (P={P}, H={H})"
@@ -1383,8 +1410,9 @@ def main() -> None:
         ("mega", lambda: load_mega(repo("mega")), lambda m: (compare_mega(m, args.seed, 256, 16, 128),
                                                                compare_mega_layers(m, args.seed, 32, 16, 8, 64))),
         ("liquid-s4", lambda: load_liquid(repo("liquid-s4")), lambda m: compare_liquid(m, args.seed, 8, 16, 64)),
-        ("ViS4mer", lambda: _load("official_vis4mer", repo("ViS4mer") / "s4.py"),
-         lambda m: compare_vis4mer(m, args.seed, 16, 16, 128)),
+        ("ViS4mer", lambda: (_load("s4", repo("ViS4mer") / "s4.py"), _load("official_vis4mer_models",
+                                                                            repo("ViS4mer") / "models.py")),
+         lambda m: (compare_vis4mer(m[0], args.seed, 16, 16, 128), compare_vis4mer_model(*m, args.seed, 8, 32, 64))),
         ("SSSD", lambda: load_sssd(repo("SSSD")), lambda m: compare_sssd(m, args.seed, 3, 16, 8, 24, 2)),
         ("ccnn", lambda: load_ccnn(repo("ccnn")), lambda m: (  # ω0 of sMNIST and of 2DImage CCNN-4,140
             compare_ccnn(m, args.seed, 1, 16, 2, 16, (64,), 2976.4910261630357),
