@@ -9,7 +9,9 @@ missing one is skipped. S5 (lindermanlab/S5) is JAX: its init rows compare our i
 where jax and flax import (a separate environment that also sees torch will do), its S5SSM, SequenceLayer and
 BatchClassificationModel are built in float64 and their weights copied into ours (else a 'skipped' line). SaShiMi
 is the standalone models/sashimi/sashimi.py over the standalone S4; S4ND is the training code's module
-(src/models/sequence/modules/s4nd.py over kernels/ssm.py); CCNN the ResNet of models/resnet.py with its S4 blocks,
+(src/models/sequence/modules/s4nd.py over kernels/ssm.py); the S4 LRA models are the training code's encoder, backbone
+and decoder (src/models/sequence/backbones, src/tasks) as its configs/experiment/lra files compose them, beside our
+lra-* experiments as the trainer builds them; CCNN the ResNet of models/resnet.py with its S4 blocks,
 SeparableFlexConv and MAGNet, built from its configs' values without hydra. Runs on CPU (the official code falls
 back to its naive kernels; ViS4mer's has none, so its pykeops Cauchy sum is written out here, and SSSD's naive one
 sums one member of each conjugate pair only, so its rows give both); needs numpy, scipy, einops and opt_einsum, and
@@ -25,12 +27,14 @@ kernel or the layer output, in float64.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import logging
 import math
 import sys
 import types
 from pathlib import Path
+from unittest import mock
 
 import torch
 
@@ -411,6 +415,341 @@ def compare_s4nd(nd, seed: int, H: int, N: int, shape: tuple[int, int], H_init: 
                     f"{rel(K_off, exact):.1e}", f"{rel(ours.kernels[a](length, rate).detach(), exact):.1e}")
                 row(fam, f"{tag}, axis {a}: official kernel vs C̃ read as the C̃ of length round(l_max/rate) at "
                     "Δ·rate", f"{rel(K_off, read_as):.1e}", "—")
+
+
+# -- the S4 LRA models (state-spaces/s4: src/models/sequence/backbones, src/tasks, configs/experiment/lra) -----------
+def _locate(path: str):
+    """hydra.utils.get_method / get_class: the object a dotted path names."""
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def load_s4_backbone(root: Path):
+    """The official backbone (backbones/model.py SequenceModel of block.py SequenceResidualBlocks over S4Block), the
+    task encoders and decoders (src/tasks) and the trainer's optimizer hooks (src/utils/optim_groups.py), from the
+    checkout's src package as load_s4nd sets it up, with what utils.instantiate builds modules with: src.utils'
+    registry and config helpers, and hydra.utils' get_method and get_class (_locate). The configs are read from the
+    checkout's configs folder (official_lra_config)."""
+    load_s4nd(root)
+    sys.modules["hydra"].utils = _stub("hydra.utils", get_method=_locate, get_class=_locate)
+    utils = sys.modules["src.utils"]
+    for name in ("to_list", "to_dict", "instantiate", "get_class"):
+        setattr(utils, name, getattr(utils.config, name))
+    utils.registry = _load("src.utils.registry", root / "src/utils/registry.py")
+    _package("src.tasks", root / "src/tasks")
+    names = {"backbone": "src.models.sequence.backbones.model", "encoders": "src.tasks.encoders",
+             "decoders": "src.tasks.decoders", "optim_groups": "src.utils.optim_groups"}
+    return types.SimpleNamespace(root=root, **{k: importlib.import_module(v) for k, v in names.items()})
+
+
+# our experiment: (the official experiment it mirrors, its dataset's d_output, token inputs, two towers)
+S4_LRA = {"lra-listops": ("s4-listops", 10, True, False), "lra-text": ("s4-imdb", 2, True, False),
+          "lra-retrieval": ("s4-aan", 2, True, True), "lra-image": ("s4-cifar", 10, False, False),
+          "lra-pathfinder": ("s4-pathfinder", 2, False, False)}
+
+
+def _merged(base: dict, over: dict) -> dict:
+    """``over`` merged into ``base`` key by key through nested mappings; any other value replaces what was there (a
+    number over a mapping too, as OmegaConf merges untyped configs: s4-cifar's layer lr 0.001 over the lr dict)."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _official_yaml(root: Path, path: str) -> tuple[list, dict]:
+    """(defaults list, the other keys) of one official config file."""
+    import yaml
+    config = yaml.safe_load((root / "configs" / path).read_text()) or {}
+    return config.pop("defaults", []), config
+
+
+def _official_pipeline(root: Path, name: str) -> dict:
+    """A pipeline config over the pipeline its defaults name (listops over imdb, aan over imdb, pathfinder over
+    cifar); the groups it selects (/dataset, /trainer, ...) are not read."""
+    defaults, config = _official_yaml(root, f"pipeline/{name}.yaml")
+    base = {}
+    for entry in defaults:
+        if isinstance(entry, str) and not entry.startswith("/") and entry != "_self_":
+            base = _merged(base, _official_pipeline(root, entry))
+    return _merged(base, config)
+
+
+def official_lra_config(root: Path, experiment: str) -> dict:
+    """configs/experiment/lra/<experiment>.yaml as Hydra composes the parts a model is built from: the pipeline's
+    encoder and decoder, the model (model/base.yaml, model/s4.yaml, its layer model/layer/s4.yaml), the experiment's
+    own keys last; the layer's tie_dropout interpolation resolved (the model's). The layer's l_max (the dataset's
+    length there) is set by the caller."""
+    defaults, experiment_keys = _official_yaml(root, f"experiment/lra/{experiment}.yaml")
+    pipeline = next(e["/pipeline"] for e in defaults if isinstance(e, dict) and "/pipeline" in e)
+    model = _merged(_official_yaml(root, "model/base.yaml")[1], _official_yaml(root, "model/s4.yaml")[1])
+    model["layer"] = _official_yaml(root, "model/layer/s4.yaml")[1]
+    config = _merged(_merged(_official_pipeline(root, pipeline), {"model": model}), experiment_keys)
+    config["model"]["layer"]["tie_dropout"] = config["model"]["tie_dropout"]
+    return config
+
+
+def official_lra_model(m, config: dict, n_tokens: int | None, d_output: int):
+    """(encoder, backbone, decoder) of a composed config as train.py's setup builds them: the backbone from the model
+    config (less _name_ and its encoder/decoder keys, which train.py pops), the encoder and decoder through
+    src/tasks' instantiate with the dataset's n_tokens, d_output and l_output 0 (classification), float64."""
+    import copy
+    dataset = types.SimpleNamespace(n_tokens=n_tokens, d_input=1, d_output=d_output, l_output=0)
+    options = {k: v for k, v in copy.deepcopy(config["model"]).items() if k not in ("_name_", "encoder", "decoder")}
+    backbone = _quiet(lambda: m.backbone.SequenceModel(**options))
+    encoder = m.encoders.instantiate(copy.deepcopy(config["encoder"]), dataset=dataset, model=backbone)
+    decoder = m.decoders.instantiate(copy.deepcopy(config["decoder"]), model=backbone, dataset=dataset)
+    return encoder.double(), backbone.double(), decoder.double()
+
+
+def ours_lra_model(name: str, overrides: list[str], n_tokens: int | None, d_output: int, L: int, pair: bool):
+    """(model, config) of our experiment with ``overrides``, as the trainer builds it (train/build.py build_model)
+    over a dataset with that experiment's attributes: token ids padded with 0, or one value per position."""
+    from ssmkit.train import load_experiment, make_config
+    from ssmkit.train.build import build_model
+    config = make_config(overrides, load_experiment(name), source=name)
+    dataset = types.SimpleNamespace(d_input=n_tokens or 1, n_classes=d_output, l_max=L, vocab_size=n_tokens,
+                                    padding_idx=0 if n_tokens else None, pair=pair, task="classify")
+    return build_model(config, dataset).double(), config
+
+
+# our parameter (or BatchNorm running statistic) -> the official one it is copied from
+LRA_NAMES = [(r"encoder\.(\w+)", r"encoder.0.\1"),
+             (r"layers\.(\d+)\.kernel\.(\w+)", r"backbone.layers.\1.layer.layer.kernel.\2"),
+             (r"layers\.(\d+)\.D", r"backbone.layers.\1.layer.layer.D"),
+             (r"layers\.(\d+)\.output\.0\.(\w+)", r"backbone.layers.\1.layer.output_linear.0.\2"),
+             (r"norms\.(\d+)\.norm\.(\w+)", r"backbone.layers.\1.norm.norm.\2"),
+             (r"final_norm\.norm\.(\w+)", r"backbone.norm.norm.\1"),
+             (r"decoder\.(weight|bias)", r"decoder.0.output_transform.\1"),
+             (r"decoder\.(\d)\.(\w+)", r"decoder.0.retrieval.classifier.\1.\2")]
+
+RUNNING = ("running_mean", "running_var")
+
+
+def lra_pairs(ours, encoder, backbone, decoder) -> list[tuple[str, torch.Tensor, str, torch.Tensor]]:
+    """(our name, ours, official name, official) for every parameter and BatchNorm running statistic, matched by
+    LRA_NAMES; a tensor on either side without a partner is an error, so that every weight is copied."""
+    import re
+    theirs = {}
+    for prefix, module in (("encoder", encoder), ("backbone", backbone), ("decoder", decoder)):
+        theirs.update({f"{prefix}.{k}": v for k, v in module.named_parameters()})
+        theirs.update({f"{prefix}.{k}": v for k, v in module.named_buffers() if k.endswith(RUNNING)})
+    mine = {**dict(ours.named_parameters()), **{k: v for k, v in ours.named_buffers() if k.endswith(RUNNING)}}
+    pairs = []
+    for name, tensor in mine.items():
+        target = next((re.sub(f"^{a}$", b, name) for a, b in LRA_NAMES if re.fullmatch(a, name)), None)
+        if target not in theirs:
+            raise AssertionError(f"{name}: no official partner ({target})")
+        pairs.append((name, tensor, target, theirs.pop(target)))
+    if theirs:
+        raise AssertionError(f"official tensors without a partner in ours: {sorted(theirs)}")
+    return pairs
+
+
+def copy_lra(pairs, d_model: int) -> None:
+    """Each official tensor into its partner: the kernels' B, C and P conjugated (as copy_dplr: ours keeps Im λ > 0),
+    Δ's (H, 1) as our (H,), and the two-tower head's first Linear with its input blocks reordered from the official
+    [a, b, a − b, a ⊙ b] (src/tasks/decoders.py RetrievalHead) to ours [a, b, a ⊙ b, a − b]."""
+    conj = lambda t: torch.view_as_real(torch.view_as_complex(t.contiguous()).conj().resolve_conj())  # noqa: E731
+    with torch.no_grad():
+        for name, tensor, _, value in pairs:
+            value = value.detach()
+            if ".kernel." in name and name.rsplit(".", 1)[1] in ("B", "C", "P"):
+                value = conj(value)
+            elif name == "decoder.0.weight":
+                a, b, difference, product = value.split(d_model, dim=1)
+                value = torch.cat([a, b, product, difference], dim=1)
+            tensor.copy_(value.reshape(tensor.shape))
+
+
+def _nudge_batchnorms(module, seed: int) -> None:
+    """Move every BatchNorm's weight, bias and running statistics off their start (1, 0, 0, 1)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for bn in (m for m in module.modules() if isinstance(m, torch.nn.BatchNorm1d)):
+            H = bn.num_features
+            bn.weight.add_(0.2 * torch.randn(H, generator=gen, dtype=torch.float64))
+            bn.bias.add_(0.2 * torch.randn(H, generator=gen, dtype=torch.float64))
+            bn.running_mean.copy_(0.3 * torch.randn(H, generator=gen, dtype=torch.float64))
+            bn.running_var.copy_(torch.rand(H, generator=gen, dtype=torch.float64) * 1.5 + 0.5)
+
+
+def official_lra_logits(encoder, backbone, decoder, x: torch.Tensor, lengths) -> torch.Tensor:
+    """train.py's forward: x, w = encoder(x, **z); x, state = backbone(x, **w); decoder(x, state=state, **z), where
+    z holds the collate's lengths (when the loader gives them)."""
+    z = {} if lengths is None else {"lengths": lengths}
+    h, w = encoder(x, **z)
+    h, state = backbone(h, **w)
+    return decoder(h, state=state, **z)[0]
+
+
+def _lra_batch(seed: int, tokens: bool, pair: bool, B: int, L: int, vocab: int):
+    """(x, lengths) for ours and (x, lengths) for the official model: token ids suffix-padded with 0 (lengths L, 30, 7;
+    per tower for a pair, which the official AAN collate stacks as (2B, L), first towers first), or values (B, L, 1)
+    without lengths (CIFAR, Pathfinder)."""
+    gen = torch.Generator().manual_seed(seed)
+    if not tokens:
+        x = torch.randn(B, L, 1, dtype=torch.float64, generator=gen)
+        return (x, None), (x, None)
+    lengths = torch.tensor([[L, 20], [33, L], [5, 12]] if pair else [L, 30, 7])[:B]
+    x = torch.randint(1, vocab, (*lengths.shape, L), generator=gen)
+    x[torch.arange(L) >= lengths[..., None]] = 0
+    if pair:
+        return (x, lengths), (x.transpose(0, 1).flatten(0, 1), lengths.t().flatten())
+    return (x, lengths), (x, lengths)
+
+
+def _lra_settings(config: dict) -> str:
+    """One line of an official composed config: what sets the model's function, init and SSM learning rates."""
+    model, layer, decoder = config["model"], config["model"]["layer"], config["decoder"]
+    dt_lr = layer["lr"].get("dt") if isinstance(layer["lr"], dict) else layer["lr"]
+    head = {"sequence": "linear", "retrieval": "two-tower"}[decoder["_name_"]]
+    return _settings_line(model["d_model"], model["n_layers"], model["prenorm"], model["norm"], model["dropout"],
+                          model["tie_dropout"], layer["init"], layer["d_state"], layer["n_ssm"], layer["bidirectional"],
+                          (layer["dt_min"], layer["dt_max"]), layer["dt_transform"], dt_lr, layer["activation"],
+                          layer["final_act"], config["encoder"], head, {"pool": "mean"}.get(decoder["mode"]),
+                          decoder.get("use_lengths", False))
+
+
+def _our_settings(config, tokens: bool) -> str:
+    """The same line for our experiment config (the S4 layer's defaults where layer_options leave a key out); the
+    pooling reads the lengths wherever the dataset pads (token datasets)."""
+    import inspect
+    o = {**{k: v.default for k, v in inspect.signature(ssmkit.S4).parameters.items()}, **config.layer_options}
+    dt_lr = {"ssm": config.ssm_lr}.get(o["dt_lr"], o["dt_lr"])
+    return _settings_line(config.d_model, config.n_layers, config.prenorm, config.norm, config.dropout,
+                          config.tie_dropout, o["init"], config.d_state, o["n_ssm"], o["bidirectional"],
+                          (o["dt_min"], o["dt_max"]), o["dt_transform"], dt_lr, o["activation"], o["output"],
+                          "embedding" if tokens else "linear", "two-tower" if config.dataset == "lra-retrieval"
+                          else "linear", config.pool, tokens)
+
+
+def _settings_line(H, n_layers, prenorm, norm, dropout, tied, init, N, n_ssm, bidirectional, dt_range, dt_transform,
+                   dt_lr, activation, output, encoder, head, pool, lengths) -> str:
+    return (f"H {H}, {n_layers} layers, {'pre' if prenorm else 'post'}norm {norm}, dropout {dropout} "
+            f"({'tied' if tied else 'untied'}); S4 {init}, N {N}, n_ssm {'H' if n_ssm is None else n_ssm}, "
+            f"{'bidirectional' if bidirectional else 'causal'}, Δ [{dt_range[0]}, {dt_range[1]}] {dt_transform}, "
+            f"Δ lr {'the model’s' if dt_lr is None else dt_lr}, {activation} → {output}; {encoder} encoder, {head} "
+            f"head, pool {pool}{' over the lengths' if lengths else ''}")
+
+
+def _optimizer_settings(m, backbone, config: dict, pairs, ours, our_config) -> tuple[str, str]:
+    """(official, ours): the (lr, weight decay) of each parameter where the two trainers differ, by our name with the
+    layer index as *, or "the same". Official: train.py configure_optimizers (the optimizer config's lr and weight
+    decay, updated by a parameter's _optim: the kernel's lr and wd dicts, and the weight decay 0 that
+    add_optimizer_hooks gives biases, norms and embeddings, of the backbone only: train.py passes it self.model);
+    ours: train/optim.py param_groups."""
+    import re
+    from ssmkit.train.optim import param_groups
+    m.optim_groups.add_optimizer_hooks(backbone, bias_weight_decay=False, normalization_weight_decay=False)
+    lr, wd = config["optimizer"]["lr"], config["optimizer"]["weight_decay"]
+    groups = param_groups(ours, our_config.lr, our_config.weight_decay, our_config.weight_decay_all)
+    mine = {id(p): (g["lr"], g["weight_decay"]) for g in groups for p in g["params"]}
+    differ = {}
+    for name, tensor, _, value in pairs:
+        if not name.endswith(RUNNING):
+            hp = {"lr": lr, "weight_decay": wd, **getattr(value, "_optim", {})}
+            theirs = (hp["lr"], hp["weight_decay"])
+            if theirs != mine[id(tensor)]:
+                differ[re.sub(r"^(layers|norms)\.\d+\.", r"\1.*.", name)] = (theirs, mine[id(tensor)])
+    if not differ:
+        return "the same", "the same"
+    return tuple("; ".join(f"{role}: lr {v[i][0]:g}, wd {v[i][1]:g}" for role, v in sorted(differ.items()))
+                 for i in (0, 1))
+
+
+@contextlib.contextmanager
+def _batchnorm_over_padding(on: bool):
+    """While on, our ChannelBatchNorm takes its training statistics over every position, the padding too, as the
+    official BatchNorm does (ours: the real positions only, docs/fidelity.md)."""
+    if not on:
+        yield
+        return
+    from ssmkit.layers.norms import ChannelBatchNorm
+    forward = ChannelBatchNorm.forward
+    with mock.patch.object(ChannelBatchNorm, "forward", lambda self, x, real=None: forward(self, x)):
+        yield
+
+
+def compare_backbone(m, seed: int, H: int = 16, n_layers: int = 2, N: int = 8, L: int = 48, vocab: int = 20,
+                     B: int = 3) -> None:
+    """Our S4 LRA experiments (S4_LRA) beside the official models of the configs they mirror, built both ways at a
+    small size (d_model H, n_layers, d_state N, l_max L, dropout 0; everything else as each config composes,
+    official_lra_config, and as build_model builds ours): a settings row of each at full size, every weight copied
+    (lra_pairs, copy_lra) with the official BatchNorms moved off their start, and the logits on a batch of B (token
+    ids padded to L with lengths L, 30, 7, or values without padding) in evaluation (running statistics) and in
+    training mode (batch statistics: ours over the real positions only, docs/fidelity.md; for a padded batch once more
+    with ours over the padding too, _batchnorm_over_padding); then the optimizer settings of each parameter
+    (_optimizer_settings)."""
+    for name, (experiment, d_output, tokens, pair) in S4_LRA.items():
+        config = official_lra_config(m.root, experiment)
+        fam = f"S4 LRA {name} ~ official {experiment}"
+        row(fam, "settings (full size; composed config | our experiment)", _lra_settings(config),
+            _our_settings(ours_lra_model(name, [], None, d_output, L, pair)[1], tokens))
+        fam += f" (H={H}, {n_layers} layers, N={N}, L={L})"
+        small = {"model": {"d_model": H, "n_layers": n_layers, "dropout": 0.0, "layer": {"d_state": N, "l_max": L}}}
+        torch.manual_seed(seed)
+        encoder, backbone, decoder = official_lra_model(m, _merged(config, small), vocab if tokens else None,
+                                                        d_output)
+        ours, our_config = ours_lra_model(name, [f"d_model={H}", f"n_layers={n_layers}", f"d_state={N}",
+                                                 "dropout=0.0"], vocab if tokens else None, d_output, L, pair)
+        _nudge_batchnorms(backbone, seed)
+        for block in backbone.layers:  # the first kernel call turns C into the C̃ of l_max, as ours stores it
+            _quiet(lambda: block.layer.layer.kernel(L=L))
+        pairs = lra_pairs(ours, encoder, backbone, decoder)
+        copy_lra(pairs, H)
+        (x, lengths), (x_off, lengths_off) = _lra_batch(seed, tokens, pair, B, L, vocab)
+        padding = "padded batch, lengths " + str(lengths.tolist()) if tokens else "no padding"
+        modes = [("eval", False, False), ("training mode (batch statistics)", True, False)]
+        if tokens:
+            modes.append(("training mode, ours' BatchNorm statistics over the padding too", True, True))
+        for label, training, unmasked in modes:
+            for module in (encoder, backbone, decoder, ours):
+                module.train(training)
+            with torch.no_grad(), _batchnorm_over_padding(unmasked):
+                y_off = _quiet(lambda: official_lra_logits(encoder, backbone, decoder, x_off, lengths_off))
+                y = ours(x, lengths)
+            agree(fam, f"logits, {label}, {padding}", y, y_off)
+        row(fam, "optimizer (lr, weight decay) where the trainers differ",
+            *_optimizer_settings(m, backbone, config, pairs, ours, our_config))
+
+
+def compare_backbone_init(m, seed: int, n_layers: int = 1, N: int = 4, L: int = 48, vocab: int = 20) -> None:
+    """The ends and norms of the LRA models at init, seeds equal, at each config's own width: mean and std of each
+    parameter outside the SSM kernels (compared in the S4 rows), over the layers, for ListOps (token embedding: its
+    rows other than the padding id 0, and that row's norm), Retrieval (the two-tower head) and Image (the Linear
+    encoder)."""
+    import re
+    for name, roles in (("lra-listops", None), ("lra-retrieval", r"decoder\..*"), ("lra-image", r"encoder\..*")):
+        experiment, d_output, tokens, pair = S4_LRA[name]
+        config = official_lra_config(m.root, experiment)
+        H = config["model"]["d_model"]
+        fam = f"S4 LRA {name} ~ official {experiment} (H={H}, {n_layers} layer{'s' * (n_layers > 1)}, N={N})"
+        small = {"model": {"n_layers": n_layers, "dropout": 0.0, "layer": {"d_state": N, "l_max": L}}}
+        torch.manual_seed(seed)
+        official = official_lra_model(m, _merged(config, small), vocab if tokens else None, d_output)
+        torch.manual_seed(seed)
+        ours, _ = ours_lra_model(name, [f"n_layers={n_layers}", f"d_state={N}", "dropout=0.0"],
+                                 vocab if tokens else None, d_output, L, pair)
+        stats: dict[str, tuple[list, list]] = {}  # role: (official tensors, ours)
+        for mine, tensor, _, value in lra_pairs(ours, *official):
+            role = re.sub(r"^(layers|norms)\.\d+\.", r"\1.*.", mine)
+            if ".kernel." in mine or mine.endswith(RUNNING) or (roles and not re.fullmatch(roles, role)):
+                continue
+            value, tensor = value.detach(), tensor.detach()
+            if tokens and role == "encoder.weight":  # rows other than the padding id's, and that row apart
+                stats["encoder.weight, row 0 (padding id): norm"] = ([value[0].norm()], [tensor[0].norm()])
+                value, tensor = value[1:], tensor[1:]
+            stats.setdefault(role, ([], []))
+            stats[role][0].append(value.flatten())
+            stats[role][1].append(tensor.flatten())
+        for role, tensors in stats.items():
+            official_t, ours_t = (torch.cat([t.reshape(-1) for t in side]) for side in tensors)
+            if official_t.numel() == 1:
+                row(fam, f"init: {role}", float(official_t), float(ours_t))
+            else:
+                row(fam, f"init: {role}, mean ± std", f"{float(official_t.mean()):.3g} ± {float(official_t.std()):.3g}",
+                    f"{float(ours_t.mean()):.3g} ± {float(ours_t.std()):.3g}")
 
 
 # -- DSS and DLR (ag1988/dss, ag1988/dlr: src/models/sequence/ss/standalone/dss.py) ----------------------------------
@@ -1400,6 +1739,8 @@ def main() -> None:
             compare_real_transforms(m, args.seed, 16, 16, 256))),
         ("s4", lambda: load_sashimi(repo("s4")), lambda m: compare_sashimi(m, args.seed, 16, 2, 256)),
         ("s4", lambda: load_s4nd(repo("s4")), lambda m: (s4nd_defaults(), compare_s4nd(m, args.seed, 8, 16, (16, 12)))),
+        ("s4", lambda: load_s4_backbone(repo("s4")), lambda m: (compare_backbone(m, args.seed),
+                                                                 compare_backbone_init(m, args.seed))),
         ("dss", lambda: _load("official_dss", repo("dss") / "src/models/sequence/ss/standalone/dss.py"),
          lambda m: compare_dss(m, args.seed, 32, 32, 256)),
         ("dlr", lambda: (_package("official_dlr", repo("dlr") / "src/models/sequence/ss/standalone"),
