@@ -643,7 +643,8 @@ def _optimizer_settings(m, backbone, config: dict, pairs, ours, our_config) -> t
     from ssmkit.train.optim import param_groups
     m.optim_groups.add_optimizer_hooks(backbone, bias_weight_decay=False, normalization_weight_decay=False)
     lr, wd = config["optimizer"]["lr"], config["optimizer"]["weight_decay"]
-    groups = param_groups(ours, our_config.lr, our_config.weight_decay, our_config.weight_decay_all)
+    groups = param_groups(ours, our_config.lr, our_config.weight_decay, our_config.weight_decay_all,
+                          our_config.weight_decay_heads)
     mine = {id(p): (g["lr"], g["weight_decay"]) for g in groups for p in g["params"]}
     differ = {}
     for name, tensor, _, value in pairs:

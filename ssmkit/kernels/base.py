@@ -162,13 +162,19 @@ class SSMKernel(nn.Module):
         """Register an SSM parameter, tagged for its optimizer group (see the module function register_ssm)."""
         register_ssm(self, name, value, self.ssm_lr, trainable)
 
-    def register_output(self, name: str, value: torch.Tensor, ssm_group: bool = False) -> None:
+    def register_output(self, name: str, value: torch.Tensor, ssm_group: bool = False, lr: float | None = None) -> None:
         """Register C (or another output-side parameter), stored as real (..., 2): ordinary optimizer group, or with
-        ssm_group the SSM parameters' lr (the model's when ssm_lr is None or 0) and no weight decay (DSS's and DLR's W)."""
+        ssm_group the SSM parameters' lr (the model's when ssm_lr is None or 0) and no weight decay (DSS's and DLR's W);
+        lr: its own learning rate, with the ordinary weight decay (C_lr: the official configs whose layer ``lr`` is
+        one number give it to C too)."""
         value = torch.view_as_real(value).to(torch.get_default_dtype()).contiguous()
         self.register_parameter(name, nn.Parameter(value))
         if ssm_group:
             set_optim(self, name, {"weight_decay": 0.0, **({"lr": self.ssm_lr} if self.ssm_lr else {})})
+        elif lr is not None:
+            if not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0):
+                raise ValueError(f"C_lr: expected None (the model's lr) or a positive learning rate, got {lr!r}")
+            set_optim(self, name, {"lr": lr})
 
     def cplx(self, name: str) -> torch.Tensor:
         """A complex parameter in the compute dtype (complex128 for float64 modules, else complex64), over the H

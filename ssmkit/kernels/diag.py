@@ -149,7 +149,7 @@ class S4DKernel(SSMKernel):
     def __init__(self, d_model: int, d_state: int = 64, channels: int = 1, init: str = "lin", disc: str = "zoh",
                  real_transform: str = "exp", dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3,
                  B_clip: float | None = 2.0, n_ssm: int | None = None, bandlimit: float | None = None,
-                 dt_transform: str = "exp", dt_lr: float | None | str = "ssm"):
+                 dt_transform: str = "exp", dt_lr: float | None | str = "ssm", C_lr: float | None = None):
         super().__init__(d_model, d_state, channels, ssm_lr, n_ssm)
         self.init_dt(dt_min, dt_max, transform=dt_transform, lr=dt_lr)
         self.bandlimit = check_bandlimit(bandlimit)
@@ -161,7 +161,7 @@ class S4DKernel(SSMKernel):
         self.register_ssm("A_real", real_part_inverse(Lambda.real, real_transform))
         self.register_ssm("A_imag", Lambda.imag.clone())
         self.register_ssm("B", B.expand(self.n_ssm, -1).clone())
-        self.register_output("C", torch.randn(channels, d_model, self.N2, dtype=torch.complex128))
+        self.register_output("C", torch.randn(channels, d_model, self.N2, dtype=torch.complex128), lr=C_lr)
 
     def Lambda(self) -> torch.Tensor:
         return torch.complex(real_part(self.real("A_real"), self.real_transform), self.real("A_imag"))

@@ -185,7 +185,8 @@ class DPLRKernel(SSMKernel):
     n_ssm: independent (Λ, P, B) copies behind the H channels (base module docstring). share_lambda: one Λ for every
     channel while P and B keep their n_ssm copies; tie_pq=False: A = Λ − P Q* with Q a parameter of its own, per
     channel, starting equal to P and trained in the ordinary group (with C). The S4 that ViS4mer ships does both (its
-    s4.py SSKernelNPLR: Λ registered once, B and P repeated over H, Q stacked into C).
+    s4.py SSKernelNPLR: Λ registered once, B and P repeated over H, Q stacked into C). C_lr: C's own learning rate
+    (None: the model's), with the ordinary weight decay.
     bandlimit: C zeroed for the modes at or above bandlimit/2 cycles per sample (base.bandlimit_mask); with l_max set
     the mask applies to the trained C̃, as the official code masks its C̃ (the modes are those of Λ, the diagonal
     part). dt_transform (exp | softplus) and dt_lr: Δ's parameter and learning rate (base.SSMKernel.init_dt).
@@ -195,7 +196,8 @@ class DPLRKernel(SSMKernel):
                  l_max: int | None = None, real_transform: str = "exp", dt_min: float = 1e-3, dt_max: float = 1e-1,
                  ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0, n_ssm: int | None = None,
                  bandlimit: float | None = None, dt_transform: str = "exp", dt_lr: float | None | str = "ssm",
-                 length_correction: bool = True, share_lambda: bool = False, tie_pq: bool = True):
+                 length_correction: bool = True, share_lambda: bool = False, tie_pq: bool = True,
+                 C_lr: float | None = None):
         super().__init__(d_model, d_state, channels, ssm_lr, n_ssm)
         for name, value in (("share_lambda", share_lambda), ("tie_pq", tie_pq)):
             if not isinstance(value, bool):
@@ -215,7 +217,7 @@ class DPLRKernel(SSMKernel):
         self.register_ssm("A_imag", Lambda.imag.clone())
         self.register_ssm("P", P)
         self.register_ssm("B", B)
-        self.register_output("C", torch.randn(channels, d_model, self.N2, dtype=torch.complex128))
+        self.register_output("C", torch.randn(channels, d_model, self.N2, dtype=torch.complex128), lr=C_lr)
         if not tie_pq:
             self.register_output("Q", self.over_channels(P).clone())
         if self.l_kernel and length_correction:  # as the official code: the plain C drawn, the parameter its C̃

@@ -14,7 +14,7 @@ from .registry import register_layer
 class S4D(SSMConv):
     """S4D: diagonal A, Vandermonde kernel. init lin (the default, as the official S4D code) | inv | legs | real |
     random; disc zoh | bilinear; real_transform exp | relu | softplus | sigmoid | none; B_clip (legs init: Im B̃
-    clipped, 2 as the official code); n_ssm, bandlimit, dt_transform and dt_lr as S4. Block options as SSMConv."""
+    clipped, 2 as the official code); n_ssm, bandlimit, dt_transform, dt_lr and C_lr as S4. Block options as SSMConv."""
 
     @factory_kwargs
     @block_options()
@@ -22,9 +22,9 @@ class S4D(SSMConv):
                  init: str = "lin", disc: str = "zoh", real_transform: str = "exp", l_max: int | None = None,
                  dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0,
                  n_ssm: int | None = None, bandlimit: float | None = None, dt_transform: str = "exp",
-                 dt_lr: float | None | str = "ssm", **block):
+                 dt_lr: float | None | str = "ssm", C_lr: float | None = None, **block):
         kernel = S4DKernel(d_model, d_state, kernel_channels(channels, bidirectional), init, disc, real_transform,
-                           dt_min, dt_max, ssm_lr, B_clip, n_ssm, bandlimit, dt_transform, dt_lr)
+                           dt_min, dt_max, ssm_lr, B_clip, n_ssm, bandlimit, dt_transform, dt_lr, C_lr)
         super().__init__(kernel, channels=channels, bidirectional=bidirectional, l_max=l_max, **block)
 
 

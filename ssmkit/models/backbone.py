@@ -61,6 +61,8 @@ def is_residual_block(cls) -> bool:
 
 
 class SequenceModel(Pretrained, nn.Module):
+    head_modules = ("encoder", "decoder")  # outside the official S4 backbone (train/optim.py decay_heads)
+
     @factory_kwargs
     def __init__(self, d_input: int, d_output: int, *, layer: str = "s4d", d_model: int = 64, n_layers: int = 4,
                  layer_options: dict | None = None, prenorm: bool = True, norm: str = "layer", dropout: float = 0.0,

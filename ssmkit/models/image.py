@@ -56,6 +56,8 @@ class ConvND(nn.Module):
 
 
 class ImageModel(Pretrained, nn.Module):
+    head_modules = ("encoder", "decoder")  # outside the official S4 backbone (train/optim.py decay_heads)
+
     @factory_kwargs
     def __init__(self, d_input: int, d_output: int, *, layer: str = "s4nd", d_model: int = 64, n_layers: int = 4,
                  dim: int = 2, layer_options: dict | None = None, prenorm: bool = True, dropout: float = 0.0,

@@ -76,6 +76,7 @@ class TrainConfig:
     ssm_lr: float = 0.001
     weight_decay: float = 0.05
     weight_decay_all: bool = False  # also biases, norm gains and embeddings (fairseq's Mega, S5); train/optim.py
+    weight_decay_heads: bool = False  # the encoder's and decoder's too (the official S4 trainer); train/optim.py
     weight_penalty: float = 0.0  # model=ccnn: λ·Σ‖p‖₂ added to the loss, the official CCNN's weight decay
     schedule: str = "cosine"  # cosine, linear, constant, plateau, multistep, s5_cosine (train/trainer.py Schedule)
     warmup_epochs: int = 1
@@ -119,13 +120,14 @@ class TrainConfig:
                                      ("tie_dropout", False, ("sequence", "s4nd", "cnn")),
                                      ("final_norm", True, ("sequence",)), ("bn_momentum", 0.1, ("sequence",)),
                                      ("mask_padding", True, ("sequence",)), ("trim_padding", False, ("sequence",)),
+                                     ("weight_decay_heads", False, ("sequence", "s4nd")),
                                      ("weight_penalty", 0.0, ("ccnn",))):
             if getattr(self, key) != default and self.model not in models:
                 raise ValueError(f"{key}: only model={' or '.join(models)} takes it (model={self.model!r}), got "
                                  f"{getattr(self, key)!r}")
-        for field in dataclasses.fields(self):  # TrainConfig(...) from Python too: "no" is not false
-            if field.type in ("bool", bool) and not isinstance(getattr(self, field.name), bool):
-                raise ValueError(f"{field.name}: expected true or false, got {getattr(self, field.name)!r}")
+        for entry in dataclasses.fields(self):  # TrainConfig(...) from Python too: "no" is not false
+            if entry.type in ("bool", bool) and not isinstance(getattr(self, entry.name), bool):
+                raise ValueError(f"{entry.name}: expected true or false, got {getattr(self, entry.name)!r}")
         self.layer_options, self.dataset_options = _checked_options(self)
         if self.num_workers < 0:
             raise ValueError(f"num_workers: expected a count >= 0, got {self.num_workers}")

@@ -3,8 +3,11 @@
 Kernels record those parameters' settings with kernels.base.set_optim (register_ssm does), as SGConv does for its
 kernel lr. Of the rest, biases, normalization weights (the 1-D tensors) and token embeddings get no weight decay
 either, as the official S4 trainer groups them (state-spaces/s4 src/utils/optim_groups.py add_optimizer_hooks: biases,
-norm layers and nn.Embedding). decay_all=True decays every parameter without its own setting, as fairseq's Adam does
-for Mega and S5's optax "regular" group.
+norm layers and nn.Embedding). Those hooks are applied to the backbone only (train.py: add_optimizer_hooks(self.model)),
+so the task's encoder and decoder (a token embedding, the encoder's and decoder's biases) are decayed there:
+decay_heads=True does so for the submodules a model names in ``head_modules`` (SequenceModel, ImageModel: encoder and
+decoder). decay_all=True decays every parameter without its own setting, as fairseq's Adam does for Mega and S5's
+optax "regular" group.
 """
 from __future__ import annotations
 
@@ -18,11 +21,13 @@ def optim_settings(model: nn.Module) -> dict[str, dict]:
             for name, optim in getattr(module, "_optim_settings", {}).items() if name in module._parameters}
 
 
-def param_groups(model: nn.Module, lr: float, weight_decay: float, decay_all: bool = False) -> list[dict]:
+def param_groups(model: nn.Module, lr: float, weight_decay: float, decay_all: bool = False,
+                 decay_heads: bool = False) -> list[dict]:
     """Groups for torch.optim: [decayed, not decayed, one group per distinct SSM setting] (module docstring)."""
     decay, no_decay, special = [], [], {}
     settings = optim_settings(model)
     embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    heads = tuple(f"{m}." for m in getattr(model, "head_modules", ())) if decay_heads else ()
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
@@ -30,7 +35,7 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float, decay_all: bo
         if optim is not None:
             key = tuple(sorted(optim.items()))
             special.setdefault(key, []).append(p)
-        elif not decay_all and (p.dim() < 2 or id(p) in embeddings):
+        elif not decay_all and not name.startswith(heads) and (p.dim() < 2 or id(p) in embeddings):
             no_decay.append(p)
         else:
             decay.append(p)
@@ -42,9 +47,9 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float, decay_all: bo
 
 
 def adamw(model: nn.Module, lr: float, weight_decay: float, betas=(0.9, 0.999),
-          decay_all: bool = False) -> torch.optim.AdamW:
+          decay_all: bool = False, decay_heads: bool = False) -> torch.optim.AdamW:
     """AdamW over param_groups; on a GPU its fused implementation (one kernel per group and dtype instead of the
     multi-tensor one's several per step: about 1 ms per step for a 6-layer LRA model on an H200)."""
-    groups = param_groups(model, lr, weight_decay, decay_all)
+    groups = param_groups(model, lr, weight_decay, decay_all, decay_heads)
     fused = all(p.is_cuda and p.is_floating_point() for g in groups for p in g["params"])
     return torch.optim.AdamW(groups, betas=tuple(betas), fused=fused or None)

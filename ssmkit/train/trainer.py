@@ -183,7 +183,8 @@ def _prepare(config: TrainConfig, resume):
         model = fitted_to(model, read_weights(last, "last"))
     model = model.to(device)
     torch.manual_seed(config.seed + rank)
-    optimizer = adamw(model, config.lr, config.weight_decay, config.adam_betas, config.weight_decay_all)
+    optimizer = adamw(model, config.lr, config.weight_decay, config.adam_betas, config.weight_decay_all,
+                      config.weight_decay_heads)
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(
             torch.nn.SyncBatchNorm.convert_sync_batchnorm(model) if config.norm == "batch" else model,

@@ -1,0 +1,39 @@
+"""Optimizer groups as the official trainers make them (train/optim.py)."""
+import pytest
+import torch
+
+from ssmkit.models import SequenceModel
+from ssmkit.train import param_groups
+
+
+def _decay_of(model, **options) -> dict[str, float]:
+    groups = param_groups(model, lr=1e-2, weight_decay=0.05, **options)
+    by_id = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+    return {name: by_id[id(p)] for name, p in model.named_parameters()}
+
+
+def test_decay_heads_decays_the_encoder_and_decoder_as_the_official_s4_trainer():
+    """The official S4 trainer exempts biases, norms and embeddings inside the backbone only: with decay_heads the
+    token embedding and the decoder's bias are decayed, the blocks' biases and norms still not, the SSM group keeps
+    its own settings."""
+    model = SequenceModel(1, 4, layer="s4", d_model=8, n_layers=1, vocab_size=10, padding_idx=0,
+                          layer_options={"d_state": 4})
+    plain, heads = _decay_of(model), _decay_of(model, decay_heads=True)
+    assert plain["encoder.weight"] == plain["decoder.bias"] == 0.0
+    assert heads["encoder.weight"] == heads["decoder.bias"] == heads["decoder.weight"] == 0.05
+    for name in heads:
+        if not name.startswith(("encoder.", "decoder.")):
+            assert heads[name] == plain[name], name
+    assert heads["norms.0.weight"] == 0.0 and heads["layers.0.kernel.B"] == 0.0
+    assert len(torch.optim.AdamW(param_groups(model, 1e-2, 0.05, decay_heads=True)).param_groups) >= 3
+
+
+def test_C_lr_gives_C_its_own_rate_with_the_ordinary_weight_decay():
+    """As the official configs whose layer lr is one number (s4-cifar, s4-pathfinder): C at that rate, decayed."""
+    for name in ("s4", "s4d"):
+        model = SequenceModel(3, 4, layer=name, d_model=8, n_layers=1, layer_options={"d_state": 4, "C_lr": 1e-3})
+        groups = param_groups(model, lr=1e-2, weight_decay=0.05)
+        (group,) = [g for g in groups if any(p is model.layers[0].kernel.C for p in g["params"])]
+        assert group["lr"] == 1e-3 and group["weight_decay"] == 0.05 and len(group["params"]) == 1
+    with pytest.raises(ValueError, match="C_lr: expected None"):
+        SequenceModel(3, 4, layer="s4", d_model=8, n_layers=1, layer_options={"d_state": 4, "C_lr": -1})
