@@ -61,6 +61,12 @@ def set_optim(module: nn.Module, name: str, settings: dict) -> None:
     module.__dict__.setdefault("_optim_settings", {})[name] = settings
 
 
+def check_lr(name: str, lr) -> None:
+    """A learning-rate option: None (the model's) or a positive number, else one line naming it."""
+    if lr is not None and not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0):
+        raise ValueError(f"{name}: expected None (the model's lr) or a positive learning rate, got {lr!r}")
+
+
 def register_ssm(module: nn.Module, name: str, value: torch.Tensor, ssm_lr: float | None, trainable: bool = True):
     """Register an SSM parameter on ``module``: complex values stored as real (..., 2); its optimizer settings
     ``{"lr": ssm_lr, "weight_decay": 0.0}`` recorded by set_optim; a buffer (fixed) when not trainable or
@@ -172,8 +178,7 @@ class SSMKernel(nn.Module):
         if ssm_group:
             set_optim(self, name, {"weight_decay": 0.0, **({"lr": self.ssm_lr} if self.ssm_lr else {})})
         elif lr is not None:
-            if not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0):
-                raise ValueError(f"C_lr: expected None (the model's lr) or a positive learning rate, got {lr!r}")
+            check_lr(f"{name}_lr", lr)
             set_optim(self, name, {"lr": lr})
 
     def cplx(self, name: str) -> torch.Tensor:

@@ -75,21 +75,22 @@ class ContinuousKernel(nn.Module):
         return step * torch.arange(-M, M + 1, dtype=dtype)
 
     @torch.no_grad()
-    def _kept(self, axis: torch.Tensor) -> list[torch.Tensor]:
-        """The positions of each axis that survive cropping (module docstring)."""
+    def _kept(self, axis: torch.Tensor, rate: float) -> list[torch.Tensor]:
+        """The positions of each axis that survive cropping (module docstring). Causal: counted by index in float64,
+        as the official index ⌊(root + 1)/Δ0⌋: compared as float32 positions, the one on the bound came and went."""
         reach = self.mask_width.abs() * math.sqrt(-2.0 * math.log(self.threshold))
         if self.causal:
             root, step = float(self.mask_mean[0] - reach[0]), 2.0 / (self.size - 1)
             if abs(root) >= 1.0:
                 return [axis]
             bound = -1.0 + math.floor((root + 1.0) / step) * step  # the trained grid's last position <= root
-            return [axis[axis >= bound - 1e-6 * step]]
+            return [axis[:math.floor((1.0 - bound) / (rate * step) + 1e-6) + 1]]
         bound = torch.maximum((self.mask_mean - reach).abs(), (self.mask_mean + reach).abs())
         return [axis[axis.abs() <= float(b)] for b in bound]
 
     def positions(self, rate: float) -> tuple[torch.Tensor, tuple[int, ...]]:
         """(P, D) positions of the cropped grid at ``rate`` (the first axis slowest) and the kernel's grid shape."""
-        axes = self._kept(self.axis(rate).to(self.mask_width.device))
+        axes = self._kept(self.axis(rate).to(self.mask_width.device), rate)
         grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, self.dim)
         return grid, tuple(len(a) for a in axes)
 

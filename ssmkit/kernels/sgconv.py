@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import set_optim
+from .base import check_lr, set_optim
 
 
 class SGConvKernel(nn.Module):
@@ -40,8 +40,7 @@ class SGConvKernel(nn.Module):
                    for a in (decay if pair else [decay])) or (pair and len(decay) != 2):
             raise ValueError(f"decay: expected a factor in (0, 1), or [first, last] two of them (the channels' "
                              f"factors between), got {decay!r}")
-        if kernel_lr is not None and not kernel_lr > 0:
-            raise ValueError(f"kernel_lr: expected None (the model's lr) or a positive learning rate, got {kernel_lr}")
+        check_lr("kernel_lr", kernel_lr)
         self.H, self.channels, self.l_max, self.d = d_model, channels, l_max, kernel_dim
         self.decay = tuple(float(a) for a in decay) if pair else float(decay)  # numbers: no tensor to initialize
         self.n_scales = max(0, math.ceil(math.log2(l_max / kernel_dim))) + 1

@@ -27,7 +27,14 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float, decay_all: bo
     decay, no_decay, special = [], [], {}
     settings = optim_settings(model)
     embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
-    heads = tuple(f"{m}." for m in getattr(model, "head_modules", ())) if decay_heads else ()
+    heads = set()
+    if decay_heads:  # by identity: under torch.compile or DDP the names carry a prefix
+        inner = getattr(model, "_orig_mod", model)
+        inner = getattr(inner, "module", inner)
+        if not getattr(inner, "head_modules", ()):
+            raise ValueError(f"weight_decay_heads: {type(inner).__name__} names no encoder or decoder outside its "
+                             f"backbone (head_modules); SequenceModel and ImageModel do")
+        heads = {id(p) for m in inner.head_modules for p in getattr(inner, m).parameters()}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
@@ -35,7 +42,7 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float, decay_all: bo
         if optim is not None:
             key = tuple(sorted(optim.items()))
             special.setdefault(key, []).append(p)
-        elif not decay_all and not name.startswith(heads) and (p.dim() < 2 or id(p) in embeddings):
+        elif not decay_all and id(p) not in heads and (p.dim() < 2 or id(p) in embeddings):
             no_decay.append(p)
         else:
             decay.append(p)

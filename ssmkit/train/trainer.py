@@ -224,16 +224,15 @@ def _train_epoch(config, model, optimizer, scheduler, scaler, train_set, epoch, 
     bar = progress(zip(loader, batches), f"epoch {epoch + 1}/{config.epochs}", len(batches), enabled=rank == 0)
     loss_sum, metric_sum, seen, steps = 0.0, 0.0, 0, []
     for i, ((x, y, *lengths), batch) in enumerate(bar):
-        x, y = x.to(device), y.to(device)
         optimizer.zero_grad(set_to_none=True)
         # per target position of the global batch, times DDP's 1/world (positions a task leaves unscored count too:
         # a constant factor for the tasks that have them, the same number per sample)
         scale = world / (len(batch) * y[0].numel())
         size = math.ceil(len(y) / config.accumulate)
         lengths = lengths[0].split(size) if lengths else [None] * len(y.split(size))
-        # trim_padding: each micro-batch to its longest sequence, as each collated batch there (lengths still on the
-        # CPU: no wait for the device)
-        parts = [(trimmed(xm, [lm]) if config.trim_padding and lm is not None else xm, ym,
+        # trim_padding: each micro-batch cut to its longest sequence on the CPU, as each collated batch there, then
+        # moved to the device
+        parts = [((trimmed(xm, [lm]) if config.trim_padding and lm is not None else xm).to(device), ym.to(device),
                   None if lm is None else lm.to(device)) for xm, ym, lm in zip(x.split(size), y.split(size), lengths)]
         step_loss, step_seen = 0.0, 0
         for j, (xm, ym, lm) in enumerate(parts):

@@ -168,3 +168,16 @@ def test_bad_arguments_are_named():
         ssmkit.CKConv(4, 16, dim=2, causal=True)
     with pytest.raises(ValueError, match=r"u: expected channels-last input \(B, 2 spatial sizes, H=4\)"):
         ssmkit.CKConv(4, dim=2)(torch.randn(1, 8, 4))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_causal_crop_counts_the_official_lags_for_every_width_in_float32_too(dtype):
+    """The number of lags kept is the official index's, 64 − ⌊(root + 1)/Δ0⌋ with root = 1 − σ√(−2 ln 0.1), for
+    widths σ swept over (0.01, 0.5): counted by index, not by comparing float32 positions with the bound."""
+    kernel = ContinuousKernel(1, 1, 64, causal=True).to(dtype)
+    for sigma in torch.linspace(0.01, 0.5, 600).tolist():
+        with torch.no_grad():
+            kernel.mask_width.fill_(sigma)
+        width = float(kernel.mask_width[0].detach())  # as stored, in the kernel's dtype
+        root = 1 - width * math.sqrt(-2 * math.log(0.1))
+        assert kernel.positions(1.0)[1] == (64 - math.floor((root + 1) / (2 / 63)),), sigma

@@ -37,3 +37,13 @@ def test_C_lr_gives_C_its_own_rate_with_the_ordinary_weight_decay():
         assert group["lr"] == 1e-3 and group["weight_decay"] == 0.05 and len(group["params"]) == 1
     with pytest.raises(ValueError, match="C_lr: expected None"):
         SequenceModel(3, 4, layer="s4", d_model=8, n_layers=1, layer_options={"d_state": 4, "C_lr": -1})
+
+
+def test_decay_heads_sees_through_torch_compile_and_needs_heads():
+    model = SequenceModel(3, 4, d_model=8, n_layers=1, layer_options={"d_state": 4})
+    compiled = torch.compile(model)
+    decay = {id(p): g["weight_decay"] for g in param_groups(compiled, 1e-2, 0.05, decay_heads=True)
+             for p in g["params"]}
+    assert decay[id(model.decoder.bias)] == decay[id(model.encoder.bias)] == 0.05
+    with pytest.raises(ValueError, match="weight_decay_heads: Linear names no encoder or decoder"):
+        param_groups(torch.nn.Linear(3, 4), 1e-2, 0.05, decay_heads=True)
