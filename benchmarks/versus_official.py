@@ -290,10 +290,9 @@ def compare_sashimi(sashimi, seed: int, H: int, n_layers: int, L: int) -> None:
 
 
 # -- S4ND (state-spaces/s4, src/models/sequence/modules/s4nd.py over kernels/ssm.py) ---------------------------------
-def load_s4nd(root: Path):
-    """The official S4ND module from the checkout's src package: src.utils stubbed but for its config module's is_list
-    (hydra stubbed, omegaconf's ListConfig a list), src.utils.train a logger. Its kernels fall back to the naive
-    Cauchy and Vandermonde sums (no CUDA extension, no pykeops)."""
+def _official_src(root: Path) -> None:
+    """The checkout's src package without running its __init__ files: src.utils stubbed but for its config module's
+    is_list (hydra stubbed, omegaconf's ListConfig a list), src.utils.train a logger; the checkout on sys.path."""
     _forget("src")
     _stub("hydra")
     sys.modules["omegaconf"].ListConfig = list
@@ -304,6 +303,12 @@ def load_s4nd(root: Path):
     utils.config = _load("src.utils.config", root / "src/utils/config.py")
     utils.is_list = utils.config.is_list
     sys.path.insert(0, str(root))
+
+
+def load_s4nd(root: Path):
+    """The official S4ND module from the checkout's src package (_official_src). Its kernels fall back to the naive
+    Cauchy and Vandermonde sums (no CUDA extension, no pykeops)."""
+    _official_src(root)
     return importlib.import_module("src.models.sequence.modules.s4nd")
 
 
@@ -424,19 +429,24 @@ def _locate(path: str):
     return getattr(importlib.import_module(module), name)
 
 
-def load_s4_backbone(root: Path):
-    """The official backbone (backbones/model.py SequenceModel of block.py SequenceResidualBlocks over S4Block), the
-    task encoders and decoders (src/tasks) and the trainer's optimizer hooks (src/utils/optim_groups.py), from the
-    checkout's src package as load_s4nd sets it up, with what utils.instantiate builds modules with: src.utils'
-    registry and config helpers, and hydra.utils' get_method and get_class (_locate). The configs are read from the
-    checkout's configs folder (official_lra_config)."""
-    load_s4nd(root)
+def _official_instantiate(root: Path) -> None:
+    """What the training code's utils.instantiate builds modules with, over _official_src: src.utils' registry and
+    config helpers, and hydra.utils' get_method and get_class (_locate); src.tasks a package without its __init__."""
     sys.modules["hydra"].utils = _stub("hydra.utils", get_method=_locate, get_class=_locate)
     utils = sys.modules["src.utils"]
     for name in ("to_list", "to_dict", "instantiate", "get_class"):
         setattr(utils, name, getattr(utils.config, name))
     utils.registry = _load("src.utils.registry", root / "src/utils/registry.py")
     _package("src.tasks", root / "src/tasks")
+
+
+def load_s4_backbone(root: Path):
+    """The official backbone (backbones/model.py SequenceModel of block.py SequenceResidualBlocks over S4Block), the
+    task encoders and decoders (src/tasks) and the trainer's optimizer hooks (src/utils/optim_groups.py), from the
+    checkout's src package as load_s4nd sets it up, with what utils.instantiate builds modules with
+    (_official_instantiate). The configs are read from the checkout's configs folder (official_lra_config)."""
+    load_s4nd(root)
+    _official_instantiate(root)
     names = {"backbone": "src.models.sequence.backbones.model", "encoders": "src.tasks.encoders",
              "decoders": "src.tasks.decoders", "optim_groups": "src.utils.optim_groups"}
     return types.SimpleNamespace(root=root, **{k: importlib.import_module(v) for k, v in names.items()})
@@ -526,9 +536,10 @@ LRA_NAMES = [(r"encoder\.(\w+)", r"encoder.0.\1"),
 RUNNING = ("running_mean", "running_var")
 
 
-def lra_pairs(ours, encoder, backbone, decoder) -> list[tuple[str, torch.Tensor, str, torch.Tensor]]:
+def lra_pairs(ours, encoder, backbone, decoder, names=LRA_NAMES) -> list[tuple[str, torch.Tensor, str, torch.Tensor]]:
     """(our name, ours, official name, official) for every parameter and BatchNorm running statistic, matched by
-    LRA_NAMES; a tensor on either side without a partner is an error, so that every weight is copied."""
+    ``names`` (LRA_NAMES, DSS_LRA_NAMES; several of ours may read one official tensor); a tensor on either side
+    without a partner is an error, so that every weight is copied."""
     import re
     theirs = {}
     for prefix, module in (("encoder", encoder), ("backbone", backbone), ("decoder", decoder)):
@@ -537,25 +548,33 @@ def lra_pairs(ours, encoder, backbone, decoder) -> list[tuple[str, torch.Tensor,
     mine = {**dict(ours.named_parameters()), **{k: v for k, v in ours.named_buffers() if k.endswith(RUNNING)}}
     pairs = []
     for name, tensor in mine.items():
-        target = next((re.sub(f"^{a}$", b, name) for a, b in LRA_NAMES if re.fullmatch(a, name)), None)
+        target = next((re.sub(f"^{a}$", b, name) for a, b in names if re.fullmatch(a, name)), None)
         if target not in theirs:
             raise AssertionError(f"{name}: no official partner ({target})")
-        pairs.append((name, tensor, target, theirs.pop(target)))
-    if theirs:
-        raise AssertionError(f"official tensors without a partner in ours: {sorted(theirs)}")
+        pairs.append((name, tensor, target, theirs[target]))
+    unpaired = sorted(set(theirs) - {target for _, _, target, _ in pairs})
+    if unpaired:
+        raise AssertionError(f"official tensors without a partner in ours: {unpaired}")
     return pairs
 
 
-def copy_lra(pairs, d_model: int) -> None:
-    """Each official tensor into its partner: the kernels' B, C and P conjugated (as copy_dplr: ours keeps Im λ > 0),
-    Δ's (H, 1) as our (H,), and the two-tower head's first Linear with its input blocks reordered from the official
-    [a, b, a − b, a ⊙ b] (src/tasks/decoders.py RetrievalHead) to ours [a, b, a ⊙ b, a − b]."""
-    conj = lambda t: torch.view_as_real(torch.view_as_complex(t.contiguous()).conj().resolve_conj())  # noqa: E731
+def _s4_kernel_value(name: str, value: torch.Tensor) -> torch.Tensor:
+    """An official S4 kernel tensor as ours keeps it: B, C and P conjugated (as copy_dplr: ours keeps Im λ > 0)."""
+    if name in ("B", "C", "P"):
+        return torch.view_as_real(torch.view_as_complex(value.contiguous()).conj().resolve_conj())
+    return value
+
+
+def copy_lra(pairs, d_model: int, kernel=_s4_kernel_value) -> None:
+    """Each official tensor into its partner: a kernel's through ``kernel`` (its name there, the tensor; S4's B, C
+    and P conjugated by default, _dss_kernel_value), Δ's (H, 1) as our (H,), and the two-tower head's first Linear with
+    its input blocks reordered from the official [a, b, a − b, a ⊙ b] (src/tasks/decoders.py RetrievalHead) to ours
+    [a, b, a ⊙ b, a − b]."""
     with torch.no_grad():
         for name, tensor, _, value in pairs:
             value = value.detach()
-            if ".kernel." in name and name.rsplit(".", 1)[1] in ("B", "C", "P"):
-                value = conj(value)
+            if ".kernel." in name:
+                value = kernel(name.rsplit(".", 1)[1], value)
             elif name == "decoder.0.weight":
                 a, b, difference, product = value.split(d_model, dim=1)
                 value = torch.cat([a, b, product, difference], dim=1)
@@ -574,9 +593,15 @@ def _nudge_batchnorms(module, seed: int) -> None:
             bn.running_var.copy_(torch.rand(H, generator=gen, dtype=torch.float64) * 1.5 + 0.5)
 
 
-def official_lra_logits(encoder, backbone, decoder, x: torch.Tensor, lengths) -> torch.Tensor:
+def official_lra_logits(encoder, backbone, decoder, x: torch.Tensor, lengths, positional: bool = False) -> torch.Tensor:
     """train.py's forward: x, w = encoder(x, **z); x, state = backbone(x, **w); decoder(x, state=state, **z), where
-    z holds the collate's lengths (when the loader gives them)."""
+    z holds the collate's lengths (when the loader gives them); positional: the older trainer of the DSS fork, which
+    passes the batch's extra entries by position (encoder(x, *z), backbone(x, *w), decoder(x, state, *z))."""
+    if positional:
+        z = () if lengths is None else (lengths,)
+        h, *w = encoder(x, *z)
+        h, state = backbone(h, *w)
+        return decoder(h, state, *z)[0]
     z = {} if lengths is None else {"lengths": lengths}
     h, w = encoder(x, **z)
     h, state = backbone(h, **w)
@@ -633,15 +658,14 @@ def _settings_line(H, n_layers, prenorm, norm, dropout, tied, init, N, n_ssm, bi
             f"head, pool {pool}{' over the lengths' if lengths else ''}")
 
 
-def _optimizer_settings(m, backbone, config: dict, pairs, ours, our_config) -> tuple[str, str]:
+def _optimizer_settings(config: dict, pairs, ours, our_config) -> tuple[str, str]:
     """(official, ours): the (lr, weight decay) of each parameter where the two trainers differ, by our name with the
     layer index as *, or "the same". Official: train.py configure_optimizers (the optimizer config's lr and weight
-    decay, updated by a parameter's _optim: the kernel's lr and wd dicts, and the weight decay 0 that
-    add_optimizer_hooks gives biases, norms and embeddings, of the backbone only: train.py passes it self.model);
-    ours: train/optim.py param_groups."""
+    decay, updated by a parameter's _optim: the kernel's lr and wd dicts, and in the S4 trainer the weight decay 0 that
+    add_optimizer_hooks gives its backbone's biases, norms and embeddings, set by the caller); ours:
+    train/optim.py param_groups."""
     import re
     from ssmkit.train.optim import param_groups
-    m.optim_groups.add_optimizer_hooks(backbone, bias_weight_decay=False, normalization_weight_decay=False)
     lr, wd = config["optimizer"]["lr"], config["optimizer"]["weight_decay"]
     groups = param_groups(ours, our_config.lr, our_config.weight_decay, our_config.weight_decay_all,
                           our_config.weight_decay_heads)
@@ -711,8 +735,9 @@ def compare_backbone(m, seed: int, H: int = 16, n_layers: int = 2, N: int = 8, L
                 y_off = _quiet(lambda: official_lra_logits(encoder, backbone, decoder, x_off, lengths_off))
                 y = ours(x, lengths)
             agree(fam, f"logits, {label}, {padding}", y, y_off)
+        m.optim_groups.add_optimizer_hooks(backbone, bias_weight_decay=False, normalization_weight_decay=False)
         row(fam, "optimizer (lr, weight decay) where the trainers differ",
-            *_optimizer_settings(m, backbone, config, pairs, ours, our_config))
+            *_optimizer_settings(config, pairs, ours, our_config))
 
 
 def compare_backbone_init(m, seed: int, n_layers: int = 1, N: int = 4, L: int = 48, vocab: int = 20) -> None:
@@ -775,6 +800,119 @@ def compare_dss(dss, seed: int, H: int, N: int, L: int) -> None:
             ours.A_imag.copy_(Lam.imag[None])
             ours.C.copy_(official.W)
         agree(fam, "kernel", ours(L), _quiet(lambda: official(L)[0]))
+
+
+def load_dss_backbone(root: Path):
+    """The DSS fork's model as its train.py builds it: src/models/sequence/model.py SequenceModel of block.py
+    SequenceResidualBlocks over the standalone DSS layer (src/utils/registry.py's "dss"), src/tasks' encoders and
+    decoders, from the checkout's src package (_official_src, _official_instantiate); ``dss`` the standalone module
+    (compare_dss). The configs are read from the checkout's configs folder (official_dss_config)."""
+    _official_src(root)
+    _official_instantiate(root)
+    names = {"backbone": "src.models.sequence.model", "encoders": "src.tasks.encoders",
+             "decoders": "src.tasks.decoders", "dss": "src.models.sequence.ss.standalone.dss"}
+    return types.SimpleNamespace(root=root, **{k: importlib.import_module(v) for k, v in names.items()})
+
+
+# our experiment: (the official experiment it mirrors with model=dss, its dataset's d_output, two towers, the
+# overrides of its command line in the README's LRA list)
+DSS_LRA = {"dss-lra-listops": ("s4-lra-listops", 10, False, {"model": {"layer": {"lr": {"log_dt": 0.02}}}}),
+           "dss-lra-text": ("s4-lra-imdb", 2, False, {"model": {"layer": {"lr": {"log_dt": 0.02}}}}),
+           "dss-lra-retrieval": ("s4-lra-aan", 2, True, {})}
+
+# our parameter (or BatchNorm running statistic) -> the official one it is copied from (A_real and A_imag both from Λ)
+DSS_LRA_NAMES = [(r"encoder\.(\w+)", r"encoder.\1"),  # its TupleSequential of one module is that module
+                 (r"layers\.(\d+)\.kernel\.(A_real|A_imag)", r"backbone.layers.\1.layer.kernel.Lambda"),
+                 (r"layers\.(\d+)\.kernel\.C", r"backbone.layers.\1.layer.kernel.W"),
+                 (r"layers\.(\d+)\.kernel\.log_dt", r"backbone.layers.\1.layer.kernel.log_dt"),
+                 (r"layers\.(\d+)\.D", r"backbone.layers.\1.layer.D"),
+                 (r"layers\.(\d+)\.output\.(\w+)", r"backbone.layers.\1.layer.output_linear.\2"),
+                 *LRA_NAMES[4:6],
+                 (r"decoder\.(weight|bias)", r"decoder.output_transform.\1"),
+                 (r"decoder\.(\d)\.(\w+)", r"decoder.retrieval.classifier.\1.\2")]
+
+
+def _dss_kernel_value(name: str, value: torch.Tensor) -> torch.Tensor:
+    """An official DSS-softmax kernel tensor as ours keeps it: Λ (N, 2) as A_real = −Re Λ and A_imag = Im Λ (shared
+    by the channels, as there); W as our C and the (H, 2) log Δ as they are."""
+    return {"A_real": lambda: -value[:, 0], "A_imag": lambda: value[:, 1]}.get(name, lambda: value)()
+
+
+def official_dss_config(root: Path, experiment: str, overrides: dict) -> dict:
+    """configs/experiment/<experiment>.yaml with model=dss as Hydra composes the parts a model and its optimizer are
+    built from: the pipeline's encoder and decoder, the optimizer group it selects (/optimizer: adamw), the model
+    (model/dss.yaml, in place of the experiment's /model: s4, with its layer model/layer/dss.yaml), the experiment's
+    own keys, then the command line's ``overrides``; the layer's dropout interpolation resolved (the model's). The
+    layer's l_max (the dataset's length there, unused by the DSS layer) is set by the caller."""
+    defaults, experiment_keys = _official_yaml(root, f"experiment/{experiment}.yaml")
+    pipeline = next(e["/pipeline"] for e in defaults if isinstance(e, dict) and "/pipeline" in e)
+    optimizer = _official_yaml(root, "pipeline/imdb.yaml")[0]  # every LRA pipeline selects imdb's groups
+    optimizer = next(e["/optimizer"] for e in optimizer if isinstance(e, dict) and "/optimizer" in e)
+    model = _official_yaml(root, "model/dss.yaml")[1]
+    model["layer"] = _official_yaml(root, "model/layer/dss.yaml")[1]
+    optimizer = _official_yaml(root, f"optimizer/{optimizer}.yaml")[1]
+    config = _merged(_official_pipeline(root, pipeline), {"optimizer": optimizer, "model": model})
+    config = _merged(_merged(config, experiment_keys), overrides)
+    config["model"]["layer"]["dropout"] = config["model"]["dropout"]
+    return config
+
+
+@contextlib.contextmanager
+def _dss_kernel_float64(on: bool):
+    """While on, the official DSS kernel returns the float64 real part where its forward ends in .float() of a complex
+    tensor (dss.py DSSKernel.forward): the rest of the model compared without float32 rounding."""
+    if not on:
+        yield
+        return
+    with mock.patch.object(torch.Tensor, "float", lambda t: t.real):
+        yield
+
+
+def compare_dss_lra(m, seed: int, H: int = 16, n_layers: int = 2, N: int = 8, L: int = 48, vocab: int = 20,
+                    B: int = 3, L_pad: int = 64) -> None:
+    """Our padded-data DSS LRA experiments (DSS_LRA: mask_padding false, trim_padding true, layer_options.l_max null)
+    beside the DSS fork's models of the configs they mirror (official_dss_config), built at a small size (d_model H,
+    n_layers, d_state N, dropout 0; everything else as each config composes, and as build_model builds ours), every
+    weight copied (lra_pairs with DSS_LRA_NAMES, copy_lra with _dss_kernel_value) with the BatchNorms moved off their
+    start. The batch: B token sequences (per tower for Retrieval) of lengths L, 30, 7 (towers of one padded length,
+    as its AAN collate needs), padded with id 0 to L_pad for ours and cut by trimmed as our trainer does
+    (trim_padding), and padded to the longest, L, for the official model as its collates do; the official encoder
+    drops the lengths (train.py forward), so its blocks, BatchNorm and DSS-softmax normalization read the padding, and
+    only its decoder takes them. Rows: the logits in evaluation and in training mode (batch statistics over all
+    positions in both), each as the official code runs and with its kernel kept in float64 (_dss_kernel_float64);
+    the (lr, weight decay) of every parameter (_optimizer_settings: train.py configure_optimizers against our
+    param_groups with the experiment's weight_decay_all, ssm_lr and dt_lr)."""
+    from ssmkit.train.trainer import trimmed
+    for name, (experiment, d_output, pair, overrides) in DSS_LRA.items():
+        config = official_dss_config(m.root, experiment, overrides)
+        fam = f"DSS LRA {name} ~ official {experiment}, model=dss (H={H}, {n_layers} layers, N={N})"
+        small = {"model": {"d_model": H, "n_layers": n_layers, "dropout": 0.0,
+                           "layer": {"d_state": N, "l_max": L, "dropout": 0.0}}}
+        torch.manual_seed(seed)
+        encoder, backbone, decoder = official_lra_model(m, _merged(config, small), vocab, d_output)
+        ours, our_config = ours_lra_model(name, [f"d_model={H}", f"n_layers={n_layers}", f"d_state={N}",
+                                                 "dropout=0.0"], vocab, d_output, L_pad, pair)
+        if our_config.mask_padding or not our_config.trim_padding or our_config.layer_options.get("l_max", 0):
+            raise AssertionError(f"{name}: expected mask_padding false, trim_padding true, layer_options.l_max null")
+        _nudge_batchnorms(backbone, seed)
+        pairs = lra_pairs(ours, encoder, backbone, decoder, DSS_LRA_NAMES)
+        copy_lra(pairs, H, _dss_kernel_value)
+        (x, lengths), (x_off, lengths_off) = _lra_batch(seed, True, pair, B, L, vocab)
+        x = trimmed(torch.nn.functional.pad(x, (0, L_pad - L)), [lengths])
+        if x.shape[-1] != x_off.shape[-1]:
+            raise AssertionError(f"{name}: trimmed to {x.shape[-1]}, the official collate pads to {x_off.shape[-1]}")
+        padding = f"lengths {lengths.tolist()} padded to {L_pad}, trimmed to {x.shape[-1]}"
+        for label, training in (("eval", False), ("training mode (batch statistics)", True)):
+            for exact in (False, True):
+                for module in (encoder, backbone, decoder, ours):
+                    module.train(training)
+                with torch.no_grad(), _dss_kernel_float64(exact):
+                    y_off = _quiet(lambda: official_lra_logits(encoder, backbone, decoder, x_off, lengths_off, True))
+                    y = ours(x, lengths)
+                kernel = "its kernel in float64" if exact else "as it runs (its kernel cast to float32)"
+                agree(fam, f"logits, {label}, {padding}; official {kernel}", y, y_off)
+        row(fam, "optimizer (lr, weight decay) where the trainers differ",
+            *_optimizer_settings(config, pairs, ours, our_config))
 
 
 def compare_dlr(dlr, seed: int, H: int, N: int, L: int) -> None:
@@ -1742,8 +1880,8 @@ def main() -> None:
         ("s4", lambda: load_s4nd(repo("s4")), lambda m: (s4nd_defaults(), compare_s4nd(m, args.seed, 8, 16, (16, 12)))),
         ("s4", lambda: load_s4_backbone(repo("s4")), lambda m: (compare_backbone(m, args.seed),
                                                                  compare_backbone_init(m, args.seed))),
-        ("dss", lambda: _load("official_dss", repo("dss") / "src/models/sequence/ss/standalone/dss.py"),
-         lambda m: compare_dss(m, args.seed, 32, 32, 256)),
+        ("dss", lambda: load_dss_backbone(repo("dss")), lambda m: (compare_dss(m.dss, args.seed, 32, 32, 256),
+                                                                     compare_dss_lra(m, args.seed))),
         ("dlr", lambda: (_package("official_dlr", repo("dlr") / "src/models/sequence/ss/standalone"),
                          _load("official_dlr.dss", repo("dlr") / "src/models/sequence/ss/standalone/dss.py"))[1],
          lambda m: compare_dlr(m, args.seed, 16, 256, 512)),

@@ -15,7 +15,9 @@ normalizer is summed in closed form, S = expm1(L'x)/expm1(x), and is evaluated r
 either sign of Re λ is stable: for Re x > 0, e^{kx}/S = e^{−(L'−1−k)x}/S' with S' = expm1(−L'x)/expm1(−x), a decaying
 power read backwards. The recurrent view of a growing mode (Re x > 0) is the forward recurrence x_k = e^{x} x_{k−1} +
 u_k, whose state grows like e^{k·Re x}: it is exact, but only representable while L'·Re x stays within the float range,
-and step() raises a ValueError beyond that instead of producing inf/NaN.
+and step() raises a ValueError beyond that instead of producing inf/NaN. As the official code, the reciprocal
+1/(λS) = expm1(x)/d with d = λ·expm1(L'x) is regularized: expm1(x)·conj(d)/(|d|² + ε), ε = ``epsilon`` (1e-7
+there; 0 the plain formula, which differs where |d|² is small: short lengths with a small Δ).
 """
 from __future__ import annotations
 
@@ -34,7 +36,8 @@ VARIANTS = ("exp", "softmax")
 class DSSKernel(SSMKernel):
     def __init__(self, d_model: int, d_state: int = 64, channels: int = 1, variant: str = "softmax",
                  l_max: int | None = None, dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3,
-                 learn_dt: bool = True, sep_dt: bool = True, n_ssm: int | None = 1, dt_lr: float | None | str = "ssm"):
+                 learn_dt: bool = True, sep_dt: bool = True, n_ssm: int | None = 1, dt_lr: float | None | str = "ssm",
+                 epsilon: float = 1e-7):
         if not isinstance(d_state, int) or d_state < 1:
             raise ValueError(f"d_state: expected a positive integer (the number of complex modes), got {d_state!r}")
         super().__init__(d_model, 2 * d_state, channels, ssm_lr, n_ssm)  # N2 = d_state modes
@@ -42,7 +45,9 @@ class DSSKernel(SSMKernel):
             raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
         if l_max is not None and (not isinstance(l_max, int) or l_max < 1):
             raise ValueError(f"l_max: expected None or a positive integer, got {l_max!r}")
-        self.variant, self.l_max = variant, l_max
+        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon >= 0:
+            raise ValueError(f"epsilon: expected a number >= 0, got {epsilon!r}")
+        self.variant, self.l_max, self.epsilon = variant, l_max, float(epsilon)
         self.real_transform = "exp" if variant == "exp" else "none"
         self.init_dt(dt_min, dt_max, trainable=learn_dt, pair=sep_dt, lr=dt_lr)
         Lambda = hippo.nplr("legs", 2 * d_state).Lambda.expand(self.n_ssm, -1)  # the skew HiPPO-LegS spectrum
@@ -65,13 +70,15 @@ class DSSKernel(SSMKernel):
         return self.l_max if self.l_max is not None else L
 
     def _softmax_terms(self, L_norm: int, rate: float):
-        """(x = λΔ, grow = Re x > 0, xs = the decaying direction ±x, coefficient w/(λ·S) of each normalized power)."""
+        """(x = λΔ, grow = Re x > 0, xs = the decaying direction ±x, coefficient w/(λ·S) of each normalized power:
+        w·expm1(xs)·conj(d)/(|d|² + ε) with d = λ·expm1(L'·xs), the regularized reciprocal of the official code)."""
         Lambda = self.Lambda()
         x = self._x(Lambda, rate)
         grow = x.real > 0
         xs = torch.where(grow, -x, x)
-        S = torch.expm1(L_norm * xs) / torch.expm1(xs)
-        return x, grow, xs, self.cplx("C") / (Lambda * S)
+        d = Lambda * torch.expm1(L_norm * xs)
+        reciprocal = d.conj() / (d.real.square() + d.imag.square() + self.epsilon)
+        return x, grow, xs, self.cplx("C") * torch.expm1(xs) * reciprocal
 
     @property
     def chunkable(self) -> bool:

@@ -34,17 +34,17 @@ class DSS(SSMConv):
     or over the input length when l_max is None; its recurrent views need l_max). learn_dt=False keeps Δ at its
     initial value; sep_dt: separate Δ for Re and Im of λ; n_ssm: Λ shared by the channels (1) or not (None);
     dt_lr: Δ's learning rate ("ssm": ssm_lr, None: the model's, or a number; the official LRA commands set 0.02 for
-    ListOps and IMDB and 1e-4 for Path-X, model.layer.lr.log_dt).
-    Defaults and output map (Linear) as the official DSS."""
+    ListOps and IMDB and 1e-4 for Path-X, model.layer.lr.log_dt); epsilon: softmax's regularizer of 1/(λ·S), 1e-7
+    as the official (0: the plain formula). Defaults and output map (Linear) as the official DSS."""
 
     @factory_kwargs
     @block_options(output="linear")
     def __init__(self, d_model: int, d_state: int = 64, *, channels: int = 1, bidirectional: bool = False,
                  variant: str = "softmax", l_max: int | None = None, dt_min: float = 1e-3, dt_max: float = 1e-1,
                  learn_dt: bool = True, sep_dt: bool = True, n_ssm: int | None = 1, ssm_lr: float | None = 1e-3,
-                 dt_lr: float | None | str = "ssm", **block):
+                 dt_lr: float | None | str = "ssm", epsilon: float = 1e-7, **block):
         kernel = DSSKernel(d_model, d_state, kernel_channels(channels, bidirectional), variant, l_max, dt_min,
-                           dt_max, ssm_lr, learn_dt, sep_dt, n_ssm, dt_lr)
+                           dt_max, ssm_lr, learn_dt, sep_dt, n_ssm, dt_lr, epsilon)
         super().__init__(kernel, channels=channels, bidirectional=bidirectional, l_max=l_max, **block)
 
 

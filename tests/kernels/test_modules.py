@@ -123,12 +123,34 @@ def _softmax_reference(lam, w, dt, L, L_norm):
 
 @pytest.mark.parametrize("l_max", [None, 64])
 def test_dss_softmax_matches_a_direct_softmax_for_mixed_signs(l_max):
-    k = DSSKernel(2, 8, variant="softmax", l_max=l_max, sep_dt=False, n_ssm=None).double()
+    k = DSSKernel(2, 8, variant="softmax", l_max=l_max, sep_dt=False, n_ssm=None, epsilon=0.0).double()
     with torch.no_grad():
         k.A_real[0, :2] = -0.3  # Re λ = −A_real: two growing modes in channel 0
     L = 40
     ref = _softmax_reference(k.Lambda(), k.cplx("C")[0], k.dt(), L, l_max or L)
     assert rel_err(k(L)[0], ref) < 1e-10
+
+
+def test_dss_softmax_regularizes_its_normalizer_as_the_official_code():
+    """ag1988/dss DSSKernel: w·(e^{x} − 1)/(λ(e^{Lx} − 1)) with the reciprocal of d = λ(e^{Lx} − 1) taken as
+    conj(d)/(|d|² + 1e-7); at a short length with a small Δ, |d|² is near ε and the kernel is damped (epsilon=0: the
+    plain softmax)."""
+    torch.manual_seed(0)
+    k = DSSKernel(3, 4, variant="softmax", dt_min=1e-4, dt_max=1e-4).double()
+    assert k.epsilon == 1e-7 and ssmkit.DSS(3, 4).kernel.epsilon == 1e-7
+    L = 6
+    lam, w, dt = k.Lambda(), k.cplx("C")[0], k.dt()
+    x = torch.complex(lam.real * dt[:, :1], lam.imag * dt[:, 1:])
+    d = lam * (torch.exp(L * x) - 1)
+    coef = w * (torch.exp(x) - 1) * d.conj() / (d.abs() ** 2 + 1e-7)
+    K = (coef[..., None] * torch.exp(x[..., None] * torch.arange(L, dtype=torch.float64))).sum(-2).real
+    assert rel_err(k(L)[0], K) < 1e-10
+    plain = DSSKernel(3, 4, variant="softmax", dt_min=1e-4, dt_max=1e-4, epsilon=0.0).double()
+    plain.load_state_dict(k.state_dict())
+    assert rel_err(plain(L)[0], k(L)[0]) > 1e-3
+    assert rel_err(plain(L)[0], _softmax_reference(lam, w, dt[:, 0], L, L)) < 1e-10
+    with pytest.raises(ValueError, match="epsilon"):
+        DSSKernel(3, 4, epsilon=-1.0)
 
 
 def test_dss_softmax_is_finite_where_the_naive_softmax_overflows():
