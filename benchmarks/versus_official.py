@@ -11,13 +11,14 @@ BatchClassificationModel are built in float64 and their weights copied into ours
 is the standalone models/sashimi/sashimi.py over the standalone S4; S4ND is the training code's module
 (src/models/sequence/modules/s4nd.py over kernels/ssm.py); the S4 LRA models are the training code's encoder, backbone
 and decoder (src/models/sequence/backbones, src/tasks) as its configs/experiment/lra files compose them, beside our
-lra-* experiments as the trainer builds them; CCNN the ResNet of models/resnet.py with its S4 blocks,
-SeparableFlexConv and MAGNet, built from its configs' values without hydra. Runs on CPU (the official code falls
-back to its naive kernels; ViS4mer's has none, so its pykeops Cauchy sum is written out here, and SSSD's naive one
-sums one member of each conjugate pair only, so its rows give both); needs numpy, scipy, einops and opt_einsum, and
-stubs the few framework imports (pytorch_lightning's rank_zero_only, omegaconf's DictConfig, ListConfig and
-OmegaConf, hydra, the s4 training code's logger, fairseq's incremental-state decorator, wandb) that the modules
-import but these checks never use. Not part of the test suite.
+lra-* experiments as the trainer builds them; the Mega LRA models fairseq/models/lra's LRAModel over
+MegaLRAEncoder from each task's README command line, beside our mega-lra-* experiments; CCNN the ResNet of
+models/resnet.py with its S4 blocks, SeparableFlexConv and MAGNet, built from its configs' values without hydra. Runs
+on CPU (the official code falls back to its naive kernels; ViS4mer's has none, so its pykeops Cauchy sum is written
+out here, and SSSD's naive one sums one member of each conjugate pair only, so its rows give both); needs numpy,
+scipy, einops and opt_einsum, and stubs the few framework imports (pytorch_lightning's rank_zero_only, omegaconf's
+DictConfig, ListConfig and OmegaConf, hydra, the s4 training code's logger, fairseq's incremental-state decorator,
+its model base classes and registry, wandb) that the modules import but these checks never use. Not part of the test suite.
 
 Each family is built both ways with the same seed: the "init" rows are statistics of the fresh modules (the random
 draws differ, the distributions should not), the "copied" rows copy the official module's weights into ours (complex
@@ -858,9 +859,11 @@ def official_dss_config(root: Path, experiment: str, overrides: dict) -> dict:
 
 
 @contextlib.contextmanager
-def _dss_kernel_float64(on: bool):
-    """While on, the official DSS kernel returns the float64 real part where its forward ends in .float() of a complex
-    tensor (dss.py DSSKernel.forward): the rest of the model compared without float32 rounding."""
+def _float64_casts(on: bool):
+    """While on, the official code's .float() casts keep float64: the DSS kernel returns the float64 real part where
+    its forward ends in .float() of a complex tensor (dss.py DSSKernel.forward); Mega's EMA takes its FFTs and fairseq's
+    LayerNorm its statistics in the input's dtype (exponential_moving_average.py, layer_norm.py): the rest of the
+    model compared without float32 rounding (.real of a real tensor is the tensor)."""
     if not on:
         yield
         return
@@ -879,7 +882,7 @@ def compare_dss_lra(m, seed: int, H: int = 16, n_layers: int = 2, N: int = 8, L:
     (trim_padding), and padded to the longest, L, for the official model as its collates do; the official encoder
     drops the lengths (train.py forward), so its blocks, BatchNorm and DSS-softmax normalization read the padding, and
     only its decoder takes them. Rows: the logits in evaluation and in training mode (batch statistics over all
-    positions in both), each as the official code runs and with its kernel kept in float64 (_dss_kernel_float64);
+    positions in both), each as the official code runs and with its kernel kept in float64 (_float64_casts);
     the (lr, weight decay) of every parameter (_optimizer_settings: train.py configure_optimizers against our
     param_groups with the experiment's weight_decay_all, ssm_lr and dt_lr)."""
     from ssmkit.train.trainer import trimmed
@@ -906,7 +909,7 @@ def compare_dss_lra(m, seed: int, H: int = 16, n_layers: int = 2, N: int = 8, L:
             for exact in (False, True):
                 for module in (encoder, backbone, decoder, ours):
                     module.train(training)
-                with torch.no_grad(), _dss_kernel_float64(exact):
+                with torch.no_grad(), _float64_casts(exact):
                     y_off = _quiet(lambda: official_lra_logits(encoder, backbone, decoder, x_off, lengths_off, True))
                     y = ours(x, lengths)
                 kernel = "its kernel in float64" if exact else "as it runs (its kernel cast to float32)"
@@ -1091,6 +1094,167 @@ def compare_mega(ema, seed: int, H: int, ndim: int, L: int) -> None:
         float(torch.cat([layer.to_v.weight.flatten(), layer.mix.weight.flatten(), layer.to_h.weight.flatten()]).std()))
     row("Mega (gated attention)", "init: Q/K scale γ mean, std (official N(0, 0.02²))", "0, 0.02",
         f"{float(layer.qk_scale.mean()):.3f}, {float(layer.qk_scale.std()):.3f}")
+
+
+def load_mega_lra(root: Path):
+    """load_mega, and the official LRA model over it: fairseq/models/lra/model.py (LRAModel, LRAEncoder and the
+    mega_lra_* architectures) with mega_lra_encoder.py, its fairseq framework stubbed (the model and encoder base
+    classes plain modules, the registry decorators the identity, the other LRA encoders and init_bert_params never
+    used here); ``readme`` the LRA command lines (examples/mega/README.lra.md)."""
+    modules = load_mega(root)
+    fairseq = sys.modules["fairseq.modules"]
+    for name, file in (("FairseqDropout", "fairseq_dropout"), ("RealNumberEmbedding", "real_number_embedding"),
+                       ("LayerDropModuleList", "layer_drop"), ("SequenceNorm", "sequence_norm")):
+        setattr(fairseq, name, getattr(importlib.import_module(f"fairseq.modules.{file}"), name))
+    fairseq.MegaSentenceEncoderLayer = modules.Layer
+
+    class Base(torch.nn.Module):
+        def __init__(self, *args):
+            super().__init__()
+
+    identity = lambda *args: (lambda x: x)  # noqa: E731
+    _package("fairseq.models", root / "fairseq/models").__dict__.update(
+        FairseqEncoderModel=Base, FairseqEncoder=Base, register_model=identity, register_model_architecture=identity)
+    _package("fairseq.models.lra", root / "fairseq/models/lra")
+    for name in ("Transformer", "Luna", "LSTM", "Flash"):
+        _stub(f"fairseq.models.lra.{name.lower()}_lra_encoder", **{f"{name}LRAEncoder": None})
+    _stub("fairseq.modules.transformer_sentence_encoder", init_bert_params=None)
+    _load("fairseq.models.lra.mega_lra_encoder", root / "fairseq/models/lra/mega_lra_encoder.py")
+    lra = _load("fairseq.models.lra.model", root / "fairseq/models/lra/model.py")
+    return types.SimpleNamespace(lra=lra, readme=(root / "examples/mega/README.lra.md").read_text(), **vars(modules))
+
+
+def mega_lra_arguments(readme: str, arch: str, chunk: int = -1) -> dict:
+    """The model and optimizer arguments of one LRA command line in the README (the one after model=<arch>), with
+    $CHUNK as ``chunk``: {"lr": 0.001, "norm_type": "layernorm", "encoder_normalize_before": True, ...}."""
+    import shlex
+    block = readme.split(f"model={arch}\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    words = shlex.split(block.replace("${CHUNK}", str(chunk)).replace("$CHUNK", str(chunk)))
+    out = {}
+    for i, word in enumerate(words):
+        if word.startswith("--"):
+            value = words[i + 1] if i + 1 < len(words) and not words[i + 1].startswith("--") else True
+            if isinstance(value, str):
+                with contextlib.suppress(ValueError):
+                    value = float(value) if any(c in value for c in ".e") else int(value)
+            out[word[2:].replace("-", "_")] = value
+    return out
+
+
+class _Dictionary:
+    """What LRAEncoder reads of the task's dictionary: its size and pad index."""
+
+    def __init__(self, size: int, pad: int):
+        self.size, self.pad_index = size, pad
+
+    def __len__(self):
+        return self.size
+
+
+# our experiment: (the official architecture, d_output, token inputs, two towers)
+MEGA_LRA = {"mega-lra-listops": ("mega_lra_listop", 10, True, False),
+            "mega-lra-text": ("mega_lra_imdb", 2, True, False),
+            "mega-lra-retrieval": ("mega_lra_aan", 2, True, True),
+            "mega-lra-image": ("mega_lra_cifar10", 10, False, False),
+            "mega-lra-pathfinder": ("mega_lra_pf32", 2, False, False)}
+
+
+def official_mega_lra(m, arch: str, small: dict, n_tokens: int | None, d_output: int, chunk: int = -1):
+    """(model, args) as fairseq's train.py builds it: the README's command line for ``arch`` over the architecture's
+    defaults (model.py's mega_lra_* function, then base_architecture), $CHUNK as ``chunk``, with ``small`` replacing
+    what it names (the add_args defaults the model reads under them); LRAModel.build_model over a task whose
+    dictionary has n_tokens entries, padding id 0; float64."""
+    defaults = {"use_p": False, "rel_pos_bias": "simple"}  # LRAModel.add_args' defaults (the others suppressed)
+    args = argparse.Namespace(**{**defaults, **mega_lra_arguments(m.readme, arch, chunk), **small})
+    getattr(m.lra, arch)(args)
+    task = types.SimpleNamespace(dictionary=_Dictionary(n_tokens, 0) if n_tokens else None)
+    return _quiet(lambda: m.lra.LRAModel.build_model(args, task)).double(), args
+
+
+def copy_mega_lra(ours, official, pair: bool) -> None:
+    """Every weight of the official LRA model into ours: the token embedding (or the pixel embedding's w, b as our
+    Linear(1, d)), each layer (copy_mega_layer), the final norm, and the classifier: its first Linear with the input
+    halves swapped for two towers (the official reads [src1, src], model.py LRAModel.forward; we feed our first
+    document as its src), the projection without bias. Ours is filled with NaN first, and the parameter counts must
+    match, so that nothing is left uncopied."""
+    encoder = official.encoder.encoder
+    with torch.no_grad():
+        for tensor in list(ours.parameters()) + [b for n, b in ours.named_buffers() if n.endswith(RUNNING)]:
+            tensor.fill_(math.nan)
+        embedding = encoder.embed_tokens
+        if hasattr(embedding, "embed"):
+            ours.encoder.weight.copy_(embedding.embed.weight)
+        else:
+            ours.encoder.weight.copy_(embedding.weight[:, None])
+            ours.encoder.bias.copy_(embedding.bias)
+        first = official.classifier[0][0]
+        weight = torch.cat(first.weight.chunk(2, dim=1)[::-1], dim=1) if pair else first.weight
+        ours.decoder[0].weight.copy_(weight)
+        ours.decoder[0].bias.copy_(first.bias)
+        ours.decoder[3].weight.copy_(official.sentence_projection_layer.weight)
+    for mine, theirs in zip(ours.layers, encoder.layers, strict=True):
+        copy_mega_layer(mine, theirs)
+    if encoder.final_norm is not None:
+        copy_norm(ours.final_norm, encoder.final_norm)
+    count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
+    if count(ours) != count(official):
+        raise AssertionError(f"{count(ours)} parameters in ours, {count(official)} in the official model")
+    tensors = [*ours.named_parameters(), *ours.named_buffers()]
+    left = [n for n, t in tensors if t.is_floating_point() and t.isnan().any()]
+    if left:
+        raise AssertionError(f"not copied: {left}")
+
+
+def compare_mega_lra(m, seed: int, H: int = 16, n_layers: int = 2, z: int = 8, hidden: int = 32, ndim: int = 4,
+                     L: int = 48, vocab: int = 20, B: int = 3) -> None:
+    """Our mega-lra-* experiments (MEGA_LRA) beside the official LRA models (official_mega_lra: the README's command
+    line over the architecture; $CHUNK −1, the published full attention, for the token tasks, and for the images
+    one chunk of L, as 1024 of 1024 pixels there, then chunks of L/3 on both sides), both at a small size (embedding H,
+    n_layers, z, hidden and FFN size ``hidden``, EMA ndim, classifier width ``hidden``, max_positions L, dropout 0;
+    the rest as each builds it, ours by build_model), every weight copied (copy_mega_layer's reordering, copy_mega_lra)
+    with the BatchNorms moved off their start; the batch: token ids padded with 0 to L, lengths L, 30, 7 (per tower
+    for Retrieval, fed as net_input and net_input1), or B·L pixel values. Rows: the logits in evaluation and in
+    training mode (batch statistics; dropout 0), each as the official code runs (its EMA's FFT and LayerNorm in
+    float32) and with those casts kept in float64 (_float64_casts; what is left for laplace is its rounded constants
+    μ = 0.707107, σ = 0.282095 in fairseq/utils.py laplace, ours √½ and √(1/4π)); the (lr, weight decay) of each
+    parameter where the trainers differ (fairseq's Adam: one group, the command line's lr and weight decay for every
+    parameter, the EMA's included, against our param_groups with the experiment's weight_decay_all and ssm_lr)."""
+    small = dict(encoder_embed_dim=H, encoder_layers=n_layers, z_dim=z, encoder_hidden_dim=hidden,
+                 encoder_ffn_embed_dim=hidden, n_dim=ndim, classifier_out_dim=hidden, max_positions=L, dropout=0.0,
+                 attention_dropout=0.0, act_dropout=0.0)
+    for name, (arch, d_output, tokens, pair) in MEGA_LRA.items():
+        # an image is one chunk there (1024 of 1024 pixels): here L, and once in chunks of L/3
+        for chunk in (None,) if tokens else (L, L // 3):
+            overrides = [f"d_model={H}", f"n_layers={n_layers}", "dropout=0.0", "embedding_dropout=0.0",
+                         f"layer_options.z_dim={z}", f"layer_options.ndim={ndim}"]
+            overrides += [f"layer_options.chunk_size={chunk}"] if chunk else []
+            ours, our_config = ours_lra_model(name, overrides, vocab if tokens else None, d_output, L, pair)
+            torch.manual_seed(seed)
+            official, args = official_mega_lra(m, arch, small, vocab if tokens else None, d_output, chunk or -1)
+            fam = (f"Mega LRA {name} ~ official {arch} (H={H}, {n_layers} layers, z={z}, hidden={hidden}, "
+                   f"ndim={ndim}, L={L}")
+            chunked = f"{fam}, chunk {chunk})" if chunk else fam + ")"
+            _nudge_batchnorms(official, seed)
+            copy_mega_lra(ours, official, pair)
+            (x, lengths), _ = _lra_batch(seed, tokens, pair, B, L, vocab)
+            if tokens:
+                towers = [(x[:, i], lengths[:, i]) for i in range(2)] if pair else [(x, lengths)]
+            else:
+                towers = [(x[..., 0], torch.full((B,), L))]
+            sample = dict(zip(("net_input", "net_input1"), ({"src_tokens": t, "src_lengths": n} for t, n in towers)))
+            padding = "padded batch, lengths " + str(lengths.tolist()) if tokens else "no padding"
+            for label, training in (("eval", False), ("training mode (batch statistics, dropout 0)", True)):
+                for exact in (False, True):
+                    official.train(training), ours.train(training)
+                    with torch.no_grad(), _float64_casts(exact):
+                        y_off = official(sample)["encoder_out"]
+                        y = ours(x, lengths)
+                    casts = "with its float32 casts kept in float64" if exact else "as it runs"
+                    agree(chunked, f"logits, {label}, {padding}; official {casts}", y, y_off)
+        config = {"optimizer": {"lr": args.lr, "weight_decay": args.weight_decay}}
+        pairs = [(n, p, n, None) for n, p in ours.named_parameters()]
+        row(fam + ")", "optimizer (lr, weight decay) where the trainers differ (fairseq's Adam: every parameter)",
+            *_optimizer_settings(config, pairs, ours, our_config))
 
 
 # -- Liquid-S4 (raminmh/liquid-s4, src/models/sequence/ss/s4.py) ---------------------------------------------------
@@ -1887,8 +2051,9 @@ def main() -> None:
          lambda m: compare_dlr(m, args.seed, 16, 256, 512)),
         ("SGConv", lambda: _load("official_sgconv", repo("SGConv") / "gconv_standalone.py"),
          lambda m: compare_sgconv(m, args.seed, 32, 1000, 16)),
-        ("mega", lambda: load_mega(repo("mega")), lambda m: (compare_mega(m, args.seed, 256, 16, 128),
-                                                               compare_mega_layers(m, args.seed, 32, 16, 8, 64))),
+        ("mega", lambda: load_mega_lra(repo("mega")), lambda m: (compare_mega(m, args.seed, 256, 16, 128),
+                                                                   compare_mega_layers(m, args.seed, 32, 16, 8, 64),
+                                                                   compare_mega_lra(m, args.seed))),
         ("liquid-s4", lambda: load_liquid(repo("liquid-s4")), lambda m: compare_liquid(m, args.seed, 8, 16, 64)),
         ("ViS4mer", lambda: (_load("s4", repo("ViS4mer") / "s4.py"), _load("official_vis4mer_models",
                                                                             repo("ViS4mer") / "models.py")),
