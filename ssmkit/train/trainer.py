@@ -178,9 +178,11 @@ def _prepare(config: TrainConfig, resume):
     _check_batching(len(splits["train"]), config.batch_size, world)
     torch.manual_seed(config.seed)  # the same initial weights on every rank
     model = build_model(config, splits["train"])
-    last = Path(resume or ".") / "checkpoints"
-    if resume is not None and (last / "last").is_file():  # saved under older defaults: the model they fit
-        model = fitted_to(model, read_weights(last, "last"))
+    folder = Path(resume or ".") / "checkpoints"
+    if resume is not None and (folder / "last").is_file():  # the weights read once: the model they fit (saved under
+        weights = read_weights(folder, "last")  # older defaults, fitted_to) and loaded; _restore does the rest
+        model = fitted_to(model, weights)
+        load_weights(model, weights, folder)
     model = model.to(device)
     torch.manual_seed(config.seed + rank)
     optimizer = adamw(model, config.lr, config.weight_decay, config.adam_betas, config.weight_decay_all,
@@ -283,10 +285,10 @@ def _summary(history: list[dict], results: dict, n_params: int, task: Task) -> s
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
 
 
-def _restore(run_dir: Path, model, optimizer, scheduler, scaler, rank: int, world: int, device, log) -> tuple:
-    """Load the last checkpoint of run_dir into model, optimizer, scheduler, loss scaler and the RNG; returns
-    (start_epoch, best_val, history). A run stopped before its first checkpoint starts over (its config.yaml is all
-    it has)."""
+def _restore(run_dir: Path, optimizer, scheduler, scaler, rank: int, world: int, device, log) -> tuple:
+    """Load the last checkpoint of run_dir into optimizer, scheduler, loss scaler and the RNG (the model's weights
+    were loaded as it was built, _prepare); returns (start_epoch, best_val, history). A run stopped before its first
+    checkpoint starts over (its config.yaml is all it has)."""
     folder = run_dir / "checkpoints"
     if not (folder / "last").is_file():
         log(f"resuming {run_dir}: no epoch was finished, so it starts from the beginning")
@@ -295,7 +297,6 @@ def _restore(run_dir: Path, model, optimizer, scheduler, scaler, rank: int, worl
     if len(ckpt["rng"]) != world:
         raise ValueError(f"resume: {run_dir} was written by {len(ckpt['rng'])} processes; resume it with as many "
                          f"(got {world})")
-    load_weights(model, read_weights(folder, "last"), folder)
     saved = [len(g["params"]) for g in ckpt["optimizer"]["param_groups"]]
     built = [len(g["params"]) for g in optimizer.param_groups]
     if saved != built:  # a model this ssmkit builds with other parameters than the run's (e.g. S5's encoder bias)
@@ -323,8 +324,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
     m = task.metric
     if resume is not None:
         run_dir = Path(resume)
-        start_epoch, best_val, history = _restore(run_dir, plain, optimizer, scheduler, scaler, rank, world, device,
-                                                  log)
+        start_epoch, best_val, history = _restore(run_dir, optimizer, scheduler, scaler, rank, world, device, log)
     else:
         run_dir = Path(dist.broadcast(str(new_run_dir(config)) if rank == 0 else None))
         start_epoch, best_val, history = 0, None, []
