@@ -9,7 +9,8 @@ Encoders (``encoder_init``):
             fan-in (JAX's truncated normal of variance 1/fan_in; for tokens the one-hot width, the vocabulary), zero
             bias. For tokens the Dense reads one-hot vectors, so it is an embedding plus one bias added to every
             token, E[t] + b (TokenDense); the padding token's row stays 0 (it embeds to b alone, and the layers do
-            not read padded positions), where the official one-hot gives it a row of its own
+            not read padded positions), where the official one-hot gives it a row of its own, as it has here with
+            SequenceModel's mask_padding=False (no padding_idx: an ordinary trained row)
 Heads (``head``):
     linear  Linear(H → d_output); a two-tower (pair) model compares its sequences' features a, b as
             MLP([a, b, a ⊙ b, a − b]) = Linear(H → d_output)(GELU(Linear(4H → H)))   (the S4 LRA Retrieval head)
