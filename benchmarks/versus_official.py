@@ -684,29 +684,18 @@ def _optimizer_settings(config: dict, pairs, ours, our_config) -> tuple[str, str
                  for i in (0, 1))
 
 
-@contextlib.contextmanager
-def _batchnorm_over_padding(on: bool):
-    """While on, our ChannelBatchNorm takes its training statistics over every position, the padding too, as the
-    official BatchNorm does (ours: the real positions only, docs/fidelity.md)."""
-    if not on:
-        yield
-        return
-    from ssmkit.layers.norms import ChannelBatchNorm
-    forward = ChannelBatchNorm.forward
-    with mock.patch.object(ChannelBatchNorm, "forward", lambda self, x, real=None: forward(self, x)):
-        yield
-
-
 def compare_backbone(m, seed: int, H: int = 16, n_layers: int = 2, N: int = 8, L: int = 48, vocab: int = 20,
-                     B: int = 3) -> None:
+                     B: int = 3, L_pad: int = 64) -> None:
     """Our S4 LRA experiments (S4_LRA) beside the official models of the configs they mirror, built both ways at a
     small size (d_model H, n_layers, d_state N, l_max L, dropout 0; everything else as each config composes,
     official_lra_config, and as build_model builds ours): a settings row of each at full size, every weight copied
     (lra_pairs, copy_lra) with the official BatchNorms moved off their start, and the logits on a batch of B (token
-    ids padded to L with lengths L, 30, 7, or values without padding) in evaluation (running statistics) and in
-    training mode (batch statistics: ours over the real positions only, docs/fidelity.md; for a padded batch once more
-    with ours over the padding too, _batchnorm_over_padding); then the optimizer settings of each parameter
-    (_optimizer_settings)."""
+    ids of lengths L, 30, 7, padded to L_pad and cut by trimmed for ours as our trainer does, padded to the longest
+    for the official model as its collates do; or values without padding) in evaluation (running statistics) and in
+    training mode (batch statistics over every position of the batch in both: the padded experiments set
+    mask_padding 'layers' and trim_padding; once more with mask_padding true, whose statistics take the real positions
+    only); then the optimizer settings of each parameter (_optimizer_settings)."""
+    from ssmkit.train.trainer import trimmed
     for name, (experiment, d_output, tokens, pair) in S4_LRA.items():
         config = official_lra_config(m.root, experiment)
         fam = f"S4 LRA {name} ~ official {experiment}"
@@ -725,14 +714,23 @@ def compare_backbone(m, seed: int, H: int = 16, n_layers: int = 2, N: int = 8, L
         pairs = lra_pairs(ours, encoder, backbone, decoder)
         copy_lra(pairs, H)
         (x, lengths), (x_off, lengths_off) = _lra_batch(seed, tokens, pair, B, L, vocab)
-        padding = "padded batch, lengths " + str(lengths.tolist()) if tokens else "no padding"
-        modes = [("eval", False, False), ("training mode (batch statistics)", True, False)]
+        padding = "no padding"
+        modes = [("eval", False), ("training mode (batch statistics)", True)]
         if tokens:
-            modes.append(("training mode, ours' BatchNorm statistics over the padding too", True, True))
-        for label, training, unmasked in modes:
+            if our_config.mask_padding != "layers" or not our_config.trim_padding:
+                raise AssertionError(f"{name}: expected mask_padding 'layers' and trim_padding true")
+            x = trimmed(torch.nn.functional.pad(x, (0, L_pad - L)), [lengths])
+            if x.shape[-1] != x_off.shape[-1]:
+                raise AssertionError(f"{name}: trimmed to {x.shape[-1]}, the official collate pads to "
+                                     f"{x_off.shape[-1]}")
+            padding = f"lengths {lengths.tolist()} padded to {L_pad}, trimmed to {x.shape[-1]}"
+            modes.append(("training mode, ours with mask_padding true (statistics over the real positions)", True))
+        for k, (label, training) in enumerate(modes):
+            if k == 2:
+                ours.mask_padding = True
             for module in (encoder, backbone, decoder, ours):
                 module.train(training)
-            with torch.no_grad(), _batchnorm_over_padding(unmasked):
+            with torch.no_grad():
                 y_off = _quiet(lambda: official_lra_logits(encoder, backbone, decoder, x_off, lengths_off))
                 y = ours(x, lengths)
             agree(fam, f"logits, {label}, {padding}", y, y_off)

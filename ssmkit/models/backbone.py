@@ -21,6 +21,9 @@
     unpadded sequences. mask_padding=False reads the padding as the official DSS and S5 LRA models do: the blocks,
     their norms (BatchNorm's statistics) and the final norm see every position, the padding token is an ordinary
     trained embedding, and only the pooling uses the lengths (mean over the real positions, or the last real one).
+    mask_padding='layers' is the official S4 LRA backbone's reading: every block's layer zeroes its input beyond the
+    lengths (the S4Block's mask), while the residual stream, the norms (BatchNorm's statistics) and the final norm
+    see every position and the padding token is an ordinary trained embedding.
     pair=True (two-tower): x (B, 2, L, ...) — both sequences through the same blocks and pooling to a, b, then
     out = MLP([a, b, a ⊙ b, a − b])  (Linear(4H -> H), GELU, Linear(H -> d_output)), as for LRA Retrieval, or with
     head='mlp' Mega's classifier over [a, b]
@@ -70,7 +73,7 @@ class SequenceModel(Pretrained, nn.Module):
                  attention_heads: int = 4, pair: bool = False, padding_idx: int | None = None, head: str = "linear",
                  encoder_init: str = "torch", embedding_dropout: float = 0.0, tie_dropout: bool = False,
                  final_norm: bool = True, bn_momentum: float = 0.1, head_init: str = "torch",
-                 mask_padding: bool = True):
+                 mask_padding: bool | str = True):
         super().__init__()
         self.config = dict(d_input=d_input, d_output=d_output, layer=layer, d_model=d_model, n_layers=n_layers,
                            layer_options=dict(layer_options or {}), prenorm=prenorm, norm=norm, dropout=dropout,
@@ -86,10 +89,11 @@ class SequenceModel(Pretrained, nn.Module):
         if padding_idx is not None and not (vocab_size and 0 <= padding_idx < vocab_size):
             raise ValueError(f"padding_idx: expected None or a token id in [0, vocab_size={vocab_size}), got "
                              f"{padding_idx}")
-        if not isinstance(mask_padding, bool):
-            raise ValueError(f"mask_padding: expected true or false, got {mask_padding!r}")
+        if not (isinstance(mask_padding, bool) or mask_padding == "layers"):
+            raise ValueError(f"mask_padding: expected true, false or 'layers', got {mask_padding!r}")
         self.mask_padding = mask_padding
-        self.encoder = encoder(d_input, d_model, vocab_size, padding_idx if mask_padding else None, encoder_init)
+        self.encoder = encoder(d_input, d_model, vocab_size, padding_idx if mask_padding is True else None,
+                               encoder_init)
         self.embedding_dropout = make_dropout(embedding_dropout, name="embedding_dropout")
         if attention_every < 0:
             raise ValueError(f"attention_every: expected 0 (none) or a positive integer, got {attention_every}")
@@ -136,8 +140,9 @@ class SequenceModel(Pretrained, nn.Module):
         every SSM's continuous kernel at Δ·rate (a resolution change: rate 2 for input sampled half as often);
         lengths (B,) marks a suffix-padded batch (module docstring); sequence_group: h is this rank's part of
         sequences split over the group (forward)."""
-        real = None if stepping else valid_positions(lengths, h.shape[0], h.shape[1])
-        options = {**({"rate": rate} if rate != 1.0 else {}), **({"lengths": lengths} if real is not None else {}),
+        masked = None if stepping else valid_positions(lengths, h.shape[0], h.shape[1])
+        real = self._norm_positions(masked)
+        options = {**({"rate": rate} if rate != 1.0 else {}), **({"lengths": lengths} if masked is not None else {}),
                    **({"sequence_group": sequence_group} if sequence_group is not None else {})}
         new_states = []
         for i, (layer, state) in enumerate(zip(self.layers, states)):
@@ -201,12 +206,17 @@ class SequenceModel(Pretrained, nn.Module):
 
     def _features(self, x: torch.Tensor, rate: float = 1.0, lengths: torch.Tensor | None = None,
                   sequence_group=None) -> torch.Tensor:
-        """(B, L, H): encoder, blocks, final norm (all over the padding too without mask_padding)."""
-        if not self.mask_padding:
+        """(B, L, H): encoder, blocks, final norm (all over the padding too unless mask_padding is True)."""
+        if self.mask_padding is False:
             lengths = None
         h, _ = self._blocks(self._embed(x), [None] * len(self.layers), stepping=False, rate=rate, lengths=lengths,
                             sequence_group=sequence_group)
-        return apply_norm(self.final_norm, h, valid_positions(lengths, h.shape[0], h.shape[1]))
+        return apply_norm(self.final_norm, h, self._norm_positions(valid_positions(lengths, h.shape[0], h.shape[1])))
+
+    def _norm_positions(self, real: torch.Tensor | None) -> torch.Tensor | None:
+        """The positions the norms take their statistics over: the real ones, or every one ('layers': as the
+        official S4 backbone, whose BatchNorm reads the padding that its layers mask)."""
+        return None if self.mask_padding == "layers" else real
 
     def _pooled(self, x: torch.Tensor, lengths: torch.Tensor | None, rate: float = 1.0) -> torch.Tensor:
         """(B, H): the features pooled over valid positions."""

@@ -61,7 +61,8 @@ class TrainConfig:
     tie_dropout: bool = False  # one dropout mask per sample and channel for all positions (the official S4 configs)
     final_norm: bool = True  # the norm after the last block (prenorm only); S5's model has none
     bn_momentum: float = 0.1  # BatchNorm's running-average weight (torch's convention; flax's 0.95 is 0.05 here)
-    mask_padding: bool = True  # false: blocks and norms read a batch's padding, as the official DSS and S5 LRA models
+    mask_padding: bool | str = True  # false: blocks and norms read a batch's padding, as the official DSS and S5 LRA
+    # models; 'layers': only the layers mask it, the norms read it, as the official S4 LRA backbone
     trim_padding: bool = False  # cut each padded batch to its longest sequence, as the official DSS loaders
     # optimization: AdamW (betas adam_betas); the SSM parameters get ssm_lr and no weight decay, nor do biases, norm
     # gains and embeddings unless weight_decay_all (the official S4 trainer's grouping). batch_size is the
@@ -125,6 +126,8 @@ class TrainConfig:
             if getattr(self, key) != default and self.model not in models:
                 raise ValueError(f"{key}: only model={' or '.join(models)} takes it (model={self.model!r}), got "
                                  f"{getattr(self, key)!r}")
+        if not (isinstance(self.mask_padding, bool) or self.mask_padding == "layers"):
+            raise ValueError(f"mask_padding: expected true, false or 'layers', got {self.mask_padding!r}")
         for entry in dataclasses.fields(self):  # TrainConfig(...) from Python too: "no" is not false
             if entry.type in ("bool", bool) and not isinstance(getattr(self, entry.name), bool):
                 raise ValueError(f"{entry.name}: expected true or false, got {getattr(self, entry.name)!r}")

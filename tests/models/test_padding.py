@@ -155,8 +155,43 @@ def test_mask_padding_off_reads_the_padding_as_the_official_dss_and_s5_models(po
     other = x.clone()
     other[0, 7:] = (x[0, 7:] + 1) % 16
     assert rel_err(model.eval()(other, lengths)[0], model(x, lengths)[0]) > 1e-6  # the backward scan read it
-    with pytest.raises(ValueError, match="mask_padding: expected true or false"):
+    with pytest.raises(ValueError, match="mask_padding: expected true, false or 'layers'"):
         _model(mask_padding="no")
+
+
+@pytest.mark.parametrize("prenorm", [False, True])
+def test_mask_padding_layers_masks_the_layers_and_lets_the_norms_read_the_padding(prenorm):
+    """mask_padding='layers' (the official S4 LRA backbone): each layer zeroes its input beyond the lengths, while the
+    residual stream and BatchNorm's training statistics (and the final norm) take every position, the padding token an
+    ordinary trained embedding. Built here block by block from its definition."""
+    options = dict(layer="s4", layer_options={"bidirectional": True, "d_state": 4}, norm="batch",
+                   prenorm=prenorm)
+    model = _model(mask_padding="layers", **options).train()
+    x, lengths = torch.randint(0, 16, (2, L)), torch.tensor([7, 12])
+    x[0, 7:] = 0
+    assert model.encoder.weight[0].abs().sum() > 0 and model.config["mask_padding"] == "layers"
+    reference = _model(mask_padding="layers", **options).train()
+    reference.load_state_dict(model.state_dict())
+    h = reference.encoder(x)
+    for layer, norm in zip(reference.layers, reference.norms):
+        if prenorm:
+            h = h + layer(norm(h), lengths=lengths)[0]  # ChannelBatchNorm without real positions: all B·L
+        else:
+            h = norm(h + layer(h, lengths=lengths)[0])
+    h = reference.final_norm(h)
+    pooled = torch.stack([h[b, :n].mean(0) for b, n in enumerate(lengths.tolist())])
+    y = model(x, lengths)
+    assert rel_err(y, reference.decoder(pooled)) < 1e-12
+    for key, value in model.state_dict().items():  # the running statistics moved alike
+        assert torch.allclose(value, reference.state_dict()[key], atol=1e-15), key
+    y.sum().backward()
+    assert model.encoder.weight.grad[0].abs().sum() > 0  # the padding row trains through the norms' statistics
+    other = x.clone()
+    other[0, 7:] = 5
+    model.eval()  # running statistics: what the padding holds reaches no real position (the layers mask it)
+    assert rel_err(model(other, lengths), model(x, lengths)) < 1e-12
+    model.train()
+    assert rel_err(model(other, lengths)[0], model(x, lengths)[0]) > 1e-6  # in training it moves the statistics
 
 
 def test_trim_padding_cuts_a_batch_to_its_longest_sequence_and_changes_no_masked_output():
