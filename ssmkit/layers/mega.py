@@ -44,6 +44,25 @@ from .norms import apply_norm, norm_class
 from .registry import register_layer
 
 ATTENTIONS = ("softmax", "laplace", "relu2")
+# columns of V per call of the fused attention on a GPU (value_split): its memory-efficient kernels are built for head
+# widths up to 128 and take a slow generic one above (Mega's V is 2H wide: 256 in the LRA models)
+VALUE_WIDTH = 128
+
+
+def value_split(q, k, v, mask, scale: float, width: int) -> torch.Tensor:
+    """softmax(Q Kᵀ·scale + mask) V for q, k (B, Lq|Lk, z), v (B, Lk, d), mask (Lq, Lk) or (B, 1, Lq, Lk), with V's
+    columns in ⌈d/width⌉ groups as heads of one F.scaled_dot_product_attention that share Q, K and the mask (each
+    head recomputes the same weights). Exactly the one-head result; no dropout (a head's own mask would drop
+    different weights for each group of columns)."""
+    d = v.shape[-1]
+    heads = -(-d // width)
+    if heads == 1:
+        return F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None], attn_mask=mask, scale=scale)[:, 0]
+    pad = heads * width - d
+    v = F.pad(v, (0, pad)).unflatten(-1, (heads, width)).transpose(1, 2)  # (B, heads, Lk, width)
+    o = F.scaled_dot_product_attention(q[:, None].expand(-1, heads, -1, -1), k[:, None].expand(-1, heads, -1, -1),
+                                       v, attn_mask=mask, scale=scale)
+    return o.transpose(1, 2).flatten(2)[..., :d]
 
 
 def laplace(x: torch.Tensor) -> torch.Tensor:
@@ -98,9 +117,14 @@ class Mega(nn.Module):
             nn.init.zeros_(linear.bias)
 
     # -- attention over one block of queries and their keys --------------------------------------------------------
-    def _attend(self, q, k, v, q_pos, k_pos, reads=None):
-        """q (B, Lq, z), k (B, Lk, z), v (B, Lk, v); absolute positions q_pos (Lq,), k_pos (Lk,) -> (B, Lq, v).
-        reads (B, Lq, Lk) bool, where padding was added: which keys each query may read (see _padding_reads)."""
+    def _attend(self, q, k, v, q_pos=None, k_pos=None, reads=None):
+        """q (B, Lq, z), k (B, Lk, z), v (B, Lk, v); absolute positions q_pos (Lq,), k_pos (Lk,) -> (B, Lq, v), or
+        both None: positions 0 .. L − 1 of both (a whole sequence, or one chunk). reads (B, Lq, Lk) bool, where
+        padding was added: which keys each query may read (see _padding_reads)."""
+        span = (self.rel_bias.shape[0] + 1) // 2
+        toeplitz = q_pos is None and q.shape[1] <= span
+        if q_pos is None:
+            q_pos = k_pos = torch.arange(q.shape[1], device=q.device)
         rel = q_pos[:, None] - k_pos[None, :]
         allowed = torch.ones_like(rel, dtype=torch.bool)
         if reads is not None:
@@ -109,8 +133,8 @@ class Mega(nn.Module):
             allowed = allowed & (rel >= 0)
         if self.chunk:
             allowed = allowed & ((q_pos[:, None] // self.chunk) == (k_pos[None, :] // self.chunk))
-        span = (self.rel_bias.shape[0] + 1) // 2
-        bias = self.rel_bias[(rel.clamp(-(span - 1), span - 1) + span - 1)]
+        bias = (self._toeplitz_bias(q.shape[1], span) if toeplitz
+                else self.rel_bias[(rel.clamp(-(span - 1), span - 1) + span - 1)])
         if self.attention == "softmax":
             return self._softmax_attend(q, k, v, bias.masked_fill(~allowed, float("-inf")))
         scores = q @ k.transpose(1, 2)
@@ -118,17 +142,28 @@ class Mega(nn.Module):
         f = laplace if self.attention == "laplace" else (lambda x: torch.relu(x) ** 2)
         return self.attention_dropout(f(scores / n + bias) * allowed) @ v
 
+    def _toeplitz_bias(self, L: int, span: int) -> torch.Tensor:
+        """(L, L): T[i, j] = rel_bias[i − j + span − 1] for L ≤ span, as windows of the 2L − 1 entries it uses,
+        b[m] = rel_bias[span − L + m]: T[i, j] = b[i + (L − 1 − j)], the column-reversed unfold of b. Its gradient
+        sums the diagonals (unfold's backward); indexing rel_bias by an (L, L) tensor instead scattered each entry
+        back through a sort (3 of Mega's 15 ms per forward + backward at L = 4096 on an H200)."""
+        return self.rel_bias[span - L:span + L - 1].unfold(0, L, 1).flip(-1)
+
     def _softmax_attend(self, q, k, v, mask):
         """Drop(softmax(Q Kᵀ/√z + mask)) V with mask (Lq, Lk) or, padded, (B, Lq, Lk): the relative bias, −∞ where a
         key is not read. One head of F.scaled_dot_product_attention: its fused kernels (memory-efficient attention on
         a GPU) write neither the scores nor the attention weights, where the written-out softmax kept several
         (B, Lq, Lk) tensors; the bias's gradient is still formed at (B, Lq, Lk) in backward, and a padded batch's
-        mask is that size. The dropout on A is its dropout_p (attention_dropout is element-wise)."""
+        mask is that size. The dropout on A is its dropout_p (attention_dropout is element-wise). On a GPU without
+        that dropout, V goes in groups of VALUE_WIDTH columns (value_split), which the fused kernels take faster."""
         drop = self.attention_dropout
         p = drop.p if isinstance(drop, nn.Dropout) and drop.training else 0.0
-        mask = mask[:, None] if mask.dim() == 3 else mask
-        return F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None], attn_mask=mask.to(q.dtype),
-                                              dropout_p=p, scale=1 / math.sqrt(self.z))[:, 0]
+        mask = (mask[:, None] if mask.dim() == 3 else mask).to(q.dtype)
+        scale = 1 / math.sqrt(self.z)
+        if p == 0.0 and q.is_cuda:
+            return value_split(q, k, v, mask, scale, VALUE_WIDTH)
+        return F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None], attn_mask=mask, dropout_p=p,
+                                              scale=scale)[:, 0]
 
     @staticmethod
     def _padding_reads(real: torch.Tensor) -> torch.Tensor:
@@ -146,8 +181,7 @@ class Mega(nn.Module):
         blocks = [F.pad(t, (0, 0, 0, pad)).reshape(B * n, c, t.shape[-1]) for t in (q, k, v)]
         real = torch.ones(B, L, dtype=torch.bool, device=q.device) if real is None else real.to(q.device)
         real = F.pad(real, (0, pad), value=False).reshape(B * n, c)
-        local = torch.arange(c, device=q.device)
-        o = self._attend(*blocks, local, local, self._padding_reads(real))
+        o = self._attend(*blocks, reads=self._padding_reads(real))
         return o.reshape(B, n * c, -1)[:, :L]
 
     def _check_span(self, L: int) -> None:
@@ -204,8 +238,7 @@ class Mega(nn.Module):
         elif self.chunk:
             o = self._attend_blocked(q, k, read_v, reads)
         else:
-            pos = torch.arange(u.shape[1], device=u.device)
-            o = self._attend(q, k, read_v, pos, pos, None if reads is None else self._padding_reads(reads))
+            o = self._attend(q, k, read_v, reads=None if reads is None else self._padding_reads(reads))
         h = self.dropout(F.silu(hx + self.to_h(gamma * o)))
         y = phi * h + (1 - phi) * u
         if self.prenorm:

@@ -155,9 +155,11 @@ def test_blocked_chunk_attention_equals_the_masked_whole_sequence(causal, attent
     assert rel_err(layer._attend_blocked(q, k, v), layer._attend(q, k, v, pos, pos)) < 1e-12
 
 
-def check_softmax_attention_against_the_dense_formula(causal, padded, device, dtype, tol, z=3, v_dim=5):
+def check_softmax_attention_against_the_dense_formula(causal, padded, device, dtype, tol, z=3, v_dim=5,
+                                                     given=True):
     """The fused softmax(Q Kᵀ/√z + b_rel) V (F.scaled_dot_product_attention) against the L × L matrix written out,
-    relative bias gathered by hand, keys masked (causal, padding): output and ∂q, ∂k, ∂v, ∂b_rel."""
+    relative bias gathered by hand, keys masked (causal, padding): output and ∂q, ∂k, ∂v, ∂b_rel. given: the
+    positions passed (the bias gathered by them), else 0 .. L − 1 implied (the bias as a Toeplitz view)."""
     torch.manual_seed(0)
     L = 37
     layer = ssmkit.Mega(8, 4, l_max=40, causal=causal, z_dim=z, v_dim=v_dim).to(device, dtype)
@@ -165,7 +167,7 @@ def check_softmax_attention_against_the_dense_formula(causal, padded, device, dt
     pos = torch.arange(L, device=device)
     real = pos[None] < torch.tensor([[L], [29]], device=device) if padded else None
     reads = None if real is None else layer._padding_reads(real)
-    got = layer._attend(q, k, v, pos, pos, reads)
+    got = layer._attend(q, k, v, pos, pos, reads) if given else layer._attend(q, k, v, reads=reads)
     rel = pos[:, None] - pos[None, :]
     bias = layer.rel_bias[rel + 39]
     allowed = torch.ones(2, L, L, dtype=torch.bool, device=device) if reads is None else reads
@@ -181,8 +183,42 @@ def check_softmax_attention_against_the_dense_formula(causal, padded, device, dt
 
 @pytest.mark.parametrize("causal", [True, False])
 @pytest.mark.parametrize("padded", [False, True])
-def test_softmax_attention_is_the_dense_formula_in_values_and_gradients(causal, padded):
-    check_softmax_attention_against_the_dense_formula(causal, padded, "cpu", torch.float64, 1e-12)
+@pytest.mark.parametrize("given", [True, False])
+def test_softmax_attention_is_the_dense_formula_in_values_and_gradients(causal, padded, given):
+    check_softmax_attention_against_the_dense_formula(causal, padded, "cpu", torch.float64, 1e-12, given=given)
+
+
+@pytest.mark.parametrize("L", [1, 5, 40])
+def test_toeplitz_bias_is_the_gathered_bias_in_values_and_gradients(L):
+    layer = ssmkit.Mega(8, 4, l_max=40).double()
+    pos = torch.arange(L)
+    gathered = layer.rel_bias[pos[:, None] - pos[None, :] + 39]
+    view = layer._toeplitz_bias(L, 40)
+    assert torch.equal(view, gathered)
+    g = torch.randn(L, L, dtype=torch.float64)
+    assert torch.allclose(torch.autograd.grad(view, layer.rel_bias, g)[0],
+                          torch.autograd.grad(gathered, layer.rel_bias, g)[0], atol=1e-14)
+
+
+@pytest.mark.parametrize("mask_shape", ["shared", "per-sample"])
+def test_value_split_is_one_head_over_groups_of_value_columns(mask_shape):
+    """value_split: V's columns in groups (the last one padded) as heads sharing Q, K and the mask equal the one-head
+    attention, values and gradients."""
+    from ssmkit.layers.mega import value_split
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 9, n, dtype=torch.float64, requires_grad=True) for n in (3, 3, 10))
+    mask = torch.randn(9, 9, dtype=torch.float64) if mask_shape == "shared" else torch.randn(2, 1, 9, 9,
+                                                                                            dtype=torch.float64)
+    mask[..., 2, 5] = float("-inf")
+    mask.requires_grad_(True)
+    inputs = (q, k, v, mask)
+    want = value_split(q, k, v, mask, 0.5, 10)
+    g = torch.randn_like(want)
+    for width in (4, 5, 1):
+        got = value_split(q, k, v, mask, 0.5, width)
+        assert got.shape == want.shape and rel_err(got, want) < 1e-12
+        for a, b in zip(torch.autograd.grad(got, inputs, g), torch.autograd.grad(want, inputs, g, retain_graph=True)):
+            assert rel_err(a, b) < 1e-12
 
 
 @pytest.mark.cuda
@@ -191,10 +227,12 @@ def test_softmax_attention_is_the_dense_formula_in_values_and_gradients(causal, 
 @pytest.mark.parametrize("padded", [False, True])
 def test_cuda_softmax_attention_is_the_dense_formula(causal, padded):
     """On the GPU the fused kernel, forced (memory-efficient attention, with the bias's gradient; head sizes it
-    takes: multiples of 8), in float32."""
+    takes: multiples of 8), in float32; V 160 wide goes in two groups of value_split (the second padded)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
     with sdpa_kernel(SDPBackend.EFFICIENT_ATTENTION):
-        check_softmax_attention_against_the_dense_formula(causal, padded, "cuda", torch.float32, 1e-4, z=16, v_dim=32)
+        for given in (True, False):
+            check_softmax_attention_against_the_dense_formula(causal, padded, "cuda", torch.float32, 1e-4, z=16,
+                                                              v_dim=160, given=given)
 
 
 def test_bidirectional_ema_adds_a_backward_ema_with_its_own_parameters_from_lag_0():
