@@ -44,8 +44,10 @@ from .norms import apply_norm, norm_class
 from .registry import register_layer
 
 ATTENTIONS = ("softmax", "laplace", "relu2")
-# columns of V per call of the fused attention on a GPU (value_split): its memory-efficient kernels are built for head
-# widths up to 128 and take a slow generic one above (Mega's V is 2H wide: 256 in the LRA models)
+# columns of V per call of the fused attention on a GPU in bf16/fp16 (value_split): its memory-efficient kernels are
+# built for head widths up to 128 and take a generic one above (Mega's V is 2H wide: 256 in the LRA models), which in
+# bf16 is slower than two heads recomputing the weights (benchmarks/mega_speed.py, docs/benchmarks.md); in float32
+# one head is faster and holds less
 VALUE_WIDTH = 128
 
 
@@ -154,13 +156,14 @@ class Mega(nn.Module):
         key is not read. One head of F.scaled_dot_product_attention: its fused kernels (memory-efficient attention on
         a GPU) write neither the scores nor the attention weights, where the written-out softmax kept several
         (B, Lq, Lk) tensors; the bias's gradient is still formed at (B, Lq, Lk) in backward, and a padded batch's
-        mask is that size. The dropout on A is its dropout_p (attention_dropout is element-wise). On a GPU without
-        that dropout, V goes in groups of VALUE_WIDTH columns (value_split), which the fused kernels take faster."""
+        mask is that size. The dropout on A is its dropout_p (attention_dropout is element-wise). On a GPU in bf16
+        or fp16 without that dropout, V goes in groups of VALUE_WIDTH columns (value_split), which the fused kernels
+        take faster."""
         drop = self.attention_dropout
         p = drop.p if isinstance(drop, nn.Dropout) and drop.training else 0.0
         mask = (mask[:, None] if mask.dim() == 3 else mask).to(q.dtype)
         scale = 1 / math.sqrt(self.z)
-        if p == 0.0 and q.is_cuda:
+        if p == 0.0 and q.is_cuda and q.dtype in (torch.bfloat16, torch.float16):
             return value_split(q, k, v, mask, scale, VALUE_WIDTH)
         return F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None], attn_mask=mask, dropout_p=p,
                                               scale=scale)[:, 0]

@@ -169,16 +169,17 @@ def check_softmax_attention_against_the_dense_formula(causal, padded, device, dt
     reads = None if real is None else layer._padding_reads(real)
     got = layer._attend(q, k, v, pos, pos, reads) if given else layer._attend(q, k, v, reads=reads)
     rel = pos[:, None] - pos[None, :]
-    bias = layer.rel_bias[rel + 39]
+    wide = torch.float32 if dtype == torch.bfloat16 else dtype  # a bf16 kernel against the formula in float32
+    bias = layer.rel_bias[rel + 39].to(wide)
     allowed = torch.ones(2, L, L, dtype=torch.bool, device=device) if reads is None else reads
     allowed = allowed & (rel >= 0) if causal else allowed
-    scores = (q @ k.transpose(1, 2) / math.sqrt(z) + bias).masked_fill(~allowed, float("-inf"))
-    want = torch.softmax(scores, -1) @ v
-    assert rel_err(got, want) < tol
+    scores = (q.to(wide) @ k.to(wide).transpose(1, 2) / math.sqrt(z) + bias).masked_fill(~allowed, float("-inf"))
+    want = torch.softmax(scores, -1) @ v.to(wide)
+    assert rel_err(got.to(wide), want) < tol
     g = torch.randn_like(want)
     inputs = (q, k, v, layer.rel_bias)
-    for a, b in zip(torch.autograd.grad(got, inputs, g), torch.autograd.grad(want, inputs, g)):
-        assert rel_err(a, b) < tol
+    for a, b in zip(torch.autograd.grad(got, inputs, g.to(dtype)), torch.autograd.grad(want, inputs, g)):
+        assert rel_err(a.to(wide), b.to(wide)) < tol
 
 
 @pytest.mark.parametrize("causal", [True, False])
@@ -227,11 +228,14 @@ def test_value_split_is_one_head_over_groups_of_value_columns(mask_shape):
 @pytest.mark.parametrize("padded", [False, True])
 def test_cuda_softmax_attention_is_the_dense_formula(causal, padded):
     """On the GPU the fused kernel, forced (memory-efficient attention, with the bias's gradient; head sizes it
-    takes: multiples of 8), in float32; V 160 wide goes in two groups of value_split (the second padded)."""
+    takes: multiples of 8), in float32, and in bfloat16, where V 160 wide goes in two groups of value_split (the
+    second padded)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
     with sdpa_kernel(SDPBackend.EFFICIENT_ATTENTION):
         for given in (True, False):
             check_softmax_attention_against_the_dense_formula(causal, padded, "cuda", torch.float32, 1e-4, z=16,
+                                                              v_dim=160, given=given)
+            check_softmax_attention_against_the_dense_formula(causal, padded, "cuda", torch.bfloat16, 3e-2, z=16,
                                                               v_dim=160, given=given)
 
 
