@@ -163,7 +163,9 @@ class Mega(nn.Module):
         p = drop.p if isinstance(drop, nn.Dropout) and drop.training else 0.0
         mask = (mask[:, None] if mask.dim() == 3 else mask).to(q.dtype)
         scale = 1 / math.sqrt(self.z)
-        if p == 0.0 and q.is_cuda and q.dtype in (torch.bfloat16, torch.float16):
+        # the dtype the kernel runs in: autocast's (q itself is float32 there: κ and μ are float32 parameters)
+        runs_in = torch.get_autocast_dtype("cuda") if q.is_cuda and torch.is_autocast_enabled("cuda") else q.dtype
+        if p == 0.0 and q.is_cuda and runs_in in (torch.bfloat16, torch.float16):
             return value_split(q, k, v, mask, scale, VALUE_WIDTH)
         return F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None], attn_mask=mask, dropout_p=p,
                                               scale=scale)[:, 0]
