@@ -78,8 +78,9 @@ def check_rate(rate: float) -> None:
 def valid_positions(lengths, batch: int, L: int, with_state: bool = False) -> torch.Tensor | None:
     """(B, L) bool, True at the real positions t < lengths[b] of a suffix-padded batch; None when lengths is None.
 
-    lengths: (B,) integers in [1, L]. Padding applies to whole sequences, so it cannot be combined with a carried
-    state (the state after a chunk would be the state after its padding)."""
+    lengths: (B,) integers in [1, L], a range read on a CPU only (as token ids, check_token_ids: on a GPU reading
+    them would make the host wait for the device in every layer's forward). Padding applies to whole sequences, so it
+    cannot be combined with a carried state (the state after a chunk would be the state after its padding)."""
     if lengths is None:
         return None
     if with_state:
@@ -88,7 +89,7 @@ def valid_positions(lengths, batch: int, L: int, with_state: bool = False) -> to
             or lengths.is_complex()):
         got = f"{tuple(lengths.shape)} {lengths.dtype}" if isinstance(lengths, torch.Tensor) else type(lengths).__name__
         raise ValueError(f"lengths: expected an integer tensor of shape (B={batch},), got {got}")
-    if bool(((lengths < 1) | (lengths > L)).any()):
+    if lengths.device.type == "cpu" and not recording() and bool(((lengths < 1) | (lengths > L)).any()):
         raise ValueError(f"lengths: expected every length in [1, L={L}], got lengths from {int(lengths.min())} to "
                          f"{int(lengths.max())}")
     return torch.arange(L, device=lengths.device)[None] < lengths[:, None]

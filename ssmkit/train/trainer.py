@@ -33,6 +33,7 @@ from .config import TrainConfig
 from .logs import tensorboard, write_steps
 from .optim import adamw
 from .run_dir import new_run_dir, read_run_config, tidy, write_metrics, write_normalization
+from .step_sums import StepSums
 from .task import Task
 
 
@@ -122,15 +123,14 @@ def evaluate(model, dataset, batch_size: int, device, rank: int = 0, world: int 
     model.eval()
     task = Task(dataset)
     shard = torch.utils.data.Subset(dataset, range(rank, len(dataset), world)) if world > 1 else dataset
-    total_loss, total_metric, n = 0.0, 0.0, 0
+    totals = torch.zeros(3, dtype=torch.float64, device=device)  # summed on the device, read once (StepSums)
     batches = _loader(shard, device, num_workers, batch_size=batch_size)
     for x, y, *lengths in progress(batches, desc, enabled=rank == 0):
-        x, y = (trimmed(x, lengths) if trim else x).to(device), y.to(device)
-        loss, metric, count = task.sums(_outputs(model, x, lengths[0].to(device) if lengths else None, rate), y)
-        total_loss += loss.item()
-        total_metric += metric.item()
-        n += count.item()
-    total_loss, total_metric, n = dist.all_reduce_sum([total_loss, total_metric, n], device)
+        x, y = ((trimmed(x, lengths) if trim else x).to(device, non_blocking=True), y.to(device, non_blocking=True))
+        lengths = lengths[0].to(device, non_blocking=True) if lengths else None
+        loss, metric, count = task.sums(_outputs(model, x, lengths, rate), y)
+        totals += torch.stack([loss.double(), metric.double(), count.double()])
+    total_loss, total_metric, n = dist.all_reduce_sum(totals.tolist(), device)
     return {"loss": total_loss / n, task.metric: task.value(total_metric, n)}
 
 
@@ -224,7 +224,15 @@ def _train_epoch(config, model, optimizer, scheduler, scaler, train_set, epoch, 
     batches = epoch_batches(len(train_set), config.batch_size, config.seed, epoch)
     loader = _loader(train_set, device, config.num_workers, batch_sampler=[b[rank::world].tolist() for b in batches])
     bar = progress(zip(loader, batches), f"epoch {epoch + 1}/{config.epochs}", len(batches), enabled=rank == 0)
-    loss_sum, metric_sum, seen, steps = 0.0, 0.0, 0, []
+    totals, steps, reader = [0.0, 0.0, 0.0], [], StepSums()
+
+    def record(read: list) -> None:  # steps whose sums reached the host (StepSums: without waiting for each step)
+        for (step, epoch_number, lr), sums in read:
+            totals[:] = [t + v for t, v in zip(totals, sums)]
+            steps.append((step, epoch_number, lr, sums[0] / max(sums[2], 1)))
+            bar.set_postfix(loss=f"{totals[0] / totals[2]:.3f}",
+                            **{task.metric: task.format(task.value(totals[1], totals[2]))})
+
     for i, ((x, y, *lengths), batch) in enumerate(bar):
         optimizer.zero_grad(set_to_none=True)
         # per target position of the global batch, times DDP's 1/world (positions a task leaves unscored count too:
@@ -233,35 +241,33 @@ def _train_epoch(config, model, optimizer, scheduler, scaler, train_set, epoch, 
         size = math.ceil(len(y) / config.accumulate)
         lengths = lengths[0].split(size) if lengths else [None] * len(y.split(size))
         # trim_padding: each micro-batch cut to its longest sequence on the CPU, as each collated batch there, then
-        # moved to the device
-        parts = [((trimmed(xm, [lm]) if config.trim_padding and lm is not None else xm).to(device), ym.to(device),
-                  None if lm is None else lm.to(device)) for xm, ym, lm in zip(x.split(size), y.split(size), lengths)]
-        step_loss, step_seen = 0.0, 0
+        # moved to the device (non_blocking: from the loader's pinned memory, without waiting for the steps before)
+        parts = [tuple(None if t is None else t.to(device, non_blocking=True) for t in (
+            trimmed(xm, [lm]) if config.trim_padding and lm is not None else xm, ym, lm))
+            for xm, ym, lm in zip(x.split(size), y.split(size), lengths)]
+        step_sums = None
         for j, (xm, ym, lm) in enumerate(parts):
             last = j == len(parts) - 1
             with contextlib.nullcontext() if last or world == 1 else model.no_sync():  # all-reduce once per step
                 with amp:
                     logits = _outputs(model, xm, lm)
                 loss, metric, count = task.sums(logits, ym)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"epoch {epoch + 1}: the loss became {loss.item()}; lower lr or ssm_lr")
                 # CCNN's weight penalty, once per step and not in the reported loss (DDP averages it over ranks as is)
                 penalty = config.weight_penalty * _unwrap(model).weight_penalty() if config.weight_penalty and last \
                     else 0.0
                 scaler.scale(loss * scale + penalty).backward()
-            step_loss += loss.item()
-            metric_sum += metric.item()
-            step_seen += count.item()
+            sums = torch.stack([loss.detach().double(), metric.double(), count.double()])
+            step_sums = sums if step_sums is None else step_sums + sums
         if config.grad_clip > 0:
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         lr = scheduler.get_last_lr()[0]
-        steps.append((epoch * len(batches) + i + 1, epoch + 1, lr, step_loss / max(step_seen, 1)))
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
-        loss_sum, seen = loss_sum + step_loss, seen + step_seen
-        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", **{task.metric: task.format(task.value(metric_sum, seen))})
+        record(reader.push((epoch * len(batches) + i + 1, epoch + 1, lr), step_sums))
+    record(reader.finish())
+    loss_sum, metric_sum, seen = totals
     return dist.all_reduce_sum([loss_sum, metric_sum, seen], device), steps
 
 

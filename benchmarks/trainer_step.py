@@ -1,0 +1,73 @@
+"""The trainer's own step time on lra-listops (real training: data loader, padded batches with lengths, the loss read
+back), one GPU. What experiment_throughput.py does not see: its loop passes no lengths and reads nothing back, so
+it cannot show the host waiting for the device (StepSums in train/step_sums.py, the lengths check in
+layers/checks.py).
+
+    python benchmarks/trainer_step.py [--code DIR ...] [--precision fp32 bf16] [--steps 100] [--set KEY=VALUE ...]
+
+Generates ListOps at the LRA lengths (500-2000 tokens; 32·steps training expressions, in /tmp/ssmkit-listops-bench)
+once, then for each ssmkit checkout given by --code (default: this one) and each precision trains lra-listops for two
+epochs of ``steps`` steps in a subprocess and prints the second epoch's ms per step (validation over 64 expressions
+included): a checkout of an older commit (git worktree, or git archive of its ssmkit folder) beside the current
+one gives a before/after on one GPU in one call.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+DATA = Path("/tmp/ssmkit-listops-bench")
+CHILD = """  # each epoch's seconds from the run's metrics.csv (written by every ssmkit version)
+import csv, json, pathlib, sys
+from ssmkit.train import load_experiment, make_config
+from ssmkit.train.trainer import train
+config = make_config(json.loads(sys.argv[1]), load_experiment("lra-listops"), source="lra-listops")
+result = train(config, log=lambda *a, **k: None)
+rows = list(csv.DictReader(open(pathlib.Path(result["run_dir"], "metrics.csv"))))
+print(json.dumps([float(r["seconds"]) for r in rows]))
+"""
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--code", nargs="*", default=[str(Path(__file__).resolve().parents[1])],
+                   help="folders holding an ssmkit package (a checkout's root)")
+    p.add_argument("--precision", nargs="*", default=["fp32", "bf16"])
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every run")
+    a = p.parse_args()
+    n_train = 32 * a.steps
+    if not (DATA / "basic_train.tsv").is_file() or len((DATA / "basic_train.tsv").read_text().splitlines()) < n_train:
+        from ssmkit.data.listops import write_listops
+        write_listops(DATA, n_train=n_train, n_val=64, n_test=64, seed=0)
+    rows = []
+    for code in a.code:
+        for precision in a.precision:
+            with tempfile.TemporaryDirectory() as out:
+                overrides = [f"data_dir={DATA}", f"out_dir={out}", "run_name=bench", "epochs=2", "warmup_epochs=0",
+                             f"train_subset={n_train}", "eval_subset=64",
+                             f"precision={precision}", *a.set]
+                env = {**os.environ, "PYTHONPATH": code}
+                done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(overrides)], env=env,
+                                      capture_output=True, text=True)
+                if done.returncode:
+                    print(done.stderr[-2000:], file=sys.stderr)
+                    rows.append((code, precision, "failed"))
+                    continue
+                seconds = json.loads(done.stdout.strip().splitlines()[-1])
+                rows.append((code, precision, f"{1000 * seconds[1] / a.steps:.1f}"))
+            print(rows[-1], flush=True)
+    print(f"\nlra-listops, {a.steps} steps of 32 per epoch, second epoch, ms per step ({' '.join(a.set) or 'as shipped'})")
+    print("| code | precision | ms/step |\n|---|---|---|")
+    for code, precision, ms in rows:
+        print(f"| {code} | {precision} | {ms} |")
+
+
+
+if __name__ == "__main__":
+    main()
