@@ -6,6 +6,9 @@ benchmark, not a test.
 
     python benchmarks/block_step.py [--batches 1,16] [--configs 16:64:8,16:32:4]
 
+Each width is first timed with the four-kernels-per-layer version for few rows (config "wide",
+ops/triton_block_step_wide.py), then with the one-program kernel in each configuration.
+
 A configuration is warps:row_elems:ssm_elems (ops/triton_block_step.py: warps per program, weights per thread in a
 block of a matrix-vector product, (channel, mode) pairs per thread in a block of the SSM stage).
 """
@@ -80,6 +83,14 @@ def main() -> None:
     rows, configs = [], a.configs.split(",")
     for B in (int(b) for b in a.batches.split(",")):
         for H in (64, 128, 256):
+            # the four-kernels-per-layer version (ops/triton_block_step_wide.py) on the full stack, for the
+            # thresholds WIDE_ROWS and WIDE_WIDTH; the configurations below then time the one-program kernel
+            tb.WIDE_ROWS, tb.WIDE_WIDTH = B, 1
+            w = weights(H, **parts["full"])
+            us = time_us(w, B)
+            rows.append((B, H, "wide", "full", us, nbytes(w) / us / 1e3))
+            print(rows[-1], flush=True)
+            tb.WIDE_ROWS = 0
             for config in configs:
                 set_config(config)
                 for name, kw in parts.items():

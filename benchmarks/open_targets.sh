@@ -4,10 +4,11 @@
 # OFFICIAL_DIR holds facebookresearch/mega as mega (as for versus_official.py); OLD_CODE, if given, a folder holding
 # the ssmkit package of an older commit (git archive COMMIT ssmkit | tar -x -C OLD_CODE). In order: the cuda tests
 # (among them a training step under torch.cuda.set_sync_debug_mode('error')); the trainer's own lra-listops step
-# before (OLD_CODE) and after the host-device waits were removed, on the same settings, then as shipped (trimmed
-# batches, mask_padding 'layers'); Mega's layer beside the official one with the kernels of each at 1k and 8k (at
-# L < 4k ours is still 0.7-0.8x of the official); the training throughput of mega-lra-pathx, which has not finished
-# its first steps within 100 s yet. Each step has its own time limit, so one slow step cannot take the others' time.
+# before (OLD_CODE) and after the host-device waits were removed, on the same settings; the fused stack step with four
+# kernels per layer against one program per row (SaShiMi's widths, batches 1, 4, 16: sets WIDE_ROWS and WIDE_WIDTH
+# in ops/triton_block_step.py) and SaShiMi's generation with it; Mega's layer beside the official one with the
+# kernels of each at 1k and 8k (at L < 4k ours is still 0.7-0.8x); the trainer's step as shipped (trimmed batches,
+# mask_padding 'layers'). Each step has its own time limit, so one slow step cannot take the others' time.
 set -uo pipefail
 official=${1:?usage: bash benchmarks/open_targets.sh OFFICIAL_DIR [OLD_CODE]}
 old=${2:-}
@@ -20,9 +21,10 @@ step() {  # step SECONDS COMMAND...: run it, keep its last 80 lines, say if it r
     return 0
 }
 python3 -c "import torch, triton; print(torch.__version__, triton.__version__, torch.cuda.get_device_name())"
-step 110 python3 -m pytest -q -m cuda -p no:cacheprovider
-step 170 python3 benchmarks/trainer_step.py --code $old $PWD --set mask_padding=true trim_padding=false \
+step 100 python3 -m pytest -q -m cuda -p no:cacheprovider
+step 150 python3 benchmarks/trainer_step.py --code $old $PWD --set mask_padding=true trim_padding=false \
     layer_options.cuda_graph=false
-step 70 python3 benchmarks/trainer_step.py
-step 100 python3 benchmarks/mega_speed.py --official "$official" --bf16 --profile --lengths 1024,8192
-step 90 python3 benchmarks/experiment_throughput.py --steps 3 mega-lra-pathx
+step 60 python3 benchmarks/block_step.py --batches 1,4,16 --configs 16:64:8
+step 70 python3 benchmarks/sashimi_generation.py --batches 1,4,16 --samples 800
+step 90 python3 benchmarks/mega_speed.py --official "$official" --bf16 --profile --lengths 1024,8192
+step 60 python3 benchmarks/trainer_step.py

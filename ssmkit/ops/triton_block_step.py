@@ -15,7 +15,8 @@ At batch 1 one program does a whole level's step, so it is bound by the latency 
 read). A version that took the SSM off that chain (every layer's Re(c · x̃), x̃ = x' − b v, formed from the old states
 first, all layers at once, the b v added last; three stages per layer) was slower too: 1.28× the unfused graph at
 batch 1 against this version's 1.47×, and 279k against 414k samples/s at batch 128. Faster needs the stages spread
-over many programs without a kernel launch between them.
+over many programs without a kernel launch between them. For few rows of a wide stack ops/triton_block_step_wide.py
+spreads them with a launch between stages (WIDE_ROWS, WIDE_WIDTH below).
 """
 from __future__ import annotations
 
@@ -30,6 +31,11 @@ OUT_CODE = {"glu": 0, "linear": 1, "none": 2}
 # warps per program; weights per thread in a block of a matrix-vector product; (channel, mode) pairs per thread in a
 # block of the SSM stage (about 14 tiles of them are live). benchmarks/block_step.py measures the choices
 WARPS, ROW_ELEMS, SSM_ELEMS = 16, 64, 8
+# at most WIDE_ROWS batch rows of a stack at least WIDE_WIDTH wide step with four kernels per layer over many programs
+# (ops/triton_block_step_wide.py), where one program would read all of a layer's weights alone (SaShiMi's 128- and
+# 256-wide levels at batch 1: 25-64 µs per layer on an H200). Chosen from that estimate; benchmarks/block_step.py
+# times both
+WIDE_ROWS, WIDE_WIDTH = 4, 128
 _TABLES: dict[tuple, torch.Tensor] = {}
 
 
@@ -183,6 +189,9 @@ def block_step_triton(h, states, out_states, w, outer: bool):
     if h.dtype != torch.float32 or not all(t.is_contiguous() for t in [h, *states, *out_states]):
         return block_step_torch(h, states, out_states, w, outer)
     B, H = h.shape
+    if B <= WIDE_ROWS and H >= WIDE_WIDTH:
+        from .triton_block_step_wide import block_step_wide  # it builds on this module's helpers
+        return block_step_wide(h, states, out_states, w, outer)
     n, _, _, N2 = w.ssm.shape
     Fh = w.ff1_w.shape[1] if w.has_ff else 0
     BH, BN, BF = (max(16, triton.next_power_of_2(k)) for k in (H, N2, max(Fh, 1)))

@@ -74,6 +74,34 @@ def test_triton_matches_the_reference(monkeypatch, blocks, B, n, H, N2, R, Fh, o
     sizes = (4, 64, 8) if blocks == "one" else (4, 2, 1)
     for name, value in zip(("WARPS", "ROW_ELEMS", "SSM_ELEMS"), sizes):
         monkeypatch.setattr(triton_block_step, name, value)
+    monkeypatch.setattr(triton_block_step, "WIDE_ROWS", 0)  # one program per row, whatever the width
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    w = random_weights(n, H, N2, R, Fh, output)
+    w = BlockWeights(**{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in vars(w).items()})
+    h = torch.randn(B, H, device=device)
+    states = [torch.randn(B, H, N2, dtype=torch.complex64, device=device) for _ in range(n)]
+    ref_states = [torch.empty_like(x) for x in states]
+    ref = block_step_torch(h, states, ref_states, w, outer)
+    y = triton_block_step.block_step_triton(h, states, states, w, outer)
+    assert rel_err(y, ref) < 1e-5
+    assert all(rel_err(a, b) < 1e-5 for a, b in zip(states, ref_states))
+
+
+@pytest.mark.parametrize("blocks", ["one", "several"])
+@pytest.mark.parametrize("B,n,H,N2,R,Fh,output,outer", [(1, 2, 16, 8, 1, 32, "glu", True),
+                                                        (3, 3, 12, 5, 2, 24, "linear", False),
+                                                        (2, 1, 20, 4, 0, 0, "none", True),
+                                                        (1, 1, 16, 4, 1, 16, "glu", False)])
+def test_wide_triton_matches_the_reference(monkeypatch, blocks, B, n, H, N2, R, Fh, output, outer):
+    """The four-kernels-per-layer version for few rows of a wide stack (taken here at every width and batch):
+    float32, rel < 1e-5, in place, with every product in one block and in blocks of a few outputs and channels."""
+    wide = pytest.importorskip("ssmkit.ops.triton_block_step_wide")
+    from ssmkit.ops import triton_block_step
+    sizes = (4096, 1024) if blocks == "one" else (64, 32)
+    for name, value in zip(("WIDE_ELEMS", "WIDE_SSM_ELEMS"), sizes):
+        monkeypatch.setattr(wide, name, value)
+    monkeypatch.setattr(triton_block_step, "WIDE_ROWS", B)
+    monkeypatch.setattr(triton_block_step, "WIDE_WIDTH", 1)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     w = random_weights(n, H, N2, R, Fh, output)
     w = BlockWeights(**{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in vars(w).items()})

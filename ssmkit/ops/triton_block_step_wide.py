@@ -1,0 +1,128 @@
+"""ops.block_step for a few batch rows of a wide stack: each stage of each layer as one kernel over many programs.
+
+The one-program-per-row kernel (ops/triton_block_step.py) walks a whole stack in one program, so at batch 1 one SM
+reads every weight: about 64 µs per layer at width 256 on an H200 (1.6 MB of weights per layer, 25 GB/s), where the
+weights of one stage spread over many SMs take well under a microsecond. Here every layer takes four kernels, each
+over (batch row, block of outputs), and each recomputes the LayerNorm statistics it needs from the whole vector:
+
+    SSM stage      v = LN(h) on its channels; x ← a ⊙ x − Σ_r E_r 2Re(V_r x) + b v; y = act(Re(c x) + D v)   (blocks
+                   of channels, states in place)
+    output stage   h' = h + out(y)           out: GLU(W y + β) | W y + β | y   (blocks of output rows)
+    FF hidden      g = GELU(W1 LN'(h') + β1)                                   (blocks of hidden units)
+    FF output      h'' = h' + W2 g + β2                                        (blocks of output rows)
+
+and the last stage adds h_in with ``outer``. So a layer costs four launches, a few microseconds each inside the CUDA
+graph that generation replays, instead of one SM's time to read its weights.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from .triton_block_step import OUT_CODE, _rows, _ssm, _vector
+from .triton_chunkconv import ACT_CODE, _act
+
+# weights per program in the matrix-vector stages, (channel, mode) pairs per program in the SSM stage, warps
+WIDE_ELEMS, WIDE_SSM_ELEMS, WIDE_WARPS = 4096, 1024, 4
+
+
+@triton.jit
+def _stats(x, H, eps, BH: tl.constexpr):
+    """(mean, 1/std) of x (BH,) (zero past H) over its H entries."""
+    mean = tl.sum(x, axis=0) / H
+    d = tl.where(tl.arange(0, BH) < H, x - mean, 0.0)
+    return mean, 1.0 / tl.sqrt(tl.sum(d * d, axis=0) / H + eps)
+
+
+@triton.jit
+def _ssm_stage(HC, SIN, SOUT, NORM, PL, D, Y, H, N2, eps, R: tl.constexpr, ACT: tl.constexpr, BH: tl.constexpr,
+               BN: tl.constexpr, CB: tl.constexpr):
+    row, c0 = tl.program_id(0), tl.program_id(1) * CB
+    mean, inv = _stats(_vector(HC + row * H, H, BH), H, eps, BH)
+    rc = c0 + tl.arange(0, CB)
+    mc = rc < H
+    h = tl.load(HC + row * H + rc, mask=mc, other=0.0)
+    v = (h - mean) * inv * tl.load(NORM + rc, mask=mc, other=0.0) + tl.load(NORM + H + rc, mask=mc, other=0.0)
+    y = _ssm(v, rc, SIN + row * H * N2 * 2, SOUT + row * H * N2 * 2, PL, D, H, N2, R, ACT, BN)
+    tl.store(Y + row * H + rc, y, mask=mc)
+
+
+@triton.jit
+def _map_stage(X, NORM, W, BIAS, RES, EXTRA, DST, K, O, eps, MODE: tl.constexpr, NORMED: tl.constexpr,
+               HAS_RES: tl.constexpr, HAS_EXTRA: tl.constexpr, BK: tl.constexpr, BO: tl.constexpr):
+    """DST[o] = f(x)[o] (+ RES[o]) (+ EXTRA[o]) for a block of outputs o, x = X's row (LayerNorm'd with NORM when
+    NORMED). MODE: 0 GLU (W (2O, K)), 1 linear, 2 none (x itself, K = O), 3 GELU(W x + b)."""
+    row, o0 = tl.program_id(0), tl.program_id(1) * BO
+    x = _vector(X + row * K, K, BK)
+    if NORMED:
+        mean, inv = _stats(x, K, eps, BK)
+        rk = tl.arange(0, BK)
+        mk = rk < K
+        x = tl.where(mk, (x - mean) * inv * tl.load(NORM + rk, mask=mk, other=0.0)
+                     + tl.load(NORM + K + rk, mask=mk, other=0.0), 0.0)
+    if MODE == 0:
+        a, ro = _rows(W, BIAS, x, o0, O, K, BO, BK)
+        g, ro = _rows(W + O * K, BIAS + O, x, o0, O, K, BO, BK)
+        out = a * tl.sigmoid(g)
+    elif MODE == 2:
+        ro = o0 + tl.arange(0, BO)
+        out = tl.load(X + row * K + ro, mask=ro < O, other=0.0)
+    else:
+        out, ro = _rows(W, BIAS, x, o0, O, K, BO, BK)
+        if MODE == 3:
+            out = _act(out, 0)
+    mo = ro < O
+    if HAS_RES:
+        out += tl.load(RES + row * O + ro, mask=mo, other=0.0)
+    if HAS_EXTRA:
+        out += tl.load(EXTRA + row * O + ro, mask=mo, other=0.0)
+    tl.store(DST + row * O + ro, out, mask=mo)
+
+
+def _rows_per_block(O: int, K: int) -> int:
+    return max(1, min(triton.next_power_of_2(O), WIDE_ELEMS // triton.next_power_of_2(K)))
+
+
+def _map(x, norm, w, b, res, extra, dst, mode: int, eps: float):
+    B, K = x.shape
+    O = dst.shape[1]
+    BO = _rows_per_block(O, K)
+    _map_stage[(B, triton.cdiv(O, BO))](x, x if norm is None else norm, x if w is None else w, x if b is None else b,
+                                        x if res is None else res, x if extra is None else extra, dst, K, O, eps,
+                                        MODE=mode, NORMED=norm is not None, HAS_RES=res is not None,
+                                        HAS_EXTRA=extra is not None, BK=max(16, triton.next_power_of_2(K)), BO=BO,
+                                        num_warps=WIDE_WARPS)
+
+
+def block_step_wide(h, states, out_states, w, outer: bool) -> torch.Tensor:
+    """block_step_triton's contract (float32, contiguous), four kernels per layer."""
+    B, H = h.shape
+    n, _, _, N2 = w.ssm.shape
+    BH, BN = max(16, triton.next_power_of_2(H)), max(16, triton.next_power_of_2(N2))
+    CB = max(1, min(BH, WIDE_SSM_ELEMS // BN))
+    out, y, ping, pong = (torch.empty_like(h) for _ in range(4))
+    hidden = torch.empty(B, w.ff1_w.shape[1], device=h.device, dtype=h.dtype) if w.has_ff else None
+    mapped = w.output != "none"
+    cur = h
+
+    def target(final: bool) -> torch.Tensor:
+        """Where the next h goes: ``out`` at the end of the stack, else the scratch row that is not ``cur``."""
+        return out if final else (pong if cur is ping else ping)
+
+    for l in range(n):
+        last = l == n - 1
+        _ssm_stage[(B, triton.cdiv(H, CB))](cur, torch.view_as_real(states[l]), torch.view_as_real(out_states[l]),
+                                            w.norm1[l], w.ssm[l], w.D[l], y, H, N2, w.eps, R=w.rank,
+                                            ACT=ACT_CODE[w.activation], BH=BH, BN=BN, CB=CB, num_warps=WIDE_WARPS)
+        ends = last and not w.has_ff
+        nxt = target(ends)
+        _map(y, None, w.out_w[l] if mapped else None, w.out_b[l] if mapped else None, cur,
+             h if outer and ends else None, nxt, OUT_CODE[w.output], w.eps)
+        cur = nxt
+        if w.has_ff:
+            _map(cur, w.norm2[l], w.ff1_w[l], w.ff1_b[l], None, None, hidden, 3, w.eps)
+            nxt = target(last)
+            _map(hidden, None, w.ff2_w[l], w.ff2_b[l], cur, h if outer and last else None, nxt, 1, w.eps)
+            cur = nxt
+    return out
