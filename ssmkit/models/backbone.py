@@ -23,7 +23,8 @@
     trained embedding, and only the pooling uses the lengths (mean over the real positions, or the last real one).
     mask_padding='layers' is the official S4 LRA backbone's reading: every block's layer zeroes its input beyond the
     lengths (the S4Block's mask), while the residual stream, the norms (BatchNorm's statistics) and the final norm
-    see every position and the padding token is an ordinary trained embedding.
+    see every position and the padding token is an ordinary trained embedding (a layer that is a whole residual block,
+    Mega or GSS, still normalizes inside over the real positions it is given).
     pair=True (two-tower): x (B, 2, L, ...) — both sequences through the same blocks and pooling to a, b, then
     out = MLP([a, b, a ⊙ b, a − b])  (Linear(4H -> H), GELU, Linear(H -> d_output)), as for LRA Retrieval, or with
     head='mlp' Mega's classifier over [a, b]

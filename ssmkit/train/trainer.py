@@ -33,7 +33,7 @@ from .config import TrainConfig
 from .logs import tensorboard, write_steps
 from .optim import adamw
 from .run_dir import new_run_dir, read_run_config, tidy, write_metrics, write_normalization
-from .step_sums import StepSums
+from .step_sums import StepSums, sums_dtype
 from .task import Task
 
 
@@ -123,13 +123,13 @@ def evaluate(model, dataset, batch_size: int, device, rank: int = 0, world: int 
     model.eval()
     task = Task(dataset)
     shard = torch.utils.data.Subset(dataset, range(rank, len(dataset), world)) if world > 1 else dataset
-    totals = torch.zeros(3, dtype=torch.float64, device=device)  # summed on the device, read once (StepSums)
+    totals = torch.zeros(3, dtype=sums_dtype(device), device=device)  # summed on the device, read once (StepSums)
     batches = _loader(shard, device, num_workers, batch_size=batch_size)
     for x, y, *lengths in progress(batches, desc, enabled=rank == 0):
         x, y = ((trimmed(x, lengths) if trim else x).to(device, non_blocking=True), y.to(device, non_blocking=True))
         lengths = lengths[0].to(device, non_blocking=True) if lengths else None
         loss, metric, count = task.sums(_outputs(model, x, lengths, rate), y)
-        totals += torch.stack([loss.double(), metric.double(), count.double()])
+        totals += torch.stack([t.to(totals.dtype) for t in (loss, metric, count)])
     total_loss, total_metric, n = dist.all_reduce_sum(totals.tolist(), device)
     return {"loss": total_loss / n, task.metric: task.value(total_metric, n)}
 
@@ -256,7 +256,7 @@ def _train_epoch(config, model, optimizer, scheduler, scaler, train_set, epoch, 
                 penalty = config.weight_penalty * _unwrap(model).weight_penalty() if config.weight_penalty and last \
                     else 0.0
                 scaler.scale(loss * scale + penalty).backward()
-            sums = torch.stack([loss.detach().double(), metric.double(), count.double()])
+            sums = torch.stack([t.to(sums_dtype(device)) for t in (loss.detach(), metric, count)])
             step_sums = sums if step_sums is None else step_sums + sums
         if config.grad_clip > 0:
             scaler.unscale_(optimizer)

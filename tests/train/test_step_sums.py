@@ -10,11 +10,15 @@ def test_sums_come_back_in_order_and_a_non_finite_loss_names_its_epoch_and_step(
     reader = StepSums(lag=2)
     read = []
     for step in range(1, 4):
-        read += reader.push((step, 1, 0.1), torch.tensor([2.0 * step, 1.0, 4.0], dtype=torch.float64))
+        got = reader.push((step, 1, 0.1), torch.tensor([2.0 * step, 1.0, 4.0], dtype=torch.float64))
+        assert [info[0] for info, _ in got] == ([step - 2] if step > 2 else [])  # exactly two steps behind
+        read += got
     read += reader.finish()
     assert [info[0] for info, _ in read] == [1, 2, 3] and read[2][1] == [6.0, 1.0, 4.0]
+    reader.push((7, 2, 0.1), torch.tensor([float("nan"), 0.0, 1.0], dtype=torch.float64))
+    reader.push((8, 2, 0.1), torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64))
     with pytest.raises(FloatingPointError, match=r"epoch 2: the loss became nan \(step 7\); lower lr"):
-        reader.push((7, 2, 0.1), torch.tensor([float("nan"), 0.0, 1.0], dtype=torch.float64))
+        reader.push((9, 2, 0.1), torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64))
 
 
 @pytest.mark.cuda
@@ -24,12 +28,13 @@ def test_cuda_sums_lag_behind_the_queued_steps_and_all_arrive():
     a = torch.randn(2048, 2048, device="cuda")
     read, want = [], []
     for step in range(6):
-        a = a @ a / 64  # keep the GPU busy so that some copies are still pending when pushed
+        a = a @ a / 64  # keep the GPU busy so that copies are still pending when pushed
         sums = torch.stack([a[0, 0].double(), torch.tensor(1.0, device="cuda").double(),
                             torch.tensor(3.0, device="cuda").double()])
         want.append(sums.tolist())
         got = reader.push((step, 1, 0.0), sums)
-        assert len(reader.pending) <= 2
+        assert len(reader.pending) == min(step + 1, 2) and [info[0] for info, _ in got] == ([step - 2] if step >= 2
+                                                                                             else [])
         read += got
     read += reader.finish()
     assert [v for _, v in read] == want and not reader.pending
