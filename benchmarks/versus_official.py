@@ -942,6 +942,8 @@ def copy_sgconv(ours, official) -> None:
     with torch.no_grad():
         for p, q in zip(ours.kernel.pieces, official.kernel_list):
             p.copy_(q)
+        if "learnable" in official.mode:  # the power-law exponents of its 'learnable' modes
+            ours.kernel.power.copy_(official.decay)
         ours.kernel.norm.copy_(ours.kernel.full_kernel().norm(dim=-1, keepdim=True))
         ours.D.copy_(official.D)
     _copy_linear(ours.output, official.output_linear)
@@ -971,6 +973,24 @@ def compare_sgconv(sg, seed: int, H: int, L: int, d: int) -> None:
     copy_sgconv(ours, official)
     agree(fam, "layer output, decay per channel (decay_min 2, decay_max 4 there; its multipliers float32)", ours(u)[0],
           y_off)
+    # its other kernel modes, each beside ours with the options that name it (copied sub-kernels and exponents)
+    modes = [("sum_randn", {}, dict(combine="sum")), ("cat_randn_nearest", {}, dict(interpolation="nearest")),
+             ("sum_cos_nearest", {}, dict(combine="sum", init="cos", interpolation="nearest")),
+             ("cat_randn", {"init_scale": 1}, dict(init_scale=1)), ("sum_randn", {"init_scale": 2},
+                                                                  dict(combine="sum", init_scale=2)),
+             ("cat_randn_learnable", {"decay_min": 1, "decay_max": 3}, dict(decay=None, power_decay=[1.0, 3.0])),
+             ("cat_randn_learnable_fixed", {}, dict(decay=None, power_decay=2.0, train_power=False))]
+    for mode, official_args, our_args in modes:
+        torch.manual_seed(seed)
+        official = _quiet(lambda: sg.GConv(H, l_max=L, kernel_dim=d, transposed=False, mode=mode,
+                                           **official_args)).double()
+        y_off = _quiet(lambda: official(u)[0])
+        ours = ssmkit.SGConv(H, L, kernel_dim=d, **our_args).double()
+        copy_sgconv(ours, official)
+        named = f"mode {mode}" + "".join(f", {k} {v}" for k, v in official_args.items()) + " ~ ours " + ", ".join(
+            f"{k}={v}" for k, v in our_args.items())
+        row(fam, f"{named}: scales", len(official.kernel_list), ours.kernel.n_scales)
+        agree(fam, f"layer output, {named}", ours(u)[0], y_off)
 
 
 # -- Mega (facebookresearch/mega, fairseq/modules) ---------------------------------------------------------------------

@@ -114,3 +114,86 @@ def test_a_per_channel_decay_survives_a_build_on_the_meta_device():
     empty.load_state_dict(layer.state_dict())
     u = torch.randn(2, 64, 4, dtype=torch.float64)
     assert torch.equal(empty(u)[0], layer(u)[0])
+
+
+def _constant_pieces(k: SGConvKernel) -> None:
+    """Sub-kernel i all (i + 1): interpolation keeps each constant, so every scale's level and span can be read."""
+    with torch.no_grad():
+        for i, p in enumerate(k.pieces):
+            p.fill_(i + 1.0)
+
+
+def test_sum_mode_adds_every_scale_from_lag_0_each_upsampled_by_two_to_the_i():
+    """combine='sum' (the official 'sum' modes): piece i, upsampled ×2^i (2^(i+s) with init_scale s), padded to the
+    longest and added."""
+    k = SGConvKernel(1, 64, kernel_dim=8, decay=0.5, combine="sum").double()
+    _constant_pieces(k)
+    K = k.full_kernel()[0, 0]
+    assert K.shape == (64,) and k.n_scales == 4
+    want = torch.zeros(64, dtype=torch.float64)
+    for i in range(4):
+        want[:8 * 2 ** i] += (i + 1.0) * 0.5 ** i
+    assert torch.allclose(K, want)
+
+
+def test_nearest_interpolation_repeats_each_tap():
+    k = SGConvKernel(1, 64, kernel_dim=4, interpolation="nearest").double()
+    K = k.full_kernel()[0, 0]
+    last = k.pieces[-1][0, 0].detach()
+    factor = 2 ** (k.n_scales - 2)
+    assert torch.equal(K[-4 * factor:], 0.5 ** (k.n_scales - 1) * last.repeat_interleave(factor))
+
+
+@pytest.mark.parametrize("combine", ["cat", "sum"])
+def test_init_scale_drops_the_finest_scales_and_still_covers_l_max(combine):
+    """init_scale s: S − s scales, each upsampled 2^s more, the kernel still d·2^(S−1) = 64 long."""
+    k = SGConvKernel(1, 64, kernel_dim=8, combine=combine, init_scale=2).double()
+    assert k.n_scales == 2 and k.full_kernel().shape[-1] == 64
+    _constant_pieces(k)
+    K = k.full_kernel()[0, 0]
+    if combine == "cat":  # piece 0: 8·4 taps of 1, piece 1: 8·4 taps of 2·0.5
+        assert torch.allclose(K, torch.cat([torch.ones(32), torch.ones(32)]).double())
+    else:  # piece 0 ×4 (32 taps), piece 1 ×8 (64 taps)
+        assert torch.allclose(K, torch.cat([torch.full((32,), 2.0), torch.ones(32)]).double())
+    with pytest.raises(ValueError, match=r"init_scale: expected an integer in \[0, 4\)"):
+        SGConvKernel(1, 64, kernel_dim=8, init_scale=4)
+
+
+def test_cos_init_starts_each_channel_as_a_cosine_of_a_permuted_frequency():
+    torch.manual_seed(0)
+    k = SGConvKernel(5, 32, channels=2, kernel_dim=16, init="cos").double()
+    t = torch.linspace(0, 2 * math.pi, 16, dtype=torch.float64)
+    for piece in k.pieces:
+        waves = piece.detach()[0]
+        assert torch.equal(piece.detach()[0], piece.detach()[1])
+        frequencies = sorted(min(range(5), key=lambda j: float((waves[h] - torch.cos(j * t)).abs().max()))
+                             for h in range(5))
+        assert frequencies == list(range(5))
+        assert all(float((waves[h] - torch.cos(j * t)).abs().min()) < 1e-6 for h, j in enumerate(frequencies))
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_power_decay_weighs_every_scale_one_and_decays_as_a_power_of_the_lag(train):
+    """power_decay (the official 'learnable' modes; train_power=False its 'fixed'): K_l (l + 1)^(−p_h), p_h uniform
+    in [p_min, p_max], every piece weighing 1; p trains at kernel_lr unless fixed; decay must be None with it."""
+    torch.manual_seed(0)
+    k = SGConvKernel(3, 64, kernel_dim=8, decay=None, power_decay=[1.0, 3.0], train_power=train).double()
+    assert ((1.0 <= k.power) & (k.power <= 3.0)).all() and isinstance(k.power, torch.nn.Parameter) == train
+    _constant_pieces(k)
+    K = k.full_kernel()
+    plain = torch.cat([torch.full((8,), 1.0), torch.full((8,), 2.0), torch.full((16,), 3.0),
+                       torch.full((32,), 4.0)]).double()
+    lags = torch.arange(1, 65, dtype=torch.float64)
+    assert torch.allclose(K[0], plain * lags ** -k.power.detach()[:, None])
+    if train:
+        K.sum().backward()
+        assert k.power.grad is not None and k.power.grad.abs().sum() > 0
+        layer = ssmkit.SGConv(3, 64, kernel_dim=8, decay=None, power_decay=2.0)
+        groups = param_groups(layer, lr=0.01, weight_decay=0.1)
+        assert [g["lr"] for g in groups if any(p is layer.kernel.power for p in g["params"])] == [1e-3]
+    with pytest.raises(ValueError, match="decay: power_decay replaces the decay between scales"):
+        SGConvKernel(3, 64, power_decay=2.0)
+    with pytest.raises(ValueError, match=r"power_decay: expected an exponent > 0"):
+        SGConvKernel(3, 64, decay=None, power_decay=[1.0, -1.0])
+    with pytest.raises(ValueError, match="combine: expected one of"):
+        SGConvKernel(3, 64, combine="mean")
