@@ -2032,6 +2032,26 @@ def compare_s5_model(s5, seed: int, H: int, P: int, J: int, L: int, n_layers: in
         agree(fam, "log-probabilities", mine, _t(out))
 
 
+def compare_s5_retrieval_head(s5, seed: int, H: int, B: int = 3) -> None:
+    """The official RetrievalDecoder over its features [o₀, o₁, o₀ − o₁, o₀ ⊙ o₁] (s5/seq_model.py RetrievalModel)
+    beside our pair head 's5' over the same pooled features, the Dense weights copied."""
+    import numpy as np
+    fam = f"S5 Retrieval head (H={H})"
+    gen = torch.Generator().manual_seed(seed)
+    a, b = (torch.randn(B, H, dtype=torch.float64, generator=gen) for _ in range(2))
+    decoder = s5.seq_model.RetrievalDecoder(d_model=H, d_output=2)
+    features = np.concatenate([a.numpy(), b.numpy(), (a - b).numpy(), (a * b).numpy()], axis=-1)
+    params = decoder.init(s5.jax.random.PRNGKey(seed), features)["params"]
+    params = s5.jax.tree_util.tree_map(lambda w: w + 0.1 * s5.jax.random.normal(s5.jax.random.PRNGKey(seed + 1),
+                                                                                  w.shape, w.dtype), params)
+    ours = ssmkit.models.SequenceModel(4, 2, d_model=H, pair=True, head="s5", head_init="lecun").double()
+    _copy_dense(ours.decoder[0], params["layer1"])
+    _copy_dense(ours.decoder[2], params["layer2"])
+    with torch.no_grad():
+        mine = ours.decoder(ssmkit.models.heads.pair_features("s5", a, b))
+    agree(fam, "logits, flax's tanh GELU", mine, _t(decoder.apply({"params": params}, features)))
+
+
 def s5_modules(root: Path):
     """load_s5, or None (a 'skipped' line) when jax or flax does not import."""
     try:
@@ -2092,7 +2112,8 @@ def main() -> None:
         run(*job)
     compare_s5(args.seed, 128, 256)
     run("S5", lambda: s5_modules(repo("S5")), lambda m: m is not None and (
-        compare_s5_layer(m, args.seed, 8, 16, 2, 32), compare_s5_model(m, args.seed, 8, 16, 2, 32)))
+        compare_s5_layer(m, args.seed, 8, 16, 2, 32), compare_s5_model(m, args.seed, 8, 16, 2, 32),
+        compare_s5_retrieval_head(m, args.seed, 8)))
     lines = ["| family | quantity | official | ssmkit |", "|---|---|---|---|"]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in r) + " |" for r in ROWS]
     print("\n".join(lines))

@@ -16,6 +16,8 @@ Heads (``head``):
             MLP([a, b, a ⊙ b, a − b]) = Linear(H → d_output)(GELU(Linear(4H → H)))   (the S4 LRA Retrieval head)
     mlp     Linear(2H → d_output, no bias)(GELU(Dropout(Linear(F → 2H))))   with F = H, or 2H for a pair [a, b]:
             the official Mega LRA classifier (fairseq/models/lra/model.py), Xavier-uniform weights, zero bias
+    s5      Linear(H → d_output); a pair as the official S5 RetrievalDecoder (lindermanlab/S5 s5/seq_model.py):
+            MLP([a, b, a − b, a ⊙ b]) with flax's GELU, the tanh approximation (with head_init lecun its Dense init)
 Head inits (``head_init``): torch (each head's own, above) or lecun: every Linear of the head LeCun normal over its
 fan-in with zero bias, the flax Dense of the official S5 decoders (lindermanlab/S5 s5/seq_model.py: the
 classifier's decoder and the retrieval MLP).
@@ -29,7 +31,7 @@ from ..layers.dropout import dropout as make_dropout
 from ..layers.s5 import flax_dense_
 
 ENCODER_INITS = ("torch", "mega", "lecun")
-HEADS = ("linear", "mlp")
+HEADS = ("linear", "mlp", "s5")
 HEAD_INITS = ("torch", "lecun")
 
 
@@ -76,8 +78,9 @@ def classifier(head: str, d_model: int, d_output: int, pair: bool, dropout: floa
         raise ValueError(f"head: expected one of {HEADS}, got {head!r}")
     if init not in HEAD_INITS:
         raise ValueError(f"head_init: expected one of {HEAD_INITS}, got {init!r}")
-    if head == "linear":
-        module = (nn.Sequential(nn.Linear(4 * d_model, d_model), nn.GELU(), nn.Linear(d_model, d_output))
+    if head in ("linear", "s5"):
+        gelu = nn.GELU(approximate="tanh" if head == "s5" else "none")
+        module = (nn.Sequential(nn.Linear(4 * d_model, d_model), gelu, nn.Linear(d_model, d_output))
                   if pair else nn.Linear(d_model, d_output))
     else:
         module = nn.Sequential(nn.Linear((2 if pair else 1) * d_model, 2 * d_model), make_dropout(dropout),
@@ -92,5 +95,7 @@ def classifier(head: str, d_model: int, d_output: int, pair: bool, dropout: floa
 
 
 def pair_features(head: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """What a two-tower head reads of the pooled features a, b (B, H): [a, b, a ⊙ b, a − b] (linear) or [a, b]."""
-    return torch.cat([a, b, a * b, a - b] if head == "linear" else [a, b], dim=-1)
+    """What a two-tower head reads of the pooled features a, b (B, H): [a, b, a ⊙ b, a − b] (linear),
+    [a, b, a − b, a ⊙ b] (s5) or [a, b] (mlp)."""
+    features = {"linear": [a, b, a * b, a - b], "s5": [a, b, a - b, a * b], "mlp": [a, b]}[head]
+    return torch.cat(features, dim=-1)

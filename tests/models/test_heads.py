@@ -55,6 +55,20 @@ def test_mlp_head_is_megas_classifier_and_a_pair_reads_both_features():
         SequenceModel(3, 5, head="deep")
 
 
+def test_s5_head_is_its_retrieval_decoder_over_its_four_features_and_a_linear_map_alone():
+    """head 's5': a pair reads MLP([a, b, a − b, a ⊙ b]) with the tanh GELU (flax's nn.gelu); one sequence, a Linear."""
+    pair = SequenceModel(3, 2, d_model=8, n_layers=1, head="s5", pair=True, head_init="lecun").double().eval()
+    first, act, last = pair.decoder
+    assert first.in_features == 32 and act.approximate == "tanh"
+    xs = torch.randn(2, 2, 7, 3, dtype=torch.float64)
+    a, b = pair._pooled(xs[:, 0], None), pair._pooled(xs[:, 1], None)
+    z = first(torch.cat([a, b, a - b, a * b], -1))
+    tanh_gelu = 0.5 * z * (1 + torch.tanh((2 / torch.pi) ** 0.5 * (z + 0.044715 * z ** 3)))
+    assert rel_err(pair(xs), last(tanh_gelu)) < 1e-14
+    single = SequenceModel(3, 5, d_model=8, n_layers=1, head="s5")
+    assert isinstance(single.decoder, torch.nn.Linear)
+
+
 def test_embedding_dropout_drops_in_training_only():
     model = SequenceModel(3, 5, d_model=8, n_layers=1, embedding_dropout=0.5).double()
     x = torch.randn(2, 7, 3, dtype=torch.float64)
