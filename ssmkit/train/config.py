@@ -54,7 +54,7 @@ class TrainConfig:
     ffn_mult: int = 0
     attention_every: int = 0
     attention_heads: int = 4
-    head: str = "linear"  # linear, mlp (the official Mega LRA classifier) or s5 (its Retrieval decoder): models/heads.py
+    head: str = "linear"  # linear, mlp (the official Mega LRA classifier), s5 (its Retrieval decoder): models/heads.py
     encoder_init: str = "torch"  # torch, mega (the official Mega LRA embedding) or lecun (S5's; models/heads.py)
     head_init: str = "torch"  # torch, or lecun: the official S5 decoder's flax Dense init (models/heads.py)
     embedding_dropout: float = 0.0
