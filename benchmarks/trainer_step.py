@@ -62,7 +62,8 @@ def main() -> None:
                 seconds = json.loads(done.stdout.strip().splitlines()[-1])
                 rows.append((code, precision, f"{1000 * seconds[1] / a.steps:.1f}"))
             print(rows[-1], flush=True)
-    print(f"\nlra-listops, {a.steps} steps of 32 per epoch, second epoch, ms per step ({' '.join(a.set) or 'as shipped'})")
+    settings = " ".join(a.set) or "as shipped"
+    print(f"\nlra-listops, {a.steps} steps of 32 per epoch, second epoch, ms per step ({settings})")
     print("| code | precision | ms/step |\n|---|---|---|")
     for code, precision, ms in rows:
         print(f"| {code} | {precision} | {ms} |")

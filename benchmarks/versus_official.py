@@ -2033,8 +2033,8 @@ def compare_s5_model(s5, seed: int, H: int, P: int, J: int, L: int, n_layers: in
 
 
 def compare_s5_retrieval_head(s5, seed: int, H: int, B: int = 3) -> None:
-    """The official RetrievalDecoder over its features [o₀, o₁, o₀ − o₁, o₀ ⊙ o₁] (s5/seq_model.py RetrievalModel)
-    beside our pair head 's5' over the same pooled features, the Dense weights copied."""
+    """The official RetrievalDecoder over its features [o₀, o₁, o₀ − o₁, o₀ ⊙ o₁] (s5/seq_model.py
+    RetrievalModel) beside our pair head 's5' over the same pooled features, the Dense weights copied."""
     import numpy as np
     fam = f"S5 Retrieval head (H={H})"
     gen = torch.Generator().manual_seed(seed)
