@@ -40,13 +40,21 @@ _TABLES: dict[tuple, torch.Tensor] = {}
 
 
 @triton.jit
+def _stats(x, H, eps, BH: tl.constexpr):
+    """LayerNorm's (mean, 1/std) of x (BH,) (zero past H) over its H entries."""
+    mean = tl.sum(x, axis=0) / H
+    d = tl.where(tl.arange(0, BH) < H, x - mean, 0.0)
+    return mean, 1.0 / tl.sqrt(tl.sum(d * d, axis=0) / H + eps)
+
+
+@triton.jit
 def _norm(x, NW, H, eps, BH: tl.constexpr):
     """LayerNorm of x (BH,) (zero past H) with γ at NW and β at NW + H."""
     rh = tl.arange(0, BH)
     m = rh < H
-    d = tl.where(m, x - tl.sum(x, axis=0) / H, 0.0)
-    inv = 1.0 / tl.sqrt(tl.sum(d * d, axis=0) / H + eps)
-    return d * inv * tl.load(NW + rh, mask=m, other=0.0) + tl.load(NW + H + rh, mask=m, other=0.0)
+    mean, inv = _stats(x, H, eps, BH)
+    return (tl.where(m, x - mean, 0.0) * inv * tl.load(NW + rh, mask=m, other=0.0)
+            + tl.load(NW + H + rh, mask=m, other=0.0))
 
 
 @triton.jit

@@ -20,19 +20,11 @@ import torch
 import triton
 import triton.language as tl
 
-from .triton_block_step import OUT_CODE, _rows, _ssm, _vector
+from .triton_block_step import OUT_CODE, _norm, _rows, _ssm, _stats, _vector
 from .triton_chunkconv import ACT_CODE, _act
 
 # weights per program in the matrix-vector stages, (channel, mode) pairs per program in the SSM stage, warps
 WIDE_ELEMS, WIDE_SSM_ELEMS, WIDE_WARPS = 4096, 1024, 4
-
-
-@triton.jit
-def _stats(x, H, eps, BH: tl.constexpr):
-    """(mean, 1/std) of x (BH,) (zero past H) over its H entries."""
-    mean = tl.sum(x, axis=0) / H
-    d = tl.where(tl.arange(0, BH) < H, x - mean, 0.0)
-    return mean, 1.0 / tl.sqrt(tl.sum(d * d, axis=0) / H + eps)
 
 
 @triton.jit
@@ -56,11 +48,7 @@ def _map_stage(X, NORM, W, BIAS, RES, EXTRA, DST, K, O, eps, MODE: tl.constexpr,
     row, o0 = tl.program_id(0), tl.program_id(1) * BO
     x = _vector(X + row * K, K, BK)
     if NORMED:
-        mean, inv = _stats(x, K, eps, BK)
-        rk = tl.arange(0, BK)
-        mk = rk < K
-        x = tl.where(mk, (x - mean) * inv * tl.load(NORM + rk, mask=mk, other=0.0)
-                     + tl.load(NORM + K + rk, mask=mk, other=0.0), 0.0)
+        x = _norm(x, NORM, K, eps, BK)
     if MODE == 0:
         a, ro = _rows(W, BIAS, x, o0, O, K, BO, BK)
         g, ro = _rows(W + O * K, BIAS + O, x, o0, O, K, BO, BK)

@@ -63,6 +63,21 @@ def random_weights(n, H, N2, R, Fh, output) -> BlockWeights:
                         ff2_b=maybe(Fh, n, H), activation="gelu", output=output, eps=1e-5)
 
 
+def check_triton_against_the_reference(triton_block_step, B, n, H, N2, R, Fh, output, outer):
+    """block_step_triton (as the thresholds set: one program per row or four kernels per layer) against the reference:
+    float32, rel < 1e-5, in place (out = states) as generation runs it."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    w = random_weights(n, H, N2, R, Fh, output)
+    w = BlockWeights(**{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in vars(w).items()})
+    h = torch.randn(B, H, device=device)
+    states = [torch.randn(B, H, N2, dtype=torch.complex64, device=device) for _ in range(n)]
+    ref_states = [torch.empty_like(x) for x in states]
+    ref = block_step_torch(h, states, ref_states, w, outer)
+    y = triton_block_step.block_step_triton(h, states, states, w, outer)
+    assert rel_err(y, ref) < 1e-5
+    assert all(rel_err(a, b) < 1e-5 for a, b in zip(states, ref_states))
+
+
 @pytest.mark.parametrize("blocks", ["one", "several"])
 @pytest.mark.parametrize("B,n,H,N2,R,Fh,output,outer", [(1, 2, 16, 8, 1, 32, "glu", True),
                                                         (3, 3, 12, 5, 2, 24, "linear", False),
@@ -75,16 +90,7 @@ def test_triton_matches_the_reference(monkeypatch, blocks, B, n, H, N2, R, Fh, o
     for name, value in zip(("WARPS", "ROW_ELEMS", "SSM_ELEMS"), sizes):
         monkeypatch.setattr(triton_block_step, name, value)
     monkeypatch.setattr(triton_block_step, "WIDE_ROWS", 0)  # one program per row, whatever the width
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    w = random_weights(n, H, N2, R, Fh, output)
-    w = BlockWeights(**{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in vars(w).items()})
-    h = torch.randn(B, H, device=device)
-    states = [torch.randn(B, H, N2, dtype=torch.complex64, device=device) for _ in range(n)]
-    ref_states = [torch.empty_like(x) for x in states]
-    ref = block_step_torch(h, states, ref_states, w, outer)
-    y = triton_block_step.block_step_triton(h, states, states, w, outer)
-    assert rel_err(y, ref) < 1e-5
-    assert all(rel_err(a, b) < 1e-5 for a, b in zip(states, ref_states))
+    check_triton_against_the_reference(triton_block_step, B, n, H, N2, R, Fh, output, outer)
 
 
 @pytest.mark.parametrize("blocks", ["one", "several"])
@@ -102,16 +108,7 @@ def test_wide_triton_matches_the_reference(monkeypatch, blocks, B, n, H, N2, R, 
         monkeypatch.setattr(wide, name, value)
     monkeypatch.setattr(triton_block_step, "WIDE_ROWS", B)
     monkeypatch.setattr(triton_block_step, "WIDE_WIDTH", 1)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    w = random_weights(n, H, N2, R, Fh, output)
-    w = BlockWeights(**{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in vars(w).items()})
-    h = torch.randn(B, H, device=device)
-    states = [torch.randn(B, H, N2, dtype=torch.complex64, device=device) for _ in range(n)]
-    ref_states = [torch.empty_like(x) for x in states]
-    ref = block_step_torch(h, states, ref_states, w, outer)
-    y = triton_block_step.block_step_triton(h, states, states, w, outer)
-    assert rel_err(y, ref) < 1e-5
-    assert all(rel_err(a, b) < 1e-5 for a, b in zip(states, ref_states))
+    check_triton_against_the_reference(triton_block_step, B, n, H, N2, R, Fh, output, outer)
 
 
 def test_bad_inputs_are_named():
