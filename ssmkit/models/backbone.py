@@ -59,6 +59,12 @@ LAYER_ARGUMENTS = {"rate": "rate ≠ 1 resamples a continuous-time kernel and ne
                    "lengths": "a padded batch needs every block's layer to mask its padding",
                    "sequence_group": "a sequence split over ranks needs a state-passing SSM layer (S4, S4D, DSS, DLR, "
                                      "EMA) in every block"}
+def check_mask_padding(value) -> None:
+    """mask_padding: True, False or 'layers' (module docstring), else one line naming it."""
+    if not (isinstance(value, bool) or value == "layers"):
+        raise ValueError(f"mask_padding: expected true, false or 'layers', got {value!r}")
+
+
 def is_residual_block(cls) -> bool:
     """Whether a layer class is a whole residual block (normalizes its input and adds it back itself: GSS, Mega)."""
     return getattr(cls, "residual_block", False)
@@ -90,8 +96,7 @@ class SequenceModel(Pretrained, nn.Module):
         if padding_idx is not None and not (vocab_size and 0 <= padding_idx < vocab_size):
             raise ValueError(f"padding_idx: expected None or a token id in [0, vocab_size={vocab_size}), got "
                              f"{padding_idx}")
-        if not (isinstance(mask_padding, bool) or mask_padding == "layers"):
-            raise ValueError(f"mask_padding: expected true, false or 'layers', got {mask_padding!r}")
+        check_mask_padding(mask_padding)
         self.mask_padding = mask_padding
         self.encoder = encoder(d_input, d_model, vocab_size, padding_idx if mask_padding is True else None,
                                encoder_init)

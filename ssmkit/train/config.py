@@ -20,6 +20,7 @@ import yaml
 from ..data import DATASETS
 from ..layers import LAYERS
 from ..layers.norms import NORMS
+from ..models.backbone import check_mask_padding
 from ..models.heads import ENCODER_INITS, HEAD_INITS, HEADS
 from ..options import accepted_names, check_options, check_type, did_you_mean, load_yaml
 
@@ -126,8 +127,7 @@ class TrainConfig:
             if getattr(self, key) != default and self.model not in models:
                 raise ValueError(f"{key}: only model={' or '.join(models)} takes it (model={self.model!r}), got "
                                  f"{getattr(self, key)!r}")
-        if not (isinstance(self.mask_padding, bool) or self.mask_padding == "layers"):
-            raise ValueError(f"mask_padding: expected true, false or 'layers', got {self.mask_padding!r}")
+        check_mask_padding(self.mask_padding)
         for entry in dataclasses.fields(self):  # TrainConfig(...) from Python too: "no" is not false
             if entry.type in ("bool", bool) and not isinstance(getattr(self, entry.name), bool):
                 raise ValueError(f"{entry.name}: expected true or false, got {getattr(self, entry.name)!r}")

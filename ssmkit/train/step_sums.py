@@ -21,6 +21,12 @@ def sums_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
 
 
+def step_sums(loss: torch.Tensor, metric: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """Task.sums' (loss, metric numerator, scored targets) as one (3,) tensor on their device, in sums_dtype."""
+    dtype = sums_dtype(loss.device)
+    return torch.stack([t.detach().to(dtype) for t in (loss, metric, count)])
+
+
 class StepSums:
     """push each step's sums (a (3,) tensor: loss, metric numerator, scored targets) with its info (step, epoch, lr);
     push returns the steps that are now ``lag`` behind and finish the rest, as (info, [loss, metric, targets]) in

@@ -33,7 +33,7 @@ from .config import TrainConfig
 from .logs import tensorboard, write_steps
 from .optim import adamw
 from .run_dir import new_run_dir, read_run_config, tidy, write_metrics, write_normalization
-from .step_sums import StepSums, sums_dtype
+from .step_sums import StepSums, step_sums, sums_dtype
 from .task import Task
 
 
@@ -129,7 +129,7 @@ def evaluate(model, dataset, batch_size: int, device, rank: int = 0, world: int 
         x, y = ((trimmed(x, lengths) if trim else x).to(device, non_blocking=True), y.to(device, non_blocking=True))
         lengths = lengths[0].to(device, non_blocking=True) if lengths else None
         loss, metric, count = task.sums(_outputs(model, x, lengths, rate), y)
-        totals += torch.stack([t.to(totals.dtype) for t in (loss, metric, count)])
+        totals += step_sums(loss, metric, count)
     total_loss, total_metric, n = dist.all_reduce_sum(totals.tolist(), device)
     return {"loss": total_loss / n, task.metric: task.value(total_metric, n)}
 
@@ -245,7 +245,7 @@ def _train_epoch(config, model, optimizer, scheduler, scaler, train_set, epoch, 
         parts = [tuple(None if t is None else t.to(device, non_blocking=True) for t in (
             trimmed(xm, [lm]) if config.trim_padding and lm is not None else xm, ym, lm))
             for xm, ym, lm in zip(x.split(size), y.split(size), lengths)]
-        step_sums = None
+        sums = None
         for j, (xm, ym, lm) in enumerate(parts):
             last = j == len(parts) - 1
             with contextlib.nullcontext() if last or world == 1 else model.no_sync():  # all-reduce once per step
@@ -256,8 +256,8 @@ def _train_epoch(config, model, optimizer, scheduler, scaler, train_set, epoch, 
                 penalty = config.weight_penalty * _unwrap(model).weight_penalty() if config.weight_penalty and last \
                     else 0.0
                 scaler.scale(loss * scale + penalty).backward()
-            sums = torch.stack([t.to(sums_dtype(device)) for t in (loss.detach(), metric, count)])
-            step_sums = sums if step_sums is None else step_sums + sums
+            part = step_sums(loss, metric, count)
+            sums = part if sums is None else sums + part
         if config.grad_clip > 0:
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -265,7 +265,7 @@ def _train_epoch(config, model, optimizer, scheduler, scaler, train_set, epoch, 
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
-        record(reader.push((epoch * len(batches) + i + 1, epoch + 1, lr), step_sums))
+        record(reader.push((epoch * len(batches) + i + 1, epoch + 1, lr), sums))
     record(reader.finish())
     loss_sum, metric_sum, seen = totals
     return dist.all_reduce_sum([loss_sum, metric_sum, seen], device), steps
