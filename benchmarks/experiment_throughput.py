@@ -1,10 +1,11 @@
 """Training throughput of the shipped benchmark experiments at their published sizes, on random inputs of the right
 shape (no data needed): parameters, ms per optimizer step, samples/s, peak memory, and the epoch time that implies.
 
-Usage: python benchmarks/experiment_throughput.py [--precision fp32|bf16] [--profile] [--set KEY=VALUE] [NAME ...]
-(default: the LRA six, sCIFAR, Speech Commands, BIDMC, SaShiMi on SC09; `families`: the Mega, DSS and S5 LRA
-experiments). Each step takes the experiment's micro-batches (accumulate) and clipping. Needs a GPU for meaningful
-numbers; prints a table last.
+Usage: python benchmarks/experiment_throughput.py [--precision fp32|bf16] [--profile] [--apart] [--set KEY=VALUE]
+[NAME ...] (default: the LRA six, sCIFAR, Speech Commands, BIDMC, SaShiMi on SC09; `families`: the Mega, DSS and S5
+LRA experiments). Each step takes the experiment's micro-batches (accumulate) and clipping. --apart also measures
+each experiment with every layer forming its own chunk matrices (ssmkit.stacked_parts off: layers/stack_parts.py),
+in the same process. Needs a GPU for meaningful numbers; prints a table last.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from types import SimpleNamespace
 
 import torch
 
+import ssmkit
 from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
 from ssmkit.train import load_experiment, make_config
 from ssmkit.train.optim import adamw
@@ -53,7 +55,8 @@ def batch_for(ds, batch: int, device):
     return x, torch.randint(0, ds.n_classes, (batch,), device=device)
 
 
-def measure(name: str, precision: str, steps: int, device, profile: bool = False, overrides=()) -> dict:
+def measure(name: str, precision: str, steps: int, device, profile: bool = False, overrides=(),
+            apart: bool = False) -> dict:
     config = make_config([f"precision={precision}", *overrides], load_experiment(name), source=name)
     shape, n_train = DATASETS[config.dataset]
     ds = SimpleNamespace(**{"pair": False, **shape(config.dataset_options)})
@@ -69,7 +72,7 @@ def measure(name: str, precision: str, steps: int, device, profile: bool = False
     def step():
         optimizer.zero_grad(set_to_none=True)
         for xm, ym in zip(x.split(micro), y.split(micro)):
-            with amp:
+            with amp, ssmkit.stacked_parts(model, enabled=not apart):
                 out = model(xm)
             loss = task.sums(out, ym)[0] / len(y)
             loss.backward()
@@ -87,7 +90,7 @@ def measure(name: str, precision: str, steps: int, device, profile: bool = False
     ms = 1000 * (time.perf_counter() - start) / steps
     if profile:
         print_profile(name, step)
-    return {"name": name, "params": sum(p.numel() for p in model.parameters()), "batch": config.batch_size,
+    return {"name": name + (" (apart)" if apart else ""), "params": sum(p.numel() for p in model.parameters()), "batch": config.batch_size,
             "L": ds.l_max, "ms": ms, "samples_s": config.batch_size / ms * 1000,
             "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30,
             "epoch_min": n_train / (config.batch_size / ms * 1000) / 60, "epochs": config.epochs}
@@ -115,6 +118,7 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--profile", action="store_true", help="also print each step's kernels, busiest first")
+    parser.add_argument("--apart", action="store_true", help="also measure each with stacked_parts off")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for every experiment, e.g. layer_options.cuda_graph=true")
     args = parser.parse_args()
@@ -123,8 +127,9 @@ def main() -> None:
     rows = []
     names = [n for name in args.names for n in (FAMILIES if name == "families" else [name])]
     for name in names:
-        rows.append(measure(name, args.precision, args.steps, device, args.profile, args.set))
-        print(rows[-1], flush=True)
+        for apart in (False, True) if args.apart else (False,):
+            rows.append(measure(name, args.precision, args.steps, device, args.profile, args.set, apart))
+            print(rows[-1], flush=True)
     print(f"\n{torch.cuda.get_device_name()}, {args.precision}, {args.steps} steps after 3 warm-up steps"
           + (f", {' '.join(args.set)}" if args.set else ""))
     print("| experiment | params | batch | L | ms/step | samples/s | peak GiB | min/epoch | epochs |")

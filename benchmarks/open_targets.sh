@@ -22,9 +22,9 @@ step() {  # step SECONDS COMMAND...: run it, keep its last 80 lines, say if it r
 }
 python3 -c "import torch, triton; print(torch.__version__, triton.__version__, torch.cuda.get_device_name())"
 step 100 python3 -m pytest -q -m cuda -p no:cacheprovider
-step 150 python3 benchmarks/trainer_step.py --code $old $PWD --set mask_padding=true trim_padding=false \
+step 130 python3 benchmarks/trainer_step.py --code $old $PWD --set mask_padding=true trim_padding=false \
     layer_options.cuda_graph=false
-step 60 python3 benchmarks/block_step.py --batches 1,4,16 --configs 16:64:8
+step 100 python3 benchmarks/block_step.py --batches 1,4,16 --configs 16:64:8,8:64:8,4:64:8,4:32:4
 step 70 python3 benchmarks/sashimi_generation.py --batches 1,4,16 --samples 800
 step 90 python3 benchmarks/mega_speed.py --official "$official" --bf16 --profile --lengths 1024,8192
 step 60 python3 benchmarks/trainer_step.py

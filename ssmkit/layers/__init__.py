@@ -14,6 +14,8 @@ from .s4 import S4
 from .s4nd import S4ND
 from .s5 import S5
 from .sgconv import SGConv
+from .stack_parts import stacked_parts
 
 __all__ = ["SSMConv", "S4", "S4D", "S4ND", "DSS", "DLR", "S5", "GSS", "MultiHeadAttention", "SGConv", "EMA", "Mega",
-           "LiquidS4", "OutputOnly", "CKConv", "DownPool", "UpPool", "LAYERS", "layer", "register_layer"]
+           "LiquidS4", "OutputOnly", "CKConv", "DownPool", "UpPool", "LAYERS", "layer", "register_layer",
+           "stacked_parts"]

@@ -55,6 +55,7 @@ from .dropout import dropout as make_dropout
 from .factory import factory_kwargs
 from .param_versions import values_key
 from .sequence_parallel import incoming_state
+from .stack_parts import StackedParts, group_parts
 
 # recompute=True: inputs per recomputed batch slice (256 MiB in float32). Each slice runs the chunk scan once more, and
 # the scan takes as long for 1 row as for 16 (benchmarks/recompute.py, H200, B = 16, H = 256, L = 64k: 1-row slices
@@ -153,6 +154,7 @@ class SSMConv(nn.Module):
         self._step_cache: tuple | None = None
         self._step_form: tuple | None = None  # (recurrence, its (M, b, c) for ops.ssm_step)
         self._graphed_parts, self._cached_parts, self._graphed_layer = GraphedParts(), CachedParts(), GraphedLayer()
+        self._stacked_parts = StackedParts()  # used when this layer is the first of a group (layers/stack_parts.py)
         # step() on the GPU path writes the next state into the state given and returns that tensor: for loops that
         # own their states (models.generate sets it while it runs), saving a copy per layer and token
         self.step_in_place = False
@@ -246,11 +248,15 @@ class SSMConv(nn.Module):
                              f"state-passing kernel and no carried state; got {what}")
 
     def _chunked(self, u: torch.Tensor) -> bool:
-        """Whether forward takes the chunked convolution: a kernel whose recurrence is its convolution, in float32,
-        with at most 128 real state dimensions (its matrices fit the kernels' tiles), where the chunk scan runs in
-        Triton (CUDA); elsewhere the FFT is the faster path."""
+        """Whether forward takes the chunked convolution for u: see _chunked_on."""
+        return self._chunked_on(u.device)
+
+    def _chunked_on(self, device: torch.device) -> bool:
+        """Whether forward takes the chunked convolution on device: a kernel whose recurrence is its convolution, in
+        float32, with at most 128 real state dimensions (its matrices fit the kernels' tiles), where the chunk scan
+        runs in Triton (CUDA); elsewhere the FFT is the faster path."""
         return (getattr(self.kernel, "chunkable", False) and self.kernel.real_dtype == torch.float32
-                and 2 * self.kernel.N2 <= 128 and backend("chunk_scan", u.device) == "triton")
+                and 2 * self.kernel.N2 <= 128 and backend("chunk_scan", device) == "triton")
 
     def _fused_chunks(self) -> bool:
         """Whether the chunked path runs as one fused op with the activation (ops.chunkconv_act): one output channel
@@ -260,8 +266,12 @@ class SSMConv(nn.Module):
     def _chunk_matrices(self, rate: float, eager: bool = False) -> tuple[torch.Tensor, ...]:
         """The parameter side of the chunked convolution, in float32: the fused op's parts (ToepT, Win, WoutT, A per
         part; graphed in GPU training, cached without gradients, layers/chunk_parts.py), or for the general op the
-        ChunkSystems' (Kt, Win, Wout, A), causal part first. eager: always formed anew."""
+        ChunkSystems' (Kt, Win, Wout, A), causal part first. eager: always formed anew. Inside stacked_parts the
+        fused op's parts may come from the build of the layer's whole group (layers/stack_parts.py)."""
         if self._fused_chunks():
+            shared = None if eager else group_parts(self, rate)
+            if shared is not None:
+                return shared
             make = (build_parts if eager else self._graphed_parts if GraphedParts.usable(self.kernel, self.D) else
                     self._cached_parts if CachedParts.usable(self.kernel, self.D) else build_parts)
             return make(self.kernel, self.D, self.bidirectional, rate)

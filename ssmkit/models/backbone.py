@@ -50,6 +50,7 @@ from ..layers.dropout import dropout as make_dropout
 from ..layers.factory import factory_kwargs
 from ..layers.norms import apply_norm, norm_class
 from ..layers.registry import LAYERS, with_defaults
+from ..layers.stack_parts import stacked_parts
 from .heads import classifier, encoder, pair_features
 from .pretrained import Pretrained
 from .sequence_parallel import check_sequence_parallel, global_mean
@@ -174,6 +175,10 @@ class SequenceModel(Pretrained, nn.Module):
         16 kHz run on 8 kHz audio). sequence_group: x is this rank's part of sequences split over the ranks of that
         process group (models/sequence_parallel.py); mean pooling then averages over the whole sequence."""
         self._check_x(x, ("B", "2", "L") if self.pair else ("B", "L"))
+        with stacked_parts(self):  # like layers form their chunk matrices together in GPU training
+            return self._forward(x, lengths, rate, sequence_group)
+
+    def _forward(self, x, lengths, rate, sequence_group) -> torch.Tensor:
         if sequence_group is not None:
             check_sequence_parallel(self, lengths)
             h = self._features(x, rate, sequence_group=sequence_group)

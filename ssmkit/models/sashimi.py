@@ -34,6 +34,7 @@ from ..layers import layer as build_layer
 from ..layers.registry import LAYERS
 from ..layers.dropout import dropout as make_dropout
 from ..layers.pool import DownPool, UpPool
+from ..layers.stack_parts import stacked_parts
 from ..ops import block_step
 from .fused_levels import FusedStack
 from .pretrained import Pretrained
@@ -227,7 +228,8 @@ class Sashimi(Pretrained, nn.Module):
         if h.shape[1] % self.total_pool:
             raise ValueError(f"x: length L={h.shape[1]} is not a multiple of the total pooling {self.total_pool} "
                              f"(pool={list(self.pool)}); pad or crop it")
-        h, _ = self._levels(h, None, stepping=False)
+        with stacked_parts(self):  # like layers form their chunk matrices together in GPU training
+            h, _ = self._levels(h, None, stepping=False)
         return self.decoder(self.norm(h))
 
     # -- recurrent use ------------------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from torch.nn.utils.parametrizations import weight_norm
 from ..layers import layer as build_layer
 from ..layers.dropout import dropout as make_dropout
 from ..layers.registry import with_defaults
+from ..layers.stack_parts import stacked_parts
 from .diffusion import DiffusionSchedule, step_embedding
 from .pretrained import Pretrained
 
@@ -139,7 +140,8 @@ class SSSD(Pretrained, nn.Module):
         t = torch.randint(self.schedule.T, (B,), device=x0.device, generator=generator)
         z = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
         z = torch.where(mask.bool(), x0, z)
-        return self.denoise(self.schedule.noisy(x0, t, z), x0, mask, t) - z
+        with stacked_parts(self):  # like layers form their chunk matrices together in GPU training
+            return self.denoise(self.schedule.noisy(x0, t, z), x0, mask, t) - z
 
     @torch.no_grad()
     def impute(self, x: torch.Tensor, mask: torch.Tensor, n_samples: int = 10, quantile: float = 0.05,

@@ -30,6 +30,7 @@ from torch import nn
 from ..layers import layer as build_layer
 from ..layers.dropout import dropout as make_dropout
 from ..layers.registry import with_defaults
+from ..layers.stack_parts import stacked_parts
 from .pretrained import Pretrained
 
 # the official S4(H, l_max, dropout) defaults; its HiPPO B̃ (s4.py nplr) is not clipped, and its random C is the C̃
@@ -116,8 +117,9 @@ class ViS4mer(Pretrained, nn.Module):
             raise ValueError(f"x: {stages} stages halve the length {stages} times, so T must be at least "
                              f"{2 ** stages}; got T={x.shape[1]}")
         h = self.encoder(x)
-        for i in range(stages):
-            h = self._stage(i, h, rate)
+        with stacked_parts(self):  # like layers form their chunk matrices together in GPU training
+            for i in range(stages):
+                h = self._stage(i, h, rate)
         return self.decoder(h.mean(1))
 
 

@@ -1,0 +1,183 @@
+"""The chunk matrices of a stack of like SSM layers formed together, in GPU training.
+
+Each SSM layer on the chunked path forms its matrices (ops.ChunkPart: Toep(K)ᵀ, Win, Woutᵀ, A) from its parameters
+at every training step: for S4 a few hundred small batched operations (Woodbury, C from C̃ by a solve, powers of Ā
+by doubling), forward and backward, replayed from two CUDA graphs per layer (layers/chunk_parts.py). Replayed or not,
+each of those kernels occupies the GPU for a few microseconds while doing almost nothing, and a model repeats them in
+every layer: in a 6-layer LRA model most of a step's ~3,300 kernels.
+
+Layers of the same kind and configuration (same kernel class, options and parameter shapes, same direction, device
+and dtype) compute the same function of their parameters. Under ``stacked_parts(model)`` the first such layer that
+asks for its matrices forms those of its whole group at once: the layers' parameters stacked along a new leading
+axis, build_parts mapped over it by torch.func.vmap (each operation one kernel for the group), replayed from one pair
+of CUDA graphs per group; every layer takes its slice, and the gradients flow back to each layer's own parameters.
+The values are those of the layers' own builds (vmap batches the same operations). SequenceModel, Sashimi, SSSD and
+ViS4mer enter it in their forward; a model of one's own can too:
+
+    with ssmkit.stacked_parts(model):
+        loss = criterion(model(x), y)
+    loss.backward()
+
+Outside training on CUDA (no gradient, a CPU, torch.compile), and for layers that replay whole (``cuda_graph``), a
+layer forms its own matrices as before.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import warnings
+
+import torch
+from torch import nn
+
+from .chunk_parts import GraphedParts, _Builder
+from .cuda_graphs import PerLayer, graphed, storage_key
+
+_ACTIVE: contextvars.ContextVar["_Stack | None"] = contextvars.ContextVar("ssmkit_stacked_parts", default=None)
+_SIMPLE = (bool, int, float, str, type(None))
+
+
+@contextlib.contextmanager
+def stacked_parts(model: nn.Module, enabled: bool = True):
+    """Within this context the like SSM layers of ``model`` form their chunk matrices as one group (module docstring).
+    Nested contexts keep the outermost; ``enabled=False`` turns the grouping off for everything inside."""
+    if _ACTIVE.get() is not None:
+        yield
+        return
+    token = _ACTIVE.set(_Stack(model if enabled else None))
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
+def group_parts(layer: nn.Module, rate: float) -> tuple[torch.Tensor, ...] | None:
+    """The layer's matrices from its group's build, or None where it forms its own (no active context, no group)."""
+    stack = _ACTIVE.get()
+    return None if stack is None else stack.parts(layer, rate)
+
+
+def _signature(layer: nn.Module) -> tuple | None:
+    """What build_parts computes from, besides the parameter values: the layer's and kernel's classes, the kernel's
+    plain options, the direction, and every parameter's and buffer's name, shape, dtype, device and requires_grad.
+    None for a kernel with anything else in it (a plain tensor attribute, a submodule): its layers stay on their own."""
+    kernel = layer.kernel
+    if kernel._modules:
+        return None
+    options = []
+    for name, value in sorted(vars(kernel).items()):
+        if name.startswith("_") or name == "training":
+            continue
+        if isinstance(value, tuple) and all(isinstance(v, _SIMPLE) for v in value) or isinstance(value, _SIMPLE):
+            options.append((name, value))
+        else:
+            return None
+    tensors = [(n, t.shape, t.dtype, t.device, t.requires_grad) for n, t in kernel.named_parameters()]
+    tensors += [(n, t.shape, t.dtype, t.device) for n, t in kernel.named_buffers()]
+    D = layer.D
+    return (type(layer), type(kernel), layer.bidirectional, tuple(options), tuple(tensors),
+            (D.shape, D.dtype, D.device, D.requires_grad))
+
+
+def _groups(model: nn.Module) -> dict[int, tuple[nn.Module, ...]]:
+    """id(layer) -> its group (two or more layers with one signature), for the layers of model that would form their
+    matrices through GraphedParts now."""
+    from .conv import SSMConv  # it imports this module
+    by_signature: dict[tuple, list[nn.Module]] = {}
+    seen: set[int] = set()
+    for module in model.modules():
+        if not isinstance(module, SSMConv) or not eligible(module) or id(module.kernel) in seen:
+            continue
+        seen.add(id(module.kernel))  # a kernel shared by two layers is formed once, by its own layer
+        signature = _signature(module)
+        if signature is not None:
+            by_signature.setdefault(signature, []).append(module)
+    return {id(layer): tuple(group) for group in by_signature.values() if len(group) > 1 for layer in group}
+
+
+class _Stack:
+    """One forward's groups and their matrices, built on the first request of each (group, rate)."""
+
+    def __init__(self, model: nn.Module | None):
+        self.model, self.groups, self.built = model, None, {}
+
+    def parts(self, layer: nn.Module, rate: float):
+        if self.model is None:
+            return None
+        if self.groups is None:
+            self.groups = _groups(self.model)
+        group = self.groups.get(id(layer))
+        if group is None:
+            return None
+        key = (id(group[0]), rate)
+        if key not in self.built:
+            out = group[0]._stacked_parts(group, rate)
+            self.built[key] = None if out is None else [t.unbind(0) for t in out]
+        if self.built[key] is None:
+            return None
+        index = next(i for i, member in enumerate(group) if member is layer)
+        return tuple(t[index] for t in self.built[key])
+
+
+class StackBuilder(nn.Module):
+    """build_parts of every layer of a group at once: their parameters (and buffers) stacked along a new leading axis,
+    one layer's build mapped over it by torch.func.vmap. The layers' parameters are its own (shared, not copied)."""
+
+    def __init__(self, layers, rate: float):
+        super().__init__()
+        self.builders = nn.ModuleList(_Builder(l.kernel, l.D, l.bidirectional, rate) for l in layers)
+
+    def forward(self, token: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        tensors = [dict(b.named_parameters()) | dict(b.named_buffers()) for b in self.builders]
+        stacked = {name: torch.stack([t[name] for t in tensors]) for name in tensors[0]}
+        first = self.builders[0]
+        return torch.func.vmap(lambda p: torch.func.functional_call(first, p, (token,)))(stacked)
+
+
+class StackedParts(PerLayer):
+    """Kept by a group's first layer: the group's StackBuilder replayed from CUDA graphs, captured again when the
+    group, the rate or a parameter's storage changes; the eager StackBuilder where capture fails, and None (each layer
+    then forms its own matrices) where the stacked build itself fails; one warning for either."""
+
+    def __init__(self):
+        self.group, self.builder, self.key, self.run = None, None, None, None
+        self.failed, self.unusable = False, False
+
+    def __call__(self, layers, rate: float) -> tuple[torch.Tensor, ...] | None:
+        if self.unusable:
+            return None
+        group = (tuple(id(l) for l in layers), rate)
+        if group != self.group:
+            self.group, self.builder = group, StackBuilder(layers, rate)
+        token = torch.zeros(1, device=layers[0].D.device)  # the builder's input: it reads only its parameters
+        if self.failed or not token.is_cuda:
+            return self._eager(token)
+        params = list(self.builder.parameters())
+        key = group + storage_key(params)
+        if key != self.key:
+            try:
+                with torch.autocast("cuda", enabled=False):
+                    self.run = graphed(self.builder, (token,))
+            except RuntimeError as e:
+                self.failed = True
+                warnings.warn(f"SSM layers: the stacked chunk matrices could not be captured as a CUDA graph ({e}); "
+                              "forming them eagerly", stacklevel=5)
+                return self._eager(token)
+            self.key = key
+        return self.run(token, *params)
+
+    def _eager(self, token: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
+        try:
+            return self.builder(token)
+        except (RuntimeError, NotImplementedError) as e:
+            self.unusable = True
+            warnings.warn(f"SSM layers: the chunk matrices of like layers could not be formed together ({e}); each "
+                          "layer forms its own", stacklevel=5)
+            return None
+
+
+def eligible(layer: nn.Module) -> bool:
+    """Whether a layer would take its chunk matrices from GraphedParts now (CUDA training of a fused chunked layer
+    that does not replay whole)."""
+    return (layer._fused_chunks() and not layer.cuda_graph and layer._chunked_on(layer.D.device)
+            and GraphedParts.usable(layer.kernel, layer.D))

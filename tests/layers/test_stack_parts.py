@@ -1,0 +1,134 @@
+"""Like SSM layers forming their chunk matrices as one group (layers/stack_parts.py): the same matrices and gradients
+as each layer's own build, groups only of like layers, and a model that trains the same with and without it."""
+import copy
+
+import pytest
+import torch
+
+import ssmkit
+from ssmkit.layers import stack_parts as sp
+from ssmkit.layers.chunk_parts import build_parts
+from tests.conftest import rel_err
+
+LIKE = [
+    ("s4", dict(d_state=8, l_max=96, bidirectional=True)),
+    ("s4", dict(d_state=8, n_ssm=2)),
+    ("s4d", dict(d_state=8)),
+    ("dss", dict(d_state=8, variant="exp", bidirectional=True)),
+    ("dlr", dict(d_state=8)),
+    ("ema", dict(ndim=4)),
+]
+
+
+def _real(t):
+    return torch.view_as_real(t) if t.is_complex() else t
+
+
+@pytest.mark.parametrize("name,options", LIKE)
+def test_a_group_build_equals_each_layers_own(name, options):
+    torch.manual_seed(0)
+    layers = [ssmkit.layer(name, d_model=6, **options).double() for _ in range(3)]
+    stacked = sp.StackBuilder(layers, 1.0)(torch.zeros(1))
+    own = [build_parts(l.kernel, l.D, l.bidirectional, 1.0) for l in layers]
+    weights = [torch.randn_like(_real(t)) for t in stacked]
+    params = [p for l in layers for p in [*l.kernel.parameters(), l.D]]
+    grads = torch.autograd.grad(sum((_real(t) * w).sum() for t, w in zip(stacked, weights)), params)
+    own_grads = torch.autograd.grad(sum((_real(t) * w[i]).sum() for i, parts in enumerate(own)
+                                        for t, w in zip(parts, weights)), params)
+    for i, parts in enumerate(own):
+        for t, mine in zip(stacked, parts):
+            assert rel_err(t[i], mine) < 1e-14
+    for g, h in zip(grads, own_grads):
+        assert rel_err(g, h) < 1e-14
+
+
+def _cpu_chunked(monkeypatch):
+    """Let CPU layers take the chunked path and group as they would in CUDA training."""
+    monkeypatch.setattr(ssmkit.SSMConv, "_chunked_on", lambda self, device: True)
+    monkeypatch.setattr(sp, "eligible", lambda layer: layer._fused_chunks() and not layer.cuda_graph)
+
+
+def test_groups_hold_only_like_layers(monkeypatch):
+    _cpu_chunked(monkeypatch)
+    a, b = (ssmkit.layer("s4", d_model=8, d_state=8, l_max=64) for _ in range(2))
+    other_length = ssmkit.layer("s4", d_model=8, d_state=8, l_max=32)
+    other_state = ssmkit.layer("s4", d_model=8, d_state=4, l_max=64)
+    two_way = [ssmkit.layer("s4", d_model=8, d_state=8, l_max=64, bidirectional=True) for _ in range(2)]
+    diagonal = [ssmkit.layer("s4d", d_model=8, d_state=8) for _ in range(2)]
+    alone = ssmkit.layer("s4d", d_model=8, d_state=8, disc="bilinear")
+    whole = ssmkit.layer("s4d", d_model=8, d_state=8, cuda_graph=True)
+    model = torch.nn.ModuleList([a, other_length, b, other_state, *two_way, *diagonal, alone, whole])
+    diagonal.append(ssmkit.layer("s4d", d_model=8, d_state=8, init="legs"))  # another start, the same function
+    model.append(diagonal[-1])
+    groups = {tuple(id(l) for l in g) for g in sp._groups(model).values()}
+    assert groups == {(id(a), id(b)), tuple(map(id, two_way)), tuple(map(id, diagonal))}
+
+
+def test_the_context_is_needed_and_can_be_turned_off(monkeypatch):
+    _cpu_chunked(monkeypatch)
+    layers = torch.nn.ModuleList(ssmkit.layer("s4d", d_model=4, d_state=4) for _ in range(2))
+    assert sp.group_parts(layers[0], 1.0) is None
+    with sp.stacked_parts(layers, enabled=False):
+        with sp.stacked_parts(layers):  # the outer context holds
+            assert sp.group_parts(layers[0], 1.0) is None
+    with sp.stacked_parts(layers):
+        parts = sp.group_parts(layers[1], 1.0)
+        assert sp.group_parts(layers[1], 1.0)[0] is parts[0]  # built once per forward
+    assert len(parts) == 4 and rel_err(parts[0], build_parts(layers[1].kernel, layers[1].D, False, 1.0)[0]) < 1e-6
+
+
+def test_a_model_trains_the_same_with_grouped_matrices(monkeypatch):
+    """SequenceModel enters stacked_parts itself: outputs and every gradient equal those of its layers' own builds."""
+    _cpu_chunked(monkeypatch)
+    torch.manual_seed(0)
+    model = ssmkit.models.SequenceModel(d_input=3, d_model=8, d_output=5, n_layers=3, layer="s4",
+                                        layer_options=dict(d_state=8, bidirectional=True, l_max=64)).double()
+    apart = copy.deepcopy(model)
+    x = torch.randn(2, 64, 3, dtype=torch.float64)
+    built = []
+    monkeypatch.setattr(sp.StackBuilder, "forward",
+                        lambda self, token, f=sp.StackBuilder.forward: built.append(1) or f(self, token))
+    model(x).square().sum().backward()
+    with sp.stacked_parts(apart, enabled=False):
+        apart(x).square().sum().backward()
+    assert built == [1]
+    assert rel_err(model(x), apart(x)) < 1e-13
+    for (n, p), q in zip(model.named_parameters(), apart.parameters()):
+        assert rel_err(p.grad, q.grad) < 1e-12, n
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("layer,options", [("s4", dict(bidirectional=True, l_max=256)), ("s4d", dict())])
+def test_cuda_grouped_matrices_train_like_each_layers_own(layer, options):
+    """Three AdamW steps of a 3-layer model on CUDA, its matrices from one group's CUDA graphs and from each layer's
+    own: the same parameters."""
+    torch.manual_seed(0)
+    grouped = ssmkit.models.SequenceModel(d_input=3, d_model=32, d_output=5, n_layers=3, layer=layer,
+                                          layer_options=dict(d_state=16, **options)).cuda()
+    apart = copy.deepcopy(grouped)
+    opts = [torch.optim.AdamW(m.parameters(), lr=1e-2) for m in (grouped, apart)]
+    for _ in range(3):
+        x = torch.randn(4, 256, 3, device="cuda")
+        for m, opt, on in zip((grouped, apart), opts, (True, False)):
+            with sp.stacked_parts(m, enabled=on):
+                m(x).square().mean().backward()
+            opt.step()
+            opt.zero_grad()
+    for (n, p), q in zip(grouped.named_parameters(), apart.parameters()):
+        assert rel_err(p, q) < 1e-5, n
+    first = next(m for m in grouped.modules() if isinstance(m, ssmkit.SSMConv))
+    assert first._stacked_parts.run is not None  # the group's graphs ran
+
+
+def test_a_failing_group_build_leaves_each_layer_its_own(monkeypatch):
+    _cpu_chunked(monkeypatch)
+    layers = torch.nn.ModuleList(ssmkit.layer("s4d", d_model=4, d_state=4) for _ in range(2))
+
+    def fail(self, token):
+        raise NotImplementedError("no batching rule")
+    monkeypatch.setattr(sp.StackBuilder, "forward", fail)
+    with pytest.warns(UserWarning, match="each layer forms its own"), sp.stacked_parts(layers):
+        assert sp.group_parts(layers[0], 1.0) is None
+    with sp.stacked_parts(layers):  # once only
+        assert sp.group_parts(layers[0], 1.0) is None
