@@ -33,8 +33,9 @@ OUT_CODE = {"glu": 0, "linear": 1, "none": 2}
 WARPS, ROW_ELEMS, SSM_ELEMS = 16, 64, 8
 # at most WIDE_ROWS batch rows of a stack at least WIDE_WIDTH wide step with four kernels per layer over many programs
 # (ops/triton_block_step_wide.py), where one program would read all of a layer's weights alone (SaShiMi's 128- and
-# 256-wide levels at batch 1: 25-64 µs per layer on an H200). Chosen from that estimate; benchmarks/block_step.py
-# times both
+# 256-wide levels at batch 1: 25-64 µs per layer on an H200). benchmarks/block_step.py at batch 1, one H100, 8 layers:
+# width 128 94 µs against 187, 256 108 against 511, 64 98 against 89 (so 64-wide stacks keep one program). Batches
+# 2-4 are not timed yet
 WIDE_ROWS, WIDE_WIDTH = 4, 128
 _TABLES: dict[tuple, torch.Tensor] = {}
 
