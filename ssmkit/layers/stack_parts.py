@@ -2,9 +2,9 @@
 
 Each SSM layer on the chunked path forms its matrices (ops.ChunkPart: Toep(K)ᵀ, Win, Woutᵀ, A) from its parameters
 at every training step: for S4 a few hundred small batched operations (Woodbury, C from C̃ by a solve, powers of Ā
-by doubling), forward and backward, replayed from two CUDA graphs per layer (layers/chunk_parts.py). Replayed or not,
-each of those kernels occupies the GPU for a few microseconds while doing almost nothing, and a model repeats them in
-every layer: in a 6-layer LRA model most of a step's ~3,300 kernels.
+by doubling), forward and backward, replayed from two CUDA graphs per layer (layers/chunk_parts.py). Each of those
+kernels works on tiny tensors, and a model repeats them in every layer: in a 6-layer LRA model they are most of a
+step's ~3,300 kernels.
 
 Layers of the same kind and configuration (same kernel class, options and parameter shapes, same direction, device
 and dtype) compute the same function of their parameters. Under ``stacked_parts(model)`` the first such layer that
