@@ -30,6 +30,7 @@ import warnings
 import torch
 from torch import nn
 
+from ..ops.dispatch import recording
 from .chunk_parts import GraphedParts, _Builder
 from .cuda_graphs import PerLayer, graphed, storage_key
 
@@ -40,8 +41,9 @@ _SIMPLE = (bool, int, float, str, type(None))
 @contextlib.contextmanager
 def stacked_parts(model: nn.Module, enabled: bool = True):
     """Within this context the like SSM layers of ``model`` form their chunk matrices as one group (module docstring).
-    Nested contexts keep the outermost; ``enabled=False`` turns the grouping off for everything inside."""
-    if _ACTIVE.get() is not None:
+    Nested contexts keep the outermost; ``enabled=False`` turns the grouping off for everything inside. While
+    torch.compile, an export or the JIT tracer records, it does nothing (each layer then forms its own matrices)."""
+    if _ACTIVE.get() is not None or recording():
         yield
         return
     token = _ACTIVE.set(_Stack(model if enabled else None))
