@@ -13,6 +13,8 @@ from tests.conftest import rel_err
 LIKE = [
     ("s4", dict(d_state=8, l_max=96, bidirectional=True)),
     ("s4", dict(d_state=8, n_ssm=2)),
+    ("s4", dict(d_state=8, l_max=96, tie_pq=False, share_lambda=True, bandlimit=0.5)),
+    ("s4d", dict(d_state=8, disc="bilinear", dt_transform="softplus", bidirectional=True)),
     ("s4d", dict(d_state=8)),
     ("dss", dict(d_state=8, variant="exp", bidirectional=True)),
     ("dlr", dict(d_state=8)),
