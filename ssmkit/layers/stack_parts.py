@@ -41,9 +41,10 @@ _SIMPLE = (bool, int, float, str, type(None))
 @contextlib.contextmanager
 def stacked_parts(model: nn.Module, enabled: bool = True):
     """Within this context the like SSM layers of ``model`` form their chunk matrices as one group (module docstring).
-    Nested contexts keep the outermost; ``enabled=False`` turns the grouping off for everything inside. While
-    torch.compile, an export or the JIT tracer records, it does nothing (each layer then forms its own matrices)."""
-    if _ACTIVE.get() is not None or recording():
+    Nested contexts keep the outermost; ``enabled=False`` turns the grouping off for everything inside. Without
+    gradients (each layer reuses its cached matrices then) and while torch.compile, an export or the JIT tracer
+    records, it does nothing."""
+    if _ACTIVE.get() is not None or not torch.is_grad_enabled() or recording():
         yield
         return
     token = _ACTIVE.set(_Stack(model if enabled else None))

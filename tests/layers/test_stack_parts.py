@@ -134,3 +134,10 @@ def test_a_failing_group_build_leaves_each_layer_its_own(monkeypatch):
         assert sp.group_parts(layers[0], 1.0) is None
     with sp.stacked_parts(layers):  # once only
         assert sp.group_parts(layers[0], 1.0) is None
+
+
+def test_without_gradients_no_group_is_formed(monkeypatch):
+    _cpu_chunked(monkeypatch)
+    layers = torch.nn.ModuleList(ssmkit.layer("s4d", d_model=4, d_state=4) for _ in range(2))
+    with torch.no_grad(), sp.stacked_parts(layers):
+        assert sp._ACTIVE.get() is None and sp.group_parts(layers[0], 1.0) is None
