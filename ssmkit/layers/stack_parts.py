@@ -44,6 +44,8 @@ def stacked_parts(model: nn.Module, enabled: bool = True):
     Nested contexts keep the outermost; ``enabled=False`` turns the grouping off for everything inside. Without
     gradients (each layer reuses its cached matrices then) and while torch.compile, an export or the JIT tracer
     records, it does nothing."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"stacked_parts: expected the model (a torch.nn.Module), got {type(model).__name__}")
     if _ACTIVE.get() is not None or not torch.is_grad_enabled() or recording():
         yield
         return

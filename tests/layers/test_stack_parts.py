@@ -141,3 +141,9 @@ def test_without_gradients_no_group_is_formed(monkeypatch):
     layers = torch.nn.ModuleList(ssmkit.layer("s4d", d_model=4, d_state=4) for _ in range(2))
     with torch.no_grad(), sp.stacked_parts(layers):
         assert sp._ACTIVE.get() is None and sp.group_parts(layers[0], 1.0) is None
+
+
+def test_the_context_takes_a_module():
+    with pytest.raises(TypeError, match=r"stacked_parts: expected the model \(a torch.nn.Module\), got list"):
+        with sp.stacked_parts([ssmkit.layer("s4d", d_model=4)]):
+            pass
