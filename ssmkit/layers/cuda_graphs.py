@@ -56,10 +56,28 @@ def storage_key(tensors) -> tuple:
     return tuple((t.data_ptr(), t.dtype, t.device, t.requires_grad) for t in tensors)
 
 
+class _OwnGradients(torch.autograd.Function):
+    """The identity on some tensors, whose backward hands on a copy of each gradient. A graphed callable's backward
+    returns its graph's static gradient buffers (detached views); a parameter whose .grad is None takes such a view
+    over as its .grad, and the next replay rewrites it: with two micro-batches accumulated, .grad became twice the
+    second one's gradient instead of the sum (pytorch/pytorch#181723)."""
+
+    @staticmethod
+    def forward(ctx, *tensors):
+        out = tuple(t.view_as(t) for t in tensors)
+        ctx.mark_non_differentiable(*(o for o, need in zip(out, ctx.needs_input_grad) if not need))
+        return out
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return tuple(None if g is None else g.clone() for g in grads)
+
+
 def graphed(module: nn.Module, inputs: tuple[torch.Tensor, ...]):
     """module(*inputs) as a graphed callable of (*inputs, *module.parameters()) (module docstring), captured under the
     caller's autocast state. Placeholders, not the parameters themselves: capturing over the parameters fails once an
-    earlier backward has left their gradient accumulators on another stream."""
+    earlier backward has left their gradient accumulators on another stream. The parameters' gradients are copies of
+    the graph's buffers (_OwnGradients); the inputs' are the buffers themselves, valid until the next replay."""
     names = [n for n, _ in module.named_parameters()]
     k = len(inputs)
 
@@ -74,9 +92,10 @@ def graphed(module: nn.Module, inputs: tuple[torch.Tensor, ...]):
     try:
         with torch.autocast("cuda", dtype=torch.get_autocast_dtype("cuda"), enabled=torch.is_autocast_enabled("cuda"),
                             cache_enabled=False), collector_paused():
-            return torch.cuda.make_graphed_callables(function, samples + placeholders)
+            run = torch.cuda.make_graphed_callables(function, samples + placeholders)
     finally:
         torch.backends.cuda.preferred_linalg_library(library)
+    return lambda *args: run(*args[:k], *_OwnGradients.apply(*args[k:]))
 
 
 class _Whole(nn.Module):

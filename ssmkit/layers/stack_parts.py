@@ -19,7 +19,10 @@ ViS4mer enter it in their forward; a model of one's own can too:
     loss.backward()
 
 Outside training on CUDA (no gradient, a CPU, torch.compile), and for layers that replay whole (``cuda_graph``), a
-layer forms its own matrices as before.
+layer forms its own matrices as before. Two things differ from each layer forming its own: a layer of a group that a
+forward does not call still gets a gradient (zeros) rather than none; and under DistributedDataParallel a group's
+gradients are all ready only when the backward reaches the group's build, after the first layer's, so their
+all-reduce overlaps less with the backward.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from torch import nn
 from ..ops.dispatch import recording
 from .chunk_parts import GraphedParts, _Builder
 from .cuda_graphs import PerLayer, graphed, storage_key
+from .param_versions import values_key
 
 _ACTIVE: contextvars.ContextVar["_Stack | None"] = contextvars.ContextVar("ssmkit_stacked_parts", default=None)
 _SIMPLE = (bool, int, float, str, type(None))
@@ -101,7 +105,9 @@ def _groups(model: nn.Module) -> dict[int, tuple[nn.Module, ...]]:
 
 
 class _Stack:
-    """One forward's groups and their matrices, built on the first request of each (group, rate)."""
+    """A context's groups and their matrices, built on the first request of each (group, rate) and built again once a
+    backward pass has gone through them or a parameter of the group has changed (a context that spans several
+    training steps)."""
 
     def __init__(self, model: nn.Module | None):
         self.model, self.groups, self.built = model, None, {}
@@ -114,14 +120,34 @@ class _Stack:
         group = self.groups.get(id(layer))
         if group is None:
             return None
-        key = (id(group[0]), rate)
-        if key not in self.built:
-            out = group[0]._stacked_parts(group, rate)
-            self.built[key] = None if out is None else [t.unbind(0) for t in out]
-        if self.built[key] is None:
+        key, values = (id(group[0]), rate), values_key(_tensors(group))
+        entry = self.built.get(key)
+        if entry is None or entry.spent or entry.values != values:
+            entry = self.built[key] = _Built(group[0]._stacked_parts(group, rate), values)
+        if entry.slices is None:
             return None
         index = next(i for i, member in enumerate(group) if member is layer)
-        return tuple(t[index] for t in self.built[key])
+        return tuple(t[index] for t in entry.slices)
+
+
+class _Built:
+    """A group's matrices (each layer's slice), the parameter values they were formed from, and whether a backward
+    pass has used them (autograd frees a graph after its backward)."""
+
+    def __init__(self, out: tuple[torch.Tensor, ...] | None, values: tuple):
+        self.slices = None if out is None else [t.unbind(0) for t in out]
+        self.values, self.spent = values, False
+        for t in out or ():
+            if t.requires_grad:
+                t.register_hook(self._spend)
+
+    def _spend(self, grad: torch.Tensor) -> None:
+        self.spent = True
+
+
+def _tensors(layers) -> list[torch.Tensor]:
+    """The tensors a group's build reads: each layer's D, its kernel's parameters and buffers."""
+    return [t for l in layers for t in (l.D, *l.kernel.parameters(), *l.kernel.buffers())]
 
 
 class StackBuilder(nn.Module):
@@ -141,43 +167,41 @@ class StackBuilder(nn.Module):
 
 class StackedParts(PerLayer):
     """Kept by a group's first layer: the group's StackBuilder replayed from CUDA graphs, captured again when the
-    group, the rate or a parameter's storage changes; the eager StackBuilder where capture fails, and None (each layer
-    then forms its own matrices) where the stacked build itself fails; one warning for either."""
+    group, the rate, a parameter (a new tensor, as load_state_dict(assign=True) makes) or its storage changes; on a
+    CPU the StackBuilder itself. Where the capture or the stacked build fails it answers None from then on, and each
+    layer forms its own matrices (from its own graphs), with one warning."""
 
     def __init__(self):
-        self.group, self.builder, self.key, self.run = None, None, None, None
-        self.failed, self.unusable = False, False
+        self.key, self.run, self.params, self.unusable = None, None, None, False
 
     def __call__(self, layers, rate: float) -> tuple[torch.Tensor, ...] | None:
         if self.unusable:
             return None
-        group = (tuple(id(l) for l in layers), rate)
-        if group != self.group:
-            self.group, self.builder = group, StackBuilder(layers, rate)
         token = torch.zeros(1, device=layers[0].D.device)  # the builder's input: it reads only its parameters
-        if self.failed or not token.is_cuda:
-            return self._eager(token)
-        params = list(self.builder.parameters())
-        key = group + storage_key(params)
+        if not token.is_cuda:
+            return self._attempt(lambda: StackBuilder(layers, rate)(token))
+        tensors = _tensors(layers)
+        key = (tuple(id(l) for l in layers), rate) + tuple(id(t) for t in tensors) + storage_key(tensors)
         if key != self.key:
-            try:
-                with torch.autocast("cuda", enabled=False):
-                    self.run = graphed(self.builder, (token,))
-            except RuntimeError as e:
-                self.failed = True
-                warnings.warn(f"SSM layers: the stacked chunk matrices could not be captured as a CUDA graph ({e}); "
-                              "forming them eagerly", stacklevel=5)
-                return self._eager(token)
-            self.key = key
-        return self.run(token, *params)
+            builder = StackBuilder(layers, rate)
 
-    def _eager(self, token: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
+            def capture():
+                with torch.autocast("cuda", enabled=False):
+                    return builder, graphed(builder, (token,))
+            captured = self._attempt(capture)
+            if captured is None:
+                return None
+            self.key, (builder, self.run) = key, captured
+            self.params = list(builder.parameters())
+        return self.run(token, *self.params)
+
+    def _attempt(self, make):
         try:
-            return self.builder(token)
+            return make()
         except (RuntimeError, NotImplementedError) as e:
             self.unusable = True
             warnings.warn(f"SSM layers: the chunk matrices of like layers could not be formed together ({e}); each "
-                          "layer forms its own", stacklevel=5)
+                          "layer forms its own", stacklevel=6)
             return None
 
 

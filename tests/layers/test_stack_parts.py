@@ -99,6 +99,28 @@ def test_a_model_trains_the_same_with_grouped_matrices(monkeypatch):
         assert rel_err(p.grad, q.grad) < 1e-12, n
 
 
+def test_a_context_over_several_steps_forms_the_matrices_again(monkeypatch):
+    """Around steps with an optimizer's update between them (or a backward that used the matrices), the group's
+    matrices are formed again; two forwards before one backward share them."""
+    _cpu_chunked(monkeypatch)
+    torch.manual_seed(0)
+    model = ssmkit.models.SequenceModel(d_input=3, d_model=8, d_output=5, n_layers=2, layer="s4d",
+                                        layer_options=dict(d_state=4)).double()
+    apart = copy.deepcopy(model)
+    opts = [torch.optim.SGD(m.parameters(), lr=0.1) for m in (model, apart)]
+    x = torch.randn(2, 32, 3, dtype=torch.float64)
+    with sp.stacked_parts(model):
+        for step in range(3):
+            for m, opt, on in ((model, opts[0], True), (apart, opts[1], False)):
+                with sp.stacked_parts(m, enabled=on):
+                    (m(x).square().sum() + m(2 * x).square().sum()).backward()
+                    if step != 1:  # step 1: a backward without an update, then another backward
+                        opt.step()
+                        opt.zero_grad()
+    for p, q in zip(model.parameters(), apart.parameters()):
+        assert rel_err(p, q) < 1e-12
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("layer,options", [("s4", dict(bidirectional=True, l_max=256)), ("s4d", dict())])
@@ -121,6 +143,17 @@ def test_cuda_grouped_matrices_train_like_each_layers_own(layer, options):
         assert rel_err(p, q) < 1e-5, n
     first = next(m for m in grouped.modules() if isinstance(m, ssmkit.SSMConv))
     assert first._stacked_parts.run is not None  # the group's graphs ran
+    # a parameter replaced by a new tensor (load_state_dict(assign=True)) is read, and trains
+    outputs, grads = [], []
+    for m in (grouped, apart):
+        layer = [l for l in m.modules() if isinstance(l, ssmkit.SSMConv)][1]
+        layer.D = torch.nn.Parameter(layer.D.detach() + 1)
+        with sp.stacked_parts(m, enabled=m is grouped):
+            y = m(x)
+            y.square().mean().backward()
+        outputs.append(y.detach())
+        grads.append(layer.D.grad)
+    assert rel_err(*outputs) < 1e-5 and grads[0] is not None and rel_err(*grads) < 1e-5
 
 
 def test_a_failing_group_build_leaves_each_layer_its_own(monkeypatch):

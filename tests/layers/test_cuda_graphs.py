@@ -1,0 +1,43 @@
+"""layers/cuda_graphs.py: the parameters' gradients out of a graphed callable are their own tensors."""
+import pytest
+import torch
+
+from ssmkit.layers.cuda_graphs import _OwnGradients
+
+
+class _StaticBuffers(torch.autograd.Function):
+    """Stands in for a replayed CUDA graph: y = 2 p, whose backward writes into one static buffer and returns a
+    detached view of it, as torch.cuda.make_graphed_callables does."""
+    buffer = None
+
+    @staticmethod
+    def forward(ctx, p):
+        return 2 * p
+
+    @staticmethod
+    def backward(ctx, g):
+        if _StaticBuffers.buffer is None:
+            _StaticBuffers.buffer = torch.empty_like(g)
+        _StaticBuffers.buffer.copy_(2 * g)
+        return _StaticBuffers.buffer.detach()
+
+
+@pytest.mark.parametrize("own", [False, True])
+def test_accumulated_gradients_survive_the_next_replay(own):
+    _StaticBuffers.buffer = None
+    p = torch.zeros(3, requires_grad=True)
+    for scale in (1.0, 10.0):  # two micro-batches: .grad should be 2 * (1 + 10)
+        q = _OwnGradients.apply(p)[0] if own else p
+        (_StaticBuffers.apply(q) * scale).sum().backward()
+    if own:
+        assert torch.equal(p.grad, torch.full((3,), 22.0))
+    else:  # the failure it prevents: .grad aliases the buffer, rewritten by the second backward
+        assert torch.equal(p.grad, torch.full((3,), 40.0))
+
+
+def test_tensors_without_gradients_pass_through():
+    a, b = torch.ones(2, requires_grad=True), torch.ones(2)
+    x, y = _OwnGradients.apply(a, b)
+    assert x.requires_grad and not y.requires_grad
+    (3 * x).sum().backward()
+    assert torch.equal(a.grad, torch.full((2,), 3.0))
