@@ -41,3 +41,25 @@ def test_tensors_without_gradients_pass_through():
     assert x.requires_grad and not y.requires_grad
     (3 * x).sum().backward()
     assert torch.equal(a.grad, torch.full((2,), 3.0))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("whole", [False, True])
+def test_cuda_gradients_of_two_micro_batches_add_up(whole):
+    """Two micro-batches' backward passes through a layer's graphs (its chunk matrices', or the whole layer's with
+    cuda_graph) sum their gradients, as the eager layer's do."""
+    import copy
+
+    import ssmkit
+    graphed = ssmkit.layer("s4", d_model=32, d_state=16, l_max=128, cuda_graph=whole).cuda()
+    eager = copy.deepcopy(graphed)
+    eager.cuda_graph = False
+    eager._graphed_parts.failed = True
+    graphed(torch.randn(2, 128, 32, device="cuda"))[0].sum().backward()  # capture, then start from no .grad
+    graphed.zero_grad(set_to_none=True)
+    for u in torch.randn(2, 2, 128, 32, device="cuda"):
+        for m in (graphed, eager):
+            m(u)[0].square().mean().backward()
+    for (n, p), q in zip(graphed.named_parameters(), eager.parameters()):
+        assert (p.grad - q.grad).norm() <= 1e-4 * q.grad.norm(), n
