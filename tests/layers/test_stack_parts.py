@@ -99,6 +99,36 @@ def test_a_model_trains_the_same_with_grouped_matrices(monkeypatch):
         assert rel_err(p.grad, q.grad) < 1e-12, n
 
 
+@pytest.mark.parametrize("which", ["sashimi", "sssd"])
+def test_sashimi_and_sssd_group_their_layers(which, monkeypatch):
+    """Both enter stacked_parts in their forward: SaShiMi one group per level, SSSD one for all its S4 layers; the
+    gradients are those of the layers' own builds."""
+    _cpu_chunked(monkeypatch)
+    torch.manual_seed(0)
+    if which == "sashimi":
+        model = ssmkit.models.Sashimi(1, 16, vocab_size=16, d_model=8, n_layers=2, pool=[2, 2],
+                                      layer_options=dict(d_state=8)).double()
+        x = torch.randint(0, 16, (2, 32))
+        run = lambda m: m(x)  # noqa: E731
+    else:
+        model = ssmkit.models.SSSD(3, n_blocks=3, d_model=8, d_skip=8, d_embed_in=8, d_embed=8,
+                                   layer_options=dict(d_state=8)).double()
+        x0, mask = torch.randn(2, 32, 3, dtype=torch.float64), (torch.rand(2, 32, 3) > 0.5).double()
+        run = lambda m: m(x0, mask, torch.Generator().manual_seed(0))  # noqa: E731
+        with torch.no_grad():  # its output convolution starts at zero, which would leave every other gradient zero
+            model.out[-1].weight.normal_()
+    apart = copy.deepcopy(model)
+    sizes = []
+    monkeypatch.setattr(sp.StackBuilder, "forward",
+                        lambda self, token, f=sp.StackBuilder.forward: sizes.append(len(self.builders)) or f(self, token))
+    run(model).square().sum().backward()
+    with sp.stacked_parts(apart, enabled=False):
+        run(apart).square().sum().backward()
+    assert sizes == ([2, 2, 2] if which == "sashimi" else [6])
+    for (n, p), q in zip(model.named_parameters(), apart.parameters()):
+        assert (p.grad is None) == (q.grad is None) and (p.grad is None or rel_err(p.grad, q.grad) < 1e-12), n
+
+
 def test_a_context_over_several_steps_forms_the_matrices_again(monkeypatch):
     """Around steps with an optimizer's update between them (or a backward that used the matrices), the group's
     matrices are formed again; two forwards before one backward share them."""
