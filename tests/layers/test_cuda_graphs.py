@@ -63,3 +63,14 @@ def test_cuda_gradients_of_two_micro_batches_add_up(whole):
             m(u)[0].square().mean().backward()
     for (n, p), q in zip(graphed.named_parameters(), eager.parameters()):
         assert (p.grad - q.grad).norm() <= 1e-4 * q.grad.norm(), n
+
+
+def test_gradients_zeroed_in_place_stay_the_parameters_own():
+    """zero_grad(set_to_none=False) keeps .grad and adds into it: with the buffers' views as .grad it doubled."""
+    _StaticBuffers.buffer = None
+    p = torch.zeros(3, requires_grad=True)
+    for _ in range(2):
+        if p.grad is not None:
+            p.grad.zero_()
+        _StaticBuffers.apply(_OwnGradients.apply(p)[0]).sum().backward()
+        assert torch.equal(p.grad, torch.full((3,), 2.0))
