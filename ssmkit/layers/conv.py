@@ -22,8 +22,8 @@ slices lower the peak.
 
 ``cuda_graph`` (CUDA training): the whole layer, chunk matrices to output map, forward and backward, replays from two
 CUDA graphs captured for each input shape it meets (layers/cuda_graphs.py): for short sequences and small states,
-where launching the kernels costs more than running them. Its output and input gradient are the graphs' buffers,
-valid until the layer's next call.
+where launching the kernels costs more than running them. Its output is the graph's buffer, valid until the layer's
+next replay; a call made while an earlier call's backward is still to come runs eagerly (layers/cuda_graphs.py).
 
 Views, which agree to rounding:
 - forward(u)                         the convolution over the whole sequence: on CUDA with Triton, by chunked state

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import warnings
+import weakref
 
 import torch
 from torch import nn
@@ -76,8 +77,9 @@ class _OwnGradients(torch.autograd.Function):
 def graphed(module: nn.Module, inputs: tuple[torch.Tensor, ...]):
     """module(*inputs) as a graphed callable of (*inputs, *module.parameters()) (module docstring), captured under the
     caller's autocast state. Placeholders, not the parameters themselves: capturing over the parameters fails once an
-    earlier backward has left their gradient accumulators on another stream. The parameters' gradients are copies of
-    the graph's buffers (_OwnGradients); the inputs' are the buffers themselves, valid until the next replay."""
+    earlier backward has left their gradient accumulators on another stream. The gradients it hands on, the inputs'
+    and the parameters', are copies of the graph's buffers (_OwnGradients): an input may be a leaf, or reach one
+    through views."""
     names = [n for n, _ in module.named_parameters()]
     k = len(inputs)
 
@@ -95,7 +97,7 @@ def graphed(module: nn.Module, inputs: tuple[torch.Tensor, ...]):
             run = torch.cuda.make_graphed_callables(function, samples + placeholders)
     finally:
         torch.backends.cuda.preferred_linalg_library(library)
-    return lambda *args: run(*args[:k], *_OwnGradients.apply(*args[k:]))
+    return lambda *args: run(*_OwnGradients.apply(*args))
 
 
 class _Whole(nn.Module):
@@ -112,13 +114,16 @@ class _Whole(nn.Module):
 class GraphedLayer(PerLayer):
     """Per layer: its forward(u) and backward as CUDA graphs, one capture per (input shape, dtype, autocast state, rate,
     train/eval, parameter storage), the two most recent kept (a training set's last, smaller batch would otherwise
-    capture twice per epoch). The layer's output and input gradient are the graphs' own buffers, rewritten by the
-    next replay of the same layer."""
+    capture twice per epoch). The layer's output is the graph's own buffer, rewritten by the next replay of the same
+    layer. A graph's backward reads the activations its last forward replay left inside it, so while an earlier
+    call's backward is still to come (the layer called twice before one backward: a shared layer, two views of a
+    batch in one loss) the layer runs eagerly instead of replaying over them."""
 
     KEEP = 2
 
     def __init__(self):
         self.graphs, self.failed = {}, False
+        self.pending: dict[tuple, tuple] = {}  # key -> (weak reference to the last replay's node, [its backward ran])
 
     @staticmethod
     def usable(layer: nn.Module, u: torch.Tensor) -> bool:
@@ -141,5 +146,18 @@ class GraphedLayer(PerLayer):
                               stacklevel=4)
                 return layer._whole(u, rate, graph=False)
             while len(self.graphs) > self.KEEP:
+                self.pending.pop(next(iter(self.graphs)), None)
                 self.graphs.pop(next(iter(self.graphs)))
-        return self.graphs[key](u, *params)
+        node, ran = self.pending.get(key, (lambda: None, [True]))
+        if node() is not None and not ran[0]:  # an earlier call's backward still needs this graph's activations
+            return layer._whole(u, rate, graph=False)
+        y = self.graphs[key](u, *params)
+        if y.grad_fn is not None:
+            ran = [False]
+            y.register_hook(lambda grad, ran=ran: ran.__setitem__(0, True))  # runs as that backward begins
+            try:  # the graph's node (a Python autograd.Function's) dies with an autograd graph dropped unused
+                node = weakref.ref(y.grad_fn)
+            except TypeError:  # a node that takes no weak reference: pending until its backward runs
+                node = lambda: True  # noqa: E731
+            self.pending[key] = (node, ran)
+        return y

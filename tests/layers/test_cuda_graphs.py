@@ -74,3 +74,45 @@ def test_gradients_zeroed_in_place_stay_the_parameters_own():
             p.grad.zero_()
         _StaticBuffers.apply(_OwnGradients.apply(p)[0]).sum().backward()
         assert torch.equal(p.grad, torch.full((3,), 2.0))
+
+
+class _Identity(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+def test_a_layer_called_again_before_its_backward_runs_eagerly(monkeypatch):
+    """A graph's backward reads the activations of its last forward replay: a second call before the first call's
+    backward must not replay over them (GraphedLayer runs it eagerly), and after a backward the graph serves again.
+    A stand-in for the graph records its replays."""
+    import ssmkit
+    from ssmkit.layers import cuda_graphs
+
+    replays = []
+
+    def stand_in(module, inputs):
+        names = [n for n, _ in module.named_parameters()]
+
+        def run(*args):  # its node a Python autograd.Function's, as make_graphed_callables' is
+            replays.append(1)
+            return _Identity.apply(torch.func.functional_call(module, dict(zip(names, args[1:])), args[:1]))
+        return run
+    monkeypatch.setattr(cuda_graphs, "graphed", stand_in)
+    monkeypatch.setattr(cuda_graphs.GraphedLayer, "usable", staticmethod(lambda layer, u: True))
+    layer = ssmkit.layer("s4d", d_model=4, d_state=4, cuda_graph=True)
+    u = torch.randn(2, 16, 4)
+    first = layer(u)[0]
+    second = layer(2 * u)[0]  # the first call's backward is still to come
+    assert len(replays) == 1
+    (first.sum() + second.sum()).backward()
+    layer(u)[0].sum().backward()
+    assert len(replays) == 2
+    loss = layer(u)[0].sum()
+    del loss  # a graph dropped without its backward frees the layer's graph for the next call
+    layer(u)
+    assert len(replays) == 4
