@@ -175,30 +175,34 @@ def generate(model, prompt: torch.Tensor, n_tokens: int, temperature: float = 1.
     options.check()
     if generator is None and seed is not None:
         generator = torch.Generator(device=prompt.device).manual_seed(seed)
+    was_training = model.training  # restored on return: generating mid-training leaves the mode as it was
     model.eval()
-    B = prompt.shape[0]
-    period = getattr(model, "step_period", 1)
-    # a graph pays off over a few tokens; its warm-up takes two cycles, which the buffers must hold, and it replays
-    # whole cycles: the buffers hold a multiple of the period (the tokens past n_tokens are dropped)
-    graphed = prompt.is_cuda and cuda_graph and n_tokens >= 3
-    n_buffer = max(-(-n_tokens // period) * period, 2 * period) if graphed else n_tokens
-    uniforms = torch.rand(n_tokens, B, generator=generator, device=prompt.device)
-    uniforms = torch.cat([uniforms, uniforms.new_zeros(n_buffer - n_tokens, B)])
-    if "max_length" in inspect.signature(model.default_state).parameters:  # caches allocated whole: fixed shapes
-        states = model.default_state(B, max_length=prompt.shape[1] + n_buffer)
-    else:
-        states = model.default_state(B)
-    if prompt.shape[1] > 1:
-        _, states = model.prefill(prompt[:, :-1], states)
-    if n_tokens == 0:
-        return prompt, torch.zeros(B, 0, 0, device=prompt.device)
-    sampler = Sampler(options, B, vocab, prompt.device, prompt)
-    loop = _Loop(model, prompt[:, -1], states, sampler, uniforms, vocab)
-    with _states_in_place(model):
-        graph = _capture(loop, period) if graphed else None
-        n = min(_run(loop, n_tokens, graph, period, eos), n_tokens)
-    tokens, logits = loop.tokens[:n].T, loop.logits[:n].transpose(0, 1)
-    if eos is not None and bool((tokens == eos).any(1).all()):  # cut after the step where the last row finished
-        n = int((tokens == eos).int().argmax(1).max()) + 1
-        tokens, logits = tokens[:, :n], logits[:, :n]
-    return torch.cat([prompt, tokens], 1), logits
+    try:
+        B = prompt.shape[0]
+        period = getattr(model, "step_period", 1)
+        # a graph pays off over a few tokens; its warm-up takes two cycles, which the buffers must hold, and it replays
+        # whole cycles: the buffers hold a multiple of the period (the tokens past n_tokens are dropped)
+        graphed = prompt.is_cuda and cuda_graph and n_tokens >= 3
+        n_buffer = max(-(-n_tokens // period) * period, 2 * period) if graphed else n_tokens
+        uniforms = torch.rand(n_tokens, B, generator=generator, device=prompt.device)
+        uniforms = torch.cat([uniforms, uniforms.new_zeros(n_buffer - n_tokens, B)])
+        if "max_length" in inspect.signature(model.default_state).parameters:  # caches allocated whole: fixed shapes
+            states = model.default_state(B, max_length=prompt.shape[1] + n_buffer)
+        else:
+            states = model.default_state(B)
+        if prompt.shape[1] > 1:
+            _, states = model.prefill(prompt[:, :-1], states)
+        if n_tokens == 0:
+            return prompt, torch.zeros(B, 0, 0, device=prompt.device)
+        sampler = Sampler(options, B, vocab, prompt.device, prompt)
+        loop = _Loop(model, prompt[:, -1], states, sampler, uniforms, vocab)
+        with _states_in_place(model):
+            graph = _capture(loop, period) if graphed else None
+            n = min(_run(loop, n_tokens, graph, period, eos), n_tokens)
+        tokens, logits = loop.tokens[:n].T, loop.logits[:n].transpose(0, 1)
+        if eos is not None and bool((tokens == eos).any(1).all()):  # cut after the step where the last row finished
+            n = int((tokens == eos).int().argmax(1).max()) + 1
+            tokens, logits = tokens[:, :n], logits[:, :n]
+        return torch.cat([prompt, tokens], 1), logits
+    finally:
+        model.train(was_training)

@@ -208,3 +208,12 @@ def test_static_attention_cache_steps_like_the_growing_one():
         b, static = layer.step(u[:, t], static)
         assert torch.allclose(a, b, atol=1e-12)
     assert torch.allclose(y_static, y_grow, atol=1e-12) and static[2].tolist() == [7]
+
+
+def test_generate_leaves_the_model_in_the_mode_it_found():
+    model = ssmkit.models.SequenceModel(d_input=5, d_model=8, d_output=5, n_layers=1, vocab_size=5, pool="none",
+                                        layer_options=dict(d_state=4))
+    for training in (True, False):
+        model.train(training)
+        ssmkit.models.generate(model, torch.tensor([[1, 2]]), 3, seed=0)
+        assert model.training == training
