@@ -146,8 +146,9 @@ class GraphedLayer(PerLayer):
                               stacklevel=4)
                 return layer._whole(u, rate, graph=False)
             while len(self.graphs) > self.KEEP:
-                self.pending.pop(next(iter(self.graphs)), None)
-                self.graphs.pop(next(iter(self.graphs)))
+                oldest = next(iter(self.graphs))
+                del self.graphs[oldest]
+                self.pending.pop(oldest, None)
         node, ran = self.pending.get(key, (lambda: None, [True]))
         if node() is not None and not ran[0]:  # an earlier call's backward still needs this graph's activations
             return layer._whole(u, rate, graph=False)

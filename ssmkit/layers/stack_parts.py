@@ -97,7 +97,7 @@ def _groups(model: nn.Module) -> dict[int, tuple[nn.Module, ...]]:
     for module in model.modules():
         if not isinstance(module, SSMConv) or not eligible(module) or id(module.kernel) in seen:
             continue
-        seen.add(id(module.kernel))  # a kernel shared by two layers is formed once, by its own layer
+        seen.add(id(module.kernel))  # a kernel shared by two layers joins a group once; the other layer forms its own
         signature = _signature(module)
         if signature is not None:
             by_signature.setdefault(signature, []).append(module)
@@ -120,23 +120,27 @@ class _Stack:
         group = self.groups.get(id(layer))
         if group is None:
             return None
-        key, values = (id(group[0]), rate), values_key(_tensors(group))
+        key = (id(group[0]), rate)
         entry = self.built.get(key)
-        if entry is None or entry.spent or entry.values != values:
-            entry = self.built[key] = _Built(group[0]._stacked_parts(group, rate), values)
+        # the parameters' values are compared only when a layer asks again (a shared layer, or a context over several
+        # forwards): one comparison per request would read every tensor of the group for each of its layers
+        if (entry is None or entry.spent
+                or id(layer) in entry.taken and entry.values != values_key(_tensors(group))):
+            entry = self.built[key] = _Built(group[0]._stacked_parts(group, rate), values_key(_tensors(group)))
         if entry.slices is None:
             return None
+        entry.taken.add(id(layer))
         index = next(i for i, member in enumerate(group) if member is layer)
         return tuple(t[index] for t in entry.slices)
 
 
 class _Built:
-    """A group's matrices (each layer's slice), the parameter values they were formed from, and whether a backward
-    pass has used them (autograd frees a graph after its backward)."""
+    """A group's matrices (each layer's slice), the parameter values they were formed from, the layers that took
+    their slice, and whether a backward pass has used them (autograd frees a graph after its backward)."""
 
     def __init__(self, out: tuple[torch.Tensor, ...] | None, values: tuple):
         self.slices = None if out is None else [t.unbind(0) for t in out]
-        self.values, self.spent = values, False
+        self.values, self.spent, self.taken = values, False, set()
         for t in out or ():
             if t.requires_grad:
                 t.register_hook(self._spend)

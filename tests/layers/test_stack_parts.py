@@ -149,6 +149,12 @@ def test_a_context_over_several_steps_forms_the_matrices_again(monkeypatch):
                         opt.zero_grad()
     for p, q in zip(model.parameters(), apart.parameters()):
         assert rel_err(p, q) < 1e-12
+    with sp.stacked_parts(model):  # a parameter edited in place between two forwards, without a backward
+        first = model(x)
+        with torch.no_grad():
+            next(l for l in model.modules() if isinstance(l, ssmkit.SSMConv)).D.add_(1.0)
+            next(l for l in apart.modules() if isinstance(l, ssmkit.SSMConv)).D.add_(1.0)
+        assert rel_err(model(x), apart(x)) < 1e-12 and rel_err(first, model(x)) > 1e-6
 
 
 @pytest.mark.cuda
