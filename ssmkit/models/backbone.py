@@ -60,6 +60,8 @@ LAYER_ARGUMENTS = {"rate": "rate ≠ 1 resamples a continuous-time kernel and ne
                    "lengths": "a padded batch needs every block's layer to mask its padding",
                    "sequence_group": "a sequence split over ranks needs a state-passing SSM layer (S4, S4D, DSS, DLR, "
                                      "EMA) in every block"}
+
+
 def check_mask_padding(value) -> None:
     """mask_padding: True, False or 'layers' (module docstring), else one line naming it."""
     if not (isinstance(value, bool) or value == "layers"):
