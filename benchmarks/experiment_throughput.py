@@ -1,11 +1,13 @@
 """Training throughput of the shipped benchmark experiments at their published sizes, on random inputs of the right
 shape (no data needed): parameters, ms per optimizer step, samples/s, peak memory, and the epoch time that implies.
 
-Usage: python benchmarks/experiment_throughput.py [--precision fp32|bf16] [--profile] [--apart] [--set KEY=VALUE]
+Usage: python benchmarks/experiment_throughput.py [--precision fp32|bf16] [--profile] [--host] [--apart] [--set KEY=VALUE]
 [NAME ...] (default: the LRA six, sCIFAR, Speech Commands, BIDMC, SaShiMi on SC09; `families`: the Mega, DSS and S5
 LRA experiments). Each step takes the experiment's micro-batches (accumulate) and clipping. --apart also measures
 each experiment with every layer forming its own chunk matrices (ssmkit.stacked_parts off: layers/stack_parts.py),
-in the same process, in the order with, apart, apart, with (on a host-bound step the host's speed drifts). Needs a GPU for meaningful numbers; prints a table last.
+in the same process, in the order with, apart, apart, with (on a host-bound step the host's speed drifts). --host
+prints where a step's host time goes (Python functions by their own time, under cProfile) and how many kernels a
+step launches: a step whose GPU is idle waits on these. Needs a GPU for meaningful numbers; prints a table last.
 """
 from __future__ import annotations
 
@@ -56,7 +58,7 @@ def batch_for(ds, batch: int, device):
 
 
 def measure(name: str, precision: str, steps: int, device, profile: bool = False, overrides=(),
-            apart: bool = False) -> dict:
+            apart: bool = False, host: bool = False) -> dict:
     config = make_config([f"precision={precision}", *overrides], load_experiment(name), source=name)
     shape, n_train = DATASETS[config.dataset]
     ds = SimpleNamespace(**{"pair": False, **shape(config.dataset_options)})
@@ -90,6 +92,8 @@ def measure(name: str, precision: str, steps: int, device, profile: bool = False
     ms = 1000 * (time.perf_counter() - start) / steps
     if profile:
         print_profile(name, step)
+    if host:
+        print_host(name, step)
     return {"name": name + (" (apart)" if apart else ""), "params": sum(p.numel() for p in model.parameters()), "batch": config.batch_size,
             "L": ds.l_max, "ms": ms, "samples_s": config.batch_size / ms * 1000,
             "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30,
@@ -111,6 +115,32 @@ def print_profile(name: str, step, steps: int = 3) -> None:
         print(f"  {e.self_device_time_total / steps / 1e3:7.3f} ms {e.count / steps:6.0f}x  {e.key[:110]}")
 
 
+def print_host(name: str, step, steps: int = 5, top: int = 45) -> None:
+    """The step's host time: Python functions by their own time (cProfile), and the CUDA launches per step."""
+    import cProfile
+    import pstats
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+        torch.cuda.synchronize()
+    launches = sum(e.count for e in prof.key_averages() if e.key in ("cudaLaunchKernel", "cuLaunchKernel",
+                                                                     "cudaLaunchKernelExC", "cuLaunchKernelEx",
+                                                                     "cudaGraphLaunch"))
+    profiler = cProfile.Profile()
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    profiler.enable()
+    for _ in range(steps):
+        step()
+    profiler.disable()
+    host = 1000 * (time.perf_counter() - start) / steps
+    torch.cuda.synchronize()
+    print(f"\n=== {name}: host {host:.1f} ms/step under cProfile, {launches} launches (kernels and graphs) per step ===")
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("names", nargs="*", default=DEFAULT,
@@ -118,6 +148,7 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--profile", action="store_true", help="also print each step's kernels, busiest first")
+    parser.add_argument("--host", action="store_true", help="also print where a step's host time goes")
     parser.add_argument("--apart", action="store_true", help="also measure each with stacked_parts off")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for every experiment, e.g. layer_options.cuda_graph=true")
@@ -128,7 +159,8 @@ def main() -> None:
     names = [n for name in args.names for n in (FAMILIES if name == "families" else [name])]
     for name in names:
         for apart in (False, True, True, False) if args.apart else (False,):  # A B B A: the host's drift cancels
-            rows.append(measure(name, args.precision, args.steps, device, args.profile, args.set, apart))
+            rows.append(measure(name, args.precision, args.steps, device, args.profile, args.set, apart,
+                                args.host))
             print(rows[-1], flush=True)
     print(f"\n{torch.cuda.get_device_name()}, {args.precision}, {args.steps} steps after 3 warm-up steps"
           + (f", {' '.join(args.set)}" if args.set else ""))

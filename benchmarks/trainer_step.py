@@ -4,6 +4,7 @@ it cannot show the host waiting for the device (StepSums in train/step_sums.py, 
 layers/checks.py).
 
     python benchmarks/trainer_step.py [--code DIR ...] [--precision fp32 bf16] [--steps 100] [--set KEY=VALUE ...]
+        [--host N]
 
 Generates ListOps at the LRA lengths (500-2000 tokens; 32·steps training expressions, in /tmp/ssmkit-listops-bench)
 once, then for each ssmkit checkout given by --code (default: this one) and each precision trains lra-listops for two
@@ -27,7 +28,13 @@ import csv, json, pathlib, sys
 from ssmkit.train import load_experiment, make_config
 from ssmkit.train.trainer import train
 config = make_config(json.loads(sys.argv[1]), load_experiment("lra-listops"), source="lra-listops")
-result = train(config, log=lambda *a, **k: None)
+if len(sys.argv) > 2:  # --host: the run's Python functions by their own time, on stderr
+    import cProfile, pstats
+    profiler = cProfile.Profile()
+    result = profiler.runcall(train, config, log=lambda *a, **k: None)
+    pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(int(sys.argv[2]))
+else:
+    result = train(config, log=lambda *a, **k: None)
 rows = list(csv.DictReader(open(pathlib.Path(result["run_dir"], "metrics.csv"))))
 print(json.dumps([float(r["seconds"]) for r in rows]))
 """
@@ -40,6 +47,8 @@ def main() -> None:
     p.add_argument("--precision", nargs="*", default=["fp32", "bf16"])
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every run")
+    p.add_argument("--host", type=int, default=0, metavar="N",
+                   help="also print each run's N Python functions with the most host time of their own (cProfile)")
     a = p.parse_args()
     n_train = 32 * a.steps
     if not (DATA / "basic_train.tsv").is_file() or len((DATA / "basic_train.tsv").read_text().splitlines()) < n_train:
@@ -53,12 +62,14 @@ def main() -> None:
                              f"train_subset={n_train}", "eval_subset=64",
                              f"precision={precision}", *a.set]
                 env = {**os.environ, "PYTHONPATH": code}
-                done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(overrides)], env=env,
-                                      capture_output=True, text=True)
+                done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(overrides),
+                                       *([str(a.host)] if a.host else [])], env=env, capture_output=True, text=True)
                 if done.returncode:
                     print(done.stderr[-2000:], file=sys.stderr)
                     rows.append((code, precision, "failed"))
                     continue
+                if a.host:
+                    print(f"=== {code}, {precision}: host time by function (cProfile, both epochs)\n{done.stderr}")
                 seconds = json.loads(done.stdout.strip().splitlines()[-1])
                 rows.append((code, precision, f"{1000 * seconds[1] / a.steps:.1f}"))
             print(rows[-1], flush=True)
