@@ -49,22 +49,38 @@ def _stats(x, H, eps, BH: tl.constexpr):
 
 
 @triton.jit
+def _layer_norm(x, gamma, beta, H, eps, BH: tl.constexpr):
+    """LayerNorm of x (BH,) (zero past H): (x − mean) / std · γ + β, with γ, β (BH,) in registers (zero past H)."""
+    mean, inv = _stats(x, H, eps, BH)
+    return tl.where(tl.arange(0, BH) < H, x - mean, 0.0) * inv * gamma + beta
+
+
+@triton.jit
 def _norm(x, NW, H, eps, BH: tl.constexpr):
     """LayerNorm of x (BH,) (zero past H) with γ at NW and β at NW + H."""
-    rh = tl.arange(0, BH)
-    m = rh < H
-    mean, inv = _stats(x, H, eps, BH)
-    return (tl.where(m, x - mean, 0.0) * inv * tl.load(NW + rh, mask=m, other=0.0)
-            + tl.load(NW + H + rh, mask=m, other=0.0))
+    return _layer_norm(x, _vector(NW, H, BH), _vector(NW + H, H, BH), H, eps, BH)
+
+
+@triton.jit
+def _weights(W, BIAS, o0, O, K, BO: tl.constexpr, BK: tl.constexpr):
+    """Rows o0 .. o0 + BO of W (O, K) and of the bias (zero past O and K), and those rows' indices."""
+    ro = o0 + tl.arange(0, BO)
+    rk = tl.arange(0, BK)
+    w = tl.load(W + ro[:, None] * K + rk[None, :], mask=(ro[:, None] < O) & (rk[None, :] < K), other=0.0)
+    return w, tl.load(BIAS + ro, mask=ro < O, other=0.0), ro
+
+
+@triton.jit
+def _apply(w, bias, x):
+    """W x + bias for a block of rows (w (BO, BK), bias (BO,) in registers) and x (BK,)."""
+    return tl.sum(w * x[None, :], axis=1) + bias
 
 
 @triton.jit
 def _rows(W, BIAS, x, o0, O, K, BO: tl.constexpr, BK: tl.constexpr):
     """(W x + bias) for output rows o0 .. o0 + BO of W (O, K), x (BK,) in registers; and those rows' indices."""
-    ro = o0 + tl.arange(0, BO)
-    rk = tl.arange(0, BK)
-    w = tl.load(W + ro[:, None] * K + rk[None, :], mask=(ro[:, None] < O) & (rk[None, :] < K), other=0.0)
-    return tl.sum(w * x[None, :], axis=1) + tl.load(BIAS + ro, mask=ro < O, other=0.0), ro
+    w, bias, ro = _weights(W, BIAS, o0, O, K, BO, BK)
+    return _apply(w, bias, x), ro
 
 
 @triton.jit
@@ -74,36 +90,57 @@ def _vector(SRC, K, BK: tl.constexpr):
 
 
 @triton.jit
-def _ssm(v, rc, SIN, SOUT, PL, D, H, N2, R: tl.constexpr, ACT: tl.constexpr, BN: tl.constexpr):
-    """Channels rc: the structured step of their states (SIN -> SOUT, interleaved pairs) driven by the normed input
-    v (one per channel), and act(Re(c · x') + D v)."""
+def _modes(rc, H, N2, BN: tl.constexpr):
+    """Index (channel · N2 + mode) and mask of the tile (channels rc, modes 0 .. BN) of an (H, N2) plane."""
     rn = tl.arange(0, BN)
-    mc = rc < H
-    m2 = mc[:, None] & (rn[None, :] < N2)
-    idx = rc[:, None] * N2 + rn[None, :]
-    plane = H * N2
-    xr = tl.load(SIN + 2 * idx, mask=m2, other=0.0)
-    xi = tl.load(SIN + 2 * idx + 1, mask=m2, other=0.0)
-    ar = tl.load(PL + idx, mask=m2, other=0.0)
-    ai = tl.load(PL + plane + idx, mask=m2, other=0.0)
-    br = tl.load(PL + 2 * plane + idx, mask=m2, other=0.0)
-    bi = tl.load(PL + 3 * plane + idx, mask=m2, other=0.0)
+    return rc[:, None] * N2 + rn[None, :], (rc[:, None] < H) & (rn[None, :] < N2)
+
+
+@triton.jit
+def _ssm_state(S, rc, H, N2, live, BN: tl.constexpr):
+    """(Re x, Im x) on channels rc of the state at S (interleaved pairs); zero past H and N2, everywhere unless live."""
+    idx, m2 = _modes(rc, H, N2, BN)
+    return tl.load(S + 2 * idx, mask=m2 & live, other=0.0), tl.load(S + 2 * idx + 1, mask=m2 & live, other=0.0)
+
+
+@triton.jit
+def _ssm_planes(PL, rc, H, N2, live, R: tl.constexpr, BN: tl.constexpr):
+    """A layer's 6 + 4R planes at PL on channels rc, a tuple of tiles: Re, Im of a, b, c, then of E_r, V_r for each r
+    (kernels/step_form.py's layout); zero past H and N2, everywhere unless live."""
+    idx, m2 = _modes(rc, H, N2, BN)
+    m2 = m2 & live
+    planes = ()
+    for p in tl.static_range(6 + 4 * R):
+        planes = planes + (tl.load(PL + p * H * N2 + idx, mask=m2, other=0.0),)
+    return planes
+
+
+@triton.jit
+def _ssm_step(v, x, planes, d, rc, SOUT, H, N2, R: tl.constexpr, ACT: tl.constexpr, BN: tl.constexpr):
+    """Channels rc, from their state x and planes in registers (_ssm_state, _ssm_planes) and D = d on them:
+    x' = a ⊙ x − Σ_r E_r 2Re(V_r x) + b v, stored at SOUT (interleaved pairs); returns act(Re(c · x') + D v)."""
+    xr, xi = x
+    ar, ai, br, bi, cr, ci = planes[0], planes[1], planes[2], planes[3], planes[4], planes[5]
     nr = ar * xr - ai * xi + br * v[:, None]
     ni = ar * xi + ai * xr + bi * v[:, None]
     for r in tl.static_range(R):
-        er = tl.load(PL + (6 + 4 * r) * plane + idx, mask=m2, other=0.0)
-        ei = tl.load(PL + (7 + 4 * r) * plane + idx, mask=m2, other=0.0)
-        vr = tl.load(PL + (8 + 4 * r) * plane + idx, mask=m2, other=0.0)
-        vi = tl.load(PL + (9 + 4 * r) * plane + idx, mask=m2, other=0.0)
+        er, ei, vr, vi = planes[6 + 4 * r], planes[7 + 4 * r], planes[8 + 4 * r], planes[9 + 4 * r]
         w = 2.0 * tl.sum(vr * xr - vi * xi, axis=1)
         nr -= er * w[:, None]
         ni -= ei * w[:, None]
-    cr = tl.load(PL + 4 * plane + idx, mask=m2, other=0.0)
-    ci = tl.load(PL + 5 * plane + idx, mask=m2, other=0.0)
-    y = tl.sum(cr * nr - ci * ni, axis=1) + tl.load(D + rc, mask=mc, other=0.0) * v
+    y = tl.sum(cr * nr - ci * ni, axis=1) + d * v
+    idx, m2 = _modes(rc, H, N2, BN)
     tl.store(SOUT + 2 * idx, nr, mask=m2)
     tl.store(SOUT + 2 * idx + 1, ni, mask=m2)
     return _act(y, ACT)
+
+
+@triton.jit
+def _ssm(v, rc, SIN, SOUT, PL, D, H, N2, R: tl.constexpr, ACT: tl.constexpr, BN: tl.constexpr):
+    """Channels rc: the structured step of their states (SIN -> SOUT, interleaved pairs) driven by the normed input
+    v (one per channel), and act(Re(c · x') + D v)."""
+    return _ssm_step(v, _ssm_state(SIN, rc, H, N2, True, BN), _ssm_planes(PL, rc, H, N2, True, R, BN),
+                     tl.load(D + rc, mask=rc < H, other=0.0), rc, SOUT, H, N2, R, ACT, BN)
 
 
 @triton.jit
