@@ -16,7 +16,9 @@ read). A version that took the SSM off that chain (every layer's Re(c · x̃), x
 first, all layers at once, the b v added last; three stages per layer) was slower too: 1.28× the unfused graph at
 batch 1 against this version's 1.47×, and 279k against 414k samples/s at batch 128. Faster needs the stages spread
 over many programs without a kernel launch between them. For few rows of a wide stack ops/triton_block_step_wide.py
-spreads them with a launch between stages (WIDE_ROWS, WIDE_WIDTH below).
+spreads them with a launch between stages (WIDE_ROWS, WIDE_WIDTH below). Where every product is one block,
+ops/triton_block_step_prefetch.py runs the same stages with each stage's weights loaded a stage early, so that a stage
+does not wait for them after its barrier (PREFETCH_ELEMS below).
 """
 from __future__ import annotations
 
@@ -31,6 +33,11 @@ OUT_CODE = {"glu": 0, "linear": 1, "none": 2}
 # warps per program; weights per thread in a block of a matrix-vector product; (channel, mode) pairs per thread in a
 # block of the SSM stage (about 14 tiles of them are live). benchmarks/block_step.py measures the choices
 WARPS, ROW_ELEMS, SSM_ELEMS = 16, 64, 8
+# floats per thread that the kernel loading each stage's weights a stage early (ops/triton_block_step_prefetch.py) may
+# hold at once, a layer's SSM inputs beside one matrix; it takes the stacks whose every product is one block and that
+# fit (0: never). Compiled for sm_90 at 16 warps (benchmarks/kernel_registers.py): width 64, N2 = 32, R = 1 needs
+# 64 and spills 24 B; R = 2 (80) 104 B; width 128 (160) 1.1 kB. Not timed yet (benchmarks/block_step.py --prefetch)
+PREFETCH_ELEMS = 64
 # at most WIDE_ROWS batch rows of a stack at least WIDE_WIDTH wide step with four kernels per layer over many programs
 # (ops/triton_block_step_wide.py), where one program would read all of a layer's weights alone (SaShiMi's 128- and
 # 256-wide levels at batch 1: 25-64 µs per layer on an H200). benchmarks/block_step.py at batch 1, one H100, 8 layers:
@@ -104,15 +111,22 @@ def _ssm_state(S, rc, H, N2, live, BN: tl.constexpr):
 
 
 @triton.jit
+def _plane(PL, p, idx, m2, H, N2):
+    return tl.load(PL + p * H * N2 + idx, mask=m2, other=0.0)
+
+
+@triton.jit
 def _ssm_planes(PL, rc, H, N2, live, R: tl.constexpr, BN: tl.constexpr):
-    """A layer's 6 + 4R planes at PL on channels rc, a tuple of tiles: Re, Im of a, b, c, then of E_r, V_r for each r
-    (kernels/step_form.py's layout); zero past H and N2, everywhere unless live."""
+    """A layer's 6 + 4R planes at PL (kernels/step_form.py's layout: Re, Im of a, b, c, then of E_r, V_r for each r)
+    on channels rc, as a tuple of tiles in the order the step uses them: a, b, E_r and V_r for each r, c (loaded in
+    that order, they take fewer registers); zero past H and N2, everywhere unless live."""
     idx, m2 = _modes(rc, H, N2, BN)
     m2 = m2 & live
-    planes = ()
-    for p in tl.static_range(6 + 4 * R):
-        planes = planes + (tl.load(PL + p * H * N2 + idx, mask=m2, other=0.0),)
-    return planes
+    planes = (_plane(PL, 0, idx, m2, H, N2), _plane(PL, 1, idx, m2, H, N2), _plane(PL, 2, idx, m2, H, N2),
+              _plane(PL, 3, idx, m2, H, N2))
+    for p in tl.static_range(6, 6 + 4 * R):
+        planes = planes + (_plane(PL, p, idx, m2, H, N2),)
+    return planes + (_plane(PL, 4, idx, m2, H, N2), _plane(PL, 5, idx, m2, H, N2))
 
 
 @triton.jit
@@ -120,15 +134,15 @@ def _ssm_step(v, x, planes, d, rc, SOUT, H, N2, R: tl.constexpr, ACT: tl.constex
     """Channels rc, from their state x and planes in registers (_ssm_state, _ssm_planes) and D = d on them:
     x' = a ⊙ x − Σ_r E_r 2Re(V_r x) + b v, stored at SOUT (interleaved pairs); returns act(Re(c · x') + D v)."""
     xr, xi = x
-    ar, ai, br, bi, cr, ci = planes[0], planes[1], planes[2], planes[3], planes[4], planes[5]
+    ar, ai, br, bi = planes[0], planes[1], planes[2], planes[3]
     nr = ar * xr - ai * xi + br * v[:, None]
     ni = ar * xi + ai * xr + bi * v[:, None]
     for r in tl.static_range(R):
-        er, ei, vr, vi = planes[6 + 4 * r], planes[7 + 4 * r], planes[8 + 4 * r], planes[9 + 4 * r]
+        er, ei, vr, vi = planes[4 + 4 * r], planes[5 + 4 * r], planes[6 + 4 * r], planes[7 + 4 * r]
         w = 2.0 * tl.sum(vr * xr - vi * xi, axis=1)
         nr -= er * w[:, None]
         ni -= ei * w[:, None]
-    y = tl.sum(cr * nr - ci * ni, axis=1) + d * v
+    y = tl.sum(planes[4 + 4 * R] * nr - planes[5 + 4 * R] * ni, axis=1) + d * v
     idx, m2 = _modes(rc, H, N2, BN)
     tl.store(SOUT + 2 * idx, nr, mask=m2)
     tl.store(SOUT + 2 * idx + 1, ni, mask=m2)
@@ -147,6 +161,16 @@ def _ssm(v, rc, SIN, SOUT, PL, D, H, N2, R: tl.constexpr, ACT: tl.constexpr, BN:
 def _state(TABLE, l, row, H, N2):
     """Row ``row`` of layer l's state, found through the address table."""
     return tl.load(TABLE + l).to(tl.pointer_type(tl.float32)) + row * H * N2 * 2
+
+
+@triton.jit
+def _write_out(cur, HIN, HOUT, row, H, OUTER: tl.constexpr, BH: tl.constexpr):
+    """Row ``row`` of HOUT: the h at cur, + h_in with ``outer``."""
+    rh = tl.arange(0, BH)
+    h = tl.load(cur + rh, mask=rh < H, other=0.0)
+    if OUTER:
+        h += tl.load(HIN + row * H + rh, mask=rh < H, other=0.0)
+    tl.store(HOUT + row * H + rh, h, mask=rh < H)
 
 
 @triton.jit
@@ -204,10 +228,7 @@ def _block_step_kernel(HIN, HOUT, SIN, SOUT, NORM1, SSM, D, WO, BO, NORM2, W1, B
                 tl.store(nxt + ro, tl.load(cur + ro, mask=ro < H, other=0.0) + delta, mask=ro < H)
             tl.debug_barrier()
             cur, nxt = nxt, cur
-    h = tl.load(cur + rh, mask=mh, other=0.0)
-    if OUTER:
-        h += tl.load(HIN + row * H + rh, mask=mh, other=0.0)
-    tl.store(HOUT + row * H + rh, h, mask=mh)
+    _write_out(cur, HIN, HOUT, row, H, OUTER, BH)
 
 
 def _table(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -230,6 +251,16 @@ def _block(rows: int, K: int) -> int:
     return max(1, min(triton.next_power_of_2(rows), 32 * WARPS * ROW_ELEMS // triton.next_power_of_2(K)))
 
 
+def _prefetches(H: int, Fh: int, blocks: dict[str, int], consts: dict) -> bool:
+    """Whether the kernel that loads each stage's weights a stage early (ops/triton_block_step_prefetch.py) takes the
+    stack: each product is one block (channels CB, output rows RO, R1, R2 cover H, H, F, H), and a layer's SSM inputs
+    ((8 + 4R) BH·BN floats: its state and planes) beside the largest matrix take at most PREFETCH_ELEMS per thread."""
+    one = min(blocks["CB"], blocks["RO"], blocks["R2"]) >= H and blocks["R1"] >= Fh
+    BH, BN, BF = consts["BH"], consts["BN"], consts["BF"]
+    live = (8 + 4 * consts["R"]) * BH * BN + max(2 * BH * BH, BF * BH)
+    return one and live <= 32 * WARPS * PREFETCH_ELEMS
+
+
 @register("block_step", "triton")
 def block_step_triton(h, states, out_states, w, outer: bool):
     if h.dtype != torch.float32 or not all(t.is_contiguous() for t in [h, *states, *out_states]):
@@ -248,8 +279,13 @@ def block_step_triton(h, states, out_states, w, outer: bool):
             *[t if w.has_ff else none for t in (w.norm2, w.ff1_w, w.ff1_b, w.ff2_w, w.ff2_b)])
     consts = dict(R=w.rank, ACT=ACT_CODE[w.activation], OUT=OUT_CODE[w.output], FF=w.has_ff, OUTER=outer, BH=BH,
                   BN=BN, BF=BF, num_warps=WARPS)
+    blocks = dict(CB=max(1, min(BH, 32 * WARPS * SSM_ELEMS // BN)),
+                  RO=_block(H, 2 * H if w.output == "glu" else H),  # GLU: two tiles per block
+                  R1=_block(max(Fh, 1), H), R2=_block(H, max(Fh, 1)))
     scratch = torch.empty(B, 4 * H + Fh, device=h.device, dtype=torch.float32)
-    _block_step_kernel[(B,)](*args, scratch, n, H, N2, Fh, w.eps, CB=max(1, min(BH, 32 * WARPS * SSM_ELEMS // BN)),
-                             RO=_block(H, 2 * H if w.output == "glu" else H),  # GLU: two tiles per block
-                             R1=_block(max(Fh, 1), H), R2=_block(H, max(Fh, 1)), **consts)
+    if _prefetches(H, Fh, blocks, consts):
+        from .triton_block_step_prefetch import _block_step_prefetch_kernel  # it builds on this module's helpers
+        _block_step_prefetch_kernel[(B,)](*args, scratch, n, H, N2, Fh, w.eps, **consts)
+    else:
+        _block_step_kernel[(B,)](*args, scratch, n, H, N2, Fh, w.eps, **blocks, **consts)
     return out
