@@ -26,7 +26,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .block_step import block_step_torch, register
+from .block_step import BlockWeights, block_step_torch, register
 from .triton_chunkconv import ACT_CODE, _act
 
 OUT_CODE = {"glu": 0, "linear": 1, "none": 2}
@@ -36,7 +36,9 @@ WARPS, ROW_ELEMS, SSM_ELEMS = 16, 64, 8
 # floats per thread that the kernel loading each stage's weights a stage early (ops/triton_block_step_prefetch.py) may
 # hold at once, a layer's SSM inputs beside one matrix; it takes the stacks whose every product is one block and that
 # fit (0: never). Compiled for sm_90 at 16 warps (benchmarks/kernel_registers.py): width 64, N2 = 32, R = 1 needs
-# 64 and spills 24 B; R = 2 (80) 104 B; width 128 (160) 1.1 kB. Not timed yet (benchmarks/block_step.py --prefetch)
+# 64 and spills 24 B (5 scalars reloaded per layer); R = 2 (80) 104 B; width 128 (160) 1.1 kB. Its addresses and
+# vectors take ~64 registers beside: at 8 warps width 64 holds 128 without a spill, at 32 warps 32 and spills 72 B.
+# Not timed yet (benchmarks/block_step.py --prefetch both)
 PREFETCH_ELEMS = 64
 # at most WIDE_ROWS batch rows of a stack at least WIDE_WIDTH wide step with four kernels per layer over many programs
 # (ops/triton_block_step_wide.py), where one program would read all of a layer's weights alone (SaShiMi's 128- and
@@ -251,14 +253,31 @@ def _block(rows: int, K: int) -> int:
     return max(1, min(triton.next_power_of_2(rows), 32 * WARPS * ROW_ELEMS // triton.next_power_of_2(K)))
 
 
-def _prefetches(H: int, Fh: int, blocks: dict[str, int], consts: dict) -> bool:
-    """Whether the kernel that loads each stage's weights a stage early (ops/triton_block_step_prefetch.py) takes the
-    stack: each product is one block (channels CB, output rows RO, R1, R2 cover H, H, F, H), and a layer's SSM inputs
-    ((8 + 4R) BH·BN floats: its state and planes) beside the largest matrix take at most PREFETCH_ELEMS per thread."""
+def _tiles(H: int, N2: int, Fh: int) -> tuple[int, ...]:
+    """BH, BN, BF: the tiles of the width, the modes and the FF hidden units (powers of two, at least 16)."""
+    return tuple(max(16, triton.next_power_of_2(k)) for k in (H, N2, max(Fh, 1)))
+
+
+def _blocks(H: int, N2: int, Fh: int, output: str) -> dict[str, int]:
+    """The one-program kernel's blocks: channels per SSM block (CB), output rows per block of the output map (RO), of
+    the FF's first and second products (R1, R2)."""
+    BH, BN, _ = _tiles(H, N2, Fh)
+    return dict(CB=max(1, min(BH, 32 * WARPS * SSM_ELEMS // BN)),
+                RO=_block(H, 2 * H if output == "glu" else H),  # GLU: two tiles per block
+                R1=_block(max(Fh, 1), H), R2=_block(H, max(Fh, 1)))
+
+
+def prefetches(w: BlockWeights) -> bool:
+    """Whether block_step_triton's one program per row loads each stage's weights a stage early for this stack
+    (ops/triton_block_step_prefetch.py): each product is one block (CB, RO, R1, R2 cover H, H, F, H), and a layer's
+    SSM inputs ((8 + 4R) BH·BN floats: its state and planes) beside the largest matrix take at most PREFETCH_ELEMS
+    per thread."""
+    _, _, H, N2 = w.ssm.shape
+    Fh = w.ff1_w.shape[1] if w.has_ff else 0
+    BH, BN, BF = _tiles(H, N2, Fh)
+    blocks = _blocks(H, N2, Fh, w.output)
     one = min(blocks["CB"], blocks["RO"], blocks["R2"]) >= H and blocks["R1"] >= Fh
-    BH, BN, BF = consts["BH"], consts["BN"], consts["BF"]
-    live = (8 + 4 * consts["R"]) * BH * BN + max(2 * BH * BH, BF * BH)
-    return one and live <= 32 * WARPS * PREFETCH_ELEMS
+    return one and (8 + 4 * w.rank) * BH * BN + max(2 * BH * BH, BF * BH) <= 32 * WARPS * PREFETCH_ELEMS
 
 
 @register("block_step", "triton")
@@ -271,7 +290,7 @@ def block_step_triton(h, states, out_states, w, outer: bool):
         return block_step_wide(h, states, out_states, w, outer)
     n, _, _, N2 = w.ssm.shape
     Fh = w.ff1_w.shape[1] if w.has_ff else 0
-    BH, BN, BF = (max(16, triton.next_power_of_2(k)) for k in (H, N2, max(Fh, 1)))
+    BH, BN, BF = _tiles(H, N2, Fh)
     out = torch.empty_like(h)
     none = w.ssm  # a placeholder pointer for the weights a stack does not have (never read)
     args = (h, out, _table(states), _table(out_states), w.norm1, w.ssm, w.D,
@@ -279,13 +298,10 @@ def block_step_triton(h, states, out_states, w, outer: bool):
             *[t if w.has_ff else none for t in (w.norm2, w.ff1_w, w.ff1_b, w.ff2_w, w.ff2_b)])
     consts = dict(R=w.rank, ACT=ACT_CODE[w.activation], OUT=OUT_CODE[w.output], FF=w.has_ff, OUTER=outer, BH=BH,
                   BN=BN, BF=BF, num_warps=WARPS)
-    blocks = dict(CB=max(1, min(BH, 32 * WARPS * SSM_ELEMS // BN)),
-                  RO=_block(H, 2 * H if w.output == "glu" else H),  # GLU: two tiles per block
-                  R1=_block(max(Fh, 1), H), R2=_block(H, max(Fh, 1)))
     scratch = torch.empty(B, 4 * H + Fh, device=h.device, dtype=torch.float32)
-    if _prefetches(H, Fh, blocks, consts):
+    if prefetches(w):
         from .triton_block_step_prefetch import _block_step_prefetch_kernel  # it builds on this module's helpers
         _block_step_prefetch_kernel[(B,)](*args, scratch, n, H, N2, Fh, w.eps, **consts)
     else:
-        _block_step_kernel[(B,)](*args, scratch, n, H, N2, Fh, w.eps, **blocks, **consts)
+        _block_step_kernel[(B,)](*args, scratch, n, H, N2, Fh, w.eps, **_blocks(H, N2, Fh, w.output), **consts)
     return out
