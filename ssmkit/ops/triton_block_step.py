@@ -114,6 +114,7 @@ def _ssm_state(S, rc, H, N2, live, BN: tl.constexpr):
 
 @triton.jit
 def _plane(PL, p, idx, m2, H, N2):
+    """Plane p of the (·, H, N2) planes at PL on the tile idx (mask m2)."""
     return tl.load(PL + p * H * N2 + idx, mask=m2, other=0.0)
 
 

@@ -80,9 +80,9 @@ def _block_step_prefetch_kernel(HIN, HOUT, SIN, SOUT, NORM1, SSM, D, WO, BO, NOR
     V = cur + 2 * H
     Y = cur + 3 * H
     G = cur + 4 * H
-    h = tl.load(HIN + row * H + rh, mask=mh, other=0.0)
+    h_in = tl.load(HIN + row * H + rh, mask=mh, other=0.0)
     pre = _ssm_inputs(0, True, row, SIN, NORM1, SSM, D, H, N2, R, BH, BN)
-    tl.store(cur + rh, h, mask=mh)
+    tl.store(cur + rh, h_in, mask=mh)
     tl.debug_barrier()
     for l in range(n):
         gamma, beta, d, x, planes = pre
