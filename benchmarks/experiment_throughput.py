@@ -1,13 +1,14 @@
 """Training throughput of the shipped benchmark experiments at their published sizes, on random inputs of the right
 shape (no data needed): parameters, ms per optimizer step, samples/s, peak memory, and the epoch time that implies.
 
-Usage: python benchmarks/experiment_throughput.py [--precision fp32|bf16] [--profile] [--host] [--apart] [--set KEY=VALUE]
-[NAME ...] (default: the LRA six, sCIFAR, Speech Commands, BIDMC, SaShiMi on SC09; `families`: the Mega, DSS and S5
-LRA experiments). Each step takes the experiment's micro-batches (accumulate) and clipping. --apart also measures
-each experiment with every layer forming its own chunk matrices (ssmkit.stacked_parts off: layers/stack_parts.py),
-in the same process, in the order with, apart, apart, with (on a host-bound step the host's speed drifts). --host
-prints where a step's host time goes (Python functions by their own time, under cProfile) and how many kernels a
-step launches: a step whose GPU is idle waits on these. Needs a GPU for meaningful numbers; prints a table last.
+Usage: python benchmarks/experiment_throughput.py [--precision fp32|bf16] [--profile] [--host] [--apart]
+[--set KEY=VALUE] [NAME ...] (default: the LRA six, sCIFAR, Speech Commands, BIDMC, SaShiMi on SC09; `families`: the
+Mega, DSS and S5 LRA experiments). Each step takes the experiment's micro-batches (accumulate) and clipping. --apart
+also measures each experiment with every layer forming its own chunk matrices (ssmkit.stacked_parts off:
+layers/stack_parts.py), in the same process, in the order with, apart, apart, with (on a host-bound step the host's
+speed drifts). --host prints where a step's host time goes (Python functions by their own time, under cProfile) and
+how many kernels a step launches: a step whose GPU is idle waits on these. Needs a GPU for meaningful numbers;
+prints a table last.
 """
 from __future__ import annotations
 
@@ -94,7 +95,8 @@ def measure(name: str, precision: str, steps: int, device, profile: bool = False
         print_profile(name, step)
     if host:
         print_host(name, step)
-    return {"name": name + (" (apart)" if apart else ""), "params": sum(p.numel() for p in model.parameters()), "batch": config.batch_size,
+    return {"name": name + (" (apart)" if apart else ""), "params": sum(p.numel() for p in model.parameters()),
+            "batch": config.batch_size,
             "L": ds.l_max, "ms": ms, "samples_s": config.batch_size / ms * 1000,
             "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30,
             "epoch_min": n_train / (config.batch_size / ms * 1000) / 60, "epochs": config.epochs}
@@ -135,7 +137,7 @@ def print_host(name: str, step, steps: int = 5, top: int = 45) -> None:
     profiler.disable()
     host = 1000 * (time.perf_counter() - start) / steps
     torch.cuda.synchronize()
-    print(f"\n=== {name}: host {host:.1f} ms/step under cProfile, {launches} launches (kernels and graphs) per step ===")
+    print(f"\n=== {name}: host {host:.1f} ms/step under cProfile, {launches} launches (kernels, graphs) per step ===")
     stats = pstats.Stats(profiler)
     stats.sort_stats("tottime").print_stats(top)
     stats.sort_stats("cumulative").print_stats(top)
