@@ -4,16 +4,13 @@ layers, N = 64, FF ×2, GLU output; widths 64, 128, 256), by block configuration
 makes. Calls are replayed from a CUDA graph (the op's host-side launch costs more than a small stack's kernel). A
 benchmark, not a test.
 
-    python benchmarks/block_step.py [--batches 1,16] [--configs 16:64:8,16:32:4] [--prefetch both]
+    python benchmarks/block_step.py [--batches 1,16] [--configs 16:64:8,16:32:4]
 
 Each width is first timed with the four-kernels-per-layer version for few rows (config "wide",
 ops/triton_block_step_wide.py), then with the one-program kernel in each configuration.
 
 A configuration is warps:row_elems:ssm_elems (ops/triton_block_step.py: warps per program, weights per thread in a
-block of a matrix-vector product, (channel, mode) pairs per thread in a block of the SSM stage). The one-program
-kernel loads each stage's weights a stage early (ops/triton_block_step_prefetch.py; "prefetch" after the
-configuration) where every product is one block and PREFETCH_ELEMS allows; --prefetch off never, --prefetch both
-times each such stack both ways, the prefetch kernel with no limit on PREFETCH_ELEMS (so at width 128 too).
+block of a matrix-vector product, (channel, mode) pairs per thread in a block of the SSM stage).
 """
 from __future__ import annotations
 
@@ -26,7 +23,6 @@ from ssmkit.ops import BlockWeights
 from ssmkit.ops import triton_block_step as tb
 
 N2, R, LAYERS = 32, 1, 8
-PREFETCH_ELEMS = tb.PREFETCH_ELEMS  # the module's own, for --prefetch default
 
 
 def weights(H: int, n: int, ff: bool, output: str, rank: int) -> BlockWeights:
@@ -70,15 +66,6 @@ def time_us(w: BlockWeights, B: int, calls: int = 20, reps: int = 10) -> float:
     return start.elapsed_time(end) * 1e3 / (reps * calls)
 
 
-def prefetch_limits(mode: str, w: BlockWeights) -> list[int]:
-    """The values of PREFETCH_ELEMS to time w with: the module's (default), 0 (off), or 0 and, where every product of
-    w is one block, no limit (both)."""
-    if mode != "both":
-        return [PREFETCH_ELEMS if mode == "default" else 0]
-    tb.PREFETCH_ELEMS = 1 << 30
-    return [0, 1 << 30] if tb.prefetches(w) else [0]
-
-
 def nbytes(w: BlockWeights) -> int:
     return sum(t.numel() * 4 for t in vars(w).values() if isinstance(t, torch.Tensor))
 
@@ -87,9 +74,6 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batches", default="1,16")
     p.add_argument("--configs", default="16:64:8,16:32:4,8:64:8,32:32:4")
-    p.add_argument("--prefetch", choices=("default", "off", "both"), default="default",
-                   help="the one-program kernel with weights loaded a stage early: where the module takes it, "
-                        "never, or both ways where every product is one block")
     a = p.parse_args()
     require_cuda()
     parts = {"full": dict(n=LAYERS, ff=True, output="glu", rank=R), "1 layer": dict(n=1, ff=True, output="glu", rank=R),
@@ -113,12 +97,9 @@ def main() -> None:
                     if config != configs[0] and name != "full":
                         continue
                     w = weights(H, **kw)
-                    for limit in prefetch_limits(a.prefetch, w):
-                        tb.PREFETCH_ELEMS = limit
-                        us = time_us(w, B)
-                        label = config + (" prefetch" if tb.prefetches(w) else "")
-                        rows.append((B, H, label, name, us, nbytes(w) / us / 1e3))
-                        print(rows[-1], flush=True)
+                    us = time_us(w, B)
+                    rows.append((B, H, config, name, us, nbytes(w) / us / 1e3))
+                    print(rows[-1], flush=True)
     print("\n| batch | width | config | stack | µs per call | weights read, GB/s |")
     print("|---|---|---|---|---|---|")
     for B, H, config, name, us, rate in rows:
