@@ -3,12 +3,12 @@ back), one GPU. What experiment_throughput.py does not see: its loop passes no l
 it cannot show the host waiting for the device (StepSums in train/step_sums.py, the lengths check in
 layers/checks.py).
 
-    python benchmarks/trainer_step.py [--code DIR ...] [--precision fp32 bf16] [--steps 100] [--epochs 2]
+    python benchmarks/trainer_step.py [--code DIR ...] [--precision fp32 bf16] [--steps 150] [--epochs 3]
         [--set KEY=VALUE ...] [--host N]
 
 Generates ListOps at the LRA lengths (500-2000 tokens; 32·steps training expressions, in /tmp/ssmkit-listops-bench)
 once, then for each ssmkit checkout given by --code (default: this one) and each precision trains lra-listops for
---epochs epochs (2) of ``steps`` steps in a subprocess and prints each epoch after the first's ms per step (validation
+--epochs epochs (3) of ``steps`` steps in a subprocess and prints each epoch after the first's ms per step (validation
 over 64 expressions included; the first compiles and captures): a checkout of an older commit (git worktree, or git
 archive of its ssmkit folder) beside the current one gives a before/after on one GPU in one call.
 """
@@ -45,8 +45,8 @@ def main() -> None:
     p.add_argument("--code", nargs="*", default=[str(Path(__file__).resolve().parents[1])],
                    help="folders holding an ssmkit package (a checkout's root)")
     p.add_argument("--precision", nargs="*", default=["fp32", "bf16"])
-    p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--steps", type=int, default=150)
+    p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every run")
     p.add_argument("--host", type=int, default=0, metavar="N",
                    help="also print each run's N Python functions with the most host time of their own (cProfile)")
