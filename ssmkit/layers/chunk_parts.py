@@ -45,10 +45,15 @@ class _Builder(nn.Module):
         return build_parts(self.kernel, self.D, self.bidirectional, self.rate)
 
 
+def parts_tensors(kernel: nn.Module, D: torch.Tensor) -> list[torch.Tensor]:
+    """The tensors build_parts reads: the kernel's parameters and buffers, and D."""
+    return [*kernel.parameters(), *kernel.buffers(), D]
+
+
 def _parameters_key(kernel: nn.Module, D: torch.Tensor, bidirectional: bool, rate: float, values: bool) -> tuple:
     """What the matrices depend on: rate, direction, and each parameter's storage; with ``values``, also whether the
     parameters changed since (layers/param_versions.py)."""
-    tensors = list(kernel.parameters()) + list(kernel.buffers()) + [D]
+    tensors = parts_tensors(kernel, D)
     return (rate, bidirectional) + (values_key(tensors) if values else storage_key(tensors))
 
 

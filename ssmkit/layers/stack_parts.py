@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from ..ops.dispatch import recording
-from .chunk_parts import GraphedParts, _Builder
+from .chunk_parts import GraphedParts, _Builder, parts_tensors
 from .cuda_graphs import PerLayer, graphed, storage_key
 from .param_versions import values_key
 
@@ -150,8 +150,8 @@ class _Built:
 
 
 def _tensors(layers) -> list[torch.Tensor]:
-    """The tensors a group's build reads: each layer's D, its kernel's parameters and buffers."""
-    return [t for l in layers for t in (l.D, *l.kernel.parameters(), *l.kernel.buffers())]
+    """The tensors a group's build reads: each layer's (chunk_parts.parts_tensors)."""
+    return [t for l in layers for t in parts_tensors(l.kernel, l.D)]
 
 
 class StackBuilder(nn.Module):

@@ -34,8 +34,8 @@ WARPS, ROW_ELEMS, SSM_ELEMS = 16, 64, 8
 # at most WIDE_ROWS batch rows of a stack at least WIDE_WIDTH wide step with four kernels per layer over many programs
 # (ops/triton_block_step_wide.py), where one program would read all of a layer's weights alone (SaShiMi's 128- and
 # 256-wide levels at batch 1: 25-64 µs per layer on an H200). benchmarks/block_step.py at batch 1, one H100, 8 layers:
-# width 128 94 µs against 187, 256 108 against 511, 64 98 against 89 (so 64-wide stacks keep one program). Batches
-# 2-4 are not timed yet
+# width 128 94 µs against 187, 256 108 against 511, 64 98 against 89 (so 64-wide stacks keep one program); at
+# batches 2 and 4 the same (128: 98 against 187, 256: 108-117 against 512, 64: 98-101 against 89)
 WIDE_ROWS, WIDE_WIDTH = 4, 128
 _TABLES: dict[tuple, torch.Tensor] = {}
 
