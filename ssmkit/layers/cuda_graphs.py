@@ -38,6 +38,33 @@ def collector_paused():
             gc.enable()
 
 
+def capture_stream() -> torch.cuda.Stream:
+    """The stream torch.cuda.graph captures on when given none (made here if no capture has made it yet). Work that
+    warms up a capture runs on it. cuBLAS keeps a workspace per (handle, stream), made at the first product on a
+    stream; one first made inside a capture comes from that graph's private memory pool and is then served to every
+    later product on the stream, the later graphs' captures included (pytorch/pytorch#193832 describes this pinning).
+    What it did here: lra-listops under bf16 (cuBLASLt products) with cuda_graph took NaN gradients in its first layer
+    only, the first one captured, at the first step of every fresh process (H100s, 8 runs of 8), as if the later
+    layers' replays wrote into what the first graph keeps for its backward. A warm-up on this stream before the
+    capture removed it (2 runs of 2); one on the caller's stream did not (1 of 1), nor does make_graphed_callables'
+    own, on a new stream."""
+    if torch.cuda.graph.default_capture_stream is None:
+        torch.cuda.graph.default_capture_stream = torch.cuda.Stream()
+    return torch.cuda.graph.default_capture_stream
+
+
+def _warm_up(function, args: tuple[torch.Tensor, ...]) -> None:
+    """function(*args) and its backward once on the capture stream (capture_stream), then waited for."""
+    stream = capture_stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        outputs = [o for o in torch.utils._pytree.tree_leaves(function(*args)) if o.requires_grad]
+        wanted = [a for a in args if a.requires_grad]
+        if outputs and wanted:
+            torch.autograd.grad(outputs, wanted, [torch.zeros_like(o) for o in outputs], allow_unused=True)
+    torch.cuda.current_stream().wait_stream(stream)
+
+
 class PerLayer:
     """State a layer keeps about its own parameters: a copied or unpickled layer starts without it (it would describe
     the original's parameters)."""
@@ -76,7 +103,7 @@ class _OwnGradients(torch.autograd.Function):
 
 def graphed(module: nn.Module, inputs: tuple[torch.Tensor, ...]):
     """module(*inputs) as a graphed callable of (*inputs, *module.parameters()) (module docstring), captured under the
-    caller's autocast state. Placeholders, not the parameters themselves: capturing over the parameters fails once an
+    caller's autocast state, after a warm-up on the capture stream (capture_stream). Placeholders, not the parameters themselves: capturing over the parameters fails once an
     earlier backward has left their gradient accumulators on another stream. The gradients it hands on, the inputs'
     and the parameters', are copies of the graph's buffers (_OwnGradients): an input may be a leaf, or reach one
     through views."""
@@ -94,6 +121,7 @@ def graphed(module: nn.Module, inputs: tuple[torch.Tensor, ...]):
     try:
         with torch.autocast("cuda", dtype=torch.get_autocast_dtype("cuda"), enabled=torch.is_autocast_enabled("cuda"),
                             cache_enabled=False), collector_paused():
+            _warm_up(function, samples + placeholders)
             run = torch.cuda.make_graphed_callables(function, samples + placeholders)
     finally:
         torch.backends.cuda.preferred_linalg_library(library)

@@ -19,7 +19,7 @@ import warnings
 import torch
 
 from ..layers.checks import check_token_ids
-from ..layers.cuda_graphs import collector_paused
+from ..layers.cuda_graphs import capture_stream, collector_paused
 from .sampling import Sampler, SamplingOptions
 
 
@@ -112,9 +112,9 @@ def _capture(loop: _Loop, period: int) -> torch.cuda.CUDAGraph | None:
     warning, where the cycle cannot be replayed by a graph."""
     saved = loop.snapshot()
     before = _shapes(loop.states)
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):  # warm-up outside the graph: Triton compilation, cuBLAS workspaces
+    stream = capture_stream()  # warm-up outside the graph, on the stream it is captured on: Triton compilation,
+    stream.wait_stream(torch.cuda.current_stream())  # cuBLAS workspaces (layers/cuda_graphs.py capture_stream)
+    with torch.cuda.stream(stream):
         for _ in range(2):
             loop.cycle(period)
     torch.cuda.current_stream().wait_stream(stream)
