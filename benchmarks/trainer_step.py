@@ -7,11 +7,12 @@ layers/checks.py).
         [--set KEY=VALUE ...] [--host N]
 
 Generates ListOps at the LRA lengths (500-2000 tokens; 32·steps training expressions, in /tmp/ssmkit-listops-bench)
-once, then for each ssmkit checkout given by --code (default: this one) and each precision trains lra-listops for
---epochs epochs (3) of ``steps`` steps in a subprocess and prints each epoch after the first's ms per step (validation
-over 64 expressions included; the first compiles and captures). The shipped warm-up stays: at the full lr from the
-first step the loss grows from 2.3 to ~12 per expression within three steps (fp32, on the CPU). A checkout of an older commit (git worktree, or git
-archive of its ssmkit folder) beside the current one gives a before/after on one GPU in one call.
+once, then for each ssmkit checkout given by --code (default: this one; two run as A, B, B, A) and each precision
+trains lra-listops for --epochs epochs (3) of ``steps`` steps in a subprocess and prints each epoch after the first's
+ms per step (validation over 64 expressions included; the first compiles and captures). The shipped warm-up stays:
+at the full lr from the first step the loss grows from 2.3 to ~12 per expression within three steps (fp32, on the
+CPU). A checkout of an older commit (git worktree, or git archive of its ssmkit folder) beside the current one gives
+a before/after on one GPU in one call.
 """
 from __future__ import annotations
 
@@ -57,7 +58,10 @@ def main() -> None:
         from ssmkit.data.listops import write_listops
         write_listops(DATA, n_train=n_train, n_val=64, n_test=64, seed=0)
     rows = []
-    for code in a.code:
+    # two checkouts run in the order A, B, B, A, so that a host whose speed drifts during the call does not favour
+    # the one that ran first (one A/B of an H100 call read 22.6 against 28.2 ms the other way round)
+    order = a.code + a.code[::-1] if len(a.code) == 2 else a.code
+    for code in order:
         for precision in a.precision:
             with tempfile.TemporaryDirectory() as out:
                 overrides = [f"data_dir={DATA}", f"out_dir={out}", "run_name=bench", f"epochs={a.epochs}",
