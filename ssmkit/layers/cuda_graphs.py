@@ -16,6 +16,7 @@ import warnings
 import weakref
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -139,19 +140,34 @@ class _Whole(nn.Module):
         return self.layer._whole(u, self.rate, graph=False, eager=True)
 
 
+def graph_length(L: int) -> int:
+    """L rounded up to a multiple of a quarter of its octave (2^(⌊log2 L⌋ − 2), at least 1): at most four lengths per
+    doubling, each at most 25 % above the lengths it serves (GraphedLayer)."""
+    step = 1 << max(0, L.bit_length() - 3)
+    return -(-L // step) * step
+
+
 class GraphedLayer(PerLayer):
     """Per layer: its forward(u) and backward as CUDA graphs, one capture per (input shape, dtype, autocast state, rate,
-    train/eval, parameter storage), the two most recent kept (a training set's last, smaller batch would otherwise
-    capture twice per epoch). The layer's output is the graph's own buffer, rewritten by the next replay of the same
-    layer. A graph's backward reads the activations its last forward replay left inside it, so while an earlier
-    call's backward is still to come (the layer called twice before one backward: a shared layer, two views of a
-    batch in one loss) the layer runs eagerly instead of replaying over them."""
+    train/eval, parameter storage), the most recently used kept (two, so that a training set's last, smaller batch does
+    not capture twice per epoch; four once lengths vary). The layer's output is the graph's own buffer (or a view of
+    it), rewritten by the next replay of the same layer. A graph's backward reads the activations its last forward
+    replay left inside it, so while an earlier call's backward is still to come (the layer called twice before one
+    backward: a shared layer, two views of a batch in one loss) the layer runs eagerly instead of replaying over them.
 
-    KEEP = 2
+    Lengths that vary (batches cut to their longest sequence, as the LRA loaders do) would capture at every new
+    length. Once a layer has met a second length, a layer on the chunked path runs its graph at the length rounded up
+    to a quarter of its octave (``graph_length``: at most 4 lengths per doubling, ≤ 25 % longer) with the input
+    zero-padded at the end, and returns the first L steps: exact, since its output at step t reads the input at the
+    other steps through a kernel that does not depend on L (a recurrence), and for a bidirectional layer the padded
+    zeros add nothing to the anti-causal half. ListOps' batches (longest 1,500-2,000) then take 3 lengths."""
+
+    KEEP, KEEP_VARYING = 2, 4
 
     def __init__(self):
         self.graphs, self.failed = {}, False
         self.pending: dict[tuple, tuple] = {}  # key -> (weak reference to the last replay's node, [its backward ran])
+        self.first_length, self.varying = None, False
 
     @staticmethod
     def usable(layer: nn.Module, u: torch.Tensor) -> bool:
@@ -162,18 +178,28 @@ class GraphedLayer(PerLayer):
     def __call__(self, layer: nn.Module, u: torch.Tensor, rate: float) -> torch.Tensor:
         if self.failed:
             return layer._whole(u, rate, graph=False)
+        L = u.shape[1]
+        self.first_length = L if self.first_length is None else self.first_length
+        self.varying = self.varying or L != self.first_length
+        padded = graph_length(L) if self.varying and layer._chunked(u) else L
+        y = self._replay(layer, F.pad(u, (0, 0, 0, padded - L)) if padded > L else u, rate)
+        return y[:, :L] if padded > L else y
+
+    def _replay(self, layer: nn.Module, u: torch.Tensor, rate: float) -> torch.Tensor:
         params = list(layer.parameters())
         key = (tuple(u.shape), u.dtype, u.requires_grad, torch.is_autocast_enabled("cuda"),
                torch.get_autocast_dtype("cuda"), rate, layer.training) + storage_key(params)
-        if key not in self.graphs:
+        if key in self.graphs:
+            self.graphs[key] = self.graphs.pop(key)  # the most recently used last
+        else:
             try:
                 self.graphs[key] = graphed(_Whole(layer, rate), (u,))
             except RuntimeError as e:
                 self.failed = True
                 warnings.warn(f"SSM layer: cuda_graph could not capture the layer ({e}); running it eagerly",
-                              stacklevel=4)
+                              stacklevel=5)
                 return layer._whole(u, rate, graph=False)
-            while len(self.graphs) > self.KEEP:
+            while len(self.graphs) > (self.KEEP_VARYING if self.varying else self.KEEP):
                 oldest = next(iter(self.graphs))
                 del self.graphs[oldest]
                 self.pending.pop(oldest, None)

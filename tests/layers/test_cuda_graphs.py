@@ -178,3 +178,82 @@ def test_cuda_graphed_lra_listops_trains_under_bf16_from_the_first_capture_of_a_
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "could not capture" not in done.stderr, done.stderr[-3000:]  # the layers replayed, not ran eagerly
+
+
+def test_graph_length_is_at_most_four_lengths_per_doubling_and_a_quarter_longer():
+    from ssmkit.layers.cuda_graphs import graph_length
+    for L in range(1, 5000):
+        assert L <= graph_length(L) <= 1.25 * L and graph_length(graph_length(L)) == graph_length(L)
+    assert len({graph_length(L) for L in range(1025, 2049)}) == 4
+    assert [graph_length(L) for L in (1500, 1869, 2000)] == [1536, 2048, 2048]
+
+
+def test_varying_lengths_replay_few_graphs_and_give_the_eager_outputs(monkeypatch):
+    """Once a cuda_graph layer on the chunked path meets a second length, it replays graphs at graph_length(L) over
+    the input padded with zeros and returns the first L steps: a bidirectional S4 gives the eager layer's outputs and
+    gradients (float64), and lengths 37, 40, 33, 45 take graphs at 37 (the first, before lengths varied), 40 and 48. A
+    stand-in for the graph records each capture's length (the replay itself is the function, as on the GPU)."""
+    import copy
+
+    import ssmkit
+    from ssmkit.layers import cuda_graphs
+
+    captured = []
+
+    def stand_in(module, inputs):
+        names = [n for n, _ in module.named_parameters()]
+        captured.append(inputs[0].shape[1])
+        return lambda *args: _Identity.apply(torch.func.functional_call(module, dict(zip(names, args[1:])), args[:1]))
+    monkeypatch.setattr(cuda_graphs, "graphed", stand_in)
+    monkeypatch.setattr(cuda_graphs.GraphedLayer, "usable", staticmethod(lambda layer, u: True))
+    torch.manual_seed(0)
+    eager = ssmkit.layer("s4", d_model=3, d_state=4, bidirectional=True).double()
+    graphed = copy.deepcopy(eager)
+    graphed.cuda_graph = True
+    for m in (eager, graphed):  # the chunked path (on a GPU where Triton runs; here the float64 reference)
+        monkeypatch.setattr(m, "_chunked", lambda u: True)
+    for L in (37, 40, 33, 45):
+        u = torch.randn(2, L, 3, dtype=torch.float64)
+        results = []
+        for m in (eager, graphed):
+            x = u.clone().requires_grad_()
+            y = m(x)[0]
+            grads = torch.autograd.grad((y * torch.cos(y)).sum(), [x, *m.parameters()])
+            results.append((y, grads))
+        (y_e, g_e), (y_g, g_g) = results
+        assert y_g.shape == y_e.shape and (y_g - y_e).abs().max() <= 1e-12 * y_e.abs().max()
+        for a, b in zip(g_g, g_e):
+            assert (a - b).abs().max() <= 1e-10 * b.abs().max().clamp_min(1e-30)
+    assert captured == [37, 40, 48]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_graphed_layer_at_varying_lengths_trains_like_the_eager_one():
+    """A bidirectional S4 with cuda_graph at the lengths of trimmed batches (500, 470, 520, 450: graphs at 500, 512 and
+    640 after the first): three AdamW steps give the eager layer's outputs, input gradients and parameters."""
+    import copy
+
+    import ssmkit
+    torch.manual_seed(0)
+    eager = ssmkit.layer("s4", d_model=32, d_state=4, bidirectional=True).cuda()
+    graphed = copy.deepcopy(eager)
+    graphed.cuda_graph = True
+    opts = [torch.optim.AdamW(m.parameters(), lr=1e-2) for m in (eager, graphed)]
+    for L in (500, 470, 520, 450):
+        u = torch.randn(4, L, 32, device="cuda")
+        outs = []
+        for m, opt in zip((eager, graphed), opts):
+            x = u.clone().requires_grad_()
+            y = m(x)[0]
+            (y * torch.linspace(-1, 1, y.numel(), device="cuda").view_as(y)).sum().backward()
+            outs.append((y.detach().clone(), x.grad))
+            opt.step()
+            opt.zero_grad()
+        (y_e, g_e), (y_g, g_g) = outs
+        assert y_g.shape == y_e.shape
+        assert (y_g - y_e).norm() <= 1e-4 * y_e.norm() and (g_g - g_e).norm() <= 1e-4 * g_e.norm()
+    for p, q in zip(eager.parameters(), graphed.parameters()):
+        assert (p - q).norm() <= 1e-4 * p.norm()
+    lengths = sorted({k[0][1] for k in graphed._graphed_layer.graphs})
+    assert lengths == [500, 512, 640] and not graphed._graphed_layer.failed
