@@ -104,8 +104,9 @@ class _OwnGradients(torch.autograd.Function):
 
 def graphed(module: nn.Module, inputs: tuple[torch.Tensor, ...]):
     """module(*inputs) as a graphed callable of (*inputs, *module.parameters()) (module docstring), captured under the
-    caller's autocast state, after a warm-up on the capture stream (capture_stream). Placeholders, not the parameters themselves: capturing over the parameters fails once an
-    earlier backward has left their gradient accumulators on another stream. The gradients it hands on, the inputs'
+    caller's autocast state, after a warm-up on the capture stream (capture_stream). Placeholders, not the parameters
+    themselves: capturing over the parameters fails once an earlier backward has left their gradient accumulators on
+    another stream. The gradients it hands on, the inputs'
     and the parameters', are copies of the graph's buffers (_OwnGradients): an input may be a leaf, or reach one
     through views."""
     names = [n for n, _ in module.named_parameters()]
