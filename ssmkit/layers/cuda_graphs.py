@@ -106,9 +106,8 @@ def graphed(module: nn.Module, inputs: tuple[torch.Tensor, ...]):
     """module(*inputs) as a graphed callable of (*inputs, *module.parameters()) (module docstring), captured under the
     caller's autocast state, after a warm-up on the capture stream (capture_stream). Placeholders, not the parameters
     themselves: capturing over the parameters fails once an earlier backward has left their gradient accumulators on
-    another stream. The gradients it hands on, the inputs'
-    and the parameters', are copies of the graph's buffers (_OwnGradients): an input may be a leaf, or reach one
-    through views."""
+    another stream. The gradients it hands on, the inputs' and the parameters', are copies of the graph's buffers
+    (_OwnGradients): an input may be a leaf, or reach one through views."""
     names = [n for n, _ in module.named_parameters()]
     k = len(inputs)
 
@@ -180,7 +179,8 @@ class GraphedLayer(PerLayer):
         if self.failed:
             return layer._whole(u, rate, graph=False)
         L = u.shape[1]
-        self.first_length = L if self.first_length is None else self.first_length
+        if self.first_length is None:
+            self.first_length = L
         self.varying = self.varying or L != self.first_length
         padded = graph_length(L) if self.varying and layer._chunked(u) else L
         y = self._replay(layer, F.pad(u, (0, 0, 0, padded - L)) if padded > L else u, rate)

@@ -86,24 +86,32 @@ class _Identity(torch.autograd.Function):
         return g
 
 
-def test_a_layer_called_again_before_its_backward_runs_eagerly(monkeypatch):
-    """A graph's backward reads the activations of its last forward replay: a second call before the first call's
-    backward must not replay over them (GraphedLayer runs it eagerly), and after a backward the graph serves again.
-    A stand-in for the graph records its replays."""
-    import ssmkit
+def _stand_in_graphs(monkeypatch) -> tuple[list, list]:
+    """cuda_graphs.graphed replaced by a stand-in that serves any device (GraphedLayer.usable then says yes on a CPU):
+    a capture records its input's length, a replay runs the module through a Python autograd.Function (as
+    make_graphed_callables' node is) and is counted. Returns (the captured lengths, the replays)."""
     from ssmkit.layers import cuda_graphs
-
-    replays = []
+    captured, replays = [], []
 
     def stand_in(module, inputs):
         names = [n for n, _ in module.named_parameters()]
+        captured.append(inputs[0].shape[1])
 
-        def run(*args):  # its node a Python autograd.Function's, as make_graphed_callables' is
+        def run(*args):
             replays.append(1)
             return _Identity.apply(torch.func.functional_call(module, dict(zip(names, args[1:])), args[:1]))
         return run
     monkeypatch.setattr(cuda_graphs, "graphed", stand_in)
     monkeypatch.setattr(cuda_graphs.GraphedLayer, "usable", staticmethod(lambda layer, u: True))
+    return captured, replays
+
+
+def test_a_layer_called_again_before_its_backward_runs_eagerly(monkeypatch):
+    """A graph's backward reads the activations of its last forward replay: a second call before the first call's
+    backward must not replay over them (GraphedLayer runs it eagerly), and after a backward the graph serves again.
+    A stand-in for the graph records its replays."""
+    import ssmkit
+    replays = _stand_in_graphs(monkeypatch)[1]
     layer = ssmkit.layer("s4d", d_model=4, d_state=4, cuda_graph=True)
     u = torch.randn(2, 16, 4)
     first = layer(u)[0]
@@ -196,16 +204,7 @@ def test_varying_lengths_replay_few_graphs_and_give_the_eager_outputs(monkeypatc
     import copy
 
     import ssmkit
-    from ssmkit.layers import cuda_graphs
-
-    captured = []
-
-    def stand_in(module, inputs):
-        names = [n for n, _ in module.named_parameters()]
-        captured.append(inputs[0].shape[1])
-        return lambda *args: _Identity.apply(torch.func.functional_call(module, dict(zip(names, args[1:])), args[:1]))
-    monkeypatch.setattr(cuda_graphs, "graphed", stand_in)
-    monkeypatch.setattr(cuda_graphs.GraphedLayer, "usable", staticmethod(lambda layer, u: True))
+    captured = _stand_in_graphs(monkeypatch)[0]
     torch.manual_seed(0)
     eager = ssmkit.layer("s4", d_model=3, d_state=4, bidirectional=True).double()
     graphed = copy.deepcopy(eager)
