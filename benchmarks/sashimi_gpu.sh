@@ -3,14 +3,15 @@
 #   bash benchmarks/sashimi_gpu.sh sashimi|isotropic DATA MINUTES [key=value ...]
 #   bash benchmarks/sashimi_gpu.sh samples        (16 one-second samples of the trained SaShiMi, as WAVs, into $OUT)
 # DATA: an SC09-layout folder, or a .tar.gz of one (data/spoken-digits.tar.gz, written here by
-# `python3 -m ssmkit data spoken-digits data/spoken-digits --speakers 150 && tar czf ...`), unpacked next to it.
+# `python3 -m ssmkit data spoken-digits data/spoken-digits --speakers 150 && tar czf ...`), or its codes packed by
+# benchmarks/pack_clips.py (NAME.clips.xz: ~10 KB a clip, so 5,000 fit a device call), unpacked next to it.
 # sashimi: the sashimi-sc09 experiment (4.76 M parameters), then recurrent generation speed at batch 1 and 128.
 # isotropic: SequenceModel, 8 residual S4 + FF blocks of width 304 at full length (4.78 M parameters), the batch of 32
 # taken in 2 micro-batches (memory).
 # Both train in bf16 autocast (the SSM math stays float32) and stop after the first epoch past MINUTES; the test NLL
 # (bits per sample) is of the best validation checkpoint. Extra key=value overrides go to both (e.g. accumulate=2).
 set -euo pipefail
-export PYTHONUNBUFFERED=1
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}  # run from the checkout's root
 out=runs/sashimi-gpu
 if [[ $1 == samples ]]; then
     python3 -m ssmkit generate $out/sashimi --length 16000 --batch 16 --out $out/samples | tail -4
@@ -23,6 +24,10 @@ python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name() 
 if [[ $data == *.tar.gz ]]; then
     folder=${data%.tar.gz}
     [[ -d $folder ]] || tar xzf "$data" -C "$(dirname "$data")"
+    data=$folder
+elif [[ $data == *.clips.xz ]]; then
+    folder=${data%.clips.xz}
+    [[ -d $folder ]] || python3 benchmarks/pack_clips.py unpack "$data" "$folder"
     data=$folder
 fi
 common=(data_dir=$data max_minutes=$minutes precision=bf16 out_dir=$out run_name=$which "$@")

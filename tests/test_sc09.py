@@ -118,3 +118,26 @@ def test_train_sashimi_then_generate_wavs_from_the_command_line(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "ssmkit", "generate", str(tmp_path / "s")], capture_output=True,
                              text=True)
     assert missing.returncode == 2 and "--out" in missing.stderr
+
+
+def _pack_clips():
+    """benchmarks/pack_clips.py as a module."""
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("pack_clips", Path(__file__).resolve().parents[1] / "benchmarks" /
+                                                  "pack_clips.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_packed_clips_unpack_to_a_folder_the_loader_reads_as_the_same_codes(tmp_path):
+    write_speech_commands(tmp_path / "src", DIGITS, per_word=3)
+    write_wav(tmp_path / "src" / "zero" / "flat.wav", np.full(800, 7, dtype=np.int16), 16000)  # all code 128
+    pack_clips = _pack_clips()
+    pack_clips.pack(tmp_path / "src", tmp_path / "clips.xz")
+    pack_clips.unpack(tmp_path / "clips.xz", tmp_path / "dst")
+    for split in ("train", "val", "test"):
+        a, b = (data.build("sc09", str(tmp_path / d), split) for d in ("src", "dst"))
+        assert len(a) == len(b) > 0 and torch.equal(a.codes, b.codes) and torch.equal(a.lengths, b.lengths)
+    assert (tmp_path / "clips.xz").stat().st_size < 0.6 * sum(p.stat().st_size for p in (tmp_path / "src").rglob("*"))
