@@ -122,8 +122,8 @@ def graphed(module: nn.Module, inputs: tuple[torch.Tensor, ...]):
     try:
         with torch.autocast("cuda", dtype=torch.get_autocast_dtype("cuda"), enabled=torch.is_autocast_enabled("cuda"),
                             cache_enabled=False), collector_paused():
-            _warm_up(function, samples + placeholders)
-            run = torch.cuda.make_graphed_callables(function, samples + placeholders)
+            _warm_up(function, samples + placeholders)  # instead of make_graphed_callables' own, on a new stream
+            run = torch.cuda.make_graphed_callables(function, samples + placeholders, num_warmup_iters=0)
     finally:
         torch.backends.cuda.preferred_linalg_library(library)
     return lambda *args: run(*_OwnGradients.apply(*args))
