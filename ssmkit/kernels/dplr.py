@@ -131,24 +131,38 @@ def widen(*tensors) -> list[torch.Tensor]:
     return [t.to(torch.complex128 if t.is_complex() else torch.float64) for t in tensors]
 
 
+def _output_row(C: torch.Tensor) -> torch.Tensor:
+    """The real row c of the output functional C_f [x; x̄] = 2 Re(C x) = c · z on interleaved half states z (up to the
+    factor 2, which the relations between C and C̃ do not see): interleave(C̄)."""
+    return interleave(C.conj())
+
+
+def _output_C(c: torch.Tensor) -> torch.Tensor:
+    """_output_row's inverse: the complex half C of a real row c (..., N) = [Re C_0, −Im C_0, Re C_1, ...]."""
+    return torch.complex(c[..., 0::2], -c[..., 1::2])
+
+
 def ctilde_from_c(C, dA, L: int):
     """C̃ = C_f (I − Ā^L), returned as its first half (the second is its conjugate). C (Cch, H, N2), dA (H, N, N).
+
+    On the real form M of the half-state map (real_form: Ā^L acts on [x; x̄] as M^L on z, and C_f as the row c):
+    c̃ = c (I − M^L), real N×N products with a quarter of the complex N×N's multiply-adds.
 
     Give it float64 (complex128) inputs. At large Δ the bilinear Ā has modes with |Ā_n| ≈ 1, so I − Ā^L cancels, and
     K̂(ω) = C̃ (I − Āω)^{-1} B̄ divides that small difference by 1 − Ā_n ω, which is as small near ω ≈ Ā_n^{-1}:
     float32 rounding of Ā (and its L-th power, whose phase error grows as L times Ā's) is amplified there, to a
     relative kernel error of 8e-3 at Δ = 100 and 8e-2 at Δ = 1000 (N = 64, L = 256). Computed in float64 and rounded
     once, C̃ gives the float32 kernel its float32 accuracy at every Δ."""
-    Cf = conj_full(C)
-    return (Cf - torch.einsum("chi,hij->chj", Cf, torch.linalg.matrix_power(dA, L)))[..., :C.shape[-1]]
+    c = _output_row(C)
+    return _output_C(c - torch.einsum("chi,hij->chj", c, torch.linalg.matrix_power(real_form(dA), L)))
 
 
 def c_from_ctilde(C_tilde, dA, L: int):
-    """C = C̃_f (I − Ā^L)^{-1} (first half): solves (I − Ā^L)ᵀ C_fᵀ = C̃_fᵀ."""
-    N = dA.shape[-1]
-    M = (torch.eye(N, dtype=dA.dtype, device=dA.device) - torch.linalg.matrix_power(dA, L)).transpose(-1, -2)
-    # solve_ex: no host synchronization for the error check (I − Ā^L is invertible for a stable Ā)
-    return torch.linalg.solve_ex(M, conj_full(C_tilde)[..., None])[0][..., 0][..., :C_tilde.shape[-1]]
+    """C = C̃_f (I − Ā^L)^{-1} (first half): on the real form (ctilde_from_c), solves (I − M^L)ᵀ cᵀ = c̃ᵀ."""
+    M = real_form(dA)
+    A = (torch.eye(M.shape[-1], dtype=M.dtype, device=M.device) - torch.linalg.matrix_power(M, L)).transpose(-1, -2)
+    # solve_ex: no host synchronization for the error check (I − M^L is invertible for a stable Ā)
+    return _output_C(torch.linalg.solve_ex(A, _output_row(C_tilde)[..., None])[0][..., 0])
 
 
 def dplr_kernel(Lambda, P, B, C, dt, L: int, disc: str = "bilinear", Q=None) -> torch.Tensor:

@@ -54,6 +54,34 @@ def test_ctilde_round_trip():
     assert rel_err(F.c_from_ctilde(F.ctilde_from_c(C, dA, 50), dA, 50), C) < 1e-10
 
 
+@pytest.mark.parametrize("L", [1, 7, 1000])
+def test_ctilde_and_plain_c_on_the_real_form_equal_the_complex_definitions_with_their_gradients(L):
+    """C̃_f = C_f (I − Ā^L) and C_f = C̃_f (I − Ā^L)^{-1} with the full complex N×N Ā, against the real-form
+    computation (values and the gradients of a real loss in C, Λ, P and Δ)."""
+    from ssmkit.dense import conj_full
+    from ssmkit.kernels.dplr import dplr_transition
+    params = [t.requires_grad_() for t in random_stable(3, 8, R=2, Cch=2)]
+    Lambda, P, _, C, dt = params
+    N2 = C.shape[-1]
+
+    def oracle(C, dA):
+        power = torch.linalg.matrix_power(dA, L)
+        C_tilde = (conj_full(C) - torch.einsum("chi,hij->chj", conj_full(C), power))[..., :N2]
+        eye = torch.eye(dA.shape[-1], dtype=dA.dtype)
+        plain = torch.linalg.solve((eye - power).transpose(-1, -2), conj_full(C)[..., None])[..., 0][..., :N2]
+        return C_tilde, plain
+
+    dA = dplr_transition(Lambda, P, dt)
+    for got, want in zip((F.ctilde_from_c(C, dA, L), F.c_from_ctilde(C, dA, L)), oracle(C, dA)):
+        assert rel_err(got, want) < 1e-12
+        weights = torch.randn_like(want)
+        loss = lambda out: (out * weights).real.sum()  # noqa: E731
+        g_got = torch.autograd.grad(loss(got), [Lambda, P, C, dt], retain_graph=True)
+        g_want = torch.autograd.grad(loss(want), [Lambda, P, C, dt], retain_graph=True)
+        for a, b in zip(g_got, g_want):
+            assert rel_err(a, b) < 1e-10
+
+
 def test_an_exactly_zero_eigenvalue_is_refused_not_turned_into_nan():
     Lambda, P, B = _hippo_dplr("fout", 8, 1, None)
     C = torch.randn(1, 1, 4, dtype=torch.complex128)
