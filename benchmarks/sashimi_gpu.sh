@@ -2,6 +2,10 @@
 # SaShiMi against an isotropic S4 model of the same size, on one-second spoken digits, for the same training time.
 #   bash benchmarks/sashimi_gpu.sh sashimi|isotropic DATA MINUTES [key=value ...]
 #   bash benchmarks/sashimi_gpu.sh samples        (16 one-second samples of the trained SaShiMi, as WAVs, into $OUT)
+#   bash benchmarks/sashimi_gpu.sh resume sashimi|isotropic
+#                                                 (a run stopped by a time limit, continued exactly to its MINUTES: on a
+#                                                 warm device machine, where runs/ stays between calls, a budget past one
+#                                                 call's 10 minutes is two calls, the first under `timeout`)
 # DATA: an SC09-layout folder, or a .tar.gz of one (data/spoken-digits.tar.gz, written here by
 # `python3 -m ssmkit data spoken-digits data/spoken-digits --speakers 150 && tar czf ...`), or its codes packed by
 # benchmarks/pack_clips.py (NAME.clips.xz: ~10 KB a clip, so 5,000 fit a device call), unpacked next to it.
@@ -16,6 +20,10 @@ out=runs/sashimi-gpu
 if [[ $1 == samples ]]; then
     python3 -m ssmkit generate $out/sashimi --length 16000 --batch 16 --out $out/samples | tail -4
     if [[ -n ${OUT:-} ]]; then cp -r $out/samples "$OUT/"; fi  # the device machine's result folder
+    exit
+fi
+if [[ $1 == resume ]]; then
+    python3 -m ssmkit train --resume $out/$2 | tail -12
     exit
 fi
 which=$1 data=$2 minutes=$3
