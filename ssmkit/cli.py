@@ -197,7 +197,6 @@ def _summary(doc: str | None, width: int = 100) -> str:
 
 
 def _generate(args, training) -> None:
-    import time
     from pathlib import Path
 
     import torch
@@ -238,15 +237,10 @@ def _generate(args, training) -> None:
     prompt = torch.tensor(start, device=device).repeat(args.batch, 1)
     if prompt.shape[1] == 0:
         raise ValueError("--prompt: expected at least one character")
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
+    timings = {}
     tokens, logits = generate(model, prompt, args.length, args.temperature, args.top_k, top_p=args.top_p,
                               repetition_penalty=args.repetition_penalty, eos=eos, seed=args.seed,
-                              cuda_graph=not args.no_graph)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
+                              cuda_graph=not args.no_graph, timings=timings)
     new = tokens[:, prompt.shape[1]:]
     if sample_rate:
         log_p = torch.log_softmax(logits.double(), -1).gather(-1, new[..., None])[..., 0].sum(1)
@@ -260,8 +254,10 @@ def _generate(args, training) -> None:
                 Path(args.out).mkdir(parents=True, exist_ok=True)
                 (Path(args.out) / f"sample_{i:03d}.txt").write_text(text)
     made, unit = args.batch * new.shape[1], "samples" if sample_rate else "tokens"
-    print(f"\n{made} {unit} in {seconds:.2f} s: {made / seconds:,.0f} {unit}/s "
-          f"(recurrent mode, {device}, batch {args.batch}; prompt of {prompt.shape[1]} tokens by the chunked view)")
+    setup = "compilation, CUDA graph capture" if device.type == "cuda" and not args.no_graph else "states"
+    print(f"\n{made} {unit} in {timings['setup'] + timings['steps']:.2f} s: {timings['setup']:.2f} s to set up (prompt "
+          f"of {prompt.shape[1]} tokens by the chunked view, {setup}), then {made / timings['steps']:,.0f} {unit}/s "
+          f"(recurrent mode, {device}, batch {args.batch})")
 
 
 if __name__ == "__main__":

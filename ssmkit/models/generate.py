@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import time
 import warnings
 
 import torch
@@ -135,6 +136,13 @@ def _capture(loop: _Loop, period: int) -> torch.cuda.CUDAGraph | None:
     return graph
 
 
+def _clock(device: torch.device) -> float:
+    """time.perf_counter() once the device has finished its queued work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
 def _run(loop: _Loop, n_tokens: int, graph: torch.cuda.CUDAGraph | None, period: int, eos: int | None) -> int:
     """Steps (or graph cycles of ``period`` steps) in blocks of about 64 tokens; with eos, stops after the block in
     which every row has finished. -> steps run (a multiple of period with a graph, so it may pass n_tokens)."""
@@ -154,14 +162,16 @@ def _run(loop: _Loop, n_tokens: int, graph: torch.cuda.CUDAGraph | None, period:
 @torch.no_grad()
 def generate(model, prompt: torch.Tensor, n_tokens: int, temperature: float = 1.0, top_k: int | None = None,
              generator: torch.Generator | None = None, *, top_p: float = 1.0, repetition_penalty: float = 1.0,
-             eos: int | None = None, seed: int | None = None, cuda_graph: bool = True
+             eos: int | None = None, seed: int | None = None, cuda_graph: bool = True, timings: dict | None = None
              ) -> tuple[torch.Tensor, torch.Tensor]:
     """prompt (B, P >= 1) token ids -> (tokens (B, P + n), the logits each new token was drawn from (B, n, V)).
 
     n = n_tokens, or fewer with ``eos`` when every row has emitted it (a row that emits eos emits only eos after).
     Sampling: temperature (0: greedy), top_k, top_p, repetition_penalty; the randomness comes from ``generator`` or
     ``seed``. cuda_graph: on CUDA, replay one captured graph per token, or per cycle of ``model.step_period``
-    tokens (False: the plain loop, for debugging).
+    tokens (False: the plain loop, for debugging). timings: a dict that receives the seconds of the set-up
+    (``"setup"``: states, the prompt, Triton compilation and the graph's capture) and of the token steps
+    (``"steps"``), the device synchronized at each mark (so only where asked for).
     """
     if not isinstance(prompt, torch.Tensor) or prompt.dim() != 2 or prompt.shape[1] < 1 or prompt.is_floating_point():
         got = f"{tuple(prompt.shape)} {prompt.dtype}" if isinstance(prompt, torch.Tensor) else type(prompt).__name__
@@ -177,6 +187,7 @@ def generate(model, prompt: torch.Tensor, n_tokens: int, temperature: float = 1.
         generator = torch.Generator(device=prompt.device).manual_seed(seed)
     was_training = model.training  # restored on return: generating mid-training leaves the mode as it was
     model.eval()
+    marks = [_clock(prompt.device)] if timings is not None else None
     try:
         B = prompt.shape[0]
         period = getattr(model, "step_period", 1)
@@ -193,12 +204,19 @@ def generate(model, prompt: torch.Tensor, n_tokens: int, temperature: float = 1.
         if prompt.shape[1] > 1:
             _, states = model.prefill(prompt[:, :-1], states)
         if n_tokens == 0:
+            if marks is not None:
+                timings.update(setup=_clock(prompt.device) - marks[0], steps=0.0)
             return prompt, torch.zeros(B, 0, 0, device=prompt.device)
         sampler = Sampler(options, B, vocab, prompt.device, prompt)
         loop = _Loop(model, prompt[:, -1], states, sampler, uniforms, vocab)
         with _states_in_place(model):
             graph = _capture(loop, period) if graphed else None
+            if marks is not None:
+                marks.append(_clock(prompt.device))
             n = min(_run(loop, n_tokens, graph, period, eos), n_tokens)
+            if marks is not None:
+                marks.append(_clock(prompt.device))
+                timings.update(setup=marks[1] - marks[0], steps=marks[2] - marks[1])
         tokens, logits = loop.tokens[:n].T, loop.logits[:n].transpose(0, 1)
         if eos is not None and bool((tokens == eos).any(1).all()):  # cut after the step where the last row finished
             n = int((tokens == eos).int().argmax(1).max()) + 1

@@ -31,6 +31,17 @@ def test_greedy_generation_is_deterministic_and_a_single_token_prompt_works():
     assert torch.equal(a, b) and a.shape == (1, 6)
 
 
+def test_timings_split_the_set_up_from_the_token_steps_and_change_no_token():
+    model = SequenceModel(256, 256, d_model=16, n_layers=1, vocab_size=256, pool="none")
+    prompt = torch.tensor([[10, 11, 12]])
+    for n in (6, 0):
+        timings = {}
+        a, _ = generate(model, prompt, n, seed=3, timings=timings)
+        b, _ = generate(model, prompt, n, seed=3)
+        assert torch.equal(a, b) and set(timings) == {"setup", "steps"}
+        assert timings["setup"] > 0 and (timings["steps"] > 0 if n else timings["steps"] == 0)
+
+
 def test_generation_refuses_pooled_models_and_bad_prompts():
     pooled = SequenceModel(1, 10)
     with pytest.raises(ValueError, match="per-step model"):
@@ -60,7 +71,7 @@ def test_train_then_generate_from_the_command_line(tmp_path):
                           "--length", "40", "--temperature", "0"], check=True, capture_output=True, text=True)
     text, _, speed = out.stdout.rpartition("\n\n")
     assert text.startswith("the qu") and len(text.encode()) >= 40
-    assert "tokens/s" in speed
+    assert "s to set up (prompt of 6 tokens by the chunked view, states), then" in speed and "tokens/s" in speed
     import csv
     rows = list(csv.DictReader(open(tmp_path / "lm" / "metrics.csv")))
     assert float(rows[-1]["train_loss"]) < 0.5 * float(rows[0]["train_loss"])  # it learned the two sentences
