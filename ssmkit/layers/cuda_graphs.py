@@ -54,16 +54,24 @@ def capture_stream() -> torch.cuda.Stream:
     return torch.cuda.graph.default_capture_stream
 
 
-def _warm_up(function, args: tuple[torch.Tensor, ...]) -> None:
-    """function(*args) and its backward once on the capture stream (capture_stream), then waited for."""
+@contextlib.contextmanager
+def on_capture_stream():
+    """Work that warms up a capture (Triton compilation, cuBLAS workspaces), run on the capture stream
+    (capture_stream) after the caller's stream's queued work, and waited for by it."""
     stream = capture_stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
+        yield
+    torch.cuda.current_stream().wait_stream(stream)
+
+
+def _warm_up(function, args: tuple[torch.Tensor, ...]) -> None:
+    """function(*args) and its backward once on the capture stream (on_capture_stream)."""
+    with on_capture_stream():
         outputs = [o for o in torch.utils._pytree.tree_leaves(function(*args)) if o.requires_grad]
         wanted = [a for a in args if a.requires_grad]
         if outputs and wanted:
             torch.autograd.grad(outputs, wanted, [torch.zeros_like(o) for o in outputs], allow_unused=True)
-    torch.cuda.current_stream().wait_stream(stream)
 
 
 class PerLayer:

@@ -20,7 +20,7 @@ import warnings
 import torch
 
 from ..layers.checks import check_token_ids
-from ..layers.cuda_graphs import capture_stream, collector_paused
+from ..layers.cuda_graphs import collector_paused, on_capture_stream
 from .sampling import Sampler, SamplingOptions
 
 
@@ -113,12 +113,9 @@ def _capture(loop: _Loop, period: int) -> torch.cuda.CUDAGraph | None:
     warning, where the cycle cannot be replayed by a graph."""
     saved = loop.snapshot()
     before = _shapes(loop.states)
-    stream = capture_stream()  # warm-up outside the graph, on the stream it is captured on: Triton compilation,
-    stream.wait_stream(torch.cuda.current_stream())  # cuBLAS workspaces (layers/cuda_graphs.py capture_stream)
-    with torch.cuda.stream(stream):
+    with on_capture_stream():  # warm-up outside the graph, on the stream it is captured on
         for _ in range(2):
             loop.cycle(period)
-    torch.cuda.current_stream().wait_stream(stream)
     if _shapes(loop.states) != before:
         loop.restore(saved)
         warnings.warn(f"generate: a layer's state changes shape over {period} step(s) (a growing cache), which a "
@@ -187,7 +184,7 @@ def generate(model, prompt: torch.Tensor, n_tokens: int, temperature: float = 1.
         generator = torch.Generator(device=prompt.device).manual_seed(seed)
     was_training = model.training  # restored on return: generating mid-training leaves the mode as it was
     model.eval()
-    marks = [_clock(prompt.device)] if timings is not None else None
+    start = _clock(prompt.device) if timings is not None else 0.0
     try:
         B = prompt.shape[0]
         period = getattr(model, "step_period", 1)
@@ -204,19 +201,17 @@ def generate(model, prompt: torch.Tensor, n_tokens: int, temperature: float = 1.
         if prompt.shape[1] > 1:
             _, states = model.prefill(prompt[:, :-1], states)
         if n_tokens == 0:
-            if marks is not None:
-                timings.update(setup=_clock(prompt.device) - marks[0], steps=0.0)
+            if timings is not None:
+                timings.update(setup=_clock(prompt.device) - start, steps=0.0)
             return prompt, torch.zeros(B, 0, 0, device=prompt.device)
         sampler = Sampler(options, B, vocab, prompt.device, prompt)
         loop = _Loop(model, prompt[:, -1], states, sampler, uniforms, vocab)
         with _states_in_place(model):
             graph = _capture(loop, period) if graphed else None
-            if marks is not None:
-                marks.append(_clock(prompt.device))
+            stepping = _clock(prompt.device) if timings is not None else 0.0
             n = min(_run(loop, n_tokens, graph, period, eos), n_tokens)
-            if marks is not None:
-                marks.append(_clock(prompt.device))
-                timings.update(setup=marks[1] - marks[0], steps=marks[2] - marks[1])
+            if timings is not None:
+                timings.update(setup=stepping - start, steps=_clock(prompt.device) - stepping)
         tokens, logits = loop.tokens[:n].T, loop.logits[:n].transpose(0, 1)
         if eos is not None and bool((tokens == eos).any(1).all()):  # cut after the step where the last row finished
             n = int((tokens == eos).int().argmax(1).max()) + 1
