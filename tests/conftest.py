@@ -1,4 +1,6 @@
+import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +12,15 @@ if not torch.cuda.is_available():  # without a GPU, the Triton kernels run throu
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def benchmark_script(name: str):
+    """benchmarks/NAME.py imported as a module (the benchmarks are scripts, not a package)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:

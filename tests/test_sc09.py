@@ -12,6 +12,7 @@ from ssmkit.data.registry import IGNORE
 from ssmkit.data.sc09 import DIGITS, ZERO_LEVEL, mu_law_clip
 from ssmkit.data.spoken_digits import place_in_clip, write_spoken_digits
 
+from conftest import benchmark_script
 from datafiles import write_speech_commands
 
 
@@ -120,21 +121,10 @@ def test_train_sashimi_then_generate_wavs_from_the_command_line(tmp_path):
     assert missing.returncode == 2 and "--out" in missing.stderr
 
 
-def _pack_clips():
-    """benchmarks/pack_clips.py as a module."""
-    import importlib.util
-    from pathlib import Path
-    spec = importlib.util.spec_from_file_location("pack_clips", Path(__file__).resolve().parents[1] / "benchmarks" /
-                                                  "pack_clips.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_packed_clips_unpack_to_a_folder_the_loader_reads_as_the_same_codes(tmp_path):
     write_speech_commands(tmp_path / "src", DIGITS, per_word=3)
     write_wav(tmp_path / "src" / "zero" / "flat.wav", np.full(800, 7, dtype=np.int16), 16000)  # all code 128
-    pack_clips = _pack_clips()
+    pack_clips = benchmark_script("pack_clips")
     pack_clips.pack(tmp_path / "src", tmp_path / "clips.xz")
     pack_clips.unpack(tmp_path / "clips.xz", tmp_path / "dst")
     for split in ("train", "val", "test"):
