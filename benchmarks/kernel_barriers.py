@@ -1,29 +1,28 @@
 """The block barriers of the fused generation step (ops/triton_block_step.py `_block_step_kernel`) by the source line
 of the kernel that causes them, from an offline compile for sm_90 (no GPU needed: triton.compile for a CUDA target
-and the cuobjdump that Triton ships). A barrier the compiler adds (a reduction across warps, a layout conversion
-through shared memory) is attributed to the kernel's line whose call it was inlined from. A benchmark, not a test.
+and the cuobjdump that Triton ships, as kernel_registers.py). A barrier the compiler adds (a reduction across warps,
+a layout conversion through shared memory) is attributed to the kernel's line whose call it was inlined from. A
+benchmark, not a test.
 
     python benchmarks/kernel_barriers.py [--width 64] [--state 64] [--ff 128]
 
-At SaShiMi's top level (width 64, N = 64, FF 128, GLU output, one low-rank term): 44 barriers a layer (docs/benchmarks.md).
+At SaShiMi's top level (width 64, N = 64, FF 128, GLU output, one low-rank term): 44 barriers a layer
+(docs/benchmarks.md).
 """
 from __future__ import annotations
 
 import argparse
 import collections
-import os
 import re
-import subprocess
-import tempfile
 
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
+from kernel_registers import resources  # benchmarks/kernel_registers.py
 from ssmkit.ops import triton_block_step as tbs
 from ssmkit.ops.triton_chunkconv import ACT_CODE
 
-CUOBJDUMP = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
 POINTERS = ["HIN", "HOUT", "SIN", "SOUT", "NORM1", "SSM", "D", "WO", "BO", "NORM2", "W1", "B1", "W2", "B2", "SCRATCH"]
 
 
@@ -49,11 +48,7 @@ def main() -> None:
     p.add_argument("--ff", type=int, default=128)
     a = p.parse_args()
     kernel = compile_step(a.width, a.state // 2, a.ff)
-    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
-        f.write(kernel.asm["cubin"])
-        f.flush()
-        usage = subprocess.run([CUOBJDUMP, "-res-usage", f.name], capture_output=True, text=True, check=True).stdout
-    print(next(line.strip() for line in usage.splitlines() if "REG:" in line))
+    print(resources(kernel))
     location, by_line = "", collections.Counter()
     for line in kernel.asm["ptx"].splitlines():
         if ".loc" in line and "//" in line:

@@ -32,7 +32,11 @@ def usage(fn, pointers: list[str], dtype: str, BLK_L: int, BLK_N: int) -> str:
     names = list(signature)
     src = ASTSource(fn=fn, signature=signature,
                     constexprs={(names.index("BLK_L"),): BLK_L, (names.index("BLK_N"),): BLK_N})
-    kernel = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=4))
+    return resources(triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=4)))
+
+
+def resources(kernel) -> str:
+    """cuobjdump's resource line (REG, STACK, SHARED, ...) of a kernel compiled by triton.compile."""
     with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
         f.write(kernel.asm["cubin"])
         f.flush()
