@@ -9,7 +9,7 @@
 # DATA: an SC09-layout folder, or a .tar.gz of one (data/spoken-digits.tar.gz, written here by
 # `python3 -m ssmkit data spoken-digits data/spoken-digits --speakers 150 && tar czf ...`), or its codes packed by
 # benchmarks/pack_clips.py (NAME.clips.xz: ~10 KB a clip, so 5,000 fit a device call), unpacked next to it.
-# sashimi: the sashimi-sc09 experiment (4.76 M parameters), then recurrent generation speed at batch 1 and 128.
+# sashimi: the sashimi-sc09 experiment (4.75 M parameters), then recurrent generation speed at batch 1 and 128.
 # isotropic: SequenceModel, 8 residual S4 + FF blocks of width 304 at full length (4.78 M parameters), the batch of 32
 # taken in 2 micro-batches (memory).
 # Both train in bf16 autocast (the SSM math stays float32) and stop after the first epoch past MINUTES; the test NLL

@@ -268,7 +268,8 @@ def compare_sashimi(sashimi, seed: int, H: int, n_layers: int, L: int) -> None:
         official = _quiet(lambda: sashimi.Sashimi(d_model=H, n_layers=n_layers, pool=[4, 4], expand=2, ff=2,
                                                   unet=unet)).double()
         ours = ssmkit.models.Sashimi(H, H, d_model=H, n_layers=n_layers, pool=[4, 4], expand=2, ff=2, unet=unet,
-                                     layer="s4", layer_options={"d_state": 64}).double()
+                                     layer="s4", layer_options={"d_state": 64}, norm="layer",
+                                     pool_weight_norm=False).double()  # the standalone copy's norm and pooling
         pairs, theirs = [], iter(official.d_layers)  # (our residual block, the official one)
         for level in ours.down:
             for block in level["blocks"]:
@@ -288,6 +289,46 @@ def compare_sashimi(sashimi, seed: int, H: int, n_layers: int, L: int) -> None:
             y_off = _quiet(lambda: official(x)[0])
             y_ours = ours.norm(ours._levels(x, None, stepping=False)[0])
         agree(fam, "backbone output", y_ours, y_off)
+
+
+def load_sashimi_parts(root: Path):
+    """The training code's norm and pooling modules (src/models/nn/normalization.py, modules/pool.py), which its
+    SaShiMi backbone builds (configs/model/sashimi.yaml: transposed, norm layer; pooling with weight_norm)."""
+    _official_src(root)
+    return (importlib.import_module("src.models.nn.normalization"),
+            importlib.import_module("src.models.sequence.modules.pool"))
+
+
+def compare_sashimi_parts(modules, seed: int, H: int, L: int) -> None:
+    """The parts where the training backbone differs from the standalone copy, ours against the official on one
+    input, weights nudged off their init and copied: the scalar TransposedLN (one s and m for every channel) and the
+    weight-normalized DownPool / UpPool (g, v per output row)."""
+    normalization, pool = modules
+    torch.manual_seed(seed)
+    official = normalization.TransposedLN(H, scalar=True).double()
+    ours = ssmkit.layers.norms.ScalarLayerNorm(H).double()
+    with torch.no_grad():
+        official.s.fill_(1.3), official.m.fill_(-0.2)
+        ours.s.copy_(official.s), ours.m.copy_(official.m)
+    x = torch.randn(2, L, H, dtype=torch.float64)
+    agree("SaShiMi training backbone: scalar TransposedLN", "output",
+          ours(x), official(x.transpose(1, 2)).transpose(1, 2))
+    for name, theirs, mine, d_in, shape in (
+            ("DownPool (stride 4, expand 2)", pool.DownPool(H, expand=2, stride=4, transposed=True, weight_norm=True),
+             ssmkit.layers.DownPool(H, 2 * H, 4, weight_norm=True), H, (2, L, H)),
+            ("UpPool (stride 4)", pool.UpPool(2 * H, H, 4, transposed=True, weight_norm=True),
+             ssmkit.layers.UpPool(2 * H, H, 4, weight_norm=True), 2 * H, (2, L // 4, 2 * H))):
+        theirs, mine = theirs.double(), mine.double()
+        linear = theirs.linear  # LinearActivation without an activation: the weight-normalized TransposedLinear
+        with torch.no_grad():
+            linear.weight_g.mul_(1 + 0.3 * torch.rand_like(linear.weight_g))
+            weights = mine.linear.parametrizations.weight
+            weights.original0.copy_(linear.weight_g.reshape(weights.original0.shape))
+            weights.original1.copy_(linear.weight_v)
+            mine.linear.bias.copy_(linear.bias)
+        u = torch.randn(*shape, dtype=torch.float64)
+        y_off = theirs(u.transpose(1, 2))[0].transpose(1, 2)
+        agree(f"SaShiMi training backbone: {name}", "output", mine(u)[0], y_off)
 
 
 # -- S4ND (state-spaces/s4, src/models/sequence/modules/s4nd.py over kernels/ssm.py) ---------------------------------
@@ -2079,6 +2120,7 @@ def main() -> None:
             compare_s4_fout(m, args.seed, 16, 16, 128), compare_s4d(m, args.seed, 64, 64, 256),
             compare_real_transforms(m, args.seed, 16, 16, 256))),
         ("s4", lambda: load_sashimi(repo("s4")), lambda m: compare_sashimi(m, args.seed, 16, 2, 256)),
+        ("s4", lambda: load_sashimi_parts(repo("s4")), lambda m: compare_sashimi_parts(m, args.seed, 8, 64)),
         ("s4", lambda: load_s4nd(repo("s4")), lambda m: (s4nd_defaults(), compare_s4nd(m, args.seed, 8, 16, (16, 12)))),
         ("s4", lambda: load_s4_backbone(repo("s4")), lambda m: (compare_backbone(m, args.seed),
                                                                  compare_backbone_init(m, args.seed))),

@@ -5,11 +5,15 @@ and of Mega):
     batch   BatchNorm:     (x − E x) / √(Var x + ε) · w + b                    per channel, over the batch and positions
     scale   ScaleNorm:     g · x / √(mean(x²) + ε)                             per position, one learned scalar g (= 1)
     rms     RMSNorm:       x / √(mean(x²) + ε) · w                             per position, per-channel w (= 1)
+    scalar  ScalarLayerNorm:  s · (x − mean + m) / √(var + ε₀)              per position, one learned s (= 1), m (= 0)
 
-with ε = 1e-5 for all four. ScaleNorm and RMSNorm are the official Mega's (facebookresearch/mega,
-fairseq/modules/scale_norm.py, root_mean_square_norm.py, built with ε = 1e-5 by its sequence_norm.py), used by its
-LRA Text and Retrieval models. BatchNorm over a padded batch takes its training statistics from the real positions
-only (``real``) and sets the padding to 0.
+with ε = 1e-5 for the first four. ``scalar`` is the official S4 repository's TransposedLN(scalar=True)
+(src/models/nn/normalization.py), the norm of its SaShiMi and U-Net backbones (transposed, norm: layer); the official
+has no ε (a position whose channels are all equal divides by zero); ε₀ = 1e-12 keeps that finite and moves the output by
+about 1e-12 relative (benchmarks/versus_official.py). ScaleNorm and RMSNorm are the official Mega's
+(facebookresearch/mega, fairseq/modules/scale_norm.py, root_mean_square_norm.py, built with ε = 1e-5 by its
+sequence_norm.py), used by its LRA Text and Retrieval models. BatchNorm over a padded batch takes its training
+statistics from the real positions only (``real``) and sets the padding to 0.
 """
 from __future__ import annotations
 
@@ -18,8 +22,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-NORMS = ("layer", "batch", "scale", "rms")
-EPS = 1e-5
+NORMS = ("layer", "batch", "scale", "rms", "scalar")
+EPS, SCALAR_EPS = 1e-5, 1e-12
 
 
 class ChannelBatchNorm(nn.Module):
@@ -52,6 +56,21 @@ class ScaleNorm(nn.Module):
         return self.weight * x * torch.rsqrt(x.square().mean(-1, keepdim=True) + EPS)
 
 
+class ScalarLayerNorm(nn.Module):
+    """s · (x − mean + m) / √(var + ε₀) over the channels (last axis), one learned s (= 1) and m (= 0) for every
+    channel (module docstring: the official TransposedLN(scalar=True)); the statistics in float32 at least."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.d, self.eps = d, SCALAR_EPS
+        self.s, self.m = nn.Parameter(torch.ones(1)), nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        z = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+        var, mean = torch.var_mean(z, dim=-1, unbiased=False, keepdim=True)
+        return (self.s * (z - mean + self.m) * torch.rsqrt(var + self.eps)).to(x.dtype)
+
+
 def norm_class(norm: str, bn_momentum: float = 0.1) -> Callable[[int], nn.Module]:
     """The module of a ``norm`` option (module docstring); each is built as cls(d). bn_momentum: BatchNorm's running
     average weight of each new batch (torch's convention: flax's momentum m is 1 − m here)."""
@@ -60,7 +79,7 @@ def norm_class(norm: str, bn_momentum: float = 0.1) -> Callable[[int], nn.Module
     if not 0 < bn_momentum <= 1:
         raise ValueError(f"bn_momentum: expected a weight in (0, 1], got {bn_momentum!r}")
     return {"layer": lambda d: nn.LayerNorm(d, eps=EPS), "batch": lambda d: ChannelBatchNorm(d, bn_momentum),
-            "scale": ScaleNorm, "rms": lambda d: nn.RMSNorm(d, eps=EPS)}[norm]
+            "scale": ScaleNorm, "rms": lambda d: nn.RMSNorm(d, eps=EPS), "scalar": ScalarLayerNorm}[norm]
 
 
 def apply_norm(norm: nn.Module, h: torch.Tensor, real=None) -> torch.Tensor:

@@ -35,15 +35,23 @@ def _check_buffer(name: str, state, B: int, H: int, sizes: range) -> None:
                          f"(see default_state), got {got}")
 
 
-class DownPool(nn.Module):
-    """v_j = W_d [u_{js}; …; u_{js+s−1}] + b_d: d_input·s -> d_output features, s times fewer steps."""
+def _linear(d_input: int, d_output: int, weight_norm: bool) -> nn.Linear:
+    """nn.Linear, with ``weight_norm`` reparameterized as W = g ⊙ V / ‖V‖ per output row (torch's weight_norm over
+    dim 0, as the official pooling layers' nn.utils.weight_norm; the same W at init, other steps under Adam)."""
+    linear = nn.Linear(d_input, d_output)
+    return nn.utils.parametrizations.weight_norm(linear) if weight_norm else linear
 
-    def __init__(self, d_input: int, d_output: int, stride: int):
+
+class DownPool(nn.Module):
+    """v_j = W_d [u_{js}; …; u_{js+s−1}] + b_d: d_input·s -> d_output features, s times fewer steps (weight_norm:
+    _linear)."""
+
+    def __init__(self, d_input: int, d_output: int, stride: int, weight_norm: bool = False):
         super().__init__()
         if not isinstance(stride, int) or stride < 1:
             raise ValueError(f"stride: expected a positive integer, got {stride!r}")
         self.H, self.stride = d_input, stride
-        self.linear = nn.Linear(d_input * stride, d_output)
+        self.linear = _linear(d_input * stride, d_output, weight_norm)
 
     def forward(self, u: torch.Tensor, state: torch.Tensor | None = None):
         """u (B, L, H) -> (v (B, ⌊(w + L)/s⌋, H'), window after u or None). Without state L must be a multiple of s;
@@ -63,19 +71,19 @@ class DownPool(nn.Module):
     def default_state(self, batch_size: int) -> torch.Tensor:
         """The empty window (B, 0, H)."""
         check_batch_size(batch_size)
-        return self.linear.weight.new_zeros(batch_size, 0, self.H)
+        return self.linear.bias.new_zeros(batch_size, 0, self.H)
 
 
 class UpPool(nn.Module):
     """y_{js+r} = (W_u v_{j−1} + b_u)_r, zero for the first s steps: d_input -> d_output·s features, s times the
-    steps."""
+    steps (weight_norm: _linear)."""
 
-    def __init__(self, d_input: int, d_output: int, stride: int):
+    def __init__(self, d_input: int, d_output: int, stride: int, weight_norm: bool = False):
         super().__init__()
         if not isinstance(stride, int) or stride < 1:
             raise ValueError(f"stride: expected a positive integer, got {stride!r}")
         self.H, self.d_output, self.stride = d_input, d_output, stride
-        self.linear = nn.Linear(d_input, d_output * stride)
+        self.linear = _linear(d_input, d_output * stride, weight_norm)
 
     def _expand(self, v: torch.Tensor) -> torch.Tensor:
         """(B, Lc, H') -> (B, Lc·s, H): the s outputs of each coarse step, r-th block of the channel-major fold."""
@@ -102,4 +110,4 @@ class UpPool(nn.Module):
     def default_state(self, batch_size: int) -> torch.Tensor:
         """s pending zeros (B, s, H): the causal shift's first s outputs."""
         check_batch_size(batch_size)
-        return self.linear.weight.new_zeros(batch_size, self.stride, self.d_output)
+        return self.linear.bias.new_zeros(batch_size, self.stride, self.d_output)

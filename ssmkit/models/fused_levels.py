@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..layers.conv import SSMConv
+from ..layers.norms import ScalarLayerNorm
 from ..layers.param_versions import values_key
 from ..ops import BlockWeights, backend
 from ..ops.block_step import OUTPUTS
@@ -31,8 +32,23 @@ def _ff_fuses(net: nn.Sequential) -> bool:
             and net[1].approximate == "none")
 
 
-def _norm(norm: nn.LayerNorm) -> torch.Tensor:
-    return torch.stack([norm.weight, norm.bias])
+def _norm(norm: nn.Module) -> torch.Tensor:
+    """(γ; β; m) (3, H) of ops.block_step for a LayerNorm (m = 0) or a ScalarLayerNorm (γ = s, β = 0)."""
+    if isinstance(norm, ScalarLayerNorm):
+        return torch.cat([norm.s.expand(norm.d), norm.s.new_zeros(norm.d), norm.m.expand(norm.d)]).view(3, norm.d)
+    return torch.stack([norm.weight, norm.bias, torch.zeros_like(norm.bias)])
+
+
+def _norms_fuse(norms: list[nn.Module]) -> bool:
+    """One kind of norm for the whole stack, one ε: affine LayerNorms with a bias, or ScalarLayerNorms."""
+    def kind(n):
+        if isinstance(n, ScalarLayerNorm):
+            return "scalar", n.eps
+        if isinstance(n, nn.LayerNorm) and n.elementwise_affine and n.bias is not None:
+            return "layer", n.eps
+        return None
+    kinds = {kind(n) for n in norms}
+    return len(kinds) == 1 and None not in kinds
 
 
 def _output(layer: SSMConv) -> nn.Linear | None:
@@ -60,7 +76,7 @@ class FusedStack:
         layers = self.layers()
         return (all(_ssm_layer_fuses(layer) for layer in layers) and all(_ff_fuses(f.net) for f in ffs)
                 and len({(layer.activation_name, layer.output_name) for layer in layers}) == 1
-                and all(n.elementwise_affine and n.bias is not None and n.eps == norms[0].eps for n in norms))
+                and _norms_fuse(norms))
 
     def weights(self) -> BlockWeights:
         key = values_key([*self.blocks.parameters(), *self.blocks.buffers()])

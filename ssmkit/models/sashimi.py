@@ -8,13 +8,16 @@ S4 blocks for autoregressive raw audio.
                             c = Blocks_i(u) + u
     logits = Linear(LayerNorm(c))
 
-Blocks = n_layers × [Residual(layer), Residual(FF)], Residual(f)(h) = h + Dropout(f(LayerNorm(h))), FF = Linear(H ->
-ff·H), GELU, Linear(-> H). The layer is S4 (any registered causal layer works). ``unet=True`` adds n_layers blocks
-at each level of the down path, before its pooling, and then every up module adds the matching down output (the
-official standalone's U-Net variant). A bidirectional layer (layer_options bidirectional=True) makes a non-causal
-backbone, e.g. for diffusion; it has no recurrent view. ``l_max`` (the input length): each level's layers get the
-length they run at (l_max over the pooling so far), so S4 trains the C̃ of that length as the official SaShiMi's
-layers do; without it they train the plain C.
+Blocks = n_layers × [Residual(layer), Residual(FF)], Residual(f)(h) = h + Dropout(f(Norm(h))), FF = Linear(H -> ff·H),
+GELU, Linear(-> H). Norm is, as in the official training code (its sashimi.yaml: transposed, norm layer), a LayerNorm
+with one learned scale and shift for all channels (``norm="scalar"``, layers/norms.py ScalarLayerNorm; ``norm="layer"``:
+the per-channel LayerNorm of the official standalone copy), and the pooling Linears are weight normalized
+(``pool_weight_norm``, the official pooling layers' default). The layer is S4 (any registered causal layer works).
+``unet=True`` adds n_layers blocks at each level of the down path, before its pooling, and then every up module adds the
+matching down output (the official standalone's U-Net variant). A bidirectional layer (layer_options bidirectional=True)
+makes a non-causal backbone, e.g. for diffusion; it has no recurrent view. ``l_max`` (the input length): each level's
+layers get the length they run at (l_max over the pooling so far), so S4 trains the C̃ of that length as the official
+SaShiMi's layers do; without it they train the plain C.
 
 Recurrent view: the pooling layers keep their phase in the state (ssmkit.layers.pool), so one step runs only the
 levels whose window completes: the coarse level i runs at every (p_1…p_i)-th step. ``default_state``, ``prefill``
@@ -33,6 +36,7 @@ from torch import nn
 from ..layers import layer as build_layer
 from ..layers.registry import LAYERS
 from ..layers.dropout import dropout as make_dropout
+from ..layers.norms import norm_class
 from ..layers.pool import DownPool, UpPool
 from ..layers.stack_parts import stacked_parts
 from ..ops import block_step
@@ -60,11 +64,12 @@ class FeedForward(nn.Module):
 
 
 class Residual(nn.Module):
-    """h + Dropout(layer(LayerNorm(h))) (prenorm), over a chunk (B, L, H) or one step (B, H)."""
+    """h + Dropout(layer(Norm(h))) (prenorm; Norm: ``norm`` of layers/norms.py), over a chunk (B, L, H) or one step
+    (B, H)."""
 
-    def __init__(self, layer: nn.Module, d_model: int, dropout: float):
+    def __init__(self, layer: nn.Module, d_model: int, dropout: float, norm: str = "layer"):
         super().__init__()
-        self.layer, self.norm = layer, nn.LayerNorm(d_model)
+        self.layer, self.norm = layer, norm_class(norm)(d_model)
         self.dropout = make_dropout(dropout)
 
     def forward(self, h: torch.Tensor, state=None):
@@ -83,11 +88,16 @@ class Sashimi(Pretrained, nn.Module):
     def __init__(self, d_input: int, d_output: int, *, vocab_size: int | None = None, d_model: int = 64,
                  n_layers: int = 8, pool: tuple | list = (4, 4), expand: int = 2, ff: int = 2, unet: bool = False,
                  layer: str = "s4", layer_options: dict | None = None, dropout: float = 0.0,
-                 l_max: int | None = None):
+                 l_max: int | None = None, norm: str = "scalar", pool_weight_norm: bool = True):
         super().__init__()
         self.config = dict(d_input=d_input, d_output=d_output, vocab_size=vocab_size, d_model=d_model,
                            n_layers=n_layers, pool=list(pool), expand=expand, ff=ff, unet=unet, layer=layer,
-                           layer_options=dict(layer_options or {}), dropout=dropout, l_max=l_max)
+                           layer_options=dict(layer_options or {}), dropout=dropout, l_max=l_max, norm=norm,
+                           pool_weight_norm=pool_weight_norm)
+        if norm not in ("scalar", "layer"):
+            raise ValueError(f"norm: expected 'scalar' (the official training code's) or 'layer', got {norm!r}")
+        if not isinstance(pool_weight_norm, bool):
+            raise ValueError(f"pool_weight_norm: expected true or false, got {pool_weight_norm!r}")
         pool = tuple(pool)
         if not all(isinstance(p, int) and p >= 1 for p in pool):
             raise ValueError(f"pool: expected a sequence of positive integer strides, got {pool!r}")
@@ -114,22 +124,34 @@ class Sashimi(Pretrained, nn.Module):
                 options["l_max"] = -(-l_max // math.prod(pool[:level]))
             out = []
             for _ in range(n_layers):
-                out.append(Residual(build_layer(layer, d_model=H, **options), H, dropout))
+                out.append(Residual(build_layer(layer, d_model=H, **options), H, dropout, norm))
                 if ff:
-                    out.append(Residual(FeedForward(H, ff, dropout), H, dropout))
+                    out.append(Residual(FeedForward(H, ff, dropout), H, dropout, norm))
             return nn.ModuleList(out)
 
         widths = [d_model * expand ** i for i in range(len(pool) + 1)]
         self.down = nn.ModuleList(nn.ModuleDict({"blocks": blocks(i) if unet else nn.ModuleList(),
-                                                 "pool": DownPool(widths[i], widths[i + 1], p)})
+                                                 "pool": DownPool(widths[i], widths[i + 1], p, pool_weight_norm)})
                                   for i, p in enumerate(pool))
         self.center = blocks(len(pool))
-        self.up = nn.ModuleList(nn.ModuleDict({"pool": UpPool(widths[i + 1], widths[i], p),
+        self.up = nn.ModuleList(nn.ModuleDict({"pool": UpPool(widths[i + 1], widths[i], p, pool_weight_norm),
                                                "blocks": blocks(i)}) for i, p in reversed(list(enumerate(pool))))
         self.norm = nn.LayerNorm(d_model)
         self.decoder = nn.Linear(d_model, d_output)
         self._fused: dict[str, FusedStack] = {}  # per stack of blocks, its packed weights for ops.block_step
         self.fused_step = True  # step each level's blocks as one op where they can (False: block by block)
+
+    @classmethod
+    def config_of_weights(cls, config: dict, weights: dict) -> dict:
+        """Weights saved before the official training code's norm and pooling (2026-12-05) hold per-channel
+        LayerNorms and plain pooling Linears, and their config names neither option: rebuilt with those, they load
+        as they were trained."""
+        older = {}
+        if "norm" not in config:
+            older["norm"] = "scalar" if any(k.endswith(".norm.s") for k in weights) else "layer"
+        if "pool_weight_norm" not in config:
+            older["pool_weight_norm"] = not any(k.endswith("pool.linear.weight") for k in weights)
+        return {**config, **older}
 
     @property
     def total_pool(self) -> int:

@@ -3,7 +3,7 @@ step is bound by kernel launches (about eight per block on the plain path) rathe
 
 For l = 0 … n−1 (prenorm residual blocks, as models/sashimi.py), h (B, H):
 
-    v = LN(h; γ_l, β_l)
+    v = γ_l ⊙ (h − mean h + m_l) / √(var h + ε) + β_l                     the norm: LayerNorm (m = 0) or the scalar one
     x_l ← a_l ⊙ x_l − Σ_r E_l,r · 2Re(V_l,r · x_l) + b_l v            the SSM's structured step (kernels/step_form.py)
     h ← h + out_l(act(Re(c_l · x_l) + D_l ⊙ v))                        out: GLU(W v + β) | W v + β | v
     h ← h + W2_l GELU(W1_l LN(h; γ'_l, β'_l) + β1_l) + β2_l           the FF block, when the stack has them
@@ -31,8 +31,9 @@ OUTPUTS = ("glu", "linear", "none")
 class BlockWeights:
     """A stack's weights, stacked over its n layers, all real of one dtype.
 
-    norm1 (n, 2, H) the SSM blocks' LayerNorm (γ; β); ssm (n, 6 + 4R, H, N2) LowRankStep.planes(); D (n, H);
-    out_w (n, O, H), out_b (n, O) with O = 2H (glu) or H (linear), None for none; the FF blocks' norm2 (n, 2, H),
+    norm1 (n, 3, H) the SSM blocks' norms (γ; β; m) (a LayerNorm has m = 0, layers/norms.py ScalarLayerNorm γ = s,
+    β = 0 and m = m, each broadcast); ssm (n, 6 + 4R, H, N2) LowRankStep.planes(); D (n, H);
+    out_w (n, O, H), out_b (n, O) with O = 2H (glu) or H (linear), None for none; the FF blocks' norm2 (n, 3, H),
     ff1_w (n, F, H), ff1_b (n, F), ff2_w (n, H, F), ff2_b (n, H), or None each without FF blocks."""
 
     norm1: torch.Tensor
@@ -66,12 +67,12 @@ class BlockWeights:
         if planes < 6 or (planes - 6) % 4:
             raise ValueError(f"ssm: expected (n, 6 + 4R, H, N2) planes, got {tuple(self.ssm.shape)}")
         O = {"glu": 2 * H, "linear": H, "none": 0}[self.output]
-        shapes = {"norm1": (n, 2, H), "D": (n, H)}
+        shapes = {"norm1": (n, 3, H), "D": (n, H)}
         if O:
             shapes.update(out_w=(n, O, H), out_b=(n, O))
         if self.has_ff:
             Fh = self.ff1_w.shape[1]
-            shapes.update(norm2=(n, 2, H), ff1_w=(n, Fh, H), ff1_b=(n, Fh), ff2_w=(n, H, Fh), ff2_b=(n, H))
+            shapes.update(norm2=(n, 3, H), ff1_w=(n, Fh, H), ff1_b=(n, Fh), ff2_w=(n, H, Fh), ff2_b=(n, H))
         for name, shape in shapes.items():
             t = getattr(self, name)
             if t is None or tuple(t.shape) != shape or t.dtype != self.ssm.dtype:
@@ -86,11 +87,17 @@ def _layers(w: BlockWeights):
         yield LowRankStep(z[0], z[1], z[2], z[3::2], z[4::2])
 
 
+def _normed(h: torch.Tensor, norm: torch.Tensor, eps: float) -> torch.Tensor:
+    """γ ⊙ (h − mean + m) / √(var + ε) + β over the channels of h (B, H), norm = (γ; β; m) (3, H)."""
+    var, mean = torch.var_mean(h, dim=-1, unbiased=False, keepdim=True)
+    return norm[0] * (h - mean + norm[2]) * torch.rsqrt(var + eps) + norm[1]
+
+
 @register("block_step", "torch")
 def block_step_torch(h, states, out_states, w: BlockWeights, outer: bool):
     h_in, H = h, h.shape[-1]
     for l, (form, x, x_out) in enumerate(zip(_layers(w), states, out_states)):
-        v = F.layer_norm(h, (H,), w.norm1[l, 0], w.norm1[l, 1], w.eps)
+        v = _normed(h, w.norm1[l], w.eps)
         y, x = form.step(x, v)
         x_out.copy_(x)
         y = activate(y + w.D[l] * v, w.activation)
@@ -99,7 +106,7 @@ def block_step_torch(h, states, out_states, w: BlockWeights, outer: bool):
             y = F.glu(y, dim=-1) if w.output == "glu" else y
         h = h + y
         if w.has_ff:
-            g = F.gelu(F.linear(F.layer_norm(h, (H,), w.norm2[l, 0], w.norm2[l, 1], w.eps), w.ff1_w[l], w.ff1_b[l]))
+            g = F.gelu(F.linear(_normed(h, w.norm2[l], w.eps), w.ff1_w[l], w.ff1_b[l]))
             h = h + F.linear(g, w.ff2_w[l], w.ff2_b[l])
     return h + h_in if outer else h
 

@@ -50,12 +50,13 @@ def _stats(x, H, eps, BH: tl.constexpr):
 
 @triton.jit
 def _norm(x, NW, H, eps, BH: tl.constexpr):
-    """LayerNorm of x (BH,) (zero past H) with γ at NW and β at NW + H."""
+    """γ ⊙ (x − mean + m) / √(var + ε) + β of x (BH,) (zero past H), with γ at NW, β at NW + H and m at NW + 2H
+    (ops.block_step: a LayerNorm has m = 0)."""
     rh = tl.arange(0, BH)
     m = rh < H
     mean, inv = _stats(x, H, eps, BH)
-    return (tl.where(m, x - mean, 0.0) * inv * tl.load(NW + rh, mask=m, other=0.0)
-            + tl.load(NW + H + rh, mask=m, other=0.0))
+    return (tl.where(m, x - mean + tl.load(NW + 2 * H + rh, mask=m, other=0.0), 0.0) * inv
+            * tl.load(NW + rh, mask=m, other=0.0) + tl.load(NW + H + rh, mask=m, other=0.0))
 
 
 @triton.jit
@@ -130,7 +131,7 @@ def _block_step_kernel(HIN, HOUT, SIN, SOUT, NORM1, SSM, D, WO, BO, NORM2, W1, B
     tl.store(cur + rh, tl.load(HIN + row * H + rh, mask=mh, other=0.0), mask=mh)
     tl.debug_barrier()
     for l in range(n):
-        tl.store(V + rh, _norm(_vector(cur, H, BH), NORM1 + l * 2 * H, H, eps, BH), mask=mh)
+        tl.store(V + rh, _norm(_vector(cur, H, BH), NORM1 + l * 3 * H, H, eps, BH), mask=mh)
         tl.debug_barrier()
         sin, sout = _state(SIN, l, row, H, N2), _state(SOUT, l, row, H, N2)
         for c0 in range(0, H, CB):
@@ -154,7 +155,7 @@ def _block_step_kernel(HIN, HOUT, SIN, SOUT, NORM1, SSM, D, WO, BO, NORM2, W1, B
         tl.debug_barrier()
         cur, nxt = nxt, cur
         if FF:
-            tl.store(V + rh, _norm(_vector(cur, H, BH), NORM2 + l * 2 * H, H, eps, BH), mask=mh)
+            tl.store(V + rh, _norm(_vector(cur, H, BH), NORM2 + l * 3 * H, H, eps, BH), mask=mh)
             tl.debug_barrier()
             v = _vector(V, H, BH)
             for o0 in range(0, F, R1):

@@ -35,7 +35,8 @@ def _ssm_stage(HC, SIN, SOUT, NORM, PL, D, Y, H, N2, eps, R: tl.constexpr, ACT: 
     rc = c0 + tl.arange(0, CB)
     mc = rc < H
     h = tl.load(HC + row * H + rc, mask=mc, other=0.0)
-    v = (h - mean) * inv * tl.load(NORM + rc, mask=mc, other=0.0) + tl.load(NORM + H + rc, mask=mc, other=0.0)
+    v = ((h - mean + tl.load(NORM + 2 * H + rc, mask=mc, other=0.0)) * inv * tl.load(NORM + rc, mask=mc, other=0.0)
+         + tl.load(NORM + H + rc, mask=mc, other=0.0))
     y = _ssm(v, rc, SIN + row * H * N2 * 2, SOUT + row * H * N2 * 2, PL, D, H, N2, R, ACT, BN)
     tl.store(Y + row * H + rc, y, mask=mc)
 
@@ -43,7 +44,7 @@ def _ssm_stage(HC, SIN, SOUT, NORM, PL, D, Y, H, N2, eps, R: tl.constexpr, ACT: 
 @triton.jit
 def _map_stage(X, NORM, W, BIAS, RES, EXTRA, DST, K, O, eps, MODE: tl.constexpr, NORMED: tl.constexpr,
                HAS_RES: tl.constexpr, HAS_EXTRA: tl.constexpr, BK: tl.constexpr, BO: tl.constexpr):
-    """DST[o] = f(x)[o] (+ RES[o]) (+ EXTRA[o]) for a block of outputs o, x = X's row (LayerNorm'd with NORM when
+    """DST[o] = f(x)[o] (+ RES[o]) (+ EXTRA[o]) for a block of outputs o, x = X's row (normed with NORM when
     NORMED). MODE: 0 GLU (W (2O, K)), 1 linear, 2 none (x itself, K = O), 3 GELU(W x + b)."""
     row, o0 = tl.program_id(0), tl.program_id(1) * BO
     x = _vector(X + row * K, K, BK)

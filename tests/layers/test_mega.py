@@ -326,7 +326,8 @@ def test_scale_norm_is_the_rms_over_channels_with_one_gain():
     x = torch.randn(3, 5, 6, dtype=torch.float64)
     assert rel_err(norm(x), x / (x.square().mean(-1, keepdim=True) + 1e-5).sqrt()) < 1e-15
     assert [p.shape for p in norm.parameters()] == [torch.Size([])]
-    with pytest.raises(ValueError, match=r"norm: expected one of \('layer', 'batch', 'scale', 'rms'\), got 'group'"):
+    expected = r"norm: expected one of \('layer', 'batch', 'scale', 'rms', 'scalar'\), got 'group'"
+    with pytest.raises(ValueError, match=expected):
         norm_class("group")
 
 

@@ -1,4 +1,5 @@
 """SaShiMi: the recurrent and chunked views give the convolutional outputs; causality; the pooling layers' equations."""
+import json
 import math
 
 import pytest
@@ -6,6 +7,7 @@ import torch
 
 from conftest import rel_err
 from ssmkit.layers import DownPool, UpPool
+from ssmkit.layers.norms import ScalarLayerNorm
 from ssmkit.models import Sashimi, generate
 
 
@@ -73,13 +75,47 @@ def test_generate_samples_from_sashimi_what_its_forward_pass_computes():
     assert rel_err(logits, model(tokens)[:, 4:-1]) < 1e-10
 
 
-def test_sashimi_at_the_sc09_defaults_has_the_official_standalones_parameter_count():
-    # models/sashimi/sashimi.py of state-spaces/s4 plus the embedding and the output Linear counts 4,764,160
-    # parameters with n_ssm=1 (the SC09 config) and 5,447,680 with n_ssm=None; the U-Net variant adds S4/FF blocks
-    count = lambda m: sum(p.numel() for p in m.parameters())
-    assert count(Sashimi(1, 256, vocab_size=256, layer_options={"n_ssm": 1})) == 4_764_160
-    assert count(Sashimi(1, 256, vocab_size=256)) == 5_447_680
+def test_sashimi_at_the_sc09_defaults_has_the_official_parameter_count():
+    # the official training code's backbone (state-spaces/s4 src/models/sequence/backbones/sashimi.py with
+    # configs/model/sashimi.yaml: scalar TransposedLN, weight-normalized pooling), built here with n_ssm=1 as the SC09
+    # config, has 4,718,048 parameters, 4,751,072 with the embedding and the output Linear; its standalone copy
+    # (models/sashimi/sashimi.py: per-channel LayerNorms, plain pooling Linears) 4,764,160, and 5,447,680 with
+    # n_ssm=None; the U-Net variant adds S4/FF blocks
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(Sashimi(1, 256, vocab_size=256, layer_options={"n_ssm": 1})) == 4_751_072
+    standalone = dict(norm="layer", pool_weight_norm=False)
+    assert count(Sashimi(1, 256, vocab_size=256, layer_options={"n_ssm": 1}, **standalone)) == 4_764_160
+    assert count(Sashimi(1, 256, vocab_size=256, **standalone)) == 5_447_680
     assert count(Sashimi(1, 256, vocab_size=256, unet=True)) > count(Sashimi(1, 256, vocab_size=256))
+
+
+def test_scalar_layer_norm_is_the_official_transposed_ln():
+    """s · (x − mean + m) / std over the channels, population std (TransposedLN(scalar=True)); bf16 in, bf16 out."""
+    norm = ScalarLayerNorm(6).double()
+    with torch.no_grad():
+        norm.s.fill_(1.7), norm.m.fill_(-0.4)
+    x = torch.randn(3, 5, 6, dtype=torch.float64)
+    std, mean = torch.std_mean(x, dim=-1, unbiased=False, keepdim=True)
+    assert rel_err(norm(x), 1.7 / std * (x - mean - 0.4)) < 1e-10
+    assert norm(x.float().bfloat16()).dtype == torch.bfloat16
+
+
+def test_weights_saved_before_the_official_norm_load_as_they_were_trained(tmp_path):
+    """A folder written before the norm and pool_weight_norm options (per-channel LayerNorms, plain pooling Linears,
+    neither option in config.json) loads into the model it was trained as, with the same outputs."""
+    old = Sashimi(1, 256, vocab_size=256, d_model=8, n_layers=1, pool=[2], layer_options={"d_state": 4},
+                  norm="layer", pool_weight_norm=False).eval()
+    old.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["norm"], config["pool_weight_norm"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = Sashimi.from_pretrained(tmp_path)
+    assert loaded.config["norm"] == "layer" and loaded.config["pool_weight_norm"] is False
+    x = torch.randint(0, 256, (2, 8))
+    with torch.no_grad():
+        assert torch.equal(loaded(x), old(x))
+    new = Sashimi(1, 256, vocab_size=256, d_model=8, n_layers=1, pool=[2], layer_options={"d_state": 4})
+    assert Sashimi.config_of_weights(new.config, new.state_dict()) == new.config
 
 
 def test_downpool_folds_s_steps_channel_major_into_one_linear_map():

@@ -6,6 +6,7 @@ import torch
 
 from conftest import rel_err
 from ssmkit.layers import layer as build_layer
+from ssmkit.layers.norms import ScalarLayerNorm
 from ssmkit.models import Sashimi, fused_levels
 from ssmkit.models.fused_levels import FusedStack
 from ssmkit.ops import BlockWeights, block_step
@@ -29,18 +30,23 @@ def test_structured_step_equals_the_recurrence_float64(kind, options):
     assert rel_err(x2, x_ref) < 1e-13 and rel_err(y, y_ref[:, 0]) < 1e-13
 
 
-def sashimi(layer="s4", ff=2, output="glu", activation="gelu", dtype=torch.float64) -> Sashimi:
-    return Sashimi(1, 256, vocab_size=256, d_model=8, n_layers=3, pool=[2], ff=ff, layer=layer,
-                   layer_options={"d_state": 8, "output": output, "activation": activation}).to(dtype).eval()
+def sashimi(layer="s4", ff=2, output="glu", activation="gelu", dtype=torch.float64, norm="scalar") -> Sashimi:
+    model = Sashimi(1, 256, vocab_size=256, d_model=8, n_layers=3, pool=[2], ff=ff, layer=layer, norm=norm,
+                    layer_options={"d_state": 8, "output": output, "activation": activation}).to(dtype).eval()
+    with torch.no_grad():  # the norms away from their initial (1, 0), so that every packed number counts
+        for p in (p for m in model.modules() if isinstance(m, (ScalarLayerNorm, torch.nn.LayerNorm))
+                  for p in m.parameters()):
+            p.add_(0.3 * torch.randn_like(p))
+    return model
 
 
-@pytest.mark.parametrize("layer,ff,output,activation", [("s4", 2, "glu", "gelu"), ("s4d", 0, "linear", "silu"),
-                                                        ("s4", 1, "none", "relu")])
-def test_reference_equals_the_blocks_stepped_one_by_one_float64(layer, ff, output, activation):
-    model = sashimi(layer, ff, output, activation)
-    for name, blocks in [("center", model.center), ("up", model.up[0]["blocks"])]:
+@pytest.mark.parametrize("layer,ff,output,activation,norm", [("s4", 2, "glu", "gelu", "scalar"),
+                                                             ("s4d", 0, "linear", "silu", "layer"),
+                                                             ("s4", 1, "none", "relu", "scalar")])
+def test_reference_equals_the_blocks_stepped_one_by_one_float64(layer, ff, output, activation, norm):
+    model = sashimi(layer, ff, output, activation, norm=norm)
+    for name, blocks, H in [("center", model.center, 16), ("up", model.up[0]["blocks"], 8)]:
         stack = FusedStack(blocks, with_ff=ff > 0)
-        H = blocks[0].norm.normalized_shape[0]
         h = torch.randn(2, H, dtype=torch.float64)
         states = [torch.randn(2, H, 4, dtype=torch.complex128) for _ in stack.layers()]
         with torch.no_grad():
@@ -57,8 +63,8 @@ def random_weights(n, H, N2, R, Fh, output) -> BlockWeights:
     O = {"glu": 2 * H, "linear": H, "none": 0}[output]
     scaled = lambda *shape: torch.randn(*shape) / shape[-1] ** 0.5  # noqa: E731
     maybe = lambda cond, *shape: (scaled if len(shape) == 3 else torch.randn)(*shape) if cond else None  # noqa: E731
-    return BlockWeights(norm1=torch.randn(n, 2, H), ssm=0.5 * torch.randn(n, 6 + 4 * R, H, N2), D=torch.randn(n, H),
-                        out_w=maybe(O, n, O, H), out_b=maybe(O, n, O), norm2=maybe(Fh, n, 2, H),
+    return BlockWeights(norm1=torch.randn(n, 3, H), ssm=0.5 * torch.randn(n, 6 + 4 * R, H, N2), D=torch.randn(n, H),
+                        out_w=maybe(O, n, O, H), out_b=maybe(O, n, O), norm2=maybe(Fh, n, 3, H),
                         ff1_w=maybe(Fh, n, Fh, H), ff1_b=maybe(Fh, n, Fh), ff2_w=maybe(Fh, n, H, Fh),
                         ff2_b=maybe(Fh, n, H), activation="gelu", output=output, eps=1e-5)
 
