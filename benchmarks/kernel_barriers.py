@@ -6,7 +6,7 @@ benchmark, not a test.
 
     python benchmarks/kernel_barriers.py [--width 64] [--state 64] [--ff 128]
 
-The compile is specialized as a launch specializes it (pointers 16-byte aligned, the sizes divisible by 16): without
+The compile is specialized as a launch specializes it (pointers 16-byte aligned, the sizes that divide by 16): without
 that the compiler picks other layouts and the count is not the launched kernel's (it read 44 where the launched kernel
 has 33). At SaShiMi's top level (width 64, N = 64, FF 128, GLU output, one low-rank term): 33 barriers a layer
 (docs/benchmarks.md).
@@ -38,7 +38,8 @@ def compile_step(H: int, N2: int, F: int):
                   R1=tbs._block(F, H), R2=tbs._block(H, F))
     names = list(signature) + list(consts)
     signature |= {k: "constexpr" for k in consts}
-    aligned = POINTERS + ["H", "N2", "F"]  # what a launch specializes: 16-byte aligned storage, sizes divisible by 16
+    # what a launch specializes: 16-byte aligned storage, and the sizes that are multiples of 16
+    aligned = POINTERS + [k for k, v in (("H", H), ("N2", N2), ("F", F)) if v % 16 == 0]
     src = ASTSource(fn=tbs._block_step_kernel, signature=signature,
                     constexprs={(names.index(k),): v for k, v in consts.items()},
                     attrs={(names.index(k),): [["tt.divisibility", 16]] for k in aligned})

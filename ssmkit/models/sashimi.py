@@ -29,6 +29,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import math
+import re
 
 import torch
 from torch import nn
@@ -67,7 +68,7 @@ class Residual(nn.Module):
     """h + Dropout(layer(Norm(h))) (prenorm; Norm: ``norm`` of layers/norms.py), over a chunk (B, L, H) or one step
     (B, H)."""
 
-    def __init__(self, layer: nn.Module, d_model: int, dropout: float, norm: str = "layer"):
+    def __init__(self, layer: nn.Module, d_model: int, dropout: float, norm: str):
         super().__init__()
         self.layer, self.norm = layer, norm_class(norm)(d_model)
         self.dropout = make_dropout(dropout)
@@ -143,15 +144,20 @@ class Sashimi(Pretrained, nn.Module):
 
     @classmethod
     def config_of_weights(cls, config: dict, weights: dict) -> dict:
-        """Weights saved before the official training code's norm and pooling (2026-12-05) hold per-channel
-        LayerNorms and plain pooling Linears, and their config names neither option: rebuilt with those, they load
-        as they were trained."""
-        older = {}
-        if "norm" not in config:
-            older["norm"] = "scalar" if any(k.endswith(".norm.s") for k in weights) else "layer"
-        if "pool_weight_norm" not in config:
-            older["pool_weight_norm"] = not any(k.endswith("pool.linear.weight") for k in weights)
-        return {**config, **older}
+        """The norm and pooling the weights were trained with, read from their names: weights saved before the
+        official training code's norm and pooling (2026-12-05) hold per-channel LayerNorms and plain pooling Linears,
+        while their config names neither option, or (a run resumed, a checkpoint without config.json) comes from the
+        current defaults. Rebuilt with what the weights hold, they load as they were trained."""
+        held = {}
+        if any(k.endswith(".norm.s") for k in weights):
+            held["norm"] = "scalar"
+        elif any(re.search(r"\d\.norm\.weight$", k) for k in weights):  # a block's LayerNorm, not the final one
+            held["norm"] = "layer"
+        if any(k.endswith("pool.linear.parametrizations.weight.original0") for k in weights):
+            held["pool_weight_norm"] = True
+        elif any(k.endswith("pool.linear.weight") for k in weights):
+            held["pool_weight_norm"] = False
+        return {**config, **held}
 
     @property
     def total_pool(self) -> int:

@@ -37,7 +37,8 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD 
         if not per_step:
             raise ValueError(f"model: sashimi predicts at every position; dataset {config.dataset!r} is not a "
                              f"per-position (lm) task")
-        _check_model_options("sashimi", Sashimi, config, "pool, expand, unet, l_max", positional=2)
+        _check_model_options("sashimi", Sashimi, config, "pool, expand, unet, l_max, norm, pool_weight_norm",
+                             positional=2)
         model = Sashimi(dataset.d_input, dataset.n_classes, vocab_size=getattr(dataset, "vocab_size", None),
                         d_model=config.d_model, n_layers=config.n_layers, ff=config.ffn_mult, layer=config.layer,
                         layer_options=options, dropout=config.dropout, **config.model_options)

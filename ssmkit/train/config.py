@@ -123,7 +123,8 @@ class TrainConfig:
                                      ("final_norm", True, ("sequence",)), ("bn_momentum", 0.1, ("sequence",)),
                                      ("mask_padding", True, ("sequence",)), ("trim_padding", False, ("sequence",)),
                                      ("weight_decay_heads", False, ("sequence", "s4nd")),
-                                     ("weight_penalty", 0.0, ("ccnn",))):
+                                     ("weight_penalty", 0.0, ("ccnn",)),
+                                     ("norm", "layer", ("sequence", "s4nd", "cnn"))):
             if getattr(self, key) != default and self.model not in models:
                 raise ValueError(f"{key}: only model={' or '.join(models)} takes it (model={self.model!r}), got "
                                  f"{getattr(self, key)!r}")

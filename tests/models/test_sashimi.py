@@ -9,6 +9,7 @@ from conftest import rel_err
 from ssmkit.layers import DownPool, UpPool
 from ssmkit.layers.norms import ScalarLayerNorm
 from ssmkit.models import Sashimi, generate
+from ssmkit.models.pretrained import fitted_to, load_weights
 
 
 def small(pool, unet, **kw) -> Sashimi:
@@ -116,6 +117,10 @@ def test_weights_saved_before_the_official_norm_load_as_they_were_trained(tmp_pa
         assert torch.equal(loaded(x), old(x))
     new = Sashimi(1, 256, vocab_size=256, d_model=8, n_layers=1, pool=[2], layer_options={"d_state": 4})
     assert Sashimi.config_of_weights(new.config, new.state_dict()) == new.config
+    # a resumed run (or a checkpoint without config.json) is rebuilt from the current defaults first
+    fitted = fitted_to(new, old.state_dict())
+    assert fitted.config["norm"] == "layer" and fitted.config["pool_weight_norm"] is False
+    load_weights(fitted, old.state_dict(), "older weights")
 
 
 def test_downpool_folds_s_steps_channel_major_into_one_linear_map():

@@ -356,6 +356,8 @@ def test_heads_other_than_linear_are_for_the_sequence_model():
     with pytest.raises(ValueError, match="tie_dropout: only model=sequence or s4nd or cnn takes it"):
         make_config(["model=sashimi", "layer=s4", "tie_dropout=true"])
     assert make_config(["model=s4nd", "tie_dropout=true"]).tie_dropout
+    with pytest.raises(ValueError, match="norm: only model=sequence or s4nd or cnn takes it"):  # sashimi: model_options
+        make_config(["model=sashimi", "layer=s4", "norm=scalar"])
 
 
 def test_an_ffn_after_each_layer_trains(tmp_path):
