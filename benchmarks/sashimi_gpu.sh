@@ -2,10 +2,13 @@
 # SaShiMi against an isotropic S4 model of the same size, on one-second spoken digits, for the same training time.
 #   bash benchmarks/sashimi_gpu.sh sashimi|isotropic DATA MINUTES [key=value ...]
 #   bash benchmarks/sashimi_gpu.sh samples        (16 one-second samples of the trained SaShiMi, as WAVs, into $OUT)
-#   bash benchmarks/sashimi_gpu.sh resume sashimi|isotropic
+#   bash benchmarks/sashimi_gpu.sh resume sashimi|isotropic|pair
 #                                                 (a run stopped by a time limit, continued exactly to its MINUTES: on a
 #                                                 warm device machine, where runs/ stays between calls, a budget past one
 #                                                 call's 10 minutes is two calls, the first under `timeout`)
+#   bash benchmarks/sashimi_gpu.sh pair DATA MINUTES [key=value ...]
+#                                                 (both at once on a 2-GPU machine, one card each: the same time on the
+#                                                 same kind of card, in one call's time; logs in runs/sashimi-gpu/*.log)
 # DATA: an SC09-layout folder, or a .tar.gz of one (data/spoken-digits.tar.gz, written here by
 # `python3 -m ssmkit data spoken-digits data/spoken-digits --speakers 150 && tar czf ...`), or its codes packed by
 # benchmarks/pack_clips.py (NAME.clips.xz: ~10 KB a clip, so 5,000 fit a device call), unpacked next to it.
@@ -22,8 +25,19 @@ if [[ $1 == samples ]]; then
     if [[ -n ${OUT:-} ]]; then cp -r $out/samples "$OUT/"; fi  # the device machine's result folder
     exit
 fi
+both() {  # $1 on GPU 0 and $2 on GPU 1 at once, each a command line of this script; then both logs' ends
+    mkdir -p $out
+    CUDA_VISIBLE_DEVICES=0 bash "$0" $1 > $out/sashimi.log 2>&1 &
+    CUDA_VISIBLE_DEVICES=1 bash "$0" $2 > $out/isotropic.log 2>&1 &
+    wait
+    tail -n 14 $out/sashimi.log $out/isotropic.log
+}
 if [[ $1 == resume ]]; then
-    python3 -m ssmkit train --resume $out/$2 | tail -12
+    if [[ $2 == pair ]]; then
+        both "resume sashimi" "resume isotropic"
+    else
+        python3 -m ssmkit train --resume $out/$2 | tail -12
+    fi
     exit
 fi
 which=$1 data=$2 minutes=$3
@@ -38,6 +52,10 @@ elif [[ $data == *.clips.xz ]]; then
     [[ -d $folder ]] || python3 benchmarks/pack_clips.py unpack "$data" "$folder"
     data=$folder
 fi
+if [[ $which == pair ]]; then  # the data unpacked once above, then the two runs
+    both "sashimi $data $minutes $*" "isotropic $data $minutes $*"
+    exit
+fi
 common=(data_dir=$data max_minutes=$minutes precision=bf16 out_dir=$out run_name=$which "$@")
 if [[ $which == sashimi ]]; then
     python3 -m ssmkit train sashimi-sc09 "${common[@]}" | tail -12
@@ -48,6 +66,6 @@ elif [[ $which == isotropic ]]; then
     python3 -m ssmkit train sashimi-sc09 model=sequence model_options={} d_model=304 accumulate=2 \
         "${common[@]}" | tail -12
 else
-    echo "first argument: sashimi or isotropic, got $which" >&2
+    echo "first argument: sashimi, isotropic or pair, got $which" >&2
     exit 2
 fi

@@ -342,6 +342,9 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
     log(f"run {run_dir}: {config.model} of {config.blocks} x{config.n_layers}, d_model={config.d_model}, "
         f"{n_params:,} parameters, {config.dataset} ({len(splits['train'])} train), {device} x{world}")
     board = tensorboard(run_dir, rank, log)
+    if config.max_minutes and dist.broadcast(sum(r["seconds"] for r in history) >= 60 * config.max_minutes):
+        log(f"max_minutes={config.max_minutes:g}: the run's training time already reaches it; no more epochs")
+        start_epoch = config.epochs  # a run resumed after it stopped there: its results as they were
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         (loss_sum, metric_sum, seen), step_rows = _train_epoch(config, model, optimizer, scheduler, scaler,

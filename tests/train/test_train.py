@@ -396,8 +396,11 @@ def test_listops_trains_from_generated_lra_files(tmp_path):
 
 
 def test_max_minutes_stops_after_the_first_epoch_past_the_limit(tmp_path):
-    train(_config(tmp_path, "t", ["epochs=5", "max_minutes=1e-6"]), log=lambda *_: None)
+    first = train(_config(tmp_path, "t", ["epochs=5", "max_minutes=1e-6"]), log=lambda *_: None)
     assert len(_rows(tmp_path / "t")) == 1
+    # resumed after it stopped there (a device call that ended as the run did): no more epochs, the same results
+    again = train(resume=tmp_path / "t", log=lambda *_: None)
+    assert len(_rows(tmp_path / "t")) == 1 and again["test_acc"] == first["test_acc"]
     with pytest.raises(ValueError, match="max_minutes"):
         make_config(["max_minutes=-1"])
 
