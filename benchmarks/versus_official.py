@@ -313,11 +313,11 @@ def compare_sashimi_parts(modules, seed: int, H: int, L: int) -> None:
     x = torch.randn(2, L, H, dtype=torch.float64)
     agree("SaShiMi training backbone: scalar TransposedLN", "output",
           ours(x), official(x.transpose(1, 2)).transpose(1, 2))
-    for name, theirs, mine, d_in, shape in (
+    for name, theirs, mine, shape in (
             ("DownPool (stride 4, expand 2)", pool.DownPool(H, expand=2, stride=4, transposed=True, weight_norm=True),
-             ssmkit.layers.DownPool(H, 2 * H, 4, weight_norm=True), H, (2, L, H)),
+             ssmkit.layers.DownPool(H, 2 * H, 4, weight_norm=True), (2, L, H)),
             ("UpPool (stride 4)", pool.UpPool(2 * H, H, 4, transposed=True, weight_norm=True),
-             ssmkit.layers.UpPool(2 * H, H, 4, weight_norm=True), 2 * H, (2, L // 4, 2 * H))):
+             ssmkit.layers.UpPool(2 * H, H, 4, weight_norm=True), (2, L // 4, 2 * H))):
         theirs, mine = theirs.double(), mine.double()
         linear = theirs.linear  # LinearActivation without an activation: the weight-normalized TransposedLinear
         with torch.no_grad():

@@ -35,7 +35,7 @@ def _ff_fuses(net: nn.Sequential) -> bool:
 def _norm(norm: nn.Module) -> torch.Tensor:
     """(γ; β; m) (3, H) of ops.block_step for a LayerNorm (m = 0) or a ScalarLayerNorm (γ = s, β = 0)."""
     if isinstance(norm, ScalarLayerNorm):
-        return torch.cat([norm.s.expand(norm.d), norm.s.new_zeros(norm.d), norm.m.expand(norm.d)]).view(3, norm.d)
+        return torch.stack([norm.s.expand(norm.d), norm.s.new_zeros(norm.d), norm.m.expand(norm.d)])
     return torch.stack([norm.weight, norm.bias, torch.zeros_like(norm.bias)])
 
 

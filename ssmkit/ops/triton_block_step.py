@@ -49,14 +49,21 @@ def _stats(x, H, eps, BH: tl.constexpr):
 
 
 @triton.jit
+def _affine(d, inv, NW, idx, mask, H):
+    """γ ⊙ (d + m) · inv + β at channels idx for d = x − mean (ops.block_step's norm), with γ at NW, β at NW + H and
+    m at NW + 2H."""
+    return ((d + tl.load(NW + 2 * H + idx, mask=mask, other=0.0)) * inv * tl.load(NW + idx, mask=mask, other=0.0)
+            + tl.load(NW + H + idx, mask=mask, other=0.0))
+
+
+@triton.jit
 def _norm(x, NW, H, eps, BH: tl.constexpr):
     """γ ⊙ (x − mean + m) / √(var + ε) + β of x (BH,) (zero past H), with γ at NW, β at NW + H and m at NW + 2H
     (ops.block_step: a LayerNorm has m = 0)."""
     rh = tl.arange(0, BH)
     m = rh < H
     mean, inv = _stats(x, H, eps, BH)
-    return (tl.where(m, x - mean + tl.load(NW + 2 * H + rh, mask=m, other=0.0), 0.0) * inv
-            * tl.load(NW + rh, mask=m, other=0.0) + tl.load(NW + H + rh, mask=m, other=0.0))
+    return _affine(tl.where(m, x - mean, 0.0), inv, NW, rh, m, H)
 
 
 @triton.jit

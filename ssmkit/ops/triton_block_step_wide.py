@@ -20,7 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .triton_block_step import OUT_CODE, _norm, _rows, _ssm, _stats, _vector
+from .triton_block_step import OUT_CODE, _affine, _norm, _rows, _ssm, _stats, _vector
 from .triton_chunkconv import ACT_CODE, _act
 
 # weights per program in the matrix-vector stages, (channel, mode) pairs per program in the SSM stage, warps
@@ -35,8 +35,7 @@ def _ssm_stage(HC, SIN, SOUT, NORM, PL, D, Y, H, N2, eps, R: tl.constexpr, ACT: 
     rc = c0 + tl.arange(0, CB)
     mc = rc < H
     h = tl.load(HC + row * H + rc, mask=mc, other=0.0)
-    v = ((h - mean + tl.load(NORM + 2 * H + rc, mask=mc, other=0.0)) * inv * tl.load(NORM + rc, mask=mc, other=0.0)
-         + tl.load(NORM + H + rc, mask=mc, other=0.0))
+    v = _affine(h - mean, inv, NORM, rc, mc, H)
     y = _ssm(v, rc, SIN + row * H * N2 * 2, SOUT + row * H * N2 * 2, PL, D, H, N2, R, ACT, BN)
     tl.store(Y + row * H + rc, y, mask=mc)
 

@@ -320,6 +320,11 @@ def _restore(run_dir: Path, optimizer, scheduler, scaler, rank: int, world: int,
     return ckpt["epoch"] + 1, ckpt["best_val"], ckpt["history"]
 
 
+def _out_of_time(config: TrainConfig, history: list[dict]) -> bool:
+    """Whether the epochs so far (history's seconds) reach config.max_minutes; rank 0's clock decides for all."""
+    return bool(config.max_minutes) and dist.broadcast(sum(r["seconds"] for r in history) >= 60 * config.max_minutes)
+
+
 def train(config: TrainConfig | None = None, resume: str | Path | None = None, log=print) -> dict:
     """Train (or resume) a run; returns the test metrics of the best checkpoint."""
     config, rank, world, device, splits, model, optimizer, scheduler, steps = _prepare(config, resume)
@@ -342,7 +347,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
     log(f"run {run_dir}: {config.model} of {config.blocks} x{config.n_layers}, d_model={config.d_model}, "
         f"{n_params:,} parameters, {config.dataset} ({len(splits['train'])} train), {device} x{world}")
     board = tensorboard(run_dir, rank, log)
-    if config.max_minutes and dist.broadcast(sum(r["seconds"] for r in history) >= 60 * config.max_minutes):
+    if _out_of_time(config, history):
         log(f"max_minutes={config.max_minutes:g}: the run's training time already reaches it; no more epochs")
         start_epoch = config.epochs  # a run resumed after it stopped there: its results as they were
     for epoch in range(start_epoch, config.epochs):
@@ -376,8 +381,8 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
             f"{task.format(row[f'train_{m}'])}  val loss {val['loss']:.3f} {m} {task.format(val[m])}  "
             f"{seen / seconds:,.0f} {unit}/s")
         dist.barrier()
-        spent = sum(r["seconds"] for r in history)
-        if config.max_minutes and dist.broadcast(spent >= 60 * config.max_minutes):  # rank 0's clock decides for all
+        if _out_of_time(config, history):
+            spent = sum(r["seconds"] for r in history)
             log(f"stopping after epoch {epoch + 1}: {spent / 60:.1f} min of training reached max_minutes="
                 f"{config.max_minutes:g}")
             break
