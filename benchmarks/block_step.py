@@ -29,7 +29,7 @@ def weights(H: int, n: int, ff: bool, output: str, rank: int) -> BlockWeights:
     F = 2 * H
     O = {"glu": 2 * H, "none": 0}[output]
     r = lambda *s: torch.randn(*s, device="cuda") / s[-1] ** 0.5  # noqa: E731
-    return BlockWeights(norm1=r(n, 3, H), ssm=0.1 * r(n, 6 + 4 * rank, H, N2), D=r(n, H),
+    return BlockWeights(norm1=r(n, 3, H), ssm=0.1 * r(n, 3 + 2 * rank, H, N2, 2), D=r(n, H),
                         out_w=r(n, O, H) if O else None, out_b=r(n, O) if O else None,
                         norm2=r(n, 3, H) if ff else None, ff1_w=r(n, F, H) if ff else None,
                         ff1_b=r(n, F) if ff else None, ff2_w=r(n, H, F) if ff else None,

@@ -30,9 +30,10 @@ class LowRankStep:
         return (self.c * x).real.sum(-1), x
 
     def planes(self) -> torch.Tensor:
-        """(6 + 4R, H, N2) real: Re, Im of a, b, c, then of E_r and V_r for each r (ops.block_step's layout)."""
+        """(3 + 2R, H, N2, 2) real: a, b, c, then E_r and V_r for each r, each number as its (Re, Im) pair, as a
+        complex tensor lies in memory (ops.block_step's layout)."""
         parts = [self.a, self.b, self.c] + [t for r in range(self.E.shape[0]) for t in (self.E[r], self.V[r])]
-        return torch.stack([p for z in parts for p in (z.real, z.imag)])
+        return torch.view_as_real(torch.stack(parts))
 
 
 def diagonal_form(dA, dB, C) -> LowRankStep:

@@ -32,7 +32,7 @@ class BlockWeights:
     """A stack's weights, stacked over its n layers, all real of one dtype.
 
     norm1 (n, 3, H) the SSM blocks' norms (γ; β; m) (a LayerNorm has m = 0, layers/norms.py ScalarLayerNorm γ = s,
-    β = 0 and m = m, each broadcast); ssm (n, 6 + 4R, H, N2) LowRankStep.planes(); D (n, H);
+    β = 0 and m = m, each broadcast); ssm (n, 3 + 2R, H, N2, 2) LowRankStep.planes(); D (n, H);
     out_w (n, O, H), out_b (n, O) with O = 2H (glu) or H (linear), None for none; the FF blocks' norm2 (n, 3, H),
     ff1_w (n, F, H), ff1_b (n, F), ff2_w (n, H, F), ff2_b (n, H), or None each without FF blocks."""
 
@@ -52,20 +52,20 @@ class BlockWeights:
 
     @property
     def rank(self) -> int:
-        return (self.ssm.shape[1] - 6) // 4
+        return (self.ssm.shape[1] - 3) // 2
 
     @property
     def has_ff(self) -> bool:
         return self.ff1_w is not None
 
     def check(self) -> None:
-        n, planes, H, N2 = self.ssm.shape
+        if self.ssm.dim() != 5 or self.ssm.shape[1] < 3 or (self.ssm.shape[1] - 3) % 2 or self.ssm.shape[4] != 2:
+            raise ValueError(f"ssm: expected (n, 3 + 2R, H, N2, 2) planes, got {tuple(self.ssm.shape)}")
+        n, _, H, N2, _ = self.ssm.shape
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {self.activation!r}")
         if self.output not in OUTPUTS:
             raise ValueError(f"output: expected one of {OUTPUTS}, got {self.output!r}")
-        if planes < 6 or (planes - 6) % 4:
-            raise ValueError(f"ssm: expected (n, 6 + 4R, H, N2) planes, got {tuple(self.ssm.shape)}")
         O = {"glu": 2 * H, "linear": H, "none": 0}[self.output]
         shapes = {"norm1": (n, 3, H), "D": (n, H)}
         if O:
@@ -83,7 +83,7 @@ class BlockWeights:
 def _layers(w: BlockWeights):
     """Per layer: its LowRankStep (complex, from the planes)."""
     for planes in w.ssm:
-        z = torch.complex(planes[0::2], planes[1::2])  # (3 + 2R, H, N2): a, b, c, then E_r, V_r
+        z = torch.view_as_complex(planes.contiguous())  # (3 + 2R, H, N2): a, b, c, then E_r, V_r
         yield LowRankStep(z[0], z[1], z[2], z[3::2], z[4::2])
 
 
@@ -117,7 +117,7 @@ def block_step(h: torch.Tensor, states: list[torch.Tensor], weights: BlockWeight
     (module docstring). out: where the next states are written (``states`` itself for an update in place), else new
     tensors."""
     weights.check()
-    n, _, H, N2 = weights.ssm.shape
+    n, _, H, N2, _ = weights.ssm.shape
     cdtype = torch.complex128 if weights.ssm.dtype == torch.float64 else torch.complex64
     if h.dim() != 2 or h.shape[1] != H or h.dtype != weights.ssm.dtype:
         raise ValueError(f"h: expected (B, H={H}) {weights.ssm.dtype}, got {tuple(h.shape)} {h.dtype}")

@@ -41,11 +41,8 @@ _TABLES: dict[tuple, torch.Tensor] = {}
 
 
 @triton.jit
-def _stats(x, H, eps, BH: tl.constexpr):
-    """LayerNorm's (mean, 1/std) of x (BH,) (zero past H) over its H entries."""
-    mean = tl.sum(x, axis=0) / H
-    d = tl.where(tl.arange(0, BH) < H, x - mean, 0.0)
-    return mean, 1.0 / tl.sqrt(tl.sum(d * d, axis=0) / H + eps)
+def _add_pairs(s1, q1, s2, q2):
+    return s1 + s2, q1 + q2
 
 
 @triton.jit
@@ -57,12 +54,24 @@ def _affine(d, inv, NW, idx, mask, H):
 
 
 @triton.jit
-def _norm(x, NW, H, eps, BH: tl.constexpr):
-    """γ ⊙ (x − mean + m) / √(var + ε) + β of x (BH,) (zero past H), with γ at NW, β at NW + H and m at NW + 2H
-    (ops.block_step: a LayerNorm has m = 0)."""
+def _stats(x, x0, H, eps, BH: tl.constexpr):
+    """LayerNorm's (mean, 1/std) of x (BH,) (zero past H) over its H entries, x0 its first entry, in one reduction
+    across the warps (each reduction across warps is block barriers): the sums s and q of d and d² for d = x − x0
+    (shifted by an entry, so that the variance q/H − (s/H)² does not cancel a mean that is large against the spread),
+    mean = x0 + s/H."""
+    d = tl.where(tl.arange(0, BH) < H, x - x0, 0.0)
+    s, q = tl.reduce((d, d * d), 0, _add_pairs)
+    m = s / H
+    return x0 + m, 1.0 / tl.sqrt(tl.maximum(q / H - m * m, 0.0) + eps)
+
+
+@triton.jit
+def _norm(x, x0, NW, H, eps, BH: tl.constexpr):
+    """γ ⊙ (x − mean + m) / √(var + ε) + β of x (BH,) (zero past H; x0 its first entry), with γ at NW, β at NW + H and
+    m at NW + 2H (ops.block_step: a LayerNorm has m = 0)."""
     rh = tl.arange(0, BH)
     m = rh < H
-    mean, inv = _stats(x, H, eps, BH)
+    mean, inv = _stats(x, x0, H, eps, BH)
     return _affine(tl.where(m, x - mean, 0.0), inv, NW, rh, m, H)
 
 
@@ -82,42 +91,44 @@ def _vector(SRC, K, BK: tl.constexpr):
 
 
 @triton.jit
+def _pairs(P, i2, m2, CB: tl.constexpr, BN: tl.constexpr):
+    """(Re, Im) (CB, BN) of the complex numbers at P + i2 (CB, 2·BN), stored as pairs. Every complex operand of the
+    SSM stage is loaded this way, so that all of them come out in one register layout: separate strided loads of the
+    real and imaginary parts took a layout conversion (block barriers) each."""
+    return tl.split(tl.reshape(tl.load(P + i2, mask=m2, other=0.0), (CB, BN, 2)))
+
+
+@triton.jit
 def _ssm(v, rc, SIN, SOUT, PL, D, H, N2, R: tl.constexpr, ACT: tl.constexpr, BN: tl.constexpr):
-    """Channels rc: the structured step of their states (SIN -> SOUT, interleaved pairs) driven by the normed input
-    v (one per channel), and act(Re(c · x') + D v)."""
-    rn = tl.arange(0, BN)
+    """Channels rc: the structured step of their states (SIN -> SOUT) driven by the normed input v (one per
+    channel), and act(Re(c · x') + D v). States and the step's numbers PL (3 + 2R, H, N2) are (Re, Im) pairs."""
+    CB: tl.constexpr = rc.shape[0]
+    r2 = tl.arange(0, 2 * BN)
     mc = rc < H
-    m2 = mc[:, None] & (rn[None, :] < N2)
-    idx = rc[:, None] * N2 + rn[None, :]
-    plane = H * N2
-    xr = tl.load(SIN + 2 * idx, mask=m2, other=0.0)
-    xi = tl.load(SIN + 2 * idx + 1, mask=m2, other=0.0)
-    ar = tl.load(PL + idx, mask=m2, other=0.0)
-    ai = tl.load(PL + plane + idx, mask=m2, other=0.0)
-    br = tl.load(PL + 2 * plane + idx, mask=m2, other=0.0)
-    bi = tl.load(PL + 3 * plane + idx, mask=m2, other=0.0)
+    i2 = rc[:, None] * 2 * N2 + r2[None, :]  # channel rc's pairs
+    m2 = mc[:, None] & (r2[None, :] < 2 * N2)
+    plane = 2 * H * N2
+    xr, xi = _pairs(SIN, i2, m2, CB, BN)
+    ar, ai = _pairs(PL, i2, m2, CB, BN)
+    br, bi = _pairs(PL + plane, i2, m2, CB, BN)
     nr = ar * xr - ai * xi + br * v[:, None]
     ni = ar * xi + ai * xr + bi * v[:, None]
     for r in tl.static_range(R):
-        er = tl.load(PL + (6 + 4 * r) * plane + idx, mask=m2, other=0.0)
-        ei = tl.load(PL + (7 + 4 * r) * plane + idx, mask=m2, other=0.0)
-        vr = tl.load(PL + (8 + 4 * r) * plane + idx, mask=m2, other=0.0)
-        vi = tl.load(PL + (9 + 4 * r) * plane + idx, mask=m2, other=0.0)
+        er, ei = _pairs(PL + (3 + 2 * r) * plane, i2, m2, CB, BN)
+        vr, vi = _pairs(PL + (4 + 2 * r) * plane, i2, m2, CB, BN)
         w = 2.0 * tl.sum(vr * xr - vi * xi, axis=1)
         nr -= er * w[:, None]
         ni -= ei * w[:, None]
-    cr = tl.load(PL + 4 * plane + idx, mask=m2, other=0.0)
-    ci = tl.load(PL + 5 * plane + idx, mask=m2, other=0.0)
+    cr, ci = _pairs(PL + 2 * plane, i2, m2, CB, BN)
     y = tl.sum(cr * nr - ci * ni, axis=1) + tl.load(D + rc, mask=mc, other=0.0) * v
-    tl.store(SOUT + 2 * idx, nr, mask=m2)
-    tl.store(SOUT + 2 * idx + 1, ni, mask=m2)
+    tl.store(SOUT + i2, tl.reshape(tl.join(nr, ni), (CB, 2 * BN)), mask=m2)
     return _act(y, ACT)
 
 
 @triton.jit
 def _state(TABLE, l, row, H, N2):
-    """Row ``row`` of layer l's state, found through the address table."""
-    return tl.load(TABLE + l).to(tl.pointer_type(tl.float32)) + row * H * N2 * 2
+    """Row ``row`` of layer l's state, found through the address table (16-byte aligned: block_step_triton checks)."""
+    return tl.multiple_of(tl.load(TABLE + l).to(tl.pointer_type(tl.float32)), 16) + row * H * N2 * 2
 
 
 @triton.jit
@@ -138,12 +149,12 @@ def _block_step_kernel(HIN, HOUT, SIN, SOUT, NORM1, SSM, D, WO, BO, NORM2, W1, B
     tl.store(cur + rh, tl.load(HIN + row * H + rh, mask=mh, other=0.0), mask=mh)
     tl.debug_barrier()
     for l in range(n):
-        tl.store(V + rh, _norm(_vector(cur, H, BH), NORM1 + l * 3 * H, H, eps, BH), mask=mh)
+        tl.store(V + rh, _norm(_vector(cur, H, BH), tl.load(cur), NORM1 + l * 3 * H, H, eps, BH), mask=mh)
         tl.debug_barrier()
         sin, sout = _state(SIN, l, row, H, N2), _state(SOUT, l, row, H, N2)
         for c0 in range(0, H, CB):
             rc = c0 + tl.arange(0, CB)
-            y = _ssm(tl.load(V + rc, mask=rc < H, other=0.0), rc, sin, sout, SSM + l * (6 + 4 * R) * H * N2,
+            y = _ssm(tl.load(V + rc, mask=rc < H, other=0.0), rc, sin, sout, SSM + l * (3 + 2 * R) * 2 * H * N2,
                      D + l * H, H, N2, R, ACT, BN)
             tl.store(Y + rc, y, mask=rc < H)
         tl.debug_barrier()
@@ -162,7 +173,7 @@ def _block_step_kernel(HIN, HOUT, SIN, SOUT, NORM1, SSM, D, WO, BO, NORM2, W1, B
         tl.debug_barrier()
         cur, nxt = nxt, cur
         if FF:
-            tl.store(V + rh, _norm(_vector(cur, H, BH), NORM2 + l * 3 * H, H, eps, BH), mask=mh)
+            tl.store(V + rh, _norm(_vector(cur, H, BH), tl.load(cur), NORM2 + l * 3 * H, H, eps, BH), mask=mh)
             tl.debug_barrier()
             v = _vector(V, H, BH)
             for o0 in range(0, F, R1):
@@ -203,13 +214,14 @@ def _block(rows: int, K: int) -> int:
 
 @register("block_step", "triton")
 def block_step_triton(h, states, out_states, w, outer: bool):
-    if h.dtype != torch.float32 or not all(t.is_contiguous() for t in [h, *states, *out_states]):
+    tensors = [h, *states, *out_states]
+    if h.dtype != torch.float32 or not all(t.is_contiguous() and t.data_ptr() % 16 == 0 for t in tensors):
         return block_step_torch(h, states, out_states, w, outer)
     B, H = h.shape
     if B <= WIDE_ROWS and H >= WIDE_WIDTH:
         from .triton_block_step_wide import block_step_wide  # it builds on this module's helpers
         return block_step_wide(h, states, out_states, w, outer)
-    n, _, _, N2 = w.ssm.shape
+    n, _, _, N2, _ = w.ssm.shape
     Fh = w.ff1_w.shape[1] if w.has_ff else 0
     BH, BN, BF = (max(16, triton.next_power_of_2(k)) for k in (H, N2, max(Fh, 1)))
     out = torch.empty_like(h)

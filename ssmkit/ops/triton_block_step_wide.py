@@ -31,7 +31,7 @@ WIDE_ELEMS, WIDE_SSM_ELEMS, WIDE_WARPS = 4096, 1024, 4
 def _ssm_stage(HC, SIN, SOUT, NORM, PL, D, Y, H, N2, eps, R: tl.constexpr, ACT: tl.constexpr, BH: tl.constexpr,
                BN: tl.constexpr, CB: tl.constexpr):
     row, c0 = tl.program_id(0), tl.program_id(1) * CB
-    mean, inv = _stats(_vector(HC + row * H, H, BH), H, eps, BH)
+    mean, inv = _stats(_vector(HC + row * H, H, BH), tl.load(HC + row * H), H, eps, BH)
     rc = c0 + tl.arange(0, CB)
     mc = rc < H
     h = tl.load(HC + row * H + rc, mask=mc, other=0.0)
@@ -48,7 +48,7 @@ def _map_stage(X, NORM, W, BIAS, RES, EXTRA, DST, K, O, eps, MODE: tl.constexpr,
     row, o0 = tl.program_id(0), tl.program_id(1) * BO
     x = _vector(X + row * K, K, BK)
     if NORMED:
-        x = _norm(x, NORM, K, eps, BK)
+        x = _norm(x, tl.load(X + row * K), NORM, K, eps, BK)
     if MODE == 0:
         a, ro = _rows(W, BIAS, x, o0, O, K, BO, BK)
         g, ro = _rows(W + O * K, BIAS + O, x, o0, O, K, BO, BK)
@@ -86,7 +86,7 @@ def _map(x, norm, w, b, res, extra, dst, mode: int, eps: float):
 def block_step_wide(h, states, out_states, w, outer: bool) -> torch.Tensor:
     """block_step_triton's contract (float32, contiguous), four kernels per layer."""
     B, H = h.shape
-    n, _, _, N2 = w.ssm.shape
+    n, _, _, N2, _ = w.ssm.shape
     BH, BN = max(16, triton.next_power_of_2(H)), max(16, triton.next_power_of_2(N2))
     CB = max(1, min(BH, WIDE_SSM_ELEMS // BN))
     out, y, ping, pong = (torch.empty_like(h) for _ in range(4))

@@ -63,7 +63,7 @@ def random_weights(n, H, N2, R, Fh, output) -> BlockWeights:
     O = {"glu": 2 * H, "linear": H, "none": 0}[output]
     scaled = lambda *shape: torch.randn(*shape) / shape[-1] ** 0.5  # noqa: E731
     maybe = lambda cond, *shape: (scaled if len(shape) == 3 else torch.randn)(*shape) if cond else None  # noqa: E731
-    return BlockWeights(norm1=torch.randn(n, 3, H), ssm=0.5 * torch.randn(n, 6 + 4 * R, H, N2), D=torch.randn(n, H),
+    return BlockWeights(norm1=torch.randn(n, 3, H), ssm=0.5 * torch.randn(n, 3 + 2 * R, H, N2, 2), D=torch.randn(n, H),
                         out_w=maybe(O, n, O, H), out_b=maybe(O, n, O), norm2=maybe(Fh, n, 3, H),
                         ff1_w=maybe(Fh, n, Fh, H), ff1_b=maybe(Fh, n, Fh), ff2_w=maybe(Fh, n, H, Fh),
                         ff2_b=maybe(Fh, n, H), activation="gelu", output=output, eps=1e-5)
@@ -97,6 +97,29 @@ def test_triton_matches_the_reference(monkeypatch, blocks, B, n, H, N2, R, Fh, o
         monkeypatch.setattr(triton_block_step, name, value)
     monkeypatch.setattr(triton_block_step, "WIDE_ROWS", 0)  # one program per row, whatever the width
     check_triton_against_the_reference(triton_block_step, B, n, H, N2, R, Fh, output, outer)
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_triton_layer_norm_holds_a_mean_far_above_the_spread(monkeypatch, wide):
+    """h = 1000 + N(0, 1), where float32 rounds h itself to 6e-5: the kernels' one-pass LayerNorm statistics (shifted
+    by h's first entry) are as close to float64 as PyTorch's float32 LayerNorm (unshifted, they were 2e-2 off)."""
+    triton_block_step = pytest.importorskip("ssmkit.ops.triton_block_step")
+    monkeypatch.setattr(triton_block_step, "WIDE_ROWS", 2 if wide else 0)
+    monkeypatch.setattr(triton_block_step, "WIDE_WIDTH", 1)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    w = random_weights(2, 16, 4, 1, 32, "glu")
+    h = torch.randn(2, 16) + 1000
+    states = [torch.randn(2, 16, 4, dtype=torch.complex64) for _ in range(2)]
+    wide_w = BlockWeights(**{k: v.double() if isinstance(v, torch.Tensor) else v for k, v in vars(w).items()})
+    exact = [torch.empty(2, 16, 4, dtype=torch.complex128) for _ in states]
+    block_step_torch(h.double(), [x.to(torch.complex128) for x in states], exact, wide_w, False)
+    torch32 = [torch.empty_like(x) for x in states]
+    block_step_torch(h, states, torch32, w, False)
+    w = BlockWeights(**{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in vars(w).items()})
+    ours = [x.to(device) for x in states]
+    triton_block_step.block_step_triton(h.to(device), ours, ours, w, False)
+    bound = 2 * max(rel_err(a, b) for a, b in zip(torch32, exact))
+    assert max(rel_err(a.cpu(), b) for a, b in zip(ours, exact)) < bound
 
 
 @pytest.mark.parametrize("blocks", ["one", "several"])
