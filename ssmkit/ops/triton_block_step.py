@@ -214,8 +214,10 @@ def _block(rows: int, K: int) -> int:
 
 @register("block_step", "triton")
 def block_step_triton(h, states, out_states, w, outer: bool):
-    tensors = [h, *states, *out_states]
-    if h.dtype != torch.float32 or not all(t.is_contiguous() and t.data_ptr() % 16 == 0 for t in tensors):
+    # the kernel reads the states through a table of addresses and takes them as 16-byte aligned (_state); generate's
+    # own state buffers are, and a view off that alignment (or any non-contiguous tensor) takes the reference
+    if (h.dtype != torch.float32 or not h.is_contiguous()
+            or not all(x.is_contiguous() and x.data_ptr() % 16 == 0 for x in [*states, *out_states])):
         return block_step_torch(h, states, out_states, w, outer)
     B, H = h.shape
     if B <= WIDE_ROWS and H >= WIDE_WIDTH:
