@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from ssmkit.dense import dense_discretize, dense_kernel, dplr_dense
-from ssmkit.kernels.chunked import dense_chunks, diagonal_chunks, interleave, real_form
+from ssmkit.kernels.chunked import _power_rows, dense_chunks, diagonal_chunks, interleave, real_form
 from ssmkit.ops import chunk_scan, chunkconv, fftconv
 from ssmkit.ops.chunk_scan import scan_reference
 from tests.conftest import random_stable, rel_err
@@ -60,6 +60,23 @@ def test_dense_chunks_of_a_dplr_system_match_the_dense_kernel(delay):
     u = torch.randn(H, 2, L, dtype=torch.float64)
     ref = fftconv(u.transpose(0, 1), K)
     assert rel_err(chunkconv(u, s.Kt, s.Win, s.Wout, s.A).permute(1, 3, 0, 2), ref) < 1e-11
+
+
+@pytest.mark.parametrize("n,Cch", [(2, 1), (3, 2), (9, 1), (17, 2), (65, 1)])
+def test_power_rows_match_explicit_powers_with_their_gradients(n, Cch):
+    """_PowerRows (the doubling chain with its backward written out) against the powers formed one by one: the rows
+    M^j b and c M^j, the last power, and every input's gradient (float64 gradcheck), at row counts on and off powers of
+    two and with one and two output channels."""
+    H, S = 2, 4
+    M = (0.5 * torch.randn(H, S, S, dtype=torch.float64)).requires_grad_()
+    b = torch.randn(H, S, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(Cch, H, S, dtype=torch.float64, requires_grad=True)
+    V, R, P = _power_rows(b, c, M, n)
+    powers = [torch.linalg.matrix_power(M, j) for j in range(n)]
+    assert rel_err(V, torch.stack([p @ b[..., None] for p in powers], 1)[..., 0]) < 1e-13
+    assert rel_err(R, torch.stack([c[:, :, None] @ p for p in powers], 2).transpose(0, 1)[..., 0, :]) < 1e-13
+    assert rel_err(P, torch.linalg.matrix_power(M, 2 ** ((n - 1).bit_length() - 1))) < 1e-13
+    assert torch.autograd.gradcheck(lambda *a: _power_rows(*a, n), (b, c, M))
 
 
 def test_delay_per_channel_equals_each_channel_alone():
