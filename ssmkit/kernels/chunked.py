@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from ..ops.chunkconv import toeplitz_t
 from ..ops.chunkconv_act import ChunkPart
@@ -101,7 +102,8 @@ class _PowerRows(torch.autograd.Function):
 
         Ṗ += V̇_hiᵀ V_lo + R_loᵀ Ṙ_hi,   V̇_lo += V̇_hi P,   Ṙ_lo += Ṙ_hi Pᵀ,   Q̇ = Ṗ Qᵀ + Qᵀ Ṗ  (P = Q²)
 
-    about 45 kernels for n = 65 where autograd's backward of the same chain ran about 76 (slices, pads and sums)."""
+    about 42 kernels for n = 65 where autograd's backward of the same chain ran about 76 (slices, pads and sums). The
+    top level forms only the rows that are kept. Once differentiable (no second derivative)."""
 
     generate_vmap_rule = True  # a group of layers builds its chunk matrices under torch.func.vmap (stack_parts)
 
@@ -113,25 +115,29 @@ class _PowerRows(torch.autograd.Function):
         V, R, Ps = b[:, None, :], c.transpose(0, 1), [M]  # (H, k, S), (H, k·Cch, S) with k = 1
         while True:
             k = V.shape[1]
-            V = torch.cat([V, V @ Ps[-1].transpose(-1, -2)], dim=1)
-            R = torch.cat([R, R @ Ps[-1]], dim=1)
+            m = min(k, n - k)  # the rows of the upper half that are kept (fewer than k at the top level only)
+            V = torch.cat([V, V[:, :m] @ Ps[-1].transpose(-1, -2)], dim=1)
+            R = torch.cat([R, R[:, :m * Cch] @ Ps[-1]], dim=1)
             if 2 * k >= n:
                 break
             Ps.append(Ps[-1] @ Ps[-1])
         last = Ps[-1] if len(Ps) > 1 else M.clone()
-        # the rows the output keeps hold every row the backward reads; the squarings between come out for it too
-        return V[:, :n], R.view(H, 2 * k, Cch, S)[:, :n].transpose(1, 2), last, *Ps[1:-1]
+        # the outputs hold every row the backward reads; the squarings between come out for it too
+        return V, R.view(H, n, Cch, S).transpose(1, 2), last, *Ps[1:-1]
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         ctx.n = inputs[3]
         ctx.mark_non_differentiable(*output[3:])
+        ctx.set_materialize_grads(False)  # no zeros formed for the squarings' (never used) gradients
         ctx.save_for_backward(inputs[2], *output)
 
     @staticmethod
+    @once_differentiable  # the squarings between are saved as plain outputs: no second derivative through them
     def backward(ctx, dV, dR, dP, *_):
         M, V, R, last, *Ps = ctx.saved_tensors
         n, (H, Cch, _, S) = ctx.n, R.shape
+        dV, dR, dP = (torch.zeros_like(t) if d is None else d for d, t in ((dV, V), (dR, R), (dP, last)))
         Ps = [M, *Ps, last] if n > 2 else [M]  # P = M^(2^i) at level i; n = 2 takes one level, M itself
         R = R.transpose(1, 2).reshape(H, n * Cch, S)  # row j's channels side by side (a view of the forward's R)
         dR = dR.transpose(1, 2).reshape(H, n * Cch, S)

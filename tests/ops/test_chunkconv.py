@@ -62,7 +62,7 @@ def test_dense_chunks_of_a_dplr_system_match_the_dense_kernel(delay):
     assert rel_err(chunkconv(u, s.Kt, s.Win, s.Wout, s.A).permute(1, 3, 0, 2), ref) < 1e-11
 
 
-@pytest.mark.parametrize("n,Cch", [(2, 1), (3, 2), (9, 1), (17, 2), (65, 1)])
+@pytest.mark.parametrize("n,Cch", [(2, 1), (3, 2), (4, 1), (6, 2), (9, 1), (17, 2), (65, 1)])
 def test_power_rows_match_explicit_powers_with_their_gradients(n, Cch):
     """_PowerRows (the doubling chain with its backward written out) against the powers formed one by one: the rows
     M^j b and c M^j, the last power, and every input's gradient (float64 gradcheck), at row counts on and off powers of
@@ -77,6 +77,15 @@ def test_power_rows_match_explicit_powers_with_their_gradients(n, Cch):
     assert rel_err(R, torch.stack([c[:, :, None] @ p for p in powers], 2).transpose(0, 1)[..., 0, :]) < 1e-13
     assert rel_err(P, torch.linalg.matrix_power(M, 2 ** ((n - 1).bit_length() - 1))) < 1e-13
     assert torch.autograd.gradcheck(lambda *a: _power_rows(*a, n), (b, c, M))
+    # as a group of layers builds it (layers/stack_parts.py): mapped over a leading axis, values and gradients
+    Ms, bs, cs = (torch.stack([t, 0.9 * t]).detach().requires_grad_() for t in (M, b, c))
+    mapped = torch.func.vmap(lambda *a: _power_rows(*a, n))(bs, cs, Ms)
+    for g, (Vg, Rg, Pg) in enumerate(zip(*mapped)):
+        alone = _power_rows(bs[g], cs[g], Ms[g], n)
+        assert all(rel_err(x, y) < 1e-13 for x, y in zip((Vg, Rg, Pg), alone))
+    mapped_grads = torch.autograd.grad(sum(t.square().sum() for t in mapped), (Ms, bs, cs))
+    looped = sum(x.square().sum() for g in range(2) for x in _power_rows(bs[g], cs[g], Ms[g], n))
+    assert all(rel_err(a, b) < 1e-12 for a, b in zip(mapped_grads, torch.autograd.grad(looped, (Ms, bs, cs))))
 
 
 def test_delay_per_channel_equals_each_channel_alone():
