@@ -21,6 +21,7 @@ no parameter is rewritten). With l_max=None, ``C`` is the plain C (C̃ at infini
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -31,7 +32,7 @@ from ..ops import cauchy
 from .base import SSMKernel, block_length, blocked_end_state, check_bandlimit
 from .chunked import ChunkSystem, dense_chunks, interleave, real_form
 from .diag import real_part, real_part_inverse
-from .step_form import LowRankStep
+from .step_form import LowRankStep, real_matrix
 
 
 def _unit_circle_points(L: int, dtype: torch.dtype, device) -> torch.Tensor:
@@ -106,18 +107,25 @@ def _woodbury_cap(Lambda, P, dt, Q=None):
     return half, d, _small_inverse(eye + half.real[..., None] * gram)
 
 
-def dplr_step_form(Lambda, P, dt, dB, C, Q=None) -> LowRankStep:
-    """The structured step (kernels/step_form.py) of the bilinear DPLR system on half states: with Ā = 2(I − Δ/2·A)^{-1}
-    − I and Woodbury's pieces (_woodbury_cap), the top half of Ā [x; x̄] is a ⊙ x − Σ_s E_s·2Re(V_s·x) with
+def resolvent_pieces(Lambda, P, dt, Q=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(d, E, V) with which the resolvent acts on half states in O(N·R) (Woodbury's pieces, _woodbury_cap):
 
-        a = 2d − 1,    E_s = Δ·Σ_r cap_rs d ⊙ P_r,    V_s = Q̄_s ⊙ d,
+        top((I − Δ/2·A)^{-1} [w; w̄]) = d ⊙ w − Σ_s E_s·Re(V_s·w),    d = 1/(1 − Δ/2·Λ),
+        E_s = Δ·Σ_r cap_rs d ⊙ P_r,    V_s = Q̄_s ⊙ d        (d (H, N2); E, V (R, H, N2); Q None: Q = P),
 
-    and b = B̄, c = 2C (y = 2Re(C x')). Lambda (H, N2), P and Q (R, H, N2; Q None: Q = P), dt (H,), dB = B̄ (H, N2),
-    C (H, N2) the plain C of one output channel; computed in the inputs' precision (give complex128 and round the
-    result once)."""
+    so that the bilinear Ā = 2(I − Δ/2·A)^{-1} − I maps x to a ⊙ x − Σ_s E_s·2Re(V_s·x) with a = 2d − 1."""
     half, d, cap = _woodbury_cap(Lambda, P, dt, Q)
     E = torch.einsum("hrs,rhn->shn", (2 * half.real[..., None] * cap).to(d.dtype), d * P)
-    return LowRankStep(2 * d - 1, dB, 2 * C, E, (P if Q is None else Q).conj() * d)
+    return d, E, (P if Q is None else Q).conj() * d
+
+
+def dplr_step_form(Lambda, P, dt, dB, C, Q=None) -> LowRankStep:
+    """The structured step (kernels/step_form.py) of the bilinear DPLR system on half states: the top half of
+    Ā [x; x̄] is a ⊙ x − Σ_s E_s·2Re(V_s·x) (resolvent_pieces), and b = B̄, c = 2C (y = 2Re(C x')). Lambda (H, N2),
+    P and Q (R, H, N2; Q None: Q = P), dt (H,), dB = B̄ (H, N2), C (H, N2) the plain C of one output channel; computed
+    in the inputs' precision (give complex128 and round the result once)."""
+    d, E, V = resolvent_pieces(Lambda, P, dt, Q)
+    return LowRankStep(2 * d - 1, dB, 2 * C, E, V)
 
 
 def dplr_transition(Lambda, P, dt, Q=None):
@@ -159,7 +167,11 @@ def ctilde_from_c(C, dA, L: int):
 
 def c_from_ctilde(C_tilde, dA, L: int):
     """C = C̃_f (I − Ā^L)^{-1} (first half): on the real form (ctilde_from_c), solves (I − M^L)ᵀ cᵀ = c̃ᵀ."""
-    M = real_form(dA)
+    return plain_c(C_tilde, real_form(dA), L)
+
+
+def plain_c(C_tilde, M, L: int):
+    """c_from_ctilde given the real form M (H, N, N) of Ā."""
     A = (torch.eye(M.shape[-1], dtype=M.dtype, device=M.device) - torch.linalg.matrix_power(M, L)).transpose(-1, -2)
     # solve_ex: no host synchronization for the error check (I − M^L is invertible for a stable Ā)
     return _output_C(torch.linalg.solve_ex(A, _output_row(C_tilde)[..., None])[0][..., 0])
@@ -252,12 +264,12 @@ class DPLRKernel(SSMKernel):
         Lambda, (P, Q), dt = self.Lambda(), self.low_rank(), self.dt(rate)
         return dplr_transition(*(widen(Lambda, P, dt, Q) if wide else (Lambda, P, dt, Q)))
 
-    def _plain_C_wide(self, dA_wide: torch.Tensor | None = None) -> torch.Tensor:
-        """The plain C in complex128; dA_wide: Ā at the base Δ in complex128, if already formed."""
+    def _plain_C_wide(self, M_wide: torch.Tensor | None = None) -> torch.Tensor:
+        """The plain C in complex128; M_wide: the real form of Ā at the base Δ in float64, if already formed."""
         C = widen(self.output_C())[0]
         if not self.l_kernel:
             return C
-        return c_from_ctilde(C, self.transition(wide=True) if dA_wide is None else dA_wide, self.l_kernel)
+        return plain_c(C, real_form(self.transition(wide=True)) if M_wide is None else M_wide, self.l_kernel)
 
     def plain_C(self) -> torch.Tensor:
         """The output matrix C (Cch, H, N2) of the recurrence (the parameter is C̃ when l_max is set)."""
@@ -281,13 +293,13 @@ class DPLRKernel(SSMKernel):
         Qx = 2 * torch.einsum("rhn,...hn->r...h", Q.conj(), x).real.to(P.dtype)
         return self.Lambda() * x - torch.einsum("rhn,r...h->...hn", P, Qx)
 
-    def discrete_B(self, rate: float = 1.0, resolvent: torch.Tensor | None = None) -> torch.Tensor:
-        """B̄ = (I − Δ/2·A)^{-1} Δ B_f, its top half (H, N2). ``resolvent``: (I − Δ/2·A)^{-1} if already formed."""
-        dt = self.dt(rate)
-        if resolvent is None:
-            P, Q = self.low_rank()
-            resolvent = bilinear_resolvent(self.Lambda(), P, dt, Q)
-        return torch.einsum("hij,hj->hi", resolvent[:, :self.N2], dt[:, None] * conj_full(self.cplx("B")))
+    def discrete_B(self, rate: float = 1.0, pieces: tuple | None = None) -> torch.Tensor:
+        """B̄ = (I − Δ/2·A)^{-1} Δ B_f, its top half (H, N2), by the resolvent's pieces (resolvent_pieces, O(N·R);
+        ``pieces``: (d, E, V) if already formed, in the precision B̄ is to be formed in)."""
+        dt, (P, Q) = self.dt(rate), self.low_rank()
+        d, E, V = resolvent_pieces(self.Lambda(), P, dt, Q) if pieces is None else pieces
+        w = (dt[:, None] * self.cplx("B")).to(d.dtype)
+        return d * w - torch.einsum("rhn,rh->hn", E, torch.einsum("rhn,hn->rh", V, w).real.to(E.dtype))
 
     def kernel_of_discrete_B(self, dB: torch.Tensor, L: int, rate: float = 1.0) -> torch.Tensor:
         """K_k = C_f Ā^k b̄_f for a discrete input vector b̄ (..., H, N2): the generating function with the continuous
@@ -299,25 +311,32 @@ class DPLRKernel(SSMKernel):
         return dplr_generating_kernel(self.Lambda(), P, B, C_tilde, self.dt(rate), L_eval, Q)[..., :L]
 
     def recurrence(self, rate: float = 1.0) -> "DPLRRecurrence":
-        """The discrete system at Δ·rate. At rate 1 with a trained C̃, the plain C needs this same Ā in complex128:
-        it is formed once, wide, and rounded for the recurrence (one Woodbury instead of two per training step)."""
+        """The discrete system at Δ·rate, with Ā as its real form M (step_form.real_matrix over resolvent_pieces: no
+        complex N × N matrix). At rate 1 with a trained C̃, the plain C needs M in float64: the pieces are formed once,
+        wide, and M, B̄ rounded for the recurrence."""
         Lambda, (P, Q), dt = self.Lambda(), self.low_rank(), self.dt(rate)
-        shared = bool(self.l_kernel) and rate == 1.0
-        resolvent = bilinear_resolvent(*(widen(Lambda, P, dt, Q) if shared else (Lambda, P, dt, Q)))
-        dA = 2 * resolvent - torch.eye(resolvent.shape[-1], dtype=resolvent.dtype, device=resolvent.device)
-        C_wide = self._plain_C_wide(dA if shared else None)
-        resolvent, dA = resolvent.to(Lambda.dtype), dA.to(Lambda.dtype)
-        return DPLRRecurrence(self, rate, dA, self.discrete_B(rate, resolvent), C_wide)
+        wide = bool(self.l_kernel) and rate == 1.0
+        pieces = resolvent_pieces(*(widen(Lambda, P, dt, Q) if wide else (Lambda, P, dt, Q)))
+        M = real_matrix(2 * pieces[0] - 1, *pieces[1:])
+        C_wide = self._plain_C_wide(M if wide else None)
+        return DPLRRecurrence(self, rate, M.to(dt.dtype), self.discrete_B(rate, pieces).to(Lambda.dtype), C_wide, wide)
 
 
 class DPLRRecurrence:
     """The discrete DPLR system on half states: x' = top(Ā [x; x̄]) + B̄ u, y = 2·Re(C x) (dense Ā, N×N per channel).
 
-    C_wide: the plain C in complex128, for the C̃ of a chunk (ctilde_from_c); C: in the dtype of dB."""
+    M: Ā's real form (real_form; the chunked form and the real step read it); dA, the complex Ā, is formed where a view
+    asks for it. C_wide: the plain C in complex128, for the C̃ of a chunk (ctilde_from_c); C: in the dtype of dB;
+    wide: M was formed in float64 (then so is dA)."""
 
-    def __init__(self, kernel: DPLRKernel, rate: float, dA, dB, C_wide):
-        self.kernel, self.rate, self.dA, self.dB, self.C_wide = kernel, rate, dA, dB, C_wide
+    def __init__(self, kernel: DPLRKernel, rate: float, M, dB, C_wide, wide: bool = False):
+        self.kernel, self.rate, self.M, self.dB, self.C_wide, self.wide = kernel, rate, M, dB, C_wide, wide
         self.C = C_wide.to(dB.dtype)
+
+    @functools.cached_property
+    def dA(self) -> torch.Tensor:
+        """The dense complex Ā (H, N, N), for the views that step or power it (formed in complex128 where M was)."""
+        return self.kernel.transition(self.rate, wide=self.wide).to(self.dB.dtype)
 
     def step(self, x: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = apply_half(self.dA, x[..., None, :])[..., 0, :] + self.dB * u[..., None]
@@ -363,7 +382,7 @@ class DPLRRecurrence:
 
     def real_step_form(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(M, b, c) of ops.ssm_step on the interleaved half state: y = 2·Re(C x) = c · z."""
-        return real_form(self.dA), interleave(self.dB), interleave(2 * self.C.conj())
+        return self.M, interleave(self.dB), interleave(2 * self.C.conj())
 
     def lowrank_step_form(self) -> LowRankStep:
         """The structured step (kernels/step_form.py) of output channel 0: formed in complex128, rounded once."""
@@ -377,4 +396,4 @@ class DPLRRecurrence:
 
         The powers of Ā are formed in the layer's dtype: in float32 at Δ·rate = 1000 (Ā's eigenvalues near −1) the
         chunked view is 1.8e-4 from float64 (H100); float64 doubling gave 7e-5 but cost 2 ms per step at L = 1k."""
-        return dense_chunks(real_form(self.dA), interleave(self.dB), interleave(2 * self.C[channels].conj()), T, delay)
+        return dense_chunks(self.M, interleave(self.dB), interleave(2 * self.C[channels].conj()), T, delay)

@@ -36,6 +36,23 @@ class LowRankStep:
         return torch.view_as_real(torch.stack(parts))
 
 
+def real_matrix(a: torch.Tensor, E: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+    """The real matrix (H, 2N2, 2N2) of x ↦ a ⊙ x − Σ_r E_r·2Re(V_r·x) on interleaved half states z = (Re x_0, Im x_0,
+    Re x_1, ...), a (H, N2), E and V (R, H, N2) complex: each mode's block [[Re a, −Im a], [Im a, Re a]] on the
+    diagonal, less Σ_r e_r v_rᵀ with e_r = (Re E_r, Im E_r) and v_r = 2(Re V_r, −Im V_r) interleaved (2Re(V·x) = v·z).
+    For the bilinear DPLR system it is the real form of the dense Ā (chunked.real_form), formed from O(N·R) numbers
+    without the complex N × N matrix."""
+    H, N2 = a.shape
+    blocks = torch.stack([torch.stack([a.real, -a.imag], -1), torch.stack([a.imag, a.real], -1)], -2)  # (H, N2, 2, 2)
+    eye = torch.eye(N2, dtype=blocks.dtype, device=blocks.device)
+    M = torch.einsum("hnij,nm->hnimj", blocks, eye).reshape(H, 2 * N2, 2 * N2)
+    if E.shape[0] == 0:
+        return M
+    e = torch.view_as_real(E.resolve_conj()).flatten(-2)  # (R, H, 2N2)
+    v = 2 * torch.view_as_real(V.conj().resolve_conj()).flatten(-2)
+    return M - torch.einsum("rhi,rhj->hij", e, v)
+
+
 def diagonal_form(dA, dB, C) -> LowRankStep:
     """A diagonal system (R = 0): Ā = dA, B̄ = dB (H, N2), C (H, N2) with the output scale folded in."""
     empty = dA.new_zeros(0, *dA.shape)
