@@ -8,8 +8,8 @@ benchmark, not a test.
 
 The compile is specialized as a launch specializes it (pointers 16-byte aligned, the sizes that divide by 16): without
 that the compiler picks other layouts and the count is not the launched kernel's (it read 44 where the launched kernel
-has 33). At SaShiMi's top level (width 64, N = 64, FF 128, GLU output, one low-rank term): 33 barriers a layer
-(docs/benchmarks.md).
+had 33). At SaShiMi's top level (width 64, N = 64, FF 128, GLU output, one low-rank term): 19 barriers a layer since
+the step's complex numbers are packed as (Re, Im) pairs, 33 before (docs/benchmarks.md).
 """
 from __future__ import annotations
 
