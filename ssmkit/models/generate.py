@@ -18,6 +18,7 @@ import time
 import warnings
 
 import torch
+from torch.nn.utils import parametrize
 
 from ..layers.checks import check_token_ids
 from ..layers.cuda_graphs import collector_paused, on_capture_stream
@@ -206,7 +207,9 @@ def generate(model, prompt: torch.Tensor, n_tokens: int, temperature: float = 1.
             return prompt, torch.zeros(B, 0, 0, device=prompt.device)
         sampler = Sampler(options, B, vocab, prompt.device, prompt)
         loop = _Loop(model, prompt[:, -1], states, sampler, uniforms, vocab)
-        with _states_in_place(model):
+        # parametrized weights (SaShiMi's weight-normalized pooling, g·v/‖v‖) formed once for the token loop, not at
+        # every step (three kernels each, in the graph too)
+        with _states_in_place(model), parametrize.cached():
             graph = _capture(loop, period) if graphed else None
             stepping = _clock(prompt.device) if timings is not None else 0.0
             n = min(_run(loop, n_tokens, graph, period, eos), n_tokens)

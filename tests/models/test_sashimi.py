@@ -176,3 +176,22 @@ def test_the_trainer_gives_sashimi_its_per_level_l_max_only_when_asked():
     model = build_model(make_config(args + ["model_options.l_max=64"]), dataset)
     assert model.center[0].layer.l_max == 4 and [u["blocks"][0].layer.l_max for u in model.up] == [16, 64]
     assert build_model(make_config(args), dataset).center[0].layer.l_max is None
+
+
+def test_generate_forms_the_weight_normalized_pooling_once_per_call():
+    """The pooling Linears' W = g ⊙ V / ‖V‖ is formed once for generate's token loop (parametrize.cached), not at every
+    coarse step, with the same tokens as stepping by hand."""
+    torch.manual_seed(0)
+    model = Sashimi(1, 16, vocab_size=16, d_model=8, n_layers=1, pool=[2], layer_options={"d_state": 4}).eval()
+    formed = []
+    for pool in (model.down[0]["pool"], model.up[0]["pool"]):
+        pool.linear.parametrizations.weight[0].register_forward_hook(lambda *_: formed.append(1))
+    prompt = torch.randint(0, 16, (2, 1))
+    tokens, logits = generate(model, prompt, 12, temperature=0.0)
+    assert len(formed) == 2  # one per pooling Linear, for 6 coarse steps each
+    states, x = model.default_state(2), prompt[:, 0]
+    with torch.no_grad():
+        for t in range(12):
+            out, states = model.step(x, states)
+            x = out.argmax(-1)
+            assert torch.equal(x, tokens[:, 1 + t])
