@@ -62,6 +62,8 @@ class DownPool(nn.Module):
             raise ValueError(f"u: length L={u.shape[1]} is not a multiple of the pooling stride {s}")
         if state is not None:
             _check_buffer("window", state, u.shape[0], self.H, range(0, s))
+            if u.shape[1] == 0:  # a step that does not reach this level: the window as it is, no copy
+                return u.new_empty(u.shape[0], 0, self.linear.out_features), state
             u = torch.cat([state, u], dim=1)
         B, L, H = u.shape
         n = L // s * s
@@ -101,11 +103,12 @@ class UpPool(nn.Module):
             y = self._expand(v)
             return torch.cat([y.new_zeros(y.shape[0], s, y.shape[2]), y], dim=1)[:, :y.shape[1]], None
         _check_buffer("pending outputs", state, v.shape[0], self.d_output, range(1, s + 1))
-        queue = torch.cat([state, self._expand(v)], dim=1)
+        # no coarse step this time (a recurrent step between this level's): the pending outputs, no copy
+        queue = torch.cat([state, self._expand(v)], dim=1) if v.shape[1] else state
         if length is None or not 1 <= queue.shape[1] - length <= s:
             raise ValueError(f"length: with {state.shape[1]} pending outputs and {v.shape[1]} coarse steps of stride "
                              f"{s}, expected a length leaving 1 to {s} pending, got {length}")
-        return queue[:, :length], queue[:, length:]
+        return queue[:, :length], (queue[:, length:] if length else queue)
 
     def default_state(self, batch_size: int) -> torch.Tensor:
         """s pending zeros (B, s, H): the causal shift's first s outputs."""
