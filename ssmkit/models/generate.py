@@ -109,6 +109,17 @@ def _states_in_place(model):
             m.step_in_place = b
 
 
+def _form_parametrized(model) -> None:
+    """Inside parametrize.cached(): each parametrized weight (SaShiMi's weight-normalized pooling, W = g·V/‖V‖) formed
+    once for the token loop, not at every step (its kernels, replayed by the graph too). Formed here, on the current
+    stream where the graph's replays run, not first on the capture's side stream: freed at the context's end, the
+    cached tensors' memory then goes back to the stream whose queued replays read it."""
+    for module in model.modules():
+        if parametrize.is_parametrized(module):
+            for name in module.parametrizations:
+                getattr(module, name)
+
+
 def _capture(loop: _Loop, period: int) -> torch.cuda.CUDAGraph | None:
     """One cycle of ``period`` token steps captured as a CUDA graph (buffers restored after warm-up); None, with a
     warning, where the cycle cannot be replayed by a graph."""
@@ -207,9 +218,8 @@ def generate(model, prompt: torch.Tensor, n_tokens: int, temperature: float = 1.
             return prompt, torch.zeros(B, 0, 0, device=prompt.device)
         sampler = Sampler(options, B, vocab, prompt.device, prompt)
         loop = _Loop(model, prompt[:, -1], states, sampler, uniforms, vocab)
-        # parametrized weights (SaShiMi's weight-normalized pooling, g·v/‖v‖) formed once for the token loop, not at
-        # every step (three kernels each, in the graph too)
         with _states_in_place(model), parametrize.cached():
+            _form_parametrized(model)
             graph = _capture(loop, period) if graphed else None
             stepping = _clock(prompt.device) if timings is not None else 0.0
             n = min(_run(loop, n_tokens, graph, period, eos), n_tokens)

@@ -1,15 +1,18 @@
 """SaShiMi: the recurrent and chunked views give the convolutional outputs; causality; the pooling layers' equations."""
+import importlib
 import json
 import math
 
 import pytest
 import torch
+from torch.nn.utils import parametrize
 
 from conftest import rel_err
 from ssmkit.layers import DownPool, UpPool
 from ssmkit.layers.norms import ScalarLayerNorm
 from ssmkit.models import Sashimi, generate
 from ssmkit.models.pretrained import fitted_to, load_weights
+from ssmkit.models.sampling import Sampler, SamplingOptions
 
 
 def small(pool, unet, **kw) -> Sashimi:
@@ -195,3 +198,62 @@ def test_generate_forms_the_weight_normalized_pooling_once_per_call():
             out, states = model.step(x, states)
             x = out.argmax(-1)
             assert torch.equal(x, tokens[:, 1 + t])
+
+
+def _shares_storage(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether a and b read or write some of the same storage elements (by their storage offset ranges)."""
+    if a.untyped_storage().data_ptr() != b.untyped_storage().data_ptr() or not a.numel() or not b.numel():
+        return False
+    return a.storage_offset() < b.storage_offset() + b.numel() and b.storage_offset() < a.storage_offset() + a.numel()
+
+
+@pytest.mark.parametrize("pool,unet", [((4, 4), False), ((2,), False), ((4, 4, 4), False), ((4, 4), True)])
+@pytest.mark.parametrize("P", [1, 3, 18])
+def test_generate_graph_cycles_end_in_their_buffers(monkeypatch, pool, unet, P):
+    """What generate's CUDA graph path runs, on the CPU: snapshot, two warm-up cycles and the captured one, restore,
+    then whole cycles (the replays). Every cycle ends with the states in the loop's own buffers (what a replay reads),
+    no state copy has overlapping source and destination (the pooling layers hand back views of their state), and
+    the tokens and logits are those of stepping by hand."""
+    generate_module = importlib.import_module("ssmkit.models.generate")
+    torch.manual_seed(0)
+    model = Sashimi(1, 16, vocab_size=16, d_model=8, n_layers=1, pool=list(pool), unet=unet,
+                    layer_options={"d_state": 4}).eval()
+    overlapping = []
+    assign = generate_module._assign
+
+    def checked(old, new):
+        if (isinstance(old, torch.Tensor) and isinstance(new, torch.Tensor) and old is not new
+                and old.shape == new.shape and _shares_storage(old, new)):
+            overlapping.append(tuple(old.shape))
+        return assign(old, new)
+    monkeypatch.setattr(generate_module, "_assign", checked)
+    period, B = model.step_period, 2
+    n = 3 * period
+    prompt = torch.randint(0, 16, (B, P))
+
+    def start():
+        states = model.default_state(B)
+        return model.prefill(prompt[:, :-1], states)[1] if P > 1 else states
+    with torch.no_grad():
+        states, x, want, want_logits = start(), prompt[:, -1], [], []
+        for _ in range(n):
+            out, states = model.step(x, states)
+            x = out.argmax(-1)
+            want.append(x)
+            want_logits.append(out)
+        sampler = Sampler(SamplingOptions(0.0, None, 1.0, 1.0, None), B, 16, prompt.device, prompt)
+        loop = generate_module._Loop(model, prompt[:, -1], start(), sampler, torch.rand(n, B), 16)
+        with generate_module._states_in_place(model), parametrize.cached():
+            saved = loop.snapshot()
+            buffers = generate_module._tensors(loop.states)
+
+            def cycles(count):
+                for _ in range(count):
+                    loop.cycle(period)
+                    assert all(a is b for a, b in zip(generate_module._tensors(loop.states), buffers))
+            cycles(3)  # two warm-ups and the capture
+            loop.restore(saved)
+            cycles(n // period)  # the replays
+    assert not overlapping
+    assert torch.equal(loop.tokens.T, torch.stack(want, 1))
+    assert torch.equal(loop.logits.transpose(0, 1), torch.stack(want_logits, 1))
