@@ -6,7 +6,6 @@ import pickle
 
 import numpy as np
 import pytest
-import torch
 
 from ssmkit import data
 from ssmkit.data.listops import write_listops

@@ -140,24 +140,6 @@ def test_triton_layer_norm_holds_a_mean_far_above_the_spread(monkeypatch, wide):
     assert max(rel_err(a.cpu(), b) for a, b in zip(ours, exact)) < bound
 
 
-def test_triton_takes_the_reference_for_states_off_16_byte_alignment(monkeypatch):
-    """The kernel takes the states' addresses as 16-byte aligned; a state that is a view 8 bytes in (one complex64
-    further) gives the reference's result, not a misaligned read."""
-    triton_block_step = pytest.importorskip("ssmkit.ops.triton_block_step")
-    monkeypatch.setattr(triton_block_step, "WIDE_ROWS", 0)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    w = random_weights(2, 16, 4, 1, 32, "glu")
-    w = BlockWeights(**{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in vars(w).items()})
-    h = torch.randn(2, 16, device=device)
-    buffers = [torch.randn(2 * 16 * 4 + 1, dtype=torch.complex64, device=device) for _ in range(2)]
-    states = [b[1:].view(2, 16, 4) for b in buffers]
-    assert all(x.data_ptr() % 16 == 8 for x in states)
-    ref_states = [torch.empty_like(x) for x in states]
-    ref = block_step_torch(h, states, ref_states, w, False)
-    y = triton_block_step.block_step_triton(h, states, states, w, False)
-    assert rel_err(y, ref) < 1e-6 and all(rel_err(a, b) < 1e-6 for a, b in zip(states, ref_states))
-
-
 @pytest.mark.parametrize("blocks", ["one", "several"])
 @pytest.mark.parametrize("B,n,H,N2,R,Fh,output,outer", [(1, 2, 16, 8, 1, 32, "glu", True),
                                                         (3, 3, 12, 5, 2, 24, "linear", False),
