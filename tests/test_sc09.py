@@ -28,7 +28,7 @@ def test_mu_law_round_trip_error_is_within_half_a_bin_of_the_companded_scale():
     x = torch.linspace(-1, 1, 20001, dtype=torch.float64)
     y = lambda v: torch.sign(v) * torch.log1p(255 * v.abs()) / math.log1p(255)
     back = mu_law_decode(mu_law_encode(x), dtype=torch.float64)
-    assert (y(back) - y(x)).abs().max() <= 1 / 256 + 1e-12  # half of a bin of width 2/256
+    assert (y(back) - y(x)).abs().max() <= 1 / 255.99 + 1e-12  # half of a bin of width 2/(256 − 0.01)
 
 
 def test_minmax_scale_maps_each_clip_onto_minus_one_to_one():
@@ -131,3 +131,14 @@ def test_packed_clips_unpack_to_a_folder_the_loader_reads_as_the_same_codes(tmp_
         a, b = (data.build("sc09", str(tmp_path / d), split) for d in ("src", "dst"))
         assert len(a) == len(b) > 0 and torch.equal(a.codes, b.codes) and torch.equal(a.lengths, b.lengths)
     assert (tmp_path / "clips.xz").stat().st_size < 0.6 * sum(p.stat().st_size for p in (tmp_path / "src").rglob("*"))
+
+
+def test_codes_are_the_official_loaders():
+    """state-spaces/s4 src/dataloaders/audio.py, written out: y = sign(x) log1p(μ|x + 1e-8|)/log1p(μ), then its
+    quantize, ⌊(y + 1)/2 · (256 − 0.01) + 0.005⌋; here against that formula over a fine grid and at the points where
+    ⌊(y + 1)/2 · 256⌋ (the binning before) gave another code."""
+    x = torch.linspace(-1, 1, 200001, dtype=torch.float64)
+    y = torch.sign(x) * torch.log1p(255 * (x + 1e-8).abs()) / math.log1p(255)
+    official = ((y + 1) / 2 * 255.99 + 0.005).long()
+    assert torch.equal(mu_law_encode(x), official)
+    assert (torch.floor((y + 1) / 2 * 256).clamp(0, 255).long() != official).any()  # the grid reaches the difference

@@ -1,12 +1,15 @@
 """Audio in torch: WAV reading and writing (PCM 16-bit, stdlib wave), 8-bit μ-law codes, and MFCCs.
 
-mu_law_encode / mu_law_decode (the SaShiMi/WaveNet quantization, μ = 2^bits − 1, Q = 2^bits levels): a clip is first
-min-max scaled to [−1, 1], x = −1 + 2(a − min a)/(max a − min a + 1e-6), then
-    y = sign(x) ln(1 + μ|x|) / ln(1 + μ),    code = min(⌊(y + 1)/2 · Q⌋, Q − 1)      (x = 0 -> code Q/2 = 128)
-and a code decodes to the centre of its bin, y = (code + ½)/(Q/2) − 1, x = sign(y)((1 + μ)^|y| − 1)/μ, so that
-encode(decode(c)) = c for every code. (The official loader decodes to the bin's lower edge; the centre halves the
-worst-case error.) linear_encode / linear_decode (the official Beethoven set's 8-bit linear quantization) bin the
-scaled clip itself, code = min(⌊(x + 1)/2 · Q⌋, Q − 1), and decode to the bin centres x = (code + ½)/(Q/2) − 1.
+mu_law_encode / mu_law_decode (the SaShiMi/WaveNet quantization, μ = 2^bits − 1, Q = 2^bits levels), as the official
+SaShiMi loader (state-spaces/s4 src/dataloaders/audio.py): a clip is first min-max scaled to [−1, 1],
+x = −1 + 2(a − min a)/(max a − min a + 1e-6), then
+    y = sign(x) ln(1 + μ|x + 10⁻⁸|) / ln(1 + μ),    code = ⌊v (Q − 0.01) + 0.005⌋,  v = (y + 1)/2      (x = 0 -> 128)
+(its `quantize`: the bins are 1/(Q − 0.01) wide, the first and last half a hundredth narrower), and a code decodes to
+the centre of its bin, v = (code + 0.495)/(Q − 0.01), y = 2v − 1, x = sign(y)((1 + μ)^|y| − 1)/μ, so that
+encode(decode(c)) = c for every code. (The official loader decodes to code/(Q/2) − 1, near the bin's lower edge; the
+centre halves the worst-case error.) linear_encode / linear_decode (the official Beethoven set's 8-bit linear
+quantization) bin the scaled clip itself the same way, code = ⌊v (Q − 0.01) + 0.005⌋ with v = (x + 1)/2, and decode
+to the bin centres.
 
 mfcc (HTK mel scale, as torchaudio's MFCC with log_mels=True, which the S4 Speech Commands setup used):
     power spectrogram |STFT|² (Hann window of n_fft, hop n_fft // 2, centered with reflect padding),
@@ -90,18 +93,19 @@ def minmax_scale(a: torch.Tensor) -> torch.Tensor:
 def mu_law_encode(x: torch.Tensor, bits: int = 8) -> torch.Tensor:
     """x in [−1, 1] -> integer codes in [0, 2^bits) (module docstring)."""
     mu = 2 ** bits - 1
-    return linear_encode(torch.sign(x) * torch.log1p(mu * x.abs()) / math.log1p(mu), bits)
+    return linear_encode(torch.sign(x) * torch.log1p(mu * (x + 1e-8).abs()) / math.log1p(mu), bits)
 
 
 def linear_encode(x: torch.Tensor, bits: int = 8) -> torch.Tensor:
-    """x in [−1, 1] -> integer codes in [0, 2^bits), equal-width bins (module docstring)."""
+    """x in [−1, 1] -> integer codes in [0, 2^bits): the official quantize, ⌊(x + 1)/2 · (Q − 0.01) + 0.005⌋ (module
+    docstring); values past [−1, 1] take the end codes."""
     Q = 2 ** bits
-    return torch.floor((x + 1) / 2 * Q).clamp(0, Q - 1).long()
+    return torch.floor((x + 1) / 2 * (Q - 0.01) + 0.005).clamp(0, Q - 1).long()
 
 
 def linear_decode(code: torch.Tensor, bits: int = 8, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Integer codes -> x in [−1, 1] at the centres of their bins."""
-    return (code.to(dtype) + 0.5) / (2 ** bits // 2) - 1
+    return 2 * (code.to(dtype) + 0.495) / (2 ** bits - 0.01) - 1
 
 
 def mu_law_decode(code: torch.Tensor, bits: int = 8, dtype: torch.dtype = torch.float32) -> torch.Tensor:
