@@ -96,16 +96,20 @@ def mu_law_encode(x: torch.Tensor, bits: int = 8) -> torch.Tensor:
     return linear_encode(torch.sign(x) * torch.log1p(mu * (x + 1e-8).abs()) / math.log1p(mu), bits)
 
 
+QUANTIZE_EPSILON = 0.01  # the official quantize's epsilon: Q − ε bins of v ∈ [0, 1], offset by ε/2 (module docstring)
+
+
 def linear_encode(x: torch.Tensor, bits: int = 8) -> torch.Tensor:
-    """x in [−1, 1] -> integer codes in [0, 2^bits): the official quantize, ⌊(x + 1)/2 · (Q − 0.01) + 0.005⌋ (module
+    """x in [−1, 1] -> integer codes in [0, 2^bits): the official quantize, ⌊(x + 1)/2 · (Q − ε) + ε/2⌋ (module
     docstring); values past [−1, 1] take the end codes."""
-    Q = 2 ** bits
-    return torch.floor((x + 1) / 2 * (Q - 0.01) + 0.005).clamp(0, Q - 1).long()
+    Q, eps = 2 ** bits, QUANTIZE_EPSILON
+    return torch.floor((x + 1) / 2 * (Q - eps) + eps / 2).clamp(0, Q - 1).long()
 
 
 def linear_decode(code: torch.Tensor, bits: int = 8, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Integer codes -> x in [−1, 1] at the centres of their bins."""
-    return 2 * (code.to(dtype) + 0.495) / (2 ** bits - 0.01) - 1
+    """Integer codes -> x in [−1, 1] at the centres of their bins, v = (code + ½ − ε/2)/(Q − ε)."""
+    eps = QUANTIZE_EPSILON
+    return 2 * (code.to(dtype) + 0.5 - eps / 2) / (2 ** bits - eps) - 1
 
 
 def mu_law_decode(code: torch.Tensor, bits: int = 8, dtype: torch.dtype = torch.float32) -> torch.Tensor:
