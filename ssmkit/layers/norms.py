@@ -22,6 +22,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..ops import scalar_norm
+
 NORMS = ("layer", "batch", "scale", "rms", "scalar")
 EPS, SCALAR_EPS = 1e-5, 1e-12
 
@@ -58,7 +60,8 @@ class ScaleNorm(nn.Module):
 
 class ScalarLayerNorm(nn.Module):
     """s · (x − mean + m) / √(var + ε₀) over the channels (last axis), one learned s (= 1) and m (= 0) for every
-    channel (module docstring: the official TransposedLN(scalar=True)); the statistics in float32 at least."""
+    channel (module docstring: the official TransposedLN(scalar=True)); the statistics in float32 at least. One op
+    (ops.scalar_norm: a Triton kernel forward and backward on the GPU)."""
 
     def __init__(self, d: int):
         super().__init__()
@@ -66,10 +69,7 @@ class ScalarLayerNorm(nn.Module):
         self.s, self.m = nn.Parameter(torch.ones(1)), nn.Parameter(torch.zeros(1))
 
     def forward(self, x):
-        z = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-        var, mean = torch.var_mean(z, dim=-1, unbiased=False, keepdim=True)
-        scale = self.s * torch.rsqrt(var + self.eps)  # s/σ per position: one pass over x below, not four
-        return torch.addcmul(scale * (self.m - mean), z, scale).to(x.dtype)
+        return scalar_norm(x, self.s, self.m, self.eps)
 
 
 def norm_class(norm: str, bn_momentum: float = 0.1) -> Callable[[int], nn.Module]:

@@ -1,0 +1,63 @@
+"""SaShiMi's block norm (the official scalar LayerNorm, ops.scalar_norm) forward + backward on the GPU: the Triton
+kernels against the PyTorch reference (what ran before them) and nn.LayerNorm (the standalone build's norm, one
+fused kernel each way), at the shapes of the sashimi-sc09 levels at batch 32 (full length 16,000, width 64; 4,000 ×
+128; 1,000 × 256), float32 rows (the residual stream under bf16 autocast stays float32).
+
+    python benchmarks/scalar_norm.py [--shapes 32x16000x64,32x4000x128,32x1000x256]
+
+Checks the values and gradients against float64 first. The floor: forward reads x and writes y, backward reads x
+and ġ and writes ∂x: 5 passes over the rows at the measured copy bandwidth. Table last.
+"""
+from __future__ import annotations
+
+import argparse
+
+import torch
+from triton.testing import do_bench
+
+from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
+from speed import bandwidth  # benchmarks/speed.py
+from ssmkit.ops import triton_scalar_norm as tsn
+from ssmkit.ops.scalar_norm import scalar_norm_torch
+
+EPS = 1e-12
+
+
+def fwd_bwd(fn, x, dy):
+    return lambda: torch.autograd.backward(fn(x), dy)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shapes", default="32x16000x64,32x4000x128,32x1000x256")
+    args = p.parse_args()
+    require_cuda("benchmarks/scalar_norm.py")
+    bw = bandwidth()
+    s = torch.tensor([1.3], device="cuda", requires_grad=True)
+    m = torch.tensor([0.2], device="cuda", requires_grad=True)
+    rows = []
+    for shape in args.shapes.split(","):
+        B, L, H = map(int, shape.split("x"))
+        x = torch.randn(B, L, H, device="cuda", requires_grad=True)
+        dy = torch.randn_like(x)
+        ln = torch.nn.LayerNorm(H, device="cuda")
+        ref = [t.detach().double().requires_grad_() for t in (x, s, m)]
+        y_ref = scalar_norm_torch(*ref, EPS)
+        want = [y_ref, *torch.autograd.grad(y_ref, ref, dy.double())]
+        y = tsn.scalar_norm_triton(x, s, m, EPS)
+        got = [y, *torch.autograd.grad(y, (x, s, m), dy)]
+        err = max(((g.double() - w).norm() / w.norm()).item() for g, w in zip(got, want))
+        times = [do_bench(fwd_bwd(fn, x, dy), warmup=10, rep=60, return_mode="median")
+                 for fn in (lambda t: tsn.scalar_norm_triton(t, s, m, EPS), lambda t: scalar_norm_torch(t, s, m, EPS),
+                            ln)]
+        floor = 5 * x.numel() * 4 / bw * 1e3
+        rows.append(f"| {B} × {L:,} × {H} | {err:.1e} | {times[0]:.3f} | {times[1]:.3f} | {times[2]:.3f} | "
+                    f"{floor:.3f} ({floor / times[0]:.0%}) |")
+    print(f"copy {bw / 1e12:.2f} TB/s; ms, forward + backward")
+    print("| shape | Triton rel. error (values, ∂x, ∂s, ∂m) | Triton | PyTorch reference | nn.LayerNorm | floor |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
