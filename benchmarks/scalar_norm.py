@@ -3,10 +3,12 @@ kernels against the PyTorch reference (what ran before them) and nn.LayerNorm (t
 fused kernel each way), at the shapes of the sashimi-sc09 levels at batch 32 (full length 16,000, width 64; 4,000 ×
 128; 1,000 × 256), float32 rows (the residual stream under bf16 autocast stays float32).
 
-    python benchmarks/scalar_norm.py [--shapes 32x16000x64,32x4000x128,32x1000x256]
+    python benchmarks/scalar_norm.py [--shapes 32x16000x64,32x4000x128,32x1000x256] [--tiles 4096,2048,1024]
 
 Checks the values and gradients against float64 first. The floor: forward reads x and writes y, backward reads x
-and ġ and writes ∂x: 5 passes over the rows at the measured copy bandwidth. Table last.
+and ġ and writes ∂x: 5 passes over the rows at the measured copy bandwidth. --tiles: the Triton version with each
+tile size (elements a program takes, ops/triton_scalar_norm.py TILE; its backward holds ~130-170 registers a thread
+at 4096 in an offline sm_90 compile). Table last.
 """
 from __future__ import annotations
 
@@ -30,8 +32,10 @@ def fwd_bwd(fn, x, dy):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shapes", default="32x16000x64,32x4000x128,32x1000x256")
+    p.add_argument("--tiles", default=str(tsn.TILE))
     args = p.parse_args()
     require_cuda("benchmarks/scalar_norm.py")
+    tiles = [int(t) for t in args.tiles.split(",")]
     bw = bandwidth()
     s = torch.tensor([1.3], device="cuda", requires_grad=True)
     m = torch.tensor([0.2], device="cuda", requires_grad=True)
@@ -47,15 +51,20 @@ def main():
         y = tsn.scalar_norm_triton(x, s, m, EPS)
         got = [y, *torch.autograd.grad(y, (x, s, m), dy)]
         err = max(((g.double() - w).norm() / w.norm()).item() for g, w in zip(got, want))
+        tiled = []
+        for tile in tiles:
+            tsn.TILE = tile
+            tiled.append(do_bench(fwd_bwd(lambda t: tsn.scalar_norm_triton(t, s, m, EPS), x, dy), warmup=10, rep=60,
+                                  return_mode="median"))
         times = [do_bench(fwd_bwd(fn, x, dy), warmup=10, rep=60, return_mode="median")
-                 for fn in (lambda t: tsn.scalar_norm_triton(t, s, m, EPS), lambda t: scalar_norm_torch(t, s, m, EPS),
-                            ln)]
+                 for fn in (lambda t: scalar_norm_torch(t, s, m, EPS), ln)]
         floor = 5 * x.numel() * 4 / bw * 1e3
-        rows.append(f"| {B} × {L:,} × {H} | {err:.1e} | {times[0]:.3f} | {times[1]:.3f} | {times[2]:.3f} | "
-                    f"{floor:.3f} ({floor / times[0]:.0%}) |")
+        rows.append(f"| {B} × {L:,} × {H} | {err:.1e} | " + " | ".join(f"{t:.3f}" for t in tiled) +
+                    f" | {times[0]:.3f} | {times[1]:.3f} | {floor:.3f} ({floor / min(tiled):.0%}) |")
     print(f"copy {bw / 1e12:.2f} TB/s; ms, forward + backward")
-    print("| shape | Triton rel. error (values, ∂x, ∂s, ∂m) | Triton | PyTorch reference | nn.LayerNorm | floor |")
-    print("|---|---|---|---|---|---|")
+    print("| shape | Triton rel. error (values, ∂x, ∂s, ∂m) | " + " | ".join(f"Triton, tile {t}" for t in tiles) +
+          " | PyTorch reference | nn.LayerNorm | floor (of the best tile) |")
+    print("|---|---|" + "---|" * len(tiles) + "---|---|---|")
     print("\n".join(rows))
 
 

@@ -44,7 +44,8 @@ def _forward_kernel(X, Y, MEAN, RSTD, S, M, rows, H, eps, BR: tl.constexpr, BH: 
 
 
 @triton.jit(do_not_specialize=["rows"])
-def _backward_kernel(X, G, MEAN, RSTD, S, M, DX, PART, rows, H, BR: tl.constexpr, BH: tl.constexpr):
+def _backward_kernel(X, G, MEAN, RSTD, S, M, DX, PART, rows, H, BR: tl.constexpr, BH: tl.constexpr,
+                     WANT_DX: tl.constexpr):
     r = (tl.program_id(0) * BR + tl.arange(0, BR)).to(tl.int64)
     c = tl.arange(0, BH)
     live = (r < rows)[:, None] & (c < H)[None, :]
@@ -59,8 +60,9 @@ def _backward_kernel(X, G, MEAN, RSTD, S, M, DX, PART, rows, H, BR: tl.constexpr
     a = s * g
     a_bar = tl.sum(a, axis=1) / H
     axh = tl.sum(a * xh, axis=1) / H
-    dx = rstd[:, None] * (a - a_bar[:, None] - xh * (axh + m * rstd * a_bar)[:, None])
-    tl.store(DX + r[:, None] * H + c[None, :], dx.to(DX.dtype.element_ty), mask=live)
+    if WANT_DX:
+        dx = rstd[:, None] * (a - a_bar[:, None] - xh * (axh + m * rstd * a_bar)[:, None])
+        tl.store(DX + r[:, None] * H + c[None, :], dx.to(DX.dtype.element_ty), mask=live)
     ds = tl.sum(tl.sum(g * (xh + m * rstd[:, None]), axis=1), axis=0)
     dm = tl.sum(tl.sum(g, axis=1) * s * rstd, axis=0)
     tl.store(PART + tl.program_id(0) * 2, ds)
@@ -73,7 +75,8 @@ def _blocks(H: int) -> tuple[int, int]:
 
 
 class _ScalarNorm(torch.autograd.Function):
-    """x (rows, H) contiguous -> y; backward from the saved x and each row's μ and r (once differentiable)."""
+    """x (rows, H) contiguous -> y; backward from the saved x and each row's μ and r. Once differentiable: a second
+    derivative (create_graph) raises, where the PyTorch reference's ops would give it; so does torch.func's vmap."""
 
     @staticmethod
     def forward(ctx, x, s, m, eps):
@@ -94,10 +97,11 @@ class _ScalarNorm(torch.autograd.Function):
         rows, H = x.shape
         BR, BH = _blocks(H)
         programs = triton.cdiv(rows, BR)
-        dx = torch.empty_like(x)
+        want_dx = ctx.needs_input_grad[0]
+        dx = torch.empty_like(x) if want_dx else None
         part = torch.empty(programs, 2, device=x.device, dtype=torch.float32)
-        _backward_kernel[(programs,)](x, dy.contiguous(), mean, rstd, s, m, dx, part, rows, H, BR=BR, BH=BH,
-                                      num_warps=4)
+        _backward_kernel[(programs,)](x, dy.contiguous(), mean, rstd, s, m, x if dx is None else dx, part, rows, H,
+                                      BR=BR, BH=BH, WANT_DX=want_dx, num_warps=4)
         sums = part.sum(0)
         return dx, sums[:1].to(s.dtype), sums[1:].to(m.dtype), None
 

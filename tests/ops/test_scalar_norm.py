@@ -52,3 +52,17 @@ def test_triton_takes_the_reference_for_float64():
     x = torch.randn(3, 8, dtype=torch.float64)
     s, m = torch.ones(1, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
     assert torch.equal(tsn.scalar_norm_triton(x, s, m, 1e-12), scalar_norm(x, s, m, 1e-12))
+
+
+def test_triton_gradients_of_s_and_m_alone():
+    """x without a gradient (a frozen input): ∂s and ∂m as the reference's, no ∂x formed."""
+    tsn = pytest.importorskip("ssmkit.ops.triton_scalar_norm")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    x, dy = torch.randn(5, 40, device=device), torch.randn(5, 40, device=device)
+    s = torch.tensor([0.8], device=device, requires_grad=True)
+    m = torch.tensor([-0.5], device=device, requires_grad=True)
+    got = torch.autograd.grad((tsn.scalar_norm_triton(x, s, m, 1e-12) * dy).sum(), (s, m))
+    ref = [t.detach().cpu().double().requires_grad_() for t in (s, m)]
+    want = torch.autograd.grad((scalar_norm(x.cpu().double(), *ref, 1e-12) * dy.cpu().double()).sum(), ref)
+    for g, w in zip(got, want):
+        assert rel_err(g.cpu().double(), w) < 1e-5
