@@ -38,6 +38,7 @@ WARPS, ROW_ELEMS, SSM_ELEMS = 16, 64, 8
 # batches 2 and 4 the same (128: 98 against 187, 256: 108-117 against 512, 64: 98-101 against 89)
 WIDE_ROWS, WIDE_WIDTH = 4, 128
 _TABLES: dict[tuple, torch.Tensor] = {}
+REPLICAS = tl.constexpr(WARPS)  # a norm's row is held by every warp (_norm_row)
 
 
 @triton.jit
@@ -54,13 +55,13 @@ def _affine(d, inv, NW, idx, mask, H):
 
 
 @triton.jit
-def _stats(x, x0, H, eps, BH: tl.constexpr):
+def _stats(x, x0, H, eps, BH: tl.constexpr, AXIS: tl.constexpr = 0):
     """LayerNorm's (mean, 1/std) of x (BH,) (zero past H) over its H entries, x0 its first entry, in one reduction
-    across the warps (each reduction across warps is block barriers): the sums s and q of d and d² for d = x − x0
-    (shifted by an entry, so that the variance q/H − (s/H)² does not cancel a mean that is large against the spread),
-    mean = x0 + s/H."""
+    (across the warps, block barriers, unless each warp holds the whole vector: _norm_row): the sums s and q of d and
+    d² for d = x − x0 (shifted by an entry, so that the variance q/H − (s/H)² does not cancel a mean that is large
+    against the spread), mean = x0 + s/H. Of each row of x (R, BH) with AXIS = 1."""
     d = tl.where(tl.arange(0, BH) < H, x - x0, 0.0)
-    s, q = tl.reduce((d, d * d), 0, _add_pairs)
+    s, q = tl.reduce((d, d * d), AXIS, _add_pairs)
     m = s / H
     return x0 + m, 1.0 / tl.sqrt(tl.maximum(q / H - m * m, 0.0) + eps)
 
@@ -73,6 +74,19 @@ def _norm(x, x0, NW, H, eps, BH: tl.constexpr):
     m = rh < H
     mean, inv = _stats(x, x0, H, eps, BH)
     return _affine(tl.where(m, x - mean, 0.0), inv, NW, rh, m, H)
+
+
+@triton.jit
+def _norm_row(SRC, DST, NW, H, eps, BH: tl.constexpr):
+    """DST[:H] = _norm of SRC[:H], the vector loaded as REPLICAS equal rows: each warp then holds a whole row, so
+    the norm's sums stay within a warp (no block barriers; one row as a (BH,) vector took 2 a norm), and row 0 is
+    stored."""
+    rows = tl.arange(0, REPLICAS)[:, None]
+    rh = tl.arange(0, BH)[None, :] + 0 * rows
+    m = rh < H
+    x = tl.load(SRC + rh, mask=m, other=0.0)
+    mean, inv = _stats(x, tl.load(SRC), H, eps, BH, 1)
+    tl.store(DST + rh, _affine(tl.where(m, x - mean[:, None], 0.0), inv[:, None], NW, rh, m, H), mask=m & (rows == 0))
 
 
 @triton.jit
@@ -149,7 +163,7 @@ def _block_step_kernel(HIN, HOUT, SIN, SOUT, NORM1, SSM, D, WO, BO, NORM2, W1, B
     tl.store(cur + rh, tl.load(HIN + row * H + rh, mask=mh, other=0.0), mask=mh)
     tl.debug_barrier()
     for l in range(n):
-        tl.store(V + rh, _norm(_vector(cur, H, BH), tl.load(cur), NORM1 + l * 3 * H, H, eps, BH), mask=mh)
+        _norm_row(cur, V, NORM1 + l * 3 * H, H, eps, BH)
         tl.debug_barrier()
         sin, sout = _state(SIN, l, row, H, N2), _state(SOUT, l, row, H, N2)
         for c0 in range(0, H, CB):
@@ -173,7 +187,7 @@ def _block_step_kernel(HIN, HOUT, SIN, SOUT, NORM1, SSM, D, WO, BO, NORM2, W1, B
         tl.debug_barrier()
         cur, nxt = nxt, cur
         if FF:
-            tl.store(V + rh, _norm(_vector(cur, H, BH), tl.load(cur), NORM2 + l * 3 * H, H, eps, BH), mask=mh)
+            _norm_row(cur, V, NORM2 + l * 3 * H, H, eps, BH)
             tl.debug_barrier()
             v = _vector(V, H, BH)
             for o0 in range(0, F, R1):
