@@ -38,7 +38,6 @@ WARPS, ROW_ELEMS, SSM_ELEMS = 16, 64, 8
 # batches 2 and 4 the same (128: 98 against 187, 256: 108-117 against 512, 64: 98-101 against 89)
 WIDE_ROWS, WIDE_WIDTH = 4, 128
 _TABLES: dict[tuple, torch.Tensor] = {}
-REPLICAS = tl.constexpr(WARPS)  # a norm's row is held by every warp (_norm_row)
 
 
 @triton.jit
@@ -77,16 +76,22 @@ def _norm(x, x0, NW, H, eps, BH: tl.constexpr):
 
 
 @triton.jit
-def _norm_row(SRC, DST, NW, H, eps, BH: tl.constexpr):
-    """DST[:H] = _norm of SRC[:H], the vector loaded as REPLICAS equal rows: each warp then holds a whole row, so
-    the norm's sums stay within a warp (no block barriers; one row as a (BH,) vector took 2 a norm), and row 0 is
-    stored."""
-    rows = tl.arange(0, REPLICAS)[:, None]
-    rh = tl.arange(0, BH)[None, :] + 0 * rows
-    m = rh < H
-    x = tl.load(SRC + rh, mask=m, other=0.0)
-    mean, inv = _stats(x, tl.load(SRC), H, eps, BH, 1)
-    tl.store(DST + rh, _affine(tl.where(m, x - mean[:, None], 0.0), inv[:, None], NW, rh, m, H), mask=m & (rows == 0))
+def _norm_row(SRC, DST, NW, H, eps, BH: tl.constexpr, REPLICAS: tl.constexpr):
+    """DST[:H] = _norm of SRC[:H]. Up to width 128 the vector is loaded as REPLICAS (the program's warps) equal rows:
+    each warp then holds a whole row, so the norm's sums stay within a warp (no block barriers; as one (BH,) vector
+    they took 2 a norm), and row 0 is stored. Wider, the rows would spill registers and save no barrier (offline
+    sm_90 compile at 256): one vector."""
+    if BH <= 128:
+        rows = tl.arange(0, REPLICAS)[:, None]
+        rh = tl.arange(0, BH)[None, :] + 0 * rows
+        m = rh < H
+        x = tl.load(SRC + rh, mask=m, other=0.0)
+        mean, inv = _stats(x, tl.load(SRC), H, eps, BH, 1)
+        tl.store(DST + rh, _affine(tl.where(m, x - mean[:, None], 0.0), inv[:, None], NW, rh, m, H),
+                 mask=m & (rows == 0))
+    else:
+        rh = tl.arange(0, BH)
+        tl.store(DST + rh, _norm(_vector(SRC, H, BH), tl.load(SRC), NW, H, eps, BH), mask=rh < H)
 
 
 @triton.jit
@@ -150,7 +155,7 @@ def _block_step_kernel(HIN, HOUT, SIN, SOUT, NORM1, SSM, D, WO, BO, NORM2, W1, B
                        n, H, N2, F, eps,
                        R: tl.constexpr, ACT: tl.constexpr, OUT: tl.constexpr, FF: tl.constexpr, OUTER: tl.constexpr,
                        BH: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, CB: tl.constexpr,
-                       RO: tl.constexpr, R1: tl.constexpr, R2: tl.constexpr):
+                       RO: tl.constexpr, R1: tl.constexpr, R2: tl.constexpr, REPLICAS: tl.constexpr):
     row = tl.program_id(0)
     rh = tl.arange(0, BH)
     mh = rh < H
@@ -163,7 +168,7 @@ def _block_step_kernel(HIN, HOUT, SIN, SOUT, NORM1, SSM, D, WO, BO, NORM2, W1, B
     tl.store(cur + rh, tl.load(HIN + row * H + rh, mask=mh, other=0.0), mask=mh)
     tl.debug_barrier()
     for l in range(n):
-        _norm_row(cur, V, NORM1 + l * 3 * H, H, eps, BH)
+        _norm_row(cur, V, NORM1 + l * 3 * H, H, eps, BH, REPLICAS)
         tl.debug_barrier()
         sin, sout = _state(SIN, l, row, H, N2), _state(SOUT, l, row, H, N2)
         for c0 in range(0, H, CB):
@@ -187,7 +192,7 @@ def _block_step_kernel(HIN, HOUT, SIN, SOUT, NORM1, SSM, D, WO, BO, NORM2, W1, B
         tl.debug_barrier()
         cur, nxt = nxt, cur
         if FF:
-            _norm_row(cur, V, NORM2 + l * 3 * H, H, eps, BH)
+            _norm_row(cur, V, NORM2 + l * 3 * H, H, eps, BH, REPLICAS)
             tl.debug_barrier()
             v = _vector(V, H, BH)
             for o0 in range(0, F, R1):
@@ -246,7 +251,7 @@ def block_step_triton(h, states, out_states, w, outer: bool):
             none if w.out_w is None else w.out_w, none if w.out_b is None else w.out_b,
             *[t if w.has_ff else none for t in (w.norm2, w.ff1_w, w.ff1_b, w.ff2_w, w.ff2_b)])
     consts = dict(R=w.rank, ACT=ACT_CODE[w.activation], OUT=OUT_CODE[w.output], FF=w.has_ff, OUTER=outer, BH=BH,
-                  BN=BN, BF=BF, num_warps=WARPS)
+                  BN=BN, BF=BF, REPLICAS=WARPS, num_warps=WARPS)  # REPLICAS: _norm_row
     scratch = torch.empty(B, 4 * H + Fh, device=h.device, dtype=torch.float32)
     _block_step_kernel[(B,)](*args, scratch, n, H, N2, Fh, w.eps, CB=max(1, min(BH, 32 * WARPS * SSM_ELEMS // BN)),
                              RO=_block(H, 2 * H if w.output == "glu" else H),  # GLU: two tiles per block
