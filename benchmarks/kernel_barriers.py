@@ -35,7 +35,7 @@ def compile_step(H: int, N2: int, F: int):
     BH, BN, BF = (max(16, triton.next_power_of_2(k)) for k in (H, N2, F))
     consts = dict(R=1, ACT=ACT_CODE["gelu"], OUT=tbs.OUT_CODE["glu"], FF=True, OUTER=False, BH=BH, BN=BN, BF=BF,
                   CB=max(1, min(BH, 32 * tbs.WARPS * tbs.SSM_ELEMS // BN)), RO=tbs._block(H, 2 * H),
-                  R1=tbs._block(F, H), R2=tbs._block(H, F))
+                  R1=tbs._block(F, H), R2=tbs._block(H, F), REPLICAS=tbs.WARPS)  # in the kernel's order
     names = list(signature) + list(consts)
     signature |= {k: "constexpr" for k in consts}
     # what a launch specializes: 16-byte aligned storage, and the sizes that are multiples of 16

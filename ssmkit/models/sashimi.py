@@ -41,6 +41,7 @@ from ..layers.norms import norm_class
 from ..layers.pool import DownPool, UpPool
 from ..layers.stack_parts import stacked_parts
 from ..ops import block_step
+from .beside import Beside
 from .fused_levels import FusedStack
 from .pretrained import Pretrained
 
@@ -192,8 +193,10 @@ class Sashimi(Pretrained, nn.Module):
         old = iter(states) if states is not None else itertools.repeat(None)
         new = []
 
+        taken = [None]  # the state the last run() continued
+
         def run(module: nn.Module, x: torch.Tensor, **kw) -> torch.Tensor:
-            state = next(old)
+            state = taken[0] = next(old)
             if isinstance(module, Residual) and x.shape[1] == 0:
                 y = x  # this level's window has not completed: its blocks wait, states unchanged
             elif isinstance(module, Residual) and stepping:
@@ -223,22 +226,35 @@ class Sashimi(Pretrained, nn.Module):
                 h = run(block, h)
             return h + u
 
-        skips = [h]
-        for level in self.down:
-            for block in level["blocks"]:
-                h = run(block, h)
-                skips.append(h)
-            h = run(level["pool"], h)
-            skips.append(h)
-        h = level_blocks("center", self.center, skips.pop())
-        for i, level in enumerate(self.up):
-            skip = skips.pop()
-            h = run(level["pool"], h, length=skip.shape[1]) + skip
-            if self.unet:
+        skips, beside = [h], None
+        try:
+            for i, level in enumerate(self.down):
                 for block in level["blocks"]:
-                    h = run(block, h) + skips.pop()
-            else:
-                h = level_blocks(f"up{i}", level["blocks"], h)
+                    h = run(block, h)
+                    skips.append(h)
+                h = run(level["pool"], h)
+                skips.append(h)
+                if i == 0 and stepping and h.shape[1]:  # a coarse step: its levels beside the top level's blocks
+                    beside = Beside.fork(h)
+            h = level_blocks("center", self.center, skips.pop())
+            for i, level in enumerate(self.up):
+                skip = skips.pop()
+                y = run(level["pool"], h, length=skip.shape[1])
+                if stepping and i == len(self.up) - 1:
+                    # this step's output is the first pending one, which the new coarse step's expansion (queued after
+                    # it) does not change: read it from the pending outputs the step began with
+                    if beside is not None:
+                        beside.leave()
+                    y = taken[0][:, :skip.shape[1]]
+                h = y + skip
+                if self.unet:
+                    for block in level["blocks"]:
+                        h = run(block, h) + skips.pop()
+                else:
+                    h = level_blocks(f"up{i}", level["blocks"], h)
+        finally:  # the main stream current again and after the side stream's work, also on an error
+            if beside is not None:
+                beside.join()
         return h, (new if states is not None else None)
 
     def _embed(self, x: torch.Tensor, dims: int) -> torch.Tensor:

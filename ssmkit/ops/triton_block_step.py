@@ -54,13 +54,13 @@ def _affine(d, inv, NW, idx, mask, H):
 
 
 @triton.jit
-def _stats(x, x0, H, eps, BH: tl.constexpr):
+def _stats(x, x0, H, eps, BH: tl.constexpr, AXIS: tl.constexpr = 0):
     """LayerNorm's (mean, 1/std) of x (BH,) (zero past H) over its H entries, x0 its first entry, in one reduction
-    across the warps (each reduction across warps is block barriers): the sums s and q of d and d² for d = x − x0
-    (shifted by an entry, so that the variance q/H − (s/H)² does not cancel a mean that is large against the spread),
-    mean = x0 + s/H."""
+    (across the warps, block barriers, unless each warp holds the whole vector: _norm_row): the sums s and q of d and
+    d² for d = x − x0 (shifted by an entry, so that the variance q/H − (s/H)² does not cancel a mean that is large
+    against the spread), mean = x0 + s/H. Of each row of x (R, BH) with AXIS = 1."""
     d = tl.where(tl.arange(0, BH) < H, x - x0, 0.0)
-    s, q = tl.reduce((d, d * d), 0, _add_pairs)
+    s, q = tl.reduce((d, d * d), AXIS, _add_pairs)
     m = s / H
     return x0 + m, 1.0 / tl.sqrt(tl.maximum(q / H - m * m, 0.0) + eps)
 
@@ -73,6 +73,25 @@ def _norm(x, x0, NW, H, eps, BH: tl.constexpr):
     m = rh < H
     mean, inv = _stats(x, x0, H, eps, BH)
     return _affine(tl.where(m, x - mean, 0.0), inv, NW, rh, m, H)
+
+
+@triton.jit
+def _norm_row(SRC, DST, NW, H, eps, BH: tl.constexpr, REPLICAS: tl.constexpr):
+    """DST[:H] = _norm of SRC[:H]. Up to width 128 the vector is loaded as REPLICAS (the program's warps) equal rows:
+    each warp then holds a whole row, so the norm's sums stay within a warp (no block barriers; as one (BH,) vector
+    they took 2 a norm), and row 0 is stored. Wider, the rows would spill registers and save no barrier (offline
+    sm_90 compile at 256): one vector."""
+    if BH <= 128:
+        rows = tl.arange(0, REPLICAS)[:, None]
+        rh = tl.arange(0, BH)[None, :] + 0 * rows
+        m = rh < H
+        x = tl.load(SRC + rh, mask=m, other=0.0)
+        mean, inv = _stats(x, tl.load(SRC), H, eps, BH, 1)
+        tl.store(DST + rh, _affine(tl.where(m, x - mean[:, None], 0.0), inv[:, None], NW, rh, m, H),
+                 mask=m & (rows == 0))
+    else:
+        rh = tl.arange(0, BH)
+        tl.store(DST + rh, _norm(_vector(SRC, H, BH), tl.load(SRC), NW, H, eps, BH), mask=rh < H)
 
 
 @triton.jit
@@ -136,7 +155,7 @@ def _block_step_kernel(HIN, HOUT, SIN, SOUT, NORM1, SSM, D, WO, BO, NORM2, W1, B
                        n, H, N2, F, eps,
                        R: tl.constexpr, ACT: tl.constexpr, OUT: tl.constexpr, FF: tl.constexpr, OUTER: tl.constexpr,
                        BH: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, CB: tl.constexpr,
-                       RO: tl.constexpr, R1: tl.constexpr, R2: tl.constexpr):
+                       RO: tl.constexpr, R1: tl.constexpr, R2: tl.constexpr, REPLICAS: tl.constexpr):
     row = tl.program_id(0)
     rh = tl.arange(0, BH)
     mh = rh < H
@@ -149,7 +168,7 @@ def _block_step_kernel(HIN, HOUT, SIN, SOUT, NORM1, SSM, D, WO, BO, NORM2, W1, B
     tl.store(cur + rh, tl.load(HIN + row * H + rh, mask=mh, other=0.0), mask=mh)
     tl.debug_barrier()
     for l in range(n):
-        tl.store(V + rh, _norm(_vector(cur, H, BH), tl.load(cur), NORM1 + l * 3 * H, H, eps, BH), mask=mh)
+        _norm_row(cur, V, NORM1 + l * 3 * H, H, eps, BH, REPLICAS)
         tl.debug_barrier()
         sin, sout = _state(SIN, l, row, H, N2), _state(SOUT, l, row, H, N2)
         for c0 in range(0, H, CB):
@@ -173,7 +192,7 @@ def _block_step_kernel(HIN, HOUT, SIN, SOUT, NORM1, SSM, D, WO, BO, NORM2, W1, B
         tl.debug_barrier()
         cur, nxt = nxt, cur
         if FF:
-            tl.store(V + rh, _norm(_vector(cur, H, BH), tl.load(cur), NORM2 + l * 3 * H, H, eps, BH), mask=mh)
+            _norm_row(cur, V, NORM2 + l * 3 * H, H, eps, BH, REPLICAS)
             tl.debug_barrier()
             v = _vector(V, H, BH)
             for o0 in range(0, F, R1):
@@ -232,7 +251,7 @@ def block_step_triton(h, states, out_states, w, outer: bool):
             none if w.out_w is None else w.out_w, none if w.out_b is None else w.out_b,
             *[t if w.has_ff else none for t in (w.norm2, w.ff1_w, w.ff1_b, w.ff2_w, w.ff2_b)])
     consts = dict(R=w.rank, ACT=ACT_CODE[w.activation], OUT=OUT_CODE[w.output], FF=w.has_ff, OUTER=outer, BH=BH,
-                  BN=BN, BF=BF, num_warps=WARPS)
+                  BN=BN, BF=BF, REPLICAS=WARPS, num_warps=WARPS)  # REPLICAS: _norm_row
     scratch = torch.empty(B, 4 * H + Fh, device=h.device, dtype=torch.float32)
     _block_step_kernel[(B,)](*args, scratch, n, H, N2, Fh, w.eps, CB=max(1, min(BH, 32 * WARPS * SSM_ELEMS // BN)),
                              RO=_block(H, 2 * H if w.output == "glu" else H),  # GLU: two tiles per block

@@ -257,3 +257,21 @@ def test_generate_graph_cycles_end_in_their_buffers(monkeypatch, pool, unet, P):
     assert not overlapping
     assert torch.equal(loop.tokens.T, torch.stack(want, 1))
     assert torch.equal(loop.logits.transpose(0, 1), torch.stack(want_logits, 1))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("B,pool,unet", [(1, (4, 4), False), (3, (4, 4), False), (1, (2,), False), (2, (4, 4), True)])
+def test_generation_with_the_coarse_levels_beside_matches_the_forward(B, pool, unet):
+    """On a GPU a step's coarse levels run on a side stream beside the top level's blocks (models/beside.py): the
+    logits that generate writes over several graph cycles, plain and replayed, are the forward's on its tokens (a
+    read of a state before the side stream wrote it, or of memory reused under it, would show here)."""
+    torch.manual_seed(0)
+    model = Sashimi(1, 256, vocab_size=256, d_model=64, n_layers=2, pool=list(pool), unet=unet).cuda().eval()
+    P, n = 5, 76  # the forward below runs on P + n - 1 = 80 positions, a multiple of every total pooling here
+    prompt = torch.randint(0, 256, (B, P), device="cuda")
+    for cuda_graph in (False, True):
+        tokens, logits = generate(model, prompt, n, seed=1, cuda_graph=cuda_graph)
+        with torch.no_grad():
+            full = model(tokens[:, :-1])
+        assert rel_err(logits, full[:, P - 1:]) < 1e-4

@@ -105,7 +105,8 @@ def test_triton_takes_the_reference_for_states_off_16_byte_alignment(monkeypatch
 @pytest.mark.parametrize("blocks", ["one", "several"])
 @pytest.mark.parametrize("B,n,H,N2,R,Fh,output,outer", [(1, 2, 16, 8, 1, 32, "glu", True),
                                                         (3, 3, 12, 5, 2, 24, "linear", False),
-                                                        (2, 1, 20, 4, 0, 0, "none", True)])
+                                                        (2, 1, 20, 4, 0, 0, "none", True),
+                                                        (1, 1, 130, 4, 1, 16, "glu", False)])  # norms as one vector
 def test_triton_matches_the_reference(monkeypatch, blocks, B, n, H, N2, R, Fh, output, outer):
     """float32, rel < 1e-5, ragged H and N2, in place (out = states) as generation runs it; with every matrix in one
     block, and with blocks of few rows and channels (several blocks per product and per SSM stage)."""
