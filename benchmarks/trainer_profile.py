@@ -1,0 +1,95 @@
+"""Where the trainer's step goes: an experiment trained by ssmkit's own trainer (its data loader and real batches, the
+step sums read back, the schedule, validation and checkpoints around the epoch), with optimizer steps
+[--skip, --skip + --steps) of the first epoch under torch.profiler. Prints the wall time of those steps beside the
+time the GPU was busy in them, the kernels per step, the busiest kernels, the host's busiest ops, and the time of
+each evaluation (validation, test). What
+experiment_throughput.py (the model's step on one fixed batch in a bare loop) does not see: on one H100 SaShiMi's
+step took 96 ms there and ~148 ms in the trainer (docs/benchmarks.md).
+
+    python benchmarks/trainer_profile.py EXPERIMENT [KEY=VALUE ...] [--skip 10] [--steps 5] [--top 25]
+
+The run trains one epoch of skip + steps + 2 steps (train_subset is set to that many batches) and writes to a
+temporary folder; KEY=VALUE overrides go to the experiment (data_dir=..., precision=bf16, ...).
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
+from torch.profiler import ProfilerActivity, profile, schedule
+
+import ssmkit.train.trainer as trainer
+from ssmkit.train import load_experiment, make_config
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("experiment")
+    parser.add_argument("overrides", nargs="*")
+    parser.add_argument("--skip", type=int, default=10, help="optimizer steps before the profiled ones")
+    parser.add_argument("--steps", type=int, default=5, help="optimizer steps profiled")
+    parser.add_argument("--top", type=int, default=25, help="rows of each table")
+    args = parser.parse_args()
+    if args.skip < 1 or args.steps < 1:
+        parser.error(f"--skip and --steps: expected at least 1 each, got {args.skip} and {args.steps}")
+    base = make_config(args.overrides, load_experiment(args.experiment), source=args.experiment)
+    n_steps = args.skip + args.steps + 2
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    marks: list[float] = []  # wall clock after each optimizer step
+    profiler = profile(activities=activities, schedule=schedule(wait=args.skip - 1, warmup=1, active=args.steps))
+
+    def after_step(optimizer, *_):
+        if len(marks) + 1 in (args.skip, args.skip + args.steps) and torch.cuda.is_available():
+            torch.cuda.synchronize()  # at the window's two ends only: the steps inside it overlap as in training
+        marks.append(time.perf_counter())
+        if len(marks) <= args.skip + args.steps:
+            profiler.step()
+
+    with tempfile.TemporaryDirectory() as out:
+        config = make_config([*args.overrides, "epochs=1", f"train_subset={n_steps * base.batch_size}",
+                              f"out_dir={out}", "run_name=profiled"], load_experiment(args.experiment),
+                             source=args.experiment)
+        evaluations: list[tuple[str, float]] = []  # (split, seconds) of each evaluate call (validation, test)
+        evaluate = trainer.evaluate
+
+        def timed_evaluate(model, dataset, *a, desc="evaluation", **kw):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            result = evaluate(model, dataset, *a, desc=desc, **kw)
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            evaluations.append((f"{desc} of {len(dataset)}", time.perf_counter() - start))
+            return result
+
+        handle = register_optimizer_step_post_hook(after_step)
+        trainer.evaluate = timed_evaluate
+        try:
+            with profiler:
+                trainer.train(config, log=lambda *_: None)
+        finally:
+            handle.remove()
+            trainer.evaluate = evaluate
+    window = marks[args.skip - 1:args.skip + args.steps]
+    wall = 1000 * (window[-1] - window[0]) / args.steps
+    events = profiler.key_averages()
+    kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
+    busy = sum(e.self_device_time_total for e in kernels) / args.steps / 1e3
+    print(f"{args.experiment}: {wall:.1f} ms per trainer step (wall, steps {args.skip + 1}-{args.skip + args.steps} "
+          f"of the first epoch); GPU busy {busy:.1f} ms in "
+          f"{sum(e.count for e in kernels) / args.steps:.0f} kernels per step")
+    print("evaluations (the epoch's seconds in the log include validation): " +
+          ", ".join(f"{what}: {seconds:.2f} s" for what, seconds in evaluations))
+    for e in sorted(kernels, key=lambda e: -e.self_device_time_total)[:args.top]:
+        print(f"  {e.self_device_time_total / args.steps / 1e3:7.3f} ms {e.count / args.steps:6.0f}x  {e.key[:100]}")
+    print("host, by own time per step:")
+    host = [e for e in events if e.device_type == torch.autograd.DeviceType.CPU]
+    for e in sorted(host, key=lambda e: -e.self_cpu_time_total)[:args.top]:
+        print(f"  {e.self_cpu_time_total / args.steps / 1e3:7.3f} ms {e.count / args.steps:6.0f}x  {e.key[:100]}")
+
+
+if __name__ == "__main__":
+    main()
