@@ -73,18 +73,23 @@ class _Loop:
         self.tokens = torch.empty(n, B, dtype=torch.long, device=x.device)
         self.logits = torch.empty(n, B, vocab, dtype=_logits_map(model).weight.dtype, device=x.device)
 
-    def step(self) -> None:
+    def step(self, offset: int = 0, advance: bool = True) -> None:
+        """The token at position t + offset; advance: t += 1 after it."""
         logits, states = self.model.step(self.x, self.states)
         self.states = _tree_map(_assign, self.states, states)
-        self.sampler.draw(logits, self.uniforms, self.t, self.x, self.tokens, self.logits)
-        self.t += 1
+        self.sampler.draw(logits, self.uniforms, self.t, self.x, self.tokens, self.logits, offset)
+        if advance:
+            self.t += 1
 
     def cycle(self, period: int) -> None:
-        """``period`` steps, after which the states are back in the loop's buffers (their shapes may change within)."""
+        """``period`` steps, after which the states are back in the loop's buffers (their shapes may change within);
+        the steps write at t, t + 1, … (offsets, fixed in a graph) and t advances once, by period, at the end: one
+        kernel a cycle rather than one a token."""
         buffers = self.states
-        for _ in range(period):
-            self.step()
+        for k in range(period):
+            self.step(offset=k, advance=False)
         self.states = _tree_map(_assign, buffers, self.states)
+        self.t += period
 
     def snapshot(self) -> tuple:
         return self.states, [t.clone() for t in _tensors([self.x, self.states, self.t] + self.sampler.buffers())]

@@ -73,16 +73,17 @@ class Sampler:
         self.filtered = options.top_k is not None or options.top_p < 1.0 or self.seen is not None
 
     def draw(self, logits: torch.Tensor, uniforms: torch.Tensor, t: torch.Tensor, x: torch.Tensor,
-             tokens: torch.Tensor, logits_out: torch.Tensor) -> None:
-        """The tokens of step t from logits (B, V): into x, tokens[t]; the logits into logits_out[t]."""
+             tokens: torch.Tensor, logits_out: torch.Tensor, offset: int = 0) -> None:
+        """The tokens of step t + offset from logits (B, V): into x, tokens[t + offset]; the logits into
+        logits_out[t + offset] (ops.draw)."""
         o = self.options
         weights, temperature = logits, o.temperature
         if self.filtered:  # the filters apply the temperature themselves (greedy: argmax of the filtered logits)
             weights = filter_logits(logits, replace(o, temperature=o.temperature or 1.0), self.seen)
             temperature = 1.0 if o.temperature else 0.0
-        draw(weights, uniforms, t, x, tokens, logits_out, self.finished, temperature, o.eos)
+        draw(weights, uniforms, t, x, tokens, logits_out, self.finished, temperature, o.eos, offset)
         if self.filtered:
-            logits_out.index_copy_(0, t, logits[None].to(logits_out.dtype))
+            logits_out.index_copy_(0, t + offset if offset else t, logits[None].to(logits_out.dtype))
         if self.seen is not None:
             self.seen.scatter_(1, x[:, None], True)
 

@@ -3,8 +3,9 @@
     p = softmax(logits / temperature),  token = #{ i : Σ_{j<=i} p_j <= U_t · Σ_j p_j }   (inverse CDF; argmax if greedy)
 
 then, for each row b: x[b] = token, tokens[t, b] = token, logits_out[t, b] = logits[b], and with ``eos`` a finished row
-emits eos (finished[b] |= token == eos). t is a one-element device tensor (the step), so the op runs without a host
-synchronization inside a CUDA graph. uniforms (n, B) were drawn before the loop. The filters (top-k, top-p, repetition
+emits eos (finished[b] |= token == eos). t = T + offset: T is a one-element device tensor (the step), so the op runs
+without a host synchronization inside a CUDA graph, and offset a Python int (the step within a graph's cycle, so that
+T need not be advanced at every step). uniforms (n, B) were drawn before the loop. The filters (top-k, top-p, repetition
 penalty) live in models/sampling.py, which calls this op only without them.
 """
 from __future__ import annotations
@@ -15,7 +16,9 @@ from .dispatch import implementation, register
 
 
 @register("draw", "torch")
-def draw_torch(logits, uniforms, t, x, tokens, logits_out, finished, temperature: float, eos: int | None):
+def draw_torch(logits, uniforms, t, x, tokens, logits_out, finished, temperature: float, eos: int | None,
+               offset: int = 0):
+    t = t + offset if offset else t
     if temperature == 0:
         token = logits.argmax(-1)
     else:
@@ -32,7 +35,9 @@ def draw_torch(logits, uniforms, t, x, tokens, logits_out, finished, temperature
 
 
 def draw(logits: torch.Tensor, uniforms: torch.Tensor, t: torch.Tensor, x: torch.Tensor, tokens: torch.Tensor,
-         logits_out: torch.Tensor, finished: torch.Tensor, temperature: float, eos: int | None) -> None:
+         logits_out: torch.Tensor, finished: torch.Tensor, temperature: float, eos: int | None,
+         offset: int = 0) -> None:
     """logits (B, V); uniforms (n, B); t (1,) long; x (B,) long; tokens (n, B) long; logits_out (n, B, V);
-    finished (B,) bool. Writes x, tokens[t], logits_out[t] (and finished)."""
-    implementation("draw", logits.device)(logits, uniforms, t, x, tokens, logits_out, finished, temperature, eos)
+    finished (B,) bool; offset an int >= 0. Writes x, tokens[t + offset], logits_out[t + offset] (and finished)."""
+    implementation("draw", logits.device)(logits, uniforms, t, x, tokens, logits_out, finished, temperature, eos,
+                                          offset)

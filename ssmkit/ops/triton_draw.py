@@ -10,10 +10,10 @@ from .draw import draw_torch
 
 
 @triton.jit
-def _draw_kernel(LOGITS, U, T, X, TOKENS, OUT, FIN, V, sl, inv_temp, eos,
+def _draw_kernel(LOGITS, U, T, X, TOKENS, OUT, FIN, V, sl, inv_temp, eos, offset,
                  GREEDY: tl.constexpr, EOS: tl.constexpr, BV: tl.constexpr):
     row, B = tl.program_id(0), tl.num_programs(0)
-    t = tl.load(T)
+    t = tl.load(T) + offset
     rv = tl.arange(0, BV)
     mv = rv < V
     raw = tl.load(LOGITS + row * sl + rv, mask=mv, other=float("-inf")).to(tl.float32)
@@ -35,12 +35,13 @@ def _draw_kernel(LOGITS, U, T, X, TOKENS, OUT, FIN, V, sl, inv_temp, eos,
 
 
 @register("draw", "triton")
-def draw_triton(logits, uniforms, t, x, tokens, logits_out, finished, temperature: float, eos: int | None):
+def draw_triton(logits, uniforms, t, x, tokens, logits_out, finished, temperature: float, eos: int | None,
+                offset: int = 0):
     B, V = logits.shape
     if V > 16384 or logits.stride(1) != 1 or not (x.is_contiguous() and tokens.is_contiguous()
                                                   and logits_out.is_contiguous() and uniforms.is_contiguous()):
-        return draw_torch(logits, uniforms, t, x, tokens, logits_out, finished, temperature, eos)
+        return draw_torch(logits, uniforms, t, x, tokens, logits_out, finished, temperature, eos, offset)
     greedy = temperature == 0
     _draw_kernel[(B,)](logits, uniforms, t, x, tokens, logits_out, finished, V, logits.stride(0),
-                       0.0 if greedy else 1.0 / temperature, -1 if eos is None else eos,
+                       0.0 if greedy else 1.0 / temperature, -1 if eos is None else eos, offset,
                        GREEDY=greedy, EOS=eos is not None, BV=triton.next_power_of_2(V), num_warps=4)

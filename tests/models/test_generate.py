@@ -124,23 +124,24 @@ def test_filters_keep_what_top_k_and_top_p_promise():
 
 
 @pytest.mark.parametrize("backend", ["torch", "triton"])
-def test_inverse_cdf_sampling_is_exact(backend):
+@pytest.mark.parametrize("step,offset", [(1, 0), (0, 1)])
+def test_inverse_cdf_sampling_is_exact(backend, step, offset):
     """token = first i with cdf_i > U: each token takes exactly its probability's share of [0, 1); the op also writes
-    the token and the logits at step t (on the GPU, or in Triton's CPU interpreter)."""
+    the token and the logits at step t + offset (on the GPU, or in Triton's CPU interpreter)."""
     from ssmkit.ops import draw as draw_module  # noqa: F401
     impl = pytest.importorskip(f"ssmkit.ops.{'draw' if backend == 'torch' else 'triton_draw'}")
     device = "cuda" if backend == "triton" and torch.cuda.is_available() else "cpu"
     p = torch.tensor([0.1, 0.0, 0.6, 0.3], device=device)
     B = 1000
     uniforms = ((torch.arange(B, device=device) + 0.5) / B).expand(3, B).contiguous()
-    t = torch.tensor([1], device=device)
+    t = torch.tensor([step], device=device)
     x = torch.zeros(B, dtype=torch.long, device=device)
     tokens = torch.zeros(3, B, dtype=torch.long, device=device)
     out = torch.zeros(3, B, 4, device=device)
     logits = p.log().expand(B, 4).contiguous()
     fn = impl.draw_torch if backend == "torch" else impl.draw_triton
-    fn(logits, uniforms, t, x, tokens, out, torch.zeros(B, dtype=torch.bool, device=device), 1.0, None)
-    assert torch.bincount(x, minlength=4).tolist() == [100, 0, 600, 300]
+    fn(logits, uniforms, t, x, tokens, out, torch.zeros(B, dtype=torch.bool, device=device), 1.0, None, offset)
+    assert torch.bincount(x, minlength=4).tolist() == [100, 0, 600, 300] and t.item() == step
     assert torch.equal(tokens[1], x) and not tokens[0].any() and torch.equal(out[1], logits)
 
 
@@ -228,3 +229,24 @@ def test_generate_leaves_the_model_in_the_mode_it_found():
         model.train(training)
         ssmkit.models.generate(model, torch.tensor([[1, 2]]), 3, seed=0)
         assert model.training == training
+
+
+@pytest.mark.parametrize("options", [dict(temperature=0.9), dict(temperature=0.9, top_k=3, repetition_penalty=1.3)])
+def test_a_cycle_writes_each_step_where_single_steps_do(options):
+    """A cycle (what a CUDA graph replays) writes its steps at t + 0, …, t + period − 1 and advances t once: the same
+    tokens, logits and t as stepping one token at a time, with the filters too."""
+    from ssmkit.models import Sashimi
+    from ssmkit.models.generate import _Loop
+    from ssmkit.models.sampling import Sampler, SamplingOptions
+    torch.manual_seed(0)
+    model = Sashimi(1, 16, vocab_size=16, d_model=8, n_layers=1, pool=[2, 2], layer_options={"d_state": 4}).eval()
+    prompt, uniforms = torch.randint(0, 16, (3, 1)), torch.rand(12, 3)
+    loops = [_Loop(model, prompt[:, 0], model.default_state(3), Sampler(SamplingOptions(**options), 3, 16, "cpu",
+                                                                        prompt), uniforms, 16) for _ in range(2)]
+    with torch.no_grad():
+        for _ in range(3):
+            loops[0].cycle(model.step_period)
+        for _ in range(12):
+            loops[1].step()
+    assert loops[0].t.item() == loops[1].t.item() == 12
+    assert torch.equal(loops[0].tokens, loops[1].tokens) and torch.equal(loops[0].logits, loops[1].logits)
