@@ -72,12 +72,20 @@ class _Loop:
         self.t = torch.zeros(1, dtype=torch.long, device=x.device)
         self.tokens = torch.empty(n, B, dtype=torch.long, device=x.device)
         self.logits = torch.empty(n, B, vocab, dtype=_logits_map(model).weight.dtype, device=x.device)
+        # a model whose step ends in a LayerNorm and a Linear (step_features, feature_head) is drawn from through
+        # them in one op, where the sampler has no filters
+        self.head = model.feature_head() if hasattr(model, "step_features") and not sampler.filtered else None
 
     def step(self, offset: int = 0, advance: bool = True) -> None:
         """The token at position t + offset; advance: t += 1 after it."""
-        logits, states = self.model.step(self.x, self.states)
-        self.states = _tree_map(_assign, self.states, states)
-        self.sampler.draw(logits, self.uniforms, self.t, self.x, self.tokens, self.logits, offset)
+        if self.head is not None:
+            h, states = self.model.step_features(self.x, self.states)
+            self.states = _tree_map(_assign, self.states, states)
+            self.sampler.draw_head(h, *self.head, self.uniforms, self.t, self.x, self.tokens, self.logits, offset)
+        else:
+            logits, states = self.model.step(self.x, self.states)
+            self.states = _tree_map(_assign, self.states, states)
+            self.sampler.draw(logits, self.uniforms, self.t, self.x, self.tokens, self.logits, offset)
         if advance:
             self.t += 1
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..ops import draw
+from ..ops import draw, draw_head
 
 
 @dataclass
@@ -86,6 +86,16 @@ class Sampler:
             logits_out.index_copy_(0, t + offset if offset else t, logits[None].to(logits_out.dtype))
         if self.seen is not None:
             self.seen.scatter_(1, x[:, None], True)
+
+    def draw_head(self, h: torch.Tensor, norm: torch.nn.LayerNorm, linear: torch.nn.Linear, uniforms: torch.Tensor,
+                  t: torch.Tensor, x: torch.Tensor, tokens: torch.Tensor, logits_out: torch.Tensor,
+                  offset: int = 0) -> None:
+        """draw() of linear(norm(h)) in one op (ops.draw_head), for a sampler without filters (they need the logits
+        first)."""
+        if self.filtered:
+            raise RuntimeError("Sampler.draw_head: the filters (top-k, top-p, repetition penalty) need draw()")
+        draw_head(h, norm, linear, uniforms, t, x, tokens, logits_out, self.finished, self.options.temperature,
+                  self.options.eos, offset)
 
     def buffers(self) -> list[torch.Tensor]:
         return [t for t in (self.seen, self.finished) if t is not None]

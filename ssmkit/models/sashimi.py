@@ -295,6 +295,16 @@ class Sashimi(Pretrained, nn.Module):
 
     def step(self, x_t: torch.Tensor, states: list) -> tuple[torch.Tensor, list]:
         """One position: x_t (B,) token ids or (B, d_input) -> output (B, d_output), next states."""
+        h, states = self.step_features(x_t, states)
+        return self.decoder(self.norm(h)), states
+
+    def step_features(self, x_t: torch.Tensor, states: list) -> tuple[torch.Tensor, list]:
+        """step() up to its head: the top level's output (B, d_model) and the next states; step = feature_head() of
+        it (generate draws through the head in one op, ops.draw_head)."""
         self._check_states(states)
         h, states = self._levels(self._embed(x_t, 1)[:, None], states, stepping=True)
-        return self.decoder(self.norm(h[:, 0])), states
+        return h[:, 0], states
+
+    def feature_head(self) -> tuple[nn.LayerNorm, nn.Linear]:
+        """The final LayerNorm and Linear that make outputs of step_features."""
+        return self.norm, self.decoder

@@ -6,16 +6,16 @@ fftconv: the long causal / two-sided convolution; fftconv_nd: its N-D form with 
 scan: the linear recurrence x_k = a_k x_{k−1} + b_k by a parallel associative scan (S5).
 chunkconv, chunk_scan: the causal convolution with a state-space kernel by chunked state passing (no FFT);
 chunkconv_act: the same, batch-first, with the layer's activation fused. ssm_step: one fused recurrent step;
-draw: the next token, written in place; linear_glu: a layer's GLU output map in one op; block_step: one step of a
-whole stack of residual SSM blocks (SaShiMi's levels at small batch); scalar_norm: the official S4 code's scalar
-LayerNorm (SaShiMi's blocks).
+draw: the next token, written in place (draw_head: from a model's last features, through its LayerNorm and Linear);
+linear_glu: a layer's GLU output map in one op; block_step: one step of a whole stack of residual SSM blocks
+(SaShiMi's levels at small batch); scalar_norm: the official S4 code's scalar LayerNorm (SaShiMi's blocks).
 """
 from .block_step import BlockWeights, block_step
 from .cauchy import cauchy
 from .chunk_scan import chunk_scan
 from .chunkconv import chunkconv
 from .chunkconv_act import ChunkPart, chunkconv_act
-from .draw import draw
+from .draw import draw, draw_head
 from .dispatch import available, backend, implementation, register
 from .fftconv import fftconv
 from .fftconv_nd import fftconv_nd
@@ -35,5 +35,5 @@ if triton is not None:
                    triton_vandermonde)
 
 __all__ = ["cauchy", "vandermonde", "fftconv", "fftconv_nd", "scan", "chunkconv", "chunk_scan", "chunkconv_act",
-           "ChunkPart", "ssm_step", "block_step", "BlockWeights", "draw", "linear_glu", "scalar_norm", "register",
+           "ChunkPart", "ssm_step", "block_step", "BlockWeights", "draw", "draw_head", "linear_glu", "scalar_norm", "register",
            "implementation", "backend", "available"]

@@ -7,10 +7,17 @@ emits eos (finished[b] |= token == eos). t = T + offset: T is a one-element devi
 without a host synchronization inside a CUDA graph, and offset a Python int (the step within a graph's cycle, so that
 T need not be advanced at every step). uniforms (n, B) were drawn before the loop. The filters (top-k, top-p, repetition
 penalty) live in models/sampling.py, which calls this op only without them.
+
+draw_head is the same draw from a model's last features h (B, D) through its head, a LayerNorm and a Linear:
+
+    logits = W ((h − μ) / √(σ² + ε) ⊙ γ + β) + b          (μ, σ² over the D features of each row)
+
+one op for the three (on the GPU one kernel: a token step's last two launches fewer).
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from .dispatch import implementation, register
 
@@ -41,3 +48,18 @@ def draw(logits: torch.Tensor, uniforms: torch.Tensor, t: torch.Tensor, x: torch
     finished (B,) bool; offset an int >= 0. Writes x, tokens[t + offset], logits_out[t + offset] (and finished)."""
     implementation("draw", logits.device)(logits, uniforms, t, x, tokens, logits_out, finished, temperature, eos,
                                           offset)
+
+
+@register("draw_head", "torch")
+def draw_head_torch(h, norm_weight, norm_bias, eps: float, weight, bias, uniforms, t, x, tokens, logits_out, finished,
+                    temperature: float, eos: int | None, offset: int = 0):
+    logits = F.linear(F.layer_norm(h, h.shape[-1:], norm_weight, norm_bias, eps), weight, bias)
+    draw_torch(logits, uniforms, t, x, tokens, logits_out, finished, temperature, eos, offset)
+
+
+def draw_head(h: torch.Tensor, norm: torch.nn.LayerNorm, linear: torch.nn.Linear, uniforms: torch.Tensor,
+              t: torch.Tensor, x: torch.Tensor, tokens: torch.Tensor, logits_out: torch.Tensor, finished: torch.Tensor,
+              temperature: float, eos: int | None, offset: int = 0) -> None:
+    """draw(linear(norm(h)), …) for h (B, D) (module docstring); the other arguments as draw's."""
+    implementation("draw_head", h.device)(h, norm.weight, norm.bias, norm.eps, linear.weight, linear.bias, uniforms,
+                                          t, x, tokens, logits_out, finished, temperature, eos, offset)

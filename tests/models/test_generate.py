@@ -1,4 +1,5 @@
 """Recurrent generation gives what the convolutional model computes: prefill (chunked) + steps == forward."""
+import importlib
 import subprocess
 import sys
 import warnings
@@ -250,3 +251,36 @@ def test_a_cycle_writes_each_step_where_single_steps_do(options):
             loops[1].step()
     assert loops[0].t.item() == loops[1].t.item() == 12
     assert torch.equal(loops[0].tokens, loops[1].tokens) and torch.equal(loops[0].logits, loops[1].logits)
+
+
+@pytest.mark.parametrize("B,D,V,temperature,eos", [(3, 64, 256, 1.0, None), (2, 48, 100, 0.7, 5),
+                                                    (4, 64, 256, 0.0, None)])
+def test_draw_through_the_head_in_one_op(B, D, V, temperature, eos):
+    """ops.draw_head, LayerNorm and Linear then the draw in one program per row (on the GPU, or in Triton's CPU
+    interpreter), against the reference that composes them: the same tokens, finished rows and t + offset, the
+    logits to float32 rounding; ragged D and V, greedy and eos."""
+    draw_module = importlib.import_module("ssmkit.ops.draw")
+    tdraw = pytest.importorskip("ssmkit.ops.triton_draw")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(0)
+    norm, linear = torch.nn.LayerNorm(D).to(device), torch.nn.Linear(D, V).to(device)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.normal_()
+    h = torch.randn(B, D, device=device) * 3 + 1
+    t, offset = torch.tensor([2], device=device), 1
+    uniforms = torch.rand(5, B, device=device)
+    outs = []
+    for fn in (draw_module.draw_head_torch, tdraw.draw_head_triton):
+        x = torch.zeros(B, dtype=torch.long, device=device)
+        tokens = torch.zeros(5, B, dtype=torch.long, device=device)
+        logits = torch.zeros(5, B, V, device=device)
+        finished = torch.tensor([True] + [False] * (B - 1), device=device)
+        with torch.no_grad():
+            fn(h, norm.weight, norm.bias, norm.eps, linear.weight, linear.bias, uniforms, t, x, tokens, logits,
+               finished, temperature, eos, offset)
+        outs.append((x, tokens, logits, finished))
+    (x, tokens, logits, finished), (x2, tokens2, logits2, finished2) = outs
+    assert torch.equal(x, x2) and torch.equal(tokens, tokens2) and torch.equal(finished, finished2)
+    assert torch.equal(tokens[3], x) and not tokens[2].any() and rel_err(logits2, logits) < 1e-5
+    assert logits[3].abs().sum() > 0 and (eos is None or x[0] == eos)
