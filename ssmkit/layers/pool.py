@@ -64,8 +64,7 @@ class DownPool(nn.Module):
             _check_buffer("window", state, u.shape[0], self.H, range(0, s))
             if u.shape[1] == 0:  # a step that does not reach this level: the window as it is, no copy
                 return u.new_empty(u.shape[0], 0, self.linear.out_features), state
-            if state.shape[1]:  # an empty window adds nothing: u as it is, no copy
-                u = torch.cat([state, u], dim=1)
+            u = torch.cat([state, u], dim=1)
         B, L, H = u.shape
         n = L // s * s
         v = self.linear(u[:, :n].reshape(B, L // s, s, H).transpose(2, 3).reshape(B, L // s, H * s))
