@@ -17,13 +17,15 @@ tensor ``fork`` returns None and the step runs in order, as before.
 Memory: the caching allocator hands a freed block back to the stream that allocated it at once. A tensor made on the
 main stream and read on the side one (the coarse input) is kept until ``join``; tensors made on the side stream and read
 later on the main one (the pending outputs) are freed only after a join, after which the side stream's next work is
-queued behind the main stream's (the next fork), so neither is reused while a kernel may still read it.
+queued behind the main stream's (the next fork), so neither is reused while a kernel may still read it. That holds
+per main stream, so each main stream gets its own side stream: models stepped from two streams (two requests) never
+share one, whose next fork would wait for only one of them.
 """
 from __future__ import annotations
 
 import torch
 
-_streams: dict[torch.device, torch.cuda.Stream] = {}
+_streams: dict[tuple[torch.device, int], torch.cuda.Stream] = {}  # per (device, main stream)
 
 
 class Beside:
@@ -40,9 +42,10 @@ class Beside:
         if not x.is_cuda:
             return None
         main = torch.cuda.current_stream(x.device)
-        if x.device not in _streams:
-            _streams[x.device] = torch.cuda.Stream(x.device)
-        side = _streams[x.device]
+        key = (x.device, main.cuda_stream)
+        if key not in _streams:
+            _streams[key] = torch.cuda.Stream(x.device)
+        side = _streams[key]
         side.wait_stream(main)
         return cls(main, side, x)
 

@@ -4,6 +4,7 @@ its features (LayerNorm, then the Linear as a (V, D) tile product). Rows of up t
 to 65,536 weights (draw_head); larger ones take the reference."""
 from __future__ import annotations
 
+import torch
 import triton
 import triton.language as tl
 
@@ -60,7 +61,8 @@ def _draw_head_kernel(H, NW, NB, W, BIAS, U, T, X, TOKENS, OUT, FIN, D, V, sh, e
     mv = rv < V
     w = tl.load(W + rv[:, None] * D + rd[None, :], mask=mv[:, None] & md[None, :], other=0.0)
     logits = tl.sum(w * y[None, :], axis=1) + tl.load(BIAS + rv, mask=mv, other=0.0)
-    raw = tl.where(mv, logits, float("-inf"))
+    # drawn from the logits as stored (rounded to the model's dtype), as the Linear then draw would
+    raw = tl.where(mv, logits.to(OUT.dtype.element_ty).to(tl.float32), float("-inf"))
     _pick_and_write(raw, rv, mv, row, B, t, U, X, TOKENS, OUT, FIN, V, inv_temp, eos, GREEDY, EOS)
 
 
@@ -87,7 +89,8 @@ def draw_head_triton(h, norm_weight, norm_bias, eps: float, weight, bias, unifor
     V = weight.shape[0]
     BD, BV = triton.next_power_of_2(D), triton.next_power_of_2(V)
     params = (norm_weight, norm_bias, weight, bias)
-    if (BD * BV > HEAD_WEIGHTS or any(p is None or not p.is_contiguous() or p.dtype != h.dtype for p in params)
+    if (BD * BV > HEAD_WEIGHTS or h.dtype == torch.float64  # float64 statistics: the reference
+            or any(p is None or not p.is_contiguous() or p.dtype != h.dtype for p in params)
             or h.stride(1) != 1 or not _buffers_fit(x, tokens, logits_out, uniforms)):
         return draw_head_torch(h, norm_weight, norm_bias, eps, weight, bias, uniforms, t, x, tokens, logits_out,
                                finished, temperature, eos, offset)

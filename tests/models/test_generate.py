@@ -284,3 +284,29 @@ def test_draw_through_the_head_in_one_op(B, D, V, temperature, eos):
     assert torch.equal(x, x2) and torch.equal(tokens, tokens2) and torch.equal(finished, finished2)
     assert torch.equal(tokens[3], x) and not tokens[2].any() and rel_err(logits2, logits) < 1e-5
     assert logits[3].abs().sum() > 0 and (eos is None or x[0] == eos)
+
+
+def test_draw_head_picks_from_the_logits_as_stored():
+    """In a bfloat16 model the head's logits are rounded to bfloat16 before the pick, as the Linear then draw would
+    round them: two logits 2^-10 apart, equal after rounding, give the reference's greedy token (the first)."""
+    draw_module = importlib.import_module("ssmkit.ops.draw")
+    tdraw = pytest.importorskip("ssmkit.ops.triton_draw")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    norm = torch.nn.LayerNorm(8).to(device, torch.bfloat16)
+    linear = torch.nn.Linear(8, 4).to(device, torch.bfloat16)
+    with torch.no_grad():
+        linear.weight.zero_()
+        linear.weight[1, 0] = 2.0 ** -11  # logit 1 is 1 + ~2^-10 (under bf16's 2^-7 step at 1.0)
+        linear.bias.copy_(torch.tensor([1.0, 1.0, -5.0, -5.0]))
+    h = torch.zeros(1, 8, device=device, dtype=torch.bfloat16)
+    h[0, 0] = 3.0
+    picked = []
+    for fn in (draw_module.draw_head_torch, tdraw.draw_head_triton):
+        x = torch.zeros(1, dtype=torch.long, device=device)
+        out = torch.zeros(2, 1, 4, device=device, dtype=torch.bfloat16)
+        with torch.no_grad():
+            fn(h, norm.weight, norm.bias, norm.eps, linear.weight, linear.bias, torch.rand(2, 1, device=device),
+               torch.tensor([0], device=device), x, torch.zeros(2, 1, dtype=torch.long, device=device), out,
+               torch.zeros(1, dtype=torch.bool, device=device), 0.0, None)
+        picked.append(x.item())
+    assert picked == [0, 0]
