@@ -8,8 +8,10 @@ step took 96 ms there and ~148 ms in the trainer (docs/benchmarks.md).
 
     python benchmarks/trainer_profile.py EXPERIMENT [KEY=VALUE ...] [--skip 10] [--steps 5] [--top 25]
 
-The run trains one epoch of skip + steps + 2 steps (train_subset is set to that many batches) and writes to a
-temporary folder; KEY=VALUE overrides go to the experiment (data_dir=..., precision=bf16, ...).
+The run trains one epoch of skip + 2·steps + 2 steps (train_subset is set to that many batches) and writes to a
+temporary folder: after the profiled steps, as many again without the profiler give the step's own wall time.
+KEY=VALUE overrides go to the experiment (data_dir=..., precision=bf16, ...; not fp16, whose loss scaler skips
+optimizer steps).
 """
 from __future__ import annotations
 
@@ -36,14 +38,17 @@ def main() -> None:
     if args.skip < 1 or args.steps < 1:
         parser.error(f"--skip and --steps: expected at least 1 each, got {args.skip} and {args.steps}")
     base = make_config(args.overrides, load_experiment(args.experiment), source=args.experiment)
-    n_steps = args.skip + args.steps + 2
+    if base.precision == "fp16":  # its loss scaler skips optimizer steps (inf gradients), which would move the windows
+        parser.error("precision=fp16: the loss scaler's skipped steps would move the windows; use fp32 or bf16")
+    n_steps = args.skip + 2 * args.steps + 2  # then a window without the profiler, as long, after the profiled one
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
     marks: list[float] = []  # wall clock after each optimizer step
     profiler = profile(activities=activities, schedule=schedule(wait=args.skip - 1, warmup=1, active=args.steps))
 
     def after_step(optimizer, *_):
-        if len(marks) + 1 in (args.skip, args.skip + args.steps) and torch.cuda.is_available():
-            torch.cuda.synchronize()  # at the window's two ends only: the steps inside it overlap as in training
+        if len(marks) + 1 in (args.skip, args.skip + args.steps, args.skip + 2 * args.steps) and \
+                torch.cuda.is_available():
+            torch.cuda.synchronize()  # at the windows' ends only: the steps inside them overlap as in training
         marks.append(time.perf_counter())
         if len(marks) <= args.skip + args.steps:
             profiler.step()
@@ -73,14 +78,18 @@ def main() -> None:
         finally:
             handle.remove()
             trainer.evaluate = evaluate
-    window = marks[args.skip - 1:args.skip + args.steps]
-    wall = 1000 * (window[-1] - window[0]) / args.steps
+    if len(marks) < args.skip + 2 * args.steps:
+        raise SystemExit(f"trainer_profile.py: the run took {len(marks)} optimizer steps, fewer than the "
+                         f"{args.skip + 2 * args.steps} the windows need")
+    k, n = args.skip, args.steps
+    wall = 1000 * (marks[k + n - 1] - marks[k - 1]) / n
+    bare = 1000 * (marks[k + 2 * n - 1] - marks[k + n - 1]) / n
     events = profiler.key_averages()
     kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
     busy = sum(e.self_device_time_total for e in kernels) / args.steps / 1e3
-    print(f"{args.experiment}: {wall:.1f} ms per trainer step (wall, steps {args.skip + 1}-{args.skip + args.steps} "
-          f"of the first epoch); GPU busy {busy:.1f} ms in "
-          f"{sum(e.count for e in kernels) / args.steps:.0f} kernels per step")
+    print(f"{args.experiment}: {bare:.1f} ms per trainer step (wall, steps {k + n + 1}-{k + 2 * n} of the first "
+          f"epoch); under the profiler {wall:.1f} ms (steps {k + 1}-{k + n}), the GPU busy {busy:.1f} ms in "
+          f"{sum(e.count for e in kernels) / n:.0f} kernels per step")
     print("evaluations (the epoch's seconds in the log include validation): " +
           ", ".join(f"{what}: {seconds:.2f} s" for what, seconds in evaluations))
     for e in sorted(kernels, key=lambda e: -e.self_device_time_total)[:args.top]:
