@@ -22,7 +22,9 @@ SaShiMi's layers do; without it they train the plain C.
 Recurrent view: the pooling layers keep their phase in the state (ssmkit.layers.pool), so one step runs only the
 levels whose window completes: the coarse level i runs at every (p_1…p_i)-th step. ``default_state``, ``prefill``
 (the chunked view, any prompt length) and ``step`` give the outputs of ``forward`` one position at a time. On the GPU
-a step runs each level's stack of blocks as one op (ops.block_step, models/fused_levels.py) where it can.
+a step runs each level's stack of blocks as one op (ops.block_step, models/fused_levels.py) where it can, and the
+coarse levels of a step on a second stream beside the top level's blocks (models/beside.py): the top level's output
+at a step is the first pending output, which the coarse step's new expansion does not change.
 """
 from __future__ import annotations
 
