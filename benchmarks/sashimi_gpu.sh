@@ -17,8 +17,12 @@
 # taken in 2 micro-batches (memory).
 # Both train in bf16 autocast (the SSM math stays float32) and stop after the first epoch past MINUTES; the test NLL
 # (bits per sample) is of the best validation checkpoint. Extra key=value overrides go to both (e.g. accumulate=2).
+# SSMKIT_CODE=DIR trains with the ssmkit package in DIR (another version, e.g. `git archive REV ssmkit | tar x -C DIR`)
+# instead of this checkout's; the data tools and this script stay this checkout's. PYTHONSAFEPATH keeps `python3 -m`
+# from putting the current folder (this checkout, with its own ssmkit) before PYTHONPATH; the first line printed
+# names the package that runs.
 set -euo pipefail
-export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}  # run from the checkout's root
+export PYTHONUNBUFFERED=1 PYTHONSAFEPATH=1 PYTHONPATH=${SSMKIT_CODE:-$PWD}:$PWD${PYTHONPATH:+:$PYTHONPATH}
 out=runs/sashimi-gpu
 if [[ $1 == samples ]]; then
     python3 -m ssmkit generate $out/sashimi --length 16000 --batch 16 --out $out/samples | tail -4
@@ -42,7 +46,7 @@ if [[ $1 == resume ]]; then
 fi
 which=$1 data=$2 minutes=$3
 shift 3
-python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')"
+python3 -c "import ssmkit, torch; print(ssmkit.__file__, torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')"
 if [[ $data == *.tar.gz ]]; then
     folder=${data%.tar.gz}
     [[ -d $folder ]] || tar xzf "$data" -C "$(dirname "$data")"

@@ -2,9 +2,8 @@
 step sums read back, the schedule, validation and checkpoints around the epoch), with optimizer steps
 [--skip, --skip + --steps) of the first epoch under torch.profiler. Prints the wall time of those steps beside the
 time the GPU was busy in them, the kernels per step, the busiest kernels, the host's busiest ops, and the time of
-each evaluation (validation, test). What
-experiment_throughput.py (the model's step on one fixed batch in a bare loop) does not see: on one H100 SaShiMi's
-step took 96 ms there and ~148 ms in the trainer (docs/benchmarks.md).
+each evaluation (validation, test): what experiment_throughput.py (the model's step on one fixed batch in a bare loop)
+does not see, the loader, the real batches, the sums read back, and the epoch's validation.
 
     python benchmarks/trainer_profile.py EXPERIMENT [KEY=VALUE ...] [--skip 10] [--steps 5] [--top 25]
 
