@@ -78,14 +78,12 @@ class _Loop:
 
     def step(self, offset: int = 0, advance: bool = True) -> None:
         """The token at position t + offset; advance: t += 1 after it."""
-        if self.head is not None:
-            h, states = self.model.step_features(self.x, self.states)
-            self.states = _tree_map(_assign, self.states, states)
-            self.sampler.draw_head(h, *self.head, self.uniforms, self.t, self.x, self.tokens, self.logits, offset)
-        else:
-            logits, states = self.model.step(self.x, self.states)
-            self.states = _tree_map(_assign, self.states, states)
-            self.sampler.draw(logits, self.uniforms, self.t, self.x, self.tokens, self.logits, offset)
+        out, states = (self.model.step if self.head is None else self.model.step_features)(self.x, self.states)
+        self.states = _tree_map(_assign, self.states, states)
+        if self.head is None:  # out: the logits
+            self.sampler.draw(out, self.uniforms, self.t, self.x, self.tokens, self.logits, offset)
+        else:  # out: the features before the head
+            self.sampler.draw_head(out, *self.head, self.uniforms, self.t, self.x, self.tokens, self.logits, offset)
         if advance:
             self.t += 1
 

@@ -70,16 +70,22 @@ def _buffers_fit(x, tokens, logits_out, uniforms) -> bool:
     return x.is_contiguous() and tokens.is_contiguous() and logits_out.is_contiguous() and uniforms.is_contiguous()
 
 
+def _pick_args(temperature: float, eos: int | None, offset: int) -> tuple[tuple, dict]:
+    """The trailing arguments (inv_temp, eos, offset) and the constexprs of _pick_and_write, shared by both kernels."""
+    greedy = temperature == 0
+    return (0.0 if greedy else 1.0 / temperature, -1 if eos is None else eos, offset), \
+        dict(GREEDY=greedy, EOS=eos is not None)
+
+
 @register("draw", "triton")
 def draw_triton(logits, uniforms, t, x, tokens, logits_out, finished, temperature: float, eos: int | None,
                 offset: int = 0):
     B, V = logits.shape
     if V > 16384 or logits.stride(1) != 1 or not _buffers_fit(x, tokens, logits_out, uniforms):
         return draw_torch(logits, uniforms, t, x, tokens, logits_out, finished, temperature, eos, offset)
-    greedy = temperature == 0
-    _draw_kernel[(B,)](logits, uniforms, t, x, tokens, logits_out, finished, V, logits.stride(0),
-                       0.0 if greedy else 1.0 / temperature, -1 if eos is None else eos, offset,
-                       GREEDY=greedy, EOS=eos is not None, BV=triton.next_power_of_2(V), num_warps=4)
+    tail, flags = _pick_args(temperature, eos, offset)
+    _draw_kernel[(B,)](logits, uniforms, t, x, tokens, logits_out, finished, V, logits.stride(0), *tail, **flags,
+                       BV=triton.next_power_of_2(V), num_warps=4)
 
 
 @register("draw_head", "triton")
@@ -94,8 +100,6 @@ def draw_head_triton(h, norm_weight, norm_bias, eps: float, weight, bias, unifor
             or h.stride(1) != 1 or not _buffers_fit(x, tokens, logits_out, uniforms)):
         return draw_head_torch(h, norm_weight, norm_bias, eps, weight, bias, uniforms, t, x, tokens, logits_out,
                                finished, temperature, eos, offset)
-    greedy = temperature == 0
+    tail, flags = _pick_args(temperature, eos, offset)
     _draw_head_kernel[(B,)](h, norm_weight, norm_bias, weight, bias, uniforms, t, x, tokens, logits_out, finished,
-                            D, V, h.stride(0), eps, 0.0 if greedy else 1.0 / temperature,
-                            -1 if eos is None else eos, offset, GREEDY=greedy, EOS=eos is not None, BD=BD, BV=BV,
-                            num_warps=8)
+                            D, V, h.stride(0), eps, *tail, **flags, BD=BD, BV=BV, num_warps=8)

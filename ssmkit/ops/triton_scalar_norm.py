@@ -24,14 +24,20 @@ MAX_H = 8192  # one row in one tile: above this the tile would spill its registe
 TILE = 4096  # elements of a program's tile (BR rows × BH)
 
 
-@triton.jit(do_not_specialize=["rows"])
-def _forward_kernel(X, Y, MEAN, RSTD, S, M, rows, H, eps, BR: tl.constexpr, BH: tl.constexpr):
+@triton.jit
+def _tile(X, rows, H, BR: tl.constexpr, BH: tl.constexpr):
+    """This program's rows r (BR,), columns c (BH,), the live mask, and x − x₀ of the tile (float32, 0 where dead)."""
     r = (tl.program_id(0) * BR + tl.arange(0, BR)).to(tl.int64)
     c = tl.arange(0, BH)
     live = (r < rows)[:, None] & (c < H)[None, :]
     x0 = tl.load(X + r * H, mask=r < rows, other=0.0).to(tl.float32)
     x = tl.load(X + r[:, None] * H + c[None, :], mask=live, other=0.0).to(tl.float32)
-    xs = tl.where(live, x - x0[:, None], 0.0)
+    return r, c, live, tl.where(live, x - x0[:, None], 0.0)
+
+
+@triton.jit(do_not_specialize=["rows"])
+def _forward_kernel(X, Y, MEAN, RSTD, S, M, rows, H, eps, BR: tl.constexpr, BH: tl.constexpr):
+    r, c, live, xs = _tile(X, rows, H, BR, BH)
     mean = tl.sum(xs, axis=1) / H  # of x − x₀
     d = tl.where(live, xs - mean[:, None], 0.0)
     rstd = 1.0 / tl.sqrt(tl.sum(d * d, axis=1) / H + eps)
@@ -46,17 +52,13 @@ def _forward_kernel(X, Y, MEAN, RSTD, S, M, rows, H, eps, BR: tl.constexpr, BH: 
 @triton.jit(do_not_specialize=["rows"])
 def _backward_kernel(X, G, MEAN, RSTD, S, M, DX, PART, rows, H, BR: tl.constexpr, BH: tl.constexpr,
                      WANT_DX: tl.constexpr):
-    r = (tl.program_id(0) * BR + tl.arange(0, BR)).to(tl.int64)
-    c = tl.arange(0, BH)
-    live = (r < rows)[:, None] & (c < H)[None, :]
-    x0 = tl.load(X + r * H, mask=r < rows, other=0.0).to(tl.float32)
-    x = tl.load(X + r[:, None] * H + c[None, :], mask=live, other=0.0).to(tl.float32)
+    r, c, live, xs = _tile(X, rows, H, BR, BH)
     g = tl.load(G + r[:, None] * H + c[None, :], mask=live, other=0.0).to(tl.float32)
     mean = tl.load(MEAN + r, mask=r < rows, other=0.0)
     rstd = tl.load(RSTD + r, mask=r < rows, other=0.0)
     s = tl.load(S)
     m = tl.load(M)
-    xh = tl.where(live, ((x - x0[:, None]) - mean[:, None]) * rstd[:, None], 0.0)
+    xh = tl.where(live, (xs - mean[:, None]) * rstd[:, None], 0.0)
     a = s * g
     a_bar = tl.sum(a, axis=1) / H
     axh = tl.sum(a * xh, axis=1) / H
