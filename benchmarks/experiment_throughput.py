@@ -19,6 +19,7 @@ from types import SimpleNamespace
 import torch
 
 import ssmkit
+from kernel_events import device_kernels  # benchmarks/kernel_events.py
 from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
 from ssmkit.train import load_experiment, make_config
 from ssmkit.train.optim import adamw
@@ -110,7 +111,7 @@ def print_profile(name: str, step, steps: int = 3) -> None:
             step()
         torch.cuda.synchronize()
     events = prof.key_averages()
-    kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
+    kernels = device_kernels(events)
     busy = sum(e.self_device_time_total for e in kernels) / steps / 1e3
     print(f"\n=== {name}: GPU busy {busy:.2f} ms/step in {sum(e.count for e in kernels) / steps:.0f} kernels ===")
     for e in sorted(kernels, key=lambda e: -e.self_device_time_total)[:40]:

@@ -13,6 +13,7 @@ import sys
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from kernel_events import device_kernels  # benchmarks/kernel_events.py
 from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
 import ssmkit
 
@@ -55,8 +56,9 @@ def main() -> None:
                 run()
             torch.cuda.synchronize()
         events = prof.key_averages()
-        cuda_total = sum(e.self_device_time_total for e in events) / 5 / 1e3
-        launches = sum(e.count for e in events if e.device_type == torch.autograd.DeviceType.CUDA) / 5
+        kernels = device_kernels(events)
+        cuda_total = sum(e.self_device_time_total for e in kernels) / 5 / 1e3
+        launches = sum(e.count for e in kernels) / 5
         print(f"\n=== {spec}: GPU busy {cuda_total:.2f} ms/iter, {launches:.0f} kernels/iter ===")
         print(events.table(sort_by="self_device_time_total", row_limit=14, max_name_column_width=60))
         by_shape = sorted((e for e in prof.key_averages(group_by_input_shape=True) if e.self_device_time_total > 0

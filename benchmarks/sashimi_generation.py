@@ -76,10 +76,12 @@ def profile(model: Sashimi, cycles: int = 4) -> None:
           "kernels: all")
 
 
-def samples_per_second(run, batch: int, n: int) -> float:
+def samples_per_second(run, batch: int, n: int, repeats: int = 3) -> float:
     """The loop's steady rate, from the times of n and n/4 samples, so that each call's fixed costs cancel: generate
     captures a CUDA graph per call, which on one H100 made 400 samples at batch 1 read 1,020 samples/s and 1,600 read
-    2,907 when each call was timed whole."""
+    2,907 when each call was timed whole. The median of `repeats` such differences: the capture's own time varies
+    from call to call, and one difference at 800 samples read 34,151 and 13,114 samples/s for the same code at batch
+    1 (one H200, 2026-12-06)."""
     run(batch, min(n, 64))  # warm-up: compilation, cuBLAS workspaces
 
     def seconds(k: int) -> float:
@@ -89,7 +91,8 @@ def samples_per_second(run, batch: int, n: int) -> float:
         torch.cuda.synchronize()
         return time.perf_counter() - start
     short = max(1, n // 4)
-    return batch * (n - short) / max(seconds(n) - seconds(short), 1e-9)
+    rates = sorted(batch * (n - short) / max(seconds(n) - seconds(short), 1e-9) for _ in range(repeats))
+    return rates[repeats // 2]
 
 
 def official(directory: str):

@@ -8,7 +8,8 @@ does not see, the loader, the real batches, the sums read back, and the epoch's 
     python benchmarks/trainer_profile.py EXPERIMENT [KEY=VALUE ...] [--skip 10] [--steps 5] [--top 25]
 
 The run trains one epoch of skip + 2·steps + 2 steps (train_subset is set to that many batches) and writes to a
-temporary folder: after the profiled steps, as many again without the profiler give the step's own wall time.
+temporary folder: after the profiled steps, as many again without the profiler give the step's own wall time
+(timed from when the profiler has stopped: its processing of the window is no step's).
 KEY=VALUE overrides go to the experiment (data_dir=..., precision=bf16, ...; not fp16, whose loss scaler skips
 optimizer steps).
 """
@@ -22,6 +23,7 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch.profiler import ProfilerActivity, profile, schedule
 
+from kernel_events import device_kernels  # benchmarks/kernel_events.py
 import ssmkit.train.trainer as trainer
 from ssmkit.train import load_experiment, make_config
 
@@ -42,15 +44,22 @@ def main() -> None:
     n_steps = args.skip + 2 * args.steps + 2  # then a window without the profiler, as long, after the profiled one
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
     marks: list[float] = []  # wall clock after each optimizer step
+    bare_start: list[float] = []  # wall clock once the profiler has stopped: the second window's start
     profiler = profile(activities=activities, schedule=schedule(wait=args.skip - 1, warmup=1, active=args.steps))
 
+    def synchronize():  # at the windows' ends only: the steps inside them overlap as in training
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
     def after_step(optimizer, *_):
-        if len(marks) + 1 in (args.skip, args.skip + args.steps, args.skip + 2 * args.steps) and \
-                torch.cuda.is_available():
-            torch.cuda.synchronize()  # at the windows' ends only: the steps inside them overlap as in training
+        if len(marks) + 1 in (args.skip, args.skip + args.steps, args.skip + 2 * args.steps):
+            synchronize()
         marks.append(time.perf_counter())
         if len(marks) <= args.skip + args.steps:
             profiler.step()
+        if len(marks) == args.skip + args.steps:  # the step that ended the profiled window stopped the profiler,
+            synchronize()                         # whose processing of the window is not a training step's time
+            bare_start.append(time.perf_counter())
 
     with tempfile.TemporaryDirectory() as out:
         config = make_config([*args.overrides, "epochs=1", f"train_subset={n_steps * base.batch_size}",
@@ -82,9 +91,9 @@ def main() -> None:
                          f"{args.skip + 2 * args.steps} the windows need")
     k, n = args.skip, args.steps
     wall = 1000 * (marks[k + n - 1] - marks[k - 1]) / n
-    bare = 1000 * (marks[k + 2 * n - 1] - marks[k + n - 1]) / n
+    bare = 1000 * (marks[k + 2 * n - 1] - bare_start[0]) / n
     events = profiler.key_averages()
-    kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
+    kernels = device_kernels(events)
     busy = sum(e.self_device_time_total for e in kernels) / args.steps / 1e3
     print(f"{args.experiment}: {bare:.1f} ms per trainer step (wall, steps {k + n + 1}-{k + 2 * n} of the first "
           f"epoch); under the profiler {wall:.1f} ms (steps {k + 1}-{k + n}), the GPU busy {busy:.1f} ms in "
