@@ -1,0 +1,121 @@
+"""A Linear's bias gradient under bf16 autocast, db = Σ_rows ∂y, by the ways it could be computed, at the shapes of
+SaShiMi's training step (SC09: batch 32, L = 16000; rows B·L at the three levels, widths of the S4 output Linear
+(2H, before its GLU) and of the FF block's two Linears).
+
+    python benchmarks/bias_grad.py [--check-only]
+
+Why: in the profile of `sashimi-sc09`'s bf16 step (trainer_profile.py, one H200, 2026-12-06) PyTorch's reduce_kernel
+over bf16 took 7.75 ms in 77 calls per step, the largest item of ~80 ms of kernels: one per Linear's backward (77
+Linears), the column sum of addmm's backward. Reading every ∂y once at the copy bandwidth takes ~1 ms for them all.
+Candidates, each against the float64 sum:
+- torch: ∂y.sum(0), what addmm's backward runs;
+- gemv: ∂yᵀ·1 (torch.mv, cuBLAS; bf16 in, float32 accumulation);
+- two-stage: ∂y viewed as (R, M/R, N), summed over the middle axis then over R (another reduction layout);
+- triton: one program per block of rows and columns sums its rows in float32; then the (programs, N) partials.
+Prints the time of each per shape, the floor (bytes of ∂y / bandwidth), and the total per SaShiMi step (8 Linears of
+each kind per level) last. With --check-only (or on a CPU, through TRITON_INTERPRET=1) only the values at small shapes.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+import torch
+
+if not torch.cuda.is_available():  # the kernel below runs through Triton's CPU interpreter, set before it is defined
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+import triton  # noqa: E402
+import triton.language as tl  # noqa: E402
+
+# per SaShiMi level (d_model 64, expand 2, pool (4, 4)): rows B·L_i and the widths 2H_i (S4 output), 2H_i (FF in),
+# H_i (FF out); 8 blocks per level, each with one of each
+LEVELS = [(32 * 16000, 64), (32 * 4000, 128), (32 * 1000, 256)]
+ROWS_PER_PROGRAM = 2048
+
+
+@triton.jit(do_not_specialize=["M"])
+def _column_partials(G, P, M, N, stride, ROWS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
+    """P[p, cols] = Σ of G's rows [p·ROWS, (p + 1)·ROWS) over its columns cols, in float32."""
+    p, q = tl.program_id(0), tl.program_id(1)
+    cols = q * BN + tl.arange(0, BN)
+    acc = tl.zeros((BM, BN), dtype=tl.float32)
+    r = p * ROWS
+    end = tl.minimum(r + ROWS, M)
+    while r < end:  # a while loop: the CPU interpreter takes no run-time range bound under NumPy >= 2.4
+        rows = r + tl.arange(0, BM)
+        acc += tl.load(G + rows[:, None] * stride + cols[None, :], mask=(rows < end)[:, None] & (cols < N)[None, :],
+                       other=0.0).to(tl.float32)
+        r += BM
+    tl.store(P + p * N + cols, tl.sum(acc, 0), mask=cols < N)
+
+
+def triton_sum(g: torch.Tensor) -> torch.Tensor:
+    M, N = g.shape
+    BN = min(128, triton.next_power_of_2(N))
+    partials = torch.empty(triton.cdiv(M, ROWS_PER_PROGRAM), N, device=g.device, dtype=torch.float32)
+    _column_partials[(partials.shape[0], triton.cdiv(N, BN))](g, partials, M, N, g.stride(0), ROWS=ROWS_PER_PROGRAM,
+                                                              BM=32, BN=BN)
+    return partials.sum(0).to(g.dtype)
+
+
+def two_stage(g: torch.Tensor, R: int = 64) -> torch.Tensor:
+    M, N = g.shape
+    if M % R:
+        return g.sum(0)
+    return g.view(R, M // R, N).sum(1, dtype=torch.float32).sum(0).to(g.dtype)
+
+
+CANDIDATES = {
+    "torch": lambda g: g.sum(0),
+    "gemv": lambda g: torch.mv(g.t(), torch.ones(g.shape[0], device=g.device, dtype=g.dtype)),
+    "two-stage": two_stage,
+    "triton": triton_sum,
+}
+
+
+def check(device: str) -> None:
+    """Each candidate against the float64 sum, at shapes with ragged rows and columns."""
+    for M, N in [(5000, 64), (4099, 96), (300, 256)]:
+        g = torch.randn(M, N, device=device).to(torch.bfloat16)
+        exact = g.double().sum(0)
+        for name, fn in CANDIDATES.items():
+            err = ((fn(g).double() - exact).norm() / exact.norm()).item()
+            print(f"check {M} x {N} {name}: relative error {err:.1e}")
+            # each returns bf16: its rounding (2^-9) bounds the error
+            assert err < 1e-2, f"{name} at {M} x {N}: relative error {err:.1e}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check-only", action="store_true")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        check("cpu")
+        return
+    check("cuda")
+    if args.check_only:
+        return
+    from triton.testing import do_bench
+    from speed import bandwidth  # benchmarks/speed.py
+    bw = bandwidth()
+    rows, totals = [], {name: 0.0 for name in CANDIDATES}
+    floor_total = 0.0
+    for M, H in LEVELS:
+        for N, count in ((2 * H, 16), (H, 8)):  # 2H: the S4 output's and the FF's first Linear; H: the FF's second
+            g = torch.randn(M, N, device="cuda").to(torch.bfloat16)
+            times = {name: do_bench(lambda: fn(g), return_mode="median") for name, fn in CANDIDATES.items()}
+            floor = g.numel() * 2 / bw * 1e3  # ∂y read once, at the copy's rate of bytes moved
+            rows.append((M, N, count, times, floor))
+            for name in CANDIDATES:
+                totals[name] += count * times[name]
+            floor_total += count * floor
+    print(f"\n{torch.cuda.get_device_name()}: ms per call (copy bandwidth {bw / 1e12:.2f} TB/s)")
+    print("| rows | width | calls/step | " + " | ".join(CANDIDATES) + " | floor |")
+    print("|---|---|---|" + "---|" * len(CANDIDATES) + "---|")
+    for M, N, count, times, floor in rows:
+        print(f"| {M} | {N} | {count} | " + " | ".join(f"{times[n]:.3f}" for n in CANDIDATES) + f" | {floor:.3f} |")
+    print("| per step | | 72 | " + " | ".join(f"{totals[n]:.2f}" for n in CANDIDATES) + f" | {floor_total:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
