@@ -1,4 +1,4 @@
-"""A Linear's bias gradient under bf16 autocast, db = Σ_rows ∂y, by the ways it could be computed, at the shapes of
+"""A Linear's bias gradient under bf16 autocast, ḃ = Σ_rows ẏ, by the ways it could be computed, at the shapes of
 SaShiMi's training step (SC09: batch 32, L = 16000; rows B·L at the three levels, widths of the S4 output Linear
 (2H, before its GLU) and of the FF block's two Linears).
 
@@ -6,14 +6,15 @@ SaShiMi's training step (SC09: batch 32, L = 16000; rows B·L at the three level
 
 Why: in the profile of `sashimi-sc09`'s bf16 step (trainer_profile.py, one H200, 2026-12-06) PyTorch's reduce_kernel
 over bf16 took 7.75 ms in 77 calls per step, the largest item of ~80 ms of kernels: one per Linear's backward (77
-Linears), the column sum of addmm's backward. Reading every ∂y once at the copy bandwidth takes ~1 ms for them all.
-Candidates, each against the float64 sum:
-- torch: ∂y.sum(0), what addmm's backward runs;
-- gemv: ∂yᵀ·1 (torch.mv, cuBLAS; bf16 in, float32 accumulation);
-- two-stage: ∂y viewed as (R, M/R, N), summed over the middle axis then over R (another reduction layout);
-- triton: one program per block of rows and columns sums its rows in float32; then the (programs, N) partials.
-Prints the time of each per shape, the floor (bytes of ∂y / bandwidth), and the total per SaShiMi step (8 Linears of
-each kind per level) last. With --check-only (or on a CPU, through TRITON_INTERPRET=1) only the values at small shapes.
+Linears), the column sum of addmm's backward. Reading every ẏ once at the copy bandwidth takes ~1 ms for them all.
+ssmkit's Linears now sum it by ops.column_sum (ops/linear.py). Candidates, each against the float64 sum:
+- torch: ẏ.sum(0), what addmm's backward runs (and ops.column_sum's reference, in float32);
+- gemv: ẏᵀ·1 (torch.mv, cuBLAS; bf16 in, float32 accumulation);
+- two-stage: ẏ viewed as (R, M/R, N), summed over the middle axis then over R (another reduction layout);
+- triton: ops.column_sum's Triton version (row blocks summed in float32, then their partial sums).
+Prints the time of each per shape, the floor (bytes of ẏ / bandwidth), and the total per SaShiMi step (8 Linears of
+each kind per level), and then a whole Linear's forward + backward under bf16 autocast at the same shapes by
+F.linear and by ops.linear, last. With --check-only (or on a CPU, through TRITON_INTERPRET=1) only the values at small shapes.
 """
 from __future__ import annotations
 
@@ -21,41 +22,16 @@ import argparse
 import os
 
 import torch
+import torch.nn.functional as F
 
-if not torch.cuda.is_available():  # the kernel below runs through Triton's CPU interpreter, set before it is defined
+if not torch.cuda.is_available():  # the Triton kernel runs through the CPU interpreter: set before it is defined
     os.environ.setdefault("TRITON_INTERPRET", "1")
-import triton  # noqa: E402
-import triton.language as tl  # noqa: E402
+from ssmkit.ops import linear  # noqa: E402
+from ssmkit.ops.triton_column_sum import column_sum_triton  # noqa: E402
 
 # per SaShiMi level (d_model 64, expand 2, pool (4, 4)): rows B·L_i and the widths 2H_i (S4 output), 2H_i (FF in),
 # H_i (FF out); 8 blocks per level, each with one of each
 LEVELS = [(32 * 16000, 64), (32 * 4000, 128), (32 * 1000, 256)]
-ROWS_PER_PROGRAM = 2048
-
-
-@triton.jit(do_not_specialize=["M"])
-def _column_partials(G, P, M, N, stride, ROWS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
-    """P[p, cols] = Σ of G's rows [p·ROWS, (p + 1)·ROWS) over its columns cols, in float32."""
-    p, q = tl.program_id(0), tl.program_id(1)
-    cols = q * BN + tl.arange(0, BN)
-    acc = tl.zeros((BM, BN), dtype=tl.float32)
-    r = p * ROWS
-    end = tl.minimum(r + ROWS, M)
-    while r < end:  # a while loop: the CPU interpreter takes no run-time range bound under NumPy >= 2.4
-        rows = r + tl.arange(0, BM)
-        acc += tl.load(G + rows[:, None] * stride + cols[None, :], mask=(rows < end)[:, None] & (cols < N)[None, :],
-                       other=0.0).to(tl.float32)
-        r += BM
-    tl.store(P + p * N + cols, tl.sum(acc, 0), mask=cols < N)
-
-
-def triton_sum(g: torch.Tensor) -> torch.Tensor:
-    M, N = g.shape
-    BN = min(128, triton.next_power_of_2(N))
-    partials = torch.empty(triton.cdiv(M, ROWS_PER_PROGRAM), N, device=g.device, dtype=torch.float32)
-    _column_partials[(partials.shape[0], triton.cdiv(N, BN))](g, partials, M, N, g.stride(0), ROWS=ROWS_PER_PROGRAM,
-                                                              BM=32, BN=BN)
-    return partials.sum(0).to(g.dtype)
 
 
 def two_stage(g: torch.Tensor, R: int = 64) -> torch.Tensor:
@@ -69,7 +45,7 @@ CANDIDATES = {
     "torch": lambda g: g.sum(0),
     "gemv": lambda g: torch.mv(g.t(), torch.ones(g.shape[0], device=g.device, dtype=g.dtype)),
     "two-stage": two_stage,
-    "triton": triton_sum,
+    "triton": column_sum_triton,
 }
 
 
@@ -81,7 +57,7 @@ def check(device: str) -> None:
         for name, fn in CANDIDATES.items():
             err = ((fn(g).double() - exact).norm() / exact.norm()).item()
             print(f"check {M} x {N} {name}: relative error {err:.1e}")
-            # each returns bf16: its rounding (2^-9) bounds the error
+            # bf16 results (all but triton's float32): their rounding (2^-9) bounds the error
             assert err < 1e-2, f"{name} at {M} x {N}: relative error {err:.1e}"
 
 
@@ -115,6 +91,25 @@ def main() -> None:
     for M, N, count, times, floor in rows:
         print(f"| {M} | {N} | {count} | " + " | ".join(f"{times[n]:.3f}" for n in CANDIDATES) + f" | {floor:.3f} |")
     print("| per step | | 72 | " + " | ".join(f"{totals[n]:.2f}" for n in CANDIDATES) + f" | {floor_total:.2f} |")
+    print("\nA Linear's forward + backward under bf16 autocast (x float32 with its gradient), ms per call:")
+    print("| rows | in | out | calls/step | F.linear | ops.linear |")
+    print("|---|---|---|---|---|---|")
+    total = [0.0, 0.0]
+    for M, H in LEVELS:
+        for K, N, count in ((H, 2 * H, 16), (2 * H, H, 8)):
+            x = torch.randn(M, K, device="cuda", requires_grad=True)
+            lin = torch.nn.Linear(K, N).cuda()
+            dy = torch.randn(M, N, device="cuda").to(torch.bfloat16)
+            times = [do_bench(lambda f=f: whole(f, x, lin, dy), return_mode="median") for f in (F.linear, linear)]
+            print(f"| {M} | {K} | {N} | {count} | {times[0]:.3f} | {times[1]:.3f} |")
+            total = [t + count * u for t, u in zip(total, times)]
+    print(f"| per step | | | 72 | {total[0]:.2f} | {total[1]:.2f} |")
+
+
+def whole(fn, x, lin, dy) -> None:
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        y = fn(x, lin.weight, lin.bias)
+    torch.autograd.grad(y, (x, lin.weight, lin.bias), dy)
 
 
 if __name__ == "__main__":

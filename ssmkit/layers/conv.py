@@ -53,6 +53,7 @@ from .cuda_graphs import GraphedLayer
 from .checks import check_batch_size, check_input, check_rate, check_state, check_step_input, mask_padding
 from .dropout import dropout as make_dropout
 from .factory import factory_kwargs
+from .linear import Linear
 from .param_versions import values_key
 from .sequence_parallel import incoming_state
 from .stack_parts import StackedParts, group_parts
@@ -88,7 +89,7 @@ def output_stage(channels: int, H: int, activation: str, output: str, dropout: f
     if output == "glu":
         out = nn.Sequential(nn.Linear(channels * H, 2 * H), nn.GLU(dim=-1))
     else:
-        out = nn.Linear(channels * H, H) if output == "linear" else nn.Identity()
+        out = Linear(channels * H, H) if output == "linear" else nn.Identity()
     return ACTIVATIONS[activation](), drop, out
 
 

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .checks import check_batch_size
+from .linear import Linear
 
 
 def _check_chunk(name: str, x, H: int) -> None:
@@ -38,7 +39,7 @@ def _check_buffer(name: str, state, B: int, H: int, sizes: range) -> None:
 def _linear(d_input: int, d_output: int, weight_norm: bool) -> nn.Linear:
     """nn.Linear, with ``weight_norm`` reparameterized as W = g ⊙ V / ‖V‖ per output row (torch's weight_norm over
     dim 0, as the official pooling layers' nn.utils.weight_norm; the same W at init, other steps under Adam)."""
-    linear = nn.Linear(d_input, d_output)
+    linear = Linear(d_input, d_output)
     return nn.utils.parametrizations.weight_norm(linear) if weight_norm else linear
 
 

@@ -48,6 +48,7 @@ from ..layers import layer as build_layer
 from ..layers.checks import check_dtype, check_token_ids, valid_positions
 from ..layers.dropout import dropout as make_dropout
 from ..layers.factory import factory_kwargs
+from ..layers.linear import Linear
 from ..layers.norms import apply_norm, norm_class
 from ..layers.registry import LAYERS, with_defaults
 from ..layers.stack_parts import stacked_parts
@@ -122,8 +123,8 @@ class SequenceModel(Pretrained, nn.Module):
                                    for built in self.layers)
         if ffn_mult < 0:
             raise ValueError(f"ffn_mult: expected 0 (no FFN) or a positive integer, got {ffn_mult}")
-        self.ffns = nn.ModuleList(nn.Sequential(nn.Linear(d_model, ffn_mult * d_model), nn.GELU(),
-                                                nn.Linear(ffn_mult * d_model, d_model)) for _ in range(n_layers)
+        self.ffns = nn.ModuleList(nn.Sequential(Linear(d_model, ffn_mult * d_model), nn.GELU(),
+                                                Linear(ffn_mult * d_model, d_model)) for _ in range(n_layers)
                                   ) if ffn_mult else None
         self.ffn_norms = nn.ModuleList(make_norm(d_model) for _ in range(n_layers)) if ffn_mult else None
         self.dropout = make_dropout(dropout, tie_dropout)
