@@ -11,7 +11,8 @@ ssmkit's Linears now sum it by ops.column_sum (ops/linear.py). Candidates, each 
 - torch: ẏ.sum(0), what addmm's backward runs (and ops.column_sum's reference, in float32);
 - gemv: ẏᵀ·1 (torch.mv, cuBLAS; bf16 in, float32 accumulation);
 - two-stage: ẏ viewed as (R, M/R, N), summed over the middle axis then over R (another reduction layout);
-- triton: ops.column_sum's Triton version (row blocks summed in float32, then their partial sums).
+- triton: ops.column_sum's Triton kernel (row blocks summed in float32, then their partial sums; the op takes it
+  from MIN_ROWS rows on).
 Prints the time of each per shape, the floor (bytes of ẏ / bandwidth), and the total per SaShiMi step (8 Linears of
 each kind per level), and then a whole Linear's forward + backward under bf16 autocast at the same shapes by
 F.linear and by ops.linear, last. With --check-only (or on a CPU, through TRITON_INTERPRET=1) only the values at small shapes.
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 if not torch.cuda.is_available():  # the Triton kernel runs through the CPU interpreter: set before it is defined
     os.environ.setdefault("TRITON_INTERPRET", "1")
 from ssmkit.ops import linear  # noqa: E402
-from ssmkit.ops.triton_column_sum import column_sum_triton  # noqa: E402
+from ssmkit.ops.triton_column_sum import block_sums  # noqa: E402
 
 # per SaShiMi level (d_model 64, expand 2, pool (4, 4)): rows B·L_i and the widths 2H_i (S4 output), 2H_i (FF in),
 # H_i (FF out); 8 blocks per level, each with one of each
@@ -45,7 +46,7 @@ CANDIDATES = {
     "torch": lambda g: g.sum(0),
     "gemv": lambda g: torch.mv(g.t(), torch.ones(g.shape[0], device=g.device, dtype=g.dtype)),
     "two-stage": two_stage,
-    "triton": column_sum_triton,
+    "triton": block_sums,
 }
 
 

@@ -1,6 +1,7 @@
 """Triton version of ops.column_sum: one program per (block of rows, block of columns) sums its rows in float32 and
 writes one row of partial sums, which PyTorch then adds (about a thousand rows: little beside reading g once, the
-floor). Deterministic (no atomics): the same g gives the same bits. Float64 takes the torch reference."""
+floor). Deterministic (no atomics): the same g gives the same bits. Float64, and fewer rows than MIN_ROWS, take the
+torch reference."""
 from __future__ import annotations
 
 import torch
@@ -12,6 +13,7 @@ from .dispatch import register
 
 PROGRAM_ROWS = 1024  # about this many row blocks: enough programs to fill a GPU at every width
 BM = 32  # rows per load
+MIN_ROWS = 65536  # below, PyTorch's sum: one launch where this takes two, on steps that are small and wait on the host
 
 
 @triton.jit(do_not_specialize=["M", "ROWS"])
@@ -32,8 +34,14 @@ def _partials_kernel(G, P, M, N, stride, ROWS, BM: tl.constexpr, BN: tl.constexp
 
 @register("column_sum", "triton")
 def column_sum_triton(g: torch.Tensor) -> torch.Tensor:
-    if g.dtype == torch.float64:
+    """The kernel (block_sums) for float32 and half types from MIN_ROWS rows on, else the reference."""
+    if g.dtype == torch.float64 or g.shape[0] < MIN_ROWS:
         return column_sum_torch(g)
+    return block_sums(g)
+
+
+def block_sums(g: torch.Tensor) -> torch.Tensor:
+    """Σ over the rows of g (M, N) by the kernel: row blocks, then their partial sums added."""
     if g.stride(1) != 1:
         g = g.contiguous()
     M, N = g.shape

@@ -25,11 +25,11 @@ def test_column_sum_reference_and_bad_input():
 @pytest.mark.parametrize("M,N,dtype", [(5000, 64, torch.bfloat16), (4099, 96, torch.float32), (300, 256, torch.float16),
                                        (1, 3, torch.float32), (0, 5, torch.float32), (70000, 2, torch.bfloat16)])
 def test_triton_column_sum(M, N, dtype):
-    """Ragged rows and columns, a single row, no rows, and more row blocks than PROGRAM_ROWS: float32 sums of the
-    given values, to float32 rounding."""
+    """The kernel at ragged rows and columns, a single row, no rows, and more row blocks than PROGRAM_ROWS: float32
+    sums of the given values, to float32 rounding."""
     tcs = pytest.importorskip("ssmkit.ops.triton_column_sum")
     g = torch.randn(M, N, device=DEVICE).to(dtype)
-    got = tcs.column_sum_triton(g)
+    got = tcs.block_sums(g)
     want = g.double().sum(0)
     assert got.dtype == torch.float32 and got.shape == (N,)
     assert (got.cpu().double() - want.cpu()).abs().max() <= 1e-5 * (1 + g.double().abs().sum(0).max().item())
@@ -38,7 +38,18 @@ def test_triton_column_sum(M, N, dtype):
 def test_triton_column_sum_of_a_strided_view():
     tcs = pytest.importorskip("ssmkit.ops.triton_column_sum")
     g = torch.randn(300, 40, device=DEVICE)
-    assert rel_err(tcs.column_sum_triton(g[::3, 5:20]).cpu().double(), g[::3, 5:20].cpu().double().sum(0)) < 1e-6
+    assert rel_err(tcs.block_sums(g[::3, 5:20]).cpu().double(), g[::3, 5:20].cpu().double().sum(0)) < 1e-6
+
+
+def test_triton_column_sum_routes():
+    """The op takes the kernel from MIN_ROWS rows on (the same sums), PyTorch's sum below and for float64."""
+    tcs = pytest.importorskip("ssmkit.ops.triton_column_sum")
+    big = torch.randn(tcs.MIN_ROWS + 5, 3, device=DEVICE)
+    assert torch.equal(tcs.column_sum_triton(big), tcs.block_sums(big))
+    small = torch.randn(100, 3, device=DEVICE)
+    assert torch.equal(tcs.column_sum_triton(small), small.sum(0))
+    wide = small.double()
+    assert tcs.column_sum_triton(wide).dtype == torch.float64
 
 
 def test_function_matches_linear_in_float64():
