@@ -5,7 +5,6 @@ from .ckconv import CKConv
 from .conv import SSMConv
 from .diagonal import DLR, DSS, EMA, S4D
 from .gss import GSS
-from .linear import Linear
 from .liquid import LiquidS4
 from .mega import Mega
 from .output_only import OutputOnly
@@ -18,5 +17,5 @@ from .sgconv import SGConv
 from .stack_parts import stacked_parts
 
 __all__ = ["SSMConv", "S4", "S4D", "S4ND", "DSS", "DLR", "S5", "GSS", "MultiHeadAttention", "SGConv", "EMA", "Mega",
-           "LiquidS4", "OutputOnly", "CKConv", "DownPool", "UpPool", "Linear", "LAYERS", "layer",
-           "register_layer", "stacked_parts"]
+           "LiquidS4", "OutputOnly", "CKConv", "DownPool", "UpPool", "LAYERS", "layer", "register_layer",
+           "stacked_parts"]

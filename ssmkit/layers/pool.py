@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .checks import check_batch_size
-from .linear import Linear
+from .linear import forward_linear
 
 
 def _check_chunk(name: str, x, H: int) -> None:
@@ -39,7 +39,7 @@ def _check_buffer(name: str, state, B: int, H: int, sizes: range) -> None:
 def _linear(d_input: int, d_output: int, weight_norm: bool) -> nn.Linear:
     """nn.Linear, with ``weight_norm`` reparameterized as W = g ⊙ V / ‖V‖ per output row (torch's weight_norm over
     dim 0, as the official pooling layers' nn.utils.weight_norm; the same W at init, other steps under Adam)."""
-    linear = Linear(d_input, d_output)
+    linear = nn.Linear(d_input, d_output)
     return nn.utils.parametrizations.weight_norm(linear) if weight_norm else linear
 
 
@@ -68,7 +68,7 @@ class DownPool(nn.Module):
             u = torch.cat([state, u], dim=1)
         B, L, H = u.shape
         n = L // s * s
-        v = self.linear(u[:, :n].reshape(B, L // s, s, H).transpose(2, 3).reshape(B, L // s, H * s))
+        v = forward_linear(self.linear, u[:, :n].reshape(B, L // s, s, H).transpose(2, 3).reshape(B, L // s, H * s))
         return v, (u[:, n:] if state is not None else None)
 
     def default_state(self, batch_size: int) -> torch.Tensor:
@@ -91,7 +91,7 @@ class UpPool(nn.Module):
     def _expand(self, v: torch.Tensor) -> torch.Tensor:
         """(B, Lc, H') -> (B, Lc·s, H): the s outputs of each coarse step, r-th block of the channel-major fold."""
         B, Lc, _ = v.shape
-        return self.linear(v).reshape(B, Lc, self.d_output, self.stride).transpose(2, 3).reshape(B, -1, self.d_output)
+        return forward_linear(self.linear, v).reshape(B, Lc, self.d_output, self.stride).transpose(2, 3).reshape(B, -1, self.d_output)
 
     def forward(self, v: torch.Tensor, state: torch.Tensor | None = None, length: int | None = None):
         """v (B, Lc, H') -> (y (B, L, H), pending outputs or None).

@@ -48,7 +48,7 @@ from ..layers import layer as build_layer
 from ..layers.checks import check_dtype, check_token_ids, valid_positions
 from ..layers.dropout import dropout as make_dropout
 from ..layers.factory import factory_kwargs
-from ..layers.linear import Linear
+from ..layers.linear import forward_linear, sequential
 from ..layers.norms import apply_norm, norm_class
 from ..layers.registry import LAYERS, with_defaults
 from ..layers.stack_parts import stacked_parts
@@ -123,8 +123,8 @@ class SequenceModel(Pretrained, nn.Module):
                                    for built in self.layers)
         if ffn_mult < 0:
             raise ValueError(f"ffn_mult: expected 0 (no FFN) or a positive integer, got {ffn_mult}")
-        self.ffns = nn.ModuleList(nn.Sequential(Linear(d_model, ffn_mult * d_model), nn.GELU(),
-                                                Linear(ffn_mult * d_model, d_model)) for _ in range(n_layers)
+        self.ffns = nn.ModuleList(nn.Sequential(nn.Linear(d_model, ffn_mult * d_model), nn.GELU(),
+                                                nn.Linear(ffn_mult * d_model, d_model)) for _ in range(n_layers)
                                   ) if ffn_mult else None
         self.ffn_norms = nn.ModuleList(make_norm(d_model) for _ in range(n_layers)) if ffn_mult else None
         self.dropout = make_dropout(dropout, tie_dropout)
@@ -167,7 +167,7 @@ class SequenceModel(Pretrained, nn.Module):
             else:
                 h, state = self._residual(h, self.norms[i], lambda x: run(x, state), real)
             if self.ffns is not None:
-                h, _ = self._residual(h, self.ffn_norms[i], lambda x: (self.ffns[i](x), None), real)
+                h, _ = self._residual(h, self.ffn_norms[i], lambda x: (sequential(self.ffns[i], x), None), real)
             new_states.append(state)
         return h, new_states
 
@@ -185,7 +185,7 @@ class SequenceModel(Pretrained, nn.Module):
         if sequence_group is not None:
             check_sequence_parallel(self, lengths)
             h = self._features(x, rate, sequence_group=sequence_group)
-            return self.decoder(h if self.pool == "none" else global_mean(h, sequence_group))
+            return forward_linear(self.decoder, h if self.pool == "none" else global_mean(h, sequence_group))
         if self.pair:
             B = x.shape[0]
             flat = None if lengths is None else lengths.flatten()

@@ -13,14 +13,11 @@ import torch
 from torch import nn
 
 from ..layers.conv import SSMConv
-from ..layers.linear import Linear
 from ..layers.norms import ScalarLayerNorm
 from ..layers.param_versions import values_key
 from ..ops import BlockWeights, backend
 from ..ops.block_step import OUTPUTS
 from ..ops.chunkconv_act import ACTIVATIONS as FUSED_ACTIVATIONS
-
-LINEARS = (nn.Linear, Linear)
 
 
 def _ssm_layer_fuses(layer: nn.Module) -> bool:
@@ -30,11 +27,9 @@ def _ssm_layer_fuses(layer: nn.Module) -> bool:
 
 
 def _ff_fuses(net: nn.Sequential) -> bool:
-    """Linear, exact GELU, dropout (or none), Linear: torch's Linear or ours (layers/linear.py), not a subclass that
-    may compute otherwise (quantization-aware, say)."""
     kinds = [type(m) for m in net]
-    return (len(kinds) == 4 and kinds[0] in LINEARS and kinds[3] in LINEARS and kinds[1] is nn.GELU
-            and kinds[2] in (nn.Identity, nn.Dropout) and net[1].approximate == "none")
+    return (kinds in ([nn.Linear, nn.GELU, nn.Identity, nn.Linear], [nn.Linear, nn.GELU, nn.Dropout, nn.Linear])
+            and net[1].approximate == "none")
 
 
 def _norm(norm: nn.Module) -> torch.Tensor:

@@ -28,7 +28,6 @@ import torch
 from torch import nn
 
 from ..layers.dropout import dropout as make_dropout
-from ..layers.linear import Linear
 from ..layers.s5 import flax_dense_
 
 ENCODER_INITS = ("torch", "mega", "lecun")
@@ -81,8 +80,8 @@ def classifier(head: str, d_model: int, d_output: int, pair: bool, dropout: floa
         raise ValueError(f"head_init: expected one of {HEAD_INITS}, got {init!r}")
     if head in ("linear", "s5"):
         gelu = nn.GELU(approximate="tanh" if head == "s5" else "none")
-        module = (nn.Sequential(Linear(4 * d_model, d_model), gelu, Linear(d_model, d_output))
-                  if pair else Linear(d_model, d_output))
+        module = (nn.Sequential(nn.Linear(4 * d_model, d_model), gelu, nn.Linear(d_model, d_output))
+                  if pair else nn.Linear(d_model, d_output))
     else:
         module = nn.Sequential(nn.Linear((2 if pair else 1) * d_model, 2 * d_model), make_dropout(dropout),
                                nn.GELU(), nn.Linear(2 * d_model, d_output, bias=False))

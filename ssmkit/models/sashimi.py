@@ -39,7 +39,7 @@ from torch import nn
 from ..layers import layer as build_layer
 from ..layers.registry import LAYERS
 from ..layers.dropout import dropout as make_dropout
-from ..layers.linear import Linear
+from ..layers.linear import forward_linear, sequential
 from ..layers.norms import norm_class
 from ..layers.pool import DownPool, UpPool
 from ..layers.stack_parts import stacked_parts
@@ -54,12 +54,12 @@ class FeedForward(nn.Module):
 
     def __init__(self, d_model: int, expand: int, dropout: float):
         super().__init__()
-        self.net = nn.Sequential(Linear(d_model, expand * d_model), nn.GELU(),
+        self.net = nn.Sequential(nn.Linear(d_model, expand * d_model), nn.GELU(),
                                  make_dropout(dropout),
-                                 Linear(expand * d_model, d_model))
+                                 nn.Linear(expand * d_model, d_model))
 
     def forward(self, u: torch.Tensor, state=None):
-        return self.net(u), None
+        return sequential(self.net, u), None
 
     def step(self, u: torch.Tensor, state=None):
         return self.net(u), None
@@ -142,7 +142,7 @@ class Sashimi(Pretrained, nn.Module):
         self.up = nn.ModuleList(nn.ModuleDict({"pool": UpPool(widths[i + 1], widths[i], p, pool_weight_norm),
                                                "blocks": blocks(i)}) for i, p in reversed(list(enumerate(pool))))
         self.norm = nn.LayerNorm(d_model)
-        self.decoder = Linear(d_model, d_output)
+        self.decoder = nn.Linear(d_model, d_output)
         self._fused: dict[str, FusedStack] = {}  # per stack of blocks, its packed weights for ops.block_step
         self.fused_step = True  # step each level's blocks as one op where they can (False: block by block)
 
@@ -277,7 +277,7 @@ class Sashimi(Pretrained, nn.Module):
                              f"(pool={list(self.pool)}); pad or crop it")
         with stacked_parts(self):  # like layers form their chunk matrices together in GPU training
             h, _ = self._levels(h, None, stepping=False)
-        return self.decoder(self.norm(h))
+        return forward_linear(self.decoder, self.norm(h))
 
     # -- recurrent use ------------------------------------------------------------------------------------------------
     def default_state(self, batch_size: int) -> list:

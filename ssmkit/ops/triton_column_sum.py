@@ -1,7 +1,7 @@
 """Triton version of ops.column_sum: one program per (block of rows, block of columns) sums its rows in float32 and
 writes one row of partial sums, which PyTorch then adds (about a thousand rows: little beside reading g once, the
-floor). Deterministic (no atomics): the same g gives the same bits. Float64, and fewer rows than MIN_ROWS, take the
-torch reference."""
+floor). Deterministic (no atomics): the same g gives the same bits. Float64, fewer rows than MIN_ROWS, and a g whose
+sum is to be differentiated take the torch reference."""
 from __future__ import annotations
 
 import torch
@@ -34,8 +34,9 @@ def _partials_kernel(G, P, M, N, stride, ROWS, BM: tl.constexpr, BN: tl.constexp
 
 @register("column_sum", "triton")
 def column_sum_triton(g: torch.Tensor) -> torch.Tensor:
-    """The kernel (block_sums) for float32 and half types from MIN_ROWS rows on, else the reference."""
-    if g.dtype == torch.float64 or g.shape[0] < MIN_ROWS:
+    """The kernel (block_sums) for float32 and half types from MIN_ROWS rows on, else the reference (also where the
+    sum is to be differentiated: the kernel is not)."""
+    if g.dtype == torch.float64 or g.shape[0] < MIN_ROWS or (torch.is_grad_enabled() and g.requires_grad):
         return column_sum_torch(g)
     return block_sums(g)
 
