@@ -91,7 +91,8 @@ class UpPool(nn.Module):
     def _expand(self, v: torch.Tensor) -> torch.Tensor:
         """(B, Lc, H') -> (B, Lc·s, H): the s outputs of each coarse step, r-th block of the channel-major fold."""
         B, Lc, _ = v.shape
-        return forward_linear(self.linear, v).reshape(B, Lc, self.d_output, self.stride).transpose(2, 3).reshape(B, -1, self.d_output)
+        y = forward_linear(self.linear, v)
+        return y.reshape(B, Lc, self.d_output, self.stride).transpose(2, 3).reshape(B, -1, self.d_output)
 
     def forward(self, v: torch.Tensor, state: torch.Tensor | None = None, length: int | None = None):
         """v (B, Lc, H') -> (y (B, L, H), pending outputs or None).

@@ -185,14 +185,14 @@ class SequenceModel(Pretrained, nn.Module):
         if sequence_group is not None:
             check_sequence_parallel(self, lengths)
             h = self._features(x, rate, sequence_group=sequence_group)
-            return forward_linear(self.decoder, h if self.pool == "none" else global_mean(h, sequence_group))
+            return self.decoder(h if self.pool == "none" else global_mean(h, sequence_group))
         if self.pair:
             B = x.shape[0]
             flat = None if lengths is None else lengths.flatten()
             a, b = self._pooled(x.flatten(0, 1), flat, rate).view(B, 2, -1).unbind(1)
             return self.decoder(pair_features(self.head, a, b))
-        if self.pool == "none":
-            return self.decoder(self._features(x, rate, lengths))
+        if self.pool == "none":  # a head at every position: over B·L rows
+            return forward_linear(self.decoder, self._features(x, rate, lengths))
         return self.decoder(self._pooled(x, lengths, rate))
 
     def _check_x(self, x, dims: tuple, name: str = "x") -> None:
