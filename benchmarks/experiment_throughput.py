@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import torch
 
 import ssmkit
-from kernel_events import device_kernels  # benchmarks/kernel_events.py
+from kernel_events import device_kernels, host_launches  # benchmarks/kernel_events.py
 from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
 from ssmkit.train import load_experiment, make_config
 from ssmkit.train.optim import adamw
@@ -126,9 +126,7 @@ def print_host(name: str, step, steps: int = 5, top: int = 45) -> None:
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         step()
         torch.cuda.synchronize()
-    launches = sum(e.count for e in prof.key_averages() if e.key in ("cudaLaunchKernel", "cuLaunchKernel",
-                                                                     "cudaLaunchKernelExC", "cuLaunchKernelEx",
-                                                                     "cudaGraphLaunch"))
+    launches = sum(host_launches(prof.key_averages()).values())
     profiler = cProfile.Profile()
     torch.cuda.synchronize()
     start = time.perf_counter()
@@ -138,7 +136,7 @@ def print_host(name: str, step, steps: int = 5, top: int = 45) -> None:
     profiler.disable()
     host = 1000 * (time.perf_counter() - start) / steps
     torch.cuda.synchronize()
-    print(f"\n=== {name}: host {host:.1f} ms/step under cProfile, {launches} launches (kernels, graphs) per step ===")
+    print(f"\n=== {name}: host {host:.1f} ms/step under cProfile, {launches} launches (kernels, graphs, copies, fills) per step ===")
     stats = pstats.Stats(profiler)
     stats.sort_stats("tottime").print_stats(top)
     stats.sort_stats("cumulative").print_stats(top)

@@ -1,4 +1,5 @@
-"""The GPU work of a torch.profiler run: its kernels and copies, without the GPU-side spans of annotated ranges.
+"""The GPU work of a torch.profiler run: its kernels and copies, without the GPU-side spans of annotated ranges; and
+the host's launches (runtime calls that queue work on the GPU), which a step that waits on its host is made of.
 
 torch.profiler lists each record_function range that encloses GPU work (ProfilerStep#, Optimizer.step#AdamW.step,
 enumerate(DataLoader)) a second time as a GPU event whose time is the span of the work under it. Summed with the
@@ -14,3 +15,13 @@ import torch
 def device_kernels(events) -> list:
     """The profiler's events (key_averages()) that are GPU kernels or copies."""
     return [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA and not e.is_user_annotation]
+
+
+# the runtime calls that queue work: kernels (PyTorch's and Triton's), graph replays, copies and fills
+LAUNCHES = ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx", "cudaGraphLaunch",
+            "cudaMemcpyAsync", "cudaMemsetAsync")
+
+
+def host_launches(events) -> dict[str, int]:
+    """Calls of each LAUNCHES entry among the profiler's events (key_averages(); the CPU activity recorded)."""
+    return {e.key: e.count for e in events if e.key in LAUNCHES}

@@ -23,7 +23,7 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch.profiler import ProfilerActivity, profile, schedule
 
-from kernel_events import device_kernels  # benchmarks/kernel_events.py
+from kernel_events import device_kernels, host_launches  # benchmarks/kernel_events.py
 import ssmkit.train.trainer as trainer
 from ssmkit.train import load_experiment, make_config
 
@@ -98,6 +98,10 @@ def main() -> None:
     print(f"{args.experiment}: {bare:.1f} ms per trainer step (wall, steps {k + n + 1}-{k + 2 * n} of the first "
           f"epoch); under the profiler {wall:.1f} ms (steps {k + 1}-{k + n}), the GPU busy {busy:.1f} ms in "
           f"{sum(e.count for e in kernels) / n:.0f} kernels per step")
+    launches = host_launches(events)
+    print(f"the host's launches per step: {sum(launches.values()) / n:.0f} (" +
+          ", ".join(f"{name} {count / n:.0f}" for name, count in sorted(launches.items(), key=lambda kv: -kv[1])) +
+          "); a step whose wall time is well above the GPU's busy time waits on them")
     print("evaluations (the epoch's seconds in the log include validation): " +
           ", ".join(f"{what}: {seconds:.2f} s" for what, seconds in evaluations))
     for e in sorted(kernels, key=lambda e: -e.self_device_time_total)[:args.top]:
