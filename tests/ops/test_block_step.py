@@ -7,7 +7,7 @@ import torch
 from conftest import rel_err
 from ssmkit.layers import layer as build_layer
 from ssmkit.layers.norms import ScalarLayerNorm
-from ssmkit.models import Sashimi, fused_levels
+from ssmkit.models import Sashimi
 from ssmkit.models.fused_levels import FusedStack
 from ssmkit.ops import BlockWeights, block_step
 from ssmkit.ops.block_step import block_step_torch
@@ -171,15 +171,15 @@ def test_bad_inputs_are_named():
 
 
 @pytest.mark.parametrize("layer,ff", [("s4", 2), ("s4d", 0)])
-def test_sashimi_fused_levels_give_the_plain_steps(monkeypatch, layer, ff):
-    """The whole model stepped with its levels fused (the op's reference here; Triton on the GPU) gives the outputs of
-    stepping block by block, float32, over two pooling cycles; the states are written in place only when the layers
-    ask for it (generate does)."""
+def test_sashimi_fused_levels_give_the_plain_steps(layer, ff):
+    """The whole model stepped with its levels fused (the op's reference on a CPU, which a CPU now takes; Triton on the
+    GPU) gives the outputs of stepping block by block (fused_step off), float32, over two pooling cycles; the states
+    are written in place, which shows the fused path was taken, only when the layers ask for it (generate does)."""
     model = sashimi(layer, ff, dtype=torch.float32)
     x = torch.randint(0, 256, (2, 12))
 
     def run(fused: bool, in_place: bool):
-        monkeypatch.setattr(fused_levels, "backend", lambda op, device: "triton" if fused else "torch")
+        model.fused_step = fused
         for m in model.layers:
             m.step_in_place = in_place
         state, outs = model.default_state(2), []
