@@ -6,6 +6,10 @@ checked first, the table is printed last.
 
     python benchmarks/sashimi_generation.py [--official DIR] [--batches 1,16,128] [--samples 1600] [--profile]
         [--configs 16:64:8,16:32:4]
+    python benchmarks/sashimi_generation.py --cpu [--batches 1,16] [--samples 256]
+
+--cpu: on the CPU, each level's blocks stepped one by one against the level stepped as one op (ops.block_step's torch
+reference, what generate takes there), same tokens checked;
 
 --configs: the fused op's block configurations to compare, warps:row_elems:ssm_elems (block_step.py);
 --profile: the kernels of one pooling cycle at batch 1 (plain loop), per sample.
@@ -28,8 +32,9 @@ from ssmkit.models import Sashimi, generate
 SIZE = dict(d_model=64, n_layers=8, pool=[4, 4], expand=2, ff=2)
 
 
-def ours() -> Sashimi:
-    return Sashimi(1, 256, vocab_size=256, layer="s4", layer_options={"n_ssm": 1, "d_state": 64}, **SIZE).cuda().eval()
+def ours(device: str = "cuda") -> Sashimi:
+    return Sashimi(1, 256, vocab_size=256, layer="s4", layer_options={"n_ssm": 1, "d_state": 64},
+                   **SIZE).to(device).eval()
 
 
 def check(model: Sashimi) -> list[str]:
@@ -83,12 +88,13 @@ def samples_per_second(run, batch: int, n: int, repeats: int = 3) -> float:
     from call to call, and one difference at 800 samples read 34,151 and 13,114 samples/s for the same code at batch
     1 (one H200, 2026-12-06)."""
     run(batch, min(n, 64))  # warm-up: compilation, cuBLAS workspaces
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else lambda: None
 
     def seconds(k: int) -> float:
-        torch.cuda.synchronize()
+        sync()
         start = time.perf_counter()
         run(batch, k)
-        torch.cuda.synchronize()
+        sync()
         return time.perf_counter() - start
     short = max(1, n // 4)
     rates = sorted(batch * (n - short) / max(seconds(n) - seconds(short), 1e-9) for _ in range(repeats))
@@ -117,6 +123,25 @@ def official(directory: str):
     return run
 
 
+def on_cpu(batches: list[int], n: int) -> None:
+    """Block by block against the levels as one op, plain loop on the CPU, same seed: same tokens, then the rates."""
+    torch.manual_seed(0)
+    model = ours("cpu")
+    rows = []
+    for B in batches:
+        prompt = torch.full((B, 1), 128)
+        rates, tokens = {}, {}
+        for fused in (False, True):
+            model.fused_step = fused
+            tokens[fused] = generate(model, prompt, 64, seed=0)[0]
+            rates[fused] = samples_per_second(lambda b, k: generate(model, prompt, k, seed=0), B, n, repeats=1)
+        rows.append((B, rates[False], rates[True], torch.equal(tokens[False], tokens[True])))
+    print(f"\nCPU ({torch.get_num_threads()} threads), samples/s\n| batch | block by block | levels as one op | same tokens |")
+    print("|---|---|---|---|")
+    for B, plain, fused, same in rows:
+        print(f"| {B} | {plain:,.0f} | {fused:,.0f} ({fused / plain:.2f}x) | {same} |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--official", default=None)
@@ -124,8 +149,11 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=1600)
     p.add_argument("--profile", action="store_true")
     p.add_argument("--configs", default="16:64:8")
+    p.add_argument("--cpu", action="store_true")
     a = p.parse_args()
-    require_cuda()
+    if a.cpu:
+        return on_cpu([int(b) for b in a.batches.split(",")], a.samples)
+    require_cuda(on_cpu="--cpu")
     torch.manual_seed(0)
     model = ours()
     failures = check(model)
