@@ -15,7 +15,8 @@ ssmkit's Linears now sum it by ops.column_sum (ops/linear.py). Candidates, each 
   from MIN_ROWS rows on).
 Prints the time of each per shape, the floor (bytes of ẏ / bandwidth), and the total per SaShiMi step (8 Linears of
 each kind per level), and then a whole Linear's forward + backward under bf16 autocast at the same shapes by
-F.linear and by ops.linear, last. With --check-only (or on a CPU, through TRITON_INTERPRET=1) only the values at small shapes.
+F.linear and by ops.linear, last. With --check-only (or on a CPU, through TRITON_INTERPRET=1) only the values at
+small shapes.
 """
 from __future__ import annotations
 

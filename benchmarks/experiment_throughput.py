@@ -136,7 +136,8 @@ def print_host(name: str, step, steps: int = 5, top: int = 45) -> None:
     profiler.disable()
     host = 1000 * (time.perf_counter() - start) / steps
     torch.cuda.synchronize()
-    print(f"\n=== {name}: host {host:.1f} ms/step under cProfile, {launches} launches (kernels, graphs, copies, fills) per step ===")
+    print(f"\n=== {name}: host {host:.1f} ms/step under cProfile, {launches} launches (kernels, graphs, copies, "
+          "fills) per step ===")
     stats = pstats.Stats(profiler)
     stats.sort_stats("tottime").print_stats(top)
     stats.sort_stats("cumulative").print_stats(top)

@@ -47,13 +47,13 @@ def main() -> None:
     bare_start: list[float] = []  # wall clock once the profiler has stopped: the second window's start
     profiler = profile(activities=activities, schedule=schedule(wait=args.skip - 1, warmup=1, active=args.steps))
 
-    def synchronize():  # at the windows' ends only: the steps inside them overlap as in training
+    def synchronize():
         if torch.cuda.is_available():
             torch.cuda.synchronize()
 
     def after_step(optimizer, *_):
         if len(marks) + 1 in (args.skip, args.skip + args.steps, args.skip + 2 * args.steps):
-            synchronize()
+            synchronize()  # at the windows' ends only: the steps inside them overlap as in training
         marks.append(time.perf_counter())
         if len(marks) <= args.skip + args.steps:
             profiler.step()
@@ -69,12 +69,10 @@ def main() -> None:
         evaluate = trainer.evaluate
 
         def timed_evaluate(model, dataset, *a, desc="evaluation", **kw):
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
+            synchronize()
             start = time.perf_counter()
             result = evaluate(model, dataset, *a, desc=desc, **kw)
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
+            synchronize()
             evaluations.append((f"{desc} of {len(dataset)}", time.perf_counter() - start))
             return result
 
