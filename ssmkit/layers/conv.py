@@ -53,7 +53,6 @@ from .cuda_graphs import GraphedLayer
 from .checks import check_batch_size, check_input, check_rate, check_state, check_step_input, mask_padding
 from .dropout import dropout as make_dropout
 from .factory import factory_kwargs
-from .linear import forward_linear
 from .param_versions import values_key
 from .sequence_parallel import incoming_state
 from .stack_parts import StackedParts, group_parts
@@ -332,10 +331,10 @@ class SSMConv(nn.Module):
         """The output map of (..., C·H) features; ``glu`` as one op, the Linear and the gate together (ops.linear_glu:
         on the GPU one launch at a token step, and a Triton forward with the gate fused in float32 training). It reads
         the Linear's parameters directly, so forward hooks on ``self.output`` do not fire; a Linear replaced by another
-        module (quantized, say) runs as that module. ``linear`` by layers/linear.py's forward_linear (ops.linear)."""
+        module (quantized, say) runs as that module."""
         if self.output_name == "glu" and type(self.output[0]) is nn.Linear:
             return linear_glu(y, self.output[0].weight, self.output[0].bias)
-        return forward_linear(self.output, y)
+        return self.output(y)
 
     def default_state(self, batch_size: int) -> torch.Tensor:
         """The zero state: (batch, H, N/2) complex."""

@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from .checks import check_batch_size
-from .linear import forward_linear
 
 
 def _check_chunk(name: str, x, H: int) -> None:
@@ -68,7 +67,7 @@ class DownPool(nn.Module):
             u = torch.cat([state, u], dim=1)
         B, L, H = u.shape
         n = L // s * s
-        v = forward_linear(self.linear, u[:, :n].reshape(B, L // s, s, H).transpose(2, 3).reshape(B, L // s, H * s))
+        v = self.linear(u[:, :n].reshape(B, L // s, s, H).transpose(2, 3).reshape(B, L // s, H * s))
         return v, (u[:, n:] if state is not None else None)
 
     def default_state(self, batch_size: int) -> torch.Tensor:
@@ -91,8 +90,7 @@ class UpPool(nn.Module):
     def _expand(self, v: torch.Tensor) -> torch.Tensor:
         """(B, Lc, H') -> (B, Lc·s, H): the s outputs of each coarse step, r-th block of the channel-major fold."""
         B, Lc, _ = v.shape
-        y = forward_linear(self.linear, v)
-        return y.reshape(B, Lc, self.d_output, self.stride).transpose(2, 3).reshape(B, -1, self.d_output)
+        return self.linear(v).reshape(B, Lc, self.d_output, self.stride).transpose(2, 3).reshape(B, -1, self.d_output)
 
     def forward(self, v: torch.Tensor, state: torch.Tensor | None = None, length: int | None = None):
         """v (B, Lc, H') -> (y (B, L, H), pending outputs or None).

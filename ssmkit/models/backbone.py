@@ -48,7 +48,6 @@ from ..layers import layer as build_layer
 from ..layers.checks import check_dtype, check_token_ids, valid_positions
 from ..layers.dropout import dropout as make_dropout
 from ..layers.factory import factory_kwargs
-from ..layers.linear import forward_linear, sequential
 from ..layers.norms import apply_norm, norm_class
 from ..layers.registry import LAYERS, with_defaults
 from ..layers.stack_parts import stacked_parts
@@ -167,7 +166,7 @@ class SequenceModel(Pretrained, nn.Module):
             else:
                 h, state = self._residual(h, self.norms[i], lambda x: run(x, state), real)
             if self.ffns is not None:
-                h, _ = self._residual(h, self.ffn_norms[i], lambda x: (sequential(self.ffns[i], x), None), real)
+                h, _ = self._residual(h, self.ffn_norms[i], lambda x: (self.ffns[i](x), None), real)
             new_states.append(state)
         return h, new_states
 
@@ -191,8 +190,8 @@ class SequenceModel(Pretrained, nn.Module):
             flat = None if lengths is None else lengths.flatten()
             a, b = self._pooled(x.flatten(0, 1), flat, rate).view(B, 2, -1).unbind(1)
             return self.decoder(pair_features(self.head, a, b))
-        if self.pool == "none":  # a head at every position: over B·L rows
-            return forward_linear(self.decoder, self._features(x, rate, lengths))
+        if self.pool == "none":
+            return self.decoder(self._features(x, rate, lengths))
         return self.decoder(self._pooled(x, lengths, rate))
 
     def _check_x(self, x, dims: tuple, name: str = "x") -> None:

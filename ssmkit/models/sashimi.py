@@ -39,7 +39,6 @@ from torch import nn
 from ..layers import layer as build_layer
 from ..layers.registry import LAYERS
 from ..layers.dropout import dropout as make_dropout
-from ..layers.linear import forward_linear, sequential
 from ..layers.norms import norm_class
 from ..layers.pool import DownPool, UpPool
 from ..layers.stack_parts import stacked_parts
@@ -59,7 +58,7 @@ class FeedForward(nn.Module):
                                  nn.Linear(expand * d_model, d_model))
 
     def forward(self, u: torch.Tensor, state=None):
-        return sequential(self.net, u), None
+        return self.net(u), None
 
     def step(self, u: torch.Tensor, state=None):
         return self.net(u), None
@@ -277,7 +276,7 @@ class Sashimi(Pretrained, nn.Module):
                              f"(pool={list(self.pool)}); pad or crop it")
         with stacked_parts(self):  # like layers form their chunk matrices together in GPU training
             h, _ = self._levels(h, None, stepping=False)
-        return forward_linear(self.decoder, self.norm(h))
+        return self.decoder(self.norm(h))
 
     # -- recurrent use ------------------------------------------------------------------------------------------------
     def default_state(self, batch_size: int) -> list:

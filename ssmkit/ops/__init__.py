@@ -7,7 +7,6 @@ scan: the linear recurrence x_k = a_k x_{k−1} + b_k by a parallel associative 
 chunkconv, chunk_scan: the causal convolution with a state-space kernel by chunked state passing (no FFT);
 chunkconv_act: the same, batch-first, with the layer's activation fused. ssm_step: one fused recurrent step;
 draw: the next token, written in place (draw_head: from a model's last features, through its LayerNorm and Linear);
-linear: a Linear whose bias gradient is summed by column_sum (one read of the output gradient on the GPU);
 linear_glu: a layer's GLU output map in one op; block_step: one step of a whole stack of residual SSM blocks
 (SaShiMi's levels at small batch); scalar_norm: the official S4 code's scalar LayerNorm (SaShiMi's blocks).
 """
@@ -16,12 +15,10 @@ from .cauchy import cauchy
 from .chunk_scan import chunk_scan
 from .chunkconv import chunkconv
 from .chunkconv_act import ChunkPart, chunkconv_act
-from .column_sum import column_sum
 from .draw import draw, draw_head
 from .dispatch import available, backend, implementation, register
 from .fftconv import fftconv
 from .fftconv_nd import fftconv_nd
-from .linear import linear
 from .linear_glu import linear_glu
 from .scalar_norm import scalar_norm
 from .scan import scan
@@ -34,9 +31,9 @@ except ImportError:
     triton = None
 if triton is not None:
     from . import (triton_block_step, triton_cauchy, triton_chunk_scan, triton_chunkconv,  # noqa: F401
-                   triton_column_sum, triton_draw, triton_linear_glu, triton_scalar_norm, triton_scan, triton_step,
+                   triton_draw, triton_linear_glu, triton_scalar_norm, triton_scan, triton_step,
                    triton_vandermonde)
 
 __all__ = ["cauchy", "vandermonde", "fftconv", "fftconv_nd", "scan", "chunkconv", "chunk_scan", "chunkconv_act",
-           "ChunkPart", "ssm_step", "block_step", "BlockWeights", "draw", "draw_head", "linear", "linear_glu",
-           "column_sum", "scalar_norm", "register", "implementation", "backend", "available"]
+           "ChunkPart", "ssm_step", "block_step", "BlockWeights", "draw", "draw_head", "linear_glu", "scalar_norm", "register",
+           "implementation", "backend", "available"]
