@@ -35,7 +35,7 @@ from torch import nn
 
 from ..ops.dispatch import recording
 from .chunk_parts import GraphedParts, _Builder, parts_tensors
-from .cuda_graphs import PerLayer, graphed, layer_graphs_allowed, storage_key
+from .cuda_graphs import PerLayer, graphed, storage_key
 from .param_versions import values_key
 
 _ACTIVE: contextvars.ContextVar["_Stack | None"] = contextvars.ContextVar("ssmkit_stacked_parts", default=None)
@@ -46,12 +46,11 @@ _SIMPLE = (bool, int, float, str, type(None))
 def stacked_parts(model: nn.Module, enabled: bool = True):
     """Within this context the like SSM layers of ``model`` form their chunk matrices as one group (module docstring).
     Nested contexts keep the outermost; ``enabled=False`` turns the grouping off for everything inside. Without
-    gradients (each layer reuses its cached matrices then), while torch.compile, an export or the JIT tracer records,
-    and inside a whole model's CUDA graph (cuda_graphs.layers_inline: each layer's build is captured inline), it does
-    nothing."""
+    gradients (each layer reuses its cached matrices then) and while torch.compile, an export or the JIT tracer
+    records, it does nothing."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"stacked_parts: expected the model (a torch.nn.Module), got {type(model).__name__}")
-    if _ACTIVE.get() is not None or not torch.is_grad_enabled() or recording() or not layer_graphs_allowed():
+    if _ACTIVE.get() is not None or not torch.is_grad_enabled() or recording():
         yield
         return
     token = _ACTIVE.set(_Stack(model if enabled else None))
