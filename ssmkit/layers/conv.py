@@ -53,7 +53,7 @@ from .cuda_graphs import GraphedLayer
 from .checks import check_batch_size, check_input, check_rate, check_state, check_step_input, mask_padding
 from .dropout import dropout as make_dropout
 from .factory import factory_kwargs
-from .param_versions import values_key
+from .param_versions import Derived, values_key
 from .sequence_parallel import incoming_state
 from .stack_parts import StackedParts, group_parts
 
@@ -151,7 +151,7 @@ class SSMConv(nn.Module):
         if not isinstance(conv_dropout, bool):
             raise ValueError(f"conv_dropout: expected a bool, got {conv_dropout!r}")
         self.conv_dropout = make_dropout(dropout) if conv_dropout else nn.Identity()  # element-wise, as the official
-        self._step_cache: tuple | None = None
+        self._step = Derived()  # the recurrence for stepping, discretized again when a kernel parameter changes
         self._step_form: tuple | None = None  # (recurrence, its (M, b, c) for ops.ssm_step)
         self._graphed_parts, self._cached_parts, self._graphed_layer = GraphedParts(), CachedParts(), GraphedLayer()
         self._stacked_parts = StackedParts()  # used when this layer is the first of a group (layers/stack_parts.py)
@@ -351,8 +351,7 @@ class SSMConv(nn.Module):
         self._check_rate(rate)
         if self.bidirectional:
             raise ValueError("setup_step: a bidirectional layer has no recurrent view")
-        with torch.no_grad():
-            self._step_cache = (self._parameter_key(rate), self.kernel.recurrence(rate))
+        self._step.set(self._parameter_key(rate), self._discretized(rate))
 
     def _parameter_key(self, rate: float) -> tuple:
         return (rate,) + values_key(list(self.kernel.parameters()) + list(self.kernel.buffers()))
@@ -360,9 +359,13 @@ class SSMConv(nn.Module):
     def _recurrence(self, rate: float):
         if torch.is_grad_enabled() and any(p.requires_grad for p in self.kernel.parameters()):
             return self.kernel.recurrence(rate)  # a fresh graph: gradients flow through the steps
-        if self._step_cache is None or self._step_cache[0] != self._parameter_key(rate):
-            self.setup_step(rate)
-        return self._step_cache[1]
+        if self._step.key is None or self._step.key[0] != rate:
+            self.setup_step(rate)  # checks the rate and direction
+        return self._step.get(lambda: self._parameter_key(rate), lambda: self._discretized(rate))
+
+    @torch.no_grad()
+    def _discretized(self, rate: float):
+        return self.kernel.recurrence(rate)
 
     def step(self, u: torch.Tensor, state: torch.Tensor, rate: float = 1.0):
         """One sample of the recurrence: u (B, H), state (B, H, N/2) -> (y (B, H), next state)."""

@@ -6,7 +6,8 @@ SSM layer has one output channel, a fused activation, a GLU / linear / no output
 structured step (S4's DPLR, S4D's and the other diagonal systems: kernels/step_form.py), and the step runs in float32
 without gradients or dropout, on CUDA by the op's Triton backend, or on a CPU by its torch reference: there the
 stack's O(N) step forms in a few batched ops beat each block's own step (SaShiMi SC09-size generation on 2 cores,
-`benchmarks/sashimi_generation.py --cpu`: 194 against 117 samples/s at batch 1, 1,692 against 1,017 at batch 16).
+`benchmarks/sashimi_generation.py --cpu`: 243-272 against 109-143 samples/s at batch 1, 1,984-2,305 against
+1,114-1,155 at batch 16, 2026-12-06).
 Anything else takes the blocks' own step, with the same result.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ from torch import nn
 
 from ..layers.conv import SSMConv
 from ..layers.norms import ScalarLayerNorm
-from ..layers.param_versions import values_key
+from ..layers.param_versions import Derived, values_key
 from ..ops import BlockWeights, backend
 from ..ops.block_step import OUTPUTS
 from ..ops.chunkconv_act import ACTIVATIONS as FUSED_ACTIVATIONS
@@ -63,7 +64,7 @@ class FusedStack:
 
     def __init__(self, blocks: nn.ModuleList, with_ff: bool):
         self.blocks, self.with_ff = blocks, with_ff
-        self._key, self._weights = None, None
+        self._weights = Derived()  # the packed weights, packed again when a parameter or buffer changes
 
     def layers(self) -> list[nn.Module]:
         return [b.layer for b in self.blocks][::2 if self.with_ff else 1]
@@ -81,10 +82,7 @@ class FusedStack:
                 and _norms_fuse(norms))
 
     def weights(self) -> BlockWeights:
-        key = values_key([*self.blocks.parameters(), *self.blocks.buffers()])
-        if key != self._key:
-            self._weights, self._key = self._pack(), key
-        return self._weights
+        return self._weights.get(lambda: values_key([*self.blocks.parameters(), *self.blocks.buffers()]), self._pack)
 
     @torch.no_grad()
     def _pack(self) -> BlockWeights:

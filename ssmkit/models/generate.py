@@ -22,6 +22,7 @@ from torch.nn.utils import parametrize
 
 from ..layers.checks import check_token_ids
 from ..layers.cuda_graphs import collector_paused, on_capture_stream
+from ..layers.param_versions import parameters_frozen
 from .sampling import Sampler, SamplingOptions
 
 
@@ -229,7 +230,7 @@ def generate(model, prompt: torch.Tensor, n_tokens: int, temperature: float = 1.
             return prompt, torch.zeros(B, 0, 0, device=prompt.device)
         sampler = Sampler(options, B, vocab, prompt.device, prompt)
         loop = _Loop(model, prompt[:, -1], states, sampler, uniforms, vocab)
-        with _states_in_place(model), parametrize.cached():
+        with _states_in_place(model), parametrize.cached(), parameters_frozen():
             _form_parametrized(model)
             graph = _capture(loop, period) if graphed else None
             stepping = _clock(prompt.device) if timings is not None else 0.0
