@@ -1,0 +1,66 @@
+"""A shipped experiment's training step on the CPU (forward, backward, AdamW) on random inputs of its shape: ms per
+step, for one ssmkit checkout or for two side by side (A, B, B, A, each in its own process).
+
+    python benchmarks/cpu_step.py [--code DIR ...] [--steps 6] [--set KEY=VALUE ...] [NAME]
+
+NAME: an experiment with a CPU-scale size (default sashimi-sc09-small); its dataset's shape comes from
+experiment_throughput.py's table. --code: folders holding an ssmkit package (this checkout's by default; an older
+commit's by `git archive REV ssmkit | tar x -C DIR`). Measured with it (2 cores, 2026-12-06): sashimi-sc09-small at
+batch 8, 1,061 / 1,199 ms per step before the scalar norm's two-pass variance, 1,001 / 986 after.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+CHILD = """
+import sys, time, torch
+from types import SimpleNamespace
+import ssmkit
+sys.path.insert(0, {here!r})
+from experiment_throughput import DATASETS, batch_for
+from ssmkit.train import load_experiment, make_config
+from ssmkit.train.build import build_model
+from ssmkit.train.optim import adamw
+from ssmkit.train.task import Task
+config = make_config({overrides!r}, load_experiment({name!r}), source={name!r})
+shape = DATASETS[config.dataset][0]
+ds = SimpleNamespace(**{{"pair": False, **shape(config.dataset_options)}})
+torch.manual_seed(0)
+model = build_model(config, ds)
+optimizer = adamw(model, config.lr, config.weight_decay, config.adam_betas, config.weight_decay_all)
+task = Task(ds)
+x, y = batch_for(ds, config.batch_size, "cpu")
+def step():
+    optimizer.zero_grad(set_to_none=True)
+    (task.sums(model(x), y)[0] / len(y)).backward()
+    optimizer.step()
+step()
+start = time.perf_counter()
+for _ in range({steps}):
+    step()
+print(f"{{ssmkit.__file__}}: batch {{config.batch_size}}, {{(time.perf_counter() - start) / {steps} * 1e3:.0f}} ms per step")
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", nargs="?", default="sashimi-sc09-small")
+    parser.add_argument("--code", nargs="*", default=[str(HERE.parent)])
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    order = args.code if len(args.code) == 1 else [args.code[0], args.code[1], args.code[1], args.code[0]]
+    script = CHILD.format(here=str(HERE), overrides=args.set, name=args.name, steps=args.steps)
+    for code in order:
+        env = {**os.environ, "PYTHONPATH": str(Path(code).resolve()), "PYTHONSAFEPATH": "1"}
+        subprocess.run([sys.executable, "-c", script], env=env, check=True)
+
+
+if __name__ == "__main__":
+    main()
