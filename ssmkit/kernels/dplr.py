@@ -53,6 +53,14 @@ def _small_inverse(M: torch.Tensor) -> torch.Tensor:
     return torch.linalg.inv(M)
 
 
+def _cauchy_together(vs: list[torch.Tensor], z: torch.Tensor, w: torch.Tensor) -> list[torch.Tensor]:
+    """cauchy(v, z, w) for each v (..., H, N2) of vs, which share w (H, N2): in one call, so that the reciprocals
+    1/(z − w) are formed once for all four sums of the Woodbury form (on a CPU, ops.cauchy's torch version)."""
+    flat = [v.expand(*v.shape[:-2], *w.shape).reshape(-1, *w.shape) for v in vs]
+    sums = cauchy(torch.cat(flat), z, w).split([f.shape[0] for f in flat])
+    return [k.reshape(*v.shape[:-2], *w.shape[:-1], z.shape[0]) for v, k in zip(vs, sums)]
+
+
 def dplr_generating_kernel(Lambda, P, B, C_tilde, dt, L: int, Q=None) -> torch.Tensor:
     """K (..., Cch, H, L) from C̃ via the generating function (module docstring).
 
@@ -68,10 +76,9 @@ def dplr_generating_kernel(Lambda, P, B, C_tilde, dt, L: int, Q=None) -> torch.T
     dtc = dt[:, None].to(Lambda.dtype)
     Bc = B[..., None, :, :]  # (..., 1, H, N2): broadcasts against the Cch axis
     Qc = (P if Q is None else Q).conj()
-    k00 = dtc * cauchy(C_tilde * Bc, z, w)  # (..., Cch, H, Lz)
-    k01 = dtc * cauchy(C_tilde[:, None] * P, z, w)  # (Cch, R, H, Lz)
-    k10 = dtc * cauchy(Qc * Bc, z, w)  # (..., R, H, Lz)
-    k11 = dtc * cauchy(Qc[:, None] * P, z, w)  # (R, R, H, Lz)
+    # (..., Cch, H, Lz), (Cch, R, H, Lz), (..., R, H, Lz), (R, R, H, Lz)
+    k00, k01, k10, k11 = (dtc * k for k in _cauchy_together(
+        [C_tilde * Bc, C_tilde[:, None] * P, Qc * Bc, Qc[:, None] * P], z, w))
     R = P.shape[0]
     M = torch.eye(R, dtype=k11.dtype, device=k11.device) + k11.permute(2, 3, 0, 1)  # (H, Lz, R, R)
     X = (_small_inverse(M) @ k10.movedim(-3, -1)[..., None])[..., 0].movedim(-1, -3)  # (..., R, H, Lz)

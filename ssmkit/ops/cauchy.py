@@ -20,17 +20,43 @@ def _reciprocals(z: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.
     return 1.0 / (z - w[..., None]), 1.0 / (z - w.conj()[..., None])
 
 
+def _rows(v: torch.Tensor, w: torch.Tensor) -> torch.Tensor | None:
+    """v as (W, rows, N) for w viewed as (W, N), where w's batch shape ends v's (w (H, N), v (..., H, N)): then
+    every row of v that shares a w shares its reciprocals, and one batched product (over W) takes all of them.
+    None for other shapes."""
+    batch = torch.broadcast_shapes(v.shape[:-1], w.shape[:-1])
+    k = w.dim() - 1
+    if batch[len(batch) - k:] != w.shape[:-1]:
+        return None
+    W = w[..., 0].numel()
+    return v.expand(*batch, v.shape[-1]).reshape(-1, W, v.shape[-1]).transpose(0, 1)
+
+
 class _Cauchy(torch.autograd.Function):
+    """Forward and backward walk z in chunks. Where w's batch shape ends v's (_rows), the reciprocals of a chunk are
+    formed once per w and multiply all the rows of v that share it in one batched product; else each broadcast batch
+    element takes its own vector-matrix product."""
+
     @staticmethod
     def forward(ctx, v, z, w):
         L = z.shape[-1]
         batch = torch.broadcast_shapes(v.shape[:-1], w.shape[:-1])
-        out = torch.empty(*batch, L, dtype=torch.promote_types(v.dtype, w.dtype), device=v.device)
+        dtype = torch.promote_types(v.dtype, w.dtype)
         step = chunk_length(w.numel(), L)
-        vr, vc = v[..., None, :], v.conj()[..., None, :]
-        for s in range(0, L, step):
-            r1, r2 = _reciprocals(z[s:s + step], w)
-            out[..., s:s + step] = (vr @ r1 + vc @ r2).squeeze(-2)
+        rows = _rows(v, w)
+        if rows is not None:  # (W, rows, N) against (W, N, chunk)
+            ww = w.reshape(-1, w.shape[-1])
+            out = torch.empty(ww.shape[0], rows.shape[1], L, dtype=dtype, device=v.device)
+            for s in range(0, L, step):
+                r1, r2 = _reciprocals(z[s:s + step], ww)
+                out[..., s:s + step] = rows @ r1 + rows.conj() @ r2
+            out = out.transpose(0, 1).reshape(*batch, L)
+        else:
+            out = torch.empty(*batch, L, dtype=dtype, device=v.device)
+            vr, vc = v[..., None, :], v.conj()[..., None, :]
+            for s in range(0, L, step):
+                r1, r2 = _reciprocals(z[s:s + step], w)
+                out[..., s:s + step] = (vr @ r1 + vc @ r2).squeeze(-2)
         ctx.save_for_backward(v, z, w)
         return out
 
@@ -40,14 +66,29 @@ class _Cauchy(torch.autograd.Function):
         v, z, w = ctx.saved_tensors
         L = z.shape[-1]
         step = chunk_length(w.numel(), L)
-        sv = sw = 0
-        for s in range(0, L, step):
-            r1, r2 = _reciprocals(z[s:s + step], w)
-            gc = g[..., s:s + step, None]
-            sv = sv + r1.conj() @ gc + r2 @ gc.conj()
-            sw = sw + (r1 * r1).conj() @ gc + (r2 * r2) @ gc.conj()
-        grad_v = sum_to_shape(sv.squeeze(-1), v.shape) if ctx.needs_input_grad[0] else None
-        grad_w = sum_to_shape(v.conj() * sw.squeeze(-1), w.shape) if ctx.needs_input_grad[2] else None
+        rows = _rows(v, w)
+        if rows is not None:  # g as (W, rows, L); sv, sw (W, rows, N)
+            ww = w.reshape(-1, w.shape[-1])
+            G = g.reshape(-1, ww.shape[0], L).transpose(0, 1)
+            sv = sw = 0
+            for s in range(0, L, step):
+                r1, r2 = _reciprocals(z[s:s + step], ww)
+                gs, gc = G[..., s:s + step], G[..., s:s + step].conj()
+                sv = sv + gs @ r1.conj().mT + gc @ r2.mT
+                sw = sw + gs @ (r1 * r1).conj().mT + gc @ (r2 * r2).mT
+            batch = g.shape[:-1]
+            sv = sv.transpose(0, 1).reshape(*batch, -1)
+            sw = sw.transpose(0, 1).reshape(*batch, -1)
+        else:
+            sv = sw = 0
+            for s in range(0, L, step):
+                r1, r2 = _reciprocals(z[s:s + step], w)
+                gc = g[..., s:s + step, None]
+                sv = sv + r1.conj() @ gc + r2 @ gc.conj()
+                sw = sw + (r1 * r1).conj() @ gc + (r2 * r2) @ gc.conj()
+            sv, sw = sv.squeeze(-1), sw.squeeze(-1)
+        grad_v = sum_to_shape(sv, v.shape) if ctx.needs_input_grad[0] else None
+        grad_w = sum_to_shape(v.conj() * sw, w.shape) if ctx.needs_input_grad[2] else None
         return grad_v, None, grad_w
 
 
