@@ -51,6 +51,22 @@ def test_chunked_vandermonde_equals_unchunked(tiny_chunks):
     assert torch.allclose(vandermonde(v, x, 23), _vandermonde_reference(v, x, 23), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("v_shape,w_shape", [((2, 1, 4), (3, 4)), ((3, 4), (2, 3, 4)), ((5, 4), (3, 1, 4)),
+                                              ((4,), (4,)), ((6, 2, 3, 4), (3, 4))])
+def test_cauchy_takes_any_broadcast_of_v_against_w(v_shape, w_shape, tiny_chunks):
+    """Rows sharing a w take one product (w's batch ending v's) or each its own (other broadcasts): the sum and both
+    gradients are the broadcast expression's, chunked."""
+    v = torch.randn(*v_shape, dtype=torch.complex128, requires_grad=True)
+    w = _poles(*w_shape).requires_grad_()
+    z = 1j * torch.randn(9, dtype=torch.float64)
+    out, ref = cauchy(v, z, w), _cauchy_reference(v, z, w)
+    assert out.shape == ref.shape and torch.allclose(out, ref, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(ref)
+    got = torch.autograd.grad(out, (v, w), g)
+    want = torch.autograd.grad(ref, (v, w), g)
+    assert all(torch.allclose(a, b, rtol=1e-10, atol=1e-12) for a, b in zip(got, want))
+
+
 @pytest.mark.parametrize("chunked", [False, True])
 def test_cauchy_gradcheck_with_broadcast(chunked, monkeypatch):
     if chunked:
