@@ -19,14 +19,15 @@ the kernels of one such call (torch.profiler) by F.linear and by the Function wi
 CPU, through TRITON_INTERPRET=1) only the values at small shapes.
 
 Measured on one H100 (2026-12-06): the sums per SaShiMi step took 8.33 ms (torch), 2.74 (gemv), 3.66 (two-stage) and
-4.26 (triton: ops.column_sum's kernel then, ~1,024 row blocks) against a floor of 1.52. But a whole Linear measured slower through an autograd Function than by
-F.linear at every shape: 0.38-0.67 ms per call by F.linear, 0.55-0.83 by the Function with the triton sum, 0.55-0.70
-with gemv, 0.71-1.03 by ops.linear (the Triton route, on main for a day). Profiled at 128,000 x 128 -> 256, the
-kernels took less (0.32 ms per call by F.linear, 0.28 by ops.linear, 0.25 with gemv), but the Function's backward
-spent 135-360 us in Python (under the profiler), so each isolated call waited on its host. Where a step's host runs
-ahead of its GPU the saving would be the kernels' ~3 ms of SaShiMi's ~105 ms step; the whole step with ops.linear
-read 111 and 92 ms against 99 and 99 without it (A, B, B, A), within the step's spread between runs (104-111 ms in
-one call). Too small to show, for a Function around every Linear: ssmkit's Linears stay F.linear.
+4.26 (triton: ops.column_sum's kernel then, ~1,024 row blocks) against a floor of 1.52. But a whole Linear measured
+slower through an autograd Function than by F.linear at every shape: 0.38-0.67 ms per call by F.linear, 0.55-0.83 by the
+Function with the triton sum, 0.55-0.70 with gemv, 0.71-1.03 by ops.linear (the Triton route, on main for a day).
+Profiled at 128,000 x 128 -> 256, the kernels took less (0.32 ms per call by F.linear, 0.28 by ops.linear, 0.25 with
+gemv), but the Function's backward spent 135-360 us in Python (under the profiler), so each isolated call waited on its
+host. Where a step's host runs ahead of its GPU the saving would be the kernels' ~3 ms of SaShiMi's ~105 ms step; the
+whole step with ops.linear read 111 and 92 ms against 99 and 99 without it (A, B, B, A), within the step's spread
+between runs (104-111 ms in one call). Too small to show, for a Function around every Linear: ssmkit's Linears stay
+F.linear.
 """
 from __future__ import annotations
 

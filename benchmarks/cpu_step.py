@@ -44,7 +44,8 @@ step()
 start = time.perf_counter()
 for _ in range({steps}):
     step()
-print(f"{{ssmkit.__file__}}: batch {{config.batch_size}}, {{(time.perf_counter() - start) / {steps} * 1e3:.0f}} ms per step")
+ms = (time.perf_counter() - start) / {steps} * 1e3
+print(f"{{ssmkit.__file__}}: batch {{config.batch_size}}, {{ms:.0f}} ms per step")
 """
 
 

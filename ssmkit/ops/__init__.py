@@ -35,5 +35,5 @@ if triton is not None:
                    triton_vandermonde)
 
 __all__ = ["cauchy", "vandermonde", "fftconv", "fftconv_nd", "scan", "chunkconv", "chunk_scan", "chunkconv_act",
-           "ChunkPart", "ssm_step", "block_step", "BlockWeights", "draw", "draw_head", "linear_glu", "scalar_norm", "register",
-           "implementation", "backend", "available"]
+           "ChunkPart", "ssm_step", "block_step", "BlockWeights", "draw", "draw_head", "linear_glu", "scalar_norm",
+           "register", "implementation", "backend", "available"]

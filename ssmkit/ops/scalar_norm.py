@@ -9,9 +9,9 @@ with the statistics in float32 at least and y in x's dtype. Its gradients, for �
 
 (the last term, m r ā, is r's dependence on x through the m r part of y). The reference is a few PyTorch ops, the
 variance taken from the centered rows (two passes; on a CPU torch.var_mean over a short last axis took 2.3× as long
-forward and backward, 60 against 26 ms at (8, 16000, 16)), whose autograd backward passes over the rows about a
-dozen times; on the GPU the Triton version (ops/triton_scalar_norm.py) reads x once forward and x, ġ once backward. While torch.compile, torch.export, ONNX export or the JIT tracer
-records the op, the reference runs.
+forward and backward, 60 against 26 ms at (8, 16000, 16)), whose autograd backward passes over the rows about a dozen
+times; on the GPU the Triton version (ops/triton_scalar_norm.py) reads x once forward and x, ġ once backward. While
+torch.compile, torch.export, ONNX export or the JIT tracer records the op, the reference runs.
 """
 from __future__ import annotations
 
