@@ -16,8 +16,9 @@ from .dispatch import implementation, register
 
 
 def _reciprocals(z: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    # 1/(z − w) and 1/(z − w̄) for one chunk of z: each (..., N, chunk)
-    return 1.0 / (z - w[..., None]), 1.0 / (z - w.conj()[..., None])
+    # 1/(z − w) and 1/(z − w̄) for one chunk of z: each (..., N, chunk), inverted in place (1.0 / t is a reciprocal
+    # and then a product with 1.0: one more pass over the largest tensor of the op)
+    return (z - w[..., None]).reciprocal_(), (z - w.conj()[..., None]).reciprocal_()
 
 
 def _rows(v: torch.Tensor, w: torch.Tensor) -> torch.Tensor | None:
@@ -71,11 +72,12 @@ class _Cauchy(torch.autograd.Function):
             ww = w.reshape(-1, w.shape[-1])
             G = g.reshape(-1, ww.shape[0], L).transpose(0, 1)
             sv = sw = 0
-            for s in range(0, L, step):
+            for s in range(0, L, step):  # ġ r̄1ᵀ = conj(conj(ġ) r1ᵀ): conj of the small factors, not of r1
                 r1, r2 = _reciprocals(z[s:s + step], ww)
-                gs, gc = G[..., s:s + step], G[..., s:s + step].conj()
-                sv = sv + gs @ r1.conj().mT + gc @ r2.mT
-                sw = sw + gs @ (r1 * r1).conj().mT + gc @ (r2 * r2).mT
+                gc = G[..., s:s + step].conj_physical()
+                sv = sv + (gc @ r1.mT).conj() + gc @ r2.mT
+                r1, r2 = r1.mul_(r1), r2.mul_(r2)
+                sw = sw + (gc @ r1.mT).conj() + gc @ r2.mT
             batch = g.shape[:-1]
             sv = sv.transpose(0, 1).reshape(*batch, -1)
             sw = sw.transpose(0, 1).reshape(*batch, -1)
