@@ -55,16 +55,19 @@ class _Vandermonde(torch.autograd.Function):
         v, x = ctx.saved_tensors
         L = ctx.L
         step = chunk_length(x.numel(), L)
+        # Σ_l conj(exp(l x)) ġ_l, as conj(Σ_l exp(l x) conj(ġ_l)): the small ġ conjugated, not the powers (a matmul
+        # copies a conjugated operand whole)
         sv = sx = 0
         for s in range(0, L, step):
             e = step if s + step <= L else L - s
-            E = _powers(x, s, s + e).conj()
-            gc = g[..., s:s + e, None]
+            E = _powers(x, s, s + e)
+            gc = g[..., s:s + e, None].conj_physical()
             l = torch.arange(s, s + e, device=g.device, dtype=x.real.dtype)[:, None]
             sv = sv + E @ gc
             sx = sx + E @ (l * gc)
-        grad_v = sum_to_shape(sv.squeeze(-1), v.shape) if ctx.needs_input_grad[0] else None
-        grad_x = sum_to_shape(v.conj() * sx.squeeze(-1), x.shape) if ctx.needs_input_grad[1] else None
+        sv, sx = sv.conj().squeeze(-1), sx.conj().squeeze(-1)
+        grad_v = sum_to_shape(sv, v.shape) if ctx.needs_input_grad[0] else None
+        grad_x = sum_to_shape(v.conj() * sx, x.shape) if ctx.needs_input_grad[1] else None
         return grad_v, grad_x, None
 
 
