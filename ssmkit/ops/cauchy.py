@@ -83,11 +83,12 @@ class _Cauchy(torch.autograd.Function):
             sw = sw.transpose(0, 1).reshape(*batch, -1)
         else:
             sv = sw = 0
-            for s in range(0, L, step):
+            for s in range(0, L, step):  # r̄1 ġ = conj(r1 conj(ġ)), as above
                 r1, r2 = _reciprocals(z[s:s + step], w)
-                gc = g[..., s:s + step, None]
-                sv = sv + r1.conj() @ gc + r2 @ gc.conj()
-                sw = sw + (r1 * r1).conj() @ gc + (r2 * r2) @ gc.conj()
+                gc = g[..., s:s + step, None].conj_physical()
+                sv = sv + (r1 @ gc).conj() + r2 @ gc
+                r1, r2 = r1.mul_(r1), r2.mul_(r2)
+                sw = sw + (r1 @ gc).conj() + r2 @ gc
             sv, sw = sv.squeeze(-1), sw.squeeze(-1)
         grad_v = sum_to_shape(sv, v.shape) if ctx.needs_input_grad[0] else None
         grad_w = sum_to_shape(v.conj() * sw, w.shape) if ctx.needs_input_grad[2] else None
