@@ -21,75 +21,52 @@ def _reciprocals(z: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.
     return (z - w[..., None]).reciprocal_(), (z - w.conj()[..., None]).reciprocal_()
 
 
-def _rows(v: torch.Tensor, w: torch.Tensor) -> torch.Tensor | None:
-    """v as (W, rows, N) for w viewed as (W, N), where w's batch shape ends v's (w (H, N), v (..., H, N)): then
-    every row of v that shares a w shares its reciprocals, and one batched product (over W) takes all of them.
-    None for other shapes."""
+def _layout(v: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows (W, R, N), ws (W, N)): the W distinct w's, and for each the R rows of v that use it. Where w's batch shape
+    ends the broadcast batch (w (H, N), v (..., H, N)) each w is formed once and its rows share its reciprocals;
+    a w that broadcasts inside that batch is expanded over it first (R = 1)."""
+    N = w.shape[-1]
     batch = torch.broadcast_shapes(v.shape[:-1], w.shape[:-1])
-    k = w.dim() - 1
-    if batch[len(batch) - k:] != w.shape[:-1]:
-        return None
-    W = w[..., 0].numel()
-    return v.expand(*batch, v.shape[-1]).reshape(-1, W, v.shape[-1]).transpose(0, 1)
+    if batch[len(batch) - (w.dim() - 1):] != w.shape[:-1]:
+        w = w.expand(*batch, N)
+    ws = w.reshape(-1, N)
+    return v.expand(*batch, N).reshape(-1, ws.shape[0], N).transpose(0, 1), ws
 
 
 class _Cauchy(torch.autograd.Function):
-    """Forward and backward walk z in chunks. Where w's batch shape ends v's (_rows), the reciprocals of a chunk are
-    formed once per w and multiply all the rows of v that share it in one batched product; else each broadcast batch
-    element takes its own vector-matrix product."""
+    """Forward and backward walk z in chunks. The reciprocals of a chunk are formed once per distinct w (_layout) and
+    multiply all the rows of v that share it in one batched product."""
 
     @staticmethod
     def forward(ctx, v, z, w):
         L = z.shape[-1]
         batch = torch.broadcast_shapes(v.shape[:-1], w.shape[:-1])
-        dtype = torch.promote_types(v.dtype, w.dtype)
-        step = chunk_length(w.numel(), L)
-        rows = _rows(v, w)
-        if rows is not None:  # (W, rows, N) against (W, N, chunk)
-            ww = w.reshape(-1, w.shape[-1])
-            out = torch.empty(ww.shape[0], rows.shape[1], L, dtype=dtype, device=v.device)
-            for s in range(0, L, step):
-                r1, r2 = _reciprocals(z[s:s + step], ww)
-                out[..., s:s + step] = rows @ r1 + rows.conj() @ r2
-            out = out.transpose(0, 1).reshape(*batch, L)
-        else:
-            out = torch.empty(*batch, L, dtype=dtype, device=v.device)
-            vr, vc = v[..., None, :], v.conj()[..., None, :]
-            for s in range(0, L, step):
-                r1, r2 = _reciprocals(z[s:s + step], w)
-                out[..., s:s + step] = (vr @ r1 + vc @ r2).squeeze(-2)
+        rows, ws = _layout(v, w)
+        step = chunk_length(ws.numel(), L)
+        out = torch.empty(*rows.shape[:2], L, dtype=torch.promote_types(v.dtype, w.dtype), device=v.device)
+        for s in range(0, L, step):  # (W, R, N) against (W, N, chunk)
+            r1, r2 = _reciprocals(z[s:s + step], ws)
+            out[..., s:s + step] = rows @ r1 + rows.conj() @ r2
         ctx.save_for_backward(v, z, w)
-        return out
+        return out.transpose(0, 1).reshape(*batch, L)
 
     @staticmethod
     def backward(ctx, g):
         # PyTorch's complex convention: grad_x = conj(∂out/∂x)·g + (∂out/∂x̄)·conj(g).
         v, z, w = ctx.saved_tensors
         L = z.shape[-1]
-        step = chunk_length(w.numel(), L)
-        rows = _rows(v, w)
-        if rows is not None:  # g as (W, rows, L); sv, sw (W, rows, N)
-            ww = w.reshape(-1, w.shape[-1])
-            G = g.reshape(-1, ww.shape[0], L).transpose(0, 1)
-            sv = sw = 0
-            for s in range(0, L, step):  # ġ r̄1ᵀ = conj(conj(ġ) r1ᵀ): conj of the small factors, not of r1
-                r1, r2 = _reciprocals(z[s:s + step], ww)
-                gc = G[..., s:s + step].conj_physical()
-                sv = sv + (gc @ r1.mT).conj() + gc @ r2.mT
-                r1, r2 = r1.mul_(r1), r2.mul_(r2)
-                sw = sw + (gc @ r1.mT).conj() + gc @ r2.mT
-            batch = g.shape[:-1]
-            sv = sv.transpose(0, 1).reshape(*batch, -1)
-            sw = sw.transpose(0, 1).reshape(*batch, -1)
-        else:
-            sv = sw = 0
-            for s in range(0, L, step):  # r̄1 ġ = conj(r1 conj(ġ)), as above
-                r1, r2 = _reciprocals(z[s:s + step], w)
-                gc = g[..., s:s + step, None].conj_physical()
-                sv = sv + (r1 @ gc).conj() + r2 @ gc
-                r1, r2 = r1.mul_(r1), r2.mul_(r2)
-                sw = sw + (r1 @ gc).conj() + r2 @ gc
-            sv, sw = sv.squeeze(-1), sw.squeeze(-1)
+        rows, ws = _layout(v, w)
+        step = chunk_length(ws.numel(), L)
+        G = g.reshape(-1, ws.shape[0], L).transpose(0, 1)  # (W, R, L)
+        sv = sw = 0
+        for s in range(0, L, step):  # ġ r̄1ᵀ = conj(conj(ġ) r1ᵀ): conj of the small factors, not of r1
+            r1, r2 = _reciprocals(z[s:s + step], ws)
+            gc = G[..., s:s + step].conj_physical()
+            sv = sv + (gc @ r1.mT).conj() + gc @ r2.mT
+            r1, r2 = r1.mul_(r1), r2.mul_(r2)
+            sw = sw + (gc @ r1.mT).conj() + gc @ r2.mT
+        sv = sv.transpose(0, 1).reshape(*g.shape[:-1], -1)
+        sw = sw.transpose(0, 1).reshape(*g.shape[:-1], -1)
         grad_v = sum_to_shape(sv, v.shape) if ctx.needs_input_grad[0] else None
         grad_w = sum_to_shape(v.conj() * sw, w.shape) if ctx.needs_input_grad[2] else None
         return grad_v, None, grad_w
