@@ -78,7 +78,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--layers", action="store_true")
     args = parser.parse_args()
-    order = args.code if len(args.code) == 1 else [args.code[0], args.code[1], args.code[1], args.code[0]]
+    order = args.code + args.code[::-1] if len(args.code) == 2 else args.code  # A, B, B, A: as trainer_step.py
     script = LAYERS.format() if args.layers else CHILD.format(here=str(HERE), overrides=args.set, name=args.name,
                                                                steps=args.steps)
     for code in order:
