@@ -136,7 +136,8 @@ def on_cpu(batches: list[int], n: int) -> None:
             tokens[fused] = generate(model, prompt, 64, seed=0)[0]
             rates[fused] = samples_per_second(lambda b, k: generate(model, prompt, k, seed=0), B, n, repeats=1)
         rows.append((B, rates[False], rates[True], torch.equal(tokens[False], tokens[True])))
-    print(f"\nCPU ({torch.get_num_threads()} threads), samples/s\n| batch | block by block | levels as one op | same tokens |")
+    print(f"\nCPU ({torch.get_num_threads()} threads), samples/s")
+    print("| batch | block by block | levels as one op | same tokens |")
     print("|---|---|---|---|")
     for B, plain, fused, same in rows:
         print(f"| {B} | {plain:,.0f} | {fused:,.0f} ({fused / plain:.2f}x) | {same} |")
