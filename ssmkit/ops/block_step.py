@@ -8,7 +8,9 @@ For l = 0 … n−1 (prenorm residual blocks, as models/sashimi.py), h (B, H):
     h ← h + out_l(act(Re(c_l · x_l) + D_l ⊙ v))                        out: GLU(W v + β) | W v + β | v
     h ← h + W2_l GELU(W1_l LN(h; γ'_l, β'_l) + β1_l) + β2_l           the FF block, when the stack has them
 
-and h + h_in at the end with ``outer`` (the residual around a SaShiMi level). The weights come packed per stack
+and h + h_in at the end with ``outer`` (the residual around a SaShiMi level). With ``add`` the stack's input is
+h_in = h + add, summed inside the op (SaShiMi's level input, its pending output plus the skip, without a kernel of
+its own in a generation step). The weights come packed per stack
 (BlockWeights, built by models/fused_levels.py); the states are the layers' own (B, H, N2) complex tensors. The torch
 reference is the truth in tests; the Triton version (ops/triton_block_step.py) runs the whole stack in one program
 per batch row.
@@ -94,8 +96,9 @@ def _normed(h: torch.Tensor, norm: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 @register("block_step", "torch")
-def block_step_torch(h, states, out_states, w: BlockWeights, outer: bool):
-    h_in, H = h, h.shape[-1]
+def block_step_torch(h, states, out_states, w: BlockWeights, outer: bool, add=None):
+    h = h if add is None else h + add
+    h_in = h
     for l, (form, x, x_out) in enumerate(zip(_layers(w), states, out_states)):
         v = _normed(h, w.norm1[l], w.eps)
         y, x = form.step(x, v)
@@ -112,15 +115,19 @@ def block_step_torch(h, states, out_states, w: BlockWeights, outer: bool):
 
 
 def block_step(h: torch.Tensor, states: list[torch.Tensor], weights: BlockWeights, outer: bool = False,
-               out: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+               out: list[torch.Tensor] | None = None,
+               add: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """(h after the stack (B, H), the next states) for h (B, H) and the layers' states (B, H, N2) complex
     (module docstring). out: where the next states are written (``states`` itself for an update in place), else new
-    tensors."""
+    tensors. add: a second input like h (B, H), the stack then runs on h + add."""
     weights.check()
     n, _, H, N2, _ = weights.ssm.shape
     cdtype = torch.complex128 if weights.ssm.dtype == torch.float64 else torch.complex64
     if h.dim() != 2 or h.shape[1] != H or h.dtype != weights.ssm.dtype:
         raise ValueError(f"h: expected (B, H={H}) {weights.ssm.dtype}, got {tuple(h.shape)} {h.dtype}")
+    if add is not None and (add.shape != h.shape or add.dtype != h.dtype or add.device != h.device):
+        raise ValueError(f"add: expected h's shape {tuple(h.shape)}, dtype and device, got {tuple(add.shape)} "
+                         f"{add.dtype} on {add.device}")
     shape = (h.shape[0], H, N2)
     if len(states) != n or any(tuple(x.shape) != shape or x.dtype != cdtype for x in states):
         got = [f"{tuple(x.shape)} {x.dtype}" for x in states]
@@ -129,4 +136,4 @@ def block_step(h: torch.Tensor, states: list[torch.Tensor], weights: BlockWeight
         out = [torch.empty_like(x) for x in states]
     elif len(out) != n or any(o.shape != x.shape or o.dtype != x.dtype for o, x in zip(out, states)):
         raise ValueError("out: expected one tensor per state, of its shape and dtype")
-    return implementation("block_step", h.device)(h, states, out, weights, outer), out
+    return implementation("block_step", h.device)(h, states, out, weights, outer, add), out

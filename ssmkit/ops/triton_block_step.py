@@ -151,9 +151,10 @@ def _state(TABLE, l, row, H, N2):
 
 
 @triton.jit
-def _block_step_kernel(HIN, HOUT, SIN, SOUT, NORM1, SSM, D, WO, BO, NORM2, W1, B1, W2, B2, SCRATCH,
-                       n, H, N2, F, eps,
+def _block_step_kernel(HIN, ADD, HOUT, SIN, SOUT, NORM1, SSM, D, WO, BO, NORM2, W1, B1, W2, B2, SCRATCH,
+                       n, H, N2, F, eps, stride_h, stride_add,
                        R: tl.constexpr, ACT: tl.constexpr, OUT: tl.constexpr, FF: tl.constexpr, OUTER: tl.constexpr,
+                       HAS_ADD: tl.constexpr,
                        BH: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, CB: tl.constexpr,
                        RO: tl.constexpr, R1: tl.constexpr, R2: tl.constexpr, REPLICAS: tl.constexpr):
     row = tl.program_id(0)
@@ -165,7 +166,10 @@ def _block_step_kernel(HIN, HOUT, SIN, SOUT, NORM1, SSM, D, WO, BO, NORM2, W1, B
     V = cur + 2 * H
     Y = cur + 3 * H
     G = cur + 4 * H
-    tl.store(cur + rh, tl.load(HIN + row * H + rh, mask=mh, other=0.0), mask=mh)
+    h_in = tl.load(HIN + row * stride_h + rh, mask=mh, other=0.0)
+    if HAS_ADD:
+        h_in += tl.load(ADD + row * stride_add + rh, mask=mh, other=0.0)
+    tl.store(cur + rh, h_in, mask=mh)
     tl.debug_barrier()
     for l in range(n):
         _norm_row(cur, V, NORM1 + l * 3 * H, H, eps, BH, REPLICAS)
@@ -207,7 +211,7 @@ def _block_step_kernel(HIN, HOUT, SIN, SOUT, NORM1, SSM, D, WO, BO, NORM2, W1, B
             cur, nxt = nxt, cur
     h = tl.load(cur + rh, mask=mh, other=0.0)
     if OUTER:
-        h += tl.load(HIN + row * H + rh, mask=mh, other=0.0)
+        h += h_in
     tl.store(HOUT + row * H + rh, h, mask=mh)
 
 
@@ -232,28 +236,30 @@ def _block(rows: int, K: int) -> int:
 
 
 @register("block_step", "triton")
-def block_step_triton(h, states, out_states, w, outer: bool):
+def block_step_triton(h, states, out_states, w, outer: bool, add=None):
     # the kernel reads the states through a table of addresses and takes them as 16-byte aligned (_state); generate's
-    # own state buffers are, and a view off that alignment (or any non-contiguous tensor) takes the reference
-    if (h.dtype != torch.float32 or not h.is_contiguous()
+    # own state buffers are, and a view off that alignment (or any non-contiguous tensor) takes the reference. h and
+    # add may be rows apart (a slice of SaShiMi's pending outputs), each row contiguous
+    if (h.dtype != torch.float32 or any(x is not None and x.stride(1) != 1 for x in (h, add))
             or not all(x.is_contiguous() and x.data_ptr() % 16 == 0 for x in [*states, *out_states])):
-        return block_step_torch(h, states, out_states, w, outer)
+        return block_step_torch(h, states, out_states, w, outer, add)
     B, H = h.shape
     if B <= WIDE_ROWS and H >= WIDE_WIDTH:
         from .triton_block_step_wide import block_step_wide  # it builds on this module's helpers
-        return block_step_wide(h, states, out_states, w, outer)
+        return block_step_wide((h if add is None else h + add).contiguous(), states, out_states, w, outer)
     n, _, _, N2, _ = w.ssm.shape
     Fh = w.ff1_w.shape[1] if w.has_ff else 0
     BH, BN, BF = (max(16, triton.next_power_of_2(k)) for k in (H, N2, max(Fh, 1)))
     out = torch.empty_like(h)
     none = w.ssm  # a placeholder pointer for the weights a stack does not have (never read)
-    args = (h, out, _table(states), _table(out_states), w.norm1, w.ssm, w.D,
+    args = (h, h if add is None else add, out, _table(states), _table(out_states), w.norm1, w.ssm, w.D,
             none if w.out_w is None else w.out_w, none if w.out_b is None else w.out_b,
             *[t if w.has_ff else none for t in (w.norm2, w.ff1_w, w.ff1_b, w.ff2_w, w.ff2_b)])
     consts = dict(R=w.rank, ACT=ACT_CODE[w.activation], OUT=OUT_CODE[w.output], FF=w.has_ff, OUTER=outer, BH=BH,
                   BN=BN, BF=BF, REPLICAS=WARPS, num_warps=WARPS)  # REPLICAS: _norm_row
     scratch = torch.empty(B, 4 * H + Fh, device=h.device, dtype=torch.float32)
-    _block_step_kernel[(B,)](*args, scratch, n, H, N2, Fh, w.eps, CB=max(1, min(BH, 32 * WARPS * SSM_ELEMS // BN)),
+    _block_step_kernel[(B,)](*args, scratch, n, H, N2, Fh, w.eps, h.stride(0), 0 if add is None else add.stride(0),
+                             HAS_ADD=add is not None, CB=max(1, min(BH, 32 * WARPS * SSM_ELEMS // BN)),
                              RO=_block(H, 2 * H if w.output == "glu" else H),  # GLU: two tiles per block
                              R1=_block(max(Fh, 1), H), R2=_block(H, max(Fh, 1)), **consts)
     return out

@@ -71,15 +71,17 @@ def random_weights(n, H, N2, R, Fh, output) -> BlockWeights:
 
 def check_triton_against_the_reference(triton_block_step, B, n, H, N2, R, Fh, output, outer):
     """block_step_triton (as the thresholds set: one program per row or four kernels per layer) against the reference:
-    float32, rel < 1e-5, in place (out = states) as generation runs it."""
+    float32, rel < 1e-5, in place (out = states) as generation runs it. With ``outer`` the input comes as SaShiMi's
+    step gives it: h a slice of the pending outputs (rows 3H apart) plus ``add``."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     w = random_weights(n, H, N2, R, Fh, output)
     w = BlockWeights(**{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in vars(w).items()})
-    h = torch.randn(B, H, device=device)
+    h = torch.randn(B, 3, H, device=device)[:, 1] if outer else torch.randn(B, H, device=device)
+    add = torch.randn(B, H, device=device) if outer else None
     states = [torch.randn(B, H, N2, dtype=torch.complex64, device=device) for _ in range(n)]
     ref_states = [torch.empty_like(x) for x in states]
-    ref = block_step_torch(h, states, ref_states, w, outer)
-    y = triton_block_step.block_step_triton(h, states, states, w, outer)
+    ref = block_step_torch(h, states, ref_states, w, outer, add)
+    y = triton_block_step.block_step_triton(h, states, states, w, outer, add)
     assert rel_err(y, ref) < 1e-5
     assert all(rel_err(a, b) < 1e-5 for a, b in zip(states, ref_states))
 
@@ -159,8 +161,22 @@ def test_wide_triton_matches_the_reference(monkeypatch, blocks, B, n, H, N2, R, 
     check_triton_against_the_reference(triton_block_step, B, n, H, N2, R, Fh, output, outer)
 
 
+def test_add_is_summed_into_the_input_float64():
+    """block_step(h, add=a) is block_step(h + a): the stack's output and states, with and without ``outer``."""
+    w = random_weights(2, 8, 4, 1, 16, "glu")
+    w = BlockWeights(**{k: v.double() if isinstance(v, torch.Tensor) else v for k, v in vars(w).items()})
+    h, a = torch.randn(3, 8, dtype=torch.float64), torch.randn(3, 8, dtype=torch.float64)
+    states = [torch.randn(3, 8, 4, dtype=torch.complex128) for _ in range(2)]
+    for outer in (False, True):
+        y, new = block_step(h, states, w, outer=outer, add=a)
+        ref, ref_new = block_step(h + a, states, w, outer=outer)
+        assert torch.equal(y, ref) and all(torch.equal(x, r) for x, r in zip(new, ref_new))
+
+
 def test_bad_inputs_are_named():
     w = random_weights(2, 8, 4, 1, 16, "glu")
+    with pytest.raises(ValueError, match="add: expected"):
+        block_step(torch.randn(1, 8), [torch.zeros(1, 8, 4, dtype=torch.complex64)] * 2, w, add=torch.randn(2, 8))
     with pytest.raises(ValueError, match="h: expected"):
         block_step(torch.randn(1, 9), [torch.zeros(1, 8, 4, dtype=torch.complex64)] * 2, w)
     with pytest.raises(ValueError, match="states: expected 2"):
