@@ -9,6 +9,10 @@ once:
     main stream:   top DownPool ─┬─────────────── top blocks ─────────── join ─ head, draw
     side stream:                 └─ coarse levels, top UpPool's refill ──┘
 
+The same holds one level down: where the middle window also completes, the levels below the middle one fork again
+from the side stream and run beside the middle level's blocks (pools (4, 4) at batch 1: the center's stack beside the
+middle one's, where it ran after it), and so on for deeper pools.
+
 ``fork`` makes the side stream wait for the main one and makes it current; ``leave`` makes the main stream current
 again while the side's queued kernels go on; ``join`` makes the main stream wait for them. A CUDA graph captured over
 the step records the two branches as parallel nodes (the fork and join are the events of wait_stream). On a CPU

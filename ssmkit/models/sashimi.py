@@ -23,8 +23,8 @@ Recurrent view: the pooling layers keep their phase in the state (ssmkit.layers.
 levels whose window completes: the coarse level i runs at every (p_1…p_i)-th step. ``default_state``, ``prefill``
 (the chunked view, any prompt length) and ``step`` give the outputs of ``forward`` one position at a time. On the GPU
 a step runs each level's stack of blocks as one op (ops.block_step, models/fused_levels.py) where it can, and the
-coarse levels of a step on a second stream beside the top level's blocks (models/beside.py): the top level's output
-at a step is the first pending output, which the coarse step's new expansion does not change.
+coarser levels of a step on a second stream beside each level's blocks (models/beside.py): a level's output at a step
+is its first pending output, which the coarse step's new expansion does not change.
 """
 from __future__ import annotations
 
@@ -209,9 +209,10 @@ class Sashimi(Pretrained, nn.Module):
             new.append(state)
             return y
 
-        def level_blocks(name: str, blocks: nn.ModuleList, h: torch.Tensor) -> torch.Tensor:
-            """blocks(h) + h: one fused op per step where the stack can (models/fused_levels.py), else block by
-            block."""
+        def level_blocks(name: str, blocks: nn.ModuleList, h: torch.Tensor, add: torch.Tensor | None = None
+                         ) -> torch.Tensor:
+            """blocks(u) + u for u = h (+ add): one fused op per step where the stack can (models/fused_levels.py;
+            the sum formed inside it), else block by block."""
             if name not in self._fused:
                 self._fused[name] = FusedStack(blocks, with_ff=self.config["ff"] > 0)
             fused = self._fused[name]
@@ -219,44 +220,47 @@ class Sashimi(Pretrained, nn.Module):
                 ssm_states = [next(old) for _ in blocks][::2 if fused.with_ff else 1]
                 in_place = all(layer.step_in_place for layer in fused.layers())
                 y, ssm_states = block_step(h[:, 0], ssm_states, fused.weights(), outer=True,
-                                           out=ssm_states if in_place else None)
+                                           out=ssm_states if in_place else None,
+                                           add=None if add is None else add[:, 0])
                 for x in ssm_states:
                     new.extend([x, None] if fused.with_ff else [x])
                 return y[:, None]
-            u = h
+            u = h = h if add is None else h + add
             for block in blocks:
                 h = run(block, h)
             return h + u
 
-        skips, beside = [h], None
+        skips, besides = [h], {}  # down level d -> the side stream that level d + 1 and those below run on this step
         try:
-            for i, level in enumerate(self.down):
+            for d, level in enumerate(self.down):
                 for block in level["blocks"]:
                     h = run(block, h)
                     skips.append(h)
                 h = run(level["pool"], h)
                 skips.append(h)
-                if i == 0 and stepping and h.shape[1]:  # a coarse step: its levels beside the top level's blocks
-                    beside = Beside.fork(h)
+                if stepping and h.shape[1]:  # a coarse step: it and the levels below beside this level's blocks
+                    besides[d] = Beside.fork(h)  # None on a CPU
             h = level_blocks("center", self.center, skips.pop())
             for i, level in enumerate(self.up):
                 skip = skips.pop()
                 y = run(level["pool"], h, length=skip.shape[1])
-                if stepping and i == len(self.up) - 1:
+                if stepping:
                     # this step's output is the first pending one, which the new coarse step's expansion (queued after
                     # it) does not change: read it from the pending outputs the step began with
+                    beside = besides.get(len(self.up) - 1 - i)  # this level's coarser levels: the blocks go beside
                     if beside is not None:
                         beside.leave()
                     y = taken[0][:, :skip.shape[1]]
-                h = y + skip
                 if self.unet:
+                    h = y + skip
                     for block in level["blocks"]:
                         h = run(block, h) + skips.pop()
                 else:
-                    h = level_blocks(f"up{i}", level["blocks"], h)
-        finally:  # the main stream current again and after the side stream's work, also on an error
-            if beside is not None:
-                beside.join()
+                    h = level_blocks(f"up{i}", level["blocks"], y, skip)
+        finally:  # the main stream current again and after every side stream's work, also on an error
+            for beside in reversed(besides.values()):
+                if beside is not None:
+                    beside.join()
         return h, (new if states is not None else None)
 
     def _embed(self, x: torch.Tensor, dims: int) -> torch.Tensor:

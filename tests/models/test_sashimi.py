@@ -261,14 +261,18 @@ def test_generate_graph_cycles_end_in_their_buffers(monkeypatch, pool, unet, P):
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("B,pool,unet", [(1, (4, 4), False), (3, (4, 4), False), (1, (2,), False), (2, (4, 4), True)])
+@pytest.mark.parametrize("B,pool,unet", [(1, (4, 4), False), (3, (4, 4), False), (1, (2,), False), (2, (4, 4), True),
+                                         (1, (4, 4, 4), False), (2, (2, 4, 2), True)])
 def test_generation_with_the_coarse_levels_beside_matches_the_forward(B, pool, unet):
-    """On a GPU a step's coarse levels run on a side stream beside the top level's blocks (models/beside.py): the
-    logits that generate writes over several graph cycles, plain and replayed, are the forward's on its tokens (a
-    read of a state before the side stream wrote it, or of memory reused under it, would show here)."""
+    """On a GPU a step's coarse levels run on side streams beside each finer level's blocks (models/beside.py; two
+    or more nested at once where the pools are three deep): the logits that generate writes over several graph
+    cycles, plain and replayed, are the forward's on its tokens (a read of a state before a side stream wrote it, or
+    of memory reused under it, would show here)."""
     torch.manual_seed(0)
     model = Sashimi(1, 256, vocab_size=256, d_model=64, n_layers=2, pool=list(pool), unet=unet).cuda().eval()
-    P, n = 5, 76  # the forward below runs on P + n - 1 = 80 positions, a multiple of every total pooling here
+    total = math.prod(pool)
+    P = 5
+    n = -(-80 // total) * total - P + 1  # the forward below runs on P + n - 1 positions, a multiple of the pooling
     prompt = torch.randint(0, 256, (B, P), device="cuda")
     for cuda_graph in (False, True):
         tokens, logits = generate(model, prompt, n, seed=1, cuda_graph=cuda_graph)
