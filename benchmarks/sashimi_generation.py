@@ -5,14 +5,17 @@ standalone SaShiMi (state-spaces/s4 models/sashimi/sashimi.py, its step in 'diag
 checked first, the table is printed last.
 
     python benchmarks/sashimi_generation.py [--official DIR] [--batches 1,16,128] [--samples 1600] [--profile]
-        [--configs 16:64:8,16:32:4]
+        [--configs 16:64:8,16:32:4] [--fused-only]
     python benchmarks/sashimi_generation.py --cpu [--batches 1,16] [--samples 256]
 
 --cpu: on the CPU, each level's blocks stepped one by one against the level stepped as one op (ops.block_step's torch
 reference, what generate takes there), same tokens checked;
 
 --configs: the fused op's block configurations to compare, warps:row_elems:ssm_elems (block_step.py);
---profile: the kernels of one pooling cycle at batch 1 (plain loop), per sample.
+--profile: the kernels of one pooling cycle at batch 1 (plain loop), per sample;
+--fused-only: time only the CUDA graph with fused levels (what generate runs), and print each of its rates beside the
+median: at batch 1 the plain loop's 100-200 samples/s would take most of a run of many samples, and many samples
+(8,000: half a second a call) keep the capture's varying cost from moving the rate.
 
 The official loop: embedding -> Sashimi.step -> Linear -> softmax sampling (torch.multinomial), one token at a time.
 """
@@ -81,7 +84,7 @@ def profile(model: Sashimi, cycles: int = 4) -> None:
           "kernels: all")
 
 
-def samples_per_second(run, batch: int, n: int, repeats: int = 3) -> float:
+def samples_per_second(run, batch: int, n: int, repeats: int = 3, rates_out: list | None = None) -> float:
     """The loop's steady rate, from the times of n and n/4 samples, so that each call's fixed costs cancel: generate
     captures a CUDA graph per call, which on one H100 made 400 samples at batch 1 read 1,020 samples/s and 1,600 read
     2,907 when each call was timed whole. The median of `repeats` such differences: the capture's own time varies
@@ -98,6 +101,8 @@ def samples_per_second(run, batch: int, n: int, repeats: int = 3) -> float:
         return time.perf_counter() - start
     short = max(1, n // 4)
     rates = sorted(batch * (n - short) / max(seconds(n) - seconds(short), 1e-9) for _ in range(repeats))
+    if rates_out is not None:
+        rates_out.extend(rates)
     return rates[repeats // 2]
 
 
@@ -151,6 +156,7 @@ def main() -> None:
     p.add_argument("--profile", action="store_true")
     p.add_argument("--configs", default="16:64:8")
     p.add_argument("--cpu", action="store_true")
+    p.add_argument("--fused-only", action="store_true")
     a = p.parse_args()
     if a.cpu:
         return on_cpu([int(b) for b in a.batches.split(",")], a.samples)
@@ -167,15 +173,18 @@ def main() -> None:
     for B in (int(b) for b in a.batches.split(",")):
         prompt = torch.full((B, 1), 128, device="cuda")
         row = {"batch": B}
-        model.fused_step = False
-        row["graph"] = samples_per_second(lambda b, n: generate(model, prompt, n, seed=0), B, a.samples)
-        row["plain"] = samples_per_second(lambda b, n: generate(model, prompt, n, seed=0, cuda_graph=False), B,
-                                          a.samples // 4)
+        if not a.fused_only:
+            model.fused_step = False
+            row["graph"] = samples_per_second(lambda b, n: generate(model, prompt, n, seed=0), B, a.samples)
+            row["plain"] = samples_per_second(lambda b, n: generate(model, prompt, n, seed=0, cuda_graph=False), B,
+                                              a.samples // 4)
         model.fused_step = True
         for config in configs:
             set_config(config)
+            rates = []
             row[f"fused {config}"] = samples_per_second(lambda b, n: generate(model, prompt, n, seed=0), B,
-                                                         a.samples)
+                                                         a.samples, rates_out=rates)
+            print(f"batch {B}, fused {config}: rates {', '.join(f'{r:,.0f}' for r in rates)}", flush=True)
         set_config(configs[0])
         if theirs is not None:
             row["official"] = samples_per_second(theirs, B, a.samples // 4)
@@ -188,7 +197,8 @@ def main() -> None:
     for r in rows:
         off, best = r.get("official"), max(r[f] for f in fused)
         ratio = f"{best / off:.1f}x" if off else "-"
-        print(f"| {r['batch']} | {f'{off:,.0f}' if off else '-'} | {r['plain']:,.0f} | {r['graph']:,.0f} | "
+        plain, graph = (f"{r[k]:,.0f}" if k in r else "-" for k in ("plain", "graph"))
+        print(f"| {r['batch']} | {f'{off:,.0f}' if off else '-'} | {plain} | {graph} | "
               f"{' | '.join(f'{r[f]:,.0f}' for f in fused)} | {ratio} | {best / 16000:.2f}x |")
     if failures:
         sys.exit(f"FAILED: {failures}")
