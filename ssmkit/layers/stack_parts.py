@@ -163,7 +163,11 @@ class StackBuilder(nn.Module):
         self.builders = nn.ModuleList(_Builder(l.kernel, l.D, l.bidirectional, rate) for l in layers)
 
     def forward(self, token: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        tensors = [dict(b.named_parameters()) | dict(b.named_buffers()) for b in self.builders]
+        # each layer's tensors by name, D read from the builder itself: under torch.func.functional_call over plain
+        # tensors (torch.func's transforms, a capture's placeholders) D is such a tensor, which a module keeps as a plain
+        # attribute, not a parameter, and named_parameters() would leave it out (the first layer's D then served all)
+        tensors = [dict(b.kernel.named_parameters(prefix="kernel")) | dict(b.kernel.named_buffers(prefix="kernel"))
+                   | {"D": b.D} for b in self.builders]
         stacked = {name: torch.stack([t[name] for t in tensors]) for name in tensors[0]}
         first = self.builders[0]
         return torch.func.vmap(lambda p: torch.func.functional_call(first, p, (token,)))(stacked)

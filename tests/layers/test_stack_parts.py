@@ -79,6 +79,24 @@ def test_the_context_is_needed_and_can_be_turned_off(monkeypatch):
     assert len(parts) == 4 and rel_err(parts[0], build_parts(layers[1].kernel, layers[1].D, False, 1.0)[0]) < 1e-6
 
 
+def test_a_group_built_under_functional_call_trains_every_layer(monkeypatch):
+    """A model run by torch.func.functional_call over plain tensors in place of its parameters (torch.func's
+    transforms, a graph capture's placeholders): the group's build reads each layer's own D, which a module then keeps
+    as a plain attribute rather than a parameter, so every layer gets its own gradients."""
+    _cpu_chunked(monkeypatch)
+    torch.manual_seed(0)
+    model = ssmkit.models.SequenceModel(d_input=3, d_model=8, d_output=5, n_layers=2, layer="s4d",
+                                        layer_options=dict(d_state=4)).double()
+    eager = copy.deepcopy(model)
+    x = torch.randn(2, 16, 3, dtype=torch.float64)
+    placeholders = {n: p.view_as(p) for n, p in model.named_parameters()}
+    torch.func.functional_call(model, placeholders, (x,)).square().sum().backward()
+    with sp.stacked_parts(eager, enabled=False):
+        eager(x).square().sum().backward()
+    for (n, p), q in zip(model.named_parameters(), eager.parameters()):
+        assert p.grad is not None and rel_err(p.grad, q.grad) < 1e-12, n
+
+
 def test_a_model_trains_the_same_with_grouped_matrices(monkeypatch):
     """SequenceModel enters stacked_parts itself: outputs and every gradient equal those of its layers' own builds."""
     _cpu_chunked(monkeypatch)
