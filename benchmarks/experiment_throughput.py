@@ -7,8 +7,9 @@ Mega, DSS and S5 LRA experiments). Each step takes the experiment's micro-batche
 also measures each experiment with every layer forming its own chunk matrices (ssmkit.stacked_parts off:
 layers/stack_parts.py), in the same process, in the order with, apart, apart, with (on a host-bound step the host's
 speed drifts). --host prints where a step's host time goes (Python functions by their own time, under cProfile) and
-how many kernels a step launches: a step whose GPU is idle waits on these. Needs a GPU for meaningful numbers;
-prints a table last.
+how many kernels a step launches: a step whose GPU is idle waits on these. `--set model_graph=true` runs the model
+through ModelGraphs (its forward and backward replayed from CUDA graphs), as the trainer's option. Needs a GPU for
+meaningful numbers; prints a table last.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import torch
 import ssmkit
 from kernel_events import device_kernels, host_launches  # benchmarks/kernel_events.py
 from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
-from ssmkit.train import load_experiment, make_config
+from ssmkit.train import ModelGraphs, load_experiment, make_config
 from ssmkit.train.optim import adamw
 from ssmkit.train.task import Task
 from ssmkit.train.build import build_model
@@ -72,12 +73,13 @@ def measure(name: str, precision: str, steps: int, device, profile: bool = False
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     torch.cuda.reset_peak_memory_stats(device)
     micro = config.batch_size // config.accumulate  # the experiment's micro-batches, as the trainer takes them
+    forward = ModelGraphs(model) if config.model_graph else model  # --set model_graph=true: the trainer's option
 
     def step():
         optimizer.zero_grad(set_to_none=True)
         for xm, ym in zip(x.split(micro), y.split(micro)):
             with amp, ssmkit.stacked_parts(model, enabled=not apart):
-                out = model(xm)
+                out = forward(xm)
             loss = task.sums(out, ym)[0] / len(y)
             loss.backward()
         if config.grad_clip > 0:

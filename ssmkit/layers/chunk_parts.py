@@ -16,7 +16,7 @@ import warnings
 import torch
 from torch import nn
 
-from .cuda_graphs import PerLayer, graphed, storage_key
+from .cuda_graphs import PerLayer, graphed, layer_graphs_allowed, storage_key
 from .param_versions import values_key
 
 CHUNK = 64  # steps per chunk: T + 2N multiply-adds per sample for the products, N²/T for the scan
@@ -85,11 +85,18 @@ class GraphedParts(PerLayer):
         self.key, self.builder, self.failed, self._module = None, None, False, None
 
     @staticmethod
-    def usable(kernel: nn.Module, D: torch.Tensor) -> bool:
-        """CUDA training outside another capture or a compiler trace."""
+    def trains(kernel: nn.Module, D: torch.Tensor) -> bool:
+        """CUDA training outside a compiler trace: where the matrices are formed at every step (graphed, or inline
+        inside a whole model's capture)."""
         tensors = list(kernel.parameters()) + [D]
         return (D.is_cuda and torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-                and not torch.cuda.is_current_stream_capturing() and not torch.compiler.is_compiling())
+                and not torch.compiler.is_compiling())
+
+    @classmethod
+    def usable(cls, kernel: nn.Module, D: torch.Tensor) -> bool:
+        """CUDA training outside another capture (or a whole model's: cuda_graphs.layers_inline) or a compiler
+        trace."""
+        return cls.trains(kernel, D) and layer_graphs_allowed()
 
     def __call__(self, kernel: nn.Module, D: nn.Parameter, bidirectional: bool, rate: float):
         if self.failed:

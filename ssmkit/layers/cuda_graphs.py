@@ -6,11 +6,14 @@ graphed() captures module(*inputs) over placeholder copies of its parameters (to
 the result is called with (*inputs, *parameters), copies them in, replays, and returns gradients for both. An
 optimizer's in-place updates are read by the replays; a new storage (a move, a reassigned parameter) needs a new
 capture, which the callers key on. GraphedLayer graphs a whole SSM layer (chunk matrices, convolution, activation,
-output map) for the shapes it is called with (SSMConv's ``cuda_graph`` option).
+output map) for the shapes it is called with (SSMConv's ``cuda_graph`` option); train/model_graphs.py a whole model.
+Inside a whole model's capture (and its warm-up: ``layers_inline``) the layers' own graphs are off and their work is
+captured inline: CUDA cannot capture a graph inside another's capture.
 """
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import gc
 import warnings
 import weakref
@@ -18,6 +21,26 @@ import weakref
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+_INLINE: contextvars.ContextVar[bool] = contextvars.ContextVar("ssmkit_layers_inline", default=False)
+
+
+@contextlib.contextmanager
+def layers_inline():
+    """Within, the layers' own graphs (GraphedLayer, chunk_parts.GraphedParts, stacked parts) stay off: a whole model
+    is being warmed up for a capture, or captured, and their work goes into its graph."""
+    token = _INLINE.set(True)
+    try:
+        yield
+    finally:
+        _INLINE.reset(token)
+
+
+def layer_graphs_allowed() -> bool:
+    """Whether a layer may capture or replay graphs of its own now: not while a stream captures, nor inside
+    layers_inline."""
+    return not _INLINE.get() and not (torch.cuda.is_available() and torch.cuda.is_current_stream_capturing())
 
 
 @contextlib.contextmanager
@@ -155,6 +178,46 @@ def graph_length(L: int) -> int:
     return -(-L // step) * step
 
 
+class Replays:
+    """Graphed callables by key, the most recently used last, at most ``keep`` of them; and, per key, whether the
+    backward of its last replay is still to come. A graph's backward reads the activations its last forward replay
+    left inside it, so a caller runs eagerly while ``waiting(key)`` instead of replaying over them."""
+
+    def __init__(self, keep: int):
+        self.keep, self.graphs, self.pending = keep, {}, {}  # pending: key -> (weak ref to its node, [backward ran])
+
+    def __contains__(self, key) -> bool:
+        return key in self.graphs
+
+    def use(self, key) -> None:
+        self.graphs[key] = self.graphs.pop(key)  # the most recently used last
+
+    def add(self, key, run) -> None:
+        self.graphs[key] = run
+        while len(self.graphs) > self.keep:
+            oldest = next(iter(self.graphs))
+            del self.graphs[oldest]
+            self.pending.pop(oldest, None)
+
+    def waiting(self, key) -> bool:
+        node, ran = self.pending.get(key, (lambda: None, [True]))
+        return node() is not None and not ran[0]
+
+    def replay(self, key, *args):
+        out = self.graphs[key](*args)
+        y = next((t for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor)
+                  and t.grad_fn is not None), None)
+        if y is not None:
+            ran = [False]
+            y.register_hook(lambda grad, ran=ran: ran.__setitem__(0, True))  # runs as that backward begins
+            try:  # the graph's node (a Python autograd.Function's) dies with an autograd graph dropped unused
+                node = weakref.ref(y.grad_fn)
+            except TypeError:  # a node that takes no weak reference: pending until its backward runs
+                node = lambda: True  # noqa: E731
+            self.pending[key] = (node, ran)
+        return out
+
+
 class GraphedLayer(PerLayer):
     """Per layer: its forward(u) and backward as CUDA graphs, one capture per (input shape, dtype, autocast state, rate,
     train/eval, parameter storage), the most recently used kept (two, so that a training set's last, smaller batch does
@@ -173,15 +236,14 @@ class GraphedLayer(PerLayer):
     KEEP, KEEP_VARYING = 2, 4
 
     def __init__(self):
-        self.graphs, self.failed = {}, False
-        self.pending: dict[tuple, tuple] = {}  # key -> (weak reference to the last replay's node, [its backward ran])
+        self.replays, self.failed = Replays(self.KEEP), False
         self.first_length, self.varying = None, False
 
     @staticmethod
     def usable(layer: nn.Module, u: torch.Tensor) -> bool:
         """CUDA training outside another capture or a compiler trace."""
         return (u.is_cuda and torch.is_grad_enabled() and any(p.requires_grad for p in layer.parameters())
-                and not torch.cuda.is_current_stream_capturing() and not torch.compiler.is_compiling())
+                and layer_graphs_allowed() and not torch.compiler.is_compiling())
 
     def __call__(self, layer: nn.Module, u: torch.Tensor, rate: float) -> torch.Tensor:
         if self.failed:
@@ -198,30 +260,18 @@ class GraphedLayer(PerLayer):
         params = list(layer.parameters())
         key = (tuple(u.shape), u.dtype, u.requires_grad, torch.is_autocast_enabled("cuda"),
                torch.get_autocast_dtype("cuda"), rate, layer.training) + storage_key(params)
-        if key in self.graphs:
-            self.graphs[key] = self.graphs.pop(key)  # the most recently used last
+        if key in self.replays:
+            self.replays.use(key)
         else:
             try:
-                self.graphs[key] = graphed(_Whole(layer, rate), (u,))
+                run = graphed(_Whole(layer, rate), (u,))
             except RuntimeError as e:
                 self.failed = True
                 warnings.warn(f"SSM layer: cuda_graph could not capture the layer ({e}); running it eagerly",
                               stacklevel=5)
                 return layer._whole(u, rate, graph=False)
-            while len(self.graphs) > (self.KEEP_VARYING if self.varying else self.KEEP):
-                oldest = next(iter(self.graphs))
-                del self.graphs[oldest]
-                self.pending.pop(oldest, None)
-        node, ran = self.pending.get(key, (lambda: None, [True]))
-        if node() is not None and not ran[0]:  # an earlier call's backward still needs this graph's activations
+            self.replays.keep = self.KEEP_VARYING if self.varying else self.KEEP
+            self.replays.add(key, run)
+        if self.replays.waiting(key):  # an earlier call's backward still needs this graph's activations
             return layer._whole(u, rate, graph=False)
-        y = self.graphs[key](u, *params)
-        if y.grad_fn is not None:
-            ran = [False]
-            y.register_hook(lambda grad, ran=ran: ran.__setitem__(0, True))  # runs as that backward begins
-            try:  # the graph's node (a Python autograd.Function's) dies with an autograd graph dropped unused
-                node = weakref.ref(y.grad_fn)
-            except TypeError:  # a node that takes no weak reference: pending until its backward runs
-                node = lambda: True  # noqa: E731
-            self.pending[key] = (node, ran)
-        return y
+        return self.replays.replay(key, u, *params)

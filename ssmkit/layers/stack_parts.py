@@ -19,7 +19,8 @@ ViS4mer enter it in their forward; a model of one's own can too:
     loss.backward()
 
 Outside training on CUDA (no gradient, a CPU, torch.compile), and for layers that replay whole (``cuda_graph``), a
-layer forms its own matrices as before. Two things differ from each layer forming its own: a layer of a group that a
+layer forms its own matrices as before. Inside a whole model's CUDA graph (train/model_graphs.py) each group's
+build runs inline, captured into the model's graph. Two things differ from each layer forming its own: a layer of a group that a
 forward does not call still gets a gradient (zeros) rather than none; and under DistributedDataParallel a group's
 gradients are all ready only when the backward reaches the group's build, after the first layer's, so their
 all-reduce overlaps less with the backward.
@@ -35,7 +36,7 @@ from torch import nn
 
 from ..ops.dispatch import recording
 from .chunk_parts import GraphedParts, _Builder, parts_tensors
-from .cuda_graphs import PerLayer, graphed, storage_key
+from .cuda_graphs import PerLayer, graphed, layer_graphs_allowed, storage_key
 from .param_versions import values_key
 
 _ACTIVE: contextvars.ContextVar["_Stack | None"] = contextvars.ContextVar("ssmkit_stacked_parts", default=None)
@@ -47,7 +48,8 @@ def stacked_parts(model: nn.Module, enabled: bool = True):
     """Within this context the like SSM layers of ``model`` form their chunk matrices as one group (module docstring).
     Nested contexts keep the outermost; ``enabled=False`` turns the grouping off for everything inside. Without
     gradients (each layer reuses its cached matrices then) and while torch.compile, an export or the JIT tracer
-    records, it does nothing."""
+    records, it does nothing. Inside a whole model's CUDA graph (cuda_graphs.layers_inline) each group's build runs
+    inline, captured into the model's graph."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"stacked_parts: expected the model (a torch.nn.Module), got {type(model).__name__}")
     if _ACTIVE.get() is not None or not torch.is_grad_enabled() or recording():
@@ -176,7 +178,7 @@ class StackBuilder(nn.Module):
 class StackedParts(PerLayer):
     """Kept by a group's first layer: the group's StackBuilder replayed from CUDA graphs, captured again when the
     group, the rate, a parameter (a new tensor, as load_state_dict(assign=True) makes) or its storage changes; on a
-    CPU the StackBuilder itself. Where the capture or the stacked build fails it answers None from then on, and each
+    CPU, and inside a whole model's capture (cuda_graphs.layer_graphs_allowed), the StackBuilder itself. Where the capture or the stacked build fails it answers None from then on, and each
     layer forms its own matrices (from its own graphs), with one warning."""
 
     def __init__(self):
@@ -186,8 +188,11 @@ class StackedParts(PerLayer):
         if self.unusable:
             return None
         token = torch.zeros(1, device=layers[0].D.device)  # the builder's input: it reads only its parameters
-        if not token.is_cuda:
-            return self._attempt(lambda: StackBuilder(layers, rate)(token))
+        if not token.is_cuda or not layer_graphs_allowed():
+            def inline():
+                with torch.autocast(token.device.type, enabled=False):
+                    return StackBuilder(layers, rate)(token)
+            return self._attempt(inline)
         tensors = _tensors(layers)
         key = (tuple(id(l) for l in layers), rate) + tuple(id(t) for t in tensors) + storage_key(tensors)
         if key != self.key:
@@ -214,7 +219,7 @@ class StackedParts(PerLayer):
 
 
 def eligible(layer: nn.Module) -> bool:
-    """Whether a layer would take its chunk matrices from GraphedParts now (CUDA training of a fused chunked layer
-    that does not replay whole)."""
+    """Whether a layer forms its chunk matrices at every step now (CUDA training of a fused chunked layer that does not
+    replay whole): from GraphedParts, or inline inside a whole model's capture."""
     return (layer._fused_chunks() and not layer.cuda_graph and layer._chunked_on(layer.D.device)
-            and GraphedParts.usable(layer.kernel, layer.D))
+            and GraphedParts.trains(layer.kernel, layer.D))

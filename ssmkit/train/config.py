@@ -93,9 +93,12 @@ class TrainConfig:
     grad_clip: float = 0.0
     adam_betas: list = field(default_factory=lambda: [0.9, 0.999])
     accumulate: int = 1
-    # fp32; bf16 autocast; fp16 autocast with loss scaling (GPUs without bf16). compile: torch.compile the model
+    # fp32; bf16 autocast; fp16 autocast with loss scaling (GPUs without bf16). compile: torch.compile the model.
+    # model_graph: on a GPU, the model's forward and backward replayed from CUDA graphs per batch shape
+    # (train/model_graphs.py; one process, not with compile)
     precision: str = "fp32"
     compile: bool = False
+    model_graph: bool = False
     seed: int = 0
     device: str = "auto"
     num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
@@ -133,6 +136,9 @@ class TrainConfig:
             if entry.type in ("bool", bool) and not isinstance(getattr(self, entry.name), bool):
                 raise ValueError(f"{entry.name}: expected true or false, got {getattr(self, entry.name)!r}")
         self.layer_options, self.dataset_options = _checked_options(self)
+        if self.model_graph and self.compile:
+            raise ValueError("model_graph: not together with compile (torch.compile traces the model its own way); "
+                             "got model_graph=true, compile=true")
         if self.num_workers < 0:
             raise ValueError(f"num_workers: expected a count >= 0, got {self.num_workers}")
         if self.train_subset < 0 or self.eval_subset < 0:

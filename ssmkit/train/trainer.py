@@ -31,6 +31,7 @@ from ..progress import progress
 from .build import build_model
 from .config import TrainConfig
 from .logs import tensorboard, write_steps
+from .model_graphs import ModelGraphs
 from .optim import adamw
 from .run_dir import new_run_dir, read_run_config, tidy, write_metrics, write_normalization
 from .step_sums import StepSums, step_sums, sums_dtype
@@ -213,10 +214,11 @@ def _loader(dataset, device, num_workers: int, **kw) -> DataLoader:
                       collate_fn=getattr(dataset, "collate", None), **kw)
 
 
-def _train_epoch(config, model, optimizer, scheduler, scaler, train_set, epoch, rank, world, device):
+def _train_epoch(config, model, optimizer, scheduler, scaler, train_set, epoch, rank, world, device, graphs=None):
     """One epoch; returns ([summed loss, summed metric, targets] over all ranks (see Task), and per optimizer step
     (step, epoch, lr, loss per target of this rank)). fp16 scales the loss (scaler, a GradScaler) against
-    underflowing gradients; bf16 needs no scaling."""
+    underflowing gradients; bf16 needs no scaling. graphs: the model's ModelGraphs (model_graph), which the forward
+    goes through."""
     task = Task(train_set)
     model.train()
     amp = torch.autocast(device.type, dtype=AUTOCAST[config.precision] or torch.float32,
@@ -250,7 +252,7 @@ def _train_epoch(config, model, optimizer, scheduler, scaler, train_set, epoch, 
             last = j == len(parts) - 1
             with contextlib.nullcontext() if last or world == 1 else model.no_sync():  # all-reduce once per step
                 with amp:
-                    logits = _outputs(model, xm, lm)
+                    logits = _outputs(model, xm, lm) if graphs is None else graphs(xm, lm)
                 loss, metric, count = task.sums(logits, ym)
                 # CCNN's weight penalty, once per step and not in the reported loss (DDP averages it over ranks as is)
                 penalty = config.weight_penalty * _unwrap(model).weight_penalty() if config.weight_penalty and last \
@@ -329,6 +331,10 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
     """Train (or resume) a run; returns the test metrics of the best checkpoint."""
     config, rank, world, device, splits, model, optimizer, scheduler, steps = _prepare(config, resume)
     plain = _unwrap(model)
+    if config.model_graph and world > 1:
+        raise ValueError(f"model_graph: one process only (DistributedDataParallel's backward hooks run outside the "
+                         f"graphs); got {world} processes")
+    graphs = ModelGraphs(plain) if config.model_graph else None
     scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
     log = log if rank == 0 else (lambda *_: None)
     task = Task(splits["train"])
@@ -353,7 +359,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         (loss_sum, metric_sum, seen), step_rows = _train_epoch(config, model, optimizer, scheduler, scaler,
-                                                               splits["train"], epoch, rank, world, device)
+                                                               splits["train"], epoch, rank, world, device, graphs)
         val = evaluate(model, splits["val"], config.batch_size, device, rank, world, num_workers=config.num_workers,
                        desc="validation", trim=config.trim_padding)
         seconds = time.perf_counter() - started

@@ -254,5 +254,5 @@ def test_cuda_graphed_layer_at_varying_lengths_trains_like_the_eager_one():
         assert (y_g - y_e).norm() <= 1e-4 * y_e.norm() and (g_g - g_e).norm() <= 1e-4 * g_e.norm()
     for p, q in zip(eager.parameters(), graphed.parameters()):
         assert (p - q).norm() <= 1e-4 * p.norm()
-    lengths = sorted({k[0][1] for k in graphed._graphed_layer.graphs})
+    lengths = sorted({k[0][1] for k in graphed._graphed_layer.replays.graphs})
     assert lengths == [500, 512, 640] and not graphed._graphed_layer.failed

@@ -79,6 +79,18 @@ def test_the_context_is_needed_and_can_be_turned_off(monkeypatch):
     assert len(parts) == 4 and rel_err(parts[0], build_parts(layers[1].kernel, layers[1].D, False, 1.0)[0]) < 1e-6
 
 
+def test_inside_a_whole_model_capture_groups_still_build_together(monkeypatch):
+    """Within cuda_graphs.layers_inline (a whole model being captured, train/model_graphs.py) the layers' own graphs
+    are off, but like layers still take their matrices from one group build (run inline, into the model's graph)."""
+    from ssmkit.layers import cuda_graphs
+    _cpu_chunked(monkeypatch)
+    layers = torch.nn.ModuleList(ssmkit.layer("s4d", d_model=4, d_state=4) for _ in range(2))
+    with cuda_graphs.layers_inline(), sp.stacked_parts(layers):
+        assert not cuda_graphs.layer_graphs_allowed()
+        parts = sp.group_parts(layers[0], 1.0)
+    assert parts is not None and rel_err(parts[0], build_parts(layers[0].kernel, layers[0].D, False, 1.0)[0]) < 1e-6
+
+
 def test_a_group_built_under_functional_call_trains_every_layer(monkeypatch):
     """A model run by torch.func.functional_call over plain tensors in place of its parameters (torch.func's
     transforms, a graph capture's placeholders): the group's build reads each layer's own D, which a module then keeps
