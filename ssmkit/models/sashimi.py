@@ -89,6 +89,8 @@ class Residual(nn.Module):
 
 
 class Sashimi(Pretrained, nn.Module):
+    head_modules = ("encoder", "decoder")  # outside the official backbone (train/optim.py decay_heads)
+
     def __init__(self, d_input: int, d_output: int, *, vocab_size: int | None = None, d_model: int = 64,
                  n_layers: int = 8, pool: tuple | list = (4, 4), expand: int = 2, ff: int = 2, unet: bool = False,
                  layer: str = "s4", layer_options: dict | None = None, dropout: float = 0.0,
