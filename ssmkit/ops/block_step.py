@@ -10,10 +10,9 @@ For l = 0 … n−1 (prenorm residual blocks, as models/sashimi.py), h (B, H):
 
 and h + h_in at the end with ``outer`` (the residual around a SaShiMi level). With ``add`` the stack's input is
 h_in = h + add, summed inside the op (SaShiMi's level input, its pending output plus the skip, without a kernel of
-its own in a generation step). The weights come packed per stack
-(BlockWeights, built by models/fused_levels.py); the states are the layers' own (B, H, N2) complex tensors. The torch
-reference is the truth in tests; the Triton version (ops/triton_block_step.py) runs the whole stack in one program
-per batch row.
+its own in a generation step). The weights come packed per stack (BlockWeights, built by models/fused_levels.py);
+the states are the layers' own (B, H, N2) complex tensors. The torch reference is the truth in tests; the Triton
+version (ops/triton_block_step.py) runs the whole stack in one program per batch row.
 """
 from __future__ import annotations
 
