@@ -25,15 +25,18 @@ from kernel_registers import resources  # benchmarks/kernel_registers.py
 from ssmkit.ops import triton_block_step as tbs
 from ssmkit.ops.triton_chunkconv import ACT_CODE
 
-POINTERS = ["HIN", "ADD", "HOUT", "SIN", "SOUT", "NORM1", "SSM", "D", "WO", "BO", "NORM2", "W1", "B1", "W2", "B2", "SCRATCH"]
+POINTERS = ["HIN", "ADD", "HOUT", "SIN", "SOUT", "NORM1", "SSM", "D", "WO", "BO", "NORM2", "W1", "B1", "W2", "B2", "SCRATCH",
+            "TRACE", "SKIPS"]
 
 
 def compile_step(H: int, N2: int, F: int):
     """The kernel compiled as block_step_triton launches it for a stack of width H, N2 modes, FF width F."""
     signature = {p: "*fp32" for p in POINTERS} | {"SIN": "*i64", "SOUT": "*i64"}
-    signature |= {"n": "i32", "H": "i32", "N2": "i32", "F": "i32", "eps": "fp32", "stride_h": "i32", "stride_add": "i32"}
+    signature |= {"n": "i32", "H": "i32", "N2": "i32", "F": "i32", "eps": "fp32", "stride_h": "i32", "stride_add": "i32",
+                  "stride_block": "i32"}
     BH, BN, BF = (max(16, triton.next_power_of_2(k)) for k in (H, N2, F))
-    consts = dict(R=1, ACT=ACT_CODE["gelu"], OUT=tbs.OUT_CODE["glu"], FF=True, OUTER=True, HAS_ADD=True,
+    consts = dict(R=1, ACT=ACT_CODE["gelu"], OUT=tbs.OUT_CODE["glu"], FF=True, OUTER=True, HAS_ADD=True, HAS_TRACE=False,
+                  HAS_SKIPS=False,
                   BH=BH, BN=BN, BF=BF,
                   CB=max(1, min(BH, 32 * tbs.WARPS * tbs.SSM_ELEMS // BN)), RO=tbs._block(H, 2 * H),
                   R1=tbs._block(F, H), R2=tbs._block(H, F), REPLICAS=tbs.WARPS)  # in the kernel's order

@@ -5,7 +5,7 @@ standalone SaShiMi (state-spaces/s4 models/sashimi/sashimi.py, its step in 'diag
 checked first, the table is printed last.
 
     python benchmarks/sashimi_generation.py [--official DIR] [--batches 1,16,128] [--samples 1600] [--profile]
-        [--configs 16:64:8,16:32:4] [--fused-only]
+        [--configs 16:64:8,16:32:4] [--fused-only] [--unet]
     python benchmarks/sashimi_generation.py --cpu [--batches 1,16] [--samples 256]
 
 --cpu: on the CPU, each level's blocks stepped one by one against the level stepped as one op (ops.block_step's torch
@@ -13,6 +13,8 @@ reference, what generate takes there), same tokens checked;
 
 --configs: the fused op's block configurations to compare, warps:row_elems:ssm_elems (block_step.py);
 --profile: the kernels of one pooling cycle at batch 1 (plain loop), per sample;
+--unet: the official U-Net variant's model (sashimi-sc09-unet) instead, its down and up levels fused too (with
+--official, the official standalone's U-Net beside it);
 --fused-only: time only the CUDA graph with fused levels (what generate runs), and print each of its rates beside the
 median: at batch 1 the plain loop's 100-200 samples/s would take most of a run of many samples, and many samples
 (8,000: half a second a call) keep the capture's varying cost from moving the rate.
@@ -35,7 +37,12 @@ from ssmkit.models import Sashimi, generate
 SIZE = dict(d_model=64, n_layers=8, pool=[4, 4], expand=2, ff=2)
 
 
-def ours(device: str = "cuda") -> Sashimi:
+def ours(device: str = "cuda", unet: bool = False) -> Sashimi:
+    """The SC09 model; with unet, the official U-Net experiment's (sashimi-sc09-unet: one SSM per channel, plain
+    pooling Linears)."""
+    if unet:
+        return Sashimi(1, 256, vocab_size=256, layer="s4", layer_options={"d_state": 64}, unet=True,
+                       pool_weight_norm=False, **SIZE).to(device).eval()
     return Sashimi(1, 256, vocab_size=256, layer="s4", layer_options={"n_ssm": 1, "d_state": 64},
                    **SIZE).to(device).eval()
 
@@ -106,7 +113,7 @@ def samples_per_second(run, batch: int, n: int, repeats: int = 3, rates_out: lis
     return rates[repeats // 2]
 
 
-def official(directory: str):
+def official(directory: str, unet: bool = False):
     """A sampler over the official standalone SaShiMi, or None with the reason printed."""
     sys.path[:0] = [directory, os.path.join(directory, "extensions", "kernels")]
     try:
@@ -114,7 +121,7 @@ def official(directory: str):
     except Exception as e:  # noqa: BLE001 (report any import failure and go on without it)
         print(f"official: not importable ({type(e).__name__}: {e})")
         return None
-    backbone = Official(**SIZE).cuda().eval()
+    backbone = Official(**SIZE, unet=unet).cuda().eval()  # its U-Net: S4/FF blocks on the down path too
     backbone.setup_rnn("diagonal")
     embed, head = torch.nn.Embedding(256, 64).cuda(), torch.nn.Linear(64, 256).cuda()
 
@@ -128,10 +135,10 @@ def official(directory: str):
     return run
 
 
-def on_cpu(batches: list[int], n: int) -> None:
+def on_cpu(batches: list[int], n: int, unet: bool = False) -> None:
     """Block by block against the levels as one op, plain loop on the CPU, same seed: same tokens, then the rates."""
     torch.manual_seed(0)
-    model = ours("cpu")
+    model = ours("cpu", unet)
     rows = []
     for B in batches:
         prompt = torch.full((B, 1), 128)
@@ -157,18 +164,19 @@ def main() -> None:
     p.add_argument("--configs", default="16:64:8")
     p.add_argument("--cpu", action="store_true")
     p.add_argument("--fused-only", action="store_true")
+    p.add_argument("--unet", action="store_true")
     a = p.parse_args()
     if a.cpu:
-        return on_cpu([int(b) for b in a.batches.split(",")], a.samples)
+        return on_cpu([int(b) for b in a.batches.split(",")], a.samples, a.unet)
     require_cuda(on_cpu="--cpu")
     torch.manual_seed(0)
-    model = ours()
+    model = ours(unet=a.unet)
     failures = check(model)
     if a.profile:
         for fused in (False, True):
             model.fused_step = fused
             profile(model)
-    theirs = official(a.official) if a.official else None
+    theirs = official(a.official, a.unet) if a.official else None
     rows, configs = [], a.configs.split(",")
     for B in (int(b) for b in a.batches.split(",")):
         prompt = torch.full((B, 1), 128, device="cuda")

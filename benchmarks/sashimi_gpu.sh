@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SaShiMi against an isotropic S4 model of the same size, on one-second spoken digits, for the same training time.
-#   bash benchmarks/sashimi_gpu.sh sashimi|isotropic DATA MINUTES [key=value ...]
+#   bash benchmarks/sashimi_gpu.sh sashimi|isotropic|unet|isotropic-unet DATA MINUTES [key=value ...]
 #   bash benchmarks/sashimi_gpu.sh samples        (16 one-second samples of the trained SaShiMi, as WAVs, into $OUT)
 #   bash benchmarks/sashimi_gpu.sh resume sashimi|isotropic|pair
 #                                                 (a run stopped by a time limit, continued exactly to its MINUTES: on a
@@ -15,6 +15,9 @@
 # sashimi: the sashimi-sc09 experiment (4.75 M parameters), then recurrent generation speed at batch 1 and 128.
 # isotropic: SequenceModel, 8 residual S4 + FF blocks of width 304 at full length (4.78 M parameters), the batch of 32
 # taken in 2 micro-batches (memory).
+# unet: the sashimi-sc09-unet experiment (the official U-Net variant and its recipe: 6,820,512 parameters, batch 16,
+# weight decay 0.1, cosine_warmup), then generation as sashimi; isotropic-unet: SequenceModel of width 350 under the
+# same recipe (8 S4 + FF blocks, one SSM per channel: 6,807,756 parameters).
 # Both train in bf16 autocast (the SSM math stays float32) and stop after the first epoch past MINUTES; the test NLL
 # (bits per sample) is of the best validation checkpoint. Extra key=value overrides go to both (e.g. accumulate=2).
 # SSMKIT_CODE=DIR trains with the ssmkit package in DIR (another version, e.g. `git archive REV ssmkit | tar x -C DIR`)
@@ -61,15 +64,19 @@ if [[ $which == pair ]]; then  # the data unpacked once above, then the two runs
     exit
 fi
 common=(data_dir=$data max_minutes=$minutes precision=bf16 out_dir=$out run_name=$which "$@")
-if [[ $which == sashimi ]]; then
-    python3 -m ssmkit train sashimi-sc09 "${common[@]}" | tail -12
+if [[ $which == sashimi || $which == unet ]]; then
+    experiment=sashimi-sc09
+    [[ $which == unet ]] && experiment=sashimi-sc09-unet
+    python3 -m ssmkit train $experiment "${common[@]}" | tail -12
     for b in 1 128; do
-        python3 -m ssmkit generate $out/sashimi --length 1600 --batch $b --out $out/samples-b$b | tail -1
+        python3 -m ssmkit generate $out/$which --length 1600 --batch $b --out $out/samples-b$b | tail -1
     done
 elif [[ $which == isotropic ]]; then
     python3 -m ssmkit train sashimi-sc09 model=sequence model_options={} d_model=304 accumulate=2 \
         "${common[@]}" | tail -12
+elif [[ $which == isotropic-unet ]]; then  # the U-Net experiment's recipe, at its size
+    python3 -m ssmkit train sashimi-sc09-unet model=sequence model_options={} d_model=350 "${common[@]}" | tail -12
 else
-    echo "first argument: sashimi, isotropic or pair, got $which" >&2
+    echo "first argument: sashimi, isotropic, unet, isotropic-unet or pair, got $which" >&2
     exit 2
 fi

@@ -89,6 +89,8 @@ class Residual(nn.Module):
 
 
 class Sashimi(Pretrained, nn.Module):
+    head_modules = ("encoder", "decoder")  # outside the official backbone (train/optim.py decay_heads)
+
     def __init__(self, d_input: int, d_output: int, *, vocab_size: int | None = None, d_model: int = 64,
                  n_layers: int = 8, pool: tuple | list = (4, 4), expand: int = 2, ff: int = 2, unet: bool = False,
                  layer: str = "s4", layer_options: dict | None = None, dropout: float = 0.0,
@@ -209,33 +211,69 @@ class Sashimi(Pretrained, nn.Module):
             new.append(state)
             return y
 
-        def level_blocks(name: str, blocks: nn.ModuleList, h: torch.Tensor, add: torch.Tensor | None = None
-                         ) -> torch.Tensor:
-            """blocks(u) + u for u = h (+ add): one fused op per step where the stack can (models/fused_levels.py;
-            the sum formed inside it), else block by block."""
+        def fused_step(name: str, blocks: nn.ModuleList, h: torch.Tensor, add: torch.Tensor | None = None,
+                       **kw) -> torch.Tensor | None:
+            """The step of a level's blocks on h (+ add), each (B, 1, H), as one op (models/fused_levels.py) where the
+            stack can take it, taking their states; None where it cannot (then nothing is taken)."""
             if name not in self._fused:
                 self._fused[name] = FusedStack(blocks, with_ff=self.config["ff"] > 0)
             fused = self._fused[name]
-            if stepping and self.fused_step and h.shape[1] == 1 and fused.fuses(h[:, 0]):
-                ssm_states = [next(old) for _ in blocks][::2 if fused.with_ff else 1]
-                in_place = all(layer.step_in_place for layer in fused.layers())
-                y, ssm_states = block_step(h[:, 0], ssm_states, fused.weights(), outer=True,
-                                           out=ssm_states if in_place else None,
-                                           add=None if add is None else add[:, 0])
-                for x in ssm_states:
-                    new.extend([x, None] if fused.with_ff else [x])
-                return y[:, None]
+            if not (stepping and self.fused_step and h.shape[1] == 1 and fused.fuses(h[:, 0])):
+                return None
+            ssm_states = [next(old) for _ in blocks][::2 if fused.with_ff else 1]
+            in_place = all(layer.step_in_place for layer in fused.layers())
+            y, ssm_states = block_step(h[:, 0], ssm_states, fused.weights(), out=ssm_states if in_place else None,
+                                       add=None if add is None else add[:, 0], **kw)
+            for x in ssm_states:
+                new.extend([x, None] if fused.with_ff else [x])
+            return y[:, None]
+
+        def level_blocks(name: str, blocks: nn.ModuleList, h: torch.Tensor, add: torch.Tensor | None = None
+                         ) -> torch.Tensor:
+            """blocks(u) + u for u = h (+ add): one fused op per step where the stack can (the sum formed inside
+            it), else block by block."""
+            y = fused_step(name, blocks, h, add, outer=True)
+            if y is not None:
+                return y
             u = h = h if add is None else h + add
             for block in blocks:
                 h = run(block, h)
             return h + u
 
+        traces = {}  # U-Net: per level, the inputs of its down blocks and their result, kept by the fused step
+
+        def unet_down(level: int, blocks: nn.ModuleList, h: torch.Tensor) -> torch.Tensor:
+            """A U-Net level's down blocks, each output kept for the up path (skips)."""
+            K = len(blocks)
+            trace = h.new_empty(K + 1, h.shape[0], h.shape[2]) if h.shape[1] == 1 else None
+            if trace is not None and fused_step(f"down{level}", blocks, h, trace=trace) is not None:
+                traces[level] = trace
+                skips.extend(trace[k][:, None] for k in range(1, K + 1))
+                return trace[K][:, None]
+            for block in blocks:
+                h = run(block, h)
+                skips.append(h)
+            return h
+
+        def unet_up(level: int, name: str, blocks: nn.ModuleList, y: torch.Tensor, skip: torch.Tensor
+                    ) -> torch.Tensor:
+            """A U-Net level's up blocks on y + skip, each adding the input of the matching down block."""
+            trace = traces.get(level)
+            if trace is not None:  # the down blocks' inputs, in their trace: one fused op adds them in reverse
+                h = fused_step(name, blocks, y, skip, skips=trace[:len(blocks)])
+                if h is not None:
+                    del skips[-len(blocks):]
+                    return h
+            h = y + skip
+            for block in blocks:
+                h = run(block, h) + skips.pop()
+            return h
+
         skips, besides = [h], {}  # down level d -> the side stream that level d + 1 and those below run on this step
         try:
             for d, level in enumerate(self.down):
-                for block in level["blocks"]:
-                    h = run(block, h)
-                    skips.append(h)
+                if self.unet:
+                    h = unet_down(d, level["blocks"], h)
                 h = run(level["pool"], h)
                 skips.append(h)
                 if stepping and h.shape[1]:  # a coarse step: it and the levels below beside this level's blocks
@@ -252,9 +290,7 @@ class Sashimi(Pretrained, nn.Module):
                         beside.leave()
                     y = taken[0][:, :skip.shape[1]]
                 if self.unet:
-                    h = y + skip
-                    for block in level["blocks"]:
-                        h = run(block, h) + skips.pop()
+                    h = unet_up(len(self.up) - 1 - i, f"up{i}", level["blocks"], y, skip)
                 else:
                     h = level_blocks(f"up{i}", level["blocks"], y, skip)
         finally:  # the main stream current again and after every side stream's work, also on an error

@@ -10,10 +10,13 @@ For l = 0 … n−1 (prenorm residual blocks, as models/sashimi.py), h (B, H):
 
 and h + h_in at the end with ``outer`` (the residual around a SaShiMi level). With ``add`` the stack's input is
 h_in = h + add, summed inside the op (SaShiMi's level input, its pending output plus the skip, without a kernel of
-its own in a generation step). The weights come packed per stack
-(BlockWeights, built by models/fused_levels.py); the states are the layers' own (B, H, N2) complex tensors. The torch
-reference is the truth in tests; the Triton version (ops/triton_block_step.py) runs the whole stack in one program
-per batch row.
+its own in a generation step). A U-Net level keeps or adds the values between its blocks: ``trace`` (K + 1, B, H)
+receives the input of each of the K residual blocks (K = n, or 2n with the FF blocks) and the result; ``skips``
+(K, B, H) is added after the blocks, h ← h + skips[K − 1 − j] after block j (the down path's trace in reverse, as
+the official SequenceUNet adds each down module's input after the matching up module). The weights come packed per
+stack (BlockWeights, built by models/fused_levels.py);
+the states are the layers' own (B, H, N2) complex tensors. The torch reference is the truth in tests; the Triton
+version (ops/triton_block_step.py) runs the whole stack in one program per batch row.
 """
 from __future__ import annotations
 
@@ -95,10 +98,25 @@ def _normed(h: torch.Tensor, norm: torch.Tensor, eps: float) -> torch.Tensor:
     return norm[0] * (h - mean + norm[2]) * torch.rsqrt(var + eps) + norm[1]
 
 
+def blocks(w: BlockWeights) -> int:
+    """K, the residual blocks of a stack: its n SSM blocks, and as many FF blocks when it has them."""
+    return w.ssm.shape[0] * (2 if w.has_ff else 1)
+
+
 @register("block_step", "torch")
-def block_step_torch(h, states, out_states, w: BlockWeights, outer: bool, add=None):
+def block_step_torch(h, states, out_states, w: BlockWeights, outer: bool, add=None, trace=None, skips=None):
     h = h if add is None else h + add
-    h_in = h
+    h_in, K, k = h, blocks(w), 0
+
+    def residual(h: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        """Residual block k: h + delta, its input kept in trace[k], skips[K − 1 − k] added."""
+        nonlocal k
+        if trace is not None:
+            trace[k].copy_(h)
+        h = h + delta if skips is None else h + delta + skips[K - 1 - k]
+        k += 1
+        return h
+
     for l, (form, x, x_out) in enumerate(zip(_layers(w), states, out_states)):
         v = _normed(h, w.norm1[l], w.eps)
         y, x = form.step(x, v)
@@ -107,27 +125,35 @@ def block_step_torch(h, states, out_states, w: BlockWeights, outer: bool, add=No
         if w.output != "none":
             y = F.linear(y, w.out_w[l], w.out_b[l])
             y = F.glu(y, dim=-1) if w.output == "glu" else y
-        h = h + y
+        h = residual(h, y)
         if w.has_ff:
             g = F.gelu(F.linear(_normed(h, w.norm2[l], w.eps), w.ff1_w[l], w.ff1_b[l]))
-            h = h + F.linear(g, w.ff2_w[l], w.ff2_b[l])
-    return h + h_in if outer else h
+            h = residual(h, F.linear(g, w.ff2_w[l], w.ff2_b[l]))
+    h = h + h_in if outer else h
+    if trace is not None:
+        trace[K].copy_(h)
+    return h
 
 
 def block_step(h: torch.Tensor, states: list[torch.Tensor], weights: BlockWeights, outer: bool = False,
-               out: list[torch.Tensor] | None = None,
-               add: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+               out: list[torch.Tensor] | None = None, add: torch.Tensor | None = None,
+               trace: torch.Tensor | None = None,
+               skips: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """(h after the stack (B, H), the next states) for h (B, H) and the layers' states (B, H, N2) complex
     (module docstring). out: where the next states are written (``states`` itself for an update in place), else new
-    tensors. add: a second input like h (B, H), the stack then runs on h + add."""
+    tensors. add: a second input like h (B, H), the stack then runs on h + add. trace (K + 1, B, H), written, and
+    skips (K, B, H), read: a U-Net level's values between its blocks (module docstring)."""
     weights.check()
     n, _, H, N2, _ = weights.ssm.shape
     cdtype = torch.complex128 if weights.ssm.dtype == torch.float64 else torch.complex64
     if h.dim() != 2 or h.shape[1] != H or h.dtype != weights.ssm.dtype:
         raise ValueError(f"h: expected (B, H={H}) {weights.ssm.dtype}, got {tuple(h.shape)} {h.dtype}")
-    if add is not None and (add.shape != h.shape or add.dtype != h.dtype or add.device != h.device):
-        raise ValueError(f"add: expected h's shape {tuple(h.shape)}, dtype and device, got {tuple(add.shape)} "
-                         f"{add.dtype} on {add.device}")
+    K = blocks(weights)
+    for name, t, shape in (("add", add, tuple(h.shape)), ("trace", trace, (K + 1, *h.shape)),
+                           ("skips", skips, (K, *h.shape))):
+        if t is not None and (tuple(t.shape) != shape or t.dtype != h.dtype or t.device != h.device):
+            raise ValueError(f"{name}: expected {shape} {h.dtype} on {h.device} (h's dtype and device), got "
+                             f"{tuple(t.shape)} {t.dtype} on {t.device}")
     shape = (h.shape[0], H, N2)
     if len(states) != n or any(tuple(x.shape) != shape or x.dtype != cdtype for x in states):
         got = [f"{tuple(x.shape)} {x.dtype}" for x in states]
@@ -136,4 +162,4 @@ def block_step(h: torch.Tensor, states: list[torch.Tensor], weights: BlockWeight
         out = [torch.empty_like(x) for x in states]
     elif len(out) != n or any(o.shape != x.shape or o.dtype != x.dtype for o, x in zip(out, states)):
         raise ValueError("out: expected one tensor per state, of its shape and dtype")
-    return implementation("block_step", h.device)(h, states, out, weights, outer, add), out
+    return implementation("block_step", h.device)(h, states, out, weights, outer, add, trace, skips), out

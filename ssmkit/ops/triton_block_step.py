@@ -145,16 +145,31 @@ def _ssm(v, rc, SIN, SOUT, PL, D, H, N2, R: tl.constexpr, ACT: tl.constexpr, BN:
 
 
 @triton.jit
+def _residual(CUR, NXT, delta, ro, H, TRACE, SKIPS, k, K, stride_block, HAS_TRACE: tl.constexpr,
+              HAS_SKIPS: tl.constexpr):
+    """Rows ro of residual block k: NXT = CUR + delta (+ SKIPS[K − 1 − k]), CUR kept in TRACE[k] (ops.block_step's
+    trace and skips; TRACE and SKIPS at this batch row, blocks stride_block apart)."""
+    mo = ro < H
+    h = tl.load(CUR + ro, mask=mo, other=0.0)
+    if HAS_TRACE:
+        tl.store(TRACE + k * stride_block + ro, h, mask=mo)
+    h += delta
+    if HAS_SKIPS:
+        h += tl.load(SKIPS + (K - 1 - k) * stride_block + ro, mask=mo, other=0.0)
+    tl.store(NXT + ro, h, mask=mo)
+
+
+@triton.jit
 def _state(TABLE, l, row, H, N2):
     """Row ``row`` of layer l's state, found through the address table (16-byte aligned: block_step_triton checks)."""
     return tl.multiple_of(tl.load(TABLE + l).to(tl.pointer_type(tl.float32)), 16) + row * H * N2 * 2
 
 
 @triton.jit
-def _block_step_kernel(HIN, ADD, HOUT, SIN, SOUT, NORM1, SSM, D, WO, BO, NORM2, W1, B1, W2, B2, SCRATCH,
-                       n, H, N2, F, eps, stride_h, stride_add,
+def _block_step_kernel(HIN, ADD, HOUT, SIN, SOUT, NORM1, SSM, D, WO, BO, NORM2, W1, B1, W2, B2, SCRATCH, TRACE,
+                       SKIPS, n, H, N2, F, eps, stride_h, stride_add, stride_block,
                        R: tl.constexpr, ACT: tl.constexpr, OUT: tl.constexpr, FF: tl.constexpr, OUTER: tl.constexpr,
-                       HAS_ADD: tl.constexpr,
+                       HAS_ADD: tl.constexpr, HAS_TRACE: tl.constexpr, HAS_SKIPS: tl.constexpr,
                        BH: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, CB: tl.constexpr,
                        RO: tl.constexpr, R1: tl.constexpr, R2: tl.constexpr, REPLICAS: tl.constexpr):
     row = tl.program_id(0)
@@ -171,6 +186,10 @@ def _block_step_kernel(HIN, ADD, HOUT, SIN, SOUT, NORM1, SSM, D, WO, BO, NORM2, 
         h_in += tl.load(ADD + row * stride_add + rh, mask=mh, other=0.0)
     tl.store(cur + rh, h_in, mask=mh)
     tl.debug_barrier()
+    PER: tl.constexpr = 2 if FF else 1  # residual blocks per layer
+    K = n * PER  # block k's input goes to TRACE[k], SKIPS[K - 1 - k] is added after it
+    TRACE = TRACE + row * H
+    SKIPS = SKIPS + row * H
     for l in range(n):
         _norm_row(cur, V, NORM1 + l * 3 * H, H, eps, BH, REPLICAS)
         tl.debug_barrier()
@@ -192,7 +211,7 @@ def _block_step_kernel(HIN, ADD, HOUT, SIN, SOUT, NORM1, SSM, D, WO, BO, NORM2, 
             else:
                 ro = o0 + tl.arange(0, RO)
                 delta = tl.load(Y + ro, mask=ro < H, other=0.0)
-            tl.store(nxt + ro, tl.load(cur + ro, mask=ro < H, other=0.0) + delta, mask=ro < H)
+            _residual(cur, nxt, delta, ro, H, TRACE, SKIPS, l * PER, K, stride_block, HAS_TRACE, HAS_SKIPS)
         tl.debug_barrier()
         cur, nxt = nxt, cur
         if FF:
@@ -206,13 +225,15 @@ def _block_step_kernel(HIN, ADD, HOUT, SIN, SOUT, NORM1, SSM, D, WO, BO, NORM2, 
             g = _vector(G, F, BF)
             for o0 in range(0, H, R2):
                 delta, ro = _rows(W2 + l * H * F, B2 + l * H, g, o0, H, F, R2, BF)
-                tl.store(nxt + ro, tl.load(cur + ro, mask=ro < H, other=0.0) + delta, mask=ro < H)
+                _residual(cur, nxt, delta, ro, H, TRACE, SKIPS, 2 * l + 1, K, stride_block, HAS_TRACE, HAS_SKIPS)
             tl.debug_barrier()
             cur, nxt = nxt, cur
     h = tl.load(cur + rh, mask=mh, other=0.0)
     if OUTER:
         h += h_in
     tl.store(HOUT + row * H + rh, h, mask=mh)
+    if HAS_TRACE:
+        tl.store(TRACE + K * stride_block + rh, h, mask=mh)
 
 
 def _table(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -236,17 +257,19 @@ def _block(rows: int, K: int) -> int:
 
 
 @register("block_step", "triton")
-def block_step_triton(h, states, out_states, w, outer: bool, add=None):
+def block_step_triton(h, states, out_states, w, outer: bool, add=None, trace=None, skips=None):
     # the kernel reads the states through a table of addresses and takes them as 16-byte aligned (_state); generate's
     # own state buffers are, and a view off that alignment (or any non-contiguous tensor) takes the reference. h and
-    # add may be rows apart (a slice of SaShiMi's pending outputs), each row contiguous
+    # add may be rows apart (a slice of SaShiMi's pending outputs), each row contiguous; trace and skips contiguous
     if (h.dtype != torch.float32 or any(x is not None and x.stride(1) != 1 for x in (h, add))
+            or any(x is not None and not x.is_contiguous() for x in (trace, skips))
             or not all(x.is_contiguous() and x.data_ptr() % 16 == 0 for x in [*states, *out_states])):
-        return block_step_torch(h, states, out_states, w, outer, add)
+        return block_step_torch(h, states, out_states, w, outer, add, trace, skips)
     B, H = h.shape
     if B <= WIDE_ROWS and H >= WIDE_WIDTH:
         from .triton_block_step_wide import block_step_wide  # it builds on this module's helpers
-        return block_step_wide((h if add is None else h + add).contiguous(), states, out_states, w, outer)
+        return block_step_wide((h if add is None else h + add).contiguous(), states, out_states, w, outer, trace,
+                               skips)
     n, _, _, N2, _ = w.ssm.shape
     Fh = w.ff1_w.shape[1] if w.has_ff else 0
     BH, BN, BF = (max(16, triton.next_power_of_2(k)) for k in (H, N2, max(Fh, 1)))
@@ -258,8 +281,10 @@ def block_step_triton(h, states, out_states, w, outer: bool, add=None):
     consts = dict(R=w.rank, ACT=ACT_CODE[w.activation], OUT=OUT_CODE[w.output], FF=w.has_ff, OUTER=outer, BH=BH,
                   BN=BN, BF=BF, REPLICAS=WARPS, num_warps=WARPS)  # REPLICAS: _norm_row
     scratch = torch.empty(B, 4 * H + Fh, device=h.device, dtype=torch.float32)
-    _block_step_kernel[(B,)](*args, scratch, n, H, N2, Fh, w.eps, h.stride(0), 0 if add is None else add.stride(0),
-                             HAS_ADD=add is not None, CB=max(1, min(BH, 32 * WARPS * SSM_ELEMS // BN)),
+    _block_step_kernel[(B,)](*args, scratch, h if trace is None else trace, h if skips is None else skips, n, H, N2,
+                             Fh, w.eps, h.stride(0), 0 if add is None else add.stride(0), B * H,
+                             HAS_ADD=add is not None, HAS_TRACE=trace is not None, HAS_SKIPS=skips is not None,
+                             CB=max(1, min(BH, 32 * WARPS * SSM_ELEMS // BN)),
                              RO=_block(H, 2 * H if w.output == "glu" else H),  # GLU: two tiles per block
                              R1=_block(max(Fh, 1), H), R2=_block(H, max(Fh, 1)), **consts)
     return out

@@ -20,6 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .block_step import blocks
 from .triton_block_step import OUT_CODE, _affine, _norm, _rows, _ssm, _stats, _vector
 from .triton_chunkconv import ACT_CODE, _act
 
@@ -83,8 +84,10 @@ def _map(x, norm, w, b, res, extra, dst, mode: int, eps: float):
                                         num_warps=WIDE_WARPS)
 
 
-def block_step_wide(h, states, out_states, w, outer: bool) -> torch.Tensor:
-    """block_step_triton's contract (float32, contiguous), four kernels per layer."""
+def block_step_wide(h, states, out_states, w, outer: bool, trace=None, skips=None) -> torch.Tensor:
+    """block_step_triton's contract (float32, contiguous), four kernels per layer. With a trace the stack's values
+    live in its rows (block k reads trace[k], writes trace[k + 1]); skips[K − 1 − k] is added by block k's last
+    kernel."""
     B, H = h.shape
     n, _, _, N2, _ = w.ssm.shape
     BH, BN = max(16, triton.next_power_of_2(H)), max(16, triton.next_power_of_2(N2))
@@ -92,11 +95,25 @@ def block_step_wide(h, states, out_states, w, outer: bool) -> torch.Tensor:
     out, y, ping, pong = (torch.empty_like(h) for _ in range(4))
     hidden = torch.empty(B, w.ff1_w.shape[1], device=h.device, dtype=h.dtype) if w.has_ff else None
     mapped = w.output != "none"
+    K, k = blocks(w), 0
     cur = h
+    if trace is not None:
+        cur = trace[0]
+        cur.copy_(h)
 
     def target(final: bool) -> torch.Tensor:
-        """Where the next h goes: ``out`` at the end of the stack, else the scratch row that is not ``cur``."""
+        """Where block k writes: trace[k + 1], or ``out`` at the end of the stack, else the scratch row that is not
+        ``cur``."""
+        if trace is not None:
+            return trace[k + 1]
         return out if final else (pong if cur is ping else ping)
+
+    def extra(final: bool) -> torch.Tensor | None:
+        """What block k adds besides its residual: its skip, and h_in at the end of the stack with ``outer``."""
+        skip = None if skips is None else skips[K - 1 - k]
+        if outer and final:
+            return h if skip is None else h + skip
+        return skip
 
     for l in range(n):
         last = l == n - 1
@@ -105,12 +122,12 @@ def block_step_wide(h, states, out_states, w, outer: bool) -> torch.Tensor:
                                             ACT=ACT_CODE[w.activation], BH=BH, BN=BN, CB=CB, num_warps=WIDE_WARPS)
         ends = last and not w.has_ff
         nxt = target(ends)
-        _map(y, None, w.out_w[l] if mapped else None, w.out_b[l] if mapped else None, cur,
-             h if outer and ends else None, nxt, OUT_CODE[w.output], w.eps)
-        cur = nxt
+        _map(y, None, w.out_w[l] if mapped else None, w.out_b[l] if mapped else None, cur, extra(ends), nxt,
+             OUT_CODE[w.output], w.eps)
+        cur, k = nxt, k + 1
         if w.has_ff:
             _map(cur, w.norm2[l], w.ff1_w[l], w.ff1_b[l], None, None, hidden, 3, w.eps)
             nxt = target(last)
-            _map(hidden, None, w.ff2_w[l], w.ff2_b[l], cur, h if outer and last else None, nxt, 1, w.eps)
-            cur = nxt
-    return out
+            _map(hidden, None, w.ff2_w[l], w.ff2_b[l], cur, extra(last), nxt, 1, w.eps)
+            cur, k = nxt, k + 1
+    return cur

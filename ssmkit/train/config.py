@@ -80,7 +80,9 @@ class TrainConfig:
     weight_decay_all: bool = False  # also biases, norm gains and embeddings (fairseq's Mega, S5); train/optim.py
     weight_decay_heads: bool = False  # the encoder's and decoder's too (the official S4 trainer); train/optim.py
     weight_penalty: float = 0.0  # model=ccnn: λ·Σ‖p‖₂ added to the loss, the official CCNN's weight decay
-    schedule: str = "cosine"  # cosine, linear, constant, plateau, multistep, s5_cosine (train/trainer.py Schedule)
+    schedule: str = "cosine"  # cosine, linear, constant, plateau, multistep, s5_cosine, cosine_warmup (Schedule)
+    schedule_steps: int | None = None  # the decay's end in optimizer steps (an official num_training_steps) instead of
+    # epochs × steps per epoch
     warmup_epochs: int = 1
     warmup_steps: int | None = None  # the warmup in optimizer steps instead of warmup_epochs (fairseq's updates)
     warmup_power: int = 1  # warmup (k/warmup)^power: 1 linear, 2 quadratic (Mega's Path-X); not for s5_cosine
@@ -112,7 +114,7 @@ class TrainConfig:
         return {"s4nd": "s4nd", "cnn": "cnn", "ccnn": "ckconv"}.get(self.model, self.layer)
 
     def __post_init__(self):
-        choices = {"schedule": ("cosine", "linear", "constant", "plateau", "multistep", "s5_cosine"),
+        choices = {"schedule": ("cosine", "linear", "constant", "plateau", "multistep", "s5_cosine", "cosine_warmup"),
                    "precision": ("fp32", "bf16", "fp16"), "norm": NORMS, "pool": ("mean", "last"), "head": HEADS,
                    "encoder_init": ENCODER_INITS, "head_init": HEAD_INITS, "plateau_mode": ("auto", "min", "max"),
                    "model": ("sequence", "sashimi", "sssd", "vis4mer", "ccnn", "s4nd", "cnn")}
@@ -125,7 +127,7 @@ class TrainConfig:
                                      ("tie_dropout", False, ("sequence", "s4nd", "cnn")),
                                      ("final_norm", True, ("sequence",)), ("bn_momentum", 0.1, ("sequence",)),
                                      ("mask_padding", True, ("sequence",)), ("trim_padding", False, ("sequence",)),
-                                     ("weight_decay_heads", False, ("sequence", "s4nd")),
+                                     ("weight_decay_heads", False, ("sequence", "s4nd", "sashimi")),
                                      ("weight_penalty", 0.0, ("ccnn",)),
                                      ("norm", "layer", ("sequence", "s4nd", "cnn"))):
             if getattr(self, key) != default and self.model not in models:
@@ -170,6 +172,10 @@ class TrainConfig:
                                               or isinstance(self.warmup_steps, bool) or self.warmup_steps < 0):
             raise ValueError(f"warmup_steps: expected None (warmup_epochs) or an integer >= 0, got "
                              f"{self.warmup_steps!r}")
+        if self.schedule_steps is not None and (not isinstance(self.schedule_steps, int)
+                                                or isinstance(self.schedule_steps, bool) or self.schedule_steps < 1):
+            raise ValueError(f"schedule_steps: expected None (epochs × steps per epoch) or an integer >= 1, got "
+                             f"{self.schedule_steps!r}")
         if not isinstance(self.warmup_power, int) or isinstance(self.warmup_power, bool) or self.warmup_power < 1:
             raise ValueError(f"warmup_power: expected an integer >= 1 (1: linear), got {self.warmup_power!r}")
         if (not all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in self.milestones)

@@ -53,6 +53,11 @@ class Schedule:
     the warmup W at k/W, then step k > W at ½(1 + cos(π·min(k − 1, E)/E)) with E = total − W, so the cosine starts
     at W/E of its way and reaches 0 (lr_min, 0 in every official run) at step E + 1: the last W − 1 steps run at 0.
 
+    cosine_warmup is the official S4 repository's (state-spaces/s4 configs/scheduler/cosine_warmup.yaml:
+    transformers' get_cosine_schedule_with_warmup, stepped per step): k/W at step k < W (0 at the first step), then
+    max(0, ½(1 + cos(π·(k − W)/(T − W)))), T its num_training_steps (schedule_steps), which need not be the run's
+    length (SaShiMi's U-Net config: 200,000 against SC09's 100 epochs of 1,948 steps); past T it rises again, as there.
+
     A callable object rather than a function: LambdaLR checkpoints its attributes, so a plateau resumes exactly.
     """
 
@@ -68,6 +73,10 @@ class Schedule:
         self.scale, self.bad_epochs = 1.0, 0
 
     def __call__(self, step: int) -> float:
+        if self.kind == "cosine_warmup":
+            if step < self.warmup:
+                return step / self.warmup
+            return max(0.0, 0.5 * (1 + math.cos(math.pi * (step - self.warmup) / max(1, self.total - self.warmup))))
         if self.kind == "s5_cosine":
             if step <= self.warmup:
                 return step / self.warmup if step else 1.0
@@ -195,7 +204,7 @@ def _prepare(config: TrainConfig, resume):
     if config.compile:
         model = torch.compile(model)
     steps = math.ceil(len(splits["train"]) / config.batch_size)
-    total = config.epochs * steps
+    total = config.epochs * steps if config.schedule_steps is None else config.schedule_steps
     warmup = config.warmup_epochs * steps if config.warmup_steps is None else config.warmup_steps
     maximize = Task(splits["train"]).maximize if config.plateau_mode == "auto" else config.plateau_mode == "max"
     schedule = Schedule(config.schedule, warmup, total, config.plateau_patience, config.plateau_factor,

@@ -8,6 +8,7 @@ from conftest import rel_err
 from ssmkit.layers import layer as build_layer
 from ssmkit.layers.norms import ScalarLayerNorm
 from ssmkit.models import Sashimi
+from ssmkit.models import sashimi as sashimi_module
 from ssmkit.models.fused_levels import FusedStack
 from ssmkit.ops import BlockWeights, block_step
 from ssmkit.ops.block_step import block_step_torch
@@ -30,8 +31,9 @@ def test_structured_step_equals_the_recurrence_float64(kind, options):
     assert rel_err(x2, x_ref) < 1e-13 and rel_err(y, y_ref[:, 0]) < 1e-13
 
 
-def sashimi(layer="s4", ff=2, output="glu", activation="gelu", dtype=torch.float64, norm="scalar") -> Sashimi:
-    model = Sashimi(1, 256, vocab_size=256, d_model=8, n_layers=3, pool=[2], ff=ff, layer=layer, norm=norm,
+def sashimi(layer="s4", ff=2, output="glu", activation="gelu", dtype=torch.float64, norm="scalar",
+            unet=False) -> Sashimi:
+    model = Sashimi(1, 256, vocab_size=256, d_model=8, n_layers=3, pool=[2], ff=ff, layer=layer, norm=norm, unet=unet,
                     layer_options={"d_state": 8, "output": output, "activation": activation}).to(dtype).eval()
     with torch.no_grad():  # the norms away from their initial (1, 0), so that every packed number counts
         for p in (p for m in model.modules() if isinstance(m, (ScalarLayerNorm, torch.nn.LayerNorm))
@@ -161,6 +163,59 @@ def test_wide_triton_matches_the_reference(monkeypatch, blocks, B, n, H, N2, R, 
     check_triton_against_the_reference(triton_block_step, B, n, H, N2, R, Fh, output, outer)
 
 
+@pytest.mark.parametrize("ff", [2, 0])
+def test_trace_and_skips_are_the_unet_levels_blocks_stepped_one_by_one_float64(ff):
+    """trace[k] is the input of residual block k and trace[K] the result (a U-Net's down path), and skips[K − 1 − j]
+    is added after block j (its up path): against a U-Net SaShiMi's blocks stepped one by one."""
+    model = Sashimi(1, 256, vocab_size=256, d_model=8, n_layers=2, pool=[2], ff=ff, unet=True,
+                    layer_options={"d_state": 8}).double().eval()
+    blocks = model.down[0]["blocks"]
+    stack = FusedStack(blocks, with_ff=ff > 0)
+    K = len(blocks)
+    h, states = torch.randn(2, 8, dtype=torch.float64), [torch.randn(2, 8, 4, dtype=torch.complex128)
+                                                         for _ in stack.layers()]
+    skips = torch.randn(K, 2, 8, dtype=torch.float64)
+    trace = torch.empty(K + 1, 2, 8, dtype=torch.float64)
+    with torch.no_grad():
+        y, new = block_step(h, states, stack.weights(), trace=trace, skips=skips)
+        ref, inputs, ref_states = h, [], []
+        for j, (block, state) in enumerate(zip(blocks, [s for x in states for s in ([x, None] if ff else [x])])):
+            inputs.append(ref)
+            ref, state = block.step(ref, state)
+            ref = ref + skips[K - 1 - j]
+            ref_states.append(state)
+    assert rel_err(y, ref) < 1e-12 and rel_err(trace[K], ref) < 1e-12
+    assert all(rel_err(trace[k], x) < 1e-12 for k, x in enumerate(inputs))
+    assert all(rel_err(a, b) < 1e-12 for a, b in zip(new, ref_states[::2 if ff else 1]))
+
+
+@pytest.mark.parametrize("wide", [False, True])
+@pytest.mark.parametrize("Fh,outer", [(32, False), (0, True)])
+def test_triton_trace_and_skips_match_the_reference(monkeypatch, wide, Fh, outer):
+    """Both Triton versions (one program per row; four kernels per layer) against the reference with a trace and
+    skips: float32, rel < 1e-5, in place."""
+    triton_block_step = pytest.importorskip("ssmkit.ops.triton_block_step")
+    monkeypatch.setattr(triton_block_step, "WIDE_ROWS", 2 if wide else 0)
+    monkeypatch.setattr(triton_block_step, "WIDE_WIDTH", 1)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    w = random_weights(3, 12, 4, 1, Fh, "glu")
+    w = BlockWeights(**{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in vars(w).items()})
+    K = 3 * (2 if Fh else 1)
+    h, skips = torch.randn(2, 12, device=device), torch.randn(K, 2, 12, device=device)
+    states = [torch.randn(2, 12, 4, dtype=torch.complex64, device=device) for _ in range(3)]
+    ref_states, ref_trace, trace = [torch.empty_like(x) for x in states], torch.empty(K + 1, 2, 12), torch.empty(
+        K + 1, 2, 12, device=device)
+    ref = block_step_torch(h.cpu(), [x.cpu() for x in states], ref_states, _cpu(w), outer, None, ref_trace,
+                           skips.cpu())
+    y = triton_block_step.block_step_triton(h, states, states, w, outer, None, trace, skips)
+    assert rel_err(y.cpu(), ref) < 1e-5 and rel_err(trace.cpu(), ref_trace) < 1e-5
+    assert all(rel_err(a.cpu(), b) < 1e-5 for a, b in zip(states, ref_states))
+
+
+def _cpu(w: BlockWeights) -> BlockWeights:
+    return BlockWeights(**{k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in vars(w).items()})
+
+
 def test_add_is_summed_into_the_input_float64():
     """block_step(h, add=a) is block_step(h + a): the stack's output and states, with and without ``outer``."""
     w = random_weights(2, 8, 4, 1, 16, "glu")
@@ -175,6 +230,9 @@ def test_add_is_summed_into_the_input_float64():
 
 def test_bad_inputs_are_named():
     w = random_weights(2, 8, 4, 1, 16, "glu")
+    with pytest.raises(ValueError, match=r"trace: expected \(5, 1, 8\)"):
+        block_step(torch.randn(1, 8), [torch.zeros(1, 8, 4, dtype=torch.complex64)] * 2, w,
+                   trace=torch.empty(4, 1, 8))
     with pytest.raises(ValueError, match="add: expected"):
         block_step(torch.randn(1, 8), [torch.zeros(1, 8, 4, dtype=torch.complex64)] * 2, w, add=torch.randn(2, 8))
     with pytest.raises(ValueError, match="h: expected"):
@@ -186,12 +244,13 @@ def test_bad_inputs_are_named():
         block_step(torch.randn(1, 8), [torch.zeros(1, 8, 4, dtype=torch.complex64)] * 2, w)
 
 
-@pytest.mark.parametrize("layer,ff", [("s4", 2), ("s4d", 0)])
-def test_sashimi_fused_levels_give_the_plain_steps(layer, ff):
+@pytest.mark.parametrize("layer,ff,unet", [("s4", 2, False), ("s4d", 0, False), ("s4", 2, True), ("s4d", 0, True)])
+def test_sashimi_fused_levels_give_the_plain_steps(layer, ff, unet, monkeypatch):
     """The whole model stepped with its levels fused (the op's reference on a CPU, which a CPU now takes; Triton on the
     GPU) gives the outputs of stepping block by block (fused_step off), float32, over two pooling cycles; the states
-    are written in place, which shows the fused path was taken, only when the layers ask for it (generate does)."""
-    model = sashimi(layer, ff, dtype=torch.float32)
+    are written in place, which shows the fused path was taken, only when the layers ask for it (generate does). A
+    U-Net's down levels keep their blocks' inputs in a trace that its up levels add (ops.block_step)."""
+    model = sashimi(layer, ff, dtype=torch.float32, unet=unet)
     x = torch.randint(0, 256, (2, 12))
 
     def run(fused: bool, in_place: bool):
@@ -212,17 +271,24 @@ def test_sashimi_fused_levels_give_the_plain_steps(layer, ff):
 
     plain = run(False, False)
     assert rel_err(run(True, False), plain) < 1e-5
+    calls = []  # which fused steps kept a trace or added skips
+    monkeypatch.setattr(sashimi_module, "block_step",
+                        lambda *a, **kw: calls.append((kw.get("trace") is not None, kw.get("skips") is not None))
+                        or block_step(*a, **kw))
     assert rel_err(run(True, True), plain) < 1e-5
+    assert ((True, False) in calls and (False, True) in calls) == unet  # a U-Net's down and up levels fused too
 
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("layer,batch", [("s4", 1), ("s4", 3), ("s4d", 2)])
-def test_fused_generation_on_the_gpu_samples_what_the_forward_pass_computes(layer, batch):
+@pytest.mark.parametrize("layer,batch,unet", [("s4", 1, False), ("s4", 3, False), ("s4d", 2, False), ("s4", 1, True),
+                                              ("s4", 3, True)])
+def test_fused_generation_on_the_gpu_samples_what_the_forward_pass_computes(layer, batch, unet):
     """SC09's widths (64, 128, 256; N = 64), two blocks per level: generation under its CUDA graph, with the levels
-    fused (Triton) and block by block, gives the forward pass's logits of the tokens it drew (float32, rel < 1e-4)."""
+    fused (Triton) and block by block, gives the forward pass's logits of the tokens it drew (float32, rel < 1e-4);
+    also for the U-Net, whose down levels' traces its up levels add."""
     from ssmkit.models import generate
-    model = Sashimi(1, 256, vocab_size=256, d_model=64, n_layers=2, pool=[4, 4], layer=layer,
+    model = Sashimi(1, 256, vocab_size=256, d_model=64, n_layers=2, pool=[4, 4], layer=layer, unet=unet,
                     layer_options={"n_ssm": 1} if layer == "s4" else {}).cuda().eval()
     prompt = torch.randint(0, 256, (batch, 5), device="cuda")
     for fused in (True, False):

@@ -47,3 +47,15 @@ def test_decay_heads_sees_through_torch_compile_and_needs_heads():
     assert decay[id(model.decoder.bias)] == decay[id(model.encoder.bias)] == 0.05
     with pytest.raises(ValueError, match="weight_decay_heads: Linear names no encoder or decoder"):
         param_groups(torch.nn.Linear(3, 4), 1e-2, 0.05, decay_heads=True)
+
+
+def test_sashimi_decays_its_embedding_and_head_with_decay_heads():
+    """SaShiMi's token embedding and output Linear are the official task's encoder and decoder, outside the backbone
+    whose biases and norms the official trainer exempts (sashimi-sc09-unet: weight decay 0.1 there)."""
+    from ssmkit.models import Sashimi
+    model = Sashimi(1, 16, vocab_size=16, d_model=8, n_layers=1, pool=[2], layer_options={"d_state": 4})
+    plain, heads = _decay_of(model), _decay_of(model, decay_heads=True)
+    assert plain["encoder.weight"] == plain["decoder.bias"] == 0.0
+    assert heads["encoder.weight"] == heads["decoder.weight"] == heads["decoder.bias"] == 0.05
+    assert heads["norm.weight"] == heads["norm.bias"] == 0.0  # the backbone's final LayerNorm
+    assert all(heads[n] == plain[n] for n in heads if not n.startswith(("encoder.", "decoder.")))

@@ -307,6 +307,32 @@ def test_linear_schedule_warms_up_then_decays_linearly_to_zero():
         make_config(["warmup_steps=-1"])
 
 
+def test_cosine_warmup_is_the_official_s4_repositorys():
+    """schedule=cosine_warmup: transformers' get_cosine_schedule_with_warmup, as state-spaces/s4's cosine_warmup
+    (k/W from 0, then max(0, ½(1 + cos(π·(k − W)/(T − W)))), which rises again past T as there), its T from
+    schedule_steps, not from the epochs."""
+    import math
+
+    from ssmkit.train.trainer import Schedule
+    s = Schedule("cosine_warmup", warmup=4, total=24, patience=1, factor=0.5)
+    assert [s(t) for t in range(5)] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert [s(t) for t in (9, 14, 24, 30)] == pytest.approx(
+        [0.5 * (1 + math.cos(math.pi * k / 20)) for k in (5, 10, 20, 26)], abs=1e-15)
+    assert s(24) == pytest.approx(0.0, abs=1e-15) and s(30) > 0.2
+    assert make_config(["schedule=cosine_warmup", "schedule_steps=200000"]).schedule_steps == 200000
+    with pytest.raises(ValueError, match="schedule_steps: expected None"):
+        make_config(["schedule_steps=0"])
+
+
+def test_schedule_steps_sets_the_schedules_length(tmp_path):
+    from ssmkit.train.trainer import _prepare
+    config = make_config(["dataset=digits", "epochs=1", "d_model=8", "n_layers=1", "train_subset=64", "eval_subset=32",
+                          "batch_size=32", "schedule=cosine_warmup", "warmup_steps=0", "schedule_steps=4",
+                          f"out_dir={tmp_path}"])
+    schedule = _prepare(config, None)[7].lr_lambdas[0]
+    assert (schedule.total, schedule.warmup) == (4, 0)  # not the epoch's 2 steps
+
+
 @pytest.mark.parametrize("warmup_epochs", [0, 1, 2])
 def test_s5_cosine_is_the_official_s5_loop(warmup_epochs):
     """schedule=s5_cosine against the official S5 training loop replayed: each epoch picks linear warmup (epochs before
