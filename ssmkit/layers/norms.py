@@ -13,11 +13,13 @@ has no ε (a position whose channels are all equal divides by zero); ε₀ = 1e-
 about 1e-12 relative (benchmarks/versus_official.py). ScaleNorm and RMSNorm are the official Mega's
 (facebookresearch/mega, fairseq/modules/scale_norm.py, root_mean_square_norm.py, built with ε = 1e-5 by its
 sequence_norm.py), used by its LRA Text and Retrieval models. BatchNorm over a padded batch takes its training
-statistics from the real positions only (``real``) and sets the padding to 0.
+statistics from the real positions only (``real``) and sets the padding to 0; or, given ``Longest``, from every
+row's positions before the batch's longest sequence (what the official S4 LRA backbone's BatchNorm reads of a batch
+padded to its longest), by weighted sums, with no shape that depends on the lengths (a CUDA graph can hold it).
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
@@ -26,6 +28,16 @@ from ..ops import scalar_norm
 
 NORMS = ("layer", "batch", "scale", "rms", "scalar")
 EPS, SCALAR_EPS = 1e-5, 1e-12
+
+
+class Longest(NamedTuple):
+    """The positions t < max(lengths) of every row of a padded batch (B, L, H): weights (1, L, 1), 1 there, 0 after."""
+
+    weights: torch.Tensor
+
+    @classmethod
+    def of(cls, lengths: torch.Tensor, L: int) -> "Longest":
+        return cls((torch.arange(L, device=lengths.device) < lengths.max())[None, :, None])
 
 
 class ChannelBatchNorm(nn.Module):
@@ -42,9 +54,28 @@ class ChannelBatchNorm(nn.Module):
             return self.norm(x)
         if real is None or not self.training:  # the (B·L, H) rows: the same statistics, no layout copies
             return self.norm(x.reshape(-1, x.shape[-1])).view(x.shape)
+        if isinstance(real, Longest):
+            return self._weighted(x, real.weights)
         out = torch.zeros_like(x)
         out[real] = self.norm(x[real])
         return out
+
+    def _weighted(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """BatchNorm's training step with the statistics of the rows weighted 1 (weights (1, L, 1) over (B, L, H)),
+        in float32 at least: mean and biased variance normalize, the unbiased variance (n / (n − 1)) and the mean
+        update the running averages by the momentum, as nn.BatchNorm1d over those rows alone."""
+        bn = self.norm
+        dtype = torch.promote_types(x.dtype, torch.float32)
+        xf, w = x.to(dtype), weights.to(dtype)
+        n = w.sum() * x.shape[0]
+        mean = (xf * w).sum((0, 1)) / n
+        var = ((xf - mean).square() * w).sum((0, 1)) / n
+        if bn.track_running_stats:
+            with torch.no_grad():
+                bn.running_mean.lerp_(mean.to(bn.running_mean.dtype), bn.momentum)
+                bn.running_var.lerp_((var * n / (n - 1)).to(bn.running_var.dtype), bn.momentum)
+                bn.num_batches_tracked += 1
+        return ((xf - mean) * torch.rsqrt(var + bn.eps) * bn.weight + bn.bias).to(x.dtype)
 
 
 class ScaleNorm(nn.Module):

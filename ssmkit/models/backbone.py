@@ -24,7 +24,10 @@
     mask_padding='layers' is the official S4 LRA backbone's reading: every block's layer zeroes its input beyond the
     lengths (the S4Block's mask), while the residual stream, the norms (BatchNorm's statistics) and the final norm
     see every position and the padding token is an ordinary trained embedding (a layer that is a whole residual block,
-    Mega or GSS, still normalizes inside over the real positions it is given).
+    Mega or GSS, still normalizes inside over the real positions it is given). The official batches are padded to
+    their longest sequence; with longest_norms=True, for batches padded further (trim_padding off, or one fixed
+    length for CUDA graphs), BatchNorm's statistics take the positions before the batch's longest sequence only
+    (layers/norms.py Longest), so that such a batch gives the outputs of the same batch cut to its longest.
     pair=True (two-tower): x (B, 2, L, ...) — both sequences through the same blocks and pooling to a, b, then
     out = MLP([a, b, a ⊙ b, a − b])  (Linear(4H -> H), GELU, Linear(H -> d_output)), as for LRA Retrieval, or with
     head='mlp' Mega's classifier over [a, b]
@@ -48,7 +51,7 @@ from ..layers import layer as build_layer
 from ..layers.checks import check_dtype, check_token_ids, valid_positions
 from ..layers.dropout import dropout as make_dropout
 from ..layers.factory import factory_kwargs
-from ..layers.norms import apply_norm, norm_class
+from ..layers.norms import Longest, apply_norm, norm_class
 from ..layers.registry import LAYERS, with_defaults
 from ..layers.stack_parts import stacked_parts
 from .heads import classifier, encoder, pair_features
@@ -83,7 +86,7 @@ class SequenceModel(Pretrained, nn.Module):
                  attention_heads: int = 4, pair: bool = False, padding_idx: int | None = None, head: str = "linear",
                  encoder_init: str = "torch", embedding_dropout: float = 0.0, tie_dropout: bool = False,
                  final_norm: bool = True, bn_momentum: float = 0.1, head_init: str = "torch",
-                 mask_padding: bool | str = True):
+                 mask_padding: bool | str = True, longest_norms: bool = False):
         super().__init__()
         self.config = dict(d_input=d_input, d_output=d_output, layer=layer, d_model=d_model, n_layers=n_layers,
                            layer_options=dict(layer_options or {}), prenorm=prenorm, norm=norm, dropout=dropout,
@@ -91,7 +94,7 @@ class SequenceModel(Pretrained, nn.Module):
                            attention_heads=attention_heads, pair=pair, padding_idx=padding_idx, head=head,
                            encoder_init=encoder_init, embedding_dropout=embedding_dropout, tie_dropout=tie_dropout,
                            final_norm=final_norm, bn_momentum=bn_momentum, head_init=head_init,
-                           mask_padding=mask_padding)
+                           mask_padding=mask_padding, longest_norms=longest_norms)
         if pool not in POOLS:
             raise ValueError(f"pool: expected one of {POOLS}, got {pool!r}")
         make_norm = norm_class(norm, bn_momentum)
@@ -100,7 +103,10 @@ class SequenceModel(Pretrained, nn.Module):
             raise ValueError(f"padding_idx: expected None or a token id in [0, vocab_size={vocab_size}), got "
                              f"{padding_idx}")
         check_mask_padding(mask_padding)
-        self.mask_padding = mask_padding
+        if longest_norms not in (False, True) or (longest_norms and mask_padding != "layers"):
+            raise ValueError(f"longest_norms: expected true only with mask_padding='layers' (got {mask_padding!r}), "
+                             f"else false; got {longest_norms!r}")
+        self.mask_padding, self.longest_norms = mask_padding, longest_norms
         self.encoder = encoder(d_input, d_model, vocab_size, padding_idx if mask_padding is True else None,
                                encoder_init)
         self.embedding_dropout = make_dropout(embedding_dropout, name="embedding_dropout")
@@ -150,7 +156,7 @@ class SequenceModel(Pretrained, nn.Module):
         lengths (B,) marks a suffix-padded batch (module docstring); sequence_group: h is this rank's part of
         sequences split over the group (forward)."""
         masked = None if stepping else valid_positions(lengths, h.shape[0], h.shape[1])
-        real = self._norm_positions(masked)
+        real = self._norm_positions(masked, lengths, h.shape[1])
         options = {**({"rate": rate} if rate != 1.0 else {}), **({"lengths": lengths} if masked is not None else {}),
                    **({"sequence_group": sequence_group} if sequence_group is not None else {})}
         new_states = []
@@ -224,12 +230,16 @@ class SequenceModel(Pretrained, nn.Module):
             lengths = None
         h, _ = self._blocks(self._embed(x), [None] * len(self.layers), stepping=False, rate=rate, lengths=lengths,
                             sequence_group=sequence_group)
-        return apply_norm(self.final_norm, h, self._norm_positions(valid_positions(lengths, h.shape[0], h.shape[1])))
+        real = valid_positions(lengths, h.shape[0], h.shape[1])
+        return apply_norm(self.final_norm, h, self._norm_positions(real, lengths, h.shape[1]))
 
-    def _norm_positions(self, real: torch.Tensor | None) -> torch.Tensor | None:
+    def _norm_positions(self, real: torch.Tensor | None, lengths: torch.Tensor | None, L: int):
         """The positions the norms take their statistics over: the real ones, or every one ('layers': as the
-        official S4 backbone, whose BatchNorm reads the padding that its layers mask)."""
-        return None if self.mask_padding == "layers" else real
+        official S4 backbone, whose BatchNorm reads the padding that its layers mask), or with longest_norms those
+        before the batch's longest sequence."""
+        if self.mask_padding != "layers":
+            return real
+        return Longest.of(lengths, L) if self.longest_norms and real is not None else None
 
     def _pooled(self, x: torch.Tensor, lengths: torch.Tensor | None, rate: float = 1.0) -> torch.Tensor:
         """(B, H): the features pooled over valid positions."""

@@ -64,7 +64,8 @@ def build_model(config: TrainConfig, dataset) -> SequenceModel | Sashimi | SSSD 
                               head=config.head, encoder_init=config.encoder_init,
                               embedding_dropout=config.embedding_dropout, tie_dropout=config.tie_dropout,
                               final_norm=config.final_norm, bn_momentum=config.bn_momentum,
-                              head_init=config.head_init, mask_padding=config.mask_padding)
+                              head_init=config.head_init, mask_padding=config.mask_padding,
+                              longest_norms=config.mask_padding == "layers" and not config.trim_padding)
     if per_step:
         _check_causal(model)
     return model

@@ -233,3 +233,42 @@ def test_a_trimmed_run_gives_each_micro_batch_its_own_longest_sequence(tmp_path,
                        "warmup_epochs=0", "trim_padding=true", f"out_dir={tmp_path}"]), log=lambda *_: None)
     assert seen and all(length == longest for length, longest in seen)
     assert len({length for length, _ in seen}) > 1  # the lengths differ between batches
+
+
+@pytest.mark.parametrize("prenorm", [False, True])
+def test_longest_norms_make_a_batch_padded_further_give_its_trimmed_outputs(prenorm):
+    """mask_padding='layers' with longest_norms: a batch padded beyond its longest sequence (trim_padding off, one
+    fixed length) gives, in training, the outputs, gradients and running statistics of the same batch cut to its
+    longest (the official's batches), whatever the extra padding holds; without longest_norms it does not."""
+    options = dict(layer="s4", layer_options={"bidirectional": True, "d_state": 4}, norm="batch", prenorm=prenorm,
+                   mask_padding="layers")
+    x, lengths = torch.randint(0, 16, (2, L)), torch.tensor([5, 9])
+    x[0, 5:] = 0
+    x[:, 9:] = torch.randint(0, 16, (2, L - 9))  # beyond the longest: anything
+    results = {}
+    for name, longest, inputs in (("trimmed", False, x[:, :9]), ("further", True, x), ("plain", False, x)):
+        torch.manual_seed(0)
+        model = _model(longest_norms=longest, **options).train()
+        y = model(inputs, lengths)
+        y.square().sum().backward()
+        results[name] = (y, {n: p.grad for n, p in model.named_parameters()}, model.state_dict())
+    (y0, g0, s0), (y1, g1, s1) = results["trimmed"], results["further"]
+    assert rel_err(y1, y0) < 1e-12
+    assert all(rel_err(g1[n], g0[n]) < 1e-10 for n in g0)
+    assert all(torch.allclose(s1[k].double(), s0[k].double(), atol=1e-13) for k in s0)
+    assert rel_err(results["plain"][0], y0) > 1e-6  # the plain 'layers' reading takes the extra padding in
+    with pytest.raises(ValueError, match="longest_norms: expected true only with mask_padding='layers'"):
+        _model(longest_norms=True)
+
+
+def test_build_asks_for_longest_norms_where_batches_are_not_trimmed(tmp_path):
+    from ssmkit import data
+    from ssmkit.data.listops import write_listops
+    from ssmkit.train import load_experiment, make_config
+    from ssmkit.train.build import build_model
+    write_listops(tmp_path, 4, 2, 2, min_length=10, max_length=40)
+    dataset = data.build("listops", str(tmp_path), "train", max_length=40)
+    for trim in (True, False):
+        config = make_config([f"trim_padding={str(trim).lower()}", "d_model=8", "n_layers=1", "d_state=4"],
+                             load_experiment("lra-listops"), source="lra-listops")
+        assert build_model(config, dataset).longest_norms is not trim
