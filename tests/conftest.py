@@ -28,6 +28,19 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).norm() / b.norm()).item()
 
 
+class PythonNode(torch.autograd.Function):
+    """The identity as a Python autograd node, as the replay of torch.cuda.make_graphed_callables is: the CPU
+    stand-ins for a CUDA graph's capture serve their replays through it."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
 def random_stable(H: int, N2: int, R: int = 1, Cch: int = 1, dtype=torch.complex128):
     """Random DPLR/diagonal parameters with Re λ < 0 and a small low-rank part."""
     real = torch.float64 if dtype == torch.complex128 else torch.float32

@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from conftest import PythonNode
 from ssmkit.layers.cuda_graphs import _OwnGradients
 
 
@@ -76,16 +77,6 @@ def test_gradients_zeroed_in_place_stay_the_parameters_own():
         assert torch.equal(p.grad, torch.full((3,), 2.0))
 
 
-class _Identity(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g
-
-
 def _stand_in_graphs(monkeypatch) -> tuple[list, list]:
     """cuda_graphs.graphed replaced by a stand-in that serves any device (GraphedLayer.usable then says yes on a CPU):
     a capture records its input's length, a replay runs the module through a Python autograd.Function (as
@@ -99,7 +90,7 @@ def _stand_in_graphs(monkeypatch) -> tuple[list, list]:
 
         def run(*args):
             replays.append(1)
-            return _Identity.apply(torch.func.functional_call(module, dict(zip(names, args[1:])), args[:1]))
+            return PythonNode.apply(torch.func.functional_call(module, dict(zip(names, args[1:])), args[:1]))
         return run
     monkeypatch.setattr(cuda_graphs, "graphed", stand_in)
     monkeypatch.setattr(cuda_graphs.GraphedLayer, "usable", staticmethod(lambda layer, u: True))

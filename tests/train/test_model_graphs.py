@@ -7,19 +7,10 @@ import csv
 import pytest
 import torch
 
+from conftest import PythonNode
 from ssmkit.layers import cuda_graphs
 from ssmkit.models import Sashimi, SequenceModel
-from ssmkit.train import ModelGraphs, make_config, train
-
-
-class _Identity(torch.autograd.Function):  # a Python autograd node, as make_graphed_callables' replay is
-    @staticmethod
-    def forward(ctx, x):
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g
+from ssmkit.train import ModelGraphs, load_experiment, make_config, train
 
 
 def _stand_in(monkeypatch, fail: bool = False) -> dict:
@@ -38,7 +29,7 @@ def _stand_in(monkeypatch, fail: bool = False) -> dict:
 
         def run(*args):
             seen["replays"] += 1
-            return _Identity.apply(torch.func.functional_call(module, dict(zip(names, args[k:])), args[:k]))
+            return PythonNode.apply(torch.func.functional_call(module, dict(zip(names, args[k:])), args[:k]))
         return run
     monkeypatch.setattr(cuda_graphs, "graphed", graphed)
     monkeypatch.setattr(ModelGraphs, "usable", staticmethod(lambda model, x: model.training and torch.is_grad_enabled()))
@@ -150,6 +141,28 @@ def test_the_trainer_takes_the_forward_through_the_graphs(tmp_path, monkeypatch)
         with open(tmp_path / name / "steps.csv") as f:
             return [float(r["train_loss"]) for r in csv.DictReader(f)]
     assert rows("graphs") == pytest.approx(rows("eager"), rel=1e-6)
+
+
+def test_listops_at_one_length_trains_through_one_graph(tmp_path, monkeypatch):
+    """lra-listops with trim_padding=false: every batch at the dataset's length, its lengths an input of the graph
+    and BatchNorm's statistics up to each batch's longest (longest_norms): one capture serves every step, and the
+    losses are the eager run's, which are the trimmed run's (the official reading)."""
+    from ssmkit.data.listops import write_listops
+    seen = _stand_in(monkeypatch)
+    write_listops(tmp_path / "data", 64, 8, 8, min_length=10, max_length=60)
+    small = ["d_model=8", "n_layers=1", "d_state=4", "batch_size=16", "warmup_epochs=0", "epochs=1",
+             "dataset_options.max_length=64", f"data_dir={tmp_path / 'data'}", f"out_dir={tmp_path}"]
+    runs = {"graphs": ["model_graph=true", "trim_padding=false"], "eager": ["trim_padding=false"], "trimmed": []}
+    for name, extra in runs.items():
+        train(make_config(small + extra + [f"run_name={name}"], load_experiment("lra-listops"), source="lra-listops"),
+              log=lambda *_: None)
+    assert seen["captures"] == [((16, 64), (16,))] and seen["replays"] == 4
+
+    def rows(name):
+        with open(tmp_path / name / "steps.csv") as f:
+            return [float(r["train_loss"]) for r in csv.DictReader(f)]
+    assert rows("graphs") == pytest.approx(rows("eager"), rel=1e-6)
+    assert rows("eager") == pytest.approx(rows("trimmed"), rel=1e-5)
 
 
 @pytest.mark.parametrize("bf16", [False, True])
