@@ -26,6 +26,7 @@ from torch.autograd.function import once_differentiable
 
 from ..ops.chunkconv import toeplitz_t
 from ..ops.chunkconv_act import ChunkPart
+from ..ops.float32_backward import float32_backward
 from ..ops.vandermonde import powers
 
 
@@ -133,6 +134,7 @@ class _PowerRows(torch.autograd.Function):
         ctx.save_for_backward(inputs[2], *output)
 
     @staticmethod
+    @float32_backward
     @once_differentiable  # the squarings between are saved as plain outputs: no second derivative through them
     def backward(ctx, dV, dR, dP, *_):
         M, V, R, last, *Ps = ctx.saved_tensors

@@ -134,16 +134,21 @@ class _OwnGradients(torch.autograd.Function):
 
 
 def graphed(module: nn.Module, inputs: tuple[torch.Tensor, ...]):
-    """module(*inputs) as a graphed callable of (*inputs, *module.parameters()) (module docstring), captured under the
-    caller's autocast state, after a warm-up on the capture stream (capture_stream). Placeholders, not the parameters
-    themselves: capturing over the parameters fails once an earlier backward has left their gradient accumulators on
-    another stream. The gradients it hands on, the inputs' and the parameters', are copies of the graph's buffers
-    (_OwnGradients): an input may be a leaf, or reach one through views."""
+    """module(*inputs) as a graphed callable of (*inputs, *module.parameters()) (module docstring), its forward captured
+    under the caller's autocast state and its backward without autocast, as an eager step runs them (the forward in
+    the autocast context, backward() after it), after a warm-up on the capture stream (capture_stream). Had the
+    backward been captured inside the caller's autocast too, the float32 products of custom backwards would have run
+    in bf16 (kernels/chunked.py's powers: S4's log Δ gradient 7× further from float32's than eager bf16's, one H100).
+    Placeholders, not the parameters themselves: capturing over the parameters fails once an earlier backward has
+    left their gradient accumulators on another stream. The gradients it hands on, the inputs' and the parameters',
+    are copies of the graph's buffers (_OwnGradients): an input may be a leaf, or reach one through views."""
     names = [n for n, _ in module.named_parameters()]
     k = len(inputs)
+    autocast = dict(dtype=torch.get_autocast_dtype("cuda"), enabled=torch.is_autocast_enabled("cuda"))
 
     def function(*args):
-        return torch.func.functional_call(module, dict(zip(names, args[k:])), args[:k])
+        with torch.autocast("cuda", cache_enabled=False, **autocast):
+            return torch.func.functional_call(module, dict(zip(names, args[k:])), args[:k])
     placeholders = tuple(p.detach().clone().requires_grad_(p.requires_grad) for _, p in module.named_parameters())
     samples = tuple(x.detach().clone().requires_grad_(x.requires_grad) for x in inputs)
     # S4's C̃ -> C solve: MAGMA's batched LU (PyTorch's default for these sizes) synchronizes and would invalidate the
@@ -151,8 +156,7 @@ def graphed(module: nn.Module, inputs: tuple[torch.Tensor, ...]):
     library = torch.backends.cuda.preferred_linalg_library()
     torch.backends.cuda.preferred_linalg_library("cusolver")
     try:
-        with torch.autocast("cuda", dtype=torch.get_autocast_dtype("cuda"), enabled=torch.is_autocast_enabled("cuda"),
-                            cache_enabled=False), collector_paused():
+        with torch.autocast("cuda", enabled=False), collector_paused():
             _warm_up(function, samples + placeholders)  # instead of make_graphed_callables' own, on a new stream
             run = torch.cuda.make_graphed_callables(function, samples + placeholders, num_warmup_iters=0)
     finally:

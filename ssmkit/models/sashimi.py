@@ -211,16 +211,16 @@ class Sashimi(Pretrained, nn.Module):
             new.append(state)
             return y
 
-        def fused_step(name: str, blocks: nn.ModuleList, h: torch.Tensor, add: torch.Tensor | None = None,
-                       **kw) -> torch.Tensor | None:
-            """The step of a level's blocks on h (+ add), each (B, 1, H), as one op (models/fused_levels.py) where the
-            stack can take it, taking their states; None where it cannot (then nothing is taken)."""
+        def fusable(name: str, blocks: nn.ModuleList, h: torch.Tensor) -> FusedStack | None:
+            """A level's blocks as one op (models/fused_levels.py), where this step of h (B, 1, H) can take it."""
             if name not in self._fused:
                 self._fused[name] = FusedStack(blocks, with_ff=self.config["ff"] > 0)
             fused = self._fused[name]
-            if not (stepping and self.fused_step and h.shape[1] == 1 and fused.fuses(h[:, 0])):
-                return None
-            ssm_states = [next(old) for _ in blocks][::2 if fused.with_ff else 1]
+            return fused if stepping and self.fused_step and h.shape[1] == 1 and fused.fuses(h[:, 0]) else None
+
+        def fused_step(fused: FusedStack, h: torch.Tensor, add: torch.Tensor | None = None, **kw) -> torch.Tensor:
+            """The fused stack's step on h (+ add), each (B, 1, H), taking its blocks' states."""
+            ssm_states = [next(old) for _ in fused.blocks][::2 if fused.with_ff else 1]
             in_place = all(layer.step_in_place for layer in fused.layers())
             y, ssm_states = block_step(h[:, 0], ssm_states, fused.weights(), out=ssm_states if in_place else None,
                                        add=None if add is None else add[:, 0], **kw)
@@ -232,9 +232,9 @@ class Sashimi(Pretrained, nn.Module):
                          ) -> torch.Tensor:
             """blocks(u) + u for u = h (+ add): one fused op per step where the stack can (the sum formed inside
             it), else block by block."""
-            y = fused_step(name, blocks, h, add, outer=True)
-            if y is not None:
-                return y
+            fused = fusable(name, blocks, h)
+            if fused is not None:
+                return fused_step(fused, h, add, outer=True)
             u = h = h if add is None else h + add
             for block in blocks:
                 h = run(block, h)
@@ -244,10 +244,11 @@ class Sashimi(Pretrained, nn.Module):
 
         def unet_down(level: int, blocks: nn.ModuleList, h: torch.Tensor) -> torch.Tensor:
             """A U-Net level's down blocks, each output kept for the up path (skips)."""
-            K = len(blocks)
-            trace = h.new_empty(K + 1, h.shape[0], h.shape[2]) if h.shape[1] == 1 else None
-            if trace is not None and fused_step(f"down{level}", blocks, h, trace=trace) is not None:
-                traces[level] = trace
+            fused = fusable(f"down{level}", blocks, h)
+            if fused is not None:
+                K = len(blocks)
+                trace = traces[level] = h.new_empty(K + 1, h.shape[0], h.shape[2])
+                fused_step(fused, h, trace=trace)
                 skips.extend(trace[k][:, None] for k in range(1, K + 1))
                 return trace[K][:, None]
             for block in blocks:
@@ -259,11 +260,10 @@ class Sashimi(Pretrained, nn.Module):
                     ) -> torch.Tensor:
             """A U-Net level's up blocks on y + skip, each adding the input of the matching down block."""
             trace = traces.get(level)
-            if trace is not None:  # the down blocks' inputs, in their trace: one fused op adds them in reverse
-                h = fused_step(name, blocks, y, skip, skips=trace[:len(blocks)])
-                if h is not None:
-                    del skips[-len(blocks):]
-                    return h
+            fused = None if trace is None else fusable(name, blocks, y)
+            if fused is not None:  # the down blocks' inputs, in their trace: one fused op adds them in reverse
+                del skips[-len(blocks):]
+                return fused_step(fused, y, skip, skips=trace[:len(blocks)])
             h = y + skip
             for block in blocks:
                 h = run(block, h) + skips.pop()
@@ -280,17 +280,18 @@ class Sashimi(Pretrained, nn.Module):
                     besides[d] = Beside.fork(h)  # None on a CPU
             h = level_blocks("center", self.center, skips.pop())
             for i, level in enumerate(self.up):
+                d = len(self.up) - 1 - i  # the down level at this width
                 skip = skips.pop()
                 y = run(level["pool"], h, length=skip.shape[1])
                 if stepping:
                     # this step's output is the first pending one, which the new coarse step's expansion (queued after
                     # it) does not change: read it from the pending outputs the step began with
-                    beside = besides.get(len(self.up) - 1 - i)  # this level's coarser levels: the blocks go beside
+                    beside = besides.get(d)  # this level's coarser levels: the blocks go beside
                     if beside is not None:
                         beside.leave()
                     y = taken[0][:, :skip.shape[1]]
                 if self.unet:
-                    h = unet_up(len(self.up) - 1 - i, f"up{i}", level["blocks"], y, skip)
+                    h = unet_up(d, f"up{i}", level["blocks"], y, skip)
                 else:
                     h = level_blocks(f"up{i}", level["blocks"], y, skip)
         finally:  # the main stream current again and after every side stream's work, also on an error

@@ -31,6 +31,7 @@ import triton.language as tl
 
 from .chunkconv_act import ACTIVATIONS, ChunkPart, chunkconv_act_torch
 from .dispatch import register
+from .float32_backward import float32_backward
 from .triton_chunk_grads import chunk_matrix_grads
 from .triton_chunk_scan import scan_launch
 
@@ -216,6 +217,7 @@ class _ChunkConvAct(torch.autograd.Function):
         return out[..., pad:].permute(1, 2, 0)
 
     @staticmethod
+    @float32_backward
     def backward(ctx, grad):
         x, dact, X, ToepT, Win, WoutT, *As = ctx.saved_tensors
         pad, prec = ctx.pad, DOT_PRECISION[ctx.precision]

@@ -26,6 +26,7 @@ import triton.language as tl
 from torch.autograd.function import once_differentiable
 
 from .dispatch import register
+from .float32_backward import float32_backward
 from .linear_glu import linear_glu_torch
 
 STEP_ROWS = 256  # up to this many rows without autograd (a token step's batch), the matrix-vector kernel
@@ -109,6 +110,7 @@ class _TileLinearGLU(torch.autograd.Function):
         return y
 
     @staticmethod
+    @float32_backward
     @once_differentiable
     def backward(ctx, dy):
         x, weight, z = ctx.saved_tensors

@@ -88,6 +88,27 @@ def test_power_rows_match_explicit_powers_with_their_gradients(n, Cch):
     assert all(rel_err(a, b) < 1e-12 for a, b in zip(mapped_grads, torch.autograd.grad(looped, (Ms, bs, cs))))
 
 
+def test_power_rows_backward_stays_float32_inside_autocast():
+    """backward() called inside a bf16 autocast context (or a CUDA graph whose backward was captured there) gives the
+    float32 gradients of the doubling chain, as outside: its products would otherwise run in bf16 (ops/
+    float32_backward.py)."""
+    torch.manual_seed(0)
+    H, S, n = 3, 8, 33
+    inputs = (torch.randn(H, S), torch.randn(2, H, S), 0.3 * torch.randn(H, S, S))
+
+    def grads(inside: bool):
+        b, c, M = (t.clone().requires_grad_() for t in inputs)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            with torch.autocast("cpu", enabled=False):  # as the layers form their matrices (layers/conv.py)
+                loss = sum(t.square().sum() for t in _power_rows(b, c, M, n))
+            if inside:
+                loss.backward()
+        if not inside:
+            loss.backward()
+        return b.grad, c.grad, M.grad
+    assert all(torch.equal(x, y) for x, y in zip(grads(True), grads(False)))
+
+
 def test_delay_per_channel_equals_each_channel_alone():
     """delay=(False, True): the two halves of a bidirectional layer from one set of powers, each channel equal to its
     own system (dense and diagonal); a wrong number of flags is refused."""
