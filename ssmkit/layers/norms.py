@@ -24,20 +24,21 @@ from typing import Callable, NamedTuple
 import torch
 from torch import nn
 
-from ..ops import scalar_norm
+from ..ops import scalar_norm, window_norm
 
 NORMS = ("layer", "batch", "scale", "rms", "scalar")
 EPS, SCALAR_EPS = 1e-5, 1e-12
 
 
 class Longest(NamedTuple):
-    """The positions t < max(lengths) of every row of a padded batch (B, L, H): weights (1, L, 1), 1 there, 0 after."""
+    """The positions t < max(lengths) of every row of a padded batch (B, L, H): ``count``, max(lengths) as a 0-d
+    tensor on the batch's device (never read on the host)."""
 
-    weights: torch.Tensor
+    count: torch.Tensor
 
     @classmethod
     def of(cls, lengths: torch.Tensor, L: int) -> "Longest":
-        return cls((torch.arange(L, device=lengths.device) < lengths.max())[None, :, None])
+        return cls(lengths.max())
 
 
 class ChannelBatchNorm(nn.Module):
@@ -55,27 +56,25 @@ class ChannelBatchNorm(nn.Module):
         if real is None or not self.training:  # the (B·L, H) rows: the same statistics, no layout copies
             return self.norm(x.reshape(-1, x.shape[-1])).view(x.shape)
         if isinstance(real, Longest):
-            return self._weighted(x, real.weights)
+            return self._window(x, real.count)
         out = torch.zeros_like(x)
         out[real] = self.norm(x[real])
         return out
 
-    def _weighted(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """BatchNorm's training step with the statistics of the rows weighted 1 (weights (1, L, 1) over (B, L, H)),
-        in float32 at least: mean and biased variance normalize, the unbiased variance (n / (n − 1)) and the mean
-        update the running averages by the momentum, as nn.BatchNorm1d over those rows alone."""
+    def _window(self, x: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+        """BatchNorm's training step with the statistics of each row's first ``count`` positions of (B, L, H)
+        (ops.window_norm, in float32 at least): mean and biased variance normalize, the unbiased variance
+        (n / (n − 1)) and the mean update the running averages by the momentum, as nn.BatchNorm1d over those rows
+        alone."""
         bn = self.norm
-        dtype = torch.promote_types(x.dtype, torch.float32)
-        xf, w = x.to(dtype), weights.to(dtype)
-        n = w.sum() * x.shape[0]
-        mean = (xf * w).sum((0, 1)) / n
-        var = ((xf - mean).square() * w).sum((0, 1)) / n
+        y, mean, var = window_norm(x, count, bn.weight, bn.bias, bn.eps)
         if bn.track_running_stats:
             with torch.no_grad():
+                n = count.to(var.dtype) * x.shape[0]
                 bn.running_mean.lerp_(mean.to(bn.running_mean.dtype), bn.momentum)
                 bn.running_var.lerp_((var * n / (n - 1)).to(bn.running_var.dtype), bn.momentum)
                 bn.num_batches_tracked += 1
-        return ((xf - mean) * torch.rsqrt(var + bn.eps) * bn.weight + bn.bias).to(x.dtype)
+        return y
 
 
 class ScaleNorm(nn.Module):

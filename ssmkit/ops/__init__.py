@@ -8,7 +8,8 @@ chunkconv, chunk_scan: the causal convolution with a state-space kernel by chunk
 chunkconv_act: the same, batch-first, with the layer's activation fused. ssm_step: one fused recurrent step;
 draw: the next token, written in place (draw_head: from a model's last features, through its LayerNorm and Linear);
 linear_glu: a layer's GLU output map in one op; block_step: one step of a whole stack of residual SSM blocks
-(SaShiMi's levels at small batch); scalar_norm: the official S4 code's scalar LayerNorm (SaShiMi's blocks).
+(SaShiMi's levels at small batch); scalar_norm: the official S4 code's scalar LayerNorm (SaShiMi's blocks);
+window_norm: BatchNorm with the statistics of each row's first positions (padded LRA batches at one length).
 """
 from .block_step import BlockWeights, block_step
 from .cauchy import cauchy
@@ -24,6 +25,7 @@ from .scalar_norm import scalar_norm
 from .scan import scan
 from .step import ssm_step
 from .vandermonde import vandermonde
+from .window_norm import window_norm
 
 try:  # the GPU kernels: optional, JIT-compiled by Triton on first use
     import triton  # noqa: F401
@@ -32,8 +34,8 @@ except ImportError:
 if triton is not None:
     from . import (triton_block_step, triton_cauchy, triton_chunk_scan, triton_chunkconv,  # noqa: F401
                    triton_draw, triton_linear_glu, triton_scalar_norm, triton_scan, triton_step,
-                   triton_vandermonde)
+                   triton_vandermonde, triton_window_norm)
 
 __all__ = ["cauchy", "vandermonde", "fftconv", "fftconv_nd", "scan", "chunkconv", "chunk_scan", "chunkconv_act",
            "ChunkPart", "ssm_step", "block_step", "BlockWeights", "draw", "draw_head", "linear_glu", "scalar_norm",
-           "register", "implementation", "backend", "available"]
+           "window_norm", "register", "implementation", "backend", "available"]

@@ -1,0 +1,73 @@
+"""The BatchNorm of padded LRA batches at one length (ops.window_norm: statistics over each row's first ``count``
+positions) forward + backward on the GPU: the Triton kernels against the PyTorch reference (what ran before them) and
+nn.BatchNorm1d over every row (cuDNN's, which the trimmed batches take), at lra-listops' shape (32 expressions padded
+to 2,000 tokens, width 128, the longest at 1,868) and a longer one, float32 and bf16 inputs.
+
+    python benchmarks/window_norm.py [--shapes 32x2000x128,16x16384x256] [--tiles 8192,4096]
+
+Checks the values and gradients against float64 first. The floor: forward reads x twice and writes y, backward reads
+x and ġ twice and writes ∂x: 8 passes over the rows in x's dtype at the measured copy bandwidth. Table last.
+"""
+from __future__ import annotations
+
+import argparse
+
+import torch
+from triton.testing import do_bench
+
+from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
+from speed import bandwidth  # benchmarks/speed.py
+from ssmkit.ops import triton_window_norm as twn
+from ssmkit.ops.window_norm import window_norm_torch
+
+EPS = 1e-5
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shapes", default="32x2000x128,16x16384x256")
+    p.add_argument("--tiles", default=str(twn.TILE))
+    args = p.parse_args()
+    require_cuda("benchmarks/window_norm.py")
+    tiles = [int(t) for t in args.tiles.split(",")]
+    bw = bandwidth()
+    rows = []
+    for shape in args.shapes.split(","):
+        B, L, H = map(int, shape.split("x"))
+        count = torch.tensor(L * 15 // 16, device="cuda")
+        weight = torch.rand(H, device="cuda", requires_grad=True)
+        bias = torch.randn(H, device="cuda", requires_grad=True)
+        bn = torch.nn.BatchNorm1d(H, eps=EPS, device="cuda")
+        for dtype in (torch.float32, torch.bfloat16):
+            x = torch.randn(B, L, H, device="cuda").to(dtype).requires_grad_()
+            dy = torch.randn_like(x)
+            ref = [t.detach().double().requires_grad_() for t in (x, weight, bias)]
+            y_ref = window_norm_torch(ref[0], count, ref[1], ref[2], EPS)[0]
+            want = [y_ref, *torch.autograd.grad(y_ref, ref, dy.double())]
+            y = twn.window_norm_triton(x, count, weight, bias, EPS)[0]
+            got = [y, *torch.autograd.grad(y, (x, weight, bias), dy)]
+            err = max(((g.double() - w).norm() / w.norm()).item() for g, w in zip(got, want))
+
+            def step(fn):
+                return lambda: torch.autograd.backward(fn(), dy)
+            tiled = []
+            for tile in tiles:
+                twn.TILE = tile
+                tiled.append(do_bench(step(lambda: twn.window_norm_triton(x, count, weight, bias, EPS)[0]),
+                                      warmup=10, rep=60, return_mode="median"))
+            times = [do_bench(step(fn), warmup=10, rep=60, return_mode="median") for fn in (
+                lambda: window_norm_torch(x, count, weight, bias, EPS)[0],
+                lambda: bn(x.view(-1, H)).view(x.shape))]
+            floor = 8 * x.numel() * x.element_size() / bw * 1e3
+            rows.append(f"| {B} × {L:,} × {H} | {str(dtype)[6:]} | {err:.1e} | " +
+                        " | ".join(f"{t:.3f}" for t in tiled) +
+                        f" | {times[0]:.3f} | {times[1]:.3f} | {floor:.3f} ({floor / min(tiled):.0%}) |")
+    print(f"copy {bw / 1e12:.2f} TB/s; ms, forward + backward")
+    print("| shape | x | Triton rel. error (values, ∂x, ∂γ, ∂β) | " + " | ".join(f"Triton, tile {t}" for t in tiles) +
+          " | PyTorch reference | nn.BatchNorm1d, every row | floor (of the best tile) |")
+    print("|---|---|---|" + "---|" * len(tiles) + "---|---|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
