@@ -1,9 +1,9 @@
 """The BatchNorm of padded LRA batches at one length (ops.window_norm: statistics over each row's first ``count``
 positions) forward + backward on the GPU: the Triton kernels against the PyTorch reference (what ran before them) and
 nn.BatchNorm1d over every row (cuDNN's, which the trimmed batches take), at lra-listops' shape (32 expressions padded
-to 2,000 tokens, width 128, the longest at 1,868) and a longer one, float32 and bf16 inputs.
+to 2,000 tokens, width 256, the longest at 1,875) and a longer one, float32 and bf16 inputs.
 
-    python benchmarks/window_norm.py [--shapes 32x2000x128,16x16384x256] [--tiles 8192,4096]
+    python benchmarks/window_norm.py [--shapes 32x2000x256,16x16384x256] [--tiles 8192,4096]
 
 Checks the values and gradients against float64 first. The floor: forward reads x twice and writes y, backward reads
 x and ġ twice and writes ∂x: 8 passes over the rows in x's dtype at the measured copy bandwidth. Table last.
@@ -25,7 +25,7 @@ EPS = 1e-5
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--shapes", default="32x2000x128,16x16384x256")
+    p.add_argument("--shapes", default="32x2000x256,16x16384x256")
     p.add_argument("--tiles", default=str(twn.TILE))
     args = p.parse_args()
     require_cuda("benchmarks/window_norm.py")

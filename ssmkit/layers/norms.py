@@ -67,6 +67,10 @@ class ChannelBatchNorm(nn.Module):
         (n / (n − 1)) and the mean update the running averages by the momentum, as nn.BatchNorm1d over those rows
         alone."""
         bn = self.norm
+        if isinstance(bn, nn.SyncBatchNorm) and torch.distributed.is_available() and \
+                torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+            raise ValueError("longest_norms: BatchNorm's statistics over each batch's longest sequence are one "
+                             "process's own, where DistributedDataParallel synchronizes them; set trim_padding=true")
         y, mean, var = window_norm(x, count, bn.weight, bn.bias, bn.eps)
         if bn.track_running_stats:
             with torch.no_grad():

@@ -13,6 +13,7 @@ Metrics are summed over ranks; rank 0 alone writes files.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import time
@@ -170,6 +171,21 @@ def _check_batching(n: int, batch_size: int, world: int) -> None:
                          f"batch_size={batch_size} leaves {last or batch_size} for the last one of {n} samples")
 
 
+def _one_process_options(config: TrainConfig, world: int, rank: int) -> TrainConfig:
+    """model_graph is for one process (DistributedDataParallel's backward hooks run outside the graphs): under DDP the
+    run goes op by op instead, and batches kept at one length for the graphs (trim_padding false with mask_padding
+    'layers') are cut to their longest again, which gives the same outputs (longest_norms' statistics are a process's
+    own, where DDP synchronizes BatchNorm)."""
+    if world == 1 or not config.model_graph:
+        return config
+    trim = config.trim_padding or config.mask_padding == "layers"
+    if rank == 0:
+        cut = " with each batch cut to its longest sequence (trim_padding=true)" if trim != config.trim_padding else ""
+        warnings.warn(f"model_graph: one process only; under DistributedDataParallel ({world} processes) this run goes "
+                      f"op by op{cut}", stacklevel=3)
+    return dataclasses.replace(config, model_graph=False, trim_padding=trim)
+
+
 def _prepare(config: TrainConfig, resume):
     """Config, rank/world/device, datasets, model (DDP-wrapped when distributed, then compiled with compile=true),
     optimizer, scheduler."""
@@ -177,6 +193,7 @@ def _prepare(config: TrainConfig, resume):
         config = read_run_config(Path(resume))
     config = config or TrainConfig()
     rank, world, device = dist.setup(config.device)
+    config = _one_process_options(config, world, rank)
     torch.manual_seed(config.seed + rank)
     splits = {s: data.take(data.build(config.dataset, config.data_dir, s, **config.dataset_options),
                            config.train_subset if s == "train" else config.eval_subset, config.seed)
@@ -340,9 +357,6 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
     """Train (or resume) a run; returns the test metrics of the best checkpoint."""
     config, rank, world, device, splits, model, optimizer, scheduler, steps = _prepare(config, resume)
     plain = _unwrap(model)
-    if config.model_graph and world > 1:
-        raise ValueError(f"model_graph: one process only (DistributedDataParallel's backward hooks run outside the "
-                         f"graphs); got {world} processes")
     graphs = ModelGraphs(plain) if config.model_graph else None
     scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
     log = log if rank == 0 else (lambda *_: None)

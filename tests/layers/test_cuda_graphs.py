@@ -170,7 +170,8 @@ def test_cuda_graphed_lra_listops_trains_under_bf16_from_the_first_capture_of_a_
         from ssmkit.train.trainer import train
         write_listops({str(tmp_path / "data")!r}, n_train=64, n_val=32, n_test=32, seed=0)
         config = make_config(["data_dir={tmp_path / 'data'}", "out_dir={tmp_path / 'runs'}", "epochs=1",
-                              "precision=bf16", "trim_padding=false", "layer_options.cuda_graph=true"],
+                              "precision=bf16", "trim_padding=false", "model_graph=false",
+                              "layer_options.cuda_graph=true"],
                              load_experiment("lra-listops"), source="lra-listops")
         train(config, log=lambda *a, **k: None)
         """)

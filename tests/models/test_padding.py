@@ -272,3 +272,15 @@ def test_build_asks_for_longest_norms_where_batches_are_not_trimmed(tmp_path):
         config = make_config([f"trim_padding={str(trim).lower()}", "d_model=8", "n_layers=1", "d_state=4"],
                              load_experiment("lra-listops"), source="lra-listops")
         assert build_model(config, dataset).longest_norms is not trim
+
+
+def test_longest_norms_refuse_batchnorm_synchronized_across_processes(monkeypatch):
+    """Under DistributedDataParallel (SyncBatchNorm over several processes) the window's statistics would be each
+    process's own: a clear error naming trim_padding, not silently different statistics."""
+    model = SequenceModel(3, 4, layer="s4d", d_model=8, n_layers=1, norm="batch", prenorm=False,
+                          mask_padding="layers", longest_norms=True, layer_options={"d_state": 4})
+    model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda group=None: 2)
+    with pytest.raises(ValueError, match="longest_norms: .*set trim_padding=true"):
+        model(torch.randn(2, 10, 3), torch.tensor([6, 9]))

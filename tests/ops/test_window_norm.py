@@ -82,5 +82,5 @@ def test_triton_takes_the_reference_for_float64():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_cuda_triton_at_lra_listops_size(dtype):
-    """The batch of lra-listops (32 expressions padded to 2,000 tokens, width 128) with its longest at 1,868."""
-    _against_reference((32, 2000, 128), 1868, dtype, "cuda", offset=10.0 if dtype == torch.float32 else 0.0)
+    """The batch of lra-listops (32 expressions padded to 2,000 tokens, width 256) with its longest at 1,868."""
+    _against_reference((32, 2000, 256), 1868, dtype, "cuda", offset=10.0 if dtype == torch.float32 else 0.0)

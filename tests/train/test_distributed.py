@@ -31,3 +31,22 @@ def test_two_gloo_processes_agree_with_one(tmp_path):
     with pytest.raises(ValueError, match="written by 2 processes"):
         train(resume=tmp_path / "ddp", log=lambda *_: None)
     assert single["test_acc"] > 0
+
+
+
+def test_lra_listops_under_several_processes_goes_op_by_op_on_trimmed_batches():
+    """lra-listops ships model_graph and one-length batches, which are for one process: under DDP the run warns once
+    (rank 0), goes op by op and cuts each batch to its longest again (BatchNorm synchronized across the processes;
+    SyncBatchNorm needs GPUs, so this is the trainer's own step, not a torchrun)."""
+    import warnings
+
+    from ssmkit.train.trainer import _one_process_options
+    config = make_config([], load_experiment("lra-listops"), source="lra-listops")
+    assert config.model_graph and not config.trim_padding
+    assert _one_process_options(config, 1, 0) is config
+    with pytest.warns(UserWarning, match="model_graph: one process only.*trim_padding=true"):
+        changed = _one_process_options(config, 2, 0)
+    assert not changed.model_graph and changed.trim_padding
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _one_process_options(config, 2, 1) == changed

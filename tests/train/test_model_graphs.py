@@ -152,7 +152,8 @@ def test_listops_at_one_length_trains_through_one_graph(tmp_path, monkeypatch):
     write_listops(tmp_path / "data", 64, 8, 8, min_length=10, max_length=60)
     small = ["d_model=8", "n_layers=1", "d_state=4", "batch_size=16", "warmup_epochs=0", "epochs=1",
              "dataset_options.max_length=64", f"data_dir={tmp_path / 'data'}", f"out_dir={tmp_path}"]
-    runs = {"graphs": ["model_graph=true", "trim_padding=false"], "eager": ["trim_padding=false"], "trimmed": []}
+    runs = {"graphs": ["model_graph=true", "trim_padding=false"], "eager": ["model_graph=false", "trim_padding=false"],
+            "trimmed": ["model_graph=false", "trim_padding=true"]}
     for name, extra in runs.items():
         train(make_config(small + extra + [f"run_name={name}"], load_experiment("lra-listops"), source="lra-listops"),
               log=lambda *_: None)
