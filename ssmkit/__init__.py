@@ -11,5 +11,5 @@ from .train import load_model as load
 
 __version__ = "0.1.0"
 __all__ = ["S4", "S4D", "S4ND", "DSS", "DLR", "S5", "GSS", "MultiHeadAttention", "SGConv", "EMA", "Mega", "LiquidS4",
-           "SSMConv", "CKConv", "OutputOnly", "layer", "register_layer", "LAYERS", "load", "export", "functional", "hippo",
-           "kernels", "ops", "stacked_parts", "ModelGraphs"]
+           "SSMConv", "CKConv", "OutputOnly", "layer", "register_layer", "LAYERS", "load", "export", "functional",
+           "hippo", "kernels", "ops", "stacked_parts", "ModelGraphs"]

@@ -20,10 +20,10 @@ ViS4mer enter it in their forward; a model of one's own can too:
 
 Outside training on CUDA (no gradient, a CPU, torch.compile), and for layers that replay whole (``cuda_graph``), a
 layer forms its own matrices as before. Inside a whole model's CUDA graph (train/model_graphs.py) each group's
-build runs inline, captured into the model's graph. Two things differ from each layer forming its own: a layer of a group that a
-forward does not call still gets a gradient (zeros) rather than none; and under DistributedDataParallel a group's
-gradients are all ready only when the backward reaches the group's build, after the first layer's, so their
-all-reduce overlaps less with the backward.
+build runs inline, captured into the model's graph. Two things differ from each layer forming its own: a layer of a
+group that a forward does not call still gets a gradient (zeros) rather than none; and under DistributedDataParallel
+a group's gradients are all ready only when the backward reaches the group's build, after the first layer's, so
+their all-reduce overlaps less with the backward.
 """
 from __future__ import annotations
 
@@ -166,8 +166,9 @@ class StackBuilder(nn.Module):
 
     def forward(self, token: torch.Tensor) -> tuple[torch.Tensor, ...]:
         # each layer's tensors by name, D read from the builder itself: under torch.func.functional_call over plain
-        # tensors (torch.func's transforms, a capture's placeholders) D is such a tensor, which a module keeps as a plain
-        # attribute, not a parameter, and named_parameters() would leave it out (the first layer's D then served all)
+        # tensors (torch.func's transforms, a capture's placeholders) D is such a tensor, which a module keeps as a
+        # plain attribute, not a parameter, and named_parameters() would leave it out (the first layer's D then served
+        # all)
         tensors = [dict(b.kernel.named_parameters(prefix="kernel")) | dict(b.kernel.named_buffers(prefix="kernel"))
                    | {"D": b.D} for b in self.builders]
         stacked = {name: torch.stack([t[name] for t in tensors]) for name in tensors[0]}
@@ -178,8 +179,9 @@ class StackBuilder(nn.Module):
 class StackedParts(PerLayer):
     """Kept by a group's first layer: the group's StackBuilder replayed from CUDA graphs, captured again when the
     group, the rate, a parameter (a new tensor, as load_state_dict(assign=True) makes) or its storage changes; on a
-    CPU, and inside a whole model's capture (cuda_graphs.layer_graphs_allowed), the StackBuilder itself. Where the capture or the stacked build fails it answers None from then on, and each
-    layer forms its own matrices (from its own graphs), with one warning."""
+    CPU, and inside a whole model's capture (cuda_graphs.layer_graphs_allowed), the StackBuilder itself. Where the
+    capture or the stacked build fails it answers None from then on, and each layer forms its own matrices (from its
+    own graphs), with one warning."""
 
     def __init__(self):
         self.key, self.run, self.params, self.unusable = None, None, None, False

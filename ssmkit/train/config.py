@@ -140,7 +140,7 @@ class TrainConfig:
         self.layer_options, self.dataset_options = _checked_options(self)
         if self.model_graph and self.compile:
             raise ValueError("model_graph: not together with compile (torch.compile traces the model its own way); "
-                             "got model_graph=true, compile=true")
+                             "got model_graph=true, compile=true: add model_graph=false to compile")
         if self.num_workers < 0:
             raise ValueError(f"num_workers: expected a count >= 0, got {self.num_workers}")
         if self.train_subset < 0 or self.eval_subset < 0:

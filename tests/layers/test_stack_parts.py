@@ -150,7 +150,8 @@ def test_sashimi_and_sssd_group_their_layers(which, monkeypatch):
     apart = copy.deepcopy(model)
     sizes = []
     monkeypatch.setattr(sp.StackBuilder, "forward",
-                        lambda self, token, f=sp.StackBuilder.forward: sizes.append(len(self.builders)) or f(self, token))
+                        lambda self, token, f=sp.StackBuilder.forward: sizes.append(len(self.builders))
+                        or f(self, token))
     run(model).square().sum().backward()
     with sp.stacked_parts(apart, enabled=False):
         run(apart).square().sum().backward()

@@ -32,7 +32,8 @@ def _stand_in(monkeypatch, fail: bool = False) -> dict:
             return PythonNode.apply(torch.func.functional_call(module, dict(zip(names, args[k:])), args[:k]))
         return run
     monkeypatch.setattr(cuda_graphs, "graphed", graphed)
-    monkeypatch.setattr(ModelGraphs, "usable", staticmethod(lambda model, x: model.training and torch.is_grad_enabled()))
+    monkeypatch.setattr(ModelGraphs, "usable",
+                        staticmethod(lambda model, x: model.training and torch.is_grad_enabled()))
     return seen
 
 
