@@ -23,6 +23,7 @@ def test_fused_step_equals_the_plain_step(name, options):
             assert rel_err(y_fused, y_plain) < 1e-5 and rel_err(state_fused, state_plain) < 1e-5
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("activation", ["gelu", "silu", "relu", "id"])
 @pytest.mark.parametrize("B", [1, 3, 19])  # the row form (one row; rows of 2, one ragged); the tile form (ragged)
 @pytest.mark.parametrize("form", ["dense", "diagonal"])

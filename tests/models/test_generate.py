@@ -124,6 +124,7 @@ def test_filters_keep_what_top_k_and_top_p_promise():
     assert penalized.tolist() == [[1.0, 1.0, -1.0, 0.0]]
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("backend", ["torch", "triton"])
 @pytest.mark.parametrize("step,offset", [(1, 0), (0, 1)])
 def test_inverse_cdf_sampling_is_exact(backend, step, offset):
@@ -255,6 +256,7 @@ def test_a_cycle_writes_each_step_where_single_steps_do(options):
 
 @pytest.mark.parametrize("B,D,V,temperature,eos", [(3, 64, 256, 1.0, None), (2, 48, 100, 0.7, 5),
                                                     (4, 64, 256, 0.0, None)])
+@pytest.mark.triton
 def test_draw_through_the_head_in_one_op(B, D, V, temperature, eos):
     """ops.draw_head, LayerNorm and Linear then the draw in one program per row (on the GPU, or in Triton's CPU
     interpreter), against the reference that composes them: the same tokens, finished rows and t + offset, the
@@ -286,6 +288,7 @@ def test_draw_through_the_head_in_one_op(B, D, V, temperature, eos):
     assert logits[3].abs().sum() > 0 and (eos is None or x[0] == eos)
 
 
+@pytest.mark.triton
 def test_draw_head_picks_from_the_logits_as_stored():
     """In a bfloat16 model the head's logits are rounded to bfloat16 before the pick, as the Linear then draw would
     round them: two logits 2^-10 apart, equal after rounding, give the reference's greedy token (the first)."""

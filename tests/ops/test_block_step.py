@@ -88,6 +88,7 @@ def check_triton_against_the_reference(triton_block_step, B, n, H, N2, R, Fh, ou
     assert all(rel_err(a, b) < 1e-5 for a, b in zip(states, ref_states))
 
 
+@pytest.mark.triton
 def test_triton_takes_the_reference_for_states_off_16_byte_alignment(monkeypatch):
     """The kernel takes the states' addresses as 16-byte aligned; a state that is a view 8 bytes in (one complex64
     further) gives the reference's result, not a misaligned read."""
@@ -111,6 +112,7 @@ def test_triton_takes_the_reference_for_states_off_16_byte_alignment(monkeypatch
                                                         (3, 3, 12, 5, 2, 24, "linear", False),
                                                         (2, 1, 20, 4, 0, 0, "none", True),
                                                         (1, 1, 130, 4, 1, 16, "glu", False)])  # norms as one vector
+@pytest.mark.triton
 def test_triton_matches_the_reference(monkeypatch, blocks, B, n, H, N2, R, Fh, output, outer):
     """float32, rel < 1e-5, ragged H and N2, in place (out = states) as generation runs it; with every matrix in one
     block, and with blocks of few rows and channels (several blocks per product and per SSM stage)."""
@@ -122,6 +124,7 @@ def test_triton_matches_the_reference(monkeypatch, blocks, B, n, H, N2, R, Fh, o
     check_triton_against_the_reference(triton_block_step, B, n, H, N2, R, Fh, output, outer)
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("wide", [False, True])
 def test_triton_layer_norm_holds_a_mean_far_above_the_spread(monkeypatch, wide):
     """h = 1000 + N(0, 1), where float32 rounds h itself to 6e-5: the kernels' one-pass LayerNorm statistics (shifted
@@ -150,6 +153,7 @@ def test_triton_layer_norm_holds_a_mean_far_above_the_spread(monkeypatch, wide):
                                                         (3, 3, 12, 5, 2, 24, "linear", False),
                                                         (2, 1, 20, 4, 0, 0, "none", True),
                                                         (1, 1, 16, 4, 1, 16, "glu", False)])
+@pytest.mark.triton
 def test_wide_triton_matches_the_reference(monkeypatch, blocks, B, n, H, N2, R, Fh, output, outer):
     """The four-kernels-per-layer version for few rows of a wide stack (taken here at every width and batch):
     float32, rel < 1e-5, in place, with every product in one block and in blocks of a few outputs and channels."""
@@ -189,6 +193,7 @@ def test_trace_and_skips_are_the_unet_levels_blocks_stepped_one_by_one_float64(f
     assert all(rel_err(a, b) < 1e-12 for a, b in zip(new, ref_states[::2 if ff else 1]))
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("wide", [False, True])
 @pytest.mark.parametrize("Fh,outer", [(32, False), (0, True)])
 def test_triton_trace_and_skips_match_the_reference(monkeypatch, wide, Fh, outer):

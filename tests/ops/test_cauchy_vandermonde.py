@@ -120,6 +120,7 @@ def _agree_with_gradients(out, ref, inputs, tol):
         assert (a - b).abs().max() <= tol * b.abs().max()
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("dtype,tol", [(torch.complex128, 1e-12), (torch.complex64, 2e-5)])
 @pytest.mark.parametrize("N,L", [(1, 1), (5, 70), (37, 33), (64, 130)])
 def test_triton_cauchy_matches_the_reference(dtype, tol, N, L):
@@ -137,6 +138,7 @@ def test_triton_cauchy_matches_the_reference(dtype, tol, N, L):
     _agree_with_gradients(out, ref, (v, w), tol)
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("dtype,tol", [(torch.complex128, 1e-12), (torch.complex64, 2e-5)])
 @pytest.mark.parametrize("N,L", [(1, 1), (5, 70), (37, 33), (64, 130)])
 def test_triton_vandermonde_matches_the_reference(dtype, tol, N, L):
@@ -154,6 +156,7 @@ def test_triton_vandermonde_matches_the_reference(dtype, tol, N, L):
     _agree_with_gradients(out, ref, (v, x), tol)
 
 
+@pytest.mark.triton
 def test_triton_vandermonde_phases_stay_accurate_at_long_lengths():
     """float32 with Im x ≈ 10 at l up to 20000: the Triton phases (reduced in float64) against float64, where a
     float32 product l·Im x would be off by ~1e-3 rad."""

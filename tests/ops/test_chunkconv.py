@@ -171,6 +171,7 @@ def test_chunkconv_checks_shapes():
 
 @pytest.mark.parametrize("complex_A", [False, True])
 # 17 rows: two batch blocks; D = 6: padded to 16; n = 5 and 11: whole groups of loads and a partial one
+@pytest.mark.triton
 @pytest.mark.parametrize("shape", [(2, 3, 5, 8), (3, 17, 4, 6), (2, 18, 11, 4)])
 def test_triton_chunk_scan_matches_the_reference(complex_A, shape):
     """Values and gradients, float32, rel < 1e-5: on the GPU when there is one, else in Triton's CPU interpreter."""

@@ -51,6 +51,7 @@ CASES = [
 ]
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("kind,bidirectional,activation,L,N2", CASES)
 def test_triton_chunkconv_act_matches_the_reference(kind, bidirectional, activation, L, N2):
     """float32 values and gradients, rel < 1e-5: on the GPU when there is one, else in Triton's CPU interpreter. A
@@ -85,6 +86,7 @@ def test_activation_grad_is_the_derivative():
         assert torch.allclose(activation_grad(y.detach(), name), d, atol=1e-12), name
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("pad", [0, 5])
 def test_triton_transposes_between_the_layouts(pad):
     tc = pytest.importorskip("ssmkit.ops.triton_chunkconv")
@@ -96,6 +98,7 @@ def test_triton_transposes_between_the_layouts(pad):
     assert back.is_contiguous() and torch.equal(back, u.double())
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("SR", [8, 80])  # one block of state columns, padded; two blocks
 def test_triton_chunk_matrix_grads_are_the_three_products(SR, monkeypatch):
     """One pass over the rows, split over programs (M = 100: whole blocks of ROWS rows and part of one), equals
@@ -114,6 +117,7 @@ def test_triton_chunk_matrix_grads_are_the_three_products(SR, monkeypatch):
         grads.chunk_matrix_grads(U, G, dS[..., :4], X)
 
 
+@pytest.mark.triton
 def test_triton_chunkconv_act_in_tf32_is_close():
     """precision 'tf32': values and gradients within TF32's rounding of the float32 reference (on the GPU; the CPU
     interpreter multiplies in float32, so there it must agree as closely as float32)."""

@@ -13,6 +13,7 @@ def test_reference_equals_linear_then_glu():
     assert rel_err(linear_glu(x, module[0].weight, module[0].bias), module(x)) < 1e-15
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("B,K,H", [(1, 256, 256), (19, 70, 33), (2, 300, 16)])  # ragged K and H; K over one tile
 def test_triton_matches_the_reference(B, K, H):
     """float32, rel < 1e-6: on the GPU when there is one, else in Triton's CPU interpreter."""
@@ -30,6 +31,7 @@ def test_bad_shapes_are_named():
         linear_glu(torch.randn(2, 4), torch.randn(5, 4), torch.randn(5))
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("M,K,H", [(300, 70, 33), (129, 64, 64), (40, 300, 16)])  # ragged tiles; K over 2 tiles
 def test_triton_tiles_match_the_reference_with_gradients(M, K, H):
     """The tiles (autograd, or more than STEP_ROWS rows): values and the gradients of x, W and bias against float64,
@@ -52,6 +54,7 @@ def test_triton_tiles_match_the_reference_with_gradients(M, K, H):
         assert rel_err(tl_glu.linear_glu_triton(x, weight, bias).cpu().double(), y_ref) < 1e-5
 
 
+@pytest.mark.triton
 def test_triton_under_autocast_is_the_reference():
     """Under autocast the Triton backend hands over to nn.Linear + nn.GLU (cuBLAS in the autocast dtype was faster
     than the tiles there): the same values in the same dtype."""
@@ -64,6 +67,7 @@ def test_triton_under_autocast_is_the_reference():
         assert y.dtype == torch.bfloat16 and torch.equal(y, module(x))
 
 
+@pytest.mark.triton
 def test_triton_tiles_refuse_a_second_derivative_and_empty_inputs_take_the_reference():
     """The tiles' backward reads the saved Z, which has no graph: a second derivative raises rather than being wrong.
     K = 0 gives GLU(bias), as the reference."""

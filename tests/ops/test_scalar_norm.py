@@ -23,6 +23,7 @@ def test_bad_shapes_are_named():
 @pytest.mark.parametrize("shape,dtype", [((3, 50, 64), torch.float32), ((2, 37, 48), torch.float32),
                                          ((5, 300), torch.float32), ((4, 33, 64), torch.bfloat16),
                                          ((2, 9, 256), torch.float16)])  # rows past one tile, ragged H, half types
+@pytest.mark.triton
 def test_triton_matches_the_reference_with_gradients(shape, dtype):
     """Values and the gradients of x, s and m against float64 (rel < 1e-5 in float32, the dtype's rounding in half
     types), for m ≠ 0 (its gradient through r) and rows far from zero (h = 1000 + N(0, 1) in float32)."""
@@ -47,6 +48,7 @@ def test_triton_matches_the_reference_with_gradients(shape, dtype):
         assert got.shape == want.shape and rel_err(got.cpu().double(), want) < tol
 
 
+@pytest.mark.triton
 def test_triton_takes_the_reference_for_float64():
     tsn = pytest.importorskip("ssmkit.ops.triton_scalar_norm")
     x = torch.randn(3, 8, dtype=torch.float64)
@@ -54,6 +56,7 @@ def test_triton_takes_the_reference_for_float64():
     assert torch.equal(tsn.scalar_norm_triton(x, s, m, 1e-12), scalar_norm(x, s, m, 1e-12))
 
 
+@pytest.mark.triton
 def test_triton_gradients_of_s_and_m_alone():
     """x without a gradient (a frozen input): ∂s and ∂m as the reference's, no ∂x formed."""
     tsn = pytest.importorskip("ssmkit.ops.triton_scalar_norm")

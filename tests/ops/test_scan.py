@@ -51,6 +51,7 @@ def test_scan_checks_shapes():
         scan(torch.ones(1, 5, 2), torch.ones(1, 4, 2))
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("complex_", [True, False])
 @pytest.mark.parametrize("L", [1, 5, 64, 150])
 def test_triton_scan_matches_the_reference(complex_, L):

@@ -24,6 +24,7 @@ def test_reference_is_batchnorm_over_the_window():
     assert rel_err(y[:, :7].reshape(-1, 5), bn(rows)) < 1e-13
 
 
+@pytest.mark.triton
 def test_bad_inputs_are_named():
     x = torch.randn(2, 6, 4)
     with pytest.raises(ValueError, match="x, count, weight, bias"):
@@ -70,6 +71,7 @@ def test_triton_matches_the_reference_with_gradients(shape, count, dtype):
     _against_reference(shape, count, dtype, device, offset=1000.0 if dtype == torch.float32 else 0.0)
 
 
+@pytest.mark.triton
 def test_triton_takes_the_reference_for_float64():
     twn = pytest.importorskip("ssmkit.ops.triton_window_norm")
     x = torch.randn(2, 8, 3, dtype=torch.float64)
