@@ -79,3 +79,18 @@ def test_eos_ends_each_expression_as_the_official_loader(tmp_path):
     assert torch.equal(xe[:, :-1] * (xe[:, :-1] != EOS), x[:, :-1]) and ended.vocab_size == plain.vocab_size + 1
     cut = data.build("listops", str(tmp_path), "train", max_length=12, eos=True)
     assert (cut.tensors[2] <= 12).all() and (cut.tensors[0][cut.tensors[2] == 12, 11] == EOS).all()
+
+
+
+def test_a_subset_keeps_the_attributes_the_trainer_reads(tmp_path):
+    """data.subset (evaluation's shards across processes, drop_last's whole batches, take) keeps the split's
+    attributes (registry.ATTRIBUTES: its task, classes, padding, a collate where it has one), which a plain torch
+    Subset loses: the trainer's Task of a shard is the split's."""
+    from ssmkit.data.registry import ATTRIBUTES
+    from ssmkit.train.task import Task
+    write_listops(tmp_path, 8, 4, 4, min_length=5, max_length=40)
+    split = data.build("listops", str(tmp_path), "val", max_length=40)
+    part = data.subset(split, range(1, 4, 2))
+    kept = [key for key in ATTRIBUTES if hasattr(split, key)]
+    assert len(part) == 2 and "n_classes" in kept and all(getattr(part, k) == getattr(split, k) for k in kept)
+    assert Task(part).metric == Task(split).metric and torch.equal(part[1][0], split[3][0])

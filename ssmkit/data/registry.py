@@ -39,8 +39,14 @@ def take(dataset, n: int, seed: int = 0):
     """A fixed seeded subset of n items (all of them when n is 0 or at least len), with the dataset's attributes."""
     if not n or n >= len(dataset):
         return dataset
-    part = torch.utils.data.Subset(dataset, torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
-                                   [:n].sort().values.tolist())
+    return subset(dataset, torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
+                  [:n].sort().values.tolist())
+
+
+def subset(dataset, indices):
+    """dataset's items at ``indices`` (a torch Subset) with the dataset's attributes (ATTRIBUTES: its task, metric,
+    collate, ...), which a plain Subset would lose."""
+    part = torch.utils.data.Subset(dataset, indices)
     for key in ATTRIBUTES:
         if hasattr(dataset, key):
             setattr(part, key, getattr(dataset, key))

@@ -74,6 +74,8 @@ class TrainConfig:
     epochs: int = 20
     max_minutes: float = 0.0  # also stop after the first epoch that ends past this much training time (0: no limit)
     batch_size: int = 64
+    drop_last: bool = False  # every split's last partial batch dropped, training and evaluation (the official S4
+    # repository's loaders, configs/loader/default.yaml: its published scores are over the whole batches only)
     lr: float = 0.01
     ssm_lr: float = 0.001
     weight_decay: float = 0.05

@@ -125,15 +125,18 @@ def _outputs(model, x: torch.Tensor, lengths: torch.Tensor | None, rate: float =
 
 @torch.no_grad()
 def evaluate(model, dataset, batch_size: int, device, rank: int = 0, world: int = 1, rate: float = 1.0,
-             num_workers: int = 0, desc: str = "evaluation", trim: bool = False) -> dict:
+             num_workers: int = 0, desc: str = "evaluation", trim: bool = False, drop_last: bool = False) -> dict:
     """{"loss", metric} over ``dataset`` (metric: acc, rmse or bits, see Task); with several ranks each takes every
     world-th sample and the sums are reduced. rate: the model's SSM step multiplier (SequenceModel.forward); trim:
-    each padded batch cut to its longest sequence (trimmed)."""
+    each padded batch cut to its longest sequence (trimmed); drop_last: the samples of the whole batches only, in
+    order (the last partial batch left out, as the official S4 repository's evaluation loaders; a split smaller than
+    one batch is scored whole: _scored)."""
+    dataset = _scored(dataset, batch_size, drop_last)
     if len(dataset) == 0:
         raise ValueError("evaluate: the dataset has no samples")
     model.eval()
     task = Task(dataset)
-    shard = torch.utils.data.Subset(dataset, range(rank, len(dataset), world)) if world > 1 else dataset
+    shard = data.subset(dataset, range(rank, len(dataset), world)) if world > 1 else dataset
     totals = torch.zeros(3, dtype=sums_dtype(device), device=device)  # summed on the device, read once (StepSums)
     batches = _loader(shard, device, num_workers, batch_size=batch_size)
     for x, y, *lengths in progress(batches, desc, enabled=rank == 0):
@@ -145,10 +148,18 @@ def evaluate(model, dataset, batch_size: int, device, rank: int = 0, world: int 
     return {"loss": total_loss / n, task.metric: task.value(total_metric, n)}
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
-    """The global batches of one epoch: a permutation that depends on (seed, epoch) only, cut into batch_size."""
+def _scored(dataset, batch_size: int, drop_last: bool):
+    """The samples an evaluation scores: all, or with drop_last those of the whole batches (all where there is none,
+    which the official loaders would leave empty)."""
+    whole = len(dataset) - len(dataset) % batch_size
+    return data.subset(dataset, range(whole)) if drop_last and whole else dataset
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, drop_last: bool = False) -> list[torch.Tensor]:
+    """The global batches of one epoch: a permutation that depends on (seed, epoch) only, cut into batch_size; with
+    drop_last, a last partial batch is left out."""
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-    return list(order.split(batch_size))
+    return list(order[:n - n % batch_size if drop_last else n].split(batch_size))
 
 
 def _rng_state(device) -> dict:  # this rank's; the checkpoint keeps every rank's
@@ -164,8 +175,10 @@ def _set_rng_state(state: dict, device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def _check_batching(n: int, batch_size: int, world: int) -> None:
-    last = n % batch_size
+def _check_batching(n: int, batch_size: int, world: int, drop_last: bool) -> None:
+    if drop_last and n < batch_size:
+        raise ValueError(f"drop_last: the {n} training samples make no whole batch of batch_size={batch_size}")
+    last = 0 if drop_last else n % batch_size
     if batch_size < world or 0 < last < world:
         raise ValueError(f"batch_size: every global batch must give each of the {world} processes a sample; "
                          f"batch_size={batch_size} leaves {last or batch_size} for the last one of {n} samples")
@@ -202,7 +215,7 @@ def _prepare(config: TrainConfig, resume):
         if len(dataset) == 0:
             raise ValueError(f"dataset {config.dataset!r}: the {split} split has no samples (dataset_options "
                              f"{config.dataset_options})")
-    _check_batching(len(splits["train"]), config.batch_size, world)
+    _check_batching(len(splits["train"]), config.batch_size, world, config.drop_last)
     torch.manual_seed(config.seed)  # the same initial weights on every rank
     model = build_model(config, splits["train"])
     folder = Path(resume or ".") / "checkpoints"
@@ -220,7 +233,8 @@ def _prepare(config: TrainConfig, resume):
             device_ids=[device] if device.type == "cuda" else None)
     if config.compile:
         model = torch.compile(model)
-    steps = math.ceil(len(splits["train"]) / config.batch_size)
+    steps = (len(splits["train"]) // config.batch_size if config.drop_last
+             else math.ceil(len(splits["train"]) / config.batch_size))
     total = config.epochs * steps if config.schedule_steps is None else config.schedule_steps
     warmup = config.warmup_epochs * steps if config.warmup_steps is None else config.warmup_steps
     maximize = Task(splits["train"]).maximize if config.plateau_mode == "auto" else config.plateau_mode == "max"
@@ -249,7 +263,7 @@ def _train_epoch(config, model, optimizer, scheduler, scaler, train_set, epoch, 
     model.train()
     amp = torch.autocast(device.type, dtype=AUTOCAST[config.precision] or torch.float32,
                          enabled=AUTOCAST[config.precision] is not None)
-    batches = epoch_batches(len(train_set), config.batch_size, config.seed, epoch)
+    batches = epoch_batches(len(train_set), config.batch_size, config.seed, epoch, config.drop_last)
     loader = _loader(train_set, device, config.num_workers, batch_sampler=[b[rank::world].tolist() for b in batches])
     bar = progress(zip(loader, batches), f"epoch {epoch + 1}/{config.epochs}", len(batches), enabled=rank == 0)
     totals, steps, reader = [0.0, 0.0, 0.0], [], StepSums()
@@ -384,7 +398,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
         (loss_sum, metric_sum, seen), step_rows = _train_epoch(config, model, optimizer, scheduler, scaler,
                                                                splits["train"], epoch, rank, world, device, graphs)
         val = evaluate(model, splits["val"], config.batch_size, device, rank, world, num_workers=config.num_workers,
-                       desc="validation", trim=config.trim_padding)
+                       desc="validation", trim=config.trim_padding, drop_last=config.drop_last)
         seconds = time.perf_counter() - started
         row = {"epoch": epoch + 1, "step": (epoch + 1) * steps, "lr": scheduler.get_last_lr()[0],
                "train_loss": loss_sum / seen, f"train_{m}": task.value(metric_sum, seen), "val_loss": val["loss"],
@@ -417,7 +431,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
             break
     best = load_model(run_dir, "best", device=device)
     test = evaluate(best, splits["test"], config.batch_size, device, rank, world, num_workers=config.num_workers,
-                    desc="test", trim=config.trim_padding)
+                    desc="test", trim=config.trim_padding, drop_last=config.drop_last)
     results = {"test_loss": test["loss"], f"test_{m}": test[m], f"best_val_{m}": best_val, "run_dir": str(run_dir)}
     if rank == 0:
         write_text_atomic(json.dumps(results, indent=2) + "\n", run_dir / "results.json")
@@ -483,4 +497,5 @@ def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "be
                       f"also sets the data's (e.g. --set size=... or sample_rate=...)")
     dataset = data.take(built, subset, config.seed)
     return {**evaluate(model, dataset, config.batch_size, dev, rate=rate, num_workers=config.num_workers, desc=split,
-                       trim=config.trim_padding), "samples": len(dataset)}
+                       trim=config.trim_padding, drop_last=config.drop_last),
+            "samples": len(_scored(dataset, config.batch_size, config.drop_last))}

@@ -110,3 +110,26 @@ def test_curves_have_whole_number_epoch_ticks(tmp_path):
         ticks = ax.get_xticks()
         assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks)
     assert len(fig.axes[0].lines) == 3  # per-step training loss, train and val per epoch
+
+
+def test_drop_last_trains_and_scores_whole_batches_only(tmp_path, monkeypatch):
+    """drop_last (the official S4 loaders' default): each epoch takes the permutation's whole batches (230 samples at
+    batch 32: 7 steps, where 8 without it), and evaluation scores the first whole batches of a split (64 of 70), or
+    all of a split smaller than one batch."""
+    from ssmkit.train import trainer
+    assert [len(b) for b in trainer.epoch_batches(230, 32, 0, 1, drop_last=True)] == [32] * 7
+    assert torch.equal(torch.cat(trainer.epoch_batches(230, 32, 0, 1, drop_last=True)),
+                       torch.cat(trainer.epoch_batches(230, 32, 0, 1))[:224])
+    scored = []
+    evaluate = trainer.evaluate
+
+    def counting(model, dataset, *args, **kw):
+        scored.append(len(trainer._scored(dataset, args[0], kw.get("drop_last", False))))
+        return evaluate(model, dataset, *args, **kw)
+    monkeypatch.setattr(trainer, "evaluate", counting)
+    result = _run(tmp_path, "dropped", ["epochs=1", "drop_last=true", "train_subset=230", "eval_subset=70"])
+    assert len(_csv(tmp_path / "dropped" / "steps.csv")) == 7 and scored == [64, 64]
+    assert trainer._scored(list(range(20)), 32, True) == list(range(20))
+    assert result["test_acc"] >= 0
+    with pytest.raises(ValueError, match="drop_last: the 20 training samples make no whole batch of batch_size=32"):
+        _run(tmp_path, "tiny", ["epochs=1", "drop_last=true", "train_subset=20"])
