@@ -22,7 +22,8 @@ from .speech_commands import list_split
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 RATE = 16000
 ZERO_LEVEL = 128  # the code of x = 0, which starts every input
-RELEASE = "an SC09-layout folder: zero/ … nine/ of 16 kHz WAVs with validation_list.txt and testing_list.txt"
+RELEASE = ("an SC09-layout folder: zero/ … nine/ of 16 kHz WAVs with validation_list.txt and testing_list.txt; "
+           "spoken digits generated here: python3 -m ssmkit data spoken-digits DIR")
 
 
 def shifted_input(codes: torch.Tensor) -> torch.Tensor:
