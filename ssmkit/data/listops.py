@@ -127,7 +127,8 @@ def listops(data_dir: str | None, split: str, task: str = "basic", max_length: i
     path = Path(data_dir) / f"{task}_{split}.tsv"
     if not path.is_file():
         raise FileNotFoundError(f"data_dir: no {path.name} in {data_dir} (the LRA release's listops-1000 folder, or "
-                                f"generated ones: python3 -m ssmkit data listops {data_dir}, with --size lra at the LRA's size)")
+                                f"generated ones: python3 -m ssmkit data listops {data_dir}, with --size lra at the "
+                                f"LRA's size)")
     try:
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.reader(f, delimiter="\t")
