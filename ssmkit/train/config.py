@@ -74,8 +74,9 @@ class TrainConfig:
     epochs: int = 20
     max_minutes: float = 0.0  # also stop after the first epoch that ends past this much training time (0: no limit)
     batch_size: int = 64
-    drop_last: bool = False  # every split's last partial batch dropped, training and evaluation (the official S4
-    # repository's loaders, configs/loader/default.yaml: its published scores are over the whole batches only)
+    drop_last: bool | str = False  # every split's last partial batch dropped, training and evaluation (the official
+    # S4 repository's loaders, configs/loader/default.yaml: its published scores are over the whole batches only);
+    # 'train': the training batches' only (the official S5 loaders)
     lr: float = 0.01
     ssm_lr: float = 0.001
     weight_decay: float = 0.05
@@ -136,6 +137,8 @@ class TrainConfig:
                 raise ValueError(f"{key}: only model={' or '.join(models)} takes it (model={self.model!r}), got "
                                  f"{getattr(self, key)!r}")
         check_mask_padding(self.mask_padding)
+        if not (isinstance(self.drop_last, bool) or self.drop_last == "train"):
+            raise ValueError(f"drop_last: expected true, false or 'train', got {self.drop_last!r}")
         for entry in dataclasses.fields(self):  # TrainConfig(...) from Python too: "no" is not false
             if entry.type in ("bool", bool) and not isinstance(getattr(self, entry.name), bool):
                 raise ValueError(f"{entry.name}: expected true or false, got {getattr(self, entry.name)!r}")

@@ -215,7 +215,7 @@ def _prepare(config: TrainConfig, resume):
         if len(dataset) == 0:
             raise ValueError(f"dataset {config.dataset!r}: the {split} split has no samples (dataset_options "
                              f"{config.dataset_options})")
-    _check_batching(len(splits["train"]), config.batch_size, world, config.drop_last)
+    _check_batching(len(splits["train"]), config.batch_size, world, bool(config.drop_last))
     torch.manual_seed(config.seed)  # the same initial weights on every rank
     model = build_model(config, splits["train"])
     folder = Path(resume or ".") / "checkpoints"
@@ -263,7 +263,7 @@ def _train_epoch(config, model, optimizer, scheduler, scaler, train_set, epoch, 
     model.train()
     amp = torch.autocast(device.type, dtype=AUTOCAST[config.precision] or torch.float32,
                          enabled=AUTOCAST[config.precision] is not None)
-    batches = epoch_batches(len(train_set), config.batch_size, config.seed, epoch, config.drop_last)
+    batches = epoch_batches(len(train_set), config.batch_size, config.seed, epoch, bool(config.drop_last))
     loader = _loader(train_set, device, config.num_workers, batch_sampler=[b[rank::world].tolist() for b in batches])
     bar = progress(zip(loader, batches), f"epoch {epoch + 1}/{config.epochs}", len(batches), enabled=rank == 0)
     totals, steps, reader = [0.0, 0.0, 0.0], [], StepSums()
@@ -398,7 +398,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
         (loss_sum, metric_sum, seen), step_rows = _train_epoch(config, model, optimizer, scheduler, scaler,
                                                                splits["train"], epoch, rank, world, device, graphs)
         val = evaluate(model, splits["val"], config.batch_size, device, rank, world, num_workers=config.num_workers,
-                       desc="validation", trim=config.trim_padding, drop_last=config.drop_last)
+                       desc="validation", trim=config.trim_padding, drop_last=config.drop_last is True)
         seconds = time.perf_counter() - started
         row = {"epoch": epoch + 1, "step": (epoch + 1) * steps, "lr": scheduler.get_last_lr()[0],
                "train_loss": loss_sum / seen, f"train_{m}": task.value(metric_sum, seen), "val_loss": val["loss"],
@@ -431,7 +431,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
             break
     best = load_model(run_dir, "best", device=device)
     test = evaluate(best, splits["test"], config.batch_size, device, rank, world, num_workers=config.num_workers,
-                    desc="test", trim=config.trim_padding, drop_last=config.drop_last)
+                    desc="test", trim=config.trim_padding, drop_last=config.drop_last is True)
     results = {"test_loss": test["loss"], f"test_{m}": test[m], f"best_val_{m}": best_val, "run_dir": str(run_dir)}
     if rank == 0:
         write_text_atomic(json.dumps(results, indent=2) + "\n", run_dir / "results.json")
@@ -497,5 +497,5 @@ def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "be
                       f"also sets the data's (e.g. --set size=... or sample_rate=...)")
     dataset = data.take(built, subset, config.seed)
     return {**evaluate(model, dataset, config.batch_size, dev, rate=rate, num_workers=config.num_workers, desc=split,
-                       trim=config.trim_padding, drop_last=config.drop_last),
-            "samples": len(_scored(dataset, config.batch_size, config.drop_last))}
+                       trim=config.trim_padding, drop_last=config.drop_last is True),
+            "samples": len(_scored(dataset, config.batch_size, config.drop_last is True))}

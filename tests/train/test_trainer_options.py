@@ -115,7 +115,7 @@ def test_curves_have_whole_number_epoch_ticks(tmp_path):
 def test_drop_last_trains_and_scores_whole_batches_only(tmp_path, monkeypatch):
     """drop_last (the official S4 loaders' default): each epoch takes the permutation's whole batches (230 samples at
     batch 32: 7 steps, where 8 without it), and evaluation scores the first whole batches of a split (64 of 70), or
-    all of a split smaller than one batch."""
+    all of a split smaller than one batch; drop_last=train whole training batches only."""
     from ssmkit.train import trainer
     assert [len(b) for b in trainer.epoch_batches(230, 32, 0, 1, drop_last=True)] == [32] * 7
     assert torch.equal(torch.cat(trainer.epoch_batches(230, 32, 0, 1, drop_last=True)),
@@ -131,5 +131,10 @@ def test_drop_last_trains_and_scores_whole_batches_only(tmp_path, monkeypatch):
     assert len(_csv(tmp_path / "dropped" / "steps.csv")) == 7 and scored == [64, 64]
     assert trainer._scored(list(range(20)), 32, True) == list(range(20))
     assert result["test_acc"] >= 0
+    scored.clear()  # 'train' (the official S5 loaders): the training batches whole, every sample scored
+    _run(tmp_path, "train-only", ["epochs=1", "drop_last=train", "train_subset=230", "eval_subset=70"])
+    assert len(_csv(tmp_path / "train-only" / "steps.csv")) == 7 and scored == [70, 70]
+    with pytest.raises(ValueError, match="drop_last: expected true, false or 'train', got 'eval'"):
+        make_config(["drop_last=eval"])
     with pytest.raises(ValueError, match="drop_last: the 20 training samples make no whole batch of batch_size=32"):
         _run(tmp_path, "tiny", ["epochs=1", "drop_last=true", "train_subset=20"])
