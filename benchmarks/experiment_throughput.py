@@ -8,8 +8,8 @@ also measures each experiment with every layer forming its own chunk matrices (s
 layers/stack_parts.py), in the same process, in the order with, apart, apart, with (on a host-bound step the host's
 speed drifts). --host prints where a step's host time goes (Python functions by their own time, under cProfile) and
 how many kernels a step launches: a step whose GPU is idle waits on these. `--set model_graph=true` runs the model
-through ModelGraphs (its forward and backward replayed from CUDA graphs), as the trainer's option. Needs a GPU for
-meaningful numbers; prints a table last.
+through ModelGraphs (its forward and backward replayed from CUDA graphs), as the trainer's option; `--graph` measures
+each experiment both ways, alternated. Needs a GPU for meaningful numbers; prints a table last.
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def batch_for(ds, batch: int, device):
 
 
 def measure(name: str, precision: str, steps: int, device, profile: bool = False, overrides=(),
-            apart: bool = False, host: bool = False) -> dict:
+            apart: bool = False, host: bool = False, label: str = "") -> dict:
     config = make_config([f"precision={precision}", *overrides], load_experiment(name), source=name)
     shape, n_train = DATASETS[config.dataset]
     ds = SimpleNamespace(**{"pair": False, **shape(config.dataset_options)})
@@ -98,7 +98,7 @@ def measure(name: str, precision: str, steps: int, device, profile: bool = False
         print_profile(name, step)
     if host:
         print_host(name, step)
-    return {"name": name + (" (apart)" if apart else ""), "params": sum(p.numel() for p in model.parameters()),
+    return {"name": name + (" (apart)" if apart else "") + label, "params": sum(p.numel() for p in model.parameters()),
             "batch": config.batch_size,
             "L": ds.l_max, "ms": ms, "samples_s": config.batch_size / ms * 1000,
             "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30,
@@ -154,17 +154,25 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="also print each step's kernels, busiest first")
     parser.add_argument("--host", action="store_true", help="also print where a step's host time goes")
     parser.add_argument("--apart", action="store_true", help="also measure each with stacked_parts off")
+    parser.add_argument("--graph", action="store_true",
+                        help="measure each op by op and as a whole-model graph (model_graph false / true), alternated")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for every experiment, e.g. layer_options.cuda_graph=true")
     args = parser.parse_args()
+    if args.apart and args.graph:
+        parser.error("--apart and --graph: one comparison at a time")
     require_cuda()
     device = torch.device("cuda")
     rows = []
     names = [n for name in args.names for n in (FAMILIES if name == "families" else [name])]
+    ab = (False, True, True, False)  # A B B A: the host's drift cancels
+    variants = ([(apart, (), "") for apart in ab] if args.apart
+                else [(False, (f"model_graph={str(g).lower()}",), " (graph)" if g else " (eager)") for g in ab]
+                if args.graph else [(False, (), "")])
     for name in names:
-        for apart in (False, True, True, False) if args.apart else (False,):  # A B B A: the host's drift cancels
-            rows.append(measure(name, args.precision, args.steps, device, args.profile, args.set, apart,
-                                args.host))
+        for apart, extra, label in variants:
+            rows.append(measure(name, args.precision, args.steps, device, args.profile, [*args.set, *extra], apart,
+                                args.host, label))
             print(rows[-1], flush=True)
     print(f"\n{torch.cuda.get_device_name()}, {args.precision}, {args.steps} steps after 3 warm-up steps"
           + (f", {' '.join(args.set)}" if args.set else ""))
