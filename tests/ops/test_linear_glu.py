@@ -55,6 +55,24 @@ def test_triton_tiles_match_the_reference_with_gradients(M, K, H):
 
 
 @pytest.mark.triton
+def test_triton_tiles_backward_inside_autocast_stays_float32():
+    """A float32 forward, then backward() called inside a bf16 autocast context: the tiles' backward products stay
+    float32 (ops/float32_backward.py), the same gradients as outside it."""
+    tl_glu = pytest.importorskip("ssmkit.ops.triton_linear_glu")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    x = torch.randn(130, 40, device=device)
+    weight, bias = torch.randn(32, 40, device=device) / 40 ** 0.5, torch.randn(32, device=device)
+
+    def grads(inside: bool):
+        leaves = [t.clone().requires_grad_() for t in (x, weight, bias)]
+        loss = tl_glu.linear_glu_triton(*leaves).square().sum()
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=inside):
+            loss.backward()
+        return [t.grad for t in leaves]
+    assert all(torch.equal(a, b) for a, b in zip(grads(True), grads(False)))
+
+
+@pytest.mark.triton
 def test_triton_under_autocast_is_the_reference():
     """Under autocast the Triton backend hands over to nn.Linear + nn.GLU (cuBLAS in the autocast dtype was faster
     than the tiles there): the same values in the same dtype."""
