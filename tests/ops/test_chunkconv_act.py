@@ -78,6 +78,26 @@ def test_triton_chunkconv_act_matches_the_reference(kind, bidirectional, activat
         assert rel_err(got, want) < 1e-5
 
 
+@pytest.mark.triton
+def test_triton_chunkconv_act_backward_inside_autocast_stays_float32():
+    """The float32-precision op's backward called inside a bf16 autocast context: the chunk matrices' gradients
+    (cuBLAS products in float32) as outside it (ops/float32_backward.py)."""
+    tc = pytest.importorskip("ssmkit.ops.triton_chunkconv")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    H, T, B, L = 2, 16, 2, 40
+    part = _part(_dense(H, 3, T, torch.float32), 0.5 * torch.randn(1, H))
+    u, g = torch.randn(B, L, H, device=device), torch.randn(B, L, H, device=device)
+
+    def grads(inside: bool):
+        leaves = [t.detach().to(device).requires_grad_() for t in (part.ToepT, part.Win, part.WoutT, part.A)]
+        x = u.clone().requires_grad_()
+        loss = (tc.chunkconv_act_triton(x, [ChunkPart(*leaves, reverse=False)], "gelu") * g).sum()
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=inside):
+            loss.backward()
+        return [x.grad] + [t.grad for t in leaves]
+    assert all(torch.equal(a, b) for a, b in zip(grads(True), grads(False)))
+
+
 def test_activation_grad_is_the_derivative():
     from ssmkit.ops.chunkconv_act import activation_grad
     y = torch.linspace(-4, 4, 101, dtype=torch.float64, requires_grad=True)
