@@ -156,7 +156,7 @@ class SequenceModel(Pretrained, nn.Module):
         lengths (B,) marks a suffix-padded batch (module docstring); sequence_group: h is this rank's part of
         sequences split over the group (forward)."""
         masked = None if stepping else valid_positions(lengths, h.shape[0], h.shape[1])
-        real = self._norm_positions(masked, lengths, h.shape[1])
+        real = self._norm_positions(masked, lengths)
         options = {**({"rate": rate} if rate != 1.0 else {}), **({"lengths": lengths} if masked is not None else {}),
                    **({"sequence_group": sequence_group} if sequence_group is not None else {})}
         new_states = []
@@ -231,15 +231,15 @@ class SequenceModel(Pretrained, nn.Module):
         h, _ = self._blocks(self._embed(x), [None] * len(self.layers), stepping=False, rate=rate, lengths=lengths,
                             sequence_group=sequence_group)
         real = valid_positions(lengths, h.shape[0], h.shape[1])
-        return apply_norm(self.final_norm, h, self._norm_positions(real, lengths, h.shape[1]))
+        return apply_norm(self.final_norm, h, self._norm_positions(real, lengths))
 
-    def _norm_positions(self, real: torch.Tensor | None, lengths: torch.Tensor | None, L: int):
+    def _norm_positions(self, real: torch.Tensor | None, lengths: torch.Tensor | None):
         """The positions the norms take their statistics over: the real ones, or every one ('layers': as the
         official S4 backbone, whose BatchNorm reads the padding that its layers mask), or with longest_norms those
         before the batch's longest sequence."""
         if self.mask_padding != "layers":
             return real
-        return Longest.of(lengths, L) if self.longest_norms and real is not None else None
+        return Longest.of(lengths) if self.longest_norms and real is not None else None
 
     def _pooled(self, x: torch.Tensor, lengths: torch.Tensor | None, rate: float = 1.0) -> torch.Tensor:
         """(B, H): the features pooled over valid positions."""

@@ -112,6 +112,16 @@ class TrainConfig:
     run_name: str | None = None
 
     @property
+    def drops_train_tail(self) -> bool:
+        """Whether an epoch leaves out its last partial batch (drop_last true or 'train')."""
+        return self.drop_last in (True, "train")
+
+    @property
+    def drops_eval_tail(self) -> bool:
+        """Whether the validation and test scores leave out a split's last partial batch (drop_last true)."""
+        return self.drop_last is True
+
+    @property
     def blocks(self) -> str:
         """What the blocks are, for run names and logs: the layer, the image model (s4nd, cnn), or CCNN's ckconv."""
         return {"s4nd": "s4nd", "cnn": "cnn", "ccnn": "ckconv"}.get(self.model, self.layer)
