@@ -245,3 +245,32 @@ def test_cuda_model_graphs_draw_new_dropout_masks_at_every_replay():
         out.sum().backward()
     assert forward.captures == 1 and not forward.off
     assert not torch.equal(outs[1], outs[2]) and torch.isfinite(outs[2]).all()
+
+
+class _SyncsInForward(torch.nn.Module):
+    """Dropout, then a host read of a value (.item()): a sync, which CUDA refuses inside a capture."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 5)
+
+    def forward(self, x):
+        y = torch.nn.functional.dropout(self.linear(x), 0.5, self.training)
+        return y * (1.0 if y.abs().sum().item() >= 0 else 0.0)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_random_numbers_still_draw_after_a_failed_capture():
+    """A capture that CUDA invalidates leaves the random generator usable: the eager fallback's dropout and any later
+    random op run (before, every one failed with "Offset increment outside graph capture")."""
+    torch.manual_seed(0)
+    model = _SyncsInForward().cuda()
+    forward = ModelGraphs(model)
+    x = torch.randn(2, 7, 3, device="cuda")
+    with pytest.warns(UserWarning, match="ModelGraphs: the capture failed"):
+        y = forward(x)
+    y.sum().backward()
+    assert forward.off and torch.isfinite(model.linear.weight.grad).all()
+    a, b = forward(x), torch.randn(4, device="cuda")
+    assert torch.isfinite(a).all() and torch.isfinite(b).all()
