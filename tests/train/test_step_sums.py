@@ -3,6 +3,8 @@ line. On a GPU a whole training step queues without a host-device synchronizatio
 import pytest
 import torch
 
+import ssmkit
+
 from ssmkit.train.step_sums import StepSums
 
 
@@ -71,3 +73,23 @@ def test_cuda_training_step_of_a_padded_lra_model_never_waits_for_the_device():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert torch.isfinite(loss)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name,options", [("s4", dict(d_state=256, bidirectional=True)),  # the FFT path (BIDMC's)
+                                          ("dss", dict(d_state=64))])  # DSS-softmax, its two Vandermonde sums
+def test_cuda_layers_on_the_fft_path_never_wait_for_the_device(name, options):
+    """Forward and backward of the layers whose kernel is not chunked, after a warm-up: no synchronizing call. A value
+    check, a host tensor copied in, or a read of a mask each waited at every forward and kept BIDMC's model out of a
+    CUDA graph."""
+    layer = ssmkit.layer(name, d_model=16, l_max=512, **options).cuda().train()
+    u = torch.randn(2, 512, 16, device="cuda", requires_grad=True)
+    layer(u)[0].square().sum().backward()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        layer(u)[0].square().sum().backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.isfinite(u.grad).all()
