@@ -4,7 +4,6 @@ import pytest
 import torch
 
 import ssmkit
-
 from ssmkit.train.step_sums import StepSums
 
 
