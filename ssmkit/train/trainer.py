@@ -184,15 +184,17 @@ def _check_batching(n: int, batch_size: int, world: int, drop_last: bool) -> Non
                          f"batch_size={batch_size} leaves {last or batch_size} for the last one of {n} samples")
 
 
-def _one_process_options(config: TrainConfig, world: int, rank: int) -> TrainConfig:
-    """model_graph is for one process (DistributedDataParallel's backward hooks run outside the graphs): under DDP the
-    run goes op by op instead, and batches kept at one length for the graphs (trim_padding false with mask_padding
-    'layers') are cut to their longest again, which gives the same outputs (longest_norms' statistics are a process's
-    own, where DDP synchronizes BatchNorm)."""
-    if world == 1 or not config.model_graph:
+def _graph_options(config: TrainConfig, world: int, rank: int, device: torch.device) -> TrainConfig:
+    """model_graph is for one process on a CUDA GPU. Under DDP (DistributedDataParallel's backward hooks run outside
+    the graphs) the run goes op by op, with one warning; on another device, where the graphs would not run, it does
+    silently. Either way batches kept at one length for the graphs (trim_padding false with mask_padding 'layers')
+    are cut to their longest again, which gives the same outputs (longest_norms read the positions before the longest
+    sequence, the trimmed batch's; under DDP a process's own, where DDP synchronizes BatchNorm) without the padding's
+    work."""
+    if not config.model_graph or (world == 1 and ModelGraphs.runs_on(device)):
         return config
     trim = config.trim_padding or config.mask_padding == "layers"
-    if rank == 0:
+    if world > 1 and rank == 0:
         cut = " with each batch cut to its longest sequence (trim_padding=true)" if trim != config.trim_padding else ""
         warnings.warn(f"model_graph: one process only; under DistributedDataParallel ({world} processes) this run goes "
                       f"op by op{cut}", stacklevel=3)
@@ -206,7 +208,7 @@ def _prepare(config: TrainConfig, resume):
         config = read_run_config(Path(resume))
     config = config or TrainConfig()
     rank, world, device = dist.setup(config.device)
-    config = _one_process_options(config, world, rank)
+    config = _graph_options(config, world, rank, device)
     torch.manual_seed(config.seed + rank)
     splits = {s: data.take(data.build(config.dataset, config.data_dir, s, **config.dataset_options),
                            config.train_subset if s == "train" else config.eval_subset, config.seed)

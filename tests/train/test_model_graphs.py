@@ -16,7 +16,7 @@ from ssmkit.train import ModelGraphs, load_experiment, make_config, train
 def _stand_in(monkeypatch, fail: bool = False) -> dict:
     """cuda_graphs.graphed replaced by a function that records each capture (its input shapes, whether the layers'
     own graphs were allowed during it) and serves replays through a Python autograd node; ModelGraphs.usable says
-    yes on a CPU in training."""
+    yes on a CPU in training (and the trainer keeps model_graph on there)."""
     seen = {"captures": [], "allowed": [], "replays": 0}
 
     def graphed(module, inputs):
@@ -34,6 +34,7 @@ def _stand_in(monkeypatch, fail: bool = False) -> dict:
     monkeypatch.setattr(cuda_graphs, "graphed", graphed)
     monkeypatch.setattr(ModelGraphs, "usable",
                         staticmethod(lambda model, x: model.training and torch.is_grad_enabled()))
+    monkeypatch.setattr(ModelGraphs, "runs_on", staticmethod(lambda device: True))
     return seen
 
 
