@@ -51,8 +51,8 @@ def main():
         rows.append(row([f"{B} × {L:,} × {H}", f"{err:.1e}"], tsn, tiles,
                         lambda: tsn.scalar_norm_triton(x, s, m, EPS),
                         [lambda: scalar_norm_torch(x, s, m, EPS), lambda: ln(x)], dy, floor))
-    print_table(bw, ["shape", "Triton rel. error (values, ∂x, ∂s, ∂m)"], tiles, ["PyTorch reference", "nn.LayerNorm"],
-                rows)
+    print_table(bw, ["shape", "Triton rel. error (values, ∂x, ∂s, ∂m)"], tiles,
+                ["PyTorch reference", "nn.LayerNorm"], rows)
 
 
 if __name__ == "__main__":

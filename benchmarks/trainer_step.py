@@ -27,6 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 CHILD = """  # each epoch's seconds from the run's metrics.csv (written by every ssmkit version)
 import csv, json, pathlib, sys
 from ssmkit.train import load_experiment, make_config
@@ -48,7 +50,6 @@ def write_reviews(root: Path, n_train: int, n_test: int = 64) -> Path:
     """An aclImdb folder (train and test, pos and neg, <id>_<rating>.txt) of random words from a 2,000-word
     vocabulary of lowercase letters, each review's length in characters log-normal (median 975, σ 0.75 in the log);
     returns the aclImdb folder. Kept across calls of the same size."""
-    import numpy as np
     folder = root / "aclImdb"
     if (folder / f"n{n_train}").is_file():
         return folder
@@ -87,7 +88,8 @@ def main() -> None:
     data = Path(f"/tmp/ssmkit-{experiment['dataset']}-bench")
     n_train = batch * a.steps
     if experiment["dataset"] == "listops":
-        if not (data / "basic_train.tsv").is_file() or len((data / "basic_train.tsv").read_text().splitlines()) < n_train:
+        tsv = data / "basic_train.tsv"
+        if not tsv.is_file() or len(tsv.read_text().splitlines()) < n_train:
             from ssmkit.data.listops import write_listops
             write_listops(data, n_train=n_train, n_val=64, n_test=64, seed=0)
     else:
