@@ -87,6 +87,7 @@ def _arguments(method) -> frozenset[str]:
     function = getattr(method, "__func__", None)
     return _function_arguments(function) if function is not None else frozenset(inspect.signature(method).parameters)
 
+
 class SequenceModel(Pretrained, nn.Module):
     head_modules = ("encoder", "decoder")  # outside the official S4 backbone (train/optim.py decay_heads)
 
