@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-CHILD = """  # each epoch's seconds from the run's metrics.csv (written by every ssmkit version)
+from other_code import PACKAGE_LINE, check_package, child_env  # benchmarks/other_code.py
+
+CHILD = PACKAGE_LINE + """  # each epoch's seconds from the run's metrics.csv (written by every ssmkit version)
 import csv, json, pathlib, sys
 from ssmkit.train import load_experiment, make_config
 from ssmkit.train.trainer import train
@@ -109,13 +110,14 @@ def main() -> None:
                 overrides = [f"data_dir={data}", f"out_dir={out}", "run_name=bench", f"epochs={a.epochs}",
                              f"train_subset={n_train}", f"eval_subset={a.eval}",
                              f"precision={precision}", *a.set]
-                env = {**os.environ, "PYTHONPATH": code}
+                env = child_env(code)
                 done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(overrides), a.experiment,
                                        *([str(a.host)] if a.host else [])], env=env, capture_output=True, text=True)
                 if done.returncode:
                     print(done.stderr[-2000:], file=sys.stderr)
                     rows.append((code, precision, "failed", "-"))
                     continue
+                check_package(code, done.stderr)
                 if a.host:
                     print(f"=== {code}, {precision}: host time by function (cProfile, all epochs)\n{done.stderr}")
                 seconds = json.loads(done.stdout.strip().splitlines()[-1])
