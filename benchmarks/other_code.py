@@ -9,6 +9,7 @@ PYTHONSAFEPATH (Python 3.11+) leaves the current folder out; the child then repo
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 PACKAGE_LINE = "import ssmkit, sys; print('ssmkit from', ssmkit.__file__, file=sys.stderr)\n"
@@ -24,4 +25,7 @@ def check_package(code: str, stderr: str) -> None:
     want = Path(code).resolve() / "ssmkit"
     got = [line.split("ssmkit from ", 1)[1] for line in stderr.splitlines() if line.startswith("ssmkit from ")]
     if not got or Path(got[0]).resolve().parent != want:
-        raise SystemExit(f"--code {code}: the child imported ssmkit from {got[0] if got else 'nowhere'}, not {want}")
+        hint = (" (PYTHONSAFEPATH needs Python 3.11 or later: run from outside the checkout)"
+                if sys.version_info < (3, 11) else "")
+        raise SystemExit(f"--code {code}: the child imported ssmkit from {got[0] if got else 'nowhere'}, not "
+                         f"{want}{hint}")
