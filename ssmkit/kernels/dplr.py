@@ -29,6 +29,7 @@ import torch
 from .. import hippo
 from ..dense import apply_half, conj_full, dense_reduce
 from ..ops import cauchy
+from ..ops.dispatch import host_reads
 from .base import SSMKernel, block_length, blocked_end_state, check_bandlimit
 from .chunked import ChunkSystem, dense_chunks, interleave, real_form
 from .diag import real_part, real_part_inverse
@@ -69,9 +70,9 @@ def dplr_generating_kernel(Lambda, P, B, C_tilde, dt, L: int, Q=None) -> torch.T
     """
     z = _unit_circle_points(L, Lambda.dtype, Lambda.device)
     w = Lambda * dt[:, None]
-    # a check on values, made where they live on the host: on a GPU it would wait for the device at every forward
-    # and invalidate a CUDA graph's capture (BIDMC's model, one H100); the S4 layer's floor on Re λ rules it out there
-    if w.device.type == "cpu" and not torch.compiler.is_compiling() and bool((w == 0).any()):
+    # a check on values, on a CPU only (BIDMC's model failed to capture on an H100); the S4 layer's floor on Re λ rules
+    # a zero out on a GPU
+    if host_reads(w) and bool((w == 0).any()):
         raise ValueError("Lambda: an eigenvalue is exactly 0 (the normal part of HiPPO-FouT has a zero pair); it sits "
                          "on the sample point z = 0 of the Cauchy sums. Shift it into the left half-plane (the S4 "
                          "layer floors Re λ at -1e-4)")

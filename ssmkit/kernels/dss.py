@@ -29,6 +29,7 @@ from .. import hippo
 from .base import SSMKernel
 from .diag import DiagonalSystem, real_part, real_part_inverse
 from ..ops import vandermonde
+from ..ops.dispatch import host_reads
 
 VARIANTS = ("exp", "softmax")
 
@@ -95,9 +96,8 @@ class DSSKernel(SSMKernel):
         zero = torch.zeros_like(coef)
         # powers are only ever taken in the decaying direction xs, so nothing overflows (masked terms included)
         K = vandermonde(torch.where(grow, zero, coef), xs, L).real
-        # the term is 0 without growth; skipped only where reading grow costs no wait for a device (on a GPU the
-        # read would stall every forward and invalidate a CUDA graph's capture) and nothing traces
-        if grow.device.type != "cpu" or torch.compiler.is_compiling() or bool(grow.any()):
+        # the term is 0 without growth; skipped only where grow can be read (ops.dispatch.host_reads)
+        if not host_reads(grow) or bool(grow.any()):
             K = K + vandermonde(torch.where(grow, coef, zero), xs, L_norm).real.flip(-1)[..., :L]
         return K
 

@@ -23,6 +23,12 @@ def recording() -> bool:
     return torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
 
 
+def host_reads(t: torch.Tensor) -> bool:
+    """Whether a check may read t's values on the host: t on a CPU (on a GPU the read would wait for the device at
+    every call, and a CUDA graph's capture refuses it) and torch.compile not tracing (a value read is not traced)."""
+    return t.device.type == "cpu" and not torch.compiler.is_compiling()
+
+
 def register(op: str, backend: str) -> Callable[[Callable], Callable]:
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
