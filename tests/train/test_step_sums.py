@@ -42,6 +42,17 @@ def test_cuda_sums_lag_behind_the_queued_steps_and_all_arrive():
     assert [v for _, v in read] == want and not reader.pending
 
 
+def _without_waiting(step):
+    """step() after the device has caught up, under torch.cuda.set_sync_debug_mode('error'): a synchronizing call
+    inside raises. Returns what step returns."""
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        return step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_training_step_of_a_padded_lra_model_never_waits_for_the_device():
@@ -66,13 +77,7 @@ def test_cuda_training_step_of_a_padded_lra_model_never_waits_for_the_device():
 
     for _ in range(2):
         step()
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        loss = step()
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
-    assert torch.isfinite(loss)
+    assert torch.isfinite(_without_waiting(step))
 
 
 # every registered layer but CKConv, whose kernel is cropped where its learned Gaussian mask falls below a threshold,
@@ -98,10 +103,5 @@ def test_cuda_layers_train_without_waiting_for_the_device(name, options):
         y = layer(u)
         (y[0] if isinstance(y, tuple) else y).square().sum().backward()
     step()
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        step()
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
+    _without_waiting(step)
     assert torch.isfinite(u.grad).all()
