@@ -136,7 +136,11 @@ def _transpose_kernel(SRC, DST, L, H, pad, s0, s1, s2, TO_CHANNEL_MAJOR: tl.cons
 
 
 def to_channel_major(u: torch.Tensor, pad: int) -> torch.Tensor:
-    """u (B, L, H), any float dtype and strides -> float32 (H, B, pad + L), zeros in front."""
+    """u (B, L, H), any float dtype and strides -> float32 (H, B, pad + L), zeros in front; u itself (as a view)
+    where it is float32 and already stored channel-major without padding (the gradient that a column-major output
+    map hands back: ops/triton_linear_glu.py)."""
+    if pad == 0 and u.dtype == torch.float32 and u.permute(2, 0, 1).is_contiguous():
+        return u.permute(2, 0, 1)
     B, L, H = u.shape
     x = (torch.zeros if pad else torch.empty)(H, B, pad + L, device=u.device, dtype=torch.float32)
     _transpose_kernel[(triton.cdiv(L, 64), B, triton.cdiv(H, 64))](u, x, L, H, pad, *u.stride(),
