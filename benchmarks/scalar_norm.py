@@ -30,7 +30,7 @@ def main():
     p.add_argument("--shapes", default="32x16000x64,32x4000x128,32x1000x256")
     p.add_argument("--tiles", default=str(tsn.TILE))
     args = p.parse_args()
-    require_cuda("benchmarks/scalar_norm.py")
+    require_cuda()
     tiles = [int(t) for t in args.tiles.split(",")]
     bw = bandwidth()
     s = torch.tensor([1.3], device="cuda", requires_grad=True)

@@ -28,7 +28,7 @@ def main():
     p.add_argument("--shapes", default="32x2000x256,16x16384x256")
     p.add_argument("--tiles", default=str(twn.TILE))
     args = p.parse_args()
-    require_cuda("benchmarks/window_norm.py")
+    require_cuda()
     tiles = [int(t) for t in args.tiles.split(",")]
     bw = bandwidth()
     rows = []
