@@ -187,13 +187,12 @@ def _check_batching(n: int, batch_size: int, world: int, drop_last: bool) -> Non
 def _graph_options(config: TrainConfig, world: int, rank: int, device: torch.device) -> TrainConfig:
     """model_graph is for one process on a CUDA GPU. Under DDP (DistributedDataParallel's backward hooks run outside
     the graphs) the run goes op by op, with one warning; on another device, where the graphs would not run, it does
-    silently. Either way batches kept at one length for the graphs (trim_padding false with mask_padding 'layers')
-    are cut to their longest again, which gives the same outputs (longest_norms read the positions before the longest
-    sequence, the trimmed batch's; under DDP a process's own, where DDP synchronizes BatchNorm) without the padding's
-    work."""
+    silently. Either way batches kept at one length for the graphs are cut to their longest again where that gives
+    the same outputs (TrainConfig.trims_op_by_op: longest_norms read the positions before the longest sequence, the
+    trimmed batch's; under DDP a process's own, where DDP synchronizes BatchNorm), without the padding's work."""
     if not config.model_graph or (world == 1 and ModelGraphs.runs_on(device)):
         return config
-    trim = config.trim_padding or config.mask_padding == "layers"
+    trim = config.trims_op_by_op
     if world > 1 and rank == 0:
         cut = " with each batch cut to its longest sequence (trim_padding=true)" if trim != config.trim_padding else ""
         warnings.warn(f"model_graph: one process only; under DistributedDataParallel ({world} processes) this run goes "
@@ -400,7 +399,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
         (loss_sum, metric_sum, seen), step_rows = _train_epoch(config, model, optimizer, scheduler, scaler,
                                                                splits["train"], epoch, rank, world, device, graphs)
         val = evaluate(model, splits["val"], config.batch_size, device, rank, world, num_workers=config.num_workers,
-                       desc="validation", trim=config.trim_padding, drop_last=config.drops_eval_tail)
+                       desc="validation", trim=config.trims_op_by_op, drop_last=config.drops_eval_tail)
         seconds = time.perf_counter() - started
         row = {"epoch": epoch + 1, "step": (epoch + 1) * steps, "lr": scheduler.get_last_lr()[0],
                "train_loss": loss_sum / seen, f"train_{m}": task.value(metric_sum, seen), "val_loss": val["loss"],
@@ -433,7 +432,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
             break
     best = load_model(run_dir, "best", device=device)
     test = evaluate(best, splits["test"], config.batch_size, device, rank, world, num_workers=config.num_workers,
-                    desc="test", trim=config.trim_padding, drop_last=config.drops_eval_tail)
+                    desc="test", trim=config.trims_op_by_op, drop_last=config.drops_eval_tail)
     results = {"test_loss": test["loss"], f"test_{m}": test[m], f"best_val_{m}": best_val, "run_dir": str(run_dir)}
     if rank == 0:
         write_text_atomic(json.dumps(results, indent=2) + "\n", run_dir / "results.json")
@@ -499,4 +498,4 @@ def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "be
                       f"also sets the data's (e.g. --set size=... or sample_rate=...)")
     dataset = _scored(data.take(built, subset, config.seed), config.batch_size, config.drops_eval_tail)
     return {**evaluate(model, dataset, config.batch_size, dev, rate=rate, num_workers=config.num_workers, desc=split,
-                       trim=config.trim_padding), "samples": len(dataset)}
+                       trim=config.trims_op_by_op), "samples": len(dataset)}

@@ -275,3 +275,28 @@ def test_cuda_random_numbers_still_draw_after_a_failed_capture():
     assert forward.off and torch.isfinite(model.linear.weight.grad).all()
     a, b = forward(x), torch.randn(4, device="cuda")
     assert torch.isfinite(a).all() and torch.isfinite(b).all()
+
+
+def test_one_length_models_evaluate_on_trimmed_batches_with_the_same_scores(tmp_path):
+    """lra-listops (mask_padding 'layers', one length in training for the graphs) evaluates op by op on batches cut
+    to their longest (TrainConfig.trims_op_by_op): the loss and accuracy of the full padded length, with BatchNorm's
+    running statistics moved off their init so that the norms do something."""
+    from ssmkit import data
+    from ssmkit.data.listops import write_listops
+    from ssmkit.train.build import build_model
+    from ssmkit.train.trainer import evaluate
+    write_listops(tmp_path, 64, 40, 8, min_length=10, max_length=60)
+    config = make_config(["d_model=8", "n_layers=2", "d_state=4", "dataset_options.max_length=64",
+                          f"data_dir={tmp_path}"], load_experiment("lra-listops"), source="lra-listops")
+    assert config.trims_op_by_op and not config.trim_padding
+    val = data.build(config.dataset, config.data_dir, "val", **config.dataset_options)
+    torch.manual_seed(0)
+    model = build_model(config, val)
+    with torch.no_grad():
+        for module in model.modules():
+            if getattr(module, "running_mean", None) is not None:
+                module.running_mean.normal_()
+                module.running_var.uniform_(0.5, 2.0)
+    full = evaluate(model, val, 8, torch.device("cpu"), trim=False)
+    cut = evaluate(model, val, 8, torch.device("cpu"), trim=True)
+    assert cut == pytest.approx(full, rel=1e-6) and full["loss"] > 0
