@@ -80,7 +80,8 @@ def test_cuda_training_step_of_a_padded_lra_model_never_waits_for_the_device():
 _NEEDS_L_MAX = {"mega", "sgconv"}
 _CASES = [(name, dict(l_max=512) if name in _NEEDS_L_MAX else {}) for name in sorted(LAYERS) if name != "ckconv"] + [
     ("s4", dict(d_state=256, bidirectional=True)),  # the FFT path (BIDMC's)
-    ("s4", dict(bidirectional=True, d_state=4)), ("s4d", dict(bidirectional=True))]  # the LRA layers
+    ("s4", dict(bidirectional=True, d_state=4)), ("s4d", dict(bidirectional=True)),  # the LRA layers
+    ("liquid_s4", dict(liquid_form="official"))]
 
 
 @pytest.mark.cuda
