@@ -12,13 +12,11 @@ at 4096 in an offline sm_90 compile). Table last.
 """
 from __future__ import annotations
 
-import argparse
-
 import torch
 
 from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
 from speed import bandwidth  # benchmarks/speed.py
-from tile_table import print_table, row  # benchmarks/tile_table.py
+from tile_table import arguments, print_table, row  # benchmarks/tile_table.py
 from ssmkit.ops import triton_scalar_norm as tsn
 from ssmkit.ops.scalar_norm import scalar_norm_torch
 
@@ -26,18 +24,13 @@ EPS = 1e-12
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--shapes", default="32x16000x64,32x4000x128,32x1000x256")
-    p.add_argument("--tiles", default=str(tsn.TILE))
-    args = p.parse_args()
+    shapes, tiles = arguments(__doc__, "32x16000x64,32x4000x128,32x1000x256", tsn.TILE)
     require_cuda()
-    tiles = [int(t) for t in args.tiles.split(",")]
     bw = bandwidth()
     s = torch.tensor([1.3], device="cuda", requires_grad=True)
     m = torch.tensor([0.2], device="cuda", requires_grad=True)
     rows = []
-    for shape in args.shapes.split(","):
-        B, L, H = map(int, shape.split("x"))
+    for B, L, H in shapes:
         x = torch.randn(B, L, H, device="cuda", requires_grad=True)
         dy = torch.randn_like(x)
         ln = torch.nn.LayerNorm(H, device="cuda")

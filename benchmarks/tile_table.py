@@ -1,9 +1,22 @@
 """The table of a Triton op timed at several tile sizes beside its references and its floor, for the norm benchmarks
-(scalar_norm.py, window_norm.py): one row per shape, forward + backward in ms (do_bench medians)."""
+(scalar_norm.py, window_norm.py): their command line, one row per shape, forward + backward in ms (do_bench
+medians)."""
 from __future__ import annotations
+
+import argparse
 
 import torch
 from triton.testing import do_bench
+
+
+def arguments(doc: str, shapes: str, tile: int) -> tuple[list[tuple[int, int, int]], list[int]]:
+    """--shapes BxLxH,... (default ``shapes``) and --tiles T,... (default the op's ``tile``) from the command line."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shapes", default=shapes)
+    p.add_argument("--tiles", default=str(tile))
+    args = p.parse_args()
+    return ([tuple(map(int, shape.split("x"))) for shape in args.shapes.split(",")],
+            [int(t) for t in args.tiles.split(",")])
 
 
 def fwd_bwd(fn, dy):

@@ -10,13 +10,11 @@ x and ġ twice and writes ∂x: 8 passes over the rows in x's dtype at the measu
 """
 from __future__ import annotations
 
-import argparse
-
 import torch
 
 from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
 from speed import bandwidth  # benchmarks/speed.py
-from tile_table import print_table, row  # benchmarks/tile_table.py
+from tile_table import arguments, print_table, row  # benchmarks/tile_table.py
 from ssmkit.ops import triton_window_norm as twn
 from ssmkit.ops.window_norm import window_norm_torch
 
@@ -24,16 +22,11 @@ EPS = 1e-5
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--shapes", default="32x2000x256,16x16384x256")
-    p.add_argument("--tiles", default=str(twn.TILE))
-    args = p.parse_args()
+    shapes, tiles = arguments(__doc__, "32x2000x256,16x16384x256", twn.TILE)
     require_cuda()
-    tiles = [int(t) for t in args.tiles.split(",")]
     bw = bandwidth()
     rows = []
-    for shape in args.shapes.split(","):
-        B, L, H = map(int, shape.split("x"))
+    for B, L, H in shapes:
         count = torch.tensor(L * 15 // 16, device="cuda")
         weight = torch.rand(H, device="cuda", requires_grad=True)
         bias = torch.randn(H, device="cuda", requires_grad=True)
