@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
+from other_code import PACKAGE_LINE, check_package, child_env  # benchmarks/other_code.py
 
-CHILD = """
+CHILD = PACKAGE_LINE + """
 import json, sys
 import torch
 sys.path.insert(0, sys.argv[2])  # benchmarks/, for speed.py's layer and timer
@@ -52,10 +52,10 @@ def main() -> None:
     for which in (0, 1, 1, 0):
         code = str(Path(a.code[which]).resolve())
         done = subprocess.run([sys.executable, "-c", CHILD, code, here, ",".join(a.kinds), a.lengths,
-                               ",".join(a.precision)], env={**os.environ, "PYTHONPATH": code}, capture_output=True,
-                              text=True)
+                               ",".join(a.precision)], env=child_env(code), capture_output=True, text=True)
         if done.returncode:
             raise SystemExit(f"{code}: the run failed\n{done.stderr[-3000:]}")
+        check_package(code, done.stderr)
         runs[which].append(json.loads(done.stdout.strip().splitlines()[-1]))
         print("ABBA"[len(runs[0]) + len(runs[1]) - 1], code, runs[which][-1], flush=True)
     print(f"\nA = {a.code[0]}, B = {a.code[1]}; ms (peak MiB), forward + backward")

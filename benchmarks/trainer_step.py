@@ -5,14 +5,16 @@ nothing back, so it cannot show the host waiting for the device (StepSums in tra
 layers/checks.py).
 
     python benchmarks/trainer_step.py [--experiment NAME] [--code DIR ...] [--precision fp32 bf16]
-        [--steps 150] [--epochs 3] [--set KEY=VALUE ...] [--host N]
+        [--steps 150] [--epochs 3] [--eval 64] [--set KEY=VALUE ...] [--host N]
 
 Generates the data once (in /tmp/ssmkit-<experiment>-bench): ListOps at the LRA lengths (500-2000 tokens), or for
 lra-text an aclImdb folder of random words whose lengths in characters follow a log-normal close to IMDB's (median
 ~975, mean ~1,300, 2.7 % above the 4,096 kept: the real reviews' shape, not their text), one batch_size·steps
 training examples. Then for each ssmkit checkout given by --code (default: this one; two run as A, B, B, A) and each
 precision trains the experiment for --epochs epochs (3) of ``steps`` steps in a subprocess and prints each epoch
-after the first's ms per step (validation over 64 examples included; the first compiles and captures). The shipped
+after the first's ms per step and seconds (validation over --eval examples included, 64 by default; the first
+compiles and captures). --eval 25000 with lra-text validates as the experiment does, on all the test reviews: the
+seconds beside a run with the default give what its validation costs. The shipped
 warm-up stays: at the full lr from the first step the ListOps loss grows from 2.3 to ~12 per expression within three
 steps (fp32, on the CPU). A checkout of an older commit (git worktree, or git archive of its ssmkit folder) beside
 the current one gives a before/after on one GPU in one call.
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -29,7 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-CHILD = """  # each epoch's seconds from the run's metrics.csv (written by every ssmkit version)
+from other_code import PACKAGE_LINE, check_package, child_env  # benchmarks/other_code.py
+
+CHILD = PACKAGE_LINE + """  # each epoch's seconds from the run's metrics.csv (written by every ssmkit version)
 import csv, json, pathlib, sys
 from ssmkit.train import load_experiment, make_config
 from ssmkit.train.trainer import train
@@ -46,12 +49,12 @@ print(json.dumps([float(r["seconds"]) for r in rows]))
 """
 
 
-def write_reviews(root: Path, n_train: int, n_test: int = 64) -> Path:
+def write_reviews(root: Path, n_train: int, n_test: int) -> Path:
     """An aclImdb folder (train and test, pos and neg, <id>_<rating>.txt) of random words from a 2,000-word
     vocabulary of lowercase letters, each review's length in characters log-normal (median 975, σ 0.75 in the log);
-    returns the aclImdb folder. Kept across calls of the same size."""
+    returns the aclImdb folder. Kept across calls of the same sizes."""
     folder = root / "aclImdb"
-    if (folder / f"n{n_train}").is_file():
+    if (folder / f"n{n_train}-{n_test}").is_file():
         return folder
     rng = np.random.default_rng(0)
     letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
@@ -63,7 +66,7 @@ def write_reviews(root: Path, n_train: int, n_test: int = 64) -> Path:
                 length = int(np.exp(rng.normal(np.log(975), 0.75)))
                 text = " ".join(rng.choice(words, length // 5 + 1))[:length]
                 (folder / part / label / f"{i}_{rating}.txt").write_text(text)
-    (folder / f"n{n_train}").touch()
+    (folder / f"n{n_train}-{n_test}").touch()
     return folder
 
 
@@ -75,6 +78,7 @@ def main() -> None:
     p.add_argument("--precision", nargs="*", default=["fp32", "bf16"])
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--eval", type=int, default=64, metavar="N", help="validation examples per epoch")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every run")
     p.add_argument("--host", type=int, default=0, metavar="N",
                    help="also print each run's N Python functions with the most host time of their own (cProfile)")
@@ -89,11 +93,13 @@ def main() -> None:
     n_train = batch * a.steps
     if experiment["dataset"] == "listops":
         tsv = data / "basic_train.tsv"
-        if not tsv.is_file() or len(tsv.read_text().splitlines()) < n_train:
+        val = data / "basic_val.tsv"
+        if (not tsv.is_file() or len(tsv.read_text().splitlines()) < n_train
+                or len(val.read_text().splitlines()) < a.eval):
             from ssmkit.data.listops import write_listops
-            write_listops(data, n_train=n_train, n_val=64, n_test=64, seed=0)
+            write_listops(data, n_train=n_train, n_val=a.eval, n_test=64, seed=0)
     else:
-        data = write_reviews(data, n_train)
+        data = write_reviews(data, n_train, a.eval)
     rows = []
     # two checkouts run in the order A, B, B, A, so that a host whose speed drifts during the call does not favour
     # the one that ran first (one A/B of an H100 call read 22.6 against 28.2 ms the other way round)
@@ -102,25 +108,28 @@ def main() -> None:
         for precision in a.precision:
             with tempfile.TemporaryDirectory() as out:
                 overrides = [f"data_dir={data}", f"out_dir={out}", "run_name=bench", f"epochs={a.epochs}",
-                             f"train_subset={n_train}", "eval_subset=64",
+                             f"train_subset={n_train}", f"eval_subset={a.eval}",
                              f"precision={precision}", *a.set]
-                env = {**os.environ, "PYTHONPATH": code}
+                env = child_env(code)
                 done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(overrides), a.experiment,
                                        *([str(a.host)] if a.host else [])], env=env, capture_output=True, text=True)
                 if done.returncode:
                     print(done.stderr[-2000:], file=sys.stderr)
-                    rows.append((code, precision, "failed"))
+                    rows.append((code, precision, "failed", "-"))
                     continue
+                check_package(code, done.stderr)
                 if a.host:
                     print(f"=== {code}, {precision}: host time by function (cProfile, all epochs)\n{done.stderr}")
                 seconds = json.loads(done.stdout.strip().splitlines()[-1])
-                rows.append((code, precision, " / ".join(f"{1000 * s / a.steps:.1f}" for s in seconds[1:])))
+                rows.append((code, precision, " / ".join(f"{1000 * s / a.steps:.1f}" for s in seconds[1:]),
+                             " / ".join(f"{s:.1f}" for s in seconds[1:])))
             print(rows[-1], flush=True)
     settings = " ".join(a.set) or "as shipped"
-    print(f"\n{a.experiment}, {a.steps} steps of {batch} per epoch, ms per step of each epoch after the first ({settings})")
-    print("| code | precision | ms/step |\n|---|---|---|")
-    for code, precision, ms in rows:
-        print(f"| {code} | {precision} | {ms} |")
+    print(f"\n{a.experiment}, {a.steps} steps of {batch} and validation on {a.eval} per epoch, each epoch after the "
+          f"first ({settings})")
+    print("| code | precision | ms/step | s/epoch |\n|---|---|---|---|")
+    for code, precision, ms, sec in rows:
+        print(f"| {code} | {precision} | {ms} | {sec} |")
 
 
 

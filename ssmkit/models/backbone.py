@@ -162,11 +162,12 @@ class SequenceModel(Pretrained, nn.Module):
         return apply_norm(norm, h + self.dropout(y), real), extra
 
     def _blocks(self, h: torch.Tensor, states: list, stepping: bool, rate: float = 1.0,
-                lengths: torch.Tensor | None = None, sequence_group=None) -> tuple[torch.Tensor, list]:
+                lengths: torch.Tensor | None = None, sequence_group=None) -> tuple[torch.Tensor, list, object]:
         """The residual blocks over h (B, L, H), or over one position h (B, H) with stepping=True; rate ≠ 1 samples
         every SSM's continuous kernel at Δ·rate (a resolution change: rate 2 for input sampled half as often);
         lengths (B,) marks a suffix-padded batch (module docstring); sequence_group: h is this rank's part of
-        sequences split over the group (forward)."""
+        sequences split over the group (forward). Returns h, the new states, and the positions the norms took their
+        statistics over (_norm_positions), for the final norm."""
         masked = None if stepping else valid_positions(lengths, h.shape[0], h.shape[1])
         real = self._norm_positions(masked, lengths)
         options = {**({"rate": rate} if rate != 1.0 else {}), **({"lengths": lengths} if masked is not None else {}),
@@ -186,7 +187,7 @@ class SequenceModel(Pretrained, nn.Module):
             if self.ffns is not None:
                 h, _ = self._residual(h, self.ffn_norms[i], lambda x: (self.ffns[i](x), None), real)
             new_states.append(state)
-        return h, new_states
+        return h, new_states, real
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None, rate: float = 1.0, *,
                 sequence_group=None) -> torch.Tensor:
@@ -240,10 +241,9 @@ class SequenceModel(Pretrained, nn.Module):
         """(B, L, H): encoder, blocks, final norm (all over the padding too unless mask_padding is True)."""
         if self.mask_padding is False:
             lengths = None
-        h, _ = self._blocks(self._embed(x), [None] * len(self.layers), stepping=False, rate=rate, lengths=lengths,
-                            sequence_group=sequence_group)
-        real = valid_positions(lengths, h.shape[0], h.shape[1])
-        return apply_norm(self.final_norm, h, self._norm_positions(real, lengths))
+        h, _, real = self._blocks(self._embed(x), [None] * len(self.layers), stepping=False, rate=rate,
+                                  lengths=lengths, sequence_group=sequence_group)
+        return apply_norm(self.final_norm, h, real)
 
     def _norm_positions(self, real: torch.Tensor | None, lengths: torch.Tensor | None):
         """The positions the norms take their statistics over: the real ones, or every one ('layers': as the
@@ -281,12 +281,12 @@ class SequenceModel(Pretrained, nn.Module):
         """Outputs (B, L, d_output) of a chunk x continuing ``states``, and the states after it (chunked view)."""
         self._check_per_step()
         self._check_x(x, ("B", "L"))
-        h, states = self._blocks(self._embed(x), states, stepping=False)
+        h, states, _ = self._blocks(self._embed(x), states, stepping=False)
         return self.decoder(self.final_norm(h)), states
 
     def step(self, x_t: torch.Tensor, states: list) -> tuple[torch.Tensor, list]:
         """One position: x_t (B,) token ids or (B, d_input) -> output (B, d_output), next states."""
         self._check_per_step()
         self._check_x(x_t, ("B",), "x_t")
-        h, states = self._blocks(self._embed(x_t), states, stepping=True)
+        h, states, _ = self._blocks(self._embed(x_t), states, stepping=True)
         return self.decoder(self.final_norm(h)), states
