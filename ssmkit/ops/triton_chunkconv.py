@@ -105,7 +105,7 @@ def _project_kernel(G, DACT, GD, W, R, n, swh, swi, sws, SR: tl.constexpr, GATE:
     rmask = rows < n
     row = h * B + b
     offs = row * n * T + rows[:, None] * T + ri[None, :]
-    g = tl.load(G + offs, mask=rmask[:, None], other=0.0)
+    g = tl.load(G + offs, mask=rmask[:, None], other=0.0).to(tl.float32)  # the gate's G may be bf16 or fp16
     if GATE:
         g = g * tl.load(DACT + offs, mask=rmask[:, None], other=0.0)
         tl.store(GD + offs, g, mask=rmask[:, None])
@@ -135,8 +135,15 @@ def _transpose_kernel(SRC, DST, L, H, pad, s0, s1, s2, TO_CHANNEL_MAJOR: tl.cons
         tl.store(DST + batch_first, tile.to(DST.dtype.element_ty), mask=mask)
 
 
-def to_channel_major(u: torch.Tensor, pad: int) -> torch.Tensor:
-    """u (B, L, H), any float dtype and strides -> float32 (H, B, pad + L), zeros in front."""
+def to_channel_major(u: torch.Tensor, pad: int, any_dtype: bool = False) -> torch.Tensor:
+    """u (B, L, H), any float dtype and strides -> float32 (H, B, pad + L), zeros in front; u itself (as a view)
+    where it is already stored channel-major without padding and is float32, or of any dtype with ``any_dtype`` (for
+    a reader that converts as it loads: the backward's gate). Such is the gradient that an output map hands back for
+    the channel-major output of this op: the float32 tiles of ops/triton_linear_glu.py, and under autocast cuBLAS
+    through PyTorch's matmul backward, which returns a column-major input's gradient column-major."""
+    if (pad == 0 and (any_dtype or u.dtype == torch.float32) and u.dtype.is_floating_point
+            and u.permute(2, 0, 1).is_contiguous()):
+        return u.permute(2, 0, 1)
     B, L, H = u.shape
     x = (torch.zeros if pad else torch.empty)(H, B, pad + L, device=u.device, dtype=torch.float32)
     _transpose_kernel[(triton.cdiv(L, 64), B, triton.cdiv(H, 64))](u, x, L, H, pad, *u.stride(),
@@ -175,10 +182,10 @@ def _outputs(V, M1, X, M2, n, act: int, store_grad: bool, transpose: bool, prec:
 
 def _project(G, W, n, SR, prec: str, dact=None, transpose=False):
     """(G' = G ⊙ dact if dact is given, else G itself; R = G' W) over the chunk rows of G (H, B, n·T): W (H, T, SR),
-    or transpose: W (H, SR, T) used as its transpose. R (H, B, n, SR) float32."""
+    or transpose: W (H, SR, T) used as its transpose. R and G' float32; G float32, or with dact also bf16 or fp16."""
     H, B, _ = G.shape
     T = W.shape[-1] if transpose else W.shape[1]
-    gd = torch.empty_like(G) if dact is not None else None
+    gd = torch.empty_like(G, dtype=torch.float32) if dact is not None else None
     R = torch.empty(H, B, n, SR, device=G.device, dtype=torch.float32)
     swi, sws = (W.stride(2), W.stride(1)) if transpose else (W.stride(1), W.stride(2))
     grid, BC, SD, warps = _tiles(H, B, n, SR)
@@ -224,7 +231,7 @@ class _ChunkConvAct(torch.autograd.Function):
         H, B, Lp = x.shape
         T, SR = ToepT.shape[-1], Win.shape[-1]
         n = Lp // T
-        g = to_channel_major(grad, pad)
+        g = to_channel_major(grad, pad, any_dtype=dact is not None)
         gd, R = _project(g, WoutT, n, SR, prec, dact, transpose=True)
         dS, dAs = torch.empty_like(R), []
         for A, reverse, cols in zip(As, ctx.reverses, _state_columns(As)):  # the adjoint runs the other way with Aᵀ

@@ -57,10 +57,12 @@ def _linear_glu_kernel(X, W, BIAS, Y, K, H, sxb, BN: tl.constexpr, BK: tl.conste
 
 
 @triton.jit(do_not_specialize=["M"])
-def _forward_kernel(X, W, BIAS, Y, Z, M, sx, K: tl.constexpr, N: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
+def _forward_kernel(X, W, BIAS, Y, Z, M, sx, sk, K: tl.constexpr, N: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
                     BK: tl.constexpr, KEEP_Z: tl.constexpr):
     """Program (block of BM rows, block of BN outputs): a = X Wₐᵀ + bₐ, g = X W_gᵀ + b_g over K in BK steps (3xTF32),
-    then Y = a ⊙ σ(g), and Z = [a | g] with KEEP_Z. Row offsets in int64: M·2N passes 2³¹ in large layers."""
+    then Y = a ⊙ σ(g), and Z = [a | g] with KEEP_Z. X[m, k] at X + m·sx + k·sk: row-major (sk = 1) or column-major
+    (sx = 1, the channel-major output of ops.chunkconv_act read as it is). Offsets in int64: M·2N passes 2³¹ in large
+    layers."""
     rm = (tl.program_id(0) * BM + tl.arange(0, BM)).to(tl.int64)
     rn = tl.program_id(1) * BN + tl.arange(0, BN)
     mm, mn = rm < M, rn < N
@@ -69,7 +71,7 @@ def _forward_kernel(X, W, BIAS, Y, Z, M, sx, K: tl.constexpr, N: tl.constexpr, B
     for k0 in range(0, K, BK):  # K is a constant: the loop is pipelined on the GPU and the interpreter takes it
         rk = k0 + tl.arange(0, BK)
         mk = rk < K
-        x = tl.load(X + rm[:, None] * sx + rk[None, :], mask=mm[:, None] & mk[None, :], other=0.0)
+        x = tl.load(X + rm[:, None] * sx + rk[None, :].to(tl.int64) * sk, mask=mm[:, None] & mk[None, :], other=0.0)
         w_mask = mk[:, None] & mn[None, :]
         wa = tl.load(W + rn[None, :] * K + rk[:, None], mask=w_mask, other=0.0)  # (BK, BN) = W[n, k]ᵀ
         wg = tl.load(W + (rn[None, :] + N) * K + rk[:, None], mask=w_mask, other=0.0)
@@ -86,14 +88,14 @@ def _forward_kernel(X, W, BIAS, Y, Z, M, sx, K: tl.constexpr, N: tl.constexpr, B
 
 
 def _tile_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, keep_z: bool):
-    """(y (M, N), Z (M, 2N) or None) of x (M, K) float32 with unit stride along K, weight (2N, K), bias (2N,)."""
+    """(y (M, N), Z (M, 2N) or None) of x (M, K) float32, row-major or column-major, weight (2N, K), bias (2N,)."""
     M, K = x.shape
     N = weight.shape[0] // 2
     y = torch.empty(M, N, device=x.device, dtype=torch.float32)
     z = torch.empty(M, 2 * N, device=x.device, dtype=torch.float32) if keep_z else None
     BM, BN, BK, warps, stages = TILE
     _forward_kernel[(triton.cdiv(M, BM), triton.cdiv(N, BN))](x, weight.contiguous(), bias.contiguous(), y,
-                                                              y if z is None else z, M, x.stride(0), K=K, N=N,
+                                                              y if z is None else z, M, *x.stride(), K=K, N=N,
                                                               BM=BM, BN=BN, BK=BK, KEEP_Z=keep_z, num_warps=warps,
                                                               num_stages=stages)
     return y, z
@@ -115,10 +117,18 @@ class _TileLinearGLU(torch.autograd.Function):
     def backward(ctx, dy):
         x, weight, z = ctx.saved_tensors
         dz = torch.ops.aten.glu_backward(dy, z, -1)
-        dx = dz @ weight if ctx.needs_input_grad[0] else None
+        dx = None
+        if ctx.needs_input_grad[0]:  # in x's layout: a column-major x (channel-major activations) gets Ẋᵀ = Wᵀ Żᵀ,
+            # which the layer's convolution then reads without a transpose (triton_chunkconv.to_channel_major)
+            dx = (weight.t() @ dz.t()).t() if _column_major(x) else dz @ weight
         dw = dz.t() @ x if ctx.needs_input_grad[1] else None
         db = dz.sum(0) if ctx.needs_input_grad[2] else None
         return dx, dw, db
+
+
+def _column_major(x: torch.Tensor) -> bool:
+    """Whether x (M, K) is stored column by column (and is not also a row-major matrix: K = 1)."""
+    return x.stride(0) == 1 and x.stride(1) == x.shape[0] and x.shape[1] > 1
 
 
 def _step_rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -147,7 +157,7 @@ def linear_glu_triton(x, weight, bias):
     if not grad and rows <= STEP_ROWS:
         return _step_rows(x, weight, bias)
     x2 = x.reshape(rows, K)
-    if x2.stride(-1) != 1:
+    if x2.stride(-1) != 1 and not _column_major(x2):  # the tiles read either layout
         x2 = x2.contiguous()
     y = _TileLinearGLU.apply(x2, weight, bias) if grad else _tile_forward(x2, weight, bias, keep_z=False)[0]
     return y.reshape(*x.shape[:-1], H)

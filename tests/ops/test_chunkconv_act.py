@@ -119,6 +119,89 @@ def test_triton_transposes_between_the_layouts(pad):
 
 
 @pytest.mark.triton
+def test_triton_channel_major_float32_input_is_read_in_place():
+    """A float32 (B, L, H) stored channel-major, without padding, is taken as it is (a view); padded or half or
+    batch-first, it is copied."""
+    tc = pytest.importorskip("ssmkit.ops.triton_chunkconv")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    storage = torch.randn(5, 3, 64, device=device)
+    u = storage.permute(1, 2, 0)  # (B, L, H)
+    assert tc.to_channel_major(u, 0).data_ptr() == storage.data_ptr()
+    for other, pad in ((u, 4), (u.to(torch.bfloat16), 0), (u.contiguous(), 0)):
+        x = tc.to_channel_major(other, pad)
+        assert x.data_ptr() != storage.data_ptr() and torch.equal(x[..., pad:], other.permute(2, 0, 1).float())
+    half = u.to(torch.bfloat16)  # kept channel-major: a reader that converts as it loads takes it as it is
+    assert tc.to_channel_major(half, 0, any_dtype=True).data_ptr() == half.data_ptr()
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("activation", ["gelu", "id"])
+def test_triton_backward_reads_a_half_precision_channel_major_gradient(activation, monkeypatch):
+    """Under autocast the output map's GEMM (PyTorch's matmul backward) hands back the gradient of the op's
+    channel-major bf16 output channel-major, in bf16: the backward's gate reads it as it is (no pass to float32), and
+    the gradients equal those of the same gradient given as float32 batch-first. Without a gate (activation 'id') it
+    is converted first."""
+    tc = pytest.importorskip("ssmkit.ops.triton_chunkconv")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    H, T, B, L = 4, 16, 2, 64
+    p = _part(_diag(H, 4, T, torch.complex64), 0.5 * torch.randn(1, H))
+    leaves = [t.detach().to(device).requires_grad_() for t in (p.ToepT, p.Win, p.WoutT, p.A)]
+    u = torch.randn(B, L, H, device=device, requires_grad=True)
+    grad = torch.randn(H, B, L, device=device).to(torch.bfloat16).permute(1, 2, 0)  # (B, L, H), channel-major
+    copies = []
+    transposes = tc.to_channel_major
+
+    def spy(x, pad, **options):
+        out = transposes(x, pad, **options)
+        copies.append(out.data_ptr() != x.data_ptr())
+        return out
+    monkeypatch.setattr(tc, "to_channel_major", spy)
+    y = tc.chunkconv_act_triton(u, [ChunkPart(*leaves)], activation, "float32", torch.bfloat16)
+    got = torch.autograd.grad(y, [u, *leaves], grad)
+    assert copies == [True, activation == "id"]
+    y = tc.chunkconv_act_triton(u, [ChunkPart(*leaves)], activation, "float32", torch.bfloat16)
+    want = torch.autograd.grad(y, [u, *leaves], grad.float().contiguous())
+    for a, b in zip(got, want):
+        assert rel_err(a, b) < 1e-6
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("activation", ["gelu", "id"])
+def test_triton_convolution_then_glu_hand_the_gradient_over_channel_major(activation, monkeypatch):
+    """The chunked convolution's output (channel-major) through the GLU output map's tiles, float32: the gradient the
+    map hands back is channel-major, so the convolution's backward reads it without a transpose (one layout copy
+    fewer each way), and the gradients are the reference chain's."""
+    tc = pytest.importorskip("ssmkit.ops.triton_chunkconv")
+    tl_glu = pytest.importorskip("ssmkit.ops.triton_linear_glu")
+    from ssmkit.ops.linear_glu import linear_glu_torch
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    H, T, B, L = 4, 16, 2, 64
+    p = _part(_diag(H, 4, T, torch.complex64), 0.5 * torch.randn(1, H))
+    leaves = [t.detach().to(device).requires_grad_() for t in (p.ToepT, p.Win, p.WoutT, p.A)]
+    part = ChunkPart(*leaves)
+    u = torch.randn(B, L, H, device=device, requires_grad=True)
+    weight = (torch.randn(2 * H, H, device=device) / H ** 0.5).requires_grad_()
+    bias = torch.randn(2 * H, device=device).requires_grad_()
+    g = torch.randn(B, L, H, device=device)
+    copies = []
+    transposes = tc.to_channel_major
+
+    def spy(x, pad, **options):
+        out = transposes(x, pad, **options)
+        copies.append(out.data_ptr() != x.data_ptr())
+        return out
+    monkeypatch.setattr(tc, "to_channel_major", spy)
+    y = tl_glu.linear_glu_triton(tc.chunkconv_act_triton(u, [part], activation), weight, bias)
+    grads = torch.autograd.grad((y * g).sum(), [u, weight, bias, *leaves])
+    y_ref = linear_glu_torch(chunkconv_act_torch(u, [part], activation), weight, bias)
+    refs = torch.autograd.grad((y_ref * g).sum(), [u, weight, bias, *leaves])
+    assert copies == [True, False]  # the input copied into channel-major; the gradient read as it came
+    assert rel_err(y, y_ref) < 1e-5
+    for got, want in zip(grads, refs):
+        assert rel_err(got, want) < 1e-5
+
+
+@pytest.mark.triton
 @pytest.mark.parametrize("SR", [8, 80])  # one block of state columns, padded; two blocks
 def test_triton_chunk_matrix_grads_are_the_three_products(SR, monkeypatch):
     """One pass over the rows, split over programs (M = 100: whole blocks of ROWS rows and part of one), equals

@@ -55,6 +55,27 @@ def test_triton_tiles_match_the_reference_with_gradients(M, K, H):
 
 
 @pytest.mark.triton
+def test_triton_tiles_read_a_column_major_x_and_give_its_gradient_in_that_layout():
+    """x (B, L, K) stored channel-major (the chunked convolution's output): no copy in, values and gradients as the
+    reference, and Ẋ channel-major too, so that the convolution's backward reads it without a transpose."""
+    tl_glu = pytest.importorskip("ssmkit.ops.triton_linear_glu")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    K, H = 24, 8
+    x = torch.randn(K, 3, 100, device=device).permute(1, 2, 0).requires_grad_()  # (B, L, K) over (K, B, L) storage
+    weight = (torch.randn(2 * H, K, device=device) / K ** 0.5).requires_grad_()
+    bias = torch.randn(2 * H, device=device).requires_grad_()
+    dy = torch.randn(3, 100, H, device=device)
+    y = tl_glu.linear_glu_triton(x, weight, bias)
+    grads = torch.autograd.grad((y * dy).sum(), (x, weight, bias))
+    ref = [t.detach().cpu().double().requires_grad_() for t in (x, weight, bias)]
+    refs = torch.autograd.grad((linear_glu(*ref) * dy.cpu().double()).sum(), ref)
+    assert rel_err(y.cpu().double(), linear_glu(*ref)) < 1e-5
+    for got, want in zip(grads, refs):
+        assert rel_err(got.cpu().double(), want) < 1e-5
+    assert grads[0].permute(2, 0, 1).is_contiguous()
+
+
+@pytest.mark.triton
 def test_triton_tiles_backward_inside_autocast_stays_float32():
     """A float32 forward, then backward() called inside a bf16 autocast context: the tiles' backward products stay
     float32 (ops/float32_backward.py), the same gradients as outside it."""
