@@ -15,10 +15,11 @@ batch 8, 1,061 / 1,199 ms per step before the scalar norm's two-pass variance, 1
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from other_code import child_env  # benchmarks/other_code.py
 
 HERE = Path(__file__).resolve().parent
 
@@ -82,8 +83,7 @@ def main() -> None:
     script = LAYERS.format() if args.layers else CHILD.format(here=str(HERE), overrides=args.set, name=args.name,
                                                                steps=args.steps)
     for code in order:
-        env = {**os.environ, "PYTHONPATH": str(Path(code).resolve()), "PYTHONSAFEPATH": "1"}
-        subprocess.run([sys.executable, "-c", script], env=env, check=True)
+        subprocess.run([sys.executable, "-c", script], env=child_env(code), check=True)
 
 
 if __name__ == "__main__":

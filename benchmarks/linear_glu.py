@@ -50,7 +50,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shapes", default="262144x256,1048576x256,64000x128")
     args = p.parse_args()
-    require_cuda("benchmarks/linear_glu.py")
+    require_cuda()
     bw = bandwidth()
     a, c = torch.randn(8192, 8192, device="cuda"), torch.randn(8192, 8192, device="cuda")
     torch.backends.cuda.matmul.allow_tf32 = True

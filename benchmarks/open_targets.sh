@@ -7,9 +7,9 @@
 # experiments with like layers forming their matrices together and apart, alternated (layers/stack_parts.py: SaShiMi
 # 185 against 208 ms); SaShiMi's generation at its steady rate (batch 1 16.9-17.3k samples/s on an H100,
 # 2026-12-06); the trainer's own lra-listops step over three epochs as shipped, the whole model replayed from CUDA
-# graphs (bf16 13.7 ms, float32 20.1 on an H100, 2026-12-06), then op by op with trimmed batches (bf16 21.2 ms on the
-# same host; 16.6-40 ms on others: compare within a call only); Mega's layer beside the official one at 1k. Each step
-# has its own time limit, so one slow step cannot take the others' time.
+# graphs (bf16 13.7 ms, float32 20.1 on an H100, 2026-12-06; op by op with trimmed batches 21.2 ms under bf16 on the
+# same host, 16.6-40 ms on others), then lra-text's the same way (bf16 13.2 ms, 2026-12-06); Mega's layer beside the
+# official one at 1k. Each step has its own time limit, so one slow step cannot take the others' time.
 set -uo pipefail
 official=${1:?usage: bash benchmarks/open_targets.sh OFFICIAL_DIR}
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
@@ -26,5 +26,5 @@ step 90 python3 benchmarks/experiment_throughput.py --apart --steps 8 lra-listop
 step 35 python3 benchmarks/experiment_throughput.py --apart --steps 8 --precision bf16 lra-listops
 step 60 python3 benchmarks/sashimi_generation.py --fused-only --batches 1,4,16 --samples 8000
 step 100 python3 benchmarks/trainer_step.py --precision fp32 bf16 --steps 150 --epochs 3
-step 80 python3 benchmarks/trainer_step.py --precision bf16 --steps 150 --epochs 3 --set model_graph=false trim_padding=true
+step 60 python3 benchmarks/trainer_step.py --experiment lra-text --precision bf16 --steps 150 --epochs 3
 step 40 python3 benchmarks/mega_speed.py --official "$official" --bf16 --lengths 1024

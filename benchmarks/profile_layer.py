@@ -3,7 +3,11 @@
     python benchmarks/profile_layer.py s4:1024:triton s4d:65536:triton:bf16 conv:16384:triton ...
 
 Each spec is layer:L:backend[:bf16] (B=16, H=256, N=64; bf16: under bf16 autocast). Layers: s4, s4d, and conv, the
-long convolution alone (S4D's chunk matrices given, ops.chunkconv_act with activation 'id', batch-first).
+long convolution alone (S4D's chunk matrices given, ops.chunkconv_act with activation 'id', batch-first); s4parts and
+s4dparts, the layer's parameter side alone (layers/chunk_parts.py build_parts, forward and backward, eager: kernel by
+kernel, where the layer replays it from CUDA graphs that the profiler shows as one), scaled onto u by one elementwise
+product so that the run's backward reaches it (at L = 16k S4's graphed parameter side took 1.6 ms of the layer's
+6.4 under bf16 on one H100, S4D's little).
 """
 from __future__ import annotations
 
@@ -28,6 +32,12 @@ def build(kind: str, L: int):
         layer = ssmkit.S4D(d_model=H, d_state=N, init="lin").cuda()
         part = ChunkPart(*(t.detach().requires_grad_() for t in build_parts(layer.kernel, layer.D, False, 1.0)))
         return lambda u: chunkconv_act(u, [part], "id")
+    if kind in ("s4parts", "s4dparts"):
+        from ssmkit.layers.chunk_parts import build_parts
+        layer = (ssmkit.S4(d_model=H, d_state=N, l_max=L) if kind == "s4parts" else
+                 ssmkit.S4D(d_model=H, d_state=N, init="lin")).cuda()
+        return lambda u: u * sum((torch.view_as_real(t) if t.is_complex() else t).float().mean()
+                               for t in build_parts(layer.kernel, layer.D, False, 1.0))
     layer = (ssmkit.S4(d_model=H, d_state=N, l_max=L) if kind == "s4" else
              ssmkit.S4D(d_model=H, d_state=N, init="lin")).cuda()
     return lambda u: layer(u)[0]

@@ -12,36 +12,25 @@ at 4096 in an offline sm_90 compile). Table last.
 """
 from __future__ import annotations
 
-import argparse
-
 import torch
-from triton.testing import do_bench
 
 from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
 from speed import bandwidth  # benchmarks/speed.py
+from tile_table import arguments, print_table, row  # benchmarks/tile_table.py
 from ssmkit.ops import triton_scalar_norm as tsn
 from ssmkit.ops.scalar_norm import scalar_norm_torch
 
 EPS = 1e-12
 
 
-def fwd_bwd(fn, x, dy):
-    return lambda: torch.autograd.backward(fn(x), dy)
-
-
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--shapes", default="32x16000x64,32x4000x128,32x1000x256")
-    p.add_argument("--tiles", default=str(tsn.TILE))
-    args = p.parse_args()
-    require_cuda("benchmarks/scalar_norm.py")
-    tiles = [int(t) for t in args.tiles.split(",")]
+    shapes, tiles = arguments(__doc__, "32x16000x64,32x4000x128,32x1000x256", tsn.TILE)
+    require_cuda()
     bw = bandwidth()
     s = torch.tensor([1.3], device="cuda", requires_grad=True)
     m = torch.tensor([0.2], device="cuda", requires_grad=True)
     rows = []
-    for shape in args.shapes.split(","):
-        B, L, H = map(int, shape.split("x"))
+    for B, L, H in shapes:
         x = torch.randn(B, L, H, device="cuda", requires_grad=True)
         dy = torch.randn_like(x)
         ln = torch.nn.LayerNorm(H, device="cuda")
@@ -51,21 +40,12 @@ def main():
         y = tsn.scalar_norm_triton(x, s, m, EPS)
         got = [y, *torch.autograd.grad(y, (x, s, m), dy)]
         err = max(((g.double() - w).norm() / w.norm()).item() for g, w in zip(got, want))
-        tiled = []
-        for tile in tiles:
-            tsn.TILE = tile
-            tiled.append(do_bench(fwd_bwd(lambda t: tsn.scalar_norm_triton(t, s, m, EPS), x, dy), warmup=10, rep=60,
-                                  return_mode="median"))
-        times = [do_bench(fwd_bwd(fn, x, dy), warmup=10, rep=60, return_mode="median")
-                 for fn in (lambda t: scalar_norm_torch(t, s, m, EPS), ln)]
         floor = 5 * x.numel() * 4 / bw * 1e3
-        rows.append(f"| {B} × {L:,} × {H} | {err:.1e} | " + " | ".join(f"{t:.3f}" for t in tiled) +
-                    f" | {times[0]:.3f} | {times[1]:.3f} | {floor:.3f} ({floor / min(tiled):.0%}) |")
-    print(f"copy {bw / 1e12:.2f} TB/s; ms, forward + backward")
-    print("| shape | Triton rel. error (values, ∂x, ∂s, ∂m) | " + " | ".join(f"Triton, tile {t}" for t in tiles) +
-          " | PyTorch reference | nn.LayerNorm | floor (of the best tile) |")
-    print("|---|---|" + "---|" * len(tiles) + "---|---|---|")
-    print("\n".join(rows))
+        rows.append(row([f"{B} × {L:,} × {H}", f"{err:.1e}"], tsn, tiles,
+                        lambda: tsn.scalar_norm_triton(x, s, m, EPS),
+                        [lambda: scalar_norm_torch(x, s, m, EPS), lambda: ln(x)], dy, floor))
+    print_table(bw, ["shape", "Triton rel. error (values, ∂x, ∂s, ∂m)"], tiles,
+                ["PyTorch reference", "nn.LayerNorm"], rows)
 
 
 if __name__ == "__main__":

@@ -10,13 +10,11 @@ x and ġ twice and writes ∂x: 8 passes over the rows in x's dtype at the measu
 """
 from __future__ import annotations
 
-import argparse
-
 import torch
-from triton.testing import do_bench
 
 from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
 from speed import bandwidth  # benchmarks/speed.py
+from tile_table import arguments, print_table, row  # benchmarks/tile_table.py
 from ssmkit.ops import triton_window_norm as twn
 from ssmkit.ops.window_norm import window_norm_torch
 
@@ -24,16 +22,11 @@ EPS = 1e-5
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--shapes", default="32x2000x256,16x16384x256")
-    p.add_argument("--tiles", default=str(twn.TILE))
-    args = p.parse_args()
-    require_cuda("benchmarks/window_norm.py")
-    tiles = [int(t) for t in args.tiles.split(",")]
+    shapes, tiles = arguments(__doc__, "32x2000x256,16x16384x256", twn.TILE)
+    require_cuda()
     bw = bandwidth()
     rows = []
-    for shape in args.shapes.split(","):
-        B, L, H = map(int, shape.split("x"))
+    for B, L, H in shapes:
         count = torch.tensor(L * 15 // 16, device="cuda")
         weight = torch.rand(H, device="cuda", requires_grad=True)
         bias = torch.randn(H, device="cuda", requires_grad=True)
@@ -48,25 +41,13 @@ def main():
             got = [y, *torch.autograd.grad(y, (x, weight, bias), dy)]
             err = max(((g.double() - w).norm() / w.norm()).item() for g, w in zip(got, want))
 
-            def step(fn):
-                return lambda: torch.autograd.backward(fn(), dy)
-            tiled = []
-            for tile in tiles:
-                twn.TILE = tile
-                tiled.append(do_bench(step(lambda: twn.window_norm_triton(x, count, weight, bias, EPS)[0]),
-                                      warmup=10, rep=60, return_mode="median"))
-            times = [do_bench(step(fn), warmup=10, rep=60, return_mode="median") for fn in (
-                lambda: window_norm_torch(x, count, weight, bias, EPS)[0],
-                lambda: bn(x.view(-1, H)).view(x.shape))]
             floor = 8 * x.numel() * x.element_size() / bw * 1e3
-            rows.append(f"| {B} × {L:,} × {H} | {str(dtype)[6:]} | {err:.1e} | " +
-                        " | ".join(f"{t:.3f}" for t in tiled) +
-                        f" | {times[0]:.3f} | {times[1]:.3f} | {floor:.3f} ({floor / min(tiled):.0%}) |")
-    print(f"copy {bw / 1e12:.2f} TB/s; ms, forward + backward")
-    print("| shape | x | Triton rel. error (values, ∂x, ∂γ, ∂β) | " + " | ".join(f"Triton, tile {t}" for t in tiles) +
-          " | PyTorch reference | nn.BatchNorm1d, every row | floor (of the best tile) |")
-    print("|---|---|---|" + "---|" * len(tiles) + "---|---|---|")
-    print("\n".join(rows))
+            rows.append(row([f"{B} × {L:,} × {H}", str(dtype)[6:], f"{err:.1e}"], twn, tiles,
+                            lambda: twn.window_norm_triton(x, count, weight, bias, EPS)[0],
+                            [lambda: window_norm_torch(x, count, weight, bias, EPS)[0],
+                             lambda: bn(x.view(-1, H)).view(x.shape)], dy, floor))
+    print_table(bw, ["shape", "x", "Triton rel. error (values, ∂x, ∂γ, ∂β)"], tiles,
+                ["PyTorch reference", "nn.BatchNorm1d, every row"], rows)
 
 
 if __name__ == "__main__":

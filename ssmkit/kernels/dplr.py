@@ -69,7 +69,9 @@ def dplr_generating_kernel(Lambda, P, B, C_tilde, dt, L: int, Q=None) -> torch.T
     """
     z = _unit_circle_points(L, Lambda.dtype, Lambda.device)
     w = Lambda * dt[:, None]
-    if not torch.compiler.is_compiling() and bool((w == 0).any()):  # a check on values: not traced by compile/export
+    # a check on values, made where they live on the host: on a GPU it would wait for the device at every forward
+    # and invalidate a CUDA graph's capture (BIDMC's model, one H100); the S4 layer's floor on Re λ rules it out there
+    if w.device.type == "cpu" and not torch.compiler.is_compiling() and bool((w == 0).any()):
         raise ValueError("Lambda: an eigenvalue is exactly 0 (the normal part of HiPPO-FouT has a zero pair); it sits "
                          "on the sample point z = 0 of the Cauchy sums. Shift it into the left half-plane (the S4 "
                          "layer floors Re λ at -1e-4)")
@@ -83,7 +85,8 @@ def dplr_generating_kernel(Lambda, P, B, C_tilde, dt, L: int, Q=None) -> torch.T
     M = torch.eye(R, dtype=k11.dtype, device=k11.device) + k11.permute(2, 3, 0, 1)  # (H, Lz, R, R)
     X = (_small_inverse(M) @ k10.movedim(-3, -1)[..., None])[..., 0].movedim(-1, -3)  # (..., R, H, Lz)
     corrected = k00 - (k01 * X[..., None, :, :, :]).sum(-3)
-    omega = torch.exp(-2j * math.pi * torch.arange(z.shape[0], dtype=torch.float64) / L).to(z)
+    # on the device: a host tensor's copy would wait for it (and a CUDA graph's capture refuses one)
+    omega = torch.exp(-2j * math.pi * torch.arange(z.shape[0], dtype=torch.float64, device=z.device) / L).to(z)
     K_hat = 2 / (1 + omega) * corrected
     if L % 2 == 0:
         nyquist = dt * (C_tilde * Bc).sum(-1).real

@@ -95,7 +95,9 @@ class DSSKernel(SSMKernel):
         zero = torch.zeros_like(coef)
         # powers are only ever taken in the decaying direction xs, so nothing overflows (masked terms included)
         K = vandermonde(torch.where(grow, zero, coef), xs, L).real
-        if torch.compiler.is_compiling() or bool(grow.any()):  # traced: always (the term is 0 without growth)
+        # the term is 0 without growth; skipped only where reading grow costs no wait for a device (on a GPU the
+        # read would stall every forward and invalidate a CUDA graph's capture) and nothing traces
+        if grow.device.type != "cpu" or torch.compiler.is_compiling() or bool(grow.any()):
             K = K + vandermonde(torch.where(grow, coef, zero), xs, L_norm).real.flip(-1)[..., :L]
         return K
 

@@ -62,6 +62,24 @@ def collector_paused():
             gc.enable()
 
 
+@contextlib.contextmanager
+def generator_restored_on_failure():
+    """The CUDA random generator's state given back to it if a capture inside fails. A capture registers the
+    generator with the graph and releases it when the capture ends; a capture that CUDA invalidated (a host sync
+    inside, as a batched LU of MAGMA's) ends in an error before that release, which leaves the generator marked as
+    capturing: every later random op of the process then fails ("Offset increment outside graph capture
+    encountered unexpectedly"), the eager fallback's dropout and a script's next torch.randn included (seen on an
+    H100 with experiment_throughput.py --graph bidmc). Its state, copied before the capture (a copy is not capturing),
+    is put back in its place."""
+    generator = torch.cuda.default_generators[torch.cuda.current_device()]
+    saved = generator.clone_state()
+    try:
+        yield
+    except BaseException:
+        generator.graphsafe_set_state(saved)
+        raise
+
+
 def capture_stream() -> torch.cuda.Stream:
     """The stream torch.cuda.graph captures on when given none (made here if no capture has made it yet). Work that
     warms up a capture runs on it. cuBLAS keeps a workspace per (handle, stream), made at the first product on a
@@ -158,7 +176,8 @@ def graphed(module: nn.Module, inputs: tuple[torch.Tensor, ...]):
     try:
         with torch.autocast("cuda", enabled=False), collector_paused():
             _warm_up(function, samples + placeholders)  # instead of make_graphed_callables' own, on a new stream
-            run = torch.cuda.make_graphed_callables(function, samples + placeholders, num_warmup_iters=0)
+            with generator_restored_on_failure():
+                run = torch.cuda.make_graphed_callables(function, samples + placeholders, num_warmup_iters=0)
     finally:
         torch.backends.cuda.preferred_linalg_library(library)
     return lambda *args: run(*_OwnGradients.apply(*args))

@@ -15,6 +15,7 @@ There is no recurrent view.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
@@ -28,11 +29,18 @@ def combination_indices(L: int, p: int) -> torch.Tensor:
     return torch.tensor(combos, dtype=torch.long).reshape(-1, p)
 
 
+@functools.lru_cache(maxsize=32)
+def _indices_on(L: int, p: int, device: torch.device) -> torch.Tensor:
+    """combination_indices on a device, copied there once per (L, p): the copy of a host tensor waits for the device
+    (and a CUDA graph's capture refuses it)."""
+    return combination_indices(L, p).to(device)
+
+
 def official_products(x: torch.Tensor, order: int) -> list[torch.Tensor]:
     """[U^(2), ..., U^(order)] (B, H, L) each, time-reversed, from x (B, H, L)."""
     L, out = x.shape[-1], []
     for p in range(2, order + 1):
-        idx = combination_indices(L, p).to(x.device)
+        idx = _indices_on(L, p, x.device)
         U = torch.ones(*x.shape[:-1], idx.shape[0], dtype=x.dtype, device=x.device)
         for j in range(p):
             U = U * x[..., idx[:, j]]

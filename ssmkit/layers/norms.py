@@ -15,7 +15,7 @@ about 1e-12 relative (benchmarks/versus_official.py). ScaleNorm and RMSNorm are 
 sequence_norm.py), used by its LRA Text and Retrieval models. BatchNorm over a padded batch takes its training
 statistics from the real positions only (``real``) and sets the padding to 0; or, given ``Longest``, from every
 row's positions before the batch's longest sequence (what the official S4 LRA backbone's BatchNorm reads of a batch
-padded to its longest), by weighted sums, with no shape that depends on the lengths (a CUDA graph can hold it).
+padded to its longest), by ops.window_norm, with no shape that depends on the lengths (a CUDA graph can hold it).
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class Longest(NamedTuple):
     count: torch.Tensor
 
     @classmethod
-    def of(cls, lengths: torch.Tensor, L: int) -> "Longest":
+    def of(cls, lengths: torch.Tensor) -> "Longest":
         return cls(lengths.max())
 
 

@@ -76,6 +76,18 @@ def is_residual_block(cls) -> bool:
     return getattr(cls, "residual_block", False)
 
 
+@functools.lru_cache(maxsize=None)
+def _function_arguments(function) -> frozenset[str]:
+    return frozenset(inspect.signature(function).parameters)
+
+
+def _arguments(method) -> frozenset[str]:
+    """The argument names a layer's forward or step takes: read once per function (inspect.signature costs ~25 µs,
+    at every block of every forward before), or each time for a callable that is not a method."""
+    function = getattr(method, "__func__", None)
+    return _function_arguments(function) if function is not None else frozenset(inspect.signature(method).parameters)
+
+
 class SequenceModel(Pretrained, nn.Module):
     head_modules = ("encoder", "decoder")  # outside the official S4 backbone (train/optim.py decay_heads)
 
@@ -150,18 +162,19 @@ class SequenceModel(Pretrained, nn.Module):
         return apply_norm(norm, h + self.dropout(y), real), extra
 
     def _blocks(self, h: torch.Tensor, states: list, stepping: bool, rate: float = 1.0,
-                lengths: torch.Tensor | None = None, sequence_group=None) -> tuple[torch.Tensor, list]:
+                lengths: torch.Tensor | None = None, sequence_group=None) -> tuple[torch.Tensor, list, object]:
         """The residual blocks over h (B, L, H), or over one position h (B, H) with stepping=True; rate ≠ 1 samples
         every SSM's continuous kernel at Δ·rate (a resolution change: rate 2 for input sampled half as often);
         lengths (B,) marks a suffix-padded batch (module docstring); sequence_group: h is this rank's part of
-        sequences split over the group (forward)."""
+        sequences split over the group (forward). Returns h, the new states, and the positions the norms took their
+        statistics over (_norm_positions), for the final norm."""
         masked = None if stepping else valid_positions(lengths, h.shape[0], h.shape[1])
-        real = self._norm_positions(masked, lengths, h.shape[1])
+        real = self._norm_positions(masked, lengths)
         options = {**({"rate": rate} if rate != 1.0 else {}), **({"lengths": lengths} if masked is not None else {}),
                    **({"sequence_group": sequence_group} if sequence_group is not None else {})}
         new_states = []
         for i, (layer, state) in enumerate(zip(self.layers, states)):
-            accepted = inspect.signature(layer.step if stepping else layer.forward).parameters
+            accepted = _arguments(layer.step if stepping else layer.forward)
             for name in options:
                 if name not in accepted:
                     raise ValueError(f"{name}: block {i} ({type(layer).__name__}) does not take {name}; "
@@ -174,7 +187,7 @@ class SequenceModel(Pretrained, nn.Module):
             if self.ffns is not None:
                 h, _ = self._residual(h, self.ffn_norms[i], lambda x: (self.ffns[i](x), None), real)
             new_states.append(state)
-        return h, new_states
+        return h, new_states, real
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None, rate: float = 1.0, *,
                 sequence_group=None) -> torch.Tensor:
@@ -228,18 +241,17 @@ class SequenceModel(Pretrained, nn.Module):
         """(B, L, H): encoder, blocks, final norm (all over the padding too unless mask_padding is True)."""
         if self.mask_padding is False:
             lengths = None
-        h, _ = self._blocks(self._embed(x), [None] * len(self.layers), stepping=False, rate=rate, lengths=lengths,
-                            sequence_group=sequence_group)
-        real = valid_positions(lengths, h.shape[0], h.shape[1])
-        return apply_norm(self.final_norm, h, self._norm_positions(real, lengths, h.shape[1]))
+        h, _, real = self._blocks(self._embed(x), [None] * len(self.layers), stepping=False, rate=rate,
+                                  lengths=lengths, sequence_group=sequence_group)
+        return apply_norm(self.final_norm, h, real)
 
-    def _norm_positions(self, real: torch.Tensor | None, lengths: torch.Tensor | None, L: int):
+    def _norm_positions(self, real: torch.Tensor | None, lengths: torch.Tensor | None):
         """The positions the norms take their statistics over: the real ones, or every one ('layers': as the
         official S4 backbone, whose BatchNorm reads the padding that its layers mask), or with longest_norms those
         before the batch's longest sequence."""
         if self.mask_padding != "layers":
             return real
-        return Longest.of(lengths, L) if self.longest_norms and real is not None else None
+        return Longest.of(lengths) if self.longest_norms and real is not None else None
 
     def _pooled(self, x: torch.Tensor, lengths: torch.Tensor | None, rate: float = 1.0) -> torch.Tensor:
         """(B, H): the features pooled over valid positions."""
@@ -269,12 +281,12 @@ class SequenceModel(Pretrained, nn.Module):
         """Outputs (B, L, d_output) of a chunk x continuing ``states``, and the states after it (chunked view)."""
         self._check_per_step()
         self._check_x(x, ("B", "L"))
-        h, states = self._blocks(self._embed(x), states, stepping=False)
+        h, states, _ = self._blocks(self._embed(x), states, stepping=False)
         return self.decoder(self.final_norm(h)), states
 
     def step(self, x_t: torch.Tensor, states: list) -> tuple[torch.Tensor, list]:
         """One position: x_t (B,) token ids or (B, d_input) -> output (B, d_output), next states."""
         self._check_per_step()
         self._check_x(x_t, ("B",), "x_t")
-        h, states = self._blocks(self._embed(x_t), states, stepping=True)
+        h, states, _ = self._blocks(self._embed(x_t), states, stepping=True)
         return self.decoder(self.final_norm(h)), states

@@ -21,7 +21,7 @@ import torch
 from torch.nn.utils import parametrize
 
 from ..layers.checks import check_token_ids
-from ..layers.cuda_graphs import collector_paused, on_capture_stream
+from ..layers.cuda_graphs import collector_paused, generator_restored_on_failure, on_capture_stream
 from ..layers.param_versions import parameters_frozen
 from .sampling import Sampler, SamplingOptions
 
@@ -147,7 +147,7 @@ def _capture(loop: _Loop, period: int) -> torch.cuda.CUDAGraph | None:
         return None
     graph = torch.cuda.CUDAGraph()
     try:
-        with collector_paused(), torch.cuda.graph(graph):
+        with collector_paused(), generator_restored_on_failure(), torch.cuda.graph(graph):
             loop.cycle(period)
     except RuntimeError as e:
         warnings.warn(f"generate: the token step could not be captured as a CUDA graph ({e}); stepping without "

@@ -112,6 +112,25 @@ class TrainConfig:
     run_name: str | None = None
 
     @property
+    def drops_train_tail(self) -> bool:
+        """Whether an epoch leaves out its last partial batch (drop_last true or 'train')."""
+        return self.drop_last in (True, "train")
+
+    @property
+    def drops_eval_tail(self) -> bool:
+        """Whether the validation and test scores leave out a split's last partial batch (drop_last true)."""
+        return self.drop_last is True
+
+    @property
+    def trims_op_by_op(self) -> bool:
+        """Whether a padded batch is cut to its longest sequence where the model runs op by op (evaluation, and
+        training without model_graph's graphs: CPU, DDP): with trim_padding, and with mask_padding 'layers'
+        (lra-listops, lra-text), whose batches kept at one length for the graphs give the trimmed batch's outputs
+        (longest_norms; in evaluation BatchNorm reads its running statistics), so that the padding beyond the longest
+        sequence is work only."""
+        return self.trim_padding or self.mask_padding == "layers"
+
+    @property
     def blocks(self) -> str:
         """What the blocks are, for run names and logs: the layer, the image model (s4nd, cnn), or CCNN's ckconv."""
         return {"s4nd": "s4nd", "cnn": "cnn", "ccnn": "ckconv"}.get(self.model, self.layer)

@@ -57,6 +57,11 @@ class ModelGraphs:
         self.model, self.replays, self.captures, self.off = model, Replays(self.KEEP), 0, False
 
     @staticmethod
+    def runs_on(device: torch.device) -> bool:
+        """Whether the graphs run on this device at all (a CUDA GPU)."""
+        return device.type == "cuda"
+
+    @staticmethod
     def usable(model: nn.Module, x: torch.Tensor) -> bool:
         """CUDA training of a model with trained parameters, outside another capture or a compiler trace."""
         return (x.is_cuda and model.training and torch.is_grad_enabled()

@@ -184,15 +184,16 @@ def _check_batching(n: int, batch_size: int, world: int, drop_last: bool) -> Non
                          f"batch_size={batch_size} leaves {last or batch_size} for the last one of {n} samples")
 
 
-def _one_process_options(config: TrainConfig, world: int, rank: int) -> TrainConfig:
-    """model_graph is for one process (DistributedDataParallel's backward hooks run outside the graphs): under DDP the
-    run goes op by op instead, and batches kept at one length for the graphs (trim_padding false with mask_padding
-    'layers') are cut to their longest again, which gives the same outputs (longest_norms' statistics are a process's
-    own, where DDP synchronizes BatchNorm)."""
-    if world == 1 or not config.model_graph:
+def _graph_options(config: TrainConfig, world: int, rank: int, device: torch.device) -> TrainConfig:
+    """model_graph is for one process on a CUDA GPU. Under DDP (DistributedDataParallel's backward hooks run outside
+    the graphs) the run goes op by op, with one warning; on another device, where the graphs would not run, it does
+    silently. Either way batches kept at one length for the graphs are cut to their longest again where that gives
+    the same outputs (TrainConfig.trims_op_by_op: longest_norms read the positions before the longest sequence, the
+    trimmed batch's; under DDP a process's own, where DDP synchronizes BatchNorm), without the padding's work."""
+    if not config.model_graph or (world == 1 and ModelGraphs.runs_on(device)):
         return config
-    trim = config.trim_padding or config.mask_padding == "layers"
-    if rank == 0:
+    trim = config.trims_op_by_op
+    if world > 1 and rank == 0:
         cut = " with each batch cut to its longest sequence (trim_padding=true)" if trim != config.trim_padding else ""
         warnings.warn(f"model_graph: one process only; under DistributedDataParallel ({world} processes) this run goes "
                       f"op by op{cut}", stacklevel=3)
@@ -206,7 +207,7 @@ def _prepare(config: TrainConfig, resume):
         config = read_run_config(Path(resume))
     config = config or TrainConfig()
     rank, world, device = dist.setup(config.device)
-    config = _one_process_options(config, world, rank)
+    config = _graph_options(config, world, rank, device)
     torch.manual_seed(config.seed + rank)
     splits = {s: data.take(data.build(config.dataset, config.data_dir, s, **config.dataset_options),
                            config.train_subset if s == "train" else config.eval_subset, config.seed)
@@ -215,7 +216,7 @@ def _prepare(config: TrainConfig, resume):
         if len(dataset) == 0:
             raise ValueError(f"dataset {config.dataset!r}: the {split} split has no samples (dataset_options "
                              f"{config.dataset_options})")
-    _check_batching(len(splits["train"]), config.batch_size, world, bool(config.drop_last))
+    _check_batching(len(splits["train"]), config.batch_size, world, config.drops_train_tail)
     torch.manual_seed(config.seed)  # the same initial weights on every rank
     model = build_model(config, splits["train"])
     folder = Path(resume or ".") / "checkpoints"
@@ -233,7 +234,7 @@ def _prepare(config: TrainConfig, resume):
             device_ids=[device] if device.type == "cuda" else None)
     if config.compile:
         model = torch.compile(model)
-    steps = (len(splits["train"]) // config.batch_size if config.drop_last
+    steps = (len(splits["train"]) // config.batch_size if config.drops_train_tail
              else math.ceil(len(splits["train"]) / config.batch_size))
     total = config.epochs * steps if config.schedule_steps is None else config.schedule_steps
     warmup = config.warmup_epochs * steps if config.warmup_steps is None else config.warmup_steps
@@ -263,7 +264,7 @@ def _train_epoch(config, model, optimizer, scheduler, scaler, train_set, epoch, 
     model.train()
     amp = torch.autocast(device.type, dtype=AUTOCAST[config.precision] or torch.float32,
                          enabled=AUTOCAST[config.precision] is not None)
-    batches = epoch_batches(len(train_set), config.batch_size, config.seed, epoch, bool(config.drop_last))
+    batches = epoch_batches(len(train_set), config.batch_size, config.seed, epoch, config.drops_train_tail)
     loader = _loader(train_set, device, config.num_workers, batch_sampler=[b[rank::world].tolist() for b in batches])
     bar = progress(zip(loader, batches), f"epoch {epoch + 1}/{config.epochs}", len(batches), enabled=rank == 0)
     totals, steps, reader = [0.0, 0.0, 0.0], [], StepSums()
@@ -398,7 +399,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
         (loss_sum, metric_sum, seen), step_rows = _train_epoch(config, model, optimizer, scheduler, scaler,
                                                                splits["train"], epoch, rank, world, device, graphs)
         val = evaluate(model, splits["val"], config.batch_size, device, rank, world, num_workers=config.num_workers,
-                       desc="validation", trim=config.trim_padding, drop_last=config.drop_last is True)
+                       desc="validation", trim=config.trims_op_by_op, drop_last=config.drops_eval_tail)
         seconds = time.perf_counter() - started
         row = {"epoch": epoch + 1, "step": (epoch + 1) * steps, "lr": scheduler.get_last_lr()[0],
                "train_loss": loss_sum / seen, f"train_{m}": task.value(metric_sum, seen), "val_loss": val["loss"],
@@ -431,7 +432,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
             break
     best = load_model(run_dir, "best", device=device)
     test = evaluate(best, splits["test"], config.batch_size, device, rank, world, num_workers=config.num_workers,
-                    desc="test", trim=config.trim_padding, drop_last=config.drop_last is True)
+                    desc="test", trim=config.trims_op_by_op, drop_last=config.drops_eval_tail)
     results = {"test_loss": test["loss"], f"test_{m}": test[m], f"best_val_{m}": best_val, "run_dir": str(run_dir)}
     if rank == 0:
         write_text_atomic(json.dumps(results, indent=2) + "\n", run_dir / "results.json")
@@ -495,7 +496,6 @@ def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "be
     if rate != 1.0 and getattr(built, "l_max", None) == trained_length(model):
         warnings.warn(f"rate={rate}: the {split} inputs have the training length {built.l_max}; a resolution change "
                       f"also sets the data's (e.g. --set size=... or sample_rate=...)")
-    dataset = data.take(built, subset, config.seed)
+    dataset = _scored(data.take(built, subset, config.seed), config.batch_size, config.drops_eval_tail)
     return {**evaluate(model, dataset, config.batch_size, dev, rate=rate, num_workers=config.num_workers, desc=split,
-                       trim=config.trim_padding, drop_last=config.drop_last is True),
-            "samples": len(_scored(dataset, config.batch_size, config.drop_last is True))}
+                       trim=config.trims_op_by_op), "samples": len(dataset)}

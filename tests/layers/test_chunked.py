@@ -231,7 +231,7 @@ def test_cuda_graph_trains_like_the_eager_layer(name, options, bf16):
         if not options.get("dropout"):
             tol = 2e-2 if bf16 else 1e-5
             assert rel_err(outs[1][0], outs[0][0]) < tol and rel_err(outs[1][1], outs[0][1]) < tol, step
-    assert len(graphed._graphed_layer.graphs) == 2 and not graphed._graphed_layer.failed
+    assert len(graphed._graphed_layer.replays.graphs) == 2 and not graphed._graphed_layer.failed
     if options.get("dropout"):  # different masks: the runs differ; the graphed one trained to finite values
         assert all(torch.isfinite(p).all() for p in graphed.parameters())
         return

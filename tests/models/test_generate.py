@@ -202,6 +202,32 @@ def test_cuda_graph_over_sashimis_pooling_cycle_equals_the_plain_loop(n_tokens):
     assert torch.equal(plain[0], graphed[0]) and torch.equal(plain[1], graphed[1])
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_generation_samples_after_a_failed_capture(monkeypatch):
+    """A step that waits for the device while the token cycle is captured (CUDA invalidates the capture): one
+    warning, the plain loop's tokens, and random draws still work (the generator was left marked as capturing
+    before, so every later draw of the process failed)."""
+    model = SequenceModel(256, 256, layer="s4d", d_model=32, n_layers=1, vocab_size=256, pool="none").cuda()
+    prompt = torch.randint(0, 256, (2, 5), device="cuda")
+    kw = dict(temperature=0.9, seed=1)
+    plain = generate(model, prompt, 20, cuda_graph=False, **kw)
+
+    def syncing(step):
+        def run(*args, **kwargs):
+            out = step(*args, **kwargs)
+            if torch.cuda.is_current_stream_capturing():
+                torch.cuda.synchronize()
+            return out
+        return run
+    for name in ("step", "step_features"):  # the loop steps through one of them
+        if hasattr(model, name):
+            monkeypatch.setattr(model, name, syncing(getattr(model, name)))
+    with pytest.warns(UserWarning, match="generate: the token step could not be captured"):
+        fallback = generate(model, prompt, 20, **kw)
+    assert torch.equal(plain[0], fallback[0]) and torch.isfinite(torch.rand(3, device="cuda")).all()
+
+
 def test_attention_hybrid_generates_what_it_computes_with_a_static_cache():
     model = SequenceModel(256, 256, d_model=16, n_layers=2, vocab_size=256, pool="none", attention_every=2,
                           layer_options={"d_state": 8}).double()

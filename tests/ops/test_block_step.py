@@ -208,8 +208,8 @@ def test_triton_trace_and_skips_match_the_reference(monkeypatch, wide, Fh, outer
     K = 3 * (2 if Fh else 1)
     h, skips = torch.randn(2, 12, device=device), torch.randn(K, 2, 12, device=device)
     states = [torch.randn(2, 12, 4, dtype=torch.complex64, device=device) for _ in range(3)]
-    ref_states, ref_trace, trace = [torch.empty_like(x) for x in states], torch.empty(K + 1, 2, 12), torch.empty(
-        K + 1, 2, 12, device=device)
+    ref_states, ref_trace = [torch.empty_like(x, device="cpu") for x in states], torch.empty(K + 1, 2, 12)
+    trace = torch.empty(K + 1, 2, 12, device=device)
     ref = block_step_torch(h.cpu(), [x.cpu() for x in states], ref_states, _cpu(w), outer, None, ref_trace,
                            skips.cpu())
     y = triton_block_step.block_step_triton(h, states, states, w, outer, None, trace, skips)

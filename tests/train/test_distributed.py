@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from ssmkit.train import load_experiment, make_config, train
 
@@ -40,13 +41,30 @@ def test_lra_listops_under_several_processes_goes_op_by_op_on_trimmed_batches():
     SyncBatchNorm needs GPUs, so this is the trainer's own step, not a torchrun)."""
     import warnings
 
-    from ssmkit.train.trainer import _one_process_options
+    from ssmkit.train.trainer import _graph_options
     config = make_config([], load_experiment("lra-listops"), source="lra-listops")
     assert config.model_graph and not config.trim_padding
-    assert _one_process_options(config, 1, 0) is config
+    cuda = torch.device("cuda")
+    assert _graph_options(config, 1, 0, cuda) is config
     with pytest.warns(UserWarning, match="model_graph: one process only.*trim_padding=true"):
-        changed = _one_process_options(config, 2, 0)
+        changed = _graph_options(config, 2, 0, cuda)
     assert not changed.model_graph and changed.trim_padding
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert _one_process_options(config, 2, 1) == changed
+        assert _graph_options(config, 2, 1, cuda) == changed
+
+
+def test_on_a_cpu_the_graphs_options_give_way_to_trimmed_batches_silently():
+    """On a CPU the graphs would not run: lra-text's one-length batches are cut to their longest (the same outputs,
+    less padding), without a warning; S5's ListOps, whose model reads the padding, keeps its full-length batches."""
+    import warnings
+
+    from ssmkit.train.trainer import _graph_options
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        text = _graph_options(make_config([], load_experiment("lra-text"), source="lra-text"), 1, 0,
+                              torch.device("cpu"))
+        s5 = _graph_options(make_config([], load_experiment("s5-lra-listops"), source="s5-lra-listops"), 1, 0,
+                            torch.device("cpu"))
+    assert not text.model_graph and text.trim_padding
+    assert not s5.model_graph and not s5.trim_padding

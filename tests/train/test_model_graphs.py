@@ -16,7 +16,7 @@ from ssmkit.train import ModelGraphs, load_experiment, make_config, train
 def _stand_in(monkeypatch, fail: bool = False) -> dict:
     """cuda_graphs.graphed replaced by a function that records each capture (its input shapes, whether the layers'
     own graphs were allowed during it) and serves replays through a Python autograd node; ModelGraphs.usable says
-    yes on a CPU in training."""
+    yes on a CPU in training (and the trainer keeps model_graph on there)."""
     seen = {"captures": [], "allowed": [], "replays": 0}
 
     def graphed(module, inputs):
@@ -34,6 +34,7 @@ def _stand_in(monkeypatch, fail: bool = False) -> dict:
     monkeypatch.setattr(cuda_graphs, "graphed", graphed)
     monkeypatch.setattr(ModelGraphs, "usable",
                         staticmethod(lambda model, x: model.training and torch.is_grad_enabled()))
+    monkeypatch.setattr(ModelGraphs, "runs_on", staticmethod(lambda device: True))
     return seen
 
 
@@ -245,3 +246,57 @@ def test_cuda_model_graphs_draw_new_dropout_masks_at_every_replay():
         out.sum().backward()
     assert forward.captures == 1 and not forward.off
     assert not torch.equal(outs[1], outs[2]) and torch.isfinite(outs[2]).all()
+
+
+class _SyncsInForward(torch.nn.Module):
+    """Dropout, then a host read of a value (.item()): a sync, which CUDA refuses inside a capture."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 5)
+
+    def forward(self, x):
+        y = torch.nn.functional.dropout(self.linear(x), 0.5, self.training)
+        return y * (1.0 if y.abs().sum().item() >= 0 else 0.0)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_random_numbers_still_draw_after_a_failed_capture():
+    """A capture that CUDA invalidates leaves the random generator usable: the eager fallback's dropout and any later
+    random op run (before, every one failed with "Offset increment outside graph capture")."""
+    torch.manual_seed(0)
+    model = _SyncsInForward().cuda()
+    forward = ModelGraphs(model)
+    x = torch.randn(2, 7, 3, device="cuda")
+    with pytest.warns(UserWarning, match="ModelGraphs: the capture failed"):
+        y = forward(x)
+    y.sum().backward()
+    assert forward.off and torch.isfinite(model.linear.weight.grad).all()
+    a, b = forward(x), torch.randn(4, device="cuda")
+    assert torch.isfinite(a).all() and torch.isfinite(b).all()
+
+
+def test_one_length_models_evaluate_on_trimmed_batches_with_the_same_scores(tmp_path):
+    """lra-listops (mask_padding 'layers', one length in training for the graphs) evaluates op by op on batches cut
+    to their longest (TrainConfig.trims_op_by_op): the loss and accuracy of the full padded length, with BatchNorm's
+    running statistics moved off their init so that the norms do something."""
+    from ssmkit import data
+    from ssmkit.data.listops import write_listops
+    from ssmkit.train.build import build_model
+    from ssmkit.train.trainer import evaluate
+    write_listops(tmp_path, 64, 40, 8, min_length=10, max_length=60)
+    config = make_config(["d_model=8", "n_layers=2", "d_state=4", "dataset_options.max_length=64",
+                          f"data_dir={tmp_path}"], load_experiment("lra-listops"), source="lra-listops")
+    assert config.trims_op_by_op and not config.trim_padding
+    val = data.build(config.dataset, config.data_dir, "val", **config.dataset_options)
+    torch.manual_seed(0)
+    model = build_model(config, val)
+    with torch.no_grad():
+        for module in model.modules():
+            if getattr(module, "running_mean", None) is not None:
+                module.running_mean.normal_()
+                module.running_var.uniform_(0.5, 2.0)
+    full = evaluate(model, val, 8, torch.device("cpu"), trim=False)
+    cut = evaluate(model, val, 8, torch.device("cpu"), trim=True)
+    assert cut == pytest.approx(full, rel=1e-6) and full["loss"] > 0

@@ -3,6 +3,8 @@ line. On a GPU a whole training step queues without a host-device synchronizatio
 import pytest
 import torch
 
+import ssmkit
+from ssmkit.layers.registry import LAYERS
 from ssmkit.train.step_sums import StepSums
 
 
@@ -71,3 +73,35 @@ def test_cuda_training_step_of_a_padded_lra_model_never_waits_for_the_device():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert torch.isfinite(loss)
+
+
+# every registered layer but CKConv, whose kernel is cropped where its learned Gaussian mask falls below a threshold,
+# read on the host at each forward (the official FlexConv does the same): its kernel's shape depends on its values
+_NEEDS_L_MAX = {"mega", "sgconv"}
+_CASES = [(name, dict(l_max=512) if name in _NEEDS_L_MAX else {}) for name in sorted(LAYERS) if name != "ckconv"] + [
+    ("s4", dict(d_state=256, bidirectional=True)),  # the FFT path (BIDMC's)
+    ("s4", dict(bidirectional=True, d_state=4)), ("s4d", dict(bidirectional=True)),  # the LRA layers
+    ("liquid_s4", dict(liquid_form="official"))]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name,options", _CASES, ids=str)
+def test_cuda_layers_train_without_waiting_for_the_device(name, options):
+    """Forward and backward of each layer in training, after a warm-up: no synchronizing call. One waits for the
+    device at every step and keeps a model out of a CUDA graph (model_graph); three such (a value check, a host tensor
+    copied in, a read of a mask) were in S4's FFT kernel and DSS-softmax's until BIDMC's model failed to capture."""
+    layer = ssmkit.layer(name, d_model=16, **options).cuda().train()
+    u = torch.randn(2, 512, 16, device="cuda", requires_grad=True)
+
+    def step():
+        y = layer(u)
+        (y[0] if isinstance(y, tuple) else y).square().sum().backward()
+    step()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.isfinite(u.grad).all()
