@@ -11,16 +11,19 @@ equal at 256).
 cores, Z = X Wᵀ + bias in 3xTF32 (float32 accuracy; the cuBLAS float32 GEMM that nn.Linear takes with TF32 off runs
 without tensor cores) with the gate in the epilogue: the two halves a and g of a block of outputs are two
 accumulators of one program, Y = a ⊙ σ(g) is written beside Z (kept for backward), and no separate pass reads Z
-again. The backward is PyTorch's (the GLU's backward, then cuBLAS's two products Ẋ = Ż W and Ẇ = Żᵀ X, and ḃ = Σ Ż):
-Triton tiles that formed Ż in their prologues instead were slower (grad_x + grad_w together 4.4–8.0 ms against
-PyTorch's 3.3 at M = 262,144, K = N = 256 on an H200, benchmarks/linear_glu.py), as was the fused forward in bf16
-at the width of ListOps (0.22 ms against cuBLAS + GLU's 0.08 at M = 64,000, K = N = 128), so under autocast the
-reference runs. Forward, float32, same GPU: 1.23 against 1.82 ms (M = 262,144, K = N = 256), 0.10 against 0.16
-(M = 64,000, K = N = 128).
+again. The backward: one Triton pass forms Ż = GLU'(Z)ᵀ Ẏ and the bias gradient ḃ = Σ_rows Ż together (each
+program's column sums, added up by one small torch sum), where PyTorch's glu_backward and then a column sum passed over
+Z, Ẏ and Ż twice; then cuBLAS's two products Ẋ = Ż W and Ẇ = Żᵀ X. Triton tiles that formed Ż in their prologues
+instead were slower (grad_x + grad_w together 4.4–8.0 ms against PyTorch's 3.3 at M = 262,144, K = N = 256 on an
+H200, benchmarks/linear_glu.py), as was the fused forward in bf16 at the width of ListOps (0.22 ms against cuBLAS +
+GLU's 0.08 at M = 64,000, K = N = 128), so under autocast the forward is cuBLAS's and PyTorch's GLU (the reference's
+values) and only the backward's first pass is ours. Forward, float32, same GPU: 1.23 against 1.82 ms
+(M = 262,144, K = N = 256), 0.10 against 0.16 (M = 64,000, K = N = 128).
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 import triton
 import triton.language as tl
 from torch.autograd.function import once_differentiable
@@ -31,6 +34,12 @@ from .linear_glu import linear_glu_torch
 
 STEP_ROWS = 256  # up to this many rows without autograd (a token step's batch), the matrix-vector kernel
 TILE = (128, 64, 32, 8, 3)  # (BM rows, BN outputs, BK inputs, warps, stages), benchmarks/linear_glu.py
+GLU_BACKWARD_TILE = (64, 64, 4)  # (BM rows, BN outputs, warps) of _glu_backward_kernel
+HALF = (torch.bfloat16, torch.float16)
+# under autocast, the fused backward from this many rows: below, a layer's step is bound by its host, and the
+# Function's Python cost more than the pass it saves (S4 at B 16, L 1k, bf16: 3.43 against 3.24 ms; at 16k 6.15
+# against 6.32, one H100)
+AUTOCAST_ROWS = 65536
 
 
 @triton.jit(do_not_specialize=["B"])  # one compilation for every batch size
@@ -101,8 +110,52 @@ def _tile_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, kee
     return y, z
 
 
+@triton.jit(do_not_specialize=["M"])
+def _glu_backward_kernel(Z, DY, DZ, PART, M, N: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
+    """Program (block of BM rows, block of BN outputs): ȧ = ẏ σ(g), ġ = ẏ a σ(g)(1 − σ(g)) from Z = [a | g] and Ẏ, in
+    float32, written to DZ in its dtype; the block's column sums of [ȧ | ġ] (float32, before rounding) to PART."""
+    rm = (tl.program_id(0) * BM + tl.arange(0, BM)).to(tl.int64)
+    rn = tl.program_id(1) * BN + tl.arange(0, BN)
+    mn = rn < N
+    live = (rm < M)[:, None] & mn[None, :]
+    z = rm[:, None] * (2 * N) + rn[None, :]
+    a = tl.load(Z + z, mask=live, other=0.0).to(tl.float32)
+    g = tl.load(Z + z + N, mask=live, other=0.0).to(tl.float32)
+    dy = tl.load(DY + rm[:, None] * N + rn[None, :], mask=live, other=0.0).to(tl.float32)
+    s = tl.sigmoid(g)
+    da = dy * s
+    dg = da * a * (1.0 - s)
+    tl.store(DZ + z, da.to(DZ.dtype.element_ty), mask=live)
+    tl.store(DZ + z + N, dg.to(DZ.dtype.element_ty), mask=live)
+    part = PART + tl.program_id(0) * (2 * N) + rn
+    tl.store(part, tl.sum(da, axis=0), mask=mn)
+    tl.store(part + N, tl.sum(dg, axis=0), mask=mn)
+
+
+def _glu_backward(dy: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Ż (M, 2N) in z's dtype, ḃ = Σ_rows Ż (2N,) float32) from Ẏ (M, N) and Z (M, 2N): the GLU's backward and the
+    bias gradient in one pass over Z and Ẏ, where PyTorch's glu_backward and then the bias sum each passed over them."""
+    M, N = dy.shape
+    dz = torch.empty_like(z)
+    BM, BN, warps = GLU_BACKWARD_TILE
+    part = torch.empty(triton.cdiv(M, BM), 2 * N, device=z.device, dtype=torch.float32)
+    _glu_backward_kernel[(triton.cdiv(M, BM), triton.cdiv(N, BN))](z, dy.contiguous(), dz, part, M, N=N, BM=BM, BN=BN,
+                                                                     num_warps=warps)
+    return dz, part.sum(0)
+
+
+def _input_grads(ctx, x, weight, dz, db):
+    """(Ẋ, Ẇ, ḃ) of Z = x Wᵀ + b from Ż, as ctx asks for them."""
+    dx = None
+    if ctx.needs_input_grad[0]:  # in x's layout: a column-major x (channel-major activations) gets Ẋᵀ = Wᵀ Żᵀ,
+        # which the layer's convolution then reads without a transpose (triton_chunkconv.to_channel_major)
+        dx = (weight.t() @ dz.t()).t() if _column_major(x) else dz @ weight
+    dw = dz.t() @ x if ctx.needs_input_grad[1] else None
+    return dx, dw, db.to(dz.dtype) if ctx.needs_input_grad[2] else None
+
+
 class _TileLinearGLU(torch.autograd.Function):
-    """The tiles' forward (Z kept); backward Ż = GLU'(Z)ᵀẎ (PyTorch's glu_backward), Ẋ = Ż W, Ẇ = Żᵀ X, ḃ = Σ_rows Ż.
+    """The tiles' forward (Z kept); backward Ż = GLU'(Z)ᵀẎ and ḃ = Σ_rows Ż (_glu_backward), Ẋ = Ż W, Ẇ = Żᵀ X.
     Once differentiable: the saved Z has no graph to x and W, so a second derivative raises instead of being wrong."""
 
     @staticmethod
@@ -116,14 +169,25 @@ class _TileLinearGLU(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, dy):
         x, weight, z = ctx.saved_tensors
-        dz = torch.ops.aten.glu_backward(dy, z, -1)
-        dx = None
-        if ctx.needs_input_grad[0]:  # in x's layout: a column-major x (channel-major activations) gets Ẋᵀ = Wᵀ Żᵀ,
-            # which the layer's convolution then reads without a transpose (triton_chunkconv.to_channel_major)
-            dx = (weight.t() @ dz.t()).t() if _column_major(x) else dz @ weight
-        dw = dz.t() @ x if ctx.needs_input_grad[1] else None
-        db = dz.sum(0) if ctx.needs_input_grad[2] else None
-        return dx, dw, db
+        return _input_grads(ctx, x, weight, *_glu_backward(dy, z))
+
+
+class _AutocastLinearGLU(torch.autograd.Function):
+    """Under autocast, inputs already in its dtype: Z = x Wᵀ + b and y = GLU(Z) by cuBLAS and PyTorch's GLU, as
+    nn.Linear + nn.GLU run them (the same values); the backward takes Ż and ḃ from _glu_backward, then cuBLAS's Ẋ, Ẇ.
+    Once differentiable, as _TileLinearGLU."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        z = torch.addmm(bias, x, weight.t())
+        ctx.save_for_backward(x, weight, z)
+        return F.glu(z, dim=-1)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy):
+        x, weight, z = ctx.saved_tensors
+        return _input_grads(ctx, x, weight, *_glu_backward(dy, z))
 
 
 def _column_major(x: torch.Tensor) -> bool:
@@ -144,20 +208,34 @@ def _step_rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> tor
     return y.reshape(*x.shape[:-1], H)
 
 
+def _autocast_rows(x2: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Training under autocast: the inputs cast to its dtype as nn.Linear's autocast casts them (differentiable
+    casts, outside the Function), then _AutocastLinearGLU with autocast off (its inputs are already cast)."""
+    dtype = torch.get_autocast_dtype(x2.device.type)
+    x2, weight, bias = (t.to(dtype) for t in (x2, weight, bias))
+    with torch.autocast(x2.device.type, enabled=False):
+        return _AutocastLinearGLU.apply(x2, weight, bias)
+
+
 @register("linear_glu", "triton")
 def linear_glu_triton(x, weight, bias):
     """float32 without autocast: the step kernel for up to STEP_ROWS rows without autograd, the tiles for the rest.
-    Anything else (autocast, float64, parameters that are not float32, empty inputs) takes the reference."""
+    Under autocast with autograd (float32 parameters), from AUTOCAST_ROWS rows: _AutocastLinearGLU. Anything else (autocast without autograd,
+    float64, parameters that are not float32, empty inputs) takes the reference."""
     K, H = x.shape[-1], weight.shape[0] // 2
-    if (torch.is_autocast_enabled(x.device.type) or not x.dtype == weight.dtype == bias.dtype == torch.float32
-            or K == 0 or x.numel() == 0):
+    autocast = torch.is_autocast_enabled(x.device.type)
+    grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or bias.requires_grad)
+    if (not weight.dtype == bias.dtype == torch.float32 or x.dtype not in (torch.float32, *HALF)
+            or (x.dtype != torch.float32 or autocast) and not (autocast and grad) or K == 0 or x.numel() == 0):
         return linear_glu_torch(x, weight, bias)
     rows = x.numel() // K
-    grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or bias.requires_grad)
     if not grad and rows <= STEP_ROWS:
         return _step_rows(x, weight, bias)
     x2 = x.reshape(rows, K)
     if x2.stride(-1) != 1 and not _column_major(x2):  # the tiles read either layout
         x2 = x2.contiguous()
-    y = _TileLinearGLU.apply(x2, weight, bias) if grad else _tile_forward(x2, weight, bias, keep_z=False)[0]
+    if autocast:
+        y = _autocast_rows(x2, weight, bias) if rows >= AUTOCAST_ROWS else linear_glu_torch(x2, weight, bias)
+    else:
+        y = _TileLinearGLU.apply(x2, weight, bias) if grad else _tile_forward(x2, weight, bias, keep_z=False)[0]
     return y.reshape(*x.shape[:-1], H)

@@ -95,8 +95,8 @@ def test_triton_tiles_backward_inside_autocast_stays_float32():
 
 @pytest.mark.triton
 def test_triton_under_autocast_is_the_reference():
-    """Under autocast the Triton backend hands over to nn.Linear + nn.GLU (cuBLAS in the autocast dtype was faster
-    than the tiles there): the same values in the same dtype."""
+    """Under autocast the forward is nn.Linear + nn.GLU's (cuBLAS in the autocast dtype was faster than the tiles
+    there): the same values in the same dtype."""
     tl_glu = pytest.importorskip("ssmkit.ops.triton_linear_glu")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     module = nn.Sequential(nn.Linear(48, 64), nn.GLU(dim=-1)).to(device)
@@ -119,3 +119,37 @@ def test_triton_tiles_refuse_a_second_derivative_and_empty_inputs_take_the_refer
         torch.autograd.grad(gx.sum(), weight)
     empty = tl_glu.linear_glu_triton(torch.randn(4, 0, device=device), torch.randn(6, 0, device=device), bias)
     assert torch.equal(empty, linear_glu(torch.randn(4, 0, device=device), torch.randn(6, 0, device=device), bias))
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("column_major", [False, True])
+def test_triton_training_under_autocast_has_the_references_gradients(column_major, monkeypatch):
+    """Training under bf16 autocast (the fused GLU backward with the bias sum, then cuBLAS's products): values and
+    the gradients of x, W and bias within bf16's rounding of float64 (rel < 1e-2), as the reference's are, in the
+    leaves' dtypes, and Ẋ in x's layout (a channel-major x gets a channel-major Ẋ, as the float32 tiles give it)."""
+    tl_glu = pytest.importorskip("ssmkit.ops.triton_linear_glu")
+    monkeypatch.setattr(tl_glu, "AUTOCAST_ROWS", 256)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    M, K, H = 300, 40, 33  # several row blocks, ragged output blocks
+    x = torch.randn(K, M, device=device).t() if column_major else torch.randn(M, K, device=device)
+    x.requires_grad_()
+    weight = (torch.randn(2 * H, K, device=device) / K ** 0.5).requires_grad_()
+    bias = torch.randn(2 * H, device=device).requires_grad_()
+    dy = torch.randn(M, H, device=device)
+    ref = [t.detach().cpu().double().requires_grad_() for t in (x, weight, bias)]
+    y_ref = linear_glu(*ref)
+    refs = torch.autograd.grad((y_ref * dy.cpu().double()).sum(), ref)
+    for fn in (tl_glu.linear_glu_triton, linear_glu):  # ours, and the reference under the same autocast
+        with torch.autocast(device, dtype=torch.bfloat16):
+            y = fn(x, weight, bias)
+            grads = torch.autograd.grad((y.float() * dy).sum(), (x, weight, bias))
+        assert y.dtype == torch.bfloat16 and rel_err(y.cpu().double(), y_ref) < 1e-2
+        for got, want in zip(grads, refs):
+            assert got.dtype == torch.float32 and rel_err(got.cpu().double(), want) < 1e-2
+    with torch.autocast(device, dtype=torch.bfloat16):
+        y = tl_glu.linear_glu_triton(x, weight, bias)
+        assert "_AutocastLinearGLU" in type(y.grad_fn.next_functions[0][0]).__name__  # (under the reshape)
+        dx = torch.autograd.grad(y.sum(), x)[0]
+        fewer = tl_glu.linear_glu_triton(x[:255], weight, bias)  # below AUTOCAST_ROWS: the reference
+        assert "_AutocastLinearGLU" not in type(fewer.grad_fn.next_functions[0][0]).__name__
+    assert dx.t().is_contiguous() == column_major
