@@ -444,7 +444,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
             f"{task.format(row[f'train_{m}'])}  val loss {val['loss']:.3f} {m} {task.format(val[m])}  "
             f"{seen / seconds:,.0f} {unit}/s")
         dist.barrier()
-        if _out_of_time(config, history):
+        if epoch + 1 < config.epochs and _out_of_time(config, history):  # (after the last epoch: no news)
             spent = sum(r["seconds"] for r in history)
             log(f"stopping after epoch {epoch + 1}: {spent / 60:.1f} min of training reached max_minutes="
                 f"{config.max_minutes:g}")
