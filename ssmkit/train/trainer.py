@@ -156,6 +156,7 @@ def _check_takes_data(model, dataset, device, config: TrainConfig) -> None:
     rng_devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=rng_devices), torch.no_grad():  # (a DataLoader's iterator draws a seed)
         x, _, *lengths = next(iter(_loader(data.subset(dataset, [0]), device, 0, batch_size=1)))
+        x = trimmed(x, lengths) if config.trim_padding else x  # as the training steps will give it
         model.eval()
         try:
             _outputs(model, x.to(device), lengths[0].to(device) if lengths else None)
