@@ -175,10 +175,10 @@ class _TritonPowerRows(torch.autograd.Function):
     def backward(ctx, dV, dR, dLast, _):
         V, R, PS = ctx.saved_tensors
         H, Cch, n, S = R.shape
-        DV = torch.zeros_like(V) if dV is None else dV.contiguous().clone()
-        DR = torch.zeros_like(R) if dR is None else dR.contiguous().clone()
-        DP = torch.zeros_like(PS[:, 0]) if dLast is None else dLast.contiguous()
-        DM = torch.empty_like(PS[:, 0])
+        DV = torch.zeros_like(V) if dV is None else dV.clone(memory_format=torch.contiguous_format)
+        DR = torch.zeros_like(R) if dR is None else dR.clone(memory_format=torch.contiguous_format)
+        DP = PS.new_zeros(H, S, S) if dLast is None else dLast.contiguous()
+        DM = PS.new_empty(H, S, S)
         _backward_kernel[(H,)](PS, V, R, DV, DR, DP, DM, S, Cch, n, **_tiles(S, n), num_warps=4)
         return DV[:, 0], DR[:, :, 0].transpose(0, 1), DM, None
 
