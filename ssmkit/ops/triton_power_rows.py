@@ -5,7 +5,7 @@ One program per channel runs the whole doubling chain. Forward, with P = M^k at 
 
     V[k:2k] = V[:k] Pᵀ,   R[:, k:2k] = R[:, :k] P,   P ← P²,
 
-then row T from row 0 with P = M^T. The rows go to the outputs as they are formed and are read back from there by the
+and at the top, k = T, row T alone from row 0 (the same step on fewer rows, as the reference's top level). The rows go to the outputs as they are formed and are read back from there by the
 next level (global memory, within the program: a barrier between levels); the powers M^(2^i) are kept for the
 backward (an output without gradient). Backward, the levels walked down with the adjoints (as in the reference):
 
@@ -33,15 +33,20 @@ PRECISION = "tf32x3"
 
 
 @triton.jit
-def _forward_kernel(M, B, C, V, R, PS, LAST, H, S, Cch, n, SP: tl.constexpr, TP: tl.constexpr,
-                    LEVELS: tl.constexpr, PREC: tl.constexpr):
-    h = tl.program_id(0).to(tl.int64)
+def _layout(S, SP: tl.constexpr, TP: tl.constexpr):
+    """This program's channel h, the state index s (SP,) and its mask, the row index t (TP,), the S × S tile's mask
+    and offsets, and the offsets of a TP × S tile of rows."""
     s = tl.arange(0, SP)
     t = tl.arange(0, TP)
     ms = s < S
-    mat = ms[:, None] & ms[None, :]
-    sq = s[:, None] * S + s[None, :]
-    rows = t[:, None] * S + s[None, :]
+    return (tl.program_id(0).to(tl.int64), s, ms, t, ms[:, None] & ms[None, :], s[:, None] * S + s[None, :],
+            t[:, None] * S + s[None, :])
+
+
+@triton.jit
+def _forward_kernel(M, B, C, V, R, PS, LAST, H, S, Cch, n, SP: tl.constexpr, TP: tl.constexpr,
+                    LEVELS: tl.constexpr, PREC: tl.constexpr):
+    h, s, ms, t, mat, sq, rows = _layout(S, SP, TP)
     v_base = V + h * n * S
     P = tl.load(M + h * S * S + sq, mask=mat, other=0.0)
     tl.store(PS + h * (LEVELS + 1) * S * S + sq, P, mask=mat)
@@ -53,8 +58,8 @@ def _forward_kernel(M, B, C, V, R, PS, LAST, H, S, Cch, n, SP: tl.constexpr, TP:
         ch += 1
     tl.debug_barrier()
     k = 1
-    for i in range(LEVELS):  # level k = 2^i: rows k..2k−1 from rows 0..k−1, then P = M^(2k)
-        lo = (t < k)[:, None] & ms[None, :]
+    for i in range(LEVELS + 1):  # level k = 2^i: rows k..k+m−1 from rows 0..m−1 (m = k, 1 at the top), P = M^k
+        lo = (t < tl.minimum(k, n - k))[:, None] & ms[None, :]
         v = tl.load(v_base + rows, mask=lo, other=0.0)
         tl.store(v_base + k * S + rows, tl.dot(v, tl.trans(P), input_precision=PREC), mask=lo)
         ch = 0
@@ -63,64 +68,25 @@ def _forward_kernel(M, B, C, V, R, PS, LAST, H, S, Cch, n, SP: tl.constexpr, TP:
             r = tl.load(r_base + rows, mask=lo, other=0.0)
             tl.store(r_base + k * S + rows, tl.dot(r, P, input_precision=PREC), mask=lo)
             ch += 1
-        P = tl.dot(P, P, input_precision=PREC)
-        tl.store(PS + (h * (LEVELS + 1) + i + 1) * S * S + sq, P, mask=mat)
+        if i < LEVELS:
+            P = tl.dot(P, P, input_precision=PREC)
+            tl.store(PS + (h * (LEVELS + 1) + i + 1) * S * S + sq, P, mask=mat)
         tl.debug_barrier()
         k *= 2
     tl.store(LAST + h * S * S + sq, P, mask=mat)
-    tl.store(v_base + k * S + s, tl.sum(P * b[None, :], axis=1), mask=ms)  # row T: M^T b
-    ch = 0
-    while ch < Cch:
-        r_base = R + (h * Cch + ch) * n * S
-        c = tl.load(r_base + s, mask=ms, other=0.0)
-        tl.store(r_base + k * S + s, tl.sum(c[:, None] * P, axis=0), mask=ms)  # c M^T
-        ch += 1
-
-
-@triton.jit
-def _square_adjoint(dP, PS, h, i, S, sq, mat, LEVELS: tl.constexpr, PREC: tl.constexpr):
-    """Ṗ of P = Q² carried to Q = M^(2^i): Ṗ Qᵀ + Qᵀ Ṗ."""
-    Q = tl.load(PS + (h * (LEVELS + 1) + i) * S * S + sq, mask=mat, other=0.0)
-    return tl.dot(dP, tl.trans(Q), input_precision=PREC) + tl.dot(tl.trans(Q), dP, input_precision=PREC)
 
 
 @triton.jit
 def _backward_kernel(PS, V, R, DV, DR, DP, DM, S, Cch, n, SP: tl.constexpr, TP: tl.constexpr,
                      LEVELS: tl.constexpr, PREC: tl.constexpr):
-    h = tl.program_id(0).to(tl.int64)
-    s = tl.arange(0, SP)
-    t = tl.arange(0, TP)
-    ms = s < S
-    mat = ms[:, None] & ms[None, :]
-    sq = s[:, None] * S + s[None, :]
-    rows = t[:, None] * S + s[None, :]
+    h, s, ms, t, mat, sq, rows = _layout(S, SP, TP)
     v_base, dv_base = V + h * n * S, DV + h * n * S
     dP = tl.load(DP + h * S * S + sq, mask=mat, other=0.0)
-    # the top level: row T from row 0 with P = M^T
-    T = n - 1
-    P = tl.load(PS + (h * (LEVELS + 1) + LEVELS) * S * S + sq, mask=mat, other=0.0)
-    dv_hi = tl.load(dv_base + T * S + s, mask=ms, other=0.0)
-    dP += dv_hi[:, None] * tl.load(v_base + s, mask=ms, other=0.0)[None, :]
-    dv_lo = tl.load(dv_base + s, mask=ms, other=0.0) + tl.sum(dv_hi[:, None] * P, axis=0)
-    tl.debug_barrier()
-    tl.store(dv_base + s, dv_lo, mask=ms)
-    ch = 0
-    while ch < Cch:
-        r_base, dr_base = R + (h * Cch + ch) * n * S, DR + (h * Cch + ch) * n * S
-        dr_hi = tl.load(dr_base + T * S + s, mask=ms, other=0.0)
-        dP += tl.load(r_base + s, mask=ms, other=0.0)[:, None] * dr_hi[None, :]
-        dr_lo = tl.load(dr_base + s, mask=ms, other=0.0) + tl.sum(P * dr_hi[None, :], axis=1)
-        tl.debug_barrier()
-        tl.store(dr_base + s, dr_lo, mask=ms)
-        ch += 1
-    tl.debug_barrier()
-    if LEVELS > 0:
-        dP = _square_adjoint(dP, PS, h, LEVELS - 1, S, sq, mat, LEVELS, PREC)
-    k = T // 2
-    for step in range(LEVELS):  # level i = LEVELS − 1 − step, k = 2^i: rows 0..k−1 formed rows k..2k−1
-        i = LEVELS - 1 - step
+    k = n - 1
+    for step in range(LEVELS + 1):  # level i = LEVELS − step, k = 2^i: rows 0..m−1 formed rows k..k+m−1
+        i = LEVELS - step
         P = tl.load(PS + (h * (LEVELS + 1) + i) * S * S + sq, mask=mat, other=0.0)
-        lo = (t < k)[:, None] & ms[None, :]
+        lo = (t < tl.minimum(k, n - k))[:, None] & ms[None, :]
         dv_hi = tl.load(dv_base + k * S + rows, mask=lo, other=0.0)
         dP += tl.dot(tl.trans(dv_hi), tl.load(v_base + rows, mask=lo, other=0.0), input_precision=PREC)
         dv_lo = tl.load(dv_base + rows, mask=lo, other=0.0) + tl.dot(dv_hi, P, input_precision=PREC)
@@ -136,8 +102,9 @@ def _backward_kernel(PS, V, R, DV, DR, DP, DM, S, Cch, n, SP: tl.constexpr, TP: 
             tl.store(dr_base + rows, dr_lo, mask=lo)
             ch += 1
         tl.debug_barrier()
-        if i > 0:
-            dP = _square_adjoint(dP, PS, h, i - 1, S, sq, mat, LEVELS, PREC)
+        if i > 0:  # P = Q², Q = M^(k/2): Ṗ Qᵀ + Qᵀ Ṗ
+            Q = tl.load(PS + (h * (LEVELS + 1) + i - 1) * S * S + sq, mask=mat, other=0.0)
+            dP = tl.dot(dP, tl.trans(Q), input_precision=PREC) + tl.dot(tl.trans(Q), dP, input_precision=PREC)
         k = k // 2
     tl.store(DM + h * S * S + sq, dP, mask=mat)
 
