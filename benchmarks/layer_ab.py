@@ -1,11 +1,13 @@
-"""Two versions of ssmkit's S4 and S4D layers on one GPU: forward + backward time and peak memory, each version in its
-own process, alternated A, B, B, A (a host or GPU whose speed drifts during the call favours neither).
+"""Versions of ssmkit's S4 and S4D layers on one GPU: forward + backward time and peak memory, each version in its own
+process, in the order A, B, …, then back (A, B, B, A for two; A, B, C, C, B, A for three): a host or GPU whose speed
+drifts during the call favours none of them.
 
-    python benchmarks/layer_ab.py --code DIR_A DIR_B [--lengths 16384,65536] [--precision fp32 bf16] [--kinds S4 S4D]
+    python benchmarks/layer_ab.py --code DIR_A DIR_B [DIR_C ...] [--lengths 16384,65536] [--precision fp32 bf16]
+        [--kinds S4 S4D]
 
 DIR: a folder holding an ssmkit package (a checkout's root, or `git archive REV ssmkit | tar x -C DIR`). The layer is
 speed.py's (GELU + Linear(H→2H) + GLU, B = 16, H = 256, N = 64, the Triton path), timed by speed.py's measure. Table
-last: each run's ms (MiB), then each version's median of its two runs and B's ratio to A.
+last: each version's two runs as ms (MiB), its median, and A's median over it (the speed-up against A).
 """
 from __future__ import annotations
 
@@ -41,15 +43,18 @@ print(json.dumps(rows))
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--code", nargs=2, required=True, metavar=("DIR_A", "DIR_B"))
+    p.add_argument("--code", nargs="+", required=True, metavar="DIR")
     p.add_argument("--lengths", default="16384,65536")
     p.add_argument("--precision", nargs="*", default=["fp32", "bf16"])
     p.add_argument("--kinds", nargs="*", default=["S4", "S4D"])
     a = p.parse_args()
+    if len(a.code) < 2:
+        raise SystemExit(f"--code: expected two or more folders, got {len(a.code)}")
     require_cuda()
     here = str(Path(__file__).resolve().parent)
-    runs = {0: [], 1: []}
-    for which in (0, 1, 1, 0):
+    names = [chr(ord("A") + i) for i in range(len(a.code))]
+    runs = {i: [] for i in range(len(a.code))}
+    for which in [*range(len(a.code)), *reversed(range(len(a.code)))]:
         code = str(Path(a.code[which]).resolve())
         done = subprocess.run([sys.executable, "-c", CHILD, code, here, ",".join(a.kinds), a.lengths,
                                ",".join(a.precision)], env=child_env(code), capture_output=True, text=True)
@@ -57,15 +62,19 @@ def main() -> None:
             raise SystemExit(f"{code}: the run failed\n{done.stderr[-3000:]}")
         check_package(code, done.stderr)
         runs[which].append(json.loads(done.stdout.strip().splitlines()[-1]))
-        print("ABBA"[len(runs[0]) + len(runs[1]) - 1], code, runs[which][-1], flush=True)
-    print(f"\nA = {a.code[0]}, B = {a.code[1]}; ms (peak MiB), forward + backward")
-    print("| layer | L | precision | A | B | B | A | A median | B median | B vs A |\n|---|---|---|---|---|---|---|---|---|---|")
+        print(names[which], code, runs[which][-1], flush=True)
+    print("\n" + ", ".join(f"{n} = {c}" for n, c in zip(names, a.code)) + "; ms (peak MiB), forward + backward")
+    head = [f"{n} (both runs) | {n} median" + ("" if n == "A" else f" | A / {n}") for n in names]
+    print("| layer | L | precision | " + " | ".join(head) + " |")
+    print("|---|---|---|" + "---|" * (3 * len(names) - 1))
     for i, (kind, L, precision, *_) in enumerate(runs[0][0]):
-        cells = [runs[w][k][i] for w, k in ((0, 0), (1, 0), (1, 1), (0, 1))]
-        a_ms = statistics.median([runs[0][0][i][3], runs[0][1][i][3]])
-        b_ms = statistics.median([runs[1][0][i][3], runs[1][1][i][3]])
-        print(f"| {kind} | {L:,} | {precision} | " + " | ".join(f"{c[3]:.2f} ({c[4]:.0f})" for c in cells) +
-              f" | {a_ms:.2f} | {b_ms:.2f} | {a_ms / b_ms:.2f}× |")
+        medians = [statistics.median(r[i][3] for r in runs[w]) for w in runs]
+        cells = []
+        for w, name in enumerate(names):
+            cells.append(" / ".join(f"{r[i][3]:.2f} ({r[i][4]:.0f})" for r in runs[w]) + f" | {medians[w]:.2f}")
+            if w:
+                cells[-1] += f" | {medians[0] / medians[w]:.2f}×"
+        print(f"| {kind} | {L:,} | {precision} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ checked first, the table is printed last.
 
     python benchmarks/sashimi_generation.py [--official DIR] [--batches 1,16,128] [--samples 1600] [--profile]
         [--configs 16:64:8,16:32:4] [--fused-only] [--unet]
-    python benchmarks/sashimi_generation.py --cpu [--batches 1,16] [--samples 256]
+    python benchmarks/sashimi_generation.py --cpu [--batches 1,16] [--samples 256]   (those are its --cpu defaults)
 
 --cpu: on the CPU, each level's blocks stepped one by one against the level stepped as one op (ops.block_step's torch
 reference, what generate takes there), same tokens checked;
@@ -158,14 +158,16 @@ def on_cpu(batches: list[int], n: int, unet: bool = False) -> None:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--official", default=None)
-    p.add_argument("--batches", default="1,16,128")
-    p.add_argument("--samples", type=int, default=1600)
+    p.add_argument("--batches", default=None, help="default 1,16,128 (with --cpu: 1,16)")
+    p.add_argument("--samples", type=int, default=None, help="default 1600 (with --cpu: 256)")
     p.add_argument("--profile", action="store_true")
     p.add_argument("--configs", default="16:64:8")
     p.add_argument("--cpu", action="store_true")
     p.add_argument("--fused-only", action="store_true")
     p.add_argument("--unet", action="store_true")
     a = p.parse_args()
+    a.batches = a.batches or ("1,16" if a.cpu else "1,16,128")
+    a.samples = a.samples or (256 if a.cpu else 1600)
     if a.cpu:
         return on_cpu([int(b) for b in a.batches.split(",")], a.samples, a.unet)
     require_cuda(on_cpu="--cpu")

@@ -75,7 +75,7 @@ def main() -> None:
     print(f"\n{args.experiment}, missing={args.missing} ({options.get('missing_ratio', 0.5):.0%}), {len(test)} test "
           f"series, {int((mask == 0).sum())} missing entries; trained {trained / 60:.1f} min "
           f"({sum(p.numel() for p in model.parameters()):,} parameters), imputed in {imputing:.0f} s on {device}")
-    print(f"| method | MSE | MAE |\n|---|---|---|")
+    print("| method | MSE | MAE |\n|---|---|---|")
     for name, mse, mae in rows:
         print(f"| {name} | {mse:.3f} | {mae:.3f} |")
 

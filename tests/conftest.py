@@ -2,8 +2,10 @@ import importlib.util
 import os
 from pathlib import Path
 
-import pytest
-import torch
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")  # before torch loads: as ssmkit/__init__.py says, for a busy CPU
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 if not torch.cuda.is_available():  # without a GPU, the Triton kernels run through Triton's CPU interpreter
     os.environ.setdefault("TRITON_INTERPRET", "1")

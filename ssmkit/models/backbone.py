@@ -265,28 +265,29 @@ class SequenceModel(Pretrained, nn.Module):
         return (h * mask).sum(1) / lengths[:, None].to(h.dtype)
 
     # -- recurrent use (per-step models) -------------------------------------------------------------------------------
-    def _check_per_step(self) -> None:
+    def check_per_step(self) -> None:
+        """A clear error unless the model runs per step (pool='none'): a classifier's outputs are not next tokens."""
         if self.pool != "none":
             raise ValueError(f"pool: recurrent use needs a per-step model (pool='none'), this one pools {self.pool!r}")
 
     def default_state(self, batch_size: int, max_length: int | None = None) -> list:
         """Every block's zero state. max_length: the most positions the states will see; layers with a cache then
         allocate it whole (attention's static cache), which keeps the shapes fixed for CUDA graphs."""
-        self._check_per_step()
+        self.check_per_step()
         return [layer.default_state(batch_size, max_length)
                 if max_length is not None and "max_length" in inspect.signature(layer.default_state).parameters
                 else layer.default_state(batch_size) for layer in self.layers]
 
     def prefill(self, x: torch.Tensor, states: list) -> tuple[torch.Tensor, list]:
         """Outputs (B, L, d_output) of a chunk x continuing ``states``, and the states after it (chunked view)."""
-        self._check_per_step()
+        self.check_per_step()
         self._check_x(x, ("B", "L"))
         h, states, _ = self._blocks(self._embed(x), states, stepping=False)
         return self.decoder(self.final_norm(h)), states
 
     def step(self, x_t: torch.Tensor, states: list) -> tuple[torch.Tensor, list]:
         """One position: x_t (B,) token ids or (B, d_input) -> output (B, d_output), next states."""
-        self._check_per_step()
+        self.check_per_step()
         self._check_x(x_t, ("B",), "x_t")
         h, states, _ = self._blocks(self._embed(x_t), states, stepping=True)
         return self.decoder(self.final_norm(h)), states

@@ -200,6 +200,8 @@ def generate(model, prompt: torch.Tensor, n_tokens: int, temperature: float = 1.
                          f"torch.tensor([ids])), got {got}")
     if not isinstance(n_tokens, int) or n_tokens < 0:
         raise ValueError(f"n_tokens: expected an integer >= 0, got {n_tokens!r}")
+    if hasattr(model, "check_per_step"):  # before the ids: a classifier's classes are no vocabulary
+        model.check_per_step()
     vocab = _logits_map(model).out_features
     check_token_ids(prompt, vocab, "prompt")
     options = SamplingOptions(temperature, top_k, top_p, repetition_penalty, eos)

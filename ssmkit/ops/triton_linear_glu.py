@@ -220,13 +220,14 @@ def _autocast_rows(x2: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -
 @register("linear_glu", "triton")
 def linear_glu_triton(x, weight, bias):
     """float32 without autocast: the step kernel for up to STEP_ROWS rows without autograd, the tiles for the rest.
-    Under autocast with autograd (float32 parameters), from AUTOCAST_ROWS rows: _AutocastLinearGLU. Anything else (autocast without autograd,
-    float64, parameters that are not float32, empty inputs) takes the reference."""
+    Under autocast with autograd (float32 parameters), from AUTOCAST_ROWS rows: _AutocastLinearGLU. Anything else
+    (autocast without autograd, float64, parameters that are not float32, empty inputs) takes the reference."""
     K, H = x.shape[-1], weight.shape[0] // 2
     autocast = torch.is_autocast_enabled(x.device.type)
     grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or bias.requires_grad)
+    plain = x.dtype == torch.float32 and not autocast  # the float32 kernels
     if (not weight.dtype == bias.dtype == torch.float32 or x.dtype not in (torch.float32, *HALF)
-            or (x.dtype != torch.float32 or autocast) and not (autocast and grad) or K == 0 or x.numel() == 0):
+            or not (plain or autocast and grad) or K == 0 or x.numel() == 0):
         return linear_glu_torch(x, weight, bias)
     rows = x.numel() // K
     if not grad and rows <= STEP_ROWS:

@@ -24,6 +24,9 @@ def optim_settings(model: nn.Module) -> dict[str, dict]:
 def param_groups(model: nn.Module, lr: float, weight_decay: float, decay_all: bool = False,
                  decay_heads: bool = False) -> list[dict]:
     """Groups for torch.optim: [decayed, not decayed, one group per distinct SSM setting] (module docstring)."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model: expected an nn.Module (the model or layer whose parameters to group), got "
+                         f"{type(model).__name__}")
     decay, no_decay, special = [], [], {}
     settings = optim_settings(model)
     embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}

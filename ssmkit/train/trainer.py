@@ -148,6 +148,24 @@ def evaluate(model, dataset, batch_size: int, device, rank: int = 0, world: int 
     return {"loss": total_loss / n, task.metric: task.value(total_metric, n)}
 
 
+def _check_takes_data(model, dataset, device, config: TrainConfig) -> None:
+    """One training sample through the model before a run's folder is written (evaluation mode, no gradient, the
+    random state kept as it was): a model that cannot take the data (a length past layer_options.l_max, a width that
+    does not fit) fails here in one line, and leaves no folder holding only its config."""
+    was_training = model.training
+    rng_devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=rng_devices), torch.no_grad():  # (a DataLoader's iterator draws a seed)
+        x, _, *lengths = next(iter(_loader(data.subset(dataset, [0]), device, 0, batch_size=1)))
+        model.eval()
+        try:
+            _outputs(model, x.to(device), lengths[0].to(device) if lengths else None)
+        except ValueError as e:
+            raise ValueError(f"model={config.model} (layer={config.layer}, layer_options={config.layer_options}) "
+                             f"does not take a sample of dataset={config.dataset!r}: {e}") from None
+        finally:
+            model.train(was_training)
+
+
 def _scored(dataset, batch_size: int, drop_last: bool):
     """The samples an evaluation scores: all, or with drop_last those of the whole batches (all where there is none,
     which the official loaders would leave empty)."""
@@ -381,6 +399,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
         run_dir = Path(resume)
         start_epoch, best_val, history = _restore(run_dir, optimizer, scheduler, scaler, rank, world, device, log)
     else:
+        _check_takes_data(plain, splits["train"], device, config)
         run_dir = Path(dist.broadcast(str(new_run_dir(config)) if rank == 0 else None))
         start_epoch, best_val, history = 0, None, []
         if rank == 0:
@@ -425,7 +444,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, l
             f"{task.format(row[f'train_{m}'])}  val loss {val['loss']:.3f} {m} {task.format(val[m])}  "
             f"{seen / seconds:,.0f} {unit}/s")
         dist.barrier()
-        if _out_of_time(config, history):
+        if epoch + 1 < config.epochs and _out_of_time(config, history):  # (after the last epoch: no news)
             spent = sum(r["seconds"] for r in history)
             log(f"stopping after epoch {epoch + 1}: {spent / 60:.1f} min of training reached max_minutes="
                 f"{config.max_minutes:g}")

@@ -45,8 +45,9 @@ def test_timings_split_the_set_up_from_the_token_steps_and_change_no_token():
 
 def test_generation_refuses_pooled_models_and_bad_prompts():
     pooled = SequenceModel(1, 10)
-    with pytest.raises(ValueError, match="per-step model"):
-        generate(pooled, torch.zeros(1, 3, dtype=torch.long), 2)
+    for prompt in (torch.zeros(1, 3, dtype=torch.long), torch.tensor([[49]])):  # ids past its classes: still this
+        with pytest.raises(ValueError, match="per-step model"):
+            generate(pooled, prompt, 2)
     lm = SequenceModel(256, 256, vocab_size=256, pool="none")
     with pytest.raises(ValueError, match="prompt: expected a tensor of integer token ids"):
         generate(lm, torch.zeros(1, 0, dtype=torch.long), 2)

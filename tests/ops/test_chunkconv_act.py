@@ -134,6 +134,19 @@ def test_triton_channel_major_float32_input_is_read_in_place():
     assert tc.to_channel_major(half, 0, any_dtype=True).data_ptr() == half.data_ptr()
 
 
+def _count_layout_copies(tc, monkeypatch) -> list[bool]:
+    """A list that records, for each call of tc.to_channel_major, whether it copied (True) or handed its input
+    through as a view (False)."""
+    copies = []
+    transposes = tc.to_channel_major
+
+    def spy(x, pad, **options):
+        out = transposes(x, pad, **options)
+        copies.append(out.data_ptr() != x.data_ptr())
+        return out
+    monkeypatch.setattr(tc, "to_channel_major", spy)
+    return copies
+
 @pytest.mark.triton
 @pytest.mark.parametrize("activation", ["gelu", "id"])
 def test_triton_backward_reads_a_half_precision_channel_major_gradient(activation, monkeypatch):
@@ -148,14 +161,7 @@ def test_triton_backward_reads_a_half_precision_channel_major_gradient(activatio
     leaves = [t.detach().to(device).requires_grad_() for t in (p.ToepT, p.Win, p.WoutT, p.A)]
     u = torch.randn(B, L, H, device=device, requires_grad=True)
     grad = torch.randn(H, B, L, device=device).to(torch.bfloat16).permute(1, 2, 0)  # (B, L, H), channel-major
-    copies = []
-    transposes = tc.to_channel_major
-
-    def spy(x, pad, **options):
-        out = transposes(x, pad, **options)
-        copies.append(out.data_ptr() != x.data_ptr())
-        return out
-    monkeypatch.setattr(tc, "to_channel_major", spy)
+    copies = _count_layout_copies(tc, monkeypatch)
     y = tc.chunkconv_act_triton(u, [ChunkPart(*leaves)], activation, "float32", torch.bfloat16)
     got = torch.autograd.grad(y, [u, *leaves], grad)
     assert copies == [True, activation == "id"]
@@ -183,14 +189,7 @@ def test_triton_convolution_then_glu_hand_the_gradient_over_channel_major(activa
     weight = (torch.randn(2 * H, H, device=device) / H ** 0.5).requires_grad_()
     bias = torch.randn(2 * H, device=device).requires_grad_()
     g = torch.randn(B, L, H, device=device)
-    copies = []
-    transposes = tc.to_channel_major
-
-    def spy(x, pad, **options):
-        out = transposes(x, pad, **options)
-        copies.append(out.data_ptr() != x.data_ptr())
-        return out
-    monkeypatch.setattr(tc, "to_channel_major", spy)
+    copies = _count_layout_copies(tc, monkeypatch)
     y = tl_glu.linear_glu_triton(tc.chunkconv_act_triton(u, [part], activation), weight, bias)
     grads = torch.autograd.grad((y * g).sum(), [u, weight, bias, *leaves])
     y_ref = linear_glu_torch(chunkconv_act_torch(u, [part], activation), weight, bias)

@@ -59,3 +59,9 @@ def test_sashimi_decays_its_embedding_and_head_with_decay_heads():
     assert heads["encoder.weight"] == heads["decoder.weight"] == heads["decoder.bias"] == 0.05
     assert heads["norm.weight"] == heads["norm.bias"] == 0.0  # the backbone's final LayerNorm
     assert all(heads[n] == plain[n] for n in heads if not n.startswith(("encoder.", "decoder.")))
+
+
+def test_param_groups_of_something_that_is_not_a_module_is_one_line():
+    """A list of tensors (what torch.optim takes) is refused by name, not with an AttributeError from inside."""
+    with pytest.raises(ValueError, match="model: expected an nn.Module .*, got list"):
+        param_groups([torch.zeros(2, requires_grad=True)], lr=1e-3, weight_decay=0.0)

@@ -252,6 +252,24 @@ def test_a_language_model_refuses_layers_that_read_future_tokens(tmp_path, optio
                                    *option.split()]), log=_quiet)
 
 
+def test_a_model_that_cannot_take_the_data_fails_before_its_folder_is_written(tmp_path, capsys, monkeypatch):
+    """A length past layer_options.l_max is one line that names the options and the layer's own check, before
+    anything is written; training itself is unchanged by the check (same weights as a run without it)."""
+    status, _, err = _cli(capsys, "train", *SMALL, "epochs=1", "layer_options.l_max=32", f"out_dir={tmp_path}",
+                          "run_name=short")
+    assert status == 2 and len(err.strip().splitlines()) == 1
+    assert "'l_max': 32" in err and "exceeds l_max=32" in err
+    assert not (tmp_path / "short").exists()
+    from ssmkit.train import trainer
+    runs = {}
+    for name in ("checked", "unchecked"):
+        if name == "unchecked":
+            monkeypatch.setattr(trainer, "_check_takes_data", lambda *a: None)
+        train(_config(tmp_path, name, "epochs=1", "layer_options.dropout=0.1"), log=_quiet)  # dropout: the RNG used
+        runs[name] = read_weights(tmp_path / name / "checkpoints", "last")
+    assert all(torch.equal(runs["checked"][k], runs["unchecked"][k]) for k in runs["checked"])
+
+
 # -- 10. eval scores what the run scored -------------------------------------------------------------------------------
 def test_eval_follows_the_runs_eval_subset_unless_told_otherwise(tmp_path, capsys):
     results = train(_config(tmp_path, "a", "epochs=1"), log=_quiet)
