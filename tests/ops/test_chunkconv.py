@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from ssmkit.dense import dense_discretize, dense_kernel, dplr_dense
-from ssmkit.kernels.chunked import _power_rows, dense_chunks, diagonal_chunks, interleave, real_form
+from ssmkit.kernels.chunked import dense_chunks, diagonal_chunks, interleave, real_form
+from ssmkit.ops.power_rows import power_rows_torch as _power_rows
 from ssmkit.ops import chunk_scan, chunkconv, fftconv
 from ssmkit.ops.chunk_scan import scan_reference
 from tests.conftest import random_stable, rel_err
