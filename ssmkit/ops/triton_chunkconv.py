@@ -80,7 +80,7 @@ def _outputs_kernel(V, M1, X, M2, DACT, OUT, n, s1h, s1r, s1c, s2h, s2r, s2c, SR
     rmask = rows < n
     row = h * B + b
     offs = row * n * T + rows[:, None] * T + ri[None, :]
-    v = tl.load(V + offs, mask=rmask[:, None], other=0.0)
+    v = tl.load(V + offs, mask=rmask[:, None], other=0.0).to(tl.float32)  # the backward's V, Ġ, may be bf16 or fp16
     m1 = tl.load(M1 + h * s1h + ri[:, None] * s1r + ri[None, :] * s1c)
     y = tl.dot(v, m1, input_precision=PREC)
     for s0 in tl.static_range(0, SR, SD):
@@ -90,7 +90,7 @@ def _outputs_kernel(V, M1, X, M2, DACT, OUT, n, s1h, s1r, s1c, s2h, s2r, s2c, SR
         m2 = tl.load(M2 + h * s2h + (s0 + rs[:, None]) * s2r + ri[None, :] * s2c, mask=smask[:, None], other=0.0)
         y += tl.dot(x, m2, input_precision=PREC)
     if STORE_GRAD:
-        tl.store(DACT + offs, _act_grad(y, ACT), mask=rmask[:, None])
+        tl.store(DACT + offs, _act_grad(y, ACT).to(DACT.dtype.element_ty), mask=rmask[:, None])
     tl.store(OUT + offs, _act(y, ACT).to(OUT.dtype.element_ty), mask=rmask[:, None])
 
 
@@ -107,8 +107,8 @@ def _project_kernel(G, DACT, GD, W, R, n, swh, swi, sws, SR: tl.constexpr, GATE:
     offs = row * n * T + rows[:, None] * T + ri[None, :]
     g = tl.load(G + offs, mask=rmask[:, None], other=0.0).to(tl.float32)  # the gate's G may be bf16 or fp16
     if GATE:
-        g = g * tl.load(DACT + offs, mask=rmask[:, None], other=0.0)
-        tl.store(GD + offs, g, mask=rmask[:, None])
+        g = g * tl.load(DACT + offs, mask=rmask[:, None], other=0.0).to(tl.float32)
+        tl.store(GD + offs, g.to(GD.dtype.element_ty), mask=rmask[:, None])  # R below: from g before rounding
     for s0 in tl.static_range(0, SR, SD):
         smask = s0 + rs < SR
         w = tl.load(W + h * swh + ri[:, None] * swi + (s0 + rs[None, :]) * sws, mask=smask[None, :], other=0.0)
@@ -166,12 +166,14 @@ def _tiles(H: int, B: int, n: int, SR: int) -> tuple[tuple, int, int, int]:
     return (H, B, triton.cdiv(n, BC)), BC, max(16, min(64, triton.next_power_of_2(SR))), TILE[1]
 
 
-def _outputs(V, M1, X, M2, n, act: int, store_grad: bool, transpose: bool, prec: str, out_dtype=None):
-    """act(y), y = V M1 + X M2, in out_dtype (default V's) (and act'(y) with store_grad); transpose: use M1ᵀ and M2ᵀ
-    (the backward's ∂U)."""
+def _outputs(V, M1, X, M2, n, act: int, store_grad: bool, transpose: bool, prec: str, out_dtype=None,
+             grad_dtype=None):
+    """act(y), y = V M1 + X M2, in out_dtype (default V's) (and act'(y) with store_grad, in grad_dtype, default V's);
+    transpose: use M1ᵀ and M2ᵀ (the backward's ∂U)."""
     H, B, Lp = V.shape
     T, SR = M1.shape[-1], X.shape[-1]
-    out, dact = torch.empty_like(V, dtype=out_dtype), (torch.empty_like(V) if store_grad else V)
+    out = torch.empty_like(V, dtype=out_dtype)
+    dact = torch.empty_like(V, dtype=grad_dtype) if store_grad else V
     s1 = (M1.stride(0), M1.stride(2), M1.stride(1)) if transpose else M1.stride()
     s2 = (M2.stride(0), M2.stride(2), M2.stride(1)) if transpose else M2.stride()
     grid, BC, SD, warps = _tiles(H, B, n, SR)
@@ -182,10 +184,11 @@ def _outputs(V, M1, X, M2, n, act: int, store_grad: bool, transpose: bool, prec:
 
 def _project(G, W, n, SR, prec: str, dact=None, transpose=False):
     """(G' = G ⊙ dact if dact is given, else G itself; R = G' W) over the chunk rows of G (H, B, n·T): W (H, T, SR),
-    or transpose: W (H, SR, T) used as its transpose. R and G' float32; G float32, or with dact also bf16 or fp16."""
+    or transpose: W (H, SR, T) used as its transpose. R float32 (from G' before it is rounded); G' in dact's dtype;
+    G float32, or with dact also bf16 or fp16."""
     H, B, _ = G.shape
     T = W.shape[-1] if transpose else W.shape[1]
-    gd = torch.empty_like(G, dtype=torch.float32) if dact is not None else None
+    gd = torch.empty_like(G, dtype=dact.dtype) if dact is not None else None
     R = torch.empty(H, B, n, SR, device=G.device, dtype=torch.float32)
     swi, sws = (W.stride(2), W.stride(1)) if transpose else (W.stride(1), W.stride(2))
     grid, BC, SD, warps = _tiles(H, B, n, SR)
@@ -217,8 +220,11 @@ class _ChunkConvAct(torch.autograd.Function):
         for A, reverse, cols in zip(As, reverses, _state_columns(As)):
             scan_launch(A, S[..., cols], reverse=reverse, adjoint=False, X=X[..., cols])
         act = ACT_CODE[activation]
+        # under autocast (TF32 products) act'(y) and the gated gradient Ġ are kept in its dtype, as the gradient G
+        # that reaches this op is: half the bytes of the backward's largest reads and writes
+        half = precision == "tf32" and out_dtype in (torch.bfloat16, torch.float16)
         out, dact = _outputs(x, ToepT, X, WoutT, n, act, act != ACT_CODE["id"], transpose=False, prec=prec,
-                             out_dtype=out_dtype)
+                             out_dtype=out_dtype, grad_dtype=out_dtype if half else None)
         ctx.activation, ctx.reverses, ctx.precision, ctx.pad, ctx.dtype = activation, reverses, precision, pad, u.dtype
         ctx.save_for_backward(x, dact, X, ToepT, Win, WoutT, *As)
         return out[..., pad:].permute(1, 2, 0)
@@ -237,7 +243,8 @@ class _ChunkConvAct(torch.autograd.Function):
         for A, reverse, cols in zip(As, ctx.reverses, _state_columns(As)):  # the adjoint runs the other way with Aᵀ
             dAs.append(scan_launch(A, R[..., cols], reverse=not reverse, adjoint=True, X=dS[..., cols],
                                    forward_states=X[..., cols])[1])
-        du = _outputs(gd, ToepT, dS, Win, n, ACT_CODE["id"], False, transpose=True, prec=prec)[0]
+        du = _outputs(gd, ToepT, dS, Win, n, ACT_CODE["id"], False, transpose=True, prec=prec,
+                      out_dtype=torch.float32)[0]
         U, G2, X2, S2 = (t.view(H, B * n, -1) for t in (x, gd, X, dS))
         if ctx.precision == "tf32":
             grads = chunk_matrix_grads(U, G2, S2, X2, prec)
