@@ -3,7 +3,10 @@ process, in the order A, B, …, then back (A, B, B, A for two; A, B, C, C, B, A
 drifts during the call favours none of them.
 
     python benchmarks/layer_ab.py --code DIR_A DIR_B [DIR_C ...] [--lengths 16384,65536] [--precision fp32 bf16]
-        [--kinds S4 S4D]
+        [--kinds S4 S4D] [--rounds 1]
+
+--rounds R: the order A, B, …, then back, R times (2R runs of each version): for the host-bound short lengths,
+whose runs scatter between processes (at L = 1k by up to 40 % in one call).
 
 DIR: a folder holding an ssmkit package (a checkout's root, or `git archive REV ssmkit | tar x -C DIR`). The layer is
 speed.py's (GELU + Linear(H→2H) + GLU, B = 16, H = 256, N = 64, the Triton path), timed by speed.py's measure. Table
@@ -47,14 +50,17 @@ def main() -> None:
     p.add_argument("--lengths", default="16384,65536")
     p.add_argument("--precision", nargs="*", default=["fp32", "bf16"])
     p.add_argument("--kinds", nargs="*", default=["S4", "S4D"])
+    p.add_argument("--rounds", type=int, default=1)
     a = p.parse_args()
     if len(a.code) < 2:
         raise SystemExit(f"--code: expected two or more folders, got {len(a.code)}")
+    if a.rounds < 1:
+        raise SystemExit(f"--rounds: expected a positive number, got {a.rounds}")
     require_cuda()
     here = str(Path(__file__).resolve().parent)
     names = [chr(ord("A") + i) for i in range(len(a.code))]
     runs = {i: [] for i in range(len(a.code))}
-    for which in [*range(len(a.code)), *reversed(range(len(a.code)))]:
+    for which in [*range(len(a.code)), *reversed(range(len(a.code)))] * a.rounds:
         code = str(Path(a.code[which]).resolve())
         done = subprocess.run([sys.executable, "-c", CHILD, code, here, ",".join(a.kinds), a.lengths,
                                ",".join(a.precision)], env=child_env(code), capture_output=True, text=True)
@@ -64,7 +70,7 @@ def main() -> None:
         runs[which].append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(names[which], code, runs[which][-1], flush=True)
     print("\n" + ", ".join(f"{n} = {c}" for n, c in zip(names, a.code)) + "; ms (peak MiB), forward + backward")
-    head = [f"{n} (both runs) | {n} median" + ("" if n == "A" else f" | A / {n}") for n in names]
+    head = [f"{n} (its runs) | {n} median" + ("" if n == "A" else f" | A / {n}") for n in names]
     print("| layer | L | precision | " + " | ".join(head) + " |")
     print("|---|---|---|" + "---|" * (3 * len(names) - 1))
     for i, (kind, L, precision, *_) in enumerate(runs[0][0]):
