@@ -161,7 +161,9 @@ class SSMConv(nn.Module):
 
     # -- input checks ----------------------------------------------------------------------------------------------
     def _check_input(self, u) -> None:
-        check_input(u, self.H, self.l_max, self.D.dtype)
+        """No bound from l_max here: the kernel is defined at every length (S4's longer kernels through its plain C),
+        and a kernel that is not (DSS-softmax's normalizer, SGConv's kernel) refuses a longer L itself."""
+        check_input(u, self.H, None, self.D.dtype)
 
     def _check_state(self, state, batch: int) -> None:
         check_state(state, (batch,) + self.kernel.state_shape, self.bidirectional)

@@ -12,7 +12,8 @@ class S4(SSMConv):
     """S4 (v2): DPLR state matrix from HiPPO, bilinear discretization, Cauchy + Woodbury kernel.
 
     d_model H; d_state N (stored as N/2 conjugate pairs); init legs | legt | fout | mixtures 'legs+fout';
-    l_max: the length C̃ is trained for and the longest input (None: any length); rate (in forward/step): sample
+    l_max: the length C̃ is trained for (None: the plain C is the parameter); longer inputs take the longer kernel of
+    the same C̃ through the plain C, exactly as the recurrence gives it; rate (in forward/step): sample
     the continuous kernel at Δ·rate; B_clip: Im B̃ clipped at init (2 as the official code; None: exact HiPPO);
     n_ssm: independent (Λ, P, B) behind the H channels (None: one per channel; 1: shared, the official LRA configs);
     bandlimit: zero C for the modes at or above bandlimit/2 cycles per sample at the base Δ (S4ND's anti-aliasing);

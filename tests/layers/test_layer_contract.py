@@ -68,7 +68,6 @@ def test_bad_inputs_get_errors_that_name_the_argument(name):
         (torch.randn(16, 4), r"u: expected shape \(B, L, H=4\), got \(16, 4\)"),
         (torch.randn(2, 16, 5), r"u: expected shape \(B, L, H=4\), got \(2, 16, 5\)"),
         (torch.randint(0, 5, (2, 16, 4)), "u: expected a floating-point dtype, got torch.int64"),
-        (torch.randn(2, 17, 4), "u: length L=17 exceeds l_max=16"),
         (torch.randn(2, 0, 4), "L >= 1"),
         ([[1.0]], "u: expected a tensor"),
     ]
@@ -83,6 +82,29 @@ def test_bad_inputs_get_errors_that_name_the_argument(name):
         layer.step(torch.randn(2, 1, 4), layer.default_state(2))
     with pytest.raises(ValueError, match="rate"):
         layer(torch.randn(1, 4, 4), rate=0.0)
+
+
+@pytest.mark.parametrize("name", ["s4", "s4d", "dlr", "ema", "liquid_s4", "gss"])
+def test_inputs_longer_than_l_max_take_the_kernel_of_their_length(name):
+    """l_max sets up the kernel (S4's C̃), it does not bound the input: at L > l_max the convolution equals the
+    recurrence stepped over the whole input (float64), and its first l_max outputs those of the first l_max inputs."""
+    torch.manual_seed(0)
+    layer = ssmkit.layer(name, d_model=4, l_max=16).double().eval()
+    u = torch.randn(2, 40, 4, dtype=torch.float64)
+    y = layer(u)[0]
+    state, steps = layer.default_state(2), []
+    for t in range(u.shape[1]):
+        out, state = layer.step(u[:, t], state)
+        steps.append(out)
+    assert rel_err(torch.stack(steps, 1), y) < 1e-12
+    assert rel_err(y[:, :16], layer(u[:, :16])[0]) < 1e-12
+
+
+def test_kernels_defined_up_to_l_max_refuse_longer_inputs():
+    with pytest.raises(ValueError, match="normalized over l_max=16, got length 17"):
+        ssmkit.DSS(4, l_max=16)(torch.randn(2, 17, 4))
+    with pytest.raises(ValueError, match="kernel has l_max=16 positions, got 17"):
+        ssmkit.SGConv(4, 16)(torch.randn(2, 17, 4))
 
 
 def test_bad_layer_options_are_named():

@@ -60,7 +60,7 @@ def test_sgconv_has_no_recurrent_view_and_checks_its_options():
         ssmkit.SGConv(3, None)
     with pytest.raises(ValueError, match="decay"):
         ssmkit.SGConv(3, 32, decay=1.5)
-    with pytest.raises(ValueError, match="exceeds l_max=32"):
+    with pytest.raises(ValueError, match="kernel has l_max=32 positions, got 33"):
         layer(torch.randn(1, 33, 3))
 
 

@@ -253,12 +253,13 @@ def test_a_language_model_refuses_layers_that_read_future_tokens(tmp_path, optio
 
 
 def test_a_model_that_cannot_take_the_data_fails_before_its_folder_is_written(tmp_path, capsys, monkeypatch):
-    """A length past layer_options.l_max is one line that names the options and the layer's own check, before
-    anything is written; training itself is unchanged by the check (same weights as a run without it)."""
-    status, _, err = _cli(capsys, "train", *SMALL, "epochs=1", "layer_options.l_max=32", f"out_dir={tmp_path}",
-                          "run_name=short")
+    """A length past the l_max of a kernel that is defined up to it (DSS-softmax's normalizer) is one line that names
+    the options and the kernel's own check, before anything is written; training itself is unchanged by the check
+    (same weights as a run without it)."""
+    status, _, err = _cli(capsys, "train", *SMALL, "epochs=1", "layer=dss", "layer_options.l_max=32",
+                          f"out_dir={tmp_path}", "run_name=short")
     assert status == 2 and len(err.strip().splitlines()) == 1
-    assert "'l_max': 32" in err and "exceeds l_max=32" in err
+    assert "'l_max': 32" in err and "normalized over l_max=32, got length 64" in err
     assert not (tmp_path / "short").exists()
     from ssmkit.train import trainer
     runs = {}
