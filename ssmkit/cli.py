@@ -208,14 +208,15 @@ def _generate(args, training) -> None:
     from .train.distributed import setup
     from .train.trainer import read_run_config
 
-    if args.length < 1 or args.batch < 1:
-        raise ValueError(f"--length, --batch: expected >= 1 each, got {args.length} and {args.batch}")
+    for flag, value in (("--length", args.length), ("--batch", args.batch)):
+        if value < 1:
+            raise ValueError(f"{flag}: expected an integer >= 1, got {value}")
     quantization = "mu-law"
     if (Path(args.run_dir) / "config.yaml").is_file():  # a run directory: its dataset says whether it is audio
         config = read_run_config(args.run_dir)
         sample_rate, quantization = DATASETS[config.dataset].sample_rate, audio_quantization(config)
         if args.sample_rate is not None and args.sample_rate != sample_rate:
-            kind = f"an audio model at {sample_rate} Hz" if sample_rate else "a text model"
+            kind = f"an audio model at {sample_rate} Hz" if sample_rate else f"not audio (dataset {config.dataset})"
             raise ValueError(f"--sample-rate: the run {args.run_dir} is {kind}; got {args.sample_rate}")
     else:  # a model folder or a Hub id
         if args.sample_rate is not None and args.sample_rate < 1:
@@ -247,7 +248,10 @@ def _generate(args, training) -> None:
         for path, bits in write_ranked_audio(new, log_p, Path(args.out), sample_rate, quantization):
             print(f"{path}  {bits:.3f} bits per sample")
     else:
-        texts = [bytes(row).decode("utf-8", errors="replace") for row in tokens.tolist()]
+        rows, P = tokens.tolist(), prompt.shape[1]
+        if eos is not None:  # a sample ends at its first eos (generate repeats it in rows that finished early)
+            rows = [row[:P + row[P:].index(eos) + 1] if eos in row[P:] else row for row in rows]
+        texts = [bytes(row).decode("utf-8", errors="replace") for row in rows]
         for i, text in enumerate(texts):
             print(text)
             if args.out:

@@ -268,7 +268,8 @@ class SequenceModel(Pretrained, nn.Module):
     def check_per_step(self) -> None:
         """A clear error unless the model runs per step (pool='none'): a classifier's outputs are not next tokens."""
         if self.pool != "none":
-            raise ValueError(f"pool: recurrent use needs a per-step model (pool='none'), this one pools {self.pool!r}")
+            raise ValueError(f"model: this SequenceModel is a classifier or regressor (pool={self.pool!r}: one output "
+                             f"per sequence); step, prefill and generate need a per-step model (pool='none')")
 
     def default_state(self, batch_size: int, max_length: int | None = None) -> list:
         """Every block's zero state. max_length: the most positions the states will see; layers with a cache then

@@ -63,6 +63,22 @@ def _logits_map(model) -> torch.nn.Linear:
     return [m for m in model.decoder.modules() if isinstance(m, torch.nn.Linear)][-1]
 
 
+def _check_token_model(model) -> None:
+    """One clear line unless ``model`` samples token ids step by step: it has the recurrent interface (default_state,
+    prefill, step) and a decoder, runs per step (not a classifier), and reads token ids (an embedding, not d_input
+    continuous features). Checked before the prompt's ids, which a classifier's classes would misname."""
+    missing = [name for name in ("default_state", "prefill", "step", "decoder") if not hasattr(model, name)]
+    if missing:
+        raise ValueError(f"model: generate samples from a per-step model over token ids (a SequenceModel with "
+                         f"vocab_size and pool='none', or a Sashimi); this {type(model).__name__} has no "
+                         f"{', '.join(missing)}")
+    if hasattr(model, "check_per_step"):
+        model.check_per_step()
+    if getattr(model, "config", {}).get("vocab_size", 0) is None:
+        raise ValueError(f"model: generate samples token ids; this {type(model).__name__} reads continuous inputs "
+                         f"(d_input={model.config.get('d_input')}, vocab_size=None)")
+
+
 class _Loop:
     """The token loop over device buffers: x (B,) the last token, states, and the outputs written at position t."""
 
@@ -200,8 +216,7 @@ def generate(model, prompt: torch.Tensor, n_tokens: int, temperature: float = 1.
                          f"torch.tensor([ids])), got {got}")
     if not isinstance(n_tokens, int) or n_tokens < 0:
         raise ValueError(f"n_tokens: expected an integer >= 0, got {n_tokens!r}")
-    if hasattr(model, "check_per_step"):  # before the ids: a classifier's classes are no vocabulary
-        model.check_per_step()
+    _check_token_model(model)
     vocab = _logits_map(model).out_features
     check_token_ids(prompt, vocab, "prompt")
     options = SamplingOptions(temperature, top_k, top_p, repetition_penalty, eos)
@@ -229,7 +244,7 @@ def generate(model, prompt: torch.Tensor, n_tokens: int, temperature: float = 1.
         if n_tokens == 0:
             if timings is not None:
                 timings.update(setup=_clock(prompt.device) - start, steps=0.0)
-            return prompt, torch.zeros(B, 0, 0, device=prompt.device)
+            return prompt, torch.zeros(B, 0, vocab, device=prompt.device, dtype=_logits_map(model).weight.dtype)
         sampler = Sampler(options, B, vocab, prompt.device, prompt)
         loop = _Loop(model, prompt[:, -1], states, sampler, uniforms, vocab)
         with _states_in_place(model), parametrize.cached(), parameters_frozen():

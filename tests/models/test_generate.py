@@ -37,9 +37,9 @@ def test_timings_split_the_set_up_from_the_token_steps_and_change_no_token():
     prompt = torch.tensor([[10, 11, 12]])
     for n in (6, 0):
         timings = {}
-        a, _ = generate(model, prompt, n, seed=3, timings=timings)
+        a, logits = generate(model, prompt, n, seed=3, timings=timings)
         b, _ = generate(model, prompt, n, seed=3)
-        assert torch.equal(a, b) and set(timings) == {"setup", "steps"}
+        assert torch.equal(a, b) and set(timings) == {"setup", "steps"} and logits.shape == (1, n, 256)
         assert timings["setup"] > 0 and (timings["steps"] > 0 if n else timings["steps"] == 0)
 
 
@@ -48,6 +48,14 @@ def test_generation_refuses_pooled_models_and_bad_prompts():
     for prompt in (torch.zeros(1, 3, dtype=torch.long), torch.tensor([[49]])):  # ids past its classes: still this
         with pytest.raises(ValueError, match="per-step model"):
             generate(pooled, prompt, 2)
+    with pytest.raises(ValueError, match="classifier or regressor"):
+        generate(pooled, torch.zeros(1, 3, dtype=torch.long), 2)
+    image = ssmkit.models.ImageModel(3, 10, d_model=8, n_layers=1)  # no recurrent view: one line, not an attribute
+    with pytest.raises(ValueError, match="per-step model over token ids .* this ImageModel has no default_state"):
+        generate(image, torch.ones(1, 3, dtype=torch.long), 2)
+    continuous = SequenceModel(1, 1, pool="none")  # d_input features, no vocabulary: its d_output is no vocab
+    with pytest.raises(ValueError, match=r"reads continuous inputs \(d_input=1, vocab_size=None\)"):
+        generate(continuous, torch.tensor([[0, 0]]), 5)
     lm = SequenceModel(256, 256, vocab_size=256, pool="none")
     with pytest.raises(ValueError, match="prompt: expected a tensor of integer token ids"):
         generate(lm, torch.zeros(1, 0, dtype=torch.long), 2)

@@ -97,13 +97,20 @@ def test_a_run_loads_generates_and_plots_after_its_data_folder_is_gone(tmp_path)
     out = subprocess.run([sys.executable, "-m", "ssmkit", "generate", str(run), "--prompt", "the ", "--length", "8"],
                          capture_output=True, text=True)
     assert out.returncode == 0 and "tokens/s" in out.stdout, out.stderr
+    out = subprocess.run([sys.executable, "-m", "ssmkit", "generate", str(run), "--prompt", "the ", "--length", "40",
+                          "--batch", "3", "--eos", "o", "--seed", "0", "--out", str(tmp_path / "eos")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    for sample in sorted((tmp_path / "eos").glob("sample_*.txt")):  # each ends at its first "o", if it wrote one
+        new = sample.read_text()[len("the "):]
+        assert "o" not in new[:-1], new
     model.save_pretrained(tmp_path / "folder")  # a model folder carries no run config: generate takes it as text
     out = subprocess.run([sys.executable, "-m", "ssmkit", "generate", str(tmp_path / "folder"), "--length", "8"],
                          capture_output=True, text=True)
     assert out.returncode == 0 and "tokens/s" in out.stdout, out.stderr
     out = subprocess.run([sys.executable, "-m", "ssmkit", "generate", str(run), "--sample-rate", "16000"],
                          capture_output=True, text=True)
-    assert out.returncode == 2 and out.stderr.strip().endswith("is a text model; got 16000"), out.stderr
+    assert out.returncode == 2 and out.stderr.strip().endswith("is not audio (dataset text); got 16000"), out.stderr
     if importlib.util.find_spec("matplotlib"):  # the figures need it; loading the model does not
         out = subprocess.run([sys.executable, "-m", "ssmkit", "plot", str(run)], capture_output=True, text=True)
         assert out.returncode == 0 and "kernels.png" in out.stdout, out.stderr
