@@ -56,13 +56,23 @@ class MultiHeadAttention(nn.Module):
     def _check_cache(self, state, batch: int):
         if not self.causal:
             raise ValueError("state: a non-causal attention layer has no recurrent view (it reads future positions)")
-        shape = (batch, self.heads)
+        d, dtype = self.H // self.heads, self.qkv.weight.dtype
         if (not isinstance(state, tuple) or len(state) not in (2, 3)
-                or any(not isinstance(t, torch.Tensor) or t.dim() != 4 or tuple(t.shape[:2]) != shape
-                       for t in state[:2])):
-            raise ValueError(f"state: expected a (keys, values) cache of shape ({batch}, {self.heads}, T, "
-                             f"{self.H // self.heads}) each, or the static cache of default_state(batch, "
-                             "max_length)")
+                or any(not isinstance(t, torch.Tensor) or t.dim() != 4 or (t.shape[0], t.shape[1], t.shape[3])
+                       != (batch, self.heads, d) or t.dtype != dtype for t in state[:2])):
+            got = (", ".join(f"{tuple(t.shape)} {t.dtype}" if isinstance(t, torch.Tensor) else type(t).__name__
+                             for t in state) if isinstance(state, tuple) else type(state).__name__)
+            raise ValueError(f"state: expected a (keys, values) cache of shape ({batch}, {self.heads}, T, {d}) each "
+                             f"in {dtype}, or the static cache of default_state(batch, max_length); got {got}")
+
+    @staticmethod
+    def _check_room(keys: torch.Tensor, position: torch.Tensor, L: int) -> None:
+        """A static cache must hold L more positions. Checked where reading its position costs nothing (a CPU cache);
+        on a GPU the position stays on the device (no synchronization, CUDA graphs), and an overflow is the index
+        error of the write."""
+        if not position.is_cuda and int(position) + L > keys.shape[2]:
+            raise ValueError(f"state: the static cache holds {keys.shape[2]} positions (default_state's max_length), "
+                             f"{int(position)} are written, and {L} more do not fit")
 
     def _attend_cache(self, q, k, v, state):
         """Attention of L new positions over the cache and themselves -> (y, cache after them)."""
@@ -75,6 +85,7 @@ class MultiHeadAttention(nn.Module):
             cache = (k, v)
         else:  # static: write in place at the position held on the device, read every slot written so far
             keys, values, position = state
+            self._check_room(keys, position, L)
             at = position + new
             keys.index_copy_(2, at, k)
             values.index_copy_(2, at, v)

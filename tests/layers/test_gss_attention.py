@@ -58,6 +58,13 @@ def test_attention_errors():
     layer = ssmkit.MultiHeadAttention(8, 2)
     with pytest.raises(ValueError, match="keys, values"):
         layer(torch.randn(1, 3, 8), torch.zeros(1, 2, 0, 4))
+    for wrong in (torch.zeros(1, 2, 0, 3), torch.zeros(1, 2, 0, 4, dtype=torch.float64)):  # head size, dtype
+        with pytest.raises(ValueError, match=r"shape \(1, 2, T, 4\) each in torch.float32, .* got \(1, 2, 0,"):
+            layer.step(torch.randn(1, 8), (wrong, wrong.clone()))
+    state = layer.default_state(1, max_length=4)
+    _, state = layer(torch.randn(1, 3, 8), state)
+    with pytest.raises(ValueError, match="holds 4 positions .* 3 are written, and 2 more do not fit"):
+        layer(torch.randn(1, 2, 8), state)
 
 
 def test_hybrid_backbone_interleaves_attention_and_generates_consistently():
