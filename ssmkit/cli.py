@@ -16,16 +16,18 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(signal, "SIGPIPE"):  # `ssmkit layers | head` ends quietly, like other command-line tools
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = argparse.ArgumentParser(prog="ssmkit", description="Structured state space sequence models.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     p_train = sub.add_parser("train", help="train a model (default: S4D on sequential digits, ~20 s on a CPU)")
     p_train.add_argument("overrides", nargs="*", metavar="[EXPERIMENT] key=value",
                          help="an experiment (shipped name or YAML path), then config overrides, e.g. layer=s4 lr=3e-3")
     p_train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly")
     p_eval = sub.add_parser("eval", help="evaluate a run's checkpoint")
-    p_eval.add_argument("run_dir")
-    p_eval.add_argument("--split", default="test", choices=["train", "val", "test"])
-    p_eval.add_argument("--checkpoint", default="best", choices=["best", "last"])
-    p_eval.add_argument("--device", default="auto")
+    p_eval.add_argument("run_dir", help="a run directory written by `ssmkit train`")
+    p_eval.add_argument("--split", default="test", choices=["train", "val", "test"], help="the split to score")
+    p_eval.add_argument("--checkpoint", default="best", choices=["best", "last"],
+                        help="the best validation checkpoint, or the last one written")
+    p_eval.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda or cuda:N")
     p_eval.add_argument("--rate", type=float, default=1.0,
                         help="sample the SSM kernels at rate·Δ: 2 evaluates a model trained at 16 kHz on 8 kHz audio")
     p_eval.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="dataset_options",
@@ -37,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     p_gen = sub.add_parser("generate", help="sample from a run's per-step (language) model in recurrent mode")
     p_gen.add_argument("run_dir", metavar="MODEL", help="a run directory, a folder with config.json and "
                                                         "model.safetensors, or a Hub id owner/name")
-    p_gen.add_argument("--prompt", default="\n", help="text to continue (bytes for byte-level models; "
-                                                    "audio models start from silence)")
+    p_gen.add_argument("--prompt", default=None, help="text to continue (bytes for byte-level models; default a "
+                                                    "newline); audio models start from silence and take none")
     p_gen.add_argument("--length", type=int, default=200, help="tokens to generate")
     p_gen.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
     p_gen.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens")
@@ -172,6 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("ssmkit")
+    except PackageNotFoundError:  # run from a checkout without installing it
+        return "(not installed)"
+
+
 def program() -> None:
     """The `ssmkit` program (python -m ssmkit, the console script): main(), then exit with its code. A process that
     torchrun started leaves through os._exit once its output is flushed, so that the interpreter's exit does not
@@ -234,14 +244,22 @@ def _generate(args, training) -> None:
     if not sample_rate and type(model).__name__ == "Sashimi":  # a model folder does not say what its tokens are
         raise ValueError(f"--sample-rate: {args.run_dir} holds a SaShiMi model, which generates audio; give the rate "
                          f"of the audio it was trained on (16000 for SC09)")
-    start = [ZERO_LEVEL] if sample_rate else list(args.prompt.encode())
+    if sample_rate and args.prompt is not None:
+        raise ValueError("--prompt: an audio model starts from silence; it takes no text prompt")
+    start = [ZERO_LEVEL] if sample_rate else list((args.prompt if args.prompt is not None else "\n").encode())
     prompt = torch.tensor(start, device=device).repeat(args.batch, 1)
     if prompt.shape[1] == 0:
         raise ValueError("--prompt: expected at least one character")
     timings = {}
-    tokens, logits = generate(model, prompt, args.length, args.temperature, args.top_k, top_p=args.top_p,
-                              repetition_penalty=args.repetition_penalty, eos=eos, seed=args.seed,
-                              cuda_graph=not args.no_graph, timings=timings)
+    try:
+        tokens, logits = generate(model, prompt, args.length, args.temperature, args.top_k, top_p=args.top_p,
+                                  repetition_penalty=args.repetition_penalty, eos=eos, seed=args.seed,
+                                  cuda_graph=not args.no_graph, timings=timings)
+    except ValueError as e:  # the sampling options' errors name generate's arguments: name the flags instead
+        name, _, rest = str(e).partition(":")
+        flag = {"top_k": "--top-k", "top_p": "--top-p", "temperature": "--temperature",
+                "repetition_penalty": "--repetition-penalty"}.get(name)
+        raise (ValueError(f"{flag}:{rest}") if flag else e) from None
     new = tokens[:, prompt.shape[1]:]
     if sample_rate:
         log_p = torch.log_softmax(logits.double(), -1).gather(-1, new[..., None])[..., 0].sum(1)
@@ -257,6 +275,8 @@ def _generate(args, training) -> None:
             if args.out:
                 Path(args.out).mkdir(parents=True, exist_ok=True)
                 (Path(args.out) / f"sample_{i:03d}.txt").write_text(text)
+        if args.out:
+            print(f"\n{len(texts)} samples written to {Path(args.out) / 'sample_*.txt'}")
     made, unit = args.batch * new.shape[1], "samples" if sample_rate else "tokens"
     setup = "compilation, CUDA graph capture" if device.type == "cuda" and not args.no_graph else "states"
     print(f"\n{made} {unit} in {timings['setup'] + timings['steps']:.2f} s: {timings['setup']:.2f} s to set up (prompt "

@@ -119,6 +119,9 @@ def test_train_sashimi_then_generate_wavs_from_the_command_line(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "ssmkit", "generate", str(tmp_path / "s")], capture_output=True,
                              text=True)
     assert missing.returncode == 2 and "--out" in missing.stderr
+    prompted = subprocess.run([sys.executable, "-m", "ssmkit", "generate", str(tmp_path / "s"), "--prompt", "hi",
+                               "--out", str(tmp_path / "w2")], capture_output=True, text=True)
+    assert prompted.returncode == 2 and "--prompt: an audio model starts from silence" in prompted.stderr
 
 
 def test_packed_clips_unpack_to_a_folder_the_loader_reads_as_the_same_codes(tmp_path):

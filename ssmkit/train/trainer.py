@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 
 from .. import data
 from . import distributed as dist
+from ..layers.checks import check_rate
 from ..models import SSSD, Sashimi, SequenceModel
 from ..models.pretrained import CONFIG, config_json, fitted_to, load_folder, load_weights
 from .checkpoint import checkpoint_folder, read_state, read_weights, save_checkpoint, write_text_atomic
@@ -498,6 +499,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "be
     (e.g. sample_rate=8000 with rate=2 for the zero-shot resolution change; data_dir: where the data is now).
     subset: the seeded subset the run used (train_subset or eval_subset) when None, so that the numbers match
     results.json; 0 for the whole split."""
+    check_rate(rate)  # before anything is loaded or warned about
     config = read_run_config(Path(run_dir))
     dev = dist.setup(device)[2]
     if subset is None:

@@ -100,10 +100,13 @@ def test_a_run_loads_generates_and_plots_after_its_data_folder_is_gone(tmp_path)
     out = subprocess.run([sys.executable, "-m", "ssmkit", "generate", str(run), "--prompt", "the ", "--length", "40",
                           "--batch", "3", "--eos", "o", "--seed", "0", "--out", str(tmp_path / "eos")],
                          capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 0 and "3 samples written to" in out.stdout, out.stderr
     for sample in sorted((tmp_path / "eos").glob("sample_*.txt")):  # each ends at its first "o", if it wrote one
         new = sample.read_text()[len("the "):]
         assert "o" not in new[:-1], new
+    out = subprocess.run([sys.executable, "-m", "ssmkit", "generate", str(run), "--top-p", "2"], capture_output=True,
+                         text=True)
+    assert out.returncode == 2 and "error: --top-p: expected a probability in (0, 1], got 2.0" in out.stderr
     model.save_pretrained(tmp_path / "folder")  # a model folder carries no run config: generate takes it as text
     out = subprocess.run([sys.executable, "-m", "ssmkit", "generate", str(tmp_path / "folder"), "--length", "8"],
                          capture_output=True, text=True)
