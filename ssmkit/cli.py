@@ -78,20 +78,24 @@ def main(argv: list[str] | None = None) -> int:
                                          "music OUT_DIR (Beethoven/YouTubeMix layout; music21, fluidsynth)")
     p_data.add_argument("name", choices=["listops", "pathfinder", "spoken-digits", "music"])
     p_data.add_argument("out_dir")
-    p_data.add_argument("--size", choices=["small", "lra"], default="small",
-                        help="listops small: 5000/500/500 expressions of 50-300 tokens; lra: the release's "
-                             "96000/2000/2000 of 500-2000 tokens. pathfinder small: 4000 images; lra: 200000")
-    p_data.add_argument("--resolution", type=int, default=32, help="pathfinder: 32, 64, 128 (Path-X) or 256")
-    p_data.add_argument("--level", default="hard", help="pathfinder: easy, intermediate or hard (LRA's)")
+    p_data.add_argument("--size", choices=["small", "lra"], default=None,
+                        help="listops small (default): 5000/500/500 expressions of 50-300 tokens; lra: the "
+                             "release's 96000/2000/2000 of 500-2000 tokens. pathfinder small: 4000 images; lra: "
+                             "200000")
+    p_data.add_argument("--resolution", type=int, default=None, help="pathfinder: 32 (default), 64, 128 (Path-X) or "
+                                                                     "256")
+    p_data.add_argument("--level", default=None, help="pathfinder: easy, intermediate or hard (LRA's; the default)")
     p_data.add_argument("--images", type=int, default=None, help="pathfinder: how many images (instead of --size)")
-    p_data.add_argument("--workers", type=int, default=1, help="pathfinder: processes writing folders")
-    p_data.add_argument("--speakers", type=int, default=200, help="spoken-digits: voices, each saying zero … nine "
-                                                                   "once (200: 2000 clips, 64 MB)")
-    p_data.add_argument("--composer", default="bach", help="music: whose scores in music21's corpus (bach: ~430 "
-                                                             "chorales; beethoven, mozart, haydn: string quartets)")
+    p_data.add_argument("--workers", type=int, default=None, help="pathfinder: processes writing folders (1)")
+    p_data.add_argument("--speakers", type=int, default=None, help="spoken-digits: voices, each saying zero … nine "
+                                                                    "once (default 200: 2000 clips, 64 MB)")
+    p_data.add_argument("--composer", default=None, help="music: whose scores in music21's corpus (bach, the "
+                                                           "default: ~430 chorales; beethoven, mozart, haydn: string "
+                                                           "quartets)")
     p_data.add_argument("--pieces", type=int, default=None, help="music: how many scores (default: all of them)")
-    p_data.add_argument("--instrument", default="0", help="music: the General MIDI program playing every part (0: "
-                                                           "piano), or 'score' for the score's own instruments")
+    p_data.add_argument("--instrument", default=None, help="music: the General MIDI program playing every part "
+                                                            "(default 0: piano), or 'score' for the score's own "
+                                                            "instruments")
     p_data.add_argument("--seed", type=int, default=0)
     sub.add_parser("layers", help="list the registered layers")
     sub.add_parser("datasets", help="list the registered datasets")
@@ -103,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     from . import data, layers, train as training  # after parsing, so that --help is instant
 
     try:
+        if args.command == "data":
+            _data_options(args)
         if args.command == "train":
             if args.resume and args.overrides:
                 raise ValueError("--resume continues a run with its saved config; it takes no key=value overrides")
@@ -172,6 +178,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ssmkit {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+DATA_OPTIONS = {"listops": dict(size="small"),
+                "pathfinder": dict(size="small", resolution=32, level="hard", images=None, workers=1),
+                "spoken-digits": dict(speakers=200), "music": dict(composer="bach", pieces=None, instrument="0")}
+
+
+def _data_options(args) -> None:
+    """An option of another dataset is an error (it would be ignored); the dataset's own take their defaults."""
+    own = DATA_OPTIONS[args.name]
+    for option in sorted({o for options in DATA_OPTIONS.values() for o in options} - set(own)):
+        if getattr(args, option) is not None:
+            takers = " and ".join(n for n, options in DATA_OPTIONS.items() if option in options)
+            raise ValueError(f"--{option} is an option of {takers}, not of {args.name}")
+    for option, default in own.items():
+        if getattr(args, option) is None:
+            setattr(args, option, default)
+    if args.name == "pathfinder" and args.images is not None and args.images < 1:
+        raise ValueError(f"--images: expected a positive integer, got {args.images}")
 
 
 def _version() -> str:

@@ -211,12 +211,15 @@ def test_command_line_errors_are_one_line(tmp_path, capsys, monkeypatch):
              (["train", bad_yaml], "bad.yaml: line 2 not valid YAML"),
              (["train", "dataset_options.permute=maybe"], "dataset_options.permute: expected bool"),
              (["data", "listops", afile], "out_dir: .*afile is a file"),
-             (["data", "pathfinder", tmp_path / "pf", "--images", "0"], "n_images: expected a positive integer")]
+             (["data", "pathfinder", tmp_path / "pf", "--images", "0"], "--images: expected a positive integer"),
+             (["data", "listops", tmp_path / "lo", "--resolution", "64"], "--resolution is an option of pathfinder, "
+                                                                           "not of listops")]
     for args, match in cases:
         status, _, err = _cli(capsys, *args)
         assert status == 2 and len(err.strip().splitlines()) == 1, (args, err)
         assert re.search(match, err), (match, err)
     assert not (tmp_path / "pf" / "pathfinder32").exists() and not (tmp_path / "runs").exists()
+    assert not (tmp_path / "lo").exists()
 
 
 def test_a_diverging_run_stops_with_one_line(tmp_path, capsys):
