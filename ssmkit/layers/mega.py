@@ -304,10 +304,10 @@ class Mega(nn.Module):
         T = keys.shape[1] if keys.dim() == 3 else -1
         slots = f"T={self.chunk} (chunk_size)" if self.chunk else f"T <= l_max={self.l_max}"
         if (keys.shape != (batch, T, self.z) or values.shape != (batch, T, self.v) or position.shape != (1,)
-                or (T != self.chunk if self.chunk else T > self.l_max)):
+                or position.dtype != torch.long or (T != self.chunk if self.chunk else T > self.l_max)):
             raise ValueError(f"state: expected caches (B={batch}, T, {self.z}) and (B={batch}, T, {self.v}) with "
-                             f"{slots} and a position of shape (1,), got {tuple(keys.shape)}, {tuple(values.shape)} "
-                             f"and {tuple(position.shape)}")
+                             f"{slots} and an integer position of shape (1,), got {tuple(keys.shape)}, "
+                             f"{tuple(values.shape)} and {tuple(position.shape)} {position.dtype}")
         if self.chunk is None:  # a position on the GPU is not read: that would synchronize (and break a graph)
             end = L + (int(position) if position.device.type == "cpu" else 0)
             if end > T:
