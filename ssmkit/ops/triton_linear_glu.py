@@ -172,22 +172,16 @@ class _TileLinearGLU(torch.autograd.Function):
         return _input_grads(ctx, x, weight, *_glu_backward(dy, z))
 
 
-class _AutocastLinearGLU(torch.autograd.Function):
+class _AutocastLinearGLU(_TileLinearGLU):
     """Under autocast, inputs already in its dtype: Z = x Wᵀ + b and y = GLU(Z) by cuBLAS and PyTorch's GLU, as
-    nn.Linear + nn.GLU run them (the same values); the backward takes Ż and ḃ from _glu_backward, then cuBLAS's Ẋ, Ẇ.
-    Once differentiable, as _TileLinearGLU."""
+    nn.Linear + nn.GLU run them (the same values); the backward is _TileLinearGLU's (Ż and ḃ from _glu_backward, then
+    cuBLAS's Ẋ, Ẇ, in the inputs' dtype)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias):
         z = torch.addmm(bias, x, weight.t())
         ctx.save_for_backward(x, weight, z)
         return F.glu(z, dim=-1)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, dy):
-        x, weight, z = ctx.saved_tensors
-        return _input_grads(ctx, x, weight, *_glu_backward(dy, z))
 
 
 def _column_major(x: torch.Tensor) -> bool:
