@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import check_batch_size, check_input, check_step_input, valid_positions
+from .checks import check_batch_size, check_cache_room, check_input, check_step_input, valid_positions
 from .factory import factory_kwargs
 from .registry import register_layer
 
@@ -65,15 +65,6 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"state: expected a (keys, values) cache of shape ({batch}, {self.heads}, T, {d}) each "
                              f"in {dtype}, or the static cache of default_state(batch, max_length); got {got}")
 
-    @staticmethod
-    def _check_room(keys: torch.Tensor, position: torch.Tensor, L: int) -> None:
-        """A static cache must hold L more positions. Checked where reading its position costs nothing (a CPU cache);
-        on a GPU the position stays on the device (no synchronization, CUDA graphs), and an overflow is the index
-        error of the write."""
-        if not position.is_cuda and int(position) + L > keys.shape[2]:
-            raise ValueError(f"state: the static cache holds {keys.shape[2]} positions (default_state's max_length), "
-                             f"{int(position)} are written, and {L} more do not fit")
-
     def _attend_cache(self, q, k, v, state):
         """Attention of L new positions over the cache and themselves -> (y, cache after them)."""
         L = q.shape[2]
@@ -85,7 +76,7 @@ class MultiHeadAttention(nn.Module):
             cache = (k, v)
         else:  # static: write in place at the position held on the device, read every slot written so far
             keys, values, position = state
-            self._check_room(keys, position, L)
+            check_cache_room(position, L, keys.shape[2])
             at = position + new
             keys.index_copy_(2, at, k)
             values.index_copy_(2, at, v)

@@ -70,6 +70,14 @@ def check_batch_size(batch_size) -> None:
         raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
 
 
+def check_cache_room(position: torch.Tensor, L: int, T: int) -> None:
+    """A static cache of T slots, ``position`` (1,) of them written, must hold L more positions. The position is read
+    only on the CPU: on a GPU that would synchronize (and break a CUDA graph), so there only L > T is caught."""
+    end = L + (int(position) if position.device.type == "cpu" else 0)
+    if end > T:
+        raise ValueError(f"u: position {end} exceeds the cache's T={T} positions (default_state's max_length)")
+
+
 def check_rate(rate: float) -> None:
     if not (isinstance(rate, (int, float)) and 0 < rate < math.inf):
         raise ValueError(f"rate: expected a positive finite number, got {rate!r}")

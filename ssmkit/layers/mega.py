@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import check_batch_size, check_input, check_step_input, valid_positions
+from .checks import check_batch_size, check_cache_room, check_input, check_step_input, valid_positions
 from .diagonal import EMA
 from .dropout import dropout as make_dropout
 from .factory import factory_kwargs
@@ -308,8 +308,6 @@ class Mega(nn.Module):
             raise ValueError(f"state: expected caches (B={batch}, T, {self.z}) and (B={batch}, T, {self.v}) with "
                              f"{slots} and an integer position of shape (1,), got {tuple(keys.shape)}, "
                              f"{tuple(values.shape)} and {tuple(position.shape)} {position.dtype}")
-        if self.chunk is None:  # a position on the GPU is not read: that would synchronize (and break a graph)
-            end = L + (int(position) if position.device.type == "cpu" else 0)
-            if end > T:
-                raise ValueError(f"u: position {end} exceeds the cache's T={T} positions (default_state's max_length)")
+        if self.chunk is None:
+            check_cache_room(position, L, T)
 

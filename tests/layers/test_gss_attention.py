@@ -63,7 +63,7 @@ def test_attention_errors():
             layer.step(torch.randn(1, 8), (wrong, wrong.clone()))
     state = layer.default_state(1, max_length=4)
     _, state = layer(torch.randn(1, 3, 8), state)
-    with pytest.raises(ValueError, match="holds 4 positions .* 3 are written, and 2 more do not fit"):
+    with pytest.raises(ValueError, match="position 5 exceeds the cache's T=4"):
         layer(torch.randn(1, 2, 8), state)
 
 
