@@ -151,8 +151,9 @@ def evaluate(model, dataset, batch_size: int, device, rank: int = 0, world: int 
 
 def _check_takes_data(model, dataset, device, config: TrainConfig) -> None:
     """One training sample through the model before a run's folder is written (evaluation mode, no gradient, the
-    random state kept as it was): a model that cannot take the data (a length past layer_options.l_max, a width that
-    does not fit) fails here in one line, and leaves no folder holding only its config."""
+    random state kept as it was): a model that cannot take the data (a length past the l_max of a kernel that ends
+    there, as DSS-softmax's and SGConv's, a width that does not fit) fails here in one line, and leaves no folder
+    holding only its config."""
     was_training = model.training
     rng_devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=rng_devices), torch.no_grad():  # (a DataLoader's iterator draws a seed)
