@@ -28,7 +28,7 @@ def _rows(P, base, m, M, W, LD, c0, C: tl.constexpr, BM: tl.constexpr):
     rm = m + tl.arange(0, BM)
     rc = c0 + tl.arange(0, C)
     return tl.load(P + base + rm[:, None] * LD + rc[None, :], mask=(rm < M)[:, None] & (rc < W)[None, :],
-                   other=0.0).to(tl.float32)  # Ġ may be bf16 or fp16 (kept in the autocast dtype)
+                   other=0.0).to(tl.float32)  # U and Ġ may be bf16 or fp16 (kept in the autocast dtype)
 
 
 @triton.jit(do_not_specialize=["M"])
@@ -63,12 +63,12 @@ def _grads_kernel(U, G, DS, X, DT, DWIN, DWOUT, M, SR, T: tl.constexpr, SD: tl.c
 
 def chunk_matrix_grads(U: torch.Tensor, G: torch.Tensor, dS: torch.Tensor, X: torch.Tensor, precision: str = "tf32"
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(Uᵀ Ġ, Uᵀ ∂S, Xᵀ Ġ) summed over the rows: U, G (H, M, T) and dS, X (H, M, S) contiguous float32 (G also bf16
-    or fp16); precision: tl.dot's input_precision."""
+    """(Uᵀ Ġ, Uᵀ ∂S, Xᵀ Ġ) summed over the rows: U, G (H, M, T) and dS, X (H, M, S) contiguous float32 (U and G also
+    bf16 or fp16); precision: tl.dot's input_precision."""
     H, M, T = U.shape
     SR = dS.shape[-1]
     for name, t, width in (("U", U, T), ("G", G, T), ("dS", dS, SR), ("X", X, SR)):
-        dtypes = (torch.float32, torch.bfloat16, torch.float16) if name == "G" else (torch.float32,)
+        dtypes = (torch.float32, torch.bfloat16, torch.float16) if name in ("U", "G") else (torch.float32,)
         if t.shape != (H, M, width) or not t.is_contiguous() or t.dtype not in dtypes:
             raise ValueError(f"chunk_matrix_grads: {name} must be contiguous {(H, M, width)} in "
                              f"{' or '.join(str(d) for d in dtypes)}, got {tuple(t.shape)} {t.dtype}")

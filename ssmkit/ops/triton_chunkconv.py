@@ -1,11 +1,12 @@
 """Triton version of ops.chunkconv_act: the chunked SSM convolution with the activation fused.
 
 The input is copied once (a tiled transpose) into the channel-major layout (H, B, L') (L' = L front-padded to whole
-chunks of T), where each channel's chunks are the rows of one contiguous matrix: every tile a kernel reads is
-contiguous, and the products whose reduction runs over batch and chunks are single batched GEMMs. All parts work on
-that one copy: a reversed part (the anti-causal half of a bidirectional layer) becomes, on the unreversed chunks, the
-reversed matrices (_unreversed) and a scan from the last chunk, so the parts' Toeplitz matrices add into one and their
-states sit side by side (S = Σ S_part columns, each scanned in its own direction):
+chunks of T; under autocast in its dtype, which halves the bytes of the copy and of its three reads), where each
+channel's chunks are the rows of one contiguous matrix: every tile a kernel reads is contiguous, and the products
+whose reduction runs over batch and chunks are single batched GEMMs. All parts work on that one copy: a reversed part
+(the anti-causal half of a bidirectional layer) becomes, on the unreversed chunks, the reversed matrices (_unreversed)
+and a scan from the last chunk, so the parts' Toeplitz matrices add into one and their states sit side by side
+(S = Σ S_part columns, each scanned in its own direction):
 
     forward   S = U Win                         _project_kernel                      U: (H, B·n, T) view of the input
               X_c = A X_{c∓1} + S_{c∓1}         ops/triton_chunk_scan.py, per part
@@ -135,8 +136,9 @@ def _transpose_kernel(SRC, DST, L, H, pad, s0, s1, s2, TO_CHANNEL_MAJOR: tl.cons
         tl.store(DST + batch_first, tile.to(DST.dtype.element_ty), mask=mask)
 
 
-def to_channel_major(u: torch.Tensor, pad: int, any_dtype: bool = False) -> torch.Tensor:
-    """u (B, L, H), any float dtype and strides -> float32 (H, B, pad + L), zeros in front; u itself (as a view)
+def to_channel_major(u: torch.Tensor, pad: int, any_dtype: bool = False, dtype: torch.dtype = torch.float32
+                     ) -> torch.Tensor:
+    """u (B, L, H), any float dtype and strides -> (H, B, pad + L) of ``dtype``, zeros in front; u itself (as a view)
     where it is already stored channel-major without padding and is float32, or of any dtype with ``any_dtype`` (for
     a reader that converts as it loads: the backward's gate). Such is the gradient that an output map hands back for
     the channel-major output of this op: the float32 tiles of ops/triton_linear_glu.py, and under autocast cuBLAS
@@ -145,7 +147,7 @@ def to_channel_major(u: torch.Tensor, pad: int, any_dtype: bool = False) -> torc
             and u.permute(2, 0, 1).is_contiguous()):
         return u.permute(2, 0, 1)
     B, L, H = u.shape
-    x = (torch.zeros if pad else torch.empty)(H, B, pad + L, device=u.device, dtype=torch.float32)
+    x = (torch.zeros if pad else torch.empty)(H, B, pad + L, device=u.device, dtype=dtype)
     _transpose_kernel[(triton.cdiv(L, 64), B, triton.cdiv(H, 64))](u, x, L, H, pad, *u.stride(),
                                                                    TO_CHANNEL_MAJOR=True, BL=64, BH=64)
     return x
@@ -185,7 +187,7 @@ def _outputs(V, M1, X, M2, n, act: int, store_grad: bool, transpose: bool, prec:
 def _project(G, W, n, SR, prec: str, dact=None, transpose=False):
     """(G' = G ⊙ dact if dact is given, else G itself; R = G' W) over the chunk rows of G (H, B, n·T): W (H, T, SR),
     or transpose: W (H, SR, T) used as its transpose. R float32 (from G' before it is rounded); G' in dact's dtype;
-    G float32, or with dact also bf16 or fp16."""
+    G float32, bf16 or fp16 (the forward's input copy under autocast, the backward's gradient)."""
     H, B, _ = G.shape
     T = W.shape[-1] if transpose else W.shape[1]
     gd = torch.empty_like(G, dtype=dact.dtype) if dact is not None else None
@@ -213,16 +215,16 @@ class _ChunkConvAct(torch.autograd.Function):
         T = ToepT.shape[-1]
         n = triton.cdiv(L, T)
         pad = n * T - L
-        x = to_channel_major(u, pad)
+        # under autocast (TF32 products) the channel-major copy of the input, act'(y) and the gated gradient Ġ are
+        # kept in its dtype, as the gradient G that reaches this op is: half the bytes of the largest reads and writes
+        half = precision == "tf32" and out_dtype in (torch.bfloat16, torch.float16)
+        x = to_channel_major(u, pad, dtype=out_dtype if half else torch.float32)
         prec = DOT_PRECISION[precision]
         S = _project(x, Win, n, Win.shape[-1], prec)[1]
         X = torch.empty_like(S)
         for A, reverse, cols in zip(As, reverses, _state_columns(As)):
             scan_launch(A, S[..., cols], reverse=reverse, adjoint=False, X=X[..., cols])
         act = ACT_CODE[activation]
-        # under autocast (TF32 products) act'(y) and the gated gradient Ġ are kept in its dtype, as the gradient G
-        # that reaches this op is: half the bytes of the backward's largest reads and writes
-        half = precision == "tf32" and out_dtype in (torch.bfloat16, torch.float16)
         out, dact = _outputs(x, ToepT, X, WoutT, n, act, act != ACT_CODE["id"], transpose=False, prec=prec,
                              out_dtype=out_dtype, grad_dtype=out_dtype if half else None)
         ctx.activation, ctx.reverses, ctx.precision, ctx.pad, ctx.dtype = activation, reverses, precision, pad, u.dtype

@@ -132,6 +132,10 @@ def test_triton_channel_major_float32_input_is_read_in_place():
         assert x.data_ptr() != storage.data_ptr() and torch.equal(x[..., pad:], other.permute(2, 0, 1).float())
     half = u.to(torch.bfloat16)  # kept channel-major: a reader that converts as it loads takes it as it is
     assert tc.to_channel_major(half, 0, any_dtype=True).data_ptr() == half.data_ptr()
+    x = tc.to_channel_major(u.contiguous(), 3, dtype=torch.bfloat16)  # the forward's copy under autocast, rounded
+    # to bf16 (to nearest on the GPU; Triton's CPU interpreter truncates: within one unit of bf16's last place)
+    assert x.dtype == torch.bfloat16 and not x[..., :3].any()
+    assert torch.allclose(x[..., 3:].float(), u.permute(2, 0, 1), rtol=2 ** -7, atol=0)
 
 
 def _count_layout_copies(tc, monkeypatch) -> list[bool]:
@@ -217,10 +221,13 @@ def test_triton_chunk_matrix_grads_are_the_three_products(SR, monkeypatch):
         assert a.shape == b.shape and rel_err(a, b) < 1e-5
     with pytest.raises(ValueError, match=r"dS must be contiguous .* in torch.float32, got"):
         grads.chunk_matrix_grads(U, G, dS[..., :4], X)
-    Gh = G.to(torch.bfloat16)  # a gated gradient kept in bf16 (under autocast): read as it is
-    half = grads.chunk_matrix_grads(U, Gh, dS, X, "tf32x3")
-    for a, b in zip(half, (U.transpose(1, 2) @ Gh.float(), U.transpose(1, 2) @ dS, X.transpose(1, 2) @ Gh.float())):
+    Uh, Gh = U.to(torch.bfloat16), G.to(torch.bfloat16)  # the input copy and gated gradient kept in bf16 (autocast)
+    half = grads.chunk_matrix_grads(Uh, Gh, dS, X, "tf32x3")
+    Uf, Gf = Uh.float(), Gh.float()
+    for a, b in zip(half, (Uf.transpose(1, 2) @ Gf, Uf.transpose(1, 2) @ dS, X.transpose(1, 2) @ Gf)):
         assert rel_err(a, b) < 1e-5
+    with pytest.raises(ValueError, match=r"X must be contiguous .* in torch.float32, got"):
+        grads.chunk_matrix_grads(U, G, dS, X.to(torch.bfloat16))
 
 
 @pytest.mark.triton
@@ -249,11 +256,11 @@ def test_triton_chunkconv_act_in_tf32_is_close():
     node = y16.grad_fn
     while "ChunkConvAct" not in type(node).__name__:  # under the slice and permute of the output
         node = node.next_functions[0][0]
-    assert node.saved_tensors[1].dtype == torch.bfloat16  # act'(y)
+    assert [t.dtype for t in node.saved_tensors[:2]] == [torch.bfloat16] * 2  # the channel-major input, act'(y)
     grads16 = torch.autograd.grad((y16.float() * g).sum(), [u] + leaves)
     assert y16.dtype == torch.bfloat16 and rel_err(y16.float(), y_ref) < 1e-2
-    # every gradient within bf16's rounding: 2e-3 to 5e-3 of float32 here (1e-3 to 2e-3 with act'(y) and Ġ kept in
-    # float32); A's, a sum with cancellation, 1.2e-2 for one seed (9e-3 in float32)
+    # every gradient within bf16's rounding: 2e-3 to 5e-3 of float32 here (1e-3 to 2e-3 with the input copy, act'(y)
+    # and Ġ kept in float32); A's, a sum with cancellation, 1.2e-2 for one seed (9e-3 in float32)
     for got, want in zip(grads16, refs):
         assert got.dtype == want.dtype and rel_err(got, want) < 2e-2
     with pytest.raises(ValueError, match="precision: expected one of"):
