@@ -94,6 +94,8 @@ def _conjugate_pair_basis(S_skew: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     Returns (mu (N/2,), V (N, N/2)) with [V, V̄] unitary. The eigenvectors of -iS (Hermitian) for +μ and -μ are
     conjugates of each other, so the half with μ > 0 determines the rest. Zero eigenvalues (FouT has a pair) have a
     real null space: there we pair real basis vectors u1, u2 into v = (u1 + i u2)/√2, whose conjugate spans the rest.
+    An odd N has one zero eigenvalue that pairs with nothing: its real mode is dropped, leaving (N−1)/2 pairs whose
+    [V, V̄] spans all but that mode (nplr).
 
     Phase: each eigenvector is scaled so that its first component is real and positive (when it is not negligible),
     the convention of LAPACK's Hermitian solver up to sign, which the official S4 code inherits. The phase does not
@@ -105,11 +107,12 @@ def _conjugate_pair_basis(S_skew: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     tol = 1e-9 * max(1.0, mu.abs().max().item())
     zero = mu.abs() <= tol
     n_zero = int(zero.sum())
-    if n_zero % 2:
-        raise ValueError(f"a real skew-symmetric matrix of even size {N} has an odd number ({n_zero}) of zero eigenvalues")
+    if n_zero % 2 != N % 2 or (N % 2 and n_zero != 1):
+        raise ValueError(f"a real skew-symmetric matrix of size {N} has {n_zero} zero eigenvalues: expected an even "
+                         f"number for an even size, one (the real mode, dropped) for an odd size")
     pos = mu > tol
     mus, vecs = [mu[pos]], [W[:, pos]]
-    if n_zero:
+    if n_zero and not N % 2:
         null = W[:, zero]
         U, _, _ = torch.linalg.svd(torch.cat([null.real, null.imag], dim=1))
         real_basis = U[:, :n_zero]
@@ -127,12 +130,17 @@ def nplr(measure: str, N: int, B_clip: float | None = None) -> NPLR:
 
     S = A + P Pᵀ = σ I + S_skew with σ the mean of diag(S); S_skew is diagonalized by a Hermitian eigensolver in
     float64 (stable, unlike a general eigensolver on A). Λ = σ + i μ for the eigenvalues with Im >= 0.
+    An odd N keeps its (N−1)/2 conjugate pairs and drops the real mode (the zero eigenvalue of S_skew), as the
+    official S4 nplr does (state-spaces/s4 and raminmh/liquid-s4 src/models/hippo/hippo.py keep w[:N//2]; the
+    Liquid-S4 LRA configs' d_state 7): B̃ and P̃ are the projections onto the kept modes, so A is then only
+    approximately V (Λ − P̃ P̃*) V* (reconstruct).
     B_clip: clip Im B̃ to [−B_clip, B_clip] (None: B̃ = V* B exactly). The official S4 code clips at 2 for its S4
     and S4D-LegS inits (state-spaces/s4, src/models/hippo/hippo.py, nplr(..., B_clip=2.0)); with the phase of
     _conjugate_pair_basis the clipped entries are the official ones, up to conjugation and sign.
     """
     _check_measure(measure)
-    _check_even(N)
+    if not isinstance(N, int) or N < 2:
+        raise ValueError(f"N: expected an integer >= 2 (the state is stored as N//2 conjugate pairs), got {N!r}")
     if B_clip is not None and not B_clip > 0:
         raise ValueError(f"B_clip: expected None or a positive bound, got {B_clip}")
     A, B = transition(measure, N)

@@ -99,10 +99,28 @@ def test_diagonal_inits_follow_their_formulas():
 
 @pytest.mark.parametrize("call, match", [
     (lambda: hippo.transition("legx", 4), "measure"),
-    (lambda: hippo.nplr("legs", 5), "N: expected an even"),
+    (lambda: hippo.nplr("legs", 1), "N: expected an integer >= 2"),
+    (lambda: hippo.diagonal_init("legs", 5), "N: expected an even"),
     (lambda: hippo.diagonal_init("nope", 4), "init"),
     (lambda: hippo.nplr("legs", 4, B_clip=0.0), "B_clip"),
 ])
 def test_bad_arguments_are_named(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_odd_n_drops_the_real_mode_as_the_official_nplr():
+    """The official nplr('legs', 7) (state-spaces/s4 and raminmh/liquid-s4 hippo.py, the Liquid-S4 LRA configs'
+    d_state 7) keeps w[:N//2]: three pairs −0.5 ± iμ and the real mode (μ = 0) dropped. Its |B̃| and |P̃| per mode,
+    printed from it: [1.0302, 1.6397, 4.5271] and [0.7285, 1.1595, 3.2011] for μ = 1.1216, 3.7975, 15.0855."""
+    dplr = hippo.nplr("legs", 7)
+    assert torch.allclose(dplr.Lambda, torch.tensor([1.1215728183, 3.7974849781, 15.0854626132]).double() * 1j - 0.5,
+                          atol=1e-9)
+    assert torch.allclose(dplr.B.abs(), torch.tensor([1.0302011776, 1.6397382908, 4.5270527821]).double(), atol=1e-9)
+    assert torch.allclose(dplr.P.abs(), torch.tensor([[0.7284622387, 1.1594700648, 3.2011097210]]).double(),
+                          atol=1e-9)
+    assert dplr.V.shape == (7, 3)
+    assert (dplr.V.conj().T @ dplr.V - torch.eye(3, dtype=torch.complex128)).abs().max() < 1e-12
+    assert torch.equal(hippo.nplr("legs", 7, B_clip=1.0).B.imag.abs().max(), torch.tensor(1.0).double())
+    with pytest.raises(ValueError, match="zero eigenvalues"):
+        hippo.nplr("fout", 7)  # state 1 is never driven: three zero eigenvalues, no single real mode to drop

@@ -227,7 +227,11 @@ class DPLRKernel(SSMKernel):
     bandlimit: C zeroed for the modes at or above bandlimit/2 cycles per sample (base.bandlimit_mask); with l_max set
     the mask applies to the trained C̃, as the official code masks its C̃ (the modes are those of Λ, the diagonal
     part). dt_transform (exp | softplus) and dt_lr: Δ's parameter and learning rate (base.SSMKernel.init_dt).
+    An odd d_state keeps d_state // 2 pairs of the size-d_state HiPPO matrix and drops its real mode (hippo.nplr),
+    as the official code does with the Liquid-S4 LRA configs' d_state 7.
     """
+
+    odd_d_state = True
 
     def __init__(self, d_model: int, d_state: int = 64, channels: int = 1, init: str = "legs",
                  l_max: int | None = None, real_transform: str = "exp", dt_min: float = 1e-3, dt_max: float = 1e-1,

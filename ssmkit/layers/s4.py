@@ -11,7 +11,8 @@ from .registry import register_layer
 class S4(SSMConv):
     """S4 (v2): DPLR state matrix from HiPPO, bilinear discretization, Cauchy + Woodbury kernel.
 
-    d_model H; d_state N (stored as N/2 conjugate pairs); init legs | legt | fout | mixtures 'legs+fout';
+    d_model H; d_state N (stored as N/2 conjugate pairs; an odd N keeps (N−1)/2 and drops the real mode of the
+    HiPPO matrix, as the official nplr); init legs | legt | fout | mixtures 'legs+fout';
     l_max: the length C̃ is trained for (None: the plain C is the parameter); longer inputs take the longer kernel of
     the same C̃ through the plain C, exactly as the recurrence gives it; rate (in forward/step): sample
     the continuous kernel at Δ·rate; B_clip: Im B̃ clipped at init (2 as the official code; None: exact HiPPO);
