@@ -58,13 +58,15 @@ class LiquidS4(S4):
 
     def _freeze_official_coefficients(self) -> None:
         """S = Σ_n B̄_n and c = Re Σ_n C_n B̄_n over both halves of each pair, B̄ = Δ (1 − Δ/2·λ)^{-1} B with the
-        initial (diagonal-only) parameters, as buffers that training does not move."""
+        initial (diagonal-only) parameters, as buffers that training does not move. C is the plain C drawn at init,
+        not the parameter C̃ (l_max set): the official SSKernel keeps its drawn C (self.C) while the kernel's
+        parameter, a copy, becomes C̃ at the first forward (src/models/sequence/ss/kernel.py _setup_C)."""
         k = self.kernel
         with torch.no_grad():
             dt = k.dt()[:, None]
             dB = dt / (1 - dt / 2 * k.Lambda()) * k.cplx("B")  # (H, N2)
             self.register_buffer("liquid_sum_dB", 2 * dB.sum(-1).real)
-            self.register_buffer("liquid_CB", 2 * (k.cplx("C") * dB).sum(-1).real)
+            self.register_buffer("liquid_CB", 2 * (k.plain_C() * dB).sum(-1).real)
 
     def _products(self, x: torch.Tensor, history: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """[U^(2), ..., U^(P)] for x (B, H, L) after ``history`` (B, H, P−1), and the new history."""

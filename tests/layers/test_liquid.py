@@ -73,14 +73,16 @@ def test_official_products_multiply_combinations_of_the_last_positions():
 
 def test_official_form_pb_adds_frozen_weights_times_reversed_products():
     """y += c·S^(2^(p−1)−1) · U_rev with S = Σ B̄, c = Re Σ C B̄ (both halves of each pair, B̄ = Δ(1 − Δλ/2)^{-1} B,
-    diagonal only) frozen at init; the products read later inputs (non-causal)."""
+    diagonal only, C the plain C drawn at init, not the parameter C̃) frozen at init; the products read later inputs
+    (non-causal)."""
     layer = ssmkit.LiquidS4(3, 8, liquid_order=3, liquid_kernel="pb", liquid_form="official", l_max=12,
                             activation="id", output="none").double()
     k = layer.kernel
     dt = k.dt()[:, None]
     dB = dt / (1 - dt / 2 * k.Lambda()) * k.cplx("B")
     S, c = layer.liquid_sum_dB, layer.liquid_CB[0]  # computed at construction, in float32
-    assert rel_err(S, 2 * dB.sum(-1).real) < 1e-6 and rel_err(c, 2 * (k.cplx("C")[0] * dB).sum(-1).real) < 1e-6
+    assert rel_err(S, 2 * dB.sum(-1).real) < 1e-6 and rel_err(c, 2 * (k.plain_C()[0] * dB).sum(-1).real) < 1e-6
+    assert rel_err(c, 2 * (k.cplx("C")[0] * dB).sum(-1).real) > 1e-3  # C̃ = C(I − Ā^12) would give another c
     u = torch.randn(1, 12, 3, dtype=torch.float64)
     y, _ = layer(u)
     plain = ssmkit.S4(3, 8, l_max=12, activation="id", output="none").double()
