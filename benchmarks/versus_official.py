@@ -1328,14 +1328,19 @@ def load_liquid(root: Path):
 
 
 def compare_liquid(liquid, seed: int, H: int, N: int, L: int) -> None:
-    for kernel, degree in (("kb", 2), ("pb", 3)):
-        fam = f"Liquid-S4 ({kernel}, order {degree}, N={N})"
+    """Its S4 layer with liquid_kernel and liquid_degree beside ours (official liquid_form), weights copied; also at
+    the LRA configs' odd d_state 7, the paper's orders up to 6 and the two-sided layer of its LRA Image config."""
+    cases = [("kb", 2, N, False), ("pb", 3, N, False), ("pb", 5, 7, False), ("pb", 2, 7, True), ("kb", 3, 7, True)]
+    for kernel, degree, N, bidirectional in cases:
+        fam = f"Liquid-S4 ({kernel}, order {degree}, N={N}{', bidirectional' if bidirectional else ''})"
         torch.manual_seed(seed)
         official = _quiet(lambda: liquid.S4(H, d_state=N, l_max=L, transposed=False, liquid_degree=degree,
-                                            liquid_kernel="polyb" if kernel == "pb" else kernel)).double()
+                                            liquid_kernel="polyb" if kernel == "pb" else kernel,
+                                            bidirectional=bidirectional)).double()
         u = 3 * torch.randn(2, L, H, dtype=torch.float64)  # large enough that the order-p terms matter
         y_off = _quiet(lambda: official(u)[0])
-        ours = ssmkit.LiquidS4(H, N, l_max=L, liquid_order=degree, liquid_kernel=kernel, liquid_form="official")
+        ours = ssmkit.LiquidS4(H, N, l_max=L, liquid_order=degree, liquid_kernel=kernel, liquid_form="official",
+                               bidirectional=bidirectional)
         ours = ours.double()
         k, c = official.kernel.kernel, lambda t: torch.view_as_real(torch.view_as_complex(t.detach()).conj().resolve_conj())
         frozen = official.kernel
@@ -1354,6 +1359,8 @@ def compare_liquid(liquid, seed: int, H: int, N: int, L: int) -> None:
             ours.output[0].weight.copy_(official.output_linear[0].weight)
             ours.output[0].bias.copy_(official.output_linear[0].bias)
         agree(fam, "layer output (official liquid_form)", ours(u)[0], y_off)
+        if bidirectional:
+            continue
         causal = ssmkit.LiquidS4(H, N, l_max=L, liquid_order=degree, liquid_kernel=kernel).double()
         causal.load_state_dict({k: v for k, v in ours.state_dict().items() if not k.startswith("liquid")})
         row(fam, "the paper's causal form vs the official computation, rel. output difference", "—",

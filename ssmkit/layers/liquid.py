@@ -11,7 +11,8 @@ the last P − 1 inputs to form the products: state = (SSM state, history (B, H,
 
 liquid_form = causal (default) is the paper's formula above. liquid_form = official computes the liquid terms as the
 official code does (layers.liquid_official: non-causal products, coefficients frozen at initialization), to
-reproduce its published numbers; it has no recurrent view.
+reproduce its published numbers; it has no recurrent view, and it alone takes bidirectional=True (the official
+two-sided layer, which its LRA Image config uses).
 """
 from __future__ import annotations
 
@@ -32,26 +33,30 @@ LIQUID_FORMS = ("causal", "official")
 
 @register_layer("liquid_s4")
 class LiquidS4(S4):
-    """Liquid-S4: S4 options plus liquid_order P (2..4: products of up to P inputs), liquid_kernel kb | pb and
-    liquid_form causal | official (module docstring). B̃ starts unclipped (B_clip None), as the official code's nplr
-    (raminmh/liquid-s4 src/models/hippo/hippo.py, an S4 version before the clip)."""
+    """Liquid-S4: S4 options plus liquid_order P (>= 2: products of up to P inputs; the paper's LRA runs take 2 to
+    6), liquid_kernel kb | pb and liquid_form causal | official (module docstring); bidirectional with the official
+    form only. B̃ starts unclipped (B_clip None), as the official code's nplr (raminmh/liquid-s4
+    src/models/hippo/hippo.py, an S4 version before the clip)."""
 
     @factory_kwargs
     @block_options(leave_out=("recompute", "cuda_graph"))  # its own forward: no chunked path to recompute or capture
     def __init__(self, d_model: int, d_state: int = 64, *, liquid_order: int = 2, liquid_kernel: str = "kb",
-                 liquid_form: str = "causal", channels: int = 1, init: str = "legs", l_max: int | None = None,
-                 real_transform: str = "exp",
+                 liquid_form: str = "causal", channels: int = 1, bidirectional: bool = False, init: str = "legs",
+                 l_max: int | None = None, real_transform: str = "exp",
                  dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3, B_clip: float | None = None,
                  n_ssm: int | None = None, dt_transform: str = "exp", dt_lr: float | None | str = "ssm", **block):
-        if not isinstance(liquid_order, int) or not 2 <= liquid_order <= 4:
-            raise ValueError(f"liquid_order: expected 2, 3 or 4, got {liquid_order!r}")
+        if not isinstance(liquid_order, int) or isinstance(liquid_order, bool) or liquid_order < 2:
+            raise ValueError(f"liquid_order: expected an integer >= 2, got {liquid_order!r}")
         if liquid_kernel not in LIQUID_KERNELS:
             raise ValueError(f"liquid_kernel: expected one of {LIQUID_KERNELS}, got {liquid_kernel!r}")
         if liquid_form not in LIQUID_FORMS:
             raise ValueError(f"liquid_form: expected one of {LIQUID_FORMS}, got {liquid_form!r}")
-        super().__init__(d_model, d_state, channels=channels, init=init, l_max=l_max, real_transform=real_transform,
-                         dt_min=dt_min, dt_max=dt_max, ssm_lr=ssm_lr, B_clip=B_clip, n_ssm=n_ssm,
-                         dt_transform=dt_transform, dt_lr=dt_lr, **block)
+        if bidirectional and liquid_form != "official":
+            raise ValueError("bidirectional: the causal liquid form (the paper's formula) has no anti-causal half; "
+                             "liquid_form='official' takes bidirectional=True, as the official two-sided layer")
+        super().__init__(d_model, d_state, channels=channels, bidirectional=bidirectional, init=init, l_max=l_max,
+                         real_transform=real_transform, dt_min=dt_min, dt_max=dt_max, ssm_lr=ssm_lr, B_clip=B_clip,
+                         n_ssm=n_ssm, dt_transform=dt_transform, dt_lr=dt_lr, **block)
         self.order, self.liquid_kernel, self.liquid_form = liquid_order, liquid_kernel, liquid_form
         if liquid_form == "official":
             self._freeze_official_coefficients()
@@ -111,9 +116,9 @@ class LiquidS4(S4):
             x = u.transpose(1, 2).to(self.kernel.real_dtype)
             if self.liquid_form == "official":
                 K = self.kernel(L, rate)
-                y = fftconv(x, K) + self.D.to(x.dtype)[..., None] * x[:, None]
-                y = y + official_liquid(x, K, self.liquid_sum_dB.to(x.dtype), self.liquid_CB.to(x.dtype), self.order,
-                                        self.liquid_kernel)
+                y = self._fft_features(x, K) + official_liquid(x, K, self.liquid_sum_dB.to(x.dtype),
+                                                               self.liquid_CB.to(x.dtype), self.order,
+                                                               self.liquid_kernel, self.bidirectional)
                 return self._output(y.to(u.dtype)), None
             history = state[1] if state is not None else x.new_zeros(B, self.H, self.order - 1)
             products, history = self._products(x, history)
