@@ -1330,6 +1330,15 @@ def load_liquid(root: Path):
 def compare_liquid(liquid, seed: int, H: int, N: int, L: int) -> None:
     """Its S4 layer with liquid_kernel and liquid_degree beside ours (official liquid_form), weights copied; also at
     the LRA configs' odd d_state 7, the paper's orders up to 6 and the two-sided layer of its LRA Image config."""
+    dplr = importlib.import_module("src.models.sequence.ss.dplr")
+    for n in (7, 64, 512):  # the LRA configs' state sizes, as its kernel calls nplr (dtype float32)
+        w, P, B, _ = _quiet(lambda: dplr.combination("legs", n, 1, 1))
+        order = torch.argsort(-w.imag[0])  # its Im λ < 0 half, conjugated, ascending as ours
+        theirs = torch.cat([B[0, order], P[0, 0, order]]).conj().to(torch.complex128)
+        for basis in ("official", "first_positive"):
+            mine = hippo.nplr("legs", n, basis=basis)
+            row(f"Liquid-S4 (N={n})", f"init: B̃ and P̃ of its nplr (conjugated) vs ours, basis {basis}: rel. difference",
+                "—", f"{rel(torch.cat([mine.B, mine.P[0]]), theirs):.2g}")
     cases = [("kb", 2, N, False), ("pb", 3, N, False), ("pb", 5, 7, False), ("pb", 2, 7, True), ("kb", 3, 7, True)]
     for kernel, degree, N, bidirectional in cases:
         fam = f"Liquid-S4 ({kernel}, order {degree}, N={N}{', bidirectional' if bidirectional else ''})"

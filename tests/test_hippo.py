@@ -124,3 +124,24 @@ def test_odd_n_drops_the_real_mode_as_the_official_nplr():
     assert torch.equal(hippo.nplr("legs", 7, B_clip=1.0).B.imag.abs().max(), torch.tensor(1.0).double())
     with pytest.raises(ValueError, match="zero eigenvalues"):
         hippo.nplr("fout", 7)  # state 1 is never driven: three zero eigenvalues, no single real mode to drop
+
+
+@pytest.mark.parametrize("N", [7, 8, 16, 64])
+def test_official_basis_takes_the_signs_of_the_official_nplr(N):
+    """The official nplr as its kernel calls it (raminmh/liquid-s4 hippo.py through dplr.combination, dtype float32):
+    A + PPᵀ summed in float32, −i times it diagonalized in float64, the eigenvectors of the N//2 most negative μ kept;
+    B̃ = V* B. Conjugated (ours keep Im λ > 0), its B̃ is ours in the official basis, to float32 rounding and with
+    every mode's sign, which first_positive does not keep (at N = 7 its μ = 15.09 mode is flipped)."""
+    A, B = hippo.transition("legs", N)
+    P = hippo.rank_correction("legs", N).float()
+    S = (A.float() + torch.sum(P.unsqueeze(-2) * P.unsqueeze(-1), dim=-3)).double()
+    mu, W = torch.linalg.eigh(S * -1j)
+    V = W[:, torch.argsort(mu)[: N // 2]]  # most negative μ first
+    theirs = (V.conj().T @ B.float().double().to(torch.complex128)).conj().flip(0)  # ascending |μ|, as ours
+    official, ours = hippo.nplr("legs", N, basis="official"), hippo.nplr("legs", N)
+    assert torch.allclose(official.Lambda, ours.Lambda) and torch.allclose(official.B.abs(), ours.B.abs())
+    assert (official.B - theirs).abs().max() < 1e-6 * theirs.abs().max()
+    if N == 7:
+        assert torch.equal(torch.sign(official.B.real / ours.B.real), torch.tensor([1.0, 1.0, -1.0]).double())
+    with pytest.raises(ValueError, match="basis"):
+        hippo.nplr("legs", N, basis="lapack")

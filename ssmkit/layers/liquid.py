@@ -36,7 +36,8 @@ class LiquidS4(S4):
     """Liquid-S4: S4 options plus liquid_order P (>= 2: products of up to P inputs; the paper's LRA runs take 2 to
     6), liquid_kernel kb | pb and liquid_form causal | official (module docstring); bidirectional with the official
     form only. B̃ starts unclipped (B_clip None), as the official code's nplr (raminmh/liquid-s4
-    src/models/hippo/hippo.py, an S4 version before the clip)."""
+    src/models/hippo/hippo.py, an S4 version before the clip); the official form also takes that nplr's eigenvector
+    signs (S4's basis='official'), which its frozen Σ_n B̄_n reads."""
 
     @factory_kwargs
     @block_options(leave_out=("recompute", "cuda_graph"))  # its own forward: no chunked path to recompute or capture
@@ -54,9 +55,11 @@ class LiquidS4(S4):
         if bidirectional and liquid_form != "official":
             raise ValueError("bidirectional: the causal liquid form (the paper's formula) has no anti-causal half; "
                              "liquid_form='official' takes bidirectional=True, as the official two-sided layer")
+        # the official form's frozen S = Σ_n B̄_n depends on each mode's sign: take the official code's (hippo.nplr)
+        basis = "official" if liquid_form == "official" else "first_positive"
         super().__init__(d_model, d_state, channels=channels, bidirectional=bidirectional, init=init, l_max=l_max,
                          real_transform=real_transform, dt_min=dt_min, dt_max=dt_max, ssm_lr=ssm_lr, B_clip=B_clip,
-                         n_ssm=n_ssm, dt_transform=dt_transform, dt_lr=dt_lr, **block)
+                         n_ssm=n_ssm, dt_transform=dt_transform, dt_lr=dt_lr, basis=basis, **block)
         self.order, self.liquid_kernel, self.liquid_form = liquid_order, liquid_kernel, liquid_form
         if liquid_form == "official":
             self._freeze_official_coefficients()

@@ -154,3 +154,24 @@ def test_official_bidirectional_pb_weighs_the_unreversed_products_with_the_backw
     expected = plain(u)[0][0].T + w[0][:, None] * U + w[1][:, None] * U.flip(-1)
     assert rel_err(layer(u)[0][0].T, expected) < 1e-12
     assert rel_err(w[1], w[0]) > 1e-2  # the two halves' weights differ, so the test tells them apart
+
+
+def test_official_form_takes_the_official_eigenvector_signs_which_its_frozen_sum_reads():
+    """The official form builds its kernel in the official nplr's basis (S4 basis='official'): the same kernel as
+    the first_positive basis, but S = Σ B̄ over modes with the official signs (at N = 7 its μ = 15.09 mode flipped,
+    which turns S negative where Δ is large: the official module's S at ListOps' Δ range lies in [−0.37, 0.004])."""
+    torch.manual_seed(0)
+    liquid = ssmkit.LiquidS4(16, 7, liquid_kernel="pb", liquid_form="official", dt_min=0.002, dt_max=0.2).double()
+    torch.manual_seed(0)
+    official_basis = ssmkit.S4(16, 7, B_clip=None, basis="official", dt_min=0.002, dt_max=0.2).double()
+    torch.manual_seed(0)
+    first_positive = ssmkit.S4(16, 7, B_clip=None, dt_min=0.002, dt_max=0.2).double()
+    assert torch.equal(liquid.kernel.B, official_basis.kernel.B)
+    assert not torch.equal(liquid.kernel.B, first_positive.kernel.B)
+    with torch.no_grad():
+        first_positive.kernel.C.copy_(official_basis.kernel.C * torch.sign(  # C follows B's signs: the same system
+            official_basis.kernel.B[..., :1] * first_positive.kernel.B[..., :1]))
+    assert rel_err(first_positive.kernel(32), official_basis.kernel(32)) < 1e-12
+    causal = ssmkit.LiquidS4(16, 7, liquid_kernel="pb")
+    assert torch.equal(causal.kernel.B, ssmkit.S4(16, 7, B_clip=None).kernel.B)  # the causal form keeps ours
+    assert liquid.liquid_sum_dB.max() < 0.01 and liquid.liquid_sum_dB.min() < -0.1
