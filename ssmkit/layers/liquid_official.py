@@ -44,9 +44,10 @@ def official_products(x: torch.Tensor, order: int) -> list[torch.Tensor]:
     L, out = x.shape[-1], []
     for p in range(2, order + 1):
         idx = _indices_on(L, p, x.device)
-        U = torch.ones(*x.shape[:-1], idx.shape[0], dtype=x.dtype, device=x.device)
-        for j in range(p):
-            U = U * x[..., idx[:, j]]
+        # index_select, not x[..., idx]: its backward (index_add) is 2-3x faster on a CPU than advanced indexing's
+        U = x.index_select(-1, idx[:, 0])
+        for j in range(1, p):
+            U = U * x.index_select(-1, idx[:, j])
         out.append(torch.nn.functional.pad(U, (0, L - U.shape[-1])).flip(-1))
     return out
 
