@@ -1328,14 +1328,28 @@ def load_liquid(root: Path):
 
 
 def compare_liquid(liquid, seed: int, H: int, N: int, L: int) -> None:
-    for kernel, degree in (("kb", 2), ("pb", 3)):
-        fam = f"Liquid-S4 ({kernel}, order {degree}, N={N})"
+    """Its S4 layer with liquid_kernel and liquid_degree beside ours (official liquid_form), weights copied; also at
+    the LRA configs' odd d_state 7, the paper's orders up to 6 and the two-sided layer of its LRA Image config."""
+    dplr = importlib.import_module("src.models.sequence.ss.dplr")
+    for n in (7, 64, 512):  # the LRA configs' state sizes, as its kernel calls nplr (dtype float32)
+        w, P, B, _ = _quiet(lambda: dplr.combination("legs", n, 1, 1))
+        order = torch.argsort(-w.imag[0])  # its Im λ < 0 half, conjugated, ascending as ours
+        theirs = torch.cat([B[0, order], P[0, 0, order]]).conj().to(torch.complex128)
+        for basis in ("official", "first_positive"):
+            mine = hippo.nplr("legs", n, basis=basis)
+            row(f"Liquid-S4 (N={n})", f"init: B̃ and P̃ of its nplr (conjugated) vs ours, basis {basis}: rel. difference",
+                "—", f"{rel(torch.cat([mine.B, mine.P[0]]), theirs):.2g}")
+    cases = [("kb", 2, N, False), ("pb", 3, N, False), ("pb", 5, 7, False), ("pb", 2, 7, True), ("kb", 3, 7, True)]
+    for kernel, degree, N, bidirectional in cases:
+        fam = f"Liquid-S4 ({kernel}, order {degree}, N={N}{', bidirectional' if bidirectional else ''})"
         torch.manual_seed(seed)
         official = _quiet(lambda: liquid.S4(H, d_state=N, l_max=L, transposed=False, liquid_degree=degree,
-                                            liquid_kernel="polyb" if kernel == "pb" else kernel)).double()
+                                            liquid_kernel="polyb" if kernel == "pb" else kernel,
+                                            bidirectional=bidirectional)).double()
         u = 3 * torch.randn(2, L, H, dtype=torch.float64)  # large enough that the order-p terms matter
         y_off = _quiet(lambda: official(u)[0])
-        ours = ssmkit.LiquidS4(H, N, l_max=L, liquid_order=degree, liquid_kernel=kernel, liquid_form="official")
+        ours = ssmkit.LiquidS4(H, N, l_max=L, liquid_order=degree, liquid_kernel=kernel, liquid_form="official",
+                               bidirectional=bidirectional)
         ours = ours.double()
         k, c = official.kernel.kernel, lambda t: torch.view_as_real(torch.view_as_complex(t.detach()).conj().resolve_conj())
         frozen = official.kernel
@@ -1354,10 +1368,140 @@ def compare_liquid(liquid, seed: int, H: int, N: int, L: int) -> None:
             ours.output[0].weight.copy_(official.output_linear[0].weight)
             ours.output[0].bias.copy_(official.output_linear[0].bias)
         agree(fam, "layer output (official liquid_form)", ours(u)[0], y_off)
+        if bidirectional:
+            continue
         causal = ssmkit.LiquidS4(H, N, l_max=L, liquid_order=degree, liquid_kernel=kernel).double()
         causal.load_state_dict({k: v for k, v in ours.state_dict().items() if not k.startswith("liquid")})
         row(fam, "the paper's causal form vs the official computation, rel. output difference", "—",
             rel(causal(u)[0].detach(), y_off.detach()))
+
+
+# -- Liquid-S4's LRA models (raminmh/liquid-s4 configs/experiment/lra, the fork's train.py) --------------------------
+def load_liquid_backbone(root: Path):
+    """The Liquid-S4 fork's model as its train.py builds it: src/models/sequence/model.py SequenceModel of block.py
+    SequenceResidualBlocks over its S4 layer (src/utils/registry.py's "s4": src/models/sequence/ss/s4.py, with the
+    liquid options), src/tasks' encoders and decoders, from the checkout's src package (as load_dss_backbone)."""
+    _official_src(root)
+    _official_instantiate(root)
+    names = {"backbone": "src.models.sequence.model", "encoders": "src.tasks.encoders",
+             "decoders": "src.tasks.decoders"}
+    return types.SimpleNamespace(root=root, **{k: importlib.import_module(v) for k, v in names.items()})
+
+
+# our experiment: (the official experiment it mirrors, its dataset's d_output, token inputs, two towers, the paper's
+# liquid order with the PB kernel: arXiv 2209.12951 Table 1, which the configs leave to the command line)
+LIQUID_LRA = {"liquid-lra-listops": ("s4-lra-listops", 10, True, False, 5),
+              "liquid-lra-text": ("s4-lra-imdb", 2, True, False, 6),
+              "liquid-lra-retrieval": ("s4-lra-aan", 2, True, True, 2),
+              "liquid-lra-image": ("s4-lra-cifar", 10, False, False, 3),
+              "liquid-lra-pathfinder": ("s4-lra-pathfinder", 2, False, False, 2),
+              "liquid-lra-pathx": ("s4-lra-pathx", 2, False, False, 2)}
+
+# our parameter (or BatchNorm running statistic) -> the official one (its layer is the S4 module itself, its kernel
+# the older SSKernelNPLR: log_dt, B, P, C, inv_w_real = log(−Re λ), w_imag = −Im λ of ours)
+LIQUID_LRA_NAMES = [(r"encoder\.(\w+)", r"encoder.0.\1"),
+                    (r"layers\.(\d+)\.kernel\.A_real", r"backbone.layers.\1.layer.kernel.kernel.inv_w_real"),
+                    (r"layers\.(\d+)\.kernel\.A_imag", r"backbone.layers.\1.layer.kernel.kernel.w_imag"),
+                    (r"layers\.(\d+)\.kernel\.(\w+)", r"backbone.layers.\1.layer.kernel.kernel.\2"),
+                    (r"layers\.(\d+)\.D", r"backbone.layers.\1.layer.D"),
+                    (r"layers\.(\d+)\.output\.0\.(\w+)", r"backbone.layers.\1.layer.output_linear.0.\2"),
+                    (r"norms\.(\d+)\.(weight|bias)", r"backbone.layers.\1.norm.norm.\2"),  # LayerNorm (Image)
+                    *LRA_NAMES[4:]]
+
+
+def _liquid_kernel_value(name: str, value: torch.Tensor) -> torch.Tensor:
+    """An official SSKernelNPLR tensor as ours keeps it: B, C and P conjugated, w_imag negated (ours keeps Im λ > 0)."""
+    return -value if name == "A_imag" else _s4_kernel_value(name, value)
+
+
+def official_liquid_config(root: Path, experiment: str, order: int) -> dict:
+    """configs/experiment/lra/<experiment>.yaml as Hydra composes the parts a model and its optimizer are built from
+    (official_lra_config; the optimizer group its pipelines select, optimizer/adamw.yaml), with the command line
+    model.layer.liquid_kernel=polyb model.layer.liquid_degree=<order> (README.md); the layer's interpolations resolved:
+    dropout and n_ssm the model's (${..dropout}, ${..d_model}). l_max (the dataset's __l_max) is set by the caller."""
+    config = official_lra_config(root, experiment)
+    config["optimizer"] = _merged(_official_yaml(root, "optimizer/adamw.yaml")[1], config.get("optimizer", {}))
+    layer = config["model"]["layer"]
+    layer.update(liquid_kernel="polyb", liquid_degree=order, dropout=config["model"]["dropout"],
+                 n_ssm=config["model"]["d_model"] if layer["n_ssm"] == "${..d_model}" else layer["n_ssm"])
+    return config
+
+
+def _parameter_count(*modules) -> int:
+    return sum(p.numel() for m in modules for p in m.parameters())
+
+
+def _freeze_liquid_as(ours, backbone) -> None:
+    """Our layers' frozen liquid weights (S, c) from each official layer's SSKernel tensors (its self.B, self.C, self.w,
+    self.log_dt: the draws at init, which the kernel's parameters do not move on a GPU or after .double())."""
+    with torch.no_grad():
+        for mine, block in zip(ours.layers, backbone.layers):
+            k = block.layer.kernel
+            dt = k.log_dt.double().exp()[:, None]
+            dB = dt / (1 - dt / 2 * k.w.to(torch.complex128)) * k.B.to(torch.complex128)
+            mine.liquid_sum_dB.copy_(2 * dB.sum(-1).real)
+            mine.liquid_CB.copy_(2 * (k.C.to(torch.complex128) * dB).sum(-1).real)
+
+
+def compare_liquid_lra(m, seed: int, H: int = 16, n_layers: int = 2, L: int = 48, vocab: int = 20, B: int = 3,
+                       L_pad: int = 64) -> None:
+    """Our liquid-lra-* experiments beside the Liquid-S4 fork's models of the configs they mirror with the paper's PB
+    order (official_liquid_config): the parameter count of each at full size (vocabulary ``vocab``), then both built
+    small (d_model H, n_layers, d_state 7 where the config's is 7 and 8 otherwise, l_max L, dropout 0; everything
+    else as each composes) with every weight copied (lra_pairs with LIQUID_LRA_NAMES, copy_lra with
+    _liquid_kernel_value, the frozen liquid weights by _freeze_liquid_as) and the official BatchNorms moved off their
+    start; the logits on a batch of B (token ids of lengths L, 30, 7, padded to L_pad and cut by trimmed for ours, as
+    our trainer does with trim_padding, and padded to the longest for the official model, as its collates do; or
+    values without padding) in evaluation and in training mode, each as the official code runs (its .float() casts)
+    and with those casts kept in float64; then the (lr, weight decay) of every parameter (_optimizer_settings). Its
+    train.py hands the collate's lengths to the encoder, whose PassthroughSequential passes them on to the backbone
+    (src/models/nn/utils.py wrap_kwargs), so each S4 layer zeroes its input's padding: ours mask_padding 'layers'."""
+    from ssmkit.train.trainer import trimmed
+    for name, (experiment, d_output, tokens, pair, order) in LIQUID_LRA.items():
+        config = official_liquid_config(m.root, experiment, order)
+        fam = f"Liquid-S4 LRA {name} ~ official {experiment}, PB order {order}"
+        full = _merged(config, {"model": {"layer": {"l_max": L}}})
+        torch.manual_seed(seed)
+        official = _quiet(lambda: official_lra_model(m, full, vocab if tokens else None, d_output))
+        ours, _ = ours_lra_model(name, [], vocab if tokens else None, d_output, L, pair)
+        row(fam, f"parameters at full size (vocabulary {vocab})" if tokens else "parameters at full size",
+            f"{_parameter_count(*official):,}", f"{_parameter_count(ours):,}")
+        N = 7 if config["model"]["layer"]["d_state"] == 7 else 8
+        fam += f" (H={H}, {n_layers} layers, N={N}, L={L})"
+        small = {"model": {"d_model": H, "n_layers": n_layers, "dropout": 0.0,
+                           "layer": {"d_state": N, "l_max": L, "dropout": 0.0, "n_ssm": H}}}
+        torch.manual_seed(seed)
+        encoder, backbone, decoder = _quiet(lambda: official_lra_model(m, _merged(config, small),
+                                                                       vocab if tokens else None, d_output))
+        ours, our_config = ours_lra_model(name, [f"d_model={H}", f"n_layers={n_layers}", f"d_state={N}",
+                                                 "dropout=0.0"], vocab if tokens else None, d_output, L, pair)
+        _nudge_batchnorms(backbone, seed)
+        for block in backbone.layers:  # the first kernel call turns C into the C̃ of l_max, as ours stores it
+            _quiet(lambda: block.layer.kernel(L=L, rate=1.0))
+        pairs = lra_pairs(ours, encoder, backbone, decoder, LIQUID_LRA_NAMES)
+        copy_lra(pairs, H, _liquid_kernel_value)
+        _freeze_liquid_as(ours, backbone)
+        (x, lengths), (x_off, lengths_off) = _lra_batch(seed, tokens, pair, B, L, vocab)
+        padding = "no padding"
+        if tokens:
+            if our_config.mask_padding != "layers" or not our_config.trim_padding:
+                raise AssertionError(f"{name}: expected mask_padding 'layers' and trim_padding true")
+            x = trimmed(torch.nn.functional.pad(x, (0, L_pad - L)), [lengths])
+            if x.shape[-1] != x_off.shape[-1]:
+                raise AssertionError(f"{name}: trimmed to {x.shape[-1]}, the official collate pads to "
+                                     f"{x_off.shape[-1]}")
+            padding = f"lengths {lengths.tolist()} padded to {L_pad}, trimmed to {x.shape[-1]}"
+        for label, training in (("eval", False), ("training mode (batch statistics)", True)):
+            for exact in (False, True):
+                for module in (encoder, backbone, decoder, ours):
+                    module.train(training)
+                with torch.no_grad(), _float64_casts(exact):
+                    y_off = _quiet(lambda: official_lra_logits(encoder, backbone, decoder, x_off, lengths_off))
+                    y = ours(x, lengths)
+                casts = "its .float() casts kept in float64" if exact else "as it runs"
+                agree(fam, f"logits, {label}, {padding}; official {casts}", y, y_off)
+        row(fam, "optimizer (lr, weight decay) where the trainers differ",
+            *_optimizer_settings(config, pairs, ours, our_config))
 
 
 # -- ViS4mer's S4 (md-mohaiminul/ViS4mer s4.py: an older S4 with Λ shared and Q trained apart from P) ---------------
@@ -2135,6 +2279,7 @@ def main() -> None:
                                                                    compare_mega_layers(m, args.seed, 32, 16, 8, 64),
                                                                    compare_mega_lra(m, args.seed))),
         ("liquid-s4", lambda: load_liquid(repo("liquid-s4")), lambda m: compare_liquid(m, args.seed, 8, 16, 64)),
+        ("liquid-s4", lambda: load_liquid_backbone(repo("liquid-s4")), lambda m: compare_liquid_lra(m, args.seed)),
         ("ViS4mer", lambda: (_load("s4", repo("ViS4mer") / "s4.py"), _load("official_vis4mer_models",
                                                                             repo("ViS4mer") / "models.py")),
          lambda m: (compare_vis4mer(m[0], args.seed, 16, 16, 128), compare_vis4mer_model(*m, args.seed, 8, 32, 64))),

@@ -88,12 +88,17 @@ class NPLR:
     V: torch.Tensor
 
 
+BASES = ("first_positive", "official")
+
+
 def _conjugate_pair_basis(S_skew: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Eigen-decompose a real skew-symmetric matrix as S = V_f diag(i μ_f) V_f*, keeping μ >= 0.
 
     Returns (mu (N/2,), V (N, N/2)) with [V, V̄] unitary. The eigenvectors of -iS (Hermitian) for +μ and -μ are
     conjugates of each other, so the half with μ > 0 determines the rest. Zero eigenvalues (FouT has a pair) have a
     real null space: there we pair real basis vectors u1, u2 into v = (u1 + i u2)/√2, whose conjugate spans the rest.
+    An odd N has one zero eigenvalue that pairs with nothing: its real mode is dropped, leaving (N−1)/2 pairs whose
+    [V, V̄] spans all but that mode (nplr).
 
     Phase: each eigenvector is scaled so that its first component is real and positive (when it is not negligible),
     the convention of LAPACK's Hermitian solver up to sign, which the official S4 code inherits. The phase does not
@@ -105,11 +110,12 @@ def _conjugate_pair_basis(S_skew: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     tol = 1e-9 * max(1.0, mu.abs().max().item())
     zero = mu.abs() <= tol
     n_zero = int(zero.sum())
-    if n_zero % 2:
-        raise ValueError(f"a real skew-symmetric matrix of even size {N} has an odd number ({n_zero}) of zero eigenvalues")
+    if n_zero % 2 != N % 2 or (N % 2 and n_zero != 1):
+        raise ValueError(f"a real skew-symmetric matrix of size {N} has {n_zero} zero eigenvalues: expected an even "
+                         f"number for an even size, one (the real mode, dropped) for an odd size")
     pos = mu > tol
     mus, vecs = [mu[pos]], [W[:, pos]]
-    if n_zero:
+    if n_zero and not N % 2:
         null = W[:, zero]
         U, _, _ = torch.linalg.svd(torch.cat([null.real, null.imag], dim=1))
         real_basis = U[:, :n_zero]
@@ -122,17 +128,50 @@ def _conjugate_pair_basis(S_skew: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     return mu[order], (V * phase)[:, order]
 
 
-def nplr(measure: str, N: int, B_clip: float | None = None) -> NPLR:
+def _official_phases(measure: str, N: int, V: torch.Tensor) -> torch.Tensor:
+    """The unit factors (N2,) that turn the eigenvectors V (N, N2) of _conjugate_pair_basis into those the official
+    nplr keeps (raminmh/liquid-s4 src/models/hippo/hippo.py, as its kernel calls it through dplr.combination): the
+    Hermitian solver's eigenvectors of −i(A + PPᵀ) for −μ, conjugated, with A + PPᵀ formed in float32 (nplr's default
+    dtype there) and diagonalized in float64. Their phases are the solver's: its first components come out real, and
+    each sign is whatever LAPACK gives for those float32-rounded entries (a change of the input at rounding level
+    flips some), so that arithmetic is repeated here; the values of V stay the float64 ones."""
+    A, _ = transition(measure, N)
+    P = rank_correction(measure, N).float()
+    S = (A.float() + torch.sum(P.unsqueeze(-2) * P.unsqueeze(-1), dim=-3)).double()
+    mu, W = torch.linalg.eigh(S * -1j)
+    neg = mu < -1e-9 * max(1.0, mu.abs().max().item())
+    ref = W[:, neg].conj()[:, torch.argsort(-mu[neg])]  # for +|μ|, ascending as V
+    overlap = (V.conj() * ref).sum(0) if ref.shape == V.shape else None
+    if overlap is None or (overlap.abs() < 0.5).any():
+        raise ValueError(f"basis='official': the official eigenvectors of HiPPO-{measure} at N = {N} do not pair with "
+                         f"ours one to one (zero eigenvalues?); use basis='first_positive'")
+    phase = overlap / overlap.abs()
+    # both first components are real (the solver's and first_positive's): the factors are signs, up to rounding
+    return torch.where(phase.imag.abs() < 1e-6, torch.sign(phase.real).to(phase.dtype), phase)
+
+
+def nplr(measure: str, N: int, B_clip: float | None = None, basis: str = "first_positive") -> NPLR:
     """Decompose the HiPPO matrix of ``measure`` as normal plus low rank, in the eigenbasis of the normal part.
 
     S = A + P Pᵀ = σ I + S_skew with σ the mean of diag(S); S_skew is diagonalized by a Hermitian eigensolver in
     float64 (stable, unlike a general eigensolver on A). Λ = σ + i μ for the eigenvalues with Im >= 0.
+    An odd N keeps its (N−1)/2 conjugate pairs and drops the real mode (the zero eigenvalue of S_skew), as the
+    official S4 nplr does (state-spaces/s4 and raminmh/liquid-s4 src/models/hippo/hippo.py keep w[:N//2]; the
+    Liquid-S4 LRA configs' d_state 7): B̃ and P̃ are the projections onto the kept modes, so A is then only
+    approximately V (Λ − P̃ P̃*) V* (reconstruct).
+    basis: the phase of each eigenvector, which changes no kernel (a diagonal unitary change of basis) but does
+    change B̃ and P̃ entry by entry: first_positive (each first component real and positive, _conjugate_pair_basis)
+    or official (the official code's, _official_phases: each mode's sign as its solver gives it), for the official
+    Liquid-S4 form, whose frozen Σ_n B̄_n reads those signs (layers/liquid.py).
     B_clip: clip Im B̃ to [−B_clip, B_clip] (None: B̃ = V* B exactly). The official S4 code clips at 2 for its S4
     and S4D-LegS inits (state-spaces/s4, src/models/hippo/hippo.py, nplr(..., B_clip=2.0)); with the phase of
     _conjugate_pair_basis the clipped entries are the official ones, up to conjugation and sign.
     """
     _check_measure(measure)
-    _check_even(N)
+    if basis not in BASES:
+        raise ValueError(f"basis: expected one of {BASES}, got {basis!r}")
+    if not isinstance(N, int) or N < 2:
+        raise ValueError(f"N: expected an integer >= 2 (the state is stored as N//2 conjugate pairs), got {N!r}")
     if B_clip is not None and not B_clip > 0:
         raise ValueError(f"B_clip: expected None or a positive bound, got {B_clip}")
     A, B = transition(measure, N)
@@ -143,6 +182,8 @@ def nplr(measure: str, N: int, B_clip: float | None = None) -> NPLR:
     if not torch.allclose(S_skew, -S_skew.T, atol=1e-9):
         raise AssertionError(f"HiPPO-{measure}: A + PPᵀ is not (multiple of I) + skew-symmetric")  # a bug, not input
     mu, V = _conjugate_pair_basis(S_skew)
+    if basis == "official":
+        V = V * _official_phases(measure, N, V)
     B_tilde = V.conj().T @ B.to(torch.complex128)
     if B_clip is not None:
         B_tilde = torch.complex(B_tilde.real, B_tilde.imag.clamp(-B_clip, B_clip))

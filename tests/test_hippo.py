@@ -99,10 +99,49 @@ def test_diagonal_inits_follow_their_formulas():
 
 @pytest.mark.parametrize("call, match", [
     (lambda: hippo.transition("legx", 4), "measure"),
-    (lambda: hippo.nplr("legs", 5), "N: expected an even"),
+    (lambda: hippo.nplr("legs", 1), "N: expected an integer >= 2"),
+    (lambda: hippo.diagonal_init("legs", 5), "N: expected an even"),
     (lambda: hippo.diagonal_init("nope", 4), "init"),
     (lambda: hippo.nplr("legs", 4, B_clip=0.0), "B_clip"),
 ])
 def test_bad_arguments_are_named(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_odd_n_drops_the_real_mode_as_the_official_nplr():
+    """The official nplr('legs', 7) (state-spaces/s4 and raminmh/liquid-s4 hippo.py, the Liquid-S4 LRA configs'
+    d_state 7) keeps w[:N//2]: three pairs −0.5 ± iμ and the real mode (μ = 0) dropped. Its |B̃| and |P̃| per mode,
+    printed from it: [1.0302, 1.6397, 4.5271] and [0.7285, 1.1595, 3.2011] for μ = 1.1216, 3.7975, 15.0855."""
+    dplr = hippo.nplr("legs", 7)
+    assert torch.allclose(dplr.Lambda, torch.tensor([1.1215728183, 3.7974849781, 15.0854626132]).double() * 1j - 0.5,
+                          atol=1e-9)
+    assert torch.allclose(dplr.B.abs(), torch.tensor([1.0302011776, 1.6397382908, 4.5270527821]).double(), atol=1e-9)
+    assert torch.allclose(dplr.P.abs(), torch.tensor([[0.7284622387, 1.1594700648, 3.2011097210]]).double(),
+                          atol=1e-9)
+    assert dplr.V.shape == (7, 3)
+    assert (dplr.V.conj().T @ dplr.V - torch.eye(3, dtype=torch.complex128)).abs().max() < 1e-12
+    assert torch.equal(hippo.nplr("legs", 7, B_clip=1.0).B.imag.abs().max(), torch.tensor(1.0).double())
+    with pytest.raises(ValueError, match="zero eigenvalues"):
+        hippo.nplr("fout", 7)  # state 1 is never driven: three zero eigenvalues, no single real mode to drop
+
+
+@pytest.mark.parametrize("N", [7, 8, 16, 64])
+def test_official_basis_takes_the_signs_of_the_official_nplr(N):
+    """The official nplr as its kernel calls it (raminmh/liquid-s4 hippo.py through dplr.combination, dtype float32):
+    A + PPᵀ summed in float32, −i times it diagonalized in float64, the eigenvectors of the N//2 most negative μ kept;
+    B̃ = V* B. Conjugated (ours keep Im λ > 0), its B̃ is ours in the official basis, to float32 rounding and with
+    every mode's sign, which first_positive does not keep (at N = 7 its μ = 15.09 mode is flipped)."""
+    A, B = hippo.transition("legs", N)
+    P = hippo.rank_correction("legs", N).float()
+    S = (A.float() + torch.sum(P.unsqueeze(-2) * P.unsqueeze(-1), dim=-3)).double()
+    mu, W = torch.linalg.eigh(S * -1j)
+    V = W[:, torch.argsort(mu)[: N // 2]]  # most negative μ first
+    theirs = (V.conj().T @ B.float().double().to(torch.complex128)).conj().flip(0)  # ascending |μ|, as ours
+    official, ours = hippo.nplr("legs", N, basis="official"), hippo.nplr("legs", N)
+    assert torch.allclose(official.Lambda, ours.Lambda) and torch.allclose(official.B.abs(), ours.B.abs())
+    assert (official.B - theirs).abs().max() < 1e-6 * theirs.abs().max()
+    if N == 7:
+        assert torch.equal(torch.sign(official.B.real / ours.B.real), torch.tensor([1.0, 1.0, -1.0]).double())
+    with pytest.raises(ValueError, match="basis"):
+        hippo.nplr("legs", N, basis="lapack")

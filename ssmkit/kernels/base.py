@@ -121,13 +121,15 @@ class SSMKernel(nn.Module):
     chunkable = True
     bandlimit: float | None = None  # set by kernels with a Lambda() (S4, S4D), see bandlimit_mask
     dt_transform = "exp"  # how Δ's parameter gives Δ (init_dt)
+    # whether d_state may be odd: the DPLR kernel then keeps d_state // 2 pairs (hippo.nplr drops the real mode)
+    odd_d_state = False
 
     def __init__(self, d_model: int, d_state: int, channels: int = 1, ssm_lr: float | None = 1e-3,
                  n_ssm: int | None = None):
         super().__init__()
         if not isinstance(d_model, int) or d_model < 1:
             raise ValueError(f"d_model: expected a positive integer, got {d_model!r}")
-        if not isinstance(d_state, int) or d_state < 2 or d_state % 2:
+        if not isinstance(d_state, int) or d_state < 2 or (d_state % 2 and not self.odd_d_state):
             raise ValueError(f"d_state: expected an even integer >= 2 (stored as d_state/2 conjugate pairs), "
                              f"got {d_state!r}")
         if not isinstance(channels, int) or channels < 1:

@@ -198,14 +198,14 @@ def dplr_kernel(Lambda, P, B, C, dt, L: int, disc: str = "bilinear", Q=None) -> 
     return dplr_generating_kernel(Lambda, P, B, C_tilde, dt, L, Q)
 
 
-def _hippo_dplr(init: str, d_state: int, copies: int, B_clip: float | None):
+def _hippo_dplr(init: str, d_state: int, copies: int, B_clip: float | None, basis: str = "first_positive"):
     """Λ (S, N2), P (R, S, N2), B (S, N2) for S = ``copies`` SSMs of ``init``: a measure or a mixture 'legs+fout'
-    (copies round-robin); Im B̃ clipped to [−B_clip, B_clip] (hippo.nplr)."""
+    (copies round-robin); Im B̃ clipped to [−B_clip, B_clip]; the eigenvectors' phases by ``basis`` (hippo.nplr)."""
     measures = init.split("+")
     for m in measures:
         if m not in hippo.MEASURES:
             raise ValueError(f"init: expected measures from {hippo.MEASURES} joined by '+', got {init!r}")
-    parts = [hippo.nplr(m, d_state, B_clip) for m in measures]
+    parts = [hippo.nplr(m, d_state, B_clip, basis) for m in measures]
     R = max(p.P.shape[0] for p in parts)
     pick = [parts[h % len(parts)] for h in range(copies)]
     Lambda = torch.stack([p.Lambda for p in pick])
@@ -227,14 +227,19 @@ class DPLRKernel(SSMKernel):
     bandlimit: C zeroed for the modes at or above bandlimit/2 cycles per sample (base.bandlimit_mask); with l_max set
     the mask applies to the trained C̃, as the official code masks its C̃ (the modes are those of Λ, the diagonal
     part). dt_transform (exp | softplus) and dt_lr: Δ's parameter and learning rate (base.SSMKernel.init_dt).
+    An odd d_state keeps d_state // 2 pairs of the size-d_state HiPPO matrix and drops its real mode (hippo.nplr),
+    as the official code does with the Liquid-S4 LRA configs' d_state 7. basis: the phase of each mode's eigenvector,
+    first_positive or official (hippo.nplr): the same kernels, B̃ and P̃ with other signs.
     """
+
+    odd_d_state = True
 
     def __init__(self, d_model: int, d_state: int = 64, channels: int = 1, init: str = "legs",
                  l_max: int | None = None, real_transform: str = "exp", dt_min: float = 1e-3, dt_max: float = 1e-1,
                  ssm_lr: float | None = 1e-3, B_clip: float | None = 2.0, n_ssm: int | None = None,
                  bandlimit: float | None = None, dt_transform: str = "exp", dt_lr: float | None | str = "ssm",
                  length_correction: bool = True, share_lambda: bool = False, tie_pq: bool = True,
-                 C_lr: float | None = None):
+                 C_lr: float | None = None, basis: str = "first_positive"):
         super().__init__(d_model, d_state, channels, ssm_lr, n_ssm)
         for name, value in (("share_lambda", share_lambda), ("tie_pq", tie_pq)):
             if not isinstance(value, bool):
@@ -245,7 +250,7 @@ class DPLRKernel(SSMKernel):
             raise ValueError(f"l_max: expected None or a positive integer, got {l_max!r}")
         self.l_kernel = l_max or 0
         self.real_transform = real_transform
-        Lambda, P, B = _hippo_dplr(init, d_state, self.n_ssm, B_clip)
+        Lambda, P, B = _hippo_dplr(init, d_state, self.n_ssm, B_clip, basis)
         if share_lambda:
             if len(set(init.split("+"))) > 1:
                 raise ValueError(f"share_lambda: one Λ for every channel needs one measure in init, got {init!r}")
@@ -257,9 +262,13 @@ class DPLRKernel(SSMKernel):
         self.register_output("C", torch.randn(channels, d_model, self.N2, dtype=torch.complex128), lr=C_lr)
         if not tie_pq:
             self.register_output("Q", self.over_channels(P).clone())
+        # the plain C drawn (H, N2) complex, kept as a plain attribute (neither a parameter nor saved) for a layer that
+        # reads it once at construction (the official Liquid-S4 form's frozen weights): with l_max set it would
+        # otherwise have to be solved back from C̃, ~16 s per layer of width 512 at N = 512 on 2 CPU cores
+        self.initial_C = self.cplx("C").detach().clone()
         if self.l_kernel and length_correction:  # as the official code: the plain C drawn, the parameter its C̃
             with torch.no_grad():
-                C = ctilde_from_c(widen(self.cplx("C"))[0], self.transition(wide=True), self.l_kernel)
+                C = ctilde_from_c(widen(self.initial_C)[0], self.transition(wide=True), self.l_kernel)
                 self.C.copy_(torch.view_as_real(C))
 
     def Lambda(self) -> torch.Tensor:

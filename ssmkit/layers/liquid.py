@@ -11,7 +11,8 @@ the last P − 1 inputs to form the products: state = (SSM state, history (B, H,
 
 liquid_form = causal (default) is the paper's formula above. liquid_form = official computes the liquid terms as the
 official code does (layers.liquid_official: non-causal products, coefficients frozen at initialization), to
-reproduce its published numbers; it has no recurrent view.
+reproduce its published numbers; it has no recurrent view, and it alone takes bidirectional=True (the official
+two-sided layer, which its LRA Image config uses).
 """
 from __future__ import annotations
 
@@ -32,39 +33,48 @@ LIQUID_FORMS = ("causal", "official")
 
 @register_layer("liquid_s4")
 class LiquidS4(S4):
-    """Liquid-S4: S4 options plus liquid_order P (2..4: products of up to P inputs), liquid_kernel kb | pb and
-    liquid_form causal | official (module docstring). B̃ starts unclipped (B_clip None), as the official code's nplr
-    (raminmh/liquid-s4 src/models/hippo/hippo.py, an S4 version before the clip)."""
+    """Liquid-S4: S4 options plus liquid_order P (>= 2: products of up to P inputs; the paper's LRA runs take 2 to
+    6), liquid_kernel kb | pb and liquid_form causal | official (module docstring); bidirectional with the official
+    form only. B̃ starts unclipped (B_clip None), as the official code's nplr (raminmh/liquid-s4
+    src/models/hippo/hippo.py, an S4 version before the clip); the official form also takes that nplr's eigenvector
+    signs (S4's basis='official'), which its frozen Σ_n B̄_n reads."""
 
     @factory_kwargs
     @block_options(leave_out=("recompute", "cuda_graph"))  # its own forward: no chunked path to recompute or capture
     def __init__(self, d_model: int, d_state: int = 64, *, liquid_order: int = 2, liquid_kernel: str = "kb",
-                 liquid_form: str = "causal", channels: int = 1, init: str = "legs", l_max: int | None = None,
-                 real_transform: str = "exp",
+                 liquid_form: str = "causal", channels: int = 1, bidirectional: bool = False, init: str = "legs",
+                 l_max: int | None = None, real_transform: str = "exp",
                  dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3, B_clip: float | None = None,
                  n_ssm: int | None = None, dt_transform: str = "exp", dt_lr: float | None | str = "ssm", **block):
-        if not isinstance(liquid_order, int) or not 2 <= liquid_order <= 4:
-            raise ValueError(f"liquid_order: expected 2, 3 or 4, got {liquid_order!r}")
+        if not isinstance(liquid_order, int) or isinstance(liquid_order, bool) or liquid_order < 2:
+            raise ValueError(f"liquid_order: expected an integer >= 2, got {liquid_order!r}")
         if liquid_kernel not in LIQUID_KERNELS:
             raise ValueError(f"liquid_kernel: expected one of {LIQUID_KERNELS}, got {liquid_kernel!r}")
         if liquid_form not in LIQUID_FORMS:
             raise ValueError(f"liquid_form: expected one of {LIQUID_FORMS}, got {liquid_form!r}")
-        super().__init__(d_model, d_state, channels=channels, init=init, l_max=l_max, real_transform=real_transform,
-                         dt_min=dt_min, dt_max=dt_max, ssm_lr=ssm_lr, B_clip=B_clip, n_ssm=n_ssm,
-                         dt_transform=dt_transform, dt_lr=dt_lr, **block)
+        if bidirectional and liquid_form != "official":
+            raise ValueError("bidirectional: the causal liquid form (the paper's formula) has no anti-causal half; "
+                             "liquid_form='official' takes bidirectional=True, as the official two-sided layer")
+        # the official form's frozen S = Σ_n B̄_n depends on each mode's sign: take the official code's (hippo.nplr)
+        basis = "official" if liquid_form == "official" else "first_positive"
+        super().__init__(d_model, d_state, channels=channels, bidirectional=bidirectional, init=init, l_max=l_max,
+                         real_transform=real_transform, dt_min=dt_min, dt_max=dt_max, ssm_lr=ssm_lr, B_clip=B_clip,
+                         n_ssm=n_ssm, dt_transform=dt_transform, dt_lr=dt_lr, basis=basis, **block)
         self.order, self.liquid_kernel, self.liquid_form = liquid_order, liquid_kernel, liquid_form
         if liquid_form == "official":
             self._freeze_official_coefficients()
 
     def _freeze_official_coefficients(self) -> None:
         """S = Σ_n B̄_n and c = Re Σ_n C_n B̄_n over both halves of each pair, B̄ = Δ (1 − Δ/2·λ)^{-1} B with the
-        initial (diagonal-only) parameters, as buffers that training does not move."""
+        initial (diagonal-only) parameters, as buffers that training does not move. C is the plain C drawn at init,
+        not the parameter C̃ (l_max set): the official SSKernel keeps its drawn C (self.C) while the kernel's
+        parameter, a copy, becomes C̃ at the first forward (src/models/sequence/ss/kernel.py _setup_C)."""
         k = self.kernel
         with torch.no_grad():
             dt = k.dt()[:, None]
             dB = dt / (1 - dt / 2 * k.Lambda()) * k.cplx("B")  # (H, N2)
             self.register_buffer("liquid_sum_dB", 2 * dB.sum(-1).real)
-            self.register_buffer("liquid_CB", 2 * (k.cplx("C") * dB).sum(-1).real)
+            self.register_buffer("liquid_CB", 2 * (k.initial_C.to(dB.dtype) * dB).sum(-1).real)
 
     def _products(self, x: torch.Tensor, history: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """[U^(2), ..., U^(P)] for x (B, H, L) after ``history`` (B, H, P−1), and the new history."""
@@ -109,9 +119,9 @@ class LiquidS4(S4):
             x = u.transpose(1, 2).to(self.kernel.real_dtype)
             if self.liquid_form == "official":
                 K = self.kernel(L, rate)
-                y = fftconv(x, K) + self.D.to(x.dtype)[..., None] * x[:, None]
-                y = y + official_liquid(x, K, self.liquid_sum_dB.to(x.dtype), self.liquid_CB.to(x.dtype), self.order,
-                                        self.liquid_kernel)
+                y = self._fft_features(x, K) + official_liquid(x, K, self.liquid_sum_dB.to(x.dtype),
+                                                               self.liquid_CB.to(x.dtype), self.order,
+                                                               self.liquid_kernel, self.bidirectional)
                 return self._output(y.to(u.dtype)), None
             history = state[1] if state is not None else x.new_zeros(B, self.H, self.order - 1)
             products, history = self._products(x, history)

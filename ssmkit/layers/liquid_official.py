@@ -11,6 +11,9 @@ It departs from the paper's causal formula (layers.liquid) in four ways, all kep
   exponent because the official loop replaces B̄ by B̄·Σ B̄ at each order: S, S³, S⁷);
 - kb: the current kernel K times S^{p−1}, transformed by an (L+1)-point complex FFT and multiplied bin by bin with
   the 2L-point real FFT of the reversed products, then a 2L-point inverse real FFT, first L values.
+A bidirectional layer (its kernel channels: C causal, then C anti-causal) adds, in pb, the anti-causal channels'
+c·S^{2^{p−1}−1} times the products unreversed; in kb the (L+1)-point FFT reads the first L + 1 entries of the
+official two-sided kernel (the causal half's L lags, then the anti-causal half's farthest lag).
 There is no recurrent view.
 """
 from __future__ import annotations
@@ -41,22 +44,30 @@ def official_products(x: torch.Tensor, order: int) -> list[torch.Tensor]:
     L, out = x.shape[-1], []
     for p in range(2, order + 1):
         idx = _indices_on(L, p, x.device)
-        U = torch.ones(*x.shape[:-1], idx.shape[0], dtype=x.dtype, device=x.device)
-        for j in range(p):
-            U = U * x[..., idx[:, j]]
+        # index_select, not x[..., idx]: its backward (index_add) is 2-3x faster on a CPU than advanced indexing's
+        U = x.index_select(-1, idx[:, 0])
+        for j in range(1, p):
+            U = U * x.index_select(-1, idx[:, j])
         out.append(torch.nn.functional.pad(U, (0, L - U.shape[-1])).flip(-1))
     return out
 
 
 def official_liquid(x: torch.Tensor, K: torch.Tensor, sum_dB: torch.Tensor, CB: torch.Tensor, order: int,
-                    kernel: str) -> torch.Tensor:
+                    kernel: str, bidirectional: bool = False) -> torch.Tensor:
     """The liquid terms (B, C, H, L) added to y. x (B, H, L), K (C, H, L) the current kernel, sum_dB (H,) = S and
-    CB (C, H) = c frozen at initialization (module docstring)."""
+    CB (C, H) = c frozen at initialization (module docstring); bidirectional: K and CB hold 2C channels, the C causal
+    ones first."""
     L = x.shape[-1]
+    C = K.shape[0] // 2 if bidirectional else K.shape[0]
+    if bidirectional and kernel == "kb":  # index L of the two-sided layout: the anti-causal half's lag −L
+        K = torch.cat([K[:C], K[C:, :, -1:]], -1)
     y = 0
     for p, U in zip(range(2, order + 1), official_products(x, order)):
         if kernel == "pb":
-            y = y + (CB * sum_dB ** (2 ** (p - 1) - 1))[..., None] * U[:, None]
+            w = (CB * sum_dB ** (2 ** (p - 1) - 1))[..., None]  # (C or 2C, H, 1)
+            y = y + w[:C] * U[:, None]
+            if bidirectional:
+                y = y + w[C:] * U.flip(-1)[:, None]
         else:
             k_f = torch.fft.fft((K * (sum_dB ** (p - 1))[:, None]).to(torch.complex128 if K.dtype == torch.float64
                                                           else torch.complex64), n=L + 1)

@@ -50,6 +50,15 @@ def test_forward_step_and_chunks_agree_float32(name, options):
     assert rel_err(y_chunk, y) < 1e-4
 
 
+@pytest.mark.parametrize("options", [{}, {"l_max": 40}], ids=str)
+def test_s4_with_an_odd_state_size_keeps_its_pairs_and_its_three_views(options):
+    """d_state 7 (the official Liquid-S4 LRA configs'): 3 pairs of the size-7 HiPPO-LegS, its real mode dropped."""
+    layer = ssmkit.S4(3, 7, **options)
+    assert layer.kernel.N2 == 3
+    y, y_step, y_chunk = _three_views(layer, torch.float64)
+    assert rel_err(y_step, y) < 1e-9 and rel_err(y_chunk, y) < 1e-9
+
+
 def test_dss_softmax_views_agree_with_growing_modes():
     layer = ssmkit.DSS(3, 8, variant="softmax", l_max=40)
     y, y_step, y_chunk = _three_views(layer, torch.float64, growing_dss=True)
