@@ -262,13 +262,9 @@ class DPLRKernel(SSMKernel):
         self.register_output("C", torch.randn(channels, d_model, self.N2, dtype=torch.complex128), lr=C_lr)
         if not tie_pq:
             self.register_output("Q", self.over_channels(P).clone())
-        # the plain C drawn (H, N2) complex, kept as a plain attribute (neither a parameter nor saved) for a layer that
-        # reads it once at construction (the official Liquid-S4 form's frozen weights): with l_max set it would
-        # otherwise have to be solved back from C̃, ~16 s per layer of width 512 at N = 512 on 2 CPU cores
-        self.initial_C = self.cplx("C").detach().clone()
         if self.l_kernel and length_correction:  # as the official code: the plain C drawn, the parameter its C̃
             with torch.no_grad():
-                C = ctilde_from_c(widen(self.initial_C)[0], self.transition(wide=True), self.l_kernel)
+                C = ctilde_from_c(widen(self.cplx("C"))[0], self.transition(wide=True), self.l_kernel)
                 self.C.copy_(torch.view_as_real(C))
 
     def Lambda(self) -> torch.Tensor:

@@ -74,7 +74,7 @@ class LiquidS4(S4):
             dt = k.dt()[:, None]
             dB = dt / (1 - dt / 2 * k.Lambda()) * k.cplx("B")  # (H, N2)
             self.register_buffer("liquid_sum_dB", 2 * dB.sum(-1).real)
-            self.register_buffer("liquid_CB", 2 * (k.initial_C.to(dB.dtype) * dB).sum(-1).real)
+            self.register_buffer("liquid_CB", 2 * (k.plain_C() * dB).sum(-1).real)
 
     def _products(self, x: torch.Tensor, history: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """[U^(2), ..., U^(P)] for x (B, H, L) after ``history`` (B, H, P−1), and the new history."""
