@@ -263,9 +263,15 @@ class DPLRKernel(SSMKernel):
         if not tie_pq:
             self.register_output("Q", self.over_channels(P).clone())
         if self.l_kernel and length_correction:  # as the official code: the plain C drawn, the parameter its C̃
-            with torch.no_grad():
-                C = ctilde_from_c(widen(self.cplx("C"))[0], self.transition(wide=True), self.l_kernel)
-                self.C.copy_(torch.view_as_real(C))
+            self.correct_length()
+
+    def correct_length(self) -> None:
+        """Replace the parameter C, a plain C, by its C̃ = C (I − Āᴸ) for L = l_max (in complex128), as the official
+        code does with its draw at the first forward. __init__ calls it (length_correction); a layer that must read
+        the drawn C first (the official Liquid-S4 form) builds with length_correction=False and calls it after."""
+        with torch.no_grad():
+            C = ctilde_from_c(widen(self.cplx("C"))[0], self.transition(wide=True), self.l_kernel)
+            self.C.copy_(torch.view_as_real(C))
 
     def Lambda(self) -> torch.Tensor:
         return torch.complex(real_part(self.real("A_real"), self.real_transform), self.real("A_imag"))

@@ -57,24 +57,30 @@ class LiquidS4(S4):
                              "liquid_form='official' takes bidirectional=True, as the official two-sided layer")
         # the official form's frozen S = Σ_n B̄_n depends on each mode's sign: take the official code's (hippo.nplr)
         basis = "official" if liquid_form == "official" else "first_positive"
+        # the official form reads the plain C drawn before it becomes C̃ (l_max set): C̃ is formed after that read
+        correct = block.pop("length_correction", True)
+        official = liquid_form == "official"
         super().__init__(d_model, d_state, channels=channels, bidirectional=bidirectional, init=init, l_max=l_max,
                          real_transform=real_transform, dt_min=dt_min, dt_max=dt_max, ssm_lr=ssm_lr, B_clip=B_clip,
-                         n_ssm=n_ssm, dt_transform=dt_transform, dt_lr=dt_lr, basis=basis, **block)
+                         n_ssm=n_ssm, dt_transform=dt_transform, dt_lr=dt_lr, basis=basis,
+                         length_correction=correct and not official, **block)
         self.order, self.liquid_kernel, self.liquid_form = liquid_order, liquid_kernel, liquid_form
-        if liquid_form == "official":
+        if official:
             self._freeze_official_coefficients()
+            if correct and l_max:
+                self.kernel.correct_length()
 
     def _freeze_official_coefficients(self) -> None:
         """S = Σ_n B̄_n and c = Re Σ_n C_n B̄_n over both halves of each pair, B̄ = Δ (1 − Δ/2·λ)^{-1} B with the
         initial (diagonal-only) parameters, as buffers that training does not move. C is the plain C drawn at init,
-        not the parameter C̃ (l_max set): the official SSKernel keeps its drawn C (self.C) while the kernel's
+        read before __init__ turns the parameter into C̃ (l_max set): the official SSKernel keeps its drawn C (self.C) while the kernel's
         parameter, a copy, becomes C̃ at the first forward (src/models/sequence/ss/kernel.py _setup_C)."""
         k = self.kernel
         with torch.no_grad():
             dt = k.dt()[:, None]
             dB = dt / (1 - dt / 2 * k.Lambda()) * k.cplx("B")  # (H, N2)
             self.register_buffer("liquid_sum_dB", 2 * dB.sum(-1).real)
-            self.register_buffer("liquid_CB", 2 * (k.plain_C() * dB).sum(-1).real)
+            self.register_buffer("liquid_CB", 2 * (k.output_C() * dB).sum(-1).real)
 
     def _products(self, x: torch.Tensor, history: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """[U^(2), ..., U^(P)] for x (B, H, L) after ``history`` (B, H, P−1), and the new history."""
