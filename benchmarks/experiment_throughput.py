@@ -3,8 +3,8 @@ shape (no data needed): parameters, ms per optimizer step, samples/s, peak memor
 
 Usage: python benchmarks/experiment_throughput.py [--precision fp32|bf16] [--profile] [--host] [--apart]
 [--set KEY=VALUE] [NAME ...] (default: the LRA six, sCIFAR, Speech Commands, BIDMC, SaShiMi on SC09; `families`: the
-Mega, DSS, S5 and Liquid-S4 LRA experiments). Each step takes the experiment's micro-batches (accumulate) and clipping. --apart
-also measures each experiment with every layer forming its own chunk matrices (ssmkit.stacked_parts off:
+Mega, DSS, S5 and Liquid-S4 LRA experiments). Each step takes the experiment's micro-batches (accumulate) and clipping.
+--apart also measures each experiment with every layer forming its own chunk matrices (ssmkit.stacked_parts off:
 layers/stack_parts.py), in the same process, in the order with, apart, apart, with (on a host-bound step the host's
 speed drifts). --host prints where a step's host time goes (Python functions by their own time, under cProfile) and
 how many kernels a step launches: a step whose GPU is idle waits on these. `--set model_graph=true` runs the model
@@ -148,7 +148,8 @@ def print_host(name: str, step, steps: int = 5, top: int = 45) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("names", nargs="*", default=DEFAULT,
-                        help="experiments (default: the S4 benchmarks); 'families' for the Mega, DSS, S5 and Liquid-S4 ones")
+                        help="experiments (default: the S4 benchmarks); "
+                             "'families' for the Mega, DSS, S5 and Liquid-S4 ones")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--profile", action="store_true", help="also print each step's kernels, busiest first")

@@ -73,8 +73,9 @@ class LiquidS4(S4):
     def _freeze_official_coefficients(self) -> None:
         """S = Σ_n B̄_n and c = Re Σ_n C_n B̄_n over both halves of each pair, B̄ = Δ (1 − Δ/2·λ)^{-1} B with the
         initial (diagonal-only) parameters, as buffers that training does not move. C is the plain C drawn at init,
-        read before __init__ turns the parameter into C̃ (l_max set): the official SSKernel keeps its drawn C (self.C) while the kernel's
-        parameter, a copy, becomes C̃ at the first forward (src/models/sequence/ss/kernel.py _setup_C)."""
+        read before __init__ turns the parameter into C̃ (l_max set): the official SSKernel keeps its drawn C
+        (self.C) while the kernel's parameter, a copy, becomes C̃ at the first forward
+        (src/models/sequence/ss/kernel.py _setup_C)."""
         k = self.kernel
         with torch.no_grad():
             dt = k.dt()[:, None]
