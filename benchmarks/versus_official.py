@@ -666,6 +666,26 @@ def _lra_batch(seed: int, tokens: bool, pair: bool, B: int, L: int, vocab: int):
     return (x, lengths), (x, lengths)
 
 
+def _trimmed_as_collate(name: str, x, x_off, lengths, L: int, L_pad: int):
+    """(ours' token batch padded to L_pad and cut by the trainer's trimmed, a line saying so), checked against the
+    length the official collate pads to."""
+    from ssmkit.train.trainer import trimmed
+    x = trimmed(torch.nn.functional.pad(x, (0, L_pad - L)), [lengths])
+    if x.shape[-1] != x_off.shape[-1]:
+        raise AssertionError(f"{name}: trimmed to {x.shape[-1]}, the official collate pads to {x_off.shape[-1]}")
+    return x, f"lengths {lengths.tolist()} padded to {L_pad}, trimmed to {x.shape[-1]}"
+
+
+def _trim_as_official(name: str, our_config, tokens: bool, x, x_off, lengths, L: int, L_pad: int):
+    """_trimmed_as_collate for a token task, whose experiment must read a batch as the official S4 trainer does
+    (mask_padding 'layers', trim_padding); values (CIFAR, Pathfinder) as they are."""
+    if not tokens:
+        return x, "no padding"
+    if our_config.mask_padding != "layers" or not our_config.trim_padding:
+        raise AssertionError(f"{name}: expected mask_padding 'layers' and trim_padding true")
+    return _trimmed_as_collate(name, x, x_off, lengths, L, L_pad)
+
+
 def _lra_settings(config: dict) -> str:
     """One line of an official composed config: what sets the model's function, init and SSM learning rates."""
     model, layer, decoder = config["model"], config["model"]["layer"], config["decoder"]
@@ -736,7 +756,6 @@ def compare_backbone(m, seed: int, H: int = 16, n_layers: int = 2, N: int = 8, L
     training mode (batch statistics over every position of the batch in both: the padded experiments set
     mask_padding 'layers' and trim_padding; once more with mask_padding true, whose statistics take the real positions
     only); then the optimizer settings of each parameter (_optimizer_settings)."""
-    from ssmkit.train.trainer import trimmed
     for name, (experiment, d_output, tokens, pair) in S4_LRA.items():
         config = official_lra_config(m.root, experiment)
         fam = f"S4 LRA {name} ~ official {experiment}"
@@ -755,16 +774,9 @@ def compare_backbone(m, seed: int, H: int = 16, n_layers: int = 2, N: int = 8, L
         pairs = lra_pairs(ours, encoder, backbone, decoder)
         copy_lra(pairs, H)
         (x, lengths), (x_off, lengths_off) = _lra_batch(seed, tokens, pair, B, L, vocab)
-        padding = "no padding"
         modes = [("eval", False), ("training mode (batch statistics)", True)]
+        x, padding = _trim_as_official(name, our_config, tokens, x, x_off, lengths, L, L_pad)
         if tokens:
-            if our_config.mask_padding != "layers" or not our_config.trim_padding:
-                raise AssertionError(f"{name}: expected mask_padding 'layers' and trim_padding true")
-            x = trimmed(torch.nn.functional.pad(x, (0, L_pad - L)), [lengths])
-            if x.shape[-1] != x_off.shape[-1]:
-                raise AssertionError(f"{name}: trimmed to {x.shape[-1]}, the official collate pads to "
-                                     f"{x_off.shape[-1]}")
-            padding = f"lengths {lengths.tolist()} padded to {L_pad}, trimmed to {x.shape[-1]}"
             modes.append(("training mode, ours with mask_padding true (statistics over the real positions)", True))
         for k, (label, training) in enumerate(modes):
             if k == 2:
@@ -924,7 +936,6 @@ def compare_dss_lra(m, seed: int, H: int = 16, n_layers: int = 2, N: int = 8, L:
     positions in both), each as the official code runs and with its kernel kept in float64 (_float64_casts);
     the (lr, weight decay) of every parameter (_optimizer_settings: train.py configure_optimizers against our
     param_groups with the experiment's weight_decay_all, ssm_lr and dt_lr)."""
-    from ssmkit.train.trainer import trimmed
     for name, (experiment, d_output, pair, overrides) in DSS_LRA.items():
         config = official_dss_config(m.root, experiment, overrides)
         fam = f"DSS LRA {name} ~ official {experiment}, model=dss (H={H}, {n_layers} layers, N={N})"
@@ -940,10 +951,7 @@ def compare_dss_lra(m, seed: int, H: int = 16, n_layers: int = 2, N: int = 8, L:
         pairs = lra_pairs(ours, encoder, backbone, decoder, DSS_LRA_NAMES)
         copy_lra(pairs, H, _dss_kernel_value)
         (x, lengths), (x_off, lengths_off) = _lra_batch(seed, True, pair, B, L, vocab)
-        x = trimmed(torch.nn.functional.pad(x, (0, L_pad - L)), [lengths])
-        if x.shape[-1] != x_off.shape[-1]:
-            raise AssertionError(f"{name}: trimmed to {x.shape[-1]}, the official collate pads to {x_off.shape[-1]}")
-        padding = f"lengths {lengths.tolist()} padded to {L_pad}, trimmed to {x.shape[-1]}"
+        x, padding = _trimmed_as_collate(name, x, x_off, lengths, L, L_pad)
         for label, training in (("eval", False), ("training mode (batch statistics)", True)):
             for exact in (False, True):
                 for module in (encoder, backbone, decoder, ours):
@@ -1456,7 +1464,6 @@ def compare_liquid_lra(m, seed: int, H: int = 16, n_layers: int = 2, L: int = 48
     and with those casts kept in float64; then the (lr, weight decay) of every parameter (_optimizer_settings). Its
     train.py hands the collate's lengths to the encoder, whose PassthroughSequential passes them on to the backbone
     (src/models/nn/utils.py wrap_kwargs), so each S4 layer zeroes its input's padding: ours mask_padding 'layers'."""
-    from ssmkit.train.trainer import trimmed
     for name, (experiment, d_output, tokens, pair, order) in LIQUID_LRA.items():
         config = official_liquid_config(m.root, experiment, order)
         fam = f"Liquid-S4 LRA {name} ~ official {experiment}, PB order {order}"
@@ -1482,15 +1489,7 @@ def compare_liquid_lra(m, seed: int, H: int = 16, n_layers: int = 2, L: int = 48
         copy_lra(pairs, H, _liquid_kernel_value)
         _freeze_liquid_as(ours, backbone)
         (x, lengths), (x_off, lengths_off) = _lra_batch(seed, tokens, pair, B, L, vocab)
-        padding = "no padding"
-        if tokens:
-            if our_config.mask_padding != "layers" or not our_config.trim_padding:
-                raise AssertionError(f"{name}: expected mask_padding 'layers' and trim_padding true")
-            x = trimmed(torch.nn.functional.pad(x, (0, L_pad - L)), [lengths])
-            if x.shape[-1] != x_off.shape[-1]:
-                raise AssertionError(f"{name}: trimmed to {x.shape[-1]}, the official collate pads to "
-                                     f"{x_off.shape[-1]}")
-            padding = f"lengths {lengths.tolist()} padded to {L_pad}, trimmed to {x.shape[-1]}"
+        x, padding = _trim_as_official(name, our_config, tokens, x, x_off, lengths, L, L_pad)
         for label, training in (("eval", False), ("training mode (batch statistics)", True)):
             for exact in (False, True):
                 for module in (encoder, backbone, decoder, ours):
