@@ -1,7 +1,8 @@
 """GPU speed of ssmkit's SSM layers and ops: torch backend (FFT) vs triton backend (chunked), optionally beside the
 official state-spaces/s4 S4Block, with the floors each time is measured against. A benchmark, not a test.
 
-    python benchmarks/speed.py [--lengths 1024,4096,16384,65536] [--official DIR] [--million] [--out FILE]
+    python benchmarks/speed.py [--lengths 1024,4096,16384,65536] [--kinds S4,S4D,S5] [--official DIR] [--bf16] [--million]
+        [--out FILE]
 
 Layer rows: one layer with GELU + Linear(H→2H) + GLU output (S5: its own output), B=16, H=256, N=64, forward+backward,
 float32 with TF32
@@ -124,10 +125,10 @@ def check_correctness(L: int = 4096, batch: int = 4) -> list[str]:
     return lines
 
 
-def layer_rows(lengths, official_dir, bf16, bw, flops):
+def layer_rows(lengths, official_dir, bf16, bw, flops, kinds=("S4", "S4D", "S5")):
     rows = []
     for L in lengths:
-        for kind in ("S4", "S4D", "S5"):
+        for kind in kinds:
             u = torch.randn(B, L, H, device="cuda", requires_grad=True)
             g = torch.randn(B, L, H, device="cuda")
             row = {"layer": kind, "L": L, "precision": "bf16" if bf16 else "fp32"}
@@ -201,6 +202,7 @@ def main() -> None:
     p.add_argument("--lengths", default="1024,4096,16384,65536")
     p.add_argument("--official", default=None, help="checkout of github:state-spaces/s4 (extension built)")
     p.add_argument("--bf16", action="store_true", help="also time under bf16 autocast")
+    p.add_argument("--kinds", default="S4,S4D,S5", help="the layers of the layer table (a subset of S4,S4D,S5)")
     p.add_argument("--million", action="store_true")
     p.add_argument("--out", default=None, help="write all rows as JSON here")
     a = p.parse_args()
@@ -208,14 +210,17 @@ def main() -> None:
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     lengths = [int(v) for v in a.lengths.split(",")]
+    kinds = a.kinds.split(",")
+    if not kinds or set(kinds) - {"S4", "S4D", "S5"}:
+        raise SystemExit(f"--kinds: expected names from S4,S4D,S5, got {a.kinds!r}")
     print(torch.cuda.get_device_name(), "torch", torch.__version__, flush=True)
     for line in check_correctness():
         print("correct:", line, flush=True)
     bw, flops = ceilings()
     print(f"measured: copy {bw / 1e12:.2f} TB/s, fp32 matmul {flops / 1e12:.1f} TFLOP/s", flush=True)
-    result = {"conv": conv_rows(lengths, bw), "layers": layer_rows(lengths, a.official, False, bw, flops)}
+    result = {"conv": conv_rows(lengths, bw), "layers": layer_rows(lengths, a.official, False, bw, flops, kinds)}
     if a.bf16:
-        result["layers_bf16"] = layer_rows(lengths, a.official, True, bw, flops)
+        result["layers_bf16"] = layer_rows(lengths, a.official, True, bw, flops, kinds)
     if a.million:
         result["million"] = million()
     if a.out:
