@@ -1,8 +1,8 @@
 """GPU speed of ssmkit's SSM layers and ops: torch backend (FFT) vs triton backend (chunked), optionally beside the
 official state-spaces/s4 S4Block, with the floors each time is measured against. A benchmark, not a test.
 
-    python benchmarks/speed.py [--lengths 1024,4096,16384,65536] [--kinds S4,S4D,S5] [--official DIR] [--bf16] [--million]
-        [--out FILE]
+    python benchmarks/speed.py [--lengths 1024,4096,16384,65536] [--kinds S4,S4D,S5] [--official DIR] [--bf16]
+        [--million] [--out FILE]
 
 Layer rows: one layer with GELU + Linear(H→2H) + GLU output (S5: its own output), B=16, H=256, N=64, forward+backward,
 float32 with TF32
