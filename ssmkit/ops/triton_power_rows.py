@@ -5,9 +5,10 @@ One program per channel runs the whole doubling chain. Forward, with P = M^k at 
 
     V[k:2k] = V[:k] Pᵀ,   R[:, k:2k] = R[:, :k] P,   P ← P²,
 
-and at the top, k = T, row T alone from row 0 (the same step on fewer rows, as the reference's top level). The rows go to the outputs as they are formed and are read back from there by the
-next level (global memory, within the program: a barrier between levels); the powers M^(2^i) are kept for the
-backward (an output without gradient). Backward, the levels walked down with the adjoints (as in the reference):
+and at the top, k = T, row T alone from row 0 (the same step on fewer rows, as the reference's top level). The rows go
+to the outputs as they are formed and are read back from there by the next level (global memory, within the program: a
+barrier between levels); the powers M^(2^i) are kept for the backward (an output without gradient). Backward, the
+levels walked down with the adjoints (as in the reference):
 
     Ṗ += V̇[k:2k]ᵀ V[:k] + R[:k]ᵀ Ṙ[k:2k],   V̇[:k] += V̇[k:2k] P,   Ṙ[:k] += Ṙ[k:2k] Pᵀ,   Q̇ = Ṗ Qᵀ + Qᵀ Ṗ  (P = Q²)
 
