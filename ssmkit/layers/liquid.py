@@ -45,7 +45,8 @@ class LiquidS4(S4):
                  liquid_form: str = "causal", channels: int = 1, bidirectional: bool = False, init: str = "legs",
                  l_max: int | None = None, real_transform: str = "exp",
                  dt_min: float = 1e-3, dt_max: float = 1e-1, ssm_lr: float | None = 1e-3, B_clip: float | None = None,
-                 n_ssm: int | None = None, dt_transform: str = "exp", dt_lr: float | None | str = "ssm", **block):
+                 n_ssm: int | None = None, dt_transform: str = "exp", dt_lr: float | None | str = "ssm",
+                 length_correction: bool = True, **block):
         if not isinstance(liquid_order, int) or isinstance(liquid_order, bool) or liquid_order < 2:
             raise ValueError(f"liquid_order: expected an integer >= 2, got {liquid_order!r}")
         if liquid_kernel not in LIQUID_KERNELS:
@@ -58,16 +59,15 @@ class LiquidS4(S4):
         # the official form's frozen S = Σ_n B̄_n depends on each mode's sign: take the official code's (hippo.nplr)
         basis = "official" if liquid_form == "official" else "first_positive"
         # the official form reads the plain C drawn before it becomes C̃ (l_max set): C̃ is formed after that read
-        correct = block.pop("length_correction", True)
         official = liquid_form == "official"
         super().__init__(d_model, d_state, channels=channels, bidirectional=bidirectional, init=init, l_max=l_max,
                          real_transform=real_transform, dt_min=dt_min, dt_max=dt_max, ssm_lr=ssm_lr, B_clip=B_clip,
                          n_ssm=n_ssm, dt_transform=dt_transform, dt_lr=dt_lr, basis=basis,
-                         length_correction=correct and not official, **block)
+                         length_correction=length_correction and not official, **block)
         self.order, self.liquid_kernel, self.liquid_form = liquid_order, liquid_kernel, liquid_form
         if official:
             self._freeze_official_coefficients()
-            if correct and l_max:
+            if length_correction and l_max:
                 self.kernel.correct_length()
 
     def _freeze_official_coefficients(self) -> None:
