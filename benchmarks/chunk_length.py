@@ -3,9 +3,10 @@ forward + backward at several lengths, with T = 64 (shipped) and T = 128, after 
 reference. Longer chunks halve the chunk states (S per T steps) that the kernels move, and double the Toeplitz
 product per sample. A GPU benchmark, not a test.
 
-    python benchmarks/chunk_length.py [--lengths 4096,16384,65536] [--chunks 64,128]
+    python benchmarks/chunk_length.py [--lengths 4096,16384,65536] [--chunks 64,128] [--bf16]
 
-Layers as benchmarks/speed.py (B=16, H=256, N=64, GELU + Linear(H→2H) + GLU, float32 with TF32 off); a table last.
+Layers as benchmarks/speed.py (B=16, H=256, N=64, GELU + Linear(H→2H) + GLU, float32 with TF32 off, or under bf16
+autocast with --bf16, where the Toeplitz products are cheaper against the states' traffic); a table last.
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--lengths", default="4096,16384,65536")
     p.add_argument("--chunks", default="64,128")
+    p.add_argument("--bf16", action="store_true")
     a = p.parse_args()
     require_cuda()
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -52,13 +54,13 @@ def main() -> None:
                 for L in lengths:
                     u = torch.randn(B, L, H, device="cuda", requires_grad=True)
                     g = torch.randn(B, L, H, device="cuda")
-                    rows[T, kind, L] = do_bench(fwd_bwd(ours(kind, L).cuda(), u, g, False), warmup=25, rep=100,
+                    rows[T, kind, L] = do_bench(fwd_bwd(ours(kind, L).cuda(), u, g, a.bf16), warmup=25, rep=100,
                                                 return_mode="median")
                     print(f"T={T} {kind} L={L}: {rows[T, kind, L]:.2f} ms", flush=True)
             except Exception as e:  # a chunk length the kernels cannot compile for (shared memory, registers)
                 print(f"T={T} {kind} failed: {str(e).splitlines()[0][:160]}", flush=True)
     chunk_parts.CHUNK = default
-    print(f"\n{torch.cuda.get_device_name()}, fwd+bwd ms\n| layer | L | " + " | ".join(f"T={T}" for T in chunks)
+    print(f"\n{torch.cuda.get_device_name()}, {'bf16' if a.bf16 else 'float32'}, fwd+bwd ms\n| layer | L | " + " | ".join(f"T={T}" for T in chunks)
           + " |\n|---|---|" + "---|" * len(chunks))
     for kind in ("S4D", "S4"):
         for L in lengths:
