@@ -7,8 +7,7 @@ whose reduction runs over batch and chunks are single batched GEMMs. Under autoc
 R are kept in its dtype too where every part's A is diagonal; the states X and ∂S, carried by the scans, stay float32.
 All parts work on that one copy: a reversed part (the anti-causal half of a bidirectional layer) becomes, on the
 unreversed chunks, the reversed matrices (_unreversed) and a scan from the last chunk, so the parts' Toeplitz matrices
-add into one and their states sit side by side
-(S = Σ S_part columns, each scanned in its own direction):
+add into one and their states sit side by side (S = Σ S_part columns, each scanned in its own direction):
 
     forward   S = U Win                         _project_kernel                      U: (H, B·n, T) view of the input
               X_c = A X_{c∓1} + S_{c∓1}         ops/triton_chunk_scan.py, per part
@@ -220,12 +219,15 @@ class _ChunkConvAct(torch.autograd.Function):
         pad = n * T - L
         # under autocast (TF32 products) the channel-major copy of the input, the chunks' state increments S (and in
         # backward R), act'(y) and the gated gradient Ġ are kept in its dtype, as the gradient G that reaches this op
-        # is: half the bytes of the largest reads and writes. The scans carry and store the states in float32.
+        # is: half the bytes of the largest reads and writes. The scans carry and store the states in float32. S and
+        # R stay float32 where a part's A is dense: its scan's chain of 64 x 64 products is bound by latency, and
+        # converting the increments inside it cost S4 0.15 ms at 16k, where S4D's diagonal scans saved 0.21 (H100).
         half = precision == "tf32" and out_dtype in (torch.bfloat16, torch.float16)
         store = out_dtype if half else torch.float32
+        ctx.increments = store if all(A.is_complex() for A in As) else torch.float32
         x = to_channel_major(u, pad, dtype=store)
         prec = DOT_PRECISION[precision]
-        S = _project(x, Win, n, Win.shape[-1], prec, r_dtype=store)[1]
+        S = _project(x, Win, n, Win.shape[-1], prec, r_dtype=ctx.increments)[1]
         X = torch.empty_like(S, dtype=torch.float32)
         for A, reverse, cols in zip(As, reverses, _state_columns(As)):
             scan_launch(A, S[..., cols], reverse=reverse, adjoint=False, X=X[..., cols])
@@ -233,7 +235,6 @@ class _ChunkConvAct(torch.autograd.Function):
         out, dact = _outputs(x, ToepT, X, WoutT, n, act, act != ACT_CODE["id"], transpose=False, prec=prec,
                              out_dtype=out_dtype, grad_dtype=out_dtype if half else None)
         ctx.activation, ctx.reverses, ctx.precision, ctx.pad, ctx.dtype = activation, reverses, precision, pad, u.dtype
-        ctx.store = store
         ctx.save_for_backward(x, dact, X, ToepT, Win, WoutT, *As)
         return out[..., pad:].permute(1, 2, 0)
 
@@ -246,7 +247,7 @@ class _ChunkConvAct(torch.autograd.Function):
         T, SR = ToepT.shape[-1], Win.shape[-1]
         n = Lp // T
         g = to_channel_major(grad, pad, any_dtype=dact is not None)
-        gd, R = _project(g, WoutT, n, SR, prec, dact, transpose=True, r_dtype=ctx.store)
+        gd, R = _project(g, WoutT, n, SR, prec, dact, transpose=True, r_dtype=ctx.increments)
         dS, dAs = torch.empty_like(R, dtype=torch.float32), []
         for A, reverse, cols in zip(As, ctx.reverses, _state_columns(As)):  # the adjoint runs the other way with Aᵀ
             dAs.append(scan_launch(A, R[..., cols], reverse=not reverse, adjoint=True, X=dS[..., cols],
