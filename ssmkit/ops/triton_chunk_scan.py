@@ -53,7 +53,7 @@ def _dense_scan_kernel(A, S, X, F, G, B, n, D, LD, stride_k, stride_j, REVERSE: 
         ss, fs = (), ()
         for j in tl.static_range(U):  # the group's loads first: none depends on the carried state
             c, inside = _chunk(i, j, n, REVERSE)
-            ss = ss + (tl.load(S + base + c * LD, mask=mask & inside, other=0.0),)
+            ss = ss + (tl.load(S + base + c * LD, mask=mask & inside, other=0.0).to(tl.float32),)
             if GRAD:
                 fs = fs + (tl.load(F + base + c * LD, mask=mask & inside, other=0.0),)
         for j in tl.static_range(U):
@@ -90,8 +90,8 @@ def _diag_scan_kernel(A, S, X, F, G, rows, B, n, N2, LD, REVERSE: tl.constexpr, 
         for j in tl.static_range(U):
             c, inside = _chunk(i, j, n, REVERSE)
             off = base + c * LD
-            ss = ss + ((tl.load(S + off, mask=mask & inside, other=0.0),
-                        tl.load(S + off + 1, mask=mask & inside, other=0.0)),)
+            ss = ss + ((tl.load(S + off, mask=mask & inside, other=0.0).to(tl.float32),
+                        tl.load(S + off + 1, mask=mask & inside, other=0.0).to(tl.float32)),)
             if GRAD:
                 fs = fs + ((tl.load(F + off, mask=mask & inside, other=0.0),
                             tl.load(F + off + 1, mask=mask & inside, other=0.0)),)
@@ -113,15 +113,17 @@ def _diag_scan_kernel(A, S, X, F, G, rows, B, n, N2, LD, REVERSE: tl.constexpr, 
 
 def scan_launch(A: torch.Tensor, S: torch.Tensor, reverse: bool, adjoint: bool, X: torch.Tensor | None = None,
                 forward_states: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """The exclusive scan X of S (H, B, n, D) float32 with A, or with Aᵀ / conj A (adjoint: the gradient's scan), from
-    the first chunk or from the last (reverse). S and X (and forward_states) may be column slices of wider contiguous
-    (H, B, n, LD) tensors (the states of several parts side by side); X, when given, is written in place.
+    """The exclusive scan X of S (H, B, n, D) with A, or with Aᵀ / conj A (adjoint: the gradient's scan), from the
+    first chunk or from the last (reverse). X float32 (the states are carried in float32); S float32, or bf16 / fp16
+    (the increments that the chunked convolution keeps in the autocast dtype). S and X (and forward_states) may be
+    column slices of wider contiguous (H, B, n, LD) tensors (the states of several parts side by side); X, when
+    given, is written in place.
 
     forward_states: the forward scan's X, given to the adjoint scan, which then also returns ∂A = Σ_{b,c} X_c F_cᵀ
     (complex A: Σ X_c conj(F_c)) of its own output X and F = forward_states, summed inside the walk."""
     H, B, n, D = S.shape
     LD = S.stride(2)
-    X = torch.empty_like(S) if X is None else X
+    X = torch.empty_like(S, dtype=torch.float32) if X is None else X
     grad = forward_states is not None
     F = forward_states if grad else S
     layout = (B * n * LD, n * LD, LD, 1)

@@ -3,10 +3,11 @@
 The input is copied once (a tiled transpose) into the channel-major layout (H, B, L') (L' = L front-padded to whole
 chunks of T; under autocast in its dtype, which halves the bytes of the copy and of its three reads), where each
 channel's chunks are the rows of one contiguous matrix: every tile a kernel reads is contiguous, and the products
-whose reduction runs over batch and chunks are single batched GEMMs. All parts work on that one copy: a reversed part
-(the anti-causal half of a bidirectional layer) becomes, on the unreversed chunks, the reversed matrices (_unreversed)
-and a scan from the last chunk, so the parts' Toeplitz matrices add into one and their states sit side by side
-(S = Σ S_part columns, each scanned in its own direction):
+whose reduction runs over batch and chunks are single batched GEMMs. Under autocast the chunks' state increments S and
+R are kept in its dtype too where every part's A is diagonal; the states X and ∂S, carried by the scans, stay float32.
+All parts work on that one copy: a reversed part (the anti-causal half of a bidirectional layer) becomes, on the
+unreversed chunks, the reversed matrices (_unreversed) and a scan from the last chunk, so the parts' Toeplitz matrices
+add into one and their states sit side by side (S = Σ S_part columns, each scanned in its own direction):
 
     forward   S = U Win                         _project_kernel                      U: (H, B·n, T) view of the input
               X_c = A X_{c∓1} + S_{c∓1}         ops/triton_chunk_scan.py, per part
@@ -114,7 +115,8 @@ def _project_kernel(G, DACT, GD, W, R, n, swh, swi, sws, SR: tl.constexpr, GATE:
         smask = s0 + rs < SR
         w = tl.load(W + h * swh + ri[:, None] * swi + (s0 + rs[None, :]) * sws, mask=smask[None, :], other=0.0)
         r = tl.dot(g, w, input_precision=PREC)
-        tl.store(R + (row * n + rows[:, None]) * SR + s0 + rs[None, :], r, mask=rmask[:, None] & smask[None, :])
+        tl.store(R + (row * n + rows[:, None]) * SR + s0 + rs[None, :], r.to(R.dtype.element_ty),
+                 mask=rmask[:, None] & smask[None, :])
 
 
 @triton.jit(do_not_specialize=["L", "pad", "s0"])  # one compilation for every length
@@ -184,14 +186,14 @@ def _outputs(V, M1, X, M2, n, act: int, store_grad: bool, transpose: bool, prec:
     return out, (dact if store_grad else None)
 
 
-def _project(G, W, n, SR, prec: str, dact=None, transpose=False):
+def _project(G, W, n, SR, prec: str, dact=None, transpose=False, r_dtype=torch.float32):
     """(G' = G ⊙ dact if dact is given, else G itself; R = G' W) over the chunk rows of G (H, B, n·T): W (H, T, SR),
-    or transpose: W (H, SR, T) used as its transpose. R float32 (from G' before it is rounded); G' in dact's dtype;
+    or transpose: W (H, SR, T) used as its transpose. R in r_dtype (from G' before it is rounded); G' in dact's dtype;
     G float32, bf16 or fp16 (the forward's input copy under autocast, the backward's gradient)."""
     H, B, _ = G.shape
     T = W.shape[-1] if transpose else W.shape[1]
     gd = torch.empty_like(G, dtype=dact.dtype) if dact is not None else None
-    R = torch.empty(H, B, n, SR, device=G.device, dtype=torch.float32)
+    R = torch.empty(H, B, n, SR, device=G.device, dtype=r_dtype)
     swi, sws = (W.stride(2), W.stride(1)) if transpose else (W.stride(1), W.stride(2))
     grid, BC, SD, warps = _tiles(H, B, n, SR)
     _project_kernel[grid](G, G if dact is None else dact, G if gd is None else gd, W, R, n, W.stride(0), swi, sws,
@@ -215,13 +217,18 @@ class _ChunkConvAct(torch.autograd.Function):
         T = ToepT.shape[-1]
         n = triton.cdiv(L, T)
         pad = n * T - L
-        # under autocast (TF32 products) the channel-major copy of the input, act'(y) and the gated gradient Ġ are
-        # kept in its dtype, as the gradient G that reaches this op is: half the bytes of the largest reads and writes
+        # under autocast (TF32 products) the channel-major copy of the input, the chunks' state increments S (and in
+        # backward R), act'(y) and the gated gradient Ġ are kept in its dtype, as the gradient G that reaches this op
+        # is: half the bytes of the largest reads and writes. The scans carry and store the states in float32. S and
+        # R stay float32 where a part's A is dense: its scan's chain of 64 x 64 products is bound by latency, and
+        # converting the increments inside it cost S4 0.15 ms at 16k, where S4D's diagonal scans saved 0.21 (H100).
         half = precision == "tf32" and out_dtype in (torch.bfloat16, torch.float16)
-        x = to_channel_major(u, pad, dtype=out_dtype if half else torch.float32)
+        store = out_dtype if half else torch.float32
+        ctx.increments = store if all(A.is_complex() for A in As) else torch.float32
+        x = to_channel_major(u, pad, dtype=store)
         prec = DOT_PRECISION[precision]
-        S = _project(x, Win, n, Win.shape[-1], prec)[1]
-        X = torch.empty_like(S)
+        S = _project(x, Win, n, Win.shape[-1], prec, r_dtype=ctx.increments)[1]
+        X = torch.empty_like(S, dtype=torch.float32)
         for A, reverse, cols in zip(As, reverses, _state_columns(As)):
             scan_launch(A, S[..., cols], reverse=reverse, adjoint=False, X=X[..., cols])
         act = ACT_CODE[activation]
@@ -240,8 +247,8 @@ class _ChunkConvAct(torch.autograd.Function):
         T, SR = ToepT.shape[-1], Win.shape[-1]
         n = Lp // T
         g = to_channel_major(grad, pad, any_dtype=dact is not None)
-        gd, R = _project(g, WoutT, n, SR, prec, dact, transpose=True)
-        dS, dAs = torch.empty_like(R), []
+        gd, R = _project(g, WoutT, n, SR, prec, dact, transpose=True, r_dtype=ctx.increments)
+        dS, dAs = torch.empty_like(R, dtype=torch.float32), []
         for A, reverse, cols in zip(As, ctx.reverses, _state_columns(As)):  # the adjoint runs the other way with Aᵀ
             dAs.append(scan_launch(A, R[..., cols], reverse=not reverse, adjoint=True, X=dS[..., cols],
                                    forward_states=X[..., cols])[1])

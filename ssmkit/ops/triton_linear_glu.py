@@ -16,14 +16,14 @@ program's column sums, added up by one small torch sum), where PyTorch's glu_bac
 Z, Ẏ and Ż twice; then cuBLAS's two products Ẋ = Ż W and Ẇ = Żᵀ X. Triton tiles that formed Ż in their prologues
 instead were slower (grad_x + grad_w together 4.4–8.0 ms against PyTorch's 3.3 at M = 262,144, K = N = 256 on an
 H200, benchmarks/linear_glu.py), as was the fused forward in bf16 at the width of ListOps (0.22 ms against cuBLAS +
-GLU's 0.08 at M = 64,000, K = N = 128), so under autocast the forward is cuBLAS's and PyTorch's GLU (the reference's
-values) and only the backward's first pass is ours. Forward, float32, same GPU: 1.23 against 1.82 ms
+GLU's 0.08 at M = 64,000, K = N = 128), so under autocast the forward is cuBLAS's GEMM (the reference's values)
+followed by a GLU pass of ours in whole-row tiles (PyTorch's GLU reads the two halves as strided views), and the
+backward's first pass is ours. Forward, float32, same GPU: 1.23 against 1.82 ms
 (M = 262,144, K = N = 256), 0.10 against 0.16 (M = 64,000, K = N = 128).
 """
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 import triton
 import triton.language as tl
 from torch.autograd.function import once_differentiable
@@ -34,7 +34,7 @@ from .linear_glu import linear_glu_torch
 
 STEP_ROWS = 256  # up to this many rows without autograd (a token step's batch), the matrix-vector kernel
 TILE = (128, 64, 32, 8, 3)  # (BM rows, BN outputs, BK inputs, warps, stages), benchmarks/linear_glu.py
-GLU_BACKWARD_TILE = (64, 64, 4)  # (BM rows, BN outputs, warps) of _glu_backward_kernel
+GLU_BACKWARD_TILE = (64, 64, 4)  # (BM rows, BN outputs, warps) of _glu_backward_kernel and _glu_forward_kernel
 HALF = (torch.bfloat16, torch.float16)
 # under autocast, the fused backward from this many rows: below, a layer's step is bound by its host, and the
 # Function's Python cost more than the pass it saves (S4 at B 16, L 1k, bf16: 3.43 against 3.24 ms; at 16k 6.15
@@ -111,6 +111,30 @@ def _tile_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, kee
 
 
 @triton.jit(do_not_specialize=["M"])
+def _glu_forward_kernel(Z, Y, M, N: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
+    """Program (block of BM rows, block of BN outputs): y = a ⊙ σ(g) from Z = [a | g], in float32, written to Y in its
+    dtype."""
+    rm = (tl.program_id(0) * BM + tl.arange(0, BM)).to(tl.int64)
+    rn = tl.program_id(1) * BN + tl.arange(0, BN)
+    live = (rm < M)[:, None] & (rn < N)[None, :]
+    z = rm[:, None] * (2 * N) + rn[None, :]
+    a = tl.load(Z + z, mask=live, other=0.0).to(tl.float32)
+    g = tl.load(Z + z + N, mask=live, other=0.0).to(tl.float32)
+    tl.store(Y + rm[:, None] * N + rn[None, :], (a * tl.sigmoid(g)).to(Y.dtype.element_ty), mask=live)
+
+
+def _glu_forward(z: torch.Tensor) -> torch.Tensor:
+    """Y = a ⊙ σ(g) (M, N) from a contiguous Z = [a | g] (M, 2N), in z's dtype: one read of Z and one write of Y, the
+    bytes F.glu moves, in tiles over whole rows (GLU_BACKWARD_TILE) where PyTorch's kernel reads the two halves as two
+    strided views."""
+    M, N = z.shape[0], z.shape[1] // 2
+    y = torch.empty(M, N, device=z.device, dtype=z.dtype)
+    BM, BN, warps = GLU_BACKWARD_TILE
+    _glu_forward_kernel[(triton.cdiv(M, BM), triton.cdiv(N, BN))](z, y, M, N=N, BM=BM, BN=BN, num_warps=warps)
+    return y
+
+
+@triton.jit(do_not_specialize=["M"])
 def _glu_backward_kernel(Z, DY, DZ, PART, M, N: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
     """Program (block of BM rows, block of BN outputs): ȧ = ẏ σ(g), ġ = ẏ a σ(g)(1 − σ(g)) from Z = [a | g] and Ẏ, in
     float32, written to DZ in its dtype; the block's column sums of [ȧ | ġ] (float32, before rounding) to PART."""
@@ -173,15 +197,15 @@ class _TileLinearGLU(torch.autograd.Function):
 
 
 class _AutocastLinearGLU(_TileLinearGLU):
-    """Under autocast, inputs already in its dtype: Z = x Wᵀ + b and y = GLU(Z) by cuBLAS and PyTorch's GLU, as
-    nn.Linear + nn.GLU run them (the same values); the backward is _TileLinearGLU's (Ż and ḃ from _glu_backward, then
-    cuBLAS's Ẋ, Ẇ, in the inputs' dtype)."""
+    """Under autocast, inputs already in its dtype: Z = x Wᵀ + b by cuBLAS, as nn.Linear runs it (the same values),
+    and y = GLU(Z) by _glu_forward (PyTorch's GLU to within the rounding of its dtype: both take σ in float32); the
+    backward is _TileLinearGLU's (Ż and ḃ from _glu_backward, then cuBLAS's Ẋ, Ẇ, in the inputs' dtype)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias):
         z = torch.addmm(bias, x, weight.t())
         ctx.save_for_backward(x, weight, z)
-        return F.glu(z, dim=-1)
+        return _glu_forward(z)
 
 
 def _column_major(x: torch.Tensor) -> bool:

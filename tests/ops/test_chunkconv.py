@@ -188,3 +188,21 @@ def test_triton_chunk_scan_matches_the_reference(complex_A, shape):
     X_ref = scan_reference(A, S)
     rA, rS = torch.autograd.grad((X_ref * G).sum(), (A, S))
     assert rel_err(X, X_ref) < 1e-5 and rel_err(gA, rA) < 1e-5 and rel_err(gS, rS) < 1e-5
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("complex_A", [False, True])
+def test_triton_scan_reads_half_precision_increments(complex_A):
+    """The chunked convolution under autocast keeps the increments S in bf16: the scan reads them as float32 and
+    carries and writes float32 states, the scan of S.float() (forward and adjoint with ∂A)."""
+    triton_scan = pytest.importorskip("ssmkit.ops.triton_chunk_scan")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    H, B, n, D = 2, 17, 5, 8
+    A = (0.5 * torch.randn(H, D // 2, dtype=torch.complex64) if complex_A else 0.3 * torch.randn(H, D, D)).to(device)
+    S = torch.randn(H, B, n, D, device=device).to(torch.bfloat16)
+    X = triton_scan.scan_launch(A, S, reverse=False, adjoint=False)
+    want = triton_scan.scan_launch(A, S.float(), reverse=False, adjoint=False)
+    assert X.dtype == torch.float32 and rel_err(X, want) < 1e-6
+    dS, dA = triton_scan.scan_launch(A, S, reverse=True, adjoint=True, forward_states=X)
+    dS_want, dA_want = triton_scan.scan_launch(A, S.float(), reverse=True, adjoint=True, forward_states=X)
+    assert dS.dtype == torch.float32 and rel_err(dS, dS_want) < 1e-6 and rel_err(dA, dA_want) < 1e-6

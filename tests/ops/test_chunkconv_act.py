@@ -256,12 +256,32 @@ def test_triton_chunkconv_act_in_tf32_is_close():
     node = y16.grad_fn
     while "ChunkConvAct" not in type(node).__name__:  # under the slice and permute of the output
         node = node.next_functions[0][0]
-    assert [t.dtype for t in node.saved_tensors[:2]] == [torch.bfloat16] * 2  # the channel-major input, act'(y)
+    # the channel-major input and act'(y) in bf16, the carried states X in float32
+    assert [t.dtype for t in node.saved_tensors[:3]] == [torch.bfloat16, torch.bfloat16, torch.float32]
     grads16 = torch.autograd.grad((y16.float() * g).sum(), [u] + leaves)
     assert y16.dtype == torch.bfloat16 and rel_err(y16.float(), y_ref) < 1e-2
-    # every gradient within bf16's rounding: 2e-3 to 5e-3 of float32 here (1e-3 to 2e-3 with the input copy, act'(y)
-    # and Ġ kept in float32); A's, a sum with cancellation, 1.2e-2 for one seed (9e-3 in float32)
+    # every gradient within bf16's rounding: 2e-3 to 5e-3 of float32 here (1e-3 to 2e-3 with the input copy, S, R,
+    # act'(y) and Ġ kept in float32); A's, a sum with cancellation, 1.2e-2 for one seed (9e-3 in float32)
     for got, want in zip(grads16, refs):
         assert got.dtype == want.dtype and rel_err(got, want) < 2e-2
+    assert node.increments == torch.bfloat16  # every part diagonal: S and R kept in bf16 too
     with pytest.raises(ValueError, match="precision: expected one of"):
         chunkconv_act(u, parts, "gelu", "bf16")
+
+
+@pytest.mark.triton
+def test_triton_dense_parts_keep_float32_increments():
+    """Under autocast a part with a dense A keeps its chunks' state increments S and R in float32 (its scan is bound by
+    latency, where converting them cost time on an H100), and the values stay within bf16's rounding."""
+    tc = pytest.importorskip("ssmkit.ops.triton_chunkconv")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    H, T, B, L = 4, 16, 2, 50
+    part = _part(_dense(H, 3, T, torch.float32), 0.5 * torch.randn(1, H))
+    part = ChunkPart(*(t.to(device) for t in (part.ToepT, part.Win, part.WoutT, part.A)), reverse=False)
+    u = torch.randn(B, L, H, device=device, requires_grad=True)
+    y16 = tc.chunkconv_act_triton(u, [part], "gelu", "tf32", torch.bfloat16)
+    assert rel_err(y16.float(), chunkconv_act_torch(u, [part], "gelu")) < 1e-2
+    node = y16.grad_fn
+    while "ChunkConvAct" not in type(node).__name__:
+        node = node.next_functions[0][0]
+    assert node.increments == torch.float32

@@ -153,3 +153,17 @@ def test_triton_training_under_autocast_has_the_references_gradients(column_majo
         fewer = tl_glu.linear_glu_triton(x[:255], weight, bias)  # below AUTOCAST_ROWS: the reference
         assert "_AutocastLinearGLU" not in type(fewer.grad_fn.next_functions[0][0]).__name__
     assert dx.t().is_contiguous() == column_major
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_triton_glu_forward_is_pytorchs_glu(dtype):
+    """The autocast forward's GLU pass: F.glu's values over ragged row and output blocks, to float32's rounding, and
+    in bf16 to within one unit of its last place (both take σ in float32; Triton's CPU interpreter truncates to bf16)."""
+    tl_glu = pytest.importorskip("ssmkit.ops.triton_linear_glu")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    z = (3 * torch.randn(130, 2 * 70, device=device)).to(dtype)
+    y, want = tl_glu._glu_forward(z), torch.nn.functional.glu(z, dim=-1)
+    assert y.dtype == dtype and y.shape == want.shape
+    rtol = 1e-6 if dtype == torch.float32 else 2 ** -7
+    assert torch.allclose(y.float(), want.float(), rtol=rtol, atol=1e-6)
