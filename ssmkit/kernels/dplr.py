@@ -29,7 +29,7 @@ import torch
 from .. import hippo
 from ..dense import apply_half, conj_full, dense_reduce
 from ..ops import cauchy
-from ..ops.dispatch import host_reads
+from ..ops.dispatch import host_reads, implementation, recording, register
 from .base import SSMKernel, block_length, blocked_end_state, check_bandlimit
 from .chunked import ChunkSystem, dense_chunks, interleave, real_form
 from .diag import real_part, real_part_inverse
@@ -128,6 +128,33 @@ def resolvent_pieces(Lambda, P, dt, Q=None) -> tuple[torch.Tensor, torch.Tensor,
     half, d, cap = _woodbury_cap(Lambda, P, dt, Q)
     E = torch.einsum("hrs,rhn->shn", (2 * half.real[..., None] * cap).to(d.dtype), d * P)
     return d, E, (P if Q is None else Q).conj() * d
+
+
+def resolvent_times(d, E, V, w):
+    """top((I − Δ/2·A)^{-1} [w; w̄]) = d ⊙ w − Σ_s E_s·Re(V_s·w) for half states w (H, N2) (resolvent_pieces)."""
+    return d * w - torch.einsum("rhn,rh->hn", E, torch.einsum("rhn,hn->rh", V, w).real.to(E.dtype))
+
+
+@register("dplr_system", "torch")
+def dplr_system_torch(Lambda, P, B, dt, Q=None):
+    """dplr_system by the resolvent's pieces (resolvent_pieces, step_form.real_matrix), in complex128."""
+    Lambda_w, P_w, B_w, dt_w, Q_w = widen(Lambda, P, B, dt, P if Q is None else Q)
+    d, E, V = resolvent_pieces(Lambda_w, P_w, dt_w, Q_w)
+    M = real_matrix(2 * d - 1, E, V)
+    return M, M.to(dt.dtype), resolvent_times(d, E, V, dt_w[:, None] * B_w).to(Lambda.dtype)
+
+
+def dplr_system(Lambda, P, B, dt, Q=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The bilinear system of A = diag(Λ_f) − P_f Q_f* as the recurrence needs it, formed in float64 and rounded once:
+
+        (M, M rounded to dt's dtype, B̄ = (I − Δ/2·A)^{-1} Δ B_f in Lambda's dtype)
+
+    with M (H, N, N) float64 the real form of Ā = 2(I − Δ/2·A)^{-1} − I on interleaved half states (the plain C's solve
+    reads it in float64). Lambda, B (H, N2), P and Q (R, H, N2; Q None: Q = P) complex, dt (H,). On a GPU with Triton
+    (rank 1, Q = P, complex64: S4's), one program per channel forms all three (ops/triton_dplr_system.py)."""
+    if recording():
+        return dplr_system_torch(Lambda, P, B, dt, Q)
+    return implementation("dplr_system", Lambda.device)(Lambda, P, B, dt, Q)
 
 
 def dplr_step_form(Lambda, P, dt, dB, C, Q=None) -> LowRankStep:
@@ -319,9 +346,8 @@ class DPLRKernel(SSMKernel):
         """B̄ = (I − Δ/2·A)^{-1} Δ B_f, its top half (H, N2), by the resolvent's pieces (resolvent_pieces, O(N·R);
         ``pieces``: (d, E, V) if already formed, in the precision B̄ is to be formed in)."""
         dt, (P, Q) = self.dt(rate), self.low_rank()
-        d, E, V = resolvent_pieces(self.Lambda(), P, dt, Q) if pieces is None else pieces
-        w = (dt[:, None] * self.cplx("B")).to(d.dtype)
-        return d * w - torch.einsum("rhn,rh->hn", E, torch.einsum("rhn,hn->rh", V, w).real.to(E.dtype))
+        pieces = resolvent_pieces(self.Lambda(), P, dt, Q) if pieces is None else pieces
+        return resolvent_times(*pieces, (dt[:, None] * self.cplx("B")).to(pieces[0].dtype))
 
     def kernel_of_discrete_B(self, dB: torch.Tensor, L: int, rate: float = 1.0) -> torch.Tensor:
         """K_k = C_f Ā^k b̄_f for a discrete input vector b̄ (..., H, N2): the generating function with the continuous
@@ -333,15 +359,13 @@ class DPLRKernel(SSMKernel):
         return dplr_generating_kernel(self.Lambda(), P, B, C_tilde, self.dt(rate), L_eval, Q)[..., :L]
 
     def recurrence(self, rate: float = 1.0) -> "DPLRRecurrence":
-        """The discrete system at Δ·rate, with Ā as its real form M (step_form.real_matrix over resolvent_pieces: no
-        complex N × N matrix). At rate 1 with a trained C̃, the plain C needs M in float64: the pieces are formed once,
-        wide, and M, B̄ rounded for the recurrence."""
-        Lambda, (P, Q), dt = self.Lambda(), self.low_rank(), self.dt(rate)
+        """The discrete system at Δ·rate, with Ā as its real form M (dplr_system: formed in float64 from O(N·R)
+        numbers, no complex N × N matrix, and rounded once). At rate 1 with a trained C̃, the plain C is solved from
+        the float64 M."""
+        P, Q = self.low_rank()
+        M_wide, M, dB = dplr_system(self.Lambda(), P, self.cplx("B"), self.dt(rate), None if Q is P else Q)
         wide = bool(self.l_kernel) and rate == 1.0
-        pieces = resolvent_pieces(*(widen(Lambda, P, dt, Q) if wide else (Lambda, P, dt, Q)))
-        M = real_matrix(2 * pieces[0] - 1, *pieces[1:])
-        C_wide = self._plain_C_wide(M if wide else None)
-        return DPLRRecurrence(self, rate, M.to(dt.dtype), self.discrete_B(rate, pieces).to(Lambda.dtype), C_wide, wide)
+        return DPLRRecurrence(self, rate, M, dB, self._plain_C_wide(M_wide if wide else None), wide)
 
 
 class DPLRRecurrence:
@@ -349,7 +373,7 @@ class DPLRRecurrence:
 
     M: Ā's real form (real_form; the chunked form and the real step read it); dA, the complex Ā, is formed where a view
     asks for it. C_wide: the plain C in complex128, for the C̃ of a chunk (ctilde_from_c); C: in the dtype of dB;
-    wide: M was formed in float64 (then so is dA)."""
+    wide: rate 1 with a trained C̃, the plain C solved from Ā in float64 (then dA too is formed in complex128)."""
 
     def __init__(self, kernel: DPLRKernel, rate: float, M, dB, C_wide, wide: bool = False):
         self.kernel, self.rate, self.M, self.dB, self.C_wide, self.wide = kernel, rate, M, dB, C_wide, wide

@@ -10,7 +10,8 @@ draw: the next token, written in place (draw_head: from a model's last features,
 linear_glu: a layer's GLU output map in one op; block_step: one step of a whole stack of residual SSM blocks
 (SaShiMi's levels at small batch); scalar_norm: the official S4 code's scalar LayerNorm (SaShiMi's blocks);
 window_norm: BatchNorm with the statistics of each row's first positions (padded LRA batches at one length);
-power_rows: the rows M^j b and c M^j of a dense system's powers (S4's chunk matrices).
+power_rows: the rows M^j b and c M^j of a dense system's powers (S4's chunk matrices); dplr_system (its reference
+in kernels/dplr.py): S4's bilinear Ā in real form and B̄, on a GPU one program per channel.
 """
 from .block_step import BlockWeights, block_step
 from .cauchy import cauchy
@@ -35,8 +36,8 @@ except ImportError:
     triton = None
 if triton is not None:
     from . import (triton_block_step, triton_cauchy, triton_chunk_scan, triton_chunkconv,  # noqa: F401
-                   triton_draw, triton_linear_glu, triton_power_rows, triton_scalar_norm, triton_scan, triton_step,
-                   triton_vandermonde, triton_window_norm)
+                   triton_dplr_system, triton_draw, triton_linear_glu, triton_power_rows, triton_scalar_norm,
+                   triton_scan, triton_step, triton_vandermonde, triton_window_norm)
 
 __all__ = ["cauchy", "vandermonde", "fftconv", "fftconv_nd", "scan", "chunkconv", "chunk_scan", "chunkconv_act",
            "ChunkPart", "ssm_step", "block_step", "BlockWeights", "draw", "draw_head", "linear_glu", "scalar_norm",

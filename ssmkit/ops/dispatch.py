@@ -61,5 +61,10 @@ def implementation(op: str, device: torch.device) -> Callable:
     return _registry[op][backend(op, device)]
 
 
+def reference(op: str) -> Callable:
+    """The torch implementation of ``op`` (a faster backend's fallback for inputs it does not take)."""
+    return _registry[op]["torch"]
+
+
 def available(op: str) -> list[str]:
     return sorted(_registry.get(op, {}))
