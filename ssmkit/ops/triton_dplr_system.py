@@ -69,29 +69,33 @@ def _system(LAM, P, B, DT, h, N2, SP: tl.constexpr):
     wre = dt * bre
     wim = dt * bim
     s = tl.sum(tl.where(even, vre * wre - vim * wim, 0.0), axis=0)
+    ere = kap * dpre
+    eim = kap * dpim
+    e = tl.where(par == 0, ere, eim)
+    v = 2.0 * tl.where(par == 0, vre, -vim)
     return (i, mi, par, even, lre, lim, pre, pim, bre, bim, dt, half, dre, dim, g, cap, kap, dpre, dpim, vre, vim,
-            wre, wim, s)
+            wre, wim, s, ere, eim, e, v)
+
+
+@triton.jit
+def _tile(i, par, mi, h, S):
+    """The S × S tile: whether positions i and j hold one mode, their parities as column and row, the mask, and the
+    offsets of channel h's matrix."""
+    return ((i // 2)[:, None] == (i // 2)[None, :], par[:, None], par[None, :], mi[:, None] & mi[None, :],
+            h * S * S + i[:, None] * S + i[None, :])
 
 
 @triton.jit
 def _forward_kernel(LAM, P, B, DT, M64, M32, DB, N2, SP: tl.constexpr):
     h = tl.program_id(0).to(tl.int64)
     (i, mi, par, even, lre, lim, pre, pim, bre, bim, dt, half, dre, dim, g, cap, kap, dpre, dpim, vre, vim,
-     wre, wim, s) = _system(LAM, P, B, DT, h, N2, SP)
+     wre, wim, s, ere, eim, e, v) = _system(LAM, P, B, DT, h, N2, SP)
     S = 2 * N2
-    ere = kap * dpre
-    eim = kap * dpim
+    same, pr, pc, tile, sq = _tile(i, par, mi, h, S)
     are = 2.0 * dre - 1.0
     aim = 2.0 * dim
-    e = tl.where(par == 0, ere, eim)
-    v = 2.0 * tl.where(par == 0, vre, -vim)
-    same = (i // 2)[:, None] == (i // 2)[None, :]
-    pr = par[:, None]
-    pc = par[None, :]
     block = tl.where(pr == pc, are[:, None], tl.where(pr == 0, -aim[:, None], aim[:, None]))
     M = tl.where(same, block, 0.0) - e[:, None] * v[None, :]
-    tile = mi[:, None] & mi[None, :]
-    sq = h * S * S + i[:, None] * S + i[None, :]
     tl.store(M64 + sq, M, mask=tile)
     tl.store(M32 + sq, M.to(tl.float32), mask=tile)
     dbre = dre * wre - dim * wim - ere * s
@@ -111,17 +115,9 @@ def _backward_kernel(LAM, P, B, DT, GM64, GM32, GDB, GLAM, GP, GB, GDT, N2, SP: 
                      HAS_M64: tl.constexpr, HAS_M32: tl.constexpr, HAS_DB: tl.constexpr):
     h = tl.program_id(0).to(tl.int64)
     (i, mi, par, even, lre, lim, pre, pim, bre, bim, dt, half, dre, dim, g, cap, kap, dpre, dpim, vre, vim,
-     wre, wim, s) = _system(LAM, P, B, DT, h, N2, SP)
+     wre, wim, s, ere, eim, e, v) = _system(LAM, P, B, DT, h, N2, SP)
     S = 2 * N2
-    ere = kap * dpre
-    eim = kap * dpim
-    e = tl.where(par == 0, ere, eim)
-    v = 2.0 * tl.where(par == 0, vre, -vim)
-    same = (i // 2)[:, None] == (i // 2)[None, :]
-    pr = par[:, None]
-    pc = par[None, :]
-    tile = mi[:, None] & mi[None, :]
-    sq = h * S * S + i[:, None] * S + i[None, :]
+    same, pr, pc, tile, sq = _tile(i, par, mi, h, S)
     gM = tl.zeros((SP, SP), dtype=tl.float64)
     if HAS_M64:
         gM += tl.load(GM64 + sq, mask=tile, other=0.0)
