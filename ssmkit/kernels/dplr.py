@@ -342,12 +342,11 @@ class DPLRKernel(SSMKernel):
         Qx = 2 * torch.einsum("rhn,...hn->r...h", Q.conj(), x).real.to(P.dtype)
         return self.Lambda() * x - torch.einsum("rhn,r...h->...hn", P, Qx)
 
-    def discrete_B(self, rate: float = 1.0, pieces: tuple | None = None) -> torch.Tensor:
-        """B̄ = (I − Δ/2·A)^{-1} Δ B_f, its top half (H, N2), by the resolvent's pieces (resolvent_pieces, O(N·R);
-        ``pieces``: (d, E, V) if already formed, in the precision B̄ is to be formed in)."""
+    def discrete_B(self, rate: float = 1.0) -> torch.Tensor:
+        """B̄ = (I − Δ/2·A)^{-1} Δ B_f, its top half (H, N2), by the resolvent's pieces (resolvent_pieces, O(N·R)), in
+        the module's precision (the recurrence's B̄ comes from dplr_system, formed in float64)."""
         dt, (P, Q) = self.dt(rate), self.low_rank()
-        pieces = resolvent_pieces(self.Lambda(), P, dt, Q) if pieces is None else pieces
-        return resolvent_times(*pieces, (dt[:, None] * self.cplx("B")).to(pieces[0].dtype))
+        return resolvent_times(*resolvent_pieces(self.Lambda(), P, dt, Q), dt[:, None] * self.cplx("B"))
 
     def kernel_of_discrete_B(self, dB: torch.Tensor, L: int, rate: float = 1.0) -> torch.Tensor:
         """K_k = C_f Ā^k b̄_f for a discrete input vector b̄ (..., H, N2): the generating function with the continuous

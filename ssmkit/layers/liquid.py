@@ -56,13 +56,13 @@ class LiquidS4(S4):
         if bidirectional and liquid_form != "official":
             raise ValueError("bidirectional: the causal liquid form (the paper's formula) has no anti-causal half; "
                              "liquid_form='official' takes bidirectional=True, as the official two-sided layer")
-        # the official form's frozen S = Σ_n B̄_n depends on each mode's sign: take the official code's (hippo.nplr)
-        basis = "official" if liquid_form == "official" else "first_positive"
-        # the official form reads the plain C drawn before it becomes C̃ (l_max set): C̃ is formed after that read
         official = liquid_form == "official"
+        # the official form's frozen S = Σ_n B̄_n depends on each mode's sign: it takes the official code's
+        # (hippo.nplr); and it reads the plain C drawn before it becomes C̃ (l_max set): C̃ is formed after that read
         super().__init__(d_model, d_state, channels=channels, bidirectional=bidirectional, init=init, l_max=l_max,
                          real_transform=real_transform, dt_min=dt_min, dt_max=dt_max, ssm_lr=ssm_lr, B_clip=B_clip,
-                         n_ssm=n_ssm, dt_transform=dt_transform, dt_lr=dt_lr, basis=basis,
+                         n_ssm=n_ssm, dt_transform=dt_transform, dt_lr=dt_lr,
+                         basis="official" if official else "first_positive",
                          length_correction=length_correction and not official, **block)
         self.order, self.liquid_kernel, self.liquid_form = liquid_order, liquid_kernel, liquid_form
         if official:

@@ -233,7 +233,7 @@ class _ChunkConvAct(torch.autograd.Function):
             scan_launch(A, S[..., cols], reverse=reverse, adjoint=False, X=X[..., cols])
         act = ACT_CODE[activation]
         out, dact = _outputs(x, ToepT, X, WoutT, n, act, act != ACT_CODE["id"], transpose=False, prec=prec,
-                             out_dtype=out_dtype, grad_dtype=out_dtype if half else None)
+                             out_dtype=out_dtype, grad_dtype=store)
         ctx.activation, ctx.reverses, ctx.precision, ctx.pad, ctx.dtype = activation, reverses, precision, pad, u.dtype
         ctx.save_for_backward(x, dact, X, ToepT, Win, WoutT, *As)
         return out[..., pad:].permute(1, 2, 0)
