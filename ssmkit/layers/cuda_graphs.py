@@ -2,11 +2,12 @@
 launches instead of hundreds, which matters where the launches and Python cost more than the kernels (short
 sequences, small state, the parameter side of S4).
 
-graphed() captures module(*inputs) over placeholder copies of its parameters (torch.cuda.make_graphed_callables):
-the result is called with (*inputs, *parameters), copies them in, replays, and returns gradients for both. An
-optimizer's in-place updates are read by the replays; a new storage (a move, a reassigned parameter) needs a new
-capture, which the callers key on. GraphedLayer graphs a whole SSM layer (chunk matrices, convolution, activation,
-output map) for the shapes it is called with (SSMConv's ``cuda_graph`` option); train/model_graphs.py a whole model.
+graphed() captures module(*inputs) over placeholders that share its parameters' storage
+(torch.cuda.make_graphed_callables): the result is called with (*inputs, *parameters), copies the inputs in, replays,
+and returns gradients for both. An optimizer's in-place updates are read by the replays; a new storage (a move, a
+reassigned parameter) needs a new capture, which the callers key on. GraphedLayer graphs a whole SSM layer (chunk
+matrices, convolution, activation, output map) for the shapes it is called with (SSMConv's ``cuda_graph`` option);
+train/model_graphs.py a whole model.
 Inside a whole model's capture (and its warm-up: ``layers_inline``) the layers' own graphs are off and their work is
 captured inline: CUDA cannot capture a graph inside another's capture.
 """
@@ -138,7 +139,7 @@ class _OwnGradients(torch.autograd.Function):
     """The identity on some tensors, whose backward hands on a copy of each gradient. A graphed callable's backward
     returns its graph's static gradient buffers (detached views); a parameter whose .grad is None takes such a view
     over as its .grad, and the next replay rewrites it: with two micro-batches accumulated, .grad became twice the
-    second one's gradient instead of the sum (pytorch/pytorch#181723)."""
+    second one's gradient instead of the sum (pytorch/pytorch#181723). The copies are fresh_copies'."""
 
     @staticmethod
     def forward(ctx, *tensors):
@@ -148,7 +149,26 @@ class _OwnGradients(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, *grads):
-        return tuple(None if g is None else g.clone() for g in grads)
+        copies = iter(fresh_copies([g for g in grads if g is not None]))
+        return tuple(None if g is None else next(copies) for g in grads)
+
+
+def fresh_copies(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Contiguous copies of the tensors in new memory: per dtype and device, one allocation split into views and one
+    multi-tensor copy (torch._foreach_copy_) where a clone of each is an allocation and a copy launch of its own (an
+    S4 layer's graphed chunk matrices hand on seven gradients at every step)."""
+    out: list[torch.Tensor | None] = [None] * len(tensors)
+    groups: dict[tuple, list[int]] = {}
+    for i, t in enumerate(tensors):
+        groups.setdefault((t.dtype, t.device), []).append(i)
+    for (dtype, device), picks in groups.items():
+        sizes = [tensors[i].numel() for i in picks]
+        views = [piece.view(tensors[i].shape) for piece, i in
+                 zip(torch.empty(sum(sizes), dtype=dtype, device=device).split(sizes), picks)]
+        torch._foreach_copy_(views, [tensors[i] for i in picks])
+        for view, i in zip(views, picks):
+            out[i] = view
+    return out
 
 
 def graphed(module: nn.Module, inputs: tuple[torch.Tensor, ...]):
@@ -158,8 +178,15 @@ def graphed(module: nn.Module, inputs: tuple[torch.Tensor, ...]):
     backward been captured inside the caller's autocast too, the float32 products of custom backwards would have run
     in bf16 (kernels/chunked.py's powers: S4's log Δ gradient 7× further from float32's than eager bf16's, one H100).
     Placeholders, not the parameters themselves: capturing over the parameters fails once an earlier backward has
-    left their gradient accumulators on another stream. The gradients it hands on, the inputs' and the parameters',
-    are copies of the graph's buffers (_OwnGradients): an input may be a leaf, or reach one through views."""
+    left their gradient accumulators on another stream. Each placeholder, and each sample input, is a new leaf over
+    the tensor's own storage (detach, not a copy): the graphs read the parameters where they are, and a replay, which
+    copies an input only where its storage is not the captured one's, copies none of them, nor an input given again
+    in the same tensor (eight small copies per step for an S4 layer's chunk matrices, each a launch and ~17 µs of
+    host time at L = 1k); a whole model's graphs hold no second copy of its parameters. A parameter or input changed
+    in place between a call and its backward is read changed there (eager autograd refuses such a change; training
+    changes parameters after the backward). The gradients it hands
+    on, the inputs' and the parameters', are copies of the graph's buffers (_OwnGradients): an input may be a leaf, or
+    reach one through views."""
     names = [n for n, _ in module.named_parameters()]
     k = len(inputs)
     autocast = dict(dtype=torch.get_autocast_dtype("cuda"), enabled=torch.is_autocast_enabled("cuda"))
@@ -167,8 +194,8 @@ def graphed(module: nn.Module, inputs: tuple[torch.Tensor, ...]):
     def function(*args):
         with torch.autocast("cuda", cache_enabled=False, **autocast):
             return torch.func.functional_call(module, dict(zip(names, args[k:])), args[:k])
-    placeholders = tuple(p.detach().clone().requires_grad_(p.requires_grad) for _, p in module.named_parameters())
-    samples = tuple(x.detach().clone().requires_grad_(x.requires_grad) for x in inputs)
+    placeholders = tuple(p.detach().requires_grad_(p.requires_grad) for _, p in module.named_parameters())
+    samples = tuple(x.detach().requires_grad_(x.requires_grad) for x in inputs)
     # S4's C̃ -> C solve: MAGMA's batched LU (PyTorch's default for these sizes) synchronizes and would invalidate the
     # capture; cuSOLVER's is stream-ordered (measured on an H100: the one fails, the other captures)
     library = torch.backends.cuda.preferred_linalg_library()

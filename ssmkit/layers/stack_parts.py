@@ -184,12 +184,14 @@ class StackedParts(PerLayer):
     own graphs), with one warning."""
 
     def __init__(self):
-        self.key, self.run, self.params, self.unusable = None, None, None, False
+        self.key, self.run, self.params, self.unusable, self.token = None, None, None, False, None
 
     def __call__(self, layers, rate: float) -> tuple[torch.Tensor, ...] | None:
         if self.unusable:
             return None
-        token = torch.zeros(1, device=layers[0].D.device)  # the builder's input: it reads only its parameters
+        if self.token is None or self.token.device != layers[0].D.device:  # the builder's input, kept: a replay
+            self.token = torch.zeros(1, device=layers[0].D.device)  # copies an input only where it is a new tensor
+        token = self.token  # (the builder reads only its parameters)
         if not token.is_cuda or not layer_graphs_allowed():
             def inline():
                 with torch.autocast(token.device.type, enabled=False):

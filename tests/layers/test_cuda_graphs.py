@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from conftest import PythonNode
-from ssmkit.layers.cuda_graphs import _OwnGradients
+from ssmkit.layers.cuda_graphs import _OwnGradients, fresh_copies
 
 
 class _StaticBuffers(torch.autograd.Function):
@@ -44,6 +44,17 @@ def test_tensors_without_gradients_pass_through():
     assert torch.equal(a.grad, torch.full((2,), 3.0))
 
 
+def test_fresh_copies_are_equal_contiguous_and_their_own():
+    tensors = [torch.randn(3, 4).t(), torch.randn(5, dtype=torch.float64), torch.randn(2, 2, dtype=torch.complex64),
+               torch.randn(0), torch.randn(2, 3)]
+    copies = fresh_copies(tensors)
+    for t, c in zip(tensors, copies):
+        assert torch.equal(c, t) and c.dtype == t.dtype and c.is_contiguous()
+    for t in tensors:
+        t.add_(1)
+    assert all(not torch.equal(c, t) for t, c in zip(tensors, copies) if t.numel())
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("whole", [False, True])
@@ -62,6 +73,53 @@ def test_cuda_gradients_of_two_micro_batches_add_up(whole):
     for u in torch.randn(2, 2, 128, 32, device="cuda"):
         for m in (graphed, eager):
             m(u)[0].square().mean().backward()
+    for (n, p), q in zip(graphed.named_parameters(), eager.parameters()):
+        assert (p.grad - q.grad).norm() <= 1e-4 * q.grad.norm(), n
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("whole", [False, True])
+def test_cuda_replays_read_the_parameters_in_place(whole):
+    """A replay copies none of the parameters into the graph (its placeholders share their storage), nor an input
+    given again in the captured tensor, and reads an optimizer's in-place update: after a step the graphed layer's output and gradients are the eager layer's."""
+    import copy
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    import ssmkit
+
+    class Copies(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.sizes = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten.copy_.default:
+                self.sizes.append(args[0].numel())
+            return func(*args, **(kwargs or {}))
+
+    graphed = ssmkit.layer("s4", d_model=32, d_state=16, l_max=128, cuda_graph=whole).cuda()
+    eager = copy.deepcopy(graphed)
+    eager.cuda_graph = False
+    eager._graphed_parts.failed = True
+    u = torch.randn(2, 128, 32, device="cuda")
+    for m in (graphed, eager):  # the graphed one captures
+        m(u)[0].sum().backward()
+    v = u.clone()
+    with Copies() as copies:
+        if whole:
+            graphed._graphed_layer(graphed, u, 1.0)  # the captured input itself
+            graphed._graphed_layer(graphed, v, 1.0)  # a new one
+        else:
+            graphed._graphed_parts(graphed.kernel, graphed.D, False, 1.0)
+    assert copies.sizes == ([v.numel()] if whole else []), copies.sizes  # the new input alone
+    for m in (graphed, eager):
+        torch.optim.SGD(m.parameters(), lr=0.5).step()  # in place
+        m.zero_grad(set_to_none=True)
+    for m in (graphed, eager):
+        m(u)[0].square().mean().backward()
+    assert (graphed(u)[0] - eager(u)[0]).abs().max() <= 1e-4
     for (n, p), q in zip(graphed.named_parameters(), eager.parameters()):
         assert (p.grad - q.grad).norm() <= 1e-4 * q.grad.norm(), n
 
