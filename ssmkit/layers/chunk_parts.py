@@ -116,7 +116,7 @@ class GraphedParts(PerLayer):
         token = torch.zeros(1, device=D.device)  # the module's input: it reads only its parameters
         try:
             with torch.autocast("cuda", enabled=False):
-                graph = graphed(builder, (token,))
+                graph = graphed(builder, (token,), keep_inputs=True)
             return lambda *params: graph(token, *params)
         except RuntimeError as e:
             self.failed = True

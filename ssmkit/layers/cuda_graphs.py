@@ -171,22 +171,24 @@ def fresh_copies(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
     return out
 
 
-def graphed(module: nn.Module, inputs: tuple[torch.Tensor, ...]):
+def graphed(module: nn.Module, inputs: tuple[torch.Tensor, ...], keep_inputs: bool = False):
     """module(*inputs) as a graphed callable of (*inputs, *module.parameters()) (module docstring), its forward captured
     under the caller's autocast state and its backward without autocast, as an eager step runs them (the forward in
     the autocast context, backward() after it), after a warm-up on the capture stream (capture_stream). Had the
     backward been captured inside the caller's autocast too, the float32 products of custom backwards would have run
     in bf16 (kernels/chunked.py's powers: S4's log Δ gradient 7× further from float32's than eager bf16's, one H100).
     Placeholders, not the parameters themselves: capturing over the parameters fails once an earlier backward has
-    left their gradient accumulators on another stream. Each placeholder, and each sample input, is a new leaf over
-    the tensor's own storage (detach, not a copy): the graphs read the parameters where they are, and a replay, which
-    copies an input only where its storage is not the captured one's, copies none of them, nor an input given again
-    in the same tensor (eight small copies per step for an S4 layer's chunk matrices, each a launch and ~17 µs of
-    host time at L = 1k); a whole model's graphs hold no second copy of its parameters. A parameter or input changed
-    in place between a call and its backward is read changed there (eager autograd refuses such a change; training
-    changes parameters after the backward). The gradients it hands
-    on, the inputs' and the parameters', are copies of the graph's buffers (_OwnGradients): an input may be a leaf, or
-    reach one through views."""
+    left their gradient accumulators on another stream. Each placeholder is a new leaf over its parameter's own
+    storage (detach, not a copy): the graphs read the parameters where they are, and a replay, which copies an input
+    only where its storage is not the captured one's, copies none of them (eight small copies per step for an S4
+    layer's chunk matrices, each a launch and host time at L = 1k); a whole model's graphs hold no second copy of its
+    parameters. A parameter changed in place between a call and its backward is read changed there (eager autograd
+    refuses such a change; training changes parameters after the backward). The inputs are captured on copies, so
+    that a function that changes its input in place changes the caller's tensor once per call, as it would eagerly,
+    not also in the warm-up and the capture; keep_inputs captures on the given inputs themselves, for a caller that
+    passes the same private tensor at every call (the chunk matrices' token), which then is never copied. The
+    gradients it hands on, the inputs' and the parameters', are copies of the graph's buffers (_OwnGradients): an
+    input may be a leaf, or reach one through views."""
     names = [n for n, _ in module.named_parameters()]
     k = len(inputs)
     autocast = dict(dtype=torch.get_autocast_dtype("cuda"), enabled=torch.is_autocast_enabled("cuda"))
@@ -195,7 +197,8 @@ def graphed(module: nn.Module, inputs: tuple[torch.Tensor, ...]):
         with torch.autocast("cuda", cache_enabled=False, **autocast):
             return torch.func.functional_call(module, dict(zip(names, args[k:])), args[:k])
     placeholders = tuple(p.detach().requires_grad_(p.requires_grad) for _, p in module.named_parameters())
-    samples = tuple(x.detach().requires_grad_(x.requires_grad) for x in inputs)
+    samples = tuple((x.detach() if keep_inputs else x.detach().clone()).requires_grad_(x.requires_grad)
+                    for x in inputs)
     # S4's C̃ -> C solve: MAGMA's batched LU (PyTorch's default for these sizes) synchronizes and would invalidate the
     # capture; cuSOLVER's is stream-ordered (measured on an H100: the one fails, the other captures)
     library = torch.backends.cuda.preferred_linalg_library()

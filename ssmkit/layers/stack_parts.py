@@ -204,7 +204,7 @@ class StackedParts(PerLayer):
 
             def capture():
                 with torch.autocast("cuda", enabled=False):
-                    return builder, graphed(builder, (token,))
+                    return builder, graphed(builder, (token,), keep_inputs=True)
             captured = self._attempt(capture)
             if captured is None:
                 return None
