@@ -1,22 +1,20 @@
 """The host's time of each piece of a short step, on shapes so small that the GPU never holds it up: what a 1k step
 that waits on its host is made of.
 
-    python benchmarks/host_parts.py [--repeat 300]
+    python benchmarks/host_parts.py
 
-Each row: the mean host time (µs) to issue one call (forward + backward where it says so) onto a GPU that keeps up,
-from perf_counter around `repeat` calls after a warm-up, synchronized only at the ends. The pieces: one torch launch,
-one copy, one Triton launch (the GLU forward), the chunked convolution (ops.chunkconv_act) and the fused output map
-(ops.linear_glu) alone, the chunk matrices' graphs (layers/chunk_parts.py), and S4 / S4D layers eager and with
-cuda_graph. A benchmark, not a test.
+Each row: the host's time (µs) to issue one call (forward + backward where it says so) onto an idle GPU, the median
+of 30 (host_time.py's times). The pieces: one torch launch, one copy, one Triton launch (the GLU forward), the chunked
+convolution (ops.chunkconv_act) and the fused output map (ops.linear_glu) alone, the chunk matrices' graphs
+(layers/chunk_parts.py), and S4 / S4D layers eager and with cuda_graph. A benchmark, not a test.
 """
 from __future__ import annotations
 
-import argparse
-import time
-
 import torch
 
+from host_time import times  # benchmarks/host_time.py
 from needs_cuda import require_cuda  # benchmarks/needs_cuda.py
+from speed import fresh  # benchmarks/speed.py
 import ssmkit
 from ssmkit.layers.chunk_parts import GraphedParts, build_parts
 from ssmkit.ops import ChunkPart, chunkconv_act, linear_glu
@@ -25,31 +23,12 @@ from ssmkit.ops.triton_linear_glu import _glu_forward
 B, L, H, N = 1, 128, 16, 16
 
 
-def host_us(call, repeat: int) -> float:
-    """Mean µs of host time per call (the GPU work of these shapes is a few µs a kernel)."""
-    for _ in range(20):
-        call()
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(repeat):
-        call()
-    t1 = time.perf_counter()
-    torch.cuda.synchronize()
-    return (t1 - t0) / repeat * 1e6
-
-
 def fwd_bwd(f, *leaves):
-    def call():
-        for t in leaves:
-            t.grad = None
-        f().sum().backward()
-    return call
+    """f()'s forward and backward, the leaves' gradients cleared first (speed.py's fresh)."""
+    return fresh(lambda: f().sum().backward(), *leaves)
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--repeat", type=int, default=300)
-    a = p.parse_args()
     require_cuda()
     dev = "cuda"
     x, y = torch.randn(B, L, H, device=dev), torch.randn(B, L, H, device=dev)
@@ -76,10 +55,10 @@ def main() -> None:
                      ssmkit.S4D(d_model=H, d_state=N, init="lin", cuda_graph=cuda_graph)).to(dev)
             rows[f"{kind} layer forward + backward{', cuda_graph' if cuda_graph else ''}"] = fwd_bwd(
                 lambda layer=layer: layer(u)[0], u, *layer.parameters())
-    print(f"host µs per call (B={B}, L={L}, H={H}, N={N}; mean of {a.repeat})")
+    print(f"host µs per call (B={B}, L={L}, H={H}, N={N}; median of 30)")
     print("| piece | host µs |\n|---|---|")
     for name, call in rows.items():
-        print(f"| {name} | {host_us(call, a.repeat):.1f} |", flush=True)
+        print(f"| {name} | {times(call)[1] * 1e3:.1f} |", flush=True)
 
 
 if __name__ == "__main__":
