@@ -4,7 +4,8 @@ that waits on its host is made of.
     python benchmarks/host_parts.py
 
 Each row: the host's time (µs) to issue one call (forward + backward where it says so) onto an idle GPU, the median
-of 30 (host_time.py's times). The pieces: one torch launch, one copy, one Triton launch (the GLU forward), the chunked
+of 30 (host_time.py's times). The pieces: one torch launch, one allocation, one copy, one Triton launch (the GLU
+forward, through Triton's binder and as its compiled kernel called directly, which skips the binding), the chunked
 convolution (ops.chunkconv_act) and the fused output map (ops.linear_glu) alone, the chunk matrices' graphs
 (layers/chunk_parts.py), and S4 / S4D layers eager and with cuda_graph. A benchmark, not a test.
 """
@@ -18,7 +19,7 @@ from speed import fresh  # benchmarks/speed.py
 import ssmkit
 from ssmkit.layers.chunk_parts import GraphedParts, build_parts
 from ssmkit.ops import ChunkPart, chunkconv_act, linear_glu
-from ssmkit.ops.triton_linear_glu import _glu_forward
+from ssmkit.ops.triton_linear_glu import GLU_BACKWARD_TILE, _glu_forward, _glu_forward_kernel
 
 B, L, H, N = 1, 128, 16, 16
 
@@ -39,8 +40,16 @@ def main() -> None:
     w = s4d.output[0].weight
     b = s4d.output[0].bias
     graphed = GraphedParts()
+    BM, BN, warps = GLU_BACKWARD_TILE
+    grid = (-(-B * L // BM), -(-H // BN))
+    out = torch.empty(B * L, H, device=dev)
+    compiled = _glu_forward_kernel[grid](z, out, B * L, N=H, BM=BM, BN=BN, num_warps=warps)
     rows = {
         "torch add (one launch)": lambda: x + y,
+        "torch.empty": lambda: torch.empty(B, L, H, device=dev),
+        "Triton GLU kernel[grid] (one launch, Triton's binder)": lambda: _glu_forward_kernel[grid](
+            z, out, B * L, N=H, BM=BM, BN=BN, num_warps=warps),
+        "Triton GLU compiled kernel called directly": lambda: compiled[grid + (1,)](z, out, B * L, H, BM, BN),
         "copy_ (one cudaMemcpyAsync)": lambda: x.copy_(y),
         "Triton GLU forward (one launch)": lambda: _glu_forward(z),
         "chunkconv_act forward, no grad": lambda: chunkconv_act(u.detach(), [ChunkPart(*parts)], "gelu"),
