@@ -48,6 +48,7 @@ from torch.utils.checkpoint import checkpoint
 from ..kernels.base import complex_dtype
 from ..ops import ChunkPart, backend, chunkconv, chunkconv_act, fftconv, linear_glu, ssm_step
 from ..ops.chunkconv_act import ACTIVATIONS as FUSED_ACTIVATIONS
+from ..ops.float32_backward import autocast_off
 from .chunk_parts import CHUNK, CachedParts, GraphedParts, build_parts
 from .cuda_graphs import GraphedLayer
 from .checks import check_batch_size, check_input, check_rate, check_state, check_step_input, mask_padding
@@ -189,7 +190,7 @@ class SSMConv(nn.Module):
         elif state is None:
             return self._whole(u, rate), None
         next_state = None
-        with torch.autocast(device_type=u.device.type, enabled=False):
+        with autocast_off(u.device.type):
             x = u.transpose(1, 2).to(self.kernel.real_dtype)  # (B, H, L)
             y = self._fft_features(x, self.kernel(L, rate))
             if state is not None:
@@ -218,7 +219,7 @@ class SSMConv(nn.Module):
         if graph and self.cuda_graph and GraphedLayer.usable(self, u):
             return self._graphed_layer(self, u, rate)
         chunked = self._chunked(u) if chunked is None else chunked
-        with torch.autocast(device_type=u.device.type, enabled=False):
+        with autocast_off(u.device.type):
             mats = self._chunk_matrices(rate, eager) if chunked else (self.kernel(u.shape[1], rate),)
         apply = self._chunked_apply if chunked else self._fft_apply
         rows = self._recompute_rows(u)
@@ -237,7 +238,7 @@ class SSMConv(nn.Module):
 
     def _fft_apply(self, u: torch.Tensor, mats: tuple[torch.Tensor]) -> torch.Tensor:
         """The input side of forward(u) by FFT: u (B, L, H), mats (K,) -> y (B, L, H)."""
-        with torch.autocast(device_type=u.device.type, enabled=False):
+        with autocast_off(u.device.type):
             y = self._fft_features(u.transpose(1, 2).to(self.kernel.real_dtype), mats[0])
         return self._output(y.to(u.dtype))
 
@@ -295,7 +296,7 @@ class SSMConv(nn.Module):
         precision = "tf32" if autocast else "float32"
         out_dtype = torch.get_autocast_dtype(u.device.type) if autocast and self.output_name != "none" else None
         drop_first = self._drops_conv()  # then the fused op stops at K ∗ u + D u, and the dropout and act follow
-        with torch.autocast(device_type=u.device.type, enabled=False):
+        with autocast_off(u.device.type):
             if self._fused_chunks():  # act(K ∗ u + D u) batch-first in one op
                 y = chunkconv_act(u, [ChunkPart(*p, reverse=k == 1) for k, p in enumerate(parts)],
                                   "id" if drop_first else self.activation_name, precision,
@@ -311,7 +312,10 @@ class SSMConv(nn.Module):
                 y = self.activation(self.conv_dropout(y.to(u.dtype)))
             elif out_dtype is None:
                 y = y.to(u.dtype)
-            return self._output_map(self.dropout(y).reshape(B * L, -1)).reshape(B, L, -1)
+            y = self.dropout(y)
+            if self._fused_output():  # ops.linear_glu takes the rows of (B, L, H) itself
+                return self._output_map(y)
+            return self._output_map(y.reshape(B * L, -1)).reshape(B, L, -1)
         return self._output_features(y.to(u.dtype))
 
     def _output(self, y: torch.Tensor) -> torch.Tensor:
@@ -334,9 +338,13 @@ class SSMConv(nn.Module):
         on the GPU one launch at a token step, and a Triton forward with the gate fused in float32 training). It reads
         the Linear's parameters directly, so forward hooks on ``self.output`` do not fire; a Linear replaced by another
         module (quantized, say) runs as that module."""
-        if self.output_name == "glu" and type(self.output[0]) is nn.Linear:
+        if self._fused_output():
             return linear_glu(y, self.output[0].weight, self.output[0].bias)
         return self.output(y)
+
+    def _fused_output(self) -> bool:
+        """Whether the output map runs as ops.linear_glu: ``glu`` whose Linear is a plain nn.Linear."""
+        return self.output_name == "glu" and type(self.output[0]) is nn.Linear
 
     def default_state(self, batch_size: int) -> torch.Tensor:
         """The zero state: (batch, H, N/2) complex."""
@@ -378,7 +386,7 @@ class SSMConv(nn.Module):
         self._check_rate(rate)
         if self._fused_step(u):
             return self._step_fused(u, state, rate)
-        with torch.autocast(device_type=u.device.type, enabled=False):
+        with autocast_off(u.device.type):
             x = u.to(self.kernel.real_dtype)
             y, next_state = self._recurrence(rate).step(state.to(complex_dtype(x.dtype)), x)
             y = y + self.D.to(x.dtype) * x[:, None]  # (B, C, H)
@@ -401,7 +409,7 @@ class SSMConv(nn.Module):
                 diagonal = getattr(rec, "diagonal_step_form", None)  # S/2 complex products instead of S² (ops.step)
                 M, b, c = diagonal() if diagonal else rec.real_step_form()
                 self._step_form = (rec, (M, b, c[0]))
-        with torch.autocast(device_type=u.device.type, enabled=False):
+        with autocast_off(u.device.type):
             z = torch.view_as_real(state.to(torch.complex64)).flatten(-2)  # (B, H, N) interleaved, no copy
             out = z if self.step_in_place and state.dtype == torch.complex64 else None
             y, z = ssm_step(z, u.float(), *self._step_form[1], self.D[0].float(), self.activation_name, out)

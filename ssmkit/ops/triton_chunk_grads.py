@@ -32,7 +32,7 @@ def _rows(P, base, m, M, W, LD, c0, C: tl.constexpr, BM: tl.constexpr):
 
 
 @triton.jit(do_not_specialize=["M"])
-def _grads_kernel(U, G, DS, X, DT, DWIN, DWOUT, M, SR, T: tl.constexpr, SD: tl.constexpr, BM: tl.constexpr,
+def _grads_kernel(U, G, DS, X, DT, DWIN, DWOUT, M, SR, PS, T: tl.constexpr, SD: tl.constexpr, BM: tl.constexpr,
                   PREC: tl.constexpr):
     h, p, j = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     splits = tl.num_programs(1)
@@ -56,9 +56,9 @@ def _grads_kernel(U, G, DS, X, DT, DWIN, DWOUT, M, SR, T: tl.constexpr, SD: tl.c
         m = nxt
     ri, rt, rs = tl.arange(0, T), tl.arange(0, T), s0 + tl.arange(0, SD)
     part = h * splits + p
-    tl.store(DT + part * T * T + ri[:, None] * T + rt[None, :], acc_t, mask=(j == 0) & (ri < T)[:, None])
-    tl.store(DWIN + part * T * SR + ri[:, None] * SR + rs[None, :], acc_in, mask=(rs < SR)[None, :])
-    tl.store(DWOUT + part * SR * T + rs[:, None] * T + rt[None, :], acc_out, mask=(rs < SR)[:, None])
+    tl.store(DT + part * PS + ri[:, None] * T + rt[None, :], acc_t, mask=(j == 0) & (ri < T)[:, None])
+    tl.store(DWIN + part * PS + ri[:, None] * SR + rs[None, :], acc_in, mask=(rs < SR)[None, :])
+    tl.store(DWOUT + part * PS + rs[:, None] * T + rt[None, :], acc_out, mask=(rs < SR)[:, None])
 
 
 def chunk_matrix_grads(U: torch.Tensor, G: torch.Tensor, dS: torch.Tensor, X: torch.Tensor, precision: str = "tf32"
@@ -76,9 +76,11 @@ def chunk_matrix_grads(U: torch.Tensor, G: torch.Tensor, dS: torch.Tensor, X: to
     blocks = triton.cdiv(SR, SD)
     sms = torch.cuda.get_device_properties(U.device).multi_processor_count if U.is_cuda else 1
     splits = max(1, min(triton.cdiv(M, ROWS), triton.cdiv(PROGRAMS_PER_SM * sms, H * blocks)))
-    dT = torch.empty(H, splits, T, T, device=U.device, dtype=torch.float32)
-    dWin = torch.empty(H, splits, T, SR, device=U.device, dtype=torch.float32)
-    dWout = torch.empty(H, splits, SR, T, device=U.device, dtype=torch.float32)
-    _grads_kernel[(H, splits, blocks)](U, G, dS, X, dT, dWin, dWout, M, SR, T=T, SD=SD, BM=ROWS, PREC=precision,
-                                       num_warps=WARPS)
-    return dT.sum(1), dWin.sum(1), dWout.sum(1)
+    # each program's partial sums of the three, side by side in one row of P, and the splits added in one sum
+    sizes = (T * T, T * SR, SR * T)
+    P = torch.empty(H, splits, sum(sizes), device=U.device, dtype=torch.float32)
+    dT, dWin, dWout = P.split(sizes, dim=-1)
+    _grads_kernel[(H, splits, blocks)](U, G, dS, X, dT, dWin, dWout, M, SR, P.shape[-1], T=T, SD=SD, BM=ROWS,
+                                       PREC=precision, num_warps=WARPS)
+    dT, dWin, dWout = P.sum(1).split(sizes, dim=-1)
+    return dT.unflatten(1, (T, T)), dWin.unflatten(1, (T, SR)), dWout.unflatten(1, (SR, T))

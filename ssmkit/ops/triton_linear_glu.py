@@ -168,14 +168,17 @@ def _glu_backward(dy: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torc
     return dz, part.sum(0)
 
 
-def _input_grads(ctx, x, weight, dz, db):
-    """(Ẋ, Ẇ, ḃ) of Z = x Wᵀ + b from Ż, as ctx asks for them."""
+def _input_grads(ctx, x, weight, dz, db, dtypes=None):
+    """(Ẋ, Ẇ, ḃ) of Z = x Wᵀ + b from Ż, as ctx asks for them; in ``dtypes`` (x's, W's, b's) where given, else in
+    x's, W's and Ż's."""
     dx = None
     if ctx.needs_input_grad[0]:  # in x's layout: a column-major x (channel-major activations) gets Ẋᵀ = Wᵀ Żᵀ,
         # which the layer's convolution then reads without a transpose (triton_chunkconv.to_channel_major)
         dx = (weight.t() @ dz.t()).t() if _column_major(x) else dz @ weight
     dw = dz.t() @ x if ctx.needs_input_grad[1] else None
-    return dx, dw, db.to(dz.dtype) if ctx.needs_input_grad[2] else None
+    db = db if ctx.needs_input_grad[2] else None
+    dx_dtype, dw_dtype, db_dtype = dtypes or (x.dtype, weight.dtype, dz.dtype)
+    return tuple(None if g is None else g.to(d) for g, d in ((dx, dx_dtype), (dw, dw_dtype), (db, db_dtype)))
 
 
 class _TileLinearGLU(torch.autograd.Function):
@@ -196,16 +199,27 @@ class _TileLinearGLU(torch.autograd.Function):
         return _input_grads(ctx, x, weight, *_glu_backward(dy, z))
 
 
-class _AutocastLinearGLU(_TileLinearGLU):
-    """Under autocast, inputs already in its dtype: Z = x Wᵀ + b by cuBLAS, as nn.Linear runs it (the same values),
-    and y = GLU(Z) by _glu_forward (PyTorch's GLU to within the rounding of its dtype: both take σ in float32); the
-    backward is _TileLinearGLU's (Ż and ḃ from _glu_backward, then cuBLAS's Ẋ, Ẇ, in the inputs' dtype)."""
+class _AutocastLinearGLU(torch.autograd.Function):
+    """Under autocast (called with it off): x, W and b cast to its dtype inside (as nn.Linear's autocast casts them,
+    but with no autograd node per cast), Z = x Wᵀ + b by cuBLAS, as nn.Linear runs it (the same values), and
+    y = GLU(Z) by _glu_forward (PyTorch's GLU to within the rounding of its dtype: both take σ in float32). Backward:
+    Ż and ḃ from _glu_backward (ḃ summed in float32), then cuBLAS's Ẋ, Ẇ in the autocast dtype, each gradient
+    handed back in its input's dtype (what the casts' own backward would do, ḃ without a rounding to bf16 first)."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias):
-        z = torch.addmm(bias, x, weight.t())
-        ctx.save_for_backward(x, weight, z)
+    def forward(ctx, x, weight, bias, dtype):
+        xc, wc = x.to(dtype), weight.to(dtype)
+        z = torch.addmm(bias.to(dtype), xc, wc.t())
+        ctx.save_for_backward(xc, wc, z)
+        ctx.dtypes = (x.dtype, weight.dtype, bias.dtype)
         return _glu_forward(z)
+
+    @staticmethod
+    @float32_backward
+    @once_differentiable
+    def backward(ctx, dy):
+        x, weight, z = ctx.saved_tensors
+        return (*_input_grads(ctx, x, weight, *_glu_backward(dy, z), ctx.dtypes), None)
 
 
 def _column_major(x: torch.Tensor) -> bool:
@@ -227,12 +241,10 @@ def _step_rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> tor
 
 
 def _autocast_rows(x2: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """Training under autocast: the inputs cast to its dtype as nn.Linear's autocast casts them (differentiable
-    casts, outside the Function), then _AutocastLinearGLU with autocast off (its inputs are already cast)."""
+    """Training under autocast: _AutocastLinearGLU in its dtype, run with autocast off (it casts its inputs itself)."""
     dtype = torch.get_autocast_dtype(x2.device.type)
-    x2, weight, bias = (t.to(dtype) for t in (x2, weight, bias))
     with torch.autocast(x2.device.type, enabled=False):
-        return _AutocastLinearGLU.apply(x2, weight, bias)
+        return _AutocastLinearGLU.apply(x2, weight, bias, dtype)
 
 
 @register("linear_glu", "triton")
@@ -250,11 +262,11 @@ def linear_glu_triton(x, weight, bias):
     rows = x.numel() // K
     if not grad and rows <= STEP_ROWS:
         return _step_rows(x, weight, bias)
-    x2 = x.reshape(rows, K)
+    x2 = x if x.dim() == 2 else x.reshape(rows, K)  # (a reshape, even to the same shape, is an autograd node)
     if x2.stride(-1) != 1 and not _column_major(x2):  # the tiles read either layout
         x2 = x2.contiguous()
     if autocast:
         y = _autocast_rows(x2, weight, bias) if rows >= AUTOCAST_ROWS else linear_glu_torch(x2, weight, bias)
     else:
         y = _TileLinearGLU.apply(x2, weight, bias) if grad else _tile_forward(x2, weight, bias, keep_z=False)[0]
-    return y.reshape(*x.shape[:-1], H)
+    return y if x.dim() == 2 else y.reshape(*x.shape[:-1], H)
