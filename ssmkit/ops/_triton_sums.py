@@ -8,11 +8,12 @@ import triton
 import triton.language as tl
 
 from ._chunks import sum_to_shape
+from .grid_math import next_power_of_2
 
 
 def tile_side(n: int, most: int) -> int:
     """A tile side: a power of two, at least 16, no more than ``most`` or than n needs."""
-    return max(16, min(most, triton.next_power_of_2(n)))
+    return max(16, min(most, next_power_of_2(n)))
 
 
 def as_rows(v: torch.Tensor, w: torch.Tensor) -> tuple[torch.Size, torch.Tensor, torch.Tensor]:

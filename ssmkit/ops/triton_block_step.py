@@ -25,6 +25,7 @@ import triton
 import triton.language as tl
 
 from .block_step import block_step_torch, register
+from .grid_math import next_power_of_2
 from .triton_chunkconv import ACT_CODE, _act
 
 OUT_CODE = {"glu": 0, "linear": 1, "none": 2}
@@ -253,7 +254,7 @@ def _table(tensors: list[torch.Tensor]) -> torch.Tensor:
 
 def _block(rows: int, K: int) -> int:
     """Output rows per block: about ROW_ELEMS weights per thread, a power of two, no more than the rows there are."""
-    return max(1, min(triton.next_power_of_2(rows), 32 * WARPS * ROW_ELEMS // triton.next_power_of_2(K)))
+    return max(1, min(next_power_of_2(rows), 32 * WARPS * ROW_ELEMS // next_power_of_2(K)))
 
 
 @register("block_step", "triton")
@@ -272,7 +273,7 @@ def block_step_triton(h, states, out_states, w, outer: bool, add=None, trace=Non
                                skips)
     n, _, _, N2, _ = w.ssm.shape
     Fh = w.ff1_w.shape[1] if w.has_ff else 0
-    BH, BN, BF = (max(16, triton.next_power_of_2(k)) for k in (H, N2, max(Fh, 1)))
+    BH, BN, BF = (max(16, next_power_of_2(k)) for k in (H, N2, max(Fh, 1)))
     out = torch.empty_like(h)
     none = w.ssm  # a placeholder pointer for the weights a stack does not have (never read)
     args = (h, h if add is None else add, out, _table(states), _table(out_states), w.norm1, w.ssm, w.D,

@@ -21,6 +21,7 @@ import triton
 import triton.language as tl
 
 from .block_step import blocks
+from .grid_math import cdiv, next_power_of_2
 from .triton_block_step import OUT_CODE, _affine, _norm, _rows, _ssm, _stats, _vector
 from .triton_chunkconv import ACT_CODE, _act
 
@@ -70,18 +71,18 @@ def _map_stage(X, NORM, W, BIAS, RES, EXTRA, DST, K, O, eps, MODE: tl.constexpr,
 
 
 def _rows_per_block(O: int, K: int) -> int:
-    return max(1, min(triton.next_power_of_2(O), WIDE_ELEMS // triton.next_power_of_2(K)))
+    return max(1, min(next_power_of_2(O), WIDE_ELEMS // next_power_of_2(K)))
 
 
 def _map(x, norm, w, b, res, extra, dst, mode: int, eps: float):
     B, K = x.shape
     O = dst.shape[1]
     BO = _rows_per_block(O, K)
-    _map_stage[(B, triton.cdiv(O, BO))](x, x if norm is None else norm, x if w is None else w, x if b is None else b,
-                                        x if res is None else res, x if extra is None else extra, dst, K, O, eps,
-                                        MODE=mode, NORMED=norm is not None, HAS_RES=res is not None,
-                                        HAS_EXTRA=extra is not None, BK=max(16, triton.next_power_of_2(K)), BO=BO,
-                                        num_warps=WIDE_WARPS)
+    _map_stage[(B, cdiv(O, BO))](x, x if norm is None else norm, x if w is None else w, x if b is None else b,
+                                 x if res is None else res, x if extra is None else extra, dst, K, O, eps,
+                                 MODE=mode, NORMED=norm is not None, HAS_RES=res is not None,
+                                 HAS_EXTRA=extra is not None, BK=max(16, next_power_of_2(K)), BO=BO,
+                                 num_warps=WIDE_WARPS)
 
 
 def block_step_wide(h, states, out_states, w, outer: bool, trace=None, skips=None) -> torch.Tensor:
@@ -90,7 +91,7 @@ def block_step_wide(h, states, out_states, w, outer: bool, trace=None, skips=Non
     kernel."""
     B, H = h.shape
     n, _, _, N2, _ = w.ssm.shape
-    BH, BN = max(16, triton.next_power_of_2(H)), max(16, triton.next_power_of_2(N2))
+    BH, BN = max(16, next_power_of_2(H)), max(16, next_power_of_2(N2))
     CB = max(1, min(BH, WIDE_SSM_ELEMS // BN))
     out, y, ping, pong = (torch.empty_like(h) for _ in range(4))
     hidden = torch.empty(B, w.ff1_w.shape[1], device=h.device, dtype=h.dtype) if w.has_ff else None
@@ -117,9 +118,9 @@ def block_step_wide(h, states, out_states, w, outer: bool, trace=None, skips=Non
 
     for l in range(n):
         last = l == n - 1
-        _ssm_stage[(B, triton.cdiv(H, CB))](cur, torch.view_as_real(states[l]), torch.view_as_real(out_states[l]),
-                                            w.norm1[l], w.ssm[l], w.D[l], y, H, N2, w.eps, R=w.rank,
-                                            ACT=ACT_CODE[w.activation], BH=BH, BN=BN, CB=CB, num_warps=WIDE_WARPS)
+        _ssm_stage[(B, cdiv(H, CB))](cur, torch.view_as_real(states[l]), torch.view_as_real(out_states[l]),
+                                     w.norm1[l], w.ssm[l], w.D[l], y, H, N2, w.eps, R=w.rank,
+                                     ACT=ACT_CODE[w.activation], BH=BH, BN=BN, CB=CB, num_warps=WIDE_WARPS)
         ends = last and not w.has_ff
         nxt = target(ends)
         _map(y, None, w.out_w[l] if mapped else None, w.out_b[l] if mapped else None, cur, extra(ends), nxt,

@@ -19,6 +19,7 @@ import triton.language as tl
 
 from ._triton_sums import as_rows, gradients, load_pairs, mode_block, store_gradients, tile_side
 from .dispatch import register
+from .grid_math import cdiv
 
 BL, BN, WARPS = 64, 32, 4  # the largest tile (points × poles) and its warps
 
@@ -92,8 +93,8 @@ class _CauchyTriton(torch.autograd.Function):
         out = torch.empty(*batch, L, 2, device=v.device, dtype=V.dtype)
         if rows and L:
             bl = tile_side(L, BL)
-            _forward_kernel[(rows, triton.cdiv(L, bl))](Z, W, V, out, L, N, BLK_L=bl, BLK_N=tile_side(N, BN),
-                                                        num_warps=WARPS)
+            _forward_kernel[(rows, cdiv(L, bl))](Z, W, V, out, L, N, BLK_L=bl, BLK_N=tile_side(N, BN),
+                                                 num_warps=WARPS)
         ctx.save_for_backward(V, W, Z)
         ctx.shapes = (batch, v.shape, w.shape)
         return torch.view_as_complex(out)
@@ -107,8 +108,8 @@ class _CauchyTriton(torch.autograd.Function):
         gv, gw = torch.zeros_like(V), torch.zeros_like(V)  # (*batch, N, 2)
         if rows and L:
             bn = tile_side(N, BN)
-            _backward_kernel[(rows, triton.cdiv(N, bn))](Z, W, V, G, gv, gw, L, N, BLK_L=tile_side(L, BL), BLK_N=bn,
-                                                         num_warps=WARPS)
+            _backward_kernel[(rows, cdiv(N, bn))](Z, W, V, G, gv, gw, L, N, BLK_L=tile_side(L, BL), BLK_N=bn,
+                                                  num_warps=WARPS)
         grad_v, grad_w = gradients(gv, gw, v_shape, w_shape, (ctx.needs_input_grad[0], ctx.needs_input_grad[2]))
         return grad_v, None, grad_w
 

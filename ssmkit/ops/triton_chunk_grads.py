@@ -18,6 +18,8 @@ import torch
 import triton
 import triton.language as tl
 
+from .grid_math import cdiv, next_power_of_2
+
 ROWS = 16  # chunk rows per step of a program (benchmarks/chunk_kernels.py measures the choices)
 WARPS = 4
 PROGRAMS_PER_SM = 4  # the split of the rows: enough programs to fill the GPU when H is small
@@ -72,10 +74,10 @@ def chunk_matrix_grads(U: torch.Tensor, G: torch.Tensor, dS: torch.Tensor, X: to
         if t.shape != (H, M, width) or not t.is_contiguous() or t.dtype not in dtypes:
             raise ValueError(f"chunk_matrix_grads: {name} must be contiguous {(H, M, width)} in "
                              f"{' or '.join(str(d) for d in dtypes)}, got {tuple(t.shape)} {t.dtype}")
-    SD = max(16, min(64, triton.next_power_of_2(SR)))
-    blocks = triton.cdiv(SR, SD)
+    SD = max(16, min(64, next_power_of_2(SR)))
+    blocks = cdiv(SR, SD)
     sms = torch.cuda.get_device_properties(U.device).multi_processor_count if U.is_cuda else 1
-    splits = max(1, min(triton.cdiv(M, ROWS), triton.cdiv(PROGRAMS_PER_SM * sms, H * blocks)))
+    splits = max(1, min(cdiv(M, ROWS), cdiv(PROGRAMS_PER_SM * sms, H * blocks)))
     # each program's partial sums of the three, side by side in one row of P, and the splits added in one sum
     sizes = (T * T, T * SR, SR * T)
     P = torch.empty(H, splits, sum(sizes), device=U.device, dtype=torch.float32)

@@ -17,6 +17,7 @@ import triton.language as tl
 
 from .chunk_scan import scan_reference
 from .dispatch import register
+from .grid_math import cdiv, next_power_of_2
 
 
 # Per walk (dense A?, summing ∂A?): (chunks whose loads are issued together, tl.dot precision of the dense products).
@@ -132,18 +133,18 @@ def scan_launch(A: torch.Tensor, S: torch.Tensor, reverse: bool, adjoint: bool, 
                          f"strides {S.stride()}, {X.stride()} and {F.stride()}")
     if A.is_complex():
         rows, N2 = H * B, D // 2
-        BK = triton.next_power_of_2(N2)
+        BK = next_power_of_2(N2)
         BR = max(1, 128 // BK)
         G = torch.empty(H, B, N2, 2, device=S.device, dtype=torch.float32) if grad else S
-        _diag_scan_kernel[(triton.cdiv(rows, BR),)](torch.view_as_real(A).contiguous(), S, X, F, G, rows, B, n, N2,
-                                                    LD, REVERSE=int(reverse), CONJ=adjoint, GRAD=grad, BR=BR, BK=BK,
-                                                    U=WALKS[False, grad][0])
+        _diag_scan_kernel[(cdiv(rows, BR),)](torch.view_as_real(A).contiguous(), S, X, F, G, rows, B, n, N2,
+                                             LD, REVERSE=int(reverse), CONJ=adjoint, GRAD=grad, BR=BR, BK=BK,
+                                             U=WALKS[False, grad][0])
         dA = torch.view_as_complex(G.sum(1)) if grad else None
     else:
         A = A.contiguous()
         strides = (D, 1) if adjoint else (1, D)
-        BB, BD = 16, max(16, triton.next_power_of_2(D))
-        blocks = triton.cdiv(B, BB)
+        BB, BD = 16, max(16, next_power_of_2(D))
+        blocks = cdiv(B, BB)
         G = torch.empty(H, blocks, D, D, device=S.device, dtype=torch.float32) if grad else S
         unroll, precision = WALKS[True, grad]
         _dense_scan_kernel[(H, blocks)](A, S, X, F, G, B, n, D, LD, *strides, REVERSE=int(reverse), GRAD=grad, BB=BB,

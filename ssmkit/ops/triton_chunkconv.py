@@ -34,6 +34,7 @@ import triton.language as tl
 from .chunkconv_act import ACTIVATIONS, ChunkPart, chunkconv_act_torch
 from .dispatch import register
 from .float32_backward import float32_backward
+from .grid_math import cdiv, next_power_of_2
 from .triton_chunk_grads import chunk_matrix_grads
 from .triton_chunk_scan import scan_launch
 
@@ -150,8 +151,8 @@ def to_channel_major(u: torch.Tensor, pad: int, any_dtype: bool = False, dtype: 
         return u.permute(2, 0, 1)
     B, L, H = u.shape
     x = (torch.zeros if pad else torch.empty)(H, B, pad + L, device=u.device, dtype=dtype)
-    _transpose_kernel[(triton.cdiv(L, 64), B, triton.cdiv(H, 64))](u, x, L, H, pad, *u.stride(),
-                                                                   TO_CHANNEL_MAJOR=True, BL=64, BH=64)
+    _transpose_kernel[(cdiv(L, 64), B, cdiv(H, 64))](u, x, L, H, pad, *u.stride(),
+                                                     TO_CHANNEL_MAJOR=True, BL=64, BH=64)
     return x
 
 
@@ -159,15 +160,15 @@ def to_batch_first(x: torch.Tensor, pad: int, dtype: torch.dtype) -> torch.Tenso
     """x (H, B, pad + L) -> contiguous (B, L, H) of ``dtype``, the padding dropped."""
     H, B, Lp = x.shape
     u = torch.empty(B, Lp - pad, H, device=x.device, dtype=dtype)
-    _transpose_kernel[(triton.cdiv(Lp - pad, 64), B, triton.cdiv(H, 64))](x, u, Lp - pad, H, pad, *u.stride(),
-                                                                           TO_CHANNEL_MAJOR=False, BL=64, BH=64)
+    _transpose_kernel[(cdiv(Lp - pad, 64), B, cdiv(H, 64))](x, u, Lp - pad, H, pad, *u.stride(),
+                                                             TO_CHANNEL_MAJOR=False, BL=64, BH=64)
     return u
 
 
 def _tiles(H: int, B: int, n: int, SR: int) -> tuple[tuple, int, int, int]:
     """The grid over (channel, batch row, blocks of BC chunks), BC, the state block SD and the warps (TILE)."""
-    BC = max(16, min(TILE[0], triton.next_power_of_2(n)))
-    return (H, B, triton.cdiv(n, BC)), BC, max(16, min(64, triton.next_power_of_2(SR))), TILE[1]
+    BC = max(16, min(TILE[0], next_power_of_2(n)))
+    return (H, B, cdiv(n, BC)), BC, max(16, min(64, next_power_of_2(SR))), TILE[1]
 
 
 def _outputs(V, M1, X, M2, n, act: int, store_grad: bool, transpose: bool, prec: str, out_dtype=None,
@@ -215,7 +216,7 @@ class _ChunkConvAct(torch.autograd.Function):
     def forward(ctx, u, activation, reverses, precision, out_dtype, ToepT, Win, WoutT, *As):
         B, L, H = u.shape
         T = ToepT.shape[-1]
-        n = triton.cdiv(L, T)
+        n = cdiv(L, T)
         pad = n * T - L
         # under autocast (TF32 products) the channel-major copy of the input, the chunks' state increments S (and in
         # backward R), act'(y) and the gated gradient Ġ are kept in its dtype, as the gradient G that reaches this op

@@ -29,6 +29,7 @@ import triton.language as tl
 from torch.autograd.function import once_differentiable
 
 from .dispatch import reference, register
+from .grid_math import next_power_of_2
 
 MAX_S = 256  # the real state: a program holds a few S × S float64 tiles
 
@@ -210,7 +211,7 @@ class _TritonDPLRSystem(torch.autograd.Function):
         dB = Lambda.new_empty(H, N2)
         if H:
             _forward_kernel[(H,)](_real(Lambda), _real(P), _real(B), dt.contiguous(), M64, M32,
-                                  torch.view_as_real(dB), N2, SP=max(16, triton.next_power_of_2(S)), num_warps=4)
+                                  torch.view_as_real(dB), N2, SP=max(16, next_power_of_2(S)), num_warps=4)
         return M64, M32, dB
 
     @staticmethod
@@ -231,7 +232,7 @@ class _TritonDPLRSystem(torch.autograd.Function):
                 _real(Lambda), _real(P), _real(B), dt.contiguous(),
                 dummy if gM64 is None else gM64.contiguous(), dummy if gM32 is None else gM32.contiguous(),
                 dummy if gdB is None else _real(gdB), *grads, gdt, N2,
-                SP=max(16, triton.next_power_of_2(2 * N2)), HAS_M64=gM64 is not None, HAS_M32=gM32 is not None,
+                SP=max(16, next_power_of_2(2 * N2)), HAS_M64=gM64 is not None, HAS_M32=gM32 is not None,
                 HAS_DB=gdB is not None, num_warps=4)
         return (*(torch.view_as_complex(g) for g in grads), gdt)
 

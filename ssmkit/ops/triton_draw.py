@@ -10,6 +10,7 @@ import triton.language as tl
 
 from .dispatch import register
 from .draw import draw_head_torch, draw_torch
+from .grid_math import next_power_of_2
 
 HEAD_WEIGHTS = 65536  # V·D of the largest head one program holds (256 logits of 256 features)
 
@@ -85,7 +86,7 @@ def draw_triton(logits, uniforms, t, x, tokens, logits_out, finished, temperatur
         return draw_torch(logits, uniforms, t, x, tokens, logits_out, finished, temperature, eos, offset)
     tail, flags = _pick_args(temperature, eos, offset)
     _draw_kernel[(B,)](logits, uniforms, t, x, tokens, logits_out, finished, V, logits.stride(0), *tail, **flags,
-                       BV=triton.next_power_of_2(V), num_warps=4)
+                       BV=next_power_of_2(V), num_warps=4)
 
 
 @register("draw_head", "triton")
@@ -93,7 +94,7 @@ def draw_head_triton(h, norm_weight, norm_bias, eps: float, weight, bias, unifor
                      temperature: float, eos: int | None, offset: int = 0):
     B, D = h.shape
     V = weight.shape[0]
-    BD, BV = triton.next_power_of_2(D), triton.next_power_of_2(V)
+    BD, BV = next_power_of_2(D), next_power_of_2(V)
     params = (norm_weight, norm_bias, weight, bias)
     if (BD * BV > HEAD_WEIGHTS or h.dtype == torch.float64  # float64 statistics: the reference
             or any(p is None or not p.is_contiguous() or p.dtype != h.dtype for p in params)

@@ -30,6 +30,7 @@ from torch.autograd.function import once_differentiable
 
 from .dispatch import register
 from .float32_backward import float32_backward
+from .grid_math import cdiv, next_power_of_2
 from .linear_glu import linear_glu_torch
 
 STEP_ROWS = 256  # up to this many rows without autograd (a token step's batch), the matrix-vector kernel
@@ -103,10 +104,10 @@ def _tile_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, kee
     y = torch.empty(M, N, device=x.device, dtype=torch.float32)
     z = torch.empty(M, 2 * N, device=x.device, dtype=torch.float32) if keep_z else None
     BM, BN, BK, warps, stages = TILE
-    _forward_kernel[(triton.cdiv(M, BM), triton.cdiv(N, BN))](x, weight.contiguous(), bias.contiguous(), y,
-                                                              y if z is None else z, M, *x.stride(), K=K, N=N,
-                                                              BM=BM, BN=BN, BK=BK, KEEP_Z=keep_z, num_warps=warps,
-                                                              num_stages=stages)
+    _forward_kernel[(cdiv(M, BM), cdiv(N, BN))](x, weight.contiguous(), bias.contiguous(), y,
+                                                y if z is None else z, M, *x.stride(), K=K, N=N,
+                                                BM=BM, BN=BN, BK=BK, KEEP_Z=keep_z, num_warps=warps,
+                                                num_stages=stages)
     return y, z
 
 
@@ -130,7 +131,7 @@ def _glu_forward(z: torch.Tensor) -> torch.Tensor:
     M, N = z.shape[0], z.shape[1] // 2
     y = torch.empty(M, N, device=z.device, dtype=z.dtype)
     BM, BN, warps = GLU_BACKWARD_TILE
-    _glu_forward_kernel[(triton.cdiv(M, BM), triton.cdiv(N, BN))](z, y, M, N=N, BM=BM, BN=BN, num_warps=warps)
+    _glu_forward_kernel[(cdiv(M, BM), cdiv(N, BN))](z, y, M, N=N, BM=BM, BN=BN, num_warps=warps)
     return y
 
 
@@ -162,9 +163,9 @@ def _glu_backward(dy: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torc
     M, N = dy.shape
     dz = torch.empty_like(z)
     BM, BN, warps = GLU_BACKWARD_TILE
-    part = torch.empty(triton.cdiv(M, BM), 2 * N, device=z.device, dtype=torch.float32)
-    _glu_backward_kernel[(triton.cdiv(M, BM), triton.cdiv(N, BN))](z, dy.contiguous(), dz, part, M, N=N, BM=BM, BN=BN,
-                                                                     num_warps=warps)
+    part = torch.empty(cdiv(M, BM), 2 * N, device=z.device, dtype=torch.float32)
+    _glu_backward_kernel[(cdiv(M, BM), cdiv(N, BN))](z, dy.contiguous(), dz, part, M, N=N, BM=BM, BN=BN,
+                                                       num_warps=warps)
     return dz, part.sum(0)
 
 
@@ -234,9 +235,9 @@ def _step_rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> tor
     if rows.stride(-1) != 1:
         rows = rows.contiguous()
     y = torch.empty(rows.shape[0], H, device=x.device, dtype=torch.float32)
-    BN, BK = 4, min(256, triton.next_power_of_2(K))
-    _linear_glu_kernel[(triton.cdiv(H, BN), rows.shape[0])](rows, weight.contiguous(), bias.contiguous(), y, K, H,
-                                                            rows.stride(0), BN=BN, BK=BK, num_warps=1)
+    BN, BK = 4, min(256, next_power_of_2(K))
+    _linear_glu_kernel[(cdiv(H, BN), rows.shape[0])](rows, weight.contiguous(), bias.contiguous(), y, K, H,
+                                                     rows.stride(0), BN=BN, BK=BK, num_warps=1)
     return y.reshape(*x.shape[:-1], H)
 
 

@@ -26,6 +26,7 @@ from torch.autograd.function import once_differentiable
 
 from .dispatch import register
 from .float32_backward import float32_backward
+from .grid_math import next_power_of_2
 from .power_rows import power_rows_torch
 
 MAX_S = 64  # the real state (S4's N = 64): a program holds a few S × S tiles in registers
@@ -112,7 +113,7 @@ def _backward_kernel(PS, V, R, DV, DR, DP, DM, S, Cch, n, SP: tl.constexpr, TP: 
 
 def _tiles(S: int, n: int) -> dict:
     T = n - 1
-    return dict(SP=max(16, triton.next_power_of_2(S)), TP=max(16, T), LEVELS=T.bit_length() - 1, PREC=PRECISION)
+    return dict(SP=max(16, next_power_of_2(S)), TP=max(16, T), LEVELS=T.bit_length() - 1, PREC=PRECISION)
 
 
 class _TritonPowerRows(torch.autograd.Function):

@@ -18,6 +18,7 @@ import triton.language as tl
 from torch.autograd.function import once_differentiable
 
 from .dispatch import register
+from .grid_math import cdiv, next_power_of_2
 from .scalar_norm import scalar_norm_torch
 
 MAX_H = 8192  # one row in one tile: above this the tile would spill its registers
@@ -72,7 +73,7 @@ def _backward_kernel(X, G, MEAN, RSTD, S, M, DX, PART, rows, H, BR: tl.constexpr
 
 
 def _blocks(H: int) -> tuple[int, int]:
-    BH = triton.next_power_of_2(H)
+    BH = next_power_of_2(H)
     return max(1, TILE // BH), BH
 
 
@@ -87,8 +88,8 @@ class _ScalarNorm(torch.autograd.Function):
         y = torch.empty_like(x)
         mean = torch.empty(rows, device=x.device, dtype=torch.float32)
         rstd = torch.empty_like(mean)
-        _forward_kernel[(triton.cdiv(rows, BR),)](x, y, mean, rstd, s, m, rows, H, eps, BR=BR, BH=BH,
-                                                   num_warps=4)
+        _forward_kernel[(cdiv(rows, BR),)](x, y, mean, rstd, s, m, rows, H, eps, BR=BR, BH=BH,
+                                            num_warps=4)
         ctx.save_for_backward(x, s, m, mean, rstd)
         return y
 
@@ -98,7 +99,7 @@ class _ScalarNorm(torch.autograd.Function):
         x, s, m, mean, rstd = ctx.saved_tensors
         rows, H = x.shape
         BR, BH = _blocks(H)
-        programs = triton.cdiv(rows, BR)
+        programs = cdiv(rows, BR)
         want_dx = ctx.needs_input_grad[0]
         dx = torch.empty_like(x) if want_dx else None
         part = torch.empty(programs, 2, device=x.device, dtype=torch.float32)

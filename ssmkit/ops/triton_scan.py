@@ -15,6 +15,7 @@ import triton
 import triton.language as tl
 
 from .dispatch import register
+from .grid_math import cdiv, next_power_of_2
 from .scan import scan_torch
 
 
@@ -72,9 +73,9 @@ def _launch(a: torch.Tensor, b: torch.Tensor, reverse: bool) -> torch.Tensor:
     real = (lambda t: torch.view_as_real(t)) if b.is_complex() else (lambda t: t)
     # a program walks the whole length: narrow channel blocks keep ~2 programs per SM busy (16 rows × 64 channels in
     # blocks of 64 left 16 programs for 132 SMs, slower than the torch reference at L = 64k)
-    BP = max(2, min(64, triton.next_power_of_2(max(1, B * P // 264))))
-    _scan_kernel[(B, triton.cdiv(P, BP))](real(a), real(b), real(x), L, P, *a.stride(), *b.stride(),
-                                          COMPLEX=b.is_complex(), REVERSE=reverse, BL=64, BP=BP, num_warps=4)
+    BP = max(2, min(64, next_power_of_2(max(1, B * P // 264))))
+    _scan_kernel[(B, cdiv(P, BP))](real(a), real(b), real(x), L, P, *a.stride(), *b.stride(),
+                                   COMPLEX=b.is_complex(), REVERSE=reverse, BL=64, BP=BP, num_warps=4)
     return x
 
 

@@ -26,6 +26,7 @@ import triton
 import triton.language as tl
 
 from .dispatch import register
+from .grid_math import cdiv, next_power_of_2
 from .step import ssm_step_torch
 from .triton_chunkconv import ACT_CODE, _act
 
@@ -116,23 +117,23 @@ def ssm_step_triton(z, u, M, b, c, D, activation: str, out=None):
     y = torch.empty(B, H, device=z.device, dtype=torch.float32)
     z2 = torch.empty(B, H, S, device=z.device, dtype=torch.float32) if out is None else out
     if M.dim() == 2:  # a diagonal system
-        BB = min(16, triton.next_power_of_2(B))
-        _step_diag_kernel[(H, triton.cdiv(B, BB))](z, u, M.contiguous(), b.contiguous(), c.contiguous(),
-                                                   D.contiguous(), y, z2, B, S // 2, z.stride(0), z.stride(1),
-                                                   u.stride(0), u.stride(1), ACT=ACT_CODE[activation], BB=BB,
-                                                   ND=max(16, triton.next_power_of_2(S // 2)), num_warps=DIAG_WARPS)
+        BB = min(16, next_power_of_2(B))
+        _step_diag_kernel[(H, cdiv(B, BB))](z, u, M.contiguous(), b.contiguous(), c.contiguous(),
+                                            D.contiguous(), y, z2, B, S // 2, z.stride(0), z.stride(1),
+                                            u.stride(0), u.stride(1), ACT=ACT_CODE[activation], BB=BB,
+                                            ND=max(16, next_power_of_2(S // 2)), num_warps=DIAG_WARPS)
         return y, z2
-    SD = max(16, triton.next_power_of_2(S))
+    SD = max(16, next_power_of_2(S))
     for largest, rows, warps in ROW_FORMS:
         if B <= largest:
             rows = min(rows, B)
-            _step_rows_kernel[(H, triton.cdiv(B, rows))](z, u, M.contiguous(), b.contiguous(), c.contiguous(),
-                                                         D.contiguous(), y, z2, B, S, z.stride(0), z.stride(1),
-                                                         u.stride(0), u.stride(1), ACT=ACT_CODE[activation],
-                                                         ROWS=rows, SD=SD, num_warps=warps)
+            _step_rows_kernel[(H, cdiv(B, rows))](z, u, M.contiguous(), b.contiguous(), c.contiguous(),
+                                                  D.contiguous(), y, z2, B, S, z.stride(0), z.stride(1),
+                                                  u.stride(0), u.stride(1), ACT=ACT_CODE[activation],
+                                                  ROWS=rows, SD=SD, num_warps=warps)
             return y, z2
     BB = 16
-    _step_kernel[(H, triton.cdiv(B, BB))](z, u, M.contiguous(), b.contiguous(), c.contiguous(), D.contiguous(), y, z2,
-                                          B, S, z.stride(0), z.stride(1), u.stride(0), u.stride(1),
-                                          ACT=ACT_CODE[activation], BB=BB, SD=SD, num_warps=4)
+    _step_kernel[(H, cdiv(B, BB))](z, u, M.contiguous(), b.contiguous(), c.contiguous(), D.contiguous(), y, z2,
+                                   B, S, z.stride(0), z.stride(1), u.stride(0), u.stride(1),
+                                   ACT=ACT_CODE[activation], BB=BB, SD=SD, num_warps=4)
     return y, z2

@@ -18,6 +18,7 @@ import triton.language as tl
 
 from ._triton_sums import as_rows, gradients, load_pairs, mode_block, store_gradients, tile_side
 from .dispatch import register
+from .grid_math import cdiv
 
 BL, BN, WARPS = 64, 32, 4  # the largest tile (positions × modes) and its warps
 
@@ -84,8 +85,8 @@ class _VandermondeTriton(torch.autograd.Function):
         out = torch.empty(*batch, L, 2, device=v.device, dtype=V.dtype)
         if rows:
             bl = tile_side(L, BL)
-            _forward_kernel[(rows, triton.cdiv(L, bl))](X, V, out, L, N, BLK_L=bl, BLK_N=tile_side(N, BN),
-                                                        num_warps=WARPS)
+            _forward_kernel[(rows, cdiv(L, bl))](X, V, out, L, N, BLK_L=bl, BLK_N=tile_side(N, BN),
+                                                 num_warps=WARPS)
         ctx.save_for_backward(V, X)
         ctx.shapes = (batch, v.shape, x.shape, L)
         return torch.view_as_complex(out)
@@ -99,8 +100,8 @@ class _VandermondeTriton(torch.autograd.Function):
         gv, gx = torch.zeros_like(V), torch.zeros_like(V)  # (*batch, N, 2)
         if rows:
             bn = tile_side(N, BN)
-            _backward_kernel[(rows, triton.cdiv(N, bn))](X, V, G, gv, gx, L, N, BLK_L=tile_side(L, BL), BLK_N=bn,
-                                                         num_warps=WARPS)
+            _backward_kernel[(rows, cdiv(N, bn))](X, V, G, gv, gx, L, N, BLK_L=tile_side(L, BL), BLK_N=bn,
+                                                  num_warps=WARPS)
         return (*gradients(gv, gx, v_shape, x_shape, ctx.needs_input_grad[:2]), None)
 
 

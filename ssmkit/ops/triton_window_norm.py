@@ -19,6 +19,7 @@ import triton.language as tl
 from torch.autograd.function import once_differentiable
 
 from .dispatch import register
+from .grid_math import cdiv, next_power_of_2
 from .window_norm import window_norm_torch
 
 TILE = 8192  # elements of a program's tile (BR rows × BH channels)
@@ -143,9 +144,9 @@ def _grad_merge_kernel(PART, A, INV, N, DBIAS, DWEIGHT, P, Q, tiles, H, BT: tl.c
 
 
 def _grid(rows: int, H: int) -> tuple[int, int, tuple[int, int]]:
-    BH = min(triton.next_power_of_2(H), MAX_BH)
+    BH = min(next_power_of_2(H), MAX_BH)
     BR = TILE // BH
-    return BR, BH, (triton.cdiv(rows, BR), triton.cdiv(H, BH))
+    return BR, BH, (cdiv(rows, BR), cdiv(H, BH))
 
 
 class _WindowNorm(torch.autograd.Function):
@@ -162,8 +163,8 @@ class _WindowNorm(torch.autograd.Function):
         _stats_kernel[grid](x, count, means, m2s, ks, rows, L, H, BR=BR, BH=BH, num_warps=4)
         mean, var, inv, a, true_mean = torch.empty(5, H, device=x.device, dtype=torch.float32)
         n = torch.empty(1, device=x.device, dtype=torch.float32)
-        _merge_kernel[(triton.cdiv(H, MERGE_BH),)](x, means, m2s, ks, weight, mean, var, inv, a, true_mean, n, grid[0],
-                                                   H, eps, BT=MERGE_ROWS, BH=MERGE_BH, num_warps=4)
+        _merge_kernel[(cdiv(H, MERGE_BH),)](x, means, m2s, ks, weight, mean, var, inv, a, true_mean, n, grid[0],
+                                            H, eps, BT=MERGE_ROWS, BH=MERGE_BH, num_warps=4)
         y = torch.empty_like(x)
         _scale_kernel[grid](x, y, mean, a, bias, rows, H, BR=BR, BH=BH, num_warps=4)
         ctx.save_for_backward(x, count, mean, inv, a, n)
@@ -181,8 +182,8 @@ class _WindowNorm(torch.autograd.Function):
         part = torch.empty(grid[0], 2, H, device=x.device, dtype=torch.float32)
         _grad_sums_kernel[grid](x, dy, mean, inv, part, rows, H, BR=BR, BH=BH, num_warps=4)
         dbias, dweight, p, q = torch.empty(4, H, device=x.device, dtype=torch.float32)
-        _grad_merge_kernel[(triton.cdiv(H, MERGE_BH),)](part, a, inv, n, dbias, dweight, p, q, grid[0], H,
-                                                        BT=MERGE_ROWS, BH=MERGE_BH, num_warps=4)
+        _grad_merge_kernel[(cdiv(H, MERGE_BH),)](part, a, inv, n, dbias, dweight, p, q, grid[0], H,
+                                                 BT=MERGE_ROWS, BH=MERGE_BH, num_warps=4)
         dx = None
         if ctx.needs_input_grad[0]:
             dx = torch.empty_like(x)
