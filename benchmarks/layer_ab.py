@@ -9,8 +9,10 @@ drifts during the call favours none of them.
 whose runs scatter between processes (at L = 1k by up to 40 % in one call).
 
 DIR: a folder holding an ssmkit package (a checkout's root, or `git archive REV ssmkit | tar x -C DIR`). The layer is
-speed.py's (GELU + Linear(H→2H) + GLU, B = 16, H = 256, N = 64, the Triton path), timed by speed.py's measure. Table
-last: each version's two runs as ms (MiB), its median, and A's median over it (the speed-up against A).
+speed.py's (GELU + Linear(H→2H) + GLU, B = 16, H = 256, N = 64, the Triton path), timed by speed.py's measure, and
+the host's time to issue one step onto an idle GPU (host_time.py's times: where it comes near the step's, the GPU
+waits on the host). Table last: each version's runs as ms (peak MiB; host issue ms), its median, and A's median over
+it (the speed-up against A).
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import json, sys
 import torch
 sys.path.insert(0, sys.argv[2])  # benchmarks/, for speed.py's layer and timer
 from speed import B, H, fwd_bwd, measure, ours
+from host_time import times
 rows = []
 for kind in sys.argv[3].split(","):
     for L in map(int, sys.argv[4].split(",")):
@@ -36,9 +39,10 @@ for kind in sys.argv[3].split(","):
             layer = ours(kind, L).cuda()
             u = torch.randn(B, L, H, device="cuda", requires_grad=True)
             g = torch.randn(B, L, H, device="cuda")
-            ms, mib = measure(fwd_bwd(layer, u, g, precision == "bf16"))
-            rows.append([kind, L, precision, ms, mib])
-            del layer, u, g
+            step = fwd_bwd(layer, u, g, precision == "bf16")
+            ms, mib = measure(step)
+            rows.append([kind, L, precision, ms, mib, times(step)[1]])
+            del layer, u, g, step
             torch.cuda.empty_cache()
 print(json.dumps(rows))
 """
@@ -69,7 +73,8 @@ def main() -> None:
         check_package(code, done.stderr)
         runs[which].append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(names[which], code, runs[which][-1], flush=True)
-    print("\n" + ", ".join(f"{n} = {c}" for n, c in zip(names, a.code)) + "; ms (peak MiB), forward + backward")
+    print("\n" + ", ".join(f"{n} = {c}" for n, c in zip(names, a.code))
+          + "; ms (peak MiB; host issue ms), forward + backward")
     head = [f"{n} (its runs) | {n} median" + ("" if n == "A" else f" | A / {n}") for n in names]
     print("| layer | L | precision | " + " | ".join(head) + " |")
     print("|---|---|---|" + "---|" * (3 * len(names) - 1))
@@ -77,7 +82,8 @@ def main() -> None:
         medians = [statistics.median(r[i][3] for r in runs[w]) for w in runs]
         cells = []
         for w, name in enumerate(names):
-            cells.append(" / ".join(f"{r[i][3]:.2f} ({r[i][4]:.0f})" for r in runs[w]) + f" | {medians[w]:.2f}")
+            cells.append(" / ".join(f"{r[i][3]:.2f} ({r[i][4]:.0f}; {r[i][5]:.2f})" for r in runs[w])
+                         + f" | {medians[w]:.2f}")
             if w:
                 cells[-1] += f" | {medians[0] / medians[w]:.2f}×"
         print(f"| {kind} | {L:,} | {precision} | " + " | ".join(cells) + " |")
