@@ -19,6 +19,7 @@ from speed import fresh  # benchmarks/speed.py
 import ssmkit
 from ssmkit.layers.chunk_parts import GraphedParts, build_parts
 from ssmkit.ops import ChunkPart, chunkconv_act, linear_glu
+from ssmkit.ops.grid_math import cdiv
 from ssmkit.ops.triton_linear_glu import GLU_BACKWARD_TILE, _glu_forward, _glu_forward_kernel
 
 B, L, H, N = 1, 128, 16, 16
@@ -41,7 +42,7 @@ def main() -> None:
     b = s4d.output[0].bias
     graphed = GraphedParts()
     BM, BN, warps = GLU_BACKWARD_TILE
-    grid = (-(-B * L // BM), -(-H // BN))
+    grid = (cdiv(B * L, BM), cdiv(H, BN))
     out = torch.empty(B * L, H, device=dev)
     compiled = _glu_forward_kernel[grid](z, out, B * L, N=H, BM=BM, BN=BN, num_warps=warps)
     rows = {

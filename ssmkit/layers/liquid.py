@@ -20,6 +20,7 @@ import torch
 
 from ..kernels.base import complex_dtype
 from ..ops import fftconv
+from ..ops.float32_backward import autocast_off
 from .checks import check_step_input, mask_padding
 from .conv import block_options
 from .factory import factory_kwargs
@@ -122,7 +123,7 @@ class LiquidS4(S4):
         B, L, _ = u.shape
         if state is not None:
             self._check_liquid_state(state, B)
-        with torch.autocast(device_type=u.device.type, enabled=False):
+        with autocast_off(u.device.type):
             x = u.transpose(1, 2).to(self.kernel.real_dtype)
             if self.liquid_form == "official":
                 K = self.kernel(L, rate)

@@ -26,6 +26,7 @@ from torch import nn
 from ..kernels.diag import S4DKernel
 from ..kernels.dplr import DPLRKernel
 from ..ops import fftconv_nd
+from ..ops.float32_backward import autocast_off
 from .checks import check_dtype, check_rate
 from .conv import output_stage
 from .factory import factory_kwargs
@@ -140,7 +141,7 @@ class S4ND(nn.Module):
             raise ValueError("state: S4ND has no recurrent view (its kernel spans every axis at once); call "
                              "forward(u) without state")
         self._check_input(u)
-        with torch.autocast(device_type=u.device.type, enabled=False):
+        with autocast_off(u.device.type):
             k, k_rev = self.axis_kernels(u.shape[1:-1], rate)
             x = u.movedim(-1, 1).to(k[0].dtype)  # (B, H, L_1, .., L_d)
             D = self.D.to(x.dtype).reshape(self.channels, self.H, *([1] * self.dim))

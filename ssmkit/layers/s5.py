@@ -35,6 +35,7 @@ from .. import hippo
 from ..discretize import DISCRETIZATIONS, discretize
 from ..kernels.base import as_complex, complex_dtype, register_ssm
 from ..ops import scan
+from ..ops.float32_backward import autocast_off
 from .checks import check_batch_size, check_input, check_rate, check_state, check_step_input, mask_padding
 from .dropout import dropout as make_dropout
 from .factory import factory_kwargs
@@ -188,7 +189,7 @@ class S5(nn.Module):
         self._check_dt_scale(dt_scale, (Bt, L))
         if state is not None:
             check_state(state, (Bt, self.P2), self.bidirectional)
-        with torch.autocast(device_type=u.device.type, enabled=False):
+        with autocast_off(u.device.type):
             x_in = u.to(self.real_dtype)
             dA, q = self.discrete(rate, dt_scale)
             a = dA.expand(1, L, -1) if dA.dim() == 1 else dA
@@ -211,7 +212,7 @@ class S5(nn.Module):
         check_state(state, (u.shape[0], self.P2), False)
         check_rate(rate)
         self._check_dt_scale(dt_scale, (u.shape[0],))
-        with torch.autocast(device_type=u.device.type, enabled=False):
+        with autocast_off(u.device.type):
             x_in = u.to(self.real_dtype)
             dA, q = self.discrete(rate, dt_scale)
             cdtype = complex_dtype(self.real_dtype)
