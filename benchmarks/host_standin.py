@@ -1,7 +1,8 @@
 """The host's part of a short training step, measured on a CPU: what a GPU's host would do for one S4 or S4D layer's
 forward + backward on the GPU path, with the GPU's work left out. A benchmark, not a test; it needs no GPU.
 
-    python benchmarks/host_standin.py [--kinds S4 S4D] [--precision fp32 bf16] [--code DIR_A DIR_B ...] [--rounds 2]
+    python benchmarks/host_standin.py [--kinds S4 S4D] [--precision fp32 bf16] [--steps 300]
+        [--code DIR_A DIR_B ...] [--rounds 2]
 
 At L = 1k (B = 16, H = 256) a layer's step on an H100 waits on its host (docs/speed.md, sessions 35-36): the time
 goes to Python, autograd and launches, not to the kernels. Here the layer runs its GPU path on CPU tensors of
@@ -102,16 +103,16 @@ def step_us(kind: str, precision: str, steps: int = 300) -> float:
     return statistics.median(times) * 1e6
 
 
-def measure(kinds, precisions) -> dict[str, float]:
+def measure(kinds, precisions, steps: int = 300) -> dict[str, float]:
     stand_in()
-    return {f"{kind} {precision}": step_us(kind, precision) for kind in kinds for precision in precisions}
+    return {f"{kind} {precision}": step_us(kind, precision, steps) for kind in kinds for precision in precisions}
 
 
 CHILD = PACKAGE_LINE + """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from host_standin import measure
-print(json.dumps(measure(sys.argv[2].split(","), sys.argv[3].split(","))))
+print(json.dumps(measure(sys.argv[2].split(","), sys.argv[3].split(","), int(sys.argv[4]))))
 """
 
 
@@ -121,16 +122,18 @@ def main() -> None:
     p.add_argument("--precision", nargs="*", default=["fp32", "bf16"])
     p.add_argument("--code", nargs="*", default=None, metavar="DIR")
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--steps", type=int, default=300)
     a = p.parse_args()
     if not a.code:
-        for name, us in measure(a.kinds, a.precision).items():
+        for name, us in measure(a.kinds, a.precision, a.steps).items():
             print(f"{name}: {us:.0f} µs")
         return
     order = [c for _ in range(a.rounds) for c in a.code + a.code[::-1]]
     runs: dict[str, list[dict]] = {c: [] for c in a.code}
     here = str(Path(__file__).resolve().parent)
     for code in order:
-        done = subprocess.run([sys.executable, "-c", CHILD, here, ",".join(a.kinds), ",".join(a.precision)],
+        done = subprocess.run([sys.executable, "-c", CHILD, here, ",".join(a.kinds), ",".join(a.precision),
+                               str(a.steps)],
                               env=child_env(code), capture_output=True, text=True)
         if done.returncode:
             raise SystemExit(done.stderr[-2000:])
