@@ -28,8 +28,6 @@ def float32_backward(backward: Callable) -> Callable:
     """``backward(ctx, *grads)`` with autocast off on the CUDA and CPU devices, whatever context it is called in."""
     @functools.wraps(backward)
     def run(ctx, *grads):
-        if not (torch.is_autocast_enabled("cuda") or torch.is_autocast_enabled("cpu")):  # autocast_off's saving
-            return backward(ctx, *grads)
-        with torch.autocast("cuda", enabled=False), torch.autocast("cpu", enabled=False):
+        with autocast_off("cuda"), autocast_off("cpu"):
             return backward(ctx, *grads)
     return run
